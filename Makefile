@@ -1,0 +1,63 @@
+# Kassa — the two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+FLASK := $(VENV)/bin/flask --app wsgi
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+MIGRATIONS := site/migrations
+XDIST ?= 2
+
+.PHONY: run test test-fast lint i18n translations bench system-deps browser-deps db clean help
+
+help:
+	@echo "make run    serve the app with demo data on http://127.0.0.1:5000 (worker included)"
+	@echo "make test   run the whole test suite (SQLite, PostgreSQL and Chromium)"
+	@echo "make bench  run the benchmarks;  make lint  ruff;  make i18n  update translation catalogs"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+# WeasyPrint (receipts, invoices) needs Pango; install it from Debian when it is missing and we can.
+system-deps:
+	@if ! ldconfig -p | grep -q libpango-1.0; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core; \
+	  else echo "WeasyPrint needs Pango: sudo apt-get install -y libpango-1.0-0 libpangoft2-1.0-0"; exit 1; fi; fi
+
+# Browser tests drive Debian's Chromium (never a downloaded build); pdftoppm/pdftotext read PDFs.
+browser-deps:
+	@missing=""; command -v chromium >/dev/null || missing="$$missing chromium"; \
+	 command -v pdftotext >/dev/null || missing="$$missing poppler-utils"; \
+	 if [ -n "$$missing" ]; then \
+	   if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	   else echo "Browser tests need:$$missing (sudo apt-get install -y$$missing)"; exit 1; fi; fi
+
+translations: $(STAMP)
+	@$(VENV)/bin/pybabel compile -q -d site/translations
+
+db: $(STAMP) translations system-deps
+	$(FLASK) db upgrade -d $(MIGRATIONS)
+
+run: db
+	$(FLASK) kassa seed-demo
+	$(FLASK) kassa serve
+
+test: $(STAMP) translations system-deps browser-deps
+	$(PY) -m pytest -n $(XDIST) -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check site tests benchmarks
+
+i18n: $(STAMP)
+	$(VENV)/bin/pybabel extract -F site/babel.cfg -k _l -k N_ --no-location --sort-output -o site/translations/messages.pot site
+	$(VENV)/bin/pybabel update -i site/translations/messages.pot -d site/translations --no-fuzzy-matching
+	@echo "Catalogs updated: translate the empty msgstr entries in site/translations/*/LC_MESSAGES/messages.po"
+
+bench: $(STAMP) translations system-deps
+	$(PY) -m benchmarks.run_all
+
+clean:
+	rm -rf $(VENV) instance/kassa.db* tests/.screenshots

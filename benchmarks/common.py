@@ -1,0 +1,119 @@
+"""Shared benchmark plumbing: serve an app under gunicorn, load it with wrk, print the JSON line."""
+
+from __future__ import annotations
+
+import contextlib
+import http.cookiejar
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT_DIR = ROOT / "instance" / "bench"
+_pause = threading.Event()
+
+
+def emit(bench: str, value: float, unit: str, *, baseline: float | None = None, n: int | None = None,
+         **extra) -> dict:
+    """One JSON object per line on stdout (DESIGN §4), also written to instance/bench/<bench>.json."""
+    ratio = round(value / baseline, 3) if baseline else None
+    record = {"bench": bench, "value": round(value, 3), "unit": unit, "baseline": baseline and round(baseline, 3),
+              "ratio": ratio, "n": n, **extra}
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUT_DIR / f"{bench}.json").write_text(json.dumps(record) + "\n")
+    print(json.dumps(record), flush=True)
+    return record
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(url: str, deadline_s: float = 30.0) -> None:
+    """Poll with a deadline until the server answers."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            _pause.wait(0.1)
+    raise RuntimeError(f"server at {url} did not come up within {deadline_s}s")
+
+
+@contextlib.contextmanager
+def gunicorn(app_spec: str, env: dict[str, str], workers: int = 2, health_path: str = "/healthz") -> Iterator[str]:
+    """Serve `module:app` on a free port; yields the base URL."""
+    port = free_port()
+    full_env = {**os.environ, **env}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", "--log-level", "warning",
+         app_spec],
+        cwd=ROOT, env=full_env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base + health_path)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def wrk_rps(url: str, *, seconds: int = 5, connections: int = 8, threads: int = 2,
+            headers: dict[str, str] | None = None) -> float:
+    """Requests per second from wrk (Debian's package); refuses to guess if wrk is missing."""
+    if not shutil.which("wrk"):
+        raise RuntimeError("wrk is needed for throughput benchmarks: apt-get install -y wrk")
+    args = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency"]
+    for name, value in (headers or {}).items():
+        args += ["-H", f"{name}: {value}"]
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        raise RuntimeError(f"{url} answered {non2xx.group(1)} non-2xx responses under load:\n{out}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def login_cookie(base: str, email: str, password: str) -> str:
+    """Log in through the real form and return the session cookie header value."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = opener.open(base + "/login").read().decode()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    data = urllib.parse.urlencode({"email": email, "password": password, "csrf_token": token}).encode()
+    opener.open(base + "/login", data=data)
+    cookies = "; ".join(f"{c.name}={c.value}" for c in jar)
+    if "kassa" not in cookies:
+        raise RuntimeError("login for the benchmark failed")
+    return cookies
+
+
+def prepare_database(instance: Path, database_url: str | None = None) -> dict[str, str]:
+    """A fresh, migrated database with the demo merchant; returns the env to serve it."""
+    instance.mkdir(parents=True, exist_ok=True)
+    env = {"KASSA_INSTANCE_PATH": str(instance)}
+    if database_url:
+        env["KASSA_DATABASE_URL"] = database_url
+    else:
+        db_file = instance / "kassa.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db_file}{suffix}").unlink(missing_ok=True)
+    flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
+    full_env = {**os.environ, **env}
+    subprocess.run([*flask, "db", "upgrade", "-d", "site/migrations"], cwd=ROOT, env=full_env, check=True,
+                   capture_output=True)
+    subprocess.run([*flask, "kassa", "seed-demo"], cwd=ROOT, env=full_env, check=True, capture_output=True)
+    return env

@@ -1,0 +1,27 @@
+"""`make bench`: run every benchmark module and print one JSON line each."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHMARKS = [
+    "benchmarks.dashboard_shell_rps",
+]
+
+
+def main(names: list[str]) -> int:
+    failed = 0
+    for module_name in BENCHMARKS:
+        if names and module_name.rsplit(".", 1)[-1] not in names:
+            continue
+        try:
+            importlib.import_module(module_name).main()
+        except Exception as exc:  # report and carry on: one broken figure must not hide the others
+            failed += 1
+            print(f'{{"bench": "{module_name}", "error": "{type(exc).__name__}: {exc}"}}', file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

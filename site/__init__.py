@@ -1,0 +1,69 @@
+"""Kassa: payment links, mobile checkout and payment management. `create_app()` builds the Flask app."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """App factory. `config` overrides what the environment says (tests pass their database here)."""
+    instance_path = Path(os.environ.get("KASSA_INSTANCE_PATH") or PROJECT_ROOT / "instance").resolve()
+    app = Flask(__name__, instance_path=str(instance_path), instance_relative_config=True)
+    instance_path.mkdir(parents=True, exist_ok=True)
+
+    from kassa.config import build_config
+
+    app.config.update(build_config(instance_path))
+    if config:
+        app.config.update(config)
+
+    _init_extensions(app)
+    _register_blueprints(app)
+
+    from kassa import cli, errorpages, i18n, security
+
+    i18n.register_template_helpers(app)
+    security.init_security_headers(app)
+    errorpages.register(app)
+    cli.register(app)
+    _load_side_effect_handlers()
+    return app
+
+
+def _init_extensions(app: Flask) -> None:
+    from kassa.extensions import babel, csrf, db, htmx, limiter, login_manager, mail, migrate
+    from kassa.i18n import select_locale, select_timezone
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    htmx.init_app(app)
+    mail.init_app(app)
+    limiter.init_app(app)
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "basic"
+
+    from kassa import login
+
+    login.init_login(app)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from kassa.blueprints import auth, dashboard, health, media, settings
+
+    for module in (health, auth, dashboard, settings, media):
+        app.register_blueprint(module.bp)
+
+
+def _load_side_effect_handlers() -> None:
+    """Import the modules that register outbox handlers, attachment renderers and tick tasks."""
+    from kassa.services import mail  # noqa: F401

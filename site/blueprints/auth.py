@@ -1,0 +1,195 @@
+"""Sign up, log in, log out, forgotten passwords and invitations."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_user, logout_user
+from werkzeug.exceptions import TooManyRequests
+
+from kassa.errors import KassaError, ValidationFailed
+from kassa.extensions import limiter
+from kassa.i18n import LANGUAGES, current_language
+from kassa.money import is_known_currency
+from kassa.netutil import client_ip
+from kassa.services import users
+from kassa.services.accounts import country_choices
+
+bp = Blueprint("auth", __name__)
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """Only same-site relative paths: an open redirect after login would help phishing."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return default
+    return target.rstrip("?") or default
+
+
+def _login_email_ip_key() -> str:
+    return f"login:{(request.form.get('email') or '').strip().lower()}:{client_ip()}"
+
+
+def _login_account_key() -> str:
+    return f"login-account:{(request.form.get('email') or '').strip().lower()}"
+
+
+def _failed_login(response) -> bool:
+    return response.status_code == 401
+
+
+@bp.errorhandler(TooManyRequests)
+def _throttled(exc):
+    message = _("Too many failed attempts. Wait 15 minutes, or reset your password.")
+    return render_template("auth/login.html", email=request.form.get("email", ""), error=message), 429
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["KASSA_LOGIN_LIMIT"], key_func=_login_email_ip_key,
+               methods=["POST"], deduct_when=_failed_login)
+@limiter.limit(lambda: current_app.config["KASSA_LOGIN_ACCOUNT_LIMIT"], key_func=_login_account_key,
+               methods=["POST"], deduct_when=_failed_login)
+def login():
+    next_url = safe_next(request.values.get("next"), url_for("dashboard.home"))
+    if current_user.is_authenticated:
+        return redirect(next_url)
+    if request.method == "GET":
+        return render_template("auth/login.html", email="", next=next_url)
+    email = request.form.get("email", "")
+    user = users.authenticate(email, request.form.get("password", ""))
+    if user is None:
+        return render_template(
+            "auth/login.html", email=email, next=next_url,
+            error=_("That email and password don't match. Check them, or reset your password."),
+        ), 401
+    user = users.record_login(user, client_ip())
+    session.clear()  # a fresh session at login: nothing from before the login carries over
+    login_user(user)
+    return redirect(next_url, code=303)
+
+
+@bp.post("/logout")
+def logout():
+    if current_user.is_authenticated:
+        users.log_out_everywhere(current_user._get_current_object())
+    logout_user()
+    session.clear()
+    flash(_("You're logged out."), "success")
+    return redirect(url_for("auth.login"), code=303)
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+@limiter.limit("20 per hour", methods=["POST"])
+def signup():
+    if current_user.is_authenticated:
+        return redirect(url_for("dashboard.home"))
+    form = {
+        "company_name": "", "name": "", "email": "", "country": "US", "currency": "USD",
+        "timezone": "UTC", "language": current_language(),
+    }
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        form.update({key: request.form.get(key, "").strip() for key in form})
+        currency = form["currency"].upper()
+        if not is_known_currency(currency):
+            errors["currency"] = _("Choose a currency.")
+        if form["country"] not in dict(country_choices("en")):
+            errors["country"] = _("Choose a country.")
+        if form["language"] not in LANGUAGES:
+            form["language"] = "en"
+        if not errors:
+            try:
+                user = users.sign_up(
+                    company_name=form["company_name"], name=form["name"], email=form["email"],
+                    password=request.form.get("password", ""), country=form["country"], currency=currency,
+                    timezone=request.form.get("timezone") or "UTC", language=form["language"], ip=client_ip(),
+                )
+            except ValidationFailed as exc:
+                errors.update(exc.errors)
+            else:
+                session.clear()
+                login_user(user)
+                flash(_("Welcome to Kassa! Your account is ready."), "success")
+                return redirect(url_for("dashboard.home"), code=303)
+    return render_template(
+        "auth/signup.html", form=form, errors=errors, countries=country_choices(current_language()),
+    ), (422 if errors else 200)
+
+
+@bp.route("/forgot-password", methods=["GET", "POST"])
+@limiter.limit("10 per hour", methods=["POST"])
+def forgot_password():
+    email, error, sent = "", None, False
+    if request.method == "POST":
+        email = request.form.get("email", "")
+        try:
+            users.request_password_reset(email, client_ip())
+            sent = True
+        except ValidationFailed as exc:
+            error = exc.message
+    return render_template("auth/forgot.html", email=email, error=error, sent=sent), (422 if error else 200)
+
+
+@bp.route("/reset-password/<token>", methods=["GET", "POST"])
+def reset_password(token: str):
+    try:
+        user = users.user_for_reset_token(token)
+    except ValidationFailed as exc:
+        return render_template("auth/reset.html", invalid=exc.message), 400
+    error = None
+    if request.method == "POST":
+        password = request.form.get("password", "")
+        if password != request.form.get("password_confirm", ""):
+            error = _("The two passwords are not the same.")
+        else:
+            try:
+                users.reset_password(token, password, client_ip())
+            except ValidationFailed as exc:
+                if exc.field is None:
+                    return render_template("auth/reset.html", invalid=exc.message), 400
+                error = exc.message
+            else:
+                flash(_("Your password has been changed. Log in with your new password."), "success")
+                return redirect(url_for("auth.login"), code=303)
+    return render_template("auth/reset.html", user=user, error=error), (422 if error else 200)
+
+
+@bp.route("/invitations/<token>", methods=["GET", "POST"])
+def accept_invitation(token: str):
+    try:
+        invitation = users.invitation_for_token(token)
+    except KassaError as exc:
+        return render_template("auth/invitation.html", invalid=exc.message), exc.status_code
+    errors: dict[str, str] = {}
+    name = ""
+    if request.method == "POST":
+        name = request.form.get("name", "")
+        password = request.form.get("password", "")
+        try:
+            user = users.accept_invitation(token, name=name, password=password, ip=client_ip())
+        except ValidationFailed as exc:
+            errors = exc.errors or {"password": exc.message}
+        except KassaError as exc:
+            return render_template("auth/invitation.html", invalid=exc.message), exc.status_code
+        else:
+            logout_user()
+            session.clear()
+            login_user(user)
+            flash(_("Welcome to %(account)s on Kassa.", account=user.account.name), "success")
+            return redirect(url_for("dashboard.home"), code=303)
+    return render_template("auth/invitation.html", invitation=invitation, name=name, errors=errors), (
+        422 if errors else 200
+    )
+
+
+@bp.get("/language")
+def language():
+    """Language switch for pages without a login; remembered in the session."""
+    lang = request.args.get("lang", "")
+    if lang in LANGUAGES:
+        session["lang"] = lang
+    return redirect(safe_next(request.args.get("next"), url_for("auth.login")))

@@ -1,0 +1,260 @@
+"""Settings: profile, account, branding, notifications, users and the email log."""
+
+from __future__ import annotations
+
+from zoneinfo import available_timezones
+
+from flask import Blueprint, flash, make_response, redirect, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from kassa.authz import current_actor, get_owned_or_404, permission_required, scoped
+from kassa.errors import KassaError, ValidationFailed
+from kassa.extensions import db
+from kassa.i18n import LANGUAGES, current_language
+from kassa.models import EmailMessage, Invitation, Permission, Role, User
+from kassa.rendering import htmx_redirect, render_page
+from kassa.security import allow_framing
+from kassa.services import accounts, mail, users
+
+bp = Blueprint("settings", __name__, url_prefix="/settings")
+
+PAGE_SIZE = 50
+
+
+def _common(**context):
+    context.setdefault("active_nav", "settings")
+    return context
+
+
+@bp.get("/")
+@login_required
+def index():
+    if current_user.can(Permission.MANAGE_SETTINGS):
+        return redirect(url_for("settings.account"))
+    return redirect(url_for("settings.profile"))
+
+
+# -- profile ----------------------------------------------------------------------------------------
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+@login_required
+def profile():
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        language = request.form.get("language", "")
+        if language not in LANGUAGES:
+            errors["language"] = _("Choose a language.")
+        else:
+            users.set_language(current_user._get_current_object(), language)
+            flash(_("Your preferences are saved."), "success")
+            return redirect(url_for("settings.profile"), code=303)
+    return render_page("settings/profile.html", **_common(errors=errors, section="profile"))
+
+
+# -- account ----------------------------------------------------------------------------------------
+
+
+def _account_form_values() -> dict[str, str]:
+    account = current_user.account
+    return {
+        "name": account.name, "country": account.country, "default_currency": account.default_currency,
+        "timezone": account.timezone, "language": account.language, "address": account.address,
+        "support_email": account.support_email,
+    }
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_SETTINGS)
+def account():
+    values, errors = _account_form_values(), {}
+    if request.method == "POST":
+        values = {key: request.form.get(key, "") for key in values}
+        try:
+            accounts.update_account(current_actor(), **values)
+        except ValidationFailed as exc:
+            errors = exc.errors
+        else:
+            flash(_("Account settings saved."), "success")
+            return redirect(url_for("settings.account"), code=303)
+    return render_page(
+        "settings/account.html",
+        status=422 if errors else 200,
+        **_common(
+            values=values, errors=errors, section="account",
+            countries=accounts.country_choices(current_language()),
+            timezones=[(tz, tz.replace("_", " ")) for tz in sorted(available_timezones())],
+        ),
+    )
+
+
+# -- branding ---------------------------------------------------------------------------------------
+
+
+@bp.route("/branding", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_SETTINGS)
+def branding():
+    errors: dict[str, str] = {}
+    brand_color = current_user.account.brand_color
+    if request.method == "POST":
+        brand_color = request.form.get("brand_color", "")
+        upload = request.files.get("logo")
+        data = upload.read() if upload and upload.filename else None
+        try:
+            accounts.update_branding(
+                current_actor(), brand_color=brand_color, logo=data, remove_logo=request.form.get("remove_logo") == "1"
+            )
+        except ValidationFailed as exc:
+            errors = exc.errors
+        else:
+            flash(_("Branding saved. It applies to every payment link and receipt."), "success")
+            return redirect(url_for("settings.branding"), code=303)
+    return render_page(
+        "settings/branding.html", status=422 if errors else 200,
+        **_common(errors=errors, brand_color=brand_color, section="branding"),
+    )
+
+
+# -- notifications ----------------------------------------------------------------------------------
+
+
+@bp.route("/notifications", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_SETTINGS)
+def notifications():
+    if request.method == "POST":
+        accounts.update_notifications(current_actor(), {key: True for key in request.form.getlist("enabled")})
+        flash(_("Notification settings saved."), "success")
+        return redirect(url_for("settings.notifications"), code=303)
+    return render_page("settings/notifications.html", **_common(section="notifications"))
+
+
+# -- users ------------------------------------------------------------------------------------------
+
+
+def _team_context(errors=None, invite_values=None):
+    members = db.session.scalars(scoped(User).where(User.is_active_user.is_(True)).order_by(User.id)).all()
+    invitations = db.session.scalars(
+        scoped(Invitation)
+        .where(Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None))
+        .order_by(Invitation.id.desc())
+    ).all()
+    return _common(
+        members=members, invitations=invitations, roles=[(r.value, r.label) for r in Role],
+        errors=errors or {}, invite_values=invite_values or {"email": "", "role": Role.MEMBER.value},
+        section="users",
+    )
+
+
+@bp.get("/users")
+@permission_required(Permission.MANAGE_USERS)
+def team():
+    return render_page("settings/users.html", **_team_context())
+
+
+@bp.post("/users/invite")
+@permission_required(Permission.MANAGE_USERS)
+def invite():
+    values = {"email": request.form.get("email", ""), "role": request.form.get("role", "")}
+    try:
+        invitation = users.invite_user(current_actor(), values["email"], values["role"])
+    except ValidationFailed as exc:
+        return render_page("settings/users.html", "invite_form", status=422,
+                           **_team_context(errors=exc.errors, invite_values=values))
+    flash(_("Invitation sent to %(email)s.", email=invitation.email), "success")
+    return htmx_redirect(url_for("settings.team"))
+
+
+@bp.post("/users/<int:user_id>/role")
+@permission_required(Permission.MANAGE_USERS)
+def change_role(user_id: int):
+    get_owned_or_404(User, user_id)
+    try:
+        user = users.change_role(current_actor(), user_id, request.form.get("role", ""))
+    except KassaError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(_("%(email)s is now %(role)s.", email=user.email, role=user.role_enum.label), "success")
+    return htmx_redirect(url_for("settings.team"))
+
+
+@bp.route("/users/<int:user_id>/remove", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_USERS)
+def remove_user(user_id: int):
+    member = get_owned_or_404(User, user_id)
+    if request.method == "GET":
+        return render_page("settings/remove_user.html", "dialog", **_common(member=member))
+    try:
+        users.remove_user(current_actor(), user_id)
+    except KassaError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(_("%(email)s can no longer log in.", email=member.email), "success")
+    return htmx_redirect(url_for("settings.team"))
+
+
+@bp.post("/invitations/<int:invitation_id>/revoke")
+@permission_required(Permission.MANAGE_USERS)
+def revoke_invitation(invitation_id: int):
+    get_owned_or_404(Invitation, invitation_id)
+    users.revoke_invitation(current_actor(), invitation_id)
+    flash(_("Invitation withdrawn."), "success")
+    return htmx_redirect(url_for("settings.team"))
+
+
+# -- email log --------------------------------------------------------------------------------------
+
+
+@bp.get("/emails")
+@permission_required(Permission.MANAGE_SETTINGS)
+def emails():
+    query = scoped(EmailMessage).order_by(EmailMessage.id.desc())
+    before = request.args.get("before", type=int)
+    if before:
+        query = query.where(EmailMessage.id < before)
+    rows = db.session.scalars(query.limit(PAGE_SIZE + 1)).all()
+    has_more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    next_href = url_for("settings.emails", before=rows[-1].id) if has_more else None
+    newer_exists = before is not None
+    return render_page(
+        "settings/emails.html", "email_table",
+        **_common(emails=rows, next_href=next_href, first_href=url_for("settings.emails") if newer_exists else None,
+                  section="emails"),
+    )
+
+
+@bp.get("/emails/<int:email_id>")
+@permission_required(Permission.MANAGE_SETTINGS)
+def email_detail(email_id: int):
+    email = get_owned_or_404(EmailMessage, email_id)
+    return render_page("settings/email_detail.html", **_common(email=email, section="emails"))
+
+
+@bp.get("/emails/<int:email_id>/body")
+@permission_required(Permission.MANAGE_SETTINGS)
+def email_html(email_id: int):
+    """The HTML body on its own, for the sandboxed preview frame."""
+    email = get_owned_or_404(EmailMessage, email_id)
+    allow_framing("'self'")
+    resp = make_response(email.html_body)
+    # The body is our own rendering, but it is shown framed and sandboxed all the same: no scripts at all.
+    resp.headers["Content-Security-Policy"] = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
+    return resp
+
+
+@bp.post("/emails/<int:email_id>/retry")
+@permission_required(Permission.MANAGE_SETTINGS)
+def retry_email(email_id: int):
+    get_owned_or_404(EmailMessage, email_id)
+    mail.retry_email(current_user.account_id, email_id)
+    flash(_("The email is queued again."), "success")
+    return htmx_redirect(request.referrer if request.referrer and request.referrer.startswith(request.host_url)
+                         else url_for("settings.emails"))
+
+
+def email_recipients_text(email: EmailMessage) -> str:
+    return ", ".join(email.to_addrs)
+
+
+bp.add_app_template_filter(email_recipients_text, "recipients")

@@ -1,0 +1,127 @@
+"""`flask kassa …` commands: serve, worker, tick, seed-demo, create-user."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import func, select
+
+from kassa.extensions import db
+
+kassa_cli = AppGroup("kassa", help="Kassa commands.")
+
+DEMO_EMAIL = "demo@example.com"
+DEMO_PASSWORD = "kassa-demo-2026"  # noqa: S105 - printed on purpose: it is the public demo login
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def _handler(signum, frame):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _handler)
+    signal.signal(signal.SIGINT, _handler)
+    return stop
+
+
+@kassa_cli.command("worker")
+@click.option("--tick-every", type=float, default=None, help="Also run the periodic tick every N seconds.")
+@click.option("--poll", type=float, default=1.0, help="Seconds to wait when there is nothing to do.")
+def worker_command(tick_every: float | None, poll: float) -> None:
+    """Deliver outbox messages (emails, …) until stopped."""
+    from kassa.worker import run_worker
+
+    mode = "RQ on Redis" if current_app.config.get("KASSA_REDIS_URL") else "database polling"
+    click.echo(f"Kassa worker started ({mode}). Ctrl-C to stop.")
+    run_worker(current_app._get_current_object(), stop=_stop_on_signals(), poll_seconds=poll, tick_seconds=tick_every)
+    click.echo("Kassa worker stopped.")
+
+
+@kassa_cli.command("tick")
+def tick_command() -> None:
+    """Run periodic work once (settlements, billing, payouts …). Safe to run on several machines."""
+    from kassa.services.ticks import run_tick
+
+    report = run_tick()
+    for name, count in report.done.items():
+        click.echo(f"{name}: {count}")
+    for name, error in report.failed.items():
+        click.echo(f"{name}: FAILED {error}", err=True)
+    if report.failed:
+        sys.exit(1)
+
+
+@kassa_cli.command("serve")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000, type=int)
+@click.option("--tick-every", default=30.0, type=float)
+def serve_command(host: str, port: int, tick_every: float) -> None:
+    """Web server and worker together, one process group: Ctrl-C stops both."""
+    worker = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+        [sys.executable, "-m", "flask", "--app", "wsgi", "kassa", "worker", "--tick-every", str(tick_every)],
+        env=dict(os.environ),
+    )
+    base_url = current_app.config["KASSA_BASE_URL"]
+    click.echo(f"\n  Kassa is running on {base_url}")
+    if db.session.scalar(select(func.count()).select_from(_user_model()).where(_user_model().email == DEMO_EMAIL)):
+        click.echo(f"  Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
+    click.echo("  Press Ctrl-C to stop the server and the worker.\n")
+    db.session.remove()
+    try:
+        current_app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+def _user_model():
+    from kassa.models import User
+
+    return User
+
+
+@kassa_cli.command("seed-demo")
+@click.option("--if-empty", is_flag=True, help="Only seed when the database has no accounts yet.")
+def seed_demo_command(if_empty: bool) -> None:
+    """Create the demo merchant (and its sample data) if it is not there yet."""
+    from kassa.models import Account
+    from kassa.seed import seed_demo
+
+    if if_empty and db.session.scalar(select(func.count()).select_from(Account)):
+        click.echo("Database already has accounts; demo not seeded.")
+        return
+    created = seed_demo(DEMO_EMAIL, DEMO_PASSWORD)
+    click.echo("Demo merchant created." if created else "Demo merchant already exists.")
+    click.echo(f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
+
+
+@kassa_cli.command("create-user")
+@click.option("--email", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--company", default=None, help="Create a new account with this company name.")
+@click.option("--name", default="")
+def create_user_command(email: str, password: str, company: str | None, name: str) -> None:
+    """Create a merchant account and its Super admin."""
+    from kassa.errors import ValidationFailed
+    from kassa.services.users import sign_up
+
+    try:
+        user = sign_up(company_name=company or email.split("@")[-1], name=name, email=email, password=password)
+    except ValidationFailed as exc:
+        raise click.ClickException("; ".join(exc.errors.values()) or exc.message) from None
+    click.echo(f"Created {user.email} (Super admin of account {user.account_id}).")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(kassa_cli)

@@ -1,0 +1,97 @@
+"""Settings from KASSA_* environment variables, with defaults that run on one machine."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _secret_key(instance_path: Path) -> str:
+    """Use KASSA_SECRET_KEY, else a key generated once and kept in instance/ so sessions survive restarts."""
+    configured = _env("KASSA_SECRET_KEY")
+    if configured:
+        return configured
+    key_file = instance_path / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    instance_path.mkdir(parents=True, exist_ok=True)
+    # Created with owner-only permissions: the key signs sessions and password-reset links.
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def parse_smtp_url(url: str) -> dict:
+    """smtp://user:pass@host:port?tls=starttls|ssl → Flask-Mail settings."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    tls = (query.get("tls") or [""])[0].lower()
+    use_ssl = parts.scheme == "smtps" or tls == "ssl"
+    return {
+        "MAIL_SERVER": parts.hostname or "127.0.0.1",
+        "MAIL_PORT": parts.port or (465 if use_ssl else 25),
+        "MAIL_USERNAME": unquote(parts.username) if parts.username else None,
+        "MAIL_PASSWORD": unquote(parts.password) if parts.password else None,
+        "MAIL_USE_TLS": tls == "starttls",
+        "MAIL_USE_SSL": use_ssl,
+    }
+
+
+def build_config(instance_path: Path) -> dict:
+    """Everything the app reads from the environment, resolved once at start-up."""
+    database_url = _env("KASSA_DATABASE_URL") or f"sqlite:///{instance_path / 'kassa.db'}"
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql://" + database_url.removeprefix("postgres://")
+    if database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+    base_url = (_env("KASSA_BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
+    https = base_url.startswith("https://")
+    redis_url = _env("KASSA_REDIS_URL")
+    smtp_url = _env("KASSA_SMTP_URL")
+    config: dict = {
+        "SECRET_KEY": _secret_key(instance_path),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "KASSA_BASE_URL": base_url,
+        "KASSA_REDIS_URL": redis_url,
+        "KASSA_SMTP_URL": smtp_url,
+        "KASSA_HTTPS": https,
+        # How many proxies in front of us may set X-Forwarded-For; 0 means trust none.
+        "KASSA_TRUSTED_PROXIES": int(_env("KASSA_TRUSTED_PROXIES", "0") or 0),
+        "KASSA_MAIL_FROM": _env("KASSA_MAIL_FROM", "Kassa <no-reply@example.com>"),
+        # Flask-Mail silently drops mail when TESTING; our tests talk to a real SMTP server instead.
+        "MAIL_SUPPRESS_SEND": False,
+        "KASSA_UPLOAD_DIR": str(instance_path / "uploads"),
+        "KASSA_EXPORT_DIR": str(instance_path / "exports"),
+        "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": https,
+        # The __Host- prefix pins the cookie to this exact origin; browsers only accept it over https.
+        "SESSION_COOKIE_NAME": "__Host-kassa" if https else "kassa",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "WTF_CSRF_SSL_STRICT": https,
+        "BABEL_DEFAULT_LOCALE": "en",
+        "BABEL_DEFAULT_TIMEZONE": "UTC",
+        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_STRATEGY": "moving-window",
+        "PREFERRED_URL_SCHEME": "https" if https else "http",
+        # Login throttling (issue 3): failures per email+IP, and per account from any IP.
+        "KASSA_LOGIN_LIMIT": _env("KASSA_LOGIN_LIMIT", "10 per 15 minutes"),
+        "KASSA_LOGIN_ACCOUNT_LIMIT": _env("KASSA_LOGIN_ACCOUNT_LIMIT", "100 per hour"),
+        "KASSA_OUTBOX_MAX_ATTEMPTS": int(_env("KASSA_OUTBOX_MAX_ATTEMPTS", "8") or 8),
+    }
+    if smtp_url:
+        config.update(parse_smtp_url(smtp_url))
+    return config

@@ -1,0 +1,130 @@
+"""The declarative base, the UTC column type, SQLite tuning and the one way services open a write transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, event
+from sqlalchemy.orm import DeclarativeBase, Session, registry
+from sqlalchemy.types import JSON, TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator):
+    """Always stores and returns aware UTC datetimes; SQLite would otherwise hand back naive ones."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; use kassa.clock.now()")
+        value = value.astimezone(UTC)
+        # SQLite compares timestamps as text: store them without an offset so ordering is lexical.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    # BigInteger ids and money, except on SQLite where only INTEGER PRIMARY KEY auto-increments.
+    registry = registry(
+        metadata=MetaData(naming_convention=NAMING_CONVENTION),
+        type_annotation_map={
+            datetime: UTCDateTime(),
+            dict: JSON(),
+            dict[str, Any]: JSON(),
+            dict[str, bool]: JSON(),
+            list: JSON(),
+            list[str]: JSON(),
+            list[dict[str, Any]]: JSON(),
+            int: BigInteger().with_variant(Integer(), "sqlite"),
+        },
+    )
+
+
+@event.listens_for(Engine, "connect")
+def _tune_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
+    """WAL lets readers run beside one writer; the busy timeout makes writers queue instead of failing."""
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    # SQLAlchemy's pysqlite recipe: stop the driver from issuing its own BEGIN so ours (below) is used.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin(conn: Any) -> None:
+    """Write transactions take SQLite's write lock up front (BEGIN IMMEDIATE).
+
+    A deferred transaction that reads first and writes later cannot wait for the lock: SQLite fails it
+    at once with "database is locked". Taking the lock at BEGIN makes concurrent writers queue on the
+    busy timeout instead, which is what the locking guarantees of refunds and payments rely on.
+    """
+    if conn.dialect.name != "sqlite":
+        return
+    mode = conn.get_execution_options().get("kassa_sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+@contextmanager
+def write_transaction(session: Session) -> Iterator[Session]:
+    """One use case, one transaction: commit on success, roll back on any error.
+
+    Nested calls join the outer transaction, so a service may call another service. Any read snapshot
+    the request held is ended first, so the write sees current data (and on SQLite starts with the lock).
+    """
+    if session.info.get("kassa_write"):
+        yield session
+        return
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("objects were changed outside a write transaction")
+    session.rollback()
+    session.connection(execution_options={"kassa_sqlite_begin": "IMMEDIATE"})
+    session.info["kassa_write"] = True
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.info.pop("kassa_write", None)
+
+
+def utcnow_column_default() -> datetime:
+    # Deferred import: clock imports nothing from the database layer, but keep this module import-light.
+    from kassa.clock import now
+
+    return now()
+
+
+__all__ = ["Base", "BigInteger", "UTCDateTime", "utcnow_column_default", "write_transaction"]
+
+
+def dialect_name(session: Session) -> str:
+    """"postgresql" or "sqlite": the few places that differ (row locks, SKIP LOCKED) ask this."""
+    return session.get_bind().dialect.name

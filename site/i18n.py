@@ -1,0 +1,90 @@
+"""Languages, the locale and time-zone selectors, and the template filters for money and dates."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from flask import Flask, g, has_request_context, request, session
+from flask_babel import format_date, format_datetime, get_locale
+from flask_login import current_user
+
+LANGUAGES: dict[str, str] = {"en": "English", "nl": "Nederlands", "fr": "Français"}
+DEFAULT_LANGUAGE = "en"
+
+
+def best_language(header_choice: str | None) -> str:
+    return header_choice if header_choice in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def select_locale() -> str:
+    """Buyer pages set g.buyer_language; merchants get their own or their account's language."""
+    buyer = g.get("buyer_language")
+    if buyer:
+        return buyer
+    if not has_request_context():
+        return DEFAULT_LANGUAGE
+    if current_user and current_user.is_authenticated:
+        return current_user.language or current_user.account.language or DEFAULT_LANGUAGE
+    chosen = session.get("lang")
+    if chosen in LANGUAGES:
+        return chosen
+    return best_language(request.accept_languages.best_match(list(LANGUAGES)))
+
+
+def select_timezone() -> str:
+    zone = g.get("display_timezone")
+    if zone:
+        return zone
+    if not has_request_context():
+        return "UTC"
+    if current_user and current_user.is_authenticated:
+        return current_user.account.timezone or "UTC"
+    return "UTC"
+
+
+def current_language() -> str:
+    return str(get_locale() or DEFAULT_LANGUAGE)
+
+
+def _money_filter(value, currency: str | None = None) -> str:
+    """`{{ payment.amount | money }}` for Money, or `{{ 1250 | money("EUR") }}` for minor units."""
+    from kassa.money import Money
+
+    if value is None:
+        return ""
+    if not isinstance(value, Money):
+        value = Money(int(value), currency)
+    return value.format(current_language())
+
+
+def _datetime_filter(value: datetime | None, fmt: str = "medium") -> str:
+    return format_datetime(value, fmt) if value else ""
+
+
+def _date_filter(value, fmt: str = "medium") -> str:
+    return format_date(value, fmt) if value else ""
+
+
+def _percent_filter(value: Decimal | float) -> str:
+    from babel.numbers import format_percent
+
+    return format_percent(value, locale=current_language())
+
+
+def _role_label(value: str) -> str:
+    from kassa.models import Role
+
+    return Role(value).label
+
+
+def register_template_helpers(app: Flask) -> None:
+    from kassa.models import Permission
+
+    app.add_template_filter(_role_label, "role_label")
+    app.jinja_env.globals["Permission"] = Permission
+    app.add_template_filter(_money_filter, "money")
+    app.add_template_filter(_datetime_filter, "datetime")
+    app.add_template_filter(_date_filter, "date")
+    app.add_template_filter(_percent_filter, "percent")
+    app.jinja_env.globals.update(LANGUAGES=LANGUAGES, current_language=current_language)

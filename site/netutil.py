@@ -1,0 +1,19 @@
+"""Client addresses, read from proxy headers only when KASSA_TRUSTED_PROXIES says there are proxies."""
+
+from __future__ import annotations
+
+from flask import current_app, request
+
+
+def client_ip() -> str:
+    """The buyer's or user's IP. X-Forwarded-For is trusted for exactly as many hops as configured.
+
+    Each trusted proxy appends the address it saw, so the client is the entry that many places from the
+    right; anything further left was written by the client itself and could be forged.
+    """
+    trusted = current_app.config.get("KASSA_TRUSTED_PROXIES", 0)
+    if trusted > 0:
+        forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+        if len(forwarded) >= trusted:
+            return forwarded[-trusted]
+    return request.remote_addr or "0.0.0.0"  # noqa: S104 - a placeholder address, not a bind

@@ -1,0 +1,263 @@
+"""Processor protocol: the requests, results, events and typed errors every money mover speaks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal, Protocol, runtime_checkable
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for Babel extraction; the app translates it with gettext when it shows it."""
+    return message
+
+
+Method = Literal["card", "ach"]
+Funding = Literal["credit", "debit", "prepaid"]
+ChargeStatus = Literal["succeeded", "processing"]
+DisputeStatus = Literal["needs_response", "under_review", "won", "lost"]
+PaymentMethodBehaviour = Literal["succeed", "decline"]
+EventType = Literal[
+    "charge.succeeded",
+    "charge.failed",
+    "refund.succeeded",
+    "refund.failed",
+    "dispute.created",
+    "dispute.won",
+    "dispute.lost",
+]
+EVENT_TYPES: tuple[str, ...] = (
+    "charge.succeeded",
+    "charge.failed",
+    "refund.succeeded",
+    "refund.failed",
+    "dispute.created",
+    "dispute.won",
+    "dispute.lost",
+)
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+class ProcessorError(Exception):
+    """Base of every processor error: a stable ``code`` and a user-facing English ``message`` (N_-marked)."""
+
+    default_code = "processor_error"
+    default_message = N_("The payment could not be processed.")
+
+    def __init__(self, code: str | None = None, message: str | None = None, *, field: str | None = None):
+        self.code = code or self.default_code
+        self.message = message or self.default_message
+        # The form field the buyer should fix, when there is one (e.g. "cvc", "postal_code").
+        self.field = field
+        super().__init__(f"{self.code}: {self.message}")
+
+
+class CardDeclined(ProcessorError):
+    """The processor (or the card's bank) refused the charge; nothing was charged."""
+
+    default_code = "card_declined"
+    default_message = N_("Your card was declined.")
+
+
+class PaymentDetailsInvalid(ProcessorError):
+    """The payment details are malformed (found before any charge was attempted)."""
+
+    default_code = "invalid_payment_details"
+    default_message = N_("Check your payment details.")
+
+    def __init__(self, field: str, code: str, message: str):
+        super().__init__(code, message, field=field)
+
+
+class ProcessorUnavailable(ProcessorError):
+    """Timeout or lost response: the outcome is UNKNOWN; reconcile later with ``lookup_charge``."""
+
+    default_code = "processor_unavailable"
+    default_message = N_(
+        "The payment processor did not answer in time. We will check whether the payment went through."
+    )
+
+
+class ProcessorFailure(ProcessorError):
+    """The processor answered with an error (bad request, refused operation, internal failure)."""
+
+    default_code = "processor_failure"
+    default_message = N_("The payment processor reported an error. Please try again later.")
+
+
+# --- requests -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CardDetails:
+    """Card data as the buyer typed it; number and CVC stay out of repr so they never reach a log."""
+
+    number: str = field(repr=False)
+    exp_month: int
+    exp_year: int
+    cvc: str = field(repr=False)
+    name: str
+    postal_code: str | None = None
+
+
+@dataclass(frozen=True)
+class BankDetails:
+    """US bank account (ACH debit) as the buyer typed it; the account number stays out of repr."""
+
+    routing_number: str
+    account_number: str = field(repr=False)
+    account_holder_name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChargeRequest:
+    """One charge attempt; ``now`` is the merchant account's clock (test accounts have their own)."""
+
+    account_id: int
+    idempotency_key: str
+    amount_minor: int
+    currency: str
+    method: Method
+    card: CardDetails | None = None
+    bank: BankDetails | None = None
+    payment_method_token: str | None = None
+    save_payment_method: bool = False
+    settlement_currency: str | None = None
+    description: str = ""
+    now: datetime
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChargeResult:
+    """What the processor did with a charge; fees in the payment currency and converted to settlement."""
+
+    processor_ref: str
+    status: ChargeStatus
+    method: Method
+    amount_minor: int
+    currency: str
+    brand: str | None = None
+    last4: str | None = None
+    exp_month: int | None = None
+    exp_year: int | None = None
+    funding: Funding | None = None
+    bank_last4: str | None = None
+    fee_minor: int
+    fee_currency: str
+    settlement_currency: str
+    exchange_rate: Decimal  # payment currency -> settlement currency, 1 when they are the same
+    amount_settlement_minor: int
+    fee_settlement_minor: int
+    net_settlement_minor: int
+    payment_method_token: str | None = None
+    created_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefundResult:
+    """A refund the processor accepted; it settles later (``refund.succeeded`` / ``refund.failed``)."""
+
+    processor_ref: str
+    charge_ref: str
+    status: Literal["pending"] = "pending"
+    amount_minor: int
+    currency: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class DisputeResult:
+    """The processor's view of a dispute right after the merchant answered it."""
+
+    dispute_ref: str
+    charge_ref: str
+    status: DisputeStatus
+    amount_minor: int
+    currency: str
+    reason: str
+    is_inquiry: bool
+    evidence_due_by: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessorEvent:
+    """An asynchronous outcome. ``id`` is stable and unique, so applying an event twice can be refused.
+
+    ``data`` by type (all amounts in minor units of ``currency``):
+    - charge.succeeded: charge_ref, method, amount_minor, currency
+    - charge.failed: the same plus code, message (N_-marked English)
+    - refund.succeeded: refund_ref, charge_ref, amount_minor, currency
+    - refund.failed: the same plus code, message
+    - dispute.created: dispute_ref, charge_ref, amount_minor, currency, reason, is_inquiry,
+      evidence_due_by (ISO 8601, UTC)
+    - dispute.won / dispute.lost: dispute_ref, charge_ref, amount_minor, currency, reason, is_inquiry
+    """
+
+    id: str
+    type: EventType
+    account_id: int
+    object_ref: str
+    occurred_at: datetime
+    data: dict[str, Any]
+
+
+# --- the protocol -------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Processor(Protocol):
+    """What services need from a money mover; the sandbox and Stripe both implement it."""
+
+    name: str
+    supports_live: bool
+
+    def charge(self, req: ChargeRequest) -> ChargeResult:
+        """Charge once per (account, idempotency key); raises CardDeclined, PaymentDetailsInvalid,
+        ProcessorUnavailable (outcome unknown) or ProcessorFailure."""
+        ...
+
+    def lookup_charge(self, account_id: int, idempotency_key: str) -> ChargeResult | None:
+        """The charge recorded under this key, or None when the processor never recorded one."""
+        ...
+
+    def refund(
+        self,
+        account_id: int,
+        charge_ref: str,
+        amount_minor: int,
+        currency: str,
+        idempotency_key: str,
+        now: datetime,
+    ) -> RefundResult:
+        """Start a (partial) refund; idempotent by key; refuses more than the charge's remaining amount."""
+        ...
+
+    def submit_dispute_evidence(
+        self, account_id: int, dispute_ref: str, evidence_text: str, now: datetime
+    ) -> DisputeResult:
+        """Counter a dispute; only once, and only before its evidence deadline."""
+        ...
+
+    def accept_dispute(self, account_id: int, dispute_ref: str, now: datetime) -> DisputeResult:
+        """Give up a dispute: it closes as lost."""
+        ...
+
+    def due_events(self, account_id: int, now: datetime) -> list[ProcessorEvent]:
+        """Unacknowledged events whose time has come on the account's clock, oldest first."""
+        ...
+
+    def acknowledge_event(self, event_id: str) -> None:
+        """Mark an event applied so ``due_events`` stops returning it (repeating is a no-op)."""
+        ...
+
+    def set_payment_method_behaviour(
+        self, account_id: int, token: str, behaviour: PaymentMethodBehaviour
+    ) -> None:
+        """Sandbox only: make a saved test card succeed or decline from now on."""
+        ...

@@ -1,0 +1,35 @@
+"""Render a whole page, or only the block an htmx request asked for (DESIGN §7.10)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, make_response, render_template, request
+from jinja2_fragments.flask import render_block
+
+
+def is_htmx() -> bool:
+    # History restores ask for the whole page even though they come from htmx.
+    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-History-Restore-Request") != "true"
+
+
+def render_page(template: str, block: str | None = None, *, status: int = 200, **context: Any) -> Response:
+    """The full page for normal requests; just `block` for htmx requests. Always `Vary: HX-Request`."""
+    if block and is_htmx():
+        body = render_block(template, block, **context)
+    else:
+        body = render_template(template, **context)
+    response = make_response(body, status)
+    response.vary.add("HX-Request")
+    return response
+
+
+def htmx_redirect(location: str) -> Response:
+    """Send the browser somewhere else: a 303 for plain forms, HX-Location-free redirect for htmx."""
+    from flask import redirect
+
+    if is_htmx():
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = location
+        return response
+    return redirect(location, code=303)

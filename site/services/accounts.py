@@ -1,0 +1,159 @@
+"""Account settings and branding (E3): company details, locale, brand colour and logo."""
+
+from __future__ import annotations
+
+import io
+import re
+import secrets
+from pathlib import Path
+from zoneinfo import available_timezones
+
+from babel import Locale
+from flask import current_app
+from flask_babel import gettext as _
+from PIL import Image, UnidentifiedImageError
+
+from kassa.actor import Actor
+from kassa.database import write_transaction
+from kassa.errors import Forbidden, ValidationFailed
+from kassa.extensions import db
+from kassa.i18n import LANGUAGES
+from kassa.models import DEFAULT_NOTIFICATIONS, Account, Permission
+from kassa.money import is_known_currency
+from kassa.services.audit import record_audit
+
+LOGO_MAX_BYTES = 1024 * 1024
+LOGO_MAX_SIZE = (800, 300)
+HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+def _require_settings(actor: Actor) -> None:
+    if actor.user is None or not actor.user.can(Permission.MANAGE_SETTINGS):
+        raise Forbidden(_("You need the “%(permission)s” permission.", permission=Permission.MANAGE_SETTINGS.label))
+
+
+# Babel's territory list also holds groupings and placeholders that are not countries.
+NOT_COUNTRIES = {"EU", "EZ", "UN", "QO", "ZZ", "XA", "XB"}
+
+
+def country_choices(locale: str) -> list[tuple[str, str]]:
+    names = Locale.parse(locale).territories
+    return sorted(
+        ((code, name) for code, name in names.items()
+         if len(code) == 2 and code.isalpha() and code not in NOT_COUNTRIES),
+        key=lambda item: item[1],
+    )
+
+
+def update_account(
+    actor: Actor,
+    *,
+    name: str,
+    country: str,
+    default_currency: str,
+    timezone: str,
+    language: str,
+    address: str,
+    support_email: str,
+) -> Account:
+    _require_settings(actor)
+    errors: dict[str, str] = {}
+    name = (name or "").strip()
+    if not name:
+        errors["name"] = _("Enter your company name.")
+    elif len(name) > 200:
+        errors["name"] = _("Use at most 200 characters.")
+    country = (country or "").strip().upper()
+    if country not in dict(country_choices("en")):
+        errors["country"] = _("Choose a country.")
+    default_currency = (default_currency or "").strip().upper()
+    if not is_known_currency(default_currency):
+        errors["default_currency"] = _("Choose a currency.")
+    if timezone not in available_timezones():
+        errors["timezone"] = _("Choose a time zone.")
+    if language not in LANGUAGES:
+        errors["language"] = _("Choose a language.")
+    address = (address or "").strip()
+    if len(address) > 500:
+        errors["address"] = _("Use at most 500 characters.")
+    support_email = (support_email or "").strip()
+    if support_email:
+        from kassa.services.users import normalize_email
+
+        try:
+            support_email = normalize_email(support_email, field="support_email")
+        except ValidationFailed as exc:
+            errors["support_email"] = exc.message
+    if errors:
+        raise ValidationFailed(_("Check the highlighted fields."), errors=errors)
+    with write_transaction(db.session) as session:
+        account = session.get(Account, actor.account_id)
+        before = {"name": account.name, "country": account.country, "currency": account.default_currency}
+        account.name = name
+        account.country = country
+        account.default_currency = default_currency
+        account.timezone = timezone
+        account.language = language
+        account.address = address
+        account.support_email = support_email
+        record_audit(actor, "account.updated", object_type="account", object_id=account.id,
+                     data={"before": before})
+        return account
+
+
+def _reencode_logo(data: bytes) -> bytes:
+    """Decode and re-encode the upload: only pixels survive, never whatever else was in the file."""
+    if len(data) > LOGO_MAX_BYTES:
+        raise ValidationFailed(_("The logo must be 1 MB or smaller."), field="logo")
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            if probe.format not in ("PNG", "JPEG"):
+                raise ValidationFailed(_("Upload a PNG or JPEG image."), field="logo")
+            probe.verify()
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError):
+        raise ValidationFailed(_("Upload a PNG or JPEG image."), field="logo") from None
+    image = image.convert("RGBA")
+    image.thumbnail(LOGO_MAX_SIZE)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def logo_dir() -> Path:
+    path = Path(current_app.config["KASSA_UPLOAD_DIR"]) / "logos"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def update_branding(actor: Actor, *, brand_color: str, logo: bytes | None, remove_logo: bool = False) -> Account:
+    _require_settings(actor)
+    brand_color = (brand_color or "").strip()
+    if not HEX_COLOUR.match(brand_color):
+        raise ValidationFailed(_("Enter a colour like #2f5bd3."), field="brand_color")
+    png = _reencode_logo(logo) if logo else None
+    new_name = None
+    if png is not None:
+        # A random file name: the logo is public (checkout, receipts) but account ids should not be guessable.
+        new_name = f"{secrets.token_urlsafe(12)}.png"
+        (logo_dir() / new_name).write_bytes(png)
+    with write_transaction(db.session) as session:
+        account = session.get(Account, actor.account_id)
+        account.brand_color = brand_color.lower()
+        if new_name or remove_logo:
+            account.logo_path = new_name
+            account.logo_version += 1
+        record_audit(actor, "account.branding_updated", object_type="account", object_id=account.id,
+                     data={"brand_color": account.brand_color, "logo_changed": bool(new_name or remove_logo)})
+        return account
+
+
+def update_notifications(actor: Actor, settings: dict[str, bool]) -> Account:
+    _require_settings(actor)
+    with write_transaction(db.session) as session:
+        account = session.get(Account, actor.account_id)
+        account.notifications = {key: bool(settings.get(key, False)) for key in DEFAULT_NOTIFICATIONS}
+        record_audit(actor, "account.notifications_updated", object_type="account", object_id=account.id,
+                     data=dict(account.notifications))
+        return account

@@ -1,0 +1,149 @@
+"""Emails: rendered in the recipient's language when queued, sent (or stored) by the worker."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flask import current_app, render_template
+from flask_babel import force_locale
+from flask_mail import Message
+from jinja2_fragments.flask import render_block
+
+from kassa.clock import now
+from kassa.database import write_transaction
+from kassa.errors import NotFound
+from kassa.extensions import db, mail
+from kassa.models import EmailMessage, EmailStatus
+from kassa.services import outbox
+
+log = logging.getLogger(__name__)
+
+Attachment = tuple[str, str, bytes]  # (filename, content type, bytes)
+AttachmentRenderer = Callable[[dict[str, Any]], Attachment]
+_RENDERERS: dict[str, AttachmentRenderer] = {}
+
+
+def register_attachment(name: str) -> Callable[[AttachmentRenderer], AttachmentRenderer]:
+    """Later issues register PDF renderers (receipt, invoice, mandate) that the worker calls at send time."""
+
+    def decorate(fn: AttachmentRenderer) -> AttachmentRenderer:
+        _RENDERERS[name] = fn
+        return fn
+
+    return decorate
+
+
+def render_attachment(spec: dict[str, Any]) -> Attachment:
+    return _RENDERERS[spec["renderer"]](spec)
+
+
+def render_email(template: str, language: str, context: dict[str, Any]) -> tuple[str, str, str]:
+    """(subject, text, html) of one template in `language`: two blocks, and the whole page as HTML."""
+    with force_locale(language):
+        subject = " ".join(render_block(template, "subject", **context).split())
+        text = render_block(template, "text", **context).strip() + "\n"
+        html = render_template(template, **context)
+    return subject, text, html
+
+
+def queue_email(
+    *,
+    kind: str,
+    to: Iterable[str],
+    template: str,
+    language: str,
+    context: dict[str, Any],
+    account_id: int | None,
+    attachments: Iterable[dict[str, Any]] = (),
+    related: tuple[str, int] | None = None,
+    dedupe_key: str | None = None,
+) -> EmailMessage:
+    """Add an email and its outbox message to the caller's transaction."""
+    recipients = [addr.strip() for addr in to if addr and addr.strip()]
+    if not recipients:
+        raise ValueError("an email needs at least one recipient")
+    subject, text, html = render_email(template, language, context)
+    email = EmailMessage(
+        account_id=account_id,
+        kind=kind,
+        to_addrs=recipients,
+        subject=subject,
+        text_body=text,
+        html_body=html,
+        language=language,
+        attachments=list(attachments),
+        related_type=related[0] if related else None,
+        related_id=related[1] if related else None,
+    )
+    db.session.add(email)
+    db.session.flush()
+    outbox.enqueue("email", {"email_id": email.id}, account_id=account_id, dedupe_key=dedupe_key)
+    return email
+
+
+def smtp_configured() -> bool:
+    return bool(current_app.config.get("MAIL_SERVER"))
+
+
+@outbox.register_handler("email")
+def deliver_email(payload: dict[str, Any]) -> None:
+    """Send one queued email. Idempotent: an email already sent or stored is not sent again."""
+    email = db.session.get(EmailMessage, payload["email_id"])
+    if email is None or email.status in (EmailStatus.SENT.value, EmailStatus.STORED.value):
+        return
+    email_id = email.id
+    try:
+        files = [render_attachment(spec) for spec in email.attachments]
+        if smtp_configured():
+            message = Message(
+                subject=email.subject,
+                recipients=list(email.to_addrs),
+                body=email.text_body,
+                html=email.html_body,
+                sender=current_app.config["KASSA_MAIL_FROM"],
+            )
+            for filename, content_type, data in files:
+                message.attach(filename, content_type, data)
+            db.session.rollback()  # hold no transaction while talking to the SMTP server
+            mail.send(message)
+            status = EmailStatus.SENT
+        else:
+            status = EmailStatus.STORED
+    except Exception as exc:
+        _record_attempt(email_id, EmailStatus.QUEUED, f"{type(exc).__name__}: {exc}")
+        raise
+    _record_attempt(email_id, status, None)
+
+
+def _record_attempt(email_id: int, status: EmailStatus, error: str | None) -> None:
+    with write_transaction(db.session) as session:
+        email = session.get(EmailMessage, email_id)
+        email.attempts += 1
+        email.status = status.value
+        email.error = error
+        if status in (EmailStatus.SENT, EmailStatus.STORED):
+            email.sent_at = now()
+
+
+@outbox.on_give_up("email")
+def _mark_failed(payload: dict[str, Any], error: str) -> None:
+    email = db.session.get(EmailMessage, payload["email_id"])
+    if email is not None:
+        email.status = EmailStatus.FAILED.value
+        email.error = error
+
+
+def retry_email(account_id: int, email_id: int) -> EmailMessage:
+    """Queue a failed email again (Email log → Retry)."""
+    with write_transaction(db.session) as session:
+        email = session.get(EmailMessage, email_id)
+        if email is None or email.account_id != account_id:
+            raise NotFound("Email not found.")
+        if email.status in (EmailStatus.SENT.value, EmailStatus.STORED.value):
+            return email
+        email.status = EmailStatus.QUEUED.value
+        email.error = None
+        outbox.enqueue("email", {"email_id": email.id}, account_id=account_id)
+        return email

@@ -1,0 +1,127 @@
+// Kassa back office: small progressive enhancements. Every page works without this file.
+(function () {
+  "use strict";
+
+  function $(selector, root) { return (root || document).querySelector(selector); }
+  function $all(selector, root) { return Array.prototype.slice.call((root || document).querySelectorAll(selector)); }
+  // Enhance each element once, even when htmx:load and DOMContentLoaded both reach it.
+  var done = new WeakSet();
+  function each(selector, root, fn) {
+    var scope = root || document;
+    var found = $all(selector, scope);
+    if (scope.matches && scope.matches(selector)) found.unshift(scope);
+    found.forEach(function (el) { if (!done.has(el)) { done.add(el); fn(el); } });
+  }
+
+  function toast(message, kind) {
+    var region = document.getElementById(kind === "error" ? "error-region" : "toasts");
+    if (!region) return;
+    var item = document.createElement("div");
+    item.className = "toast toast--" + (kind || "info");
+    item.textContent = message;
+    region.appendChild(item);
+    window.setTimeout(function () { item.remove(); }, kind === "error" ? 10000 : 5000);
+  }
+
+  // htmx errors are never silent: show the server's message, or a generic one when the network failed.
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr;
+    var text = "";
+    try {
+      var doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
+      var alert = doc.querySelector(".alert, main p");
+      text = alert ? alert.textContent.replace(/\s+/g, " ").trim() : "";
+    } catch (e) { text = ""; }
+    toast(text || (document.documentElement.lang === "nl" ? "Er ging iets mis (" + xhr.status + ")." :
+      document.documentElement.lang === "fr" ? "Une erreur s'est produite (" + xhr.status + ")." :
+      "Something went wrong (" + xhr.status + ")."), "error");
+  });
+  document.addEventListener("htmx:sendError", function () {
+    toast(document.documentElement.lang === "nl" ? "Geen verbinding. Probeer het opnieuw." :
+      document.documentElement.lang === "fr" ? "Pas de connexion. Réessayez." :
+      "No connection. Try again.", "error");
+  });
+
+  function enhance(root) {
+    // Selects that apply at once (language, role): submit their form on change.
+    each("[data-autosubmit]", root, function (select) {
+      select.addEventListener("change", function () { select.form.requestSubmit ? select.form.requestSubmit() : select.form.submit(); });
+    });
+    // Error summaries and dialogs take focus so screen readers announce them.
+    each("[data-focus-on-load]", root, function (el) { el.focus(); });
+    each("dialog[data-open-on-load]", root, function (dialog) {
+      if (!dialog.open && dialog.showModal) dialog.showModal();
+      dialog.addEventListener("close", function () { dialog.remove(); });
+    });
+    // Collapsible cards remember whether they were open.
+    each("details[data-remember]", root, function (details) {
+      var key = "kassa:card:" + details.id;
+      var saved = window.localStorage.getItem(key);
+      if (saved !== null) details.open = saved === "1";
+      details.addEventListener("toggle", function () { window.localStorage.setItem(key, details.open ? "1" : "0"); });
+    });
+    each("[data-detect-timezone]", root, function (input) {
+      try { input.value = Intl.DateTimeFormat().resolvedOptions().timeZone || input.value; } catch (e) { /* keep UTC */ }
+    });
+    each("[data-colour-sync]", root, function (picker) {
+      var text = document.getElementById(picker.getAttribute("data-colour-sync"));
+      picker.addEventListener("input", function () { text.value = picker.value; text.dispatchEvent(new Event("input")); });
+      text.addEventListener("input", function () { if (/^#[0-9a-f]{6}$/i.test(text.value)) picker.value = text.value; });
+    });
+    each("[data-brand-preview]", root, function (input) {
+      input.addEventListener("input", function () {
+        if (!/^#[0-9a-f]{6}$/i.test(input.value)) return;
+        $all("[data-brand-target]").forEach(function (target) { target.style.setProperty("--brand", input.value); });
+      });
+    });
+    each("[data-logo-preview]", root, function (input) {
+      input.addEventListener("change", function () {
+        var file = input.files && input.files[0];
+        var img = $("[data-logo-target]");
+        if (!file || !img) return;
+        img.src = URL.createObjectURL(file);
+        img.alt = "";
+        img.hidden = false;
+      });
+    });
+    // Copy buttons: copy the target field's value; without JavaScript the field is selectable text.
+    each("[data-copy]", root, function (button) {
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        var field = document.getElementById(button.getAttribute("data-copy"));
+        if (!field) return;
+        var done = function () {
+          var label = button.getAttribute("data-copied-label") || "Copied";
+          var original = button.textContent;
+          button.textContent = label;
+          toast(label, "success");
+          window.setTimeout(function () { button.textContent = original; }, 2000);
+        };
+        if (navigator.clipboard && window.isSecureContext) {
+          navigator.clipboard.writeText(field.value || field.textContent).then(done, function () { field.select(); document.execCommand("copy"); done(); });
+        } else {
+          field.select();
+          document.execCommand("copy");
+          done();
+        }
+      });
+    });
+  }
+
+  // Closing a dialog: links marked data-close-dialog close it in place instead of navigating.
+  document.addEventListener("click", function (event) {
+    var closer = event.target.closest("[data-close-dialog]");
+    if (closer) {
+      var dialog = closer.closest("dialog");
+      if (dialog && dialog.open) { event.preventDefault(); dialog.close(); }
+    }
+    // Menus built on <details> close when the user clicks elsewhere.
+    $all("details.menu[open]").forEach(function (menu) { if (!menu.contains(event.target)) menu.open = false; });
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") $all("details.menu[open]").forEach(function (menu) { menu.open = false; });
+  });
+
+  document.addEventListener("DOMContentLoaded", function () { enhance(document); });
+  document.addEventListener("htmx:load", function (event) { enhance(event.detail.elt); });
+})();

@@ -1,0 +1,86 @@
+"""One migrated database per backend per xdist worker; every test starts from empty tables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from tests.support.env import IN_CI, PG_URL, database_backends
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def _postgres_url() -> str:
+    """Create (or recreate) this worker's own database on the local PostgreSQL server."""
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    name = f"kassa_test_{_worker()}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        hint = (
+            "PostgreSQL is required for the test suite but is not reachable at "
+            f"{make_url(PG_URL).render_as_string(hide_password=True)}.\n"
+            "Start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+        )
+        if not IN_CI:
+            hint += "\nTo run only the SQLite half locally: KASSA_TEST_DBS=sqlite make test"
+        pytest.fail(f"{hint}\n({exc.__class__.__name__}: {exc})", pytrace=False)
+    finally:
+        admin.dispose()
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _migrate(url: str, instance: Path) -> None:
+    """Build the schema with the real Alembic migrations, as production does."""
+    from flask_migrate import upgrade
+
+    from kassa import create_app
+
+    os.environ["KASSA_INSTANCE_PATH"] = str(instance)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+    with app.app_context():
+        upgrade(directory=str(Path(__file__).resolve().parents[2] / "site" / "migrations"))
+        from kassa.extensions import db
+
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_urls(tmp_path_factory) -> dict[str, str]:
+    """{backend: url} of this worker's migrated databases, created on first use."""
+    return {}
+
+
+@pytest.fixture(scope="session", params=database_backends())
+def database_url(request, database_urls, tmp_path_factory) -> str:
+    backend = request.param
+    if backend not in database_urls:
+        instance = tmp_path_factory.mktemp(f"migrate-{backend}")
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'kassa.db'}"
+        else:
+            url = _postgres_url()
+        _migrate(url, instance)
+        database_urls[backend] = url
+    return database_urls[backend]
+
+
+def empty_all_tables(engine: sa.Engine) -> None:
+    from kassa.extensions import db
+
+    tables = [t for t in reversed(db.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in tables)
+            conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(table.delete())

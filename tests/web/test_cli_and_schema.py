@@ -1,0 +1,58 @@
+"""CLI commands, the migrations matching the models, and the tick registry (issue 3)."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import select
+
+from kassa.cli import DEMO_EMAIL, DEMO_PASSWORD
+from kassa.extensions import db
+from kassa.models import Account, User
+from kassa.services import ticks
+from tests.support.app import log_in
+
+
+def test_migrations_build_exactly_the_models_schema(app):
+    """No model change may ship without its migration (the DB here was built by the migrations)."""
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(context, db.metadata)
+    assert diff == []
+
+
+def test_seed_demo_creates_a_login_that_works_and_is_idempotent(runner, client):
+    result = runner.invoke(args=["kassa", "seed-demo"])
+    assert result.exit_code == 0, result.output
+    assert f"{DEMO_EMAIL} / {DEMO_PASSWORD}" in result.output
+    again = runner.invoke(args=["kassa", "seed-demo"])
+    assert "already exists" in again.output
+    assert db.session.scalar(select(db.func.count()).select_from(Account)) == 1
+    log_in(client, DEMO_EMAIL, DEMO_PASSWORD)
+    assert client.get("/").status_code == 200
+
+
+def test_create_user_command(runner):
+    result = runner.invoke(args=["kassa", "create-user", "--email", "cli@shop.example", "--password",
+                                 "long enough pw", "--company", "CLI Shop"])
+    assert result.exit_code == 0, result.output
+    user = db.session.scalar(select(User).where(User.email == "cli@shop.example"))
+    assert user.account.name == "CLI Shop" and user.role == "super_admin"
+    bad = runner.invoke(args=["kassa", "create-user", "--email", "x@shop.example", "--password", "short"])
+    assert bad.exit_code != 0 and "at least 10" in bad.output
+
+
+def test_tick_runs_registered_tasks_and_reports_failures(runner, monkeypatch):
+    calls = []
+    monkeypatch.setattr(ticks, "_TASKS", [])
+    ticks.register_tick("counting")(lambda: calls.append(1) or 3)
+
+    def broken() -> int:
+        raise RuntimeError("boom")
+
+    ticks.register_tick("broken")(broken)
+    result = runner.invoke(args=["kassa", "tick"])
+    assert "counting: 3" in result.output
+    assert "broken: FAILED RuntimeError: boom" in result.output
+    assert result.exit_code == 1
+    assert calls == [1]

@@ -1,0 +1,92 @@
+"""A2: one merchant never sees another's data. Every route that takes an id is walked with the other
+account's ids and must answer 404.
+
+When a capability adds a route with a new URL argument, add a maker for it to OTHER_ACCOUNT_IDS
+below; the walk fails on arguments it does not know, so no route can be forgotten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kassa.database import write_transaction
+from kassa.extensions import db
+from kassa.models import EmailMessage, Invitation, Role
+from tests.factories import PASSWORD, make_merchant, make_user
+from tests.support.app import log_in
+
+# Routes whose URL arguments are not an account's record ids: public tokens, file names, page names.
+ENDPOINTS_WITHOUT_RECORD_IDS = {
+    "static", "auth.reset_password", "auth.accept_invitation", "media.logo", "dashboard.section",
+}
+
+
+def _email(account_id: int) -> int:
+    with write_transaction(db.session) as session:
+        email = EmailMessage(account_id=account_id, kind="test", to_addrs=["x@y.example"], subject="S",
+                             text_body="t", html_body="<p>h</p>")
+        session.add(email)
+        session.flush()
+        return email.id
+
+
+def _invitation(account_id: int) -> int:
+    from datetime import timedelta
+
+    from kassa.clock import now
+
+    with write_transaction(db.session) as session:
+        invitation = Invitation(account_id=account_id, email="i@y.example", role="member", token_hash="h" * 64,
+                                expires_at=now() + timedelta(days=1))
+        session.add(invitation)
+        session.flush()
+        return invitation.id
+
+
+# URL argument → function(other account id) creating a record there and returning its id.
+OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
+    "user_id": lambda account_id: make_user(account_id, Role.MEMBER).id,
+    "email_id": _email,
+    "invitation_id": _invitation,
+}
+
+
+def test_a2_every_route_with_an_id_returns_404_for_another_accounts_record(app, client):
+    mine = make_merchant(company="Mine")
+    theirs = make_merchant(company="Theirs")
+    ids = {arg: maker(theirs.account_id) for arg, maker in OTHER_ACCOUNT_IDS.items()}
+    log_in(client, mine.email, PASSWORD)
+
+    walked, unknown = [], []
+    for rule in app.url_map.iter_rules():
+        if not rule.arguments or rule.endpoint in ENDPOINTS_WITHOUT_RECORD_IDS:
+            continue
+        missing = rule.arguments - ids.keys()
+        if missing:
+            unknown.append(f"{rule.rule} ({', '.join(sorted(missing))})")
+            continue
+        path = rule.build({arg: ids[arg] for arg in rule.arguments})[1]
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = client.open(path, method=method)
+            assert response.status_code == 404, f"{method} {path} gave {response.status_code}"
+            walked.append(f"{method} {rule.rule}")
+    assert not unknown, f"routes with URL arguments the walk cannot fill; add makers for them: {unknown}"
+    assert len(walked) >= 7, walked
+
+
+def test_a2_own_records_are_reachable(client):
+    """The control for the walk above: the same routes with my own ids do not 404."""
+    mine = make_merchant()
+    log_in(client, mine.email, PASSWORD)
+    email_id = _email(mine.account_id)
+    assert client.get(f"/settings/emails/{email_id}").status_code == 200
+
+
+def test_a2_lists_show_only_my_accounts_rows(client):
+    mine = make_merchant(company="Mine")
+    theirs = make_merchant(company="Theirs")
+    other_user = make_user(theirs.account_id, email="secret.person@theirs.example")
+    _email(theirs.account_id)
+    log_in(client, mine.email, PASSWORD)
+    assert other_user.email not in client.get("/settings/users").get_data(as_text=True)
+    assert "x@y.example" not in client.get("/settings/emails").get_data(as_text=True)

@@ -1,0 +1,3 @@
+from kassa import create_app
+
+app = create_app()
