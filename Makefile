@@ -16,8 +16,9 @@ help:
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	@echo "Installing pinned dependencies into $(VENV) (log: $(VENV)/install.log) ..."
+	@$(VENV)/bin/pip install --quiet --upgrade pip > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@$(VENV)/bin/pip install --quiet -e '.[dev]' >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
@@ -36,7 +37,7 @@ browser-deps:
 	   else echo "Browser tests need:$$missing (sudo apt-get install -y$$missing)"; exit 1; fi; fi
 
 translations: $(STAMP)
-	@$(VENV)/bin/pybabel compile -q -d site/translations
+	@set -o pipefail; $(VENV)/bin/pybabel compile -d site/translations 2>&1 | { grep -v '^compiling catalog' || true; }
 
 db: $(STAMP) translations system-deps
 	$(FLASK) db upgrade -d $(MIGRATIONS)
