@@ -7,6 +7,7 @@ import sys
 
 BENCHMARKS = [
     "benchmarks.dashboard_shell_rps",
+    "benchmarks.receipt_pdf_ms",
 ]
 
 

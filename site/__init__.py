@@ -26,9 +26,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _init_extensions(app)
     _register_blueprints(app)
 
-    from kassa import cli, errorpages, i18n, security
+    from kassa import cli, errorpages, i18n, security, template_helpers
 
     i18n.register_template_helpers(app)
+    template_helpers.register(app)
     security.init_security_headers(app)
     errorpages.register(app)
     cli.register(app)
@@ -58,12 +59,23 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from kassa.blueprints import auth, dashboard, health, media, settings
+    from kassa.blueprints import (
+        auth,
+        checkout,
+        dashboard,
+        embed,
+        health,
+        link_editor,
+        links,
+        media,
+        products,
+        settings,
+    )
 
-    for module in (health, auth, dashboard, settings, media):
+    for module in (health, auth, dashboard, settings, media, links, link_editor, products, embed, checkout):
         app.register_blueprint(module.bp)
 
 
 def _load_side_effect_handlers() -> None:
     """Import the modules that register outbox handlers, attachment renderers and tick tasks."""
-    from kassa.services import mail  # noqa: F401
+    from kassa.services import events, mail, receipts  # noqa: F401

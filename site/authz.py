@@ -65,3 +65,8 @@ def permission_required(permission: Permission) -> Callable[[F], F]:
         return wrapped  # type: ignore[return-value]
 
     return decorate
+
+
+def visible_modes() -> tuple[str, ...]:
+    """Live data always; test data too while the user's "View test data" switch is on."""
+    return ("live", "test") if current_user.view_test_data else ("live",)

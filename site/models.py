@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kassa.database import utcnow_column_default as _now
@@ -247,3 +247,555 @@ class EmailMessage(db.Model):
     related_id: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=_now)
     sent_at: Mapped[datetime | None]
+
+
+# --------------------------------------------------------------------------------------------------
+# Catalogue: products, payment links and their line items (L1–L19)
+# --------------------------------------------------------------------------------------------------
+
+
+class BillingFrequency(StrEnum):
+    ONE_TIME = "one_time"
+    WEEKLY = "weekly"
+    BIWEEKLY = "biweekly"
+    MONTHLY = "monthly"
+    QUARTERLY = "quarterly"
+    SEMIANNUAL = "semiannual"
+    YEARLY = "yearly"
+    BIENNIAL = "biennial"
+
+    @property
+    def is_recurring(self) -> bool:
+        return self is not BillingFrequency.ONE_TIME
+
+    @property
+    def interval(self) -> tuple[str, int]:
+        """(unit, count) of one billing period: weeks or months."""
+        return FREQUENCY_INTERVALS[self]
+
+
+FREQUENCY_INTERVALS = {
+    BillingFrequency.ONE_TIME: ("months", 0),
+    BillingFrequency.WEEKLY: ("weeks", 1),
+    BillingFrequency.BIWEEKLY: ("weeks", 2),
+    BillingFrequency.MONTHLY: ("months", 1),
+    BillingFrequency.QUARTERLY: ("months", 3),
+    BillingFrequency.SEMIANNUAL: ("months", 6),
+    BillingFrequency.YEARLY: ("months", 12),
+    BillingFrequency.BIENNIAL: ("months", 24),
+}
+
+
+class TermType(StrEnum):
+    FIXED = "fixed"  # a fixed number of payments (L6)
+    AUTO_RENEW = "auto_renew"  # until cancelled
+
+
+class FieldMode(StrEnum):
+    OFF = "off"
+    OPTIONAL = "optional"
+    REQUIRED = "required"
+
+
+class LinkStatus(StrEnum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+
+
+class Confirmation(StrEnum):
+    DEFAULT = "default"
+    REDIRECT = "redirect"
+
+
+CONTACT_FIELDS = ("company", "first_name", "last_name", "phone")
+
+
+class Product(db.Model):
+    """The product library. Links copy a product's values; editing the link never changes the product (L4)."""
+
+    __tablename__ = "products"
+    __table_args__ = (Index("ix_products_account_name", "account_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    unit_amount_minor: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    frequency: Mapped[str] = mapped_column(String(16), default=BillingFrequency.ONE_TIME.value)
+    term_type: Mapped[str | None] = mapped_column(String(16))
+    term_count: Mapped[int | None]
+    sku: Mapped[str | None] = mapped_column(String(64))
+    archived_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+
+
+class Pipeline(db.Model):
+    """A deal pipeline (minimal CRM, L9)."""
+
+    __tablename__ = "pipelines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    is_default: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+    stages: Mapped[list[Stage]] = relationship(back_populates="pipeline", order_by="Stage.position")
+
+
+class Stage(db.Model):
+    __tablename__ = "stages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    probability: Mapped[int] = mapped_column(default=0)  # win probability, 0–100 %
+    position: Mapped[int] = mapped_column(default=0)
+
+    pipeline: Mapped[Pipeline] = relationship(back_populates="stages")
+
+
+class PaymentLink(db.Model):
+    """A shareable link to a checkout. The slug never changes, whatever is edited (L19)."""
+
+    __tablename__ = "payment_links"
+    __table_args__ = (Index("ix_payment_links_account_created", "account_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    slug: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))  # internal only, never shown to buyers (L8)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16), default=LinkStatus.ACTIVE.value)
+    pipeline_id: Mapped[int | None] = mapped_column(ForeignKey("pipelines.id"))
+    stage_id: Mapped[int | None] = mapped_column(ForeignKey("stages.id"))
+    # Checkout form (L10): each contact field is off, optional or required; email is always asked.
+    field_company: Mapped[str] = mapped_column(String(16), default=FieldMode.OFF.value)
+    field_first_name: Mapped[str] = mapped_column(String(16), default=FieldMode.OFF.value)
+    field_last_name: Mapped[str] = mapped_column(String(16), default=FieldMode.OFF.value)
+    field_phone: Mapped[str] = mapped_column(String(16), default=FieldMode.OFF.value)
+    allow_card: Mapped[bool] = mapped_column(default=True)
+    allow_ach: Mapped[bool] = mapped_column(default=False)
+    collect_billing_address: Mapped[bool] = mapped_column(default=True)
+    collect_shipping_address: Mapped[bool] = mapped_column(default=False)
+    confirmation: Mapped[str] = mapped_column(String(16), default=Confirmation.DEFAULT.value)
+    redirect_url: Mapped[str | None] = mapped_column(String(2000))
+    # Bumped on every edit; checkout sessions record which version they were started from.
+    version: Mapped[int] = mapped_column(default=1)
+    # Set by the card-testing guard: card payments on this link pause until then (issue 5).
+    card_paused_until: Mapped[datetime | None]
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+    deleted_at: Mapped[datetime | None]
+
+    items: Mapped[list[LinkItem]] = relationship(
+        back_populates="link", order_by="LinkItem.position", cascade="all, delete-orphan"
+    )
+    account: Mapped[Account] = relationship()
+    pipeline: Mapped[Pipeline | None] = relationship()
+    stage: Mapped[Stage | None] = relationship()
+
+    def field_mode(self, name: str) -> FieldMode:
+        return FieldMode(getattr(self, f"field_{name}"))
+
+    @property
+    def has_recurring(self) -> bool:
+        return any(BillingFrequency(item.frequency).is_recurring for item in self.items)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == LinkStatus.ACTIVE.value and self.deleted_at is None
+
+
+class LinkItem(db.Model):
+    """A line item on a link: a copy of a library product's values, or a custom item (L2)."""
+
+    __tablename__ = "link_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("payment_links.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(default=0)
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    unit_amount_minor: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    quantity: Mapped[int] = mapped_column(default=1)
+    frequency: Mapped[str] = mapped_column(String(16), default=BillingFrequency.ONE_TIME.value)
+    term_type: Mapped[str | None] = mapped_column(String(16))
+    term_count: Mapped[int | None]
+
+    link: Mapped[PaymentLink] = relationship(back_populates="items")
+
+
+# --------------------------------------------------------------------------------------------------
+# Checkout, payments and the records a payment creates (C, R, T, E)
+# --------------------------------------------------------------------------------------------------
+
+
+class Mode(StrEnum):
+    TEST = "test"
+    LIVE = "live"
+
+
+class CheckoutStatus(StrEnum):
+    OPEN = "open"
+    COMPLETED = "completed"
+    EXPIRED = "expired"
+
+
+class CheckoutSession(db.Model):
+    """One buyer visit to a link (L17): its own token, a frozen copy of the link, one payment at most."""
+
+    __tablename__ = "checkout_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("payment_links.id"), index=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    mode: Mapped[str] = mapped_column(String(8), default=Mode.LIVE.value)
+    link_version: Mapped[int] = mapped_column(default=1)
+    snapshot: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=CheckoutStatus.OPEN.value)
+    language: Mapped[str | None] = mapped_column(String(5))
+    # Each definitive decline moves to the next attempt number, so a retry with another card gets a
+    # fresh idempotency key while a double submit of the same attempt reuses the old one.
+    attempt_seq: Mapped[int] = mapped_column(default=1)
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id", use_alter=True))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    expires_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+
+
+class AttemptStatus(StrEnum):
+    PENDING = "pending"  # written before the processor is called
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    UNKNOWN = "unknown"  # the processor's answer was lost: the reconciler asks it later
+    FAILED = "failed"
+
+
+class PaymentAttempt(db.Model):
+    """A call to the processor, written (with its idempotency key) before the call and finished after."""
+
+    __tablename__ = "payment_attempts"
+    __table_args__ = (UniqueConstraint("account_id", "idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    checkout_session_id: Mapped[int | None] = mapped_column(ForeignKey("checkout_sessions.id"), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(120))
+    status: Mapped[str] = mapped_column(String(16), default=AttemptStatus.PENDING.value)
+    method: Mapped[str] = mapped_column(String(8))
+    amount_minor: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    # What the buyer entered besides the card/bank numbers, kept so a reconciled attempt can still
+    # create the payment, contact and receipt (never a card number or CVC).
+    buyer: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    processor_ref: Mapped[str | None] = mapped_column(String(120))
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id", use_alter=True))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    card_fingerprint: Mapped[str | None] = mapped_column(String(64), index=True)
+    link_id: Mapped[int | None] = mapped_column(ForeignKey("payment_links.id"))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    finished_at: Mapped[datetime | None]
+
+
+class PaymentStatus(StrEnum):
+    """The payment's own life; refunds and disputes are their own rows and are shown on top of it."""
+
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Payment(db.Model):
+    """A payment record (R1): an immutable copy of what was sold, and how it was paid."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("account_id", "receipt_number"),
+        Index("ix_payments_account_created", "account_id", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    mode: Mapped[str] = mapped_column(String(8), default=Mode.LIVE.value)
+    status: Mapped[str] = mapped_column(String(16), default=PaymentStatus.PROCESSING.value)
+    amount_minor: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    method: Mapped[str] = mapped_column(String(8))  # card | ach
+    card_brand: Mapped[str | None] = mapped_column(String(32))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    card_exp_month: Mapped[int | None]
+    card_exp_year: Mapped[int | None]
+    card_funding: Mapped[str | None] = mapped_column(String(16))
+    bank_last4: Mapped[str | None] = mapped_column(String(4))
+    processor: Mapped[str] = mapped_column(String(32), default="sandbox")
+    processor_ref: Mapped[str | None] = mapped_column(String(120), index=True)
+    payment_method_token: Mapped[str | None] = mapped_column(String(120))
+    fee_minor: Mapped[int] = mapped_column(default=0)
+    settlement_currency: Mapped[str] = mapped_column(String(3))
+    exchange_rate: Mapped[str] = mapped_column(String(32), default="1")  # a Decimal kept exactly, as text
+    fee_settlement_minor: Mapped[int] = mapped_column(default=0)
+    net_settlement_minor: Mapped[int] = mapped_column(default=0)
+    source: Mapped[str] = mapped_column(String(32), default="payment_link")
+    link_id: Mapped[int | None] = mapped_column(ForeignKey("payment_links.id"), index=True)
+    checkout_session_id: Mapped[int | None] = mapped_column(ForeignKey("checkout_sessions.id"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"), index=True)
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"), index=True)
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id", use_alter=True), index=True)
+    buyer_email: Mapped[str] = mapped_column(String(254))
+    buyer_name: Mapped[str] = mapped_column(String(200), default="")
+    buyer_phone: Mapped[str] = mapped_column(String(40), default="")
+    buyer_company: Mapped[str] = mapped_column(String(200), default="")
+    billing_address: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    language: Mapped[str] = mapped_column(String(5), default="en")
+    ip: Mapped[str | None] = mapped_column(String(64))
+    receipt_number: Mapped[int | None]
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=_now)  # the payment date
+    succeeded_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
+
+    items: Mapped[list[PaymentItem]] = relationship(
+        back_populates="payment", order_by="PaymentItem.position", cascade="all, delete-orphan"
+    )
+    link: Mapped[PaymentLink | None] = relationship()
+    contact: Mapped[Contact | None] = relationship(foreign_keys=[contact_id])
+    company: Mapped[Company | None] = relationship(foreign_keys=[company_id])
+    deal: Mapped[Deal | None] = relationship(foreign_keys=[deal_id])
+
+    @property
+    def is_test(self) -> bool:
+        return self.mode == Mode.TEST.value
+
+
+class PaymentItem(db.Model):
+    __tablename__ = "payment_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(default=0)
+    product_id: Mapped[int | None]
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    unit_amount_minor: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    quantity: Mapped[int] = mapped_column(default=1)
+    frequency: Mapped[str] = mapped_column(String(16))
+    term_type: Mapped[str | None] = mapped_column(String(16))
+    term_count: Mapped[int | None]
+
+    payment: Mapped[Payment] = relationship(back_populates="items")
+
+
+class Mandate(db.Model):
+    """The bank-debit authorization the buyer accepted (ACH), kept for E6."""
+
+    __tablename__ = "mandates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(5))
+    accepted_at: Mapped[datetime]
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    account_holder_name: Mapped[str] = mapped_column(String(200))
+    bank_last4: Mapped[str] = mapped_column(String(4))
+    routing_number: Mapped[str] = mapped_column(String(9))
+
+
+class Contact(db.Model):
+    """A buyer, found or created by email (R2). Test payments make test contacts (T1)."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("account_id", "mode", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    mode: Mapped[str] = mapped_column(String(8), default=Mode.LIVE.value)
+    email: Mapped[str] = mapped_column(String(254))
+    first_name: Mapped[str] = mapped_column(String(100), default="")
+    last_name: Mapped[str] = mapped_column(String(100), default="")
+    phone: Mapped[str] = mapped_column(String(40), default="")
+    language: Mapped[str] = mapped_column(String(5), default="en")
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+    @property
+    def display_name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part) or self.email
+
+
+class Company(db.Model):
+    __tablename__ = "companies"
+    __table_args__ = (Index("ix_companies_account_name", "account_id", "mode", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    mode: Mapped[str] = mapped_column(String(8), default=Mode.LIVE.value)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class Deal(db.Model):
+    """A deal per successful link payment, in the link's pipeline and stage (R3)."""
+
+    __tablename__ = "deals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    mode: Mapped[str] = mapped_column(String(8), default=Mode.LIVE.value)
+    name: Mapped[str] = mapped_column(String(300))
+    amount_minor: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id"))
+    stage_id: Mapped[int] = mapped_column(ForeignKey("stages.id"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+    pipeline: Mapped[Pipeline] = relationship()
+    stage: Mapped[Stage] = relationship()
+
+
+class SubscriptionStatus(StrEnum):
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class Subscription(db.Model):
+    """Recurring items with the same frequency and term, bought together (R4)."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    mode: Mapped[str] = mapped_column(String(8), default=Mode.LIVE.value)
+    status: Mapped[str] = mapped_column(String(16), default=SubscriptionStatus.ACTIVE.value)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"))
+    link_id: Mapped[int | None] = mapped_column(ForeignKey("payment_links.id"))
+    first_payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    frequency: Mapped[str] = mapped_column(String(16))
+    term_type: Mapped[str] = mapped_column(String(16))
+    term_count: Mapped[int | None]
+    amount_minor: Mapped[int]  # per period
+    currency: Mapped[str] = mapped_column(String(3))
+    payments_made: Mapped[int] = mapped_column(default=0)
+    anchor_at: Mapped[datetime]
+    next_charge_at: Mapped[datetime | None] = mapped_column(index=True)
+    payment_method_token: Mapped[str | None] = mapped_column(String(120))
+    card_brand: Mapped[str | None] = mapped_column(String(32))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    card_exp_month: Mapped[int | None]
+    card_exp_year: Mapped[int | None]
+    language: Mapped[str] = mapped_column(String(5), default="en")
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    cancelled_at: Mapped[datetime | None]
+
+    items: Mapped[list[SubscriptionItem]] = relationship(
+        back_populates="subscription", order_by="SubscriptionItem.position", cascade="all, delete-orphan"
+    )
+    contact: Mapped[Contact] = relationship()
+
+
+class SubscriptionItem(db.Model):
+    __tablename__ = "subscription_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(default=0)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    unit_amount_minor: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    quantity: Mapped[int] = mapped_column(default=1)
+
+    subscription: Mapped[Subscription] = relationship(back_populates="items")
+
+
+class TimelineEntry(db.Model):
+    """Payment activity on the timelines of contacts, companies and deals (R6)."""
+
+    __tablename__ = "timeline_entries"
+    __table_args__ = (Index("ix_timeline_subject", "account_id", "subject_type", "subject_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    subject_type: Mapped[str] = mapped_column(String(16))  # payment | contact | company | deal | subscription
+    subject_id: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(48))  # payment.submitted, payment.succeeded, ...
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class Counter(db.Model):
+    """Gap-free sequences per account (receipt numbers, later invoice numbers), taken under a row lock."""
+
+    __tablename__ = "counters"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(default=0)
+
+
+class ProcessedEvent(db.Model):
+    """Processor events already applied; the unique id makes replays and concurrent ticks no-ops."""
+
+    __tablename__ = "processed_events"
+    __table_args__ = (UniqueConstraint("processor", "event_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    processor: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(120))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    type: Mapped[str] = mapped_column(String(48))
+    applied_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class SandboxRecord(db.Model):
+    """The sandbox processor's own memory (charges, refunds, scheduled events), like a remote processor's."""
+
+    __tablename__ = "sandbox_records"
+    __table_args__ = (Index("ix_sandbox_due", "account_id", "due_at"),)
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    account_id: Mapped[int | None]
+    due_at: Mapped[datetime | None]
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class RiskEvent(db.Model):
+    """Declines and blocks the card-testing guard counts (per IP, per link, per card fingerprint)."""
+
+    __tablename__ = "risk_events"
+    __table_args__ = (
+        Index("ix_risk_ip", "kind", "ip", "created_at"),
+        Index("ix_risk_link", "kind", "link_id", "created_at"),
+        Index("ix_risk_card", "kind", "card_fingerprint", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    kind: Mapped[str] = mapped_column(String(24))  # decline | card_use | link_paused
+    ip: Mapped[str | None] = mapped_column(String(64))
+    link_id: Mapped[int | None]
+    card_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=_now)

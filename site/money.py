@@ -22,12 +22,23 @@ _SPACES = " \u00a0\u202f\u2009"
 _APP_LOCALES = ("en", "nl", "fr")
 
 
-class MoneyError(ValueError):
-    """An amount or currency that cannot be a Money; `.message` is fit to show to a person."""
+def N_(text: str) -> str:
+    """Marks a message for translation (Babel extracts it); the UI translates `template` with `params`."""
+    return text
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+
+class MoneyError(ValueError):
+    """An amount or currency that cannot be a Money; `.message` is fit to show to a person.
+
+    `template` and `params` let the UI show the message in the user's language:
+    `gettext(exc.template, **exc.params)`.
+    """
+
+    def __init__(self, template: str, **params: object) -> None:
+        self.template = template
+        self.params = params
+        self.message = template % params if params else template
+        super().__init__(self.message)
 
 
 class CurrencyMismatch(MoneyError):
@@ -55,11 +66,11 @@ def exponent(currency: str) -> int:
     return numbers.get_currency_precision(currency)
 
 
-def _decimals_message(currency: str) -> str:
+def _decimals_error(currency: str) -> MoneyParseError:
     exp = exponent(currency)
     if exp == 0:
-        return f"{currency} amounts have no decimals"
-    return f"{currency} amounts have at most {exp} decimal{'s' if exp != 1 else ''}"
+        return MoneyParseError(N_("%(currency)s amounts have no decimals"), currency=currency)
+    return MoneyParseError(N_("%(currency)s amounts have at most %(n)d decimals"), currency=currency, n=exp)
 
 
 def _decimal_to_minor(value: Decimal, currency: str) -> int:
@@ -74,7 +85,7 @@ def _decimal_to_minor(value: Decimal, currency: str) -> int:
         return 0
     shift = int(exp10) + len(digits) - len(coefficient) + exponent(currency)
     if shift < 0:
-        raise MoneyError(_decimals_message(currency))
+        raise _decimals_error(currency)
     return (-1 if sign else 1) * int(coefficient) * 10**shift
 
 
@@ -194,6 +205,10 @@ class Money:
     def to_major_str(self) -> str:
         return format(self.major, "f")
 
+    def to_input(self, locale: LocaleArg = "en") -> str:
+        """The amount as it goes back into a price field: "1234.50" (en), "1234,50" (nl); parse_money reads it."""
+        return self.to_major_str().replace(".", numbers.get_decimal_symbol(locale))
+
     def __str__(self) -> str:
         return f"{self.currency} {self.to_major_str()}"
 
@@ -263,18 +278,19 @@ def parse_money(text: str, currency: str, locale: LocaleArg = "en", *, allow_neg
     dec, group = numbers.get_decimal_symbol(locale), numbers.get_group_symbol(locale)
     frac_example = "5".ljust(exp, "0") if exp else ""
     example = f"12{dec}{frac_example}" if exp else "1250"
-    bad_grouping = MoneyParseError(f"Enter an amount like 1{group}234{dec if exp else ''}{frac_example}")
+    bad_grouping = MoneyParseError(N_("Enter an amount like %(example)s"),
+                                   example=f"1{group}234{dec if exp else ''}{frac_example}")
 
     core, negative = _strip_markers(text or "", currency, locale)
     if not core:
-        raise MoneyParseError("Enter an amount")
+        raise MoneyParseError(N_("Enter an amount"))
     core = re.sub(f"[{_SPACES}]", " ", core)
     groupers = re.escape(" " + (group if group not in ".," + _SPACES else ""))
     if not re.fullmatch(f"[0-9.,{groupers}]*[0-9][0-9.,{groupers}]*", core):
         edges = {m.strip().casefold() for m in (re.match(r"\D*", core)[0], re.search(r"\D*$", core)[0])}
         if edges & _all_markers():
-            raise MoneyParseError(f"Enter the amount in {currency}")
-        raise MoneyParseError(f"Enter an amount like {example}")
+            raise MoneyParseError(N_("Enter the amount in %(currency)s"), currency=currency)
+        raise MoneyParseError(N_("Enter an amount like %(example)s"), example=example)
 
     parts = re.split(f"([.,{groupers}])", core)
     runs, seps = parts[0::2], parts[1::2]
@@ -303,12 +319,12 @@ def parse_money(text: str, currency: str, locale: LocaleArg = "en", *, allow_neg
 
     whole = "".join(whole_runs).lstrip("0")
     if len(fraction) > exp:
-        raise MoneyParseError(_decimals_message(currency))
+        raise _decimals_error(currency)
     if len(whole) + exp > len(str(MAX_PARSED_MINOR)):
-        raise MoneyParseError("The amount is too large")
+        raise MoneyParseError(N_("The amount is too large"))
     minor = int(whole or "0") * 10**exp + int(fraction.ljust(exp, "0") or "0")
     if minor > MAX_PARSED_MINOR:
-        raise MoneyParseError("The amount is too large")
+        raise MoneyParseError(N_("The amount is too large"))
     if negative and minor and not allow_negative:
-        raise MoneyParseError("The amount can't be negative")
+        raise MoneyParseError(N_("The amount can't be negative"))
     return Money(-minor if negative else minor, currency)

@@ -1,0 +1,187 @@
+"""The buyer's checkout (C1–C7): public, phone-first, works without JavaScript.
+
+Buyer-facing: this module never imports merchant views (DESIGN §7.2).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, abort, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+
+from kassa.errors import Conflict, Gone, KassaError, NotFound, TooManyRequests, ValidationFailed
+from kassa.extensions import db, limiter
+from kassa.i18n import LANGUAGES, best_language
+from kassa.models import Account, CheckoutSession, CheckoutStatus, Mode, Payment, PaymentLink, PaymentStatus
+from kassa.netutil import client_ip
+from kassa.processors.registry import has_live_processor
+from kassa.security import allow_form_action
+from kassa.services import checkout as checkout_service
+from kassa.services.accounts import country_choices
+from kassa.services.mandates import mandate_text
+
+bp = Blueprint("checkout", __name__)
+
+
+def _buyer_language(checkout: CheckoutSession | None = None) -> str:
+    """C7: the language the buyer chose on the page, else what their browser prefers."""
+    chosen = request.args.get("lang") or request.form.get("lang")
+    if chosen in LANGUAGES:
+        session["buyer_lang"] = chosen
+        return chosen
+    if checkout is not None and checkout.language in LANGUAGES:
+        return checkout.language
+    remembered = session.get("buyer_lang")
+    if remembered in LANGUAGES:
+        return remembered
+    return best_language(request.accept_languages.best_match(list(LANGUAGES)))
+
+
+def _use_language(language: str) -> None:
+    g.buyer_language = language
+    from flask_babel import refresh
+
+    refresh()
+
+
+def _buyer_page(template: str, status: int = 200, **context):
+    return render_template(template, **context), status
+
+
+@bp.get("/pay/<slug>")
+@limiter.limit("60 per minute")
+def start(slug: str):
+    """L17: each visit starts its own checkout session with its own URL."""
+    language = _buyer_language()
+    _use_language(language)
+    try:
+        checkout = checkout_service.start_session(slug, mode=request.args.get("mode", "live"), language=language)
+    except Gone as exc:
+        return _buyer_page("checkout/unavailable.html", 410, title=_("This link is no longer active"),
+                           message=exc.message)
+    except NotFound as exc:
+        return _buyer_page("checkout/unavailable.html", 404, title=_("Payment link not found"), message=exc.message)
+    return redirect(url_for("checkout.page", token=checkout.token), code=303)
+
+
+def _load(token: str) -> CheckoutSession:
+    checkout = db.session.scalar(db.select(CheckoutSession).where(CheckoutSession.token == token))
+    if checkout is None:
+        abort(404)
+    return checkout
+
+
+def _page_context(checkout: CheckoutSession, *, values=None, errors=None, alert=None):
+    account = db.session.get(Account, checkout.account_id)
+    snapshot = checkout.snapshot
+    summary = checkout_service.snapshot_summary(snapshot)
+    language = g.buyer_language
+    methods = [m for m, on in (("card", snapshot["allow_card"]), ("ach", snapshot["allow_ach"])) if on]
+    values = dict(values or {})
+    values.pop("card_cvc", None)  # C6: everything typed is kept on an error, except the security code
+    values.setdefault("method", methods[0])
+    values.setdefault("billing_country", account.country)
+    values.setdefault("shipping_country", account.country)
+    values.setdefault("shipping_same", "1")
+    link = db.session.get(PaymentLink, checkout.link_id)
+    return {
+        "checkout": checkout, "account": account, "snapshot": snapshot, "summary": summary, "language": language,
+        "methods": methods, "values": values, "errors": errors or {}, "alert": alert,
+        "test_mode": checkout.mode == Mode.TEST.value,
+        "live_unavailable": checkout.mode == Mode.LIVE.value and not has_live_processor(),
+        "countries": country_choices(language),
+        "mandate": mandate_text(account.id, summary.due_today.amount_minor, summary.due_today.currency, language)
+        if "ach" in methods else None,
+        "start_again_url": url_for("checkout.start", slug=link.slug, mode="test" if checkout.mode == "test" else None),
+    }
+
+
+def _confirmation(checkout: CheckoutSession):
+    payment = db.session.get(Payment, checkout.payment_id)
+    account = db.session.get(Account, checkout.account_id)
+    return _buyer_page("checkout/confirmation.html", payment=payment, account=account, checkout=checkout,
+                       summary=checkout_service.snapshot_summary(checkout.snapshot),
+                       test_mode=checkout.mode == Mode.TEST.value, language=g.buyer_language)
+
+
+@bp.get("/checkout/<token>")
+def page(token: str):
+    checkout = _load(token)
+    language = _buyer_language(checkout)
+    if request.args.get("lang") in LANGUAGES and checkout.language != language:
+        checkout_service.set_language(checkout.id, language)
+    _use_language(language)
+    if checkout.status == CheckoutStatus.COMPLETED.value:
+        return _confirmation(checkout)
+    if checkout_service.is_expired(checkout):
+        link = db.session.get(PaymentLink, checkout.link_id)
+        return _buyer_page("checkout/expired.html", 410, start_again_url=url_for(
+            "checkout.start", slug=link.slug, mode="test" if checkout.mode == "test" else None))
+    if checkout_service.attempt_in_flight(checkout.id):
+        return _buyer_page("checkout/processing.html", 202, checkout=checkout)
+    return _buyer_page("checkout/page.html", **_page_context(checkout))
+
+
+def _allow_thank_you_redirect(checkout: CheckoutSession) -> None:
+    url = checkout.snapshot.get("redirect_url")
+    if checkout.snapshot.get("confirmation") == "redirect" and url:
+        parts = urlsplit(url)
+        allow_form_action(f"{parts.scheme}://{parts.netloc}")
+
+
+@bp.post("/checkout/<token>")
+@limiter.limit("30 per minute")
+def submit(token: str):
+    checkout = _load(token)
+    _use_language(_buyer_language(checkout))
+    _allow_thank_you_redirect(checkout)
+    form = request.form.to_dict()
+    try:
+        outcome = checkout_service.pay(token, form, ip=client_ip(), user_agent=request.headers.get("User-Agent"))
+    except ValidationFailed as exc:
+        db.session.rollback()
+        return _buyer_page("checkout/page.html", 422, **_page_context(checkout, values=form, errors=exc.errors,
+                                                                        alert=exc.message))
+    except TooManyRequests as exc:
+        db.session.rollback()
+        return _buyer_page("checkout/page.html", 429, **_page_context(checkout, values=form, alert=exc.message))
+    except checkout_service.PaymentInFlight:
+        return _buyer_page("checkout/processing.html", 202, checkout=checkout)
+    except Gone:
+        return redirect(url_for("checkout.page", token=token), code=303)
+    except Conflict as exc:
+        db.session.rollback()
+        return _buyer_page("checkout/page.html", 409, **_page_context(checkout, values=form, alert=exc.message))
+    if outcome.payment is None:
+        return _buyer_page("checkout/processing.html", 202, checkout=checkout)
+    return _after_payment(checkout)
+
+
+def _after_payment(checkout: CheckoutSession):
+    """C4: the confirmation page, or the merchant's own thank-you page (L13)."""
+    snapshot = checkout.snapshot
+    if snapshot.get("confirmation") == "redirect" and snapshot.get("redirect_url"):
+        return redirect(snapshot["redirect_url"], code=303)
+    return redirect(url_for("checkout.page", token=checkout.token), code=303)
+
+
+@bp.get("/checkout/<token>/receipt.pdf")
+def receipt(token: str):
+    checkout = _load(token)
+    payment = db.session.get(Payment, checkout.payment_id) if checkout.payment_id else None
+    if payment is None or payment.status != PaymentStatus.SUCCEEDED.value:
+        abort(404)
+    from kassa.services.receipts import render_payment_receipt
+
+    filename, content_type, data = render_payment_receipt(payment)
+    response = Response(data, mimetype=content_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.errorhandler(KassaError)
+def _buyer_error(exc: KassaError):
+    return _buyer_page("checkout/unavailable.html", exc.status_code, title=_("This checkout isn't available"),
+                       message=exc.message)

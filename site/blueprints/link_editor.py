@@ -1,0 +1,128 @@
+"""The payment link editor: one page whose buttons post the whole form back (plain POST or htmx).
+
+The draft lives in the form, not the database: "Add line item", "Remove", "Move up" and the product
+library re-render the editor from what was submitted, and only "Save" writes (through the service).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import or_
+
+from kassa.authz import current_actor, get_owned_or_404, permission_required, scoped
+from kassa.errors import ValidationFailed
+from kassa.extensions import db
+from kassa.i18n import current_language
+from kassa.models import CONTACT_FIELDS, BillingFrequency, FieldMode, PaymentLink, Permission, Product
+from kassa.order_summary import frequency_label
+from kassa.rendering import htmx_redirect, render_page
+from kassa.services import link_drafts, links
+from kassa.services.crm import pipelines_for
+
+bp = Blueprint("link_editor", __name__, url_prefix="/links")
+
+LIBRARY_PAGE = 50
+
+
+def _library(search: str) -> list[Product]:
+    query = scoped(Product).where(Product.archived_at.is_(None))
+    if search:
+        like = f"%{search.lower()}%"
+        query = query.where(or_(db.func.lower(Product.name).like(like), db.func.lower(Product.sku).like(like)))
+    return list(db.session.scalars(query.order_by(Product.name).limit(LIBRARY_PAGE)))
+
+
+def _render(draft, *, link: PaymentLink | None, errors=None, status=200, show_library=False, search="",
+            focus=None):
+    account = current_user.account
+    pipelines = pipelines_for(account.id)
+    return render_page(
+        "links/editor.html",
+        "editor_region",
+        status=status,
+        draft=draft,
+        link=link,
+        errors=errors or {},
+        summary=link_drafts.preview_summary(draft, account.default_currency, current_language()),
+        account=account,
+        pipelines=pipelines,
+        library=_library(search) if show_library else [],
+        show_library=show_library,
+        search=search,
+        focus=focus,
+        frequencies=[(f.value, frequency_label(f)) for f in BillingFrequency],
+        field_modes=[(FieldMode.OFF.value, _("Off")), (FieldMode.OPTIONAL.value, _("Optional")),
+                     (FieldMode.REQUIRED.value, _("Required"))],
+        contact_fields=CONTACT_FIELDS,
+        action_url=url_for("link_editor.edit", link_id=link.id) if link else url_for("link_editor.new"),
+        active_nav="links",
+    )
+
+
+def _handle(link: PaymentLink | None):
+    locale = current_language()
+    draft = link_drafts.draft_from_form(request.form)
+    action = request.form.get("action", "save")
+    focus = None
+    if action == "add_item":
+        draft = link_drafts.add_custom_item(draft)
+        focus = f"f-items-{len(draft.items) - 1}-name"
+    elif action.startswith("remove:"):
+        draft = link_drafts.remove_item(draft, _index(action))
+    elif action.startswith(("up:", "down:")):
+        draft = link_drafts.move_item(draft, _index(action), -1 if action.startswith("up:") else 1)
+    elif action in ("open_library", "search_library"):
+        return _render(draft, link=link, show_library=True, search=request.form.get("library_search", "").strip())
+    elif action == "add_products":
+        ids = [int(v) for v in request.form.getlist("library_product") if v.isdigit()]
+        chosen = list(db.session.scalars(scoped(Product).where(Product.id.in_(ids)).order_by(Product.name))) if ids else []
+        draft = link_drafts.add_products(draft, chosen, locale)
+    elif action == "save":
+        try:
+            saved = (links.update_link(current_actor(), link.id, draft, locale) if link
+                     else links.create_link(current_actor(), draft, locale))
+        except ValidationFailed as exc:
+            return _render(draft, link=link, errors=exc.errors, status=422)
+        flash(_("Payment link “%(name)s” saved.", name=saved.name) if link else
+              _("Payment link “%(name)s” created. Test it, then share it.", name=saved.name), "success")
+        return htmx_redirect(url_for("links.index", highlight=saved.id))
+    # "refresh" and every editing action re-render the editor from the submitted draft.
+    return _render(draft, link=link, focus=focus)
+
+
+def _index(action: str) -> int:
+    _name, _sep, number = action.partition(":")
+    return int(number) if number.isdigit() else -1
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_LINKS)
+def new():
+    if request.method == "POST":
+        return _handle(None)
+    return _render(link_drafts.new_draft(current_user.account.default_currency), link=None,
+                   focus="f-items-0-name")
+
+
+@bp.route("/<int:link_id>/edit", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_LINKS)
+def edit(link_id: int):
+    link = get_owned_or_404(PaymentLink, link_id)
+    if link.deleted_at is not None:
+        from flask import abort
+
+        abort(404)
+    if request.method == "POST":
+        return _handle(link)
+    return _render(link_drafts.draft_from_link(link, current_language()), link=link)
+
+
+@bp.post("/preview")
+@permission_required(Permission.MANAGE_LINKS)
+def preview():
+    """The live order preview beside the editor (htmx, on every change)."""
+    draft = link_drafts.draft_from_form(request.form)
+    summary = link_drafts.preview_summary(draft, current_user.account.default_currency, current_language())
+    return render_page("links/editor.html", "preview", summary=summary, draft=draft, account=current_user.account)

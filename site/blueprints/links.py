@@ -1,0 +1,164 @@
+"""Payment links list and its actions: test, copy, share (QR), embed, deactivate, delete (L14–L19)."""
+
+from __future__ import annotations
+
+import io
+
+import segno
+from flask import Blueprint, Response, abort, flash, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import case, func, or_, select
+
+from kassa.authz import current_actor, get_owned_or_404, permission_required, scoped, visible_modes
+from kassa.extensions import db
+from kassa.i18n import current_language
+from kassa.models import LinkStatus, Payment, PaymentLink, PaymentStatus, Permission
+from kassa.order_summary import build_order_summary
+from kassa.rendering import htmx_redirect, render_page
+from kassa.security import allow_framing
+from kassa.services import links
+from kassa.urls import absolute_url
+
+bp = Blueprint("links", __name__, url_prefix="/links")
+
+PAGE_SIZE = 25
+
+
+def public_url(link: PaymentLink) -> str:
+    return absolute_url("checkout.start", slug=link.slug)
+
+
+def _stats(link_ids: list[int]) -> dict[int, tuple[int, dict[str, int]]]:
+    """Payments count and succeeded revenue per link (per currency), in one query."""
+    if not link_ids:
+        return {}
+    rows = db.session.execute(
+        select(
+            Payment.link_id,
+            Payment.currency,
+            func.count(),
+            func.coalesce(func.sum(case((Payment.status == PaymentStatus.SUCCEEDED.value, Payment.amount_minor),
+                                        else_=0)), 0),
+        )
+        .where(Payment.account_id == current_user.account_id, Payment.link_id.in_(link_ids))
+        .where(Payment.mode.in_(visible_modes()))
+        .group_by(Payment.link_id, Payment.currency)
+    )
+    stats: dict[int, tuple[int, dict[str, int]]] = {}
+    for link_id, currency, count, revenue in rows:
+        total, by_currency = stats.get(link_id, (0, {}))
+        by_currency[currency] = int(revenue)
+        stats[link_id] = (total + count, by_currency)
+    return stats
+
+
+@bp.get("/")
+@permission_required(Permission.MANAGE_LINKS)
+def index():
+    search = request.args.get("q", "").strip()[:200]
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    query = scoped(PaymentLink).where(PaymentLink.deleted_at.is_(None))
+    if search:
+        query = query.where(or_(func.lower(PaymentLink.name).like(f"%{search.lower()}%"),
+                                PaymentLink.slug == links.normalize_slug(search)))
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = list(db.session.scalars(
+        query.order_by(PaymentLink.created_at.desc(), PaymentLink.id.desc()).offset((page - 1) * PAGE_SIZE)
+        .limit(PAGE_SIZE)
+    ))
+    any_links = bool(total) or bool(search) or db.session.scalar(
+        select(func.count()).select_from(scoped(PaymentLink).where(PaymentLink.deleted_at.is_(None)).subquery())
+    ) > 0
+    summaries = {link.id: build_order_summary(link.items, link.currency) for link in rows}
+    pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    return render_page(
+        "links/index.html", "link_table",
+        links=rows, summaries=summaries, stats=_stats([link.id for link in rows]), search=search, page=page,
+        pages=pages, total=total, any_links=any_links, highlight=request.args.get("highlight", type=int),
+        public_url=public_url, active_nav="links",
+        prev_href=url_for("links.index", q=search or None, page=page - 1) if page > 1 else None,
+        next_href=url_for("links.index", q=search or None, page=page + 1) if page < pages else None,
+    )
+
+
+def _owned_live_link(link_id: int) -> PaymentLink:
+    link = get_owned_or_404(PaymentLink, link_id)
+    if link.deleted_at is not None:
+        abort(404)
+    return link
+
+
+@bp.get("/<int:link_id>/share")
+@permission_required(Permission.MANAGE_LINKS)
+def share(link_id: int):
+    link = _owned_live_link(link_id)
+    qr = segno.make(public_url(link), error="m")
+    svg = qr.svg_inline(scale=5, dark="#1b1f24", light="#ffffff", title=_("QR code for %(name)s", name=link.name))
+    return render_page("links/share.html", "dialog", link=link, url=public_url(link), qr_svg=svg,
+                       active_nav="links")
+
+
+@bp.get("/<int:link_id>/qr.<fmt>")
+@permission_required(Permission.MANAGE_LINKS)
+def qr(link_id: int, fmt: str):
+    link = _owned_live_link(link_id)
+    if fmt not in ("svg", "png"):
+        abort(404)
+    out = io.BytesIO()
+    qr_code = segno.make(public_url(link), error="m")
+    qr_code.save(out, kind=fmt, scale=10 if fmt == "png" else 5, border=4)
+    response = Response(out.getvalue(), mimetype="image/svg+xml" if fmt == "svg" else "image/png")
+    response.headers["Content-Disposition"] = f'attachment; filename="kassa-link-{link.slug}.{fmt}"'
+    return response
+
+
+def embed_snippet(link: PaymentLink) -> str:
+    base = absolute_url("embed.script")
+    label = _("Buy now")
+    return f'<script src="{base}" defer></script>\n<a href="{public_url(link)}" data-kassa-button>{label}</a>'
+
+
+@bp.get("/<int:link_id>/embed")
+@permission_required(Permission.MANAGE_LINKS)
+def embed(link_id: int):
+    link = _owned_live_link(link_id)
+    return render_page("links/embed.html", "dialog", link=link, snippet=embed_snippet(link), active_nav="links")
+
+
+@bp.get("/<int:link_id>/embed-preview")
+@permission_required(Permission.MANAGE_LINKS)
+def embed_preview(link_id: int):
+    """The snippet on a blank page, shown in a frame inside the Embed dialog (the live preview)."""
+    link = _owned_live_link(link_id)
+    allow_framing("'self'")
+    return render_page("links/embed_preview.html", link=link, url=public_url(link))
+
+
+@bp.post("/<int:link_id>/status")
+@permission_required(Permission.MANAGE_LINKS)
+def set_status(link_id: int):
+    _owned_live_link(link_id)
+    active = request.form.get("status") == LinkStatus.ACTIVE.value
+    link = links.set_active(current_actor(), link_id, active)
+    flash(_("“%(name)s” is active again: its URL accepts payments.", name=link.name) if active else
+          _("“%(name)s” is deactivated: its URL no longer accepts payments.", name=link.name), "success")
+    return htmx_redirect(url_for("links.index", highlight=link.id))
+
+
+@bp.route("/<int:link_id>/delete", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_LINKS)
+def delete(link_id: int):
+    link = _owned_live_link(link_id)
+    if request.method == "GET":
+        return render_page("links/delete.html", "dialog", link=link, payments=links.link_payment_count(link.id),
+                           active_nav="links")
+    name = link.name
+    links.delete_link(current_actor(), link_id)
+    flash(_("Payment link “%(name)s” deleted.", name=name), "success")
+    return htmx_redirect(url_for("links.index"))
+
+
+@bp.app_template_global()
+def link_locale() -> str:
+    return current_language()

@@ -1,0 +1,1 @@
+"""Pure renderers: documents (receipts, invoices, exports) returned as (filename, content type, bytes)."""

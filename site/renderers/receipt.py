@@ -1,0 +1,99 @@
+"""The branded PDF receipt (E2, E3): a frozen snapshot of one charge in, a PDF attachment out."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from babel import dates
+from flask import current_app, render_template
+from flask_babel import force_locale
+
+from kassa.money import Money
+from kassa.renderers.pdf import STATIC_DIR, render_pdf
+
+CONTENT_TYPE = "application/pdf"
+DEFAULT_BRAND_COLOR = "#2f5bd3"
+_HEX_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+@dataclass(frozen=True)
+class ReceiptLine:
+    name: str
+    description: str
+    quantity: int
+    unit_amount: Money
+    amount: Money
+    recurrence: str | None  # already translated, e.g. "every month, 7 payments"
+
+
+@dataclass(frozen=True)
+class ReceiptData:
+    number: str  # "R-000042": sequential per account, formatted by the caller
+    issued_at: datetime  # aware UTC
+    timezone: str  # the merchant's zone, for the printed date
+    language: str  # the buyer's: "en" | "nl" | "fr"
+    merchant_name: str
+    merchant_address: str  # several lines
+    merchant_email: str
+    brand_color: str  # "#rrggbb"
+    logo_file: Path | None  # a PNG under the upload folder
+    buyer_email: str
+    buyer_name: str
+    billing_address: str | None
+    lines: tuple[ReceiptLine, ...]
+    total: Money
+    amount_paid: Money
+    payment_method: str  # already formatted, e.g. "Visa •••• 4242"
+    test_mode: bool
+    refunded: Money | None = None
+    recurring_note: str | None = None  # e.g. "Then €10.00 every month until cancelled"
+    title: str | None = None  # defaults to the translated "Receipt"
+
+
+def receipt_filename(number: str) -> str:
+    # The number ends up in a Content-Disposition header and on the buyer's disk: keep it plain.
+    return f"receipt-{re.sub(r'[^A-Za-z0-9_-]+', '-', number).strip('-') or 'receipt'}.pdf"
+
+
+def _issued(data: ReceiptData) -> tuple[str, str]:
+    """(date, time with UTC offset) in the merchant's zone, worded for the buyer's language."""
+    zone = ZoneInfo(data.timezone)
+    local = data.issued_at.astimezone(zone)
+    date_text = dates.format_date(local, "long", locale=data.language)
+    time_text = dates.format_time(local, "short", tzinfo=zone, locale=data.language)
+    offset = dates.format_datetime(local, "ZZZZ", tzinfo=zone, locale=data.language)
+    return date_text, f"{time_text} {offset}"
+
+
+def _logo_url(logo_file: Path | None) -> str | None:
+    """A file URL for the logo, or None when there is none (a missing file prints no broken image)."""
+    if logo_file is None:
+        return None
+    try:
+        stat = Path(logo_file).stat()
+    except OSError:
+        current_app.logger.warning("receipt logo %s is missing; rendering without it", logo_file)
+        return None
+    # The version makes the image cache key change if a file is ever rewritten in place.
+    return f"{Path(logo_file).resolve().as_uri()}?v={stat.st_mtime_ns}-{stat.st_size}"
+
+
+def render_receipt(data: ReceiptData) -> tuple[str, str, bytes]:
+    """(filename, "application/pdf", bytes) of the receipt, in the buyer's language. Needs an app context."""
+    brand = data.brand_color if _HEX_COLOR.fullmatch(data.brand_color or "") else DEFAULT_BRAND_COLOR
+    issued_date, issued_time = _issued(data)
+    with force_locale(data.language):
+        html = render_template(
+            "pdf/receipt.html",
+            r=data,
+            brand_color=brand.lower(),
+            logo_url=_logo_url(data.logo_file),
+            issued_date=issued_date,
+            issued_time=issued_time,
+            issued_iso=data.issued_at.isoformat(),
+        )
+    return receipt_filename(data.number), CONTENT_TYPE, render_pdf(html, base_dir=STATIC_DIR)

@@ -1,0 +1,327 @@
+"""Checkout sessions and paying (L17, C1–C5, T1–T4).
+
+Paying happens in three steps so that money never moves twice and is never lost:
+1. under a lock on the checkout session, write a payment attempt with its idempotency key;
+2. call the processor with no database transaction open;
+3. record the outcome. If step 3 never happens (crash, lost response) the attempt stays behind and the
+   reconciler in `flask kassa tick` asks the processor what became of that key.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from kassa.clock import account_now, now
+from kassa.database import dialect_name, write_transaction
+from kassa.errors import Conflict, Gone, NotFound, ValidationFailed
+from kassa.extensions import db
+from kassa.models import (
+    CONTACT_FIELDS,
+    Account,
+    AttemptStatus,
+    CheckoutSession,
+    CheckoutStatus,
+    Mode,
+    Payment,
+    PaymentAttempt,
+    PaymentLink,
+)
+from kassa.order_summary import OrderSummary, build_order_summary
+from kassa.processors.base import (
+    CardDeclined,
+    ChargeRequest,
+    ChargeResult,
+    PaymentDetailsInvalid,
+    ProcessorError,
+)
+from kassa.processors.registry import NoLiveProcessor, processor_for
+from kassa.services import risk
+from kassa.services.checkout_form import PROCESSOR_FIELDS, BuyerInput, read_buyer_form
+from kassa.services.links import public_link
+
+SESSION_LIFETIME = timedelta(hours=24)
+
+
+# -- sessions ---------------------------------------------------------------------------------------
+
+
+def link_snapshot(link: PaymentLink) -> dict[str, Any]:
+    """Everything the checkout needs from the link, frozen: editing the link later changes nothing here."""
+    return {
+        "link_id": link.id,
+        "version": link.version,
+        "currency": link.currency,
+        "items": [
+            {
+                "name": item.name, "description": item.description, "unit_amount_minor": item.unit_amount_minor,
+                "currency": item.currency, "quantity": item.quantity, "frequency": item.frequency,
+                "term_type": item.term_type, "term_count": item.term_count, "product_id": item.product_id,
+            }
+            for item in link.items
+        ],
+        "fields": {name: getattr(link, f"field_{name}") for name in CONTACT_FIELDS},
+        "allow_card": link.allow_card,
+        "allow_ach": link.allow_ach and not link.has_recurring,
+        "collect_billing_address": link.collect_billing_address,
+        "collect_shipping_address": link.collect_shipping_address,
+        "confirmation": link.confirmation,
+        "redirect_url": link.redirect_url,
+        "pipeline_id": link.pipeline_id,
+        "stage_id": link.stage_id,
+    }
+
+
+@dataclass(frozen=True)
+class _SnapshotItem:
+    name: str
+    description: str
+    unit_amount_minor: int
+    currency: str
+    quantity: int
+    frequency: str
+    term_type: str | None
+    term_count: int | None
+    product_id: int | None = None
+
+
+def snapshot_items(snapshot: dict[str, Any]) -> list[_SnapshotItem]:
+    return [_SnapshotItem(**item) for item in snapshot["items"]]
+
+
+def snapshot_summary(snapshot: dict[str, Any]) -> OrderSummary:
+    return build_order_summary(snapshot_items(snapshot), snapshot["currency"])
+
+
+def start_session(slug: str, *, mode: str, language: str | None) -> CheckoutSession:
+    """GET /pay/<slug>: every visit gets its own checkout session and token (L17)."""
+    with write_transaction(db.session) as session:
+        link = public_link(slug)
+        checkout = CheckoutSession(
+            account_id=link.account_id,
+            link_id=link.id,
+            token=secrets.token_urlsafe(32),
+            mode=Mode.TEST.value if mode == Mode.TEST.value else Mode.LIVE.value,
+            link_version=link.version,
+            snapshot=link_snapshot(link),
+            language=language,
+            expires_at=now() + SESSION_LIFETIME,
+        )
+        session.add(checkout)
+        session.flush()
+        return checkout
+
+
+def get_session(token: str) -> CheckoutSession:
+    checkout = db.session.scalar(select(CheckoutSession).where(CheckoutSession.token == token))
+    if checkout is None:
+        raise NotFound(_("This checkout doesn't exist."))
+    return checkout
+
+
+def set_language(checkout_id: int, language: str) -> None:
+    """The buyer switched language on the page: emails and the receipt follow it (C7)."""
+    with write_transaction(db.session) as session:
+        session.get(CheckoutSession, checkout_id).language = language
+
+
+def attempt_in_flight(checkout_id: int) -> bool:
+    return db.session.scalar(
+        select(func.count()).select_from(PaymentAttempt).where(
+            PaymentAttempt.checkout_session_id == checkout_id,
+            PaymentAttempt.status.in_((AttemptStatus.PENDING.value, AttemptStatus.UNKNOWN.value)),
+        )
+    ) > 0
+
+
+def is_expired(checkout: CheckoutSession) -> bool:
+    return checkout.status == CheckoutStatus.EXPIRED.value or (
+        checkout.status == CheckoutStatus.OPEN.value and checkout.expires_at <= now()
+    )
+
+
+# -- paying -----------------------------------------------------------------------------------------
+
+
+class PaymentInFlight(Conflict):
+    """Another submit of this checkout is talking to the processor right now."""
+
+
+@dataclass(frozen=True)
+class PayOutcome:
+    payment: Payment | None  # None while the processor's answer is still being confirmed
+
+
+def _lock_session(session, checkout_id: int) -> CheckoutSession:
+    query = select(CheckoutSession).where(CheckoutSession.id == checkout_id)
+    if dialect_name(session) == "postgresql":
+        query = query.with_for_update()
+    return session.scalar(query)
+
+
+def _begin_attempt(checkout_id: int, buyer: BuyerInput, amount_minor: int, currency: str, ip: str | None,
+                   fingerprint: str | None) -> PaymentAttempt | Payment:
+    """Step 1. Returns the new attempt, or the payment when this checkout is already paid."""
+    with write_transaction(db.session) as session:
+        checkout = _lock_session(session, checkout_id)
+        if checkout.status == CheckoutStatus.COMPLETED.value:
+            return session.get(Payment, checkout.payment_id)
+        in_flight = session.scalar(
+            select(PaymentAttempt).where(
+                PaymentAttempt.checkout_session_id == checkout.id,
+                PaymentAttempt.status.in_((AttemptStatus.PENDING.value, AttemptStatus.UNKNOWN.value)),
+            )
+        )
+        if in_flight is not None:
+            raise PaymentInFlight(_("Your payment is being processed. This page will show the result in a moment."))
+        attempt = PaymentAttempt(
+            account_id=checkout.account_id,
+            checkout_session_id=checkout.id,
+            idempotency_key=f"checkout-{checkout.id}-{checkout.attempt_seq}",
+            method=buyer.method,
+            amount_minor=amount_minor,
+            currency=currency,
+            buyer=buyer.stored(),
+            ip=ip,
+            card_fingerprint=fingerprint,
+            link_id=checkout.link_id,
+        )
+        session.add(attempt)
+        session.flush()
+        return attempt
+
+
+def _finish_without_charge(attempt_id: int, status: AttemptStatus, error: ProcessorError | None) -> None:
+    """A decline or an error that moved no money: close the attempt; the next submit gets a new key."""
+    with write_transaction(db.session) as session:
+        attempt = session.get(PaymentAttempt, attempt_id)
+        if attempt.status not in (AttemptStatus.PENDING.value, AttemptStatus.UNKNOWN.value):
+            return  # already settled by someone else (the request, or another tick)
+        attempt.status = status.value
+        attempt.finished_at = now()
+        if error is not None:
+            attempt.error_code = error.code
+            attempt.error_message = error.message
+        checkout = _lock_session(session, attempt.checkout_session_id)
+        checkout.attempt_seq += 1
+        if status is AttemptStatus.DECLINED:
+            risk.record_decline(attempt)
+
+
+def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | None) -> PayOutcome:
+    """Pay a checkout session. Raises ValidationFailed with field messages when the buyer must act."""
+    from kassa.services.payment_records import record_successful_charge
+
+    checkout = get_session(token)
+    if checkout.status == CheckoutStatus.COMPLETED.value:
+        return PayOutcome(db.session.get(Payment, checkout.payment_id))
+    if is_expired(checkout):
+        raise Gone(_("This checkout has expired. Start again from the payment link."))
+    account = db.session.get(Account, checkout.account_id)
+    snapshot = checkout.snapshot
+    try:
+        processor = processor_for(checkout.mode)
+    except NoLiveProcessor:
+        raise Conflict(_("This merchant can't accept payments yet. Nothing was charged.")) from None
+
+    today = account_now(account).date()
+    buyer, errors = read_buyer_form(snapshot, form, today)
+    if errors:
+        raise ValidationFailed(_("Check the highlighted fields."), errors=errors)
+    summary = snapshot_summary(snapshot)
+    amount = summary.due_today
+    fingerprint = risk.card_fingerprint(buyer.card.number) if buyer.card else None
+    risk.check(checkout, method=buyer.method, ip=ip, fingerprint=fingerprint)
+
+    begun = _begin_attempt(checkout.id, buyer, amount.amount_minor, amount.currency, ip, fingerprint)
+    if isinstance(begun, Payment):
+        return PayOutcome(begun)
+    attempt_id, key = begun.id, begun.idempotency_key
+    request = ChargeRequest(
+        account_id=account.id,
+        idempotency_key=key,
+        amount_minor=amount.amount_minor,
+        currency=amount.currency,
+        method=buyer.method,
+        card=buyer.card,
+        bank=buyer.bank,
+        save_payment_method=summary.has_recurring,
+        settlement_currency=account.default_currency,
+        description=_checkout_description(summary),
+        now=account_now(account),
+    )
+    db.session.rollback()  # step 2 holds no transaction while the processor works
+    try:
+        result = processor.charge(request)
+    except CardDeclined as exc:
+        _finish_without_charge(attempt_id, AttemptStatus.DECLINED, exc)
+        raise ValidationFailed(_(exc.message), errors={PROCESSOR_FIELDS.get(exc.field or "number", "card_number"):
+                                                       _(exc.message)}) from None
+    except PaymentDetailsInvalid as exc:
+        status = AttemptStatus.DECLINED if exc.code in risk.COUNTED_CODES else AttemptStatus.FAILED
+        _finish_without_charge(attempt_id, status, exc)
+        field = PROCESSOR_FIELDS.get(exc.field or "number", "card_number")
+        raise ValidationFailed(_(exc.message), errors={field: _(exc.message)}) from None
+    except ProcessorError:
+        # Unknown outcome (timeout, lost answer, error after the fact): ask the processor once more right
+        # away; if it still can't say, the reconciler settles it on the next tick.
+        result = _mark_unknown_and_lookup(attempt_id, key, account.id, processor)
+        if result is None:
+            return PayOutcome(None)
+    payment = record_successful_charge(attempt_id, result, mandate_context={"ip": ip, "user_agent": user_agent})
+    return PayOutcome(payment)
+
+
+def _mark_unknown_and_lookup(attempt_id: int, key: str, account_id: int, processor) -> ChargeResult | None:
+    with write_transaction(db.session) as session:
+        attempt = session.get(PaymentAttempt, attempt_id)
+        attempt.status = AttemptStatus.UNKNOWN.value
+    db.session.rollback()
+    try:
+        return processor.lookup_charge(account_id, key)
+    except ProcessorError:
+        return None
+
+
+def _checkout_description(summary: OrderSummary) -> str:
+    names = ", ".join(line.name for line in summary.lines)
+    return names[:200]
+
+
+# -- reconciliation (tick) --------------------------------------------------------------------------
+
+RECONCILE_AFTER = timedelta(seconds=30)
+
+
+def reconcile_attempts() -> int:
+    """Settle attempts whose processor answer was lost: found → record the payment; absent → failed."""
+    from kassa.services.payment_records import record_successful_charge
+
+    cutoff = now() - RECONCILE_AFTER
+    stale = db.session.execute(
+        select(PaymentAttempt.id, PaymentAttempt.account_id, PaymentAttempt.idempotency_key, CheckoutSession.mode)
+        .join(CheckoutSession, CheckoutSession.id == PaymentAttempt.checkout_session_id)
+        .where(PaymentAttempt.status.in_((AttemptStatus.PENDING.value, AttemptStatus.UNKNOWN.value)),
+               PaymentAttempt.created_at <= cutoff)
+        .order_by(PaymentAttempt.id)
+        .limit(200)
+    ).all()
+    db.session.rollback()
+    done = 0
+    for attempt_id, account_id, key, mode in stale:
+        try:
+            processor = processor_for(mode)
+            result = processor.lookup_charge(account_id, key)
+        except (NoLiveProcessor, ProcessorError):
+            continue
+        if result is not None:
+            record_successful_charge(attempt_id, result, mandate_context={})
+        else:
+            _finish_without_charge(attempt_id, AttemptStatus.FAILED, None)
+        done += 1
+    return done

@@ -1,0 +1,127 @@
+"""Processor events (ACH settled or failed; later refunds and disputes) applied exactly once.
+
+Both the sandbox (from its clock, on `flask kassa tick`) and a live processor (from signed webhooks)
+deliver events here. The unique (processor, event id) row is written in the same transaction as the
+change the event causes, so a replayed event, or two ticks racing, change nothing the second time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import distinct, select
+from sqlalchemy.exc import IntegrityError
+
+from kassa.clock import account_now
+from kassa.database import write_transaction
+from kassa.extensions import db
+from kassa.models import Account, Payment, PaymentStatus, ProcessedEvent, SandboxRecord
+from kassa.processors.base import ProcessorEvent
+from kassa.services.ticks import register_tick
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[ProcessorEvent], None]
+_HANDLERS: dict[str, EventHandler] = {}
+
+
+def handles(event_type: str) -> Callable[[EventHandler], EventHandler]:
+    def decorate(fn: EventHandler) -> EventHandler:
+        _HANDLERS[event_type] = fn
+        return fn
+
+    return decorate
+
+
+def apply_event(processor: str, event: ProcessorEvent) -> bool:
+    """Apply one event; returns False when it had already been applied (or nobody handles its type)."""
+    handler = _HANDLERS.get(event.type)
+    try:
+        with write_transaction(db.session) as session:
+            seen = session.scalar(
+                select(ProcessedEvent.id).where(ProcessedEvent.processor == processor,
+                                                ProcessedEvent.event_id == event.id)
+            )
+            if seen is not None:
+                return False
+            session.add(ProcessedEvent(processor=processor, event_id=event.id, account_id=event.account_id,
+                                       type=event.type))
+            session.flush()
+            if handler is None:
+                log.info("no handler for %s event %s; recorded as seen", event.type, event.id)
+                return False
+            handler(event)
+            return True
+    except IntegrityError:
+        # Another tick applied it between our check and our insert: its change stands, ours rolled back.
+        return False
+
+
+def _payment_by_ref(account_id: int, charge_ref: str) -> Payment | None:
+    return db.session.scalar(
+        select(Payment).where(Payment.account_id == account_id, Payment.processor_ref == charge_ref)
+    )
+
+
+@handles("charge.succeeded")
+def _charge_succeeded(event: ProcessorEvent) -> None:
+    """An ACH debit cleared (O2): the payment succeeds, gets its receipt number, and the receipt goes out."""
+    from kassa.services.counters import next_number
+    from kassa.services.notifications import notify_payment_received
+    from kassa.services.payment_states import move_payment
+    from kassa.services.receipts import queue_receipt
+
+    payment = _payment_by_ref(event.account_id, event.data.get("charge_ref", event.object_ref))
+    if payment is None:
+        log.warning("charge.succeeded for unknown charge %s", event.object_ref)
+        return
+    if move_payment(payment, PaymentStatus.SUCCEEDED, data={"event": event.id}):
+        payment.receipt_number = next_number(payment.account_id, "receipt")
+        queue_receipt(payment)
+        notify_payment_received(payment)
+
+
+@handles("charge.failed")
+def _charge_failed(event: ProcessorEvent) -> None:
+    """An ACH debit bounced (T4): the payment is Failed with the bank's reason, and the buyer is told."""
+    from kassa.services.notifications import notify_ach_failed
+    from kassa.services.payment_states import move_payment
+
+    payment = _payment_by_ref(event.account_id, event.data.get("charge_ref", event.object_ref))
+    if payment is None:
+        log.warning("charge.failed for unknown charge %s", event.object_ref)
+        return
+    if move_payment(payment, PaymentStatus.FAILED,
+                    data={"code": event.data.get("code"), "message": event.data.get("message"), "event": event.id}):
+        notify_ach_failed(payment)
+
+
+@register_tick("sandbox_events")
+def process_sandbox_events() -> int:
+    """Deliver every sandbox event that is due on its account's clock, in order."""
+    from kassa.processors.registry import sandbox
+
+    processor = sandbox()
+    account_ids = db.session.scalars(
+        select(distinct(SandboxRecord.account_id)).where(SandboxRecord.due_at.is_not(None))
+    ).all()
+    applied = 0
+    for account_id in account_ids:
+        account = db.session.get(Account, account_id)
+        if account is None:
+            continue
+        events = processor.due_events(account_id, account_now(account))
+        db.session.rollback()
+        for event in events:
+            if apply_event("sandbox", event):
+                applied += 1
+            processor.acknowledge_event(event.id)
+    return applied
+
+
+@register_tick("reconcile_attempts")
+def _reconcile() -> int:
+    from kassa.services.checkout import reconcile_attempts
+
+    return reconcile_attempts()

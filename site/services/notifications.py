@@ -1,0 +1,62 @@
+"""Emails to the merchant (E1) and payment-status emails to the buyer (ACH processing / failed)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from kassa.extensions import db
+from kassa.models import Account, Payment, PaymentLink, Permission, User
+from kassa.money import Money
+from kassa.services.mail import queue_email
+from kassa.urls import absolute_url
+
+
+def payment_team(account_id: int) -> list[User]:
+    """Who hears about payments: active users who may manage payments (Super admins, Payments managers)."""
+    users = db.session.scalars(
+        select(User).where(User.account_id == account_id, User.is_active_user.is_(True)).order_by(User.id)
+    )
+    return [user for user in users if user.can(Permission.MANAGE_PAYMENTS)]
+
+
+def _to_team(account: Account, kind: str, template: str, context: dict, related: tuple[str, int]) -> None:
+    for user in payment_team(account.id):
+        queue_email(kind=kind, to=[user.email], template=template, language=user.language or account.language,
+                    context={**context, "account": account, "brand_color": account.brand_color},
+                    account_id=account.id, related=related)
+
+
+def notify_payment_received(payment: Payment) -> None:
+    """E1: a payment came in (switchable). Subscription renewals don't call this: first payment only."""
+    account = db.session.get(Account, payment.account_id)
+    if not account.notification_enabled("payment_received"):
+        return
+    _to_team(account, "payment_received", "email/merchant_payment.html",
+             {"payment": payment, "amount": Money(payment.amount_minor, payment.currency),
+              "link": db.session.get(PaymentLink, payment.link_id) if payment.link_id else None},
+             ("payment", payment.id))
+
+
+def notify_link_paused(link: PaymentLink, declines: int) -> None:
+    """The card-testing guard paused card payments on a link: the merchant must know right away."""
+    account = db.session.get(Account, link.account_id)
+    _to_team(account, "link_paused", "email/link_paused.html",
+             {"link": link, "declines": declines, "until": link.card_paused_until,
+              "links_url": absolute_url("links.index")}, ("payment_link", link.id))
+
+
+def _to_buyer(payment: Payment, kind: str, template: str) -> None:
+    account = db.session.get(Account, payment.account_id)
+    queue_email(kind=kind, to=[payment.buyer_email], template=template, language=payment.language,
+                context={"payment": payment, "account": account, "brand_color": account.brand_color,
+                         "amount": Money(payment.amount_minor, payment.currency)},
+                account_id=account.id, related=("payment", payment.id))
+
+
+def notify_ach_processing(payment: Payment) -> None:
+    """A bank debit was submitted: it takes a few business days; the receipt follows when it clears."""
+    _to_buyer(payment, "ach_processing", "email/ach_processing.html")
+
+
+def notify_ach_failed(payment: Payment) -> None:
+    _to_buyer(payment, "ach_failed", "email/ach_failed.html")
