@@ -16,10 +16,25 @@ def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
-def _postgres_url() -> str:
-    """Create (or recreate) this worker's own database on the local PostgreSQL server."""
+def _database_name() -> str:
+    # Unique per test run and worker: two runs at once (a developer and a helper) never share a database.
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"p{os.getpid()}"
+    return f"kassa_test_{run[:10]}_{_worker()}"
+
+
+def _drop_postgres_database(name: str) -> None:
     admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    name = f"kassa_test_{_worker()}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def _postgres_url() -> str:
+    """Create this run's own database on the local PostgreSQL server."""
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    name = _database_name()
     try:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -68,6 +83,7 @@ def database_url(request, database_urls, tmp_path_factory) -> str:
             url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'kassa.db'}"
         else:
             url = _postgres_url()
+            request.addfinalizer(lambda: _drop_postgres_database(make_url(url).database))
         _migrate(url, instance)
         database_urls[backend] = url
     return database_urls[backend]
