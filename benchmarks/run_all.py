@@ -8,6 +8,7 @@ import sys
 BENCHMARKS = [
     "benchmarks.dashboard_shell_rps",
     "benchmarks.receipt_pdf_ms",
+    "benchmarks.checkout_bench",
 ]
 
 

@@ -59,9 +59,11 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from kassa import assets
     from kassa.blueprints import (
         auth,
         checkout,
+        crm,
         dashboard,
         embed,
         health,
@@ -72,8 +74,10 @@ def _register_blueprints(app: Flask) -> None:
         settings,
     )
 
-    for module in (health, auth, dashboard, settings, media, links, link_editor, products, embed, checkout):
+    for module in (health, auth, dashboard, settings, media, links, link_editor, products, embed, checkout, crm,
+                   assets):
         app.register_blueprint(module.bp)
+    app.jinja_env.globals["asset_url"] = assets.asset_url
 
 
 def _load_side_effect_handlers() -> None:

@@ -91,7 +91,15 @@ def build_config(instance_path: Path) -> dict:
         "KASSA_LOGIN_LIMIT": _env("KASSA_LOGIN_LIMIT", "10 per 15 minutes"),
         "KASSA_LOGIN_ACCOUNT_LIMIT": _env("KASSA_LOGIN_ACCOUNT_LIMIT", "100 per hour"),
         "KASSA_OUTBOX_MAX_ATTEMPTS": int(_env("KASSA_OUTBOX_MAX_ATTEMPTS", "8") or 8),
+        # Requests per client IP on the public checkout (on top of the card-testing guard).
+        "KASSA_CHECKOUT_START_LIMIT": _env("KASSA_CHECKOUT_START_LIMIT", "60 per minute"),
+        "KASSA_CHECKOUT_SUBMIT_LIMIT": _env("KASSA_CHECKOUT_SUBMIT_LIMIT", "30 per minute"),
     }
+    # Card-testing limits (issue 5), overridable per deployment: KASSA_RISK_IP_DECLINES=5 and so on.
+    from kassa.services.risk import DEFAULTS as RISK_DEFAULTS
+
+    for name, default in RISK_DEFAULTS.items():
+        config[name] = int(_env(name, str(default)))
     if smtp_url:
         config.update(parse_smtp_url(smtp_url))
     return config

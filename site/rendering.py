@@ -13,9 +13,11 @@ def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true" and request.headers.get("HX-History-Restore-Request") != "true"
 
 
-def render_page(template: str, block: str | None = None, *, status: int = 200, **context: Any) -> Response:
-    """The full page for normal requests; just `block` for htmx requests. Always `Vary: HX-Request`."""
-    if block and is_htmx():
+def render_page(template: str, block: str | None = None, *, status: int = 200, fragment: bool = False,
+                **context: Any) -> Response:
+    """The full page for normal requests; just `block` for htmx requests (or always, with `fragment=True`,
+    for endpoints that only ever serve a fragment). Always `Vary: HX-Request`."""
+    if block and (fragment or is_htmx()):
         body = render_block(template, block, **context)
     else:
         body = render_template(template, **context)

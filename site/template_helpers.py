@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from flask import Flask
+from markupsafe import Markup, escape
 
 from kassa.colors import text_on
 from kassa.order_summary import every_label, frequency_label, group_sentence, line_recurrence, term_label
@@ -17,8 +20,25 @@ def card_brand_name(brand: str | None) -> str:
     return CARD_BRANDS.get(brand or "", (brand or "").title())
 
 
+@lru_cache(maxsize=16)
+def _country_options(language: str) -> str:
+    from kassa.services.accounts import country_choices
+
+    # Short markup (no closing tags, unquoted codes): two of these lists are most of the checkout's bytes.
+    return "".join(f"<option value={code}>{escape(name)}" for code, name in country_choices(language))
+
+
+def country_options(language: str, selected: str | None) -> Markup:
+    """<option>s for a country <select>, built once per language (the checkout renders them on every view)."""
+    html = _country_options(language)
+    if selected and selected.isalpha() and len(selected) == 2:
+        html = html.replace(f"<option value={selected}>", f"<option value={selected} selected>", 1)
+    return Markup(html)  # noqa: S704 - names escaped above, codes are two letters
+
+
 def register(app: Flask) -> None:
     app.jinja_env.globals.update(
+        country_options=country_options,
         frequency_label=frequency_label, every_label=every_label, line_recurrence=line_recurrence,
         group_sentence=group_sentence, term_label=term_label,
     )

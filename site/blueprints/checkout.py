@@ -7,7 +7,18 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, abort, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 
 from kassa.errors import Conflict, Gone, KassaError, NotFound, TooManyRequests, ValidationFailed
@@ -18,7 +29,6 @@ from kassa.netutil import client_ip
 from kassa.processors.registry import has_live_processor
 from kassa.security import allow_form_action
 from kassa.services import checkout as checkout_service
-from kassa.services.accounts import country_choices
 from kassa.services.mandates import mandate_text
 
 bp = Blueprint("checkout", __name__)
@@ -50,7 +60,7 @@ def _buyer_page(template: str, status: int = 200, **context):
 
 
 @bp.get("/pay/<slug>")
-@limiter.limit("60 per minute")
+@limiter.limit(lambda: current_app.config["KASSA_CHECKOUT_START_LIMIT"])
 def start(slug: str):
     """L17: each visit starts its own checkout session with its own URL."""
     language = _buyer_language()
@@ -90,7 +100,6 @@ def _page_context(checkout: CheckoutSession, *, values=None, errors=None, alert=
         "methods": methods, "values": values, "errors": errors or {}, "alert": alert,
         "test_mode": checkout.mode == Mode.TEST.value,
         "live_unavailable": checkout.mode == Mode.LIVE.value and not has_live_processor(),
-        "countries": country_choices(language),
         "mandate": mandate_text(account.id, summary.due_today.amount_minor, summary.due_today.currency, language)
         if "ach" in methods else None,
         "start_again_url": url_for("checkout.start", slug=link.slug, mode="test" if checkout.mode == "test" else None),
@@ -131,7 +140,7 @@ def _allow_thank_you_redirect(checkout: CheckoutSession) -> None:
 
 
 @bp.post("/checkout/<token>")
-@limiter.limit("30 per minute")
+@limiter.limit(lambda: current_app.config["KASSA_CHECKOUT_SUBMIT_LIMIT"])
 def submit(token: str):
     checkout = _load(token)
     _use_language(_buyer_language(checkout))

@@ -29,8 +29,9 @@ LIBRARY_PAGE = 50
 def _library(search: str) -> list[Product]:
     query = scoped(Product).where(Product.archived_at.is_(None))
     if search:
-        like = f"%{search.lower()}%"
-        query = query.where(or_(db.func.lower(Product.name).like(like), db.func.lower(Product.sku).like(like)))
+        needle = search.lower()  # autoescape: "%" and "_" are literal, not wildcards
+        query = query.where(or_(db.func.lower(Product.name).contains(needle, autoescape=True),
+                                db.func.lower(Product.sku).contains(needle, autoescape=True)))
     return list(db.session.scalars(query.order_by(Product.name).limit(LIBRARY_PAGE)))
 
 
@@ -122,7 +123,8 @@ def edit(link_id: int):
 @bp.post("/preview")
 @permission_required(Permission.MANAGE_LINKS)
 def preview():
-    """The live order preview beside the editor (htmx, on every change)."""
+    """The live order preview beside the editor (htmx, on every change): always just the summary fragment."""
     draft = link_drafts.draft_from_form(request.form)
     summary = link_drafts.preview_summary(draft, current_user.account.default_currency, current_language())
-    return render_page("links/editor.html", "preview", summary=summary, draft=draft, account=current_user.account)
+    return render_page("links/editor.html", "preview", fragment=True, summary=summary, draft=draft,
+                       account=current_user.account)

@@ -60,7 +60,8 @@ def index():
     page = max(request.args.get("page", 1, type=int) or 1, 1)
     query = scoped(PaymentLink).where(PaymentLink.deleted_at.is_(None))
     if search:
-        query = query.where(or_(func.lower(PaymentLink.name).like(f"%{search.lower()}%"),
+        # autoescape: "%" and "_" typed in the search box are literal, not wildcards.
+        query = query.where(or_(func.lower(PaymentLink.name).contains(search.lower(), autoescape=True),
                                 PaymentLink.slug == links.normalize_slug(search)))
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
     rows = list(db.session.scalars(

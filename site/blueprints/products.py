@@ -30,8 +30,10 @@ def index():
     page = max(request.args.get("page", 1, type=int) or 1, 1)
     query = scoped(Product).where(Product.archived_at.is_not(None) if show_archived else Product.archived_at.is_(None))
     if search:
-        like = f"%{search.lower()}%"
-        query = query.where(or_(func.lower(Product.name).like(like), func.lower(Product.sku).like(like)))
+        # autoescape: a typed "%" or "_" is searched for, not a wildcard that matches everything.
+        needle = search.lower()
+        query = query.where(or_(func.lower(Product.name).contains(needle, autoescape=True),
+                                func.lower(Product.sku).contains(needle, autoescape=True)))
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
     rows = list(db.session.scalars(query.order_by(Product.name, Product.id).offset((page - 1) * PAGE_SIZE)
                                    .limit(PAGE_SIZE)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import secrets
+from functools import lru_cache
 from pathlib import Path
 from zoneinfo import available_timezones
 
@@ -36,6 +37,7 @@ def _require_settings(actor: Actor) -> None:
 NOT_COUNTRIES = {"EU", "EZ", "UN", "QO", "ZZ", "XA", "XB"}
 
 
+@lru_cache(maxsize=16)
 def country_choices(locale: str) -> list[tuple[str, str]]:
     names = Locale.parse(locale).territories
     return sorted(

@@ -19,6 +19,12 @@ ROLE_MATRIX = [
     ("/settings/notifications", {Role.SUPER_ADMIN}),
     ("/settings/users", {Role.SUPER_ADMIN}),
     ("/settings/emails", {Role.SUPER_ADMIN}),
+    ("/settings/pipelines", {Role.SUPER_ADMIN}),
+    # Payment links and the product library: Super admin and Payments manager (issue 4's decision).
+    ("/links/", {Role.SUPER_ADMIN, Role.PAYMENTS_MANAGER}),
+    ("/links/new", {Role.SUPER_ADMIN, Role.PAYMENTS_MANAGER}),
+    ("/products/", {Role.SUPER_ADMIN, Role.PAYMENTS_MANAGER}),
+    ("/products/new", {Role.SUPER_ADMIN, Role.PAYMENTS_MANAGER}),
 ]
 
 

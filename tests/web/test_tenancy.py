@@ -19,7 +19,7 @@ from tests.support.app import log_in
 ENDPOINTS_WITHOUT_RECORD_IDS = {
     "static", "auth.reset_password", "auth.accept_invitation", "media.logo", "dashboard.section",
     # Public buyer pages, reached by an unguessable token or a link's public slug (tested in their own files).
-    "checkout.start", "checkout.page", "checkout.submit", "checkout.receipt", "embed.stylesheet",
+    "checkout.start", "checkout.page", "checkout.submit", "checkout.receipt", "embed.stylesheet", "assets.bundle",
 }
 # URL arguments that are not record ids get a fixed value.
 FIXED_ARGS = {"fmt": "svg"}
@@ -68,6 +68,39 @@ def _link(account_id: int) -> int:
         return link.id
 
 
+def _contact(account_id: int) -> int:
+    from kassa.models import Contact
+
+    with write_transaction(db.session) as session:
+        contact = Contact(account_id=account_id, email=f"c{account_id}@theirs.example")
+        session.add(contact)
+        session.flush()
+        return contact.id
+
+
+def _company(account_id: int) -> int:
+    from kassa.models import Company
+
+    with write_transaction(db.session) as session:
+        company = Company(account_id=account_id, name="Theirs Inc")
+        session.add(company)
+        session.flush()
+        return company.id
+
+
+def _deal(account_id: int) -> int:
+    from kassa.models import Deal
+    from kassa.services.crm import resolve_deal_stage
+
+    with write_transaction(db.session) as session:
+        pipeline, stage = resolve_deal_stage(account_id, None, None)
+        deal = Deal(account_id=account_id, name="Theirs", amount_minor=100, currency="USD", pipeline_id=pipeline.id,
+                    stage_id=stage.id)
+        session.add(deal)
+        session.flush()
+        return deal.id
+
+
 # URL argument → function(other account id) creating a record there and returning its id.
 OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "user_id": lambda account_id: make_user(account_id, Role.MEMBER).id,
@@ -75,6 +108,9 @@ OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "invitation_id": _invitation,
     "product_id": _product,
     "link_id": _link,
+    "contact_id": _contact,
+    "company_id": _company,
+    "deal_id": _deal,
 }
 
 
