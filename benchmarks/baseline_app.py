@@ -7,10 +7,23 @@ what Kassa's own work costs on top of Flask + Jinja serving the same number of b
 from __future__ import annotations
 
 import os
+import time
 
-from flask import Flask, render_template_string
+from flask import Flask, g, render_template_string
 
 app = Flask(__name__)
+
+
+@app.before_request
+def _start() -> None:
+    g.started = time.perf_counter()
+
+
+@app.after_request
+def _timing(response):
+    # The same Server-Timing header Kassa sends, so server times are compared like for like.
+    response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - g.started) * 1000:.2f}"
+    return response
 SIZE = int(os.environ.get("KASSA_BASELINE_BYTES", "5000"))
 ROW = "<tr><td>{{ i }}</td><td>Example row with some text in it</td></tr>\n"
 TEMPLATE = (

@@ -9,6 +9,7 @@ BENCHMARKS = [
     "benchmarks.dashboard_shell_rps",
     "benchmarks.receipt_pdf_ms",
     "benchmarks.checkout_bench",
+    "benchmarks.payments_index",
 ]
 
 

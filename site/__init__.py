@@ -70,16 +70,17 @@ def _register_blueprints(app: Flask) -> None:
         link_editor,
         links,
         media,
+        payments,
         products,
         settings,
     )
 
     for module in (health, auth, dashboard, settings, media, links, link_editor, products, embed, checkout, crm,
-                   assets):
+                   payments, assets):
         app.register_blueprint(module.bp)
     app.jinja_env.globals["asset_url"] = assets.asset_url
 
 
 def _load_side_effect_handlers() -> None:
     """Import the modules that register outbox handlers, attachment renderers and tick tasks."""
-    from kassa.services import events, mail, receipts  # noqa: F401
+    from kassa.services import events, mail, mandates, receipts  # noqa: F401

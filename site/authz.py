@@ -11,6 +11,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import Select, select
 
 from kassa.actor import Actor
+from kassa.database import parse_id
 from kassa.extensions import db
 from kassa.models import Permission
 from kassa.netutil import client_ip
@@ -31,9 +32,8 @@ def scoped(model: type[M]) -> Select:
 
 def get_owned_or_404(model: type[M], object_id: Any) -> M:
     """The row with this id if it belongs to the current account; 404 otherwise, never someone else's."""
-    try:
-        key = int(object_id)
-    except (TypeError, ValueError):
+    key = parse_id(object_id)
+    if key is None:  # not a number, or too big for any id (the driver would overflow)
         abort(404)
     obj = db.session.scalar(scoped(model).where(model.id == key))
     if obj is None:

@@ -123,5 +123,24 @@ def create_user_command(email: str, password: str, company: str | None, name: st
     click.echo(f"Created {user.email} (Super admin of account {user.account_id}).")
 
 
+@kassa_cli.command("bench-data")
+@click.option("--payments", "count", type=int, default=100_000, show_default=True)
+@click.option("--seed", type=int, default=7)
+def bench_data_command(count: int, seed: int) -> None:
+    """Generate a merchant with COUNT realistic payments (bulk inserts) for benchmarks."""
+    import time
+
+    from kassa.bench_data import BENCH_EMAIL, BENCH_PASSWORD, generate
+
+    started = time.monotonic()
+
+    def progress(done: int) -> None:
+        if done % 100_000 == 0 or done == count:
+            click.echo(f"  {done:,} payments ({time.monotonic() - started:.0f} s)")
+
+    generate(count, seed=seed, progress=progress)
+    click.echo(f"Created {count:,} payments in {time.monotonic() - started:.0f} s. Login: {BENCH_EMAIL} / {BENCH_PASSWORD}")
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(kassa_cli)

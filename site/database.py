@@ -115,6 +115,19 @@ def write_transaction(session: Session) -> Iterator[Session]:
         session.info.pop("kassa_write", None)
 
 
+# The largest id either backend can hold (a signed 64-bit integer). A bigger number typed into a form or
+# URL can't be any row's id, and handing it to the driver would fail with an overflow instead of a 404.
+MAX_ID = 2**63 - 1
+
+
+def parse_id(value: object) -> int | None:
+    """A submitted record id as an int, or None when it is empty, not a number, or out of range."""
+    text = str(value).strip() if value is not None else ""
+    if not text.isdigit() or not 0 < int(text) <= MAX_ID:
+        return None
+    return int(text)
+
+
 def utcnow_column_default() -> datetime:
     # Deferred import: clock imports nothing from the database layer, but keep this module import-light.
     from kassa.clock import now
@@ -122,7 +135,7 @@ def utcnow_column_default() -> datetime:
     return now()
 
 
-__all__ = ["Base", "BigInteger", "UTCDateTime", "utcnow_column_default", "write_transaction"]
+__all__ = ["MAX_ID", "Base", "BigInteger", "UTCDateTime", "parse_id", "utcnow_column_default", "write_transaction"]
 
 
 def dialect_name(session: Session) -> str:

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kassa.database import utcnow_column_default as _now
@@ -515,13 +515,59 @@ class PaymentStatus(StrEnum):
     FAILED = "failed"
 
 
+class DisplayStatus(StrEnum):
+    """The Status column of the payments index (P1, D2): the payment's status, or refunds/disputes on top."""
+
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    REFUND_PROCESSING = "refund_processing"
+
+    @property
+    def label(self) -> str:
+        return str(DISPLAY_STATUS_LABELS[self])
+
+    @property
+    def tone(self) -> str:
+        return DISPLAY_STATUS_TONES[self]
+
+
+DISPLAY_STATUS_LABELS = {
+    DisplayStatus.PROCESSING: _l("Processing"),
+    DisplayStatus.SUCCEEDED: _l("Succeeded"),
+    DisplayStatus.FAILED: _l("Failed"),
+    DisplayStatus.PARTIALLY_REFUNDED: _l("Partially refunded"),
+    DisplayStatus.REFUNDED: _l("Refunded"),
+    DisplayStatus.REFUND_PROCESSING: _l("Refund processing"),
+}
+DISPLAY_STATUS_TONES = {
+    DisplayStatus.PROCESSING: "info",
+    DisplayStatus.SUCCEEDED: "success",
+    DisplayStatus.FAILED: "danger",
+    DisplayStatus.PARTIALLY_REFUNDED: "neutral",
+    DisplayStatus.REFUNDED: "neutral",
+    DisplayStatus.REFUND_PROCESSING: "warning",
+}
+
+
 class Payment(db.Model):
     """A payment record (R1): an immutable copy of what was sold, and how it was paid."""
 
     __tablename__ = "payments"
     __table_args__ = (
         UniqueConstraint("account_id", "receipt_number"),
+        # The payments index: newest first (keyset on created_at, id), by status, by amount (issue 6).
         Index("ix_payments_account_created", "account_id", "created_at", "id"),
+        Index("ix_payments_account_status_created", "account_id", "display_status", "created_at", "id"),
+        Index("ix_payments_account_amount", "account_id", "amount_minor", "id"),
+        # F6's backstop: whatever the code does, refunds can never add up to more than was paid.
+        CheckConstraint(
+            "refund_reserved_minor >= 0 AND refund_reserved_minor <= amount_minor"
+            " AND refunded_minor >= 0 AND refunded_minor <= refund_reserved_minor",
+            name="refunds_within_amount",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -566,6 +612,18 @@ class Payment(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=_now)  # the payment date
     succeeded_at: Mapped[datetime | None]
     failed_at: Mapped[datetime | None]
+    # What the index shows and filters on: the payment's own status, or the refund / dispute state on top
+    # of it. Recomputed by services from the refund and dispute rows whenever one of them changes.
+    display_status: Mapped[str] = mapped_column(String(32), default=PaymentStatus.PROCESSING.value)
+    # Refunds not failed (pending + succeeded), reserved atomically before the processor is called (F6),
+    # and the part of them that has settled.
+    refund_reserved_minor: Mapped[int] = mapped_column(default=0)
+    refunded_minor: Mapped[int] = mapped_column(default=0)
+    # Association labels (P6): a free label on each of the payment's four associations.
+    contact_label: Mapped[str | None] = mapped_column(String(60))
+    company_label: Mapped[str | None] = mapped_column(String(60))
+    deal_label: Mapped[str | None] = mapped_column(String(60))
+    subscription_label: Mapped[str | None] = mapped_column(String(60))
 
     items: Mapped[list[PaymentItem]] = relationship(
         back_populates="payment", order_by="PaymentItem.position", cascade="all, delete-orphan"
@@ -799,3 +857,78 @@ class RiskEvent(db.Model):
     link_id: Mapped[int | None]
     card_fingerprint: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+# --------------------------------------------------------------------------------------------------
+# Refunds and saved views (issue 6)
+# --------------------------------------------------------------------------------------------------
+
+
+class RefundStatus(StrEnum):
+    PENDING = "pending"  # "Refund processing" until the processor settles it (F3)
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class RefundReason(StrEnum):
+    DUPLICATE = "duplicate"
+    FRAUDULENT = "fraudulent"
+    REQUESTED_BY_CUSTOMER = "requested_by_customer"
+    OTHER = "other"
+
+
+class Refund(db.Model):
+    """A refund of all or part of a payment (F1–F6). Its amount is reserved on the payment when created."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        UniqueConstraint("account_id", "idempotency_key"),
+        CheckConstraint("amount_minor > 0", name="positive_amount"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
+    amount_minor: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default=RefundStatus.PENDING.value)
+    idempotency_key: Mapped[str] = mapped_column(String(120))
+    processor_ref: Mapped[str | None] = mapped_column(String(120), index=True)
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    settled_at: Mapped[datetime | None]
+
+    created_by: Mapped[User | None] = relationship()
+
+
+class SavedView(db.Model):
+    """A named set of filters, columns and sort on the payments index (P3), private or shared."""
+
+    __tablename__ = "saved_views"
+    __table_args__ = (Index("ix_saved_views_account_tab", "account_id", "tab"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    tab: Mapped[str] = mapped_column(String(16), default="payments")
+    name: Mapped[str] = mapped_column(String(80))
+    shared: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the index's query string, as a dict
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+
+    owner: Mapped[User] = relationship()
+
+
+class UserViewDefault(db.Model):
+    """Which saved view opens first for a user on an index tab ("a default view")."""
+
+    __tablename__ = "user_view_defaults"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    tab: Mapped[str] = mapped_column(String(16), primary_key=True)
+    view_id: Mapped[int] = mapped_column(ForeignKey("saved_views.id", ondelete="CASCADE"))

@@ -197,10 +197,7 @@ class Money:
             return Money(int(exact.quantize(Decimal(1), rounding=rounding)), self.currency)
 
     def format(self, locale: LocaleArg = "en") -> str:
-        with localcontext() as ctx:  # Babel quantizes in the current context, 28 digits by default
-            ctx.prec = _EXACT_PRECISION
-            text = numbers.format_currency(self.major, self.currency, locale=locale, currency_digits=True)
-        return _space_letter_symbol(text, numbers.get_currency_symbol(self.currency, locale))
+        return _format(self.amount_minor, self.currency, str(locale))
 
     def to_major_str(self) -> str:
         return format(self.major, "f")
@@ -211,6 +208,16 @@ class Money:
 
     def __str__(self) -> str:
         return f"{self.currency} {self.to_major_str()}"
+
+
+@lru_cache(maxsize=16384)
+def _format(amount_minor: int, currency: str, locale: str) -> str:
+    # Cached: an index page formats the same few prices over and over, and Babel's formatting is slow.
+    major = Money(amount_minor, currency).major
+    with localcontext() as ctx:  # Babel quantizes in the current context, 28 digits by default
+        ctx.prec = _EXACT_PRECISION
+        text = numbers.format_currency(major, currency, locale=locale, currency_digits=True)
+    return _space_letter_symbol(text, numbers.get_currency_symbol(currency, locale))
 
 
 def _space_letter_symbol(text: str, symbol: str) -> str:

@@ -35,3 +35,24 @@ def htmx_redirect(location: str) -> Response:
         response.headers["HX-Redirect"] = location
         return response
     return redirect(location, code=303)
+
+
+def htmx_update(target: str, html: str, *, message: str | None = None, kind: str = "success",
+                close_dialog: bool = True, also: tuple[str, ...] = ()) -> Response:
+    """Answer an htmx action by swapping `html` into `target`, closing the dialog and showing a toast."""
+    import json
+
+    response = make_response(html)
+    response.headers["HX-Retarget"] = target
+    response.headers["HX-Reswap"] = "innerHTML"
+    events: dict = {}
+    if close_dialog:
+        events["kassa:close-dialog"] = True
+    if message:
+        events["kassa:toast"] = {"message": message, "kind": kind}
+    for name in also:  # other parts of the page that listen for these events refresh themselves
+        events[name] = True
+    if events:
+        response.headers["HX-Trigger"] = json.dumps(events)
+    response.vary.add("HX-Request")
+    return response

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 
 from flask import Flask, Response, g
 
@@ -47,6 +48,10 @@ def _content_security_policy() -> str:
 def init_security_headers(app: Flask) -> None:
     app.jinja_env.globals["csp_nonce"] = csp_nonce
 
+    @app.before_request
+    def _start_timer() -> None:
+        g.request_started = time.perf_counter()
+
     @app.after_request
     def _headers(response: Response) -> Response:
         headers = response.headers
@@ -57,6 +62,10 @@ def init_security_headers(app: Flask) -> None:
             headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(self)")
+        started = g.get("request_started")
+        if started is not None:
+            # Server-Timing: how long the app itself took (the benchmarks read it; so can browser devtools).
+            headers.setdefault("Server-Timing", f"app;dur={(time.perf_counter() - started) * 1000:.2f}")
         if app.config.get("KASSA_HTTPS"):
             headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         return response

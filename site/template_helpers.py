@@ -36,11 +36,58 @@ def country_options(language: str, selected: str | None) -> Markup:
     return Markup(html)  # noqa: S704 - names escaped above, codes are two letters
 
 
+def urlencode_multi(args) -> str:
+    """A MultiDict (several values per key) as a query string, e.g. for a hidden field."""
+    from urllib.parse import urlencode
+
+    return urlencode(list(args.items(multi=True)))
+
+
 def register(app: Flask) -> None:
     app.jinja_env.globals.update(
         country_options=country_options,
+        status_badge=status_badge,
+        method_text=method_text,
+        extra_cell=extra_cell,
         frequency_label=frequency_label, every_label=every_label, line_recurrence=line_recurrence,
         group_sentence=group_sentence, term_label=term_label,
     )
     app.add_template_filter(text_on, "text_on")
     app.add_template_filter(card_brand_name, "card_brand_name")
+    app.add_template_filter(urlencode_multi, "urlencode_multi")
+
+
+def status_badge(payment) -> Markup:
+    """The Status column (P1, D2): a coloured badge with the status label."""
+    from kassa.models import DisplayStatus
+
+    try:
+        status = DisplayStatus(payment.display_status)
+        label, tone = status.label, status.tone
+    except ValueError:
+        label, tone = extra_status_label(payment.display_status)
+    return Markup('<span class="badge badge--{}">{}</span>').format(tone, label)
+
+
+def extra_status_label(value: str) -> tuple[str, str]:
+    """Statuses added by later capabilities (disputes) register their labels here."""
+    return _EXTRA_STATUSES.get(value, (value, "neutral"))
+
+
+_EXTRA_STATUSES: dict[str, tuple[str, str]] = {}
+
+
+def method_text(payment) -> str:
+    from flask_babel import gettext as _
+
+    if payment.method == "ach":
+        return _("Bank account •••• %(last4)s", last4=payment.bank_last4 or "")
+    return f"{card_brand_name(payment.card_brand)} •••• {payment.card_last4 or ''}"
+
+
+def extra_cell(key: str, payment) -> str:
+    renderer = EXTRA_CELLS.get(key)
+    return renderer(payment) if renderer else ""
+
+
+EXTRA_CELLS: dict = {}

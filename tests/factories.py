@@ -41,3 +41,37 @@ def make_user(account_id: int, role: Role = Role.MEMBER, email: str | None = Non
         session.add(user)
         session.flush()
         return user
+
+
+def make_payment(account_id: int, *, amount_minor: int = 2500, currency: str = "USD", status: str = "succeeded",
+                 method: str = "card", mode: str = "test", email: str | None = None, created_at=None,
+                 **fields):
+    """A payment row as checkout would leave it (straight to the table: for index, refund and panel tests)."""
+    from datetime import timedelta
+
+    from kassa.clock import now
+    from kassa.models import Payment, PaymentItem
+    from kassa.services.counters import next_number
+    from kassa.services.display_status import refresh_display_status
+
+    n = next(_counter)
+    with write_transaction(db.session) as session:
+        payment = Payment(
+            account_id=account_id, mode=mode, status=status, amount_minor=amount_minor, currency=currency,
+            method=method, card_brand="visa" if method == "card" else None, card_last4="4242" if method == "card"
+            else None, bank_last4="6789" if method == "ach" else None, processor_ref=f"ch_test_{n}",
+            fee_minor=fields.pop("fee_minor", amount_minor * 29 // 1000 + 30),
+            settlement_currency=fields.pop("settlement_currency", currency),
+            buyer_email=email or f"buyer{n}@example.com", buyer_name=fields.pop("buyer_name", f"Buyer {n}"),
+            created_at=created_at or now() - timedelta(minutes=n), language="en",
+            refund_reserved_minor=0, refunded_minor=0, **fields,
+        )
+        payment.items = [PaymentItem(name="Thing", unit_amount_minor=amount_minor, currency=currency, quantity=1,
+                                     frequency="one_time")]
+        if status == "succeeded":
+            payment.succeeded_at = payment.created_at
+            payment.receipt_number = next_number(account_id, "receipt")
+        refresh_display_status(payment)
+        session.add(payment)
+        session.flush()
+        return payment

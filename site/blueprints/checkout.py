@@ -127,8 +127,15 @@ def page(token: str):
         link = db.session.get(PaymentLink, checkout.link_id)
         return _buyer_page("checkout/expired.html", 410, start_again_url=url_for(
             "checkout.start", slug=link.slug, mode="test" if checkout.mode == "test" else None))
+    try:
+        checkout_service.ensure_link_open(checkout)
+    except Gone as exc:
+        return _buyer_page("checkout/unavailable.html", 410, title=_("This link is no longer active"),
+                           message=exc.message)
     if checkout_service.attempt_in_flight(checkout.id):
         return _buyer_page("checkout/processing.html", 202, checkout=checkout)
+    # L13: the browser checks the redirect after the form post against this page's form-action.
+    _allow_thank_you_redirect(checkout)
     return _buyer_page("checkout/page.html", **_page_context(checkout))
 
 

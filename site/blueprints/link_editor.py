@@ -12,6 +12,7 @@ from flask_login import current_user
 from sqlalchemy import or_
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required, scoped
+from kassa.database import parse_id
 from kassa.errors import ValidationFailed
 from kassa.extensions import db
 from kassa.i18n import current_language
@@ -77,7 +78,7 @@ def _handle(link: PaymentLink | None):
     elif action in ("open_library", "search_library"):
         return _render(draft, link=link, show_library=True, search=request.form.get("library_search", "").strip())
     elif action == "add_products":
-        ids = [int(v) for v in request.form.getlist("library_product") if v.isdigit()]
+        ids = [i for i in map(parse_id, request.form.getlist("library_product")) if i is not None]
         chosen = list(db.session.scalars(scoped(Product).where(Product.id.in_(ids)).order_by(Product.name))) if ids else []
         draft = link_drafts.add_products(draft, chosen, locale)
     elif action == "save":

@@ -64,6 +64,8 @@ def index():
         query = query.where(or_(func.lower(PaymentLink.name).contains(search.lower(), autoescape=True),
                                 PaymentLink.slug == links.normalize_slug(search)))
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    # A page past the end shows the last one (and a huge number never reaches the database's OFFSET).
+    page = min(page, max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1))
     rows = list(db.session.scalars(
         query.order_by(PaymentLink.created_at.desc(), PaymentLink.id.desc()).offset((page - 1) * PAGE_SIZE)
         .limit(PAGE_SIZE)
@@ -95,7 +97,9 @@ def _owned_live_link(link_id: int) -> PaymentLink:
 def share(link_id: int):
     link = _owned_live_link(link_id)
     qr = segno.make(public_url(link), error="m")
-    svg = qr.svg_inline(scale=5, dark="#1b1f24", light="#ffffff", title=_("QR code for %(name)s", name=link.name))
+    # omitsize: a viewBox instead of a fixed width and height, so the stylesheet can size the code.
+    svg = qr.svg_inline(scale=5, dark="#1b1f24", light="#ffffff", omitsize=True,
+                        title=_("QR code for %(name)s", name=link.name))
     return render_page("links/share.html", "dialog", link=link, url=public_url(link), qr_svg=svg,
                        active_nav="links")
 

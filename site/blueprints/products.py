@@ -35,6 +35,8 @@ def index():
         query = query.where(or_(func.lower(Product.name).contains(needle, autoescape=True),
                                 func.lower(Product.sku).contains(needle, autoescape=True)))
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    # A page past the end shows the last one (and a huge number never reaches the database's OFFSET).
+    page = min(page, max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1))
     rows = list(db.session.scalars(query.order_by(Product.name, Product.id).offset((page - 1) * PAGE_SIZE)
                                    .limit(PAGE_SIZE)))
     pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)

@@ -139,6 +139,13 @@ def attempt_in_flight(checkout_id: int) -> bool:
     ) > 0
 
 
+def ensure_link_open(checkout: CheckoutSession) -> None:
+    """L19: a deactivated or deleted link stops taking payments, also on checkouts opened before that."""
+    link = db.session.get(PaymentLink, checkout.link_id)
+    if link is None or not link.is_active:
+        raise Gone(_("This link is no longer accepting payments."))
+
+
 def is_expired(checkout: CheckoutSession) -> bool:
     return checkout.status == CheckoutStatus.EXPIRED.value or (
         checkout.status == CheckoutStatus.OPEN.value and checkout.expires_at <= now()
@@ -222,6 +229,7 @@ def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | N
         return PayOutcome(db.session.get(Payment, checkout.payment_id))
     if is_expired(checkout):
         raise Gone(_("This checkout has expired. Start again from the payment link."))
+    ensure_link_open(checkout)
     account = db.session.get(Account, checkout.account_id)
     snapshot = checkout.snapshot
     try:

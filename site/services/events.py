@@ -23,6 +23,11 @@ from kassa.services.ticks import register_tick
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[ProcessorEvent], None]
+
+
+class EventNotReady(Exception):
+    """The event refers to something not recorded yet (e.g. a refund whose reply is still in flight):
+    nothing is applied and the event is offered again on the next tick."""
 _HANDLERS: dict[str, EventHandler] = {}
 
 
@@ -56,6 +61,8 @@ def apply_event(processor: str, event: ProcessorEvent) -> bool:
     except IntegrityError:
         # Another tick applied it between our check and our insert: its change stands, ours rolled back.
         return False
+    except EventNotReady:
+        raise
 
 
 def _payment_by_ref(account_id: int, charge_ref: str) -> Payment | None:
@@ -97,6 +104,31 @@ def _charge_failed(event: ProcessorEvent) -> None:
         notify_ach_failed(payment)
 
 
+def _refund_for(event: ProcessorEvent):
+    from kassa.models import Refund
+
+    refund = db.session.scalar(select(Refund).where(Refund.account_id == event.account_id,
+                                                    Refund.processor_ref == event.data.get("refund_ref",
+                                                                                           event.object_ref)))
+    if refund is None:
+        raise EventNotReady(event.id)
+    return refund
+
+
+@handles("refund.succeeded")
+def _refund_succeeded(event: ProcessorEvent) -> None:
+    from kassa.services.refunds import complete_refund
+
+    complete_refund(_refund_for(event).id)
+
+
+@handles("refund.failed")
+def _refund_failed(event: ProcessorEvent) -> None:
+    from kassa.services.refunds import fail_refund
+
+    fail_refund(_refund_for(event).id, event.data.get("code"), event.data.get("message"))
+
+
 @register_tick("sandbox_events")
 def process_sandbox_events() -> int:
     """Deliver every sandbox event that is due on its account's clock, in order."""
@@ -114,8 +146,12 @@ def process_sandbox_events() -> int:
         events = processor.due_events(account_id, account_now(account))
         db.session.rollback()
         for event in events:
-            if apply_event("sandbox", event):
-                applied += 1
+            try:
+                if apply_event("sandbox", event):
+                    applied += 1
+            except EventNotReady:
+                log.info("event %s not ready; will retry", event.id)
+                continue
             processor.acknowledge_event(event.id)
     return applied
 
@@ -125,3 +161,10 @@ def _reconcile() -> int:
     from kassa.services.checkout import reconcile_attempts
 
     return reconcile_attempts()
+
+
+@register_tick("retry_refunds")
+def _retry_refunds() -> int:
+    from kassa.services.refunds import retry_unsent_refunds
+
+    return retry_unsent_refunds()

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from flask_babel import gettext as _
 
+from kassa.database import parse_id
 from kassa.models import (
     CONTACT_FIELDS,
     BillingFrequency,
@@ -71,7 +72,7 @@ class LinkDraft:
 
 
 def _int_or_none(value: str | None) -> int | None:
-    return int(value) if value and value.strip().isdigit() else None
+    return parse_id(value)
 
 
 def new_draft(currency: str) -> LinkDraft:
@@ -273,7 +274,8 @@ def validate_draft(draft: LinkDraft, account_id: int, locale: str) -> dict[str, 
         )
     if draft.confirmation not in Confirmation._value2member_map_:
         errors["confirmation"] = _("Choose how to confirm the payment.")
-    elif draft.confirmation == Confirmation.REDIRECT.value:
+    elif draft.confirmation == Confirmation.REDIRECT.value or draft.redirect_url:
+        # A typed address is kept even while the default page is chosen, so it is checked either way.
         problem = _check_url(draft.redirect_url) if draft.redirect_url else _("Enter the address of your thank-you page.")
         if problem:
             errors["redirect_url"] = problem

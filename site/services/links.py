@@ -130,11 +130,21 @@ def link_payment_count(link_id: int) -> int:
     return db.session.scalar(select(func.count()).select_from(Payment).where(Payment.link_id == link_id)) or 0
 
 
+def _attempt_count(link_id: int) -> int:
+    from kassa.models import PaymentAttempt
+
+    return db.session.scalar(
+        select(func.count()).select_from(PaymentAttempt).where(PaymentAttempt.link_id == link_id)
+    ) or 0
+
+
 def delete_link(actor: Actor, link_id: int) -> None:
     """L15: delete after confirmation. A link with payments is only hidden, so its payments keep their source."""
     with write_transaction(db.session) as session:
         link = owned_link(session, actor.account_id, link_id)
-        if link_payment_count(link.id):
+        if link_payment_count(link.id) or _attempt_count(link.id):
+            # Payment attempts (even declined ones) are the record of calls to the processor: keep them,
+            # and so the link and checkout sessions they point at.
             link.deleted_at = now()
             link.status = LinkStatus.INACTIVE.value
         else:

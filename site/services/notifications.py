@@ -60,3 +60,13 @@ def notify_ach_processing(payment: Payment) -> None:
 
 def notify_ach_failed(payment: Payment) -> None:
     _to_buyer(payment, "ach_failed", "email/ach_failed.html")
+
+
+def notify_refund(payment: Payment, refund) -> None:
+    """The buyer hears that money is on its way back, in their language (F3: cards days, ACH 5–10)."""
+    account = db.session.get(Account, payment.account_id)
+    queue_email(kind="refund", to=[payment.buyer_email], template="email/refund.html", language=payment.language,
+                context={"payment": payment, "account": account, "brand_color": account.brand_color,
+                         "amount": Money(refund.amount_minor, refund.currency),
+                         "paid": Money(payment.amount_minor, payment.currency)},
+                account_id=account.id, related=("payment", payment.id))

@@ -30,6 +30,7 @@ from kassa.periods import charge_date
 from kassa.processors.base import ChargeResult
 from kassa.services import crm, risk
 from kassa.services.counters import next_number
+from kassa.services.display_status import refresh_display_status
 from kassa.services.payment_states import payment_subjects
 
 
@@ -91,6 +92,7 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_c
                         frequency=item.frequency, term_type=item.term_type, term_count=item.term_count)
             for i, item in enumerate(snapshot_items(snapshot))
         ]
+        refresh_display_status(payment)
         session.add(payment)
         session.flush()
         deal = crm.create_deal(

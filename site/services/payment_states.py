@@ -9,6 +9,7 @@ from kassa.clock import now
 from kassa.errors import Conflict
 from kassa.models import Payment, PaymentStatus
 from kassa.services.crm import add_timeline
+from kassa.services.display_status import refresh_display_status
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ def move_payment(payment: Payment, target: PaymentStatus, *, data: dict[str, Any
         payment.failed_at = now()
         payment.failure_code = (data or {}).get("code")
         payment.failure_message = (data or {}).get("message")
+    refresh_display_status(payment)
     add_timeline(payment.account_id, f"payment.{target.value}", subjects=payment_subjects(payment),
                  payment_id=payment.id, data=data or {})
     return True

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from sqlalchemy import select
 
+from kassa.actor import Actor
+from kassa.database import write_transaction
+from kassa.errors import Forbidden, NotFound, ValidationFailed
 from kassa.extensions import db
-from kassa.models import Account, BillingFrequency, Payment
+from kassa.models import Account, BillingFrequency, Payment, Permission
 from kassa.money import Money
 from kassa.order_summary import build_order_summary, group_sentence, line_recurrence
 from kassa.services.accounts import logo_dir
@@ -101,3 +106,63 @@ def queue_receipt(payment: Payment, *, to: list[str] | None = None, kind: str = 
                       "filename": f"receipt-{receipt_number(payment)}.pdf"}],
         related=("payment", payment.id),
     )
+
+
+MAX_RECIPIENTS = 10
+
+
+def receipt_choices(payment: Payment) -> list[Payment]:
+    """E5: the payment's own receipt, or for a subscription any of its charges' receipts."""
+    if payment.subscription_id is None:
+        return [payment]
+    charges = db.session.scalars(
+        select(Payment).where(Payment.account_id == payment.account_id,
+                              Payment.subscription_id == payment.subscription_id,
+                              Payment.receipt_number.is_not(None))
+        .order_by(Payment.created_at.desc()).limit(200)
+    ).all()
+    return list(charges) or [payment]
+
+
+def parse_recipients(text: str) -> list[str]:
+    from kassa.services.users import normalize_email
+
+    parts = [p for p in re.split(r"[\s,;]+", text or "") if p]
+    if not parts:
+        raise ValidationFailed(_("Enter at least one email address."), field="recipients")
+    if len(parts) > MAX_RECIPIENTS:
+        raise ValidationFailed(_("Send to at most %(n)d addresses at once.", n=MAX_RECIPIENTS), field="recipients")
+    addresses = []
+    for part in parts:
+        try:
+            addresses.append(normalize_email(part, field="recipients"))
+        except ValidationFailed:
+            raise ValidationFailed(_("“%(address)s” is not a valid email address.", address=part[:100]),
+                                   field="recipients") from None
+    return list(dict.fromkeys(addresses))
+
+
+def send_receipt(actor: Actor, payment_id: int, receipt_payment_id: int, recipients_text: str) -> list[str]:
+    """E5: Actions → Send receipt, to the buyer's address or others the merchant types."""
+    from kassa.services.audit import record_audit
+    from kassa.services.crm import add_timeline
+    from kassa.services.payment_states import payment_subjects
+
+    if actor.user is None or not actor.user.can(Permission.MANAGE_PAYMENTS):
+        raise Forbidden(_("You need the “%(permission)s” permission.", permission=Permission.MANAGE_PAYMENTS.label))
+    recipients = parse_recipients(recipients_text)
+    with write_transaction(db.session) as session:
+        payment = session.get(Payment, payment_id)
+        if payment is None or payment.account_id != actor.account_id:
+            raise NotFound(_("Payment not found."))
+        chosen = next((p for p in receipt_choices(payment) if p.id == receipt_payment_id), None)
+        if chosen is None:
+            raise ValidationFailed(_("Choose one of this payment's receipts."), field="receipt")
+        if chosen.receipt_number is None:
+            raise ValidationFailed(_("This payment has no receipt yet: it hasn't succeeded."), field="receipt")
+        queue_receipt(chosen, to=recipients, kind="receipt_resent")
+        add_timeline(payment.account_id, "receipt.sent", subjects=payment_subjects(payment), payment_id=payment.id,
+                     data={"to": recipients, "receipt": receipt_number(chosen)}, actor_id=actor.user_id)
+        record_audit(actor, "payment.receipt_sent", object_type="payment", object_id=payment.id,
+                     data={"to": recipients, "receipt_payment_id": chosen.id})
+        return recipients

@@ -22,7 +22,7 @@ ENDPOINTS_WITHOUT_RECORD_IDS = {
     "checkout.start", "checkout.page", "checkout.submit", "checkout.receipt", "embed.stylesheet", "assets.bundle",
 }
 # URL arguments that are not record ids get a fixed value.
-FIXED_ARGS = {"fmt": "svg"}
+FIXED_ARGS = {"fmt": "svg", "kind": "contact"}
 
 
 def _email(account_id: int) -> int:
@@ -101,6 +101,23 @@ def _deal(account_id: int) -> int:
         return deal.id
 
 
+def _payment(account_id: int) -> int:
+    from tests.factories import make_payment
+
+    return make_payment(account_id).id
+
+
+def _view(account_id: int) -> int:
+    from kassa.models import SavedView, User
+
+    owner = db.session.scalar(db.select(User).where(User.account_id == account_id))
+    with write_transaction(db.session) as session:
+        view = SavedView(account_id=account_id, owner_id=owner.id, name="Theirs", shared=True, state={})
+        session.add(view)
+        session.flush()
+        return view.id
+
+
 # URL argument → function(other account id) creating a record there and returning its id.
 OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "user_id": lambda account_id: make_user(account_id, Role.MEMBER).id,
@@ -111,6 +128,8 @@ OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "contact_id": _contact,
     "company_id": _company,
     "deal_id": _deal,
+    "payment_id": _payment,
+    "view_id": _view,
 }
 
 

@@ -108,8 +108,44 @@
     });
   }
 
+  // Server-sent events (HX-Trigger): close the open dialog, show a toast.
+  document.addEventListener("kassa:close-dialog", function () { $all("dialog[open]").forEach(function (d) { d.close(); }); });
+  document.addEventListener("kassa:toast", function (event) {
+    var detail = event.detail || {};
+    toast(detail.message || "", detail.kind || "success");
+  });
+
+  // The side panel (payment details, filters): focus its heading when it opens; close restores the page.
+  function closePanel() {
+    var slot = document.getElementById("panel-slot");
+    if (slot && slot.firstElementChild) {
+      slot.innerHTML = "";
+      var back = document.querySelector("[data-panel-opener]");
+      if (back) { back.focus(); back.removeAttribute("data-panel-opener"); }
+      return true;
+    }
+    return false;
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (elt && elt.getAttribute && elt.getAttribute("hx-target") === "#panel-slot") {
+      $all("[data-panel-opener]").forEach(function (el) { el.removeAttribute("data-panel-opener"); });
+      elt.setAttribute("data-panel-opener", "1");
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target && event.detail.target.id === "panel-slot") {
+      var heading = event.detail.target.querySelector(".sidepanel h2");
+      if (heading) { heading.setAttribute("tabindex", "-1"); heading.focus(); }
+    }
+  });
+
   // Closing a dialog: links marked data-close-dialog close it in place instead of navigating.
   document.addEventListener("click", function (event) {
+    var panelCloser = event.target.closest("[data-close-panel]");
+    if (panelCloser && document.getElementById("panel-slot").contains(panelCloser)) {
+      if (closePanel()) { event.preventDefault(); return; }
+    }
     var closer = event.target.closest("[data-close-dialog]");
     if (closer) {
       var dialog = closer.closest("dialog");
@@ -119,7 +155,10 @@
     $all("details.menu[open]").forEach(function (menu) { if (!menu.contains(event.target)) menu.open = false; });
   });
   document.addEventListener("keydown", function (event) {
-    if (event.key === "Escape") $all("details.menu[open]").forEach(function (menu) { menu.open = false; });
+    if (event.key === "Escape") {
+      $all("details.menu[open], details.dropdown[open]").forEach(function (menu) { menu.open = false; });
+      if (!document.querySelector("dialog[open]")) closePanel();
+    }
   });
 
   document.addEventListener("DOMContentLoaded", function () { enhance(document); });

@@ -1,0 +1,319 @@
+"""Commerce → Payments: the index with filters and saved views, and each payment's panel (P1–P7)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from jinja2_fragments.flask import render_block
+from werkzeug.datastructures import MultiDict
+
+from kassa.authz import current_actor, get_owned_or_404, permission_required, visible_modes
+from kassa.clock import account_today
+from kassa.errors import KassaError, ValidationFailed
+from kassa.extensions import db
+from kassa.i18n import current_language
+from kassa.models import Payment, Permission
+from kassa.rendering import htmx_redirect, htmx_update, is_htmx, render_page
+from kassa.services import payment_details, saved_views
+from kassa.services.payment_filters import FilterContext, FilterError, describe
+from kassa.services.payment_index import (
+    COLUMNS,
+    DATE_PRESETS,
+    DEFAULT_COLUMNS,
+    SORTS,
+    IndexState,
+    account_has_payments,
+    fetch_page,
+    status_options,
+)
+
+bp = Blueprint("payments", __name__, url_prefix="/payments")
+TAB = "payments"
+
+
+def filter_context() -> FilterContext:
+    account = current_user.account
+    return FilterContext(timezone=account.timezone, today=account_today(account))
+
+
+def _state_args() -> MultiDict:
+    """The request's view state; a bare /payments opens the user's default view, if they chose one."""
+    args = MultiDict(request.args)
+    args.pop("view", None)
+    if not any(key for key in args if key not in ("after", "before")) and "view" not in request.args:
+        default = saved_views.default_view(current_user.account_id, current_user.id, TAB)
+        if default is not None:
+            return MultiDict([(k, v) for k, values in default.state.items() for v in values])
+    return args
+
+
+def index_url(state: IndexState, **extra) -> str:
+    args = state.to_args(page=True)
+    for key, value in extra.items():
+        if value is not None:
+            args[key] = value
+    return url_for("payments.index", **args.to_dict(flat=False))
+
+
+@bp.get("/")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def index():
+    if not account_has_payments(current_user.account_id):
+        return redirect(url_for("payments.setup"))
+    views = saved_views.visible_views(current_user.account_id, current_user.id, TAB)
+    active_view = None
+    if request.args.get("view", "").isdigit():
+        try:
+            active_view = saved_views.get_view(current_user.account_id, current_user.id, int(request.args["view"]))
+        except KassaError:
+            abort(404)
+    error = None
+    try:
+        state = IndexState.from_saved(active_view.state) if active_view and len(request.args) == 1 else \
+            IndexState.from_args(_state_args())
+        page = fetch_page(current_user.account_id, visible_modes(), state, filter_context())
+    except FilterError as exc:
+        state, page, error = IndexState(), None, exc.message
+    context = dict(
+        state=state, page=page, error=error, views=views, active_view=active_view, chips=describe(state.advanced),
+        columns=COLUMNS, default_columns=DEFAULT_COLUMNS, date_presets=DATE_PRESETS, sorts=SORTS, statuses=status_options(),
+        index_url=index_url, active_nav="payments", tab=TAB,
+        default_view=saved_views.default_view(current_user.account_id, current_user.id, TAB),
+    )
+    return render_page("payments/index.html", "results", status=400 if error else 200, **context)
+
+
+@bp.get("/setup")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def setup():
+    """P7: with no payments yet, the index sends the merchant here."""
+    return render_page("payments/setup.html", active_nav="payments")
+
+
+# -- saved views ------------------------------------------------------------------------------------
+
+
+def _state_from_form() -> IndexState:
+    return IndexState.from_args(MultiDict((request.form.get("state_args") and
+                                          _parse_qs(request.form["state_args"])) or []))
+
+
+def _parse_qs(text: str) -> list[tuple[str, str]]:
+    from urllib.parse import parse_qsl
+
+    return parse_qsl(text, keep_blank_values=False)[:200]
+
+
+@bp.post("/views")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def save_view():
+    try:
+        state = _state_from_form()
+        view = saved_views.save_view(current_actor(), tab=TAB, name=request.form.get("name", ""),
+                                     shared=request.form.get("shared") == "1", state=state.saved_state())
+    except (ValidationFailed, FilterError) as exc:
+        flash(exc.message, "error")
+        return htmx_redirect(request.referrer or url_for("payments.index"))
+    flash(_("View “%(name)s” saved.", name=view.name), "success")
+    return htmx_redirect(url_for("payments.index", view=view.id))
+
+
+@bp.post("/views/<int:view_id>")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def change_view(view_id: int):
+    action = request.form.get("action", "")
+    actor = current_actor()
+    saved_views.get_view(current_user.account_id, current_user.id, view_id)  # 404 before anything else
+    try:
+        if action == "delete":
+            saved_views.delete_view(actor, view_id)
+            flash(_("View deleted."), "success")
+            return htmx_redirect(url_for("payments.index"))
+        if action == "default":
+            saved_views.set_default(actor, TAB, view_id)
+            flash(_("This view now opens first."), "success")
+        elif action == "update":
+            saved_views.update_view(actor, view_id, state=_state_from_form().saved_state())
+            flash(_("View updated with the current filters."), "success")
+        elif action == "rename":
+            saved_views.update_view(actor, view_id, name=request.form.get("name", ""),
+                                    shared=request.form.get("shared") == "1")
+            flash(_("View renamed."), "success")
+        else:
+            abort(400)
+    except (ValidationFailed, FilterError) as exc:
+        flash(exc.message, "error")
+    return htmx_redirect(url_for("payments.index", view=view_id))
+
+
+@bp.post("/views/default/clear")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def clear_default_view():
+    saved_views.set_default(current_actor(), TAB, None)
+    flash(_("“All payments” opens first again."), "success")
+    return htmx_redirect(url_for("payments.index"))
+
+
+# -- advanced filters panel -------------------------------------------------------------------------
+
+
+@bp.route("/filters", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_PAYMENTS)
+def filters():
+    """P3: the side panel to build AND/OR filter groups; "Apply" goes back to the index with them."""
+    from kassa.services import filter_builder
+
+    base_args = MultiDict(request.args)
+    if request.method == "GET":
+        try:
+            state = IndexState.from_args(base_args)
+        except FilterError:
+            state = IndexState()
+        rows = filter_builder.rows_from_filter(state.advanced)
+        return render_page("payments/filters.html", "panel", rows=rows, errors={}, base_args=base_args,
+                           props=filter_builder.property_choices(), active_nav="payments")
+    rows = filter_builder.rows_from_form(request.form)
+    action = request.form.get("action", "apply")
+    rows, errors, parsed = filter_builder.apply_action(rows, action)
+    if action in ("apply", "clear") and not errors:
+        state = IndexState.from_args(MultiDict(_parse_qs(request.form.get("base_args", ""))))
+        state.advanced = parsed
+        return htmx_redirect(index_url(state.first_page()))
+    return render_page("payments/filters.html", "panel", status=400 if errors else 200, rows=rows, errors=errors,
+                       base_args=MultiDict(_parse_qs(request.form.get("base_args", ""))),
+                       props=filter_builder.property_choices(), active_nav="payments")
+
+
+# -- one payment ------------------------------------------------------------------------------------
+
+
+@bp.get("/<int:payment_id>")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def detail(payment_id: int):
+    payment = get_owned_or_404(Payment, payment_id)
+    context = payment_details.panel_context(payment, current_language())
+    return render_page("payments/detail.html", "panel", active_nav="payments", **context)
+
+
+def _done(payment: Payment, message: str, kind: str = "success"):
+    """After an action in a dialog: htmx refreshes the open panel; without JavaScript, back to the page."""
+    if is_htmx():
+        db.session.expire_all()
+        context = payment_details.panel_context(db.session.get(Payment, payment.id), current_language())
+        html = render_block("payments/detail.html", "panel", active_nav="payments", **context)
+        return htmx_update("#panel-slot", html, message=message, kind=kind, also=("kassa:payments-changed",))
+    flash(message, kind)
+    return redirect(url_for("payments.detail", payment_id=payment.id), code=303)
+
+
+def _dialog(template: str, payment: Payment, status: int = 200, **context):
+    return render_page(template, "dialog", status=status, payment=payment, active_nav="payments",
+                       back_url=url_for("payments.detail", payment_id=payment.id), **context)
+
+
+@bp.route("/<int:payment_id>/refund", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_PAYMENTS)
+def refund(payment_id: int):
+    from kassa.services import refunds
+
+    payment = get_owned_or_404(Payment, payment_id)
+    check = refunds.refundable(payment, current_user.account)
+    values = {"amount": check.remaining.to_input(current_language()), "reason": "requested_by_customer", "note": "",
+              "key": request.form.get("key") or refunds.new_refund_key()}
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        values.update({k: request.form.get(k, "") for k in ("amount", "reason", "note")})
+        try:
+            made = refunds.refund_payment(current_actor(), payment.id, amount_text=values["amount"],
+                                          reason=values["reason"], note=values["note"], locale=current_language(),
+                                          idempotency_key=values["key"])
+        except ValidationFailed as exc:
+            errors = exc.errors or {"amount": exc.message}
+        except KassaError as exc:
+            errors = {"amount": exc.message}
+        else:
+            return _done(payment, _("Refund of %(amount)s submitted. It shows as “Refund processing” until the "
+                                    "bank confirms it.", amount=_money(made)))
+    context = payment_details.refund_dialog_context(payment, check)
+    return _dialog("payments/refund.html", payment, status=422 if errors else 200, values=values, errors=errors,
+                   **context)
+
+
+def _money(refund) -> str:
+    from kassa.money import Money
+
+    return Money(refund.amount_minor, refund.currency).format(current_language())
+
+
+@bp.route("/<int:payment_id>/send-receipt", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_PAYMENTS)
+def send_receipt(payment_id: int):
+    from kassa.services import receipts
+
+    payment = get_owned_or_404(Payment, payment_id)
+    choices = receipts.receipt_choices(payment)
+    values = {"recipients": payment.buyer_email, "receipt": str(choices[0].id) if choices else ""}
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        values = {"recipients": request.form.get("recipients", ""), "receipt": request.form.get("receipt", "")}
+        try:
+            sent = receipts.send_receipt(current_actor(), payment.id, int(values["receipt"] or 0),
+                                         values["recipients"])
+        except ValidationFailed as exc:
+            errors = exc.errors or {"recipients": exc.message}
+        else:
+            return _done(payment, _("Receipt sent to %(to)s.", to=", ".join(sent)))
+    return _dialog("payments/send_receipt.html", payment, status=422 if errors else 200, values=values,
+                   errors=errors, choices=choices, receipt_number=receipts.receipt_number)
+
+
+@bp.route("/<int:payment_id>/authorization", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_PAYMENTS)
+def authorization(payment_id: int):
+    from kassa.services import mandates
+
+    payment = get_owned_or_404(Payment, payment_id)
+    if request.method == "POST":
+        try:
+            to = mandates.send_authorization_copy(current_actor(), payment.id)
+        except KassaError as exc:
+            return _done(payment, exc.message, "error")
+        return _done(payment, _("The authorization is on its way to %(email)s.", email=to))
+    return _dialog("payments/authorization.html", payment, email=current_user.email)
+
+
+# -- associations -----------------------------------------------------------------------------------
+
+
+@bp.route("/<int:payment_id>/associations/<kind>", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_PAYMENTS)
+def association(payment_id: int, kind: str):
+    """P6: + Add (search and pick), Remove, or edit the label of one association."""
+    from kassa.services import associations
+
+    payment = get_owned_or_404(Payment, payment_id)
+    if kind not in associations.KINDS:
+        abort(404)
+    if request.method == "GET":
+        results = associations.search(current_user.account_id, payment.mode, kind, request.args.get("q", ""))
+        return _dialog("payments/association.html", payment, kind=kind, results=results,
+                       q=request.args.get("q", ""), errors={})
+    action = request.form.get("action", "set")
+    try:
+        if action == "remove":
+            associations.set_association(current_actor(), payment.id, kind, None)
+            message = _("Association removed.")
+        elif action == "label":
+            associations.set_label(current_actor(), payment.id, kind, request.form.get("label", ""))
+            message = _("Label saved.")
+        else:
+            record_id = request.form.get("record_id", "")
+            if not record_id.isdigit():
+                raise ValidationFailed(_("Choose a record."), field="record_id")
+            associations.set_association(current_actor(), payment.id, kind, int(record_id),
+                                         request.form.get("label"))
+            message = _("Association saved.")
+    except ValidationFailed as exc:
+        return _done(payment, exc.message, "error")
+    return _done(payment, message)

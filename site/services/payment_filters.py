@@ -1,0 +1,301 @@
+"""Filters for the payments index (P2, P3): a typed whitelist of properties and operators.
+
+A filter is groups of conditions: conditions in a group are AND-ed, groups are OR-ed. Everything a user
+sends is checked against the whitelist and turned into SQLAlchemy expressions with bound values, so a
+bad property, operator or value is a 400 with a message, never raw SQL and never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from typing import Any
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import ColumnElement, and_, case, false, func, not_, or_, true
+
+from kassa.clock import local_midnight_utc
+from kassa.errors import KassaError
+from kassa.models import DisplayStatus, Payment
+
+MAX_GROUPS = 10
+MAX_CONDITIONS = 20
+MAX_VALUES = 50
+MAX_TEXT = 200
+
+
+class FilterError(KassaError):
+    status_code = 400
+
+
+@dataclass(frozen=True)
+class FilterContext:
+    """What turning a filter into SQL needs to know about the merchant."""
+
+    timezone: str
+    today: date
+
+
+@dataclass(frozen=True)
+class Prop:
+    key: str
+    label: Any
+    kind: str  # text | number | money | date | enum | bool
+    column: Callable[[], Any]
+    options: Callable[[], list[tuple[str, str]]] | None = None
+
+
+OPERATORS: dict[str, dict[str, Any]] = {
+    "text": {"is": _l("is"), "is_not": _l("is not"), "contains": _l("contains"), "known": _l("is known"),
+             "unknown": _l("is unknown")},
+    "number": {"eq": "=", "ne": "≠", "lt": "<", "gt": ">", "between": _l("between")},
+    "money": {"eq": "=", "ne": "≠", "lt": "<", "gt": ">", "between": _l("between")},
+    "date": {"before": _l("before"), "after": _l("after"), "between": _l("between"),
+             "last_days": _l("in the last N days")},
+    "enum": {"any_of": _l("is any of"), "none_of": _l("is none of")},
+    "bool": {"is": _l("is")},
+}
+NO_VALUE_OPS = {"known", "unknown"}
+
+
+def _status_options() -> list[tuple[str, str]]:
+    return [(status.value, status.label) for status in DisplayStatus]
+
+
+def _method_options() -> list[tuple[str, str]]:
+    return [("card", _("Card")), ("ach", _("Bank debit (ACH)"))]
+
+
+def _brand_options() -> list[tuple[str, str]]:
+    from kassa.template_helpers import CARD_BRANDS
+
+    return list(CARD_BRANDS.items())
+
+
+def _mode_options() -> list[tuple[str, str]]:
+    return [("live", _("Live")), ("test", _("Test"))]
+
+
+def _bool_options() -> list[tuple[str, str]]:
+    return [("yes", _("Yes")), ("no", _("No"))]
+
+
+PROPERTIES: dict[str, Prop] = {
+    prop.key: prop
+    for prop in [
+        Prop("status", _l("Status"), "enum", lambda: Payment.display_status, _status_options),
+        Prop("amount", _l("Gross amount"), "money", lambda: Payment.amount_minor),
+        Prop("date", _l("Payment date"), "date", lambda: Payment.created_at),
+        Prop("method", _l("Payment method"), "enum", lambda: Payment.method, _method_options),
+        Prop("card_brand", _l("Card brand"), "enum", lambda: Payment.card_brand, _brand_options),
+        Prop("currency", _l("Currency"), "text", lambda: Payment.currency),
+        Prop("email", _l("Contact email"), "text", lambda: Payment.buyer_email),
+        Prop("buyer_name", _l("Buyer name"), "text", lambda: Payment.buyer_name),
+        Prop("company", _l("Company"), "text", lambda: Payment.buyer_company),
+        Prop("link", _l("Payment link"), "number", lambda: Payment.link_id),
+        Prop("receipt_number", _l("Receipt number"), "number", lambda: Payment.receipt_number),
+        Prop("fee", _l("Fee"), "money", lambda: Payment.fee_minor),
+        Prop("refunded", _l("Refunded amount"), "money", lambda: Payment.refunded_minor),
+        Prop("has_refunds", _l("Has refunds"), "bool", lambda: Payment.refund_reserved_minor, _bool_options),
+        Prop("mode", _l("Mode"), "enum", lambda: Payment.mode, _mode_options),
+        Prop("card_last4", _l("Card last 4"), "text", lambda: Payment.card_last4),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Condition:
+    prop: str
+    op: str
+    values: tuple[str, ...] = ()
+
+
+Filter = tuple[tuple[Condition, ...], ...]
+
+
+# -- parsing ----------------------------------------------------------------------------------------
+
+
+def parse_condition(raw: Any) -> Condition:
+    if not isinstance(raw, list | tuple) or len(raw) not in (2, 3):
+        raise FilterError(_("A filter condition must be [property, operator, values]."))
+    key, op = raw[0], raw[1]
+    values = raw[2] if len(raw) == 3 else []
+    if not isinstance(key, str) or key not in PROPERTIES:
+        raise FilterError(_("Unknown property “%(name)s”.", name=str(key)[:40]))
+    prop = PROPERTIES[key]
+    if not isinstance(op, str) or op not in OPERATORS[prop.kind]:
+        raise FilterError(_("“%(op)s” can't be used with %(prop)s.", op=str(op)[:20], prop=prop.label))
+    if isinstance(values, str | int | float):
+        values = [values]
+    if not isinstance(values, list | tuple) or len(values) > MAX_VALUES:
+        raise FilterError(_("Too many values for %(prop)s.", prop=prop.label))
+    values = tuple(str(v)[:MAX_TEXT] for v in values if isinstance(v, str | int | float) and not isinstance(v, bool))
+    condition = Condition(key, op, values)
+    _check_values(prop, condition)
+    return condition
+
+
+def parse_filter(text: str | None) -> Filter:
+    """The `adv` URL parameter: JSON [[["status","any_of",["failed"]], …], …]."""
+    if not text:
+        return ()
+    if len(text) > 20_000:
+        raise FilterError(_("That filter is too long."))
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raise FilterError(_("The filter could not be read. Start again from the filter panel.")) from None
+    if not isinstance(raw, list) or len(raw) > MAX_GROUPS:
+        raise FilterError(_("A filter has at most %(n)d groups.", n=MAX_GROUPS))
+    groups = []
+    for group in raw:
+        if not isinstance(group, list) or not group or len(group) > MAX_CONDITIONS:
+            raise FilterError(_("A filter group has 1 to %(n)d conditions.", n=MAX_CONDITIONS))
+        groups.append(tuple(parse_condition(condition) for condition in group))
+    return tuple(groups)
+
+
+def dump_filter(groups: Filter) -> str:
+    return json.dumps([[[c.prop, c.op, list(c.values)] for c in group] for group in groups],
+                      separators=(",", ":"), ensure_ascii=False)
+
+
+def _decimal(text: str, prop: Prop) -> Decimal:
+    try:
+        value = Decimal(text.replace(",", ".").strip())
+    except InvalidOperation:
+        raise FilterError(_("%(prop)s needs a number, like 100 or 12.50.", prop=prop.label)) from None
+    if not value.is_finite() or abs(value) > Decimal(10**13):
+        raise FilterError(_("%(prop)s needs a number, like 100 or 12.50.", prop=prop.label))
+    return value
+
+
+def _date(text: str, prop: Prop) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise FilterError(_("%(prop)s needs a date like 2026-03-31.", prop=prop.label)) from None
+
+
+def _check_values(prop: Prop, c: Condition) -> None:
+    needed = 0 if c.op in NO_VALUE_OPS else 2 if c.op == "between" else 1
+    if prop.kind == "enum":
+        allowed = {value for value, _label in prop.options()}
+        if not c.values or any(v not in allowed for v in c.values):
+            raise FilterError(_("Choose values of %(prop)s from the list.", prop=prop.label))
+        return
+    if len(c.values) < needed:
+        raise FilterError(_("%(prop)s %(op)s needs a value.", prop=prop.label, op=OPERATORS[prop.kind][c.op]))
+    if prop.kind in ("number", "money"):
+        for v in c.values[:needed]:
+            _decimal(v, prop)
+    elif prop.kind == "date":
+        if c.op == "last_days":
+            if not c.values[0].isdigit() or not 0 < int(c.values[0]) <= 3660:
+                raise FilterError(_("Enter a number of days from 1 to 3660."))
+        else:
+            for v in c.values[:needed]:
+                _date(v, prop)
+    elif prop.kind == "bool" and c.values[0] not in ("yes", "no"):
+        raise FilterError(_("Choose yes or no."))
+
+
+# -- SQL --------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _currencies_by_exponent() -> dict[int, list[str]]:
+    from babel.numbers import list_currencies
+
+    from kassa.money import exponent
+
+    groups: dict[int, list[str]] = {}
+    for code in sorted(list_currencies()):
+        groups.setdefault(exponent(code), []).append(code)
+    return groups
+
+
+def _money_threshold(value: Decimal) -> Any:
+    """Major units → minor units in each row's own currency (JPY has no decimals, KWD three)."""
+    groups = _currencies_by_exponent()
+    whens = [(Payment.currency.in_(codes), int(value * 10**exp)) for exp, codes in groups.items() if exp != 2]
+    return case(*whens, else_=int(value * 100))
+
+
+def _day_start(day: date, ctx: FilterContext) -> datetime:
+    return local_midnight_utc(day, ctx.timezone)
+
+
+def condition_clause(c: Condition, ctx: FilterContext) -> ColumnElement:
+    prop = PROPERTIES[c.prop]
+    column = prop.column()
+    v = c.values
+    if prop.kind == "enum":
+        clause = column.in_(v)
+        return not_(clause) | column.is_(None) if c.op == "none_of" else clause
+    if prop.kind == "bool":
+        return column > 0 if v[0] == "yes" else column == 0
+    if prop.kind == "text":
+        if c.op == "known":
+            return and_(column.is_not(None), column != "")
+        if c.op == "unknown":
+            return or_(column.is_(None), column == "")
+        needle = v[0].strip().lower()
+        if c.op == "contains":
+            return func.lower(column).contains(needle, autoescape=True)
+        equal = func.lower(column) == needle
+        return not_(equal) | column.is_(None) if c.op == "is_not" else equal
+    if prop.kind in ("number", "money"):
+        numbers = sorted(_decimal(x, prop) for x in v[:2]) if c.op == "between" else [_decimal(v[0], prop)]
+        bounds = [_money_threshold(n) if prop.kind == "money" else int(n) for n in numbers]
+        if c.op == "between":
+            return and_(column >= bounds[0], column <= bounds[1])
+        return {"eq": column == bounds[0], "ne": column != bounds[0], "lt": column < bounds[0],
+                "gt": column > bounds[0]}[c.op]
+    # dates: whole days in the merchant's time zone
+    if c.op == "last_days":
+        return column >= _day_start(ctx.today - timedelta(days=int(v[0]) - 1), ctx)
+    if c.op == "before":
+        return column < _day_start(_date(v[0], prop), ctx)
+    if c.op == "after":
+        return column >= _day_start(_date(v[0], prop) + timedelta(days=1), ctx)
+    first, last = sorted((_date(v[0], prop), _date(v[1], prop)))
+    return and_(column >= _day_start(first, ctx), column < _day_start(last + timedelta(days=1), ctx))
+
+
+def filter_clause(groups: Filter, ctx: FilterContext) -> ColumnElement:
+    if not groups:
+        return true()
+    ors = [and_(*(condition_clause(c, ctx) for c in group)) for group in groups if group]
+    return or_(*ors) if ors else false()
+
+
+# -- chips ------------------------------------------------------------------------------------------
+
+
+def describe_condition(c: Condition, value_labels: Callable[[str, str], str] | None = None) -> str:
+    prop = PROPERTIES[c.prop]
+    op = OPERATORS[prop.kind][c.op]
+    if c.op in NO_VALUE_OPS:
+        return f"{prop.label} {op}"
+    if prop.kind in ("enum", "bool"):
+        labels = dict(prop.options())
+        shown = ", ".join(str(labels.get(v, v)) for v in c.values)
+    elif c.op == "between":
+        shown = _("%(a)s and %(b)s", a=c.values[0], b=c.values[1])
+    elif c.op == "last_days":
+        return _("%(prop)s in the last %(n)s days", prop=prop.label, n=c.values[0])
+    else:
+        shown = value_labels(c.prop, c.values[0]) if value_labels else c.values[0]
+    return f"{prop.label} {op} {shown}"
+
+
+def describe(groups: Filter) -> list[list[str]]:
+    """Readable chips: [["Status is any of Failed", "Gross amount > 100"], ["Payment method is any of ACH"]]."""
+    return [[describe_condition(c) for c in group] for group in groups]
