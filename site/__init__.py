@@ -65,6 +65,7 @@ def _register_blueprints(app: Flask) -> None:
         checkout,
         crm,
         dashboard,
+        disputes,
         embed,
         health,
         link_editor,
@@ -76,7 +77,7 @@ def _register_blueprints(app: Flask) -> None:
     )
 
     for module in (health, auth, dashboard, settings, media, links, link_editor, products, embed, checkout, crm,
-                   payments, assets):
+                   payments, disputes, assets):
         app.register_blueprint(module.bp)
     app.jinja_env.globals["asset_url"] = assets.asset_url
 

@@ -82,6 +82,8 @@ class Account(db.Model):
     language: Mapped[str] = mapped_column(String(5), default="en")
     address: Mapped[str] = mapped_column(Text, default="")
     support_email: Mapped[str] = mapped_column(String(254), default="")
+    # Shown with dispute evidence (D4) and on the checkout's fine print.
+    refund_policy: Mapped[str] = mapped_column(Text, default="")
     brand_color: Mapped[str] = mapped_column(String(7), default="#2f5bd3")
     # Logo bytes are re-encoded PNG kept under instance/uploads; the version busts caches on change.
     logo_path: Mapped[str | None] = mapped_column(String(255))
@@ -524,10 +526,19 @@ class DisplayStatus(StrEnum):
     PARTIALLY_REFUNDED = "partially_refunded"
     REFUNDED = "refunded"
     REFUND_PROCESSING = "refund_processing"
+    # D2: a disputed payment shows its dispute's state instead.
+    DISPUTED_ACTION_REQUIRED = "disputed_action_required"
+    DISPUTED_AWAITING_DECISION = "disputed_awaiting_decision"
+    DISPUTED_WON = "disputed_won"
+    DISPUTED_LOST = "disputed_lost"
 
     @property
     def label(self) -> str:
         return str(DISPLAY_STATUS_LABELS[self])
+
+    @property
+    def is_dispute(self) -> bool:
+        return self.value.startswith("disputed_")
 
     @property
     def tone(self) -> str:
@@ -541,6 +552,10 @@ DISPLAY_STATUS_LABELS = {
     DisplayStatus.PARTIALLY_REFUNDED: _l("Partially refunded"),
     DisplayStatus.REFUNDED: _l("Refunded"),
     DisplayStatus.REFUND_PROCESSING: _l("Refund processing"),
+    DisplayStatus.DISPUTED_ACTION_REQUIRED: _l("Disputed (action required)"),
+    DisplayStatus.DISPUTED_AWAITING_DECISION: _l("Disputed (awaiting decision)"),
+    DisplayStatus.DISPUTED_WON: _l("Disputed (won)"),
+    DisplayStatus.DISPUTED_LOST: _l("Disputed (lost)"),
 }
 DISPLAY_STATUS_TONES = {
     DisplayStatus.PROCESSING: "info",
@@ -549,6 +564,10 @@ DISPLAY_STATUS_TONES = {
     DisplayStatus.PARTIALLY_REFUNDED: "neutral",
     DisplayStatus.REFUNDED: "neutral",
     DisplayStatus.REFUND_PROCESSING: "warning",
+    DisplayStatus.DISPUTED_ACTION_REQUIRED: "danger",
+    DisplayStatus.DISPUTED_AWAITING_DECISION: "warning",
+    DisplayStatus.DISPUTED_WON: "success",
+    DisplayStatus.DISPUTED_LOST: "neutral",
 }
 
 
@@ -562,6 +581,7 @@ class Payment(db.Model):
         Index("ix_payments_account_created", "account_id", "created_at", "id"),
         Index("ix_payments_account_status_created", "account_id", "display_status", "created_at", "id"),
         Index("ix_payments_account_amount", "account_id", "amount_minor", "id"),
+        Index("ix_payments_account_disputed", "account_id", "dispute_created_at", "id"),
         # F6's backstop: whatever the code does, refunds can never add up to more than was paid.
         CheckConstraint(
             "refund_reserved_minor >= 0 AND refund_reserved_minor <= amount_minor"
@@ -624,6 +644,12 @@ class Payment(db.Model):
     company_label: Mapped[str | None] = mapped_column(String(60))
     deal_label: Mapped[str | None] = mapped_column(String(60))
     subscription_label: Mapped[str | None] = mapped_column(String(60))
+    # The latest dispute's properties, kept on the payment so they can be columns, filters and a tab (D3, D7).
+    dispute_created_at: Mapped[datetime | None]
+    dispute_amount_minor: Mapped[int | None]
+    dispute_reason: Mapped[str | None] = mapped_column(String(40))
+    dispute_due_by: Mapped[datetime | None]
+    dispute_closed_at: Mapped[datetime | None]
 
     items: Mapped[list[PaymentItem]] = relationship(
         back_populates="payment", order_by="PaymentItem.position", cascade="all, delete-orphan"
@@ -932,3 +958,78 @@ class UserViewDefault(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     tab: Mapped[str] = mapped_column(String(16), primary_key=True)
     view_id: Mapped[int] = mapped_column(ForeignKey("saved_views.id", ondelete="CASCADE"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Disputes (issue 7)
+# --------------------------------------------------------------------------------------------------
+
+
+class DisputeStatus(StrEnum):
+    NEEDS_RESPONSE = "needs_response"  # Disputed (action required)
+    UNDER_REVIEW = "under_review"  # Disputed (awaiting decision)
+    WON = "won"
+    LOST = "lost"
+
+
+class DisputeReason(StrEnum):
+    FRAUDULENT = "fraudulent"
+    PRODUCT_NOT_RECEIVED = "product_not_received"
+    PRODUCT_UNACCEPTABLE = "product_unacceptable"
+    DUPLICATE = "duplicate"
+    SUBSCRIPTION_CANCELED = "subscription_canceled"
+    CREDIT_NOT_PROCESSED = "credit_not_processed"
+    GENERAL = "general"
+
+
+class Dispute(db.Model):
+    """A buyer's bank disputing a payment (D1–D7). Evidence is drafted here step by step, then submitted."""
+
+    __tablename__ = "disputes"
+    __table_args__ = (UniqueConstraint("account_id", "processor_ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
+    processor_ref: Mapped[str] = mapped_column(String(120))
+    amount_minor: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    fee_minor: Mapped[int] = mapped_column(default=0)
+    reason: Mapped[str] = mapped_column(String(40))
+    is_inquiry: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(20), default=DisputeStatus.NEEDS_RESPONSE.value)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    evidence_due_by: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    # The counter-dispute draft, saved at every wizard step (D4): answers, details, free text.
+    draft: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    submitted_at: Mapped[datetime | None]
+    submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    evidence_text: Mapped[str | None] = mapped_column(Text)
+    reminders_sent: Mapped[list[str]] = mapped_column(default=list)
+
+    payment: Mapped[Payment] = relationship()
+    files: Mapped[list[DisputeFile]] = relationship(back_populates="dispute", order_by="DisputeFile.id",
+                                                    cascade="all, delete-orphan")
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (DisputeStatus.NEEDS_RESPONSE.value, DisputeStatus.UNDER_REVIEW.value)
+
+
+class DisputeFile(db.Model):
+    """An evidence file (PDF, PNG, JPEG) kept under instance/ and served only to the account."""
+
+    __tablename__ = "dispute_files"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    dispute_id: Mapped[int] = mapped_column(ForeignKey("disputes.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(40))
+    size_bytes: Mapped[int]
+    pages: Mapped[int] = mapped_column(default=1)
+    stored_name: Mapped[str] = mapped_column(String(80), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+    dispute: Mapped[Dispute] = relationship(back_populates="files")

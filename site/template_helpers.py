@@ -48,7 +48,7 @@ def register(app: Flask) -> None:
         country_options=country_options,
         status_badge=status_badge,
         method_text=method_text,
-        extra_cell=extra_cell,
+        dispute_reason_label=dispute_reason_label,
         frequency_label=frequency_label, every_label=every_label, line_recurrence=line_recurrence,
         group_sentence=group_sentence, term_label=term_label,
     )
@@ -61,20 +61,8 @@ def status_badge(payment) -> Markup:
     """The Status column (P1, D2): a coloured badge with the status label."""
     from kassa.models import DisplayStatus
 
-    try:
-        status = DisplayStatus(payment.display_status)
-        label, tone = status.label, status.tone
-    except ValueError:
-        label, tone = extra_status_label(payment.display_status)
-    return Markup('<span class="badge badge--{}">{}</span>').format(tone, label)
-
-
-def extra_status_label(value: str) -> tuple[str, str]:
-    """Statuses added by later capabilities (disputes) register their labels here."""
-    return _EXTRA_STATUSES.get(value, (value, "neutral"))
-
-
-_EXTRA_STATUSES: dict[str, tuple[str, str]] = {}
+    status = DisplayStatus(payment.display_status)
+    return Markup('<span class="badge badge--{}">{}</span>').format(status.tone, status.label)
 
 
 def method_text(payment) -> str:
@@ -85,9 +73,12 @@ def method_text(payment) -> str:
     return f"{card_brand_name(payment.card_brand)} •••• {payment.card_last4 or ''}"
 
 
-def extra_cell(key: str, payment) -> str:
-    renderer = EXTRA_CELLS.get(key)
-    return renderer(payment) if renderer else ""
+def dispute_reason_label(reason: str | None) -> str:
+    from flask_babel import gettext as _
 
-
-EXTRA_CELLS: dict = {}
+    return {
+        "fraudulent": _("Fraudulent"), "product_not_received": _("Product not received"),
+        "product_unacceptable": _("Product unacceptable"), "duplicate": _("Duplicate"),
+        "subscription_canceled": _("Subscription canceled"), "credit_not_processed": _("Credit not processed"),
+        "general": _("General"),
+    }.get(reason or "", reason or "")

@@ -13,14 +13,13 @@ from kassa.clock import account_today
 from kassa.errors import KassaError, ValidationFailed
 from kassa.extensions import db
 from kassa.i18n import current_language
-from kassa.models import Payment, Permission
+from kassa.models import DisplayStatus, Payment, Permission
 from kassa.rendering import htmx_redirect, htmx_update, is_htmx, render_page
 from kassa.services import payment_details, saved_views
 from kassa.services.payment_filters import FilterContext, FilterError, describe
 from kassa.services.payment_index import (
     COLUMNS,
     DATE_PRESETS,
-    DEFAULT_COLUMNS,
     SORTS,
     IndexState,
     account_has_payments,
@@ -37,51 +36,72 @@ def filter_context() -> FilterContext:
     return FilterContext(timezone=account.timezone, today=account_today(account))
 
 
-def _state_args() -> MultiDict:
-    """The request's view state; a bare /payments opens the user's default view, if they chose one."""
+def _state_args(tab: str) -> MultiDict:
+    """The request's view state; a bare index opens the user's default view for the tab, if any."""
     args = MultiDict(request.args)
     args.pop("view", None)
     if not any(key for key in args if key not in ("after", "before")) and "view" not in request.args:
-        default = saved_views.default_view(current_user.account_id, current_user.id, TAB)
+        default = saved_views.default_view(current_user.account_id, current_user.id, tab)
         if default is not None:
             return MultiDict([(k, v) for k, values in default.state.items() for v in values])
     return args
 
 
-def index_url(state: IndexState, **extra) -> str:
+def index_url(state: IndexState, endpoint: str | None = None, **extra) -> str:
     args = state.to_args(page=True)
     for key, value in extra.items():
         if value is not None:
             args[key] = value
-    return url_for("payments.index", **args.to_dict(flat=False))
+    return url_for(endpoint or request.endpoint, **args.to_dict(flat=False))
 
 
-@bp.get("/")
-@permission_required(Permission.MANAGE_PAYMENTS)
-def index():
+TAB_OPTIONS = {
+    "payments": lambda: status_options(),
+    "disputes": lambda: [(s.value, s.label) for s in DisplayStatus if s.is_dispute],
+}
+TAB_FILTERS = {"payments": None, "disputes": lambda: Payment.dispute_created_at.is_not(None)}
+
+
+def render_index(tab: str):
+    """P1–P3 and D3: one index, two tabs; the Disputes tab is the same machinery with its own columns."""
     if not account_has_payments(current_user.account_id):
         return redirect(url_for("payments.setup"))
-    views = saved_views.visible_views(current_user.account_id, current_user.id, TAB)
+    views = saved_views.visible_views(current_user.account_id, current_user.id, tab)
     active_view = None
     if request.args.get("view", "").isdigit():
         try:
             active_view = saved_views.get_view(current_user.account_id, current_user.id, int(request.args["view"]))
         except KassaError:
             abort(404)
+        if active_view.tab != tab:
+            abort(404)
     error = None
+    extra = TAB_FILTERS[tab]() if TAB_FILTERS[tab] else None
     try:
-        state = IndexState.from_saved(active_view.state) if active_view and len(request.args) == 1 else \
-            IndexState.from_args(_state_args())
-        page = fetch_page(current_user.account_id, visible_modes(), state, filter_context())
+        state = IndexState.from_saved(active_view.state, tab) if active_view and len(request.args) == 1 else \
+            IndexState.from_args(_state_args(tab), tab)
+        page = fetch_page(current_user.account_id, visible_modes(), state, filter_context(), extra)
     except FilterError as exc:
-        state, page, error = IndexState(), None, exc.message
+        state, page, error = IndexState.from_args(MultiDict(), tab), None, exc.message
     context = dict(
         state=state, page=page, error=error, views=views, active_view=active_view, chips=describe(state.advanced),
-        columns=COLUMNS, default_columns=DEFAULT_COLUMNS, date_presets=DATE_PRESETS, sorts=SORTS, statuses=status_options(),
-        index_url=index_url, active_nav="payments", tab=TAB,
-        default_view=saved_views.default_view(current_user.account_id, current_user.id, TAB),
+        columns=COLUMNS, default_columns=state.default_columns, date_presets=DATE_PRESETS, sorts=SORTS,
+        statuses=TAB_OPTIONS[tab](), index_url=index_url, active_nav="payments", tab=tab,
+        default_view=saved_views.default_view(current_user.account_id, current_user.id, tab),
     )
     return render_page("payments/index.html", "results", status=400 if error else 200, **context)
+
+
+@bp.get("/")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def index():
+    return render_index("payments")
+
+
+@bp.get("/disputes")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def disputes_tab():
+    return render_index("disputes")
 
 
 @bp.get("/setup")
@@ -105,18 +125,28 @@ def _parse_qs(text: str) -> list[tuple[str, str]]:
     return parse_qsl(text, keep_blank_values=False)[:200]
 
 
+def _tab() -> str:
+    tab = request.form.get("tab", TAB)
+    return tab if tab in TAB_OPTIONS else TAB
+
+
+def _tab_url(tab: str, **values) -> str:
+    return url_for("payments.disputes_tab" if tab == "disputes" else "payments.index", **values)
+
+
 @bp.post("/views")
 @permission_required(Permission.MANAGE_PAYMENTS)
 def save_view():
+    tab = _tab()
     try:
-        state = _state_from_form()
-        view = saved_views.save_view(current_actor(), tab=TAB, name=request.form.get("name", ""),
+        state = _state_from_form(tab)
+        view = saved_views.save_view(current_actor(), tab=tab, name=request.form.get("name", ""),
                                      shared=request.form.get("shared") == "1", state=state.saved_state())
     except (ValidationFailed, FilterError) as exc:
         flash(exc.message, "error")
-        return htmx_redirect(request.referrer or url_for("payments.index"))
+        return htmx_redirect(_tab_url(tab))
     flash(_("View “%(name)s” saved.", name=view.name), "success")
-    return htmx_redirect(url_for("payments.index", view=view.id))
+    return htmx_redirect(_tab_url(tab, view=view.id))
 
 
 @bp.post("/views/<int:view_id>")
@@ -124,17 +154,17 @@ def save_view():
 def change_view(view_id: int):
     action = request.form.get("action", "")
     actor = current_actor()
-    saved_views.get_view(current_user.account_id, current_user.id, view_id)  # 404 before anything else
+    tab = saved_views.get_view(current_user.account_id, current_user.id, view_id).tab  # 404 before anything else
     try:
         if action == "delete":
             saved_views.delete_view(actor, view_id)
             flash(_("View deleted."), "success")
-            return htmx_redirect(url_for("payments.index"))
+            return htmx_redirect(_tab_url(tab))
         if action == "default":
-            saved_views.set_default(actor, TAB, view_id)
+            saved_views.set_default(actor, tab, view_id)
             flash(_("This view now opens first."), "success")
         elif action == "update":
-            saved_views.update_view(actor, view_id, state=_state_from_form().saved_state())
+            saved_views.update_view(actor, view_id, state=_state_from_form(tab).saved_state())
             flash(_("View updated with the current filters."), "success")
         elif action == "rename":
             saved_views.update_view(actor, view_id, name=request.form.get("name", ""),
@@ -144,15 +174,16 @@ def change_view(view_id: int):
             abort(400)
     except (ValidationFailed, FilterError) as exc:
         flash(exc.message, "error")
-    return htmx_redirect(url_for("payments.index", view=view_id))
+    return htmx_redirect(_tab_url(tab, view=view_id))
 
 
 @bp.post("/views/default/clear")
 @permission_required(Permission.MANAGE_PAYMENTS)
 def clear_default_view():
-    saved_views.set_default(current_actor(), TAB, None)
-    flash(_("“All payments” opens first again."), "success")
-    return htmx_redirect(url_for("payments.index"))
+    tab = _tab()
+    saved_views.set_default(current_actor(), tab, None)
+    flash(_("The tab opens without a saved view again."), "success")
+    return htmx_redirect(_tab_url(tab))
 
 
 # -- advanced filters panel -------------------------------------------------------------------------
@@ -164,25 +195,32 @@ def filters():
     """P3: the side panel to build AND/OR filter groups; "Apply" goes back to the index with them."""
     from kassa.services import filter_builder
 
+    tab = request.values.get("tab", TAB) if request.values.get("tab") in TAB_OPTIONS else TAB
+    endpoint = "payments.disputes_tab" if tab == "disputes" else "payments.index"
     base_args = MultiDict(request.args)
+    base_args.pop("tab", None)
     if request.method == "GET":
         try:
-            state = IndexState.from_args(base_args)
+            state = IndexState.from_args(base_args, tab)
         except FilterError:
-            state = IndexState()
+            state = IndexState.from_args(MultiDict(), tab)
         rows = filter_builder.rows_from_filter(state.advanced)
-        return render_page("payments/filters.html", "panel", rows=rows, errors={}, base_args=base_args,
-                           props=filter_builder.property_choices(), active_nav="payments")
+        return render_page("payments/filters.html", "panel", rows=rows, errors={}, base_args=base_args, tab=tab,
+                           endpoint=endpoint, props=filter_builder.property_choices(), active_nav="payments")
     rows = filter_builder.rows_from_form(request.form)
     action = request.form.get("action", "apply")
     rows, errors, parsed = filter_builder.apply_action(rows, action)
+    base_args = MultiDict(_parse_qs(request.form.get("base_args", "")))
     if action in ("apply", "clear") and not errors:
-        state = IndexState.from_args(MultiDict(_parse_qs(request.form.get("base_args", ""))))
+        try:
+            state = IndexState.from_args(base_args, tab)
+        except FilterError:
+            state = IndexState.from_args(MultiDict(), tab)
         state.advanced = parsed
-        return htmx_redirect(index_url(state.first_page()))
+        return htmx_redirect(index_url(state.first_page(), endpoint))
     return render_page("payments/filters.html", "panel", status=400 if errors else 200, rows=rows, errors=errors,
-                       base_args=MultiDict(_parse_qs(request.form.get("base_args", ""))),
-                       props=filter_builder.property_choices(), active_nav="payments")
+                       base_args=base_args, tab=tab, endpoint=endpoint, props=filter_builder.property_choices(),
+                       active_nav="payments")
 
 
 # -- one payment ------------------------------------------------------------------------------------

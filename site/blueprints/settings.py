@@ -61,7 +61,7 @@ def _account_form_values() -> dict[str, str]:
     return {
         "name": account.name, "country": account.country, "default_currency": account.default_currency,
         "timezone": account.timezone, "language": account.language, "address": account.address,
-        "support_email": account.support_email,
+        "support_email": account.support_email, "refund_policy": account.refund_policy,
     }
 
 

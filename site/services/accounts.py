@@ -57,6 +57,7 @@ def update_account(
     language: str,
     address: str,
     support_email: str,
+    refund_policy: str = "",
 ) -> Account:
     _require_settings(actor)
     errors: dict[str, str] = {}
@@ -78,6 +79,9 @@ def update_account(
     address = (address or "").strip()
     if len(address) > 500:
         errors["address"] = _("Use at most 500 characters.")
+    refund_policy = (refund_policy or "").strip()
+    if len(refund_policy) > 5000:
+        errors["refund_policy"] = _("Use at most %(n)d characters.", n=5000)
     support_email = (support_email or "").strip()
     if support_email:
         from kassa.services.users import normalize_email
@@ -98,6 +102,7 @@ def update_account(
         account.language = language
         account.address = address
         account.support_email = support_email
+        account.refund_policy = refund_policy
         record_audit(actor, "account.updated", object_type="account", object_id=account.id,
                      data={"before": before})
         return account

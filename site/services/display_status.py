@@ -6,6 +6,14 @@ from kassa.models import DisplayStatus, Payment, PaymentStatus
 
 
 def compute_display_status(payment: Payment) -> DisplayStatus:
+    if payment.dispute_created_at is not None:
+        from kassa.services.disputes import STATUS_FOR_DISPLAY, latest_dispute
+
+        dispute = latest_dispute(payment.id)
+        if dispute is not None:
+            from kassa.models import DisputeStatus
+
+            return STATUS_FOR_DISPLAY[DisputeStatus(dispute.status)]
     status = PaymentStatus(payment.status)
     if status is PaymentStatus.PROCESSING:
         return DisplayStatus.PROCESSING

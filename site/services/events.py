@@ -129,6 +129,30 @@ def _refund_failed(event: ProcessorEvent) -> None:
     fail_refund(_refund_for(event).id, event.data.get("code"), event.data.get("message"))
 
 
+@handles("dispute.created")
+def _dispute_created(event: ProcessorEvent) -> None:
+    from kassa.services.disputes import open_dispute
+
+    if open_dispute(event) is None:
+        raise EventNotReady(event.id)
+
+
+@handles("dispute.won")
+def _dispute_won(event: ProcessorEvent) -> None:
+    from kassa.models import DisputeStatus
+    from kassa.services.disputes import close_dispute
+
+    close_dispute(event, DisputeStatus.WON)
+
+
+@handles("dispute.lost")
+def _dispute_lost(event: ProcessorEvent) -> None:
+    from kassa.models import DisputeStatus
+    from kassa.services.disputes import close_dispute
+
+    close_dispute(event, DisputeStatus.LOST)
+
+
 @register_tick("sandbox_events")
 def process_sandbox_events() -> int:
     """Deliver every sandbox event that is due on its account's clock, in order."""
@@ -168,3 +192,10 @@ def _retry_refunds() -> int:
     from kassa.services.refunds import retry_unsent_refunds
 
     return retry_unsent_refunds()
+
+
+@register_tick("dispute_reminders")
+def _dispute_reminders() -> int:
+    from kassa.services.disputes import send_deadline_reminders
+
+    return send_deadline_reminders()

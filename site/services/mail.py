@@ -39,12 +39,23 @@ def render_attachment(spec: dict[str, Any]) -> Attachment:
     return _RENDERERS[spec["renderer"]](spec)
 
 
-def render_email(template: str, language: str, context: dict[str, Any]) -> tuple[str, str, str]:
-    """(subject, text, html) of one template in `language`: two blocks, and the whole page as HTML."""
-    with force_locale(language):
-        subject = " ".join(render_block(template, "subject", **context).split())
-        text = render_block(template, "text", **context).strip() + "\n"
-        html = render_template(template, **context)
+def render_email(template: str, language: str, context: dict[str, Any],
+                 timezone: str | None = None) -> tuple[str, str, str]:
+    """(subject, text, html) of one template in `language` (dates in `timezone`): two blocks and the page."""
+    from flask import g
+    from flask_babel import refresh
+
+    previous = g.get("display_timezone")
+    g.display_timezone = timezone or previous
+    refresh()
+    try:
+        with force_locale(language):
+            subject = " ".join(render_block(template, "subject", **context).split())
+            text = render_block(template, "text", **context).strip() + "\n"
+            html = render_template(template, **context)
+    finally:
+        g.display_timezone = previous
+        refresh()
     return subject, text, html
 
 
@@ -64,7 +75,13 @@ def queue_email(
     recipients = [addr.strip() for addr in to if addr and addr.strip()]
     if not recipients:
         raise ValueError("an email needs at least one recipient")
-    subject, text, html = render_email(template, language, context)
+    timezone = None
+    if account_id is not None:
+        from kassa.models import Account
+
+        account = db.session.get(Account, account_id)
+        timezone = account.timezone if account else None
+    subject, text, html = render_email(template, language, context, timezone)
     email = EmailMessage(
         account_id=account_id,
         kind=kind,

@@ -23,6 +23,7 @@ from kassa.models import (
 )
 from kassa.money import Money
 from kassa.order_summary import build_order_summary
+from kassa.services.disputes import deadline_info, latest_dispute
 from kassa.services.refunds import Refundability, refundable
 
 
@@ -74,6 +75,8 @@ def panel_context(payment: Payment, locale: str) -> dict[str, Any]:
         "actors": actors,
         "refunds": refunds,
         "refundability": refundable(payment, account),
+        "dispute": latest_dispute(payment.id),
+        "dispute_deadline": deadline_info(latest_dispute(payment.id), account) if latest_dispute(payment.id) else None,
         "has_mandate": db.session.scalar(select(Mandate.id).where(Mandate.payment_id == payment.id)) is not None,
         "locale": locale,
     }

@@ -77,6 +77,13 @@ def _brand_options() -> list[tuple[str, str]]:
     return list(CARD_BRANDS.items())
 
 
+def _dispute_reason_options() -> list[tuple[str, str]]:
+    from kassa.models import DisputeReason
+    from kassa.template_helpers import dispute_reason_label
+
+    return [(reason.value, dispute_reason_label(reason.value)) for reason in DisputeReason]
+
+
 def _mode_options() -> list[tuple[str, str]]:
     return [("live", _("Live")), ("test", _("Test"))]
 
@@ -104,6 +111,11 @@ PROPERTIES: dict[str, Prop] = {
         Prop("has_refunds", _l("Has refunds"), "bool", lambda: Payment.refund_reserved_minor, _bool_options),
         Prop("mode", _l("Mode"), "enum", lambda: Payment.mode, _mode_options),
         Prop("card_last4", _l("Card last 4"), "text", lambda: Payment.card_last4),
+        # D7: dispute properties, usable as filters like any other.
+        Prop("dispute_created", _l("Dispute created"), "date", lambda: Payment.dispute_created_at),
+        Prop("dispute_amount", _l("Dispute amount"), "money", lambda: Payment.dispute_amount_minor),
+        Prop("dispute_deadline", _l("Dispute deadline"), "date", lambda: Payment.dispute_due_by),
+        Prop("dispute_reason", _l("Dispute reason"), "enum", lambda: Payment.dispute_reason, _dispute_reason_options),
     ]
 }
 

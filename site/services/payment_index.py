@@ -46,8 +46,16 @@ COLUMNS = {
     "method": _l("Payment method"), "source": _l("Source"), "currency": _l("Currency"), "fee": _l("Fee"),
     "net": _l("Net"), "refunded": _l("Refunded"), "receipt": _l("Receipt number"), "email": _l("Contact email"),
     "company": _l("Company"),
+    # D7: dispute properties are columns like any other.
+    "dispute_created": _l("Dispute created"), "dispute_reason": _l("Dispute reason"),
+    "dispute_amount": _l("Dispute amount"), "dispute_deadline": _l("Dispute deadline"),
+    "dispute_closed": _l("Dispute closed"),
 }
 DEFAULT_COLUMNS = ["amount", "status", "date", "contact", "method", "source", "currency"]
+# D3: the Disputes tab's columns.
+DISPUTE_COLUMNS = ["amount", "date", "contact", "method", "status", "dispute_created", "dispute_reason",
+                   "dispute_amount", "dispute_deadline", "dispute_closed"]
+TAB_COLUMNS = {"payments": DEFAULT_COLUMNS, "disputes": DISPUTE_COLUMNS}
 QUICK_KEYS = ("status", "date", "from", "to", "amount_min", "amount_max", "method", "currency", "link", "email",
               "refunds")
 
@@ -70,11 +78,12 @@ class IndexState:
     columns: list[str] = field(default_factory=lambda: list(DEFAULT_COLUMNS))
     after: str = ""
     before: str = ""
+    default_columns: list[str] = field(default_factory=lambda: list(DEFAULT_COLUMNS))
 
     # -- URL round trip ---------------------------------------------------------------------------
 
     @classmethod
-    def from_args(cls, args: MultiDict) -> IndexState:
+    def from_args(cls, args: MultiDict, tab: str = "payments") -> IndexState:
         def one(name: str) -> str:
             return (args.get(name) or "").strip()[:200]
 
@@ -84,6 +93,7 @@ class IndexState:
             currency=one("currency").upper(), link=one("link"), email=one("email"), refunds=one("refunds"),
             advanced=parse_filter(args.get("adv")), sort=one("sort") or "date_desc",
             after=one("after"), before=one("before"),
+            columns=list(TAB_COLUMNS[tab]), default_columns=list(TAB_COLUMNS[tab]),
         )
         columns = [c for value in args.getlist("cols") for c in value.split(",") if c]
         if columns:
@@ -112,7 +122,7 @@ class IndexState:
             args.add("adv", dump_filter(self.advanced))
         if self.sort != "date_desc":
             args.add("sort", self.sort)
-        if self.columns != DEFAULT_COLUMNS:
+        if self.columns != self.default_columns:
             args.add("cols", ",".join(self.columns))
         if page and self.after:
             args.add("after", self.after)
@@ -130,8 +140,8 @@ class IndexState:
         return {key: values for key, values in self.to_args().lists()}
 
     @classmethod
-    def from_saved(cls, saved: dict[str, Any]) -> IndexState:
-        return cls.from_args(MultiDict([(key, value) for key, values in saved.items() for value in values]))
+    def from_saved(cls, saved: dict[str, Any], tab: str = "payments") -> IndexState:
+        return cls.from_args(MultiDict([(key, value) for key, values in saved.items() for value in values]), tab)
 
     def first_page(self) -> IndexState:
         return replace(self, after="", before="")

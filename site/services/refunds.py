@@ -62,9 +62,9 @@ def refundable(payment: Payment, account: Account, reserved_minor: int | None = 
 
 
 def _has_open_dispute(payment: Payment) -> bool:
-    """Disputes arrive with their own capability; until then no payment is disputed."""
-    checker = current_app.extensions.get("kassa.dispute_blocks_refund")
-    return bool(checker and checker(payment))
+    from kassa.services.disputes import blocks_refund
+
+    return blocks_refund(payment)
 
 
 def new_refund_key() -> str:

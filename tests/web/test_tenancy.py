@@ -22,7 +22,7 @@ ENDPOINTS_WITHOUT_RECORD_IDS = {
     "checkout.start", "checkout.page", "checkout.submit", "checkout.receipt", "embed.stylesheet", "assets.bundle",
 }
 # URL arguments that are not record ids get a fixed value.
-FIXED_ARGS = {"fmt": "svg", "kind": "contact"}
+FIXED_ARGS = {"fmt": "svg", "kind": "contact", "step": 1}
 
 
 def _email(account_id: int) -> int:
@@ -118,6 +118,34 @@ def _view(account_id: int) -> int:
         return view.id
 
 
+def _dispute(account_id: int) -> int:
+    from datetime import timedelta
+
+    from kassa.clock import now
+    from kassa.models import Dispute
+
+    payment_id = _payment(account_id)
+    with write_transaction(db.session) as session:
+        dispute = Dispute(account_id=account_id, payment_id=payment_id, processor_ref=f"dp_theirs_{payment_id}",
+                          amount_minor=100, currency="USD", reason="fraudulent",
+                          evidence_due_by=now() + timedelta(days=7))
+        session.add(dispute)
+        session.flush()
+        return dispute.id
+
+
+def _dispute_file(account_id: int) -> int:
+    from kassa.models import DisputeFile
+
+    dispute_id = _dispute(account_id)
+    with write_transaction(db.session) as session:
+        record = DisputeFile(account_id=account_id, dispute_id=dispute_id, filename="x.pdf",
+                             content_type="application/pdf", size_bytes=10, stored_name=f"theirs{dispute_id}.bin")
+        session.add(record)
+        session.flush()
+        return record.id
+
+
 # URL argument → function(other account id) creating a record there and returning its id.
 OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "user_id": lambda account_id: make_user(account_id, Role.MEMBER).id,
@@ -130,6 +158,8 @@ OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "deal_id": _deal,
     "payment_id": _payment,
     "view_id": _view,
+    "dispute_id": _dispute,
+    "file_id": _dispute_file,
 }
 
 

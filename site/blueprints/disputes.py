@@ -1,0 +1,162 @@
+"""Counter a dispute (a four-step wizard whose draft is saved at every step) or accept it (D4, D5)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, redirect, request, send_file, url_for
+from flask_login import current_user
+
+from kassa.authz import current_actor, get_owned_or_404, permission_required
+from kassa.clock import account_now
+from kassa.errors import KassaError, ValidationFailed
+from kassa.extensions import db
+from kassa.models import Dispute, DisputeFile, DisputeStatus, Payment, Permission
+from kassa.rendering import htmx_redirect, render_page
+from kassa.services import disputes, evidence
+
+bp = Blueprint("disputes", __name__, url_prefix="/disputes")
+
+STEPS = {1: "questions", 2: "details", 3: "evidence", 4: "review"}
+
+# Step 1's questions depend on the reason (what a card network asks the merchant to show).
+QUESTIONS = {
+    "product_not_received": ["delivered", "delivery_date", "tracking_number", "carrier"],
+    "fraudulent": ["why_legitimate", "customer_communication", "prior_payments"],
+    "product_unacceptable": ["product_as_described", "return_policy_followed"],
+    "duplicate": ["not_duplicate_reason"],
+    "subscription_canceled": ["cancellation_policy_shown", "no_cancellation_received"],
+    "credit_not_processed": ["refund_refusal_reason"],
+    "general": ["explanation"],
+}
+DETAIL_FIELDS = ["customer_name", "customer_email", "billing_address", "purchase_ip", "product_description",
+                 "receipt", "refund_policy"]
+
+
+@bp.app_template_global()
+def deadline_left(due_by):
+    """For the Disputes tab: time left until the evidence deadline, on the account's clock."""
+    left = due_by - account_now(current_user.account)
+    hours = int(left.total_seconds() // 3600)
+    return {"days": max(left.days, 0), "hours": max(hours, 0), "passed": hours < 0 or left.total_seconds() <= 0,
+            "urgent": 0 < left.total_seconds() <= 48 * 3600}
+
+
+def _dispute(dispute_id: int) -> Dispute:
+    return get_owned_or_404(Dispute, dispute_id)
+
+
+def _context(dispute: Dispute, step: int, **extra):
+    payment = db.session.get(Payment, dispute.payment_id)
+    used, pages = evidence.budget(dispute.id)
+    return dict(
+        dispute=dispute, payment=payment, step=step, steps=STEPS, questions=QUESTIONS.get(dispute.reason,
+                                                                                          QUESTIONS["general"]),
+        draft=dispute.draft or {}, prefill=disputes.prefilled_details(dispute), detail_fields=DETAIL_FIELDS,
+        used=used, pages=pages, max_bytes=evidence.MAX_TOTAL_BYTES, max_pages=evidence.MAX_PAGES,
+        deadline=disputes.deadline_info(dispute, current_user.account), read_only=dispute.status !=
+        DisputeStatus.NEEDS_RESPONSE.value, active_nav="payments", errors=extra.pop("errors", {}), **extra,
+    )
+
+
+@bp.route("/<int:dispute_id>/counter/<int:step>", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_PAYMENTS)
+def counter(dispute_id: int, step: int):
+    """D4: 1. questions, 2. details (pre-filled), 3. evidence files and text, 4. review and submit."""
+    dispute = _dispute(dispute_id)
+    if step not in STEPS:
+        abort(404)
+    if request.method == "POST" and step in (1, 2, 3):
+        name = STEPS[step]
+        if step == 1:
+            keys = QUESTIONS.get(dispute.reason, QUESTIONS["general"])
+        elif step == 2:
+            keys = DETAIL_FIELDS
+        else:
+            keys = ["additional_information"]
+        try:
+            disputes.save_draft(current_actor(), dispute.id, name, {key: request.form.get(key, "") for key in keys})
+        except KassaError as exc:
+            return render_page("disputes/wizard.html", "wizard", status=exc.status_code,
+                               **_context(_dispute(dispute_id), step, alert=exc.message))
+        target = step + 1 if request.form.get("go") != "back" else max(step - 1, 1)
+        return htmx_redirect(url_for("disputes.counter", dispute_id=dispute.id, step=target))
+    return render_page("disputes/wizard.html", "wizard", **_context(dispute, step))
+
+
+@bp.post("/<int:dispute_id>/files")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def upload(dispute_id: int):
+    dispute = _dispute(dispute_id)
+    upload = request.files.get("file")
+    data = upload.read(evidence.MAX_TOTAL_BYTES + 1) if upload and upload.filename else b""
+    try:
+        evidence.add_file(current_actor(), dispute.id, upload.filename if upload else "", data)
+    except KassaError as exc:
+        errors = exc.errors if isinstance(exc, ValidationFailed) and exc.errors else {"file": exc.message}
+        return render_page("disputes/wizard.html", "wizard", status=exc.status_code,
+                           **_context(_dispute(dispute_id), 3, errors=errors))
+    return htmx_redirect(url_for("disputes.counter", dispute_id=dispute.id, step=3))
+
+
+@bp.post("/<int:dispute_id>/files/<int:file_id>/delete")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def delete_file(dispute_id: int, file_id: int):
+    dispute = _dispute(dispute_id)
+    get_owned_or_404(DisputeFile, file_id)
+    try:
+        evidence.remove_file(current_actor(), dispute.id, file_id)
+    except KassaError as exc:
+        return render_page("disputes/wizard.html", "wizard", status=exc.status_code,
+                           **_context(_dispute(dispute_id), 3, alert=exc.message))
+    return htmx_redirect(url_for("disputes.counter", dispute_id=dispute.id, step=3))
+
+
+@bp.get("/<int:dispute_id>/files/<int:file_id>")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def file(dispute_id: int, file_id: int):
+    """Evidence files are served only to the account they belong to."""
+    dispute = _dispute(dispute_id)
+    record = get_owned_or_404(DisputeFile, file_id)
+    if record.dispute_id != dispute.id:
+        abort(404)
+    response = send_file(evidence.file_path(record), mimetype=record.content_type, as_attachment=True,
+                         download_name=record.filename)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.post("/<int:dispute_id>/submit")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def submit(dispute_id: int):
+    dispute = _dispute(dispute_id)
+    try:
+        disputes.submit_evidence(current_actor(), dispute.id)
+    except KassaError as exc:
+        return render_page("disputes/wizard.html", "wizard", status=exc.status_code,
+                           **_context(_dispute(dispute_id), 4, alert=exc.message))
+    return htmx_redirect(url_for("payments.detail", payment_id=dispute.payment_id))
+
+
+@bp.route("/<int:dispute_id>/accept", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_PAYMENTS)
+def accept(dispute_id: int):
+    """D5: after a confirmation that says the amount is lost."""
+    dispute = _dispute(dispute_id)
+    payment = db.session.get(Payment, dispute.payment_id)
+    if request.method == "GET":
+        return render_page("disputes/accept.html", "dialog", dispute=dispute, payment=payment, active_nav="payments",
+                           back_url=url_for("payments.detail", payment_id=payment.id))
+    try:
+        disputes.accept(current_actor(), dispute.id)
+    except KassaError as exc:
+        from flask import flash
+
+        flash(exc.message, "error")
+    return htmx_redirect(url_for("payments.detail", payment_id=payment.id))
+
+
+@bp.get("/<int:dispute_id>")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def show(dispute_id: int):
+    dispute = _dispute(dispute_id)
+    return redirect(url_for("payments.detail", payment_id=dispute.payment_id))
+

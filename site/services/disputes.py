@@ -1,0 +1,341 @@
+"""Disputes (D1–D7): opened by the processor, countered with evidence or accepted by the merchant.
+
+The processor reports; this module decides what the merchant sees: the dispute row, the payment's
+dispute properties and status, timeline entries, and the emails. Evidence is a draft until it is
+submitted once; after that it is read-only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from kassa.actor import Actor
+from kassa.clock import account_now, now
+from kassa.database import write_transaction
+from kassa.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from kassa.extensions import db
+from kassa.models import (
+    Account,
+    DisplayStatus,
+    Dispute,
+    DisputeStatus,
+    Payment,
+    Permission,
+)
+from kassa.money import Money
+from kassa.processors.base import ProcessorError, ProcessorEvent
+from kassa.processors.registry import processor_for
+from kassa.services.audit import record_audit
+from kassa.services.crm import add_timeline
+from kassa.services.payment_states import payment_subjects
+
+# A dispute costs the merchant a fee on top of the withdrawn amount (returned only with the amount
+# when the dispute is won). 15.00 in the payment's currency, scaled to its decimals.
+DISPUTE_FEE_MAJOR = 15
+REMINDERS = (("72h", timedelta(hours=72)), ("24h", timedelta(hours=24)))
+MAX_TEXT = 5000
+
+STATUS_FOR_DISPLAY = {
+    DisputeStatus.NEEDS_RESPONSE: DisplayStatus.DISPUTED_ACTION_REQUIRED,
+    DisputeStatus.UNDER_REVIEW: DisplayStatus.DISPUTED_AWAITING_DECISION,
+    DisputeStatus.WON: DisplayStatus.DISPUTED_WON,
+    DisputeStatus.LOST: DisplayStatus.DISPUTED_LOST,
+}
+
+
+def dispute_fee(currency: str) -> int:
+    from kassa.money import exponent
+
+    return DISPUTE_FEE_MAJOR * 10 ** exponent(currency)
+
+
+def latest_dispute(payment_id: int) -> Dispute | None:
+    return db.session.scalar(select(Dispute).where(Dispute.payment_id == payment_id).order_by(Dispute.id.desc()))
+
+
+def blocks_refund(payment: Payment) -> bool:
+    """A payment under dispute can't be refunded: the bank is already taking the money back. (An inquiry
+    only asks questions, and a won dispute gave the money back to the merchant: those can be refunded.)"""
+    if payment.dispute_created_at is None:
+        return False
+    dispute = latest_dispute(payment.id)
+    if dispute is None or dispute.is_inquiry:
+        return False
+    return dispute.status != DisputeStatus.WON.value
+
+
+def _sync_payment(dispute: Dispute) -> Payment:
+    """Copy the dispute's properties and status onto its payment (columns, filters, the Disputes tab)."""
+    from kassa.services.display_status import refresh_display_status
+
+    payment = db.session.get(Payment, dispute.payment_id)
+    payment.dispute_created_at = dispute.created_at
+    payment.dispute_amount_minor = dispute.amount_minor
+    payment.dispute_reason = dispute.reason
+    payment.dispute_due_by = dispute.evidence_due_by
+    payment.dispute_closed_at = dispute.closed_at
+    refresh_display_status(payment)
+    return payment
+
+
+# -- events from the processor ----------------------------------------------------------------------
+
+
+def open_dispute(event: ProcessorEvent) -> Dispute | None:
+    """dispute.created: record it, show it everywhere, tell the merchant (D1)."""
+    data = event.data
+    payment = db.session.scalar(select(Payment).where(Payment.account_id == event.account_id,
+                                                      Payment.processor_ref == data["charge_ref"]))
+    if payment is None:
+        return None
+    existing = db.session.scalar(select(Dispute).where(Dispute.account_id == event.account_id,
+                                                       Dispute.processor_ref == data["dispute_ref"]))
+    if existing is not None:
+        return existing
+    dispute = Dispute(
+        account_id=payment.account_id, payment_id=payment.id, processor_ref=data["dispute_ref"],
+        amount_minor=int(data["amount_minor"]), currency=data["currency"], reason=data.get("reason") or "general",
+        is_inquiry=bool(data.get("is_inquiry")),
+        fee_minor=0 if data.get("is_inquiry") else dispute_fee(data["currency"]),
+        status=DisputeStatus.NEEDS_RESPONSE.value, created_at=event.occurred_at,
+        evidence_due_by=datetime.fromisoformat(data["evidence_due_by"]),
+    )
+    db.session.add(dispute)
+    db.session.flush()
+    payment = _sync_payment(dispute)
+    kind = "dispute.inquiry_opened" if dispute.is_inquiry else "dispute.opened"
+    add_timeline(payment.account_id, kind, subjects=payment_subjects(payment), payment_id=payment.id,
+                 data={"amount_minor": dispute.amount_minor, "currency": dispute.currency, "reason": dispute.reason,
+                       "due_by": dispute.evidence_due_by.isoformat()})
+    if not dispute.is_inquiry:
+        add_timeline(payment.account_id, "dispute.funds_withdrawn", subjects=[("payment", payment.id)],
+                     payment_id=payment.id, data={"amount_minor": dispute.amount_minor + dispute.fee_minor,
+                                                  "currency": dispute.currency})
+    _notify(dispute, "dispute_opened")
+    return dispute
+
+
+def close_dispute(event: ProcessorEvent, outcome: DisputeStatus) -> Dispute | None:
+    """dispute.won / dispute.lost: the network decided (or the deadline passed, or the merchant accepted)."""
+    dispute = db.session.scalar(select(Dispute).where(Dispute.account_id == event.account_id,
+                                                      Dispute.processor_ref == event.object_ref))
+    if dispute is None:
+        from kassa.services.events import EventNotReady
+
+        raise EventNotReady(event.id)
+    if dispute.status in (DisputeStatus.WON.value, DisputeStatus.LOST.value):
+        return dispute  # repeating a finished move is a no-op
+    dispute.status = outcome.value
+    dispute.closed_at = event.occurred_at
+    payment = _sync_payment(dispute)
+    add_timeline(payment.account_id, f"dispute.{outcome.value}", subjects=payment_subjects(payment),
+                 payment_id=payment.id, data={"amount_minor": dispute.amount_minor, "currency": dispute.currency})
+    if outcome is DisputeStatus.WON and not dispute.is_inquiry:
+        add_timeline(payment.account_id, "dispute.funds_returned", subjects=[("payment", payment.id)],
+                     payment_id=payment.id, data={"amount_minor": dispute.amount_minor, "currency": dispute.currency})
+    _notify(dispute, f"dispute_{outcome.value}")
+    return dispute
+
+
+def _notify(dispute: Dispute, kind: str) -> None:
+    """D1: opened, won, lost — each switchable in Settings → Notifications."""
+    from kassa.services.mail import queue_email
+    from kassa.services.notifications import payment_team
+    from kassa.urls import absolute_url
+
+    account = db.session.get(Account, dispute.account_id)
+    if not account.notification_enabled(kind):  # dispute_opened, dispute_won, dispute_lost
+        return
+    payment = db.session.get(Payment, dispute.payment_id)
+    for user in payment_team(account.id):
+        queue_email(
+            kind=kind, to=[user.email], template=f"email/{kind}.html", language=user.language or account.language,
+            context={"dispute": dispute, "payment": payment, "account": account, "brand_color": account.brand_color,
+                     "amount": Money(dispute.amount_minor, dispute.currency),
+                     "fee": Money(dispute.fee_minor, dispute.currency),
+                     "counter_url": absolute_url("disputes.counter", dispute_id=dispute.id, step=1),
+                     "payment_url": absolute_url("payments.detail", payment_id=payment.id)},
+            account_id=account.id, related=("payment", payment.id),
+        )
+
+
+# -- the merchant's side --------------------------------------------------------------------------
+
+
+def _require(actor: Actor) -> None:
+    if actor.user is None or not actor.user.can(Permission.MANAGE_PAYMENTS):
+        raise Forbidden(_("You need the “%(permission)s” permission.", permission=Permission.MANAGE_PAYMENTS.label))
+
+
+def owned(session, actor: Actor, dispute_id: int) -> Dispute:
+    dispute = session.get(Dispute, dispute_id)
+    if dispute is None or dispute.account_id != actor.account_id:
+        raise NotFound(_("Dispute not found."))
+    return dispute
+
+
+def _answerable(dispute: Dispute, account: Account) -> None:
+    if dispute.status != DisputeStatus.NEEDS_RESPONSE.value:
+        raise Conflict(_("This dispute has already been answered."))
+    if account_now(account) >= dispute.evidence_due_by:
+        raise Conflict(_("The deadline for this dispute has passed."))
+
+
+def save_draft(actor: Actor, dispute_id: int, step: str, values: dict[str, str]) -> Dispute:
+    """D4: keep what the merchant wrote at each step, so nothing is lost if they leave and come back."""
+    _require(actor)
+    cleaned = {key: (value or "").strip()[:MAX_TEXT] for key, value in values.items()}
+    with write_transaction(db.session) as session:
+        dispute = owned(session, actor, dispute_id)
+        _answerable(dispute, session.get(Account, dispute.account_id))
+        draft = dict(dispute.draft or {})
+        draft[step] = cleaned
+        dispute.draft = draft
+        add_timeline(dispute.account_id, "dispute.draft_saved", subjects=[("payment", dispute.payment_id)],
+                     payment_id=dispute.payment_id, data={"step": step}, actor_id=actor.user_id)
+        return dispute
+
+
+def evidence_text(dispute: Dispute) -> str:
+    """Everything the merchant answered, as the text the processor receives."""
+    parts = []
+    for step in ("questions", "details", "evidence"):
+        for key, value in (dispute.draft or {}).get(step, {}).items():
+            if value:
+                parts.append(f"{key}: {value}")
+    for file in dispute.files:
+        parts.append(f"file: {file.filename} ({file.content_type}, {file.pages} page(s))")
+    return "\n".join(parts)
+
+
+def submit_evidence(actor: Actor, dispute_id: int) -> Dispute:
+    """D4: submit once; the dispute moves to "awaiting decision" and the evidence becomes read-only."""
+    _require(actor)
+    with write_transaction(db.session) as session:
+        dispute = owned(session, actor, dispute_id)
+        account = session.get(Account, dispute.account_id)
+        _answerable(dispute, account)
+        text = evidence_text(dispute)
+        if not text.strip():
+            raise ValidationFailed(_("Answer the questions or add evidence before submitting."))
+        payment = session.get(Payment, dispute.payment_id)
+        mode, ref, at = payment.mode, dispute.processor_ref, account_now(account)
+    try:
+        processor_for(mode).submit_dispute_evidence(actor.account_id, ref, text, at)
+    except ProcessorError as exc:
+        if exc.code == "dispute_already_answered":
+            raise Conflict(_("This dispute has already been answered.")) from None
+        raise Conflict(_("The evidence could not be submitted: %(reason)s", reason=exc.message or exc.code)) from None
+    with write_transaction(db.session) as session:
+        dispute = owned(session, actor, dispute_id)
+        dispute.status = DisputeStatus.UNDER_REVIEW.value
+        dispute.submitted_at = now()
+        dispute.submitted_by_id = actor.user_id
+        dispute.evidence_text = text
+        payment = _sync_payment(dispute)
+        add_timeline(payment.account_id, "dispute.evidence_submitted", subjects=payment_subjects(payment),
+                     payment_id=payment.id, actor_id=actor.user_id)
+        record_audit(actor, "dispute.evidence_submitted", object_type="dispute", object_id=dispute.id)
+        return dispute
+
+
+def accept(actor: Actor, dispute_id: int) -> Dispute:
+    """D5: accept the dispute: it closes as lost and the amount stays with the buyer."""
+    _require(actor)
+    with write_transaction(db.session) as session:
+        dispute = owned(session, actor, dispute_id)
+        account = session.get(Account, dispute.account_id)
+        _answerable(dispute, account)
+        payment = session.get(Payment, dispute.payment_id)
+        mode, ref, at = payment.mode, dispute.processor_ref, account_now(account)
+    try:
+        processor_for(mode).accept_dispute(actor.account_id, ref, at)
+    except ProcessorError as exc:
+        raise Conflict(_("The dispute could not be accepted: %(reason)s", reason=exc.message or exc.code)) from None
+    with write_transaction(db.session) as session:
+        dispute = owned(session, actor, dispute_id)
+        if dispute.status == DisputeStatus.NEEDS_RESPONSE.value:
+            dispute.status = DisputeStatus.LOST.value
+            dispute.closed_at = at
+            payment = _sync_payment(dispute)
+            add_timeline(payment.account_id, "dispute.accepted", subjects=payment_subjects(payment),
+                         payment_id=payment.id, actor_id=actor.user_id,
+                         data={"amount_minor": dispute.amount_minor, "currency": dispute.currency})
+            record_audit(actor, "dispute.accepted", object_type="dispute", object_id=dispute.id,
+                         amount_before_minor=dispute.amount_minor, currency=dispute.currency)
+        return dispute
+
+
+def prefilled_details(dispute: Dispute) -> dict[str, str]:
+    """D4 step 2: what Kassa already knows about the purchase, ready to send."""
+    from kassa.services.receipts import format_address, receipt_number
+
+    payment = db.session.get(Payment, dispute.payment_id)
+    account = db.session.get(Account, dispute.account_id)
+    return {
+        "customer_name": payment.buyer_name or "",
+        "customer_email": payment.buyer_email,
+        "billing_address": format_address(payment.billing_address) or "",
+        "purchase_ip": payment.ip or "",
+        "product_description": "; ".join(f"{item.quantity} × {item.name}" + (f" ({item.description})"
+                                                                           if item.description else "")
+                                         for item in payment.items),
+        "receipt": receipt_number(payment) if payment.receipt_number else "",
+        "refund_policy": account_policy(account),
+    }
+
+
+def account_policy(account: Account) -> str:
+    return account.refund_policy or ""
+
+
+def deadline_info(dispute: Dispute, account: Account) -> dict[str, Any]:
+    """"3 days left", with a warning inside 48 hours (D3)."""
+    left = dispute.evidence_due_by - account_now(account)
+    return {"days": max(left.days, 0), "hours": max(int(left.total_seconds() // 3600), 0),
+            "urgent": timedelta(0) < left <= timedelta(hours=48), "passed": left <= timedelta(0)}
+
+
+def send_deadline_reminders() -> int:
+    """72 h and 24 h before the deadline, when no evidence was submitted yet [beyond]."""
+    sent = 0
+    open_disputes = db.session.scalars(
+        select(Dispute).where(Dispute.status == DisputeStatus.NEEDS_RESPONSE.value).limit(1000)
+    ).all()
+    ids = [(d.id, d.account_id) for d in open_disputes]
+    db.session.rollback()
+    for dispute_id, account_id in ids:
+        with write_transaction(db.session) as session:
+            dispute = session.get(Dispute, dispute_id)
+            account = session.get(Account, account_id)
+            left = dispute.evidence_due_by - account_now(account)
+            for name, window in REMINDERS:
+                if timedelta(0) < left <= window and name not in (dispute.reminders_sent or []):
+                    dispute.reminders_sent = [*(dispute.reminders_sent or []), name]
+                    _notify_reminder(dispute, name)
+                    sent += 1
+                    break
+    return sent
+
+
+def _notify_reminder(dispute: Dispute, name: str) -> None:
+    from kassa.services.mail import queue_email
+    from kassa.services.notifications import payment_team
+    from kassa.urls import absolute_url
+
+    account = db.session.get(Account, dispute.account_id)
+    if not account.notification_enabled("dispute_opened"):
+        return
+    payment = db.session.get(Payment, dispute.payment_id)
+    for user in payment_team(account.id):
+        queue_email(kind="dispute_reminder", to=[user.email], template="email/dispute_reminder.html",
+                    language=user.language or account.language,
+                    context={"dispute": dispute, "payment": payment, "account": account, "window": name,
+                             "brand_color": account.brand_color, "amount": Money(dispute.amount_minor,
+                                                                                dispute.currency),
+                             "counter_url": absolute_url("disputes.counter", dispute_id=dispute.id, step=1)},
+                    account_id=account.id, related=("payment", payment.id))
