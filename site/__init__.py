@@ -62,6 +62,7 @@ def _register_blueprints(app: Flask) -> None:
     from kassa import assets
     from kassa.blueprints import (
         auth,
+        billing_portal,
         checkout,
         crm,
         dashboard,
@@ -74,14 +75,15 @@ def _register_blueprints(app: Flask) -> None:
         payments,
         products,
         settings,
+        subscriptions,
     )
 
     for module in (health, auth, dashboard, settings, media, links, link_editor, products, embed, checkout, crm,
-                   payments, disputes, assets):
+                   payments, disputes, subscriptions, billing_portal, assets):
         app.register_blueprint(module.bp)
     app.jinja_env.globals["asset_url"] = assets.asset_url
 
 
 def _load_side_effect_handlers() -> None:
     """Import the modules that register outbox handlers, attachment renderers and tick tasks."""
-    from kassa.services import events, mail, mandates, receipts  # noqa: F401
+    from kassa.services import billing, events, invoices, mail, mandates, receipts, subscriptions  # noqa: F401

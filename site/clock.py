@@ -30,3 +30,9 @@ def account_today(account: HasClock) -> date:
 def local_midnight_utc(day: date, tz: str) -> datetime:
     """Start of a calendar day in a time zone, as a UTC instant (for date filters and daily payouts)."""
     return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tz)).astimezone(UTC)
+
+
+def now_for(account: HasClock, mode: str) -> datetime:
+    """Now for a record of this mode: test-mode records live on the account's test clock (T5);
+    live ones always on real time, however far someone moved the test clock."""
+    return account_now(account) if mode == "test" else now()

@@ -55,6 +55,7 @@ class Base(DeclarativeBase):
             dict[str, bool]: JSON(),
             list: JSON(),
             list[str]: JSON(),
+            list[int]: JSON(),
             list[dict[str, Any]]: JSON(),
             int: BigInteger().with_variant(Integer(), "sqlite"),
         },

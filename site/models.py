@@ -84,6 +84,10 @@ class Account(db.Model):
     support_email: Mapped[str] = mapped_column(String(254), default="")
     # Shown with dispute evidence (D4) and on the checkout's fine print.
     refund_policy: Mapped[str] = mapped_column(Text, default="")
+    # R5: create an invoice for every payment from a link or a subscription.
+    create_invoices: Mapped[bool] = mapped_column(default=False)
+    # Failed subscription charges are retried after these many days, then the subscription is cancelled.
+    retry_days: Mapped[list[int]] = mapped_column(default=lambda: [1, 3, 5])
     brand_color: Mapped[str] = mapped_column(String(7), default="#2f5bd3")
     # Logo bytes are re-encoded PNG kept under instance/uploads; the version busts caches on change.
     logo_path: Mapped[str | None] = mapped_column(String(255))
@@ -582,6 +586,8 @@ class Payment(db.Model):
         Index("ix_payments_account_status_created", "account_id", "display_status", "created_at", "id"),
         Index("ix_payments_account_amount", "account_id", "amount_minor", "id"),
         Index("ix_payments_account_disputed", "account_id", "dispute_created_at", "id"),
+        # S1: one charge per subscription period and attempt — two ticks at once can't both bill a period.
+        UniqueConstraint("subscription_id", "subscription_period", "billing_attempt"),
         # F6's backstop: whatever the code does, refunds can never add up to more than was paid.
         CheckConstraint(
             "refund_reserved_minor >= 0 AND refund_reserved_minor <= amount_minor"
@@ -644,6 +650,10 @@ class Payment(db.Model):
     company_label: Mapped[str | None] = mapped_column(String(60))
     deal_label: Mapped[str | None] = mapped_column(String(60))
     subscription_label: Mapped[str | None] = mapped_column(String(60))
+    # For subscription charges: which period (1 = the first renewal) and which try at it.
+    subscription_period: Mapped[int | None]
+    billing_attempt: Mapped[int | None]
+    idempotency_key: Mapped[str | None] = mapped_column(String(120))
     # The latest dispute's properties, kept on the payment so they can be columns, filters and a tab (D3, D7).
     dispute_created_at: Mapped[datetime | None]
     dispute_amount_minor: Mapped[int | None]
@@ -791,6 +801,14 @@ class Subscription(db.Model):
     language: Mapped[str] = mapped_column(String(5), default="en")
     created_at: Mapped[datetime] = mapped_column(default=_now)
     cancelled_at: Mapped[datetime | None]
+    # Billing engine state (issue 8).
+    failed_attempts: Mapped[int] = mapped_column(default=0)  # on the current period, reset by a success
+    past_due_since: Mapped[datetime | None]
+    cancel_at_period_end: Mapped[bool] = mapped_column(default=False)
+    cancel_reason: Mapped[str | None] = mapped_column(String(40))
+    ended_at: Mapped[datetime | None]
+    reminded_period: Mapped[int | None]  # the last period whose 14-day reminder went out (E7)
+    update_token: Mapped[str | None] = mapped_column(String(64), unique=True)  # the buyer's card-update page
 
     items: Mapped[list[SubscriptionItem]] = relationship(
         back_populates="subscription", order_by="SubscriptionItem.position", cascade="all, delete-orphan"
@@ -1033,3 +1051,20 @@ class DisputeFile(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
     dispute: Mapped[Dispute] = relationship(back_populates="files")
+
+
+class Invoice(db.Model):
+    """An invoice for a link or subscription payment (R5), numbered without gaps per account."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (UniqueConstraint("account_id", "number"), UniqueConstraint("payment_id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    number: Mapped[int]
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"))
+    amount_minor: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    issued_at: Mapped[datetime] = mapped_column(default=_now)
+    status: Mapped[str] = mapped_column(String(16), default="paid")

@@ -114,9 +114,9 @@ def setup():
 # -- saved views ------------------------------------------------------------------------------------
 
 
-def _state_from_form() -> IndexState:
+def _state_from_form(tab: str) -> IndexState:
     return IndexState.from_args(MultiDict((request.form.get("state_args") and
-                                          _parse_qs(request.form["state_args"])) or []))
+                                          _parse_qs(request.form["state_args"])) or []), tab)
 
 
 def _parse_qs(text: str) -> list[tuple[str, str]]:

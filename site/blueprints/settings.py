@@ -116,6 +116,30 @@ def branding():
     )
 
 
+# -- payments ----------------------------------------------------------------------------------------
+
+
+@bp.route("/payments", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_SETTINGS)
+def payments():
+    account = current_user.account
+    values = {"create_invoices": account.create_invoices, "retry_days": ", ".join(map(str, account.retry_days))}
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        values = {"create_invoices": request.form.get("create_invoices") == "1",
+                  "retry_days": request.form.get("retry_days", "")}
+        try:
+            accounts.update_payment_settings(current_actor(), create_invoices=values["create_invoices"],
+                                             retry_days_text=values["retry_days"])
+        except ValidationFailed as exc:
+            errors = exc.errors
+        else:
+            flash(_("Payment settings saved."), "success")
+            return redirect(url_for("settings.payments"), code=303)
+    return render_page("settings/payments.html", status=422 if errors else 200,
+                       **_common(values=values, errors=errors, section="payments"))
+
+
 # -- notifications ----------------------------------------------------------------------------------
 
 

@@ -160,6 +160,17 @@ class ChargeResult:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SavedCard:
+    """A card kept by the processor for later charges: only its token and what can be shown."""
+
+    token: str
+    brand: str | None
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class RefundResult:
     """A refund the processor accepted; it settles later (``refund.succeeded`` / ``refund.failed``)."""
 

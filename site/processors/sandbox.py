@@ -17,6 +17,7 @@ from kassa.processors import testcards
 from kassa.processors.base import (
     N_,
     CardDeclined,
+    CardDetails,
     ChargeRequest,
     ChargeResult,
     DisputeResult,
@@ -24,6 +25,7 @@ from kassa.processors.base import (
     ProcessorFailure,
     ProcessorUnavailable,
     RefundResult,
+    SavedCard,
 )
 from kassa.processors.sandbox_pricing import (
     FEE_SCHEDULE,
@@ -565,6 +567,18 @@ class SandboxProcessor:
             self.store.put(f"event:{event_id}", row, account_id=row["account_id"], due_at=None)
 
     # --- saved payment methods ------------------------------------------------------------------
+
+    def save_card(self, account_id: int, card: CardDetails, now: datetime) -> SavedCard:
+        """Keep a card for later charges without charging it (a subscriber updating their card)."""
+        now = _utc(now)
+        request = ChargeRequest(account_id=account_id, idempotency_key="save-card", amount_minor=1,
+                                currency="USD", method="card", card=card, now=now)
+        source, scenario = self._card_source(request, now)
+        token = f"pm_{secrets.token_hex(12)}"
+        pm = {"account_id": account_id, "behaviour": "succeed", "scenario": scenario, **source}
+        self.store.put(f"pm:{token}", pm, account_id=account_id)
+        return SavedCard(token=token, brand=source["brand"], last4=source["last4"],
+                         exp_month=source["exp_month"], exp_year=source["exp_year"])
 
     def set_payment_method_behaviour(
         self, account_id: int, token: str, behaviour: Literal["succeed", "decline"]

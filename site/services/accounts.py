@@ -164,3 +164,20 @@ def update_notifications(actor: Actor, settings: dict[str, bool]) -> Account:
         record_audit(actor, "account.notifications_updated", object_type="account", object_id=account.id,
                      data=dict(account.notifications))
         return account
+
+
+def update_payment_settings(actor: Actor, *, create_invoices: bool, retry_days_text: str) -> Account:
+    """Settings → Payments: invoices on or off (R5), and when failed renewals are retried (issue 8)."""
+    _require_settings(actor)
+    parts = [p.strip() for p in (retry_days_text or "").replace(";", ",").split(",") if p.strip()]
+    if not parts or len(parts) > 6 or not all(p.isdigit() and 1 <= int(p) <= 30 for p in parts):
+        raise ValidationFailed(_("Enter 1 to 6 numbers of days from 1 to 30, separated by commas, like 1, 3, 5."),
+                               field="retry_days")
+    days = [int(p) for p in parts]
+    with write_transaction(db.session) as session:
+        account = session.get(Account, actor.account_id)
+        account.create_invoices = create_invoices
+        account.retry_days = days
+        record_audit(actor, "account.payment_settings_updated", object_type="account", object_id=account.id,
+                     data={"create_invoices": create_invoices, "retry_days": days})
+        return account

@@ -100,7 +100,7 @@ def read_buyer_form(snapshot: dict[str, Any], form: Mapping[str, str], today: da
         buyer.method = allowed[0]
 
     if buyer.method == "card":
-        _read_card(form, today, buyer, errors)
+        read_card(form, today, buyer, errors)
         if snapshot["collect_billing_address"]:
             buyer.billing = _address(form, "billing", errors)
     else:
@@ -114,7 +114,7 @@ def read_buyer_form(snapshot: dict[str, Any], form: Mapping[str, str], today: da
     return buyer, errors
 
 
-def _read_card(form: Mapping[str, str], today: date, buyer: BuyerInput, errors: dict[str, str]) -> None:
+def read_card(form: Mapping[str, str], today: date, buyer: BuyerInput, errors: dict[str, str]) -> None:
     number = testcards.normalize_card_number(form.get("card_number", ""))[:23]
     try:
         month, year = testcards.parse_expiry(form.get("card_expiry", ""))

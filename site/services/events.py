@@ -84,8 +84,11 @@ def _charge_succeeded(event: ProcessorEvent) -> None:
         log.warning("charge.succeeded for unknown charge %s", event.object_ref)
         return
     if move_payment(payment, PaymentStatus.SUCCEEDED, data={"event": event.id}):
+        from kassa.services.invoices import maybe_invoice
+
+        payment.succeeded_at = event.occurred_at  # when the bank debit cleared, on the processor's clock
         payment.receipt_number = next_number(payment.account_id, "receipt")
-        queue_receipt(payment)
+        queue_receipt(payment, invoice=maybe_invoice(payment, db.session.get(Account, payment.account_id)))
         notify_payment_received(payment)
 
 

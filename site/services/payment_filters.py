@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
@@ -27,6 +27,7 @@ MAX_GROUPS = 10
 MAX_CONDITIONS = 20
 MAX_VALUES = 50
 MAX_TEXT = 200
+EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(9000, 12, 31)
 
 
 class FilterError(KassaError):
@@ -48,6 +49,8 @@ class Prop:
     kind: str  # text | number | money | date | enum | bool
     column: Callable[[], Any]
     options: Callable[[], list[tuple[str, str]]] | None = None
+    # Money columns compare in each row's own currency: the column holding it.
+    currency: Callable[[], Any] = lambda: Payment.currency
 
 
 OPERATORS: dict[str, dict[str, Any]] = {
@@ -133,27 +136,30 @@ Filter = tuple[tuple[Condition, ...], ...]
 # -- parsing ----------------------------------------------------------------------------------------
 
 
-def parse_condition(raw: Any) -> Condition:
+def parse_condition(raw: Any, props: dict[str, Prop] | None = None) -> Condition:
+    props = props or PROPERTIES
     if not isinstance(raw, list | tuple) or len(raw) not in (2, 3):
         raise FilterError(_("A filter condition must be [property, operator, values]."))
     key, op = raw[0], raw[1]
     values = raw[2] if len(raw) == 3 else []
-    if not isinstance(key, str) or key not in PROPERTIES:
+    if not isinstance(key, str) or key not in props:
         raise FilterError(_("Unknown property “%(name)s”.", name=str(key)[:40]))
-    prop = PROPERTIES[key]
+    prop = props[key]
     if not isinstance(op, str) or op not in OPERATORS[prop.kind]:
         raise FilterError(_("“%(op)s” can't be used with %(prop)s.", op=str(op)[:20], prop=prop.label))
     if isinstance(values, str | int | float):
         values = [values]
     if not isinstance(values, list | tuple) or len(values) > MAX_VALUES:
         raise FilterError(_("Too many values for %(prop)s.", prop=prop.label))
-    values = tuple(str(v)[:MAX_TEXT] for v in values if isinstance(v, str | int | float) and not isinstance(v, bool))
+    # NUL can't be stored or compared by PostgreSQL (and no payment property contains it).
+    values = tuple(str(v).replace("\x00", "")[:MAX_TEXT] for v in values
+                   if isinstance(v, str | int | float) and not isinstance(v, bool))
     condition = Condition(key, op, values)
     _check_values(prop, condition)
     return condition
 
 
-def parse_filter(text: str | None) -> Filter:
+def parse_filter(text: str | None, props: dict[str, Prop] | None = None) -> Filter:
     """The `adv` URL parameter: JSON [[["status","any_of",["failed"]], …], …]."""
     if not text:
         return ()
@@ -161,7 +167,7 @@ def parse_filter(text: str | None) -> Filter:
         raise FilterError(_("That filter is too long."))
     try:
         raw = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested thousands deep
         raise FilterError(_("The filter could not be read. Start again from the filter panel.")) from None
     if not isinstance(raw, list) or len(raw) > MAX_GROUPS:
         raise FilterError(_("A filter has at most %(n)d groups.", n=MAX_GROUPS))
@@ -169,7 +175,7 @@ def parse_filter(text: str | None) -> Filter:
     for group in raw:
         if not isinstance(group, list) or not group or len(group) > MAX_CONDITIONS:
             raise FilterError(_("A filter group has 1 to %(n)d conditions.", n=MAX_CONDITIONS))
-        groups.append(tuple(parse_condition(condition) for condition in group))
+        groups.append(tuple(parse_condition(condition, props) for condition in group))
     return tuple(groups)
 
 
@@ -190,9 +196,13 @@ def _decimal(text: str, prop: Prop) -> Decimal:
 
 def _date(text: str, prop: Prop) -> date:
     try:
-        return date.fromisoformat(text.strip())
+        day = date.fromisoformat(text.strip())
     except ValueError:
-        raise FilterError(_("%(prop)s needs a date like 2026-03-31.", prop=prop.label)) from None
+        day = None
+    # Far from year 1 and 9999, so a day either side and a time-zone shift still fit in a datetime.
+    if day is None or not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise FilterError(_("%(prop)s needs a date like 2026-03-31.", prop=prop.label))
+    return day
 
 
 def _check_values(prop: Prop, c: Condition) -> None:
@@ -233,19 +243,29 @@ def _currencies_by_exponent() -> dict[int, list[str]]:
     return groups
 
 
-def _money_threshold(value: Decimal) -> Any:
-    """Major units → minor units in each row's own currency (JPY has no decimals, KWD three)."""
+def _minor(value: Decimal, exp: int, rounding: str) -> int:
+    return int(value.scaleb(exp).to_integral_value(rounding=rounding))
+
+
+def _bound(prop: Prop, value: Decimal, rounding: str) -> Any:
+    """Major units → minor units in each row's own currency (JPY has no decimals, KWD three).
+
+    A bound that falls between two minor units (¥9.5, $10.005) is rounded the way that keeps the
+    comparison true to the number typed: up (ROUND_CEILING) for ≥ and <, down (ROUND_FLOOR) for ≤ and >.
+    """
+    if prop.kind != "money":
+        return _minor(value, 0, rounding)
     groups = _currencies_by_exponent()
-    whens = [(Payment.currency.in_(codes), int(value * 10**exp)) for exp, codes in groups.items() if exp != 2]
-    return case(*whens, else_=int(value * 100))
+    whens = [(Payment.currency.in_(codes), _minor(value, exp, rounding)) for exp, codes in groups.items() if exp != 2]
+    return case(*whens, else_=_minor(value, 2, rounding))
 
 
 def _day_start(day: date, ctx: FilterContext) -> datetime:
     return local_midnight_utc(day, ctx.timezone)
 
 
-def condition_clause(c: Condition, ctx: FilterContext) -> ColumnElement:
-    prop = PROPERTIES[c.prop]
+def condition_clause(c: Condition, ctx: FilterContext, props: dict[str, Prop] | None = None) -> ColumnElement:
+    prop = (props or PROPERTIES)[c.prop]
     column = prop.column()
     v = c.values
     if prop.kind == "enum":
@@ -264,12 +284,13 @@ def condition_clause(c: Condition, ctx: FilterContext) -> ColumnElement:
         equal = func.lower(column) == needle
         return not_(equal) | column.is_(None) if c.op == "is_not" else equal
     if prop.kind in ("number", "money"):
-        numbers = sorted(_decimal(x, prop) for x in v[:2]) if c.op == "between" else [_decimal(v[0], prop)]
-        bounds = [_money_threshold(n) if prop.kind == "money" else int(n) for n in numbers]
-        if c.op == "between":
-            return and_(column >= bounds[0], column <= bounds[1])
-        return {"eq": column == bounds[0], "ne": column != bounds[0], "lt": column < bounds[0],
-                "gt": column > bounds[0]}[c.op]
+        numbers = sorted(_decimal(x, prop) for x in v[:2]) if c.op == "between" else [_decimal(v[0], prop)] * 2
+        low, high = _bound(prop, numbers[0], ROUND_CEILING), _bound(prop, numbers[1], ROUND_FLOOR)
+        if c.op in ("between", "eq"):  # a value with more decimals than the currency equals nothing
+            return and_(column >= low, column <= high)
+        if c.op == "ne":  # like "is not" for text: a payment without the value isn't equal to it
+            return or_(column < low, column > high, column.is_(None))
+        return column < low if c.op == "lt" else column > high
     # dates: whole days in the merchant's time zone
     if c.op == "last_days":
         return column >= _day_start(ctx.today - timedelta(days=int(v[0]) - 1), ctx)
@@ -281,18 +302,18 @@ def condition_clause(c: Condition, ctx: FilterContext) -> ColumnElement:
     return and_(column >= _day_start(first, ctx), column < _day_start(last + timedelta(days=1), ctx))
 
 
-def filter_clause(groups: Filter, ctx: FilterContext) -> ColumnElement:
+def filter_clause(groups: Filter, ctx: FilterContext, props: dict[str, Prop] | None = None) -> ColumnElement:
     if not groups:
         return true()
-    ors = [and_(*(condition_clause(c, ctx) for c in group)) for group in groups if group]
+    ors = [and_(*(condition_clause(c, ctx, props) for c in group)) for group in groups if group]
     return or_(*ors) if ors else false()
 
 
 # -- chips ------------------------------------------------------------------------------------------
 
 
-def describe_condition(c: Condition, value_labels: Callable[[str, str], str] | None = None) -> str:
-    prop = PROPERTIES[c.prop]
+def describe_condition(c: Condition, props: dict[str, Prop] | None = None) -> str:
+    prop = (props or PROPERTIES)[c.prop]
     op = OPERATORS[prop.kind][c.op]
     if c.op in NO_VALUE_OPS:
         return f"{prop.label} {op}"
@@ -304,10 +325,10 @@ def describe_condition(c: Condition, value_labels: Callable[[str, str], str] | N
     elif c.op == "last_days":
         return _("%(prop)s in the last %(n)s days", prop=prop.label, n=c.values[0])
     else:
-        shown = value_labels(c.prop, c.values[0]) if value_labels else c.values[0]
+        shown = c.values[0]
     return f"{prop.label} {op} {shown}"
 
 
-def describe(groups: Filter) -> list[list[str]]:
+def describe(groups: Filter, props: dict[str, Prop] | None = None) -> list[list[str]]:
     """Readable chips: [["Status is any of Failed", "Gross amount > 100"], ["Payment method is any of ACH"]]."""
-    return [[describe_condition(c) for c in group] for group in groups]
+    return [[describe_condition(c, props) for c in group] for group in groups]

@@ -16,6 +16,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, func, select, tuple_
 from werkzeug.datastructures import MultiDict
 
+from kassa.database import MAX_ID, parse_id
 from kassa.extensions import db
 from kassa.models import DisplayStatus, Payment, PaymentLink
 from kassa.services.payment_filters import (
@@ -186,7 +187,7 @@ class IndexState:
 def _shift(text: str, days: int) -> str:
     try:
         return (date.fromisoformat(text) + timedelta(days=days)).isoformat()
-    except ValueError:
+    except (ValueError, OverflowError):
         return text  # left as typed: the condition parser turns it into a clear message
 
 
@@ -215,11 +216,17 @@ def _encode(row: Payment, state: IndexState) -> str:
 def _decode(cursor: str, state: IndexState) -> tuple[Any, int]:
     value, _sep, ident = cursor.rpartition("~")
     try:
-        key = datetime.fromisoformat(value) if SORTS[state.sort][1] == "date" else int(value)
-        if isinstance(key, datetime) and key.tzinfo is None:
-            raise ValueError
+        if SORTS[state.sort][1] == "date":
+            key: Any = datetime.fromisoformat(value)
+            if key.tzinfo is None:
+                raise ValueError
+            key = key.astimezone(UTC)
+        else:
+            key = int(value)
+        if parse_id(ident) is None or abs(key if isinstance(key, int) else 0) > MAX_ID:
+            raise ValueError  # a number no column can hold: the driver would overflow
         return key, int(ident)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise FilterError(_("That page link is out of date. Start from the first page.")) from None
 
 

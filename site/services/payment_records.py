@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from kassa.clock import now
+from kassa.clock import now, now_for
 from kassa.database import dialect_name, write_transaction
 from kassa.extensions import db
 from kassa.models import (
@@ -84,7 +84,8 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_c
             buyer_email=buyer["email"], buyer_name=contact.display_name if contact.display_name != contact.email else "",
             buyer_phone=contact_fields.get("phone", ""), buyer_company=contact_fields.get("company", ""),
             billing_address=buyer.get("billing"), shipping_address=buyer.get("shipping"), language=language,
-            ip=attempt.ip, succeeded_at=now() if succeeded else None,
+            ip=attempt.ip, created_at=now_for(account, mode), succeeded_at=now_for(account, mode) if succeeded
+            else None,
         )
         payment.items = [
             PaymentItem(position=i, product_id=item.product_id, name=item.name, description=item.description,
@@ -133,7 +134,9 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_c
         risk.record_card_use(attempt)
 
         if succeeded:
-            queue_receipt(payment)
+            from kassa.services.invoices import maybe_invoice
+
+            queue_receipt(payment, invoice=maybe_invoice(payment, account))
             notify_payment_received(payment)
         else:
             notify_ach_processing(payment)
@@ -143,7 +146,7 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_c
 def _create_subscription(account: Account, payment: Payment, group: RecurringGroup, contact_id: int, deal_id: int,
                          language: str) -> Subscription:
     """R4: one subscription per (frequency, term) group; the first period is paid by this checkout."""
-    anchor = payment.succeeded_at or payment.created_at or now()
+    anchor = payment.succeeded_at or payment.created_at or now_for(account, payment.mode)
     fixed_done = group.term_count is not None and group.term_count <= 1
     subscription = Subscription(
         account_id=account.id, mode=payment.mode, status=SubscriptionStatus.ACTIVE.value, contact_id=contact_id,

@@ -89,9 +89,19 @@ def _receipt_attachment(spec: dict[str, Any]) -> tuple[str, str, bytes]:
     return render_payment_receipt(db.session.get(Payment, spec["payment_id"]))
 
 
-def queue_receipt(payment: Payment, *, to: list[str] | None = None, kind: str = "receipt") -> None:
-    """E2: email the receipt (PDF attached) to the buyer, in their language. Call inside a write."""
+def queue_receipt(payment: Payment, *, to: list[str] | None = None, kind: str = "receipt", invoice=None) -> None:
+    """E2: email the receipt (PDF attached, and the invoice when there is one: E4) to the buyer, in their
+    language. Call inside a write."""
     account = db.session.get(Account, payment.account_id)
+    attachments = [{"renderer": "receipt", "payment_id": payment.id,
+                    "filename": f"receipt-{receipt_number(payment)}.pdf"}]
+    if invoice is None:
+        from kassa.models import Invoice
+
+        invoice = db.session.scalar(select(Invoice).where(Invoice.payment_id == payment.id))
+    if invoice is not None:
+        attachments.append({"renderer": "invoice", "invoice_id": invoice.id,
+                            "filename": f"invoice-INV-{invoice.number:06d}.pdf"})
     queue_email(
         kind=kind,
         to=to or [payment.buyer_email],
@@ -102,8 +112,7 @@ def queue_receipt(payment: Payment, *, to: list[str] | None = None, kind: str = 
                  "brand_color": account.brand_color, "items": payment.items,
                  "is_recurring": any(BillingFrequency(i.frequency).is_recurring for i in payment.items)},
         account_id=payment.account_id,
-        attachments=[{"renderer": "receipt", "payment_id": payment.id,
-                      "filename": f"receipt-{receipt_number(payment)}.pdf"}],
+        attachments=attachments,
         related=("payment", payment.id),
     )
 

@@ -6,7 +6,7 @@ from flask_babel import gettext as _
 from sqlalchemy import delete, or_, select
 
 from kassa.actor import Actor
-from kassa.database import write_transaction
+from kassa.database import parse_id, write_transaction
 from kassa.errors import Forbidden, NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.models import SavedView, UserViewDefault
@@ -26,7 +26,7 @@ def visible_views(account_id: int, user_id: int, tab: str) -> list[SavedView]:
 
 
 def get_view(account_id: int, user_id: int, view_id: int) -> SavedView:
-    view = db.session.get(SavedView, view_id)
+    view = db.session.get(SavedView, view_id) if parse_id(view_id) else None  # a huge id would overflow the driver
     if view is None or view.account_id != account_id or (view.owner_id != user_id and not view.shared):
         raise NotFound(_("Saved view not found."))
     return view

@@ -20,6 +20,7 @@ ENDPOINTS_WITHOUT_RECORD_IDS = {
     "static", "auth.reset_password", "auth.accept_invitation", "media.logo", "dashboard.section",
     # Public buyer pages, reached by an unguessable token or a link's public slug (tested in their own files).
     "checkout.start", "checkout.page", "checkout.submit", "checkout.receipt", "embed.stylesheet", "assets.bundle",
+    "billing_portal.update_card",
 }
 # URL arguments that are not record ids get a fixed value.
 FIXED_ARGS = {"fmt": "svg", "kind": "contact", "step": 1}
@@ -72,7 +73,8 @@ def _contact(account_id: int) -> int:
     from kassa.models import Contact
 
     with write_transaction(db.session) as session:
-        contact = Contact(account_id=account_id, email=f"c{account_id}@theirs.example")
+        n = db.session.scalar(db.select(db.func.count()).select_from(Contact)) + 1
+        contact = Contact(account_id=account_id, email=f"c{account_id}-{n}@theirs.example")
         session.add(contact)
         session.flush()
         return contact.id
@@ -146,6 +148,19 @@ def _dispute_file(account_id: int) -> int:
         return record.id
 
 
+def _subscription(account_id: int) -> int:
+    from kassa.clock import now
+    from kassa.models import Subscription
+
+    with write_transaction(db.session) as session:
+        sub = Subscription(account_id=account_id, contact_id=_contact(account_id), frequency="monthly",
+                           term_type="auto_renew", amount_minor=100, currency="USD", anchor_at=now(),
+                           mode="test")
+        session.add(sub)
+        session.flush()
+        return sub.id
+
+
 # URL argument → function(other account id) creating a record there and returning its id.
 OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "user_id": lambda account_id: make_user(account_id, Role.MEMBER).id,
@@ -160,6 +175,7 @@ OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "view_id": _view,
     "dispute_id": _dispute,
     "file_id": _dispute_file,
+    "subscription_id": _subscription,
 }
 
 

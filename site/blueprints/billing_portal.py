@@ -1,0 +1,45 @@
+"""The buyer's card-update page for a subscription (S3): reached from the failed-payment email."""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, render_template, request
+
+from kassa.errors import Conflict, NotFound, ValidationFailed
+from kassa.extensions import db, limiter
+from kassa.models import Account, Mode
+from kassa.services import subscriptions
+
+bp = Blueprint("billing_portal", __name__)
+
+
+@bp.route("/billing/<token>", methods=["GET", "POST"])
+@limiter.limit("20 per minute", methods=["POST"])
+def update_card(token: str):
+    try:
+        sub = subscriptions.by_update_token(token)
+    except NotFound:
+        return render_template("checkout/unavailable.html", title="404", message=""), 404
+    g.buyer_language = sub.language
+    from flask_babel import gettext as _
+    from flask_babel import refresh
+
+    refresh()
+    account = db.session.get(Account, sub.account_id)
+    context = {"sub": sub, "account": account, "test_mode": sub.mode == Mode.TEST.value, "errors": {},
+               "values": {}, "done": None, "ended": sub.status not in ("active", "past_due")}
+    if request.method == "POST" and not context["ended"]:
+        try:
+            sub, outcome = subscriptions.update_card(token, request.form.to_dict())
+        except ValidationFailed as exc:
+            context.update(errors=exc.errors, values=request.form.to_dict())
+            return render_template("billing/update_card.html", **context), 422
+        except Conflict as exc:
+            context.update(errors={"card_number": exc.message}, values=request.form.to_dict())
+            return render_template("billing/update_card.html", **context), 409
+        context["sub"] = sub
+        if outcome == "failed":
+            context.update(errors={"card_number": _("The new card was declined. Try another card.")})
+            return render_template("billing/update_card.html", **context), 422
+        context["done"] = _("Thank you! Your card is saved.") + (
+            " " + _("The outstanding payment went through.") if outcome == "succeeded" else "")
+    return render_template("billing/update_card.html", **context)
