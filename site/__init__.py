@@ -68,22 +68,35 @@ def _register_blueprints(app: Flask) -> None:
         dashboard,
         disputes,
         embed,
+        exports,
         health,
         link_editor,
         links,
         media,
         payments,
         products,
+        reports,
         settings,
         subscriptions,
     )
 
     for module in (health, auth, dashboard, settings, media, links, link_editor, products, embed, checkout, crm,
-                   payments, disputes, subscriptions, billing_portal, assets):
+                   payments, disputes, subscriptions, billing_portal, reports, exports, assets):
         app.register_blueprint(module.bp)
+    app.register_blueprint(reports.payouts_bp)
     app.jinja_env.globals["asset_url"] = assets.asset_url
 
 
 def _load_side_effect_handlers() -> None:
     """Import the modules that register outbox handlers, attachment renderers and tick tasks."""
-    from kassa.services import billing, events, invoices, mail, mandates, receipts, subscriptions  # noqa: F401
+    from kassa.services import (  # noqa: F401
+        billing,
+        events,
+        exports,
+        invoices,
+        mail,
+        mandates,
+        payouts,
+        receipts,
+        subscriptions,
+    )

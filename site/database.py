@@ -5,10 +5,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, event
+from sqlalchemy import BigInteger, Date, DateTime, Engine, Integer, MetaData, event
 from sqlalchemy.orm import DeclarativeBase, Session, registry
 from sqlalchemy.types import JSON, TypeDecorator
 
@@ -56,6 +56,7 @@ class Base(DeclarativeBase):
             list: JSON(),
             list[str]: JSON(),
             list[int]: JSON(),
+            date: Date(),
             list[dict[str, Any]]: JSON(),
             int: BigInteger().with_variant(Integer(), "sqlite"),
         },

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -1068,3 +1068,175 @@ class Invoice(db.Model):
     currency: Mapped[str] = mapped_column(String(3))
     issued_at: Mapped[datetime] = mapped_column(default=_now)
     status: Mapped[str] = mapped_column(String(16), default="paid")
+
+
+# --------------------------------------------------------------------------------------------------
+# Balance, payouts, exports and in-app notifications (issue 9)
+# --------------------------------------------------------------------------------------------------
+
+
+class LedgerType(StrEnum):
+    CHARGE = "charge"
+    FEE = "fee"
+    REFUND = "refund"
+    REFUND_FAILURE = "refund_failure"  # a refund that didn't go through: the money comes back
+    DISPUTE = "dispute"  # the disputed amount, withdrawn
+    DISPUTE_FEE = "dispute_fee"
+    DISPUTE_REVERSAL = "dispute_reversal"  # a won dispute returns the amount
+    PAYOUT = "payout"
+    PAYOUT_FAILURE = "payout_failure"  # a failed payout returns its funds to the balance
+
+    @property
+    def label(self) -> str:
+        return str(LEDGER_TYPE_LABELS[self])
+
+
+LEDGER_TYPE_LABELS = {
+    LedgerType.CHARGE: _l("Payment"),
+    LedgerType.FEE: _l("Processing fee"),
+    LedgerType.REFUND: _l("Refund"),
+    LedgerType.REFUND_FAILURE: _l("Failed refund returned"),
+    LedgerType.DISPUTE: _l("Dispute withdrawal"),
+    LedgerType.DISPUTE_FEE: _l("Dispute fee"),
+    LedgerType.DISPUTE_REVERSAL: _l("Won dispute returned"),
+    LedgerType.PAYOUT: _l("Payout"),
+    LedgerType.PAYOUT_FAILURE: _l("Failed payout returned"),
+}
+
+
+class LedgerEntry(db.Model):
+    """One money movement on the merchant's balance, in the settlement currency (O1, O2).
+
+    `available_on` is the day the funds can be paid out; the daily payout takes every entry available by
+    then and not yet paid out, so a payout always equals the sum of its entries.
+    """
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        Index("ix_ledger_unpaid", "account_id", "mode", "payout_id", "available_on"),
+        Index("ix_ledger_payout", "payout_id"),
+        UniqueConstraint("account_id", "source_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    mode: Mapped[str] = mapped_column(String(8), default=Mode.LIVE.value)
+    type: Mapped[str] = mapped_column(String(24))
+    amount_minor: Mapped[int]  # signed: money in is positive, money out negative
+    currency: Mapped[str] = mapped_column(String(3))
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), index=True)
+    refund_id: Mapped[int | None] = mapped_column(ForeignKey("refunds.id"))
+    dispute_id: Mapped[int | None] = mapped_column(ForeignKey("disputes.id"))
+    payout_id: Mapped[int | None] = mapped_column(ForeignKey("payouts.id"))
+    # What caused the entry, unique per account: the same movement can't be booked twice.
+    source_key: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str] = mapped_column(String(300), default="")
+    occurred_at: Mapped[datetime] = mapped_column(default=_now)
+    available_on: Mapped[date]
+
+
+class PayoutStatus(StrEnum):
+    PENDING = "pending"
+    IN_TRANSIT = "in_transit"
+    PAID = "paid"
+    FAILED = "failed"
+
+    @property
+    def label(self) -> str:
+        return str(PAYOUT_STATUS_LABELS[self])
+
+    @property
+    def tone(self) -> str:
+        return {"paid": "success", "failed": "danger", "in_transit": "info"}.get(self.value, "neutral")
+
+
+PAYOUT_STATUS_LABELS = {
+    PayoutStatus.PENDING: _l("Pending"),
+    PayoutStatus.IN_TRANSIT: _l("In transit"),
+    PayoutStatus.PAID: _l("Paid"),
+    PayoutStatus.FAILED: _l("Failed"),
+}
+
+
+class Payout(db.Model):
+    """The day's available funds sent to the merchant's bank account (or debited from it when negative, O3)."""
+
+    __tablename__ = "payouts"
+    __table_args__ = (UniqueConstraint("account_id", "mode", "payout_date"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    mode: Mapped[str] = mapped_column(String(8), default=Mode.LIVE.value)
+    amount_minor: Mapped[int]  # negative: a debit from the bank account
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16), default=PayoutStatus.PENDING.value)
+    payout_date: Mapped[date]  # the merchant's day it covers
+    arrival_date: Mapped[date]
+    entry_count: Mapped[int] = mapped_column(default=0)
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    paid_at: Mapped[datetime | None]
+
+
+class ExportStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def label(self) -> str:
+        return str(EXPORT_STATUS_LABELS[self])
+
+
+EXPORT_STATUS_LABELS = {
+    ExportStatus.QUEUED: _l("Queued"),
+    ExportStatus.RUNNING: _l("Building"),
+    ExportStatus.DONE: _l("Ready"),
+    ExportStatus.FAILED: _l("Failed"),
+    ExportStatus.CANCELLED: _l("Cancelled"),
+}
+
+
+class Export(db.Model):
+    """A file built in the background (X1–X3): a payments export or a report, with its progress."""
+
+    __tablename__ = "exports"
+    __table_args__ = (Index("ix_exports_account_created", "account_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(32))  # payments | payout_reconciliation | balance | payout_details
+    name: Mapped[str] = mapped_column(String(120))
+    file_format: Mapped[str] = mapped_column(String(8))  # csv | xls | xlsx
+    language: Mapped[str] = mapped_column(String(5), default="en")
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the view's query string, columns, dates …
+    status: Mapped[str] = mapped_column(String(16), default=ExportStatus.QUEUED.value)
+    rows_done: Mapped[int] = mapped_column(default=0)
+    rows_total: Mapped[int | None]
+    stored_name: Mapped[str | None] = mapped_column(String(120))
+    size_bytes: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    download_token: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    finished_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship()
+
+
+class Notification(db.Model):
+    """An in-app notification (the bell in the top bar): exports ready, payouts, …"""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_user", "user_id", "read_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(String(300))
+    url: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    read_at: Mapped[datetime | None]

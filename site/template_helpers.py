@@ -43,14 +43,37 @@ def urlencode_multi(args) -> str:
     return urlencode(list(args.items(multi=True)))
 
 
+def unread_notifications() -> int:
+    """The number on the bell in the top bar (exports ready, …) for the signed-in user."""
+    from flask_login import current_user
+
+    from kassa.services.exports import unread_notifications as count
+
+    return count(current_user.id) if current_user.is_authenticated else 0
+
+
+def _enum(name: str):
+    """A template global turning a stored status value into its enum (for .label and .tone)."""
+
+    def lookup(value: str):
+        from kassa import models
+
+        return getattr(models, name)(value)
+
+    return lookup
+
+
 def register(app: Flask) -> None:
     app.jinja_env.globals.update(
         country_options=country_options,
         status_badge=status_badge,
         method_text=method_text,
         dispute_reason_label=dispute_reason_label,
+        timeline_label=timeline_label,
         frequency_label=frequency_label, every_label=every_label, line_recurrence=line_recurrence,
         group_sentence=group_sentence, term_label=term_label,
+        unread_notifications=unread_notifications,
+        payout_status=_enum("PayoutStatus"), ledger_type=_enum("LedgerType"), export_status=_enum("ExportStatus"),
     )
     app.add_template_filter(text_on, "text_on")
     app.add_template_filter(card_brand_name, "card_brand_name")
@@ -82,3 +105,28 @@ def dispute_reason_label(reason: str | None) -> str:
         "subscription_canceled": _("Subscription canceled"), "credit_not_processed": _("Credit not processed"),
         "general": _("General"),
     }.get(reason or "", reason or "")
+
+
+def timeline_label(kind: str) -> str:
+    """What a timeline entry says (R6, D6), the same on a payment's History and on its contact, company and
+    deal: one list, so a new kind of activity can't show as its raw key on some of them."""
+    from flask_babel import gettext as _
+
+    return {
+        "payment.submitted": _("Payment submitted"), "payment.succeeded": _("Payment succeeded"),
+        "payment.failed": _("Payment failed"), "payment.refunded": _("Payment refunded"),
+        "refund.created": _("Refund submitted"), "refund.succeeded": _("Refund completed"),
+        "refund.failed": _("Refund failed"), "receipt.sent": _("Receipt sent"),
+        "association.changed": _("Associations changed"), "subscription.created": _("Subscription created"),
+        "subscription.past_due": _("Payment failed: subscription past due"),
+        "subscription.completed": _("Subscription completed"), "subscription.cancelled": _("Subscription cancelled"),
+        "subscription.cancel_scheduled": _("Cancellation scheduled for the end of the period"),
+        "subscription.card_updated": _("Card updated"), "subscription.reminder_sent": _("Payment reminder sent"),
+        "subscription.test_card_changed": _("Test card changed"),
+        "dispute.opened": _("Dispute opened"), "dispute.inquiry_opened": _("Inquiry opened"),
+        "dispute.funds_withdrawn": _("Disputed amount and fee withdrawn"),
+        "dispute.funds_returned": _("Disputed amount returned"),
+        "dispute.draft_saved": _("Dispute evidence draft saved"), "dispute.file_added": _("Evidence file added"),
+        "dispute.evidence_submitted": _("Dispute evidence submitted"), "dispute.won": _("Dispute won"),
+        "dispute.lost": _("Dispute lost"), "dispute.accepted": _("Dispute accepted"),
+    }.get(kind, kind)

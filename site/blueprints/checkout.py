@@ -157,8 +157,9 @@ def submit(token: str):
         outcome = checkout_service.pay(token, form, ip=client_ip(), user_agent=request.headers.get("User-Agent"))
     except ValidationFailed as exc:
         db.session.rollback()
+        # Field errors are listed in the error summary; a second box repeating them would be read out twice.
         return _buyer_page("checkout/page.html", 422, **_page_context(checkout, values=form, errors=exc.errors,
-                                                                        alert=exc.message))
+                                                                        alert=None if exc.errors else exc.message))
     except TooManyRequests as exc:
         db.session.rollback()
         return _buyer_page("checkout/page.html", 429, **_page_context(checkout, values=form, alert=exc.message))

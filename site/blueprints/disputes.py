@@ -6,7 +6,6 @@ from flask import Blueprint, abort, redirect, request, send_file, url_for
 from flask_login import current_user
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required
-from kassa.clock import account_now
 from kassa.errors import KassaError, ValidationFailed
 from kassa.extensions import db
 from kassa.models import Dispute, DisputeFile, DisputeStatus, Payment, Permission
@@ -34,10 +33,7 @@ DETAIL_FIELDS = ["customer_name", "customer_email", "billing_address", "purchase
 @bp.app_template_global()
 def deadline_left(due_by):
     """For the Disputes tab: time left until the evidence deadline, on the account's clock."""
-    left = due_by - account_now(current_user.account)
-    hours = int(left.total_seconds() // 3600)
-    return {"days": max(left.days, 0), "hours": max(hours, 0), "passed": hours < 0 or left.total_seconds() <= 0,
-            "urgent": 0 < left.total_seconds() <= 48 * 3600}
+    return disputes.time_left(due_by, current_user.account)
 
 
 def _dispute(dispute_id: int) -> Dispute:
@@ -52,6 +48,7 @@ def _context(dispute: Dispute, step: int, **extra):
                                                                                           QUESTIONS["general"]),
         draft=dispute.draft or {}, prefill=disputes.prefilled_details(dispute), detail_fields=DETAIL_FIELDS,
         used=used, pages=pages, max_bytes=evidence.MAX_TOTAL_BYTES, max_pages=evidence.MAX_PAGES,
+        bytes_left=evidence.format_size(max(evidence.MAX_TOTAL_BYTES - used, 0)),
         deadline=disputes.deadline_info(dispute, current_user.account), read_only=dispute.status !=
         DisputeStatus.NEEDS_RESPONSE.value, active_nav="payments", errors=extra.pop("errors", {}), **extra,
     )

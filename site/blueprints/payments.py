@@ -240,7 +240,10 @@ def _done(payment: Payment, message: str, kind: str = "success"):
         db.session.expire_all()
         context = payment_details.panel_context(db.session.get(Payment, payment.id), current_language())
         html = render_block("payments/detail.html", "panel", active_nav="payments", **context)
-        return htmx_update("#panel-slot", html, message=message, kind=kind, also=("kassa:payments-changed",))
+        response = htmx_update("#payment-panel", html, message=message, kind=kind, also=("kassa:payments-changed",))
+        # Replace the open panel itself: it is in #panel-slot over the index, or the body of /payments/<id>.
+        response.headers["HX-Reswap"] = "outerHTML"
+        return response
     flash(message, kind)
     return redirect(url_for("payments.detail", payment_id=payment.id), code=303)
 

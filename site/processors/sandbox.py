@@ -62,6 +62,8 @@ ACH_REFUND_WINDOW = timedelta(days=180)  # SPEC F4
 EVIDENCE_WINDOW = timedelta(days=7)
 DECISION_DELAY = timedelta(minutes=1)
 DEFAULT_DECISION_DELAY = timedelta(days=3)
+# A request that died while charging frees its idempotency key after this long.
+IN_FLIGHT_LEASE = timedelta(minutes=1)
 
 
 # ProcessorFailure codes the sandbox answers with, and their user-facing messages.
@@ -228,21 +230,39 @@ class SandboxProcessor:
         if self._take_fault("charge", req.account_id, ("timeout",)):
             raise ProcessorUnavailable()
         index_key = f"idem:charge:{req.account_id}:{req.idempotency_key}"
-        index = self.store.get(index_key)
-        if index is None:
-            result = self._create_charge(req, now, index_key)
-        elif index["fingerprint"] != _fingerprint(req):
-            raise _fail("idempotency_key_reused")
-        else:
+        index, result = self.store.get(index_key), None
+        if index is None or index["charge_ref"] is None:
+            index, result = self._charge_once(req, now, index_key)
+        if index is not None:  # this key already charged: the same answer again, never a second charge
+            if index["fingerprint"] != _fingerprint(req):
+                raise _fail("idempotency_key_reused")
             result = _charge_from(
                 self._owned(f"charge:{index['charge_ref']}", req.account_id, "no_such_charge")["result"]
             )
         self._after_success("charge", req.account_id)
         return result
 
+    def _charge_once(
+        self, req: ChargeRequest, now: datetime, index_key: str
+    ) -> tuple[dict[str, Any] | None, ChargeResult | None]:
+        """Take the idempotency key, then charge: two requests with one key never both charge. One sent while
+        the first is still running gets an error to retry (as a processor answers a concurrent request with
+        the same key). Returns (index, None) when the other request finished in the meantime."""
+        pending = {"charge_ref": None, "fingerprint": _fingerprint(req)}
+        if not self.store.claim(index_key, pending, now=now, until=now + IN_FLIGHT_LEASE):
+            index = self.store.get(index_key)
+            if index is not None and index["charge_ref"] is not None:
+                return index, None
+            raise ProcessorUnavailable()
+        try:
+            return None, self._create_charge(req, now, index_key)  # writes the key's final index
+        except BaseException:
+            self.store.delete(index_key)  # a decline doesn't use up the key
+            raise
+
     def lookup_charge(self, account_id: int, idempotency_key: str) -> ChargeResult | None:
         index = self.store.get(f"idem:charge:{account_id}:{idempotency_key}")
-        if index is None:
+        if index is None or index["charge_ref"] is None:
             return None
         return _charge_from(
             self._owned(f"charge:{index['charge_ref']}", account_id, "no_such_charge")["result"]

@@ -42,6 +42,18 @@ class DbSandboxStore:
         with self._writer() as conn, conn.begin():
             conn.execute(statement)
 
+    def claim(self, key: str, value: dict[str, Any], *, now: datetime, until: datetime) -> bool:
+        """One statement, so two requests can't both get it: insert, or take over a claim that ran out."""
+        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        statement = insert(_TABLE).values(key=key, data=value, account_id=None, due_at=until)
+        statement = statement.on_conflict_do_update(
+            index_elements=[_TABLE.c.key],
+            set_={"data": statement.excluded.data, "due_at": statement.excluded.due_at},
+            where=_TABLE.c.due_at <= now,
+        ).returning(_TABLE.c.key)
+        with self._writer() as conn, conn.begin():
+            return conn.execute(statement).first() is not None
+
     def scan_due(self, account_id: int, now: datetime) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(

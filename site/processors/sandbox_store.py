@@ -27,6 +27,11 @@ class SandboxStore(Protocol):
         """Values with due_at <= now for that account, ordered by due_at then key."""
         ...
 
+    def claim(self, key: str, value: dict[str, Any], *, now: datetime, until: datetime) -> bool:
+        """Atomically store `key`, held until `until`, unless it exists: True when this call got it. A key
+        whose hold ran out by `now` (its holder died) can be taken again; one stored by `put` never."""
+        ...
+
     def delete(self, key: str) -> None: ...
 
 
@@ -49,6 +54,13 @@ class InMemorySandboxStore:
         due_at: datetime | None = None,
     ) -> None:
         self.rows[key] = (json.dumps(value, sort_keys=True), account_id, due_at)
+
+    def claim(self, key: str, value: dict[str, Any], *, now: datetime, until: datetime) -> bool:
+        held = self.rows.get(key)
+        if held is not None and (held[2] is None or held[2] > now):
+            return False
+        self.rows[key] = (json.dumps(value, sort_keys=True), None, until)
+        return True
 
     def scan_due(self, account_id: int, now: datetime) -> list[dict[str, Any]]:
         hits = sorted(

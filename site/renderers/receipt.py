@@ -52,6 +52,7 @@ class ReceiptData:
     refunded: Money | None = None
     recurring_note: str | None = None  # e.g. "Then €10.00 every month until cancelled"
     title: str | None = None  # defaults to the translated "Receipt"
+    number_label: str | None = None  # defaults to the translated "Receipt number"
 
 
 def receipt_filename(number: str) -> str:

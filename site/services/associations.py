@@ -6,7 +6,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 
 from kassa.actor import Actor
-from kassa.database import write_transaction
+from kassa.database import parse_id, write_transaction
 from kassa.errors import NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.models import Company, Contact, Deal, Payment, Subscription
@@ -27,7 +27,7 @@ def search(account_id: int, mode: str, kind: str, text: str, limit: int = 20) ->
     """Records of the same account and mode to associate ("+ Add"), by name or email."""
     model = _kind(kind)
     query = select(model).where(model.account_id == account_id, model.mode == mode)
-    needle = (text or "").strip().lower()[:100]
+    needle = (text or "").replace("\x00", "").strip().lower()[:100]  # PostgreSQL can't compare NUL
     if needle:
         if model is Contact:
             query = query.where(or_(func.lower(Contact.email).contains(needle, autoescape=True),
@@ -49,12 +49,13 @@ def set_association(actor: Actor, payment_id: int, kind: str, record_id: int | N
         if payment is None or payment.account_id != actor.account_id:
             raise NotFound(_("Payment not found."))
         if record_id is not None:
-            record = session.get(model, record_id)
+            record = session.get(model, record_id) if parse_id(record_id) else None  # no overflow on huge ids
             if record is None or record.account_id != actor.account_id or record.mode != payment.mode:
                 raise NotFound(_("Record not found."))
         before = getattr(payment, f"{kind}_id")
         setattr(payment, f"{kind}_id", record_id)
-        setattr(payment, f"{kind}_label", (label or "").strip()[:MAX_LABEL] or None if record_id else None)
+        label = (label or "").replace("\x00", "").strip()[:MAX_LABEL]
+        setattr(payment, f"{kind}_label", label or None if record_id else None)
         add_timeline(payment.account_id, "association.changed", subjects=[("payment", payment.id)],
                      payment_id=payment.id, data={"kind": kind, "from": before, "to": record_id},
                      actor_id=actor.user_id)
@@ -65,7 +66,7 @@ def set_association(actor: Actor, payment_id: int, kind: str, record_id: int | N
 
 def set_label(actor: Actor, payment_id: int, kind: str, label: str) -> Payment:
     _kind(kind)
-    label = (label or "").strip()
+    label = (label or "").replace("\x00", "").strip()
     if len(label) > MAX_LABEL:
         raise ValidationFailed(_("Use at most %(n)d characters.", n=MAX_LABEL), field="label")
     with write_transaction(db.session) as session:

@@ -53,6 +53,15 @@ def _lock_due(session, sub_id: int) -> Subscription | None:
     return session.scalar(query)
 
 
+def _lock_charge(session, payment_id: int) -> Payment:
+    query = select(Payment).where(Payment.id == payment_id)
+    if dialect_name(session) == "postgresql":
+        # Two ticks can both hear the processor's answer for one charge: the second waits here, then sees it
+        # recorded (SQLite serializes writers already).
+        query = query.with_for_update()
+    return session.scalar(query)
+
+
 def _end(sub: Subscription, status: SubscriptionStatus, reason: str, at: datetime) -> None:
     sub.status = status.value
     sub.next_charge_at = None
@@ -154,7 +163,7 @@ def record_success(payment_id: int, result: ChargeResult) -> None:
     from kassa.services.receipts import queue_receipt
 
     with write_transaction(db.session) as session:
-        payment = session.get(Payment, payment_id)
+        payment = _lock_charge(session, payment_id)
         if payment.status != PaymentStatus.PROCESSING.value:
             return
         sub = session.get(Subscription, payment.subscription_id)
@@ -181,6 +190,9 @@ def record_success(payment_id: int, result: ChargeResult) -> None:
         else:
             sub.status = SubscriptionStatus.ACTIVE.value
             sub.next_charge_at = charge_date(sub.anchor_at, sub.frequency, sub.payments_made, account.timezone)
+        from kassa.services.ledger import book_charge
+
+        book_charge(payment)
         invoice = maybe_invoice(payment, account)
         queue_receipt(payment, invoice=invoice)  # E2: every charge; E1: no merchant email after the first
 
@@ -190,7 +202,7 @@ def record_failure(payment_id: int, code: str | None, message: str | None) -> No
     from kassa.services.notifications import notify_subscription_ended, notify_subscription_payment_failed
 
     with write_transaction(db.session) as session:
-        payment = session.get(Payment, payment_id)
+        payment = _lock_charge(session, payment_id)
         if payment.status != PaymentStatus.PROCESSING.value:
             return
         sub = session.get(Subscription, payment.subscription_id)

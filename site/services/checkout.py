@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from kassa.clock import account_now, now
 from kassa.database import dialect_name, write_transaction
@@ -304,18 +304,28 @@ def _checkout_description(summary: OrderSummary) -> str:
 # -- reconciliation (tick) --------------------------------------------------------------------------
 
 RECONCILE_AFTER = timedelta(seconds=30)
+# A pending attempt may still be with the processor (the request is waiting for its answer): only when no
+# processor call can still be running is its outcome looked up. Deciding "failed" earlier would let a second
+# tab start a new attempt and charge again while the first charge is still going through.
+IN_FLIGHT_LIMIT = timedelta(minutes=10)
 
 
 def reconcile_attempts() -> int:
-    """Settle attempts whose processor answer was lost: found → record the payment; absent → failed."""
+    """Settle attempts whose processor answer was lost: found → record the payment; absent → failed.
+
+    Unknown attempts (the request gave up on the answer) are settled after RECONCILE_AFTER; pending ones (the
+    request crashed, or is still waiting) only after IN_FLIGHT_LIMIT."""
     from kassa.services.payment_records import record_successful_charge
 
-    cutoff = now() - RECONCILE_AFTER
     stale = db.session.execute(
         select(PaymentAttempt.id, PaymentAttempt.account_id, PaymentAttempt.idempotency_key, CheckoutSession.mode)
         .join(CheckoutSession, CheckoutSession.id == PaymentAttempt.checkout_session_id)
-        .where(PaymentAttempt.status.in_((AttemptStatus.PENDING.value, AttemptStatus.UNKNOWN.value)),
-               PaymentAttempt.created_at <= cutoff)
+        .where(or_(
+            and_(PaymentAttempt.status == AttemptStatus.UNKNOWN.value,
+                 PaymentAttempt.created_at <= now() - RECONCILE_AFTER),
+            and_(PaymentAttempt.status == AttemptStatus.PENDING.value,
+                 PaymentAttempt.created_at <= now() - IN_FLIGHT_LIMIT),
+        ))
         .order_by(PaymentAttempt.id)
         .limit(200)
     ).all()

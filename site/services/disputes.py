@@ -106,13 +106,16 @@ def open_dispute(event: ProcessorEvent) -> Dispute | None:
     )
     db.session.add(dispute)
     db.session.flush()
+    from kassa.services.ledger import book_dispute
+
+    book_dispute(dispute, event.occurred_at)
     payment = _sync_payment(dispute)
     kind = "dispute.inquiry_opened" if dispute.is_inquiry else "dispute.opened"
     add_timeline(payment.account_id, kind, subjects=payment_subjects(payment), payment_id=payment.id,
                  data={"amount_minor": dispute.amount_minor, "currency": dispute.currency, "reason": dispute.reason,
                        "due_by": dispute.evidence_due_by.isoformat()})
     if not dispute.is_inquiry:
-        add_timeline(payment.account_id, "dispute.funds_withdrawn", subjects=[("payment", payment.id)],
+        add_timeline(payment.account_id, "dispute.funds_withdrawn", subjects=payment_subjects(payment),
                      payment_id=payment.id, data={"amount_minor": dispute.amount_minor + dispute.fee_minor,
                                                   "currency": dispute.currency})
     _notify(dispute, "dispute_opened")
@@ -135,7 +138,10 @@ def close_dispute(event: ProcessorEvent, outcome: DisputeStatus) -> Dispute | No
     add_timeline(payment.account_id, f"dispute.{outcome.value}", subjects=payment_subjects(payment),
                  payment_id=payment.id, data={"amount_minor": dispute.amount_minor, "currency": dispute.currency})
     if outcome is DisputeStatus.WON and not dispute.is_inquiry:
-        add_timeline(payment.account_id, "dispute.funds_returned", subjects=[("payment", payment.id)],
+        from kassa.services.ledger import book_dispute_won
+
+        book_dispute_won(dispute, event.occurred_at)
+        add_timeline(payment.account_id, "dispute.funds_returned", subjects=payment_subjects(payment),
                      payment_id=payment.id, data={"amount_minor": dispute.amount_minor, "currency": dispute.currency})
     _notify(dispute, f"dispute_{outcome.value}")
     return dispute
@@ -172,7 +178,9 @@ def _require(actor: Actor) -> None:
 
 
 def owned(session, actor: Actor, dispute_id: int) -> Dispute:
-    dispute = session.get(Dispute, dispute_id)
+    """The actor's dispute, locked for the rest of the write transaction: two tabs changing one dispute
+    (uploads checked against the size budget, a save racing the submission) take turns."""
+    dispute = session.get(Dispute, dispute_id, with_for_update=True)
     if dispute is None or dispute.account_id != actor.account_id:
         raise NotFound(_("Dispute not found."))
     return dispute
@@ -195,16 +203,20 @@ def save_draft(actor: Actor, dispute_id: int, step: str, values: dict[str, str])
         draft = dict(dispute.draft or {})
         draft[step] = cleaned
         dispute.draft = draft
-        add_timeline(dispute.account_id, "dispute.draft_saved", subjects=[("payment", dispute.payment_id)],
+        add_timeline(dispute.account_id, "dispute.draft_saved",
+                     subjects=payment_subjects(session.get(Payment, dispute.payment_id)),
                      payment_id=dispute.payment_id, data={"step": step}, actor_id=actor.user_id)
         return dispute
 
 
 def evidence_text(dispute: Dispute) -> str:
-    """Everything the merchant answered, as the text the processor receives."""
+    """Everything the merchant answered, as the text the processor receives. Until step 2 is saved, its
+    pre-filled details are what the review shows, so they are what is sent."""
+    draft = dispute.draft or {}
     parts = []
     for step in ("questions", "details", "evidence"):
-        for key, value in (dispute.draft or {}).get(step, {}).items():
+        values = prefilled_details(dispute) if step == "details" and step not in draft else draft.get(step, {})
+        for key, value in values.items():
             if value:
                 parts.append(f"{key}: {value}")
     for file in dispute.files:
@@ -219,9 +231,10 @@ def submit_evidence(actor: Actor, dispute_id: int) -> Dispute:
         dispute = owned(session, actor, dispute_id)
         account = session.get(Account, dispute.account_id)
         _answerable(dispute, account)
-        text = evidence_text(dispute)
-        if not text.strip():
+        answered = any(value for values in (dispute.draft or {}).values() for value in values.values())
+        if not (answered or dispute.files):
             raise ValidationFailed(_("Answer the questions or add evidence before submitting."))
+        text = evidence_text(dispute)
         payment = session.get(Payment, dispute.payment_id)
         mode, ref, at = payment.mode, dispute.processor_ref, account_now(account)
     try:
@@ -294,8 +307,13 @@ def account_policy(account: Account) -> str:
 
 
 def deadline_info(dispute: Dispute, account: Account) -> dict[str, Any]:
-    """"3 days left", with a warning inside 48 hours (D3)."""
-    left = dispute.evidence_due_by - account_now(account)
+    return time_left(dispute.evidence_due_by, account)
+
+
+def time_left(due_by: datetime, account: Account) -> dict[str, Any]:
+    """Until an evidence deadline, on the account's clock: "3 days left" (whole days), "10 hours left" on the
+    last day, with a warning inside 48 hours (D3). Shown the same on the tab, the payment and the wizard."""
+    left = due_by - account_now(account)
     return {"days": max(left.days, 0), "hours": max(int(left.total_seconds() // 3600), 0),
             "urgent": timedelta(0) < left <= timedelta(hours=48), "passed": left <= timedelta(0)}
 
@@ -313,12 +331,14 @@ def send_deadline_reminders() -> int:
             dispute = session.get(Dispute, dispute_id)
             account = session.get(Account, account_id)
             left = dispute.evidence_due_by - account_now(account)
-            for name, window in REMINDERS:
-                if timedelta(0) < left <= window and name not in (dispute.reminders_sent or []):
-                    dispute.reminders_sent = [*(dispute.reminders_sent or []), name]
-                    _notify_reminder(dispute, name)
-                    sent += 1
-                    break
+            already = list(dispute.reminders_sent or [])
+            due = [name for name, window in REMINDERS if timedelta(0) < left <= window]
+            # Only the latest reminder that is due: after a late first tick (a stopped worker), the 72 h
+            # one counts as sent together with the 24 h one, not as a second email a minute later.
+            if due and due[-1] not in already:
+                dispute.reminders_sent = already + [name for name in due if name not in already]
+                _notify_reminder(dispute, due[-1])
+                sent += 1
     return sent
 
 

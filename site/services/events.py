@@ -87,6 +87,9 @@ def _charge_succeeded(event: ProcessorEvent) -> None:
         from kassa.services.invoices import maybe_invoice
 
         payment.succeeded_at = event.occurred_at  # when the bank debit cleared, on the processor's clock
+        from kassa.services.ledger import book_charge
+
+        book_charge(payment)
         payment.receipt_number = next_number(payment.account_id, "receipt")
         queue_receipt(payment, invoice=maybe_invoice(payment, db.session.get(Account, payment.account_id)))
         notify_payment_received(payment)

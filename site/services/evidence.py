@@ -14,8 +14,9 @@ from kassa.actor import Actor
 from kassa.database import write_transaction
 from kassa.errors import NotFound, ValidationFailed
 from kassa.extensions import db
-from kassa.models import Account, DisputeFile
+from kassa.models import Account, DisputeFile, Payment
 from kassa.services.crm import add_timeline
+from kassa.services.payment_states import payment_subjects
 
 MAX_TOTAL_BYTES = int(4.5 * 1024 * 1024)  # Stripe's limit for all of a dispute's files together
 MAX_PAGES = 50  # card networks reject longer evidence packs
@@ -77,7 +78,7 @@ def add_file(actor: Actor, dispute_id: int, filename: str, data: bytes) -> Dispu
         if used + len(data) > MAX_TOTAL_BYTES:
             left = max(MAX_TOTAL_BYTES - used, 0)
             raise ValidationFailed(_("All files together may be at most 4.5 MB; %(left)s is left.",
-                                     left=_size(left)), field="file")
+                                     left=format_size(left)), field="file")
         if used_pages + pages > MAX_PAGES:
             raise ValidationFailed(_("All files together may have at most %(max)d pages; %(left)d are left.",
                                      max=MAX_PAGES, left=MAX_PAGES - used_pages), field="file")
@@ -87,7 +88,8 @@ def add_file(actor: Actor, dispute_id: int, filename: str, data: bytes) -> Dispu
                            content_type=content_type, size_bytes=len(data), pages=pages, stored_name=stored)
         session.add(file)
         session.flush()
-        add_timeline(dispute.account_id, "dispute.file_added", subjects=[("payment", dispute.payment_id)],
+        add_timeline(dispute.account_id, "dispute.file_added",
+                     subjects=payment_subjects(session.get(Payment, dispute.payment_id)),
                      payment_id=dispute.payment_id, data={"file": file.filename}, actor_id=actor.user_id)
         return file
 
@@ -111,7 +113,7 @@ def file_path(file: DisputeFile) -> Path:
     return evidence_dir() / file.stored_name
 
 
-def _size(n: int) -> str:
+def format_size(n: int) -> str:
     from flask_babel import format_decimal
 
     return f"{format_decimal(n / 1024 / 1024, '#,##0.0')} MB"

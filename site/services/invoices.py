@@ -44,8 +44,8 @@ def render_invoice(invoice_id: int) -> tuple[str, str, bytes]:
     invoice = db.session.get(Invoice, invoice_id)
     payment = db.session.get(Payment, invoice.payment_id)
     with force_locale(payment.language):
-        title = _("Invoice")
-    data = replace(receipt_data(payment), number=invoice_label(invoice), title=title)
+        title, number_label = _("Invoice"), _("Invoice number")
+    data = replace(receipt_data(payment), number=invoice_label(invoice), title=title, number_label=number_label)
     _name, content_type, pdf = render_receipt(data)
     return f"invoice-{invoice_label(invoice)}.pdf", content_type, pdf
 

@@ -256,7 +256,9 @@ def _bound(prop: Prop, value: Decimal, rounding: str) -> Any:
     if prop.kind != "money":
         return _minor(value, 0, rounding)
     groups = _currencies_by_exponent()
-    whens = [(Payment.currency.in_(codes), _minor(value, exp, rounding)) for exp, codes in groups.items() if exp != 2]
+    # The row's own currency column (a subscription's, on the subscriptions list), not always the payment's.
+    currency = prop.currency()
+    whens = [(currency.in_(codes), _minor(value, exp, rounding)) for exp, codes in groups.items() if exp != 2]
     return case(*whens, else_=_minor(value, 2, rounding))
 
 

@@ -52,7 +52,9 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_c
         if attempt.payment_id is not None:
             return session.get(Payment, attempt.payment_id)
         checkout = _lock(session, CheckoutSession, attempt.checkout_session_id)
-        account = session.get(Account, attempt.account_id)
+        # One buyer paying in two tabs at once: the account lock makes the contact, company and default
+        # pipeline below found-or-created once (PostgreSQL would otherwise insert both and fail one).
+        account = _lock(session, Account, attempt.account_id)
         snapshot = checkout.snapshot
         summary = snapshot_summary(snapshot)
         buyer = attempt.buyer
@@ -135,6 +137,9 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_c
 
         if succeeded:
             from kassa.services.invoices import maybe_invoice
+            from kassa.services.ledger import book_charge
+
+            book_charge(payment)
 
             queue_receipt(payment, invoice=maybe_invoice(payment, account))
             notify_payment_received(payment)

@@ -20,13 +20,13 @@ from sqlalchemy import select, update
 
 from kassa.actor import Actor
 from kassa.clock import account_now, now
-from kassa.database import write_transaction
+from kassa.database import dialect_name, write_transaction
 from kassa.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kassa.extensions import db
-from kassa.models import Account, Payment, PaymentStatus, Permission, Refund, RefundReason, RefundStatus
+from kassa.models import Account, Mode, Payment, PaymentStatus, Permission, Refund, RefundReason, RefundStatus
 from kassa.money import Money, MoneyError, parse_money
 from kassa.processors.base import ProcessorError, ProcessorFailure
-from kassa.processors.registry import processor_for
+from kassa.processors.registry import has_live_processor, processor_for
 from kassa.services.audit import record_audit
 from kassa.services.crm import add_timeline
 from kassa.services.display_status import refresh_display_status
@@ -52,6 +52,8 @@ def refundable(payment: Payment, account: Account, reserved_minor: int | None = 
                              remaining)
     if payment.status == PaymentStatus.FAILED.value:
         return Refundability(False, _("Failed payments can't be refunded: nothing was collected."), remaining)
+    if payment.mode == Mode.LIVE.value and not has_live_processor():
+        return Refundability(False, _("Connect a live payment processor to refund live payments."), remaining)
     if _has_open_dispute(payment):
         return Refundability(False, _("This payment is disputed; a disputed payment can't be refunded."), remaining)
     if payment.method == "ach" and account_now(account) - payment.created_at > ACH_REFUND_WINDOW:
@@ -122,7 +124,7 @@ def refund_payment(actor: Actor, payment_id: int, *, amount_text: str, reason: s
         reason_enum = RefundReason(reason)
     except ValueError:
         raise ValidationFailed(_("Choose a reason."), field="reason") from None
-    note = (note or "").strip()
+    note = (note or "").replace("\x00", "").strip()  # PostgreSQL can't store NUL
     if reason_enum is RefundReason.OTHER and not note:
         raise ValidationFailed(_("Say why, in a few words."), field="note")
     if len(note) > MAX_NOTE:
@@ -131,6 +133,10 @@ def refund_payment(actor: Actor, payment_id: int, *, amount_text: str, reason: s
     stale_read = None if current_app.config.get("KASSA_REFUND_GUARD", True) else _read_reserved(payment_id)
 
     with write_transaction(db.session) as session:
+        if dialect_name(session) == "postgresql":
+            # Refunds of one payment queue here (SQLite's BEGIN IMMEDIATE already serializes writers), so
+            # a form submitted twice at once finds the first refund below instead of hitting the unique key.
+            session.execute(select(Payment.id).where(Payment.id == payment_id).with_for_update())
         existing = session.scalar(select(Refund).where(Refund.account_id == actor.account_id,
                                                        Refund.idempotency_key == key))
         if existing is not None:  # the same form submitted twice: one refund
@@ -158,6 +164,9 @@ def refund_payment(actor: Actor, payment_id: int, *, amount_text: str, reason: s
                         created_by_id=actor.user_id)
         session.add(refund)
         session.flush()
+        from kassa.services.ledger import book_refund
+
+        book_refund(refund, account_now(account))
         refresh_display_status(payment)
         add_timeline(payment.account_id, "refund.created", subjects=payment_subjects(payment), payment_id=payment.id,
                      data={"amount_minor": refund.amount_minor, "currency": refund.currency, "reason": refund.reason},
@@ -221,6 +230,9 @@ def fail_refund(refund_id: int, code: str | None, message: str | None) -> bool:
         payment = _settle(refund, RefundStatus.FAILED)
         refund.failure_code = code
         refund.failure_message = message
+        from kassa.services.ledger import book_refund_failure
+
+        book_refund_failure(refund, account_now(session.get(Account, refund.account_id)))
         session.execute(update(Payment).where(Payment.id == payment.id)
                         .values(refund_reserved_minor=Payment.refund_reserved_minor - refund.amount_minor))
         session.expire(payment)

@@ -33,7 +33,7 @@ def get_view(account_id: int, user_id: int, view_id: int) -> SavedView:
 
 
 def _clean_name(name: str) -> str:
-    name = (name or "").strip()
+    name = (name or "").replace("\x00", "").strip()  # PostgreSQL can't store NUL
     if not name:
         raise ValidationFailed(_("Give the view a name."), field="name")
     if len(name) > 80:

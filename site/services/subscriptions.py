@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from kassa.actor import Actor
-from kassa.clock import account_now
+from kassa.clock import account_now, now, now_for
 from kassa.database import write_transaction
 from kassa.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kassa.extensions import db
@@ -72,7 +72,7 @@ def cancel(actor: Actor, subscription_id: int, when: str) -> Subscription:
         if sub.status not in BILLABLE:
             raise Conflict(_("This subscription has already ended."))
         account = session.get(Account, sub.account_id)
-        at = account_now(account)
+        at = now_for(account, sub.mode)
         if when == "now":
             sub.status = SubscriptionStatus.CANCELLED.value
             sub.cancelled_at = at
@@ -108,11 +108,14 @@ def send_reminders() -> int:
     for account in accounts:
         if not account.notification_enabled("subscription_reminders"):
             continue
-        horizon = account_now(account) + REMINDER_LEAD
+        # Test subscriptions follow the account's test clock; live ones real time (as billing does).
+        test_horizon, live_horizon = account_now(account) + REMINDER_LEAD, now() + REMINDER_LEAD
         targets += db.session.scalars(
             select(Subscription.id).where(
                 Subscription.account_id == account.id, Subscription.status == SubscriptionStatus.ACTIVE.value,
-                Subscription.cancel_at_period_end.is_(False), Subscription.next_charge_at <= horizon,
+                Subscription.cancel_at_period_end.is_(False),
+                ((Subscription.mode == Mode.TEST.value) & (Subscription.next_charge_at <= test_horizon))
+                | ((Subscription.mode != Mode.TEST.value) & (Subscription.next_charge_at <= live_horizon)),
                 func.coalesce(Subscription.reminded_period, -1) < Subscription.payments_made)
         ).all()
     db.session.rollback()
@@ -158,13 +161,13 @@ def update_card(token: str, form: dict[str, str]) -> tuple[Subscription, str | N
         raise Conflict(_("This subscription has ended; there's no card to update."))
     account = db.session.get(Account, sub.account_id)
     buyer, errors = BuyerInput(), {}
-    read_card(form, account_now(account).date(), buyer, errors)
+    read_card(form, now_for(account, sub.mode).date(), buyer, errors)
     if errors:
         raise ValidationFailed(_("Check the highlighted fields."), errors=errors)
     processor = processor_for(sub.mode)
     db.session.rollback()
     try:
-        saved = processor.save_card(sub.account_id, buyer.card, account_now(account))
+        saved = processor.save_card(sub.account_id, buyer.card, now_for(account, sub.mode))
     except (CardDeclined, PaymentDetailsInvalid) as exc:
         field = PROCESSOR_FIELDS.get(exc.field or "number", "card_number")
         raise ValidationFailed(_(exc.message), errors={field: _(exc.message)}) from None
@@ -177,7 +180,7 @@ def update_card(token: str, form: dict[str, str]) -> tuple[Subscription, str | N
         sub.card_exp_month, sub.card_exp_year = saved.exp_month, saved.exp_year
         was_past_due = sub.status == SubscriptionStatus.PAST_DUE.value
         if was_past_due:
-            sub.next_charge_at = account_now(account)  # charge the outstanding period now
+            sub.next_charge_at = now_for(account, sub.mode)  # charge the outstanding period now
         add_timeline(sub.account_id, "subscription.card_updated", subjects=subscription_subjects(sub))
         sub_id = sub.id
     outcome = bill(sub_id) if was_past_due else None

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from kassa.extensions import db
 from kassa.models import AuditEvent, Role, User
-from tests.factories import PASSWORD, make_merchant, make_user
+from tests.factories import PASSWORD, make_merchant, make_payment, make_user
 from tests.support.app import log_in, page_text
 
 # (path, roles allowed). Later capabilities add their pages here.
@@ -25,15 +25,25 @@ ROLE_MATRIX = [
     ("/links/new", {Role.SUPER_ADMIN, Role.PAYMENTS_MANAGER}),
     ("/products/", {Role.SUPER_ADMIN, Role.PAYMENTS_MANAGER}),
     ("/products/new", {Role.SUPER_ADMIN, Role.PAYMENTS_MANAGER}),
+    # Payments (A1: Super admin or "Manage payments and subscriptions"; issue 6). {payment} is filled in.
+    ("/payments/", {Role.SUPER_ADMIN, Role.PAYMENTS_MANAGER}),
+    ("/payments/setup", {Role.SUPER_ADMIN, Role.PAYMENTS_MANAGER}),
+    ("/payments/filters", {Role.SUPER_ADMIN, Role.PAYMENTS_MANAGER}),
+    ("/payments/{payment}", {Role.SUPER_ADMIN, Role.PAYMENTS_MANAGER}),
+    ("/payments/{payment}/refund", {Role.SUPER_ADMIN, Role.PAYMENTS_MANAGER}),
+    ("/payments/{payment}/send-receipt", {Role.SUPER_ADMIN, Role.PAYMENTS_MANAGER}),
+    ("/payments/{payment}/associations/contact", {Role.SUPER_ADMIN, Role.PAYMENTS_MANAGER}),
 ]
 
 
 @pytest.mark.parametrize("role", list(Role))
 def test_a1_role_access_matrix(client, role):
     owner = make_merchant()
+    payment = make_payment(owner.account_id)  # with none, the payments index sends everyone to setup (P7)
     user = owner if role == Role.SUPER_ADMIN else make_user(owner.account_id, role)
     log_in(client, user.email, PASSWORD)
     for path, allowed in ROLE_MATRIX:
+        path = path.format(payment=payment.id)
         response = client.get(path)
         if role in allowed:
             assert response.status_code == 200, path

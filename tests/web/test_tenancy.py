@@ -161,6 +161,31 @@ def _subscription(account_id: int) -> int:
         return sub.id
 
 
+def _payout(account_id: int) -> int:
+    from datetime import date
+
+    from kassa.models import Payout
+
+    with write_transaction(db.session) as session:
+        payout = Payout(account_id=account_id, amount_minor=100, currency="USD", payout_date=date(2027, 1, 4),
+                        arrival_date=date(2027, 1, 5))
+        session.add(payout)
+        session.flush()
+        return payout.id
+
+
+def _export(account_id: int) -> int:
+    from kassa.models import Export, User
+
+    owner = db.session.scalar(db.select(User).where(User.account_id == account_id))
+    with write_transaction(db.session) as session:
+        export = Export(account_id=account_id, user_id=owner.id, kind="payments", name="Theirs", file_format="csv",
+                        status="done", stored_name=f"theirs{account_id}.csv", download_token=f"theirs{account_id}")
+        session.add(export)
+        session.flush()
+        return export.id
+
+
 # URL argument → function(other account id) creating a record there and returning its id.
 OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "user_id": lambda account_id: make_user(account_id, Role.MEMBER).id,
@@ -176,6 +201,8 @@ OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "dispute_id": _dispute,
     "file_id": _dispute_file,
     "subscription_id": _subscription,
+    "payout_id": _payout,
+    "export_id": _export,
 }
 
 

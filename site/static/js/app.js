@@ -133,8 +133,18 @@
       elt.setAttribute("data-panel-opener", "1");
     }
   });
+  // A panel that redraws itself (the filter panel after a property change) keeps focus on the control the
+  // user was on; only a newly opened panel moves focus to its heading.
+  var panelFocusId = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var active = document.activeElement;
+    var slot = document.getElementById("panel-slot");
+    panelFocusId = active && active.id && slot && slot.contains(active) ? active.id : null;
+  });
   document.addEventListener("htmx:afterSwap", function (event) {
     if (event.detail.target && event.detail.target.id === "panel-slot") {
+      var again = panelFocusId && document.getElementById(panelFocusId);
+      if (again && event.detail.target.contains(again)) { again.focus(); return; }
       var heading = event.detail.target.querySelector(".sidepanel h2");
       if (heading) { heading.setAttribute("tabindex", "-1"); heading.focus(); }
     }

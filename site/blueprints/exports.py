@@ -1,0 +1,109 @@
+"""Exports (X2, X3): export the payments view, follow the progress, download; in-app notifications."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from flask import Blueprint, abort, request, send_file, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+
+from kassa.authz import current_actor, get_owned_or_404, permission_required, visible_modes
+from kassa.clock import now
+from kassa.errors import KassaError, ValidationFailed
+from kassa.extensions import db
+from kassa.i18n import LANGUAGES, current_language
+from kassa.models import Export, Notification, Permission
+from kassa.rendering import htmx_redirect, render_page
+from kassa.services import exports
+from kassa.services.export_writers import CONTENT_TYPES
+from kassa.services.payment_filters import FilterError
+from kassa.services.payment_index import COLUMNS, IndexState
+
+bp = Blueprint("exports", __name__, url_prefix="/exports")
+
+
+@bp.get("/")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def index():
+    rows = list(db.session.scalars(select(Export).where(Export.account_id == current_user.account_id)
+                                   .order_by(Export.created_at.desc(), Export.id.desc()).limit(50)))
+    running = any(row.status in ("queued", "running") for row in rows)
+    return render_page("exports/index.html", "export_table", rows=rows, running=running, current_time=now(),
+                       active_nav="reports")
+
+
+@bp.route("/payments", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_PAYMENTS)
+def payments():
+    """X3: Payments → Export: the rows of the current view (filters and sort), not just the page."""
+    source = request.form if request.method == "POST" else request.args
+    tab = source.get("tab", "payments") if source.get("tab") in ("payments", "disputes") else "payments"
+    state_args = source.get("state", "")
+    try:
+        state = IndexState.from_args(MultiDict(parse_qsl(state_args)), tab)
+    except FilterError:
+        abort(400)
+    values = {"name": _("Payments export"), "file_format": "xlsx", "language": current_language(),
+              "columns": list(state.columns), "associations": False, "association_limit": "1000"}
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        values = {"name": request.form.get("name", ""), "file_format": request.form.get("file_format", ""),
+                  "language": request.form.get("language", ""),
+                  "columns": [c for c in request.form.getlist("columns") if c in COLUMNS] or list(state.columns),
+                  "associations": request.form.get("associations") == "1",
+                  "association_limit": request.form.get("association_limit", "1000")}
+        try:
+            exports.request_export(current_actor(), kind="payments", name=values["name"],
+                                   file_format=values["file_format"], language=values["language"],
+                                   params={"state": state_args, "tab": tab, "columns": values["columns"],
+                                           "associations": values["associations"],
+                                           "association_limit": values["association_limit"],
+                                           "modes": list(visible_modes())})
+        except ValidationFailed as exc:
+            errors = exc.errors or {"name": exc.message}
+        else:
+            return htmx_redirect(url_for("exports.index", started=1))
+    return render_page("exports/payments.html", "dialog", status=422 if errors else 200, values=values,
+                       errors=errors, columns=COLUMNS, languages=LANGUAGES, state_args=state_args, tab=tab,
+                       back_url=_index_url(tab, state_args), active_nav="payments")
+
+
+def _index_url(tab: str, state_args: str) -> str:
+    base = url_for("payments.disputes_tab" if tab == "disputes" else "payments.index")
+    return f"{base}?{state_args}" if state_args else base
+
+
+@bp.get("/<int:export_id>/download")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def download(export_id: int):
+    get_owned_or_404(Export, export_id)
+    export, path = exports.downloadable(current_user.account_id, export_id)
+    filename = f"{export.name}.{export.file_format}".replace("/", "-")
+    return send_file(path, mimetype=CONTENT_TYPES[export.file_format], as_attachment=True, download_name=filename,
+                     max_age=0)
+
+
+@bp.post("/<int:export_id>/cancel")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def cancel(export_id: int):
+    get_owned_or_404(Export, export_id)
+    try:
+        exports.cancel_export(current_actor(), export_id)
+    except KassaError as exc:
+        from flask import flash
+
+        flash(exc.message, "error")
+    return htmx_redirect(url_for("exports.index"))
+
+
+@bp.get("/notifications")
+@login_required
+def notifications():
+    rows = list(db.session.scalars(select(Notification).where(Notification.user_id == current_user.id)
+                                   .order_by(Notification.created_at.desc()).limit(50)))
+    response = render_page("exports/notifications.html", rows=rows, active_nav=None)
+    exports.mark_read(current_user.id)
+    return response

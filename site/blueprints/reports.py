@@ -1,0 +1,85 @@
+"""Reports: balance and payouts (O1–O3), and the three downloadable payment reports (X1)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from kassa.authz import current_actor, get_owned_or_404, permission_required, visible_modes
+from kassa.clock import account_today
+from kassa.errors import ValidationFailed
+from kassa.extensions import db
+from kassa.i18n import LANGUAGES, current_language
+from kassa.models import LedgerEntry, Payment, Payout, Permission
+from kassa.rendering import htmx_redirect, render_page
+from kassa.services import exports, payouts
+
+bp = Blueprint("reports", __name__, url_prefix="/reports")
+payouts_bp = Blueprint("payouts", __name__, url_prefix="/payouts")
+PAGE_SIZE = 50
+
+REPORT_KINDS = ("payout_reconciliation", "balance", "payout_details")
+
+
+@bp.route("/", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_PAYMENTS)
+def index():
+    today = account_today(current_user.account)
+    values = {"kind": "payout_reconciliation", "file_format": "csv", "from": today.replace(day=1).isoformat(),
+              "to": today.isoformat(), "language": current_language()}
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        values = {key: request.form.get(key, default) for key, default in values.items()}
+        if values["kind"] not in REPORT_KINDS:
+            errors["kind"] = _("Choose a report.")
+        else:
+            try:
+                exports.request_export(
+                    current_actor(), kind=values["kind"], name=_report_name(values["kind"]),
+                    file_format=values["file_format"], language=values["language"],
+                    params={"from": values["from"], "to": values["to"], "modes": list(visible_modes())})
+            except ValidationFailed as exc:
+                errors = exc.errors or {"kind": exc.message}
+            else:
+                return htmx_redirect(url_for("exports.index", started=1))
+    modes = visible_modes()
+    balances = {mode: payouts.balance(current_user.account_id, mode, today) for mode in modes}
+    return render_page("reports/index.html", status=422 if errors else 200, values=values, errors=errors,
+                       balances=balances, currency=current_user.account.default_currency, languages=LANGUAGES,
+                       active_nav="reports")
+
+
+def _report_name(kind: str) -> str:
+    return {"payout_reconciliation": _("Payout reconciliation"), "balance": _("Balance / payment information"),
+            "payout_details": _("Payout details")}[kind]
+
+
+@payouts_bp.get("/", endpoint="index")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def payout_list():
+    before = request.args.get("before", type=int)
+    query = (select(Payout).where(Payout.account_id == current_user.account_id, Payout.mode.in_(visible_modes()))
+             .order_by(Payout.payout_date.desc(), Payout.id.desc()))
+    if before:
+        query = query.where(Payout.id < before)
+    rows = list(db.session.scalars(query.limit(PAGE_SIZE + 1)))
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    return render_page("reports/payouts.html", rows=rows, active_nav="reports",
+                       next_href=url_for("payouts.index", before=rows[-1].id) if more else None,
+                       first_href=url_for("payouts.index") if before else None)
+
+
+@payouts_bp.get("/<int:payout_id>")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def detail(payout_id: int):
+    payout = get_owned_or_404(Payout, payout_id)
+    entries = db.session.execute(
+        select(LedgerEntry, Payment.buyer_email).outerjoin(Payment, Payment.id == LedgerEntry.payment_id)
+        .where(LedgerEntry.payout_id == payout.id, LedgerEntry.type != "payout")
+        .order_by(LedgerEntry.occurred_at, LedgerEntry.id)
+    ).all()
+    total = sum(entry.amount_minor for entry, _email in entries)
+    return render_page("reports/payout.html", payout=payout, entries=entries, total=total, active_nav="reports")

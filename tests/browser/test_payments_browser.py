@@ -1,0 +1,237 @@
+"""The payments index and panel in Chromium at 1440×900 (P1–P6, F1–F3, E5): filter, build a two-group
+advanced filter, save it as a view, refund part of a payment, watch it settle, resend the receipt."""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+import time_machine
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from tests.support.browser import assert_accessible, screenshot
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "correct horse battery"
+
+
+def _checkout(page, base: str, slug: str, email: str) -> None:
+    """A buyer pays a link in test mode with 4242 through the real checkout page."""
+    page.goto(f"{base}/pay/{slug}?mode=test")
+    page.get_by_label(re.compile(r"^Email")).fill(email)
+    page.get_by_label(re.compile(r"^Card number")).fill("4242424242424242")
+    page.get_by_label(re.compile(r"^Expiry")).fill("12 / 34")
+    page.get_by_label(re.compile(r"CVC")).fill("123")
+    page.get_by_label(re.compile(r"^Name on card")).fill("Ann Reader")
+    page.get_by_label(re.compile(r"^Address")).fill("Quay 1")
+    page.get_by_label(re.compile(r"^Postal code")).fill("10001")
+    page.get_by_label(re.compile(r"^City")).fill("New York")
+    page.get_by_role("button", name=re.compile(r"^Pay ")).click()
+    page.get_by_role("heading", name="Thank you! Your payment was received.").wait_for()
+
+
+@pytest.fixture
+def shop(live_server, new_page):
+    """A merchant with payments made through the real checkout (and one old failed bank debit)."""
+    from kassa.clock import now
+    from kassa.extensions import db
+    from kassa.models import Payment
+    from tests.factories import make_merchant, make_payment
+    from tests.support.checkout_flow import item, make_link
+
+    app = live_server.app
+    with app.app_context():
+        owner = make_merchant(company="Harbour Books", email="owner@harbour.example", password=PASSWORD)
+        slugs = [make_link(owner, name="Book club", items=[item("Book box", "25.00")]).slug,
+                 make_link(owner, name="Signed edition", items=[item("Signed edition", "60.00")]).slug]
+        make_payment(owner.account_id, status="failed", method="ach", amount_minor=4500,
+                     email="dee@readers.example", created_at=now() - timedelta(days=40))
+        db.session.remove()
+    buyer = new_page()
+    for slug, email in ((slugs[0], "ann@readers.example"), (slugs[1], "bob@readers.example"),
+                        (slugs[1], "cy@readers.example")):
+        _checkout(buyer, live_server.url, slug, email)
+    with app.app_context():
+        ids = {p.buyer_email.split("@")[0]: p.id for p in db.session.scalars(select(Payment))}
+        db.session.remove()
+    return {"ids": ids}
+
+
+def _log_in(page, base: str) -> None:
+    page.goto(f"{base}/login")
+    page.get_by_label("Email").fill("owner@harbour.example")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{base}/")
+
+
+@contextmanager
+def _panel_redraw(page):
+    """The filter panel posts itself back on each change (htmx): wait until the new one is in place."""
+    with page.expect_response(lambda r: r.url.endswith("/payments/filters") and r.request.method == "POST"):
+        yield
+    page.locator("#filter-panel").wait_for()
+    # htmx wires the new controls up as the swap settles; a change before that would go unheard.
+    expect(page.locator("#panel-slot.htmx-settling, #panel-slot .htmx-added, #panel-slot.htmx-swapping")
+           ).to_have_count(0)
+
+
+def _rows(page) -> list[str]:
+    return page.locator("table.table--payments tbody tr").all_inner_texts()
+
+
+def _wait_rows(page, n: int) -> None:
+    expect(page.locator("table.table--payments tbody tr")).to_have_count(n)
+
+
+def test_p2_p3_p4_f1_f3_e5_filter_save_a_view_refund_and_resend_the_receipt(live_server, desktop_page, shop):
+    from kassa.clock import now
+    from kassa.extensions import db
+    from kassa.models import EmailMessage
+    from kassa.services.ticks import run_tick
+
+    page, base = desktop_page, live_server.url
+    _log_in(page, base)
+    page.goto(f"{base}/payments/")
+    _wait_rows(page, 4)
+    assert_accessible(page, "payments index")
+    screenshot(page, "payments-index")
+    # Playwright's screenshot leaves empty style="" attributes behind; htmx would copy them while settling
+    # a swap, which this CSP (rightly) reports. A fresh page after each screenshot keeps js_errors honest.
+    page.reload()
+
+    # P2: status and date quick filters, applied by htmx; the URL follows.
+    filters = page.get_by_role("form", name="Filters")
+    filters.locator("summary", has_text="Status").click()
+    filters.get_by_label("Succeeded", exact=True).check()
+    filters.get_by_label("Payment date").select_option("last_7")
+    filters.get_by_role("button", name="Apply", exact=True).click()
+    page.wait_for_url(re.compile(r"status=succeeded.*date=last_7|date=last_7.*status=succeeded"))
+    _wait_rows(page, 3)
+    assert "3 payments" in page.locator(".results__count").inner_text()
+
+    # P3: a two-group advanced filter in the side panel.
+    page.get_by_role("link", name=re.compile("^Advanced filters")).click()
+    panel = page.locator("#filter-panel")
+    panel.wait_for()
+    panel.get_by_label("Succeeded").check()  # group 1: Status is any of Succeeded …
+    with _panel_redraw(page):
+        panel.get_by_role("button", name="+ Add filter", exact=True).click()
+    page.locator("#c-0-1-prop").focus()
+    with _panel_redraw(page):
+        page.locator("#c-0-1-prop").select_option("amount")
+    # The panel redrew for the new property; the keyboard user is still on the control they changed.
+    assert page.evaluate("document.activeElement.id") == "c-0-1-prop"
+    page.locator("#c-0-1-op").select_option("gt")
+    expect(page.locator("#c-0-1-op")).to_have_value("gt")
+    page.locator("#c-0-1-v1").fill("50")
+    with _panel_redraw(page):
+        panel.get_by_role("button", name="+ Add filter group (OR)").click()
+    with _panel_redraw(page):
+        page.locator("#c-1-0-prop").select_option("email")
+    page.locator("#c-1-0-op").select_option("contains")
+    expect(page.locator("#c-1-0-op")).to_have_value("contains")
+    page.locator("#c-1-0-v1").fill("ann@")
+    assert_accessible(page, "advanced filter panel")
+    screenshot(page, "payments-filter-panel")
+    with page.expect_response(lambda r: r.url.endswith("/payments/filters")) as applied:
+        panel.get_by_role("button", name="Apply filters").click()
+    assert applied.value.status == 204, page.locator("#filter-panel").inner_text()
+    page.wait_for_url(re.compile(r"adv="))
+    chips = page.locator(".chips .chip").all_inner_texts()
+    assert chips == ["Status is any of Succeeded AND Gross amount > 50", "Contact email contains ann@"]
+    _wait_rows(page, 3)  # two signed editions ($60) and Ann's book box
+    assert "date=last_7" in page.url  # the quick filters stayed
+
+    # Save it as a view; a reload keeps it.
+    page.locator("summary", has_text="Save view").click()
+    page.get_by_label("View name").fill("Big or Ann")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.wait_for_url(re.compile(r"view=\d+"))
+    page.reload()
+    assert page.locator('nav.tabs a[aria-current="page"]').inner_text().startswith("Big or Ann")
+    assert page.locator(".chips .chip").all_inner_texts() == chips
+    _wait_rows(page, 3)
+
+    # P4: the gross amount opens the panel.
+    ann_id = shop["ids"]["ann"]
+    page.locator(f'a.amount-link[href="/payments/{ann_id}"]').click()
+    side = page.locator("#payment-panel")
+    side.wait_for()
+    assert "$25.00" in side.locator(".pp__amount").inner_text()
+    for card in ("History", "Line items", "Refunds", "Subscriptions", "Associations"):
+        assert side.locator("details > summary", has_text=card).is_visible(), card
+    assert_accessible(page, "payment panel")
+
+    # F1: refund part of it.
+    side.get_by_role("link", name="Refund", exact=True).click()
+    dialog = page.locator("dialog#refund-dialog")
+    dialog.wait_for()
+    assert dialog.get_by_label(re.compile(r"^Amount")).input_value() == "25.00"
+    assert "The processing fee of $1.03 is not returned." in dialog.inner_text()
+    assert_accessible(page, "refund dialog")
+    dialog.get_by_label(re.compile(r"^Amount")).fill("10.00")
+    dialog.get_by_role("button", name="Refund", exact=True).click()
+    expect(page.locator("dialog#refund-dialog")).to_have_count(0)
+    side = page.locator("#payment-panel")
+    assert side.locator(".pp__amount .badge").first.inner_text() == "Refund processing"
+    assert "Refund submitted · $10.00" in side.locator("#card-history").inner_text()
+
+    # F3: the sandbox settles card refunds a minute later, at a tick.
+    with live_server.app.app_context(), time_machine.travel(now() + timedelta(minutes=2), tick=False):
+        assert run_tick().failed == {}
+    page.goto(f"{base}/payments/{ann_id}")
+    assert page.locator("#payment-panel .pp__amount .badge").first.inner_text() == "Partially refunded"
+
+    # E5: send the receipt to a second address as well.
+    page.get_by_role("link", name="Send receipt").click()
+    dialog = page.locator("dialog#receipt-dialog[open]")
+    dialog.wait_for()
+    recipients = dialog.get_by_label("Email addresses")
+    assert recipients.input_value() == "ann@readers.example"
+    assert_accessible(page, "send receipt dialog")
+    recipients.fill("ann@readers.example, office@readers.example")
+    dialog.get_by_role("button", name="Send", exact=True).click()
+    page.locator(".toast", has_text="Receipt sent to ann@readers.example, office@readers.example.").wait_for()
+    expect(page.locator("dialog#receipt-dialog")).to_have_count(0)
+    assert page.locator("#payment-panel").count() == 1  # the page's panel refreshed, not a second one
+    assert "Receipt sent · ann@readers.example, office@readers.example" in page.locator("#card-history").inner_text()
+    with live_server.app.app_context():
+        email = db.session.scalar(select(EmailMessage).where(EmailMessage.kind == "receipt_resent"))
+        assert email.to_addrs == ["ann@readers.example", "office@readers.example"]
+
+    # Back on the index, the refunded payment shows its new status; its panel opens over the table.
+    page.goto(f"{base}/payments/?status=partially_refunded")
+    _wait_rows(page, 1)
+    assert "Partially refunded" in _rows(page)[0]
+    page.locator(f'a.amount-link[href="/payments/{ann_id}"]').click()
+    page.locator("#panel-slot #payment-panel").wait_for()
+    assert_accessible(page, "payment panel after the refund")
+    screenshot(page, "payments-panel")
+    assert page.js_errors == [], sorted(set(page.js_errors))
+
+
+def test_p4_e5_panel_opens_over_the_index_and_dialogs_open_as_modals(live_server, desktop_page, shop):
+    """With htmx the panel slides in beside the table and Send receipt opens as a modal dialog."""
+    page, base = desktop_page, live_server.url
+    _log_in(page, base)
+    page.goto(f"{base}/payments/")
+    bob_id = shop["ids"]["bob"]
+    page.locator(f'a.amount-link[href="/payments/{bob_id}"]').click()
+    page.locator("#panel-slot #payment-panel").wait_for()
+    assert page.url.endswith("/payments/")  # the table stays under the panel
+    page.locator("#payment-panel").get_by_role("link", name="Send receipt").click()
+    dialog = page.locator("dialog#receipt-dialog[open]")
+    dialog.wait_for()
+    assert_accessible(page, "send receipt modal")
+    dialog.get_by_label("Email addresses").fill("bob@readers.example, x")
+    dialog.get_by_role("button", name="Send", exact=True).click()
+    page.locator("#f-recipients-error").wait_for()
+    assert "“x” is not a valid email address." in page.locator("#f-recipients-error").inner_text()
+    assert_accessible(page, "send receipt modal with an error")
+    screenshot(page, "payments-send-receipt-dialog")
+    assert page.js_errors == [], sorted(set(page.js_errors))

@@ -1,0 +1,108 @@
+"""Subscription billing test helpers (issue 8): buy recurring items through the real checkout, move the
+test clock, and read what the billing engine left behind (payments, emails, sandbox charges).
+
+    with frozen():                                            # real time stands still at START
+        owner, link = subscription_shop(frequency="monthly", term_type="fixed", term_count="7")
+        sub = buy(client, link)                               # the first charge, at checkout
+        advance(owner, days=31)                               # the T5 test clock: runs every tick due on the way
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import time_machine
+from sqlalchemy import select
+
+from kassa.actor import Actor
+from kassa.clock import account_now
+from kassa.extensions import db
+from kassa.models import Account, EmailMessage, Payment, SandboxRecord, Subscription, User
+from kassa.services.subscriptions import advance_clock
+from tests.support.checkout import path_of, submit_checkout
+from tests.support.checkout_flow import count, item, make_shop
+
+# A Friday mid-month, mid-morning UTC: far from month ends and DST changes unless a test wants them.
+START = datetime(2027, 1, 15, 10, 0, tzinfo=UTC)
+BUYER = "sam.subscriber@example.com"
+
+
+def frozen(at: datetime = START):
+    """Real time stands still (the test clock alone moves), so charge dates are exact."""
+    return time_machine.travel(at, tick=False)
+
+
+def subscription_shop(company: str | None = None, *, frequency: str = "monthly", term_type: str = "fixed",
+                      term_count: str = "7", price: str = "10.00", name: str = "Lessons", currency: str = "USD",
+                      extra_items=()):
+    """A merchant (Super admin) with one link selling a recurring item."""
+    return make_shop(company, currency=currency, items=[
+        item(name, price, frequency=frequency, term_type=term_type,
+             term_count=term_count if term_type == "fixed" else ""), *extra_items])
+
+
+def buy(client, link, *, email: str = BUYER, lang: str | None = None, card_number: str | None = None) -> Subscription:
+    """Pay the link in test mode through the checkout pages; returns the (first) subscription it created."""
+    query = {"mode": "test", **({"lang": lang} if lang else {})}
+    start = client.get(f"/pay/{link.slug}", query_string=query)
+    assert start.status_code == 303, start.status_code
+    overrides = {"card_number": card_number} if card_number else {}
+    response = submit_checkout(client, path_of(start.headers["Location"]), email=email, **overrides)
+    assert response.status_code == 303, response.get_data(as_text=True)[:600]
+    db.session.rollback()
+    sub = db.session.scalars(select(Subscription).where(Subscription.link_id == link.id)
+                             .order_by(Subscription.id.desc())).first()
+    assert sub is not None, "the checkout made no subscription"
+    return sub
+
+
+def actor(user: User) -> Actor:
+    db.session.rollback()
+    return Actor(user=db.session.get(User, user.id), account_id=user.account_id)
+
+
+def advance(user: User, **kwargs) -> dict[str, int]:
+    """T5: move the account's test clock (days=… or to_date=…); every charge, retry and reminder runs."""
+    result = advance_clock(actor(user), **kwargs)
+    db.session.rollback()
+    return result
+
+
+def reload(sub: Subscription | int) -> Subscription:
+    db.session.rollback()
+    db.session.expire_all()
+    return db.session.get(Subscription, sub if isinstance(sub, int) else sub.id)
+
+
+def charges_of(sub: Subscription | int) -> list[Payment]:
+    """Every payment of the subscription, the checkout's first one included, oldest first."""
+    sub = reload(sub)
+    return list(db.session.scalars(
+        select(Payment).where((Payment.subscription_id == sub.id) | (Payment.id == sub.first_payment_id))
+        .order_by(Payment.created_at, Payment.id)))
+
+
+def renewals_of(sub: Subscription | int) -> list[Payment]:
+    sub = reload(sub)
+    return list(db.session.scalars(select(Payment).where(Payment.subscription_id == sub.id,
+                                                        Payment.source == "subscription")
+                                   .order_by(Payment.created_at, Payment.id)))
+
+
+def emails_of(kind: str, to: str = BUYER) -> list[EmailMessage]:
+    db.session.rollback()
+    rows = db.session.scalars(select(EmailMessage).where(EmailMessage.kind == kind).order_by(EmailMessage.id))
+    return [row for row in rows if any(to in address for address in row.to_addrs)]
+
+
+def sandbox_charge_count(account_id: int | None = None) -> int:
+    """Charges the sandbox made (money that moved), from its own records."""
+    where = [SandboxRecord.key.like("charge:%")]
+    if account_id is not None:
+        where.append(SandboxRecord.account_id == account_id)
+    return count(SandboxRecord, *where)
+
+
+def clock_now(account_id: int) -> datetime:
+    db.session.rollback()
+    return account_now(db.session.get(Account, account_id))

@@ -1,0 +1,247 @@
+"""Exactly once (S1, issue 8): one charge per subscription period even when two ticks run at the same moment,
+and no lost or doubled charge when a tick dies between the processor's "yes" and the database commit.
+
+Both run on SQLite and PostgreSQL (the `app` fixture is parametrized over both).
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from kassa.clock import now
+from kassa.database import write_transaction
+from kassa.extensions import db
+from kassa.models import Account, Payment, SandboxRecord, Subscription
+from kassa.processors.registry import sandbox
+from kassa.processors.sandbox import SandboxProcessor
+from kassa.services import billing
+from kassa.services.ticks import run_tick
+from tests.support.billing import (
+    BUYER,
+    buy,
+    emails_of,
+    frozen,
+    reload,
+    renewals_of,
+    sandbox_charge_count,
+    subscription_shop,
+)
+from tests.support.checkout_flow import count
+
+CARDS = ["4242424242424242", "4000056655665556", "5555555555554444", "2223003122003222", "5200828282828210",
+         "5105105105105100"]
+
+
+def _clock_to(account_id: int, moment: datetime) -> None:
+    """Put the account's test clock at `moment` without running anything (a tick runs later)."""
+    with write_transaction(db.session) as session:
+        session.get(Account, account_id).clock_offset_seconds = int((moment - now()).total_seconds())
+
+
+def _two_ticks_at_once(app) -> list[int]:
+    """Two workers tick at the same instant, each with its own app context and database session."""
+    barrier = threading.Barrier(2)
+
+    def tick() -> int:
+        with app.app_context():
+            try:
+                barrier.wait(timeout=30)
+                return billing.bill_due_subscriptions()
+            finally:
+                db.session.remove()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(tick) for _ in range(2)]
+        return [future.result(timeout=120) for future in futures]
+
+
+def _payments_per_period(subscription_ids: list[int]) -> dict[tuple[int, int], list[str]]:
+    db.session.rollback()
+    found: dict[tuple[int, int], list[str]] = {}
+    for payment in db.session.scalars(select(Payment).where(Payment.subscription_id.in_(subscription_ids),
+                                                            Payment.source == "subscription")):
+        found.setdefault((payment.subscription_id, payment.subscription_period), []).append(payment.status)
+    return found
+
+
+def test_s1_two_ticks_at_the_same_time_never_charge_a_period_twice(client, app):
+    buyers = 6
+    with frozen():
+        owner, link = subscription_shop(frequency="monthly", term_type="auto_renew", price="7.00")
+        # One card each: the card-testing guard allows a card three uses a day.
+        subs = [buy(client, link, email=f"buyer{n}@example.com", card_number=card).id
+                for n, card in enumerate(CARDS[:buyers])]
+        assert sandbox_charge_count(owner.account_id) == buyers
+
+        for month, due in enumerate([datetime(2027, 2, 15, 10, 0, 30, tzinfo=UTC),
+                                     datetime(2027, 3, 15, 10, 0, 30, tzinfo=UTC),
+                                     datetime(2027, 4, 15, 10, 0, 30, tzinfo=UTC)], start=1):
+            _clock_to(owner.account_id, due)
+
+            _two_ticks_at_once(app)
+
+            periods = _payments_per_period(subs)
+            assert set(periods) == {(sub_id, period) for sub_id in subs for period in range(1, month + 1)}
+            assert all(statuses == ["succeeded"] for statuses in periods.values()), periods
+            # The processor moved money once per period: its own records say so.
+            assert sandbox_charge_count(owner.account_id) == buyers * (month + 1)
+            assert count(SandboxRecord, SandboxRecord.key.like(f"idem:charge:{owner.account_id}:sub-%")) == \
+                buyers * month
+            assert len([e for e in emails_of("receipt", "@example.com")]) == buyers * (month + 1)
+            for sub_id in subs:
+                sub = reload(sub_id)
+                assert (sub.status, sub.payments_made) == ("active", month + 1)
+        receipt_numbers = db.session.scalars(select(Payment.receipt_number).where(
+            Payment.account_id == owner.account_id)).all()
+        assert sorted(receipt_numbers) == list(range(1, buyers * 4 + 1))  # gap-free, no duplicates
+
+
+def test_s1_a_tick_started_while_another_is_charging_does_not_charge_again(client, app, monkeypatch):
+    """The second tick arrives while the first is inside the processor call for the same period."""
+    with frozen():
+        owner, link = subscription_shop(frequency="monthly", term_type="auto_renew")
+        sub = buy(client, link)
+        _clock_to(owner.account_id, datetime(2027, 2, 15, 10, 0, 30, tzinfo=UTC))
+
+        inside, release = threading.Event(), threading.Event()
+        create_charge = SandboxProcessor._create_charge
+        second: dict[str, object] = {}
+
+        def slow_create_charge(self, request, *args):
+            # The first tick stops inside the processor, after it took the request and before it answered.
+            if request.idempotency_key.startswith("sub-") and not inside.is_set():
+                inside.set()
+                assert release.wait(timeout=60)
+            return create_charge(self, request, *args)
+
+        monkeypatch.setattr(SandboxProcessor, "_create_charge", slow_create_charge)
+
+        def first_tick() -> int:
+            with app.app_context():
+                try:
+                    return billing.bill_due_subscriptions()
+                finally:
+                    db.session.remove()
+
+        def second_tick() -> None:
+            with app.app_context():
+                try:
+                    second["done"] = billing.bill_due_subscriptions()
+                finally:
+                    db.session.remove()
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            first = pool.submit(first_tick)
+            assert inside.wait(timeout=60)
+            later = pool.submit(second_tick)
+            try:
+                later.result(timeout=60)
+            finally:
+                release.set()
+            first.result(timeout=60)
+
+        assert second["done"] == 0  # the second tick was told to retry later, and charged nothing
+        assert _payments_per_period([sub.id]) == {(sub.id, 1): ["succeeded"]}
+        assert sandbox_charge_count(owner.account_id) == 2
+        assert len(emails_of("receipt")) == 2
+        assert reload(sub).payments_made == 2
+
+
+# -- a crash between the charge and the commit ------------------------------------------------------------
+
+
+def _one_renewal_after_restart(owner, sub) -> None:
+    report = run_tick()  # the next tick (a restarted worker) finishes the job
+    assert not report.failed, report.failed
+    run_tick()  # and one more changes nothing
+
+    assert _payments_per_period([sub.id]) == {(sub.id, 1): ["succeeded"]}
+    assert sandbox_charge_count(owner.account_id) == 2  # the checkout's and this period's: none lost, none doubled
+    receipts = emails_of("receipt")
+    assert len(receipts) == 2
+    (renewal,) = renewals_of(sub)
+    assert receipts[-1].related_id == renewal.id
+    sub = reload(sub)
+    assert (sub.status, sub.payments_made) == ("active", 2)
+    assert sub.next_charge_at == datetime(2027, 3, 15, 10, tzinfo=UTC)
+
+
+def test_s1_crash_between_charge_and_commit_then_next_tick_records_the_same_charge_once(client, app, monkeypatch):
+    with frozen():
+        owner, link = subscription_shop(frequency="monthly", term_type="auto_renew")
+        sub = buy(client, link)
+        _clock_to(owner.account_id, datetime(2027, 2, 15, 10, 0, 30, tzinfo=UTC))
+        real_record_success = billing.record_success
+        crashes = []
+
+        def crash_once(payment_id, result):
+            if not crashes:
+                crashes.append(payment_id)
+                raise RuntimeError("worker killed after the processor said yes")
+            return real_record_success(payment_id, result)
+
+        monkeypatch.setattr(billing, "record_success", crash_once)
+
+        report = run_tick()
+
+        assert "RuntimeError" in report.failed["subscription_billing"]
+        assert _payments_per_period([sub.id]) == {(sub.id, 1): ["processing"]}
+        assert sandbox_charge_count(owner.account_id) == 2  # the money moved
+        assert len(emails_of("receipt")) == 1
+        assert reload(sub).payments_made == 1
+
+        _one_renewal_after_restart(owner, sub)
+
+
+@pytest.mark.parametrize("fault", ["error_after_success", "lose_response", "timeout"])
+def test_s1_processor_fault_on_a_renewal_is_retried_by_the_next_tick_without_a_second_charge(client, app, fault):
+    with frozen():
+        owner, link = subscription_shop(frequency="monthly", term_type="auto_renew")
+        sub = buy(client, link)
+        _clock_to(owner.account_id, datetime(2027, 2, 15, 10, 0, 30, tzinfo=UTC))
+        sandbox().inject_fault(fault, account_id=owner.account_id)
+
+        report = run_tick()
+
+        assert not report.failed, report.failed
+        assert _payments_per_period([sub.id]) == {(sub.id, 1): ["processing"]}
+        assert sandbox_charge_count(owner.account_id) == (1 if fault == "timeout" else 2)
+        assert reload(sub).status == "active"  # an unknown outcome is not a decline
+
+        _one_renewal_after_restart(owner, sub)
+
+
+def test_s1_crash_while_recording_a_decline_then_next_tick_fails_it_once(client, app, monkeypatch):
+    with frozen():
+        owner, link = subscription_shop(frequency="monthly", term_type="auto_renew")
+        sub = buy(client, link)
+        with write_transaction(db.session) as session:
+            token = session.get(Subscription, sub.id).payment_method_token
+        sandbox().set_payment_method_behaviour(owner.account_id, token, "decline")
+        _clock_to(owner.account_id, datetime(2027, 2, 15, 10, 0, 30, tzinfo=UTC))
+        real_record_failure = billing.record_failure
+        crashes = []
+
+        def crash_once(payment_id, code, message):
+            if not crashes:
+                crashes.append(payment_id)
+                raise RuntimeError("worker killed after the decline")
+            return real_record_failure(payment_id, code, message)
+
+        monkeypatch.setattr(billing, "record_failure", crash_once)
+
+        run_tick()
+        run_tick()
+        run_tick()
+
+        assert _payments_per_period([sub.id]) == {(sub.id, 1): ["failed"]}
+        assert len(emails_of("subscription_payment_failed")) == 1
+        sub = reload(sub)
+        assert (sub.status, sub.failed_attempts) == ("past_due", 1)
+        assert db.session.scalar(select(func.count()).select_from(Payment).where(
+            Payment.buyer_email == BUYER)) == 2
