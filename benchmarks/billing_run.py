@@ -4,9 +4,15 @@ For each database: a fresh migrated database gets a merchant with N due monthly 
 items and the sandbox's saved cards inserted in bulk, as `SandboxProcessor` stores them); then ONE
 `bill_due_subscriptions()` call is timed in its own process. Reported: charges per second (target ≥ 1,000/s)
 against the rate of plain INSERTs of the same payment rows in the same run (the baseline), and the billing
-process's peak RSS.
+process's peak RSS. The tick queues each receipt for the worker to write (rendering it was most of a charge's
+cost); so that this cost is not hidden, the worker's rate at writing them is measured on a sample too
+(`worker_receipts_per_s`; sending them, with their PDFs, was never part of the tick).
+
+On PostgreSQL the tick bills KASSA_BILLING_WORKERS batches side by side (default 2, reported as
+`batches_at_once`); SQLite takes one writer at a time, so there it bills one batch after another.
 
 KASSA_BENCH_SUBSCRIPTIONS changes N (default 100,000); KASSA_BENCH_DBS picks the databases;
+KASSA_BENCH_RECEIPTS the worker's sample (default 1,000; 0 skips it);
 KASSA_BENCH_PROFILE=1 also writes a cProfile summary of the billing call to instance/bench/.
 """
 
@@ -101,6 +107,23 @@ def _baseline_inserts(rows: list[dict]) -> float:
     return len(copies) / (time.perf_counter() - start)
 
 
+def _worker_receipts(sample: int) -> float | None:
+    """Receipts written per second by the worker's loop (outbox.run_pending), on the first `sample` queued."""
+    import time
+
+    from kassa.services.outbox import run_pending
+
+    if sample <= 0:
+        return None
+    done, start = 0, time.perf_counter()
+    while done < sample:
+        claimed = run_pending(min(20, sample - done))  # the worker's batch size; receipt jobs come first (ids)
+        if not claimed:
+            break
+        done += claimed
+    return done / (time.perf_counter() - start)
+
+
 def _bill(profile_to: str | None) -> None:
     """Time one bill_due_subscriptions() call; print one JSON line with the figures."""
     import resource
@@ -110,12 +133,14 @@ def _bill(profile_to: str | None) -> None:
 
     from kassa import create_app
     from kassa.extensions import db
-    from kassa.models import Payment, SandboxRecord
-    from kassa.services.billing import bill_due_subscriptions
+    from kassa.models import OutboxMessage, Payment, SandboxRecord
+    from kassa.services.billing import bill_due_subscriptions, billing_workers
+    from kassa.services.billing_outcomes import RECEIPT_JOB
 
     app = create_app()
     with app.app_context():
         db.session.execute(select(1))
+        workers = billing_workers()
         db.session.remove()
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         profiler = None
@@ -147,10 +172,16 @@ def _bill(profile_to: str | None) -> None:
         rows = [dict(row._mapping) for row in db.session.execute(
             select(Payment.__table__).where(Payment.source == "subscription"))]
         db.session.remove()
+        receipts_queued = db.session.scalar(select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.kind == RECEIPT_JOB))
+        db.session.remove()
         baseline = _baseline_inserts(rows)
+        del rows
+        receipts_per_s = _worker_receipts(int(os.environ.get("KASSA_BENCH_RECEIPTS", "1000")))
     print(json.dumps({"charged": charged, "succeeded": succeeded, "sandbox_charges": sandbox_charges,
-                      "seconds": seconds, "cpu_seconds": cpu_seconds, "rss_before_kb": rss_before, "peak_rss_kb": peak_rss_kb,
-                      "baseline_inserts_per_s": baseline}))
+                      "receipts_queued": receipts_queued, "seconds": seconds, "cpu_seconds": cpu_seconds,
+                      "rss_before_kb": rss_before, "peak_rss_kb": peak_rss_kb, "baseline_inserts_per_s": baseline,
+                      "worker_receipts_per_s": receipts_per_s, "batches_at_once": workers}))
 
 
 # -- the orchestration ------------------------------------------------------------------------------------
@@ -191,9 +222,10 @@ def run_backend(backend: str, count: int, workdir: Path) -> dict:
     finally:
         if backend == "postgresql":
             _pg(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
-    if result["succeeded"] != count or result["sandbox_charges"] != count:
-        raise RuntimeError(f"billing_run on {backend}: {result['succeeded']} payments and "
-                           f"{result['sandbox_charges']} sandbox charges for {count} due subscriptions")
+    if not result["succeeded"] == result["sandbox_charges"] == result["receipts_queued"] == count:
+        raise RuntimeError(f"billing_run on {backend}: {result['succeeded']} payments, "
+                           f"{result['sandbox_charges']} sandbox charges and {result['receipts_queued']} receipts "
+                           f"for {count} due subscriptions")
     per_s = count / result["seconds"]
     return emit(f"billing_run_charges_per_s_{backend}", per_s, "charges/s",
                 baseline=result["baseline_inserts_per_s"], n=count, seconds=round(result["seconds"], 2),
@@ -201,7 +233,8 @@ def run_backend(backend: str, count: int, workdir: Path) -> dict:
                 cpu_seconds=round(result["cpu_seconds"], 2),
                 peak_rss_mb=round(result["peak_rss_kb"] / 1024, 1),
                 rss_before_mb=round(result["rss_before_kb"] / 1024, 1), target_per_s=TARGET_PER_S,
-                baseline_is="plain INSERTs of the same payment rows, rows/s")
+                baseline_is="plain INSERTs of the same payment rows, rows/s", batches_at_once=result["batches_at_once"],
+                worker_receipts_per_s=result["worker_receipts_per_s"] and round(result["worker_receipts_per_s"], 1))
 
 
 def main() -> list[dict]:

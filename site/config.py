@@ -94,6 +94,8 @@ def build_config(instance_path: Path) -> dict:
         # Requests per client IP on the public checkout (on top of the card-testing guard).
         "KASSA_CHECKOUT_START_LIMIT": _env("KASSA_CHECKOUT_START_LIMIT", "60 per minute"),
         "KASSA_CHECKOUT_SUBMIT_LIMIT": _env("KASSA_CHECKOUT_SUBMIT_LIMIT", "30 per minute"),
+        # Subscription batches a billing tick charges at once (PostgreSQL only; SQLite has one writer at a time).
+        "KASSA_BILLING_WORKERS": int(_env("KASSA_BILLING_WORKERS", "2") or 2),
     }
     # Card-testing limits (issue 5), overridable per deployment: KASSA_RISK_IP_DECLINES=5 and so on.
     from kassa.services.risk import DEFAULTS as RISK_DEFAULTS

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import secrets
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict
+from collections.abc import Callable, Sequence
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -21,6 +22,7 @@ from kassa.processors.base import (
     ChargeRequest,
     ChargeResult,
     DisputeResult,
+    ProcessorError,
     ProcessorEvent,
     ProcessorFailure,
     ProcessorUnavailable,
@@ -89,6 +91,11 @@ _CARD_FIELDS = ("brand", "last4", "exp_month", "exp_year", "funding")
 _DISPUTE_FIELDS = ("dispute_ref", "charge_ref", "amount_minor", "currency", "reason", "is_inquiry")
 
 
+def index_key_of(req: ChargeRequest) -> str:
+    """The store key of a charge's idempotency key (keys are per account)."""
+    return f"idem:charge:{req.account_id}:{req.idempotency_key}"
+
+
 def _fail(code: str) -> ProcessorFailure:
     return ProcessorFailure(code, _ERRORS[code])
 
@@ -151,10 +158,15 @@ def _charge_from(data: dict[str, Any]) -> ChargeResult:
 
 def _charge_to(result: ChargeResult) -> dict[str, Any]:
     return {
-        **asdict(result),
+        # Shallow: every field is a flat, immutable value (asdict's deep copies cost a batch dearly).
+        **{f.name: getattr(result, f.name) for f in fields(result)},
         "exchange_rate": str(result.exchange_rate),
         "created_at": result.created_at.isoformat(),
     }
+
+
+# Fault hooks are a test's script, shared by the threads of a billing tick (one process).
+_FAULTS_LOCK = threading.Lock()
 
 
 class SandboxProcessor:
@@ -184,25 +196,27 @@ class SandboxProcessor:
         """
         if times < 1:
             raise ValueError("times must be at least 1")
-        faults = self.store.get("faults") or {"entries": []}
-        faults["entries"].append(
-            {"kind": kind, "remaining": times, "operation": operation, "account_id": account_id}
-        )
-        self.store.put("faults", faults)
+        with _FAULTS_LOCK:
+            faults = self.store.get("faults") or {"entries": []}
+            faults["entries"].append(
+                {"kind": kind, "remaining": times, "operation": operation, "account_id": account_id}
+            )
+            self.store.put("faults", faults)
 
     def _take_fault(self, operation: str, account_id: int, kinds: tuple[str, ...]) -> str | None:
-        faults = self.store.get("faults") or {"entries": []}
-        for entry in faults["entries"]:
-            if (
-                entry["operation"] == operation
-                and entry["kind"] in kinds
-                and entry["account_id"] in (None, account_id)
-            ):
-                entry["remaining"] -= 1
-                faults["entries"] = [e for e in faults["entries"] if e["remaining"] > 0]
-                self.store.put("faults", faults)
-                return entry["kind"]
-        return None
+        with _FAULTS_LOCK:  # read, count down, write: one thread at a time, or two would take the same fault
+            faults = self.store.get("faults") or {"entries": []}
+            for entry in faults["entries"]:
+                if (
+                    entry["operation"] == operation
+                    and entry["kind"] in kinds
+                    and entry["account_id"] in (None, account_id)
+                ):
+                    entry["remaining"] -= 1
+                    faults["entries"] = [e for e in faults["entries"] if e["remaining"] > 0]
+                    self.store.put("faults", faults)
+                    return entry["kind"]
+            return None
 
     def _after_success(self, operation: str, account_id: int) -> None:
         fault = self._take_fault(operation, account_id, ("lose_response", "error_after_success"))
@@ -229,7 +243,7 @@ class SandboxProcessor:
         self._check_request(req)
         if self._take_fault("charge", req.account_id, ("timeout",)):
             raise ProcessorUnavailable()
-        index_key = f"idem:charge:{req.account_id}:{req.idempotency_key}"
+        index_key = index_key_of(req)
         index, result = self.store.get(index_key), None
         if index is None or index["charge_ref"] is None:
             index, result = self._charge_once(req, now, index_key)
@@ -259,6 +273,13 @@ class SandboxProcessor:
         except BaseException:
             self.store.delete(index_key)  # a decline doesn't use up the key
             raise
+
+    def charge_many(self, requests: Sequence[ChargeRequest]) -> list[ChargeResult | ProcessorError]:
+        """Many charges at once (subscription renewals), each answered as `charge` answers it alone: in its
+        request's place, the result, or the error `charge` would raise. Storage is batched (sandbox_batch)."""
+        from kassa.processors.sandbox_batch import charge_many
+
+        return charge_many(self, requests)
 
     def lookup_charge(self, account_id: int, idempotency_key: str) -> ChargeResult | None:
         index = self.store.get(f"idem:charge:{account_id}:{idempotency_key}")

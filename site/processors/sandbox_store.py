@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
-__all__ = ["InMemorySandboxStore", "SandboxStore"]
+__all__ = ["InMemorySandboxStore", "SandboxStore", "StoreWrite"]
+
+
+class StoreWrite(NamedTuple):
+    """One `put`, kept to be written together with others (put_many)."""
+
+    key: str
+    value: dict[str, Any]
+    account_id: int | None = None
+    due_at: datetime | None = None
 
 
 class SandboxStore(Protocol):
@@ -33,6 +43,22 @@ class SandboxStore(Protocol):
         ...
 
     def delete(self, key: str) -> None: ...
+
+    # Batches (subscription renewals): the same operations, a round trip for many keys.
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The stored values of those keys that exist."""
+        ...
+
+    def put_many(self, writes: Iterable[StoreWrite]) -> None:
+        """All the writes or none (one transaction); for a key written twice, the later write wins."""
+        ...
+
+    def claim_many(self, values: dict[str, dict[str, Any]], *, now: datetime, until: datetime) -> set[str]:
+        """`claim` for each key, atomically each: returns the keys this call got."""
+        ...
+
+    def delete_many(self, keys: Iterable[str]) -> None: ...
 
 
 class InMemorySandboxStore:
@@ -72,3 +98,18 @@ class InMemorySandboxStore:
 
     def delete(self, key: str) -> None:
         self.rows.pop(key, None)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        found = {key: self.get(key) for key in keys}
+        return {key: value for key, value in found.items() if value is not None}
+
+    def put_many(self, writes: Iterable[StoreWrite]) -> None:
+        encoded = [(w.key, (json.dumps(w.value, sort_keys=True), w.account_id, w.due_at)) for w in writes]
+        self.rows.update(encoded)  # encoded first: a value JSON can't hold writes nothing
+
+    def claim_many(self, values: dict[str, dict[str, Any]], *, now: datetime, until: datetime) -> set[str]:
+        return {key for key, value in values.items() if self.claim(key, value, now=now, until=until)}
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.delete(key)

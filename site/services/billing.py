@@ -1,271 +1,216 @@
 """Subscriptions that bill themselves (S1–S3): one charge per period, exactly once, on the account's clock.
 
-Each renewal follows the checkout's three steps. A payment row for (subscription, period, attempt) is
-written first — unique in the database, so two ticks racing cannot both create it — then the saved card
-is charged with that row's idempotency key, then the outcome is recorded. If a tick dies in between,
-the next one finds the row still processing and charges again with the same key: the processor returns
-the charge it already made instead of making a second one.
+A tick bills what is due in batches, each in the checkout's three steps: the batch's payment rows are
+written first (billing_claims: unique per subscription, period and attempt, so two ticks racing can't both
+create one), then the saved cards are charged with those rows' idempotency keys, then the answers are
+recorded (billing_outcomes). If a tick dies in between, the next one finds the rows still processing and
+charges again with the same keys: the processor returns the charges it already made instead of new ones.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import UTC, datetime
 
-from sqlalchemy import select
+from flask import current_app
+from sqlalchemy import String, case, cast, func, literal, literal_column, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
-from kassa.clock import now, now_for
-from kassa.database import dialect_name, write_transaction
+from kassa.clock import now
+from kassa.database import UTCDateTime, dialect_name
 from kassa.extensions import db
-from kassa.models import (
-    Account,
-    Payment,
-    PaymentItem,
-    PaymentStatus,
-    Subscription,
-    SubscriptionStatus,
-    TermType,
-)
-from kassa.periods import charge_date
-from kassa.processors.base import CardDeclined, ChargeRequest, ChargeResult, ProcessorError
+from kassa.models import Account, Mode, Subscription
+from kassa.processors.base import CardDeclined, ChargeResult, ProcessorError, ProcessorUnavailable
 from kassa.processors.registry import NoLiveProcessor, processor_for
-from kassa.services.counters import next_number
-from kassa.services.crm import add_timeline
-from kassa.services.display_status import refresh_display_status
-from kassa.services.payment_states import move_payment
+from kassa.services.billing_claims import Charge, claim_charges
+from kassa.services.billing_outcomes import record_failures, record_successes
+from kassa.services.billing_rows import BILLABLE, subscription_subjects
 from kassa.services.ticks import register_tick
+
+__all__ = ["BATCH", "BILLABLE", "bill", "bill_batch", "bill_due_subscriptions", "billing_workers", "due_subscriptions",
+           "subscription_subjects"]
 
 log = logging.getLogger(__name__)
 BATCH = 500
-BILLABLE = (SubscriptionStatus.ACTIVE.value, SubscriptionStatus.PAST_DUE.value)
 
 
-def subscription_subjects(sub: Subscription) -> list[tuple[str, int | None]]:
-    return [("subscription", sub.id), ("contact", sub.contact_id), ("deal", sub.deal_id)]
+# -- what is due --------------------------------------------------------------------------------------
 
 
-def _lock_due(session, sub_id: int) -> Subscription | None:
-    query = select(Subscription).where(Subscription.id == sub_id)
-    if dialect_name(session) == "postgresql":
-        # Another tick holding this subscription is billing it: skip, don't wait.
-        query = query.with_for_update(skip_locked=True)
-    return session.scalar(query)
+def due_subscriptions(after: tuple[datetime, int] | None = None, limit: int | None = None) -> list[tuple[datetime, int]]:
+    """(next charge, id) of due subscriptions, oldest first, after the `after` position: one query for every
+    account, each on its own clock (test subscriptions on the account's test clock, live ones on real time)."""
+    at = now()
+    sub = Subscription
+    offset = Account.clock_offset_seconds
+    due_by = case((sub.mode == Mode.TEST.value, _moved(at, offset)), else_=literal(at, UTCDateTime()))
+    # The latest any account's clock can be: an index range to scan instead of every subscription's future.
+    horizon = _moved(at, select(func.max(func.coalesce(offset, 0))).scalar_subquery())
+    query = (select(sub.next_charge_at, sub.id).join(Account, Account.id == sub.account_id)
+             .where(sub.status.in_(BILLABLE), sub.next_charge_at <= horizon, sub.next_charge_at <= due_by)
+             .order_by(sub.next_charge_at, sub.id).limit(limit or BATCH))
+    if after is not None:
+        # A row-value comparison: both databases seek ix_subscriptions_next_charge straight to the position.
+        query = query.where(sub.next_charge_at >= after[0], tuple_(sub.next_charge_at, sub.id) > tuple_(*after))
+    rows = db.session.execute(query).tuples().all()
+    db.session.rollback()  # hold no snapshot (nor, on SQLite, a read lock) while the batch is billed
+    return rows
 
 
-def _lock_charge(session, payment_id: int) -> Payment:
-    query = select(Payment).where(Payment.id == payment_id)
-    if dialect_name(session) == "postgresql":
-        # Two ticks can both hear the processor's answer for one charge: the second waits here, then sees it
-        # recorded (SQLite serializes writers already).
-        query = query.with_for_update()
-    return session.scalar(query)
+def _moved(at: datetime, seconds):
+    """`at` plus an SQL number of seconds, comparable with a UTCDateTime column on both databases."""
+    if dialect_name(db.session) == "postgresql":
+        return literal(at, UTCDateTime()) + func.coalesce(seconds, 0) * literal_column("interval '1 second'")
+    # SQLite keeps these columns as 'YYYY-MM-DD HH:MM:SS.ffffff' text in UTC: move the whole seconds with
+    # strftime and keep the microseconds as they are, so the text compares exactly.
+    whole = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    modifier = cast(func.coalesce(seconds, 0), String).op("||")(" seconds")
+    return func.strftime("%Y-%m-%d %H:%M:%S", whole, modifier).op("||")(f".{at.microsecond:06d}")
 
 
-def _end(sub: Subscription, status: SubscriptionStatus, reason: str, at: datetime) -> None:
-    sub.status = status.value
-    sub.next_charge_at = None
-    sub.ended_at = at
-    if status is SubscriptionStatus.CANCELLED:
-        sub.cancelled_at = sub.cancelled_at or at
-        sub.cancel_reason = reason
-    add_timeline(sub.account_id, f"subscription.{status.value}", subjects=subscription_subjects(sub),
-                 data={"reason": reason})
-
-
-def _claim(sub_id: int) -> tuple[int, str, str, int] | None:
-    """Step 1: the payment row for this period and attempt (new, or left behind by a crashed tick)."""
-    from kassa.services.notifications import notify_subscription_ended
-
-    with write_transaction(db.session) as session:
-        sub = _lock_due(session, sub_id)
-        if sub is None or sub.status not in BILLABLE or sub.next_charge_at is None:
-            return None
-        account = session.get(Account, sub.account_id)
-        at = now_for(account, sub.mode)
-        if sub.next_charge_at > at:
-            return None
-        if sub.cancel_at_period_end:
-            _end(sub, SubscriptionStatus.CANCELLED, "cancelled_at_period_end", sub.next_charge_at)
-            notify_subscription_ended(sub)
-            return None
-        period, attempt = sub.payments_made, sub.failed_attempts + 1
-        payment = session.scalar(select(Payment).where(Payment.subscription_id == sub.id,
-                                                       Payment.subscription_period == period,
-                                                       Payment.billing_attempt == attempt))
-        if payment is None:
-            payment = _new_charge(sub, account, period, attempt, at)
-            session.add(payment)
-            session.flush()
-            add_timeline(sub.account_id, "payment.submitted", subjects=[("payment", payment.id),
-                                                                        *subscription_subjects(sub)],
-                         payment_id=payment.id, data={"amount_minor": payment.amount_minor,
-                                                      "currency": payment.currency, "period": period})
-        elif payment.status != PaymentStatus.PROCESSING.value:
-            return None  # this attempt already finished; the subscription will have moved on
-        return payment.id, payment.idempotency_key, sub.payment_method_token or "", sub.account_id
-
-
-def _new_charge(sub: Subscription, account: Account, period: int, attempt: int, at: datetime) -> Payment:
-    """The renewal's payment row, dated on the subscription's clock (a test clock for test mode)."""
-    payment = Payment(
-        account_id=sub.account_id, mode=sub.mode, status=PaymentStatus.PROCESSING.value, amount_minor=sub.amount_minor,
-        currency=sub.currency, method="card", card_brand=sub.card_brand, card_last4=sub.card_last4,
-        card_exp_month=sub.card_exp_month, card_exp_year=sub.card_exp_year,
-        processor="sandbox" if sub.mode == "test" else "live", settlement_currency=account.default_currency,
-        source="subscription", link_id=sub.link_id, contact_id=sub.contact_id, deal_id=sub.deal_id,
-        subscription_id=sub.id, buyer_email=sub.contact.email, buyer_name=sub.contact.display_name
-        if sub.contact.display_name != sub.contact.email else "", language=sub.language,
-        subscription_period=period, billing_attempt=attempt,
-        idempotency_key=f"sub-{sub.id}-p{period}-a{attempt}", refund_reserved_minor=0, refunded_minor=0,
-        created_at=at,
-    )
-    payment.items = [
-        PaymentItem(position=item.position, name=item.name, description=item.description,
-                    unit_amount_minor=item.unit_amount_minor, currency=item.currency, quantity=item.quantity,
-                    frequency=sub.frequency, term_type=sub.term_type, term_count=sub.term_count)
-        for item in sub.items
-    ]
-    refresh_display_status(payment)
-    return payment
-
-
-def bill(sub_id: int) -> str | None:
-    """Charge one due subscription. Returns "succeeded", "failed", "pending" or None (nothing was due)."""
-    claimed = _claim(sub_id)
-    if claimed is None:
-        return None
-    payment_id, key, token, account_id = claimed
-    payment = db.session.get(Payment, payment_id)
-    account = db.session.get(Account, account_id)
-    request = ChargeRequest(
-        account_id=account_id, idempotency_key=key, amount_minor=payment.amount_minor, currency=payment.currency,
-        method="card", payment_method_token=token, settlement_currency=account.default_currency,
-        description=f"Subscription {payment.subscription_id}, period {payment.subscription_period}",
-        now=now_for(account, payment.mode),
-    )
-    mode = payment.mode
-    db.session.rollback()
-    try:
-        result = processor_for(mode).charge(request)
-    except CardDeclined as exc:
-        record_failure(payment_id, exc.code, exc.message)
-        return "failed"
-    except (ProcessorError, NoLiveProcessor):
-        return "pending"  # unknown outcome: the next tick retries with the same key
-    record_success(payment_id, result)
-    return "succeeded"
-
-
-def record_success(payment_id: int, result: ChargeResult) -> None:
-    """Step 3 (S1): the period is paid; the subscription moves on, completes or stays active."""
-    from kassa.services.invoices import maybe_invoice
-    from kassa.services.receipts import queue_receipt
-
-    with write_transaction(db.session) as session:
-        payment = _lock_charge(session, payment_id)
-        if payment.status != PaymentStatus.PROCESSING.value:
-            return
-        sub = session.get(Subscription, payment.subscription_id)
-        account = session.get(Account, payment.account_id)
-        payment.processor_ref = result.processor_ref
-        payment.fee_minor = result.fee_minor
-        payment.settlement_currency = result.settlement_currency or account.default_currency
-        payment.exchange_rate = str(result.exchange_rate)
-        payment.fee_settlement_minor = result.fee_settlement_minor
-        payment.net_settlement_minor = result.net_settlement_minor
-        payment.card_brand = result.brand or payment.card_brand
-        payment.card_last4 = result.last4 or payment.card_last4
-        move_payment(payment, PaymentStatus.SUCCEEDED, data={"period": payment.subscription_period})
-        payment.succeeded_at = now_for(account, payment.mode)
-        payment.receipt_number = next_number(account.id, "receipt")
-        sub.payments_made = payment.subscription_period + 1
-        sub.failed_attempts = 0
-        sub.past_due_since = None
-        if sub.term_type == TermType.FIXED.value and sub.term_count and sub.payments_made >= sub.term_count:
-            sub.status = SubscriptionStatus.COMPLETED.value
-            sub.next_charge_at = None
-            sub.ended_at = now_for(account, sub.mode)
-            add_timeline(sub.account_id, "subscription.completed", subjects=subscription_subjects(sub))
-        else:
-            sub.status = SubscriptionStatus.ACTIVE.value
-            sub.next_charge_at = charge_date(sub.anchor_at, sub.frequency, sub.payments_made, account.timezone)
-        from kassa.services.ledger import book_charge
-
-        book_charge(payment)
-        invoice = maybe_invoice(payment, account)
-        queue_receipt(payment, invoice=invoice)  # E2: every charge; E1: no merchant email after the first
-
-
-def record_failure(payment_id: int, code: str | None, message: str | None) -> None:
-    """S3: the charge failed. Past due, retry after 1, 3 and 5 days, then cancel; the buyer is told."""
-    from kassa.services.notifications import notify_subscription_ended, notify_subscription_payment_failed
-
-    with write_transaction(db.session) as session:
-        payment = _lock_charge(session, payment_id)
-        if payment.status != PaymentStatus.PROCESSING.value:
-            return
-        sub = session.get(Subscription, payment.subscription_id)
-        account = session.get(Account, payment.account_id)
-        move_payment(payment, PaymentStatus.FAILED, data={"code": code, "message": message})
-        at = now_for(account, sub.mode)
-        payment.failed_at = at
-        sub.failed_attempts += 1
-        sub.past_due_since = sub.past_due_since or at
-        retry_days = list(account.retry_days or [1, 3, 5])
-        if sub.failed_attempts <= len(retry_days):
-            sub.status = SubscriptionStatus.PAST_DUE.value
-            sub.next_charge_at = at + timedelta(days=retry_days[sub.failed_attempts - 1])
-            add_timeline(sub.account_id, "subscription.past_due", subjects=subscription_subjects(sub),
-                         payment_id=payment.id, data={"message": message, "retry_at": sub.next_charge_at.isoformat()})
-            notify_subscription_payment_failed(sub, payment)
-        else:
-            _end(sub, SubscriptionStatus.CANCELLED, "payment_failed", at)
-            notify_subscription_ended(sub)
-
-
-def due_subscription_ids(limit: int = BATCH) -> list[int]:
-    """Subscriptions whose next charge has come, each account on its own clock."""
-    accounts = db.session.execute(
-        select(Account.id, Account.clock_offset_seconds)
-        .where(Account.id.in_(select(Subscription.account_id).where(Subscription.status.in_(BILLABLE))
-                              .distinct()))
-    ).all()
-    ids: list[int] = []
-    for account_id, offset in accounts:
-        # Only test subscriptions follow the account's test clock; live ones are due on real time.
-        cutoff_live = now()
-        cutoff_test = cutoff_live + timedelta(seconds=offset or 0)
-        ids += db.session.scalars(
-            select(Subscription.id)
-            .where(Subscription.account_id == account_id, Subscription.status.in_(BILLABLE),
-                   ((Subscription.mode == "test") & (Subscription.next_charge_at <= cutoff_test))
-                   | ((Subscription.mode != "test") & (Subscription.next_charge_at <= cutoff_live)))
-            .order_by(Subscription.next_charge_at, Subscription.id)
-            .limit(limit - len(ids))
-        ).all()
-        if len(ids) >= limit:
-            break
-    db.session.rollback()
-    return ids
+# -- the tick ---------------------------------------------------------------------------------------------
 
 
 @register_tick("subscription_billing")
 def bill_due_subscriptions() -> int:
-    """Charge everything due, batch after batch, until nothing due is left (a tick can catch up)."""
-    charged = 0
-    seen: set[int] = set()
-    while True:
-        ids = [sub_id for sub_id in due_subscription_ids() if sub_id not in seen]
-        if not ids:
-            return charged
-        for sub_id in ids:
-            seen.add(sub_id)
+    """Charge everything due, until nothing due is left: a tick catches up on several periods at once.
+    Returns the charges made (succeeded or declined)."""
+    charged, waiting = 0, set()
+    while made := _billing_pass(waiting):
+        charged += made
+    return charged
+
+
+def _billing_pass(waiting: set[int]) -> int:
+    """One scan over what is due, oldest first, batch after batch. The scan moves forward past every batch,
+    so subscriptions whose charges are pending (the processor didn't answer; they go into `waiting` and wait
+    for the next tick) can never hold up the ones after them, however many they are. Returns the charges
+    made: when there were any, a period charged may be due again (catching up), so another pass follows."""
+    charged, position = 0, None
+    with _Batches(billing_workers()) as batches:
+        while batch := due_subscriptions(after=position):
+            position = batch[-1]
+            sub_ids = [sub_id for _due, sub_id in batch if sub_id not in waiting]
+            if sub_ids:
+                batches.bill(sub_ids)
+    for outcomes in batches.outcomes:
+        waiting |= {sub_id for sub_id, outcome in outcomes.items() if outcome == "pending"}
+        charged += sum(outcome in ("succeeded", "failed") for outcome in outcomes.values())
+    return charged
+
+
+def billing_workers() -> int:
+    """Batches billed side by side: on PostgreSQL one batch's database work overlaps another's Python work
+    (claims skip rows another batch holds, so they never share a subscription); SQLite takes one writer at a
+    time, so there a second batch would only wait."""
+    if dialect_name(db.session) != "postgresql":
+        return 1
+    return max(1, int(current_app.config.get("KASSA_BILLING_WORKERS", 1)))
+
+
+class _Batches:
+    """Bills batches in the calling thread (one worker) or on a few threads, each in its own app context and
+    so its own session; at most two batches per thread wait their turn, so the scan can't run far ahead."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers, self.outcomes = workers, []
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="billing") if workers > 1 else None
+        self._pending: list[Future] = []
+
+    def bill(self, sub_ids: list[int]) -> None:
+        if self._pool is None:
+            self.outcomes.append(bill_batch(sub_ids))
+            return
+        while len(self._pending) >= 2 * self.workers:
+            self._collect(wait(self._pending, return_when=FIRST_COMPLETED).done)
+        self._pending.append(self._pool.submit(_in_app_context, current_app._get_current_object(), sub_ids))
+
+    def _collect(self, done) -> None:
+        for future in done:
+            self._pending.remove(future)
+            self.outcomes.append(future.result())  # a batch's error stops the tick, as it would in one thread
+
+    def __enter__(self) -> _Batches:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._pool is not None:
             try:
-                outcome = bill(sub_id)
-            except IntegrityError:
-                db.session.rollback()  # another tick created this period's charge first: it bills it
-                continue
-            if outcome in ("succeeded", "failed"):
-                charged += 1
-                seen.discard(sub_id)  # a past-due retry or the next period may come due within this tick
+                self._collect(wait(self._pending).done)
+            finally:
+                self._pool.shutdown(wait=True)
+
+
+def _in_app_context(app, sub_ids: list[int]) -> dict[int, str]:
+    with app.app_context():
+        try:
+            return bill_batch(sub_ids)
+        finally:
+            db.session.remove()
+
+
+def bill(sub_id: int) -> str | None:
+    """Charge one due subscription (the buyer's card update). Returns "succeeded", "failed", "pending" or
+    None (nothing was due)."""
+    return bill_batch([sub_id]).get(sub_id)
+
+
+def bill_batch(sub_ids: list[int]) -> dict[int, str]:
+    """Claim, charge and record these subscriptions' due periods: {subscription id: "succeeded", "failed" or
+    "pending"}; subscriptions with nothing due (any more) are left out."""
+    charges = _claim(sub_ids)
+    answers = _charge(charges)
+    successes = [(c.payment_id, a) for c, a in zip(charges, answers, strict=True) if isinstance(a, ChargeResult)]
+    declines = [(c.payment_id, a.code, a.message)
+                for c, a in zip(charges, answers, strict=True) if isinstance(a, CardDeclined)]
+    if successes:
+        record_successes(successes)
+    if declines:
+        record_failures(declines)
+    return {c.subscription_id: _outcome(a) for c, a in zip(charges, answers, strict=True)}
+
+
+def _claim(sub_ids: list[int]) -> list[Charge]:
+    try:
+        return claim_charges(sub_ids)
+    except IntegrityError:
+        # Another tick created one of these periods' charges first (it holds no lock we'd wait on): the rows
+        # are there now, so claiming again finds them instead of making them.
+        db.session.rollback()
+        return claim_charges(sub_ids)
+
+
+def _charge(charges: list[Charge]) -> list[ChargeResult | Exception]:
+    """Step 2: the processor's answer to each charge, in order; one call per mode for the whole batch."""
+    answers: dict[int, ChargeResult | Exception] = {}
+    for mode in {charge.mode for charge in charges}:
+        group = [charge for charge in charges if charge.mode == mode]
+        try:
+            processor = processor_for(mode)
+        except NoLiveProcessor as exc:
+            answers.update((charge.payment_id, exc) for charge in group)
+            continue
+        requests = [charge.request for charge in group]
+        results = processor.charge_many(requests) if hasattr(processor, "charge_many") else \
+            [_charge_one(processor, request) for request in requests]
+        answers.update(zip((charge.payment_id for charge in group), results, strict=True))
+    return [answers[charge.payment_id] for charge in charges]
+
+
+def _charge_one(processor, request) -> ChargeResult | ProcessorError:
+    """A processor without batches: one call per charge, its error as the answer."""
+    try:
+        return processor.charge(request)
+    except ProcessorError as exc:
+        return exc
+
+
+def _outcome(answer: ChargeResult | Exception) -> str:
+    if isinstance(answer, ChargeResult):
+        return "succeeded"
+    if isinstance(answer, CardDeclined):
+        return "failed"
+    if not isinstance(answer, ProcessorUnavailable | NoLiveProcessor):
+        log.warning("subscription charge not made, retried by the next tick: %s", answer)
+    return "pending"  # unknown outcome: the next tick retries with the same key

@@ -25,8 +25,8 @@ from kassa.models import (
 )
 from kassa.periods import charge_date
 from kassa.services.audit import record_audit
-from kassa.services.billing import BILLABLE, subscription_subjects
-from kassa.services.crm import add_timeline
+from kassa.services.billing import BILLABLE, subscription_subjects  # registers its tick before ours
+from kassa.services.billing_rows import add_timeline_at
 from kassa.services.ticks import register_tick
 
 REMINDER_LEAD = timedelta(days=14)  # E7
@@ -79,15 +79,15 @@ def cancel(actor: Actor, subscription_id: int, when: str) -> Subscription:
             sub.ended_at = at
             sub.cancel_reason = "cancelled_by_merchant"
             sub.next_charge_at = None
-            add_timeline(sub.account_id, "subscription.cancelled", subjects=subscription_subjects(sub),
-                         actor_id=actor.user_id, data={"when": "now"})
+            add_timeline_at(session, sub.account_id, "subscription.cancelled", subscription_subjects(sub), at,
+                            actor_id=actor.user_id, data={"when": "now"})
             notify_subscription_ended(sub)
         else:
             sub.cancel_at_period_end = True
             sub.cancelled_at = at
-            add_timeline(sub.account_id, "subscription.cancel_scheduled", subjects=subscription_subjects(sub),
-                         actor_id=actor.user_id, data={"ends_at": sub.next_charge_at.isoformat()
-                                                       if sub.next_charge_at else None})
+            add_timeline_at(session, sub.account_id, "subscription.cancel_scheduled", subscription_subjects(sub), at,
+                            actor_id=actor.user_id,
+                            data={"ends_at": sub.next_charge_at.isoformat() if sub.next_charge_at else None})
             from kassa.services.notifications import notify_subscription_cancel_scheduled
 
             notify_subscription_cancel_scheduled(sub)
@@ -126,7 +126,8 @@ def send_reminders() -> int:
                 continue
             sub.reminded_period = sub.payments_made
             notify_subscription_reminder(sub)
-            add_timeline(sub.account_id, "subscription.reminder_sent", subjects=[("subscription", sub.id)])
+            add_timeline_at(session, sub.account_id, "subscription.reminder_sent", [("subscription", sub.id)],
+                            now_for(session.get(Account, sub.account_id), sub.mode))
             sent += 1
     return sent
 
@@ -173,7 +174,7 @@ def update_card(token: str, form: dict[str, str]) -> tuple[Subscription, str | N
         raise ValidationFailed(_(exc.message), errors={field: _(exc.message)}) from None
     except ProcessorError:
         raise Conflict(_("Your card couldn't be saved right now. Try again in a moment.")) from None
-    with write_transaction(db.session):
+    with write_transaction(db.session) as session:
         sub = by_update_token(token)
         sub.payment_method_token = saved.token
         sub.card_brand, sub.card_last4 = saved.brand, saved.last4
@@ -181,7 +182,8 @@ def update_card(token: str, form: dict[str, str]) -> tuple[Subscription, str | N
         was_past_due = sub.status == SubscriptionStatus.PAST_DUE.value
         if was_past_due:
             sub.next_charge_at = now_for(account, sub.mode)  # charge the outstanding period now
-        add_timeline(sub.account_id, "subscription.card_updated", subjects=subscription_subjects(sub))
+        add_timeline_at(session, sub.account_id, "subscription.card_updated", subscription_subjects(sub),
+                        now_for(account, sub.mode))
         sub_id = sub.id
     outcome = bill(sub_id) if was_past_due else None
     return db.session.get(Subscription, sub_id), outcome
@@ -200,8 +202,9 @@ def set_test_card_behaviour(actor: Actor, subscription_id: int, decline: bool) -
     sandbox().set_payment_method_behaviour(account_id, token, "decline" if decline else "succeed")
     with write_transaction(db.session) as session:
         sub = owned(session, actor, subscription_id)
-        add_timeline(sub.account_id, "subscription.test_card_changed", subjects=[("subscription", sub.id)],
-                     actor_id=actor.user_id, data={"decline": decline})
+        add_timeline_at(session, sub.account_id, "subscription.test_card_changed", [("subscription", sub.id)],
+                        now_for(session.get(Account, sub.account_id), sub.mode), actor_id=actor.user_id,
+                        data={"decline": decline})
         return sub
 
 

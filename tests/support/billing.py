@@ -17,7 +17,7 @@ from sqlalchemy import select
 from kassa.actor import Actor
 from kassa.clock import account_now
 from kassa.extensions import db
-from kassa.models import Account, EmailMessage, Payment, SandboxRecord, Subscription, User
+from kassa.models import Account, EmailMessage, OutboxMessage, Payment, SandboxRecord, Subscription, User
 from kassa.services.subscriptions import advance_clock
 from tests.support.checkout import path_of, submit_checkout
 from tests.support.checkout_flow import count, item, make_shop
@@ -89,8 +89,27 @@ def renewals_of(sub: Subscription | int) -> list[Payment]:
                                    .order_by(Payment.created_at, Payment.id)))
 
 
-def emails_of(kind: str, to: str = BUYER) -> list[EmailMessage]:
+def write_queued_receipts() -> int:
+    """The worker's part of a renewal's receipt (E2): a tick queues it, the worker writes the email. Runs just
+    those jobs, as the worker would, so a test can read the Email log without sending everything."""
+    from kassa.services.billing_outcomes import RECEIPT_JOB
+    from kassa.services.outbox import claim_one, run_claimed
+
     db.session.rollback()
+    jobs = db.session.scalars(select(OutboxMessage.id).where(OutboxMessage.kind == RECEIPT_JOB,
+                                                             OutboxMessage.status == "pending")
+                              .order_by(OutboxMessage.id)).all()
+    for job_id in jobs:
+        attempt = claim_one(job_id)
+        if attempt is not None:
+            run_claimed(job_id, attempt)
+    db.session.rollback()
+    return len(jobs)
+
+
+def emails_of(kind: str, to: str = BUYER) -> list[EmailMessage]:
+    """The Email log's messages of this kind to `to`, once the worker has written the queued receipts."""
+    write_queued_receipts()
     rows = db.session.scalars(select(EmailMessage).where(EmailMessage.kind == kind).order_by(EmailMessage.id))
     return [row for row in rows if any(to in address for address in row.to_addrs)]
 

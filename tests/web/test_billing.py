@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from bs4 import BeautifulSoup
 from sqlalchemy import select
 
 from kassa.database import write_transaction
@@ -188,6 +189,33 @@ def test_s3_e2_e1_each_renewal_is_a_payment_with_a_receipt_in_the_buyers_languag
         rows = table_rows(client.get("/payments/"))
         assert len(rows) == 4
         assert [row["Source"] for row in rows].count("Subscription") == 3
+
+
+def test_r6_s3_renewals_show_on_the_subscription_timeline_on_their_own_date_with_their_amount(client, app):
+    with frozen():
+        owner, link = subscription_shop(frequency="monthly", term_type="fixed", term_count="3", price="12.50")
+        sub = buy(client, link)
+        advance(owner, to_date=date(2027, 4, 1))
+
+        db.session.rollback()
+        succeeded = db.session.scalars(select(TimelineEntry).where(
+            TimelineEntry.subject_type == "subscription", TimelineEntry.subject_id == sub.id,
+            TimelineEntry.kind == "payment.succeeded").order_by(TimelineEntry.id)).all()
+        # On the test clock's day of each charge (not the real day the ticks ran), with the amount.
+        assert [(e.created_at.date(), e.data["amount_minor"], e.data["currency"]) for e in succeeded] == [
+            (date(2027, 1, 15), 1250, "USD"), (date(2027, 2, 15), 1250, "USD"), (date(2027, 3, 15), 1250, "USD")]
+        completed = db.session.scalars(select(TimelineEntry.created_at).where(
+            TimelineEntry.subject_type == "subscription", TimelineEntry.subject_id == sub.id,
+            TimelineEntry.kind == "subscription.completed")).one()
+        assert completed.date() == date(2027, 3, 15)
+
+        login(client, owner)
+        soup = BeautifulSoup(client.get(f"/subscriptions/{sub.id}").get_data(as_text=True), "html.parser")
+        items = soup.select("#timeline-title ~ ol .timeline__item")
+        paid = [(item.select_one("time")["datetime"][:10], " ".join(item.select_one(".timeline__what").text.split()))
+                for item in items if "Payment succeeded" in item.text]
+        assert paid == [("2027-03-15", "Payment succeeded · $12.50"), ("2027-02-15", "Payment succeeded · $12.50"),
+                        ("2027-01-15", "Payment succeeded · $12.50")]
 
 
 def test_s3_subscription_page_lists_every_charge(client, app):

@@ -176,16 +176,16 @@ def test_s1_crash_between_charge_and_commit_then_next_tick_records_the_same_char
         owner, link = subscription_shop(frequency="monthly", term_type="auto_renew")
         sub = buy(client, link)
         _clock_to(owner.account_id, datetime(2027, 2, 15, 10, 0, 30, tzinfo=UTC))
-        real_record_success = billing.record_success
+        real_record_successes = billing.record_successes
         crashes = []
 
-        def crash_once(payment_id, result):
+        def crash_once(successes):
             if not crashes:
-                crashes.append(payment_id)
+                crashes.append(successes)
                 raise RuntimeError("worker killed after the processor said yes")
-            return real_record_success(payment_id, result)
+            return real_record_successes(successes)
 
-        monkeypatch.setattr(billing, "record_success", crash_once)
+        monkeypatch.setattr(billing, "record_successes", crash_once)
 
         report = run_tick()
 
@@ -224,16 +224,16 @@ def test_s1_crash_while_recording_a_decline_then_next_tick_fails_it_once(client,
             token = session.get(Subscription, sub.id).payment_method_token
         sandbox().set_payment_method_behaviour(owner.account_id, token, "decline")
         _clock_to(owner.account_id, datetime(2027, 2, 15, 10, 0, 30, tzinfo=UTC))
-        real_record_failure = billing.record_failure
+        real_record_failures = billing.record_failures
         crashes = []
 
-        def crash_once(payment_id, code, message):
+        def crash_once(failures):
             if not crashes:
-                crashes.append(payment_id)
+                crashes.append(failures)
                 raise RuntimeError("worker killed after the decline")
-            return real_record_failure(payment_id, code, message)
+            return real_record_failures(failures)
 
-        monkeypatch.setattr(billing, "record_failure", crash_once)
+        monkeypatch.setattr(billing, "record_failures", crash_once)
 
         run_tick()
         run_tick()
@@ -245,3 +245,117 @@ def test_s1_crash_while_recording_a_decline_then_next_tick_fails_it_once(client,
         assert (sub.status, sub.failed_attempts) == ("past_due", 1)
         assert db.session.scalar(select(func.count()).select_from(Payment).where(
             Payment.buyer_email == BUYER)) == 2
+
+
+# -- a tick always gets through what is due -----------------------------------------------------------------
+
+
+def test_s1_a_tick_gets_past_a_whole_batch_whose_charges_get_no_answer(client, app, monkeypatch):
+    """Issue 8: a batch of subscriptions the processor keeps answering "unavailable" must not stop a tick
+    before the subscriptions after it (with batches of 2, the first batch gets no answer)."""
+    monkeypatch.setattr(billing, "BATCH", 2)
+    with frozen():
+        owner, link = subscription_shop(frequency="monthly", term_type="auto_renew")
+        subs = [buy(client, link, email=f"buyer{n}@example.com", card_number=card).id
+                for n, card in enumerate(CARDS[:4])]
+        _clock_to(owner.account_id, datetime(2027, 2, 15, 10, 0, 30, tzinfo=UTC))
+        sandbox().inject_fault("timeout", times=2, account_id=owner.account_id)
+
+        assert billing.bill_due_subscriptions() == 2
+
+        statuses = sorted(s for found in _payments_per_period(subs).values() for s in found)
+        assert statuses == ["processing", "processing", "succeeded", "succeeded"]
+        assert billing.bill_due_subscriptions() == 2  # the next tick charges the two left waiting
+        assert all(found == ["succeeded"] for found in _payments_per_period(subs).values())
+        assert sandbox_charge_count(owner.account_id) == 8
+
+
+def test_s1_one_tick_catches_up_on_every_period_that_fell_due_while_no_tick_ran(client, app, monkeypatch):
+    monkeypatch.setattr(billing, "BATCH", 2)
+    with frozen():
+        owner, link = subscription_shop(frequency="monthly", term_type="auto_renew")
+        subs = [buy(client, link, email=f"buyer{n}@example.com", card_number=card).id
+                for n, card in enumerate(CARDS[:3])]
+        _clock_to(owner.account_id, datetime(2027, 4, 15, 10, 0, 30, tzinfo=UTC))
+
+        assert billing.bill_due_subscriptions() == 9
+
+        assert _payments_per_period(subs) == {(sub_id, period): ["succeeded"] for sub_id in subs
+                                              for period in (1, 2, 3)}
+        assert {(reload(sub_id).payments_made, reload(sub_id).next_charge_at) for sub_id in subs} == {
+            (4, datetime(2027, 5, 15, 10, 0, tzinfo=UTC))}
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_s1_r5_batches_billed_side_by_side_charge_each_period_once_with_gap_free_receipt_numbers(
+        client, app, monkeypatch, workers):
+    """On PostgreSQL a tick bills several batches at once (KASSA_BILLING_WORKERS); the outcome must be the same
+    as one batch after another: every period charged once, receipt numbers 1..n without a gap or a repeat."""
+    monkeypatch.setattr(billing, "BATCH", 2)
+    monkeypatch.setitem(app.config, "KASSA_BILLING_WORKERS", workers)
+    with frozen():
+        owner, link = subscription_shop(frequency="monthly", term_type="auto_renew")
+        subs = [buy(client, link, email=f"buyer{n}@example.com", card_number=card).id
+                for n, card in enumerate(CARDS)]
+        _clock_to(owner.account_id, datetime(2027, 3, 15, 10, 0, 30, tzinfo=UTC))
+
+        assert billing.bill_due_subscriptions() == 2 * len(CARDS)
+
+        assert _payments_per_period(subs) == {(sub_id, period): ["succeeded"] for sub_id in subs
+                                              for period in (1, 2)}
+        assert sandbox_charge_count(owner.account_id) == 3 * len(CARDS)
+        numbers = sorted(db.session.scalars(select(Payment.receipt_number).where(
+            Payment.account_id == owner.account_id, Payment.receipt_number.is_not(None))))
+        assert numbers == list(range(1, 3 * len(CARDS) + 1))
+
+
+def test_s1_due_subscriptions_of_every_account_come_from_one_query_each_on_its_own_test_clock(client, app):
+    from sqlalchemy import event
+
+    with frozen():
+        shops = [subscription_shop(f"Shop {n}", frequency="monthly", term_type="auto_renew") for n in range(3)]
+        subs = [buy(client, link, email=f"buyer{n}@example.com", card_number=CARDS[n]).id
+                for n, (_owner, link) in enumerate(shops)]
+        # Each account's test clock: exactly at the renewal (due), a day short of it, months past it.
+        for (owner, _link), moment in zip(shops, [datetime(2027, 2, 15, 10, 0, tzinfo=UTC),
+                                                  datetime(2027, 2, 14, 10, 0, tzinfo=UTC),
+                                                  datetime(2027, 6, 1, 12, 0, tzinfo=UTC)], strict=True):
+            _clock_to(owner.account_id, moment)
+        statements: list[str] = []
+
+        def record(conn, cursor, statement, *args):
+            if "subscriptions" in statement:
+                statements.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            due = billing.due_subscriptions()
+        finally:
+            event.remove(db.engine, "before_cursor_execute", record)
+
+        assert [sub_id for _at, sub_id in due] == [subs[0], subs[2]]
+        assert len(statements) == 1
+
+
+# -- receipts are written by the worker, once -------------------------------------------------------------
+
+
+def test_e2_a_renewals_receipt_is_queued_once_and_written_once_even_if_its_job_runs_twice(client, app):
+    from kassa.models import OutboxMessage
+    from kassa.services.billing_outcomes import RECEIPT_JOB, write_renewal_receipt
+
+    with frozen():
+        owner, link = subscription_shop(frequency="monthly", term_type="auto_renew")
+        sub = buy(client, link)
+        _clock_to(owner.account_id, datetime(2027, 2, 15, 10, 0, 30, tzinfo=UTC))
+        run_tick()
+        run_tick()
+        (renewal,) = renewals_of(sub)
+
+        # A worker that wrote it and died before marking the job done; then the job runs again.
+        write_renewal_receipt({"payment_id": renewal.id})
+        write_renewal_receipt({"payment_id": renewal.id})
+
+        receipts = emails_of("receipt")
+        assert [r.related_id for r in receipts] == [sub.first_payment_id, renewal.id]
+        assert count(OutboxMessage, OutboxMessage.kind == RECEIPT_JOB) == 1
