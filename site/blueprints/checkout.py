@@ -5,6 +5,7 @@ Buyer-facing: this module never imports merchant views (DESIGN §7.2).
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlsplit
 
 from flask import (
@@ -20,14 +21,17 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_wtf.csrf import generate_csrf
+from sqlalchemy import inspect as sa_inspect
 
 from kassa.errors import Conflict, Gone, KassaError, NotFound, TooManyRequests, ValidationFailed
 from kassa.extensions import db, limiter
 from kassa.i18n import LANGUAGES, best_language
-from kassa.models import Account, CheckoutSession, CheckoutStatus, Mode, Payment, PaymentLink, PaymentStatus
+from kassa.models import CheckoutSession, CheckoutStatus, Mode, Payment, PaymentStatus
 from kassa.netutil import client_ip
+from kassa.page_cache import PageCache
 from kassa.processors.registry import has_live_processor
-from kassa.security import allow_form_action
+from kassa.security import allow_form_action, csp_nonce
 from kassa.services import checkout as checkout_service
 from kassa.services.mandates import mandate_text
 
@@ -75,15 +79,23 @@ def start(slug: str):
     return redirect(url_for("checkout.page", token=checkout.token), code=303)
 
 
-def _load(token: str) -> CheckoutSession:
-    checkout = db.session.scalar(db.select(CheckoutSession).where(CheckoutSession.token == token))
-    if checkout is None:
+def _view(token: str) -> checkout_service.CheckoutView:
+    view = checkout_service.checkout_view(token)
+    if view is None:
         abort(404)
-    return checkout
+    return view
 
 
-def _page_context(checkout: CheckoutSession, *, values=None, errors=None, alert=None):
-    account = db.session.get(Account, checkout.account_id)
+def _start_again_url(view: checkout_service.CheckoutView) -> str:
+    """A fresh checkout session for the same link, in the same mode (L17)."""
+    return url_for("checkout.start", slug=view.link_slug, mode="test" if view.checkout.mode == "test" else None)
+
+
+def _page_context(view: checkout_service.CheckoutView, *, values=None, errors=None, alert=None,
+                  token: str | None = None) -> dict:
+    """What page.html shows. Deliberately no `checkout` object: apart from its token (in two URLs) the untouched
+    page may show nothing of one session, because it is served from a copy rendered once (_checkout_page)."""
+    checkout, account = view.checkout, view.account
     snapshot = checkout.snapshot
     summary = checkout_service.snapshot_summary(snapshot)
     language = g.buyer_language
@@ -94,49 +106,89 @@ def _page_context(checkout: CheckoutSession, *, values=None, errors=None, alert=
     values.setdefault("billing_country", account.country)
     values.setdefault("shipping_country", account.country)
     values.setdefault("shipping_same", "1")
-    link = db.session.get(PaymentLink, checkout.link_id)
+    token = token or checkout.token
     return {
-        "checkout": checkout, "account": account, "snapshot": snapshot, "summary": summary, "language": language,
+        "account": account, "snapshot": snapshot, "summary": summary, "language": language,
         "methods": methods, "values": values, "errors": errors or {}, "alert": alert,
+        "page_url": url_for("checkout.page", token=token), "submit_url": url_for("checkout.submit", token=token),
         "test_mode": checkout.mode == Mode.TEST.value,
         "live_unavailable": checkout.mode == Mode.LIVE.value and not has_live_processor(),
         "mandate": mandate_text(account.id, summary.due_today.amount_minor, summary.due_today.currency, language)
         if "ach" in methods else None,
-        "start_again_url": url_for("checkout.start", slug=link.slug, mode="test" if checkout.mode == "test" else None),
     }
 
 
-def _confirmation(checkout: CheckoutSession):
+_column_keys: dict[type, tuple[str, ...]] = {}
+
+
+def _row_key(row) -> str:
+    """Every column of a row, so any change to it (branding, name, country, …) is a new cache key."""
+    keys = _column_keys.get(type(row))
+    if keys is None:
+        keys = _column_keys[type(row)] = tuple(attr.key for attr in sa_inspect(type(row)).column_attrs)
+    return repr(tuple(getattr(row, key) for key in keys))
+
+
+def page_cache() -> PageCache:
+    """The untouched checkout page is the same for every session of a link version: rendered once per app
+    and key, then only the session token, CSRF token and CSP nonce are filled in (see kassa.page_cache)."""
+    cache = current_app.extensions.get("kassa.checkout_pages")
+    if cache is None:
+        cache = current_app.extensions["kassa.checkout_pages"] = PageCache(("token", "csrf", "nonce"))
+    return cache
+
+
+def _checkout_page(view: checkout_service.CheckoutView):
+    checkout, pages = view.checkout, page_cache()
+    values = {"token": checkout.token, "csrf": generate_csrf(), "nonce": csp_nonce()}
+    if pages.enabled():
+        # Everything the page shows besides `values`: the key changes with any edit of the account row, with
+        # the session's frozen link snapshot, the language and the mode.
+        key = (request.script_root, g.buyer_language, checkout.mode, has_live_processor(), checkout.link_id,
+               json.dumps(checkout.snapshot, sort_keys=True, default=str), _row_key(view.account))
+        html = pages.render(key, "checkout/page.html", lambda: {
+            **_page_context(view, token=pages.mark("token")),
+            "csrf_token": lambda: pages.mark("csrf"), "csp_nonce": lambda: pages.mark("nonce"),
+        }, values)
+        if html is not None:
+            return html, 200
+    return _buyer_page("checkout/page.html", **_page_context(view))
+
+
+def _confirmation(view: checkout_service.CheckoutView):
+    checkout = view.checkout
     payment = db.session.get(Payment, checkout.payment_id)
-    account = db.session.get(Account, checkout.account_id)
-    return _buyer_page("checkout/confirmation.html", payment=payment, account=account, checkout=checkout,
+    # C5: a bank debit that failed after the fact can be paid again, another way, from a fresh checkout.
+    start_again_url = _start_again_url(view) if payment.status == PaymentStatus.FAILED.value and view.link_open \
+        else None
+    return _buyer_page("checkout/confirmation.html", payment=payment, account=view.account, checkout=checkout,
                        summary=checkout_service.snapshot_summary(checkout.snapshot),
-                       test_mode=checkout.mode == Mode.TEST.value, language=g.buyer_language)
+                       test_mode=checkout.mode == Mode.TEST.value, language=g.buyer_language,
+                       start_again_url=start_again_url)
 
 
 @bp.get("/checkout/<token>")
 def page(token: str):
-    checkout = _load(token)
+    view = _view(token)
+    checkout = view.checkout
     language = _buyer_language(checkout)
     if request.args.get("lang") in LANGUAGES and checkout.language != language:
         checkout_service.set_language(checkout.id, language)
     _use_language(language)
     if checkout.status == CheckoutStatus.COMPLETED.value:
-        return _confirmation(checkout)
-    if checkout_service.is_expired(checkout):
-        link = db.session.get(PaymentLink, checkout.link_id)
-        return _buyer_page("checkout/expired.html", 410, start_again_url=url_for(
-            "checkout.start", slug=link.slug, mode="test" if checkout.mode == "test" else None))
+        return _confirmation(view)
+    if checkout_service.is_expired(checkout) and view.link_slug is not None:
+        return _buyer_page("checkout/expired.html", 410, start_again_url=_start_again_url(view))
     try:
-        checkout_service.ensure_link_open(checkout)
+        view.ensure_link_open()
     except Gone as exc:
         return _buyer_page("checkout/unavailable.html", 410, title=_("This link is no longer active"),
                            message=exc.message)
-    if checkout_service.attempt_in_flight(checkout.id):
+    if view.attempt_in_flight:
         return _buyer_page("checkout/processing.html", 202, checkout=checkout)
     # L13: the browser checks the redirect after the form post against this page's form-action.
     _allow_thank_you_redirect(checkout)
-    return _buyer_page("checkout/page.html", **_page_context(checkout))
+    return _checkout_page(view)
 
 
 def _allow_thank_you_redirect(checkout: CheckoutSession) -> None:
@@ -149,7 +201,8 @@ def _allow_thank_you_redirect(checkout: CheckoutSession) -> None:
 @bp.post("/checkout/<token>")
 @limiter.limit(lambda: current_app.config["KASSA_CHECKOUT_SUBMIT_LIMIT"])
 def submit(token: str):
-    checkout = _load(token)
+    view = _view(token)
+    checkout = view.checkout
     _use_language(_buyer_language(checkout))
     _allow_thank_you_redirect(checkout)
     form = request.form.to_dict()
@@ -158,18 +211,18 @@ def submit(token: str):
     except ValidationFailed as exc:
         db.session.rollback()
         # Field errors are listed in the error summary; a second box repeating them would be read out twice.
-        return _buyer_page("checkout/page.html", 422, **_page_context(checkout, values=form, errors=exc.errors,
+        return _buyer_page("checkout/page.html", 422, **_page_context(view, values=form, errors=exc.errors,
                                                                         alert=None if exc.errors else exc.message))
     except TooManyRequests as exc:
         db.session.rollback()
-        return _buyer_page("checkout/page.html", 429, **_page_context(checkout, values=form, alert=exc.message))
+        return _buyer_page("checkout/page.html", 429, **_page_context(view, values=form, alert=exc.message))
     except checkout_service.PaymentInFlight:
         return _buyer_page("checkout/processing.html", 202, checkout=checkout)
     except Gone:
         return redirect(url_for("checkout.page", token=token), code=303)
     except Conflict as exc:
         db.session.rollback()
-        return _buyer_page("checkout/page.html", 409, **_page_context(checkout, values=form, alert=exc.message))
+        return _buyer_page("checkout/page.html", 409, **_page_context(view, values=form, alert=exc.message))
     if outcome.payment is None:
         return _buyer_page("checkout/processing.html", 202, checkout=checkout)
     return _after_payment(checkout)
@@ -185,7 +238,7 @@ def _after_payment(checkout: CheckoutSession):
 
 @bp.get("/checkout/<token>/receipt.pdf")
 def receipt(token: str):
-    checkout = _load(token)
+    checkout = _view(token).checkout
     payment = db.session.get(Payment, checkout.payment_id) if checkout.payment_id else None
     if payment is None or payment.status != PaymentStatus.SUCCEEDED.value:
         abort(404)

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, exists, func, or_, select
 
 from kassa.clock import account_now, now
 from kassa.database import dialect_name, write_transaction
@@ -27,6 +27,7 @@ from kassa.models import (
     AttemptStatus,
     CheckoutSession,
     CheckoutStatus,
+    LinkStatus,
     Mode,
     Payment,
     PaymentAttempt,
@@ -117,6 +118,58 @@ def start_session(slug: str, *, mode: str, language: str | None) -> CheckoutSess
         return checkout
 
 
+@dataclass(frozen=True)
+class CheckoutView:
+    """What the buyer's page needs about a checkout session, read in one query."""
+
+    checkout: CheckoutSession
+    account: Account
+    link_slug: str | None  # None when the link row is gone
+    link_open: bool
+    attempt_in_flight: bool
+
+    def ensure_link_open(self) -> None:
+        """L19, as `ensure_link_open()`, without reading the link again."""
+        if not self.link_open:
+            raise Gone(_("This link is no longer accepting payments."))
+
+
+_IN_FLIGHT = (AttemptStatus.PENDING.value, AttemptStatus.UNKNOWN.value)
+
+
+def _checkout_view_query():
+    in_flight = exists().where(
+        PaymentAttempt.checkout_session_id == CheckoutSession.id, PaymentAttempt.status.in_(_IN_FLIGHT)
+    )
+    return (
+        select(CheckoutSession, Account, PaymentLink.slug, PaymentLink.status, PaymentLink.deleted_at,
+               in_flight.label("in_flight"))
+        .join(Account, Account.id == CheckoutSession.account_id)
+        .outerjoin(PaymentLink, PaymentLink.id == CheckoutSession.link_id)
+        .where(CheckoutSession.token == bindparam("token"))
+    )
+
+
+_queries: dict[str, Any] = {}
+
+
+def checkout_view(token: str) -> CheckoutView | None:
+    """GET /checkout/<token>: the session, its account, its link's state and whether a payment attempt is
+    still with the processor, in one round trip (the page is the busiest URL a merchant has)."""
+    query = _queries.get("view")
+    if query is None:  # built once: building a statement costs more than running this one
+        query = _queries["view"] = _checkout_view_query()
+    row = db.session.execute(query, {"token": token}).one_or_none()
+    if row is None:
+        return None
+    checkout, account, slug, status, deleted_at, busy = row
+    return CheckoutView(
+        checkout=checkout, account=account, link_slug=slug,
+        link_open=slug is not None and status == LinkStatus.ACTIVE.value and deleted_at is None,
+        attempt_in_flight=bool(busy),
+    )
+
+
 def get_session(token: str) -> CheckoutSession:
     checkout = db.session.scalar(select(CheckoutSession).where(CheckoutSession.token == token))
     if checkout is None:
@@ -134,7 +187,7 @@ def attempt_in_flight(checkout_id: int) -> bool:
     return db.session.scalar(
         select(func.count()).select_from(PaymentAttempt).where(
             PaymentAttempt.checkout_session_id == checkout_id,
-            PaymentAttempt.status.in_((AttemptStatus.PENDING.value, AttemptStatus.UNKNOWN.value)),
+            PaymentAttempt.status.in_(_IN_FLIGHT),
         )
     ) > 0
 

@@ -236,3 +236,116 @@ def _fill_card_fr(page, number: str) -> None:
     page.get_by_label(re.compile(r"^Adresse(?! e-mail)")).fill("Damrak 1")
     page.get_by_label("Code postal").fill("10001")
     page.get_by_label("Ville").fill("New York")
+
+
+# -- phone layout and the language menu in every language (issue 5 polish) -------------------------
+
+PAY_PREFIX = {"en-US": "Pay ", "nl-NL": "Betaal ", "fr-FR": "Payer "}
+
+
+def _box(locator) -> dict:
+    box = locator.bounding_box()
+    assert box is not None
+    return box
+
+
+def _assert_side_by_side(page, left: str, right: str) -> None:
+    a, b = _box(page.locator(left)), _box(page.locator(right))
+    assert abs(a["y"] - b["y"]) < 1 and abs(a["height"] - b["height"]) < 1, (left, a, right, b)
+
+
+@pytest.mark.parametrize("locale", ["nl-NL", "fr-FR"])
+def test_c6_expiry_and_cvc_boxes_line_up_when_a_label_wraps(live_server, new_page, slug, locale):
+    """"Vervaldatum (MM/JJ)" takes two lines on a phone; the CVC box beside it must not sit higher."""
+    page = new_page(PHONE, locale=locale)
+    _open_localized(page, live_server.url, slug, PAY_PREFIX[locale])
+    label = _box(page.locator('label[for="f-card_expiry"]'))
+    assert label["height"] > 30  # the label does wrap here, or this test would prove nothing
+
+    _assert_side_by_side(page, "#f-card_expiry", "#f-card_cvc")
+    _assert_side_by_side(page, "#f-billing_postal_code", "#f-billing_city")
+    # An error under one box only (shown when the buyer leaves it) keeps them in line.
+    page.locator("#f-card_expiry").fill("01 / 20")
+    page.locator("#f-card_cvc").focus()
+    page.locator("#f-card_expiry-error").wait_for()
+    _assert_side_by_side(page, "#f-card_expiry", "#f-card_cvc")
+    assert page.locator("#f-card_expiry").get_attribute("placeholder") == (
+        "MM / JJ" if locale == "nl-NL" else "MM / AA")
+    screenshot(page, f"checkout-expiry-row-{locale[:2]}-phone")
+    assert page.js_errors == []
+
+
+def _menu_widths(page) -> tuple[float, float]:
+    """The language menu's width on the page, and the width it needs to show its longest name in full."""
+    return tuple(page.locator("#lang").evaluate("""(menu) => {
+      const copy = menu.cloneNode(true);
+      copy.removeAttribute("id");
+      copy.style.cssText = "position:absolute;visibility:hidden;width:auto;min-width:0;max-width:none";
+      menu.parentNode.appendChild(copy);
+      const needed = copy.getBoundingClientRect().width;
+      copy.remove();
+      return [menu.getBoundingClientRect().width, needed];
+    }"""))
+
+
+@pytest.mark.parametrize("locale", ["nl-NL", "fr-FR"])
+def test_c7_language_menu_shows_its_names_in_full_on_a_phone(live_server, new_page, slug, locale):
+    page = new_page(PHONE, locale=locale)
+    _open_localized(page, live_server.url, slug, PAY_PREFIX[locale])
+    width, needed = _menu_widths(page)
+    assert width >= needed - 0.5, f"the menu is {width}px wide but needs {needed}px"
+    # The merchant's long name wraps instead, and nothing sticks out of the phone's width.
+    assert _box(page.locator(".lang"))["x"] + _box(page.locator(".lang"))["width"] <= PHONE["width"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_c7_language_menu_works_with_and_without_checkout_js(live_server, phone, slug):
+    """With checkout.js, picking a language switches at once; when JavaScript is on but the script failed to
+    load, the menu's own button (not a <noscript> one) does it. The button stays either way: hiding it once the
+    script runs would reflow the header after the first paint (a layout shift)."""
+    page = phone
+    _open(page, live_server.url, slug)
+    button = page.get_by_role("button", name="Change", exact=True)
+    assert button.is_visible()
+    width, needed = _menu_widths(page)
+    assert width >= needed - 0.5
+    page.get_by_label("Language").select_option("nl")
+    if page.with_script:
+        page.wait_for_url(re.compile(r"lang=nl"))
+    else:
+        button.click()
+    page.get_by_role("button", name=re.compile(r"^Betaal ")).wait_for()
+    assert page.locator("html").get_attribute("lang") == "nl"
+    assert page.get_by_role("button", name="Wijzigen", exact=True).is_visible()
+    _shot(page, "checkout-lang-menu-nl-phone")
+    assert page.js_errors == []
+
+
+def test_c5_failed_bank_debit_offers_to_start_again_and_pay_another_way(live_server, phone, slug):
+    from kassa.services.ticks import run_tick
+
+    page = phone
+    _open(page, live_server.url, slug)
+    page.get_by_label("Bank account", exact=True).check()
+    page.get_by_label(re.compile(r"^Email")).fill(BUYER)
+    page.get_by_label("Account holder name").fill("Pim Koper")
+    page.get_by_label("Routing number").fill("110000000")
+    page.get_by_label("Account number").fill("000222222227")  # T4: fails for insufficient funds
+    page.get_by_label("I accept this debit authorization").check()
+    _pay(page)
+    _confirmation_heading(page, "Thank you! Your bank payment is processing.")
+    assert page.get_by_role("link", name="Start again").count() == 0
+    failed_url = page.url
+
+    with time_machine.travel(now() + timedelta(days=10)):
+        with live_server.app.app_context():
+            assert run_tick().failed == {}
+        page.reload()
+        _confirmation_heading(page, "The payment didn't go through")
+        assert "You can start again and pay another way." in page.locator("main").inner_text()
+        assert_accessible(page, "failed bank debit")
+        _shot(page, "checkout-ach-failed-phone")
+        page.get_by_role("link", name="Start again").click()
+        page.get_by_role("button", name=re.compile(r"^Pay ")).wait_for()
+        assert page.url != failed_url and "/checkout/" in page.url
+    assert page.js_errors == []

@@ -17,6 +17,7 @@ from tests.support.checkout import pay_with_ach, start_checkout, submit_checkout
 from tests.support.checkout_flow import (
     T4_ACCOUNTS,
     count,
+    deactivate,
     emails,
     field_error,
     make_link,
@@ -209,3 +210,43 @@ def test_e2_bank_debit_emails_go_through_the_outbox_in_order(client, shop, mailb
     assert [e.kind for e in emails() if BUYER in e.to_addrs] == ["ach_processing", "receipt"]
     assert [subject_of(m).split(" (")[0] for m in mailbox.to(BUYER)] == [
         "Your bank payment to Bakkerij Brood is processing", "Your receipt from Bakkerij Brood"]
+
+
+def _start_again(response):
+    return soup_of(response).find("a", string=lambda s: s and "Start again" in s)
+
+
+def test_c5_failed_bank_debit_offers_a_fresh_checkout_to_pay_another_way(client, shop):
+    owner, link = shop
+    with time_machine.travel(SUBMITTED):
+        paid = pay_with_ach(client, link.slug, account_number="000222222227")
+        assert _start_again(client.get(paid.checkout_path)) is None  # still processing: nothing to redo
+    with time_machine.travel(AFTER_4_BUSINESS_DAYS):
+        _tick()
+        failed = client.get(paid.checkout_path)
+        assert "The payment didn't go through" in page_text(failed)
+        assert "You can start again and pay another way." in page_text(failed)
+        again = _start_again(failed)
+        assert again is not None and again["href"] == f"/pay/{link.slug}?mode=test"
+
+        restarted = client.get(again["href"])
+        assert restarted.status_code == 303
+        new_path = restarted.headers["Location"]
+        assert new_path != paid.checkout_path
+        assert client.get(new_path).status_code == 200
+        assert submit_checkout(client, new_path).status_code == 303  # by card this time
+        assert count(Payment, Payment.status == "succeeded") == 1
+
+        deactivate(owner, link)  # a link that stopped taking payments offers no new checkout
+        closed = client.get(paid.checkout_path)
+        assert "The payment didn't go through" in page_text(closed) and _start_again(closed) is None
+
+
+def test_c5_paid_checkouts_offer_no_start_again(client, shop):
+    _owner, link = shop
+    paid = pay_with_ach(client, link.slug, account_number="000123456789")
+    with time_machine.travel(AFTER_4_BUSINESS_DAYS):
+        _tick()
+        page = client.get(paid.checkout_path)
+    assert "Thank you! Your payment was received." in page_text(page)
+    assert _start_again(page) is None

@@ -117,6 +117,21 @@ def test_c7_switching_language_on_the_page_is_remembered(client, shop):
     _assert_in_language(client.get(again), "fr")
 
 
+@pytest.mark.parametrize(("lang", "placeholder", "change"), [("en", "MM / YY", "Change"), ("nl", "MM / JJ", "Wijzigen"),
+                                                          ("fr", "MM / AA", "Modifier")])
+def test_c7_expiry_placeholder_and_language_button_in_the_buyers_language(client, shop, lang, placeholder, change):
+    _owner, link = shop
+    path = start_checkout(client, link.slug)
+    page = soup_of(client.get(f"{path}?lang={lang}"))
+
+    assert page.find("input", id="f-card_expiry")["placeholder"] == placeholder
+    # The language menu's own button is in the page, not only in <noscript>: it must work when JavaScript is
+    # on but checkout.js never loaded.
+    button = page.find("form", class_="lang").find("button", type="submit")
+    assert button is not None and plain(button.get_text()) == change
+    assert button.find_parent("noscript") is None
+
+
 @pytest.mark.parametrize("lang", ["nl", "fr"])
 @pytest.mark.parametrize(("number", "field", "_english"), T3_CARDS, ids=[c[0] for c in T3_CARDS])
 def test_c7_decline_messages_in_the_buyers_language(client, shop, lang, number, field, _english):

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import time_machine
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.engine import make_url
 
 from kassa.clock import now
 from kassa.database import write_transaction
 from kassa.extensions import db
-from kassa.models import AttemptStatus, CheckoutSession, EmailMessage, Payment, PaymentAttempt, PaymentLink
+from kassa.models import (
+    Account,
+    AttemptStatus,
+    CheckoutSession,
+    EmailMessage,
+    Payment,
+    PaymentAttempt,
+    PaymentLink,
+)
 from kassa.processors.registry import sandbox
 from kassa.services import checkout as checkout_service
 from kassa.services.risk import DEFAULTS
@@ -30,7 +39,9 @@ from tests.support.checkout_flow import (
     attempts,
     count,
     deactivate,
+    edit_link,
     emails,
+    item,
     make_link,
     make_shop,
     only_payment,
@@ -629,3 +640,109 @@ def test_crash_safety_attempt_left_pending_by_a_crash_is_settled_once_no_call_ca
     assert only_payment().status == "succeeded"
     assert sandbox_charges() == 1
     assert len(mailbox.to(BUYER)) == 1
+
+
+# -- the checkout page is served from a rendered copy (issue 5 throughput) ----------------------------
+
+
+def _nonce_of(response) -> str:
+    return re.search(r"'nonce-([^']+)'", response.headers["Content-Security-Policy"]).group(1)
+
+
+def _csrf_of(response) -> str:
+    return soup_of(response).find("input", attrs={"name": "csrf_token"})["value"]
+
+
+def _without_per_request_values(response) -> str:
+    """The page with this request's CSP nonce and CSRF token blanked out, to compare two views."""
+    html = response.get_data(as_text=True)
+    return html.replace(_nonce_of(response), "NONCE").replace(_csrf_of(response), "CSRF")
+
+
+def test_c6_checkout_page_reads_the_database_once_and_writes_nothing(app, client, shop):
+    _owner, link = shop
+    path = start_checkout(client, link.slug)
+    client.get(path)  # the first view renders the page; later ones fill in a rendered copy
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(statement.strip().split(None, 1)[0].upper())
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        page = client.get(path)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+    assert page.status_code == 200
+    assert [s for s in statements if s != "BEGIN"] == ["SELECT"]
+
+
+def test_c6_a_cached_checkout_page_is_the_page_the_template_renders(app, client, shop):
+    _owner, link = shop
+    path = start_checkout(client, link.slug)
+    token = path.rsplit("/", 1)[-1]
+    first, second = client.get(path), client.get(path)
+    app.jinja_env.auto_reload = True  # as in debug: every view renders the template
+    rendered = client.get(path)
+
+    assert first.status_code == second.status_code == rendered.status_code == 200
+    assert _without_per_request_values(first) == _without_per_request_values(second) \
+        == _without_per_request_values(rendered)
+    form = soup_of(second).find("form", id="checkout-form")
+    assert form["action"] == f"/checkout/{token}"
+    assert soup_of(second).find("form", class_="lang")["action"] == f"/checkout/{token}"
+
+
+@pytest.mark.parametrize("app_config", [{"WTF_CSRF_ENABLED": True}], indirect=True)
+def test_c6_every_view_of_a_cached_checkout_page_has_its_own_nonce_and_csrf_token(app, shop):
+    _owner, link = shop
+    buyer, other = app.test_client(), app.test_client()
+    path = start_checkout(buyer, link.slug)
+    views = [buyer.get(path), buyer.get(path), other.get(path)]
+
+    nonces = [_nonce_of(view) for view in views]
+    assert len(set(nonces)) == 3
+    for view, nonce in zip(views, nonces, strict=True):
+        tagged = soup_of(view).find_all(["script", "style"])
+        assert tagged and all(tag["nonce"] == nonce for tag in tagged)
+    assert _csrf_of(views[2]) != _csrf_of(views[1])
+    # Each buyer's token only works in their own session.
+    refused = other.post(path, data={**buyer_form(), "csrf_token": _csrf_of(views[1])})
+    assert refused.status_code == 400 and count(PaymentAttempt) == 0
+    paid = buyer.post(path, data={**buyer_form(), "csrf_token": _csrf_of(views[1])})
+    assert paid.status_code == 303 and only_payment().status == "succeeded"
+
+
+def test_c1_branding_changes_show_on_an_open_checkout_at_once_and_link_edits_on_new_ones(app, client, shop):
+    owner, link = shop
+    path = start_checkout(client, link.slug)
+    assert "Safe Shop" in page_text(client.get(path))
+
+    with write_transaction(db.session) as session:
+        account = session.get(Account, owner.account_id)
+        account.name, account.brand_color = "Safer Shop", "#0b6b3a"
+    page = client.get(path)
+    assert "Safer Shop" in page_text(page) and "--brand:#0b6b3a" in page.get_data(as_text=True)
+
+    edit_link(owner, link, items=[item("Summer concert", "30.00")])
+    assert "Concert ticket" in page_text(client.get(path))  # this session keeps what it was opened with
+    fresh = page_text(client.get(start_checkout(client, link.slug)))
+    assert "Summer concert" in fresh and "Concert ticket" not in fresh
+
+
+def test_c6_checkout_assets_are_sent_gzipped_to_browsers_that_accept_it_and_no_icon_is_fetched(client, shop):
+    import gzip
+
+    _owner, link = shop
+    page = soup_of(client.get(start_checkout(client, link.slug)))
+    assert page.find("link", rel="icon")["href"] == "data:,"  # no request for /favicon.ico, so no 404 logged
+    urls = [page.find("link", rel="stylesheet")["href"], page.find("script")["src"]]
+    for url in urls:
+        plain_bytes = client.get(url)
+        zipped = client.get(url, headers={"Accept-Encoding": "gzip, deflate, br"})
+        assert plain_bytes.status_code == zipped.status_code == 200
+        assert "Content-Encoding" not in plain_bytes.headers
+        assert zipped.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in zipped.headers["Vary"]
+        assert gzip.decompress(zipped.get_data()) == plain_bytes.get_data()
+        assert len(zipped.get_data()) < len(plain_bytes.get_data()) / 2
