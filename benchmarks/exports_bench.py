@@ -94,6 +94,7 @@ with app.app_context():
              "amount_minor": 2500 if i % 2 == 0 else -103, "currency": "EUR", "source_key": f"bench-payout:{i}",
              "description": "", "occurred_at": now(), "available_on": day - timedelta(days=i % 3)}
             for i in range(100_000)])
+    db.session.rollback()  # a fresh snapshot that sees the rows just inserted
     started = time.perf_counter()
     total = db.session.execute(select(func.sum(LedgerEntry.amount_minor), func.count()).where(
         LedgerEntry.account_id == account_id, LedgerEntry.mode == "live", LedgerEntry.payout_id.is_(None),

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from benchmarks.common import OUT_DIR, ROOT, emit, gunicorn
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 WARMUP, SAMPLES = 10, 60
 
 

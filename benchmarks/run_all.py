@@ -11,6 +11,7 @@ BENCHMARKS = [
     "benchmarks.checkout_bench",
     "benchmarks.payments_index",
     "benchmarks.billing_run",
+    "benchmarks.exports_bench",
 ]
 
 

@@ -26,12 +26,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _init_extensions(app)
     _register_blueprints(app)
 
-    from kassa import cli, errorpages, i18n, security, template_helpers
+    from kassa import cli, errorpages, i18n, input_guard, security, template_helpers
 
     i18n.register_template_helpers(app)
     template_helpers.register(app)
     security.init_security_headers(app)
     errorpages.register(app)
+    input_guard.register(app)
     cli.register(app)
     _load_side_effect_handlers()
     return app
@@ -95,6 +96,7 @@ def _load_side_effect_handlers() -> None:
         exports,
         invoices,
         mail,
+        maintenance,
         mandates,
         payouts,
         receipts,

@@ -158,7 +158,8 @@ def generate(count: int, *, seed: int = 7, progress: Callable[[int], None] | Non
             for table in ("payments", "contacts", "payment_items", "refunds"):  # fixed names, not input
                 conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
                                   f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"))
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    # Fresh planner statistics for the new rows (in a committed transaction: SQLite's is ours, see database.py).
+    with engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE")
     _set_counter(account_id, receipt - 1)
     return created

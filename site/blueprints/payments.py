@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -36,23 +38,49 @@ def filter_context() -> FilterContext:
     return FilterContext(timezone=account.timezone, today=account_today(account))
 
 
-def _state_args(tab: str) -> MultiDict:
-    """The request's view state; a bare index opens the user's default view for the tab, if any."""
+def _state_args() -> MultiDict:
+    """The request's view state: its query string without the saved view's id."""
     args = MultiDict(request.args)
     args.pop("view", None)
-    if not any(key for key in args if key not in ("after", "before")) and "view" not in request.args:
-        default = saved_views.default_view(current_user.account_id, current_user.id, tab)
-        if default is not None:
-            return MultiDict([(k, v) for k, values in default.state.items() for v in values])
     return args
 
 
-def index_url(state: IndexState, endpoint: str | None = None, **extra) -> str:
+def _active_view(tab: str, default):
+    """The saved view on screen: `?view=<id>`, or the user's default one on a bare URL (no query at all).
+
+    `?view=` (empty) is the plain tab even when a default view exists; a URL with only filters, sort or a page
+    cursor is never taken over by the default view either.
+    """
+    if not request.args:
+        return default
+    wanted = request.args.get("view", "")
+    if not wanted.isdigit():
+        return None
+    try:
+        view = saved_views.get_view(current_user.account_id, current_user.id, int(wanted))
+    except KassaError:
+        abort(404)
+    if view.tab != tab:
+        abort(404)
+    return view
+
+
+def index_url(state: IndexState, endpoint: str | None = None, *, view=None, **extra) -> str:
+    """The index URL for `state`; inside a saved view (`view`, a SavedView or id) the view stays selected."""
     args = state.to_args(page=True)
+    view_id = getattr(view, "id", view)
+    if view_id:
+        args["view"] = str(view_id)
     for key, value in extra.items():
         if value is not None:
             args[key] = value
     return url_for(endpoint or request.endpoint, **args.to_dict(flat=False))
+
+
+def plain_tab_url(tab: str) -> str:
+    """The tab without any saved view: `?view=` keeps a user's default view from taking over."""
+    default = saved_views.default_view(current_user.account_id, current_user.id, tab)
+    return _tab_url(tab, **({"view": ""} if default else {}))
 
 
 TAB_OPTIONS = {
@@ -67,27 +95,28 @@ def render_index(tab: str):
     if not account_has_payments(current_user.account_id):
         return redirect(url_for("payments.setup"))
     views = saved_views.visible_views(current_user.account_id, current_user.id, tab)
-    active_view = None
-    if request.args.get("view", "").isdigit():
-        try:
-            active_view = saved_views.get_view(current_user.account_id, current_user.id, int(request.args["view"]))
-        except KassaError:
-            abort(404)
-        if active_view.tab != tab:
-            abort(404)
+    default_view = saved_views.default_view(current_user.account_id, current_user.id, tab)
+    active_view = _active_view(tab, default_view)
+    args = _state_args()
     error = None
     extra = TAB_FILTERS[tab]() if TAB_FILTERS[tab] else None
     try:
-        state = IndexState.from_saved(active_view.state, tab) if active_view and len(request.args) == 1 else \
-            IndexState.from_args(_state_args(tab), tab)
+        # The view's own URL shows what it saved; with more in the query string (a page, another sort, a
+        # changed filter) the query string holds the whole state and the view stays selected around it.
+        state = IndexState.from_saved(active_view.state, tab) if active_view and not args else \
+            IndexState.from_args(args, tab)
         page = fetch_page(current_user.account_id, visible_modes(), state, filter_context(), extra)
     except FilterError as exc:
         state, page, error = IndexState.from_args(MultiDict(), tab), None, exc.message
+    view_args = {"view": active_view.id} if active_view else {}
     context = dict(
         state=state, page=page, error=error, views=views, active_view=active_view, chips=describe(state.advanced),
         columns=COLUMNS, default_columns=state.default_columns, date_presets=DATE_PRESETS, sorts=SORTS,
-        statuses=TAB_OPTIONS[tab](), index_url=index_url, active_nav="payments", tab=tab,
-        default_view=saved_views.default_view(current_user.account_id, current_user.id, tab),
+        statuses=TAB_OPTIONS[tab](), index_url=partial(index_url, view=active_view), view_args=view_args,
+        active_nav="payments", tab=tab, default_view=default_view,
+        tab_urls={name: plain_tab_url(name) for name in TAB_OPTIONS},
+        reset_url=_tab_url(tab, **view_args) if active_view else plain_tab_url(tab),
+        filters_href=url_for("payments.filters", tab=tab, **view_args, **state.to_args().to_dict(flat=False)),
     )
     return render_page("payments/index.html", "results", status=400 if error else 200, **context)
 
@@ -217,7 +246,8 @@ def filters():
         except FilterError:
             state = IndexState.from_args(MultiDict(), tab)
         state.advanced = parsed
-        return htmx_redirect(index_url(state.first_page(), endpoint))
+        view = base_args.get("view", "")  # filters changed inside a saved view keep the view selected
+        return htmx_redirect(index_url(state.first_page(), endpoint, view=view if view.isdigit() else None))
     return render_page("payments/filters.html", "panel", status=400 if errors else 200, rows=rows, errors=errors,
                        base_args=base_args, tab=tab, endpoint=endpoint, props=filter_builder.property_choices(),
                        active_nav="payments")

@@ -14,7 +14,7 @@ from kassa.extensions import db
 from kassa.i18n import LANGUAGES, current_language
 from kassa.models import LedgerEntry, Payment, Payout, Permission
 from kassa.rendering import htmx_redirect, render_page
-from kassa.services import exports, payouts
+from kassa.services import exports, payouts, revenue
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 payouts_bp = Blueprint("payouts", __name__, url_prefix="/payouts")
@@ -46,9 +46,10 @@ def index():
                 return htmx_redirect(url_for("exports.index", started=1))
     modes = visible_modes()
     balances = {mode: payouts.balance(current_user.account_id, mode, today) for mode in modes}
+    performance = revenue.performance(current_user.account, tuple(modes), request.args.get("days", 30, type=int))
     return render_page("reports/index.html", status=422 if errors else 200, values=values, errors=errors,
                        balances=balances, currency=current_user.account.default_currency, languages=LANGUAGES,
-                       active_nav="reports")
+                       performance=performance, periods=revenue.PERIODS, active_nav="reports")
 
 
 def _report_name(kind: str) -> str:

@@ -246,6 +246,7 @@ def base_query(account_id: int, modes: tuple[str, ...], state: IndexState, ctx: 
 def fetch_page(account_id: int, modes: tuple[str, ...], state: IndexState, ctx: FilterContext,
                extra: Any = None) -> IndexPage:
     query = base_query(account_id, modes, state, ctx, extra)
+    total, capped = count(query)  # the whole result, not what is left after this page's cursor
     column = _sort_column(state)
     descending = SORTS[state.sort][2]
     backwards = bool(state.before) and not state.after
@@ -265,7 +266,6 @@ def fetch_page(account_id: int, modes: tuple[str, ...], state: IndexState, ctx: 
         rows.reverse()
     has_next = more if not backwards else True
     has_prev = (more if backwards else bool(state.after))
-    total, capped = count(query)
     link_ids = {row.link_id for row in rows if row.link_id}
     links = dict(db.session.execute(select(PaymentLink.id, PaymentLink.name).where(PaymentLink.id.in_(link_ids)))
                  .all()) if link_ids else {}

@@ -14,7 +14,7 @@ import time_machine
 from playwright.sync_api import expect
 from pypdf import PdfWriter
 
-from tests.support.browser import assert_accessible, screenshot
+from tests.support.browser import assert_accessible, log_in_page, pay_in_browser, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -50,19 +50,7 @@ def disputed(live_server, new_page):
         db.session.remove()
 
     buyer, base = new_page(), live_server.url
-    buyer.goto(f"{base}/pay/{slug}?mode=test")
-    buyer.get_by_label(re.compile(r"^Email")).fill("ann@readers.example")
-    buyer.get_by_label(re.compile(r"^First name")).fill("Ann")
-    buyer.get_by_label(re.compile(r"^Last name")).fill("Reader")
-    buyer.get_by_label(re.compile(r"^Card number")).fill("4000 0000 0000 0259")
-    buyer.get_by_label(re.compile(r"^Expiry")).fill("12 / 34")
-    buyer.get_by_label(re.compile(r"CVC")).fill("123")
-    buyer.get_by_label(re.compile(r"^Name on card")).fill("Ann Reader")
-    buyer.get_by_label(re.compile(r"^Address")).fill("Quay 1")
-    buyer.get_by_label(re.compile(r"^Postal code")).fill("10001")
-    buyer.get_by_label(re.compile(r"^City")).fill("New York")
-    buyer.get_by_role("button", name=re.compile(r"^Pay ")).click()
-    buyer.get_by_role("heading", name="Thank you! Your payment was received.").wait_for()
+    pay_in_browser(buyer, base, slug, "ann@readers.example", card="4000 0000 0000 0259", names=("Ann", "Reader"))
 
     _tick(live_server)  # delivers the sandbox's dispute.created
     return base
@@ -79,11 +67,7 @@ def evidence_pdf(tmp_path):
 
 
 def _log_in(page, base: str) -> None:
-    page.goto(f"{base}/login")
-    page.get_by_label("Email").fill(OWNER)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{base}/")
+    log_in_page(page, base, OWNER, PASSWORD)
 
 
 def _open_from_disputes_tab(page, base: str, *, shots: bool) -> None:

@@ -12,26 +12,11 @@ import time_machine
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from tests.support.browser import assert_accessible, screenshot
+from tests.support.browser import assert_accessible, log_in_page, pay_in_browser, screenshot
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "correct horse battery"
-
-
-def _checkout(page, base: str, slug: str, email: str) -> None:
-    """A buyer pays a link in test mode with 4242 through the real checkout page."""
-    page.goto(f"{base}/pay/{slug}?mode=test")
-    page.get_by_label(re.compile(r"^Email")).fill(email)
-    page.get_by_label(re.compile(r"^Card number")).fill("4242424242424242")
-    page.get_by_label(re.compile(r"^Expiry")).fill("12 / 34")
-    page.get_by_label(re.compile(r"CVC")).fill("123")
-    page.get_by_label(re.compile(r"^Name on card")).fill("Ann Reader")
-    page.get_by_label(re.compile(r"^Address")).fill("Quay 1")
-    page.get_by_label(re.compile(r"^Postal code")).fill("10001")
-    page.get_by_label(re.compile(r"^City")).fill("New York")
-    page.get_by_role("button", name=re.compile(r"^Pay ")).click()
-    page.get_by_role("heading", name="Thank you! Your payment was received.").wait_for()
 
 
 @pytest.fixture
@@ -54,7 +39,7 @@ def shop(live_server, new_page):
     buyer = new_page()
     for slug, email in ((slugs[0], "ann@readers.example"), (slugs[1], "bob@readers.example"),
                         (slugs[1], "cy@readers.example")):
-        _checkout(buyer, live_server.url, slug, email)
+        pay_in_browser(buyer, live_server.url, slug, email)
     with app.app_context():
         ids = {p.buyer_email.split("@")[0]: p.id for p in db.session.scalars(select(Payment))}
         db.session.remove()
@@ -62,11 +47,7 @@ def shop(live_server, new_page):
 
 
 def _log_in(page, base: str) -> None:
-    page.goto(f"{base}/login")
-    page.get_by_label("Email").fill("owner@harbour.example")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{base}/")
+    log_in_page(page, base, "owner@harbour.example", PASSWORD)
 
 
 @contextmanager
@@ -234,4 +215,141 @@ def test_p4_e5_panel_opens_over_the_index_and_dialogs_open_as_modals(live_server
     assert "“x” is not a valid email address." in page.locator("#f-recipients-error").inner_text()
     assert_accessible(page, "send receipt modal with an error")
     screenshot(page, "payments-send-receipt-dialog")
+    assert page.js_errors == [], sorted(set(page.js_errors))
+
+
+# -- layout at desktop and phone widths: 50 rows, the filter panel, a saved view, the Disputes tab ---------
+
+DISPUTES = [("disputed_action_required", "fraudulent"), ("disputed_awaiting_decision", "product_not_received"),
+            ("disputed_won", "duplicate"), ("disputed_lost", "subscription_canceled")]
+
+
+@pytest.fixture
+def busy_shop(live_server):
+    """130 payments (cards, failed bank debits, disputes in every state) and a saved view with two pages."""
+    from kassa.clock import now
+    from kassa.extensions import db
+    from kassa.services import saved_views
+    from tests.factories import make_merchant
+    from tests.support.checkout_flow import make_link
+    from tests.support.payments import actor_for, bulk_payments
+
+    with live_server.app.app_context():
+        owner = make_merchant(company="Harbour Books", email="owner@harbour.example", password=PASSWORD)
+        link = make_link(owner, name="Signed edition of the harbour master's logbook")
+        start = now() - timedelta(days=20)
+        rows = []
+        for i in range(130):
+            row = {"amount_minor": 1500 + (i * 737) % 250_000, "created_at": start + timedelta(hours=3 * i),
+                   "buyer_email": f"reader{i}@harbour-readers.example", "buyer_name": f"Reader Number {i}",
+                   "link_id": link.id, "mode": "test", "bank_last4": None, "dispute_created_at": None,
+                   "dispute_reason": None, "dispute_amount_minor": None, "dispute_due_by": None,
+                   "dispute_closed_at": None}
+            if i % 5 == 0:
+                row.update(status="failed", display_status="failed", method="ach", card_brand=None,
+                           card_last4=None, bank_last4="6789")
+            if i % 9 == 0:
+                status, reason = DISPUTES[(i // 9) % 4]
+                row.update(display_status=status, dispute_created_at=row["created_at"] + timedelta(days=1),
+                           dispute_reason=reason, dispute_amount_minor=row["amount_minor"],
+                           dispute_due_by=now() + timedelta(days=5),
+                           dispute_closed_at=None if status.endswith(("required", "decision")) else now())
+            rows.append(row)
+        bulk_payments(owner.account_id, rows)
+        view = saved_views.save_view(actor_for(owner), tab="payments", name="Cards, largest first", shared=True,
+                                     state={"method": ["card"], "sort": ["amount_desc"]})
+        view_id = view.id
+        db.session.remove()
+    return {"view": view_id}
+
+
+def _no_page_overflow(page) -> None:
+    """Nothing sticks out sideways: wide tables scroll in their own box, not the whole page; at 1440 px the
+    table fits without scrolling (long link names, emails and dispute badges included)."""
+    widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1], widths
+    if widths[1] >= 1440 and page.locator(".table-wrap").count():
+        table = page.locator(".table-wrap").evaluate("el => [el.scrollWidth, el.clientWidth]")
+        assert table[0] <= table[1], table
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_p1_p3_d3_index_layout_with_50_rows_filter_panel_saved_view_and_disputes(live_server, new_page, busy_shop,
+                                                                                  size):
+    from tests.support.browser import DESKTOP, PHONE
+
+    page, base = new_page(DESKTOP if size == "desktop" else PHONE), live_server.url
+    _log_in(page, base)
+    page.goto(f"{base}/payments/")
+    _wait_rows(page, 50)
+    screenshot(page, f"layout-{size}-index")
+    _no_page_overflow(page)
+    assert_accessible(page, f"payments index, 50 rows ({size})")
+    page.reload()
+
+    # Quick status filter over htmx: the dropdown closes once the results are in.
+    filters = page.get_by_role("form", name="Filters")
+    filters.locator("summary", has_text="Status").click()
+    filters.get_by_label("Disputed (action required)", exact=True).check()
+    if size == "phone":  # the open list covers Apply on a phone: a tap on Status closes it
+        filters.locator("summary", has_text="Status").click()
+    filters.get_by_role("button", name="Apply", exact=True).click()
+    page.wait_for_url(re.compile(r"status=disputed_action_required"))
+    expect(page.locator(".results__count")).to_have_text("4 payments")
+    expect(page.locator("form.quickfilters details[open]")).to_have_count(0)
+
+    # The advanced filter panel with an enum condition.
+    page.get_by_role("link", name=re.compile("^Advanced filters")).click()
+    panel = page.locator("#filter-panel")
+    panel.wait_for()
+    # The enum condition's row: Property and Condition on top, the ten statuses below in a box that scrolls
+    # past about eight, and checkboxes keep their size beside long labels.
+    prop, op = page.locator("#c-0-0-prop").bounding_box(), page.locator("#c-0-0-op").bounding_box()
+    values = panel.locator(".filters__values")
+    box = values.bounding_box()
+    assert abs(prop["y"] - op["y"]) < 1 and prop["y"] + prop["height"] <= box["y"], (prop, box)
+    assert 8 * 32 <= box["height"] <= 9 * 32 + 16, box
+    assert values.evaluate("el => el.scrollHeight > el.clientHeight")
+    tick = panel.get_by_label("Disputed (action required)").bounding_box()
+    assert (round(tick["width"]), round(tick["height"])) == (18, 18), tick
+    remove = panel.get_by_role("button", name="Remove this condition").bounding_box()
+    assert abs((remove["y"] + remove["height"]) - (op["y"] + op["height"])) < 1  # on the selects' line
+    screenshot(page, f"layout-{size}-filter-panel")
+    _no_page_overflow(page)
+    assert_accessible(page, f"filter panel ({size})")
+    page.keyboard.press("Escape")
+    expect(page.locator("#filter-panel")).to_have_count(0)
+
+    # A saved view, on its second page.
+    page.goto(f"{base}/payments/?view={busy_shop['view']}")
+    _wait_rows(page, 50)
+    page.get_by_role("link", name="Next").click()
+    page.wait_for_url(re.compile(r"after="))
+    assert f"view={busy_shop['view']}" in page.url
+    expect(page.locator('nav.tabs a[aria-current="page"]')).to_contain_text("Cards, largest first")
+    screenshot(page, f"layout-{size}-view-page-2")
+    # Every menu of the quick filters and the result tools opens fully on screen.
+    width = page.viewport_size["width"]
+    for summary in page.locator(".quickfilters details.dropdown > summary, .results__tools details.dropdown > summary"
+                                ).all():
+        summary.click()
+        menu = summary.locator("xpath=..").locator(".dropdown__panel")
+        expect(menu).to_be_visible()
+        box = menu.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, (summary.inner_text(), box)
+        if summary.inner_text() == "Manage view":
+            screenshot(page, f"layout-{size}-manage-view")
+        page.keyboard.press("Escape")
+        expect(menu).to_be_hidden()
+    page.reload()
+    _no_page_overflow(page)
+    assert_accessible(page, f"saved view, page 2 ({size})")
+    page.reload()
+
+    # The Disputes tab.
+    page.goto(f"{base}/payments/disputes")
+    _wait_rows(page, 15)
+    screenshot(page, f"layout-{size}-disputes")
+    _no_page_overflow(page)
+    assert_accessible(page, f"disputes tab ({size})")
     assert page.js_errors == [], sorted(set(page.js_errors))

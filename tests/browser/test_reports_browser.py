@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from tests.support.browser import assert_accessible, screenshot
+from tests.support.browser import assert_accessible, log_in_page, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -45,11 +45,7 @@ def shop(live_server):
 
 
 def _log_in(page, base: str) -> None:
-    page.goto(f"{base}/login")
-    page.get_by_label("Email").fill("owner@harbour.example")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{base}/")
+    log_in_page(page, base, "owner@harbour.example", PASSWORD)
 
 
 def _run_worker(app) -> None:

@@ -14,7 +14,7 @@ from kassa.extensions import db
 from tests.factories import PASSWORD
 from tests.support.app import run_outbox
 from tests.support.billing import subscription_shop
-from tests.support.browser import PHONE, assert_accessible, screenshot
+from tests.support.browser import PHONE, assert_accessible, log_in_page, screenshot
 from tests.support.checkout_flow import subject_of
 
 pytestmark = pytest.mark.browser
@@ -54,11 +54,7 @@ def _buy(page, base: str, slug: str) -> None:
 
 
 def _log_in(page, base: str, email: str) -> None:
-    page.goto(f"{base}/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("Log in", re.I)).click()
-    page.wait_for_url(re.compile(r"^(?!.*/login)"))
+    log_in_page(page, base, email, PASSWORD)
 
 
 def _payment_rows(page) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,3 +170,31 @@ def assert_accessible(page, label: str = "") -> None:
             targets = ", ".join(str(node.get("target")) for node in v.get("nodes", [])[:5])
             lines.append(f"{v['id']} ({v.get('impact')}): {v.get('help')} — {targets}")
         raise AssertionError(f"axe found {len(violations)} violation(s) on {label or page.url}:\n" + "\n".join(lines))
+
+
+def log_in_page(page, base: str, email: str, password: str) -> None:
+    """Log in through the login form, as a merchant would, and wait until the app has let them in."""
+    page.goto(f"{base}/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{base}/")
+
+
+def pay_in_browser(page, base: str, slug: str, email: str, *, card: str = "4242424242424242",
+                   names: tuple[str, str] | None = None) -> None:
+    """A buyer pays a link in test mode with a test card through the real checkout page."""
+    page.goto(f"{base}/pay/{slug}?mode=test")
+    page.get_by_label(re.compile(r"^Email")).fill(email)
+    if names:
+        page.get_by_label(re.compile(r"^First name")).fill(names[0])
+        page.get_by_label(re.compile(r"^Last name")).fill(names[1])
+    page.get_by_label(re.compile(r"^Card number")).fill(card)
+    page.get_by_label(re.compile(r"^Expiry")).fill("12 / 34")
+    page.get_by_label(re.compile(r"CVC")).fill("123")
+    page.get_by_label(re.compile(r"^Name on card")).fill("Ann Reader")
+    page.get_by_label(re.compile(r"^Address")).fill("Quay 1")
+    page.get_by_label(re.compile(r"^Postal code")).fill("10001")
+    page.get_by_label(re.compile(r"^City")).fill("New York")
+    page.get_by_role("button", name=re.compile(r"^Pay ")).click()
+    page.get_by_role("heading", name="Thank you! Your payment was received.").wait_for()

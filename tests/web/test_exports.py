@@ -53,7 +53,7 @@ def request_export(client, href: str, **form) -> Export:
     data = {"state": dialog.select_one('input[name="state"]')["value"],
             "tab": dialog.select_one('input[name="tab"]')["value"],
             "name": "My export", "file_format": "csv", "language": "en",
-            "columns": [box["value"] for box in dialog.select('input[name="columns"]')]}
+            "columns": [box["value"] for box in dialog.select('input[name="columns"][checked]')]}
     data.update(form)
     response = client.post("/exports/payments", data=data)
     assert response.status_code == 303, response.get_data(as_text=True)[:800]
@@ -341,3 +341,18 @@ def test_x1_reports_read_back_match_the_ledger(client, merchant, paid_out, fmt):
     assert len(rows) == 3
     assert sum(cents(r[header.index("Settled amount")]) for r in rows) == sum(e.amount_minor for e in charges)
     assert {r[header.index("Payout")] for r in rows} == {f"PO-{payout.id:06d}"}
+
+
+def test_x3_properties_to_include_default_to_the_views_columns_and_can_be_changed(client, merchant):
+    seed(merchant.account_id, 3)
+    dialog = soup_of(client.get(export_href(client, "?cols=amount,status")))
+    checked = [box["value"] for box in dialog.select('input[name="columns"][checked]')]
+    offered = [box["value"] for box in dialog.select('input[name="columns"]')]
+    assert checked == ["amount", "status"]
+    assert {"fee", "net", "email", "dispute_reason"} <= set(offered)
+
+    export = request_export(client, export_href(client, "?cols=amount,status"), columns=["amount", "fee", "email"])
+    run_outbox()
+    header, body = csv_rows(client, export)[0], csv_rows(client, export)[1:]
+    assert header == ["Gross amount", "Currency", "Fee", "Contact email"]
+    assert len(body) == 3 and all(row[3].endswith("@example.com") for row in body)

@@ -419,13 +419,18 @@ def test_a1_payments_manager_may(client):
         "receipt": str(payment.id), "recipients": "x@y.example"}).status_code == 303
 
 
-def test_p6_a_nul_character_in_search_or_label_is_not_a_500(client, owner):
-    """PostgreSQL refuses NUL in text; a crafted request must not turn into a server error."""
+def test_p6_a_nul_character_in_search_or_label_is_refused_not_a_500(client, owner):
+    """PostgreSQL refuses NUL in text; a crafted request gets a 400 with a message and changes nothing."""
     payment = make_payment(owner.account_id)
     ann = _contact(owner.account_id, "ann@x.example", first_name="Ann")
     url = f"/payments/{payment.id}/associations/contact"
-    assert client.get(url, query_string={"q": "an\x00n"}).status_code == 200
-    assert client.post(url, data={"record_id": str(ann.id), "label": "Bu\x00yer"}).status_code == 303
-    client.post(url, data={"action": "label", "label": "Pay\x00er"})
+    assert client.get(url, query_string={"q": "an\x00n"}).status_code == 400
+    refused = client.post(url, data={"record_id": str(ann.id), "label": "Bu\x00yer"})
+    assert refused.status_code == 400
+    assert "NUL character" in text_of(soup_of(refused))
     db.session.expire_all()
-    assert db.session.get(Payment, payment.id).contact_label == "Payer"
+    assert db.session.get(Payment, payment.id).contact_id is None
+    assert client.post(url, data={"record_id": str(ann.id), "label": "Buyer"}).status_code == 303
+    assert client.post(url, data={"action": "label", "label": "Pay\x00er"}).status_code == 400
+    db.session.expire_all()
+    assert db.session.get(Payment, payment.id).contact_label == "Buyer"

@@ -207,6 +207,9 @@ def test_p2_keyset_pages_of_50_with_ties_lose_and_repeat_nothing(app, client, so
     first = client.get(f"/payments/?sort={sort}")
     assert page_link(first, "prev") is None
     assert result_count(first) == "120 payments"
+    # Later pages count the whole result too, not what is left after their cursor.
+    second = client.get(page_link(first, "next"))
+    assert result_count(second) == result_count(client.get(page_link(second, "next"))) == "120 payments"
 
 
 def test_p2_a_stale_or_forged_page_cursor_is_a_400_with_a_message(client):
@@ -227,8 +230,8 @@ def test_p2_count_is_exact_up_to_10000_then_10000_plus(client):
     login(client, owner)
 
     exact = client.get("/payments/")
-    assert "".join(ch for ch in result_count(exact) if ch.isdigit()) == "10000"
-    assert "+" not in result_count(exact)
+    # Grouped like every other number on the page, so "10,000" and "10,000+" read alike.
+    assert result_count(exact) == "10,000 payments"
     assert len(row_ids(exact)) == 50
 
     bulk_payments(owner.account_id, rows[10_000:])
@@ -237,6 +240,28 @@ def test_p2_count_is_exact_up_to_10000_then_10000_plus(client):
     # A filter narrows the count back below the cap: exact again.
     narrowed = client.get("/payments/", query_string={"amount_max": "1.49"})
     assert result_count(narrowed) == "50 payments"
+    assert result_count(client.get("/payments/", query_string={"amount_max": "100.99"})) == "10,000 payments"
+
+
+@pytest.mark.parametrize(("language", "exact", "capped"), [
+    ("en", "1,234 payments", "1,000+ payments"),
+    ("nl", "1.234 betalingen", "1.000+ betalingen"),
+    # French groups with a narrow no-break space; the page reader folds it into a plain one.
+    ("fr", "1 234 paiements", "Plus de 1 000 paiements"),
+])
+def test_p1_counts_use_the_languages_digit_grouping(client, monkeypatch, language, exact, capped):
+    from kassa.services import payment_index
+
+    owner = make_merchant()
+    start = now() - timedelta(days=30)
+    bulk_payments(owner.account_id, [{"amount_minor": 100 + i, "created_at": start + timedelta(seconds=i)}
+                                     for i in range(1_234)])
+    login(client, owner)
+    client.post("/preferences/language", data={"language": language, "next": "/"})
+
+    assert result_count(client.get("/payments/")) == exact
+    monkeypatch.setattr(payment_index, "COUNT_CAP", 1_000)  # the capped wording, without 10,001 rows
+    assert result_count(client.get("/payments/")) == capped
 
 
 def test_a1_member_cannot_open_the_index(client):

@@ -217,8 +217,136 @@ def test_p3_a_view_with_a_bad_filter_or_name_is_not_saved(client):
     assert db.session.scalar(select(db.func.count()).select_from(SavedView)) == 0
 
 
-def test_p3_a_nul_character_in_a_view_name_is_not_a_500(client):
+def test_p3_a_nul_character_in_a_view_name_is_refused_not_a_500(client):
     owner, _p = _shop()
     login(client, owner)
-    assert client.post("/payments/views", data={"name": "Fail\x00ures", "state_args": "status=failed"}).status_code == 303
-    assert db.session.scalar(select(SavedView.name)) == "Failures"
+    response = client.post("/payments/views", data={"name": "Fail\x00ures", "state_args": "status=failed"})
+    assert response.status_code == 400
+    assert "NUL character" in text_of(soup_of(response))
+    assert db.session.scalar(select(db.func.count()).select_from(SavedView)) == 0
+
+
+# -- staying inside a view: pages, sort, columns, filters ---------------------------------------------
+
+
+def _current_tab(response) -> str:
+    return text_of(soup_of(response).select_one('nav.tabs a[aria-current="page"]'))
+
+
+def _query(form) -> dict[str, list[str]]:
+    """What a GET form submits as rendered: hidden and text inputs, checked boxes, selected options."""
+    data: dict[str, list[str]] = {}
+    for control in form.select("input, select"):
+        name = control.get("name")
+        if not name or (control.get("type") == "checkbox" and not control.has_attr("checked")):
+            continue
+        if control.name == "select":
+            option = control.select_one("option[selected]") or control.select_one("option")
+            value = option.get("value", "")
+        else:
+            value = control.get("value", "")
+        if value or control.get("type") == "hidden":
+            data.setdefault(name, []).append(value)
+    return data
+
+
+def _view_of_120_failed(client):
+    from datetime import timedelta
+
+    from kassa.clock import now
+    from tests.support.payments import bulk_payments
+
+    owner = make_merchant()
+    start = now() - timedelta(days=3)
+    bulk_payments(owner.account_id, [
+        {"amount_minor": 100 + i, "created_at": start + timedelta(minutes=i), "status": "failed",
+         "display_status": "failed" if i < 120 else "succeeded"} for i in range(130)])
+    login(client, owner)
+    return owner, _save(client, "/payments/?status=failed", "Failures")
+
+
+def test_p3_paging_inside_a_saved_view_keeps_the_view_selected(client):
+    from tests.support.payments import page_link
+
+    _owner, view = _view_of_120_failed(client)
+
+    url, seen = f"/payments/?view={view.id}", []
+    while url:
+        page = client.get(url)
+        assert page.status_code == 200
+        # Every page: the view's tab is the current one and its Manage menu is there.
+        assert _current_tab(page) == "Failures", url
+        assert "Manage view" in text_of(soup_of(page)), url
+        seen += row_ids(page)
+        url = page_link(page, "next")
+        if url:
+            assert f"view={view.id}" in url
+    assert len(seen) == len(set(seen)) == 120
+    back = page_link(client.get(page_link(client.get(f"/payments/?view={view.id}"), "next")), "prev")
+    assert f"view={view.id}" in back and _current_tab(client.get(back)) == "Failures"
+
+
+def test_p3_sort_columns_and_filters_changed_inside_a_view_keep_it_selected(client):
+    from urllib.parse import parse_qs
+
+    from tests.support.payments import chips
+
+    _owner, view = _view_of_120_failed(client)
+    opened = client.get(f"/payments/?view={view.id}")
+
+    # Sort: the quick filter form submits the view along with the new order.
+    quick = _query(soup_of(opened).select_one("form.quickfilters"))
+    assert quick["view"] == [str(view.id)]
+    quick["sort"] = ["amount_asc"]
+    sorted_page = client.get("/payments/", query_string=quick)
+    assert _current_tab(sorted_page) == "Failures"
+    assert row_ids(sorted_page)[0] < row_ids(sorted_page)[1]  # amounts grow with the ids here
+    assert "Update with current filters" in text_of(soup_of(sorted_page))
+
+    # Columns.
+    columns_form = next(f for f in soup_of(opened).select("form.dropdown__panel[method=get]")
+                        if f.select_one("input[name=cols]"))
+    columns = _query(columns_form)
+    columns["cols"] = ["amount", "email"]
+    shown = client.get("/payments/", query_string=columns)
+    assert _current_tab(shown) == "Failures"
+    assert [text_of(th) for th in soup_of(shown).select("thead th")] == ["Gross amount", "Contact email"]
+    assert len(row_ids(shown)) == 50
+
+    # Advanced filters applied from the panel opened inside the view.
+    panel = client.get("/payments/filters", query_string={"tab": "payments", **quick})
+    base_args = soup_of(panel).select_one("input[name=base_args]")["value"]
+    assert f"view={view.id}" in base_args
+    applied = client.post("/payments/filters", data={"base_args": base_args, "tab": "payments", "action": "apply",
+                                                     "c-0-0-prop": "amount", "c-0-0-op": "lt", "c-0-0-v1": "1.10"})
+    assert applied.status_code == 303
+    location = applied.headers["Location"]
+    assert parse_qs(location.split("?", 1)[1])["view"] == [str(view.id)]
+    filtered = client.get(_path(location))
+    assert _current_tab(filtered) == "Failures"
+    assert chips(filtered) == ["Gross amount < 1.10"]
+    assert len(row_ids(filtered)) == 10
+
+
+def test_p3_the_default_view_is_selected_on_the_bare_url_and_all_payments_pages_stay_all(client):
+    from tests.support.payments import page_link, result_count
+
+    _owner, view = _view_of_120_failed(client)
+    client.post(f"/payments/views/{view.id}", data={"action": "default"})
+
+    bare = client.get("/payments/")
+    assert _current_tab(bare) == "Failures Default"
+    assert f"view={view.id}" in page_link(bare, "next")
+    assert result_count(bare) == "120 payments"
+
+    # "All payments" pages through all 130, never falling back into the default view.
+    all_href = soup_of(bare).find("a", string="All payments")["href"]
+    first = client.get(all_href)
+    assert _current_tab(first) == "All payments" and result_count(first) == "130 payments"
+    second = client.get(page_link(first, "next"))
+    assert _current_tab(second) == "All payments" and result_count(second) == "130 payments"
+    # Reset inside a view goes back to the view as saved; on All payments, to all payments.
+    reset = soup_of(second).find("a", string="Reset")["href"]
+    assert result_count(client.get(reset)) == "130 payments"
+    sorted_view = client.get(f"/payments/?view={view.id}&sort=amount_asc")
+    assert soup_of(sorted_view).find("a", string="Reset")["href"] == f"/payments/?view={view.id}"

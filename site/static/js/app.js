@@ -131,11 +131,37 @@
     if (elt && elt.getAttribute && elt.getAttribute("hx-target") === "#panel-slot") {
       $all("[data-panel-opener]").forEach(function (el) { el.removeAttribute("data-panel-opener"); });
       elt.setAttribute("data-panel-opener", "1");
+      closeIndexDropdowns();  // a menu left open would hang over the panel
     }
   });
+  // Payments index: the quick filters' dropdowns (Status, + More) and the result tools' menus close once htmx
+  // has applied the filters (only #results is swapped, so nothing else would close them) and on a click
+  // outside them, like the account menu.
+  var INDEX_DROPDOWNS = ".quickfilters details.dropdown[open], .results__tools details.dropdown[open]";
+  function closeIndexDropdowns(except) {
+    $all(INDEX_DROPDOWNS).forEach(function (d) { if (!except || !d.contains(except)) d.open = false; });
+  }
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var elt = event.detail.elt;
+    if (event.detail.successful && elt && elt.matches && elt.matches("form.quickfilters")) closeIndexDropdowns();
+  });
+  document.addEventListener("click", function (event) { closeIndexDropdowns(event.target); });
   // A panel that redraws itself (the filter panel after a property change) keeps focus on the control the
   // user was on; only a newly opened panel moves focus to its heading.
   var panelFocusId = null;
+  // What the user types into the panel while it redraws (after a property or operator change) would be lost
+  // when the new panel replaces the old: remember each field edited since the request went out and put its
+  // value back into the field of the same id.
+  var panelEdits = null;
+  function inPanel(el) { var slot = document.getElementById("panel-slot"); return slot && slot.contains(el); }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (event.detail.target && event.detail.target.id === "panel-slot") panelEdits = {};
+  });
+  document.addEventListener("input", function (event) {
+    var el = event.target;
+    if (panelEdits && el.id && el.tagName === "INPUT" && inPanel(el)) panelEdits[el.id] = el.value;
+  });
+  document.addEventListener("htmx:afterRequest", function () { panelEdits = null; });
   document.addEventListener("htmx:beforeSwap", function (event) {
     var active = document.activeElement;
     var slot = document.getElementById("panel-slot");
@@ -143,6 +169,10 @@
   });
   document.addEventListener("htmx:afterSwap", function (event) {
     if (event.detail.target && event.detail.target.id === "panel-slot") {
+      Object.keys(panelEdits || {}).forEach(function (id) {
+        var field = document.getElementById(id);
+        if (field && field.tagName === "INPUT") field.value = panelEdits[id];
+      });
       var again = panelFocusId && document.getElementById(panelFocusId);
       if (again && event.detail.target.contains(again)) { again.focus(); return; }
       var heading = event.detail.target.querySelector(".sidepanel h2");
