@@ -12,6 +12,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import func, select
+from werkzeug.serving import run_simple
 
 from kassa.extensions import db
 
@@ -76,7 +77,9 @@ def serve_command(host: str, port: int, tick_every: float) -> None:
     click.echo("  Press Ctrl-C to stop the server and the worker.\n")
     db.session.remove()
     try:
-        current_app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+        # Werkzeug's server directly: Flask ignores app.run() inside a `flask` command (it expects `flask run`),
+        # which would return at once and take the worker down with it.
+        run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
     finally:
         worker.terminate()
         try:
