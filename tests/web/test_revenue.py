@@ -96,6 +96,18 @@ def test_p8_the_reports_page_shows_the_figures_the_chart_and_its_table(client, s
     assert soup_of(client.get("/reports/?days=12345")).select("#performance-title")  # unknown period → 30
 
 
+def test_p8_a_period_without_payments_says_so_instead_of_an_empty_chart(client):
+    """A new merchant's week without payments: no blank chart, a line that says what to do."""
+    owner = make_merchant(company="New Shop")
+    bulk_payments(owner.account_id, [payment(20, 5_000)])  # before this week
+    login(client, owner)
+    section = soup_of(client.get("/reports/?days=7")).select_one("#performance-title").find_parent("section")
+    assert not section.select("svg") and not section.select("details table")
+    empty = section.select_one(".empty-inline")
+    assert "No payments in these 7 days yet" in text_of(empty)
+    assert empty.select_one("a")["href"] == "/links/"
+
+
 def test_p8_test_data_switch_and_roles(client, shop):
     bulk_payments(shop.account_id, [payment(1, 40_000, mode="live", fee=10)])
     assert "$570.00" in text_of(soup_of(client.get("/reports/")).select_one("#performance-title").parent.parent)
