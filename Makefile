@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 MIGRATIONS := site/migrations
 XDIST ?= 2
 
-.PHONY: run test test-fast lint i18n translations bench system-deps browser-deps db clean help
+.PHONY: run test test-fast lint i18n translations bench system-deps browser-deps bench-deps db clean help
 
 help:
 	@echo "make run    serve the app with demo data on http://127.0.0.1:5000 (worker included)"
@@ -57,7 +57,13 @@ i18n: $(STAMP)
 	$(VENV)/bin/pybabel update -i site/translations/messages.pot -d site/translations --no-fuzzy-matching
 	@echo "Catalogs updated: translate the empty msgstr entries in site/translations/*/LC_MESSAGES/messages.po"
 
-bench: $(STAMP) translations system-deps
+# Throughput benchmarks drive the app with wrk (from Debian), next to the browser for Lighthouse.
+bench-deps: browser-deps
+	@if ! command -v wrk >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+	  else echo "Benchmarks need wrk: sudo apt-get install -y wrk"; exit 1; fi; fi
+
+bench: $(STAMP) translations system-deps bench-deps
 	$(PY) -m benchmarks.run_all
 
 clean:

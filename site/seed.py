@@ -1,4 +1,5 @@
-"""Demo data for `make run`: a merchant you can log in as, with products and links to click through."""
+"""Demo data for `make run`: a merchant you can log in as, with products, links and a month of test payments
+to click through."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from kassa.models import Product, User
 from kassa.services import products
 from kassa.services.link_drafts import ItemDraft, LinkDraft
 from kassa.services.links import create_link
+from kassa.services.refunds import refund_payment
 from kassa.services.users import sign_up
 
 DEMO_COMPANY = "Northwind Coffee Roasters"
@@ -42,6 +44,7 @@ def seed_demo(email: str, password: str) -> bool:
     actor = Actor(user=db.session.get(User, user.id), account_id=user.account_id)
     catalogue = _seed_products(actor)
     _seed_links(actor, catalogue)
+    _seed_payments(actor)
     return True
 
 
@@ -96,3 +99,64 @@ def _seed_links(actor: Actor, catalogue: dict[str, Product]) -> None:
     ]
     for draft in links:
         create_link(actor, draft, "en")
+
+
+# days ago, link, buyer, how they pay (a test card number, or "ach" for the test bank account)
+DEMO_PAYMENTS = [
+    (27, "Webshop – house blend", ("Ann", "de Vries", "ann@example.com"), "4242424242424242"),
+    (25, "Coffee club sign-up", ("Bram", "Jansen", "bram@example.com"), "5555555555554444"),
+    (22, "Café starter pack", ("Hanna", "Peters", "hanna@example.com"), "2223003122003222"),
+    (19, "Webshop – house blend", ("Daan", "Bakker", "daan@example.com"), "ach"),
+    (15, "Barista course (6 lessons)", ("Eva", "Visser", "eva@example.com"), "378282246310005"),
+    (9, "Webshop – house blend", ("Finn", "Smit", "finn@example.com"), "5200828282828210"),
+    (6, "Coffee club sign-up", ("Gert", "Mulder", "gert@example.com"), "4000056655665556"),
+    (3, "Café starter pack", ("Chloé", "Martin", "chloe@example.com"), "4000000000000259"),  # a dispute opens
+    (1, "Webshop – house blend", ("Ann", "de Vries", "ann@example.com"), "5105105105105100"),
+]
+
+
+def _seed_payments(actor: Actor) -> None:
+    """Test payments through the real checkout, each on its own day: the account's test clock is set back to
+    that day while it is paid (test payments are dated by it), then returned to now. The worker's next tick
+    then does what those days would have done: the bank debit settles, the dispute opens, payouts are made."""
+    from kassa.models import PaymentLink
+    from kassa.services.checkout import pay, start_session
+
+    links = {link.name: link.slug for link in db.session.scalars(
+        select(PaymentLink).where(PaymentLink.account_id == actor.account_id))}
+    for days_ago, link_name, (first, last, email), paid_with in DEMO_PAYMENTS:
+        _set_test_clock(actor.account_id, -days_ago * 86_400)
+        checkout = start_session(links[link_name], mode="test", language="en")
+        pay(checkout.token, _buyer_form(first, last, email, paid_with), ip=None, user_agent="kassa seed-demo")
+    _set_test_clock(actor.account_id, 0)
+    payment = _latest_payment(actor.account_id, "ann@example.com")
+    refund_payment(actor, payment.id, amount_text="10.00", reason="requested_by_customer",
+                   note="Half the order arrived late.", locale="en")
+
+
+def _buyer_form(first: str, last: str, email: str, paid_with: str) -> dict[str, str]:
+    form = {"email": email, "first_name": first, "last_name": last, "company": "Café de Hoek", "phone": "+31 20 555 0100",
+            "billing_line1": "Prinsengracht 100", "billing_city": "Amsterdam", "billing_postal_code": "1015 EA",
+            "billing_country": "NL", "shipping_line1": "Prinsengracht 100", "shipping_city": "Amsterdam",
+            "shipping_postal_code": "1015 EA", "shipping_country": "NL"}
+    if paid_with == "ach":
+        return {**form, "method": "ach", "routing_number": "110000000", "account_number": "000123456789",
+                "account_holder_name": f"{first} {last}", "ach_mandate": "1"}
+    cvc = "1234" if paid_with.startswith(("34", "37")) else "123"
+    return {**form, "method": "card", "card_number": paid_with, "card_expiry": "12 / 34", "card_cvc": cvc,
+            "card_name": f"{first} {last}"}
+
+
+def _set_test_clock(account_id: int, offset_seconds: int) -> None:
+    from kassa.database import write_transaction
+    from kassa.models import Account
+
+    with write_transaction(db.session) as session:
+        session.get(Account, account_id).clock_offset_seconds = offset_seconds
+
+
+def _latest_payment(account_id: int, email: str):
+    from kassa.models import Payment
+
+    return db.session.scalars(select(Payment).where(Payment.account_id == account_id, Payment.buyer_email == email,
+                                                    Payment.status == "succeeded").order_by(Payment.id.desc())).first()

@@ -32,6 +32,24 @@ def test_seed_demo_creates_a_login_that_works_and_is_idempotent(runner, client):
     assert client.get("/").status_code == 200
 
 
+def test_seed_demo_pays_a_month_of_test_payments_through_the_checkout_and_puts_the_clock_back(runner, client):
+    from kassa.models import Payment, Refund, Subscription
+
+    assert runner.invoke(args=["kassa", "seed-demo"]).exit_code == 0
+    account = db.session.scalar(select(Account))
+    assert account.clock_offset_seconds == 0  # the test clock is back at now
+    payments = db.session.scalars(select(Payment).order_by(Payment.created_at)).all()
+    assert len(payments) == 9 and {p.mode for p in payments} == {"test"}
+    days = {p.created_at.date() for p in payments}
+    assert len(days) == 9 and (max(days) - min(days)).days == 26  # one a day, over four weeks
+    assert {p.method for p in payments} == {"card", "ach"}
+    assert db.session.scalar(select(db.func.count()).select_from(Subscription)) >= 2
+    assert db.session.scalar(select(db.func.count()).select_from(Refund)) == 1
+    log_in(client, DEMO_EMAIL, DEMO_PASSWORD)
+    index = client.get("/payments/").get_data(as_text=True)
+    assert "ann@example.com" in index and "9 payments" in index
+
+
 def test_create_user_command(runner):
     result = runner.invoke(args=["kassa", "create-user", "--email", "cli@shop.example", "--password",
                                  "long enough pw", "--company", "CLI Shop"])
