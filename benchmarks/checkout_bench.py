@@ -100,12 +100,14 @@ def lighthouse_scores(new_url: Callable[[], str]) -> dict[str, int] | None:
     with tempfile.TemporaryDirectory(prefix="kassa-lighthouse-") as tmp:
         report = Path(tmp) / "report.json"
         for _ in range(LIGHTHOUSE_RUNS):
-            subprocess.run(
+            done = subprocess.run(
                 [lighthouse, new_url(), "--quiet", "--output=json", f"--output-path={report}", "--form-factor=mobile",
                  f"--only-categories={','.join(LIGHTHOUSE_CATEGORIES)}",
                  "--chrome-flags=--headless=new --no-sandbox"],
-                env=env, check=True, capture_output=True, timeout=300,
+                env=env, capture_output=True, text=True, timeout=300,
             )
+            if done.returncode != 0:
+                raise RuntimeError(f"lighthouse exited with {done.returncode}: {(done.stderr or done.stdout)[-600:]}")
             categories = json.loads(report.read_text())["categories"]
             for name in LIGHTHOUSE_CATEGORIES:
                 runs[name].append(categories[name]["score"] * 100)
