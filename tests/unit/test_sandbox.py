@@ -17,7 +17,6 @@ from kassa.processors.base import (
     ProcessorUnavailable,
 )
 from kassa.processors.sandbox import (
-    InMemorySandboxStore,
     SandboxProcessor,
     compute_fee,
     convert_minor,
@@ -30,11 +29,6 @@ NL, US = 1, 2  # account ids; account 1 is Dutch, account 2 American
 MINUTE = timedelta(minutes=1)
 SECOND = timedelta(seconds=1)
 _keys = count()
-
-
-@pytest.fixture
-def store():
-    return InMemorySandboxStore()
 
 
 @pytest.fixture

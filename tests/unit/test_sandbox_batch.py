@@ -14,16 +14,11 @@ from kassa.processors.base import (
     ProcessorFailure,
     ProcessorUnavailable,
 )
-from kassa.processors.sandbox import IN_FLIGHT_LEASE, InMemorySandboxStore, SandboxProcessor, index_key_of
+from kassa.processors.sandbox import IN_FLIGHT_LEASE, SandboxProcessor, index_key_of
 
 NOW = datetime(2026, 4, 22, 10, 0, tzinfo=UTC)
 ACCOUNT = 1
 _keys = count()
-
-
-@pytest.fixture
-def store():
-    return InMemorySandboxStore()
 
 
 @pytest.fixture
