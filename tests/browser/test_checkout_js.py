@@ -7,7 +7,6 @@ The page is served by a tiny http.server on 127.0.0.1 (no app, no database): `/`
 from __future__ import annotations
 
 import mimetypes
-import threading
 from collections.abc import Iterator
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +14,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
+from tests.support.browser import serving
 
 pytestmark = pytest.mark.browser
 
@@ -98,14 +99,8 @@ class _Server(ThreadingHTTPServer):
 def fixture_server() -> Iterator[_Server]:
     server = _Server(("127.0.0.1", 0), _Handler)
     server.posts = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -4,13 +4,12 @@ embed it, deactivate it; and the embed button on another site under a strict CSP
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.support.browser import assert_accessible, screenshot
+from tests.support.browser import assert_accessible, screenshot, serving
 
 pytestmark = pytest.mark.browser
 
@@ -223,14 +222,8 @@ class _Shop(ThreadingHTTPServer):
 @pytest.fixture
 def shop() -> Iterator[_Shop]:
     server = _Shop(("127.0.0.1", 0), _ShopHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
 
 
 def _merchant_with_link(live_server, **link_settings) -> str:

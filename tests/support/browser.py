@@ -6,6 +6,7 @@ import os
 import re
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -98,15 +99,25 @@ def live_server(browser_database_url, tmp_path, monkeypatch, app_config) -> Iter
     with app.app_context():
         empty_all_tables(db.engine)
         limiter.reset()
+    try:
+        with serving(server) as thread:
+            yield LiveServer(app, server, thread)
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+@contextmanager
+def serving(server) -> Iterator[threading.Thread]:
+    """Run a socketserver-style `server` on a background thread for the duration of the block."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield LiveServer(app, server, thread)
+        yield thread
     finally:
         server.shutdown()
         thread.join(timeout=10)
-        with app.app_context():
-            db.engine.dispose()
+        server.server_close()
 
 
 def _new_page(browser, viewport, locale="en-US"):
