@@ -33,6 +33,7 @@ from kassa.page_cache import PageCache
 from kassa.processors.registry import has_live_processor
 from kassa.security import allow_form_action, csp_nonce
 from kassa.services import checkout as checkout_service
+from kassa.services.links import sign_test_link
 from kassa.services.mandates import mandate_text
 
 bp = Blueprint("checkout", __name__)
@@ -66,11 +67,23 @@ def _buyer_page(template: str, status: int = 200, **context):
 @bp.get("/pay/<slug>")
 @limiter.limit(lambda: current_app.config["KASSA_CHECKOUT_START_LIMIT"])
 def start(slug: str):
-    """L17: each visit starts its own checkout session with its own URL."""
+    """L17: each visit starts its own checkout session with its own URL. Always live: H7, a `?mode=test` on
+    the public link no longer opens a test checkout (that needs the link's signed test URL, below)."""
+    return _start(slug, None)
+
+
+@bp.get("/pay/<slug>/test/<signature>")
+@limiter.limit(lambda: current_app.config["KASSA_CHECKOUT_START_LIMIT"])
+def start_test(slug: str, signature: str):
+    """T1/H7: the link's test URL, which only the merchant has (Payment links → Actions → Test)."""
+    return _start(slug, signature)
+
+
+def _start(slug: str, test_signature: str | None):
     language = _buyer_language()
     _use_language(language)
     try:
-        checkout = checkout_service.start_session(slug, mode=request.args.get("mode", "live"), language=language)
+        checkout = checkout_service.start_session(slug, language=language, test_signature=test_signature)
     except Gone as exc:
         return _buyer_page("checkout/unavailable.html", 410, title=_("This link is no longer active"),
                            message=exc.message)
@@ -88,7 +101,14 @@ def _view(token: str) -> checkout_service.CheckoutView:
 
 def _start_again_url(view: checkout_service.CheckoutView) -> str:
     """A fresh checkout session for the same link, in the same mode (L17)."""
-    return url_for("checkout.start", slug=view.link_slug, mode="test" if view.checkout.mode == "test" else None)
+    if view.checkout.mode == Mode.TEST.value:
+        return signed_test_url(view.checkout.link_id, view.link_slug)
+    return url_for("checkout.start", slug=view.link_slug)
+
+
+def signed_test_url(link_id: int, slug: str, **kwargs) -> str:
+    """H7: the signed URL that starts a test checkout of one link."""
+    return url_for("checkout.start_test", slug=slug, signature=sign_test_link(link_id), **kwargs)
 
 
 def _page_context(view: checkout_service.CheckoutView, *, values=None, errors=None, alert=None,

@@ -29,6 +29,11 @@ def public_url(link: PaymentLink) -> str:
     return absolute_url("checkout.start", slug=link.slug)
 
 
+def signed_test_url(link: PaymentLink) -> str:
+    """H7: the link's signed test URL; the only way into a test checkout."""
+    return url_for("checkout.start_test", slug=link.slug, signature=links.sign_test_link(link.id))
+
+
 def _stats(link_ids: list[int]) -> dict[int, tuple[int, dict[str, int]]]:
     """Payments count and succeeded revenue per link (per currency), in one query."""
     if not link_ids:
@@ -79,7 +84,7 @@ def index():
         "links/index.html", "link_table",
         links=rows, summaries=summaries, stats=_stats([link.id for link in rows]), search=search, page=page,
         pages=pages, total=total, any_links=any_links, highlight=request.args.get("highlight", type=int),
-        public_url=public_url, active_nav="links",
+        public_url=public_url, signed_test_url=signed_test_url, active_nav="links",
         prev_href=url_for("links.index", q=search or None, page=page - 1) if page > 1 else None,
         next_href=url_for("links.index", q=search or None, page=page + 1) if page < pages else None,
     )

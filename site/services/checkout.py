@@ -44,7 +44,7 @@ from kassa.processors.base import (
 from kassa.processors.registry import NoLiveProcessor, processor_for
 from kassa.services import risk
 from kassa.services.checkout_form import PROCESSOR_FIELDS, BuyerInput, read_buyer_form
-from kassa.services.links import public_link
+from kassa.services.links import is_valid_test_signature, public_link
 
 SESSION_LIFETIME = timedelta(hours=24)
 
@@ -99,15 +99,20 @@ def snapshot_summary(snapshot: dict[str, Any]) -> OrderSummary:
     return build_order_summary(snapshot_items(snapshot), snapshot["currency"])
 
 
-def start_session(slug: str, *, mode: str, language: str | None) -> CheckoutSession:
-    """GET /pay/<slug>: every visit gets its own checkout session and token (L17)."""
+def start_session(slug: str, *, language: str | None, test_signature: str | None = None) -> CheckoutSession:
+    """GET /pay/<slug>: every visit gets its own checkout session and token (L17).
+
+    H7: a test checkout only with the link's own test signature (its signed test URL); a wrong one is a 404,
+    exactly as an unknown link, so signatures can't be probed."""
     with write_transaction(db.session) as session:
         link = public_link(slug)
+        if test_signature is not None and not is_valid_test_signature(link.id, test_signature):
+            raise NotFound(_("This payment link doesn't exist."))
         checkout = CheckoutSession(
             account_id=link.account_id,
             link_id=link.id,
             token=secrets.token_urlsafe(32),
-            mode=Mode.TEST.value if mode == Mode.TEST.value else Mode.LIVE.value,
+            mode=Mode.LIVE.value if test_signature is None else Mode.TEST.value,
             link_version=link.version,
             snapshot=link_snapshot(link),
             language=language,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
@@ -170,3 +174,16 @@ def public_link(slug: str) -> PaymentLink:
     if link.status != LinkStatus.ACTIVE.value:
         raise Gone(_("This link is no longer accepting payments."))
     return link
+
+
+def sign_test_link(link_id: int) -> str:
+    """H7: the signature in a link's test URL (`/pay/<slug>/test/<signature>`). An HMAC of the link id under
+    the app secret, so it can't be guessed, forged, or moved to another link; only the merchant sees it (the
+    Test action on the Payment links page)."""
+    key = current_app.config["SECRET_KEY"].encode()
+    mac = hmac.new(key, f"kassa.test-link:{link_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac[:18]).decode()
+
+
+def is_valid_test_signature(link_id: int, signature: str) -> bool:
+    return hmac.compare_digest(sign_test_link(link_id).encode(), (signature or "").encode())

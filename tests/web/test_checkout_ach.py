@@ -13,7 +13,7 @@ from kassa.extensions import db
 from kassa.models import Account, Mandate, Payment, PaymentAttempt, PaymentStatus, TimelineEntry
 from kassa.services.ticks import run_tick
 from tests.support.app import page_text, run_outbox
-from tests.support.checkout import pay_with_ach, start_checkout, submit_checkout
+from tests.support.checkout import pay_with_ach, signed_test_path, start_checkout, submit_checkout
 from tests.support.checkout_flow import (
     T4_ACCOUNTS,
     count,
@@ -227,7 +227,7 @@ def test_c5_failed_bank_debit_offers_a_fresh_checkout_to_pay_another_way(client,
         assert "The payment didn't go through" in page_text(failed)
         assert "You can start again and pay another way." in page_text(failed)
         again = _start_again(failed)
-        assert again is not None and again["href"] == f"/pay/{link.slug}?mode=test"
+        assert again is not None and again["href"] == signed_test_path(link.slug)
 
         restarted = client.get(again["href"])
         assert restarted.status_code == 303
