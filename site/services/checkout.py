@@ -220,6 +220,9 @@ class PaymentInFlight(Conflict):
 @dataclass(frozen=True)
 class PayOutcome:
     payment: Payment | None  # None while the processor's answer is still being confirmed
+    # H8: True only when this call made the charge (not when the checkout was already paid, by another tab or
+    # by whoever now holds its URL): only then is the caller the buyer who paid.
+    charged_now: bool = False
 
 
 def _lock_session(session, checkout_id: int) -> CheckoutSession:
@@ -338,9 +341,9 @@ def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | N
         # away; if it still can't say, the reconciler settles it on the next tick.
         result = _mark_unknown_and_lookup(attempt_id, key, account.id, processor)
         if result is None:
-            return PayOutcome(None)
+            return PayOutcome(None, charged_now=True)
     payment = record_successful_charge(attempt_id, result, mandate_context={"ip": ip, "user_agent": user_agent})
-    return PayOutcome(payment)
+    return PayOutcome(payment, charged_now=True)
 
 
 def _mark_unknown_and_lookup(attempt_id: int, key: str, account_id: int, processor) -> ChargeResult | None:

@@ -242,7 +242,8 @@ def test_c5_ten_concurrent_submits_of_one_checkout_charge_exactly_once(app, clie
     assert sandbox_charges() == 1
     assert [a.status for a in attempts()] == [AttemptStatus.SUCCEEDED.value]
     assert len(emails("receipt")) == 1
-    assert "Thank you! Your payment was received." in page_text(client.get(path))
+    # H8: `client` opened the checkout but paid nothing: it sees the outcome without the buyer's details.
+    assert "This payment is complete" in page_text(client.get(path))
 
 
 # -- card testing -----------------------------------------------------------------------------------
@@ -643,7 +644,9 @@ def test_crash_safety_attempt_left_pending_by_a_crash_is_settled_once_no_call_ca
     with time_machine.travel(now() + checkout_service.IN_FLIGHT_LIMIT + timedelta(seconds=5)):
         _tick()
         run_outbox()
-        assert "Thank you! Your payment was received." in page_text(client.get(path))
+        # H8: the request that charged died before it could mark this browser as the payer, so the page
+        # shows the outcome without personal data; the receipt went out by email.
+        assert "This payment is complete" in page_text(client.get(path))
     assert only_payment().status == "succeeded"
     assert sandbox_charges() == 1
     assert len(mailbox.to(BUYER)) == 1
