@@ -14,7 +14,7 @@ import time_machine
 
 from kassa.clock import now
 from tests.support.app import run_outbox
-from tests.support.browser import PHONE, assert_accessible, screenshot
+from tests.support.browser import PHONE, assert_accessible, screenshot, signed_test_url
 from tests.support.checkout_flow import make_shop, pdf_attachment, pdf_text, subject_of
 
 pytestmark = pytest.mark.browser
@@ -54,7 +54,7 @@ def _shot(page, name: str) -> None:
 
 
 def _open(page, base: str, slug: str) -> None:
-    page.goto(f"{base}/pay/{slug}?mode=test")
+    page.goto(signed_test_url(base, slug))
     page.get_by_role("button", name=re.compile(r"^Pay ")).wait_for()
 
 
@@ -223,7 +223,7 @@ def test_c7_language_menu_switches_with_javascript_too(live_server, new_page, sl
 
 
 def _open_localized(page, base: str, slug: str, pay_prefix: str) -> None:
-    page.goto(f"{base}/pay/{slug}?mode=test")
+    page.goto(signed_test_url(base, slug))
     page.get_by_role("button", name=re.compile(rf"^{pay_prefix}")).wait_for()
 
 
