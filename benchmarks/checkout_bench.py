@@ -43,7 +43,7 @@ def _test_path(name: str) -> str:
     app = create_app()
     with app.app_context():
         link = db.session.query(PaymentLink).filter_by(name=name).one()
-        return f"/pay/{link.slug}/test/{sign_test_link(link.id)}"
+        return f"/pay/{link.slug}/test/{sign_test_link(link)}"
 
 
 def page_bytes(base: str, path: str) -> dict[str, int]:

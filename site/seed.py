@@ -123,13 +123,13 @@ def _seed_payments(actor: Actor) -> None:
     from kassa.services.checkout import pay, start_session
     from kassa.services.links import sign_test_link
 
-    links = {link.name: (link.slug, link.id) for link in db.session.scalars(
+    links = {link.name: (link.slug, sign_test_link(link)) for link in db.session.scalars(
         select(PaymentLink).where(PaymentLink.account_id == actor.account_id))}
     for days_ago, link_name, (first, last, email), paid_with in DEMO_PAYMENTS:
         _set_test_clock(actor.account_id, -days_ago * 86_400)
-        slug, link_id = links[link_name]
+        slug, signature = links[link_name]
         # H7: test checkouts start from the link's signed test URL, as the merchant's Test action does.
-        checkout = start_session(slug, language="en", test_signature=sign_test_link(link_id))
+        checkout = start_session(slug, language="en", test_signature=signature)
         pay(checkout.token, _buyer_form(first, last, email, paid_with), ip=None, user_agent="kassa seed-demo")
     _set_test_clock(actor.account_id, 0)
     payment = _latest_payment(actor.account_id, "ann@example.com")

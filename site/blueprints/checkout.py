@@ -28,7 +28,7 @@ from kassa import buyer_proof
 from kassa.errors import Conflict, Gone, KassaError, NotFound, TooManyRequests, ValidationFailed
 from kassa.extensions import db, limiter
 from kassa.i18n import LANGUAGES, best_language
-from kassa.models import CheckoutSession, CheckoutStatus, Mode, Payment, PaymentStatus
+from kassa.models import CheckoutSession, CheckoutStatus, Mode, Payment, PaymentLink, PaymentStatus
 from kassa.netutil import client_ip
 from kassa.page_cache import PageCache
 from kassa.processors.registry import has_live_processor
@@ -103,13 +103,10 @@ def _view(token: str) -> checkout_service.CheckoutView:
 def _start_again_url(view: checkout_service.CheckoutView) -> str:
     """A fresh checkout session for the same link, in the same mode (L17)."""
     if view.checkout.mode == Mode.TEST.value:
-        return signed_test_url(view.checkout.link_id, view.link_slug)
+        # H7: a test checkout starts again from the link's signed test URL (as it is now: renewed or not).
+        link = db.session.get(PaymentLink, view.checkout.link_id)
+        return url_for("checkout.start_test", slug=view.link_slug, signature=sign_test_link(link))
     return url_for("checkout.start", slug=view.link_slug)
-
-
-def signed_test_url(link_id: int, slug: str, **kwargs) -> str:
-    """H7: the signed URL that starts a test checkout of one link."""
-    return url_for("checkout.start_test", slug=slug, signature=sign_test_link(link_id), **kwargs)
 
 
 def _page_context(view: checkout_service.CheckoutView, *, values=None, errors=None, alert=None,

@@ -106,7 +106,7 @@ def start_session(slug: str, *, language: str | None, test_signature: str | None
     exactly as an unknown link, so signatures can't be probed."""
     with write_transaction(db.session) as session:
         link = public_link(slug)
-        if test_signature is not None and not is_valid_test_signature(link.id, test_signature):
+        if test_signature is not None and not is_valid_test_signature(link, test_signature):
             raise NotFound(_("This payment link doesn't exist."))
         checkout = CheckoutSession(
             account_id=link.account_id,

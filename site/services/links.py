@@ -176,14 +176,23 @@ def public_link(slug: str) -> PaymentLink:
     return link
 
 
-def sign_test_link(link_id: int) -> str:
-    """H7: the signature in a link's test URL (`/pay/<slug>/test/<signature>`). An HMAC of the link id under
-    the app secret, so it can't be guessed, forged, or moved to another link; only the merchant sees it (the
-    Test action on the Payment links page)."""
+def sign_test_link(link: PaymentLink) -> str:
+    """H7: the signature in a link's test URL (`/pay/<slug>/test/<signature>`). An HMAC under the app secret of
+    the link id and its test key, so it can't be guessed, forged or moved to another link, and a new key
+    (`renew_test_link`) revokes it. Only the merchant sees it (Payment links → Actions → Test)."""
     key = current_app.config["SECRET_KEY"].encode()
-    mac = hmac.new(key, f"kassa.test-link:{link_id}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(mac[:18]).decode()
+    message = f"kassa.test-link:{link.id}:{link.test_link_key or ''}".encode()
+    return base64.urlsafe_b64encode(hmac.new(key, message, hashlib.sha256).digest()[:18]).decode()
 
 
-def is_valid_test_signature(link_id: int, signature: str) -> bool:
-    return hmac.compare_digest(sign_test_link(link_id).encode(), (signature or "").encode())
+def is_valid_test_signature(link: PaymentLink, signature: str) -> bool:
+    return hmac.compare_digest(sign_test_link(link).encode(), (signature or "").encode())
+
+
+def renew_test_link(actor: Actor, link_id: int) -> PaymentLink:
+    """H7: a new test URL for the link; the old one (shared too widely, say) stops opening test checkouts."""
+    with write_transaction(db.session) as session:
+        link = owned_link(session, actor.account_id, link_id)
+        link.test_link_key = secrets.token_urlsafe(12)
+        record_audit(actor, "link.test_link_renewed", object_type="payment_link", object_id=link.id)
+        return link

@@ -64,9 +64,9 @@ def signed_test_path(slug: str, app=None) -> str:
                 return signed_test_path(slug)
             finally:
                 db.session.remove()
-    link_id = db.session.scalar(select(PaymentLink.id).where(PaymentLink.slug == slug))
-    assert link_id is not None, f"no link {slug}"
-    return f"/pay/{slug}/test/{sign_test_link(link_id)}"
+    link = db.session.scalar(select(PaymentLink).where(PaymentLink.slug == slug))
+    assert link is not None, f"no link {slug}"
+    return f"/pay/{slug}/test/{sign_test_link(link)}"
 
 
 def start_checkout(client, slug: str, *, mode: str = "test", **query: str) -> str:

@@ -85,6 +85,26 @@ def test_h7_the_links_page_test_action_is_a_signed_url_bound_to_its_link(client)
     assert count(CheckoutSession) == 1
 
 
+def test_h7_a_new_test_link_revokes_the_old_one(client):
+    """Actions → New test link: the test URL handed out before opens nothing (404), the new one on the
+    Payment links page opens a test checkout, and the public link is unchanged."""
+    owner = make_merchant()
+    login(client, owner)
+    link = make_link(owner)
+    old = signed_test_path(link.slug)
+
+    renewed = client.post(f"/links/{link.id}/test-link")
+    assert renewed.status_code in (302, 303)
+    listing = soup_of(client.get("/links/"))
+    [new] = [a["href"] for a in listing.select(".menu__panel a") if a.get_text(" ", strip=True).startswith("Test")]
+    assert new != old and new == signed_test_path(link.slug)
+    assert client.get(old).status_code == 404
+    assert client.get(new).status_code == 303
+    assert client.get(f"/pay/{link.slug}").status_code == 303
+    assert [c.mode for c in db.session.scalars(select(CheckoutSession).order_by(CheckoutSession.id))] == [
+        "test", "live"]
+
+
 @pytest.mark.parametrize("app_config", [{"KASSA_TEST_RECEIPT_IP_LIMIT": "2 per hour",
                                          "KASSA_TEST_RECEIPT_LINK_LIMIT": "100 per hour"}])
 def test_h7_test_receipt_emails_are_limited_per_client_address(client, app_config):
