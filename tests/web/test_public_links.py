@@ -13,7 +13,7 @@ from sqlalchemy import select
 from kassa.clock import now
 from kassa.database import write_transaction
 from kassa.extensions import db
-from kassa.models import Account, CheckoutSession, EmailMessage, Payment
+from kassa.models import Account, CheckoutSession, Contact, EmailMessage, Payment
 from tests.factories import make_merchant, make_payment
 from tests.support.app import page_text
 from tests.support.checkout import pay_with_card, signed_test_path, submit_checkout
@@ -60,7 +60,7 @@ def test_h7_mode_test_on_the_public_link_gives_the_live_checkout(client):
     assert soup_of(page).select_one(".testmode") is None
 
     submit_checkout(client, f"/checkout/{checkout.token}", email="victim@elsewhere.example")
-    assert count(Payment) == 0 and count(EmailMessage) == 0
+    assert count(Payment) == 0 and count(EmailMessage) == 0 and count(Contact) == 0
 
 
 def test_h7_the_links_page_test_action_is_a_signed_url_bound_to_its_link(client):
