@@ -32,32 +32,35 @@ def _opener():
     return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
 
 
-def _slug(_base: str, name: str) -> str:
-    """The public slug of a demo link (read from the database through the app)."""
+def _test_path(name: str) -> str:
+    """The signed test URL path of a demo link (H7: the only way into a test checkout), from the database
+    and secret key through the app."""
     from kassa import create_app
     from kassa.extensions import db
     from kassa.models import PaymentLink
+    from kassa.services.links import sign_test_link
 
     app = create_app()
     with app.app_context():
-        return db.session.query(PaymentLink).filter_by(name=name).one().slug
+        link = db.session.query(PaymentLink).filter_by(name=name).one()
+        return f"/pay/{link.slug}/test/{sign_test_link(link)}"
 
 
-def page_bytes(base: str, slug: str) -> dict[str, int]:
+def page_bytes(base: str, path: str) -> dict[str, int]:
     opener = _opener()
-    html = opener.open(f"{base}/pay/{slug}?mode=test").read()
+    html = opener.open(base + path).read()
     sizes = {"html": len(html)}
     for kind, pattern in (("css", rb'href="(/assets/[^"]+)"'), ("js", rb'src="(/assets/[^"]+)"')):
-        sizes[kind] = sum(len(opener.open(base + path.decode().replace("&amp;", "&")).read())
-                          for path in re.findall(pattern, html))
+        sizes[kind] = sum(len(opener.open(base + asset.decode().replace("&amp;", "&")).read())
+                          for asset in re.findall(pattern, html))
     return sizes
 
 
-def pay_latency_ms(base: str, slug: str, n: int) -> list[float]:
+def pay_latency_ms(base: str, path: str, n: int) -> list[float]:
     timings = []
     for i in range(n):
         opener = _opener()
-        response = opener.open(f"{base}/pay/{slug}?mode=test")
+        response = opener.open(base + path)
         page_url = response.geturl()
         token = re.search(rb'name="csrf_token" value="([^"]+)"', response.read()).group(1).decode()
         form = {**CARD_FORM, "email": f"bench{i}@example.com", "csrf_token": token}
@@ -131,23 +134,25 @@ def main() -> list[dict]:
         # Many payments with one test card: lift the card-testing limits for this server only.
         env = prepare_database(Path(tmp) / "instance")
         env.update({"KASSA_RISK_CARD_USES": "1000000", "KASSA_RISK_IP_DECLINES": "1000000",
-                    "KASSA_CHECKOUT_START_LIMIT": "100000 per minute", "KASSA_CHECKOUT_SUBMIT_LIMIT": "100000 per minute"})
+                    "KASSA_CHECKOUT_START_LIMIT": "100000 per minute", "KASSA_CHECKOUT_SUBMIT_LIMIT": "100000 per minute",
+                    # Every payment emails its receipt, as a buyer's would (H7 caps test receipts per link and IP).
+                    "KASSA_TEST_RECEIPT_LINK_LIMIT": "100000 per hour", "KASSA_TEST_RECEIPT_IP_LIMIT": "100000 per hour"})
         os.environ.update(env)
-        slug = _slug("", "Webshop – house blend")
-        card_slug = _slug("", "Barista course (6 lessons)")
+        path = _test_path("Webshop – house blend")
+        card_path = _test_path("Barista course (6 lessons)")
         with gunicorn("wsgi:app", env) as base:
             # "The card checkout": card + billing address (the default link settings).
-            sizes = page_bytes(base, card_slug)
-            with_shipping = page_bytes(base, slug)
+            sizes = page_bytes(base, card_path)
+            with_shipping = page_bytes(base, path)
             opener = _opener()
-            checkout_url = opener.open(f"{base}/pay/{slug}?mode=test").geturl()
+            checkout_url = opener.open(base + path).geturl()
             with gunicorn("benchmarks.baseline_app:app", {"KASSA_BASELINE_BYTES": str(sizes["html"])}) as bare:
                 value, baseline, rounds = interleaved_rps(checkout_url, bare + "/")
-            timings = pay_latency_ms(base, slug, 60)[10:]  # the first ten warm the server up
+            timings = pay_latency_ms(base, path, 60)[10:]  # the first ten warm the server up
         # Last, apart from the throughput figures (its browser would compete with them): fresh sessions of the
         # link whose page wrk loaded.
         with gunicorn("wsgi:app", env) as base:
-            scores = lighthouse_scores(lambda: _opener().open(f"{base}/pay/{slug}?mode=test").geturl())
+            scores = lighthouse_scores(lambda: _opener().open(base + path).geturl())
     total = sizes["html"] + sizes["css"] + sizes["js"]
     return [
         emit("checkout_page_bytes", total, "bytes", baseline=30 * 1024, n=1, html=sizes["html"], css=sizes["css"],

@@ -94,6 +94,20 @@ def build_config(instance_path: Path) -> dict:
         # Requests per client IP on the public checkout (on top of the card-testing guard).
         "KASSA_CHECKOUT_START_LIMIT": _env("KASSA_CHECKOUT_START_LIMIT", "60 per minute"),
         "KASSA_CHECKOUT_SUBMIT_LIMIT": _env("KASSA_CHECKOUT_SUBMIT_LIMIT", "30 per minute"),
+        # H7: receipt PDFs rendered once, then served from here (keyed by payment and what the PDF shows).
+        "KASSA_RECEIPT_CACHE_DIR": _env("KASSA_RECEIPT_CACHE_DIR", str(instance_path / "receipts")),
+        # H7: receipt PDF renders for buyers' downloads, per link and per client address (cached copies are free).
+        "KASSA_RECEIPT_RENDER_LINK_LIMIT": _env("KASSA_RECEIPT_RENDER_LINK_LIMIT", "60 per hour"),
+        "KASSA_RECEIPT_RENDER_IP_LIMIT": _env("KASSA_RECEIPT_RENDER_IP_LIMIT", "10 per 10 minutes"),
+        # H7: receipt emails from test checkouts, per link and per client address.
+        "KASSA_TEST_RECEIPT_LINK_LIMIT": _env("KASSA_TEST_RECEIPT_LINK_LIMIT", "50 per hour"),
+        "KASSA_TEST_RECEIPT_IP_LIMIT": _env("KASSA_TEST_RECEIPT_IP_LIMIT", "20 per hour"),
+        # H8: how long the browser that paid sees the buyer's details on the confirmation page, and how long
+        # a receipt download link works (seconds).
+        "KASSA_CONFIRMATION_SECONDS": int(_env("KASSA_CONFIRMATION_SECONDS", "3600") or 3600),
+        # H13: Actions → Send receipt, per user and per payment.
+        "KASSA_SEND_RECEIPT_USER_LIMIT": _env("KASSA_SEND_RECEIPT_USER_LIMIT", "30 per hour"),
+        "KASSA_SEND_RECEIPT_PAYMENT_LIMIT": _env("KASSA_SEND_RECEIPT_PAYMENT_LIMIT", "5 per hour"),
         # Subscription batches a billing tick charges at once (PostgreSQL only; SQLite has one writer at a time).
         "KASSA_BILLING_WORKERS": int(_env("KASSA_BILLING_WORKERS", "2") or 2),
     }

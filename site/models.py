@@ -393,6 +393,8 @@ class PaymentLink(db.Model):
     version: Mapped[int] = mapped_column(default=1)
     # Set by the card-testing guard: card payments on this link pause until then (issue 5).
     card_paused_until: Mapped[datetime | None]
+    # H7: part of what the link's test URL signs; a new value revokes every test URL handed out before.
+    test_link_key: Mapped[str | None] = mapped_column(String(32))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=_now)
     updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)

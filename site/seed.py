@@ -121,12 +121,15 @@ def _seed_payments(actor: Actor) -> None:
     then does what those days would have done: the bank debit settles, the dispute opens, payouts are made."""
     from kassa.models import PaymentLink
     from kassa.services.checkout import pay, start_session
+    from kassa.services.links import sign_test_link
 
-    links = {link.name: link.slug for link in db.session.scalars(
+    links = {link.name: (link.slug, sign_test_link(link)) for link in db.session.scalars(
         select(PaymentLink).where(PaymentLink.account_id == actor.account_id))}
     for days_ago, link_name, (first, last, email), paid_with in DEMO_PAYMENTS:
         _set_test_clock(actor.account_id, -days_ago * 86_400)
-        checkout = start_session(links[link_name], mode="test", language="en")
+        slug, signature = links[link_name]
+        # H7: test checkouts start from the link's signed test URL, as the merchant's Test action does.
+        checkout = start_session(slug, language="en", test_signature=signature)
         pay(checkout.token, _buyer_form(first, last, email, paid_with), ip=None, user_agent="kassa seed-demo")
     _set_test_clock(actor.account_id, 0)
     payment = _latest_payment(actor.account_id, "ann@example.com")

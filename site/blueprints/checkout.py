@@ -24,15 +24,17 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import inspect as sa_inspect
 
+from kassa import buyer_proof
 from kassa.errors import Conflict, Gone, KassaError, NotFound, TooManyRequests, ValidationFailed
 from kassa.extensions import db, limiter
 from kassa.i18n import LANGUAGES, best_language
-from kassa.models import CheckoutSession, CheckoutStatus, Mode, Payment, PaymentStatus
+from kassa.models import CheckoutSession, CheckoutStatus, Mode, Payment, PaymentLink, PaymentStatus
 from kassa.netutil import client_ip
 from kassa.page_cache import PageCache
 from kassa.processors.registry import has_live_processor
 from kassa.security import allow_form_action, csp_nonce
 from kassa.services import checkout as checkout_service
+from kassa.services.links import sign_test_link
 from kassa.services.mandates import mandate_text
 
 bp = Blueprint("checkout", __name__)
@@ -66,11 +68,23 @@ def _buyer_page(template: str, status: int = 200, **context):
 @bp.get("/pay/<slug>")
 @limiter.limit(lambda: current_app.config["KASSA_CHECKOUT_START_LIMIT"])
 def start(slug: str):
-    """L17: each visit starts its own checkout session with its own URL."""
+    """L17: each visit starts its own checkout session with its own URL. Always live: H7, a `?mode=test` on
+    the public link no longer opens a test checkout (that needs the link's signed test URL, below)."""
+    return _start(slug, None)
+
+
+@bp.get("/pay/<slug>/test/<signature>")
+@limiter.limit(lambda: current_app.config["KASSA_CHECKOUT_START_LIMIT"])
+def start_test(slug: str, signature: str):
+    """T1/H7: the link's test URL, which only the merchant has (Payment links → Actions → Test)."""
+    return _start(slug, signature)
+
+
+def _start(slug: str, test_signature: str | None):
     language = _buyer_language()
     _use_language(language)
     try:
-        checkout = checkout_service.start_session(slug, mode=request.args.get("mode", "live"), language=language)
+        checkout = checkout_service.start_session(slug, language=language, test_signature=test_signature)
     except Gone as exc:
         return _buyer_page("checkout/unavailable.html", 410, title=_("This link is no longer active"),
                            message=exc.message)
@@ -88,7 +102,11 @@ def _view(token: str) -> checkout_service.CheckoutView:
 
 def _start_again_url(view: checkout_service.CheckoutView) -> str:
     """A fresh checkout session for the same link, in the same mode (L17)."""
-    return url_for("checkout.start", slug=view.link_slug, mode="test" if view.checkout.mode == "test" else None)
+    if view.checkout.mode == Mode.TEST.value:
+        # H7: a test checkout starts again from the link's signed test URL (as it is now: renewed or not).
+        link = db.session.get(PaymentLink, view.checkout.link_id)
+        return url_for("checkout.start_test", slug=view.link_slug, signature=sign_test_link(link))
+    return url_for("checkout.start", slug=view.link_slug)
 
 
 def _page_context(view: checkout_service.CheckoutView, *, values=None, errors=None, alert=None,
@@ -161,10 +179,22 @@ def _confirmation(view: checkout_service.CheckoutView):
     # C5: a bank debit that failed after the fact can be paid again, another way, from a fresh checkout.
     start_again_url = _start_again_url(view) if payment.status == PaymentStatus.FAILED.value and view.link_open \
         else None
-    return _buyer_page("checkout/confirmation.html", payment=payment, account=view.account, checkout=checkout,
-                       summary=checkout_service.snapshot_summary(checkout.snapshot),
-                       test_mode=checkout.mode == Mode.TEST.value, language=g.buyer_language,
-                       start_again_url=start_again_url)
+    test_mode = checkout.mode == Mode.TEST.value
+    if not buyer_proof.paid_here(checkout.id):
+        # H8: whoever else holds this URL (or the payer, after the time limit) learns nothing about the buyer.
+        return _buyer_page("checkout/complete.html", account=view.account, test_mode=test_mode,
+                           failed=payment.status == PaymentStatus.FAILED.value, start_again_url=start_again_url,
+                           failure_message=payment.failure_message)
+    html, status = _buyer_page("checkout/confirmation.html", payment=payment, account=view.account,
+                               checkout=checkout, summary=checkout_service.snapshot_summary(checkout.snapshot),
+                               test_mode=test_mode, language=g.buyer_language, start_again_url=start_again_url,
+                               receipt_url=url_for("checkout.receipt", token=checkout.token,
+                                                   sig=buyer_proof.receipt_signature(checkout.id)))
+    response = current_app.make_response((html, status))
+    # Personal data: kept by no cache, and the same URL shows something else to other browsers.
+    response.headers["Cache-Control"] = "private, no-store"
+    response.vary.add("Cookie")
+    return response
 
 
 @bp.get("/checkout/<token>")
@@ -224,8 +254,11 @@ def submit(token: str):
         db.session.rollback()
         return _buyer_page("checkout/page.html", 409, **_page_context(view, values=form, alert=exc.message))
     if outcome.payment is None:
-        return _buyer_page("checkout/processing.html", 202, checkout=checkout)
-    return _after_payment(checkout)
+        response = current_app.make_response(_buyer_page("checkout/processing.html", 202, checkout=checkout))
+    else:
+        response = _after_payment(checkout)
+    # H8: this browser paid; it alone sees the buyer's details on the confirmation page, for a while.
+    return buyer_proof.remember_payment(response, checkout.id) if outcome.charged_now else response
 
 
 def _after_payment(checkout: CheckoutSession):
@@ -238,13 +271,19 @@ def _after_payment(checkout: CheckoutSession):
 
 @bp.get("/checkout/<token>/receipt.pdf")
 def receipt(token: str):
+    """H8: only through the signed, expiring link on the payer's confirmation page (the token alone is not
+    enough: the checkout URL gets copied). H7: renders are rate-limited, copies cached."""
     checkout = _view(token).checkout
+    if not buyer_proof.receipt_signature_valid(checkout.id, request.args.get("sig")):
+        return _buyer_page("checkout/unavailable.html", 403, title=_("This receipt link has expired"),
+                           message=_("For your privacy, a receipt can be downloaded from the payment page only "
+                                     "for a short time. Your receipt was also sent to you by email."))
     payment = db.session.get(Payment, checkout.payment_id) if checkout.payment_id else None
     if payment is None or payment.status != PaymentStatus.SUCCEEDED.value:
         abort(404)
-    from kassa.services.receipts import render_payment_receipt
+    from kassa.services.receipts import public_receipt_pdf
 
-    filename, content_type, data = render_payment_receipt(payment)
+    filename, content_type, data = public_receipt_pdf(payment, ip=client_ip())
     response = Response(data, mimetype=content_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["Cache-Control"] = "private, no-store"

@@ -29,6 +29,11 @@ def public_url(link: PaymentLink) -> str:
     return absolute_url("checkout.start", slug=link.slug)
 
 
+def signed_test_url(link: PaymentLink) -> str:
+    """H7: the link's signed test URL; the only way into a test checkout."""
+    return url_for("checkout.start_test", slug=link.slug, signature=links.sign_test_link(link))
+
+
 def _stats(link_ids: list[int]) -> dict[int, tuple[int, dict[str, int]]]:
     """Payments count and succeeded revenue per link (per currency), in one query."""
     if not link_ids:
@@ -79,7 +84,7 @@ def index():
         "links/index.html", "link_table",
         links=rows, summaries=summaries, stats=_stats([link.id for link in rows]), search=search, page=page,
         pages=pages, total=total, any_links=any_links, highlight=request.args.get("highlight", type=int),
-        public_url=public_url, active_nav="links",
+        public_url=public_url, signed_test_url=signed_test_url, active_nav="links",
         prev_href=url_for("links.index", q=search or None, page=page - 1) if page > 1 else None,
         next_href=url_for("links.index", q=search or None, page=page + 1) if page < pages else None,
     )
@@ -148,6 +153,17 @@ def set_status(link_id: int):
     link = links.set_active(current_actor(), link_id, active)
     flash(_("“%(name)s” is active again: its URL accepts payments.", name=link.name) if active else
           _("“%(name)s” is deactivated: its URL no longer accepts payments.", name=link.name), "success")
+    return htmx_redirect(url_for("links.index", highlight=link.id))
+
+
+@bp.post("/<int:link_id>/test-link")
+@permission_required(Permission.MANAGE_LINKS)
+def renew_test_link(link_id: int):
+    """H7: revoke the link's test URL (e.g. shared too widely) and make a new one."""
+    _owned_live_link(link_id)
+    link = links.renew_test_link(current_actor(), link_id)
+    flash(_("“%(name)s” has a new test link: the old one no longer opens test checkouts.", name=link.name),
+          "success")
     return htmx_redirect(url_for("links.index", highlight=link.id))
 
 

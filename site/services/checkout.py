@@ -44,7 +44,7 @@ from kassa.processors.base import (
 from kassa.processors.registry import NoLiveProcessor, processor_for
 from kassa.services import risk
 from kassa.services.checkout_form import PROCESSOR_FIELDS, BuyerInput, read_buyer_form
-from kassa.services.links import public_link
+from kassa.services.links import is_valid_test_signature, public_link
 
 SESSION_LIFETIME = timedelta(hours=24)
 
@@ -99,15 +99,20 @@ def snapshot_summary(snapshot: dict[str, Any]) -> OrderSummary:
     return build_order_summary(snapshot_items(snapshot), snapshot["currency"])
 
 
-def start_session(slug: str, *, mode: str, language: str | None) -> CheckoutSession:
-    """GET /pay/<slug>: every visit gets its own checkout session and token (L17)."""
+def start_session(slug: str, *, language: str | None, test_signature: str | None = None) -> CheckoutSession:
+    """GET /pay/<slug>: every visit gets its own checkout session and token (L17).
+
+    H7: a test checkout only with the link's own test signature (its signed test URL); a wrong one is a 404,
+    exactly as an unknown link, so signatures can't be probed."""
     with write_transaction(db.session) as session:
         link = public_link(slug)
+        if test_signature is not None and not is_valid_test_signature(link, test_signature):
+            raise NotFound(_("This payment link doesn't exist."))
         checkout = CheckoutSession(
             account_id=link.account_id,
             link_id=link.id,
             token=secrets.token_urlsafe(32),
-            mode=Mode.TEST.value if mode == Mode.TEST.value else Mode.LIVE.value,
+            mode=Mode.LIVE.value if test_signature is None else Mode.TEST.value,
             link_version=link.version,
             snapshot=link_snapshot(link),
             language=language,
@@ -215,6 +220,9 @@ class PaymentInFlight(Conflict):
 @dataclass(frozen=True)
 class PayOutcome:
     payment: Payment | None  # None while the processor's answer is still being confirmed
+    # H8: True only when this call made the charge (not when the checkout was already paid, by another tab or
+    # by whoever now holds its URL): only then is the caller the buyer who paid.
+    charged_now: bool = False
 
 
 def _lock_session(session, checkout_id: int) -> CheckoutSession:
@@ -333,9 +341,9 @@ def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | N
         # away; if it still can't say, the reconciler settles it on the next tick.
         result = _mark_unknown_and_lookup(attempt_id, key, account.id, processor)
         if result is None:
-            return PayOutcome(None)
+            return PayOutcome(None, charged_now=True)
     payment = record_successful_charge(attempt_id, result, mandate_context={"ip": ip, "user_agent": user_agent})
-    return PayOutcome(payment)
+    return PayOutcome(payment, charged_now=True)
 
 
 def _mark_unknown_and_lookup(attempt_id: int, key: str, account_id: int, processor) -> ChargeResult | None:

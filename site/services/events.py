@@ -77,7 +77,7 @@ def _charge_succeeded(event: ProcessorEvent) -> None:
     from kassa.services.counters import next_number
     from kassa.services.notifications import notify_payment_received
     from kassa.services.payment_states import move_payment
-    from kassa.services.receipts import queue_receipt
+    from kassa.services.receipts import queue_checkout_receipt, queue_receipt
 
     payment = _payment_by_ref(event.account_id, event.data.get("charge_ref", event.object_ref))
     if payment is None:
@@ -91,7 +91,11 @@ def _charge_succeeded(event: ProcessorEvent) -> None:
 
         book_charge(payment)
         payment.receipt_number = next_number(payment.account_id, "receipt")
-        queue_receipt(payment, invoice=maybe_invoice(payment, db.session.get(Account, payment.account_id)))
+        invoice = maybe_invoice(payment, db.session.get(Account, payment.account_id))
+        if payment.source == "payment_link":
+            queue_checkout_receipt(payment, invoice=invoice)
+        else:
+            queue_receipt(payment, invoice=invoice)
         notify_payment_received(payment)
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
@@ -170,3 +174,25 @@ def public_link(slug: str) -> PaymentLink:
     if link.status != LinkStatus.ACTIVE.value:
         raise Gone(_("This link is no longer accepting payments."))
     return link
+
+
+def sign_test_link(link: PaymentLink) -> str:
+    """H7: the signature in a link's test URL (`/pay/<slug>/test/<signature>`). An HMAC under the app secret of
+    the link id and its test key, so it can't be guessed, forged or moved to another link, and a new key
+    (`renew_test_link`) revokes it. Only the merchant sees it (Payment links → Actions → Test)."""
+    key = current_app.config["SECRET_KEY"].encode()
+    message = f"kassa.test-link:{link.id}:{link.test_link_key or ''}".encode()
+    return base64.urlsafe_b64encode(hmac.new(key, message, hashlib.sha256).digest()[:18]).decode()
+
+
+def is_valid_test_signature(link: PaymentLink, signature: str) -> bool:
+    return hmac.compare_digest(sign_test_link(link).encode(), (signature or "").encode())
+
+
+def renew_test_link(actor: Actor, link_id: int) -> PaymentLink:
+    """H7: a new test URL for the link; the old one (shared too widely, say) stops opening test checkouts."""
+    with write_transaction(db.session) as session:
+        link = owned_link(session, actor.account_id, link_id)
+        link.test_link_key = secrets.token_urlsafe(12)
+        record_audit(actor, "link.test_link_renewed", object_type="payment_link", object_id=link.id)
+        return link

@@ -45,7 +45,7 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_c
     """Record the processor's "yes" for an attempt. Idempotent: a second call returns the same payment."""
     from kassa.services.checkout import snapshot_items, snapshot_summary
     from kassa.services.notifications import notify_ach_processing, notify_payment_received
-    from kassa.services.receipts import queue_receipt
+    from kassa.services.receipts import queue_checkout_receipt
 
     with write_transaction(db.session) as session:
         attempt = _lock(session, PaymentAttempt, attempt_id)
@@ -141,7 +141,7 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_c
 
             book_charge(payment)
 
-            queue_receipt(payment, invoice=maybe_invoice(payment, account))
+            queue_checkout_receipt(payment, invoice=maybe_invoice(payment, account))
             notify_payment_received(payment)
         else:
             notify_ach_processing(payment)

@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 import re
+import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from kassa.actor import Actor
 from kassa.database import write_transaction
-from kassa.errors import Forbidden, NotFound, ValidationFailed
+from kassa.errors import Forbidden, NotFound, TooManyRequests, ValidationFailed
 from kassa.extensions import db
-from kassa.models import Account, BillingFrequency, Payment, Permission
+from kassa.models import Account, BillingFrequency, Mode, Payment, Permission
 from kassa.money import Money
 from kassa.order_summary import build_order_summary, group_sentence, line_recurrence
+from kassa.services import throttle
 from kassa.services.accounts import logo_dir
 from kassa.services.mail import queue_email, register_attachment
 from kassa.template_helpers import card_brand_name
+
+log = logging.getLogger(__name__)
 
 
 def receipt_number(payment: Payment) -> str:
@@ -78,15 +87,76 @@ def receipt_data(payment: Payment) -> Any:
         )
 
 
-def render_payment_receipt(payment: Payment) -> tuple[str, str, bytes]:
-    from kassa.renderers.receipt import render_receipt
+def render_payment_receipt(payment: Payment, *, before_render: Callable[[], None] | None = None
+                           ) -> tuple[str, str, bytes]:
+    """(filename, content type, PDF) of a payment's receipt. H7: a rendered PDF is kept on disk, keyed by the
+    payment and a hash of the HTML it was made from, so repeat downloads and emails don't render it again,
+    and any change it would show (branding, logo, language, merchant details) makes a new one.
+    `before_render` runs only when the PDF must really be rendered (a rate limit raises there)."""
+    from kassa.renderers.receipt import CONTENT_TYPE, receipt_filename, receipt_html, receipt_pdf
 
-    return render_receipt(receipt_data(payment))
+    data = receipt_data(payment)
+    html = receipt_html(data)
+    folder = Path(current_app.config["KASSA_RECEIPT_CACHE_DIR"])
+    cached = folder / f"{payment.id}-{hashlib.sha256(html.encode()).hexdigest()[:40]}.pdf"
+    filename = receipt_filename(data.number)
+    try:
+        return filename, CONTENT_TYPE, cached.read_bytes()
+    except FileNotFoundError:
+        pass
+    if before_render is not None:
+        before_render()
+    pdf = receipt_pdf(html)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(f"{payment.id}-*.pdf"):  # an older branding or language of this receipt
+        stale.unlink(missing_ok=True)
+    # Written whole, then renamed: a reader in another process never sees half a file.
+    partial = cached.with_suffix(f".{secrets.token_hex(4)}.part")
+    partial.write_bytes(pdf)
+    os.replace(partial, cached)
+    return filename, CONTENT_TYPE, pdf
+
+
+def _limit(name: str) -> str:
+    return current_app.config[name]
+
+
+def public_receipt_pdf(payment: Payment, *, ip: str | None) -> tuple[str, str, bytes]:
+    """H7: the receipt a buyer downloads from the checkout. Renders (not cached copies) are limited per link
+    and per client address: each takes a second or two of the one PDF renderer everyone shares."""
+    rules = (
+        (_limit("KASSA_RECEIPT_RENDER_LINK_LIMIT"), ("receipt-render", "link", str(payment.link_id))),
+        (_limit("KASSA_RECEIPT_RENDER_IP_LIMIT"), ("receipt-render", "ip", ip or "-")),
+    )
+
+    def count_render() -> None:
+        if not throttle.allow(*rules):
+            minutes = -(-throttle.retry_after(*rules) // 60)
+            raise TooManyRequests(_("Too many receipts are being downloaded right now. Try again in %(minutes)d "
+                                    "min.", minutes=minutes))
+
+    return render_payment_receipt(payment, before_render=count_render)
 
 
 @register_attachment("receipt")
 def _receipt_attachment(spec: dict[str, Any]) -> tuple[str, str, bytes]:
     return render_payment_receipt(db.session.get(Payment, spec["payment_id"]))
+
+
+def queue_checkout_receipt(payment: Payment, *, invoice=None) -> bool:
+    """E2: the receipt of a payment made at a checkout. H7: in test mode the emails are limited per link and
+    per client address, because a test checkout emails any address it's given in the merchant's name; a
+    test payment over the limit still succeeds, without the email. A live receipt always goes: every one is
+    a real charge. Call inside a write; returns whether the email was queued."""
+    if payment.mode == Mode.TEST.value and not throttle.allow(
+        (_limit("KASSA_TEST_RECEIPT_LINK_LIMIT"), ("receipt-mail", "link", str(payment.link_id))),
+        (_limit("KASSA_TEST_RECEIPT_IP_LIMIT"), ("receipt-mail", "ip", payment.ip or "-")),
+    ):
+        log.warning("test receipt of payment %s not emailed: link %s or address over its limit", payment.id,
+                    payment.link_id)
+        return False
+    queue_receipt(payment, invoice=invoice)
+    return True
 
 
 def queue_receipt(payment: Payment, *, to: list[str] | None = None, kind: str = "receipt", invoice=None) -> None:
@@ -169,9 +239,23 @@ def send_receipt(actor: Actor, payment_id: int, receipt_payment_id: int, recipie
             raise ValidationFailed(_("Choose one of this payment's receipts."), field="receipt")
         if chosen.receipt_number is None:
             raise ValidationFailed(_("This payment has no receipt yet: it hasn't succeeded."), field="receipt")
+        _count_send(actor, payment.id)
         queue_receipt(chosen, to=recipients, kind="receipt_resent")
         add_timeline(payment.account_id, "receipt.sent", subjects=payment_subjects(payment), payment_id=payment.id,
                      data={"to": recipients, "receipt": receipt_number(chosen)}, actor_id=actor.user_id)
         record_audit(actor, "payment.receipt_sent", object_type="payment", object_id=payment.id,
                      data={"to": recipients, "receipt_payment_id": chosen.id})
         return recipients
+
+
+def _count_send(actor: Actor, payment_id: int) -> None:
+    """H13: Send receipt emails whatever addresses are typed, in the merchant's name; sends are limited per
+    user and per payment so a signed-in account can't be turned into a mail cannon."""
+    rules = (
+        (_limit("KASSA_SEND_RECEIPT_USER_LIMIT"), ("send-receipt", "user", str(actor.user_id))),
+        (_limit("KASSA_SEND_RECEIPT_PAYMENT_LIMIT"), ("send-receipt", "payment", str(payment_id))),
+    )
+    if not throttle.allow(*rules):
+        minutes = -(-throttle.retry_after(*rules) // 60)
+        raise TooManyRequests(_("This receipt has been sent too often. Try again in %(minutes)d min.",
+                                minutes=minutes))

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.support.browser import assert_accessible, screenshot, serving
+from tests.support.browser import assert_accessible, screenshot, serving, signed_test_url
 
 pytestmark = pytest.mark.browser
 
@@ -166,7 +166,7 @@ def test_create_share_embed_deactivate_a_link(live_server, desktop_page):
     row = _open_actions(page, "Spring bundle")
     row.get_by_role("button", name="Reactivate").click()
     page.get_by_text("“Spring bundle” is active again").wait_for()
-    buyer.goto(url + "?mode=test")  # live mode has no processor here; the test mode shows the order
+    buyer.goto(signed_test_url(base, url.rsplit("/", 1)[1]))  # live mode has no processor here; test shows the order
     buyer.wait_for_url(re.compile(re.escape(base) + r"/checkout/[\w-]+$"))
     summary = " ".join(buyer.locator(".summary").inner_text().split())
     assert "Then €20.00 every month, 7 payments in total" in summary
@@ -195,7 +195,7 @@ class _ShopHandler(BaseHTTPRequestHandler):
         script = f'<script src="{kassa}/embed.js" defer></script>' if self.path != "/plain" else ""
         html = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Fast Bikes shop</title>"
                 f"{script}</head><body><main><h1>Spring bundle</h1>"
-                f'<a href="{kassa}/pay/{slug}?mode=test" data-kassa-button>Buy now</a></main></body></html>')
+                f'<a href="{signed_test_url(kassa, slug)}" data-kassa-button>Buy now</a></main></body></html>')
         # No 'unsafe-inline' anywhere: only Kassa's origin may provide scripts and styles.
         csp = f"script-src {kassa}; style-src {kassa}; default-src 'self'"
         if self.path == "/plain":
@@ -288,7 +288,7 @@ def test_l13_buyer_lands_on_the_merchants_thank_you_page(live_server, shop, desk
     thanks = f"http://127.0.0.1:{shop.server_port}/thanks?order=1"
     slug = _merchant_with_link(live_server, confirmation="redirect", redirect_url=thanks,
                                collect_billing_address=False)
-    page.goto(f"{live_server.url}/pay/{slug}?mode=test")
+    page.goto(signed_test_url(live_server.url, slug))
     page.get_by_label("Email").fill("ann.buyer@example.com")
     page.get_by_label("Card number").fill("4242424242424242")
     page.get_by_label(re.compile("^Expiry")).fill("12 / 34")

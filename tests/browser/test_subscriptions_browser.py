@@ -14,7 +14,7 @@ from kassa.extensions import db
 from tests.factories import PASSWORD
 from tests.support.app import run_outbox
 from tests.support.billing import subscription_shop
-from tests.support.browser import PHONE, assert_accessible, log_in_page, screenshot
+from tests.support.browser import PHONE, assert_accessible, log_in_page, screenshot, signed_test_url
 from tests.support.checkout_flow import subject_of
 
 pytestmark = pytest.mark.browser
@@ -39,7 +39,7 @@ def shop(live_server):
 
 
 def _buy(page, base: str, slug: str) -> None:
-    page.goto(f"{base}/pay/{slug}?mode=test")
+    page.goto(signed_test_url(base, slug))
     assert "Then $15.00 every month" in page.locator("main").inner_text()
     page.get_by_label(re.compile(r"^Email")).fill(BUYER)
     page.get_by_label(re.compile(r"^Card number")).fill("4242 4242 4242 4242")

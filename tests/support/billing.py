@@ -19,7 +19,7 @@ from kassa.clock import account_now
 from kassa.extensions import db
 from kassa.models import Account, EmailMessage, OutboxMessage, Payment, SandboxRecord, Subscription, User
 from kassa.services.subscriptions import advance_clock
-from tests.support.checkout import path_of, submit_checkout
+from tests.support.checkout import start_checkout, submit_checkout
 from tests.support.checkout_flow import count, item, make_shop
 
 # A Friday mid-month, mid-morning UTC: far from month ends and DST changes unless a test wants them.
@@ -43,11 +43,9 @@ def subscription_shop(company: str | None = None, *, frequency: str = "monthly",
 
 def buy(client, link, *, email: str = BUYER, lang: str | None = None, card_number: str | None = None) -> Subscription:
     """Pay the link in test mode through the checkout pages; returns the (first) subscription it created."""
-    query = {"mode": "test", **({"lang": lang} if lang else {})}
-    start = client.get(f"/pay/{link.slug}", query_string=query)
-    assert start.status_code == 303, start.status_code
     overrides = {"card_number": card_number} if card_number else {}
-    response = submit_checkout(client, path_of(start.headers["Location"]), email=email, **overrides)
+    path = start_checkout(client, link.slug, **({"lang": lang} if lang else {}))
+    response = submit_checkout(client, path, email=email, **overrides)
     assert response.status_code == 303, response.get_data(as_text=True)[:600]
     db.session.rollback()
     sub = db.session.scalars(select(Subscription).where(Subscription.link_id == link.id)

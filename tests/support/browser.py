@@ -74,6 +74,16 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{server.server_port}"
 
 
+_APPS: dict = {}  # live server URL → its app, to sign test links for it
+
+
+def signed_test_url(base: str, slug: str) -> str:
+    """H7: the absolute signed test URL of a link on the live server at `base` (its Test action's href)."""
+    from tests.support.checkout import signed_test_path
+
+    return base + signed_test_path(slug, _APPS[base])
+
+
 @pytest.fixture
 def live_server(browser_database_url, tmp_path, monkeypatch, app_config) -> Iterator[LiveServer]:
     from werkzeug.serving import make_server
@@ -99,10 +109,14 @@ def live_server(browser_database_url, tmp_path, monkeypatch, app_config) -> Iter
     with app.app_context():
         empty_all_tables(db.engine)
         limiter.reset()
+    live = LiveServer(app, server, thread=None)
+    _APPS[live.url] = app
     try:
         with serving(server) as thread:
-            yield LiveServer(app, server, thread)
+            live.thread = thread
+            yield live
     finally:
+        _APPS.pop(live.url, None)
         with app.app_context():
             db.engine.dispose()
 
@@ -195,7 +209,7 @@ def log_in_page(page, base: str, email: str, password: str) -> None:
 def pay_in_browser(page, base: str, slug: str, email: str, *, card: str = "4242424242424242",
                    names: tuple[str, str] | None = None) -> None:
     """A buyer pays a link in test mode with a test card through the real checkout page."""
-    page.goto(f"{base}/pay/{slug}?mode=test")
+    page.goto(signed_test_url(base, slug))
     page.get_by_label(re.compile(r"^Email")).fill(email)
     if names:
         page.get_by_label(re.compile(r"^First name")).fill(names[0])

@@ -48,9 +48,32 @@ def path_of(location: str) -> str:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
-def start_checkout(client, slug: str, *, mode: str = "test") -> str:
-    """GET /pay/<slug> (L17: a new checkout session each time); returns the `/checkout/<token>` path."""
-    response = client.get(f"/pay/{slug}", query_string={"mode": mode} if mode == "test" else None)
+def signed_test_path(slug: str, app=None) -> str:
+    """H7: the link's signed test URL path (what Payment links → Actions → Test points to), the only way into
+    a test checkout. Pass `app` when the caller holds no app context of it (browser tests: `live_server.app`)."""
+    from flask import current_app, has_app_context
+    from sqlalchemy import select
+
+    from kassa.extensions import db
+    from kassa.models import PaymentLink
+    from kassa.services.links import sign_test_link
+
+    if app is not None and not (has_app_context() and current_app._get_current_object() is app):
+        with app.app_context():
+            try:
+                return signed_test_path(slug)
+            finally:
+                db.session.remove()
+    link = db.session.scalar(select(PaymentLink).where(PaymentLink.slug == slug))
+    assert link is not None, f"no link {slug}"
+    return f"/pay/{slug}/test/{sign_test_link(link)}"
+
+
+def start_checkout(client, slug: str, *, mode: str = "test", **query: str) -> str:
+    """Open the link (L17: a new checkout session each time): its signed test URL in test mode, else the
+    public `/pay/<slug>`; returns the `/checkout/<token>` path."""
+    url = signed_test_path(slug) if mode == "test" else f"/pay/{slug}"
+    response = client.get(url, query_string=query or None)
     assert response.status_code == 303, f"/pay/{slug} gave {response.status_code}"
     path = path_of(response.headers["Location"])
     assert path.startswith("/checkout/"), path

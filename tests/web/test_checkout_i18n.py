@@ -12,7 +12,7 @@ from sqlalchemy import select
 from kassa.extensions import db
 from kassa.models import CheckoutSession, Contact
 from tests.support.app import page_text, run_outbox
-from tests.support.checkout import buyer_form, start_checkout, submit_checkout
+from tests.support.checkout import buyer_form, signed_test_path, start_checkout, submit_checkout
 from tests.support.checkout_flow import (
     T3_CARDS,
     alert,
@@ -85,7 +85,7 @@ def _assert_in_language(response, lang: str) -> None:
 @pytest.mark.parametrize("lang", ["nl", "fr"])
 def test_c7_checkout_follows_the_browsers_preferred_language(client, shop, lang):
     _owner, link = shop
-    start = client.get(f"/pay/{link.slug}?mode=test", headers={"Accept-Language": f"{lang}-BE,{lang};q=0.9,en;q=0.5"})
+    start = client.get(signed_test_path(link.slug), headers={"Accept-Language": f"{lang}-BE,{lang};q=0.9,en;q=0.5"})
     path = start.headers["Location"]
 
     _assert_in_language(client.get(path), lang)
@@ -94,7 +94,7 @@ def test_c7_checkout_follows_the_browsers_preferred_language(client, shop, lang)
 
 def test_c7_english_when_the_browser_asks_for_a_language_we_do_not_have(client, shop):
     _owner, link = shop
-    path = client.get(f"/pay/{link.slug}?mode=test", headers={"Accept-Language": "de-DE,de;q=0.9"}).headers["Location"]
+    path = client.get(signed_test_path(link.slug), headers={"Accept-Language": "de-DE,de;q=0.9"}).headers["Location"]
 
     page = soup_of(client.get(path))
     assert page.html["lang"] == "en"
@@ -103,7 +103,7 @@ def test_c7_english_when_the_browser_asks_for_a_language_we_do_not_have(client, 
 
 def test_c7_switching_language_on_the_page_is_remembered(client, shop):
     _owner, link = shop
-    path = client.get(f"/pay/{link.slug}?mode=test", headers={"Accept-Language": "nl"}).headers["Location"]
+    path = client.get(signed_test_path(link.slug), headers={"Accept-Language": "nl"}).headers["Location"]
     page = soup_of(client.get(path))
     switch = page.find("select", attrs={"name": "lang"})
     assert {o["value"] for o in switch.find_all("option")} == {"en", "nl", "fr"}
@@ -113,7 +113,7 @@ def test_c7_switching_language_on_the_page_is_remembered(client, shop):
     assert checkout_for(path).language == "fr"
     _assert_in_language(client.get(path, headers={"Accept-Language": "nl"}), "fr")  # the checkout keeps it
     # A new checkout in the same browser starts in the chosen language too.
-    again = client.get(f"/pay/{link.slug}?mode=test", headers={"Accept-Language": "nl"}).headers["Location"]
+    again = client.get(signed_test_path(link.slug), headers={"Accept-Language": "nl"}).headers["Location"]
     _assert_in_language(client.get(again), "fr")
 
 
@@ -136,7 +136,7 @@ def test_c7_expiry_placeholder_and_language_button_in_the_buyers_language(client
 @pytest.mark.parametrize(("number", "field", "_english"), T3_CARDS, ids=[c[0] for c in T3_CARDS])
 def test_c7_decline_messages_in_the_buyers_language(client, shop, lang, number, field, _english):
     _owner, link = shop
-    path = client.get(f"/pay/{link.slug}?mode=test", headers={"Accept-Language": lang}).headers["Location"]
+    path = client.get(signed_test_path(link.slug), headers={"Accept-Language": lang}).headers["Location"]
 
     response = client.post(path, data=buyer_form(card_number=number, lang=lang))
 
@@ -178,7 +178,7 @@ def test_c7_card_testing_refusal_in_the_buyers_language(client, shop):
 ])
 def test_c7_e2_receipt_email_and_pdf_in_the_buyers_language(client, shop, mailbox, lang, subject, words, amount):
     owner, link = shop
-    path = client.get(f"/pay/{link.slug}?mode=test", headers={"Accept-Language": lang}).headers["Location"]
+    path = client.get(signed_test_path(link.slug), headers={"Accept-Language": lang}).headers["Location"]
     assert client.post(path, data=buyer_form(lang=lang, email="taal@buyer.example")).status_code == 303
     run_outbox()
 
@@ -202,7 +202,7 @@ def test_c7_e2_receipt_email_and_pdf_in_the_buyers_language(client, shop, mailbo
 
 def test_c7_bank_debit_emails_in_the_buyers_language(client, shop, mailbox):
     _owner, link = shop
-    path = client.get(f"/pay/{link.slug}?mode=test", headers={"Accept-Language": "nl"}).headers["Location"]
+    path = client.get(signed_test_path(link.slug), headers={"Accept-Language": "nl"}).headers["Location"]
     form = buyer_form("ach", lang="nl", email="bank@buyer.example")
     assert client.post(path, data=form).status_code == 303
     run_outbox()
@@ -214,7 +214,7 @@ def test_c7_bank_debit_emails_in_the_buyers_language(client, shop, mailbox):
 
 def test_c7_ach_mandate_is_shown_and_stored_in_the_buyers_language(client, shop):
     _owner, link = shop
-    path = client.get(f"/pay/{link.slug}?mode=test", headers={"Accept-Language": "fr"}).headers["Location"]
+    path = client.get(signed_test_path(link.slug), headers={"Accept-Language": "fr"}).headers["Location"]
     shown = soup_of(client.get(path)).find(id="mandate-text").get_text()
     assert shown.startswith("En acceptant, vous autorisez Fietsenwinkel De Ketting")
 

@@ -42,6 +42,7 @@ from tests.support.checkout_flow import (
     pdf_text,
     subject_of,
 )
+from tests.support.links import soup_of
 from tests.support.mailserver import Mailbox
 
 
@@ -309,9 +310,10 @@ def test_c4_confirmation_offers_the_receipt_download(client, app):
     _owner, link = make_shop("Download Shop")
     response = pay_with_card(client, link.slug)
     page = client.get(response.checkout_path)
-    assert "Download receipt" in page_text(page)
+    download = soup_of(page).find("a", string=lambda s: s and "Download receipt" in s)
+    assert download is not None
 
-    pdf = client.get(f"{response.checkout_path}/receipt.pdf")
+    pdf = client.get(download["href"])  # H8: the signed link on the page, not the bare URL
 
     assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
     assert "$25.00" in pdf_text(pdf.data) and "Download Shop" in pdf_text(pdf.data)

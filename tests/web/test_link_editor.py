@@ -26,7 +26,7 @@ from kassa.models import (
 from kassa.services.crm import create_pipeline
 from tests.factories import PASSWORD, make_merchant, make_user
 from tests.support.app import log_in, page_text
-from tests.support.checkout import path_of, pay_with_ach, pay_with_card, start_checkout
+from tests.support.checkout import path_of, pay_with_ach, pay_with_card, signed_test_path, start_checkout
 from tests.support.links import (
     create_link,
     create_product,
@@ -445,7 +445,7 @@ def test_l8_link_name_never_shown_to_buyers(client, owner):
     secret = "Internal codename ZEBRA-42"
     link = create_link(client, name=secret)
     assert secret in page_text(client.get("/links/"))
-    start = client.get(f"/pay/{link.slug}?mode=test")
+    start = client.get(signed_test_path(link.slug))
     assert secret not in start.get_data(as_text=True)
     checkout_path = path_of(start.headers["Location"])
     assert secret not in client.get(checkout_path).get_data(as_text=True)

@@ -25,7 +25,14 @@ from kassa.services import links as link_service
 from kassa.services.link_drafts import ItemDraft, LinkDraft
 from tests.factories import PASSWORD, make_merchant, make_user
 from tests.support.app import log_in, page_text
-from tests.support.checkout import path_of, pay_with_ach, pay_with_card, start_checkout, submit_checkout
+from tests.support.checkout import (
+    path_of,
+    pay_with_ach,
+    pay_with_card,
+    signed_test_path,
+    start_checkout,
+    submit_checkout,
+)
 from tests.support.links import create_link, form_values, item_fields, link_form, soup_of
 
 BASE = "http://kassa.test"
@@ -246,8 +253,8 @@ def test_l16_list_has_a_read_only_field_with_the_public_url(client, owner):
 
 def test_l16_test_action_opens_the_checkout_in_test_mode(client, owner):
     link = create_link(client, name="Test me")
-    test = _row_for(client.get("/links/"), "Test me").select_one('a[href*="mode=test"]')
-    assert test["href"] == f"/pay/{link.slug}?mode=test" and test.get_text(" ", strip=True).startswith("Test")
+    test = _row_for(client.get("/links/"), "Test me").select_one(".menu__panel").find("a", href=True)
+    assert test["href"] == signed_test_path(link.slug) and test.get_text(" ", strip=True).startswith("Test")
     checkout_path = path_of(client.get(test["href"]).headers["Location"])
     checkout = db.session.scalars(select(CheckoutSession)).one()
     assert checkout.mode == "test" and checkout_path == f"/checkout/{checkout.token}"
@@ -403,7 +410,7 @@ def test_l19_deactivate_and_reactivate(client, owner):
     gone = client.get(f"/pay/{link.slug}")
     assert gone.status_code == 410
     assert "no longer accepting payments" in page_text(gone)
-    assert client.get(f"/pay/{link.slug}?mode=test").status_code == 410
+    assert client.get(signed_test_path(link.slug)).status_code == 410
     assert _count(CheckoutSession) == 0
     assert client.get(f"/embed/{link.slug}.css").status_code == 200  # buttons keep their look
 

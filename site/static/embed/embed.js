@@ -14,7 +14,8 @@
     for (var i = 0; i < anchors.length; i++) {
       var a = anchors[i];
       if (a.origin !== origin) continue;
-      var match = /\/pay\/([a-z0-9]+)\/?$/i.exec(a.pathname);
+      // A link's public URL, or its signed test URL (H7) on a merchant's staging page.
+      var match = /\/pay\/([a-z0-9]+)(?:\/test\/[\w-]+)?\/?$/i.exec(a.pathname);
       if (!match) continue;
       var slug = match[1].toLowerCase();
       a.setAttribute("data-kassa-slug", slug);
