@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from kassa.actor import Actor
-from kassa.clock import account_now, now, now_for
+from kassa.clock import account_now, now, now_for, zone
 from kassa.database import write_transaction
 from kassa.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kassa.extensions import db
@@ -249,7 +248,7 @@ def advance_clock(actor: Actor, *, days: int = 0, to_date: date | None = None) -
     account = db.session.get(Account, actor.account_id)
     start = account_now(account)
     if to_date is not None:
-        target = datetime.combine(to_date, time(12), tzinfo=ZoneInfo(account.timezone)).astimezone(UTC)
+        target = datetime.combine(to_date, time(12), tzinfo=zone(account.timezone)).astimezone(UTC)
     else:
         target = start + timedelta(days=days)
     if target <= start:
