@@ -56,6 +56,8 @@ def tick_command() -> None:
         click.echo(f"{name}: {count}")
     for name, error in report.failed.items():
         click.echo(f"{name}: FAILED {error}", err=True)
+    for name, skipped in report.skipped.items():
+        click.echo(f"{name}: {skipped} item(s) failed and were skipped; a later tick retries them", err=True)
     if report.failed:
         sys.exit(1)
 

@@ -75,6 +75,8 @@ def run_worker(
                 report = run_tick()
                 if report.failed:
                     log.warning("tick failures: %s", report.failed)
+                if report.skipped:
+                    log.warning("tick items skipped after failing (retried later): %s", report.skipped)
         except Exception:
             log.exception("worker loop error; continuing")
             db.session.rollback()
