@@ -225,9 +225,13 @@ def on_give_up(kind: str) -> Callable:
 
 def run_pending(limit: int = 20) -> int:
     """Claim and run one batch in this process; returns how many messages were attempted."""
+    from kassa.services.ticks import each_item
+
     claimed = claim_batch(limit)
-    for message_id, attempt in claimed:
-        run_claimed(message_id, attempt)
+    # H1: a handler's failure is recorded by run_claimed; anything else failing for one message (recording
+    # its outcome, a give-up hook) skips that message only (its lease runs out and it is retried), never the
+    # rest of the batch: emails, exports and receipts of other merchants still go out.
+    each_item("outbox", claimed, lambda pair: run_claimed(*pair), describe=lambda pair: f"outbox message {pair[0]}")
     return len(claimed)
 
 

@@ -389,3 +389,25 @@ def test_h1_payouts_skip_one_account_that_fails_and_pay_every_other(client, monk
         monkeypatch.undo()
         _tick()
         assert paid_out() == [1, 1, 1]
+
+
+def test_h1_outbox_batch_skips_a_message_whose_outcome_cannot_be_recorded_and_runs_every_other(app, monkeypatch):
+    """The worker's outbox (emails, exports, receipts): a handler's own error was already recorded per message,
+    but an error recording one message's outcome ended the whole batch, leaving the rest leased for 5 minutes.
+    Now that message alone is skipped (its lease runs out, then it is retried) and the others run."""
+    from kassa.models import OutboxMessage
+    from kassa.services import outbox
+
+    ran: list[int] = []
+    monkeypatch.setitem(outbox._HANDLERS, "h1_probe", lambda payload: ran.append(payload["n"]))
+    with write_transaction(db.session) as session:
+        for n in range(3):
+            outbox.enqueue("h1_probe", {"n": n})
+        session.flush()
+    ids = list(db.session.scalars(select(OutboxMessage.id).order_by(OutboxMessage.id)))
+    _poison(monkeypatch, outbox, "_finish", lambda message_id, *a: message_id == ids[0])
+
+    assert outbox.run_pending() == 3
+    assert ran == [0, 1, 2]
+    db.session.rollback()
+    assert [db.session.get(OutboxMessage, i).status for i in ids] == ["processing", "done", "done"]
