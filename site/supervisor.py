@@ -50,23 +50,29 @@ class WorkerSupervisor:
         backoff = self.first_backoff
         while not self._stop.is_set():
             process = self._process
-            while process.poll() is None:
+            if process is not None:
+                while process.poll() is None:
+                    if self._stop.wait(0.5):
+                        return
+                # On Ctrl-C the whole process group gets SIGINT: the worker stops along with us, not restarted.
                 if self._stop.wait(0.5):
                     return
-            # On Ctrl-C the whole process group gets SIGINT: the worker stops along with us, not restarted.
-            if self._stop.wait(0.5):
-                return
-            if time.monotonic() - self.started_at >= self.healthy_after:
-                backoff = self.first_backoff
-            released = self._release(process.pid)
-            self.say(f"Kassa worker (pid {process.pid}) died (exit status {process.returncode}); "
-                     f"{released} message(s) it held are queued again; restarting it in {backoff:g} s.")
+                if time.monotonic() - self.started_at >= self.healthy_after:
+                    backoff = self.first_backoff
+                released = self._release(process.pid)
+                self.say(f"Kassa worker (pid {process.pid}) died (exit status {process.returncode}); "
+                         f"{released} message(s) it held are queued again; restarting it in {backoff:g} s.")
+                with self._lock:
+                    self._process = None
             if self._stop.wait(backoff):
                 return
             backoff = min(backoff * 2, self.max_backoff)
-            if self._spawn():
-                self.restarts += 1
-                self.say(f"Kassa worker restarted (restart {self.restarts}).")
+            try:
+                if self._spawn():
+                    self.restarts += 1
+                    self.say(f"Kassa worker restarted (restart {self.restarts}).")
+            except OSError as exc:  # the supervisor itself must not die: try again after the next back-off
+                self.say(f"Could not start the Kassa worker ({exc}); trying again in {backoff:g} s.")
 
     def _release(self, pid: int) -> int:
         """Leases of the dead worker go back to the queue now (the new worker would also find them)."""

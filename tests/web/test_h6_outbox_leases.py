@@ -101,3 +101,34 @@ def test_h6_claims_record_their_holder_and_finishing_clears_it(app):
     outbox.run_claimed(*claimed[0])
     db.session.rollback()
     assert db.session.get(OutboxMessage, claimed[0][0]).locked_by is None
+
+
+def test_h6_supervisor_restarts_a_dying_worker_with_growing_back_off_and_says_so(app):
+    """A worker that keeps dying is restarted each time, after 1×, 2×, 4× the first back-off up to the cap,
+    and every death is said with its exit status; stop() ends it and restarts nothing more."""
+    import re
+    import threading
+
+    from kassa.supervisor import WorkerSupervisor
+
+    lines: list[str] = []
+    restarted = threading.Event()
+
+    def say(line: str) -> None:
+        lines.append(line)
+        if "restart 4)" in line:
+            restarted.set()
+
+    supervisor = WorkerSupervisor(app, [sys.executable, "-c", "raise SystemExit(3)"], env=dict(os.environ),
+                                  say=say, first_backoff=0.05, max_backoff=0.2)
+    supervisor.start()
+    try:
+        assert restarted.wait(60), lines
+    finally:
+        supervisor.stop()
+    text = "\n".join(lines)
+    assert re.findall(r"restarting it in ([\d.]+) s", text)[:4] == ["0.05", "0.1", "0.2", "0.2"]
+    assert "died (exit status 3)" in text
+    count = supervisor.restarts
+    assert supervisor.pid is None or not outbox.process_alive(supervisor.pid)
+    assert supervisor.restarts == count
