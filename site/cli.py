@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 
@@ -56,6 +55,8 @@ def tick_command() -> None:
         click.echo(f"{name}: {count}")
     for name, error in report.failed.items():
         click.echo(f"{name}: FAILED {error}", err=True)
+    for name, skipped in report.skipped.items():
+        click.echo(f"{name}: {skipped} item(s) failed and were skipped; a later tick retries them", err=True)
     if report.failed:
         sys.exit(1)
 
@@ -65,11 +66,16 @@ def tick_command() -> None:
 @click.option("--port", default=5000, type=int)
 @click.option("--tick-every", default=30.0, type=float)
 def serve_command(host: str, port: int, tick_every: float) -> None:
-    """Web server and worker together, one process group: Ctrl-C stops both."""
-    worker = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+    """Web server and worker together, one process group: Ctrl-C stops both. A worker that dies is restarted
+    (H6, with back-off) and the messages it held are queued again at once."""
+    from kassa.supervisor import WorkerSupervisor
+
+    worker = WorkerSupervisor(
+        current_app._get_current_object(),
         [sys.executable, "-m", "flask", "--app", "wsgi", "kassa", "worker", "--tick-every", str(tick_every)],
-        env=dict(os.environ),
+        env=dict(os.environ), say=lambda line: click.echo(f"  {line}", err=True),
     )
+    worker.start()
     base_url = current_app.config["KASSA_BASE_URL"]
     click.echo(f"\n  Kassa is running on {base_url}")
     if db.session.scalar(select(func.count()).select_from(_user_model()).where(_user_model().email == DEMO_EMAIL)):
@@ -81,11 +87,7 @@ def serve_command(host: str, port: int, tick_every: float) -> None:
         # which would return at once and take the worker down with it.
         run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        worker.stop()
 
 
 def _user_model():

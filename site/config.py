@@ -110,6 +110,8 @@ def build_config(instance_path: Path) -> dict:
         "KASSA_SEND_RECEIPT_PAYMENT_LIMIT": _env("KASSA_SEND_RECEIPT_PAYMENT_LIMIT", "5 per hour"),
         # Subscription batches a billing tick charges at once (PostgreSQL only; SQLite has one writer at a time).
         "KASSA_BILLING_WORKERS": int(_env("KASSA_BILLING_WORKERS", "2") or 2),
+        # H13: the most one payment link can ask for, in minor units of its currency (Stripe's limit, $999,999.99).
+        "KASSA_LINK_MAX_TOTAL_MINOR": int(_env("KASSA_LINK_MAX_TOTAL_MINOR", "99999999") or 99_999_999),
     }
     # Card-testing limits (issue 5), overridable per deployment: KASSA_RISK_IP_DECLINES=5 and so on.
     from kassa.services.risk import DEFAULTS as RISK_DEFAULTS

@@ -9,6 +9,8 @@ from flask import Flask, g, has_request_context, request, session
 from flask_babel import format_date, format_datetime, get_locale
 from flask_login import current_user
 
+from kassa.clock import zone_name
+
 LANGUAGES: dict[str, str] = {"en": "English", "nl": "Nederlands", "fr": "Français"}
 DEFAULT_LANGUAGE = "en"
 
@@ -35,11 +37,11 @@ def select_locale() -> str:
 def select_timezone() -> str:
     zone = g.get("display_timezone")
     if zone:
-        return zone
+        return zone_name(zone)  # H1: an email for an account with a bad stored zone still renders
     if not has_request_context():
         return "UTC"
     if current_user and current_user.is_authenticated:
-        return current_user.account.timezone or "UTC"
+        return zone_name(current_user.account.timezone)  # H1: a bad stored zone shows UTC, never a 500
     return "UTC"
 
 

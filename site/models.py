@@ -216,6 +216,9 @@ class OutboxMessage(db.Model):
     next_attempt_at: Mapped[datetime] = mapped_column(default=_now)
     # A claimed message is leased, not owned: if its worker dies, the lease runs out and another retries it.
     locked_until: Mapped[datetime | None]
+    # H6: who holds the lease ("host:pid"), so a worker known dead (its process is gone) loses its leases at
+    # once instead of after LEASE; a worker on another host can't be checked, so its lease simply runs out.
+    locked_by: Mapped[str | None] = mapped_column(String(200))
     last_error: Mapped[str | None] = mapped_column(Text)
     # Optional: the same logical side effect queued twice (a retried service call) is stored once.
     dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)

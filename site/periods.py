@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import calendar
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
+from kassa.clock import zone
 from kassa.models import BillingFrequency
 
 
@@ -23,10 +23,10 @@ def _add_months(local: datetime, months: int) -> datetime:
 def charge_date(anchor: datetime, frequency: str | BillingFrequency, n: int, timezone: str) -> datetime:
     """When the n-th charge after the first falls due (n=0 is the anchor itself), as aware UTC."""
     unit, count = BillingFrequency(frequency).interval
-    local = anchor.astimezone(ZoneInfo(timezone))
+    local = anchor.astimezone(zone(timezone))
     if unit == "weeks":
         shifted = local.replace(tzinfo=None) + timedelta(weeks=count * n)
     else:
         shifted = _add_months(local.replace(tzinfo=None), count * n)
     # Re-attach the zone to the wall-clock time, so a DST change doesn't move the time of day.
-    return shifted.replace(tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+    return shifted.replace(tzinfo=zone(timezone)).astimezone(UTC)

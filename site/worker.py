@@ -19,6 +19,7 @@ from kassa.services.ticks import run_tick
 
 log = logging.getLogger(__name__)
 QUEUE_NAME = "kassa"
+RELEASE_EVERY = 10.0  # seconds between looks for leases held by dead workers
 
 
 def execute_claimed(message_id: int, attempt: int) -> bool:
@@ -65,16 +66,22 @@ def run_worker(
 ) -> None:
     """Loop until `stop` is set. Waits use the stop event, so shutdown is immediate."""
     worker = Worker(app, batch)
-    last_tick = 0.0
+    last_tick = last_release = 0.0
     while not stop.is_set():
         worked = 0
         try:
+            if time.monotonic() - last_release >= RELEASE_EVERY:
+                # H6: what a dead worker on this machine had leased runs now, not when its lease runs out.
+                last_release = time.monotonic()
+                outbox.release_dead_leases()
             worked = worker.work_once()
             if tick_seconds is not None and time.monotonic() - last_tick >= tick_seconds:
                 last_tick = time.monotonic()
                 report = run_tick()
                 if report.failed:
                     log.warning("tick failures: %s", report.failed)
+                if report.skipped:
+                    log.warning("tick items skipped after failing (retried later): %s", report.skipped)
         except Exception:
             log.exception("worker loop error; continuing")
             db.session.rollback()

@@ -15,7 +15,7 @@ from kassa.i18n import LANGUAGES, current_language
 from kassa.money import is_known_currency
 from kassa.netutil import client_ip
 from kassa.services import users
-from kassa.services.accounts import country_choices
+from kassa.services.accounts import country_choices, timezone_choices
 
 bp = Blueprint("auth", __name__)
 
@@ -106,7 +106,7 @@ def signup():
                 user = users.sign_up(
                     company_name=form["company_name"], name=form["name"], email=form["email"],
                     password=request.form.get("password", ""), country=form["country"], currency=currency,
-                    timezone=request.form.get("timezone") or "UTC", language=form["language"], ip=client_ip(),
+                    timezone=form["timezone"] or "UTC", language=form["language"], ip=client_ip(),
                 )
             except ValidationFailed as exc:
                 errors.update(exc.errors)
@@ -117,6 +117,7 @@ def signup():
                 return redirect(url_for("dashboard.home"), code=303)
     return render_template(
         "auth/signup.html", form=form, errors=errors, countries=country_choices(current_language()),
+        timezones=timezone_choices() if "timezone" in errors else [],
     ), (422 if errors else 200)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from zoneinfo import available_timezones
-
 from flask import Blueprint, flash, make_response, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -84,7 +82,7 @@ def account():
         **_common(
             values=values, errors=errors, section="account",
             countries=accounts.country_choices(current_language()),
-            timezones=[(tz, tz.replace("_", " ")) for tz in sorted(available_timezones())],
+            timezones=accounts.timezone_choices(),
         ),
     )
 

@@ -42,5 +42,26 @@ def processor_for(mode: str) -> Processor:
     return factory()
 
 
+def can_settle(currency: str, settlement_currency: str) -> bool:
+    """H13: whether a payment in `currency` can be taken and settled in the account's currency. Links work in
+    test mode (the sandbox) and in live mode, so the sandbox's rules apply; a live processor that knows
+    its own rules (`can_settle`) narrows them further."""
+    from kassa.processors.sandbox_pricing import can_settle as sandbox_can_settle
+
+    if not sandbox_can_settle(currency, settlement_currency):
+        return False
+    factory = current_app.config.get("KASSA_LIVE_PROCESSOR")
+    live = factory() if factory is not None else None
+    return live is None or not hasattr(live, "can_settle") or live.can_settle(currency, settlement_currency)
+
+
+def settlement_choices(settlement_currency: str) -> list[str]:
+    """The currencies a link of an account settling in `settlement_currency` can be in (for the message)."""
+    from kassa.processors.sandbox_pricing import UNITS_PER_USD
+
+    codes = set(UNITS_PER_USD) if settlement_currency in UNITS_PER_USD else {settlement_currency}
+    return sorted(code for code in codes if can_settle(code, settlement_currency))
+
+
 def has_live_processor() -> bool:
     return current_app.config.get("KASSA_LIVE_PROCESSOR") is not None

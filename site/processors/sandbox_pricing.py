@@ -9,7 +9,7 @@ from babel.numbers import get_currency_precision
 
 from kassa.processors.base import N_, ProcessorFailure
 
-__all__ = ["FEE_SCHEDULE", "UNITS_PER_USD", "FeeRule", "compute_fee", "convert_minor", "exchange_rate"]
+__all__ = ["FEE_SCHEDULE", "UNITS_PER_USD", "FeeRule", "can_settle", "compute_fee", "convert_minor", "exchange_rate"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,16 @@ def exchange_rate(from_currency: str, to_currency: str) -> Decimal:
             N_("This currency cannot be settled in the account's settlement currency."),
         )
     return _RATE_CONTEXT.divide(UNITS_PER_USD[to_currency], UNITS_PER_USD[from_currency])
+
+
+def can_settle(currency: str, settlement_currency: str) -> bool:
+    """Whether the sandbox takes a payment in `currency` for an account settling in `settlement_currency`:
+    the same currency (any ISO code Babel knows), or two currencies of the rate table."""
+    from babel.numbers import is_currency
+
+    if len(currency) != 3 or not currency.isupper() or not is_currency(currency):
+        return False
+    return currency == settlement_currency or (currency in UNITS_PER_USD and settlement_currency in UNITS_PER_USD)
 
 
 def convert_minor(amount_minor: int, from_currency: str, to_currency: str, rate: Decimal) -> int:

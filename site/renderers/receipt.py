@@ -6,12 +6,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from babel import dates
 from flask import current_app, render_template
 from flask_babel import force_locale
 
+from kassa.clock import zone as clock_zone
 from kassa.money import Money
 from kassa.renderers.pdf import STATIC_DIR, render_pdf
 
@@ -62,7 +62,7 @@ def receipt_filename(number: str) -> str:
 
 def _issued(data: ReceiptData) -> tuple[str, str]:
     """(date, time with UTC offset) in the merchant's zone, worded for the buyer's language."""
-    zone = ZoneInfo(data.timezone)
+    zone = clock_zone(data.timezone)
     local = data.issued_at.astimezone(zone)
     date_text = dates.format_date(local, "long", locale=data.language)
     time_text = dates.format_time(local, "short", tzinfo=zone, locale=data.language)

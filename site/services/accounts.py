@@ -47,6 +47,34 @@ def country_choices(locale: str) -> list[tuple[str, str]]:
     )
 
 
+@lru_cache(maxsize=1)
+def known_timezones() -> frozenset[str]:
+    """IANA zones this machine can convert with (scanning tzdata is slow, so once per process)."""
+    return frozenset(available_timezones())
+
+
+def timezone_choices() -> list[tuple[str, str]]:
+    return [(tz, tz.replace("_", " ")) for tz in sorted(known_timezones())]
+
+
+def locale_errors(*, country: str, currency: str, timezone: str, language: str,
+                  currency_field: str = "currency") -> dict[str, str]:
+    """H1: country, currency, time zone and language checked against the real lists, keyed by field.
+
+    A zone nobody can convert with (`Mars/Olympus_Mons`) made every date of that account fail, down to
+    recording its payments, so nothing outside these lists is ever stored."""
+    errors: dict[str, str] = {}
+    if country not in dict(country_choices("en")):
+        errors["country"] = _("Choose a country.")
+    if not is_known_currency(currency):
+        errors[currency_field] = _("Choose a currency.")
+    if timezone not in known_timezones():
+        errors["timezone"] = _("Choose a time zone.")
+    if language not in LANGUAGES:
+        errors["language"] = _("Choose a language.")
+    return errors
+
+
 def update_account(
     actor: Actor,
     *,
@@ -67,15 +95,9 @@ def update_account(
     elif len(name) > 200:
         errors["name"] = _("Use at most 200 characters.")
     country = (country or "").strip().upper()
-    if country not in dict(country_choices("en")):
-        errors["country"] = _("Choose a country.")
     default_currency = (default_currency or "").strip().upper()
-    if not is_known_currency(default_currency):
-        errors["default_currency"] = _("Choose a currency.")
-    if timezone not in available_timezones():
-        errors["timezone"] = _("Choose a time zone.")
-    if language not in LANGUAGES:
-        errors["language"] = _("Choose a language.")
+    errors.update(locale_errors(country=country, currency=default_currency, timezone=timezone, language=language,
+                                currency_field="default_currency"))
     address = (address or "").strip()
     if len(address) > 500:
         errors["address"] = _("Use at most 500 characters.")

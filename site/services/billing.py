@@ -26,7 +26,7 @@ from kassa.processors.registry import NoLiveProcessor, processor_for
 from kassa.services.billing_claims import Charge, claim_charges
 from kassa.services.billing_outcomes import record_failures, record_successes
 from kassa.services.billing_rows import BILLABLE, subscription_subjects
-from kassa.services.ticks import register_tick
+from kassa.services.ticks import item_failed, register_tick
 
 __all__ = ["BATCH", "BILLABLE", "bill", "bill_batch", "bill_due_subscriptions", "billing_workers", "due_subscriptions",
            "subscription_subjects"]
@@ -120,7 +120,7 @@ class _Batches:
 
     def bill(self, sub_ids: list[int]) -> None:
         if self._pool is None:
-            self.outcomes.append(bill_batch(sub_ids))
+            self.outcomes.append(bill_batch_isolated(sub_ids))
             return
         while len(self._pending) >= 2 * self.workers:
             self._collect(wait(self._pending, return_when=FIRST_COMPLETED).done)
@@ -129,7 +129,7 @@ class _Batches:
     def _collect(self, done) -> None:
         for future in done:
             self._pending.remove(future)
-            self.outcomes.append(future.result())  # a batch's error stops the tick, as it would in one thread
+            self.outcomes.append(future.result())  # bill_batch_isolated keeps item errors inside the batch
 
     def __enter__(self) -> _Batches:
         return self
@@ -145,9 +145,27 @@ class _Batches:
 def _in_app_context(app, sub_ids: list[int]) -> dict[int, str]:
     with app.app_context():
         try:
-            return bill_batch(sub_ids)
+            return bill_batch_isolated(sub_ids)
         finally:
             db.session.remove()
+
+
+def bill_batch_isolated(sub_ids: list[int]) -> dict[int, str]:
+    """`bill_batch`, but one subscription that can't be billed doesn't stop the others (H1): when the batch
+    fails, each of its subscriptions is billed on its own; one that fails alone is logged, counted and left
+    "pending", so this tick passes it by and the next one retries it. Retrying is safe: claims and charges
+    are keyed per period, so a period already claimed or charged is found again, never made twice."""
+    try:
+        return bill_batch(sub_ids)
+    except Exception:
+        db.session.rollback()
+        if len(sub_ids) == 1:
+            item_failed("subscription_billing", f"subscription {sub_ids[0]}")
+            return {sub_ids[0]: "pending"}
+    outcomes: dict[int, str] = {}
+    for sub_id in sub_ids:
+        outcomes.update(bill_batch_isolated([sub_id]))
+    return outcomes
 
 
 def bill(sub_id: int) -> str | None:

@@ -45,6 +45,7 @@ from kassa.processors.registry import NoLiveProcessor, processor_for
 from kassa.services import risk
 from kassa.services.checkout_form import PROCESSOR_FIELDS, BuyerInput, read_buyer_form
 from kassa.services.links import is_valid_test_signature, public_link
+from kassa.services.ticks import each_item
 
 SESSION_LIFETIME = timedelta(hours=24)
 
@@ -391,16 +392,19 @@ def reconcile_attempts() -> int:
         .limit(200)
     ).all()
     db.session.rollback()
-    done = 0
-    for attempt_id, account_id, key, mode in stale:
+
+    def settle(row) -> bool:
+        attempt_id, account_id, key, mode = row
         try:
             processor = processor_for(mode)
             result = processor.lookup_charge(account_id, key)
         except (NoLiveProcessor, ProcessorError):
-            continue
+            return False
         if result is not None:
             record_successful_charge(attempt_id, result, mandate_context={})
         else:
             _finish_without_charge(attempt_id, AttemptStatus.FAILED, None)
-        done += 1
-    return done
+        return True
+
+    # H1: an attempt that can't be recorded is skipped (and retried), never the end of everyone's settling.
+    return each_item("reconcile_attempts", stale, settle, describe=lambda row: f"attempt {row[0]}")

@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from kassa.models import CONTACT_FIELDS, FieldMode
 from kassa.processors import testcards
 from kassa.processors.base import BankDetails, CardDetails, PaymentDetailsInvalid
+from kassa.services.accounts import country_choices
 from kassa.services.users import normalize_email
 
 ADDRESS_PARTS = ("line1", "line2", "city", "postal_code", "state", "country")
@@ -65,6 +66,8 @@ def _address(form: Mapping[str, str], prefix: str, errors: dict[str, str]) -> di
     for part in REQUIRED_ADDRESS_PARTS:
         if not address[part]:
             errors[f"{prefix}_{part}"] = messages[part]
+    if address["country"] and address["country"] not in dict(country_choices("en")):
+        errors[f"{prefix}_country"] = messages["country"]  # H1: only real countries are stored
     for part, value in address.items():
         if len(value) > LIMITS[part]:
             errors[f"{prefix}_{part}"] = _("Use at most %(n)d characters.", n=LIMITS[part])

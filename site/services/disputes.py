@@ -32,6 +32,7 @@ from kassa.processors.registry import processor_for
 from kassa.services.audit import record_audit
 from kassa.services.crm import add_timeline
 from kassa.services.payment_states import payment_subjects
+from kassa.services.ticks import each_item
 
 # A dispute costs the merchant a fee on top of the withdrawn amount (returned only with the amount
 # when the dispute is won). 15.00 in the payment's currency, scaled to its decimals.
@@ -320,13 +321,14 @@ def time_left(due_by: datetime, account: Account) -> dict[str, Any]:
 
 def send_deadline_reminders() -> int:
     """72 h and 24 h before the deadline, when no evidence was submitted yet [beyond]."""
-    sent = 0
     open_disputes = db.session.scalars(
         select(Dispute).where(Dispute.status == DisputeStatus.NEEDS_RESPONSE.value).limit(1000)
     ).all()
     ids = [(d.id, d.account_id) for d in open_disputes]
     db.session.rollback()
-    for dispute_id, account_id in ids:
+
+    def remind(row: tuple[int, int]) -> bool:
+        dispute_id, account_id = row
         with write_transaction(db.session) as session:
             dispute = session.get(Dispute, dispute_id)
             account = session.get(Account, account_id)
@@ -338,8 +340,11 @@ def send_deadline_reminders() -> int:
             if due and due[-1] not in already:
                 dispute.reminders_sent = already + [name for name in due if name not in already]
                 _notify_reminder(dispute, due[-1])
-                sent += 1
-    return sent
+                return True
+        return False
+
+    # H1: a reminder that fails is rolled back (not marked sent) and retried; the other disputes still get theirs.
+    return each_item("dispute_reminders", ids, remind, describe=lambda row: f"dispute {row[0]}")
 
 
 def _notify_reminder(dispute: Dispute, name: str) -> None:

@@ -18,7 +18,7 @@ from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import Account, Payment, PaymentStatus, ProcessedEvent, SandboxRecord
 from kassa.processors.base import ProcessorEvent
-from kassa.services.ticks import register_tick
+from kassa.services.ticks import each_item, register_tick
 
 log = logging.getLogger(__name__)
 
@@ -172,22 +172,27 @@ def process_sandbox_events() -> int:
     account_ids = db.session.scalars(
         select(distinct(SandboxRecord.account_id)).where(SandboxRecord.due_at.is_not(None))
     ).all()
-    applied = 0
-    for account_id in account_ids:
+    db.session.rollback()
+
+    def deliver(event: ProcessorEvent) -> bool:
+        try:
+            applied = apply_event("sandbox", event)
+        except EventNotReady:
+            log.info("event %s not ready; will retry", event.id)
+            return False
+        processor.acknowledge_event(event.id)
+        return applied
+
+    def for_account(account_id: int) -> int:
         account = db.session.get(Account, account_id)
         if account is None:
-            continue
+            return 0
         events = processor.due_events(account_id, account_now(account))
         db.session.rollback()
-        for event in events:
-            try:
-                if apply_event("sandbox", event):
-                    applied += 1
-            except EventNotReady:
-                log.info("event %s not ready; will retry", event.id)
-                continue
-            processor.acknowledge_event(event.id)
-    return applied
+        # H1: an event that fails is not acknowledged, so it is offered again; the others still apply.
+        return each_item("sandbox_events", events, deliver, describe=lambda event: f"event {event.id}")
+
+    return each_item("sandbox_events", account_ids, for_account, describe=lambda aid: f"account {aid}")
 
 
 @register_tick("reconcile_attempts")

@@ -15,7 +15,7 @@ from flask_babel import gettext as _
 from sqlalchemy import String, func, select, type_coerce
 from werkzeug.datastructures import MultiDict
 
-from kassa.clock import account_today, local_midnight_utc
+from kassa.clock import account_today, local_midnight_utc, zone
 from kassa.extensions import db
 from kassa.models import (
     Account,
@@ -122,7 +122,7 @@ def _payments_count(account_id: int, params: dict[str, Any]) -> int:
 
 def _payments_rows(account_id: int, params: dict[str, Any]) -> tuple[list[str], Iterator[tuple]]:
     account, state, query = _payments_query(account_id, params)
-    tz = ZoneInfo(account.timezone)
+    tz = zone(account.timezone)
     keys = [key for key in (params.get("columns") or state.columns) if key in COLUMNS]
     specs = [spec for key in keys for spec in _payment_columns(key, tz)]
     include_associations = bool(params.get("associations"))
@@ -191,7 +191,7 @@ def _payout_reconciliation(account: Account, params: dict[str, Any], count_only:
              .order_by(Payout.payout_date.desc(), Payout.id.desc(), LedgerEntry.id))
     if count_only:
         return query
-    tz = ZoneInfo(account.timezone)
+    tz = zone(account.timezone)
     headers = [_("Payout"), _("Payout date"), _("Arrival date"), _("Payout status"), _("Payout amount"),
                _("Transaction type"), _("Amount"), _("Currency"), _("Payment"), _("Description"), _("Date")]
 
@@ -208,7 +208,7 @@ def _payout_reconciliation(account: Account, params: dict[str, Any], count_only:
 def _balance(account: Account, params: dict[str, Any], count_only: bool = False):
     """Every buyer transaction in the period: payments (one-time and recurring), refunds, fees, disputes."""
     start, end = _range(account, params)
-    tz = ZoneInfo(account.timezone)
+    tz = zone(account.timezone)
     query = (select(LedgerEntry.occurred_at, LedgerEntry.type, LedgerEntry.amount_minor, LedgerEntry.currency,
                     LedgerEntry.available_on, LedgerEntry.payout_id, LedgerEntry.payment_id, Payment.source,
                     Payment.buyer_email, LedgerEntry.description)
@@ -236,7 +236,7 @@ def _balance(account: Account, params: dict[str, Any], count_only: bool = False)
 def _payout_details(account: Account, params: dict[str, Any], count_only: bool = False):
     """The buyer payments in each daily payout."""
     start, end = _range(account, params)
-    tz = ZoneInfo(account.timezone)
+    tz = zone(account.timezone)
     query = (select(Payout.id, Payout.payout_date, Payment.id, Payment.created_at, Payment.amount_minor,
                     Payment.currency, Payment.fee_minor, Payment.method, Payment.buyer_email, LedgerEntry.amount_minor,
                     LedgerEntry.currency)

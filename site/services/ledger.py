@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from kassa.business_days import add_business_days
+from kassa.clock import zone
 from kassa.extensions import db
 from kassa.models import Account, Dispute, LedgerEntry, LedgerType, Payment, Refund
 from kassa.money import exponent
@@ -19,7 +19,7 @@ AVAILABILITY_DAYS = {"card": 2, "ach": 4, "bacs": 5, "pad": 5, "sepa": 14}
 
 
 def local_day(account: Account, at: datetime) -> date:
-    return at.astimezone(ZoneInfo(account.timezone)).date()
+    return at.astimezone(zone(account.timezone)).date()
 
 
 def available_on(account: Account, method: str, at: datetime) -> date:

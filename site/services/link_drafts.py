@@ -8,11 +8,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
+from flask import current_app
 from flask_babel import gettext as _
 
 from kassa.database import parse_id
+from kassa.extensions import db
 from kassa.models import (
     CONTACT_FIELDS,
+    Account,
     BillingFrequency,
     Confirmation,
     FieldMode,
@@ -22,6 +25,7 @@ from kassa.models import (
 )
 from kassa.money import Money, MoneyError, is_known_currency, parse_money
 from kassa.order_summary import OrderSummary, build_order_summary
+from kassa.processors.registry import can_settle, settlement_choices
 from kassa.services.crm import validate_pipeline_choice
 from kassa.services.products import MAX_AMOUNT_MINOR, validate_price_terms
 
@@ -222,6 +226,31 @@ def _check_url(url: str) -> str | None:
     return None
 
 
+def _currency_problem(currency: str, account_id: int) -> str | None:
+    """H13: a link only in a currency the processor can take and settle into the account's currency;
+    before, a link in any ISO code saved fine and every buyer's payment then failed at the processor."""
+    settlement = db.session.get(Account, account_id).default_currency
+    if can_settle(currency, settlement):
+        return None
+    return _("Payments in %(currency)s can't be settled in your account's currency (%(settlement)s). "
+             "Choose one of: %(choices)s.", currency=currency, settlement=settlement,
+             choices=", ".join(settlement_choices(settlement)))
+
+
+def _total_problem(draft: LinkDraft, locale: str) -> str | None:
+    """H13: a cap on what one link can ask for (KASSA_LINK_MAX_TOTAL_MINOR), so a link never asks for more
+    than one payment can be."""
+    if not is_known_currency(draft.currency):
+        return None
+    total = sum((item.unit_amount_minor or 0) * item.quantity_value for item in draft.items[:MAX_ITEMS])
+    cap = current_app.config["KASSA_LINK_MAX_TOTAL_MINOR"]
+    if total <= cap:
+        return None
+    return _("The link's total (%(total)s) is more than one payment can be (%(max)s). Lower a price or quantity, "
+             "or split the order into several links.",
+             total=Money(total, draft.currency).format(locale), max=Money(cap, draft.currency).format(locale))
+
+
 def validate_draft(draft: LinkDraft, account_id: int, locale: str) -> dict[str, str]:
     """All problems at once, keyed by form field name; fills the parsed values into the draft."""
     errors: dict[str, str] = {}
@@ -231,6 +260,10 @@ def validate_draft(draft: LinkDraft, account_id: int, locale: str) -> dict[str, 
         errors["name"] = _("Use at most 200 characters.")
     if not is_known_currency(draft.currency):
         errors["currency"] = _("Choose a currency.")
+    else:
+        problem = _currency_problem(draft.currency, account_id)
+        if problem:
+            errors["currency"] = problem
     if not draft.items:
         errors["items"] = _("Add at least one line item.")
     elif len(draft.items) > MAX_ITEMS:
@@ -263,6 +296,9 @@ def validate_draft(draft: LinkDraft, account_id: int, locale: str) -> dict[str, 
             item.quantity_value = int(item.quantity)
             if terms.unit_amount_minor and terms.unit_amount_minor * item.quantity_value > MAX_AMOUNT_MINOR:
                 errors[prefix + "quantity"] = _("The amount is too large")
+    total_problem = _total_problem(draft, locale)
+    if total_problem and "items" not in errors:
+        errors["items"] = total_problem
     for name, mode in draft.fields.items():
         if mode not in FieldMode._value2member_map_:
             errors[f"field_{name}"] = _("Choose off, optional or required.")

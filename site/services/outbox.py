@@ -4,17 +4,24 @@ Delivery is at-least-once with exponential back-off. A worker claims a message b
 (`locked_until`); on PostgreSQL the claim skips rows another worker holds (FOR UPDATE SKIP LOCKED), on
 SQLite the claim runs under the database write lock. Handlers must therefore be idempotent, and the
 email handler is: it refuses to send a message already marked sent.
+
+H6: a lease names its holder ("host:pid"). When that process is known dead (same host, pid gone),
+`release_dead_leases` makes its messages due again at once, rather than after the 5-minute lease; `flask
+kassa serve` calls it when it restarts its worker, and every worker calls it as it starts and now and then.
+A holder on another host can't be checked from here: its lease runs out as before.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, distinct, or_, select, update
 
 from kassa.clock import now
 from kassa.database import dialect_name, write_transaction
@@ -70,6 +77,61 @@ def _claimable(at: datetime):
     )
 
 
+def _machine() -> str:
+    """This host, and its process-id namespace: two containers may share a host name but not pid numbers."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid").removeprefix("pid:")
+    except OSError:
+        namespace = ""
+    return f"{socket.gethostname()}{namespace}"
+
+
+def worker_identity(pid: int | None = None) -> str:
+    """Who holds a lease: this machine and a process id (this process unless `pid` is given)."""
+    return f"{_machine()}:{pid if pid is not None else os.getpid()}"
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` on this host still runs (a zombie, dead but not yet reaped, counts as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive, and not ours to judge
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True  # no /proc (macOS): os.kill said it exists
+
+
+def release_dead_leases() -> int:
+    """Make messages leased by a dead process on this host due again now. Returns how many."""
+    machine = _machine()
+    holders = db.session.scalars(
+        select(distinct(OutboxMessage.locked_by)).where(OutboxMessage.status == OutboxStatus.PROCESSING.value,
+                                                        OutboxMessage.locked_by.is_not(None))
+    ).all()
+    db.session.rollback()
+    dead = []
+    for holder in holders:
+        where, _sep, pid_text = holder.rpartition(":")
+        if where == machine and pid_text.isascii() and pid_text.isdigit() and int(pid_text) != os.getpid() and not process_alive(int(pid_text)):
+            dead.append(holder)
+    if not dead:
+        return 0
+    with write_transaction(db.session) as session:
+        released = session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.status == OutboxStatus.PROCESSING.value, OutboxMessage.locked_by.in_(dead))
+            .values(status=OutboxStatus.PENDING.value, next_attempt_at=now(), locked_until=None, locked_by=None)
+        ).rowcount
+    log.warning("released %d outbox message(s) leased by dead worker(s) %s; they run again now",
+                released, ", ".join(dead))
+    return released
+
+
 def claim_batch(limit: int = 20) -> list[tuple[int, int]]:
     """Lease up to `limit` due messages; returns (id, attempt number) pairs for this worker to run."""
     with write_transaction(db.session) as session:
@@ -78,9 +140,11 @@ def claim_batch(limit: int = 20) -> list[tuple[int, int]]:
         if dialect_name(session) == "postgresql":
             query = query.with_for_update(skip_locked=True)
         messages = session.scalars(query).all()
+        holder = worker_identity()
         for message in messages:
             message.status = OutboxStatus.PROCESSING.value
             message.locked_until = at + LEASE
+            message.locked_by = holder
             message.attempts += 1
         return [(m.id, m.attempts) for m in messages]
 
@@ -95,6 +159,7 @@ def claim_one(message_id: int) -> int | None:
             .values(
                 status=OutboxStatus.PROCESSING.value,
                 locked_until=at + LEASE,
+                locked_by=worker_identity(),
                 attempts=OutboxMessage.attempts + 1,
             )
             .returning(OutboxMessage.attempts)
@@ -127,6 +192,7 @@ def _finish(message_id: int, attempt: int, error: str | None) -> bool:
         if message is None or message.attempts != attempt or message.status != OutboxStatus.PROCESSING.value:
             return False
         message.locked_until = None
+        message.locked_by = None
         if error is None:
             message.status = OutboxStatus.DONE.value
             message.done_at = now()
@@ -159,9 +225,13 @@ def on_give_up(kind: str) -> Callable:
 
 def run_pending(limit: int = 20) -> int:
     """Claim and run one batch in this process; returns how many messages were attempted."""
+    from kassa.services.ticks import each_item
+
     claimed = claim_batch(limit)
-    for message_id, attempt in claimed:
-        run_claimed(message_id, attempt)
+    # H1: a handler's failure is recorded by run_claimed; anything else failing for one message (recording
+    # its outcome, a give-up hook) skips that message only (its lease runs out and it is retried), never the
+    # rest of the batch: emails, exports and receipts of other merchants still go out.
+    each_item("outbox", claimed, lambda pair: run_claimed(*pair), describe=lambda pair: f"outbox message {pair[0]}")
     return len(claimed)
 
 
@@ -174,5 +244,6 @@ def retry_now(message_id: int) -> None:
         message.status = OutboxStatus.PENDING.value
         message.next_attempt_at = now()
         message.locked_until = None
+        message.locked_by = None
         if message.attempts >= current_app.config["KASSA_OUTBOX_MAX_ATTEMPTS"]:
             message.attempts = 0

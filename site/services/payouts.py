@@ -20,7 +20,7 @@ from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import Account, LedgerEntry, LedgerType, Payout, PayoutStatus, SandboxRecord
 from kassa.services.ledger import local_day
-from kassa.services.ticks import register_tick
+from kassa.services.ticks import each_item, register_tick
 
 PAYOUT_TYPES = (LedgerType.PAYOUT.value,)
 
@@ -132,21 +132,24 @@ def advance_payout(payout_id: int) -> None:
 @register_tick("payouts")
 def run_payouts() -> int:
     """Once a day per account and mode: today's payout, then move earlier payouts along."""
-    done = 0
     pairs = db.session.execute(select(LedgerEntry.account_id, LedgerEntry.mode).where(
         LedgerEntry.payout_id.is_(None)).distinct()).all()
     db.session.rollback()
-    for account_id, mode in pairs:
+
+    def pay_out(pair: tuple[int, str]) -> bool:
+        account_id, mode = pair
         account = db.session.get(Account, account_id)
         day = local_day(account, now_for(account, mode))
         try:
-            if create_payout(account, mode, day) is not None:
-                done += 1
+            return create_payout(account, mode, day) is not None
         except IntegrityError:
             db.session.rollback()  # another tick made today's payout first
+            return False
+
+    # H1: one account's payout failing is logged and retried on a later tick; every other account is paid.
+    done = each_item("payouts", pairs, pay_out, describe=lambda pair: f"account {pair[0]} ({pair[1]})")
     moving = db.session.scalars(select(Payout.id).where(
         Payout.status.in_((PayoutStatus.PENDING.value, PayoutStatus.IN_TRANSIT.value)))).all()
     db.session.rollback()
-    for payout_id in moving:
-        advance_payout(payout_id)
+    each_item("payouts", moving, advance_payout, describe=lambda payout_id: f"payout {payout_id}")
     return done

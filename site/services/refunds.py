@@ -31,6 +31,7 @@ from kassa.services.audit import record_audit
 from kassa.services.crm import add_timeline
 from kassa.services.display_status import refresh_display_status
 from kassa.services.payment_states import payment_subjects
+from kassa.services.ticks import each_item
 
 ACH_REFUND_WINDOW = timedelta(days=180)  # F4
 MAX_NOTE = 500
@@ -253,7 +254,12 @@ def retry_unsent_refunds() -> int:
         .limit(200)
     ).all()
     db.session.rollback()
-    for refund_id, account_id, amount, currency, key, mode, charge_ref in stale:
+
+    def resend(row) -> bool:
+        refund_id, account_id, amount, currency, key, mode, charge_ref = row
         account = db.session.get(Account, account_id)
         _send_to_processor(refund_id, mode, account_id, charge_ref, amount, currency, key, account_now(account))
-    return len(stale)
+        return True
+
+    # H1: one refund that can't be sent or recorded is skipped (and retried), the others still go.
+    return each_item("retry_refunds", stale, resend, describe=lambda row: f"refund {row[0]}")

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, case, cast, func, select
 
-from kassa.clock import account_now, account_today, local_midnight_utc
+from kassa.clock import account_now, account_today, local_midnight_utc, zone, zone_name
 from kassa.database import dialect_name
 from kassa.extensions import db
 from kassa.models import Account, Payment
@@ -102,8 +101,8 @@ def _total(figures: list[Figures]) -> Figures:
 
 def _local_day(account: Account):
     if dialect_name(db.session) == "postgresql":
-        return func.date(func.timezone(account.timezone, Payment.created_at))
-    offset = account_now(account).astimezone(ZoneInfo(account.timezone)).utcoffset() or timedelta()
+        return func.date(func.timezone(zone_name(account.timezone), Payment.created_at))
+    offset = account_now(account).astimezone(zone(account.timezone)).utcoffset() or timedelta()
     return func.date(Payment.created_at, f"{int(offset.total_seconds())} seconds")
 
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from kassa.actor import Actor
-from kassa.clock import account_now, now, now_for
+from kassa.clock import account_now, now, now_for, zone
 from kassa.database import write_transaction
 from kassa.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kassa.extensions import db
@@ -27,7 +26,7 @@ from kassa.periods import charge_date
 from kassa.services.audit import record_audit
 from kassa.services.billing import BILLABLE, subscription_subjects  # registers its tick before ours
 from kassa.services.billing_rows import add_timeline_at
-from kassa.services.ticks import register_tick
+from kassa.services.ticks import each_item, register_tick
 
 REMINDER_LEAD = timedelta(days=14)  # E7
 MAX_SCHEDULE = 120
@@ -101,16 +100,18 @@ def send_reminders() -> int:
     """E7: 14 days before a subscription's next payment, once per period, when the merchant turned it on."""
     from kassa.services.notifications import notify_subscription_reminder
 
-    sent = 0
-    accounts = db.session.scalars(select(Account).where(Account.id.in_(
-        select(Subscription.account_id).where(Subscription.status == SubscriptionStatus.ACTIVE.value).distinct())))
-    targets = []
-    for account in accounts:
-        if not account.notification_enabled("subscription_reminders"):
-            continue
+    account_ids = db.session.scalars(
+        select(Subscription.account_id).where(Subscription.status == SubscriptionStatus.ACTIVE.value).distinct()
+    ).all()
+    db.session.rollback()
+
+    def remind_account(account_id: int) -> int:
+        account = db.session.get(Account, account_id)
+        if account is None or not account.notification_enabled("subscription_reminders"):
+            return 0
         # Test subscriptions follow the account's test clock; live ones real time (as billing does).
         test_horizon, live_horizon = account_now(account) + REMINDER_LEAD, now() + REMINDER_LEAD
-        targets += db.session.scalars(
+        targets = db.session.scalars(
             select(Subscription.id).where(
                 Subscription.account_id == account.id, Subscription.status == SubscriptionStatus.ACTIVE.value,
                 Subscription.cancel_at_period_end.is_(False),
@@ -118,18 +119,22 @@ def send_reminders() -> int:
                 | ((Subscription.mode != Mode.TEST.value) & (Subscription.next_charge_at <= live_horizon)),
                 func.coalesce(Subscription.reminded_period, -1) < Subscription.payments_made)
         ).all()
-    db.session.rollback()
-    for sub_id in targets:
+        db.session.rollback()
+        return each_item("subscription_reminders", targets, remind, describe=lambda sid: f"subscription {sid}")
+
+    def remind(sub_id: int) -> bool:
         with write_transaction(db.session) as session:
             sub = session.get(Subscription, sub_id)
             if sub.reminded_period is not None and sub.reminded_period >= sub.payments_made:
-                continue
+                return False
             sub.reminded_period = sub.payments_made
             notify_subscription_reminder(sub)
             add_timeline_at(session, sub.account_id, "subscription.reminder_sent", [("subscription", sub.id)],
                             now_for(session.get(Account, sub.account_id), sub.mode))
-            sent += 1
-    return sent
+            return True
+
+    # H1: one account or subscription failing is logged and retried later; every other reminder still goes.
+    return each_item("subscription_reminders", account_ids, remind_account, describe=lambda aid: f"account {aid}")
 
 
 # -- the buyer's card update page ---------------------------------------------------------------------
@@ -249,7 +254,7 @@ def advance_clock(actor: Actor, *, days: int = 0, to_date: date | None = None) -
     account = db.session.get(Account, actor.account_id)
     start = account_now(account)
     if to_date is not None:
-        target = datetime.combine(to_date, time(12), tzinfo=ZoneInfo(account.timezone)).astimezone(UTC)
+        target = datetime.combine(to_date, time(12), tzinfo=zone(account.timezone)).astimezone(UTC)
     else:
         target = start + timedelta(days=days)
     if target <= start:

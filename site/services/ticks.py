@@ -7,13 +7,23 @@ row locks or unique keys and skips what another tick already did.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from kassa.extensions import db
 
 log = logging.getLogger(__name__)
 
 TickTask = Callable[[], int]
 _TASKS: list[tuple[str, TickTask]] = []
+T = TypeVar("T")
+
+# H1: items skipped because they failed, per task, since the process started (billing counts from threads).
+_ITEM_FAILURES: Counter[str] = Counter()
+_FAILURES_LOCK = threading.Lock()
 
 
 def register_tick(name: str) -> Callable[[TickTask], TickTask]:
@@ -31,19 +41,55 @@ def registered_tasks() -> list[str]:
     return [name for name, _fn in _TASKS]
 
 
+def item_failed(task: str, item: Any) -> None:
+    """Log and count one item a task skipped; the item is still due, so a later tick retries it."""
+    log.exception("tick task %s: %s failed; skipped, retried on a later tick", task, item)
+    with _FAILURES_LOCK:
+        _ITEM_FAILURES[task] += 1
+
+
+def item_failures() -> dict[str, int]:
+    with _FAILURES_LOCK:
+        return dict(_ITEM_FAILURES)
+
+
+def each_item(task: str, items: Iterable[T], fn: Callable[[T], int | bool | None],
+              describe: Callable[[T], Any] = lambda item: item) -> int:
+    """Run `fn` on every item, each on its own: one bad item (a merchant's broken setting, a row the code
+    can't handle) is logged, counted and skipped, and every other item is still processed (H1). Before,
+    the first error ended the whole task, so one merchant could stall every merchant's reconciliation,
+    billing or payouts. Returns the sum of what `fn` returned (True counts as 1)."""
+    done = 0
+    for item in items:
+        try:
+            result = fn(item)
+        except Exception:
+            db.session.rollback()  # nothing half-written by the failed item stays in the session
+            item_failed(task, describe(item))
+            continue
+        done += int(result or 0)
+    return done
+
+
 @dataclass
 class TickReport:
     done: dict[str, int] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)  # items that failed and wait for a later tick
 
 
 def run_tick() -> TickReport:
-    """Run every registered task once. One task failing does not stop the others."""
+    """Run every registered task once. One task failing does not stop the others, and within a task one
+    item failing does not stop the other items (`each_item`)."""
     report = TickReport()
+    before = item_failures()
     for name, task in list(_TASKS):
         try:
             report.done[name] = task()
         except Exception as exc:
+            db.session.rollback()
             log.exception("tick task %s failed", name)
             report.failed[name] = f"{type(exc).__name__}: {exc}"
+    after = item_failures()
+    report.skipped = {name: after[name] - before.get(name, 0) for name in after if after[name] > before.get(name, 0)}
     return report

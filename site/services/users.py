@@ -18,6 +18,7 @@ from kassa.clock import now
 from kassa.database import write_transaction
 from kassa.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kassa.extensions import db
+from kassa.i18n import LANGUAGES
 from kassa.models import Account, Invitation, Permission, Role, User
 from kassa.services.audit import record_audit
 from kassa.services.mail import queue_email
@@ -82,6 +83,11 @@ def sign_up(
     if len(company_name) > 200:
         raise ValidationFailed(_("Use at most 200 characters."), field="company_name")
     check_password_rules(password, email)
+    from kassa.services.accounts import locale_errors
+
+    problems = locale_errors(country=country, currency=currency, timezone=timezone, language=language)
+    if problems:
+        raise ValidationFailed(_("Check the highlighted fields."), errors=problems)
     password_hash = passwords.hash_password(password)  # slow on purpose: outside the write lock
     with write_transaction(db.session) as session:
         if _email_taken(email):
@@ -376,6 +382,8 @@ def set_view_test_data(user: User, value: bool) -> None:
 
 
 def set_language(user: User, language: str) -> None:
+    if language not in LANGUAGES:  # H1: only a language the interface has
+        raise ValidationFailed(_("Choose a language."), field="language")
     with write_transaction(db.session):
         fresh = db.session.get(User, user.id)
         fresh.language = language

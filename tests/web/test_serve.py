@@ -15,6 +15,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from sqlalchemy import select
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -72,3 +74,90 @@ def _group_alive(group: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def _wait_for(predicate, timeout: float, what: str, log: Path):
+    """Poll `predicate` until it returns something truthy; fail with the serve log after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"{what} not within {timeout:g} s:\n{log.read_text()}")
+
+
+def test_h6_serve_restarts_a_killed_worker_and_the_email_it_held_goes_out_at_once(tmp_path, monkeypatch):
+    """kill -9 of serve's worker while it holds an email's 5-minute lease: serve says so in its log, restarts
+    the worker, and the email is delivered well before the lease would have run out."""
+    from kassa.clock import now
+    from kassa.database import write_transaction
+    from kassa.services import outbox
+    from kassa.services.mail import queue_email
+
+    port = _free_port()
+    env = {**os.environ, "KASSA_INSTANCE_PATH": str(tmp_path), "KASSA_DATABASE_URL": "", "KASSA_SMTP_URL": "",
+           "KASSA_REDIS_URL": "", "KASSA_BASE_URL": f"http://127.0.0.1:{port}", "PYTHONUNBUFFERED": "1"}
+    flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
+    subprocess.run([*flask, "db", "upgrade", "-d", "site/migrations"], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=120)
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        server = subprocess.Popen([*flask, "kassa", "serve", "--port", str(port), "--tick-every", "3600"],
+                                  cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    for name in ("KASSA_DATABASE_URL", "KASSA_SMTP_URL", "KASSA_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KASSA_INSTANCE_PATH", str(tmp_path))
+    from kassa import create_app
+    from kassa.extensions import db
+    from kassa.models import EmailMessage, OutboxMessage
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'kassa.db'}"})
+    try:
+        def worker_pid() -> int | None:
+            """The worker: serve's one child process (read from /proc, not from what serve says)."""
+            children = [int(pid) for task in Path(f"/proc/{server.pid}/task").glob("*")
+                        for pid in (task / "children").read_text().split()]
+            return children[0] if len(children) == 1 else None
+
+        first = _wait_for(worker_pid, 60, "the worker", log)
+        _wait_for(lambda: "Kassa worker started" in log.read_text(), 60, "the worker's start", log)
+        killed_at = time.monotonic()
+        os.kill(first, signal.SIGKILL)
+        second = _wait_for(lambda: (pid := worker_pid()) != first and pid, 60, "a new worker", log)
+        restarted_at = time.monotonic()
+        # What the dead worker was doing: an email it had claimed, leased for 5 minutes in its name.
+        with app.test_request_context():
+            with write_transaction(db.session) as session:
+                email = queue_email(kind="password_reset", to=["ada@example.com"], template="email/password_reset.html",
+                                    language="en", context={"user": {"email": "ada@example.com"},
+                                                            "reset_url": "http://127.0.0.1/reset"}, account_id=None)
+                session.flush()
+                message = session.scalar(select(OutboxMessage).order_by(OutboxMessage.id.desc()))
+                message.status, message.attempts = "processing", 1
+                message.locked_by, message.locked_until = outbox.worker_identity(first), now() + outbox.LEASE
+                email_id = email.id
+            leased_at = time.monotonic()
+
+            def delivered() -> bool:
+                db.session.rollback()
+                return db.session.get(EmailMessage, email_id).status == "stored"  # no SMTP: kept in the Email log
+
+            _wait_for(delivered, 90, "the email", log)
+            print(f"H6: worker restarted {restarted_at - killed_at:.1f} s after kill -9; the email it held was "
+                  f"delivered {time.monotonic() - leased_at:.1f} s after it was leased (lease: 300 s)")
+            assert time.monotonic() - leased_at < outbox.LEASE.total_seconds() / 2
+            db.session.remove()
+        text = log.read_text()
+        assert f"Kassa worker (pid {first}) died" in text
+        assert "Kassa worker restarted (restart 1)" in text
+        assert worker_pid() == second  # one restart, and it stays up
+        assert server.poll() is None
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        server.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while _group_alive(server.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _group_alive(server.pid), log.read_text()
+    assert "restarted (restart 2)" not in log.read_text()  # Ctrl-C stops the worker, it isn't restarted
