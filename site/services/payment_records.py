@@ -133,7 +133,8 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_c
         attempt.payment_id = payment.id
         attempt.processor_ref = result.processor_ref
         attempt.finished_at = now()
-        risk.record_card_use(attempt)
+        risk.release(attempt.risk_hold)  # H4: a payment that went through never counts against anyone
+        attempt.risk_hold = None
 
         if succeeded:
             from kassa.services.invoices import maybe_invoice
