@@ -32,15 +32,16 @@ from typing import Any
 from flask import current_app
 from flask_babel import format_timedelta
 from flask_babel import gettext as _
-from sqlalchemy import case, literal, or_, select, update
+from sqlalchemy import case, delete, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from kassa.clock import now
-from kassa.database import dialect_name
+from kassa.database import dialect_name, write_transaction
 from kassa.errors import TooManyRequests
 from kassa.extensions import db
 from kassa.models import Mode, PaymentLink, RiskCounter
 from kassa.processors import testcards
+from kassa.services.ticks import register_tick
 
 # Processor errors that look like probing: wrong numbers count like declines (every CardDeclined counts too).
 COUNTED_CODES = {
@@ -249,3 +250,13 @@ def keep(hold: list[list[Any]] | None, link_id: int | None) -> None:
     from kassa.services.notifications import notify_link_paused
 
     notify_link_paused(link, declines)
+
+
+@register_tick("risk_counters")
+def prune_counters() -> int:
+    """Forget counters whose window ended long ago: one row per (place, number) tried would otherwise pile up.
+    A pruned counter starts over at its next use, as an expired one does."""
+    windows = [_setting(name) for name in DEFAULTS if name.endswith("_WINDOW")]
+    cutoff = now() - timedelta(seconds=max(windows) + 3600)
+    with write_transaction(db.session) as session:
+        return session.execute(delete(RiskCounter).where(RiskCounter.window_start < cutoff)).rowcount or 0

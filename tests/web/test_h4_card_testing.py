@@ -391,6 +391,23 @@ def test_h4_card_update_page_is_guarded(client, app, processor):
     assert saved.status_code == 200 and "Your card is saved." in saved.get_data(as_text=True)
 
 
+def test_h4_the_tick_forgets_counters_long_after_their_window(client, shop):
+    """Counters are one row per place and per (place, number): the tick deletes those whose window ended more
+    than an hour past the longest window, so they don't pile up."""
+    from kassa.models import RiskCounter
+    from kassa.services.ticks import run_tick
+
+    _owner, link = shop
+    assert _pay(client, link.slug, "203.0.113.60", card_number=DECLINED).status_code == 422
+    assert count(RiskCounter) > 0
+    assert run_tick().failed == {}
+    assert count(RiskCounter) > 0  # still in its window
+    with time_machine.travel(now() + timedelta(days=1, hours=1, minutes=1)):
+        report = run_tick()
+    assert report.failed == {} and report.done["risk_counters"] > 0
+    assert count(RiskCounter) == 0
+
+
 # -- configuration ---------------------------------------------------------------------------------------
 
 
