@@ -146,6 +146,42 @@ def test_h4_parallel_declines_stop_at_the_limit(app, client, shop, processor):
     assert again.status_code == 429 and len(processor) == limit
 
 
+def test_h4_parallel_successes_and_declines_on_one_merchant(app, client, shop, processor):
+    """Ten buyers pay at once on one link (same card, ten addresses) while one address sends ten declines at once
+    to another link of the same merchant: all ten payments go through, at most 5 declines reach the processor,
+    and nothing fails (the guard's counters and the payment's account lock never wait on each other)."""
+    owner, link = shop
+    other = make_link(owner, name="Other link")
+    jobs = [(start_checkout(client, link.slug, mode="live"), f"198.51.100.{100 + i}", GOOD) for i in range(10)]
+    jobs += [(start_checkout(client, other.slug, mode="live"), "203.0.113.99", DECLINED) for _ in range(10)]
+    start = threading.Barrier(len(jobs))
+    results: list[tuple[str, int]] = []
+    errors: list[BaseException] = []
+
+    def submit(path: str, ip: str, number: str) -> None:
+        try:
+            buyer = app.test_client()
+            with app.app_context():
+                start.wait()
+                response = buyer.post(path, data=buyer_form(card_number=number), environ_base={"REMOTE_ADDR": ip})
+                results.append((number, response.status_code))
+                db.session.remove()
+        except BaseException as exc:  # surfaced below: a thread's failure must fail the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=submit, args=job) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert not errors, errors
+    assert sorted(status for number, status in results if number == GOOD) == [303] * 10
+    assert sorted(status for number, status in results if number == DECLINED) == [422] * 5 + [429] * 5
+    assert count(Payment, Payment.status == "succeeded") == 10
+    assert len(processor) == 15
+
+
 # -- successes never count ---------------------------------------------------------------------------
 
 
