@@ -211,6 +211,35 @@ def test_h4_a_success_gives_its_slot_back(client, shop):
     assert _pay(client, link.slug, "198.51.100.8").status_code == 429
 
 
+@pytest.mark.parametrize("app_config", _limits(ip_declines=1), indirect=True)
+def test_h4_a_payment_whose_answer_was_lost_gives_its_slot_back_when_reconciled(client, shop, monkeypatch):
+    """KASSA_RISK_IP_DECLINES=1. The processor's answer is lost: while the outcome is unknown the attempt holds
+    its slot (another try from that IP waits its turn: 429); when the tick finds the payment, the slot is given
+    back and the buyer's IP pays again. A timeout that moved no money gives it back too."""
+    from kassa.services import checkout as checkout_service
+    from kassa.services.ticks import run_tick
+
+    def unknown(attempt_id, key, account_id, processor):
+        with write_transaction(db.session) as session:
+            session.get(PaymentAttempt, attempt_id).status = AttemptStatus.UNKNOWN.value
+
+    _owner, link = shop
+    registry.sandbox().inject_fault("lose_response")
+    monkeypatch.setattr(checkout_service, "_mark_unknown_and_lookup", unknown)
+    assert _pay(client, link.slug, "198.51.100.30").status_code == 202
+    assert _pay(client, link.slug, "198.51.100.30").status_code == 429
+    with time_machine.travel(now() + checkout_service.RECONCILE_AFTER + timedelta(seconds=5)):
+        assert run_tick().failed == {}
+        assert count(Payment) == 1
+        registry.sandbox().inject_fault("timeout")
+        assert _pay(client, link.slug, "198.51.100.30").status_code == 202
+    with time_machine.travel(now() + 2 * checkout_service.RECONCILE_AFTER + timedelta(seconds=10)):
+        assert run_tick().failed == {}
+        assert count(PaymentAttempt, PaymentAttempt.status == AttemptStatus.FAILED.value) == 1
+        assert _pay(client, link.slug, "198.51.100.30").status_code == 303
+    assert count(Payment) == 2
+
+
 # -- per IP ---------------------------------------------------------------------------------------------
 
 
