@@ -100,5 +100,6 @@ def _load_side_effect_handlers() -> None:
         mandates,
         payouts,
         receipts,
+        risk,
         subscriptions,
     )

@@ -514,6 +514,8 @@ class PaymentAttempt(db.Model):
     ip: Mapped[str | None] = mapped_column(String(64))
     card_fingerprint: Mapped[str | None] = mapped_column(String(64), index=True)
     link_id: Mapped[int | None] = mapped_column(ForeignKey("payment_links.id"))
+    # The card-testing guard's slots this attempt holds (H4), given back if it succeeds; None once settled.
+    risk_hold: Mapped[list[Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=_now)
     finished_at: Mapped[datetime | None]
 
@@ -892,23 +894,21 @@ class SandboxRecord(db.Model):
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-class RiskEvent(db.Model):
-    """Declines and blocks the card-testing guard counts (per IP, per link, per card fingerprint)."""
+class RiskCounter(db.Model):
+    """One card-testing guard counter (H4): failed card entries per scope and key in a rolling window.
 
-    __tablename__ = "risk_events"
-    __table_args__ = (
-        Index("ix_risk_ip", "kind", "ip", "created_at"),
-        Index("ix_risk_link", "kind", "link_id", "created_at"),
-        Index("ix_risk_card", "kind", "card_fingerprint", "created_at"),
-    )
+    A slot is taken with one atomic UPDATE before the processor is called and given back when the payment
+    succeeds, so parallel requests can never all slip past the limit. `generation` changes whenever the window
+    starts over, so a slot taken in an old window is never given back to the new one.
+    """
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
-    kind: Mapped[str] = mapped_column(String(24))  # decline | card_use | link_paused
-    ip: Mapped[str | None] = mapped_column(String(64))
-    link_id: Mapped[int | None]
-    card_fingerprint: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(default=_now)
+    __tablename__ = "risk_counters"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[datetime]
+    used: Mapped[int] = mapped_column(default=0)
+    generation: Mapped[int] = mapped_column(default=0)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, g, render_template, request
 
-from kassa.errors import Conflict, NotFound, ValidationFailed
+from kassa.errors import Conflict, NotFound, TooManyRequests, ValidationFailed
 from kassa.extensions import db, limiter
 from kassa.models import Account, Mode
+from kassa.netutil import client_ip
 from kassa.services import subscriptions
 
 bp = Blueprint("billing_portal", __name__)
@@ -29,7 +30,13 @@ def update_card(token: str):
                "values": {}, "done": None, "ended": sub.status not in ("active", "past_due")}
     if request.method == "POST" and not context["ended"]:
         try:
-            sub, outcome = subscriptions.update_card(token, request.form.to_dict())
+            sub, outcome = subscriptions.update_card(token, request.form.to_dict(), ip=client_ip())
+        except TooManyRequests as exc:
+            # H4: the card-testing guard refused before the processor saw the card. The name on the card is
+            # kept; the number and CVC are not put back into a page shown to a suspected card tester.
+            values = {k: v for k, v in request.form.to_dict().items() if k not in ("card_number", "card_cvc")}
+            context.update(errors={"card_number": exc.message}, values=values)
+            return render_template("billing/update_card.html", **context), 429
         except ValidationFailed as exc:
             context.update(errors=exc.errors, values=request.form.to_dict())
             return render_template("billing/update_card.html", **context), 422

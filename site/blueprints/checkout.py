@@ -245,7 +245,9 @@ def submit(token: str):
                                                                         alert=None if exc.errors else exc.message))
     except TooManyRequests as exc:
         db.session.rollback()
-        return _buyer_page("checkout/page.html", 429, **_page_context(view, values=form, alert=exc.message))
+        # H4: everything typed is kept except the card number and CVC: a refused card isn't put back.
+        kept = {k: v for k, v in form.items() if k not in ("card_number", "card_cvc")}
+        return _buyer_page("checkout/page.html", 429, **_page_context(view, values=kept, alert=exc.message))
     except checkout_service.PaymentInFlight:
         return _buyer_page("checkout/processing.html", 202, checkout=checkout)
     except Gone:

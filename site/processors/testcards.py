@@ -93,6 +93,14 @@ FAILING_CARDS: tuple[CardProfile, ...] = (
     ),
 )
 
+# H4: the card-testing guard's block, on demand. In test mode the guard refuses this card before any
+# processor call, exactly as it refuses a card tester; a processor given it anyway declines it as fraud.
+BLOCKED_CARD = "4100000000000019"
+BLOCKED_CARDS: tuple[CardProfile, ...] = (
+    CardProfile(BLOCKED_CARD, "visa", "credit", N_("Visa (blocked as fraud)"), "fraudulent",
+                N_("The payment was blocked as likely fraud.")),
+)
+
 # SPEC T5 [beyond]: cards that succeed and then lead to a dispute or a failing refund.
 SCENARIO_CARDS: tuple[CardProfile, ...] = (
     CardProfile(
@@ -118,7 +126,9 @@ SCENARIO_CARDS: tuple[CardProfile, ...] = (
     ),
 )
 
-CARDS: dict[str, CardProfile] = {c.number: c for c in SUCCEEDING_CARDS + FAILING_CARDS + SCENARIO_CARDS}
+CARDS: dict[str, CardProfile] = {
+    c.number: c for c in SUCCEEDING_CARDS + FAILING_CARDS + BLOCKED_CARDS + SCENARIO_CARDS
+}
 
 # SPEC T4: ACH accounts; all of them use this routing number.
 TEST_ROUTING_NUMBER = "110000000"

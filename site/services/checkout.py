@@ -233,9 +233,18 @@ def _lock_session(session, checkout_id: int) -> CheckoutSession:
     return session.scalar(query)
 
 
+def _guard_entry(checkout: CheckoutSession, buyer: BuyerInput, ip: str | None) -> risk.CardEntry:
+    number = buyer.card.number if buyer.card else f"{buyer.bank.routing_number}:{buyer.bank.account_number}"
+    return risk.CardEntry(account_id=checkout.account_id, mode=checkout.mode, method=buyer.method, number=number,
+                          ip=ip, page=f"checkout:{checkout.id}", link_id=checkout.link_id)
+
+
 def _begin_attempt(checkout_id: int, buyer: BuyerInput, amount_minor: int, currency: str, ip: str | None,
                    fingerprint: str | None) -> PaymentAttempt | Payment:
-    """Step 1. Returns the new attempt, or the payment when this checkout is already paid."""
+    """Step 1. Returns the new attempt, or the payment when this checkout is already paid.
+
+    The card-testing guard's slots are taken in this same transaction (H4): an attempt exists only with its
+    slots, and a refusal (TooManyRequests) writes nothing."""
     with write_transaction(db.session) as session:
         checkout = _lock_session(session, checkout_id)
         if checkout.status == CheckoutStatus.COMPLETED.value:
@@ -248,6 +257,7 @@ def _begin_attempt(checkout_id: int, buyer: BuyerInput, amount_minor: int, curre
         )
         if in_flight is not None:
             raise PaymentInFlight(_("Your payment is being processed. This page will show the result in a moment."))
+        hold = risk.reserve(_guard_entry(checkout, buyer, ip))
         attempt = PaymentAttempt(
             account_id=checkout.account_id,
             checkout_session_id=checkout.id,
@@ -259,6 +269,7 @@ def _begin_attempt(checkout_id: int, buyer: BuyerInput, amount_minor: int, curre
             ip=ip,
             card_fingerprint=fingerprint,
             link_id=checkout.link_id,
+            risk_hold=hold,
         )
         session.add(attempt)
         session.flush()
@@ -278,8 +289,12 @@ def _finish_without_charge(attempt_id: int, status: AttemptStatus, error: Proces
             attempt.error_message = error.message
         checkout = _lock_session(session, attempt.checkout_session_id)
         checkout.attempt_seq += 1
+        # H4: a decline or an invalid number keeps the guard's slots; anything else gives them back.
         if status is AttemptStatus.DECLINED:
-            risk.record_decline(attempt)
+            risk.keep(attempt.risk_hold, attempt.link_id if attempt.method == "card" else None)
+        else:
+            risk.release(attempt.risk_hold)
+        attempt.risk_hold = None
 
 
 def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | None) -> PayOutcome:
@@ -306,7 +321,6 @@ def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | N
     summary = snapshot_summary(snapshot)
     amount = summary.due_today
     fingerprint = risk.card_fingerprint(buyer.card.number) if buyer.card else None
-    risk.check(checkout, method=buyer.method, ip=ip, fingerprint=fingerprint)
 
     begun = _begin_attempt(checkout.id, buyer, amount.amount_minor, amount.currency, ip, fingerprint)
     if isinstance(begun, Payment):

@@ -52,6 +52,11 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_c
         if attempt.payment_id is not None:
             return session.get(Payment, attempt.payment_id)
         checkout = _lock(session, CheckoutSession, attempt.checkout_session_id)
+        # H4: a payment that went through never counts against anyone. Given back before the account lock
+        # below: the guard takes its counters before the account too (inserting an attempt), so the two
+        # never wait for each other in a circle.
+        risk.release(attempt.risk_hold)
+        attempt.risk_hold = None
         # One buyer paying in two tabs at once: the account lock makes the contact, company and default
         # pipeline below found-or-created once (PostgreSQL would otherwise insert both and fail one).
         account = _lock(session, Account, attempt.account_id)
@@ -133,7 +138,6 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_c
         attempt.payment_id = payment.id
         attempt.processor_ref = result.processor_ref
         attempt.finished_at = now()
-        risk.record_card_use(attempt)
 
         if succeeded:
             from kassa.services.invoices import maybe_invoice

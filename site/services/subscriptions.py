@@ -155,10 +155,14 @@ def by_update_token(token: str) -> Subscription:
     return sub
 
 
-def update_card(token: str, form: dict[str, str]) -> tuple[Subscription, str | None]:
-    """The buyer enters a new card; a past-due subscription is charged right away with it."""
+def update_card(token: str, form: dict[str, str], *, ip: str | None = None) -> tuple[Subscription, str | None]:
+    """The buyer enters a new card; a past-due subscription is charged right away with it.
+
+    The card-testing guard watches this page as it watches the checkout (H4): a slot is taken before the
+    processor sees the card, kept when the card is declined or invalid, given back when it is saved."""
     from kassa.processors.base import CardDeclined, PaymentDetailsInvalid, ProcessorError
     from kassa.processors.registry import processor_for
+    from kassa.services import risk
     from kassa.services.billing import bill
     from kassa.services.checkout_form import PROCESSOR_FIELDS, BuyerInput, read_card
 
@@ -171,17 +175,30 @@ def update_card(token: str, form: dict[str, str]) -> tuple[Subscription, str | N
     if errors:
         raise ValidationFailed(_("Check the highlighted fields."), errors=errors)
     processor = processor_for(sub.mode)
+    entry = risk.CardEntry(account_id=sub.account_id, mode=sub.mode, method="card", number=buyer.card.number,
+                           ip=ip, page=f"billing:{sub.id}")
+    with write_transaction(db.session):
+        hold = risk.reserve(entry)
     db.session.rollback()
     try:
         saved = processor.save_card(sub.account_id, buyer.card, now_for(account, sub.mode))
     except (CardDeclined, PaymentDetailsInvalid) as exc:
+        counted = isinstance(exc, CardDeclined) or exc.code in risk.COUNTED_CODES
+        with write_transaction(db.session):
+            if counted:
+                risk.keep(hold, None)
+            else:
+                risk.release(hold)
         field = PROCESSOR_FIELDS.get(exc.field or "number", "card_number")
         raise ValidationFailed(_(exc.message), errors={field: _(exc.message)}) from None
     except ProcessorError:
+        with write_transaction(db.session):
+            risk.release(hold)
         raise Conflict(_("Your card couldn't be saved right now. Try again in a moment.")) from None
     with write_transaction(db.session) as session:
         sub = by_update_token(token)
         sub.payment_method_token = saved.token
+        risk.release(hold)
         sub.card_brand, sub.card_last4 = saved.brand, saved.last4
         sub.card_exp_month, sub.card_exp_year = saved.exp_month, saved.exp_year
         was_past_due = sub.status == SubscriptionStatus.PAST_DUE.value

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from kassa.processors.base import BankDetails, CardDetails, PaymentDetailsInvalid
 from kassa.processors.testcards import (
     BANK_ACCOUNTS,
+    BLOCKED_CARDS,
     CARDS,
     FAILING_CARDS,
     SCENARIO_CARDS,
@@ -366,5 +367,5 @@ def test_account_holder_name_required():
 
 
 def test_every_table_number_is_unique_and_luhn_valid():
-    assert len(CARDS) == len(SUCCEEDING_CARDS) + len(FAILING_CARDS) + len(SCENARIO_CARDS)
+    assert len(CARDS) == len(SUCCEEDING_CARDS) + len(FAILING_CARDS) + len(BLOCKED_CARDS) + len(SCENARIO_CARDS)
     assert all(luhn_ok(n) for n in CARDS)

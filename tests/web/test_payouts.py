@@ -26,11 +26,6 @@ from tests.support.payments import login, soup_of, text_of
 MONDAY = datetime(2027, 2, 1, 15, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def app_config() -> dict:
-    return {"KASSA_RISK_CARD_USES": 100}  # the buyers here all pay with the one test card
-
-
 @pytest.fixture(autouse=True)
 def clock():
     with time_machine.travel(MONDAY, tick=False) as traveller:
