@@ -57,6 +57,47 @@ def _wait_rows(page, n: int) -> None:
     expect(page.locator("table.table--payments tbody tr")).to_have_count(n)
 
 
+def _build_two_group_filter(page):
+    """Open the advanced filter panel and build "Status is any of Succeeded AND Gross amount > 50" OR "Contact
+    email contains ann@" (not applied yet); returns the panel.
+
+    The panel posts itself back on every change of a property or condition and redraws (htmx): each such step
+    waits until the new panel has settled, and locators re-resolve, so the next step acts on the new,
+    wired-up controls, never on detached ones or ones htmx has not yet wired (issue 13, "Also")."""
+    with htmx_swap(page):
+        page.get_by_role("link", name=re.compile("^Advanced filters")).click()
+    panel = page.locator("#filter-panel")
+    panel.get_by_label("Succeeded").check()  # group 1: Status is any of Succeeded …
+    with htmx_swap(page):
+        panel.get_by_role("button", name="+ Add filter", exact=True).click()
+    page.locator("#c-0-1-prop").focus()
+    with htmx_swap(page):
+        page.locator("#c-0-1-prop").select_option("amount")
+    # The panel redrew for the new property; the keyboard user is still on the control they changed.
+    assert page.evaluate("document.activeElement.id") == "c-0-1-prop"
+    with htmx_swap(page):
+        page.locator("#c-0-1-op").select_option("gt")
+    expect(page.locator("#c-0-1-op")).to_have_value("gt")
+    page.locator("#c-0-1-v1").fill("50")
+    with htmx_swap(page):
+        panel.get_by_role("button", name="+ Add filter group (OR)").click()
+    expect(page.locator("#c-0-1-v1")).to_have_value("50")  # the redraw kept what was typed
+    with htmx_swap(page):
+        page.locator("#c-1-0-prop").select_option("email")
+    with htmx_swap(page):
+        page.locator("#c-1-0-op").select_option("contains")
+    expect(page.locator("#c-1-0-op")).to_have_value("contains")
+    page.locator("#c-1-0-v1").fill("ann@")
+    return panel
+
+
+def _apply_filters(page, panel) -> None:
+    with page.expect_response(lambda r: r.url.endswith("/payments/filters")) as applied:
+        panel.get_by_role("button", name="Apply filters").click()
+    assert applied.value.status == 204, page.locator("#filter-panel").inner_text()
+    page.wait_for_url(re.compile(r"adv="))
+
+
 def test_p2_p3_p4_f1_f3_e5_filter_save_a_view_refund_and_resend_the_receipt(live_server, desktop_page, shop):
     from kassa.clock import now
     from kassa.extensions import db
@@ -84,39 +125,11 @@ def test_p2_p3_p4_f1_f3_e5_filter_save_a_view_refund_and_resend_the_receipt(live
     _wait_rows(page, 3)
     assert "3 payments" in page.locator(".results__count").inner_text()
 
-    # P3: a two-group advanced filter in the side panel. The panel posts itself back on every change of a
-    # property or condition and redraws (htmx): each such step waits until the new panel has settled, and
-    # locators re-resolve, so the next step acts on the new controls, never on detached or unwired ones.
-    with htmx_swap(page):
-        page.get_by_role("link", name=re.compile("^Advanced filters")).click()
-    panel = page.locator("#filter-panel")
-    panel.get_by_label("Succeeded").check()  # group 1: Status is any of Succeeded …
-    with htmx_swap(page):
-        panel.get_by_role("button", name="+ Add filter", exact=True).click()
-    page.locator("#c-0-1-prop").focus()
-    with htmx_swap(page):
-        page.locator("#c-0-1-prop").select_option("amount")
-    # The panel redrew for the new property; the keyboard user is still on the control they changed.
-    assert page.evaluate("document.activeElement.id") == "c-0-1-prop"
-    with htmx_swap(page):
-        page.locator("#c-0-1-op").select_option("gt")
-    expect(page.locator("#c-0-1-op")).to_have_value("gt")
-    page.locator("#c-0-1-v1").fill("50")
-    with htmx_swap(page):
-        panel.get_by_role("button", name="+ Add filter group (OR)").click()
-    expect(page.locator("#c-0-1-v1")).to_have_value("50")  # the redraw kept what was typed
-    with htmx_swap(page):
-        page.locator("#c-1-0-prop").select_option("email")
-    with htmx_swap(page):
-        page.locator("#c-1-0-op").select_option("contains")
-    expect(page.locator("#c-1-0-op")).to_have_value("contains")
-    page.locator("#c-1-0-v1").fill("ann@")
+    # P3: a two-group advanced filter in the side panel.
+    panel = _build_two_group_filter(page)
     assert_accessible(page, "advanced filter panel")
     screenshot(page, "payments-filter-panel")
-    with page.expect_response(lambda r: r.url.endswith("/payments/filters")) as applied:
-        panel.get_by_role("button", name="Apply filters").click()
-    assert applied.value.status == 204, page.locator("#filter-panel").inner_text()
-    page.wait_for_url(re.compile(r"adv="))
+    _apply_filters(page, panel)
     chips = page.locator(".chips .chip").all_inner_texts()
     assert chips == ["Status is any of Succeeded AND Gross amount > 50", "Contact email contains ann@"]
     _wait_rows(page, 3)  # two signed editions ($60) and Ann's book box
@@ -216,6 +229,60 @@ def test_p4_e5_panel_opens_over_the_index_and_dialogs_open_as_modals(live_server
     expect(page.locator("#f-recipients-error")).to_contain_text("“x” is not a valid email address.")
     assert_accessible(page, "send receipt modal with an error")
     screenshot(page, "payments-send-receipt-dialog")
+    assert page.js_errors == [], sorted(set(page.js_errors))
+
+
+# -- a slow machine, made deterministic -----------------------------------------------------------------
+
+# What a loaded machine does to the page, on purpose and every time: htmx hears each answer 400 ms after it
+# arrived (its XHR load handler runs late), swaps it in 200 ms after that and settles it (wires up the new
+# controls) 800 ms later. A test that waits on timing (a response seen by Playwright, an element that exists)
+# acts in one of these gaps; one that waits on state does not. Injected by Playwright, so the CSP allows it.
+SLOW_HTMX = """
+(() => {
+  const base = Object.getOwnPropertyDescriptor(XMLHttpRequestEventTarget.prototype, "onload");
+  Object.defineProperty(XMLHttpRequest.prototype, "onload", {
+    configurable: true,
+    get() { return base.get.call(this); },
+    set(handler) {
+      base.set.call(this, handler && function (...args) { setTimeout(() => handler.apply(this, args), 400); });
+    },
+  });
+  document.addEventListener("htmx:beforeRequest", () => {
+    window.htmx.config.defaultSwapDelay = 200;
+    window.htmx.config.defaultSettleDelay = 800;
+  });
+})();
+"""
+
+
+@pytest.fixture
+def quick_shop(live_server):
+    """The shop's payments straight from the factory: Ann's $25, Bob's and Cy's $60, Dee's failed $45."""
+    from kassa.extensions import db
+    from tests.factories import make_merchant, make_payment
+
+    with live_server.app.app_context():
+        owner = make_merchant(company="Harbour Books", email="owner@harbour.example", password=PASSWORD)
+        for email, amount in (("ann", 2500), ("bob", 6000), ("cy", 6000)):
+            make_payment(owner.account_id, amount_minor=amount, email=f"{email}@readers.example")
+        make_payment(owner.account_id, status="failed", method="ach", amount_minor=4500, email="dee@readers.example")
+        db.session.remove()
+
+
+def test_also_advanced_filter_waits_for_each_redraw_on_a_slow_machine(live_server, desktop_page, quick_shop):
+    """Issue 13 ("Also"): the advanced-filter steps that once timed out on a loaded machine wait on htmx's
+    state, not on timing, so they pass however late htmx swaps and settles each redraw."""
+    page, base = desktop_page, live_server.url
+    page.add_init_script(SLOW_HTMX)
+    _log_in(page, base)
+    page.goto(f"{base}/payments/")
+    _wait_rows(page, 4)
+    panel = _build_two_group_filter(page)
+    _apply_filters(page, panel)
+    assert page.locator(".chips .chip").all_inner_texts() == [
+        "Status is any of Succeeded AND Gross amount > 50", "Contact email contains ann@"]
+    _wait_rows(page, 3)  # Bob's and Cy's $60 and Ann's $25
     assert page.js_errors == [], sorted(set(page.js_errors))
 
 
