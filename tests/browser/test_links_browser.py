@@ -262,10 +262,9 @@ def test_l18_embed_button_on_another_origin_under_a_strict_csp(live_server, shop
     page.goto(f"{shop_url}/")
 
     button = page.locator("a[data-kassa-button]")
-    page.wait_for_function("document.querySelector('a[data-kassa-button]').classList.contains('kassa-button')")
+    expect(button).to_have_class(re.compile(r"\bkassa-button\b"))  # embed.js has run
     # The stylesheet arrives from Kassa's origin: wait until it applies the brand colour.
-    page.wait_for_function(
-        f"getComputedStyle(document.querySelector('a.kassa-button')).backgroundColor === '{BRAND_RGB}'")
+    expect(button).to_have_css("background-color", BRAND_RGB)
     style = button.evaluate("el => { const s = getComputedStyle(el); return [s.color, s.display, s.minHeight]; }")
     assert style[0] == "rgb(255, 255, 255)"  # readable on the dark brand colour
     assert style[1] == "inline-flex" and style[2] == "44px"

@@ -11,7 +11,14 @@ import time_machine
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from tests.support.browser import assert_accessible, htmx_swap, log_in_page, pay_in_browser, screenshot
+from tests.support.browser import (
+    SLOW_HTMX,
+    assert_accessible,
+    htmx_swap,
+    log_in_page,
+    pay_in_browser,
+    screenshot,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -233,28 +240,6 @@ def test_p4_e5_panel_opens_over_the_index_and_dialogs_open_as_modals(live_server
 
 
 # -- a slow machine, made deterministic -----------------------------------------------------------------
-
-# What a loaded machine does to the page, on purpose and every time: htmx hears each answer 400 ms after it
-# arrived (its XHR load handler runs late), swaps it in 200 ms after that and settles it (wires up the new
-# controls) 800 ms later. A test that waits on timing (a response seen by Playwright, an element that exists)
-# acts in one of these gaps; one that waits on state does not. Injected by Playwright, so the CSP allows it.
-SLOW_HTMX = """
-(() => {
-  const base = Object.getOwnPropertyDescriptor(XMLHttpRequestEventTarget.prototype, "onload");
-  Object.defineProperty(XMLHttpRequest.prototype, "onload", {
-    configurable: true,
-    get() { return base.get.call(this); },
-    set(handler) {
-      base.set.call(this, handler && function (...args) { setTimeout(() => handler.apply(this, args), 400); });
-    },
-  });
-  document.addEventListener("htmx:beforeRequest", () => {
-    window.htmx.config.defaultSwapDelay = 200;
-    window.htmx.config.defaultSettleDelay = 800;
-  });
-})();
-"""
-
 
 @pytest.fixture
 def quick_shop(live_server):

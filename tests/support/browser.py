@@ -36,10 +36,37 @@ TIMEOUT_MS = 30_000
 # is idle when it has loaded (htmx wires the first page up on DOMContentLoaded) and none of these marks is left.
 HTMX_BUSY = ".htmx-request, .htmx-swapping, .htmx-settling, .htmx-added"
 HTMX_IDLE = f"document.readyState === 'complete' && !document.querySelector('{HTMX_BUSY}')"
+# Every `wait_for_function` predicate is an arrow function, never a bare expression: Playwright evals a bare
+# expression again on every poll, from the page, where the app's CSP (no 'unsafe-eval') refuses it, so the wait
+# fails with an EvalError exactly when the state is not there at the first look, i.e. on a slow machine. A
+# function is evaluated once, when Playwright installs the wait, and then only called.
 # Counts the requests htmx sends, so a wait can tell "htmx answered" from "htmx never heard the action".
 HTMX_TRACKER = """
 window.__kassaHtmxRequests = 0;
 document.addEventListener("htmx:beforeRequest", () => { window.__kassaHtmxRequests += 1; });
+"""
+
+# What a loaded machine does to the page, on purpose and every time: htmx hears each answer 400 ms after it
+# arrived (its XHR load handler runs late), swaps it in 200 ms after that and settles it (wires up the new
+# controls) 800 ms later. A step that waits on timing (a response Playwright saw, an element that exists) acts
+# in one of these gaps; one that waits on state does not. One test always runs with it, and
+# KASSA_TEST_SLOW_HTMX=1 runs every browser test with it, to find steps that still wait on timing.
+# Injected by Playwright, so the pages' CSP does not apply to it.
+SLOW_HTMX = """
+(() => {
+  const base = Object.getOwnPropertyDescriptor(XMLHttpRequestEventTarget.prototype, "onload");
+  Object.defineProperty(XMLHttpRequest.prototype, "onload", {
+    configurable: true,
+    get() { return base.get.call(this); },
+    set(handler) {
+      base.set.call(this, handler && function (...args) { setTimeout(() => handler.apply(this, args), 400); });
+    },
+  });
+  document.addEventListener("htmx:beforeRequest", () => {
+    window.htmx.config.defaultSwapDelay = 200;
+    window.htmx.config.defaultSettleDelay = 800;
+  });
+})();
 """
 
 
@@ -146,12 +173,14 @@ def new_context(browser, **options):
     context.set_default_timeout(TIMEOUT_MS)
     context.set_default_navigation_timeout(TIMEOUT_MS)
     context.add_init_script(HTMX_TRACKER)
+    if os.environ.get("KASSA_TEST_SLOW_HTMX") == "1":
+        context.add_init_script(SLOW_HTMX)
     return context
 
 
 def wait_for_htmx_idle(page) -> None:
     """Wait until the page has loaded and htmx has nothing in flight, swapping or settling."""
-    page.wait_for_function(HTMX_IDLE)
+    page.wait_for_function(f"() => {HTMX_IDLE}")
 
 
 @contextmanager
