@@ -14,7 +14,7 @@ import time_machine
 
 from kassa.clock import now
 from tests.support.app import run_outbox
-from tests.support.browser import PHONE, assert_accessible, screenshot, signed_test_url
+from tests.support.browser import PHONE, assert_accessible, new_context, screenshot, signed_test_url
 from tests.support.checkout_flow import make_shop, pdf_attachment, pdf_text, subject_of
 
 pytestmark = pytest.mark.browser
@@ -166,8 +166,7 @@ def test_t4_bank_debit_succeeds_after_the_clock_advances(live_server, phone, slu
 
 
 def test_c7_checkout_in_dutch_from_the_browser_and_switched_to_french(live_server, browser, slug):
-    context = browser.new_context(viewport=PHONE, locale="nl-NL")
-    context.set_default_timeout(10_000)
+    context = new_context(browser, viewport=PHONE, locale="nl-NL")
     try:
         page = context.new_page()
         _open_localized(page, live_server.url, slug, "Betaal ")
@@ -183,8 +182,7 @@ def test_c7_checkout_in_dutch_from_the_browser_and_switched_to_french(live_serve
 
 def test_c7_language_switch_works_without_javascript(live_server, browser, slug):
     """With JavaScript off the language menu has its own button; the choice sticks for the whole checkout."""
-    context = browser.new_context(viewport=PHONE, locale="nl-NL", java_script_enabled=False)
-    context.set_default_timeout(10_000)
+    context = new_context(browser, viewport=PHONE, locale="nl-NL", java_script_enabled=False)
     try:
         page = context.new_page()
         _open_localized(page, live_server.url, slug, "Betaal ")
@@ -209,15 +207,15 @@ def test_c7_language_menu_switches_with_javascript_too(live_server, new_page, sl
     page = new_page(PHONE, locale="fr-FR")
     _open_localized(page, live_server.url, slug, "Payer ")
     page.get_by_label("Langue").select_option("nl")
-    if page.locator("html").get_attribute("lang") != "nl":  # the script submits the menu on change
-        page.wait_for_url(re.compile(r"lang=nl"))
+    # The script submits the menu on change: wait for the page it asks for (reading the old page's lang while
+    # the new one loads would race the navigation).
+    page.wait_for_url(re.compile(r"lang=nl"))
     page.get_by_role("button", name=re.compile(r"^Betaal ")).wait_for()
     assert page.locator("html").get_attribute("lang") == "nl"
     assert page.get_by_label(re.compile(r"^Kaartnummer")).is_visible()
     # Back to French from the menu: the whole page, the error state included, passes axe.
     page.get_by_label("Taal").select_option("fr")
-    if page.locator("html").get_attribute("lang") != "fr":
-        page.wait_for_url(re.compile(r"lang=fr"))
+    page.wait_for_url(re.compile(r"lang=fr"))
     page.get_by_role("button", name=re.compile(r"^Payer ")).wait_for()
     assert_accessible(page, "checkout in French")
     screenshot(page, "checkout-fr-phone")

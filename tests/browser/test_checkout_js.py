@@ -111,7 +111,7 @@ def checkout(fixture_server, phone_page):
     page.base_url = f"http://127.0.0.1:{fixture_server.server_port}"
     page.add_init_script(RECORD_CSP_VIOLATIONS)
     page.goto(page.base_url + "/")
-    page.wait_for_function("document.readyState === 'complete'")
+    page.wait_for_function("() => document.readyState === 'complete'")
     yield page
     assert page.js_errors == []
     if not page.is_closed() and page.url.startswith(page.base_url):
@@ -408,7 +408,7 @@ def test_c3_method_switch_shows_and_sends_only_the_chosen_method(checkout, fixtu
 def test_c5_server_error_stays_until_the_buyer_changes_the_field(checkout):
     page = checkout
     page.goto(page.base_url + "/?after_decline")
-    page.wait_for_function("document.activeElement.id === 'error-summary'")  # focused on arrival
+    page.wait_for_function("() => document.activeElement.id === 'error-summary'")  # focused on arrival
     summary_link = page.locator("#error-summary").get_by_role("link", name="Your card was declined.")
     number = page.locator("#f-card_number")
     assert number.input_value() == "4000 0000 0000 0002"  # the script spaces a value the server kept
@@ -464,12 +464,17 @@ def test_c5_valid_submit_posts_once_and_disables_pay(checkout, fixture_server):
     pay = page.locator("#pay-button")
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url) if request.method == "POST" else None)
+    # Record whether each submit got through or was refused by the script (a listener on the document runs
+    # after the form's own), so the test knows rather than waits to see whether a second POST leaves.
+    page.evaluate("window.__submits = []; document.addEventListener('submit', "
+                  "(e) => window.__submits.push(e.defaultPrevented))")
     with page.expect_response("**/pay"):
         pay.dblclick()
-    page.wait_for_function("document.getElementById('pay-button').disabled")
+    page.wait_for_function("() => document.getElementById('pay-button').disabled")
     assert pay.text_content() == "Processing…"
     page.locator("#checkout-form").evaluate("f => f.requestSubmit()")  # a late third attempt
-    page.evaluate("0")  # one more round trip for any request it might have started
+    submits = page.evaluate("window.__submits")
+    assert submits[0] is False and len(submits) >= 2 and all(submits[1:]), submits  # only the first went
     assert requests == [f"{page.base_url}/pay"]
     (posted,) = fixture_server.posts
     assert posted["card_number"] == ["4242 4242 4242 4242"]

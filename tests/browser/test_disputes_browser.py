@@ -14,7 +14,14 @@ import time_machine
 from playwright.sync_api import expect
 from pypdf import PdfWriter
 
-from tests.support.browser import assert_accessible, log_in_page, pay_in_browser, screenshot
+from tests.support.browser import (
+    assert_accessible,
+    htmx_swap,
+    log_in_page,
+    pay_in_browser,
+    screenshot,
+    wait_for_htmx_idle,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -85,11 +92,11 @@ def _open_from_disputes_tab(page, base: str, *, shots: bool) -> None:
     if shots:
         assert_accessible(page, "disputes tab")
         screenshot(page, "disputes-tab")
-    rows.first.locator("a.amount-link").click()
+    with htmx_swap(page):  # the panel opens over the table (htmx); its buttons work once it has settled
+        rows.first.locator("a.amount-link").click()
     panel = page.locator("#payment-panel")
-    panel.wait_for()
-    assert "Disputed (action required)" in panel.locator(".pp__amount").inner_text()
-    assert "Dispute details" in panel.inner_text()
+    expect(panel.locator(".pp__amount")).to_contain_text("Disputed (action required)")
+    expect(panel).to_contain_text("Dispute details")
     if shots:
         assert_accessible(page, "payment panel with a dispute")
         screenshot(page, "disputes-panel")
@@ -104,6 +111,8 @@ def _wizard(page, base: str, pdf, text: str, *, shots: bool) -> None:
         assert_accessible(page, "counter step 1")
         screenshot(page, "disputes-step-1")
     page.get_by_label("Why is this payment legitimate?").fill("Ann has ordered from us every month since 2024.")
+    # Each step posts over htmx and the answer sends the browser to the next step's page (HX-Redirect):
+    # waiting for its URL waits for it to load, and htmx wires a page up before it has loaded.
     page.get_by_role("button", name="Save and continue").click()
 
     page.wait_for_url(re.compile(r"/counter/2$"))
@@ -119,7 +128,8 @@ def _wizard(page, base: str, pdf, text: str, *, shots: bool) -> None:
     expect(page.locator(".budget")).to_have_text("4.5 MB of 4.5 MB left · 50 of 50 pages left")
     page.get_by_label("Add a file").set_input_files(str(pdf))
     page.get_by_role("button", name="Upload").click()
-    expect(page.locator("ul.files")).to_contain_text("delivery-note.pdf")
+    expect(page.locator("ul.files")).to_contain_text("delivery-note.pdf")  # step 3 again, with the file
+    wait_for_htmx_idle(page)  # … and loaded, its forms wired up
     expect(page.locator(".budget")).to_have_text("4.5 MB of 4.5 MB left · 49 of 50 pages left")
     page.get_by_label("Additional information").fill(f"Signed delivery note attached. {text}")
     if shots:
@@ -164,10 +174,10 @@ def test_d2_d4_d5_accept_dialog_then_counter_with_losing_evidence_is_lost(
     _open_from_disputes_tab(page, base, shots=False)
 
     # D5: the accept dialog says what is lost; cancel it and counter instead
-    page.locator("#payment-panel").get_by_role("link", name="Accept dispute").click()
+    with htmx_swap(page):
+        page.locator("#payment-panel").get_by_role("link", name="Accept dispute").click()
     dialog = page.locator("dialog#accept-dialog[open]")
-    dialog.wait_for()
-    assert "the buyer keeps $25.00" in dialog.inner_text()
+    expect(dialog).to_contain_text("the buyer keeps $25.00")
     assert_accessible(page, "accept dispute dialog")
     screenshot(page, "disputes-accept-dialog")
     dialog.get_by_role("link", name="Cancel").click()

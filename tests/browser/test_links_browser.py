@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from playwright.sync_api import expect
 
-from tests.support.browser import assert_accessible, screenshot, serving, signed_test_url
+from tests.support.browser import assert_accessible, htmx_swap, screenshot, serving, signed_test_url
 
 pytestmark = pytest.mark.browser
 
@@ -66,43 +67,46 @@ def test_create_share_embed_deactivate_a_link(live_server, desktop_page):
     page.wait_for_url(f"{base}/links/new")
     assert_accessible(page, "editor, new")
 
-    # L2: tick both library products and add them.
-    page.get_by_role("button", name="Add from product library").click()
+    # L2: tick both library products and add them. Each editor button redraws the editor (htmx): wait until
+    # the new one has settled (its buttons wired up, autofocus applied) before the next step uses it.
+    with htmx_swap(page):
+        page.get_by_role("button", name="Add from product library").click()
     library = page.get_by_role("region", name="Product library")
-    library.wait_for()
+    expect(library).to_be_visible()
     assert_accessible(page, "editor with the product library open")
     library.get_by_label(re.compile("^Helmet")).check()
     library.get_by_label(re.compile("^Bike lock")).check()
-    library.get_by_role("button", name="Add", exact=True).click()
-    page.locator("#f-items-1-name").wait_for()
-    assert page.locator("#f-items-0-name").input_value() == "Bike lock"
-    assert page.locator("#f-items-1-name").input_value() == "Helmet"
-    assert page.locator("#f-items-1-unit_price").input_value() == "59.90"
+    with htmx_swap(page):
+        library.get_by_role("button", name="Add", exact=True).click()
+    expect(page.locator("#f-items-0-name")).to_have_value("Bike lock")
+    expect(page.locator("#f-items-1-name")).to_have_value("Helmet")
+    expect(page.locator("#f-items-1-unit_price")).to_have_value("59.90")
 
     # L5–L7: one custom monthly item with 7 payments.
-    page.get_by_role("button", name="Add line item").click()
+    with htmx_swap(page):
+        page.get_by_role("button", name="Add line item").click()
     name = page.locator("#f-items-2-name")
-    name.wait_for()
-    assert name.evaluate("el => el === document.activeElement")
+    expect(name).to_be_focused()
     name.fill("Maintenance plan")
     page.locator("#f-items-2-unit_price").fill("20.00")
-    page.locator("#f-items-2-frequency").select_option("monthly")
-    page.get_by_role("group", name="Billing terms").get_by_label("Fixed number of payments").wait_for()
+    with htmx_swap(page):  # a recurring item gets its billing terms
+        page.locator("#f-items-2-frequency").select_option("monthly")
+    expect(page.locator("#f-items-2-name")).to_have_value("Maintenance plan")
     page.get_by_role("group", name="Billing terms").get_by_label("Fixed number of payments").check()
     page.locator("#f-items-2-term_count").fill("7")
 
     # The live preview says what the buyer will pay.
     preview = page.locator("#link-preview")
-    preview.get_by_text("Then €20.00 every month, 7 payments in total").wait_for()
-    assert "Total due today €104.40" in " ".join(preview.inner_text().split())
+    expect(preview.get_by_text("Then €20.00 every month, 7 payments in total")).to_be_visible()
+    expect(preview).to_contain_text(re.compile(r"Total due today\s+€104\.40"), use_inner_text=True)
     # ACH is switched off, with the reason, now that an item recurs (L11).
-    assert page.get_by_label("Bank debit (ACH)").is_disabled()
+    expect(page.get_by_label("Bank debit (ACH)")).to_be_disabled()
 
     # Saving without a link name: the error is at the field, and the page stays accessible.
-    page.get_by_role("button", name="Create").click()
-    page.locator("#f-name-error").wait_for()
-    assert "Only you see it" in page.locator("#f-name-error").inner_text()
-    assert page.locator("#f-items-2-term_count").input_value() == "7"
+    with htmx_swap(page):
+        page.get_by_role("button", name="Create").click()
+    expect(page.locator("#f-name-error")).to_contain_text("Only you see it")
+    expect(page.locator("#f-items-2-term_count")).to_have_value("7")
     assert_accessible(page, "editor with an error")
     screenshot(page, "link-editor-error-desktop")
     page.get_by_label("Link name").fill("Spring bundle")
@@ -128,9 +132,10 @@ def test_create_share_embed_deactivate_a_link(live_server, desktop_page):
     screenshot(page, "links-list-actions-desktop")
 
     # L19: Share — URL, QR code, downloads.
-    row.get_by_role("link", name="Share").click()
+    with htmx_swap(page):
+        row.get_by_role("link", name="Share").click()
     share = page.get_by_role("dialog", name="Share “Spring bundle”")
-    share.wait_for()
+    expect(share).to_be_visible()
     assert share.get_by_label("Link to share").input_value() == url
     assert share.locator(".qr svg").is_visible()
     assert_accessible(page, "share dialog")
@@ -140,9 +145,10 @@ def test_create_share_embed_deactivate_a_link(live_server, desktop_page):
 
     # L18: Embed — snippet and a live preview of the button.
     row = _open_actions(page, "Spring bundle")
-    row.get_by_role("link", name="Embed").click()
+    with htmx_swap(page):
+        row.get_by_role("link", name="Embed").click()
     embed = page.get_by_role("dialog", name="Embed “Spring bundle” on your website")
-    embed.wait_for()
+    expect(embed).to_be_visible()
     snippet = embed.get_by_label("Embed code").input_value()
     assert f'<a href="{url}" data-kassa-button>Buy now</a>' in snippet and f'{base}/embed.js' in snippet
     button = page.frame_locator("iframe.embed-preview").locator("a.kassa-button")
@@ -256,10 +262,9 @@ def test_l18_embed_button_on_another_origin_under_a_strict_csp(live_server, shop
     page.goto(f"{shop_url}/")
 
     button = page.locator("a[data-kassa-button]")
-    page.wait_for_function("document.querySelector('a[data-kassa-button]').classList.contains('kassa-button')")
+    expect(button).to_have_class(re.compile(r"\bkassa-button\b"))  # embed.js has run
     # The stylesheet arrives from Kassa's origin: wait until it applies the brand colour.
-    page.wait_for_function(
-        f"getComputedStyle(document.querySelector('a.kassa-button')).backgroundColor === '{BRAND_RGB}'")
+    expect(button).to_have_css("background-color", BRAND_RGB)
     style = button.evaluate("el => { const s = getComputedStyle(el); return [s.color, s.display, s.minHeight]; }")
     assert style[0] == "rgb(255, 255, 255)"  # readable on the dark brand colour
     assert style[1] == "inline-flex" and style[2] == "44px"

@@ -4,7 +4,6 @@ advanced filter, save it as a view, refund part of a payment, watch it settle, r
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -12,7 +11,14 @@ import time_machine
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from tests.support.browser import assert_accessible, log_in_page, pay_in_browser, screenshot
+from tests.support.browser import (
+    SLOW_HTMX,
+    assert_accessible,
+    htmx_swap,
+    log_in_page,
+    pay_in_browser,
+    screenshot,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -50,23 +56,53 @@ def _log_in(page, base: str) -> None:
     log_in_page(page, base, "owner@harbour.example", PASSWORD)
 
 
-@contextmanager
-def _panel_redraw(page):
-    """The filter panel posts itself back on each change (htmx): wait until the new one is in place."""
-    with page.expect_response(lambda r: r.url.endswith("/payments/filters") and r.request.method == "POST"):
-        yield
-    page.locator("#filter-panel").wait_for()
-    # htmx wires the new controls up as the swap settles; a change before that would go unheard.
-    expect(page.locator("#panel-slot.htmx-settling, #panel-slot .htmx-added, #panel-slot.htmx-swapping")
-           ).to_have_count(0)
-
-
 def _rows(page) -> list[str]:
     return page.locator("table.table--payments tbody tr").all_inner_texts()
 
 
 def _wait_rows(page, n: int) -> None:
     expect(page.locator("table.table--payments tbody tr")).to_have_count(n)
+
+
+def _build_two_group_filter(page):
+    """Open the advanced filter panel and build "Status is any of Succeeded AND Gross amount > 50" OR "Contact
+    email contains ann@" (not applied yet); returns the panel.
+
+    The panel posts itself back on every change of a property or condition and redraws (htmx): each such step
+    waits until the new panel has settled, and locators re-resolve, so the next step acts on the new,
+    wired-up controls, never on detached ones or ones htmx has not yet wired (issue 13, "Also")."""
+    with htmx_swap(page):
+        page.get_by_role("link", name=re.compile("^Advanced filters")).click()
+    panel = page.locator("#filter-panel")
+    panel.get_by_label("Succeeded").check()  # group 1: Status is any of Succeeded …
+    with htmx_swap(page):
+        panel.get_by_role("button", name="+ Add filter", exact=True).click()
+    page.locator("#c-0-1-prop").focus()
+    with htmx_swap(page):
+        page.locator("#c-0-1-prop").select_option("amount")
+    # The panel redrew for the new property; the keyboard user is still on the control they changed.
+    assert page.evaluate("document.activeElement.id") == "c-0-1-prop"
+    with htmx_swap(page):
+        page.locator("#c-0-1-op").select_option("gt")
+    expect(page.locator("#c-0-1-op")).to_have_value("gt")
+    page.locator("#c-0-1-v1").fill("50")
+    with htmx_swap(page):
+        panel.get_by_role("button", name="+ Add filter group (OR)").click()
+    expect(page.locator("#c-0-1-v1")).to_have_value("50")  # the redraw kept what was typed
+    with htmx_swap(page):
+        page.locator("#c-1-0-prop").select_option("email")
+    with htmx_swap(page):
+        page.locator("#c-1-0-op").select_option("contains")
+    expect(page.locator("#c-1-0-op")).to_have_value("contains")
+    page.locator("#c-1-0-v1").fill("ann@")
+    return panel
+
+
+def _apply_filters(page, panel) -> None:
+    with page.expect_response(lambda r: r.url.endswith("/payments/filters")) as applied:
+        panel.get_by_role("button", name="Apply filters").click()
+    assert applied.value.status == 204, page.locator("#filter-panel").inner_text()
+    page.wait_for_url(re.compile(r"adv="))
 
 
 def test_p2_p3_p4_f1_f3_e5_filter_save_a_view_refund_and_resend_the_receipt(live_server, desktop_page, shop):
@@ -90,39 +126,17 @@ def test_p2_p3_p4_f1_f3_e5_filter_save_a_view_refund_and_resend_the_receipt(live
     filters.locator("summary", has_text="Status").click()
     filters.get_by_label("Succeeded", exact=True).check()
     filters.get_by_label("Payment date").select_option("last_7")
-    filters.get_by_role("button", name="Apply", exact=True).click()
+    with htmx_swap(page):
+        filters.get_by_role("button", name="Apply", exact=True).click()
     page.wait_for_url(re.compile(r"status=succeeded.*date=last_7|date=last_7.*status=succeeded"))
     _wait_rows(page, 3)
     assert "3 payments" in page.locator(".results__count").inner_text()
 
     # P3: a two-group advanced filter in the side panel.
-    page.get_by_role("link", name=re.compile("^Advanced filters")).click()
-    panel = page.locator("#filter-panel")
-    panel.wait_for()
-    panel.get_by_label("Succeeded").check()  # group 1: Status is any of Succeeded …
-    with _panel_redraw(page):
-        panel.get_by_role("button", name="+ Add filter", exact=True).click()
-    page.locator("#c-0-1-prop").focus()
-    with _panel_redraw(page):
-        page.locator("#c-0-1-prop").select_option("amount")
-    # The panel redrew for the new property; the keyboard user is still on the control they changed.
-    assert page.evaluate("document.activeElement.id") == "c-0-1-prop"
-    page.locator("#c-0-1-op").select_option("gt")
-    expect(page.locator("#c-0-1-op")).to_have_value("gt")
-    page.locator("#c-0-1-v1").fill("50")
-    with _panel_redraw(page):
-        panel.get_by_role("button", name="+ Add filter group (OR)").click()
-    with _panel_redraw(page):
-        page.locator("#c-1-0-prop").select_option("email")
-    page.locator("#c-1-0-op").select_option("contains")
-    expect(page.locator("#c-1-0-op")).to_have_value("contains")
-    page.locator("#c-1-0-v1").fill("ann@")
+    panel = _build_two_group_filter(page)
     assert_accessible(page, "advanced filter panel")
     screenshot(page, "payments-filter-panel")
-    with page.expect_response(lambda r: r.url.endswith("/payments/filters")) as applied:
-        panel.get_by_role("button", name="Apply filters").click()
-    assert applied.value.status == 204, page.locator("#filter-panel").inner_text()
-    page.wait_for_url(re.compile(r"adv="))
+    _apply_filters(page, panel)
     chips = page.locator(".chips .chip").all_inner_texts()
     assert chips == ["Status is any of Succeeded AND Gross amount > 50", "Contact email contains ann@"]
     _wait_rows(page, 3)  # two signed editions ($60) and Ann's book box
@@ -140,47 +154,51 @@ def test_p2_p3_p4_f1_f3_e5_filter_save_a_view_refund_and_resend_the_receipt(live
 
     # P4: the gross amount opens the panel.
     ann_id = shop["ids"]["ann"]
-    page.locator(f'a.amount-link[href="/payments/{ann_id}"]').click()
+    with htmx_swap(page):
+        page.locator(f'a.amount-link[href="/payments/{ann_id}"]').click()
     side = page.locator("#payment-panel")
-    side.wait_for()
     assert "$25.00" in side.locator(".pp__amount").inner_text()
     for card in ("History", "Line items", "Refunds", "Subscriptions", "Associations"):
         assert side.locator("details > summary", has_text=card).is_visible(), card
     assert_accessible(page, "payment panel")
 
     # F1: refund part of it.
-    side.get_by_role("link", name="Refund", exact=True).click()
+    with htmx_swap(page):
+        side.get_by_role("link", name="Refund", exact=True).click()
     dialog = page.locator("dialog#refund-dialog")
-    dialog.wait_for()
+    expect(dialog).to_be_visible()
     assert dialog.get_by_label(re.compile(r"^Amount")).input_value() == "25.00"
     assert "The processing fee of $1.03 is not returned." in dialog.inner_text()
     assert_accessible(page, "refund dialog")
     dialog.get_by_label(re.compile(r"^Amount")).fill("10.00")
-    dialog.get_by_role("button", name="Refund", exact=True).click()
+    with htmx_swap(page):
+        dialog.get_by_role("button", name="Refund", exact=True).click()
     expect(page.locator("dialog#refund-dialog")).to_have_count(0)
-    side = page.locator("#payment-panel")
-    assert side.locator(".pp__amount .badge").first.inner_text() == "Refund processing"
-    assert "Refund submitted · $10.00" in side.locator("#card-history").inner_text()
+    expect(side.locator(".pp__amount .badge").first).to_have_text("Refund processing")
+    expect(side.locator("#card-history")).to_contain_text("Refund submitted · $10.00")
 
     # F3: the sandbox settles card refunds a minute later, at a tick.
     with live_server.app.app_context(), time_machine.travel(now() + timedelta(minutes=2), tick=False):
         assert run_tick().failed == {}
     page.goto(f"{base}/payments/{ann_id}")
-    assert page.locator("#payment-panel .pp__amount .badge").first.inner_text() == "Partially refunded"
+    expect(page.locator("#payment-panel .pp__amount .badge").first).to_have_text("Partially refunded")
 
     # E5: send the receipt to a second address as well.
-    page.get_by_role("link", name="Send receipt").click()
+    with htmx_swap(page):
+        page.get_by_role("link", name="Send receipt").click()
     dialog = page.locator("dialog#receipt-dialog[open]")
-    dialog.wait_for()
+    expect(dialog).to_be_visible()
     recipients = dialog.get_by_label("Email addresses")
     assert recipients.input_value() == "ann@readers.example"
     assert_accessible(page, "send receipt dialog")
     recipients.fill("ann@readers.example, office@readers.example")
-    dialog.get_by_role("button", name="Send", exact=True).click()
-    page.locator(".toast", has_text="Receipt sent to ann@readers.example, office@readers.example.").wait_for()
+    with htmx_swap(page):
+        dialog.get_by_role("button", name="Send", exact=True).click()
+    expect(page.locator(".toast", has_text="Receipt sent to ann@readers.example, office@readers.example.")
+           ).to_be_visible()
     expect(page.locator("dialog#receipt-dialog")).to_have_count(0)
-    assert page.locator("#payment-panel").count() == 1  # the page's panel refreshed, not a second one
-    assert "Receipt sent · ann@readers.example, office@readers.example" in page.locator("#card-history").inner_text()
+    expect(page.locator("#payment-panel")).to_have_count(1)  # the page's panel refreshed, not a second one
+    expect(page.locator("#card-history")).to_contain_text("Receipt sent · ann@readers.example, office@readers.example")
     with live_server.app.app_context():
         email = db.session.scalar(select(EmailMessage).where(EmailMessage.kind == "receipt_resent"))
         assert email.to_addrs == ["ann@readers.example", "office@readers.example"]
@@ -189,8 +207,9 @@ def test_p2_p3_p4_f1_f3_e5_filter_save_a_view_refund_and_resend_the_receipt(live
     page.goto(f"{base}/payments/?status=partially_refunded")
     _wait_rows(page, 1)
     assert "Partially refunded" in _rows(page)[0]
-    page.locator(f'a.amount-link[href="/payments/{ann_id}"]').click()
-    page.locator("#panel-slot #payment-panel").wait_for()
+    with htmx_swap(page):
+        page.locator(f'a.amount-link[href="/payments/{ann_id}"]').click()
+    expect(page.locator("#panel-slot #payment-panel")).to_be_visible()
     assert_accessible(page, "payment panel after the refund")
     screenshot(page, "payments-panel")
     assert page.js_errors == [], sorted(set(page.js_errors))
@@ -202,19 +221,53 @@ def test_p4_e5_panel_opens_over_the_index_and_dialogs_open_as_modals(live_server
     _log_in(page, base)
     page.goto(f"{base}/payments/")
     bob_id = shop["ids"]["bob"]
-    page.locator(f'a.amount-link[href="/payments/{bob_id}"]').click()
-    page.locator("#panel-slot #payment-panel").wait_for()
+    with htmx_swap(page):
+        page.locator(f'a.amount-link[href="/payments/{bob_id}"]').click()
+    expect(page.locator("#panel-slot #payment-panel")).to_be_visible()
     assert page.url.endswith("/payments/")  # the table stays under the panel
-    page.locator("#payment-panel").get_by_role("link", name="Send receipt").click()
+    with htmx_swap(page):
+        page.locator("#payment-panel").get_by_role("link", name="Send receipt").click()
     dialog = page.locator("dialog#receipt-dialog[open]")
-    dialog.wait_for()
+    expect(dialog).to_be_visible()
     assert_accessible(page, "send receipt modal")
     dialog.get_by_label("Email addresses").fill("bob@readers.example, x")
-    dialog.get_by_role("button", name="Send", exact=True).click()
-    page.locator("#f-recipients-error").wait_for()
-    assert "“x” is not a valid email address." in page.locator("#f-recipients-error").inner_text()
+    with htmx_swap(page):
+        dialog.get_by_role("button", name="Send", exact=True).click()
+    expect(page.locator("#f-recipients-error")).to_contain_text("“x” is not a valid email address.")
     assert_accessible(page, "send receipt modal with an error")
     screenshot(page, "payments-send-receipt-dialog")
+    assert page.js_errors == [], sorted(set(page.js_errors))
+
+
+# -- a slow machine, made deterministic -----------------------------------------------------------------
+
+@pytest.fixture
+def quick_shop(live_server):
+    """The shop's payments straight from the factory: Ann's $25, Bob's and Cy's $60, Dee's failed $45."""
+    from kassa.extensions import db
+    from tests.factories import make_merchant, make_payment
+
+    with live_server.app.app_context():
+        owner = make_merchant(company="Harbour Books", email="owner@harbour.example", password=PASSWORD)
+        for email, amount in (("ann", 2500), ("bob", 6000), ("cy", 6000)):
+            make_payment(owner.account_id, amount_minor=amount, email=f"{email}@readers.example")
+        make_payment(owner.account_id, status="failed", method="ach", amount_minor=4500, email="dee@readers.example")
+        db.session.remove()
+
+
+def test_also_advanced_filter_waits_for_each_redraw_on_a_slow_machine(live_server, desktop_page, quick_shop):
+    """Issue 13 ("Also"): the advanced-filter steps that once timed out on a loaded machine wait on htmx's
+    state, not on timing, so they pass however late htmx swaps and settles each redraw."""
+    page, base = desktop_page, live_server.url
+    page.add_init_script(SLOW_HTMX)
+    _log_in(page, base)
+    page.goto(f"{base}/payments/")
+    _wait_rows(page, 4)
+    panel = _build_two_group_filter(page)
+    _apply_filters(page, panel)
+    assert page.locator(".chips .chip").all_inner_texts() == [
+        "Status is any of Succeeded AND Gross amount > 50", "Contact email contains ann@"]
+    _wait_rows(page, 3)  # Bob's and Cy's $60 and Ann's $25
     assert page.js_errors == [], sorted(set(page.js_errors))
 
 
@@ -293,15 +346,16 @@ def test_p1_p3_d3_index_layout_with_50_rows_filter_panel_saved_view_and_disputes
     filters.get_by_label("Disputed (action required)", exact=True).check()
     if size == "phone":  # the open list covers Apply on a phone: a tap on Status closes it
         filters.locator("summary", has_text="Status").click()
-    filters.get_by_role("button", name="Apply", exact=True).click()
+    with htmx_swap(page):
+        filters.get_by_role("button", name="Apply", exact=True).click()
     page.wait_for_url(re.compile(r"status=disputed_action_required"))
     expect(page.locator(".results__count")).to_have_text("4 payments")
     expect(page.locator("form.quickfilters details[open]")).to_have_count(0)
 
     # The advanced filter panel with an enum condition.
-    page.get_by_role("link", name=re.compile("^Advanced filters")).click()
+    with htmx_swap(page):
+        page.get_by_role("link", name=re.compile("^Advanced filters")).click()
     panel = page.locator("#filter-panel")
-    panel.wait_for()
     # The enum condition's row: Property and Condition on top, the ten statuses below in a box that scrolls
     # past about eight, and checkboxes keep their size beside long labels.
     prop, op = page.locator("#c-0-0-prop").bounding_box(), page.locator("#c-0-0-op").bounding_box()

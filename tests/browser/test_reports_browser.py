@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from tests.support.browser import assert_accessible, log_in_page, screenshot
+from tests.support.browser import assert_accessible, htmx_swap, log_in_page, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -66,7 +66,8 @@ def test_x2_x3_export_the_filtered_view_to_xlsx_and_compare_with_the_index(live_
     shown = [re.match(r"\$[\d,.]+", text.strip()).group(0) for text in rows.locator("td, th").filter(
         has_text=re.compile(r"^\$")).all_inner_texts()]
 
-    page.get_by_role("link", name="Export", exact=True).click()
+    with htmx_swap(page):  # the export dialog comes over htmx
+        page.get_by_role("link", name="Export", exact=True).click()
     dialog = page.get_by_role("dialog", name="Export payments")
     expect(dialog).to_be_visible()
     assert_accessible(page, "export dialog")
@@ -82,7 +83,7 @@ def test_x2_x3_export_the_filtered_view_to_xlsx_and_compare_with_the_index(live_
     _run_worker(live_server.app)
     # The page polls: the row turns Ready with a download button, without a reload.
     download_button = page.get_by_role("link", name=re.compile(r"^Download"))
-    expect(download_button).to_be_visible(timeout=10_000)
+    expect(download_button).to_be_visible()
     expect(page.locator(".bell__count")).to_contain_text("1")
     assert_accessible(page, "exports page, ready")
     screenshot(page, "exports-ready")

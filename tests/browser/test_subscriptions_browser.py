@@ -8,13 +8,14 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from kassa.database import write_transaction
 from kassa.extensions import db
 from tests.factories import PASSWORD
 from tests.support.app import run_outbox
 from tests.support.billing import subscription_shop
-from tests.support.browser import PHONE, assert_accessible, log_in_page, screenshot, signed_test_url
+from tests.support.browser import PHONE, assert_accessible, htmx_swap, log_in_page, screenshot, signed_test_url
 from tests.support.checkout_flow import subject_of
 
 pytestmark = pytest.mark.browser
@@ -80,9 +81,10 @@ def test_s1_t5_buy_monthly_times_three_then_advance_the_test_clock_to_completed_
     assert_accessible(page, "subscription page")
     screenshot(page, "subscription-detail")
 
-    page.get_by_role("link", name="Cancel subscription").click()
+    with htmx_swap(page):  # the dialog comes over htmx and opens once it has settled
+        page.get_by_role("link", name="Cancel subscription").click()
     dialog = page.get_by_role("dialog", name="Cancel this subscription?")
-    dialog.wait_for()
+    expect(dialog).to_be_visible()
     assert dialog.get_by_label(re.compile("At the end of the paid period")).is_checked()
     assert_accessible(page, "cancel dialog")
     screenshot(page, "subscription-cancel-dialog")

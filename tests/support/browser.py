@@ -24,6 +24,52 @@ CHROMIUM_ARGS = [
 ]
 
 
+# Issue 13 ("Also"): browser tests wait on state, never on timing, and pass on a loaded 2-core machine. A
+# deadline only bounds a wait on state, so it can be generous: a slow machine reaches the state later, a broken
+# page never does. Every action, wait and `expect` gets 30 s (Playwright's defaults are 30 s and 5 s).
+TIMEOUT_MS = 30_000
+
+# htmx marks its work in the DOM: the element that sent a request carries .htmx-request until the response is
+# swapped in; the new content carries .htmx-added (and the target .htmx-settling) until htmx settles it, a
+# timer later, and only then are the new controls wired up (hx- attributes, autofocus, dialogs opened by
+# app.js on htmx:load). A control used before that is dead: a change goes unheard, a click navigates. The page
+# is idle when it has loaded (htmx wires the first page up on DOMContentLoaded) and none of these marks is left.
+HTMX_BUSY = ".htmx-request, .htmx-swapping, .htmx-settling, .htmx-added"
+HTMX_IDLE = f"document.readyState === 'complete' && !document.querySelector('{HTMX_BUSY}')"
+# Every `wait_for_function` predicate is an arrow function, never a bare expression: Playwright evals a bare
+# expression again on every poll, from the page, where the app's CSP (no 'unsafe-eval') refuses it, so the wait
+# fails with an EvalError exactly when the state is not there at the first look, i.e. on a slow machine. A
+# function is evaluated once, when Playwright installs the wait, and then only called.
+# Counts the requests htmx sends, so a wait can tell "htmx answered" from "htmx never heard the action".
+HTMX_TRACKER = """
+window.__kassaHtmxRequests = 0;
+document.addEventListener("htmx:beforeRequest", () => { window.__kassaHtmxRequests += 1; });
+"""
+
+# What a loaded machine does to the page, on purpose and every time: htmx hears each answer 400 ms after it
+# arrived (its XHR load handler runs late), swaps it in 200 ms after that and settles it (wires up the new
+# controls) 800 ms later. A step that waits on timing (a response Playwright saw, an element that exists) acts
+# in one of these gaps; one that waits on state does not. One test always runs with it, and
+# KASSA_TEST_SLOW_HTMX=1 runs every browser test with it, to find steps that still wait on timing.
+# Injected by Playwright, so the pages' CSP does not apply to it.
+SLOW_HTMX = """
+(() => {
+  const base = Object.getOwnPropertyDescriptor(XMLHttpRequestEventTarget.prototype, "onload");
+  Object.defineProperty(XMLHttpRequest.prototype, "onload", {
+    configurable: true,
+    get() { return base.get.call(this); },
+    set(handler) {
+      base.set.call(this, handler && function (...args) { setTimeout(() => handler.apply(this, args), 400); });
+    },
+  });
+  document.addEventListener("htmx:beforeRequest", () => {
+    window.htmx.config.defaultSwapDelay = 200;
+    window.htmx.config.defaultSettleDelay = 800;
+  });
+})();
+"""
+
+
 def pytest_collection_modifyitems(config, items):
     """KASSA_TEST_BROWSER=0 deselects browser tests for a quick local run; CI always runs them."""
     if browser_tests_enabled():
@@ -45,8 +91,9 @@ def browser():
             "Install it with: apt-get install -y chromium   (make test does this when it can)",
             pytrace=False,
         )
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=TIMEOUT_MS)
     playwright = sync_playwright().start()
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
     try:
@@ -134,9 +181,37 @@ def serving(server) -> Iterator[threading.Thread]:
         server.server_close()
 
 
+def new_context(browser, **options):
+    """A browser context with the generous deadlines and the htmx request counter every page needs."""
+    context = browser.new_context(**options)
+    context.set_default_timeout(TIMEOUT_MS)
+    context.set_default_navigation_timeout(TIMEOUT_MS)
+    context.add_init_script(HTMX_TRACKER)
+    if os.environ.get("KASSA_TEST_SLOW_HTMX") == "1":
+        context.add_init_script(SLOW_HTMX)
+    return context
+
+
+def wait_for_htmx_idle(page) -> None:
+    """Wait until the page has loaded and htmx has nothing in flight, swapping or settling."""
+    page.wait_for_function(f"() => {HTMX_IDLE}")
+
+
+@contextmanager
+def htmx_swap(page) -> Iterator[None]:
+    """Around an action that makes htmx ask the server for a fragment (a click, a change): first wait until
+    the page is idle, so the action reaches wired-up controls; afterwards wait until htmx has sent a request
+    and the page is idle again, i.e. the answer is swapped in and settled and its controls work. Locators
+    re-resolve, so the next step acts on the new elements. (An answer that navigates, like HX-Redirect, starts
+    a new page: wait for its URL instead.)"""
+    wait_for_htmx_idle(page)
+    sent = page.evaluate("window.__kassaHtmxRequests")
+    yield
+    page.wait_for_function(f"sent => window.__kassaHtmxRequests > sent && {HTMX_IDLE}", arg=sent)
+
+
 def _new_page(browser, viewport, locale="en-US"):
-    context = browser.new_context(viewport=viewport, locale=locale)
-    context.set_default_timeout(10_000)
+    context = new_context(browser, viewport=viewport, locale=locale)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -187,6 +262,9 @@ def assert_accessible(page, label: str = "") -> None:
     """axe-core on the current page: any violation fails, with a readable list of what and where."""
     from axe_playwright_python.sync_playwright import Axe
 
+    # The caller has waited for what it checks; axe also needs the page's stylesheets (colour contrast) and
+    # scripts (what they reveal or hide) in place, which a slow machine may still be loading.
+    page.wait_for_load_state()
     results = Axe().run(page)
     violations = results.response.get("violations", [])
     if violations:
