@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from datetime import timedelta
 
@@ -20,7 +21,7 @@ from kassa.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.models import Account, Invitation, Permission, Role, User
 from kassa.services.audit import record_audit
-from kassa.services.mail import queue_email
+from kassa.services.mail import REDACTED_TOKEN, LinkNoLongerValid, queue_email, register_secret_links
 from kassa.urls import absolute_url
 
 RESET_MAX_AGE = 3600
@@ -190,15 +191,23 @@ def request_password_reset(email: str, ip: str | None) -> None:
             to=[user.email],
             template="email/password_reset.html",
             language=language,
-            context={
-                "user": user,
-                "reset_url": absolute_url("auth.reset_password", token=make_reset_token(user)),
-            },
+            # H10: stored with a stand-in; the worker puts a fresh token in the copy it sends.
+            context={"user": user, "reset_url": absolute_url("auth.reset_password", token=REDACTED_TOKEN)},
             account_id=user.account_id,
             related=("user", user.id),
         )
         record_audit(Actor(None, user.account_id, ip), "user.password_reset_requested", object_type="user",
                      object_id=user.id)
+
+
+@register_secret_links("password_reset")
+def _reset_link(email) -> dict[str, str]:
+    """H10: the reset link is made when the email is sent (and again on a retry): valid one hour from then."""
+    user = db.session.get(User, email.related_id) if email.related_type == "user" else None
+    if user is None or not user.is_active_user:
+        raise LinkNoLongerValid("This login no longer exists; the reset email was not sent.")
+    return {absolute_url("auth.reset_password", token=REDACTED_TOKEN):
+            absolute_url("auth.reset_password", token=make_reset_token(user))}
 
 
 def reset_password(token: str, new_password: str, ip: str | None) -> User:
@@ -226,6 +235,13 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _invitation_token(invitation: Invitation) -> str:
+    """H10: derived from the invitation and the secret key, so the worker can put it in the email it sends
+    while neither the database nor the Email log ever holds it (only its hash is stored)."""
+    message = f"kassa.invitation:{invitation.id}:{invitation.account_id}:{invitation.email}".encode()
+    return hmac.new(current_app.config["SECRET_KEY"].encode(), message, hashlib.sha256).hexdigest()
+
+
 def parse_role(value: str) -> Role:
     try:
         return Role(value)
@@ -238,7 +254,6 @@ def invite_user(actor: Actor, email: str, role: str) -> Invitation:
     _require(actor, Permission.MANAGE_USERS)
     email = normalize_email(email)
     role_enum = parse_role(role)
-    token = secrets.token_urlsafe(32)
     with write_transaction(db.session) as session:
         existing = session.scalar(select(User).where(User.email == email))
         if existing is not None and (existing.account_id != actor.account_id or existing.is_active_user):
@@ -248,12 +263,13 @@ def invite_user(actor: Actor, email: str, role: str) -> Invitation:
             account_id=account.id,
             email=email,
             role=role_enum.value,
-            token_hash=_token_hash(token),
+            token_hash=secrets.token_hex(32),  # replaced below, once the id the token is derived from exists
             invited_by_id=actor.user_id,
             expires_at=now() + INVITATION_LIFETIME,
         )
         session.add(invitation)
         session.flush()
+        invitation.token_hash = _token_hash(_invitation_token(invitation))
         queue_email(
             kind="invitation",
             to=[email],
@@ -264,7 +280,7 @@ def invite_user(actor: Actor, email: str, role: str) -> Invitation:
                 "inviter": actor.user,
                 "role_label": role_enum.label,
                 "brand_color": account.brand_color,
-                "accept_url": absolute_url("auth.accept_invitation", token=token),
+                "accept_url": absolute_url("auth.accept_invitation", token=REDACTED_TOKEN),  # H10
             },
             account_id=account.id,
             related=("invitation", invitation.id),
@@ -272,6 +288,24 @@ def invite_user(actor: Actor, email: str, role: str) -> Invitation:
         record_audit(actor, "user.invited", object_type="invitation", object_id=invitation.id,
                      data={"email": email, "role": role_enum.value})
         return invitation
+
+
+@register_secret_links("invitation")
+def _invitation_link(email) -> dict[str, str]:
+    invitation = db.session.get(Invitation, email.related_id) if email.related_type == "invitation" else None
+    if invitation is None or invitation.revoked_at is not None or invitation.accepted_at is not None:
+        raise LinkNoLongerValid("The invitation was withdrawn or accepted; the email was not sent.")
+    if invitation.expires_at < now():
+        raise LinkNoLongerValid("The invitation has expired; the email was not sent.")
+    token = _invitation_token(invitation)
+    if invitation.token_hash != _token_hash(token):
+        # An invitation made before H10 had a random token, only in its (now redacted) stored email:
+        # a re-send moves it to the derived one.
+        invitation_id = invitation.id
+        with write_transaction(db.session) as session:
+            session.get(Invitation, invitation_id).token_hash = _token_hash(token)
+    return {absolute_url("auth.accept_invitation", token=REDACTED_TOKEN):
+            absolute_url("auth.accept_invitation", token=token)}
 
 
 def invitation_for_token(token: str) -> Invitation:
