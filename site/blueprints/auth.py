@@ -31,11 +31,12 @@ def safe_next(target: str | None, default: str) -> str:
 
 
 def _login_email_ip_key() -> str:
-    return f"login:{(request.form.get('email') or '').strip().lower()}:{client_ip()}"
+    return f"login:{users.email_key(request.form.get('email', ''))}:{client_ip()}"
 
 
 def _login_account_key() -> str:
-    return f"login-account:{(request.form.get('email') or '').strip().lower()}"
+    # H3: keyed by the canonical address, so `c@ｃ.example` counts against `c@c.example`.
+    return f"login-account:{users.email_key(request.form.get('email', ''))}"
 
 
 def _failed_login(response) -> bool:

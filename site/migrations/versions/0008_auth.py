@@ -1,0 +1,72 @@
+"""auth hardening: canonical stored emails (H3); no working links in stored reset/invitation emails (H10)
+
+Revision ID: 0008_auth
+Revises: 0007_subscriptions_next_charge
+Create Date: 2026-12-06 09:30:00
+
+Data only, no schema change. The normalisation is copied here (not imported) so the migration keeps doing
+what it did when it was written.
+"""
+import logging
+import re
+import unicodedata
+
+import sqlalchemy as sa
+from alembic import op
+from email_validator import EmailNotValidError, validate_email
+
+# revision identifiers, used by Alembic.
+revision = '0008_auth'
+down_revision = '0007_subscriptions_next_charge'
+branch_labels = None
+depends_on = None
+
+log = logging.getLogger("alembic.runtime.migration")
+
+REDACTED = "redacted"
+SECRET_LINK = re.compile(r"(/(?:reset-password|invitations)/)[A-Za-z0-9._~%-]+")
+
+
+def _canonical(raw):
+    text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", (raw or "").strip()).casefold())
+    try:
+        result = validate_email(text, check_deliverability=False, globally_deliverable=False)
+    except EmailNotValidError:
+        return None
+    return f"{result.local_part}@{result.ascii_domain}".lower()
+
+
+def _renormalise(conn, table, unique):
+    rows = conn.execute(sa.text(f"SELECT id, email FROM {table} ORDER BY id")).all()
+    taken = {email for _id, email in rows}
+    for row_id, email in rows:
+        canonical = _canonical(email)
+        if canonical is None or canonical == email:
+            continue
+        if unique and canonical in taken:
+            # Two logins that are one address once normalised: the first keeps the address, this one is left
+            # as stored (an operator must merge or rename it) and logged, rather than failing the upgrade.
+            log.warning("%s %s: %r collides with another login once normalised; left as is", table, row_id, email)
+            continue
+        conn.execute(sa.text(f"UPDATE {table} SET email = :email WHERE id = :id"), {"email": canonical, "id": row_id})
+        taken.add(canonical)
+
+
+def upgrade():
+    conn = op.get_bind()
+    _renormalise(conn, "users", unique=True)
+    _renormalise(conn, "invitations", unique=False)
+    rows = conn.execute(sa.text(
+        "SELECT id, text_body, html_body FROM email_messages WHERE kind IN ('password_reset', 'invitation')"
+    )).all()
+    for row_id, text_body, html_body in rows:
+        conn.execute(
+            sa.text("UPDATE email_messages SET text_body = :t, html_body = :h WHERE id = :id"),
+            {"t": SECRET_LINK.sub(rf"\g<1>{REDACTED}", text_body or ""),
+             "h": SECRET_LINK.sub(rf"\g<1>{REDACTED}", html_body or ""), "id": row_id},
+        )
+
+
+def downgrade():
+    # Nothing to undo: canonical addresses and redacted copies are valid under the old code too.
+    pass
