@@ -20,7 +20,7 @@ from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import Account, LedgerEntry, LedgerType, Payout, PayoutStatus, SandboxRecord
 from kassa.services.ledger import local_day
-from kassa.services.ticks import register_tick
+from kassa.services.ticks import for_tick_account, register_tick
 
 PAYOUT_TYPES = (LedgerType.PAYOUT.value,)
 
@@ -129,12 +129,12 @@ def advance_payout(payout_id: int) -> None:
                 payout.paid_at = now()
 
 
-@register_tick("payouts")
+@register_tick("payouts", per_account=True)
 def run_payouts() -> int:
     """Once a day per account and mode: today's payout, then move earlier payouts along."""
     done = 0
     pairs = db.session.execute(select(LedgerEntry.account_id, LedgerEntry.mode).where(
-        LedgerEntry.payout_id.is_(None)).distinct()).all()
+        LedgerEntry.payout_id.is_(None), for_tick_account(LedgerEntry.account_id)).distinct()).all()
     db.session.rollback()
     for account_id, mode in pairs:
         account = db.session.get(Account, account_id)
@@ -145,7 +145,8 @@ def run_payouts() -> int:
         except IntegrityError:
             db.session.rollback()  # another tick made today's payout first
     moving = db.session.scalars(select(Payout.id).where(
-        Payout.status.in_((PayoutStatus.PENDING.value, PayoutStatus.IN_TRANSIT.value)))).all()
+        Payout.status.in_((PayoutStatus.PENDING.value, PayoutStatus.IN_TRANSIT.value)),
+        for_tick_account(Payout.account_id))).all()
     db.session.rollback()
     for payout_id in moving:
         advance_payout(payout_id)

@@ -27,7 +27,7 @@ from kassa.periods import charge_date
 from kassa.services.audit import record_audit
 from kassa.services.billing import BILLABLE, subscription_subjects  # registers its tick before ours
 from kassa.services.billing_rows import add_timeline_at
-from kassa.services.ticks import register_tick
+from kassa.services.ticks import for_tick_account, register_tick
 
 REMINDER_LEAD = timedelta(days=14)  # E7
 MAX_SCHEDULE = 120
@@ -96,13 +96,13 @@ def cancel(actor: Actor, subscription_id: int, when: str) -> Subscription:
         return sub
 
 
-@register_tick("subscription_reminders")
+@register_tick("subscription_reminders", per_account=True)
 def send_reminders() -> int:
     """E7: 14 days before a subscription's next payment, once per period, when the merchant turned it on."""
     from kassa.services.notifications import notify_subscription_reminder
 
     sent = 0
-    accounts = db.session.scalars(select(Account).where(Account.id.in_(
+    accounts = db.session.scalars(select(Account).where(for_tick_account(Account.id), Account.id.in_(
         select(Subscription.account_id).where(Subscription.status == SubscriptionStatus.ACTIVE.value).distinct())))
     targets = []
     for account in accounts:
@@ -263,10 +263,10 @@ def advance_clock(actor: Actor, *, days: int = 0, to_date: date | None = None) -
         if due is None:
             break
         _set_clock(actor.account_id, due)
-        run_tick()
+        run_tick(actor.account_id)
         current = due
     _set_clock(actor.account_id, target)
-    run_tick()
+    run_tick(actor.account_id)
     after = _payment_counts(actor.account_id)
     with write_transaction(db.session):
         record_audit(actor, "test_clock.advanced", object_type="account", object_id=actor.account_id,
