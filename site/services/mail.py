@@ -51,8 +51,9 @@ def has_secret_links(email: EmailMessage) -> bool:
     return email.kind in _SECRET_LINKS
 
 
-def _with_secret_links(email: EmailMessage) -> tuple[str, str, str]:
-    """(subject, text, html) as the recipient gets them: stand-ins replaced by the real links."""
+def recipient_copy(email: EmailMessage) -> tuple[str, str, str]:
+    """(subject, text, html) as the recipient gets them: stand-ins replaced by the real links (the worker's
+    copy; tests read it too, as a recipient would)."""
     subject, text, html = email.subject, email.text_body, email.html_body
     fill = _SECRET_LINKS.get(email.kind)
     if fill is None:
@@ -151,7 +152,7 @@ def deliver_email(payload: dict[str, Any]) -> None:
     try:
         files = [render_attachment(spec) for spec in email.attachments]
         try:
-            subject, text, html = _with_secret_links(email)
+            subject, text, html = recipient_copy(email)
         except LinkNoLongerValid as exc:
             # Nothing to retry: the invitation or login the link was for is gone.
             _record_attempt(email_id, EmailStatus.FAILED, str(exc))

@@ -44,7 +44,12 @@ def _expect_logged_out(client):
 
 
 @pytest.fixture
-def app_config():
+def app_config(tmp_path):
+    from kassa.config import build_config
+
+    # The production defaults (the shared test fixture relaxes them for tests that move time by days).
+    defaults = build_config(tmp_path / "defaults")
+    assert (defaults["KASSA_SESSION_IDLE_HOURS"], defaults["KASSA_SESSION_MAX_DAYS"]) == (12, 30)
     return {"KASSA_SESSION_IDLE_HOURS": 12, "KASSA_SESSION_MAX_DAYS": 30}
 
 

@@ -1,11 +1,11 @@
-"""auth hardening: canonical stored emails (H3); no working links in stored reset/invitation emails (H10)
+"""auth hardening: canonical stored emails (H3); no working links in stored reset/invitation emails (H10);
+sign-ups wait for their address to be confirmed (H12)
 
 Revision ID: 0008_auth
 Revises: 0007_subscriptions_next_charge
 Create Date: 2026-12-06 09:30:00
 
-Data only, no schema change. The normalisation is copied here (not imported) so the migration keeps doing
-what it did when it was written.
+The normalisation is copied here (not imported) so the migration keeps doing what it did when it was written.
 """
 import logging
 import re
@@ -14,6 +14,8 @@ import unicodedata
 import sqlalchemy as sa
 from alembic import op
 from email_validator import EmailNotValidError, validate_email
+
+import kassa.database
 
 # revision identifiers, used by Alembic.
 revision = '0008_auth'
@@ -53,6 +55,24 @@ def _renormalise(conn, table, unique):
 
 
 def upgrade():
+    op.create_table(
+        'signup_requests',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('email', sa.String(length=254), nullable=False),
+        sa.Column('company_name', sa.String(length=200), nullable=False),
+        sa.Column('name', sa.String(length=200), nullable=False),
+        sa.Column('password_hash', sa.String(length=255), nullable=False),
+        sa.Column('country', sa.String(length=2), nullable=False),
+        sa.Column('currency', sa.String(length=3), nullable=False),
+        sa.Column('timezone', sa.String(length=64), nullable=False),
+        sa.Column('language', sa.String(length=5), nullable=False),
+        sa.Column('created_at', kassa.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column('expires_at', kassa.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column('used_at', kassa.database.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_signup_requests')),
+    )
+    with op.batch_alter_table('signup_requests', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_signup_requests_email'), ['email'], unique=False)
     conn = op.get_bind()
     _renormalise(conn, "users", unique=True)
     _renormalise(conn, "invitations", unique=False)
@@ -68,5 +88,7 @@ def upgrade():
 
 
 def downgrade():
-    # Nothing to undo: canonical addresses and redacted copies are valid under the old code too.
-    pass
+    # Canonical addresses and redacted copies are valid under the old code too: only the table goes.
+    with op.batch_alter_table('signup_requests', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_signup_requests_email'))
+    op.drop_table('signup_requests')
