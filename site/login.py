@@ -59,7 +59,8 @@ def _enforce_session_lifetime() -> None:
 def _no_store_when_signed_in(response: Response) -> Response:
     """H14: pages for a signed-in user are never kept by the browser or a shared cache (back button after
     logout, a shared computer, a proxy). Public, immutable assets keep their own caching."""
-    if current_user.is_authenticated and not response.cache_control.public:
+    # The session check first: public pages (checkout) never load a user or touch the session here.
+    if session.get("_user_id") and current_user.is_authenticated and not response.cache_control.public:
         response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -117,3 +117,23 @@ def test_h10_retry_from_the_log_sends_a_working_link(app, client, mailbox):
     assert mailbox.to("late@acme.example") == []
     assert db.session.get(EmailMessage, invite_email.id).status == EmailStatus.FAILED.value
     assert "withdrawn" in db.session.get(EmailMessage, invite_email.id).error
+
+
+def test_h10_invitation_from_before_the_fix_gets_a_working_link_on_resend(client, mailbox):
+    """An invitation made before H10 (random token, only in its now redacted stored email) is re-sent from the
+    log with a link that works; the old token's hash no longer opens it."""
+    from kassa.database import write_transaction
+
+    owner = make_merchant()
+    log_in(client, owner.email, PASSWORD)
+    mailbox.refuse_next = 1
+    client.post("/settings/users/invite", data={"email": "old@acme.example", "role": "member"})
+    run_outbox()
+    with write_transaction(db.session) as session:
+        session.scalar(select(Invitation)).token_hash = "0" * 64  # as if made with a random token
+    email = db.session.scalar(select(EmailMessage).where(EmailMessage.kind == "invitation"))
+    assert client.post(f"/settings/emails/{email.id}/retry").status_code == 303
+    client.post("/logout")
+    run_outbox()
+    link = extract_link(mailbox.text_of(mailbox.to("old@acme.example")[0]), "/invitations/")
+    assert client.get(link).status_code == 200
