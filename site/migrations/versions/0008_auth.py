@@ -57,7 +57,7 @@ def _renormalise(conn, table, unique):
 def upgrade():
     op.create_table(
         'signup_requests',
-        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
         sa.Column('email', sa.String(length=254), nullable=False),
         sa.Column('company_name', sa.String(length=200), nullable=False),
         sa.Column('name', sa.String(length=200), nullable=False),
