@@ -104,7 +104,8 @@ def login_cookie(base: str, email: str, password: str) -> str:
 def prepare_database(instance: Path, database_url: str | None = None) -> dict[str, str]:
     """A fresh, migrated database with the demo merchant; returns the env to serve it."""
     instance.mkdir(parents=True, exist_ok=True)
-    env = {"KASSA_INSTANCE_PATH": str(instance)}
+    # The benchmarks read the app's own time from Server-Timing, which is off outside them (H12).
+    env = {"KASSA_INSTANCE_PATH": str(instance), "KASSA_SERVER_TIMING": "1"}
     if database_url:
         env["KASSA_DATABASE_URL"] = database_url
     else:

@@ -90,6 +90,14 @@ def build_config(instance_path: Path) -> dict:
         # Login throttling (issue 3): failures per email+IP, and per account from any IP.
         "KASSA_LOGIN_LIMIT": _env("KASSA_LOGIN_LIMIT", "10 per 15 minutes"),
         "KASSA_LOGIN_ACCOUNT_LIMIT": _env("KASSA_LOGIN_ACCOUNT_LIMIT", "100 per hour"),
+        # H12: failures allowed from a browser that logged in to that account before (its device cookie);
+        # such a browser is exempt from the two limits above, which strangers can run up.
+        "KASSA_LOGIN_DEVICE_LIMIT": _env("KASSA_LOGIN_DEVICE_LIMIT", "10 per 15 minutes"),
+        # Server-Timing header with the app's own time: benchmarks only (H12).
+        "KASSA_SERVER_TIMING": _env("KASSA_SERVER_TIMING", "") in ("1", "true", "yes"),
+        # Signed-in sessions (H14): end after this long without a request, and this long after login at most.
+        "KASSA_SESSION_IDLE_HOURS": float(_env("KASSA_SESSION_IDLE_HOURS", "12") or 12),
+        "KASSA_SESSION_MAX_DAYS": float(_env("KASSA_SESSION_MAX_DAYS", "30") or 30),
         "KASSA_OUTBOX_MAX_ATTEMPTS": int(_env("KASSA_OUTBOX_MAX_ATTEMPTS", "8") or 8),
         # Requests per client IP on the public checkout (on top of the card-testing guard).
         "KASSA_CHECKOUT_START_LIMIT": _env("KASSA_CHECKOUT_START_LIMIT", "60 per minute"),

@@ -148,6 +148,26 @@ class User(db.Model):
         return permission in ROLE_PERMISSIONS[self.role_enum]
 
 
+class SignupRequest(db.Model):
+    """H12: a sign-up waits here until its address is confirmed, so the sign-up form answers the same whether
+    or not the address already has a login. The emailed link's token is derived (never stored)."""
+
+    __tablename__ = "signup_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    company_name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    country: Mapped[str] = mapped_column(String(2))
+    currency: Mapped[str] = mapped_column(String(3))
+    timezone: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(5))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
 class Invitation(db.Model):
     __tablename__ = "invitations"
 

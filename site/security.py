@@ -63,8 +63,9 @@ def init_security_headers(app: Flask) -> None:
         headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(self)")
         started = g.get("request_started")
-        if started is not None:
-            # Server-Timing: how long the app itself took (the benchmarks read it; so can browser devtools).
+        if started is not None and app.config.get("KASSA_SERVER_TIMING"):
+            # Server-Timing: how long the app itself took, for the benchmarks only (H12: in production the
+            # time a login or sign-up took would tell an attacker whether the address has an account).
             headers.setdefault("Server-Timing", f"app;dur={(time.perf_counter() - started) * 1000:.2f}")
         if app.config.get("KASSA_HTTPS"):
             headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from werkzeug.exceptions import TooManyRequests
@@ -31,15 +31,46 @@ def safe_next(target: str | None, default: str) -> str:
 
 
 def _login_email_ip_key() -> str:
-    return f"login:{(request.form.get('email') or '').strip().lower()}:{client_ip()}"
+    return f"login:{users.email_key(request.form.get('email', ''))}:{client_ip()}"
 
 
 def _login_account_key() -> str:
-    return f"login-account:{(request.form.get('email') or '').strip().lower()}"
+    # H3: keyed by the canonical address, so `c@ｃ.example` counts against `c@c.example`.
+    return f"login-account:{users.email_key(request.form.get('email', ''))}"
 
 
 def _failed_login(response) -> bool:
     return response.status_code == 401
+
+
+def device_cookie_name() -> str:
+    return "__Host-kassa_device" if current_app.config.get("KASSA_HTTPS") else "kassa_device"
+
+
+def _device() -> str | None:
+    """H12: this browser's device nonce when it has logged in as the address being tried before."""
+    if "login_device" not in g:
+        g.login_device = users.trusted_device(request.cookies.get(device_cookie_name()), request.form.get("email", ""))
+    return g.login_device
+
+
+def _trusted_device() -> bool:
+    return _device() is not None
+
+
+def _login_device_key() -> str:
+    return f"login-device:{_device()}"
+
+
+def remember_device(response, user):
+    """H12 (OWASP device cookies): after a successful login, this browser is known for this address; strangers'
+    failed attempts then can't lock it out."""
+    response.set_cookie(
+        device_cookie_name(), users.device_cookie_value(user),
+        max_age=int(users.DEVICE_COOKIE_LIFETIME.total_seconds()), path="/", httponly=True, samesite="Lax",
+        secure=bool(current_app.config.get("KASSA_HTTPS")),
+    )
+    return response
 
 
 @bp.errorhandler(TooManyRequests)
@@ -50,9 +81,12 @@ def _throttled(exc):
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["KASSA_LOGIN_LIMIT"], key_func=_login_email_ip_key,
-               methods=["POST"], deduct_when=_failed_login)
+               methods=["POST"], deduct_when=_failed_login, exempt_when=_trusted_device)
 @limiter.limit(lambda: current_app.config["KASSA_LOGIN_ACCOUNT_LIMIT"], key_func=_login_account_key,
-               methods=["POST"], deduct_when=_failed_login)
+               methods=["POST"], deduct_when=_failed_login, exempt_when=_trusted_device)
+# A known browser's own failures are limited on their own (H12).
+@limiter.limit(lambda: current_app.config["KASSA_LOGIN_DEVICE_LIMIT"], key_func=_login_device_key,
+               methods=["POST"], deduct_when=_failed_login, exempt_when=lambda: not _trusted_device())
 def login():
     next_url = safe_next(request.values.get("next"), url_for("dashboard.home"))
     if current_user.is_authenticated:
@@ -69,7 +103,7 @@ def login():
     user = users.record_login(user, client_ip())
     session.clear()  # a fresh session at login: nothing from before the login carries over
     login_user(user)
-    return redirect(next_url, code=303)
+    return remember_device(redirect(next_url, code=303), user)
 
 
 @bp.post("/logout")
@@ -103,22 +137,40 @@ def signup():
             form["language"] = "en"
         if not errors:
             try:
-                user = users.sign_up(
+                email = users.request_sign_up(
                     company_name=form["company_name"], name=form["name"], email=form["email"],
                     password=request.form.get("password", ""), country=form["country"], currency=currency,
-                    timezone=form["timezone"] or "UTC", language=form["language"], ip=client_ip(),
+                    timezone=form["timezone"] or "UTC", language=form["language"],
                 )
             except ValidationFailed as exc:
                 errors.update(exc.errors)
             else:
-                session.clear()
-                login_user(user)
-                flash(_("Welcome to Kassa! Your account is ready."), "success")
-                return redirect(url_for("dashboard.home"), code=303)
+                # H12: the same page whether or not the address has a login; the email says which.
+                return render_template("auth/signup_sent.html", email=email)
     return render_template(
         "auth/signup.html", form=form, errors=errors, countries=country_choices(current_language()),
         timezones=timezone_choices() if "timezone" in errors else [],
     ), (422 if errors else 200)
+
+
+@bp.route("/signup/confirm/<token>", methods=["GET", "POST"])
+@limiter.limit("20 per hour", methods=["POST"])
+def confirm_signup(token: str):
+    """H12: the emailed link; a GET only shows the page (mail scanners follow links), the button creates."""
+    try:
+        pending = users.signup_request_for_token(token)
+    except ValidationFailed as exc:
+        return render_template("auth/signup_confirm.html", invalid=exc.message), 400
+    if request.method == "GET":
+        return render_template("auth/signup_confirm.html", pending=pending)
+    try:
+        user = users.complete_sign_up(token, client_ip())
+    except ValidationFailed as exc:
+        return render_template("auth/signup_confirm.html", invalid=exc.message), 409
+    session.clear()
+    login_user(user)
+    flash(_("Welcome to Kassa! Your account is ready."), "success")
+    return remember_device(redirect(url_for("dashboard.home"), code=303), user)
 
 
 @bp.route("/forgot-password", methods=["GET", "POST"])
@@ -181,7 +233,7 @@ def accept_invitation(token: str):
             session.clear()
             login_user(user)
             flash(_("Welcome to %(account)s on Kassa.", account=user.account.name), "success")
-            return redirect(url_for("dashboard.home"), code=303)
+            return remember_device(redirect(url_for("dashboard.home"), code=303), user)
     return render_template("auth/invitation.html", invitation=invitation, name=name, errors=errors), (
         422 if errors else 200
     )

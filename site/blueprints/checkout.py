@@ -46,11 +46,12 @@ def _buyer_language(checkout: CheckoutSession | None = None) -> str:
     if chosen in LANGUAGES:
         session["buyer_lang"] = chosen
         return chosen
-    if checkout is not None and checkout.language in LANGUAGES:
-        return checkout.language
+    # The browser's own latest choice first: a GET no longer saves it on the checkout session (H14).
     remembered = session.get("buyer_lang")
     if remembered in LANGUAGES:
         return remembered
+    if checkout is not None and checkout.language in LANGUAGES:
+        return checkout.language
     return best_language(request.accept_languages.best_match(list(LANGUAGES)))
 
 
@@ -201,10 +202,9 @@ def _confirmation(view: checkout_service.CheckoutView):
 def page(token: str):
     view = _view(token)
     checkout = view.checkout
-    language = _buyer_language(checkout)
-    if request.args.get("lang") in LANGUAGES and checkout.language != language:
-        checkout_service.set_language(checkout.id, language)
-    _use_language(language)
+    # H14: a GET writes nothing: the language chosen here is kept in the buyer's cookie and the page's form,
+    # and saved on the checkout session when the form is submitted.
+    _use_language(_buyer_language(checkout))
     if checkout.status == CheckoutStatus.COMPLETED.value:
         return _confirmation(view)
     if checkout_service.is_expired(checkout) and view.link_slug is not None:
@@ -233,7 +233,10 @@ def _allow_thank_you_redirect(checkout: CheckoutSession) -> None:
 def submit(token: str):
     view = _view(token)
     checkout = view.checkout
-    _use_language(_buyer_language(checkout))
+    language = _buyer_language(checkout)
+    _use_language(language)
+    if checkout.language != language and checkout.status != CheckoutStatus.COMPLETED.value:
+        checkout_service.set_language(checkout.id, language)  # C7: emails and receipt follow the page
     _allow_thank_you_redirect(checkout)
     form = request.form.to_dict()
     try:

@@ -250,7 +250,8 @@ def emails():
 @permission_required(Permission.MANAGE_SETTINGS)
 def email_detail(email_id: int):
     email = get_owned_or_404(EmailMessage, email_id)
-    return render_page("settings/email_detail.html", **_common(email=email, section="emails"))
+    return render_page("settings/email_detail.html",
+                       **_common(email=email, secret_links=mail.has_secret_links(email), section="emails"))
 
 
 @bp.get("/emails/<int:email_id>/body")

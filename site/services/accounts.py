@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import secrets
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import available_timezones
@@ -25,6 +26,11 @@ from kassa.services.audit import record_audit
 
 LOGO_MAX_BYTES = 1024 * 1024
 LOGO_MAX_SIZE = (800, 300)
+# H2: a few KB of PNG can declare 13,000 x 13,000 pixels and decode to over a gigabyte. The header's size is
+# checked before any pixel is decoded; 4096 x 4096 is far above any logo and decodes in tens of MB.
+LOGO_MAX_PIXELS = 4096 * 4096
+# Pillow's own guard (warning above this, error above twice this) as a second line; only logos use Pillow.
+Image.MAX_IMAGE_PIXELS = LOGO_MAX_PIXELS
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
@@ -134,17 +140,40 @@ def _reencode_logo(data: bytes) -> bytes:
     """Decode and re-encode the upload: only pixels survive, never whatever else was in the file."""
     if len(data) > LOGO_MAX_BYTES:
         raise ValidationFailed(_("The logo must be 1 MB or smaller."), field="logo")
+    too_large = ValidationFailed(
+        _("The logo is too large: at most %(n)d by %(n)d pixels. Resize it and upload it again.", n=4096),
+        field="logo",
+    )
     try:
-        with Image.open(io.BytesIO(data)) as probe:
-            if probe.format not in ("PNG", "JPEG"):
-                raise ValidationFailed(_("Upload a PNG or JPEG image."), field="logo")
-            probe.verify()
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError):
+        with warnings.catch_warnings():
+            # H2: Pillow only warns between its limit and twice its limit; treat the warning as a refusal.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Image.open is lazy: it reads the header (format, declared size) and decodes no pixels.
+            with Image.open(io.BytesIO(data)) as probe:
+                if probe.format not in ("PNG", "JPEG"):
+                    raise ValidationFailed(_("Upload a PNG or JPEG image."), field="logo")
+                width, height = probe.size
+                if width * height > LOGO_MAX_PIXELS:
+                    raise too_large
+                probe.verify()
+            image = Image.open(io.BytesIO(data))
+            image.draft("RGB", LOGO_MAX_SIZE)  # JPEG: decode straight at a reduced scale
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise too_large from None
+    except (UnidentifiedImageError, OSError, SyntaxError):
         raise ValidationFailed(_("Upload a PNG or JPEG image."), field="logo") from None
-    image = image.convert("RGBA")
+    # H2: step a large image down to twice the target size with nearest neighbour first: it copies no more
+    # than the small result, where Pillow's filtered resize (and reduce) go through a full-size premultiplied
+    # copy of RGBA images and a full-size RGBA copy of palette ones. The final filtered resize smooths it.
+    if image.width > 2 * LOGO_MAX_SIZE[0] or image.height > 2 * LOGO_MAX_SIZE[1]:
+        ratio = min(2 * LOGO_MAX_SIZE[0] / image.width, 2 * LOGO_MAX_SIZE[1] / image.height)
+        image = image.resize((max(1, round(image.width * ratio)), max(1, round(image.height * ratio))),
+                             Image.Resampling.NEAREST)
+    if image.mode not in ("L", "LA", "RGB", "RGBA"):
+        image = image.convert("RGBA")
     image.thumbnail(LOGO_MAX_SIZE)
+    image = image.convert("RGBA")
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
     return out.getvalue()

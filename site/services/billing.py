@@ -26,7 +26,7 @@ from kassa.processors.registry import NoLiveProcessor, processor_for
 from kassa.services.billing_claims import Charge, claim_charges
 from kassa.services.billing_outcomes import record_failures, record_successes
 from kassa.services.billing_rows import BILLABLE, subscription_subjects
-from kassa.services.ticks import item_failed, register_tick
+from kassa.services.ticks import for_tick_account, item_failed, register_tick
 
 __all__ = ["BATCH", "BILLABLE", "bill", "bill_batch", "bill_due_subscriptions", "billing_workers", "due_subscriptions",
            "subscription_subjects"]
@@ -48,7 +48,8 @@ def due_subscriptions(after: tuple[datetime, int] | None = None, limit: int | No
     # The latest any account's clock can be: an index range to scan instead of every subscription's future.
     horizon = _moved(at, select(func.max(func.coalesce(offset, 0))).scalar_subquery())
     query = (select(sub.next_charge_at, sub.id).join(Account, Account.id == sub.account_id)
-             .where(sub.status.in_(BILLABLE), sub.next_charge_at <= horizon, sub.next_charge_at <= due_by)
+             .where(sub.status.in_(BILLABLE), sub.next_charge_at <= horizon, sub.next_charge_at <= due_by,
+                    for_tick_account(sub.account_id))
              .order_by(sub.next_charge_at, sub.id).limit(limit or BATCH))
     if after is not None:
         # A row-value comparison: both databases seek ix_subscriptions_next_charge straight to the position.
@@ -72,7 +73,7 @@ def _moved(at: datetime, seconds):
 # -- the tick ---------------------------------------------------------------------------------------------
 
 
-@register_tick("subscription_billing")
+@register_tick("subscription_billing", per_account=True)
 def bill_due_subscriptions() -> int:
     """Charge everything due, until nothing due is left: a tick catches up on several periods at once.
     Returns the charges made (succeeded or declined)."""

@@ -392,6 +392,7 @@ def reconcile_attempts() -> int:
     Unknown attempts (the request gave up on the answer) are settled after RECONCILE_AFTER; pending ones (the
     request crashed, or is still waiting) only after IN_FLIGHT_LIMIT."""
     from kassa.services.payment_records import record_successful_charge
+    from kassa.services.ticks import for_tick_account
 
     stale = db.session.execute(
         select(PaymentAttempt.id, PaymentAttempt.account_id, PaymentAttempt.idempotency_key, CheckoutSession.mode)
@@ -402,6 +403,7 @@ def reconcile_attempts() -> int:
             and_(PaymentAttempt.status == AttemptStatus.PENDING.value,
                  PaymentAttempt.created_at <= now() - IN_FLIGHT_LIMIT),
         ))
+        .where(for_tick_account(PaymentAttempt.account_id))
         .order_by(PaymentAttempt.id)
         .limit(200)
     ).all()

@@ -321,8 +321,11 @@ def time_left(due_by: datetime, account: Account) -> dict[str, Any]:
 
 def send_deadline_reminders() -> int:
     """72 h and 24 h before the deadline, when no evidence was submitted yet [beyond]."""
+    from kassa.services.ticks import for_tick_account
+
     open_disputes = db.session.scalars(
-        select(Dispute).where(Dispute.status == DisputeStatus.NEEDS_RESPONSE.value).limit(1000)
+        select(Dispute).where(Dispute.status == DisputeStatus.NEEDS_RESPONSE.value,
+                              for_tick_account(Dispute.account_id)).limit(1000)
     ).all()
     ids = [(d.id, d.account_id) for d in open_disputes]
     db.session.rollback()

@@ -18,7 +18,7 @@ from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import Account, Payment, PaymentStatus, ProcessedEvent, SandboxRecord
 from kassa.processors.base import ProcessorEvent
-from kassa.services.ticks import each_item, register_tick
+from kassa.services.ticks import each_item, for_tick_account, register_tick
 
 log = logging.getLogger(__name__)
 
@@ -163,14 +163,15 @@ def _dispute_lost(event: ProcessorEvent) -> None:
     close_dispute(event, DisputeStatus.LOST)
 
 
-@register_tick("sandbox_events")
+@register_tick("sandbox_events", per_account=True)
 def process_sandbox_events() -> int:
     """Deliver every sandbox event that is due on its account's clock, in order."""
     from kassa.processors.registry import sandbox
 
     processor = sandbox()
     account_ids = db.session.scalars(
-        select(distinct(SandboxRecord.account_id)).where(SandboxRecord.due_at.is_not(None))
+        select(distinct(SandboxRecord.account_id)).where(SandboxRecord.due_at.is_not(None),
+                                                         for_tick_account(SandboxRecord.account_id))
     ).all()
     db.session.rollback()
 
@@ -195,21 +196,21 @@ def process_sandbox_events() -> int:
     return each_item("sandbox_events", account_ids, for_account, describe=lambda aid: f"account {aid}")
 
 
-@register_tick("reconcile_attempts")
+@register_tick("reconcile_attempts", per_account=True)
 def _reconcile() -> int:
     from kassa.services.checkout import reconcile_attempts
 
     return reconcile_attempts()
 
 
-@register_tick("retry_refunds")
+@register_tick("retry_refunds", per_account=True)
 def _retry_refunds() -> int:
     from kassa.services.refunds import retry_unsent_refunds
 
     return retry_unsent_refunds()
 
 
-@register_tick("dispute_reminders")
+@register_tick("dispute_reminders", per_account=True)
 def _dispute_reminders() -> int:
     from kassa.services.disputes import send_deadline_reminders
 

@@ -24,6 +24,44 @@ Attachment = tuple[str, str, bytes]  # (filename, content type, bytes)
 AttachmentRenderer = Callable[[dict[str, Any]], Attachment]
 _RENDERERS: dict[str, AttachmentRenderer] = {}
 
+# H10: emails that carry a secret link (password reset, invitation) are rendered and stored with this
+# stand-in for the token, so the Email log and the database never hold a working link. The worker asks the
+# kind's registered function for the real link when it sends, so the recipient's copy works, and a retry
+# from the log needs nothing from the stored copy.
+REDACTED_TOKEN = "redacted"  # noqa: S105 - the stand-in, not a secret
+SecretLinks = Callable[["EmailMessage"], dict[str, str]]
+_SECRET_LINKS: dict[str, SecretLinks] = {}
+
+
+class LinkNoLongerValid(Exception):
+    """The secret link can't be made any more (invitation revoked, user removed): don't send the email."""
+
+
+def register_secret_links(kind: str) -> Callable[[SecretLinks], SecretLinks]:
+    """`fn(email)` returns {stand-in URL: real URL} for an email of this kind, at send time."""
+
+    def decorate(fn: SecretLinks) -> SecretLinks:
+        _SECRET_LINKS[kind] = fn
+        return fn
+
+    return decorate
+
+
+def has_secret_links(email: EmailMessage) -> bool:
+    return email.kind in _SECRET_LINKS
+
+
+def recipient_copy(email: EmailMessage) -> tuple[str, str, str]:
+    """(subject, text, html) as the recipient gets them: stand-ins replaced by the real links (the worker's
+    copy; tests read it too, as a recipient would)."""
+    subject, text, html = email.subject, email.text_body, email.html_body
+    fill = _SECRET_LINKS.get(email.kind)
+    if fill is None:
+        return subject, text, html
+    for stand_in, real in fill(email).items():
+        text, html = text.replace(stand_in, real), html.replace(stand_in, real)
+    return subject, text, html
+
 
 def register_attachment(name: str) -> Callable[[AttachmentRenderer], AttachmentRenderer]:
     """Later issues register PDF renderers (receipt, invoice, mandate) that the worker calls at send time."""
@@ -113,12 +151,18 @@ def deliver_email(payload: dict[str, Any]) -> None:
     email_id = email.id
     try:
         files = [render_attachment(spec) for spec in email.attachments]
+        try:
+            subject, text, html = recipient_copy(email)
+        except LinkNoLongerValid as exc:
+            # Nothing to retry: the invitation or login the link was for is gone.
+            _record_attempt(email_id, EmailStatus.FAILED, str(exc))
+            return
         if smtp_configured():
             message = Message(
-                subject=email.subject,
+                subject=subject,
                 recipients=list(email.to_addrs),
-                body=email.text_body,
-                html=email.html_body,
+                body=text,
+                html=html,
                 sender=current_app.config["KASSA_MAIL_FROM"],
             )
             for filename, content_type, data in files:

@@ -20,7 +20,7 @@ from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import Account, LedgerEntry, LedgerType, Payout, PayoutStatus, SandboxRecord
 from kassa.services.ledger import local_day
-from kassa.services.ticks import each_item, register_tick
+from kassa.services.ticks import each_item, for_tick_account, register_tick
 
 PAYOUT_TYPES = (LedgerType.PAYOUT.value,)
 
@@ -129,11 +129,11 @@ def advance_payout(payout_id: int) -> None:
                 payout.paid_at = now()
 
 
-@register_tick("payouts")
+@register_tick("payouts", per_account=True)
 def run_payouts() -> int:
     """Once a day per account and mode: today's payout, then move earlier payouts along."""
     pairs = db.session.execute(select(LedgerEntry.account_id, LedgerEntry.mode).where(
-        LedgerEntry.payout_id.is_(None)).distinct()).all()
+        LedgerEntry.payout_id.is_(None), for_tick_account(LedgerEntry.account_id)).distinct()).all()
     db.session.rollback()
 
     def pay_out(pair: tuple[int, str]) -> bool:
@@ -149,7 +149,8 @@ def run_payouts() -> int:
     # H1: one account's payout failing is logged and retried on a later tick; every other account is paid.
     done = each_item("payouts", pairs, pay_out, describe=lambda pair: f"account {pair[0]} ({pair[1]})")
     moving = db.session.scalars(select(Payout.id).where(
-        Payout.status.in_((PayoutStatus.PENDING.value, PayoutStatus.IN_TRANSIT.value)))).all()
+        Payout.status.in_((PayoutStatus.PENDING.value, PayoutStatus.IN_TRANSIT.value)),
+        for_tick_account(Payout.account_id))).all()
     db.session.rollback()
     each_item("payouts", moving, advance_payout, describe=lambda payout_id: f"payout {payout_id}")
     return done

@@ -245,12 +245,14 @@ def fail_refund(refund_id: int, code: str | None, message: str | None) -> bool:
 
 def retry_unsent_refunds() -> int:
     """Refunds whose processor call had no answer: ask again with the same key (tick)."""
+    from kassa.services.ticks import for_tick_account
+
     stale = db.session.execute(
         select(Refund.id, Refund.account_id, Refund.amount_minor, Refund.currency, Refund.idempotency_key,
                Payment.mode, Payment.processor_ref)
         .join(Payment, Payment.id == Refund.payment_id)
         .where(Refund.status == RefundStatus.PENDING.value, Refund.processor_ref.is_(None),
-               Refund.created_at <= now() - timedelta(seconds=30))
+               Refund.created_at <= now() - timedelta(seconds=30), for_tick_account(Refund.account_id))
         .limit(200)
     ).all()
     db.session.rollback()

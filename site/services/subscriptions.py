@@ -26,7 +26,7 @@ from kassa.periods import charge_date
 from kassa.services.audit import record_audit
 from kassa.services.billing import BILLABLE, subscription_subjects  # registers its tick before ours
 from kassa.services.billing_rows import add_timeline_at
-from kassa.services.ticks import each_item, register_tick
+from kassa.services.ticks import each_item, for_tick_account, register_tick
 
 REMINDER_LEAD = timedelta(days=14)  # E7
 MAX_SCHEDULE = 120
@@ -95,13 +95,14 @@ def cancel(actor: Actor, subscription_id: int, when: str) -> Subscription:
         return sub
 
 
-@register_tick("subscription_reminders")
+@register_tick("subscription_reminders", per_account=True)
 def send_reminders() -> int:
     """E7: 14 days before a subscription's next payment, once per period, when the merchant turned it on."""
     from kassa.services.notifications import notify_subscription_reminder
 
     account_ids = db.session.scalars(
-        select(Subscription.account_id).where(Subscription.status == SubscriptionStatus.ACTIVE.value).distinct()
+        select(Subscription.account_id).where(Subscription.status == SubscriptionStatus.ACTIVE.value,
+                                               for_tick_account(Subscription.account_id)).distinct()
     ).all()
     db.session.rollback()
 
@@ -285,10 +286,10 @@ def advance_clock(actor: Actor, *, days: int = 0, to_date: date | None = None) -
         if due is None:
             break
         _set_clock(actor.account_id, due)
-        run_tick()
+        run_tick(actor.account_id)
         current = due
     _set_clock(actor.account_id, target)
-    run_tick()
+    run_tick(actor.account_id)
     after = _payment_counts(actor.account_id)
     with write_transaction(db.session):
         record_audit(actor, "test_clock.advanced", object_type="account", object_id=actor.account_id,

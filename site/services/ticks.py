@@ -10,8 +10,11 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+from sqlalchemy import true
 
 from kassa.extensions import db
 
@@ -24,17 +27,30 @@ T = TypeVar("T")
 # H1: items skipped because they failed, per task, since the process started (billing counts from threads).
 _ITEM_FAILURES: Counter[str] = Counter()
 _FAILURES_LOCK = threading.Lock()
+# H14: tasks that limit themselves to the account being ticked (`for_tick_account`); only these run on a
+# one-account tick (the test clock, inside that merchant's web request).
+_PER_ACCOUNT: set[str] = set()
+_TICK_ACCOUNT: ContextVar[int | None] = ContextVar("tick_account", default=None)
 
 
-def register_tick(name: str) -> Callable[[TickTask], TickTask]:
-    """Register `fn` to run on every tick; it returns how many things it did (for the log)."""
+def register_tick(name: str, *, per_account: bool = False) -> Callable[[TickTask], TickTask]:
+    """Register `fn` to run on every tick; it returns how many things it did (for the log). `per_account`:
+    every query that picks its work is filtered with `for_tick_account`."""
 
     def decorate(fn: TickTask) -> TickTask:
         if all(existing != name for existing, _fn in _TASKS):
             _TASKS.append((name, fn))
+        if per_account:
+            _PER_ACCOUNT.add(name)
         return fn
 
     return decorate
+
+
+def for_tick_account(account_id_column):
+    """WHERE clause: everything on a full tick; only the ticked account's rows on a one-account tick."""
+    account_id = _TICK_ACCOUNT.get()
+    return true() if account_id is None else account_id_column == account_id
 
 
 def registered_tasks() -> list[str]:
@@ -78,18 +94,25 @@ class TickReport:
     skipped: dict[str, int] = field(default_factory=dict)  # items that failed and wait for a later tick
 
 
-def run_tick() -> TickReport:
+def run_tick(account_id: int | None = None) -> TickReport:
     """Run every registered task once. One task failing does not stop the others, and within a task one
-    item failing does not stop the other items (`each_item`)."""
+    item failing does not stop the other items (`each_item`). With `account_id`, only that account's work
+    (H14: a merchant's test clock never runs other merchants' jobs in their request)."""
     report = TickReport()
     before = item_failures()
-    for name, task in list(_TASKS):
-        try:
-            report.done[name] = task()
-        except Exception as exc:
-            db.session.rollback()
-            log.exception("tick task %s failed", name)
-            report.failed[name] = f"{type(exc).__name__}: {exc}"
+    scope = _TICK_ACCOUNT.set(account_id)
+    try:
+        for name, task in list(_TASKS):
+            if account_id is not None and name not in _PER_ACCOUNT:
+                continue
+            try:
+                report.done[name] = task()
+            except Exception as exc:
+                db.session.rollback()
+                log.exception("tick task %s failed", name)
+                report.failed[name] = f"{type(exc).__name__}: {exc}"
+    finally:
+        _TICK_ACCOUNT.reset(scope)
     after = item_failures()
     report.skipped = {name: after[name] - before.get(name, 0) for name in after if after[name] > before.get(name, 0)}
     return report

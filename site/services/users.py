@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
+import unicodedata
 from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import gettext as _
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import func, select
 
 from kassa import passwords
@@ -18,22 +20,31 @@ from kassa.clock import now
 from kassa.database import write_transaction
 from kassa.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kassa.extensions import db
-from kassa.i18n import LANGUAGES
-from kassa.models import Account, Invitation, Permission, Role, User
+from kassa.i18n import LANGUAGES, current_language
+from kassa.models import Account, Invitation, Permission, Role, SignupRequest, User
 from kassa.services.audit import record_audit
-from kassa.services.mail import queue_email
+from kassa.services.mail import REDACTED_TOKEN, LinkNoLongerValid, queue_email, register_secret_links
 from kassa.urls import absolute_url
 
 RESET_MAX_AGE = 3600
 INVITATION_LIFETIME = timedelta(days=7)
+SIGNUP_LIFETIME = timedelta(days=1)
+DEVICE_COOKIE_LIFETIME = timedelta(days=365)
 
 
 # -- validation helpers ---------------------------------------------------------------------------
 
 
+def _fold(raw: str) -> str:
+    # H3: NFKC maps full-width and other compatibility forms (ｃ, ＠) to plain ones; casefold is the Unicode
+    # case-insensitive form (lower() misses some); NFKC again because casefolding can un-normalise.
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", (raw or "").strip()).casefold())
+
+
 def normalize_email(raw: str, *, field: str = "email") -> str:
-    """Lower-cased, syntax-checked address (no DNS lookups: this runs offline)."""
-    text = (raw or "").strip()
+    """The one canonical form of an address (H3), used wherever an email is stored, looked up or counted:
+    NFKC + casefold, and the domain in its IDNA (ASCII) form. Syntax-checked, no DNS lookups (runs offline)."""
+    text = _fold(raw)
     if not text:
         raise ValidationFailed(_("Enter an email address."), field=field)
     if len(text) > 254:
@@ -42,7 +53,16 @@ def normalize_email(raw: str, *, field: str = "email") -> str:
         result = validate_email(text, check_deliverability=False, globally_deliverable=False)
     except EmailNotValidError:
         raise ValidationFailed(_("Enter a valid email address, like name@example.com."), field=field) from None
-    return result.normalized.lower()
+    return f"{result.local_part}@{result.ascii_domain}".lower()
+
+
+def email_key(raw: str) -> str:
+    """What rate limits count an address under (H3): its canonical form, or for text that is not a valid
+    address, the same folding, so no spelling of one address gets a fresh allowance."""
+    try:
+        return normalize_email(raw)
+    except ValidationFailed:
+        return _fold(raw)[:254]
 
 
 def check_password_rules(password: str, email: str, *, field: str = "password") -> None:
@@ -63,19 +83,11 @@ def _email_taken(email: str) -> bool:
 # -- sign-up and login ------------------------------------------------------------------------------
 
 
-def sign_up(
-    *,
-    company_name: str,
-    name: str,
-    email: str,
-    password: str,
-    country: str = "US",
-    currency: str = "USD",
-    timezone: str = "UTC",
-    language: str = "en",
-    ip: str | None = None,
-) -> User:
-    """Create a merchant account and its first user, a Super admin."""
+def _check_sign_up(email: str, company_name: str, password: str, *, country: str, currency: str, timezone: str,
+                   language: str) -> tuple[str, str]:
+    """The canonical email and company name, or ValidationFailed at a field (never about whether the address
+    already has a login: that is only said by email, H12). Country, currency, zone and language must come from
+    the real lists (H1)."""
     email = normalize_email(email)
     company_name = (company_name or "").strip()
     if not company_name:
@@ -88,34 +100,172 @@ def sign_up(
     problems = locale_errors(country=country, currency=currency, timezone=timezone, language=language)
     if problems:
         raise ValidationFailed(_("Check the highlighted fields."), errors=problems)
+    return email, company_name
+
+
+def _create_account(session, *, company_name: str, name: str, email: str, password_hash: str, country: str,
+                    currency: str, timezone: str, language: str, ip: str | None) -> User:
+    account = Account(
+        name=company_name,
+        country=country,
+        default_currency=currency,
+        timezone=timezone,
+        language=language,
+        support_email=email,
+    )
+    session.add(account)
+    session.flush()
+    user = User(
+        account_id=account.id,
+        email=email,
+        name=(name or "").strip()[:200],
+        password_hash=password_hash,
+        role=Role.SUPER_ADMIN.value,
+        language=language,
+    )
+    session.add(user)
+    session.flush()
+    record_audit(Actor(user, account.id, ip), "account.created", object_type="account", object_id=account.id)
+    return user
+
+
+def sign_up(
+    *,
+    company_name: str,
+    name: str,
+    email: str,
+    password: str,
+    country: str = "US",
+    currency: str = "USD",
+    timezone: str = "UTC",
+    language: str = "en",
+    ip: str | None = None,
+) -> User:
+    """Create a merchant account and its first user, a Super admin, right away (CLI, demo, tests). The web
+    form goes through `request_sign_up` and the emailed confirmation link instead (H12)."""
+    email, company_name = _check_sign_up(email, company_name, password, country=country, currency=currency,
+                                         timezone=timezone, language=language)
     password_hash = passwords.hash_password(password)  # slow on purpose: outside the write lock
     with write_transaction(db.session) as session:
         if _email_taken(email):
             raise ValidationFailed(
                 _("An account with this email already exists. Log in instead."), field="email"
             )
-        account = Account(
-            name=company_name,
-            country=country,
-            default_currency=currency,
-            timezone=timezone,
-            language=language,
-            support_email=email,
-        )
-        session.add(account)
+        return _create_account(session, company_name=company_name, name=name, email=email,
+                               password_hash=password_hash, country=country, currency=currency,
+                               timezone=timezone, language=language, ip=ip)
+
+
+def request_sign_up(
+    *,
+    company_name: str,
+    name: str,
+    email: str,
+    password: str,
+    country: str,
+    currency: str,
+    timezone: str,
+    language: str,
+) -> str:
+    """H12: the sign-up form's answer never says whether the address has a login. Either way one email goes
+    to the address: a link to finish creating the account, or "you already have an account" with links to
+    log in and reset the password. Returns the canonical address."""
+    email, company_name = _check_sign_up(email, company_name, password, country=country, currency=currency,
+                                         timezone=timezone, language=language)
+    password_hash = passwords.hash_password(password)  # both ways, so both take as long
+    with write_transaction(db.session) as session:
+        existing = session.scalar(select(User).where(User.email == email))
+        if existing is not None:
+            queue_email(kind="signup_existing", to=[email], template="email/signup_existing.html",
+                        language=existing.language or language,
+                        context={"login_url": absolute_url("auth.login"),
+                                 "reset_url": absolute_url("auth.forgot_password")},
+                        account_id=None)
+            return email
+        pending = SignupRequest(email=email, company_name=company_name, name=(name or "").strip()[:200],
+                                password_hash=password_hash, country=country, currency=currency,
+                                timezone=(timezone or "UTC")[:64], language=language,
+                                expires_at=now() + SIGNUP_LIFETIME)
+        session.add(pending)
         session.flush()
-        user = User(
-            account_id=account.id,
-            email=email,
-            name=(name or "").strip()[:200],
-            password_hash=password_hash,
-            role=Role.SUPER_ADMIN.value,
-            language=language,
-        )
-        session.add(user)
-        session.flush()
-        record_audit(Actor(user, account.id, ip), "account.created", object_type="account", object_id=account.id)
-        return user
+        queue_email(kind="signup_confirm", to=[email], template="email/signup_confirm.html", language=language,
+                    context={"company_name": company_name,
+                             "confirm_url": absolute_url("auth.confirm_signup", token=REDACTED_TOKEN)},
+                    account_id=None, related=("signup_request", pending.id))
+        return email
+
+
+def _signup_token(pending: SignupRequest) -> str:
+    # Derived, not stored (H10): the password hash's random salt makes it unique to this request.
+    message = f"kassa.signup:{pending.id}:{pending.email}:{pending.password_hash}".encode()
+    digest = hmac.new(current_app.config["SECRET_KEY"].encode(), message, hashlib.sha256).hexdigest()
+    return f"{pending.id}.{digest}"
+
+
+@register_secret_links("signup_confirm")
+def _signup_link(email) -> dict[str, str]:
+    pending = db.session.get(SignupRequest, email.related_id) if email.related_type == "signup_request" else None
+    if pending is None or pending.used_at is not None or pending.expires_at < now():
+        raise LinkNoLongerValid("The sign-up was completed or has expired; the email was not sent.")
+    return {absolute_url("auth.confirm_signup", token=REDACTED_TOKEN):
+            absolute_url("auth.confirm_signup", token=_signup_token(pending))}
+
+
+def signup_request_for_token(token: str) -> SignupRequest:
+    """The sign-up an emailed confirmation link belongs to; ValidationFailed when it is not (any more) valid."""
+    pending_id, _sep, _digest = (token or "").partition(".")
+    pending = db.session.get(SignupRequest, int(pending_id)) if pending_id.isascii() and pending_id.isdigit() \
+        and len(pending_id) < 12 else None
+    if pending is None or not hmac.compare_digest(_signup_token(pending), token):
+        raise ValidationFailed(_("This link is not valid. Sign up again to get a new one."))
+    if pending.used_at is not None:
+        raise ValidationFailed(_("This account has already been created. Log in instead."))
+    if pending.expires_at < now():
+        raise ValidationFailed(_("This link has expired. Sign up again to get a new one."))
+    return pending
+
+
+def complete_sign_up(token: str, ip: str | None) -> User:
+    """The confirmation link was followed and confirmed: create the account (once)."""
+    with write_transaction(db.session) as session:
+        pending = signup_request_for_token(token)
+        if _email_taken(pending.email):
+            raise ValidationFailed(_("An account with this email already exists. Log in instead."))
+        pending.used_at = now()
+        return _create_account(session, company_name=pending.company_name, name=pending.name, email=pending.email,
+                               password_hash=pending.password_hash, country=pending.country,
+                               currency=pending.currency, timezone=pending.timezone, language=pending.language,
+                               ip=ip)
+
+
+# -- device cookies (H12, OWASP "device cookies") -----------------------------------------------------------
+
+
+def _device_serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="kassa.device")
+
+
+def _email_tag(email: str) -> str:
+    return hashlib.sha256(f"device:{email}".encode()).hexdigest()[:32]
+
+
+def device_cookie_value(user: User) -> str:
+    """A signed cookie saying "this browser has logged in as this address"; its nonce names the device."""
+    return _device_serializer().dumps({"e": _email_tag(user.email), "n": secrets.token_hex(12)})
+
+
+def trusted_device(cookie: str | None, email: str) -> str | None:
+    """The device nonce when `cookie` is a valid device cookie for `email`, else None."""
+    if not cookie:
+        return None
+    try:
+        data = _device_serializer().loads(cookie)
+    except BadSignature:
+        return None
+    if not isinstance(data, dict) or data.get("e") != _email_tag(email_key(email)):
+        return None
+    nonce = data.get("n")
+    return nonce if isinstance(nonce, str) else None
 
 
 def authenticate(email: str, password: str) -> User | None:
@@ -181,14 +331,15 @@ def user_for_reset_token(token: str) -> User:
 
 
 def request_password_reset(email: str, ip: str | None) -> None:
-    """Email a reset link if the address belongs to a user; say nothing either way (no account probing)."""
-    try:
-        email = normalize_email(email)
-    except ValidationFailed:
-        raise
+    """Email a reset link if the address belongs to a user; say nothing either way (no account probing).
+    H12: either way one email goes to the address, so the answer has the same shape."""
+    email = normalize_email(email)
     with write_transaction(db.session):
         user = db.session.scalar(select(User).where(User.email == email))
         if user is None or not user.is_active_user:
+            queue_email(kind="password_reset_unknown", to=[email], template="email/password_reset_unknown.html",
+                        language=current_language(),
+                        context={"email": email, "signup_url": absolute_url("auth.signup")}, account_id=None)
             return
         language = user.language or user.account.language
         queue_email(
@@ -196,15 +347,23 @@ def request_password_reset(email: str, ip: str | None) -> None:
             to=[user.email],
             template="email/password_reset.html",
             language=language,
-            context={
-                "user": user,
-                "reset_url": absolute_url("auth.reset_password", token=make_reset_token(user)),
-            },
+            # H10: stored with a stand-in; the worker puts a fresh token in the copy it sends.
+            context={"user": user, "reset_url": absolute_url("auth.reset_password", token=REDACTED_TOKEN)},
             account_id=user.account_id,
             related=("user", user.id),
         )
         record_audit(Actor(None, user.account_id, ip), "user.password_reset_requested", object_type="user",
                      object_id=user.id)
+
+
+@register_secret_links("password_reset")
+def _reset_link(email) -> dict[str, str]:
+    """H10: the reset link is made when the email is sent (and again on a retry): valid one hour from then."""
+    user = db.session.get(User, email.related_id) if email.related_type == "user" else None
+    if user is None or not user.is_active_user:
+        raise LinkNoLongerValid("This login no longer exists; the reset email was not sent.")
+    return {absolute_url("auth.reset_password", token=REDACTED_TOKEN):
+            absolute_url("auth.reset_password", token=make_reset_token(user))}
 
 
 def reset_password(token: str, new_password: str, ip: str | None) -> User:
@@ -232,6 +391,13 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _invitation_token(invitation: Invitation) -> str:
+    """H10: derived from the invitation and the secret key, so the worker can put it in the email it sends
+    while neither the database nor the Email log ever holds it (only its hash is stored)."""
+    message = f"kassa.invitation:{invitation.id}:{invitation.account_id}:{invitation.email}".encode()
+    return hmac.new(current_app.config["SECRET_KEY"].encode(), message, hashlib.sha256).hexdigest()
+
+
 def parse_role(value: str) -> Role:
     try:
         return Role(value)
@@ -244,7 +410,6 @@ def invite_user(actor: Actor, email: str, role: str) -> Invitation:
     _require(actor, Permission.MANAGE_USERS)
     email = normalize_email(email)
     role_enum = parse_role(role)
-    token = secrets.token_urlsafe(32)
     with write_transaction(db.session) as session:
         existing = session.scalar(select(User).where(User.email == email))
         if existing is not None and (existing.account_id != actor.account_id or existing.is_active_user):
@@ -254,12 +419,13 @@ def invite_user(actor: Actor, email: str, role: str) -> Invitation:
             account_id=account.id,
             email=email,
             role=role_enum.value,
-            token_hash=_token_hash(token),
+            token_hash=secrets.token_hex(32),  # replaced below, once the id the token is derived from exists
             invited_by_id=actor.user_id,
             expires_at=now() + INVITATION_LIFETIME,
         )
         session.add(invitation)
         session.flush()
+        invitation.token_hash = _token_hash(_invitation_token(invitation))
         queue_email(
             kind="invitation",
             to=[email],
@@ -270,7 +436,7 @@ def invite_user(actor: Actor, email: str, role: str) -> Invitation:
                 "inviter": actor.user,
                 "role_label": role_enum.label,
                 "brand_color": account.brand_color,
-                "accept_url": absolute_url("auth.accept_invitation", token=token),
+                "accept_url": absolute_url("auth.accept_invitation", token=REDACTED_TOKEN),  # H10
             },
             account_id=account.id,
             related=("invitation", invitation.id),
@@ -278,6 +444,24 @@ def invite_user(actor: Actor, email: str, role: str) -> Invitation:
         record_audit(actor, "user.invited", object_type="invitation", object_id=invitation.id,
                      data={"email": email, "role": role_enum.value})
         return invitation
+
+
+@register_secret_links("invitation")
+def _invitation_link(email) -> dict[str, str]:
+    invitation = db.session.get(Invitation, email.related_id) if email.related_type == "invitation" else None
+    if invitation is None or invitation.revoked_at is not None or invitation.accepted_at is not None:
+        raise LinkNoLongerValid("The invitation was withdrawn or accepted; the email was not sent.")
+    if invitation.expires_at < now():
+        raise LinkNoLongerValid("The invitation has expired; the email was not sent.")
+    token = _invitation_token(invitation)
+    if invitation.token_hash != _token_hash(token):
+        # An invitation made before H10 had a random token, only in its (now redacted) stored email:
+        # a re-send moves it to the derived one.
+        invitation_id = invitation.id
+        with write_transaction(db.session) as session:
+            session.get(Invitation, invitation_id).token_hash = _token_hash(token)
+    return {absolute_url("auth.accept_invitation", token=REDACTED_TOKEN):
+            absolute_url("auth.accept_invitation", token=token)}
 
 
 def invitation_for_token(token: str) -> Invitation:

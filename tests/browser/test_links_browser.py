@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.browser import assert_accessible, htmx_swap, screenshot, serving, signed_test_url
+from tests.support.browser import assert_accessible, htmx_swap, screenshot, serving, sign_up, signed_test_url
 
 pytestmark = pytest.mark.browser
 
@@ -21,18 +21,6 @@ window.__cspViolations = [];
 document.addEventListener("securitypolicyviolation",
   (e) => window.__cspViolations.push(e.violatedDirective + " " + e.blockedURI));
 """
-
-
-def _sign_up(page, base: str) -> None:
-    page.goto(f"{base}/signup")
-    page.get_by_label("Company name").fill("Fast Bikes")
-    page.get_by_label("Your name").fill("Fiona Owner")
-    page.get_by_label("Work email").fill("owner@bikes.example")
-    page.get_by_label("Password").fill("a long enough password")
-    page.get_by_label("Currency").fill("EUR")
-    page.get_by_label("Country").select_option("NL")
-    page.get_by_role("button", name="Create account").click()
-    page.wait_for_url(f"{base}/")
 
 
 def _create_product(page, base: str, name: str, price: str) -> None:
@@ -56,7 +44,7 @@ def test_create_share_embed_deactivate_a_link(live_server, desktop_page):
     page = desktop_page
     base = live_server.url
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
-    _sign_up(page, base)
+    sign_up(page, live_server)
     _create_product(page, base, "Helmet", "59.90")
     _create_product(page, base, "Bike lock", "24.50")
 

@@ -15,7 +15,14 @@ from kassa.extensions import db
 from tests.factories import PASSWORD
 from tests.support.app import run_outbox
 from tests.support.billing import subscription_shop
-from tests.support.browser import PHONE, assert_accessible, htmx_swap, log_in_page, screenshot, signed_test_url
+from tests.support.browser import (
+    PHONE,
+    assert_accessible,
+    htmx_swap,
+    log_in_page,
+    screenshot,
+    signed_test_url,
+)
 from tests.support.checkout_flow import subject_of
 
 pytestmark = pytest.mark.browser

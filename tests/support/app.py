@@ -51,6 +51,10 @@ def app(database_url: str, tmp_path, monkeypatch, app_config) -> Iterator[Flask]
         "KASSA_BASE_URL": "http://kassa.test",
         "SERVER_NAME": None,
         "RATELIMIT_STORAGE_URI": "memory://",
+        # Many tests move time by days while signed in; the session lifetimes (H14) have their own tests,
+        # which set the real limits.
+        "KASSA_SESSION_IDLE_HOURS": 24 * 365 * 20,
+        "KASSA_SESSION_MAX_DAYS": 365 * 20,
     }
     config.update(app_config)
     app = create_app(config)

@@ -148,6 +148,10 @@ def live_server(browser_database_url, tmp_path, monkeypatch, app_config) -> Iter
         "SQLALCHEMY_DATABASE_URI": browser_database_url,
         "KASSA_PASSWORD_HASH_PROFILE": "fast",
         "RATELIMIT_STORAGE_URI": "memory://",
+        # Many tests move time by days while signed in; the session lifetimes (H14) have their own tests,
+        # which set the real limits.
+        "KASSA_SESSION_IDLE_HOURS": 24 * 365 * 20,
+        "KASSA_SESSION_MAX_DAYS": 365 * 20,
     }
     config.update(app_config)
     app = create_app(config)
@@ -301,3 +305,39 @@ def pay_in_browser(page, base: str, slug: str, email: str, *, card: str = "42424
     page.get_by_label(re.compile(r"^City")).fill("New York")
     page.get_by_role("button", name=re.compile(r"^Pay ")).click()
     page.get_by_role("heading", name="Thank you! Your payment was received.").wait_for()
+
+
+def emailed_link(server: LiveServer, kind: str, path_fragment: str) -> str:
+    """Run the worker and return the link in the latest `kind` email as its recipient gets it (the stored copy
+    in the Email log has secret links redacted, H10)."""
+    from sqlalchemy import select
+
+    from kassa.extensions import db
+    from kassa.models import EmailMessage
+    from kassa.services.mail import recipient_copy
+    from tests.support.app import extract_link, run_outbox
+
+    with server.app.app_context():
+        run_outbox()
+        email = db.session.scalars(select(EmailMessage).where(EmailMessage.kind == kind)
+                                   .order_by(EmailMessage.id.desc())).first()
+        text = recipient_copy(email)[1]
+        db.session.remove()
+    return extract_link(text, path_fragment)
+
+
+def sign_up(page, server: LiveServer, email: str = "owner@bikes.example") -> None:
+    """Sign up through the form and the emailed confirmation link (H12), landing on the dashboard."""
+    base = server.url
+    page.goto(f"{base}/signup")
+    page.get_by_label("Company name").fill("Fast Bikes")
+    page.get_by_label("Your name").fill("Fiona Owner")
+    page.get_by_label("Work email").fill(email)
+    page.get_by_label("Password").fill("a long enough password")
+    page.get_by_label("Currency").fill("EUR")
+    page.get_by_label("Country").select_option("NL")
+    page.get_by_role("button", name="Create account").click()
+    page.get_by_role("heading", name="Check your inbox").wait_for()
+    page.goto(base + emailed_link(server, "signup_confirm", "/signup/confirm/"))
+    page.get_by_role("button", name="Create account").click()
+    page.wait_for_url(f"{base}/")

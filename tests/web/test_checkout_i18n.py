@@ -110,7 +110,7 @@ def test_c7_switching_language_on_the_page_is_remembered(client, shop):
 
     _assert_in_language(client.get(f"{path}?lang=fr"), "fr")
 
-    assert checkout_for(path).language == "fr"
+    # H14: the GET itself writes nothing; the browser remembers the choice (saved on the session at payment).
     _assert_in_language(client.get(path, headers={"Accept-Language": "nl"}), "fr")  # the checkout keeps it
     # A new checkout in the same browser starts in the chosen language too.
     again = client.get(signed_test_path(link.slug), headers={"Accept-Language": "nl"}).headers["Location"]
@@ -233,9 +233,10 @@ def test_c7_language_choice_is_kept_on_the_checkout_session(client, shop):
     path = start_checkout(client, link.slug)
     client.get(f"{path}?lang=nl")
 
-    assert db.session.scalar(select(CheckoutSession.language)) == "nl"
     response = submit_checkout(client, path, card_number="4000000000000002")
     assert field_error(response, "card_number") == "Kaart is geweigerd."
+    # H14: saved by the submit (a POST), not by the GET that switched the page.
+    assert db.session.scalar(select(CheckoutSession.language)) == "nl"
 
 
 # -- every buyer-facing text is translated ----------------------------------------------------------

@@ -17,7 +17,7 @@ from tests.support.app import log_in
 
 # Routes whose URL arguments are not an account's record ids: public tokens, file names, page names.
 ENDPOINTS_WITHOUT_RECORD_IDS = {
-    "static", "auth.reset_password", "auth.accept_invitation", "media.logo", "dashboard.section",
+    "static", "auth.reset_password", "auth.accept_invitation", "auth.confirm_signup", "media.logo", "dashboard.section",
     # Public buyer pages, reached by an unguessable token or a link's public slug (tested in their own files).
     "checkout.start", "checkout.page", "checkout.submit", "checkout.receipt", "embed.stylesheet", "assets.bundle",
     "billing_portal.update_card",
