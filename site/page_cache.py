@@ -38,9 +38,9 @@ CHECKOUT_SLOTS: tuple[str, ...] = (
     "nonce",  # this response's CSP nonce (the inline style and the script tag)
 )
 
-# Session values at least this long are treated as secrets of the building session (M8): random tokens
-# that no page text can contain by chance, unlike short ones such as the remembered language code "nl".
-_SESSION_SECRET_MIN = 16
+# Session values shaped like random tokens are secrets of the building session (M8): no page text holds
+# them by chance, unlike short or structured values such as the remembered language code "nl" or a time.
+_SESSION_SECRET = re.compile(r"[A-Za-z0-9_.\-]{16,}")
 
 
 class SlotLeak(RuntimeError):
@@ -96,7 +96,7 @@ class PageCache:
         text = "".join(parts[0::2])  # everything outside the slots
         secrets_of_session = {f"slot {name!r}": value for name, value in values.items()}
         for name, value in session.items():
-            if isinstance(value, str) and len(value) >= _SESSION_SECRET_MIN:
+            if isinstance(value, str) and _SESSION_SECRET.fullmatch(value):
                 secrets_of_session[f"session value {name!r}"] = value
         for what, value in secrets_of_session.items():
             if value and value in text:
