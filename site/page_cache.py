@@ -9,6 +9,13 @@ values on each request. The marks are unguessable, so text a merchant controls c
 The caller's key must cover everything else the page shows (the whole account row, the frozen link
 snapshot, the language, the mode, …). Pages are not cached while templates reload (debug), so editing
 a template shows at once.
+
+M8: the per-request values are declared slots (CHECKOUT_SLOTS), and nothing else of one session may end
+up in a cached copy. When an entry is built, the page was rendered with the marks as sentinels; the
+building request's own values (its slot values and the secrets in its session cookie) must then appear
+nowhere in it, and no mark may appear mangled (cut, case-changed) outside a slot. Otherwise SlotLeak is
+raised and nothing is cached: the next visitor would have been served this session's value. The check
+runs only when an entry is built, never on the per-request fill.
 """
 
 from __future__ import annotations
@@ -19,14 +26,30 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
-from flask import current_app, render_template
+from flask import current_app, render_template, session
 
 # Values filled in per request must not need escaping in HTML text, attributes or URL paths.
 SAFE_VALUE = re.compile(r"[A-Za-z0-9_.\-]+")
 
+# M8: the only per-request values of the cached checkout page (site/templates/checkout/page.html).
+CHECKOUT_SLOTS: tuple[str, ...] = (
+    "token",  # the checkout session's token, in the page's own URL and the form's action
+    "csrf",  # the CSRF token of the buyer's browser session (hidden form field)
+    "nonce",  # this response's CSP nonce (the inline style and the script tag)
+)
+
+# Session values shaped like random tokens are secrets of the building session (M8): no page text holds
+# them by chance, unlike short or structured values such as the remembered language code "nl" or a time.
+_SESSION_SECRET = re.compile(r"[A-Za-z0-9_.\-]{16,}")
+
+
+class SlotLeak(RuntimeError):
+    """M8: a page about to be cached holds a per-session value outside its declared slots."""
+
 
 class PageCache:
     def __init__(self, names: tuple[str, ...], maxsize: int = 128) -> None:
+        self.slots = tuple(names)
         self._marks = {name: f"k{secrets.token_hex(16)}" for name in names}
         self._names = {mark: name for name, mark in self._marks.items()}
         self._split = re.compile("(" + "|".join(self._marks.values()) + ")")
@@ -54,7 +77,10 @@ class PageCache:
             if parts is not None:
                 self._entries.move_to_end(key)
         if parts is None:
+            if set(values) != set(self.slots):
+                raise ValueError(f"filled values {sorted(values)} are not the declared slots {sorted(self.slots)}")
             parts = self._split.split(render_template(template, **context()))
+            self._check(template, parts, values)
             for i in range(1, len(parts), 2):
                 parts[i] = self._names[parts[i]]
             with self._lock:
@@ -64,6 +90,27 @@ class PageCache:
         page = parts.copy()
         page[1::2] = [values[name] for name in parts[1::2]]
         return "".join(page)
+
+    def _check(self, template: str, parts: list[str], values: dict[str, str]) -> None:
+        """M8: the rendered copy (split at the marks) may hold nothing of the session that built it."""
+        text = "".join(parts[0::2])  # everything outside the slots
+        secrets_of_session = {f"slot {name!r}": value for name, value in values.items()}
+        for name, value in session.items():
+            if isinstance(value, str) and _SESSION_SECRET.fullmatch(value):
+                secrets_of_session[f"session value {name!r}"] = value
+        for what, value in secrets_of_session.items():
+            if value and value in text:
+                raise SlotLeak(f"{template}: this session's {what} is rendered outside the declared slots "
+                               f"{self.slots}; the cached page would show it to every visitor")
+        lowered = text.lower()
+        for name, mark in self._marks.items():
+            # A mark that was cut or transformed is not split out, so the slot would never be filled.
+            if mark[1:13] in lowered:
+                raise SlotLeak(f"{template}: the {name!r} slot is rendered altered (cut or transformed)")
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
 
     def clear(self) -> None:
         with self._lock:

@@ -30,7 +30,7 @@ from kassa.extensions import db, limiter
 from kassa.i18n import LANGUAGES, best_language
 from kassa.models import CheckoutSession, CheckoutStatus, Mode, Payment, PaymentLink, PaymentStatus
 from kassa.netutil import client_ip
-from kassa.page_cache import PageCache
+from kassa.page_cache import CHECKOUT_SLOTS, PageCache
 from kassa.processors.registry import has_live_processor
 from kassa.security import allow_form_action, csp_nonce
 from kassa.services import checkout as checkout_service
@@ -153,7 +153,7 @@ def page_cache() -> PageCache:
     and key, then only the session token, CSRF token and CSP nonce are filled in (see kassa.page_cache)."""
     cache = current_app.extensions.get("kassa.checkout_pages")
     if cache is None:
-        cache = current_app.extensions["kassa.checkout_pages"] = PageCache(("token", "csrf", "nonce"))
+        cache = current_app.extensions["kassa.checkout_pages"] = PageCache(CHECKOUT_SLOTS)
     return cache
 
 
