@@ -19,7 +19,7 @@ from tests.support.app import log_in
 ENDPOINTS_WITHOUT_RECORD_IDS = {
     "static", "auth.reset_password", "auth.accept_invitation", "auth.confirm_signup", "media.logo", "dashboard.section",
     # Public buyer pages, reached by an unguessable token or a link's public slug (tested in their own files).
-    "checkout.start", "checkout.page", "checkout.submit", "checkout.receipt", "embed.stylesheet", "assets.bundle",
+    "checkout.start", "checkout.start_test", "checkout.page", "checkout.submit", "checkout.receipt", "embed.stylesheet", "assets.bundle",
     "billing_portal.update_card",
 }
 # URL arguments that are not record ids get a fixed value.
