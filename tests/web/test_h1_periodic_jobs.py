@@ -22,7 +22,17 @@ from kassa.actor import Actor
 from kassa.clock import now
 from kassa.database import write_transaction
 from kassa.extensions import db
-from kassa.models import Account, Dispute, EmailMessage, Payment, PaymentAttempt, Payout, Refund, SignupRequest, User
+from kassa.models import (
+    Account,
+    Dispute,
+    EmailMessage,
+    Payment,
+    PaymentAttempt,
+    Payout,
+    Refund,
+    SignupRequest,
+    User,
+)
 from kassa.processors.base import ProcessorUnavailable
 from kassa.processors.sandbox import SandboxProcessor
 from kassa.services import checkout as checkout_service
