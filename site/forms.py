@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date
+from datetime import date, datetime
 
 from flask import Flask, request
 from flask_babel import lazy_gettext as _l
@@ -76,6 +76,18 @@ def parse_date(value: object) -> date | None:
         return date(int(match[1]), int(match[2]), int(match[3]))
     except ValueError:
         return None
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """An ISO 8601 date and time with its UTC offset, in ASCII (a page cursor), as an aware datetime, or None."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not text or not text.isascii() or len(text) > 40:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def arg_int(name: str, default: int | None = None, *, minimum: int | None = None,

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, tuple_
 from kassa.authz import current_actor, get_owned_or_404, permission_required, visible_modes
 from kassa.errors import KassaError
 from kassa.extensions import db
-from kassa.forms import parse_date, parse_id
+from kassa.forms import parse_date, parse_id, parse_timestamp
 from kassa.models import (
     Account,
     BillingFrequency,
@@ -89,13 +89,10 @@ def index():
             query = query.where(filter_clause(advanced, ctx, PROPERTIES))
         if after:
             created, _sep, ident = after.rpartition("~")
-            from datetime import datetime
-
-            ident_number = parse_id(ident)  # H9: a bigger number overflowed SQLite
-            if ident_number is None:
-                raise ValueError(ident)
-            query = query.where(tuple_(Subscription.created_at, Subscription.id) <
-                                tuple_(datetime.fromisoformat(created), ident_number))
+            ident_number, created_at = parse_id(ident), parse_timestamp(created)  # H9: a bigger id overflowed
+            if ident_number is None or created_at is None:
+                raise ValueError(after)
+            query = query.where(tuple_(Subscription.created_at, Subscription.id) < tuple_(created_at, ident_number))
     except (FilterError, ValueError) as exc:
         error = getattr(exc, "message", _("That page link is out of date. Start from the first page."))
         rows, more = [], False

@@ -8,7 +8,7 @@ work, and a saved view is just that query string kept under a name. Pages are fe
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, timedelta
 from typing import Any
 
 from flask_babel import gettext as _
@@ -17,7 +17,7 @@ from sqlalchemy import Select, func, select, tuple_
 from werkzeug.datastructures import MultiDict
 
 from kassa.extensions import db
-from kassa.forms import parse_date, parse_id, parse_int
+from kassa.forms import parse_date, parse_id, parse_int, parse_timestamp
 from kassa.models import DisplayStatus, Payment, PaymentLink
 from kassa.services.payment_filters import (
     Condition,
@@ -218,8 +218,8 @@ def _decode(cursor: str, state: IndexState) -> tuple[Any, int]:
     value, _sep, ident = cursor.rpartition("~")
     try:
         if SORTS[state.sort][1] == "date":
-            key: Any = datetime.fromisoformat(value)
-            if key.tzinfo is None:
+            key: Any = parse_timestamp(value)
+            if key is None:
                 raise ValueError
             key = key.astimezone(UTC)
         else:
