@@ -145,6 +145,21 @@ def _first(model, *where):
     return db.session.scalar(select(model.id).where(*where).order_by(model.id))
 
 
+def _crm_and_payout(account_id: int) -> None:
+    """A company, a deal and a payout row, so their pages are crawled with a real object."""
+    from datetime import date
+
+    from kassa.services.crm import create_deal, find_or_create_company
+
+    with write_transaction(db.session) as session:
+        contact = session.scalars(select(Contact).where(Contact.account_id == account_id)).first()
+        company = find_or_create_company(account_id, "test", "Fuzz Company")
+        create_deal(account_id, "test", name="Fuzz deal", amount_minor=2500, currency="USD", pipeline_id=None,
+                    stage_id=None, contact=contact, company=company)
+        session.add(Payout(account_id=account_id, mode="test", amount_minor=0, currency="USD", status="pending",
+                           payout_date=date(2026, 1, 2), arrival_date=date(2026, 1, 5), entry_count=0))
+
+
 @pytest.fixture
 def world(client):
     """A Super admin's account with one of everything a URL can name; returns {url param: [values]}."""
@@ -163,10 +178,11 @@ def world(client):
                        ).status_code in (200, 303)
     assert client.post("/exports/payments", data={"name": "All", "file_format": "csv", "language": "en"}
                        ).status_code in (200, 303)
+    account = owner.account_id
+    _crm_and_payout(account)
     db.session.rollback()
     link = db.session.get(PaymentLink, payment.link_id)
     checkout_path = start_checkout(client, link.slug)
-    account = owner.account_id
     ids = {
         "payment_id": payment.id, "dispute_id": dispute.id, "link_id": link.id, "product_id": product.id,
         "view_id": view.id, "user_id": other.id, "subscription_id": sub.id,
