@@ -14,7 +14,7 @@ from kassa.authz import current_actor, get_owned_or_404, permission_required, vi
 from kassa.clock import account_today
 from kassa.errors import KassaError, ValidationFailed
 from kassa.extensions import db
-from kassa.forms import parse_id
+from kassa.forms import is_ascii_digits, parse_id
 from kassa.i18n import current_language
 from kassa.models import DisplayStatus, Payment, Permission
 from kassa.rendering import htmx_redirect, htmx_update, is_htmx, render_page
@@ -380,7 +380,10 @@ def association(payment_id: int, kind: str):
             associations.set_label(current_actor(), payment.id, kind, request.form.get("label", ""))
             message = _("Label saved.")
         else:
-            record_id = parse_id(request.form.get("record_id", ""))
+            raw_id = request.form.get("record_id", "").strip()
+            record_id = parse_id(raw_id)
+            if record_id is None and is_ascii_digits(raw_id):
+                abort(404)  # a number no row can have is an unknown record, like any other
             if record_id is None:
                 raise ValidationFailed(_("Choose a record."), field="record_id")
             associations.set_association(current_actor(), payment.id, kind, record_id,
