@@ -68,10 +68,12 @@ MIN_REQUESTS = 1000
 LEFT_TO_OTHER_IDS = {"timezone"}
 
 
-def _nested_pdf(depth: int = 2000) -> bytes:
-    """A PDF whose one object is an array nested `depth` deep: pypdf gives up with LimitReachedError."""
-    body = b"[" * depth + b"]" * depth
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [] /Count 0 /X " + body + b" >>"]
+def _nested_pdf(depth: int = 150) -> bytes:
+    """A PDF whose page tree is nested `depth` deep (/Pages inside /Pages ...): pypdf refuses to count its pages
+    with LimitReachedError (its limit is 100), which was a 500 before H9."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>"]
+    objects += [b"<< /Type /Pages /Kids [%d 0 R] /Count 1 >>" % (number + 1) for number in range(2, depth + 2)]
+    objects.append(b"<< /Type /Page /MediaBox [0 0 10 10] >>")
     out = io.BytesIO()
     out.write(b"%PDF-1.7\n")
     offsets = []
@@ -574,6 +576,12 @@ def test_h9_a_bad_receipt_id_on_send_receipt_is_a_field_error(client, shop):
 
 
 def test_h9_a_deeply_nested_pdf_is_refused_with_a_message(client, shop):
+    """pypdf's LimitReachedError used to escape as a 500; now the file field says the PDF can't be read."""
+    from pypdf import PdfReader
+    from pypdf.errors import LimitReachedError
+
+    with pytest.raises(LimitReachedError):
+        len(PdfReader(io.BytesIO(_nested_pdf())).pages)  # the file really is one pypdf gives up on
     _payment, dispute = pay_disputed(client, shop)
     response = upload(client, dispute.id, "nested.pdf", _nested_pdf())
     assert response.status_code == 422
