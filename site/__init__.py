@@ -24,6 +24,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config.update(config)
 
     _init_extensions(app)
+    from kassa import forms
+
+    forms.register(app)  # before the blueprints: their <int:...> rules use the bounded converter (H9)
     _register_blueprints(app)
 
     from kassa import cli, errorpages, i18n, input_guard, security, template_helpers

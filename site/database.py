@@ -12,6 +12,10 @@ from sqlalchemy import BigInteger, Date, DateTime, Engine, Integer, MetaData, ev
 from sqlalchemy.orm import DeclarativeBase, Session, registry
 from sqlalchemy.types import JSON, TypeDecorator
 
+# Ids typed into forms and URLs are parsed by the one input layer (H9): ASCII digits, within a signed
+# 64-bit integer. Re-exported here for the services that already import them from the database layer.
+from kassa.forms import MAX_ID, parse_id
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -115,19 +119,6 @@ def write_transaction(session: Session) -> Iterator[Session]:
         raise
     finally:
         session.info.pop("kassa_write", None)
-
-
-# The largest id either backend can hold (a signed 64-bit integer). A bigger number typed into a form or
-# URL can't be any row's id, and handing it to the driver would fail with an overflow instead of a 404.
-MAX_ID = 2**63 - 1
-
-
-def parse_id(value: object) -> int | None:
-    """A submitted record id as an int, or None when it is empty, not a number, or out of range."""
-    text = str(value).strip() if value is not None else ""
-    if not text.isdigit() or not 0 < int(text) <= MAX_ID:
-        return None
-    return int(text)
 
 
 def utcnow_column_default() -> datetime:

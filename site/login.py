@@ -11,16 +11,18 @@ from flask_login import current_user, user_logged_in
 
 from kassa.clock import now
 from kassa.extensions import db, login_manager
+from kassa.forms import parse_id, parse_int
 from kassa.models import User
 from kassa.rendering import htmx_redirect, is_htmx
 
 
 def load_user(token: str) -> User | None:
     user_id, _sep, epoch = (token or "").partition(":")
-    if not user_id.isdigit() or not epoch.isdigit():
+    user_number, epoch_number = parse_id(user_id), parse_int(epoch, minimum=0)
+    if user_number is None or epoch_number is None:
         return None
-    user = db.session.get(User, int(user_id))
-    if user is None or not user.is_active_user or user.session_epoch != int(epoch):
+    user = db.session.get(User, user_number)
+    if user is None or not user.is_active_user or user.session_epoch != epoch_number:
         return None
     return user
 

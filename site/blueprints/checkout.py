@@ -6,7 +6,6 @@ Buyer-facing: this module never imports merchant views (DESIGN §7.2).
 from __future__ import annotations
 
 import json
-from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -36,6 +35,7 @@ from kassa.security import allow_form_action, csp_nonce
 from kassa.services import checkout as checkout_service
 from kassa.services.links import sign_test_link
 from kassa.services.mandates import mandate_text
+from kassa.urls import web_origin
 
 bp = Blueprint("checkout", __name__)
 
@@ -222,10 +222,18 @@ def page(token: str):
 
 
 def _allow_thank_you_redirect(checkout: CheckoutSession) -> None:
-    url = checkout.snapshot.get("redirect_url")
-    if checkout.snapshot.get("confirmation") == "redirect" and url:
-        parts = urlsplit(url)
-        allow_form_action(f"{parts.scheme}://{parts.netloc}")
+    origin = _thank_you_origin(checkout)
+    if origin:
+        allow_form_action(origin)
+
+
+def _thank_you_origin(checkout: CheckoutSession) -> str | None:
+    """The thank-you page's origin rebuilt from its parsed parts (H11), or None when the link has none or the
+    stored address doesn't parse cleanly (saved before H11, or written to the database directly): then the
+    buyer gets Kassa's own confirmation page and nothing of the address reaches a header."""
+    if checkout.snapshot.get("confirmation") != "redirect":
+        return None
+    return web_origin(checkout.snapshot.get("redirect_url"))
 
 
 @bp.post("/checkout/<token>")
@@ -269,7 +277,7 @@ def submit(token: str):
 def _after_payment(checkout: CheckoutSession):
     """C4: the confirmation page, or the merchant's own thank-you page (L13)."""
     snapshot = checkout.snapshot
-    if snapshot.get("confirmation") == "redirect" and snapshot.get("redirect_url"):
+    if _thank_you_origin(checkout):
         return redirect(snapshot["redirect_url"], code=303)
     return redirect(url_for("checkout.page", token=checkout.token), code=303)
 

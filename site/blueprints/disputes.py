@@ -8,6 +8,7 @@ from flask_login import current_user
 from kassa.authz import current_actor, get_owned_or_404, permission_required
 from kassa.errors import KassaError, ValidationFailed
 from kassa.extensions import db
+from kassa.forms import safe_filename
 from kassa.models import Dispute, DisputeFile, DisputeStatus, Payment, Permission
 from kassa.rendering import htmx_redirect, render_page
 from kassa.services import disputes, evidence
@@ -116,7 +117,7 @@ def file(dispute_id: int, file_id: int):
     if record.dispute_id != dispute.id:
         abort(404)
     response = send_file(evidence.file_path(record), mimetype=record.content_type, as_attachment=True,
-                         download_name=record.filename)
+                         download_name=safe_filename(record.filename, "evidence"))
     response.headers["Cache-Control"] = "private, no-store"
     return response
 

@@ -14,6 +14,7 @@ from kassa.authz import current_actor, get_owned_or_404, permission_required, vi
 from kassa.clock import now
 from kassa.errors import KassaError, ValidationFailed
 from kassa.extensions import db
+from kassa.forms import safe_filename
 from kassa.i18n import LANGUAGES, current_language
 from kassa.models import Export, Notification, Permission
 from kassa.rendering import htmx_redirect, render_page
@@ -81,7 +82,7 @@ def _index_url(tab: str, state_args: str) -> str:
 def download(export_id: int):
     get_owned_or_404(Export, export_id)
     export, path = exports.downloadable(current_user.account_id, export_id)
-    filename = f"{export.name}.{export.file_format}".replace("/", "-")
+    filename = f"{safe_filename(export.name, 'export')}.{export.file_format}"
     return send_file(path, mimetype=CONTENT_TYPES[export.file_format], as_attachment=True, download_name=filename,
                      max_age=0)
 

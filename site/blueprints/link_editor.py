@@ -12,9 +12,9 @@ from flask_login import current_user
 from sqlalchemy import or_
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required, scoped
-from kassa.database import parse_id
 from kassa.errors import ValidationFailed
 from kassa.extensions import db
+from kassa.forms import parse_id, parse_int
 from kassa.i18n import current_language
 from kassa.models import CONTACT_FIELDS, BillingFrequency, FieldMode, PaymentLink, Permission, Product
 from kassa.order_summary import frequency_label
@@ -96,7 +96,8 @@ def _handle(link: PaymentLink | None):
 
 def _index(action: str) -> int:
     _name, _sep, number = action.partition(":")
-    return int(number) if number.isdigit() else -1
+    index = parse_int(number, minimum=0)
+    return -1 if index is None else index
 
 
 @bp.route("/new", methods=["GET", "POST"])

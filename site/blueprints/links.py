@@ -12,6 +12,7 @@ from sqlalchemy import case, func, or_, select
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required, scoped, visible_modes
 from kassa.extensions import db
+from kassa.forms import MAX_PAGE, arg_id, arg_int
 from kassa.i18n import current_language
 from kassa.models import LinkStatus, Payment, PaymentLink, PaymentStatus, Permission
 from kassa.order_summary import build_order_summary
@@ -62,7 +63,7 @@ def _stats(link_ids: list[int]) -> dict[int, tuple[int, dict[str, int]]]:
 @permission_required(Permission.MANAGE_LINKS)
 def index():
     search = request.args.get("q", "").strip()[:200]
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = arg_int("page", 1, minimum=1, maximum=MAX_PAGE)
     query = scoped(PaymentLink).where(PaymentLink.deleted_at.is_(None))
     if search:
         # autoescape: "%" and "_" typed in the search box are literal, not wildcards.
@@ -83,7 +84,7 @@ def index():
     return render_page(
         "links/index.html", "link_table",
         links=rows, summaries=summaries, stats=_stats([link.id for link in rows]), search=search, page=page,
-        pages=pages, total=total, any_links=any_links, highlight=request.args.get("highlight", type=int),
+        pages=pages, total=total, any_links=any_links, highlight=arg_id("highlight"),
         public_url=public_url, signed_test_url=signed_test_url, active_nav="links",
         prev_href=url_for("links.index", q=search or None, page=page - 1) if page > 1 else None,
         next_href=url_for("links.index", q=search or None, page=page + 1) if page < pages else None,

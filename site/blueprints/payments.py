@@ -14,6 +14,7 @@ from kassa.authz import current_actor, get_owned_or_404, permission_required, vi
 from kassa.clock import account_today
 from kassa.errors import KassaError, TooManyRequests, ValidationFailed
 from kassa.extensions import db
+from kassa.forms import is_ascii_digits, parse_id
 from kassa.i18n import current_language
 from kassa.models import DisplayStatus, Payment, Permission
 from kassa.rendering import htmx_redirect, htmx_update, is_htmx, render_page
@@ -53,11 +54,11 @@ def _active_view(tab: str, default):
     """
     if not request.args:
         return default
-    wanted = request.args.get("view", "")
-    if not wanted.isdigit():
+    wanted = parse_id(request.args.get("view", ""))
+    if wanted is None:
         return None
     try:
-        view = saved_views.get_view(current_user.account_id, current_user.id, int(wanted))
+        view = saved_views.get_view(current_user.account_id, current_user.id, wanted)
     except KassaError:
         abort(404)
     if view.tab != tab:
@@ -247,7 +248,7 @@ def filters():
             state = IndexState.from_args(MultiDict(), tab)
         state.advanced = parsed
         view = base_args.get("view", "")  # filters changed inside a saved view keep the view selected
-        return htmx_redirect(index_url(state.first_page(), endpoint, view=view if view.isdigit() else None))
+        return htmx_redirect(index_url(state.first_page(), endpoint, view=view if parse_id(view) else None))
     return render_page("payments/filters.html", "panel", status=400 if errors else 200, rows=rows, errors=errors,
                        base_args=base_args, tab=tab, endpoint=endpoint, props=filter_builder.property_choices(),
                        active_nav="payments")
@@ -330,7 +331,7 @@ def send_receipt(payment_id: int):
     if request.method == "POST":
         values = {"recipients": request.form.get("recipients", ""), "receipt": request.form.get("receipt", "")}
         try:
-            sent = receipts.send_receipt(current_actor(), payment.id, int(values["receipt"] or 0),
+            sent = receipts.send_receipt(current_actor(), payment.id, parse_id(values["receipt"]) or 0,
                                          values["recipients"])
         except ValidationFailed as exc:
             errors = exc.errors or {"recipients": exc.message}
@@ -383,10 +384,13 @@ def association(payment_id: int, kind: str):
             associations.set_label(current_actor(), payment.id, kind, request.form.get("label", ""))
             message = _("Label saved.")
         else:
-            record_id = request.form.get("record_id", "")
-            if not record_id.isdigit():
+            raw_id = request.form.get("record_id", "").strip()
+            record_id = parse_id(raw_id)
+            if record_id is None and is_ascii_digits(raw_id):
+                abort(404)  # a number no row can have is an unknown record, like any other
+            if record_id is None:
                 raise ValidationFailed(_("Choose a record."), field="record_id")
-            associations.set_association(current_actor(), payment.id, kind, int(record_id),
+            associations.set_association(current_actor(), payment.id, kind, record_id,
                                          request.form.get("label"))
             message = _("Association saved.")
     except ValidationFailed as exc:

@@ -10,6 +10,7 @@ from sqlalchemy import func, or_, select
 from kassa.authz import current_actor, get_owned_or_404, permission_required, scoped
 from kassa.errors import Conflict, ValidationFailed
 from kassa.extensions import db
+from kassa.forms import MAX_PAGE, arg_int
 from kassa.i18n import current_language
 from kassa.models import BillingFrequency, Permission, Product, TermType
 from kassa.money import Money
@@ -27,7 +28,7 @@ PAGE_SIZE = 25
 def index():
     search = request.args.get("q", "").strip()[:200]
     show_archived = request.args.get("archived") == "1"
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = arg_int("page", 1, minimum=1, maximum=MAX_PAGE)
     query = scoped(Product).where(Product.archived_at.is_not(None) if show_archived else Product.archived_at.is_(None))
     if search:
         # autoescape: a typed "%" or "_" is searched for, not a wildcard that matches everything.

@@ -11,6 +11,7 @@ from kassa.authz import current_actor, get_owned_or_404, permission_required, vi
 from kassa.clock import account_today
 from kassa.errors import ValidationFailed
 from kassa.extensions import db
+from kassa.forms import Form, IsoDateField, arg_id, arg_int
 from kassa.i18n import LANGUAGES, current_language
 from kassa.models import LedgerEntry, Payment, Payout, Permission
 from kassa.rendering import htmx_redirect, render_page
@@ -23,6 +24,13 @@ PAGE_SIZE = 50
 REPORT_KINDS = ("payout_reconciliation", "balance", "payout_details")
 
 
+class ReportForm(Form):
+    """The dates of a downloadable report (H9: "2026-02-30" used to reach the export as text and fail)."""
+
+    date_from = IsoDateField(name="from")
+    date_to = IsoDateField(name="to")
+
+
 @bp.route("/", methods=["GET", "POST"])
 @permission_required(Permission.MANAGE_PAYMENTS)
 def index():
@@ -32,9 +40,12 @@ def index():
     errors: dict[str, str] = {}
     if request.method == "POST":
         values = {key: request.form.get(key, default) for key, default in values.items()}
+        form = ReportForm()
+        form.validate()
+        errors.update(form.error_dict())
         if values["kind"] not in REPORT_KINDS:
             errors["kind"] = _("Choose a report.")
-        else:
+        if not errors:
             try:
                 exports.request_export(
                     current_actor(), kind=values["kind"], name=_report_name(values["kind"]),
@@ -46,7 +57,7 @@ def index():
                 return htmx_redirect(url_for("exports.index", started=1))
     modes = visible_modes()
     balances = {mode: payouts.balance(current_user.account_id, mode, today) for mode in modes}
-    performance = revenue.performance(current_user.account, tuple(modes), request.args.get("days", 30, type=int))
+    performance = revenue.performance(current_user.account, tuple(modes), arg_int("days", 30, minimum=1, maximum=3660))
     return render_page("reports/index.html", status=422 if errors else 200, values=values, errors=errors,
                        balances=balances, currency=current_user.account.default_currency, languages=LANGUAGES,
                        performance=performance, periods=revenue.PERIODS, active_nav="reports")
@@ -60,7 +71,7 @@ def _report_name(kind: str) -> str:
 @payouts_bp.get("/", endpoint="index")
 @permission_required(Permission.MANAGE_PAYMENTS)
 def payout_list():
-    before = request.args.get("before", type=int)
+    before = arg_id("before")
     query = (select(Payout).where(Payout.account_id == current_user.account_id, Payout.mode.in_(visible_modes()))
              .order_by(Payout.payout_date.desc(), Payout.id.desc()))
     if before:

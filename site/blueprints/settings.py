@@ -9,6 +9,7 @@ from flask_login import current_user, login_required
 from kassa.authz import current_actor, get_owned_or_404, permission_required, scoped
 from kassa.errors import KassaError, ValidationFailed
 from kassa.extensions import db
+from kassa.forms import arg_id
 from kassa.i18n import LANGUAGES, current_language
 from kassa.models import EmailMessage, Invitation, Permission, Role, User
 from kassa.rendering import htmx_redirect, render_page
@@ -231,7 +232,7 @@ def revoke_invitation(invitation_id: int):
 @permission_required(Permission.MANAGE_SETTINGS)
 def emails():
     query = scoped(EmailMessage).order_by(EmailMessage.id.desc())
-    before = request.args.get("before", type=int)
+    before = arg_id("before")
     if before:
         query = query.where(EmailMessage.id < before)
     rows = db.session.scalars(query.limit(PAGE_SIZE + 1)).all()

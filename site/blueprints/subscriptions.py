@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from flask import Blueprint, flash, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -13,6 +11,7 @@ from sqlalchemy import func, select, tuple_
 from kassa.authz import current_actor, get_owned_or_404, permission_required, visible_modes
 from kassa.errors import KassaError
 from kassa.extensions import db
+from kassa.forms import parse_date, parse_id, parse_timestamp
 from kassa.models import (
     Account,
     BillingFrequency,
@@ -90,10 +89,10 @@ def index():
             query = query.where(filter_clause(advanced, ctx, PROPERTIES))
         if after:
             created, _sep, ident = after.rpartition("~")
-            from datetime import datetime
-
-            query = query.where(tuple_(Subscription.created_at, Subscription.id) <
-                                tuple_(datetime.fromisoformat(created), int(ident)))
+            ident_number, created_at = parse_id(ident), parse_timestamp(created)  # H9: a bigger id overflowed
+            if ident_number is None or created_at is None:
+                raise ValueError(after)
+            query = query.where(tuple_(Subscription.created_at, Subscription.id) < tuple_(created_at, ident_number))
     except (FilterError, ValueError) as exc:
         error = getattr(exc, "message", _("That page link is out of date. Start from the first page."))
         rows, more = [], False
@@ -171,7 +170,9 @@ def test_clock(subscription_id: int):
     step = request.form.get("step", "")
     try:
         if step == "date":
-            target = date.fromisoformat(request.form.get("to_date", ""))
+            target = parse_date(request.form.get("to_date", ""))
+            if target is None:
+                raise ValueError("to_date")
             result = service.advance_clock(current_actor(), to_date=target)
         else:
             days = {"day": 1, "week": 7, "month": 31}.get(step)

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from kassa.forms import is_ascii_digits
 from kassa.processors.base import N_, BankDetails, CardDetails, PaymentDetailsInvalid
 
 BRAND_LABELS: dict[str, str] = {
@@ -197,7 +198,7 @@ def normalize_card_number(s: str) -> str:
 
 def luhn_ok(number: str) -> bool:
     """True when ``number`` is all digits (at least two) and passes the Luhn checksum."""
-    if len(number) < 2 or not number.isdigit():
+    if len(number) < 2 or not is_ascii_digits(number):
         return False
     total = 0
     for i, ch in enumerate(reversed(number)):
@@ -248,8 +249,8 @@ def format_card_number(number: str) -> str:
 
 # --- expiry --------------------------------------------------------------------------------------
 
-_EXPIRY_SEPARATED = re.compile(r"^\s*(\d{1,2})\s*[/-]\s*(\d{2}|\d{4})\s*$")
-_EXPIRY_COMPACT = re.compile(r"^\s*(\d{2})(\d{2}|\d{4})\s*$")
+_EXPIRY_SEPARATED = re.compile(r"^\s*([0-9]{1,2})\s*[/-]\s*([0-9]{2}|[0-9]{4})\s*$")
+_EXPIRY_COMPACT = re.compile(r"^\s*([0-9]{2})([0-9]{2}|[0-9]{4})\s*$")
 
 
 def parse_expiry(text: str) -> tuple[int, int]:
@@ -291,7 +292,7 @@ def validate_expiry(exp_month: int, exp_year: int, today: date) -> None:
 def validate_card_number(number: str, *, test_mode: bool = True) -> str | None:
     """Check length, characters and Luhn (and, in test mode, that it is a test card); returns the brand."""
     digits = normalize_card_number(number)
-    if not digits.isdigit():
+    if not is_ascii_digits(digits):
         code = "incomplete_number" if not digits else "invalid_number"
         message = N_("Your card number is incomplete.") if not digits else N_("Your card number is invalid.")
         raise PaymentDetailsInvalid("number", code, message)
@@ -316,7 +317,7 @@ def validate_card(card: CardDetails, today: date, *, test_mode: bool = True) -> 
     validate_expiry(card.exp_month, card.exp_year, today)
     cvc = (card.cvc or "").strip()
     wanted = expected_cvc_length(brand)
-    if not cvc.isdigit() and cvc:
+    if not is_ascii_digits(cvc) and cvc:
         raise PaymentDetailsInvalid("cvc", "invalid_cvc", N_("Your card's security code is invalid."))
     if len(cvc) < wanted:
         raise PaymentDetailsInvalid("cvc", "incomplete_cvc", N_("Your card's security code is incomplete."))
@@ -329,7 +330,7 @@ def validate_card(card: CardDetails, today: date, *, test_mode: bool = True) -> 
 
 def routing_checksum_ok(routing: str) -> bool:
     """ABA routing number checksum: 3·(d1+d4+d7) + 7·(d2+d5+d8) + (d3+d6+d9) is a multiple of 10."""
-    if len(routing) != 9 or not routing.isdigit():
+    if len(routing) != 9 or not is_ascii_digits(routing):
         return False
     d = [int(c) for c in routing]
     return (3 * (d[0] + d[3] + d[6]) + 7 * (d[1] + d[4] + d[7]) + d[2] + d[5] + d[8]) % 10 == 0
@@ -339,7 +340,7 @@ def validate_bank(bank: BankDetails, *, test_mode: bool = True) -> BankAccountPr
     """Format checks for an ACH debit; in test mode returns the test account's profile (else None)."""
     routing = normalize_card_number(bank.routing_number)
     account = normalize_card_number(bank.account_number)
-    if (routing.isdigit() and len(routing) < 9) or not routing:
+    if (is_ascii_digits(routing) and len(routing) < 9) or not routing:
         raise PaymentDetailsInvalid(
             "routing_number", "incomplete_routing_number", N_("Your routing number is incomplete.")
         )
@@ -351,11 +352,11 @@ def validate_bank(bank: BankDetails, *, test_mode: bool = True) -> BankAccountPr
         raise PaymentDetailsInvalid(
             "routing_number", "not_a_test_account", N_("Use the test routing number 110000000 in test mode.")
         )
-    if (account.isdigit() and len(account) < 4) or not account:
+    if (is_ascii_digits(account) and len(account) < 4) or not account:
         raise PaymentDetailsInvalid(
             "account_number", "incomplete_account_number", N_("Your account number is incomplete.")
         )
-    if not account.isdigit() or len(account) > 17:
+    if not is_ascii_digits(account) or len(account) > 17:
         raise PaymentDetailsInvalid(
             "account_number", "invalid_account_number", N_("Your account number is invalid.")
         )

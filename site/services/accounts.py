@@ -19,6 +19,7 @@ from kassa.actor import Actor
 from kassa.database import write_transaction
 from kassa.errors import Forbidden, ValidationFailed
 from kassa.extensions import db
+from kassa.forms import parse_int
 from kassa.i18n import LANGUAGES
 from kassa.models import DEFAULT_NOTIFICATIONS, Account, Permission
 from kassa.money import is_known_currency
@@ -221,10 +222,10 @@ def update_payment_settings(actor: Actor, *, create_invoices: bool, retry_days_t
     """Settings → Payments: invoices on or off (R5), and when failed renewals are retried (issue 8)."""
     _require_settings(actor)
     parts = [p.strip() for p in (retry_days_text or "").replace(";", ",").split(",") if p.strip()]
-    if not parts or len(parts) > 6 or not all(p.isdigit() and 1 <= int(p) <= 30 for p in parts):
+    days = [parse_int(p, minimum=1, maximum=30) for p in parts]
+    if not parts or len(parts) > 6 or None in days:
         raise ValidationFailed(_("Enter 1 to 6 numbers of days from 1 to 30, separated by commas, like 1, 3, 5."),
                                field="retry_days")
-    days = [int(p) for p in parts]
     with write_transaction(db.session) as session:
         account = session.get(Account, actor.account_id)
         account.create_invoices = create_invoices

@@ -35,8 +35,8 @@ def search(account_id: int, mode: str, kind: str, text: str, limit: int = 20) ->
                                         needle, autoescape=True)))
         elif model in (Company, Deal):
             query = query.where(func.lower(model.name).contains(needle, autoescape=True))
-        elif needle.isdigit():
-            query = query.where(Subscription.id == int(needle))
+        elif (number := parse_id(needle)) is not None:
+            query = query.where(Subscription.id == number)
     return list(db.session.scalars(query.order_by(model.id.desc()).limit(limit)))
 
 

@@ -138,8 +138,10 @@ def read_card(form: Mapping[str, str], today: date, buyer: BuyerInput, errors: d
 
 def _read_bank(form: Mapping[str, str], buyer: BuyerInput, errors: dict[str, str]) -> None:
     bank = BankDetails(
-        routing_number="".join(ch for ch in form.get("routing_number", "") if ch.isdigit())[:9],
-        account_number="".join(ch for ch in form.get("account_number", "") if ch.isdigit())[:17],
+        # Spaces and dashes dropped; any other character is kept so the number is refused as invalid
+        # (H9: "²" passed `isdigit()` here and crashed the checksum's `int()`; testcards checks ASCII digits).
+        routing_number=testcards.normalize_card_number(form.get("routing_number", ""))[:40],
+        account_number=testcards.normalize_card_number(form.get("account_number", ""))[:40],
         account_holder_name=_text(form, "account_holder_name"),
     )
     try:

@@ -9,6 +9,7 @@ from kassa.actor import Actor
 from kassa.database import write_transaction
 from kassa.errors import ValidationFailed
 from kassa.extensions import db
+from kassa.forms import parse_int
 from kassa.models import Company, Contact, Deal, Pipeline, Stage, TimelineEntry
 from kassa.services.audit import record_audit
 
@@ -118,10 +119,11 @@ def create_pipeline(actor: Actor, name: str, stages_text: str) -> Pipeline:
             continue
         label, _sep, probability = raw.rpartition(",")
         label, probability = (label.strip(), probability.strip()) if _sep else (raw.strip(), "0")
-        if not label or not probability.isdigit() or int(probability) > 100 or len(label) > 100:
+        percent = parse_int(probability, minimum=0, maximum=100)
+        if not label or percent is None or len(label) > 100:
             errors["stages"] = _("Write one stage per line as “name, win probability 0–100”.")
             break
-        stages.append((label, int(probability)))
+        stages.append((label, percent))
     if not errors and not stages:
         errors["stages"] = _("Add at least one stage.")
     if errors:

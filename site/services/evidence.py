@@ -14,6 +14,7 @@ from kassa.actor import Actor
 from kassa.database import write_transaction
 from kassa.errors import NotFound, ValidationFailed
 from kassa.extensions import db
+from kassa.forms import safe_filename
 from kassa.models import Account, DisputeFile, Payment
 from kassa.services.crm import add_timeline
 from kassa.services.payment_states import payment_subjects
@@ -41,11 +42,13 @@ def count_pages(data: bytes, content_type: str) -> int:
     if content_type != "application/pdf":
         return 1
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import PyPdfError
 
     try:
         return len(PdfReader(io.BytesIO(data)).pages)
-    except (PdfReadError, ValueError, KeyError, OSError):
+    # PyPdfError covers LimitReachedError (H9: a deeply nested PDF was a 500); RecursionError, TypeError and
+    # the rest are how pypdf fails on other malformed files. Any of them means the same to the merchant.
+    except (PyPdfError, RecursionError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError):
         raise ValidationFailed(_("This PDF can't be read. Save it again as a PDF and upload that."),
                                field="file") from None
 
@@ -84,7 +87,7 @@ def add_file(actor: Actor, dispute_id: int, filename: str, data: bytes) -> Dispu
                                      max=MAX_PAGES, left=MAX_PAGES - used_pages), field="file")
         (evidence_dir() / stored).write_bytes(data)
         file = DisputeFile(account_id=dispute.account_id, dispute_id=dispute.id,
-                           filename=Path(filename or "evidence").name[:200] or "evidence",
+                           filename=safe_filename(Path(filename or "evidence").name, "evidence")[:200],
                            content_type=content_type, size_bytes=len(data), pages=pages, stored_name=stored)
         session.add(file)
         session.flush()

@@ -17,6 +17,7 @@ from werkzeug.datastructures import MultiDict
 
 from kassa.clock import account_today, local_midnight_utc, zone
 from kassa.extensions import db
+from kassa.forms import parse_date
 from kassa.models import (
     Account,
     Company,
@@ -170,8 +171,9 @@ def _payments_rows(account_id: int, params: dict[str, Any]) -> tuple[list[str], 
 
 def _range(account: Account, params: dict[str, Any]) -> tuple[date, date]:
     today = account_today(account)
-    start = date.fromisoformat(params["from"]) if params.get("from") else today.replace(day=1)
-    end = date.fromisoformat(params["to"]) if params.get("to") else today
+    # Checked when the report was asked for (H9); an old queued row with a bad date falls back to the default.
+    start = parse_date(params.get("from")) or today.replace(day=1)
+    end = parse_date(params.get("to")) or today
     return min(start, end), max(start, end)
 
 

@@ -22,6 +22,7 @@ from kassa.clock import now
 from kassa.database import write_transaction
 from kassa.errors import Forbidden, Gone, NotFound, ValidationFailed
 from kassa.extensions import db
+from kassa.forms import parse_date
 from kassa.i18n import LANGUAGES
 from kassa.models import Account, Export, ExportStatus, Notification, Permission
 from kassa.services import outbox
@@ -50,7 +51,7 @@ def request_export(actor: Actor, *, kind: str, name: str, file_format: str, lang
 
     _require(actor)
     errors: dict[str, str] = {}
-    name = (name or "").strip() or _("Export")
+    name = " ".join((name or "").split()) or _("Export")  # H9: no CR/LF or tabs (the name becomes a file name)
     if len(name) > 120:
         errors["name"] = _("Use at most 120 characters.")
     if file_format not in FORMATS:
@@ -59,6 +60,9 @@ def request_export(actor: Actor, *, kind: str, name: str, file_format: str, lang
         errors["language"] = _("Choose a language.")
     if kind not in KINDS:
         raise NotFound(_("Unknown export."))
+    for key in ("from", "to"):  # the report kinds' date range (H9): a real date or left empty
+        if params.get(key) and parse_date(params[key]) is None:
+            errors[key] = _("Enter a real date as YYYY-MM-DD.")
     if errors:
         raise ValidationFailed(_("Check the highlighted fields."), errors=errors)
     total = count_rows(actor.account_id, actor.user, kind, params)

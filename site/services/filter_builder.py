@@ -8,6 +8,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 
+from kassa.forms import parse_int
 from kassa.services.payment_filters import (
     NO_VALUE_OPS,
     OPERATORS,
@@ -18,7 +19,7 @@ from kassa.services.payment_filters import (
     parse_condition,
 )
 
-KEY = re.compile(r"^c-(\d{1,2})-(\d{1,2})-(prop|op|v1|v2|vals)$")
+KEY = re.compile(r"^c-([0-9]{1,2})-([0-9]{1,2})-(prop|op|v1|v2|vals)$")
 Row = dict[str, Any]
 
 
@@ -89,8 +90,9 @@ def apply_action(groups: list[list[Row]], action: str) -> tuple[list[list[Row]],
             groups[g] = [*groups[g], _blank()]
     elif action.startswith("remove:"):
         g, _sep, i = action.partition(":")[2].partition("-")
-        if g.isdigit() and i.isdigit() and int(g) < len(groups) and int(i) < len(groups[int(g)]):
-            del groups[int(g)][int(i)]
+        g, i = parse_int(g, minimum=0, maximum=len(groups) - 1), parse_int(i, minimum=0)
+        if g is not None and i is not None and i < len(groups[g]):
+            del groups[g][i]
         groups = [group for group in groups if group] or [[_blank()]]
     elif action == "clear":
         return [[_blank()]], {}, ()
@@ -113,4 +115,5 @@ def apply_action(groups: list[list[Row]], action: str) -> tuple[list[list[Row]],
 
 def _number(action: str) -> int:
     text = action.partition(":")[2]
-    return int(text) if text.isdigit() else -1
+    number = parse_int(text, minimum=0)
+    return -1 if number is None else number

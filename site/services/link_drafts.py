@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 from flask import current_app
 from flask_babel import gettext as _
 
-from kassa.database import parse_id
 from kassa.extensions import db
+from kassa.forms import parse_id, parse_int
 from kassa.models import (
     CONTACT_FIELDS,
     Account,
@@ -28,10 +28,11 @@ from kassa.order_summary import OrderSummary, build_order_summary
 from kassa.processors.registry import can_settle, settlement_choices
 from kassa.services.crm import validate_pipeline_choice
 from kassa.services.products import MAX_AMOUNT_MINOR, validate_price_terms
+from kassa.urls import web_origin
 
 MAX_ITEMS = 50
 MAX_QUANTITY = 999
-ITEM_KEY = re.compile(r"^items-(\d+)-([a-z_]+)$")
+ITEM_KEY = re.compile(r"^items-([0-9]{1,4})-([a-z_]+)$")  # ASCII digits only (H9)
 
 
 @dataclass
@@ -204,9 +205,9 @@ def preview_summary(draft: LinkDraft, fallback_currency: str, locale: str) -> Or
             continue  # an unfinished price is simply not shown yet
         if amount <= 0 or not item.name or (item.currency and item.currency != currency):
             continue
-        quantity = int(item.quantity) if item.quantity.isdigit() and 0 < int(item.quantity) <= MAX_QUANTITY else 1
+        quantity = parse_int(item.quantity, minimum=1, maximum=MAX_QUANTITY) or 1
         frequency = item.frequency if item.frequency in BillingFrequency._value2member_map_ else "one_time"
-        count = int(item.term_count) if item.term_count.isdigit() and 2 <= int(item.term_count) <= 120 else None
+        count = parse_int(item.term_count, minimum=2, maximum=120)
         fixed = item.term_type == TermType.FIXED.value and count is not None
         rows.append(_PreviewItem(item.name, item.description, amount, currency, quantity, frequency,
                                  TermType.FIXED.value if fixed else TermType.AUTO_RENEW.value,
@@ -218,11 +219,15 @@ def preview_summary(draft: LinkDraft, fallback_currency: str, locale: str) -> Or
 
 
 def _check_url(url: str) -> str | None:
+    """H11: only an http(s) address that parses cleanly; the checkout's CSP is built from its origin."""
     parts = urlsplit(url)
     if len(url) > 2000:
         return _("Use at most 2000 characters.")
-    if parts.scheme not in ("http", "https") or not parts.netloc or " " in url:
+    if parts.scheme not in ("http", "https") or not parts.netloc:
         return _("Enter a full address starting with https:// or http://")
+    if web_origin(url) is None:
+        return _("This address can't be used: remove spaces, quotes, commas, semicolons and other special "
+                 "characters, and check the site's name, like https://shop.example/thanks.")
     return None
 
 
@@ -290,10 +295,11 @@ def validate_draft(draft: LinkDraft, account_id: int, locale: str) -> dict[str, 
         errors.update(item_errors)
         item.unit_amount_minor = terms.unit_amount_minor
         item.term_count_value = terms.term_count
-        if not item.quantity.isdigit() or not 1 <= int(item.quantity) <= MAX_QUANTITY:
+        quantity = parse_int(item.quantity, minimum=1, maximum=MAX_QUANTITY)
+        if quantity is None:
             errors[prefix + "quantity"] = _("Enter a quantity from 1 to %(max)d.", max=MAX_QUANTITY)
         else:
-            item.quantity_value = int(item.quantity)
+            item.quantity_value = quantity
             if terms.unit_amount_minor and terms.unit_amount_minor * item.quantity_value > MAX_AMOUNT_MINOR:
                 errors[prefix + "quantity"] = _("The amount is too large")
     total_problem = _total_problem(draft, locale)

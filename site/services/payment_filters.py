@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, and_, case, false, func, not_, or_, true
 
 from kassa.clock import local_midnight_utc
 from kassa.errors import KassaError
+from kassa.forms import parse_date, parse_int
 from kassa.models import DisplayStatus, Payment
 
 MAX_GROUPS = 10
@@ -195,10 +196,7 @@ def _decimal(text: str, prop: Prop) -> Decimal:
 
 
 def _date(text: str, prop: Prop) -> date:
-    try:
-        day = date.fromisoformat(text.strip())
-    except ValueError:
-        day = None
+    day = parse_date(text)
     # Far from year 1 and 9999, so a day either side and a time-zone shift still fit in a datetime.
     if day is None or not EARLIEST_DATE <= day <= LATEST_DATE:
         raise FilterError(_("%(prop)s needs a date like 2026-03-31.", prop=prop.label))
@@ -219,7 +217,7 @@ def _check_values(prop: Prop, c: Condition) -> None:
             _decimal(v, prop)
     elif prop.kind == "date":
         if c.op == "last_days":
-            if not c.values[0].isdigit() or not 0 < int(c.values[0]) <= 3660:
+            if parse_int(c.values[0], minimum=1, maximum=3660) is None:
                 raise FilterError(_("Enter a number of days from 1 to 3660."))
         else:
             for v in c.values[:needed]:

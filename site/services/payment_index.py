@@ -8,7 +8,7 @@ work, and a saved view is just that query string kept under a name. Pages are fe
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, timedelta
 from typing import Any
 
 from flask_babel import gettext as _
@@ -16,8 +16,8 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, func, select, tuple_
 from werkzeug.datastructures import MultiDict
 
-from kassa.database import MAX_ID, parse_id
 from kassa.extensions import db
+from kassa.forms import parse_date, parse_id, parse_int, parse_timestamp
 from kassa.models import DisplayStatus, Payment, PaymentLink
 from kassa.services.payment_filters import (
     Condition,
@@ -185,9 +185,10 @@ class IndexState:
 
 
 def _shift(text: str, days: int) -> str:
+    day = parse_date(text)
     try:
-        return (date.fromisoformat(text) + timedelta(days=days)).isoformat()
-    except (ValueError, OverflowError):
+        return (day + timedelta(days=days)).isoformat() if day else text
+    except OverflowError:
         return text  # left as typed: the condition parser turns it into a clear message
 
 
@@ -217,15 +218,18 @@ def _decode(cursor: str, state: IndexState) -> tuple[Any, int]:
     value, _sep, ident = cursor.rpartition("~")
     try:
         if SORTS[state.sort][1] == "date":
-            key: Any = datetime.fromisoformat(value)
-            if key.tzinfo is None:
+            key: Any = parse_timestamp(value)
+            if key is None:
                 raise ValueError
             key = key.astimezone(UTC)
         else:
-            key = int(value)
-        if parse_id(ident) is None or abs(key if isinstance(key, int) else 0) > MAX_ID:
-            raise ValueError  # a number no column can hold: the driver would overflow
-        return key, int(ident)
+            key = parse_int(value)  # ASCII digits within 64 bits: a bigger number would overflow the driver
+            if key is None:
+                raise ValueError
+        ident_number = parse_id(ident)
+        if ident_number is None:
+            raise ValueError
+        return key, ident_number
     except (ValueError, OverflowError):
         raise FilterError(_("That page link is out of date. Start from the first page.")) from None
 

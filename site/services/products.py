@@ -12,6 +12,7 @@ from kassa.clock import now
 from kassa.database import write_transaction
 from kassa.errors import Conflict, NotFound, ValidationFailed
 from kassa.extensions import db
+from kassa.forms import parse_int
 from kassa.models import BillingFrequency, LinkItem, Product, TermType
 from kassa.money import MoneyError, MoneyParseError, is_known_currency, parse_money
 
@@ -67,12 +68,11 @@ def validate_price_terms(
             errors[f"{prefix}term_type"] = _("Choose the billing terms: a fixed number of payments or until cancelled.")
         if term is TermType.FIXED:
             text = (term_count_text or "").strip()
-            if not text.isdigit() or not TERM_MIN <= int(text) <= TERM_MAX:
+            count = parse_int(text, minimum=TERM_MIN, maximum=TERM_MAX)
+            if count is None:
                 errors[f"{prefix}term_count"] = _(
                     "Enter a number of payments from %(min)d to %(max)d.", min=TERM_MIN, max=TERM_MAX
                 )
-            else:
-                count = int(text)
     return PriceTerms(amount, freq.value, term.value if term else None, count), errors
 
 

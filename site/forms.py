@@ -1,0 +1,201 @@
+"""The one input layer for numbers, dates and ids that arrive in requests (H9).
+
+A hostile test run found 42 server errors from the same few mistakes made in many places: `str.isdigit()`
+accepts characters `int()` refuses ("²", "①") and others `int()` reads but nobody typed on purpose ("١٢٣"),
+numbers past 2**63 overflow SQLite's INTEGER (and PostgreSQL's bigint), and `date.fromisoformat` raises on
+"2026-02-30". Every view and service that turns request text into an int, an id or a date goes through the
+functions here, and the WTForms fields below are built on the same functions, so a fix here is a fix
+everywhere:
+
+    parse_int(text, minimum=1, maximum=120)   # ASCII digits only, bounded; None when it isn't one
+    parse_id(text)                             # a positive row id either database can hold, or None
+    parse_date(text)                           # a real calendar date written YYYY-MM-DD, or None
+    arg_int("page", 1, minimum=1)              # a query parameter; the default when absent or invalid
+    AsciiIntegerField / IsoDateField           # the same rules as WTForms fields with field-level messages
+
+The URL converter `int` is replaced app-wide (see `register`) by one that matches ASCII digits only and
+stops at the largest id, so `/payments/99999999999999999999` is a 404 instead of an overflow.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date, datetime
+
+from flask import Flask, request
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from werkzeug.routing import IntegerConverter
+from wtforms import Field, ValidationError
+from wtforms.fields import StringField
+
+# The largest value a signed 64-bit column holds: SQLite's INTEGER and PostgreSQL's bigint alike.
+MAX_INT = 2**63 - 1
+MIN_INT = -(2**63)
+MAX_ID = MAX_INT
+# The last page number a list accepts: `page * size` must stay an OFFSET either database takes.
+MAX_PAGE = 10**9
+
+_INT = re.compile(r"-?[0-9]{1,19}")
+_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+
+
+def is_ascii_digits(text: object) -> bool:
+    """True for a non-empty string of the ten ASCII digits and nothing else ("²" and "١" are not)."""
+    return isinstance(text, str) and text.isascii() and text.isdigit()
+
+
+def parse_int(value: object, *, minimum: int | None = None, maximum: int | None = None) -> int | None:
+    """`value` (surrounding spaces allowed) as an int written in ASCII digits with an optional minus sign,
+    within [minimum, maximum] and always within a signed 64-bit integer; None otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        text = value.strip() if isinstance(value, str) else ""
+        if not _INT.fullmatch(text):
+            return None
+        number = int(text)
+    low = MIN_INT if minimum is None else max(minimum, MIN_INT)
+    high = MAX_INT if maximum is None else min(maximum, MAX_INT)
+    return number if low <= number <= high else None
+
+
+def parse_id(value: object) -> int | None:
+    """A submitted record id as an int, or None when it is empty, not a number, or out of range."""
+    return parse_int(value, minimum=1, maximum=MAX_ID)
+
+
+def parse_date(value: object) -> date | None:
+    """A real calendar date written YYYY-MM-DD (ASCII), or None ("2026-02-30", "٢٠٢٦-..." and "" are None)."""
+    text = value.strip() if isinstance(value, str) else ""
+    match = _DATE.fullmatch(text)
+    if not match:
+        return None
+    try:
+        return date(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError:
+        return None
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """An ISO 8601 date and time with its UTC offset, in ASCII (a page cursor), as an aware datetime, or None."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not text or not text.isascii() or len(text) > 40:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def arg_int(name: str, default: int | None = None, *, minimum: int | None = None,
+            maximum: int | None = None) -> int | None:
+    """The query parameter `name` as a bounded int; `default` when it is missing or not such a number."""
+    number = parse_int(request.args.get(name), minimum=minimum, maximum=maximum)
+    return default if number is None else number
+
+
+def arg_id(name: str) -> int | None:
+    """The query parameter `name` as a row id (None when missing or not one)."""
+    return parse_id(request.args.get(name))
+
+
+def safe_filename(name: object, fallback: str) -> str:
+    """A name fit for a file and a Content-Disposition header: control characters (CR/LF, tabs), quotes,
+    backslashes and path separators become spaces or dashes, runs of spaces one (H9: CR/LF in an export's or
+    an evidence file's name broke the download with a 500). `fallback` when nothing is left."""
+    text = name if isinstance(name, str) else ""
+    cleaned = "".join(" " if unicodedata.category(ch)[0] == "C" else "-" if ch in '/\\' else "'" if ch == '"'
+                      else ch for ch in text)
+    cleaned = " ".join(cleaned.split()).strip(". ")
+    return cleaned[:200] or fallback
+
+
+# -- WTForms fields on the same rules -------------------------------------------------------------------
+
+
+class AsciiIntegerField(Field):
+    """An integer field that reads ASCII digits only, bounded (default: a signed 64-bit integer)."""
+
+    def __init__(self, label=None, validators=None, *, minimum: int | None = None, maximum: int | None = None,
+                 message=None, **kwargs):
+        super().__init__(label, validators, **kwargs)
+        self.minimum, self.maximum = minimum, maximum
+        self.message = message or _l("Enter a whole number.")
+        self.raw = ""
+
+    def _value(self) -> str:
+        return self.raw if self.raw_data else ("" if self.data is None else str(self.data))
+
+    def process_formdata(self, valuelist):
+        if not valuelist:
+            return
+        self.raw = valuelist[0] if isinstance(valuelist[0], str) else ""
+        if not self.raw.strip():
+            self.data = None
+            return
+        self.data = parse_int(self.raw, minimum=self.minimum, maximum=self.maximum)
+        if self.data is None:
+            raise ValueError(str(self.message))
+
+
+class IsoDateField(StringField):
+    """A date typed or picked as YYYY-MM-DD; a date that does not exist ("2026-02-30") is a field error."""
+
+    def __init__(self, label=None, validators=None, *, message=None, **kwargs):
+        super().__init__(label, validators, **kwargs)
+        self.message = message or _l("Enter a real date as YYYY-MM-DD.")
+        self.date: date | None = None
+
+    def process_formdata(self, valuelist):
+        super().process_formdata(valuelist)
+        text = (self.data or "").strip()
+        self.date = parse_date(text) if text else None
+        if text and self.date is None:
+            raise ValueError(str(self.message))
+
+
+class AsciiDigits:
+    """A WTForms validator: the field holds ASCII digits only (spaces allowed around), `length` of them
+    when given. For numbers kept as text (routing and account numbers, codes)."""
+
+    def __init__(self, message=None):
+        self.message = message or _l("Use the digits 0 to 9 only.")
+
+    def __call__(self, form, field):
+        text = (field.data or "").strip() if isinstance(field.data, str) else ""
+        if text and not is_ascii_digits(text):
+            raise ValidationError(str(self.message))
+
+
+class Form(FlaskForm):
+    """Base form: CSRF is checked app-wide by CSRFProtect (and its htmx header), so not again per form."""
+
+    class Meta:
+        csrf = False
+
+    def error_dict(self) -> dict[str, str]:
+        """{field name: first message}, the shape the templates' `errors` take."""
+        return {self._fields[key].name: str(messages[0]) for key, messages in self.errors.items() if messages}
+
+
+# -- the URL converter --------------------------------------------------------------------------------
+
+
+class BoundedIntConverter(IntegerConverter):
+    """`<int:...>` matching ASCII digits only and at most a signed 64-bit integer: anything else is a 404
+    instead of reaching the database as an id no row can have (which overflowed SQLite)."""
+
+    regex = r"[0-9]+"
+
+    def __init__(self, map, fixed_digits=0, min=None, max=None, signed=False):
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=MAX_ID if max is None else max,
+                         signed=signed)
+        if signed:
+            self.regex = r"-?[0-9]+"
+
+
+def register(app: Flask) -> None:
+    app.url_map.converters["int"] = BoundedIntConverter
