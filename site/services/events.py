@@ -200,6 +200,13 @@ def _retry_refunds() -> int:
     return retry_unsent_refunds()
 
 
+@register_tick("reconcile_dispute_answers")
+def _reconcile_dispute_answers() -> int:
+    from kassa.services.disputes import reconcile_answers
+
+    return reconcile_answers()
+
+
 @register_tick("dispute_reminders")
 def _dispute_reminders() -> int:
     from kassa.services.disputes import send_deadline_reminders
