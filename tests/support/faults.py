@@ -15,9 +15,12 @@ so it stops the flow where it is raised, as `kill -9` would; transactions in pro
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import os
+import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -35,9 +38,11 @@ class Crash(BaseException):
 
 
 class FaultPlan:
-    """One armed fault at a time, shared by every thread; counts what a dry run needs to enumerate points."""
+    """One armed fault at a time, shared by every thread; counts what a dry run needs to enumerate points.
+    With `kill=True` a crash is a real `kill -9` of this process instead of a raised Crash."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, kill: bool = False) -> None:
+        self.kill = kill
         self.lock = threading.Lock()
         self.kind: str | None = None
         self.n = 0
@@ -68,19 +73,24 @@ class FaultPlan:
             self.kind, self.fired = None, where
             return True
 
+    def crash(self) -> None:
+        if self.kill:
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise Crash(self.fired)
+
     def on_write(self, what: str) -> None:
         if not getattr(self.local, "in_call", False):
             return
         with self.lock:
             self.writes += 1
         if self._fire("write", f"processor store write {what}"):
-            raise Crash(self.fired)
+            self.crash()
 
     def on_commit(self) -> None:
         with self.lock:
             self.commits += 1
         if self._fire("commit", "database commit"):
-            raise Crash(self.fired)
+            self.crash()
 
     @contextmanager
     def crash_expected(self) -> Iterator[None]:
@@ -160,14 +170,14 @@ class FaultyProcessor:
             with plan.lock:
                 plan.calls.append(name)
             if plan._fire("before", f"before {name}"):
-                raise Crash(plan.fired)
+                plan.crash()
             plan.local.in_call = True
             try:
                 result = attr(*args, **kwargs)
             finally:
                 plan.local.in_call = False
             if plan._fire("after", f"after {name}"):
-                raise Crash(plan.fired)
+                plan.crash()
             if plan._fire("lost", f"answer of {name} lost"):
                 raise ProcessorUnavailable()
             return result
@@ -175,30 +185,38 @@ class FaultyProcessor:
         return call
 
 
-@pytest.fixture
-def faults(app, monkeypatch) -> Iterator[FaultPlan]:
-    """Every processor the app asks for is the sandbox on a FaultyStore behind a FaultyProcessor; every
-    database commit passes the plan's commit hook."""
+def install(plan: FaultPlan, setattr=None) -> Callable[[], None]:
+    """Make every processor the app asks for the sandbox on a FaultyStore behind a FaultyProcessor, and pass
+    every database commit through the plan's commit hook. Returns the function that undoes the hook (the
+    processor is undone by `setattr`'s owner, e.g. pytest's monkeypatch)."""
     from kassa.extensions import db
     from kassa.processors import registry
     from kassa.processors.sandbox import SandboxProcessor
     from kassa.processors.sandbox_db_store import DbSandboxStore
 
-    plan = FaultPlan()
-
     def faulty_sandbox():
         store = FaultyStore(DbSandboxStore(db.engine), plan)
         return FaultyProcessor(SandboxProcessor(store, registry._country_lookup(db.engine)), plan)
 
-    monkeypatch.setattr(registry, "sandbox", faulty_sandbox)
+    (setattr or builtins.setattr)(registry, "sandbox", faulty_sandbox)
 
     def before_commit(session) -> None:
         plan.on_commit()
 
     event.listen(Session, "before_commit", before_commit)
+    return lambda: event.remove(Session, "before_commit", before_commit)
+
+
+@pytest.fixture
+def faults(app, monkeypatch) -> Iterator[FaultPlan]:
+    """A FaultPlan installed for the test (see `install`)."""
+    from kassa.extensions import db
+
+    plan = FaultPlan()
+    uninstall = install(plan, monkeypatch.setattr)
     try:
         yield plan
     finally:
-        event.remove(Session, "before_commit", before_commit)
+        uninstall()
         with contextlib.suppress(Exception):
             db.session.remove()

@@ -71,6 +71,7 @@ class Tally:
     doubled: int = 0
     ledger: int = 0
     findings: list[str] = field(default_factory=list)
+    trials_per_step: int = TRIALS
 
     def add(self, step: str, lost: int, doubled: int, ledger: int, detail: str = "") -> None:
         self.trials += 1
@@ -79,7 +80,7 @@ class Tally:
             self.findings.append(f"{step}: lost={lost} doubled={doubled} ledger={ledger} {detail}")
 
     def report(self) -> None:
-        print(f"\nH5 {self.flow} on {db.engine.dialect.name}: {len(self.steps)} steps x {TRIALS} trials = "
+        print(f"\nH5 {self.flow} on {db.engine.dialect.name}: {len(self.steps)} steps x {self.trials_per_step} trials = "
               f"{self.trials} crashes; lost {self.lost}, doubled {self.doubled}, ledger differences {self.ledger}"
               f"\n  steps: {', '.join(self.steps)}")
         assert not self.findings, "\n".join(self.findings)
@@ -98,8 +99,11 @@ def _steps(plan: FaultPlan, processor_calls: bool) -> list[tuple[str, int]]:
 
 def run_matrix(plan: FaultPlan, flow: str, setup: Callable[[], dict], act: Callable[[dict], None],
                recover: Callable[[dict], None], check: Callable[[dict], tuple[int, int, int, str]],
-               *, processor_calls: bool = True) -> Tally:
-    """Dry run (no crash) to find the points, then every point × TRIALS, each on a fresh setup."""
+               *, processor_calls: bool = True, trials: int | None = None,
+               crash_run: Callable[[dict, str, int], str | None] | None = None) -> Tally:
+    """Dry run (no crash) to find the points, then every point × TRIALS, each on a fresh setup. `crash_run`
+    runs an armed trial some other way (in a child process that kills itself) and says where it died."""
+    trials = trials or TRIALS
     tally = Tally(flow)
     ctx = setup()
     plan.reset()
@@ -111,13 +115,17 @@ def run_matrix(plan: FaultPlan, flow: str, setup: Callable[[], dict], act: Calla
     tally.add("dry run", *check(ctx))
     tally.trials = 0
     tally.steps = [f"{kind} {n}" if kind in ("commit", "write") else kind for kind, n in steps]
+    tally.trials_per_step = trials
     for kind, n in steps:
-        for _trial in range(TRIALS):
+        for _trial in range(trials):
             ctx = setup()
-            plan.arm(kind, n)
-            with plan.crash_expected():
-                act(ctx)
-            fired = plan.fired
+            if crash_run is not None:
+                fired = crash_run(ctx, kind, n)
+            else:
+                plan.arm(kind, n)
+                with plan.crash_expected():
+                    act(ctx)
+                fired = plan.fired
             plan.reset()
             db.session.remove()
             recover(ctx)
@@ -205,50 +213,84 @@ def test_h5_checkout_charge_survives_a_crash_at_every_step(app, faults):  # noqa
 # -- refund ---------------------------------------------------------------------------------------------------
 
 
+def _refund_setup() -> dict:
+    owner = make_merchant()
+    user_id, account_id = owner.id, owner.account_id
+    payment = sandbox_payment(account_id, amount_minor=5000)
+    _refund_setup.n = getattr(_refund_setup, "n", 0) + 1
+    n = _refund_setup.n
+    return {"user": user_id, "account": account_id, "payment": payment.id, "charge": payment.processor_ref,
+            "amount": "50.00" if n % 2 else "20.00", "key": f"refund-crash-{n}", "base": now()}
+
+
+def _refund_act(ctx: dict) -> None:
+    from kassa.services.refunds import refund_payment
+
+    actor = Actor(user=db.session.get(User, ctx["user"]), account_id=ctx["account"])
+    refund_payment(actor, ctx["payment"], amount_text=ctx["amount"], reason="duplicate", note="", locale="en",
+                   idempotency_key=ctx["key"])
+
+
+def _refund_recover(ctx: dict) -> None:
+    ticks(ctx["base"], *RECOVERY)
+    if not db.session.scalar(select(Refund.id).where(Refund.payment_id == ctx["payment"])):
+        with time_machine.travel(ctx["base"] + timedelta(hours=2), tick=False):
+            _refund_act(ctx)  # the merchant saw no confirmation: the same form again (same key)
+        db.session.remove()
+    ticks(ctx["base"], timedelta(hours=3), timedelta(hours=4))
+
+
+def _refund_check(ctx: dict) -> tuple[int, int, int, str]:
+    made = sandbox_rows(ctx["account"], "refund")
+    settled = sum(row["amount_minor"] for row in made if not row.get("failure"))
+    refunds = db.session.scalars(select(Refund).where(Refund.payment_id == ctx["payment"])).all()
+    payment = db.session.get(Payment, ctx["payment"])
+    shown = {r.processor_ref for r in refunds if r.status == "succeeded"}
+    lost = len({row["ref"] for row in made} ^ shown) + sum(r.status == "pending" for r in refunds)
+    lost += (payment.refunded_minor != settled) + (payment.refund_reserved_minor != payment.refunded_minor)
+    doubled = max(len(made) - 1, 0) + max(len(refunds) - 1, 0)
+    ledger = abs(ledger_sum(ctx["account"], "refund", "refund_failure") + settled)
+    detail = (f"sandbox={[(r['ref'], r['amount_minor']) for r in made]} "
+              f"kassa={[(r.processor_ref, r.status, r.amount_minor) for r in refunds]} "
+              f"reserved={payment.refund_reserved_minor} refunded={payment.refunded_minor}")
+    return lost, doubled, ledger, detail
+
+
 def test_h5_refund_survives_a_crash_at_every_step(app, faults):  # noqa: F811
     """A refund dies at each point (the reported case: the sandbox made it, Kassa recorded it failed): after
     recovery the processor made exactly one refund, Kassa shows exactly that one as succeeded, the payment's
     reservation and refunded amount equal it (F6), and the ledger's refund entries equal it. Trials alternate a
-    partial and a full refund (a full one retried would be refused as too large, and recorded failed)."""
-    from kassa.services.refunds import refund_payment
+    full and a partial refund (a full one sent again would be refused as too large, and recorded failed)."""
+    run_matrix(faults, "refund", _refund_setup, _refund_act, _refund_recover, _refund_check).report()
 
-    def setup() -> dict:
-        owner = make_merchant()
-        user_id, account_id = owner.id, owner.account_id
-        payment = sandbox_payment(account_id, amount_minor=5000)
-        setup.n = getattr(setup, "n", 0) + 1
-        return {"user": user_id, "account": account_id, "payment": payment.id, "charge": payment.processor_ref,
-                "amount": "50.00" if setup.n % 2 else "20.00", "key": f"refund-crash-{setup.n}", "base": now()}
 
-    def act(ctx: dict) -> None:
-        actor = Actor(user=db.session.get(User, ctx["user"]), account_id=ctx["account"])
-        refund_payment(actor, ctx["payment"], amount_text=ctx["amount"], reason="duplicate", note="", locale="en",
-                       idempotency_key=ctx["key"])
+def test_h5_refund_survives_kill_9_at_every_step(app, faults, database_url):  # noqa: F811
+    """The same points, each hit by a real `kill -9`: the refund runs in a child process (tests/support/
+    crash_child.py) that kills itself there, with no cleanup and its connections cut mid-transaction."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
 
-    def recover(ctx: dict) -> None:
-        ticks(ctx["base"], *RECOVERY)
-        if not db.session.scalar(select(Refund.id).where(Refund.payment_id == ctx["payment"])):
-            with time_machine.travel(ctx["base"] + timedelta(hours=2), tick=False):
-                act(ctx)  # the merchant saw no confirmation: the same form again (same key)
-            db.session.remove()
-        ticks(ctx["base"], timedelta(hours=3), timedelta(hours=4))
+    root = Path(__file__).resolve().parents[2]
 
-    def check(ctx: dict) -> tuple[int, int, int, str]:
-        made = [row for row in sandbox_rows(ctx["account"], "refund")]
-        settled = sum(row["amount_minor"] for row in made if not row.get("failure"))
-        refunds = db.session.scalars(select(Refund).where(Refund.payment_id == ctx["payment"])).all()
-        payment = db.session.get(Payment, ctx["payment"])
-        shown = {r.processor_ref for r in refunds if r.status == "succeeded"}
-        lost = len({row["ref"] for row in made} ^ shown) + sum(r.status == "pending" for r in refunds)
-        lost += (payment.refunded_minor != settled) + (payment.refund_reserved_minor != payment.refunded_minor)
-        doubled = max(len(made) - 1, 0) + max(len(refunds) - 1, 0)
-        ledger = abs(ledger_sum(ctx["account"], "refund", "refund_failure") + settled)
-        detail = (f"sandbox={[(r['ref'], r['amount_minor']) for r in made]} "
-                  f"kassa={[(r.processor_ref, r.status, r.amount_minor) for r in refunds]} "
-                  f"reserved={payment.refund_reserved_minor} refunded={payment.refunded_minor}")
-        return lost, doubled, ledger, detail
+    def crash_run(ctx: dict, kind: str, n: int) -> str | None:
+        db.session.remove()
+        child = subprocess.run(
+            [sys.executable, "-m", "tests.support.crash_child", database_url, kind, str(n), "refund",
+             str(ctx["user"]), str(ctx["payment"]), ctx["amount"], ctx["key"]],
+            cwd=root, capture_output=True, text=True, timeout=120, check=False)
+        assert child.returncode in (0, -signal.SIGKILL), child.stderr[-2000:]
+        killed = child.returncode == -signal.SIGKILL
+        deaths.append((kind, killed))
+        return "killed" if killed else None
 
-    run_matrix(faults, "refund", setup, act, recover, check).report()
+    deaths: list[tuple[str, bool]] = []
+    tally = run_matrix(faults, "refund (kill -9)", _refund_setup, _refund_act, _refund_recover, _refund_check,
+                       trials=1, crash_run=crash_run)
+    # Every point but "lost" (a lost answer is no crash: the request carries on) really killed the child.
+    assert [kind for kind, killed in deaths if not killed] == ["lost"], deaths
+    tally.report()
 
 
 # -- dispute answer -------------------------------------------------------------------------------------------
