@@ -192,6 +192,10 @@ def owned(session, actor: Actor, dispute_id: int) -> Dispute:
 def _answerable(dispute: Dispute, account: Account) -> None:
     if dispute.status != DisputeStatus.NEEDS_RESPONSE.value:
         raise Conflict(_("This dispute has already been answered."))
+    if dispute.answer is not None:
+        # H13: an answer is on its way to the processor: the evidence it carries can't change any more, and
+        # no second answer may follow it.
+        raise Conflict(_("This dispute has just been answered. Reload the page to see its status."))
     if account_now(account) >= dispute.evidence_due_by:
         raise Conflict(_("The deadline for this dispute has passed."))
 
@@ -239,9 +243,7 @@ def _claim_answer(actor: Actor, dispute_id: int, answer: str) -> tuple[str, str,
     with write_transaction(db.session) as session:
         dispute = owned(session, actor, dispute_id)
         account = session.get(Account, dispute.account_id)
-        _answerable(dispute, account)
-        if dispute.answer is not None:
-            raise Conflict(_("This dispute has just been answered. Reload the page to see its status."))
+        _answerable(dispute, account)  # under the row lock: of parallel answers, one passes
         text = None
         if answer == ANSWER_EVIDENCE:
             answered = any(value for values in (dispute.draft or {}).values() for value in values.values())
