@@ -436,3 +436,49 @@ def ledger_sum_of_payout(payout_id: int) -> int:
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+# -- the processor's side under concurrency -------------------------------------------------------------------
+
+
+def test_h5_parallel_refunds_of_one_charge_at_the_processor_never_exceed_it(app):
+    """Eight refunds of 60 % of one charge reach the sandbox at once (different keys, straight to the processor,
+    no Kassa reservation in front): its one transaction per refund, the charge's row locked, lets exactly one
+    through and refuses seven as too large; the charge lists exactly the one refund it made."""
+    import threading
+
+    from kassa.clock import account_now
+    from kassa.processors.base import ProcessorFailure
+    from kassa.processors.registry import sandbox
+
+    owner = make_merchant()
+    account_id = owner.account_id
+    payment = sandbox_payment(account_id, amount_minor=10_000)
+    charge_ref, at = payment.processor_ref, account_now(db.session.get(Account, account_id))
+    db.session.remove()
+    threads_n = 8
+    barrier = threading.Barrier(threads_n)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def refund(i: int) -> None:
+        with app.app_context():
+            processor = sandbox()
+            barrier.wait(timeout=60)
+            try:
+                processor.refund(account_id, charge_ref, 6000, "USD", f"parallel-{i}", at)
+                outcome = "refunded"
+            except ProcessorFailure as exc:
+                outcome = exc.code
+            with lock:
+                outcomes.append(outcome)
+
+    threads = [threading.Thread(target=refund, args=(i,)) for i in range(threads_n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(outcomes) == ["amount_too_large"] * (threads_n - 1) + ["refunded"], outcomes
+    made = sandbox_rows(account_id, "refund")
+    [charge] = [row for row in sandbox_rows(account_id, "charge") if row["result"]["processor_ref"] == charge_ref]
+    assert len(made) == 1 and charge["refund_refs"] == [made[0]["ref"]]
