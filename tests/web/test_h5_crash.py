@@ -103,6 +103,8 @@ def run_matrix(plan: FaultPlan, flow: str, setup: Callable[[], dict], act: Calla
                crash_run: Callable[[dict, str, int], str | None] | None = None) -> Tally:
     """Dry run (no crash) to find the points, then every point × TRIALS, each on a fresh setup. `crash_run`
     runs an armed trial some other way (in a child process that kills itself) and says where it died."""
+    from kassa.extensions import limiter
+
     trials = trials or TRIALS
     tally = Tally(flow)
     ctx = setup()
@@ -118,6 +120,7 @@ def run_matrix(plan: FaultPlan, flow: str, setup: Callable[[], dict], act: Calla
     tally.trials_per_step = trials
     for kind, n in steps:
         for _trial in range(trials):
+            limiter.reset()  # every trial's buyer and merchant come from one test IP
             ctx = setup()
             if crash_run is not None:
                 fired = crash_run(ctx, kind, n)
