@@ -1053,6 +1053,11 @@ class Dispute(db.Model):
     submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     evidence_text: Mapped[str | None] = mapped_column(Text)
     reminders_sent: Mapped[list[str]] = mapped_column(default=list)
+    # The answer sent to the processor ("evidence" or "accept"), taken under the row lock before the call
+    # (H13: one answer per dispute); while the dispute still needs a response, its reply hasn't been recorded
+    # yet, and the tick settles it from the processor after a crash or a lost reply (H5).
+    answer: Mapped[str | None] = mapped_column(String(16))
+    answer_sent_at: Mapped[datetime | None]
 
     payment: Mapped[Payment] = relationship()
     files: Mapped[list[DisputeFile]] = relationship(back_populates="dispute", order_by="DisputeFile.id",

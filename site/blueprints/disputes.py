@@ -145,10 +145,10 @@ def accept(dispute_id: int):
                            back_url=url_for("payments.detail", payment_id=payment.id))
     try:
         disputes.accept(current_actor(), dispute.id)
-    except KassaError as exc:
-        from flask import flash
-
-        flash(exc.message, "error")
+    except KassaError as exc:  # H13: e.g. 409 when the dispute was just answered; the dialog says why
+        return render_page("disputes/accept.html", "dialog", status=exc.status_code, dispute=dispute,
+                           payment=payment, active_nav="payments", alert=exc.message,
+                           back_url=url_for("payments.detail", payment_id=payment.id))
     return htmx_redirect(url_for("payments.detail", payment_id=payment.id))
 
 

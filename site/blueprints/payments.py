@@ -294,6 +294,7 @@ def refund(payment_id: int):
     values = {"amount": check.remaining.to_input(current_language()), "reason": "requested_by_customer", "note": "",
               "key": request.form.get("key") or refunds.new_refund_key()}
     errors: dict[str, str] = {}
+    status = 422
     if request.method == "POST":
         values.update({k: request.form.get(k, "") for k in ("amount", "reason", "note")})
         try:
@@ -302,13 +303,15 @@ def refund(payment_id: int):
                                           idempotency_key=values["key"])
         except ValidationFailed as exc:
             errors = exc.errors or {"amount": exc.message}
+        except refunds.RefundKeyReused as exc:  # H13: 409, and a fresh key so that submitting again refunds
+            errors, status, values["key"] = {"amount": exc.message}, exc.status_code, refunds.new_refund_key()
         except KassaError as exc:
             errors = {"amount": exc.message}
         else:
             return _done(payment, _("Refund of %(amount)s submitted. It shows as “Refund processing” until the "
                                     "bank confirms it.", amount=_money(made)))
     context = payment_details.refund_dialog_context(payment, check)
-    return _dialog("payments/refund.html", payment, status=422 if errors else 200, values=values, errors=errors,
+    return _dialog("payments/refund.html", payment, status=status if errors else 200, values=values, errors=errors,
                    **context)
 
 

@@ -73,7 +73,8 @@ class PaymentDetailsInvalid(ProcessorError):
 
 
 class ProcessorUnavailable(ProcessorError):
-    """Timeout or lost response: the outcome is UNKNOWN; reconcile later with ``lookup_charge``."""
+    """Timeout or lost response: the outcome is UNKNOWN; reconcile later with ``lookup_charge`` (charges),
+    ``lookup_refund`` (refunds) or ``lookup_dispute`` (dispute answers)."""
 
     default_code = "processor_unavailable"
     default_message = N_(
@@ -249,6 +250,11 @@ class Processor(Protocol):
         """Start a (partial) refund; idempotent by key; refuses more than the charge's remaining amount."""
         ...
 
+    def lookup_refund(self, account_id: int, idempotency_key: str) -> RefundResult | None:
+        """The refund made under this key, or None when the processor never made one (H5: a refund whose
+        answer was lost is settled from this, as a charge is from ``lookup_charge``)."""
+        ...
+
     def submit_dispute_evidence(
         self, account_id: int, dispute_ref: str, evidence_text: str, now: datetime
     ) -> DisputeResult:
@@ -257,6 +263,11 @@ class Processor(Protocol):
 
     def accept_dispute(self, account_id: int, dispute_ref: str, now: datetime) -> DisputeResult:
         """Give up a dispute: it closes as lost."""
+        ...
+
+    def lookup_dispute(self, account_id: int, dispute_ref: str, now: datetime) -> DisputeResult | None:
+        """The dispute as the processor has it at ``now`` (``under_review`` once evidence arrived), or None
+        when it doesn't know it: settles a dispute answer whose reply was lost (H5)."""
         ...
 
     def due_events(self, account_id: int, now: datetime) -> list[ProcessorEvent]:

@@ -8,7 +8,8 @@ finds it with lookup_charge).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +54,13 @@ class DbSandboxStore:
             conn.execute(statement)
         else:
             conn.execute(statement, rows)
+
+    @contextmanager
+    def transaction(self) -> Iterator[_Transaction]:
+        """H5: one database transaction for a whole unit of work (a refund: its record, the charge's list of
+        refunds, its settlement event and its idempotency key). A crash anywhere inside commits nothing."""
+        with self._writer() as conn, conn.begin():
+            yield _Transaction(self, conn)
 
     def get(self, key: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
@@ -118,3 +126,25 @@ class DbSandboxStore:
         if keys:
             with self._writer() as conn, conn.begin():
                 conn.execute(delete(_TABLE).where(self._among(keys)))
+
+
+class _Transaction:
+    """DbSandboxStore.transaction's view: every statement on one connection, committed together. Reads lock
+    the row (PostgreSQL FOR UPDATE; SQLite's BEGIN IMMEDIATE already holds the one write lock)."""
+
+    def __init__(self, store: DbSandboxStore, conn) -> None:
+        self.store, self.conn = store, conn
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        query = select(_TABLE.c.data).where(_TABLE.c.key == key)
+        if self.store.engine.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = self.conn.execute(query).first()
+        return dict(row[0]) if row else None
+
+    def put(self, key: str, value: dict[str, Any], *, account_id: int | None = None,
+            due_at: datetime | None = None) -> None:
+        self.store._upsert(self.conn, [{"key": key, "data": value, "account_id": account_id, "due_at": due_at}])
+
+    def delete(self, key: str) -> None:
+        self.conn.execute(delete(_TABLE).where(_TABLE.c.key == key))

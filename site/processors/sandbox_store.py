@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
-__all__ = ["InMemorySandboxStore", "SandboxStore", "StoreWrite"]
+__all__ = ["InMemorySandboxStore", "SandboxStore", "SandboxTransaction", "StoreWrite"]
 
 
 class StoreWrite(NamedTuple):
@@ -17,6 +19,26 @@ class StoreWrite(NamedTuple):
     value: dict[str, Any]
     account_id: int | None = None
     due_at: datetime | None = None
+
+
+class SandboxTransaction(Protocol):
+    """Reads and writes that commit together or not at all (H5): what the sandbox does for one request.
+
+    `get` locks the key's row for the rest of the transaction, so two transactions that read the same key
+    take turns; a transaction that raises (or whose process dies) writes nothing."""
+
+    def get(self, key: str) -> dict[str, Any] | None: ...
+
+    def put(
+        self,
+        key: str,
+        value: dict[str, Any],
+        *,
+        account_id: int | None = None,
+        due_at: datetime | None = None,
+    ) -> None: ...
+
+    def delete(self, key: str) -> None: ...
 
 
 class SandboxStore(Protocol):
@@ -60,12 +82,53 @@ class SandboxStore(Protocol):
 
     def delete_many(self, keys: Iterable[str]) -> None: ...
 
+    def transaction(self) -> AbstractContextManager[SandboxTransaction]:
+        """One atomic unit of work (H5): a refund, a charge or a dispute answer is one write, never several."""
+        ...
+
+
+class _BufferedTransaction:
+    """The in-memory store's transaction: writes wait in a buffer until the whole unit of work is done."""
+
+    _DELETED = object()
+
+    def __init__(self, store: InMemorySandboxStore) -> None:
+        self.store, self.writes = store, {}
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        if key in self.writes:
+            row = self.writes[key]
+            return None if row is self._DELETED else json.loads(row[0])
+        return self.store.get(key)
+
+    def put(self, key: str, value: dict[str, Any], *, account_id: int | None = None,
+            due_at: datetime | None = None) -> None:
+        self.writes[key] = (json.dumps(value, sort_keys=True), account_id, due_at)
+
+    def delete(self, key: str) -> None:
+        self.writes[key] = self._DELETED
+
+    def apply(self) -> None:
+        for key, row in self.writes.items():
+            if row is self._DELETED:
+                self.store.rows.pop(key, None)
+            else:
+                self.store.rows[key] = row
+
 
 class InMemorySandboxStore:
     """Process-local SandboxStore; values round-trip through JSON so tests catch what a database can't hold."""
 
     def __init__(self) -> None:
         self.rows: dict[str, tuple[str, int | None, datetime | None]] = {}
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def transaction(self) -> Iterator[_BufferedTransaction]:
+        with self._lock:  # one unit of work at a time, as row locks would order them
+            tx = _BufferedTransaction(self)
+            yield tx
+            tx.apply()
 
     def get(self, key: str) -> dict[str, Any] | None:
         row = self.rows.get(key)

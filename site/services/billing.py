@@ -211,8 +211,13 @@ def _charge(charges: list[Charge]) -> list[ChargeResult | Exception]:
             answers.update((charge.payment_id, exc) for charge in group)
             continue
         requests = [charge.request for charge in group]
-        results = processor.charge_many(requests) if hasattr(processor, "charge_many") else \
-            [_charge_one(processor, request) for request in requests]
+        try:
+            results = processor.charge_many(requests) if hasattr(processor, "charge_many") else \
+                [_charge_one(processor, request) for request in requests]
+        except ProcessorError as exc:
+            # H5: the batch's answer was lost as a whole (a timeout): every charge's outcome is unknown, so
+            # they stay processing and the next tick asks again with the same keys.
+            results = [exc] * len(requests)
         answers.update(zip((charge.payment_id for charge in group), results, strict=True))
     return [answers[charge.payment_id] for charge in charges]
 

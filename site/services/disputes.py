@@ -7,6 +7,7 @@ submitted once; after that it is read-only.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,12 +28,14 @@ from kassa.models import (
     Permission,
 )
 from kassa.money import Money
-from kassa.processors.base import ProcessorError, ProcessorEvent
+from kassa.processors.base import DisputeResult, ProcessorError, ProcessorEvent, ProcessorFailure
 from kassa.processors.registry import processor_for
 from kassa.services.audit import record_audit
 from kassa.services.crm import add_timeline
 from kassa.services.payment_states import payment_subjects
 from kassa.services.ticks import each_item
+
+log = logging.getLogger(__name__)
 
 # A dispute costs the merchant a fee on top of the withdrawn amount (returned only with the amount
 # when the dispute is won). 15.00 in the payment's currency, scaled to its decimals.
@@ -190,6 +193,10 @@ def owned(session, actor: Actor, dispute_id: int) -> Dispute:
 def _answerable(dispute: Dispute, account: Account) -> None:
     if dispute.status != DisputeStatus.NEEDS_RESPONSE.value:
         raise Conflict(_("This dispute has already been answered."))
+    if dispute.answer is not None:
+        # H13: an answer is on its way to the processor: the evidence it carries can't change any more, and
+        # no second answer may follow it.
+        raise Conflict(_("This dispute has just been answered. Reload the page to see its status."))
     if account_now(account) >= dispute.evidence_due_by:
         raise Conflict(_("The deadline for this dispute has passed."))
 
@@ -225,56 +232,81 @@ def evidence_text(dispute: Dispute) -> str:
     return "\n".join(parts)
 
 
-def submit_evidence(actor: Actor, dispute_id: int) -> Dispute:
-    """D4: submit once; the dispute moves to "awaiting decision" and the evidence becomes read-only."""
-    _require(actor)
+ANSWER_EVIDENCE, ANSWER_ACCEPT = "evidence", "accept"
+# An answer whose reply was lost (timeout, crash) is settled from the processor after this long (H5).
+RECONCILE_ANSWER_AFTER = timedelta(seconds=30)
+
+
+def _claim_answer(actor: Actor, dispute_id: int, answer: str) -> tuple[str, str, datetime, str | None]:
+    """H13: take the dispute's one answer under its row lock before anything goes to the processor. Of
+    parallel submits and accepts exactly one gets here; the others wait on the lock, then see the answer
+    taken and get a 409. Returns (mode, dispute ref, account clock, evidence text)."""
     with write_transaction(db.session) as session:
         dispute = owned(session, actor, dispute_id)
         account = session.get(Account, dispute.account_id)
-        _answerable(dispute, account)
-        answered = any(value for values in (dispute.draft or {}).values() for value in values.values())
-        if not (answered or dispute.files):
-            raise ValidationFailed(_("Answer the questions or add evidence before submitting."))
-        text = evidence_text(dispute)
+        _answerable(dispute, account)  # under the row lock: of parallel answers, one passes
+        text = None
+        if answer == ANSWER_EVIDENCE:
+            answered = any(value for values in (dispute.draft or {}).values() for value in values.values())
+            if not (answered or dispute.files):
+                raise ValidationFailed(_("Answer the questions or add evidence before submitting."))
+            text = evidence_text(dispute)
+            dispute.evidence_text = text
+            dispute.submitted_by_id = actor.user_id
+        dispute.answer, dispute.answer_sent_at = answer, now()
         payment = session.get(Payment, dispute.payment_id)
-        mode, ref, at = payment.mode, dispute.processor_ref, account_now(account)
+        return payment.mode, dispute.processor_ref, account_now(account), text
+
+
+def _send_answer(processor, account_id: int, ref: str, answer: str, text: str | None, at: datetime) -> DisputeResult:
+    if answer == ANSWER_ACCEPT:
+        return processor.accept_dispute(account_id, ref, at)
+    return processor.submit_dispute_evidence(account_id, ref, text or "", at)
+
+
+def _answer(actor: Actor, dispute_id: int, answer: str) -> Dispute:
+    """Claim the answer, send it, record it. An answer the processor refused is given back (the merchant
+    can try again); one whose outcome is unknown stays taken until the tick settles it (H5)."""
+    _require(actor)
+    mode, ref, at, text = _claim_answer(actor, dispute_id, answer)
+    processor = processor_for(mode)
     try:
-        processor_for(mode).submit_dispute_evidence(actor.account_id, ref, text, at)
-    except ProcessorError as exc:
+        _send_answer(processor, actor.account_id, ref, answer, text, at)
+    except ProcessorFailure as exc:
+        # Refused, or an error after the fact: the processor's record of the dispute decides.
+        if _settle_answer(dispute_id, processor, actor):
+            return db.session.get(Dispute, dispute_id)
+        _release_answer(dispute_id)
         if exc.code == "dispute_already_answered":
             raise Conflict(_("This dispute has already been answered.")) from None
-        raise Conflict(_("The evidence could not be submitted: %(reason)s", reason=exc.message or exc.code)) from None
-    with write_transaction(db.session) as session:
-        dispute = owned(session, actor, dispute_id)
-        dispute.status = DisputeStatus.UNDER_REVIEW.value
-        dispute.submitted_at = now()
-        dispute.submitted_by_id = actor.user_id
-        dispute.evidence_text = text
-        payment = _sync_payment(dispute)
-        add_timeline(payment.account_id, "dispute.evidence_submitted", subjects=payment_subjects(payment),
-                     payment_id=payment.id, actor_id=actor.user_id)
-        record_audit(actor, "dispute.evidence_submitted", object_type="dispute", object_id=dispute.id)
-        return dispute
+        if answer == ANSWER_ACCEPT:
+            raise Conflict(_("The dispute could not be accepted: %(reason)s",
+                             reason=_(exc.message) if exc.message else exc.code)) from None
+        raise Conflict(_("The evidence could not be submitted: %(reason)s",
+                         reason=_(exc.message) if exc.message else exc.code)) from None
+    except ProcessorError:
+        raise Conflict(_("The payment processor did not confirm your answer in time. We'll check with it; "
+                         "the dispute shows the outcome within a few minutes.")) from None
+    return _record_answer(dispute_id, actor)
 
 
-def accept(actor: Actor, dispute_id: int) -> Dispute:
-    """D5: accept the dispute: it closes as lost and the amount stays with the buyer."""
-    _require(actor)
+def _record_answer(dispute_id: int, actor: Actor) -> Dispute:
+    """The processor has the dispute's answer: evidence → awaiting decision; accept → closed as lost."""
     with write_transaction(db.session) as session:
-        dispute = owned(session, actor, dispute_id)
-        account = session.get(Account, dispute.account_id)
-        _answerable(dispute, account)
+        dispute = session.get(Dispute, dispute_id, with_for_update=True)
+        if dispute.status != DisputeStatus.NEEDS_RESPONSE.value or dispute.answer is None:
+            return dispute  # already recorded (by the request or the tick), or closed by an event
         payment = session.get(Payment, dispute.payment_id)
-        mode, ref, at = payment.mode, dispute.processor_ref, account_now(account)
-    try:
-        processor_for(mode).accept_dispute(actor.account_id, ref, at)
-    except ProcessorError as exc:
-        raise Conflict(_("The dispute could not be accepted: %(reason)s", reason=exc.message or exc.code)) from None
-    with write_transaction(db.session) as session:
-        dispute = owned(session, actor, dispute_id)
-        if dispute.status == DisputeStatus.NEEDS_RESPONSE.value:
+        if dispute.answer == ANSWER_EVIDENCE:
+            dispute.status = DisputeStatus.UNDER_REVIEW.value
+            dispute.submitted_at = now()
+            payment = _sync_payment(dispute)
+            add_timeline(payment.account_id, "dispute.evidence_submitted", subjects=payment_subjects(payment),
+                         payment_id=payment.id, actor_id=actor.user_id)
+            record_audit(actor, "dispute.evidence_submitted", object_type="dispute", object_id=dispute.id)
+        else:
             dispute.status = DisputeStatus.LOST.value
-            dispute.closed_at = at
+            dispute.closed_at = account_now(session.get(Account, dispute.account_id))
             payment = _sync_payment(dispute)
             add_timeline(payment.account_id, "dispute.accepted", subjects=payment_subjects(payment),
                          payment_id=payment.id, actor_id=actor.user_id,
@@ -282,6 +314,82 @@ def accept(actor: Actor, dispute_id: int) -> Dispute:
             record_audit(actor, "dispute.accepted", object_type="dispute", object_id=dispute.id,
                          amount_before_minor=dispute.amount_minor, currency=dispute.currency)
         return dispute
+
+
+def _release_answer(dispute_id: int) -> None:
+    """The processor has no answer for this dispute: the merchant may answer again."""
+    with write_transaction(db.session) as session:
+        dispute = session.get(Dispute, dispute_id, with_for_update=True)
+        if dispute.status == DisputeStatus.NEEDS_RESPONSE.value:
+            dispute.answer = dispute.answer_sent_at = None
+
+
+def _settle_answer(dispute_id: int, processor, actor: Actor) -> bool:
+    """True when the processor has an answer for the dispute (recorded now); False when it has none."""
+    dispute = db.session.get(Dispute, dispute_id)
+    account_id, ref = dispute.account_id, dispute.processor_ref
+    at = account_now(db.session.get(Account, account_id))
+    db.session.rollback()  # no transaction open while the processor answers
+    try:
+        found = processor.lookup_dispute(account_id, ref, at)
+    except ProcessorError:
+        return False
+    if found is None or found.status == DisputeStatus.NEEDS_RESPONSE.value:
+        return False
+    _record_answer(dispute_id, actor)
+    return True
+
+
+def submit_evidence(actor: Actor, dispute_id: int) -> Dispute:
+    """D4: submit once; the dispute moves to "awaiting decision" and the evidence becomes read-only."""
+    return _answer(actor, dispute_id, ANSWER_EVIDENCE)
+
+
+def accept(actor: Actor, dispute_id: int) -> Dispute:
+    """D5: accept the dispute: it closes as lost and the amount stays with the buyer."""
+    return _answer(actor, dispute_id, ANSWER_ACCEPT)
+
+
+def reconcile_answers() -> int:
+    """H5 (tick): settle answers sent but never recorded (the reply was lost, or the request died). The
+    processor's record decides: it has an answer → record it; it has none → send the same answer again
+    (the merchant gave it; the processor takes one answer per dispute), or give the answer back when the
+    processor refuses it. Each dispute on its own: one that errors is logged and retried next tick."""
+    from kassa.processors.registry import NoLiveProcessor
+
+    stale = db.session.execute(
+        select(Dispute.id, Dispute.account_id, Payment.mode).join(Payment, Payment.id == Dispute.payment_id)
+        .where(Dispute.status == DisputeStatus.NEEDS_RESPONSE.value, Dispute.answer.is_not(None),
+               Dispute.answer_sent_at <= now() - RECONCILE_ANSWER_AFTER)
+        .order_by(Dispute.id).limit(200)
+    ).all()
+    db.session.rollback()
+    done = 0
+    for dispute_id, account_id, mode in stale:
+        system = Actor.system(account_id)
+        try:
+            processor = processor_for(mode)
+            if _settle_answer(dispute_id, processor, system):
+                done += 1
+                continue
+            dispute = db.session.get(Dispute, dispute_id)
+            sent = (dispute.processor_ref, dispute.answer, dispute.evidence_text)
+            at = account_now(db.session.get(Account, account_id))
+            db.session.rollback()
+            try:
+                _send_answer(processor, account_id, *sent, at)
+            except ProcessorFailure:
+                if not _settle_answer(dispute_id, processor, system):
+                    _release_answer(dispute_id)
+            else:
+                _record_answer(dispute_id, system)
+            done += 1
+        except (NoLiveProcessor, ProcessorError):
+            db.session.rollback()
+        except Exception:
+            db.session.rollback()
+            log.exception("reconciling the answer to dispute %s failed; retried on the next tick", dispute_id)
+    return done
 
 
 def prefilled_details(dispute: Dispute) -> dict[str, str]:

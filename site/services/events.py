@@ -170,7 +170,9 @@ def process_sandbox_events() -> int:
 
     processor = sandbox()
     account_ids = db.session.scalars(
+        # H5: a key held by a request that died (a claim: no account, due when its hold runs out) is no event.
         select(distinct(SandboxRecord.account_id)).where(SandboxRecord.due_at.is_not(None),
+                                                         SandboxRecord.account_id.is_not(None),
                                                          for_tick_account(SandboxRecord.account_id))
     ).all()
     db.session.rollback()
@@ -208,6 +210,13 @@ def _retry_refunds() -> int:
     from kassa.services.refunds import retry_unsent_refunds
 
     return retry_unsent_refunds()
+
+
+@register_tick("reconcile_dispute_answers")
+def _reconcile_dispute_answers() -> int:
+    from kassa.services.disputes import reconcile_answers
+
+    return reconcile_answers()
 
 
 @register_tick("dispute_reminders", per_account=True)

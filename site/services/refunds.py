@@ -25,8 +25,8 @@ from kassa.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.models import Account, Mode, Payment, PaymentStatus, Permission, Refund, RefundReason, RefundStatus
 from kassa.money import Money, MoneyError, parse_money
-from kassa.processors.base import ProcessorError, ProcessorFailure
-from kassa.processors.registry import has_live_processor, processor_for
+from kassa.processors.base import ProcessorError, ProcessorFailure, RefundResult
+from kassa.processors.registry import NoLiveProcessor, has_live_processor, processor_for
 from kassa.services.audit import record_audit
 from kassa.services.crm import add_timeline
 from kassa.services.display_status import refresh_display_status
@@ -68,6 +68,10 @@ def _has_open_dispute(payment: Payment) -> bool:
     from kassa.services.disputes import blocks_refund
 
     return blocks_refund(payment)
+
+
+class RefundKeyReused(Conflict):
+    """H13: a refund idempotency key already used for another payment (409); the form gets a fresh key."""
 
 
 def new_refund_key() -> str:
@@ -140,8 +144,13 @@ def refund_payment(actor: Actor, payment_id: int, *, amount_text: str, reason: s
             session.execute(select(Payment.id).where(Payment.id == payment_id).with_for_update())
         existing = session.scalar(select(Refund).where(Refund.account_id == actor.account_id,
                                                        Refund.idempotency_key == key))
-        if existing is not None:  # the same form submitted twice: one refund
-            return existing
+        if existing is not None:
+            if existing.payment_id != payment_id:
+                # H13: a key belongs to the refund of one payment. Its reuse on another payment would answer
+                # with that other refund, "succeeding" while refunding nothing here: refuse it instead.
+                raise RefundKeyReused(_("This refund form was already used to refund another payment, so "
+                                        "nothing was refunded. Submit the form again to refund this payment."))
+            return existing  # the same form submitted twice: one refund
         payment = session.get(Payment, payment_id)
         if payment is None or payment.account_id != actor.account_id:
             raise NotFound(_("Payment not found."))
@@ -187,16 +196,37 @@ def refund_payment(actor: Actor, payment_id: int, *, amount_text: str, reason: s
 
 def _send_to_processor(refund_id: int, mode: str, account_id: int, charge_ref: str, amount_minor: int,
                        currency: str, key: str, at) -> None:
+    processor = processor_for(mode)
     try:
-        result = processor_for(mode).refund(account_id, charge_ref, amount_minor, currency, key, at)
+        result = processor.refund(account_id, charge_ref, amount_minor, currency, key, at)
     except ProcessorFailure as exc:
-        fail_refund(refund_id, exc.code, exc.message)
-        return
+        # H5: an error answer alone doesn't prove nothing was refunded (an error after the fact): the refund
+        # is failed, and its reservation released, only when the processor has no refund under this key.
+        try:
+            result = _made_refund(processor, account_id, key, charge_ref, amount_minor)
+        except ProcessorError:
+            return  # can't tell now: the tick asks again
+        if result is None:
+            fail_refund(refund_id, exc.code, exc.message)
+            return
     except ProcessorError:
-        return  # unknown outcome: the tick retries with the same key (the processor won't refund twice)
+        return  # unknown outcome: the tick looks it up by its key (the processor won't refund twice)
+    _record_processor_ref(refund_id, result.processor_ref)
+
+
+def _made_refund(processor, account_id: int, key: str, charge_ref: str, amount_minor: int) -> RefundResult | None:
+    """The processor's refund under this key, when it is this refund (same charge and amount)."""
+    found = processor.lookup_refund(account_id, key)
+    if found is None or (found.charge_ref, found.amount_minor) != (charge_ref, amount_minor):
+        return None
+    return found
+
+
+def _record_processor_ref(refund_id: int, processor_ref: str) -> None:
     with write_transaction(db.session) as session:
         refund = session.get(Refund, refund_id)
-        refund.processor_ref = result.processor_ref
+        if refund.processor_ref is None:
+            refund.processor_ref = processor_ref
 
 
 def _settle(refund: Refund, status: RefundStatus) -> Payment:
@@ -244,7 +274,11 @@ def fail_refund(refund_id: int, code: str | None, message: str | None) -> bool:
 
 
 def retry_unsent_refunds() -> int:
-    """Refunds whose processor call had no answer: ask again with the same key (tick)."""
+    """H5: reconcile refunds whose processor answer never arrived (a timeout, or a crash of the request),
+    as checkouts are reconciled: look the refund up by its idempotency key. Found → record it (its
+    settlement event then completes it). Not found → the processor never made it: send it again with the
+    same key, so the merchant's refund happens once; a refusal fails it and releases its reservation (F6).
+    Each refund on its own (H1): one that errors is logged, counted and retried on the next tick."""
     from kassa.services.ticks import for_tick_account
 
     stale = db.session.execute(
@@ -253,15 +287,25 @@ def retry_unsent_refunds() -> int:
         .join(Payment, Payment.id == Refund.payment_id)
         .where(Refund.status == RefundStatus.PENDING.value, Refund.processor_ref.is_(None),
                Refund.created_at <= now() - timedelta(seconds=30), for_tick_account(Refund.account_id))
+        .order_by(Refund.id)
         .limit(200)
     ).all()
     db.session.rollback()
 
-    def resend(row) -> bool:
+    def reconcile(row) -> bool:
         refund_id, account_id, amount, currency, key, mode, charge_ref = row
-        account = db.session.get(Account, account_id)
-        _send_to_processor(refund_id, mode, account_id, charge_ref, amount, currency, key, account_now(account))
+        try:
+            processor = processor_for(mode)
+            found = _made_refund(processor, account_id, key, charge_ref, amount)
+            if found is not None:
+                _record_processor_ref(refund_id, found.processor_ref)
+            else:
+                account = db.session.get(Account, account_id)
+                _send_to_processor(refund_id, mode, account_id, charge_ref, amount, currency, key,
+                                   account_now(account))
+        except (NoLiveProcessor, ProcessorError):
+            db.session.rollback()  # no answer yet: asked again on the next tick
+            return False
         return True
 
-    # H1: one refund that can't be sent or recorded is skipped (and retried), the others still go.
-    return each_item("retry_refunds", stale, resend, describe=lambda row: f"refund {row[0]}")
+    return each_item("retry_refunds", stale, reconcile, describe=lambda row: f"refund {row[0]}")
