@@ -29,7 +29,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     forms.register(app)  # before the blueprints: their <int:...> rules use the bounded converter (H9)
     _register_blueprints(app)
 
-    from kassa import cli, errorpages, i18n, input_guard, security, template_helpers
+    from kassa import cli, errorpages, i18n, input_guard, security, template_helpers, wiring
 
     i18n.register_template_helpers(app)
     template_helpers.register(app)
@@ -37,7 +37,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errorpages.register(app)
     input_guard.register(app)
     cli.register(app)
-    _load_side_effect_handlers()
+    wiring.wire(app)  # M7: handlers, tick tasks and filters, each kind declared in one place
     return app
 
 
@@ -46,6 +46,11 @@ def _init_extensions(app: Flask) -> None:
     from kassa.i18n import select_locale, select_timezone
 
     db.init_app(app)
+    from kassa.database import tune_engine
+
+    with app.app_context():
+        for engine in db.engines.values():
+            tune_engine(engine)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
@@ -90,19 +95,3 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(reports.payouts_bp)
     app.jinja_env.globals["asset_url"] = assets.asset_url
 
-
-def _load_side_effect_handlers() -> None:
-    """Import the modules that register outbox handlers, attachment renderers and tick tasks."""
-    from kassa.services import (  # noqa: F401
-        billing,
-        events,
-        exports,
-        invoices,
-        mail,
-        maintenance,
-        mandates,
-        payouts,
-        receipts,
-        risk,
-        subscriptions,
-    )

@@ -67,7 +67,14 @@ class Base(DeclarativeBase):
     )
 
 
-@event.listens_for(Engine, "connect")
+def tune_engine(engine: Engine) -> None:
+    """Attach Kassa's SQLite settings to the app's own engine only (M7): before, they listened on every
+    `Engine` in the process, so any other engine (a test's, a tool's) got Kassa's WAL and BEGIN too."""
+    for name, listener in (("connect", _tune_sqlite), ("begin", _sqlite_begin)):
+        if not event.contains(engine, name, listener):
+            event.listen(engine, name, listener)
+
+
 def _tune_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
     """WAL lets readers run beside one writer; the busy timeout makes writers queue instead of failing."""
     if not isinstance(dbapi_connection, sqlite3.Connection):
@@ -82,7 +89,6 @@ def _tune_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
     cursor.close()
 
 
-@event.listens_for(Engine, "begin")
 def _sqlite_begin(conn: Any) -> None:
     """Write transactions take SQLite's write lock up front (BEGIN IMMEDIATE).
 

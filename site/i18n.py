@@ -49,7 +49,7 @@ def current_language() -> str:
     return str(get_locale() or DEFAULT_LANGUAGE)
 
 
-def _money_filter(value, currency: str | None = None) -> str:
+def money_filter(value, currency: str | None = None) -> str:
     """`{{ payment.amount | money }}` for Money, or `{{ 1250 | money("EUR") }}` for minor units."""
     from kassa.money import Money
 
@@ -60,21 +60,21 @@ def _money_filter(value, currency: str | None = None) -> str:
     return value.format(current_language())
 
 
-def _datetime_filter(value: datetime | None, fmt: str = "medium") -> str:
+def datetime_filter(value: datetime | None, fmt: str = "medium") -> str:
     return format_datetime(value, fmt) if value else ""
 
 
-def _date_filter(value, fmt: str = "medium") -> str:
+def date_filter(value, fmt: str = "medium") -> str:
     return format_date(value, fmt) if value else ""
 
 
-def _percent_filter(value: Decimal | float) -> str:
+def percent_filter(value: Decimal | float) -> str:
     from babel.numbers import format_percent
 
     return format_percent(value, locale=current_language())
 
 
-def _role_label(value: str) -> str:
+def role_label(value: str) -> str:
     from kassa.models import Role
 
     return Role(value).label
@@ -83,10 +83,5 @@ def _role_label(value: str) -> str:
 def register_template_helpers(app: Flask) -> None:
     from kassa.models import Permission
 
-    app.add_template_filter(_role_label, "role_label")
     app.jinja_env.globals["Permission"] = Permission
-    app.add_template_filter(_money_filter, "money")
-    app.add_template_filter(_datetime_filter, "datetime")
-    app.add_template_filter(_date_filter, "date")
-    app.add_template_filter(_percent_filter, "percent")
     app.jinja_env.globals.update(LANGUAGES=LANGUAGES, current_language=current_language)

@@ -7,7 +7,6 @@ from functools import lru_cache
 from flask import Flask
 from markupsafe import Markup, escape
 
-from kassa.colors import text_on
 from kassa.order_summary import every_label, frequency_label, group_sentence, line_recurrence, term_label
 
 CARD_BRANDS = {
@@ -75,9 +74,6 @@ def register(app: Flask) -> None:
         unread_notifications=unread_notifications,
         payout_status=_enum("PayoutStatus"), ledger_type=_enum("LedgerType"), export_status=_enum("ExportStatus"),
     )
-    app.add_template_filter(text_on, "text_on")
-    app.add_template_filter(card_brand_name, "card_brand_name")
-    app.add_template_filter(urlencode_multi, "urlencode_multi")
 
 
 def status_badge(payment) -> Markup:

@@ -280,5 +280,3 @@ def retry_email(email_id: int):
 def email_recipients_text(email: EmailMessage) -> str:
     return ", ".join(email.to_addrs)
 
-
-bp.add_app_template_filter(email_recipients_text, "recipients")

@@ -52,7 +52,6 @@ PROPERTIES = {
 }
 
 
-@bp.app_template_filter("subscription_status")
 def subscription_status(value: str):
     from markupsafe import Markup
 

@@ -26,7 +26,7 @@ from kassa.processors.registry import NoLiveProcessor, processor_for
 from kassa.services.billing_claims import Charge, claim_charges
 from kassa.services.billing_outcomes import record_failures, record_successes
 from kassa.services.billing_rows import BILLABLE, subscription_subjects
-from kassa.services.ticks import for_tick_account, item_failed, register_tick
+from kassa.services.ticks import for_tick_account, item_failed
 
 __all__ = ["BATCH", "BILLABLE", "bill", "bill_batch", "bill_due_subscriptions", "billing_workers", "due_subscriptions",
            "subscription_subjects"]
@@ -73,7 +73,6 @@ def _moved(at: datetime, seconds):
 # -- the tick ---------------------------------------------------------------------------------------------
 
 
-@register_tick("subscription_billing", per_account=True)
 def bill_due_subscriptions() -> int:
     """Charge everything due, until nothing due is left: a tick catches up on several periods at once.
     Returns the charges made (succeeded or declined)."""

@@ -34,7 +34,6 @@ from kassa.models import (
 )
 from kassa.periods import charge_date
 from kassa.processors.base import ChargeResult
-from kassa.services import outbox
 from kassa.services.billing_rows import (
     BILLABLE,
     add_timeline_at,
@@ -219,7 +218,6 @@ def _receipt_job(payment) -> dict[str, Any]:
             "next_attempt_at": at, "created_at": at}
 
 
-@outbox.register_handler(RECEIPT_JOB)
 def write_renewal_receipt(payload: dict[str, Any]) -> None:
     """E2, E4: the renewal's receipt email, in the buyer's language, with its invoice when there is one.
 

@@ -18,7 +18,7 @@ from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import Account, Payment, PaymentStatus, ProcessedEvent, SandboxRecord
 from kassa.processors.base import ProcessorEvent
-from kassa.services.ticks import each_item, for_tick_account, register_tick
+from kassa.services.ticks import each_item, for_tick_account
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +71,7 @@ def _payment_by_ref(account_id: int, charge_ref: str) -> Payment | None:
     )
 
 
-@handles("charge.succeeded")
-def _charge_succeeded(event: ProcessorEvent) -> None:
+def charge_succeeded(event: ProcessorEvent) -> None:
     """An ACH debit cleared (O2): the payment succeeds, gets its receipt number, and the receipt goes out."""
     from kassa.services.counters import next_number
     from kassa.services.notifications import notify_payment_received
@@ -99,8 +98,7 @@ def _charge_succeeded(event: ProcessorEvent) -> None:
         notify_payment_received(payment)
 
 
-@handles("charge.failed")
-def _charge_failed(event: ProcessorEvent) -> None:
+def charge_failed(event: ProcessorEvent) -> None:
     """An ACH debit bounced (T4): the payment is Failed with the bank's reason, and the buyer is told."""
     from kassa.services.notifications import notify_ach_failed
     from kassa.services.payment_states import move_payment
@@ -125,45 +123,39 @@ def _refund_for(event: ProcessorEvent):
     return refund
 
 
-@handles("refund.succeeded")
-def _refund_succeeded(event: ProcessorEvent) -> None:
+def refund_succeeded(event: ProcessorEvent) -> None:
     from kassa.services.refunds import complete_refund
 
     complete_refund(_refund_for(event).id)
 
 
-@handles("refund.failed")
-def _refund_failed(event: ProcessorEvent) -> None:
+def refund_failed(event: ProcessorEvent) -> None:
     from kassa.services.refunds import fail_refund
 
     fail_refund(_refund_for(event).id, event.data.get("code"), event.data.get("message"))
 
 
-@handles("dispute.created")
-def _dispute_created(event: ProcessorEvent) -> None:
+def dispute_created(event: ProcessorEvent) -> None:
     from kassa.services.disputes import open_dispute
 
     if open_dispute(event) is None:
         raise EventNotReady(event.id)
 
 
-@handles("dispute.won")
-def _dispute_won(event: ProcessorEvent) -> None:
+def dispute_won(event: ProcessorEvent) -> None:
     from kassa.models import DisputeStatus
     from kassa.services.disputes import close_dispute
 
     close_dispute(event, DisputeStatus.WON)
 
 
-@handles("dispute.lost")
-def _dispute_lost(event: ProcessorEvent) -> None:
+def dispute_lost(event: ProcessorEvent) -> None:
     from kassa.models import DisputeStatus
     from kassa.services.disputes import close_dispute
 
     close_dispute(event, DisputeStatus.LOST)
 
 
-@register_tick("sandbox_events", per_account=True)
 def process_sandbox_events() -> int:
     """Deliver every sandbox event that is due on its account's clock, in order."""
     from kassa.processors.registry import sandbox
@@ -198,29 +190,25 @@ def process_sandbox_events() -> int:
     return each_item("sandbox_events", account_ids, for_account, describe=lambda aid: f"account {aid}")
 
 
-@register_tick("reconcile_attempts", per_account=True)
-def _reconcile() -> int:
+def reconcile_attempts_task() -> int:
     from kassa.services.checkout import reconcile_attempts
 
     return reconcile_attempts()
 
 
-@register_tick("retry_refunds", per_account=True)
-def _retry_refunds() -> int:
+def retry_refunds_task() -> int:
     from kassa.services.refunds import retry_unsent_refunds
 
     return retry_unsent_refunds()
 
 
-@register_tick("reconcile_dispute_answers")
-def _reconcile_dispute_answers() -> int:
+def reconcile_dispute_answers_task() -> int:
     from kassa.services.disputes import reconcile_answers
 
     return reconcile_answers()
 
 
-@register_tick("dispute_reminders", per_account=True)
-def _dispute_reminders() -> int:
+def dispute_reminders_task() -> int:
     from kassa.services.disputes import send_deadline_reminders
 
     return send_deadline_reminders()

@@ -92,7 +92,6 @@ def _progress(export_id: int):
     return report
 
 
-@outbox.register_handler("export")
 def run_export(payload: dict[str, Any]) -> None:
     """The worker's job: stream the rows into the file, then tell the merchant it's ready."""
     from kassa.services.export_sources import headers_and_rows

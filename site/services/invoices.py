@@ -10,7 +10,6 @@ from sqlalchemy import select
 from kassa.extensions import db
 from kassa.models import Account, Invoice, Payment
 from kassa.services.counters import next_number
-from kassa.services.mail import register_attachment
 
 
 def invoice_label(invoice: Invoice) -> str:
@@ -50,6 +49,5 @@ def render_invoice(invoice_id: int) -> tuple[str, str, bytes]:
     return f"invoice-{invoice_label(invoice)}.pdf", content_type, pdf
 
 
-@register_attachment("invoice")
-def _invoice_attachment(spec: dict[str, Any]) -> tuple[str, str, bytes]:
+def invoice_attachment(spec: dict[str, Any]) -> tuple[str, str, bytes]:
     return render_invoice(spec["invoice_id"])

@@ -142,7 +142,6 @@ def smtp_configured() -> bool:
     return bool(current_app.config.get("MAIL_SERVER"))
 
 
-@outbox.register_handler("email")
 def deliver_email(payload: dict[str, Any]) -> None:
     """Send one queued email. Idempotent: an email already sent or stored is not sent again."""
     email = db.session.get(EmailMessage, payload["email_id"])
@@ -188,8 +187,7 @@ def _record_attempt(email_id: int, status: EmailStatus, error: str | None) -> No
             email.sent_at = now()
 
 
-@outbox.on_give_up("email")
-def _mark_failed(payload: dict[str, Any], error: str) -> None:
+def mark_email_failed(payload: dict[str, Any], error: str) -> None:
     email = db.session.get(EmailMessage, payload["email_id"])
     if email is not None:
         email.status = EmailStatus.FAILED.value

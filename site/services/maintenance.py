@@ -12,7 +12,6 @@ from sqlalchemy import text
 
 from kassa.database import dialect_name
 from kassa.extensions import db
-from kassa.services.ticks import register_tick
 
 GROWTH = 1.2
 SAMPLE_ROWS = 2000
@@ -30,7 +29,6 @@ def _stale() -> bool:
     return rows_now > rows_then * GROWTH + 100
 
 
-@register_tick("database_statistics")
 def refresh_statistics() -> int:
     if dialect_name(db.session) != "sqlite":
         return 0

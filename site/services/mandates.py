@@ -13,7 +13,7 @@ from kassa.extensions import db
 from kassa.models import Account
 from kassa.money import Money
 from kassa.services.audit import record_audit
-from kassa.services.mail import queue_email, register_attachment
+from kassa.services.mail import queue_email
 
 
 def mandate_text(account_id: int, amount_minor: int, currency: str, language: str) -> str:
@@ -44,8 +44,7 @@ def render_mandate_pdf(payment_id: int) -> tuple[str, str, bytes]:
     return f"authorization-P{payment.id:06d}.pdf", "application/pdf", render_pdf(html, base_dir=STATIC_DIR)
 
 
-@register_attachment("mandate")
-def _mandate_attachment(spec: dict) -> tuple[str, str, bytes]:
+def mandate_attachment(spec: dict) -> tuple[str, str, bytes]:
     return render_mandate_pdf(spec["payment_id"])
 
 

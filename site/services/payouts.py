@@ -20,7 +20,7 @@ from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import Account, LedgerEntry, LedgerType, Payout, PayoutStatus, SandboxRecord
 from kassa.services.ledger import local_day
-from kassa.services.ticks import each_item, for_tick_account, register_tick
+from kassa.services.ticks import each_item, for_tick_account
 
 PAYOUT_TYPES = (LedgerType.PAYOUT.value,)
 
@@ -129,7 +129,6 @@ def advance_payout(payout_id: int) -> None:
                 payout.paid_at = now()
 
 
-@register_tick("payouts", per_account=True)
 def run_payouts() -> int:
     """Once a day per account and mode: today's payout, then move earlier payouts along."""
     pairs = db.session.execute(select(LedgerEntry.account_id, LedgerEntry.mode).where(

@@ -25,7 +25,7 @@ from kassa.money import Money
 from kassa.order_summary import build_order_summary, group_sentence, line_recurrence
 from kassa.services import throttle
 from kassa.services.accounts import logo_dir
-from kassa.services.mail import queue_email, register_attachment
+from kassa.services.mail import queue_email
 from kassa.template_helpers import card_brand_name
 
 log = logging.getLogger(__name__)
@@ -138,8 +138,7 @@ def public_receipt_pdf(payment: Payment, *, ip: str | None) -> tuple[str, str, b
     return render_payment_receipt(payment, before_render=count_render)
 
 
-@register_attachment("receipt")
-def _receipt_attachment(spec: dict[str, Any]) -> tuple[str, str, bytes]:
+def receipt_attachment(spec: dict[str, Any]) -> tuple[str, str, bytes]:
     return render_payment_receipt(db.session.get(Payment, spec["payment_id"]))
 
 

@@ -41,7 +41,6 @@ from kassa.errors import TooManyRequests
 from kassa.extensions import db
 from kassa.models import Mode, PaymentLink, RiskCounter
 from kassa.processors import testcards
-from kassa.services.ticks import register_tick
 
 # Processor errors that look like probing: wrong numbers count like declines (every CardDeclined counts too).
 COUNTED_CODES = {
@@ -252,7 +251,6 @@ def keep(hold: list[list[Any]] | None, link_id: int | None) -> None:
     notify_link_paused(link, declines)
 
 
-@register_tick("risk_counters")
 def prune_counters() -> int:
     """Forget counters whose window ended long ago: one row per (place, number) tried would otherwise pile up.
     A pruned counter starts over at its next use, as an expired one does."""

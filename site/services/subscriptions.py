@@ -26,7 +26,7 @@ from kassa.periods import charge_date
 from kassa.services.audit import record_audit
 from kassa.services.billing import BILLABLE, subscription_subjects  # registers its tick before ours
 from kassa.services.billing_rows import add_timeline_at
-from kassa.services.ticks import each_item, for_tick_account, register_tick
+from kassa.services.ticks import each_item, for_tick_account
 
 REMINDER_LEAD = timedelta(days=14)  # E7
 MAX_SCHEDULE = 120
@@ -95,7 +95,6 @@ def cancel(actor: Actor, subscription_id: int, when: str) -> Subscription:
         return sub
 
 
-@register_tick("subscription_reminders", per_account=True)
 def send_reminders() -> int:
     """E7: 14 days before a subscription's next payment, once per period, when the merchant turned it on."""
     from kassa.services.notifications import notify_subscription_reminder

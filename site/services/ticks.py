@@ -1,4 +1,5 @@
-"""Periodic work run by `flask kassa tick`: each capability registers its task here.
+"""Periodic work run by `flask kassa tick`. The tasks and their order are declared in one list,
+`kassa.wiring.TICK_TASKS`, which `create_app` installs here (M7).
 
 A tick must be safe to run on several machines at once and to repeat: every task claims its work with
 row locks or unique keys and skips what another tick already did.
@@ -33,9 +34,27 @@ _PER_ACCOUNT: set[str] = set()
 _TICK_ACCOUNT: ContextVar[int | None] = ContextVar("tick_account", default=None)
 
 
+@dataclass(frozen=True)
+class TickSpec:
+    """One tick task: `fn` returns how many things it did (for the log). `per_account`: every query that
+    picks its work is filtered with `for_tick_account`, so it also runs on a one-account tick (H14)."""
+
+    name: str
+    fn: TickTask
+    per_account: bool = False
+
+
+def install(tasks: Iterable[TickSpec]) -> None:
+    """Make `tasks`, in this order, the tasks every tick runs (M7). Replaces what was installed before, so
+    building the app again registers nothing twice, and the order never depends on import order."""
+    tasks = list(tasks)
+    _TASKS[:] = [(task.name, task.fn) for task in tasks]
+    _PER_ACCOUNT.clear()
+    _PER_ACCOUNT.update(task.name for task in tasks if task.per_account)
+
+
 def register_tick(name: str, *, per_account: bool = False) -> Callable[[TickTask], TickTask]:
-    """Register `fn` to run on every tick; it returns how many things it did (for the log). `per_account`:
-    every query that picks its work is filtered with `for_tick_account`."""
+    """Append one task after the installed ones (tests use it; production tasks come from `install`)."""
 
     def decorate(fn: TickTask) -> TickTask:
         if all(existing != name for existing, _fn in _TASKS):

@@ -23,7 +23,7 @@ from kassa.extensions import db
 from kassa.i18n import LANGUAGES, current_language
 from kassa.models import Account, Invitation, Permission, Role, SignupRequest, User
 from kassa.services.audit import record_audit
-from kassa.services.mail import REDACTED_TOKEN, LinkNoLongerValid, queue_email, register_secret_links
+from kassa.services.mail import REDACTED_TOKEN, LinkNoLongerValid, queue_email
 from kassa.urls import absolute_url
 
 RESET_MAX_AGE = 3600
@@ -202,8 +202,7 @@ def _signup_token(pending: SignupRequest) -> str:
     return f"{pending.id}.{digest}"
 
 
-@register_secret_links("signup_confirm")
-def _signup_link(email) -> dict[str, str]:
+def signup_link(email) -> dict[str, str]:
     pending = db.session.get(SignupRequest, email.related_id) if email.related_type == "signup_request" else None
     if pending is None or pending.used_at is not None or pending.expires_at < now():
         raise LinkNoLongerValid("The sign-up was completed or has expired; the email was not sent.")
@@ -356,8 +355,7 @@ def request_password_reset(email: str, ip: str | None) -> None:
                      object_id=user.id)
 
 
-@register_secret_links("password_reset")
-def _reset_link(email) -> dict[str, str]:
+def reset_link(email) -> dict[str, str]:
     """H10: the reset link is made when the email is sent (and again on a retry): valid one hour from then."""
     user = db.session.get(User, email.related_id) if email.related_type == "user" else None
     if user is None or not user.is_active_user:
@@ -446,8 +444,7 @@ def invite_user(actor: Actor, email: str, role: str) -> Invitation:
         return invitation
 
 
-@register_secret_links("invitation")
-def _invitation_link(email) -> dict[str, str]:
+def invitation_link(email) -> dict[str, str]:
     invitation = db.session.get(Invitation, email.related_id) if email.related_type == "invitation" else None
     if invitation is None or invitation.revoked_at is not None or invitation.accepted_at is not None:
         raise LinkNoLongerValid("The invitation was withdrawn or accepted; the email was not sent.")

@@ -1,0 +1,111 @@
+"""Everything Kassa registers, declared in one place per kind (M7).
+
+Before, outbox handlers, processor-event handlers, attachment renderers and tick tasks registered
+themselves by decorator when `create_app` imported their modules for that side effect alone, so the order
+of those imports was the order of the tick, and template filters were spread over four modules. Here each
+kind is one list or mapping, installed by `wire(app)`; installing replaces, so building the app again
+registers nothing twice.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def tick_tasks() -> list:
+    """The tick's tasks, in the order every tick runs them (this is the order before M7).
+
+    `per_account=True`: the task filters its work with `for_tick_account`, so it also runs on a
+    one-account tick (a merchant's test clock, H14)."""
+    from kassa.services import billing, events, maintenance, payouts, risk, subscriptions
+    from kassa.services.ticks import TickSpec
+
+    return [
+        TickSpec("risk_counters", risk.prune_counters),
+        TickSpec("subscription_billing", billing.bill_due_subscriptions, per_account=True),
+        TickSpec("subscription_reminders", subscriptions.send_reminders, per_account=True),
+        TickSpec("payouts", payouts.run_payouts, per_account=True),
+        TickSpec("sandbox_events", events.process_sandbox_events, per_account=True),
+        TickSpec("reconcile_attempts", events.reconcile_attempts_task, per_account=True),
+        TickSpec("retry_refunds", events.retry_refunds_task, per_account=True),
+        TickSpec("reconcile_dispute_answers", events.reconcile_dispute_answers_task),
+        TickSpec("dispute_reminders", events.dispute_reminders_task, per_account=True),
+        TickSpec("database_statistics", maintenance.refresh_statistics),
+    ]
+
+
+def register_outbox_handlers() -> None:
+    """What the worker does with each kind of outbox message, and what it records when one gives up."""
+    from kassa.services import billing_outcomes, exports, mail, outbox
+
+    for kind, handler in (
+        ("email", mail.deliver_email),
+        (billing_outcomes.RECEIPT_JOB, billing_outcomes.write_renewal_receipt),
+        ("export", exports.run_export),
+    ):
+        outbox.register_handler(kind)(handler)
+    outbox.on_give_up("email")(mail.mark_email_failed)
+
+
+def register_event_handlers() -> None:
+    """Which function applies each processor event type (`events.apply_event`)."""
+    from kassa.services import events
+
+    for event_type, handler in (
+        ("charge.succeeded", events.charge_succeeded),
+        ("charge.failed", events.charge_failed),
+        ("refund.succeeded", events.refund_succeeded),
+        ("refund.failed", events.refund_failed),
+        ("dispute.created", events.dispute_created),
+        ("dispute.won", events.dispute_won),
+        ("dispute.lost", events.dispute_lost),
+    ):
+        events.handles(event_type)(handler)
+
+
+def register_mail_hooks() -> None:
+    """PDF attachments the worker renders at send time, and the real links of emails stored redacted (H10)."""
+    from kassa.services import invoices, mail, mandates, receipts, users
+
+    for name, renderer in (
+        ("receipt", receipts.receipt_attachment),
+        ("invoice", invoices.invoice_attachment),
+        ("mandate", mandates.mandate_attachment),
+    ):
+        mail.register_attachment(name)(renderer)
+    for kind, links in (
+        ("signup_confirm", users.signup_link),
+        ("password_reset", users.reset_link),
+        ("invitation", users.invitation_link),
+    ):
+        mail.register_secret_links(kind)(links)
+
+
+def register_template_filters(app: Flask) -> None:
+    """Every Jinja filter Kassa adds."""
+    from kassa import colors, i18n, template_helpers
+    from kassa.blueprints import settings, subscriptions
+
+    for name, fn in (
+        ("money", i18n.money_filter),
+        ("datetime", i18n.datetime_filter),
+        ("date", i18n.date_filter),
+        ("percent", i18n.percent_filter),
+        ("role_label", i18n.role_label),
+        ("text_on", colors.text_on),
+        ("card_brand_name", template_helpers.card_brand_name),
+        ("urlencode_multi", template_helpers.urlencode_multi),
+        ("subscription_status", subscriptions.subscription_status),
+        ("recipients", settings.email_recipients_text),
+    ):
+        app.add_template_filter(fn, name)
+
+
+def wire(app: Flask) -> None:
+    from kassa.services import ticks
+
+    register_outbox_handlers()
+    register_event_handlers()
+    register_mail_hooks()
+    ticks.install(tick_tasks())
+    register_template_filters(app)
