@@ -129,9 +129,11 @@ def test_h6_serve_restarts_a_killed_worker_and_the_email_it_held_goes_out_at_onc
         # What the dead worker was doing: an email it had claimed, leased for 5 minutes in its name.
         with app.test_request_context():
             with write_transaction(db.session) as session:
-                email = queue_email(kind="password_reset", to=["ada@example.com"], template="email/password_reset.html",
-                                    language="en", context={"user": {"email": "ada@example.com"},
-                                                            "reset_url": "http://127.0.0.1/reset"}, account_id=None)
+                # An email without a secret link (H10 mints those at send time for a real user).
+                email = queue_email(kind="signup_existing", to=["ada@example.com"],
+                                    template="email/signup_existing.html", language="en",
+                                    context={"login_url": "http://127.0.0.1/login",
+                                             "reset_url": "http://127.0.0.1/forgot-password"}, account_id=None)
                 session.flush()
                 message = session.scalar(select(OutboxMessage).order_by(OutboxMessage.id.desc()))
                 message.status, message.attempts = "processing", 1
