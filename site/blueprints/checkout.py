@@ -33,6 +33,7 @@ from kassa.page_cache import CHECKOUT_SLOTS, PageCache
 from kassa.processors.registry import has_live_processor
 from kassa.security import allow_form_action, csp_nonce
 from kassa.services import checkout as checkout_service
+from kassa.services import receipts
 from kassa.services.links import sign_test_link
 from kassa.services.mandates import mandate_text
 from kassa.urls import web_origin
@@ -189,6 +190,7 @@ def _confirmation(view: checkout_service.CheckoutView):
     html, status = _buyer_page("checkout/confirmation.html", payment=payment, account=view.account,
                                checkout=checkout, summary=checkout_service.snapshot_summary(checkout.snapshot),
                                test_mode=test_mode, language=g.buyer_language, start_again_url=start_again_url,
+                               receipt_emailed=receipts.receipt_emailed(payment),
                                receipt_url=url_for("checkout.receipt", token=checkout.token,
                                                    sig=buyer_proof.receipt_signature(checkout.id)))
     response = current_app.make_response((html, status))

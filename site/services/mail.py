@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from flask import current_app, render_template
@@ -171,10 +173,31 @@ def deliver_email(payload: dict[str, Any]) -> None:
             status = EmailStatus.SENT
         else:
             status = EmailStatus.STORED
+            if has_secret_links(email):
+                _keep_for_operator(email, subject, text)
     except Exception as exc:
         _record_attempt(email_id, EmailStatus.QUEUED, f"{type(exc).__name__}: {exc}")
         raise
     _record_attempt(email_id, status, None)
+
+
+def operator_mailbox() -> Path:
+    return Path(current_app.instance_path) / "mail"
+
+
+def _keep_for_operator(email: EmailMessage, subject: str, text: str) -> None:
+    """Without SMTP, an email with a secret link (sign-up confirmation, reset, invitation) would be lost: the
+    Email log shows it redacted (H10). Its working copy goes to a file under the instance folder instead,
+    which only whoever runs the server can read (mode 0600), and the log says where."""
+    folder = operator_mailbox()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{email.id}-{email.kind}.txt"
+    body = f"To: {', '.join(email.to_addrs)}\nSubject: {subject}\n\n{text}\n"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(body)
+    log.warning("No SMTP server is configured: the %s email to %s, with its link, is in %s", email.kind,
+                ", ".join(email.to_addrs), path)
 
 
 def _record_attempt(email_id: int, status: EmailStatus, error: str | None) -> None:

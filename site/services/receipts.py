@@ -20,7 +20,7 @@ from kassa.actor import Actor
 from kassa.database import write_transaction
 from kassa.errors import Forbidden, NotFound, TooManyRequests, ValidationFailed
 from kassa.extensions import db
-from kassa.models import Account, BillingFrequency, Mode, Payment, Permission
+from kassa.models import Account, BillingFrequency, EmailMessage, Mode, Payment, Permission
 from kassa.money import Money
 from kassa.order_summary import build_order_summary, group_sentence, line_recurrence
 from kassa.services import throttle
@@ -156,6 +156,14 @@ def queue_checkout_receipt(payment: Payment, *, invoice=None) -> bool:
         return False
     queue_receipt(payment, invoice=invoice)
     return True
+
+
+def receipt_emailed(payment: Payment) -> bool:
+    """Whether the buyer's receipt email was queued (H7: a test receipt over its limit is not), so the
+    confirmation page never claims an email that was not sent."""
+    return db.session.scalar(select(EmailMessage.id).where(
+        EmailMessage.account_id == payment.account_id, EmailMessage.kind == "receipt",
+        EmailMessage.related_type == "payment", EmailMessage.related_id == payment.id).limit(1)) is not None
 
 
 def queue_receipt(payment: Payment, *, to: list[str] | None = None, kind: str = "receipt", invoice=None) -> None:

@@ -16,7 +16,7 @@ from kassa.extensions import db
 from kassa.models import Account, CheckoutSession, Contact, EmailMessage, Payment
 from tests.factories import make_merchant, make_payment
 from tests.support.app import page_text
-from tests.support.checkout import pay_with_card, signed_test_path, submit_checkout
+from tests.support.checkout import path_of, pay_with_card, signed_test_path, submit_checkout
 from tests.support.checkout_flow import (
     T2_CARDS,
     count,
@@ -113,11 +113,16 @@ def test_h7_test_receipt_emails_are_limited_per_client_address(client, app_confi
     owner = make_merchant()
     links = [make_link(owner) for _ in range(3)]
     _from_ip(client, "203.0.113.7")
+    confirmations = []
     for n, link in enumerate(links):
-        assert pay_with_card(client, link.slug, email=f"victim{n}@elsewhere.example",
-                             card_number=CARDS[n]).status_code == 303
+        response = pay_with_card(client, link.slug, email=f"victim{n}@elsewhere.example", card_number=CARDS[n])
+        assert response.status_code == 303
+        confirmations.append(page_text(client.get(path_of(response.headers["Location"]))))
     assert count(Payment) == 3
     assert _receipt_emails() == 2
+    # The confirmation says what happened: emailed twice, then not claimed for the third.
+    assert ["receipt has been sent" in text for text in confirmations] == [True, True, False]
+    assert "wasn't emailed this time" in confirmations[2]
 
     _from_ip(client, "203.0.113.8")
     pay_with_card(client, links[0].slug, email="other@elsewhere.example", card_number=CARDS[3])
