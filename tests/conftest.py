@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.support.app",
     "tests.support.mailserver",
     "tests.support.browser",
+    "tests.support.faults",
 ]

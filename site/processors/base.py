@@ -224,7 +224,10 @@ class ProcessorEvent:
 
 @runtime_checkable
 class Processor(Protocol):
-    """What services need from a money mover; the sandbox and Stripe both implement it."""
+    """What services need from a money mover; the sandbox and Stripe both implement it.
+
+    Sandbox-only controls (a saved test card set to decline, T5) are methods of `SandboxProcessor`, not of this
+    Protocol, and faults are injected by a test-only wrapper (tests/support/faults.py), not here (M2, M3)."""
 
     name: str
     supports_live: bool
@@ -276,10 +279,4 @@ class Processor(Protocol):
 
     def acknowledge_event(self, event_id: str) -> None:
         """Mark an event applied so ``due_events`` stops returning it (repeating is a no-op)."""
-        ...
-
-    def set_payment_method_behaviour(
-        self, account_id: int, token: str, behaviour: PaymentMethodBehaviour
-    ) -> None:
-        """Sandbox only: make a saved test card succeed or decline from now on."""
         ...

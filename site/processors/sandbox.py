@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import fields
@@ -42,7 +41,6 @@ from kassa.processors.sandbox_store import InMemorySandboxStore, SandboxStore
 __all__ = [
     "FEE_SCHEDULE",
     "UNITS_PER_USD",
-    "FaultKind",
     "FeeRule",
     "InMemorySandboxStore",
     "SandboxProcessor",
@@ -51,8 +49,6 @@ __all__ = [
     "convert_minor",
     "exchange_rate",
 ]
-
-FaultKind = Literal["lose_response", "timeout", "error_after_success"]
 
 # Timing: card charges succeed at once; ACH charges settle or fail 4 business days later (same time of
 # day, the account's country); card refunds settle 1 minute later, ACH refunds 5 business days later;
@@ -165,10 +161,6 @@ def _charge_to(result: ChargeResult) -> dict[str, Any]:
     }
 
 
-# Fault hooks are a test's script, shared by the threads of a billing tick (one process).
-_FAULTS_LOCK = threading.Lock()
-
-
 class SandboxProcessor:
     """Implements Processor on a SandboxStore; never stores a full card number or a CVC."""
 
@@ -178,52 +170,6 @@ class SandboxProcessor:
     def __init__(self, store: SandboxStore, country_for: Callable[[int], str]) -> None:
         self.store = store
         self.country_for = country_for
-
-    # --- fault hooks (crash-safety tests) -------------------------------------------------------
-
-    def inject_fault(
-        self,
-        kind: FaultKind,
-        times: int = 1,
-        *,
-        operation: Literal["charge", "refund"] = "charge",
-        account_id: int | None = None,
-    ) -> None:
-        """Make the next ``times`` charges (or refunds) fail this way; kept in the store to survive restarts.
-
-        lose_response: recorded, then ProcessorUnavailable; timeout: nothing recorded, ProcessorUnavailable;
-        error_after_success: recorded, then ProcessorFailure.
-        """
-        if times < 1:
-            raise ValueError("times must be at least 1")
-        with _FAULTS_LOCK:
-            faults = self.store.get("faults") or {"entries": []}
-            faults["entries"].append(
-                {"kind": kind, "remaining": times, "operation": operation, "account_id": account_id}
-            )
-            self.store.put("faults", faults)
-
-    def _take_fault(self, operation: str, account_id: int, kinds: tuple[str, ...]) -> str | None:
-        with _FAULTS_LOCK:  # read, count down, write: one thread at a time, or two would take the same fault
-            faults = self.store.get("faults") or {"entries": []}
-            for entry in faults["entries"]:
-                if (
-                    entry["operation"] == operation
-                    and entry["kind"] in kinds
-                    and entry["account_id"] in (None, account_id)
-                ):
-                    entry["remaining"] -= 1
-                    faults["entries"] = [e for e in faults["entries"] if e["remaining"] > 0]
-                    self.store.put("faults", faults)
-                    return entry["kind"]
-            return None
-
-    def _after_success(self, operation: str, account_id: int) -> None:
-        fault = self._take_fault(operation, account_id, ("lose_response", "error_after_success"))
-        if fault == "lose_response":
-            raise ProcessorUnavailable()
-        if fault == "error_after_success":
-            raise ProcessorFailure()
 
     def _within(self, tx: Any) -> SandboxProcessor:
         """This processor working inside one store transaction (H5): its reads and writes commit together."""
@@ -245,8 +191,6 @@ class SandboxProcessor:
     def charge(self, req: ChargeRequest) -> ChargeResult:
         now = _utc(req.now)
         self._check_request(req)
-        if self._take_fault("charge", req.account_id, ("timeout",)):
-            raise ProcessorUnavailable()
         index_key = index_key_of(req)
         index, result = self.store.get(index_key), None
         if index is None or index["charge_ref"] is None:
@@ -257,7 +201,6 @@ class SandboxProcessor:
             result = _charge_from(
                 self._owned(f"charge:{index['charge_ref']}", req.account_id, "no_such_charge")["result"]
             )
-        self._after_success("charge", req.account_id)
         return result
 
     def _charge_once(
@@ -408,8 +351,6 @@ class SandboxProcessor:
         now: datetime,
     ) -> RefundResult:
         now = _utc(now)
-        if self._take_fault("refund", account_id, ("timeout",)):
-            raise ProcessorUnavailable()
         index_key, fingerprint = (
             f"idem:refund:{account_id}:{idempotency_key}",
             f"{charge_ref}|{amount_minor}|{currency}",
@@ -440,7 +381,6 @@ class SandboxProcessor:
                 refund = inner._owned(f"refund:{index['ref']}", account_id, "no_such_charge")
         if refused is not None:
             raise refused
-        self._after_success("refund", account_id)
         return RefundResult(
             processor_ref=refund["ref"],
             charge_ref=charge_ref,

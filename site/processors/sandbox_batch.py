@@ -25,9 +25,9 @@ def charge_many(processor: SandboxProcessor, requests: Sequence[ChargeRequest]) 
     from kassa.processors.sandbox import index_key_of
 
     keys = [index_key_of(req) for req in requests]
-    if (processor.store.get("faults") or {}).get("entries") or len(set(keys)) < len(keys):
-        # Fault hooks count charges one at a time, and a key twice in a batch must see its own first charge:
-        # both are rare (crash tests, a caller's mistake), so those batches go one charge after another.
+    if len(set(keys)) < len(keys):
+        # A key twice in a batch must see its own first charge: rare (a caller's mistake), so such a batch
+        # goes one charge after another.
         return [_one(processor, req) for req in requests]
     answers: list[Answer | None] = [None] * len(requests)
     for i, req in enumerate(requests):

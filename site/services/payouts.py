@@ -18,7 +18,7 @@ from kassa.business_days import add_business_days
 from kassa.clock import now, now_for
 from kassa.database import write_transaction
 from kassa.extensions import db
-from kassa.models import Account, LedgerEntry, LedgerType, Payout, PayoutStatus, SandboxRecord
+from kassa.models import Account, LedgerEntry, LedgerType, Payout, PayoutStatus
 from kassa.services.ledger import local_day
 from kassa.services.ticks import each_item, for_tick_account
 
@@ -90,19 +90,9 @@ def _notify(payout: Payout, account: Account) -> None:
                     account_id=account.id, related=("payout", payout.id))
 
 
-def fail_next_payout(account_id: int) -> None:
-    """Sandbox hook (tests, demos): the next payout that would arrive fails instead."""
-    from kassa.processors.sandbox_db_store import DbSandboxStore
-
-    DbSandboxStore(db.engine).put(f"payout-failure:{account_id}", {"armed": True}, account_id=account_id)
-
-
-def _take_failure(account_id: int) -> bool:
-    key = f"payout-failure:{account_id}"
-    record = db.session.get(SandboxRecord, key)
-    if record is None:
-        return False
-    db.session.delete(record)
+def bank_accepts(payout: Payout) -> bool:
+    """The bank account's answer to an arriving payout. The sandbox's bank accepts every transfer; tests make
+    it refuse one by replacing this step (tests/support/faults.py, `refuse_next_payout`) — M3: no switch here."""
     return True
 
 
@@ -115,7 +105,7 @@ def advance_payout(payout_id: int) -> None:
         if payout.status == PayoutStatus.PENDING.value:
             payout.status = PayoutStatus.IN_TRANSIT.value
         if payout.status == PayoutStatus.IN_TRANSIT.value and today >= payout.arrival_date:
-            if _take_failure(account.id):
+            if not bank_accepts(payout):
                 payout.status = PayoutStatus.FAILED.value
                 payout.failure_message = "The bank account refused the transfer."
                 # The funds come back to the balance and go out with the next payout.

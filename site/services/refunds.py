@@ -14,7 +14,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 
@@ -44,10 +43,9 @@ class Refundability:
     remaining: Money
 
 
-def refundable(payment: Payment, account: Account, reserved_minor: int | None = None) -> Refundability:
+def refundable(payment: Payment, account: Account) -> Refundability:
     """Whether the Refund action is open, and if not, the reason shown beside it."""
-    reserved = payment.refund_reserved_minor if reserved_minor is None else reserved_minor
-    remaining = Money(payment.amount_minor - (reserved or 0), payment.currency)
+    remaining = Money(payment.amount_minor - (payment.refund_reserved_minor or 0), payment.currency)
     if payment.status == PaymentStatus.PROCESSING.value:
         return Refundability(False, _("The payment is still processing; it can be refunded once it succeeds."),
                              remaining)
@@ -89,10 +87,8 @@ def parse_refund_amount(text: str, currency: str, locale: str) -> Money:
     return amount
 
 
-def _reserve(payment_id: int, amount_minor: int, stale_read: tuple[int, int] | None) -> bool:
+def _reserve(payment_id: int, amount_minor: int) -> bool:
     """The atomic check-and-reserve: true when the amount fitted and is now reserved."""
-    if stale_read is not None:
-        return _reserve_unguarded(payment_id, amount_minor, stale_read)
     result = db.session.execute(
         update(Payment)
         .where(Payment.id == payment_id,
@@ -100,24 +96,6 @@ def _reserve(payment_id: int, amount_minor: int, stale_read: tuple[int, int] | N
         .values(refund_reserved_minor=Payment.refund_reserved_minor + amount_minor)
     )
     return result.rowcount == 1
-
-
-def _read_reserved(payment_id: int) -> tuple[int, int]:
-    with db.engine.connect() as conn:
-        return tuple(conn.execute(
-            select(Payment.refund_reserved_minor, Payment.amount_minor).where(Payment.id == payment_id)
-        ).one())
-
-
-def _reserve_unguarded(payment_id: int, amount_minor: int, stale_read: tuple[int, int]) -> bool:
-    """The naive read-then-write (KASSA_REFUND_GUARD=False), kept only so the concurrency test can show
-    the race that the conditional UPDATE prevents: the check uses a value read before the write began."""
-    reserved, total = stale_read
-    if reserved + amount_minor > total:
-        return False
-    db.session.execute(update(Payment).where(Payment.id == payment_id)
-                       .values(refund_reserved_minor=reserved + amount_minor))
-    return True
 
 
 def refund_payment(actor: Actor, payment_id: int, *, amount_text: str, reason: str, note: str, locale: str,
@@ -135,7 +113,6 @@ def refund_payment(actor: Actor, payment_id: int, *, amount_text: str, reason: s
     if len(note) > MAX_NOTE:
         raise ValidationFailed(_("Use at most %(n)d characters.", n=MAX_NOTE), field="note")
     key = (idempotency_key or new_refund_key())[:120]
-    stale_read = None if current_app.config.get("KASSA_REFUND_GUARD", True) else _read_reserved(payment_id)
 
     with write_transaction(db.session) as session:
         if dialect_name(session) == "postgresql":
@@ -156,14 +133,14 @@ def refund_payment(actor: Actor, payment_id: int, *, amount_text: str, reason: s
             raise NotFound(_("Payment not found."))
         account = session.get(Account, payment.account_id)
         amount = parse_refund_amount(amount_text, payment.currency, locale)
-        check = refundable(payment, account, stale_read[0] if stale_read else None)
+        check = refundable(payment, account)
         if not check.allowed:
             raise Conflict(check.reason)
         if amount.amount_minor > check.remaining.amount_minor:
             raise ValidationFailed(
                 _("You can refund at most %(amount)s.", amount=check.remaining.format(locale)), field="amount")
         before = payment.refund_reserved_minor
-        if not _reserve(payment.id, amount.amount_minor, stale_read):
+        if not _reserve(payment.id, amount.amount_minor):
             session.expire(payment)
             left = Money(payment.amount_minor - payment.refund_reserved_minor, payment.currency)
             raise Conflict(_("Another refund was just made on this payment. %(amount)s is left to refund.",

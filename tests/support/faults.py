@@ -1,4 +1,4 @@
-"""Crash injection for money flows (H5, M3): a fault-injecting wrapper around the sandbox processor and a
+"""Fault injection for money flows (H5, M3): a fault-injecting wrapper around the sandbox processor and a
 hook on database commits, installed by a fixture. Production code has no test switches: the wrapper is what
 `processor_for` hands out while the fixture is active.
 
@@ -8,6 +8,15 @@ hook on database commits, installed by a fixture. Production code has no test sw
         faults.arm("commit", 3)         # dies before the 3rd database commit from now
         with faults.crash_expected():
             refund_payment(...)
+
+Processor faults the app must survive (it keeps running), scripted per operation and account:
+
+        faults.inject("timeout")                      # next charge: nothing recorded, ProcessorUnavailable
+        faults.inject("lose_response", operation="refund", account_id=7)  # made, then the answer is lost
+        faults.inject("error_after_success", times=2) # made, then ProcessorFailure
+
+Other test-only fixtures here (M3): `refuse_next_payout` (the bank refuses an arriving payout) and
+`naive_refund_reservation` (the racy read-then-write a control run needs).
 
 A crash is `Crash`, a BaseException: no `except Exception` / `except ProcessorError` in the app catches it,
 so it stops the flow where it is raised, as `kill -9` would; transactions in progress roll back.
@@ -28,9 +37,10 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from kassa.processors.base import ProcessorUnavailable
+from kassa.processors.base import ChargeRequest, ProcessorError, ProcessorFailure, ProcessorUnavailable
 
 MONEY_CALLS = ("charge", "charge_many", "refund", "submit_dispute_evidence", "accept_dispute")
+FAULT_KINDS = ("lose_response", "timeout", "error_after_success")
 
 
 class Crash(BaseException):
@@ -51,6 +61,7 @@ class FaultPlan:
         self.writes = 0  # processor store writes during money calls since reset
         self.commits = 0  # database commits since reset
         self.local = threading.local()
+        self.script: list[dict[str, Any]] = []  # injected processor faults, oldest first (see `inject`)
 
     def reset(self) -> None:
         with self.lock:
@@ -61,6 +72,32 @@ class FaultPlan:
         assert kind in ("before", "after", "lost", "write", "commit"), kind
         self.reset()
         self.kind, self.n = kind, n
+
+    def inject(self, kind: str, times: int = 1, *, operation: str = "charge", account_id: int | None = None) -> None:
+        """Make the next `times` charges (or refunds) of `account_id` (None: any account) fail this way:
+        timeout: not sent, ProcessorUnavailable; lose_response: made, then ProcessorUnavailable;
+        error_after_success: made, then ProcessorFailure. A call the processor refuses uses up no fault."""
+        assert kind in FAULT_KINDS, kind
+        assert operation in ("charge", "refund"), operation
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        with self.lock:
+            self.script.append({"kind": kind, "remaining": times, "operation": operation, "account_id": account_id})
+
+    def scripted(self, operation: str) -> bool:
+        with self.lock:
+            return any(entry["operation"] == operation for entry in self.script)
+
+    def take(self, operation: str, account_id: int, kinds: tuple[str, ...]) -> str | None:
+        """Use up the oldest injected fault that hits this call, if any; its kind."""
+        with self.lock:  # read, count down, write: one thread at a time, or two would take the same fault
+            for entry in self.script:
+                if entry["operation"] == operation and entry["kind"] in kinds and \
+                        entry["account_id"] in (None, account_id):
+                    entry["remaining"] -= 1
+                    self.script = [e for e in self.script if e["remaining"] > 0]
+                    return entry["kind"]
+            return None
 
     def _fire(self, kind: str, where: str) -> bool:
         """Count an occurrence of `kind`; True (and disarmed) when it is the armed one."""
@@ -154,8 +191,22 @@ class FaultyStore:
             yield _FaultyTransaction(tx, self.plan)
 
 
+def _scripted(plan: FaultPlan, operation: str, account_id: int, call: Callable[[], Any]) -> Any:
+    """`call` as the processor would answer it with the plan's injected faults."""
+    if plan.take(operation, account_id, ("timeout",)):
+        raise ProcessorUnavailable()
+    result = call()  # a refusal propagates and uses up no fault, as the processor never "succeeded"
+    fault = plan.take(operation, account_id, ("lose_response", "error_after_success"))
+    if fault == "lose_response":
+        raise ProcessorUnavailable()
+    if fault == "error_after_success":
+        raise ProcessorFailure()
+    return result
+
+
 class FaultyProcessor:
-    """Wraps a processor: crash points before and after each money call; every other call passes through."""
+    """Wraps a processor: crash points before and after each money call, and the plan's injected faults on
+    charges and refunds; every other call passes through."""
 
     def __init__(self, inner: Any, plan: FaultPlan) -> None:
         self.inner, self.plan = inner, plan
@@ -164,6 +215,22 @@ class FaultyProcessor:
         attr = getattr(self.inner, name)
         if name not in MONEY_CALLS:
             return attr
+        if name == "charge":
+            wrapped = attr
+
+            def attr(req: ChargeRequest):
+                return _scripted(self.plan, "charge", req.account_id, lambda: wrapped(req))
+        elif name == "refund":
+            wrapped = attr
+
+            def attr(*args, **kwargs):
+                account_id = kwargs["account_id"] if "account_id" in kwargs else args[0]
+                return _scripted(self.plan, "refund", account_id, lambda: wrapped(*args, **kwargs))
+        elif name == "charge_many" and self.plan.scripted("charge"):
+            # Injected faults count charges one at a time: the batch goes one charge after another, each
+            # answered in its place as `charge_many` answers it.
+            def attr(requests):
+                return [_answer(self.charge, req) for req in requests]
 
         def call(*args, **kwargs):
             plan = self.plan
@@ -183,6 +250,13 @@ class FaultyProcessor:
             return result
 
         return call
+
+
+def _answer(charge: Callable[[ChargeRequest], Any], req: ChargeRequest) -> Any:
+    try:
+        return charge(req)
+    except ProcessorError as exc:
+        return exc
 
 
 def install(plan: FaultPlan, setattr=None) -> Callable[[], None]:
@@ -220,3 +294,102 @@ def faults(app, monkeypatch) -> Iterator[FaultPlan]:
         uninstall()
         with contextlib.suppress(Exception):
             db.session.remove()
+
+
+# --- payouts ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def refuse_next_payout(monkeypatch) -> Callable[[int], None]:
+    """`refuse_next_payout(account_id)`: the bank refuses that account's next arriving payout (M3: replaces
+    `kassa.services.payouts.bank_accepts`, which in the app accepts every transfer)."""
+    from kassa.services import payouts
+
+    lock, armed = threading.Lock(), set()
+    accepts = payouts.bank_accepts
+
+    def bank_accepts(payout) -> bool:
+        with lock:
+            if payout.account_id in armed:
+                armed.discard(payout.account_id)
+                return False
+        return accepts(payout)
+
+    def arm(account_id: int) -> None:
+        with lock:
+            armed.add(account_id)
+
+    monkeypatch.setattr(payouts, "bank_accepts", bank_accepts)
+    return arm
+
+
+# --- the refund race's control run --------------------------------------------------------------------------
+
+
+class _StaleReservation:
+    """A payment as a request that read its reservation earlier sees it: that old value, everything else now."""
+
+    def __init__(self, payment: Any, reserved_minor: int) -> None:
+        self._payment, self.refund_reserved_minor = payment, reserved_minor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._payment, name)
+
+
+class NaiveRefundReservation:
+    """The refund reservation done the naive way, to show the race the real one prevents (F6 control, M3).
+
+    A worker calls `read(payment_id)` when its request starts (before any lock or transaction); the refund's
+    check then uses that value and the reservation writes `value read + amount`, as a read-then-write would.
+    Calls from threads that read nothing go to the real code."""
+
+    def __init__(self, monkeypatch) -> None:
+        from kassa.services import refunds
+
+        self.local = threading.local()
+        refundable, reserve = refunds.refundable, refunds._reserve
+
+        def stale() -> tuple[int, int] | None:
+            return getattr(self.local, "read", None)
+
+        def naive_refundable(payment, account):
+            read = stale()
+            if read is None or read[0] != payment.id:
+                return refundable(payment, account)
+            return refundable(_StaleReservation(payment, read[1]), account)
+
+        def naive_reserve(payment_id: int, amount_minor: int) -> bool:
+            read = stale()
+            if read is None or read[0] != payment_id:
+                return reserve(payment_id, amount_minor)
+            _payment_id, reserved, total = read
+            if reserved + amount_minor > total:
+                return False
+            from sqlalchemy import update
+
+            from kassa.extensions import db
+            from kassa.models import Payment
+
+            db.session.execute(update(Payment).where(Payment.id == payment_id)
+                               .values(refund_reserved_minor=reserved + amount_minor))
+            return True
+
+        monkeypatch.setattr(refunds, "refundable", naive_refundable)
+        monkeypatch.setattr(refunds, "_reserve", naive_reserve)
+
+    def read(self, payment_id: int) -> None:
+        """Read the payment's reservation now, on a connection of its own, for this thread's next refund."""
+        from sqlalchemy import select
+
+        from kassa.extensions import db
+        from kassa.models import Payment
+
+        with db.engine.connect() as conn:
+            reserved, total = conn.execute(select(Payment.refund_reserved_minor, Payment.amount_minor)
+                                           .where(Payment.id == payment_id)).one()
+        self.local.read = (payment_id, reserved, total)
+
+
+@pytest.fixture
+def naive_refund_reservation(monkeypatch) -> NaiveRefundReservation:
+    return NaiveRefundReservation(monkeypatch)

@@ -23,6 +23,7 @@ from kassa.processors.sandbox import (
     exchange_rate,
 )
 from kassa.processors.testcards import CARDS, FAILING_CARDS, SUCCEEDING_CARDS, card_brand
+from tests.support.faults import FaultPlan, FaultyProcessor
 
 NOW = datetime(2026, 4, 22, 10, 0, tzinfo=UTC)  # a Wednesday; King's Day (NL) is Monday 27 April
 NL, US = 1, 2  # account ids; account 1 is Dutch, account 2 American
@@ -301,7 +302,11 @@ def test_naive_datetimes_are_a_programming_error(sandbox):
         sandbox.charge(card_request(now=datetime(2026, 4, 22, 10)))
 
 
-# --- fault hooks ---------------------------------------------------------------------------------
+# --- injected faults (the test-only wrapper, tests/support/faults.py: M3) --------------------------------
+
+
+def faulty(store, plan: FaultPlan) -> FaultyProcessor:
+    return FaultyProcessor(SandboxProcessor(store, lambda _: "NL"), plan)
 
 
 @pytest.mark.parametrize(
@@ -313,20 +318,23 @@ def test_naive_datetimes_are_a_programming_error(sandbox):
     ],
 )
 def test_fault_hooks_then_lookup_charge(store, kind, error, recorded):
-    SandboxProcessor(store, lambda _: "NL").inject_fault(kind)
-    sandbox = SandboxProcessor(store, lambda _: "NL")  # the fault survives re-instantiation
+    plan = FaultPlan()
+    plan.inject(kind)
+    sandbox = faulty(store, plan)  # a new wrapper on the same plan: the script is the test's, not the instance's
     with pytest.raises(error):
         sandbox.charge(card_request(key="crash-1"))
     found = sandbox.lookup_charge(NL, "crash-1")
     assert (found is not None) is recorded
-    retried = sandbox.charge(card_request(key="crash-1"))  # the fault was used up
+    retried = faulty(store, plan).charge(card_request(key="crash-1"))  # the fault was used up
     if recorded:
         assert retried == found
     assert len([k for k in store.rows if k.startswith("charge:")]) == 1
 
 
-def test_fault_times_and_account_scope(sandbox):
-    sandbox.inject_fault("timeout", times=2, account_id=US)
+def test_fault_times_and_account_scope(store):
+    plan = FaultPlan()
+    sandbox = faulty(store, plan)
+    plan.inject("timeout", times=2, account_id=US)
     sandbox.charge(card_request(account_id=NL))
     for _ in range(2):
         with pytest.raises(ProcessorUnavailable):
@@ -334,9 +342,22 @@ def test_fault_times_and_account_scope(sandbox):
     sandbox.charge(card_request(account_id=US))
 
 
-def test_lost_refund_response_is_replayed_by_key(sandbox):
+def test_a_refused_call_uses_up_no_fault(store):
+    """A decline is the processor's answer, not a lost one: the injected fault waits for a call that succeeds."""
+    plan = FaultPlan()
+    sandbox = faulty(store, plan)
+    plan.inject("lose_response")
+    with pytest.raises(CardDeclined):
+        sandbox.charge(card_request("4000000000000002"))
+    with pytest.raises(ProcessorUnavailable):
+        sandbox.charge(card_request())
+
+
+def test_lost_refund_response_is_replayed_by_key(store):
+    plan = FaultPlan()
+    sandbox = faulty(store, plan)
     charge = sandbox.charge(card_request(amount=1000))
-    sandbox.inject_fault("lose_response", operation="refund")
+    plan.inject("lose_response", operation="refund")
     with pytest.raises(ProcessorUnavailable):
         sandbox.refund(NL, charge.processor_ref, 400, "EUR", "r1", NOW)
     refund = sandbox.refund(NL, charge.processor_ref, 400, "EUR", "r1", NOW)

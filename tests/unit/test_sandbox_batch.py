@@ -15,6 +15,7 @@ from kassa.processors.base import (
     ProcessorUnavailable,
 )
 from kassa.processors.sandbox import IN_FLIGHT_LEASE, SandboxProcessor, index_key_of
+from tests.support.faults import FaultPlan, FaultyProcessor
 
 NOW = datetime(2026, 4, 22, 10, 0, tzinfo=UTC)
 ACCOUNT = 1
@@ -121,9 +122,12 @@ def test_s1_a_saved_dispute_card_opens_a_dispute_from_a_batch_as_from_a_single_c
 
 
 def test_fault_hooks_hit_the_charges_they_would_hit_one_by_one(sandbox, store):
+    """Faults injected by the test-only wrapper (M3) hit a batch's charges as they would hit them one by one."""
     token = saved_card(sandbox)
-    sandbox.inject_fault("timeout", times=1, account_id=ACCOUNT)
-    sandbox.inject_fault("lose_response", times=1, account_id=ACCOUNT)
+    plan = FaultPlan()
+    sandbox = FaultyProcessor(sandbox, plan)
+    plan.inject("timeout", times=1, account_id=ACCOUNT)
+    plan.inject("lose_response", times=1, account_id=ACCOUNT)
 
     answers = sandbox.charge_many([renewal(token), renewal(token), renewal(token)])
 
@@ -145,5 +149,6 @@ def test_s1_a_batch_takes_a_handful_of_store_round_trips_whatever_its_size(sandb
     answers = batch.charge_many([renewal(token) for _ in range(200)])
 
     assert all(isinstance(a, ChargeResult) for a in answers)
-    # The armed faults, the keys, claiming them, the saved cards, then every charge written at once.
-    assert calls == ["get", "get_many", "claim_many", "get_many", "put_many"]
+    # The keys, claiming them, the saved cards, then every charge written at once (M3: no read of armed
+    # faults any more: faults are injected by a test-only wrapper).
+    assert calls == ["get_many", "claim_many", "get_many", "put_many"]

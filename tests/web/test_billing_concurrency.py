@@ -201,12 +201,13 @@ def test_s1_crash_between_charge_and_commit_then_next_tick_records_the_same_char
 
 
 @pytest.mark.parametrize("fault", ["error_after_success", "lose_response", "timeout"])
-def test_s1_processor_fault_on_a_renewal_is_retried_by_the_next_tick_without_a_second_charge(client, app, fault):
+def test_s1_processor_fault_on_a_renewal_is_retried_by_the_next_tick_without_a_second_charge(
+        client, app, faults, fault):
     with frozen():
         owner, link = subscription_shop(frequency="monthly", term_type="auto_renew")
         sub = buy(client, link)
         _clock_to(owner.account_id, datetime(2027, 2, 15, 10, 0, 30, tzinfo=UTC))
-        sandbox().inject_fault(fault, account_id=owner.account_id)
+        faults.inject(fault, account_id=owner.account_id)
 
         report = run_tick()
 
@@ -252,7 +253,7 @@ def test_s1_crash_while_recording_a_decline_then_next_tick_fails_it_once(client,
 # -- a tick always gets through what is due -----------------------------------------------------------------
 
 
-def test_s1_a_tick_gets_past_a_whole_batch_whose_charges_get_no_answer(client, app, monkeypatch):
+def test_s1_a_tick_gets_past_a_whole_batch_whose_charges_get_no_answer(client, app, faults, monkeypatch):
     """Issue 8: a batch of subscriptions the processor keeps answering "unavailable" must not stop a tick
     before the subscriptions after it (with batches of 2, the first batch gets no answer)."""
     monkeypatch.setattr(billing, "BATCH", 2)
@@ -261,7 +262,7 @@ def test_s1_a_tick_gets_past_a_whole_batch_whose_charges_get_no_answer(client, a
         subs = [buy(client, link, email=f"buyer{n}@example.com", card_number=card).id
                 for n, card in enumerate(CARDS[:4])]
         _clock_to(owner.account_id, datetime(2027, 2, 15, 10, 0, 30, tzinfo=UTC))
-        sandbox().inject_fault("timeout", times=2, account_id=owner.account_id)
+        faults.inject("timeout", times=2, account_id=owner.account_id)
 
         assert billing.bill_due_subscriptions() == 2
 

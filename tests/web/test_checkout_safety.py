@@ -25,7 +25,6 @@ from kassa.models import (
     Payment,
     PaymentAttempt,
 )
-from kassa.processors.registry import sandbox
 from kassa.services import checkout as checkout_service
 from kassa.services.ticks import run_tick
 from tests.support.app import page_text, run_outbox
@@ -328,9 +327,9 @@ def test_card_data_no_full_card_number_or_cvc_in_database_emails_or_logs(app, cl
 
 @pytest.mark.parametrize("fault", ["lose_response", "error_after_success"])
 def test_crash_safety_money_moved_but_answer_lost_gives_exactly_one_payment_and_receipt(
-        client, shop, mailbox, fault):
+        client, shop, mailbox, faults, fault):
     _owner, link = shop
-    sandbox().inject_fault(fault)
+    faults.inject(fault)
 
     response = pay_with_card(client, link.slug, email=BUYER)
 
@@ -351,10 +350,11 @@ def test_crash_safety_money_moved_but_answer_lost_gives_exactly_one_payment_and_
     assert count(Payment) == 1 and sandbox_charges() == 1
 
 
-def test_crash_safety_reconciler_records_a_charge_whose_answer_never_came_back(client, shop, mailbox, monkeypatch):
+def test_crash_safety_reconciler_records_a_charge_whose_answer_never_came_back(
+        client, shop, mailbox, faults, monkeypatch):
     """The app lost the answer and could not ask again (a crash): the tick finds the charge by its key."""
     _owner, link = shop
-    sandbox().inject_fault("lose_response")
+    faults.inject("lose_response")
     monkeypatch.setattr(checkout_service, "_mark_unknown_and_lookup",
                         lambda attempt_id, key, account_id, processor: _unknown(attempt_id))
 
@@ -383,9 +383,9 @@ def _unknown(attempt_id: int) -> None:
     return None
 
 
-def test_crash_safety_timeout_moves_no_money_and_a_retry_after_the_tick_pays_once(client, shop, mailbox):
+def test_crash_safety_timeout_moves_no_money_and_a_retry_after_the_tick_pays_once(client, shop, mailbox, faults):
     _owner, link = shop
-    sandbox().inject_fault("timeout")
+    faults.inject("timeout")
 
     response = pay_with_card(client, link.slug, email=BUYER)
 

@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 
 from kassa.extensions import db
 from kassa.models import EmailMessage, LedgerEntry, Payment, Payout, Role
-from kassa.services.payouts import fail_next_payout
 from tests.factories import make_merchant, make_user
 from tests.support.checkout import pay_with_card
 from tests.support.checkout_flow import item, make_link
@@ -159,10 +158,10 @@ def test_payout_page_lists_its_transactions_and_adds_up_to_the_cent(client, shop
     assert f"PO-{payout.id:06d}" in text_of(listing.select_one("table"))
 
 
-def test_a_failed_payout_returns_its_funds_to_the_next_one(client, shop, clock):
+def test_a_failed_payout_returns_its_funds_to_the_next_one(client, shop, clock, refuse_next_payout):
     owner, link = shop
     payment = pay(client, link)
-    fail_next_payout(owner.account_id)
+    refuse_next_payout(owner.account_id)
     tick_on(clock, 2)  # Wednesday's payout goes out
     tick_on(clock, 3)  # Thursday it should have arrived: it fails
     assert payouts_of(owner.account_id)[0].status == "failed"

@@ -1,9 +1,9 @@
 """F6: refunds never add up to more than was paid, even when submitted at the same instant.
 
 Eight threads wait at a barrier and then each refund 60 % of the same payment: exactly one may win, 200
-trials over, on SQLite and on PostgreSQL. A control run with the guard switched off must show the race
-(so this test can fail), and even then the database's CHECK constraint holds. The processor is told to
-time out on every refund (the sandbox's own fault hook): a refund it did not answer stays reserved and
+trials over, on SQLite and on PostgreSQL. A control run with the reservation replaced (from the test side, M3) by a
+naive read-then-write must show the race (so this test can fail), and even then the database's CHECK constraint holds. The processor is told to
+time out on every refund (the test-only fault-injecting wrapper, tests/support/faults.py): a refund it did not answer stays reserved and
 pending, so each trial depends on the reservation alone, not on the sandbox refusing a second refund.
 """
 
@@ -26,7 +26,6 @@ from kassa.database import write_transaction
 from kassa.errors import Conflict, ValidationFailed
 from kassa.extensions import db
 from kassa.models import Payment, Refund, User
-from kassa.processors.registry import sandbox
 from kassa.services.refunds import complete_refund, fail_refund, refund_payment
 from tests.factories import make_merchant, make_payment
 from tests.support.payments import bulk_payments, login, soup_of
@@ -45,13 +44,14 @@ def _payments(account_id: int, n: int) -> list[int]:
                                    .order_by(Payment.id)))
 
 
-def _processor_never_answers(account_id: int) -> None:
-    sandbox().inject_fault("timeout", times=1_000_000, operation="refund", account_id=account_id)
+def _processor_never_answers(faults, account_id: int) -> None:
+    faults.inject("timeout", times=1_000_000, operation="refund", account_id=account_id)
 
 
 def _race(app, user_id: int, account_id: int, payment_ids: list[int], amount: str = "60.00",
-          same_key: bool = False) -> list[list[object]]:
-    """For each payment, THREADS threads refund `amount` at once; returns each trial's outcomes."""
+          same_key: bool = False, on_start=None) -> list[list[object]]:
+    """For each payment, THREADS threads refund `amount` at once; returns each trial's outcomes. `on_start`
+    (payment id) runs in each thread as its request starts."""
     barrier = threading.Barrier(THREADS)
     outcomes: list[list[object]] = [[None] * THREADS for _ in payment_ids]
 
@@ -63,6 +63,8 @@ def _race(app, user_id: int, account_id: int, payment_ids: list[int], amount: st
                 db.session.rollback()  # hold no read snapshot while waiting
                 barrier.wait(timeout=60)
                 try:
+                    if on_start is not None:
+                        on_start(payment_id)
                     refund = refund_payment(actor, payment_id, amount_text=amount, reason="duplicate", note="",
                                             locale="en", idempotency_key=key)
                     outcomes[trial][slot] = ("ok", refund.id)
@@ -90,10 +92,10 @@ def _refund_rows() -> dict[int, list[Refund]]:
     return rows
 
 
-def test_f6_eight_simultaneous_refunds_of_60_percent_exactly_one_wins(app, database_url):
+def test_f6_eight_simultaneous_refunds_of_60_percent_exactly_one_wins(app, faults, database_url):
     owner = make_merchant()
     payment_ids = _payments(owner.account_id, TRIALS)
-    _processor_never_answers(owner.account_id)
+    _processor_never_answers(faults, owner.account_id)
 
     started = time.perf_counter()
     outcomes = _race(app, owner.id, owner.account_id, payment_ids)
@@ -117,15 +119,16 @@ def test_f6_eight_simultaneous_refunds_of_60_percent_exactly_one_wins(app, datab
     print(f"\nF6 race on {db.engine.dialect.name}: {TRIALS} trials x {THREADS} threads in {elapsed:.2f}s")
 
 
-def test_f6_control_without_the_guard_the_race_shows_and_the_check_constraint_holds(app):
-    """The same race with the atomic reservation switched off (KASSA_REFUND_GUARD=False)."""
+def test_f6_control_without_the_guard_the_race_shows_and_the_check_constraint_holds(
+        app, faults, naive_refund_reservation):
+    """The same race with the atomic reservation replaced by a naive read-then-write (installed by the test,
+    tests/support/faults.py: production code has no switch for it, M3)."""
     owner = make_merchant()
     trials = 20
     payment_ids = _payments(owner.account_id, trials)
-    _processor_never_answers(owner.account_id)
-    app.config["KASSA_REFUND_GUARD"] = False
+    _processor_never_answers(faults, owner.account_id)
 
-    outcomes = _race(app, owner.id, owner.account_id, payment_ids)
+    outcomes = _race(app, owner.id, owner.account_id, payment_ids, on_start=naive_refund_reservation.read)
 
     rows = _refund_rows()
     doubled = [pid for pid in payment_ids if len(rows.get(pid, [])) >= 2]
@@ -151,11 +154,11 @@ def test_f6_the_check_constraint_refuses_an_over_refund_written_directly(app):
     assert db.session.get(Payment, payment.id).refund_reserved_minor == 0
 
 
-def test_f6_a_double_submitted_form_racing_itself_makes_one_refund(app):
+def test_f6_a_double_submitted_form_racing_itself_makes_one_refund(app, faults):
     """Two tabs or a double click send the same form (same key) at the same instant: one refund."""
     owner = make_merchant()
     payment_ids = _payments(owner.account_id, 10)
-    _processor_never_answers(owner.account_id)
+    _processor_never_answers(faults, owner.account_id)
 
     outcomes = _race(app, owner.id, owner.account_id, payment_ids, amount="10.00", same_key=True)
 
@@ -168,11 +171,11 @@ def test_f6_a_double_submitted_form_racing_itself_makes_one_refund(app):
     assert {p.refund_reserved_minor for p in db.session.scalars(select(Payment))} == {1000}
 
 
-def test_f6_simultaneous_refund_requests_over_http(app):
+def test_f6_simultaneous_refund_requests_over_http(app, faults):
     """The same race through the Refund dialog: one 303, the others the dialog again with the reason."""
     owner = make_merchant()
     payment_ids = _payments(owner.account_id, 5)
-    _processor_never_answers(owner.account_id)
+    _processor_never_answers(faults, owner.account_id)
     clients = [app.test_client() for _ in range(THREADS)]
     for client in clients:
         login(client, owner)
@@ -212,9 +215,9 @@ STEP = st.one_of(
 )
 
 
-def test_f6_random_refund_sequences_keep_the_invariant(app):
+def test_f6_random_refund_sequences_keep_the_invariant(app, faults):
     owner = make_merchant()
-    _processor_never_answers(owner.account_id)
+    _processor_never_answers(faults, owner.account_id)
     actor_user_id = owner.id
 
     @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -286,11 +286,9 @@ def test_f3_a_failed_refund_makes_the_amount_refundable_again_and_shows_why(clie
     assert soup_of(_dialog(client, payment.id)).select_one("#f-amount")["value"] == "50.00"
 
 
-def test_f3_a_refund_the_processor_did_not_answer_is_retried_by_the_tick(client, owner):
-    from kassa.processors.registry import sandbox
-
+def test_f3_a_refund_the_processor_did_not_answer_is_retried_by_the_tick(client, owner, faults):
     payment = sandbox_payment(owner.account_id, amount_minor=5000)
-    sandbox().inject_fault("timeout", operation="refund", account_id=owner.account_id)
+    faults.inject("timeout", operation="refund", account_id=owner.account_id)
     assert _refund(client, payment.id, "5.00").status_code == 303
     [refund] = refunds_of(payment.id)
     assert refund.processor_ref is None and refund.status == "pending"
