@@ -18,6 +18,7 @@ from sqlalchemy import select
 from kassa.bulk_sql import among, insert_rows, update_rows
 from kassa.clock import now, now_for
 from kassa.database import dialect_name, write_transaction
+from kassa.display_ids import display_id
 from kassa.extensions import db
 from kassa.models import (
     Account,
@@ -198,11 +199,11 @@ def _ledger_rows(payment: SimpleNamespace, account: Account, availability: _Avai
              "payment_id": payment.id}
     rows = [{**entry, "type": LedgerType.CHARGE.value, "source_key": f"charge:{payment.id}",
              "amount_minor": payment.net_settlement_minor + payment.fee_settlement_minor,
-             "description": f"Payment P-{payment.id:06d}"}]
+             "description": f"Payment {display_id('payment', payment.id)}"}]
     if payment.fee_settlement_minor:
         rows.append({**entry, "type": LedgerType.FEE.value, "source_key": f"fee:{payment.id}",
                      "amount_minor": -payment.fee_settlement_minor,
-                     "description": f"Processing fee P-{payment.id:06d}"})
+                     "description": f"Processing fee {display_id('payment', payment.id)}"})
     return rows
 
 

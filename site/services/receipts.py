@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from kassa.actor import Actor
 from kassa.database import write_transaction
+from kassa.display_ids import display_id
 from kassa.errors import Forbidden, NotFound, TooManyRequests, ValidationFailed
 from kassa.extensions import db
 from kassa.models import Account, BillingFrequency, Mode, Payment, Permission
@@ -32,7 +33,8 @@ log = logging.getLogger(__name__)
 
 
 def receipt_number(payment: Payment) -> str:
-    return f"R-{payment.receipt_number:06d}" if payment.receipt_number else f"P-{payment.id:06d}"
+    return (display_id("receipt", payment.receipt_number) if payment.receipt_number
+            else display_id("payment", payment.id))
 
 
 def method_label(payment: Payment) -> str:
@@ -170,7 +172,7 @@ def queue_receipt(payment: Payment, *, to: list[str] | None = None, kind: str = 
         invoice = db.session.scalar(select(Invoice).where(Invoice.payment_id == payment.id))
     if invoice is not None:
         attachments.append({"renderer": "invoice", "invoice_id": invoice.id,
-                            "filename": f"invoice-INV-{invoice.number:06d}.pdf"})
+                            "filename": f"invoice-{display_id('invoice', invoice.number)}.pdf"})
     queue_email(
         kind=kind,
         to=to or [payment.buyer_email],

@@ -1,0 +1,64 @@
+"""M5: each concept has one home. Display ids are formatted only by ``kassa.display_ids``; in-app
+notifications live in ``kassa.services.notifications`` and are marked read by POST only."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from kassa.display_ids import display_id
+from kassa.extensions import db
+from kassa.models import EmailMessage
+from tests.factories import make_merchant
+from tests.support.checkout import pay_with_ach
+from tests.support.checkout_flow import item, make_link, only_payment
+from tests.support.payments import login
+
+SITE = Path(__file__).resolve().parents[2] / "site"
+SOURCES = [p for p in SITE.rglob("*") if p.suffix in {".py", ".html", ".txt", ".js"}
+           and "translations" not in p.parts and "migrations" not in p.parts]
+
+# A display-id prefix followed by a hand-made zero-padded number: f"P-{x:06d}", "R-%06d", 'P{x:06d}',
+# PO-{{ "%06d"|format(...) }} — what every caller used to write for itself.
+HAND_FORMATTED_ID = re.compile(r"""\b(?:P|R|PO|INV)-?(?:\{[^}]*:06d\}|%(?:\([a-z_]+\))?06d|\{\{\s*"%06d")""")
+
+
+def _hand_formatted(path: Path) -> list[str]:
+    return [f"{path.relative_to(SITE)}:{n}: {line.strip()}"
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+            if HAND_FORMATTED_ID.search(line)]
+
+
+def test_m5_display_ids_are_formatted_only_by_the_display_ids_module():
+    """No service, export, PDF, email or template formats a P-/R-/PO-/INV- id by hand any more; they all
+    go through ``display_id`` (filter ``display_id`` in templates). payouts.py is left to the helper that
+    owns it this round (see the report)."""
+    allowed = {SITE / "display_ids.py", SITE / "services" / "payouts.py"}
+    offenders = [hit for path in SOURCES if path not in allowed for hit in _hand_formatted(path)]
+    assert offenders == []
+
+
+def test_m5_display_id_formats_every_kind_with_a_dash():
+    """One format for every kind: prefix, dash, six digits."""
+    assert [display_id(kind, 42) for kind in ("payment", "receipt", "payout", "invoice")] == [
+        "P-000042", "R-000042", "PO-000042", "INV-000042"]
+    with pytest.raises(ValueError):
+        display_id("mandate", 1)
+
+
+def test_m5_mandate_copy_file_name_has_the_payment_id_with_its_dash(client):
+    """The emailed debit authorization is named after the payment's display id, dash included
+    (it used to be ``authorization-P000001.pdf``), and its subject uses the same id."""
+    owner = make_merchant()
+    login(client, owner)
+    link = make_link(owner, items=[item("Workshop", "120.00")], allow_ach=True)
+    assert pay_with_ach(client, link.slug).status_code == 303
+    payment = only_payment()
+    assert client.post(f"/payments/{payment.id}/authorization").status_code == 303
+    db.session.rollback()
+    message = db.session.scalar(select(EmailMessage).where(EmailMessage.kind == "authorization_copy"))
+    assert [a["filename"] for a in message.attachments] == [f"authorization-P-{payment.id:06d}.pdf"]
+    assert f"P-{payment.id:06d}" in message.subject
