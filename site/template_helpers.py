@@ -46,7 +46,7 @@ def unread_notifications() -> int:
     """The number on the bell in the top bar (exports ready, …) for the signed-in user."""
     from flask_login import current_user
 
-    from kassa.services.exports import unread_notifications as count
+    from kassa.services.notifications import unread_count as count
 
     return count(current_user.id) if current_user.is_authenticated else 0
 

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from kassa.database import write_transaction
 from kassa.display_ids import display_id
 from kassa.extensions import db
-from kassa.models import EmailMessage
+from kassa.models import EmailMessage, Notification
 from tests.factories import make_merchant
 from tests.support.checkout import pay_with_ach
 from tests.support.checkout_flow import item, make_link, only_payment
-from tests.support.payments import login
+from tests.support.payments import login, soup_of
 
 SITE = Path(__file__).resolve().parents[2] / "site"
 SOURCES = [p for p in SITE.rglob("*") if p.suffix in {".py", ".html", ".txt", ".js"}
@@ -62,3 +63,64 @@ def test_m5_mandate_copy_file_name_has_the_payment_id_with_its_dash(client):
     message = db.session.scalar(select(EmailMessage).where(EmailMessage.kind == "authorization_copy"))
     assert [a["filename"] for a in message.attachments] == [f"authorization-P-{payment.id:06d}.pdf"]
     assert f"P-{payment.id:06d}" in message.subject
+
+
+# -- in-app notifications ----------------------------------------------------------------------------
+
+
+def _notify(user, text: str) -> int:
+    with write_transaction(db.session) as session:
+        note = Notification(account_id=user.account_id, user_id=user.id, text=text)
+        session.add(note)
+    return note.id
+
+
+def _unread(user) -> list[str]:
+    db.session.rollback()
+    return sorted(db.session.scalars(select(Notification.text).where(Notification.user_id == user.id,
+                                                                     Notification.read_at.is_(None))))
+
+
+def test_m5_viewing_notifications_writes_nothing(client):
+    """GET /exports/notifications shows the notifications but marks none read (it used to mark them all)."""
+    owner = make_merchant()
+    login(client, owner)
+    _notify(owner, "Your export is ready")
+    page = client.get("/exports/notifications")
+    assert page.status_code == 200
+    assert "Your export is ready" in page.get_data(as_text=True)
+    assert client.get("/exports/notifications").status_code == 200
+    assert _unread(owner) == ["Your export is ready"]
+    assert soup_of(client.get("/exports/")).select_one(".bell__count") is not None
+
+
+def test_m5_marking_notifications_read_is_a_post_up_to_what_was_shown(client):
+    """The page's "Mark all as read" form POSTs (plain form → 303; htmx → HX-Redirect) and marks read only
+    what the page showed: a notification that arrived later stays unread. Other users' stay unread."""
+    owner = make_merchant()
+    colleague = make_merchant()
+    login(client, owner)
+    _notify(owner, "first")
+    _notify(colleague, "theirs")
+    form = soup_of(client.get("/exports/notifications")).select_one("form[action='/exports/notifications/read']")
+    assert form is not None and form.get("hx-post") == form["action"]
+    _notify(owner, "arrived later")
+    data = {"up_to": form.select_one("[name=up_to]")["value"]}
+    response = client.post(form["action"], data=data)
+    assert response.status_code == 303 and response.location.endswith("/exports/notifications")
+    assert _unread(owner) == ["arrived later"]
+    assert _unread(colleague) == ["theirs"]
+    htmx = client.post(form["action"], data={}, headers={"HX-Request": "true"})
+    assert htmx.status_code == 204 and htmx.headers["HX-Redirect"].endswith("/exports/notifications")
+    assert _unread(owner) == []
+    assert soup_of(client.get("/exports/notifications")).select_one("form[action='/exports/notifications/read']") is None
+
+
+def test_m5_in_app_notifications_live_in_the_notifications_service():
+    """One home: nothing outside services/notifications.py creates, counts or marks Notification rows."""
+    pattern = re.compile(r"\bNotification\b\s*[(.]|\bNotification\)")
+    offenders = [f"{path.relative_to(SITE)}:{n}" for path in SITE.rglob("*.py")
+                 if path not in {SITE / "services" / "notifications.py", SITE / "models.py"}
+                 and "migrations" not in path.parts
+                 for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
+    assert offenders == []
