@@ -22,12 +22,12 @@ from kassa.models import (
     SubscriptionStatus,
 )
 from kassa.order_summary import frequency_label
+from kassa.pagination import keyset_page
 from kassa.rendering import htmx_redirect, render_page
 from kassa.services import subscriptions as service
 from kassa.services.payment_filters import FilterError, Prop, filter_clause, parse_condition, parse_filter
 
 bp = Blueprint("subscriptions", __name__, url_prefix="/subscriptions")
-PAGE_SIZE = 50
 
 STATUS_LABELS = {
     SubscriptionStatus.ACTIVE.value: _l("Active"), SubscriptionStatus.PAST_DUE.value: _l("Past due"),
@@ -96,10 +96,7 @@ def index():
         error = getattr(exc, "message", _("That page link is out of date. Start from the first page."))
         rows, more = [], False
     else:
-        rows = list(db.session.scalars(query.order_by(Subscription.created_at.desc(), Subscription.id.desc())
-                                       .limit(PAGE_SIZE + 1)))
-        more = len(rows) > PAGE_SIZE
-        rows = rows[:PAGE_SIZE]
+        rows, more = keyset_page(query.order_by(Subscription.created_at.desc(), Subscription.id.desc()))
     any_subscriptions = db.session.scalar(select(func.count()).select_from(Subscription).where(
         Subscription.account_id == current_user.account_id)) > 0
     args = request.args.to_dict(flat=False)

@@ -124,3 +124,19 @@ def test_m5_in_app_notifications_live_in_the_notifications_service():
                  and "migrations" not in path.parts
                  for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
     assert offenders == []
+
+
+# -- pagination --------------------------------------------------------------------------------------
+
+
+def test_m5_page_sizes_and_paging_arithmetic_have_one_home():
+    """``PAGE_SIZE`` is defined once (kassa.pagination) and no list computes its own offset or fetches
+    "one more row to see if there is a next page" by hand."""
+    definitions = [f"{path.relative_to(SITE)}:{n}" for path in SITE.rglob("*.py")
+                   for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                   if re.match(r"\s*[A-Z_]*PAGE_SIZE\s*=", line)]
+    assert definitions == ["pagination.py:18", "pagination.py:19"]
+    by_hand = re.compile(r"\.offset\(\(page|\.limit\([A-Z_]*PAGE_SIZE \+ 1\)|len\(rows\) > [A-Z_]*PAGE_SIZE")
+    offenders = [f"{path.relative_to(SITE)}:{n}" for path in SITE.rglob("*.py") if path != SITE / "pagination.py"
+                 for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if by_hand.search(line)]
+    assert offenders == []
