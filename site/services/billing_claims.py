@@ -38,6 +38,7 @@ from kassa.services.billing_rows import (
     subscription_subjects,
     timeline_rows,
 )
+from kassa.timeline_kinds import TimelineKind
 
 _SUBS = Subscription.__table__
 _PAYMENTS = Payment.__table__
@@ -156,7 +157,7 @@ def _insert_charges(session, subs: list[Any], accounts: dict[int, Account],
     timeline = []
     for sub, row in zip(subs, rows, strict=True):
         payment_id = row["id"]
-        timeline += timeline_rows(sub.account_id, "payment.submitted",
+        timeline += timeline_rows(sub.account_id, TimelineKind.PAYMENT_SUBMITTED,
                                   [("payment", payment_id), *subscription_subjects(sub)], row["created_at"],
                                   payment_id=payment_id, data={"amount_minor": row["amount_minor"],
                                                                "currency": row["currency"],

@@ -48,6 +48,7 @@ from kassa.services.counters import reserve_numbers
 from kassa.services.display_status import compute_display_status, refresh_display_status
 from kassa.services.ledger import available_on, local_day
 from kassa.services.payment_states import TRANSITIONS, payment_subjects
+from kassa.timeline_kinds import TimelineKind
 
 _PAYMENTS = Payment.__table__
 _SUBS = Subscription.__table__
@@ -99,7 +100,7 @@ class _Successes:
         after = _paid(payment, result, account, at, self.receipts[payment.id])
         self.payments.append({"id": payment.id, **{column: getattr(after, column) for column in _PAID}})
         self.ledger += _ledger_rows(after, account, self.availability)
-        self.timeline += timeline_rows(payment.account_id, "payment.succeeded", payment_subjects(payment), at,
+        self.timeline += timeline_rows(payment.account_id, TimelineKind.PAYMENT_SUCCEEDED, payment_subjects(payment), at,
                                        payment_id=payment.id, data={"amount_minor": payment.amount_minor,
                                                                     "currency": payment.currency,
                                                                     "period": payment.subscription_period})
@@ -168,7 +169,7 @@ def _renewed(sub, payment, account: Account, at: datetime, timeline: list[dict[s
     if sub.status in BILLABLE:
         if sub.term_type == TermType.FIXED.value and sub.term_count and made >= sub.term_count:
             status, next_charge_at, ended_at = SubscriptionStatus.COMPLETED.value, None, at
-            timeline += timeline_rows(sub.account_id, "subscription.completed", subscription_subjects(sub), at)
+            timeline += timeline_rows(sub.account_id, TimelineKind.SUBSCRIPTION_COMPLETED, subscription_subjects(sub), at)
         else:
             status = SubscriptionStatus.ACTIVE.value
             next_charge_at = charge_date(sub.anchor_at, sub.frequency, made, account.timezone)
@@ -267,7 +268,7 @@ def _record_failure(session, payment: Payment, sub: Subscription, code: str | No
     payment.failed_at = at
     payment.failure_code, payment.failure_message = code, message
     refresh_display_status(payment)
-    add_timeline_at(session, payment.account_id, "payment.failed", payment_subjects(payment), at,
+    add_timeline_at(session, payment.account_id, TimelineKind.PAYMENT_FAILED, payment_subjects(payment), at,
                     payment_id=payment.id, data={"code": code, "message": message})
     if sub.status not in BILLABLE:
         return  # the merchant ended it while the charge was under way: nothing to retry
@@ -277,7 +278,7 @@ def _record_failure(session, payment: Payment, sub: Subscription, code: str | No
     if sub.failed_attempts <= len(retry_days):
         sub.status = SubscriptionStatus.PAST_DUE.value
         sub.next_charge_at = at + timedelta(days=retry_days[sub.failed_attempts - 1])
-        add_timeline_at(session, sub.account_id, "subscription.past_due", subscription_subjects(sub), at,
+        add_timeline_at(session, sub.account_id, TimelineKind.SUBSCRIPTION_PAST_DUE, subscription_subjects(sub), at,
                         payment_id=payment.id,
                         data={"message": message, "retry_at": sub.next_charge_at.isoformat()})
         notify_subscription_payment_failed(sub, payment)

@@ -34,6 +34,7 @@ from kassa.services.audit import record_audit
 from kassa.services.crm import add_timeline
 from kassa.services.payment_states import payment_subjects
 from kassa.services.ticks import each_item
+from kassa.timeline_kinds import TimelineKind
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +115,12 @@ def open_dispute(event: ProcessorEvent) -> Dispute | None:
 
     book_dispute(dispute, event.occurred_at)
     payment = _sync_payment(dispute)
-    kind = "dispute.inquiry_opened" if dispute.is_inquiry else "dispute.opened"
+    kind = TimelineKind.DISPUTE_INQUIRY_OPENED if dispute.is_inquiry else TimelineKind.DISPUTE_OPENED
     add_timeline(payment.account_id, kind, subjects=payment_subjects(payment), payment_id=payment.id,
                  data={"amount_minor": dispute.amount_minor, "currency": dispute.currency, "reason": dispute.reason,
                        "due_by": dispute.evidence_due_by.isoformat()})
     if not dispute.is_inquiry:
-        add_timeline(payment.account_id, "dispute.funds_withdrawn", subjects=payment_subjects(payment),
+        add_timeline(payment.account_id, TimelineKind.DISPUTE_FUNDS_WITHDRAWN, subjects=payment_subjects(payment),
                      payment_id=payment.id, data={"amount_minor": dispute.amount_minor + dispute.fee_minor,
                                                   "currency": dispute.currency})
     _notify(dispute, "dispute_opened")
@@ -139,13 +140,13 @@ def close_dispute(event: ProcessorEvent, outcome: DisputeStatus) -> Dispute | No
     dispute.status = outcome.value
     dispute.closed_at = event.occurred_at
     payment = _sync_payment(dispute)
-    add_timeline(payment.account_id, f"dispute.{outcome.value}", subjects=payment_subjects(payment),
+    add_timeline(payment.account_id, TimelineKind.of("dispute", outcome), subjects=payment_subjects(payment),
                  payment_id=payment.id, data={"amount_minor": dispute.amount_minor, "currency": dispute.currency})
     if outcome is DisputeStatus.WON and not dispute.is_inquiry:
         from kassa.services.ledger import book_dispute_won
 
         book_dispute_won(dispute, event.occurred_at)
-        add_timeline(payment.account_id, "dispute.funds_returned", subjects=payment_subjects(payment),
+        add_timeline(payment.account_id, TimelineKind.DISPUTE_FUNDS_RETURNED, subjects=payment_subjects(payment),
                      payment_id=payment.id, data={"amount_minor": dispute.amount_minor, "currency": dispute.currency})
     _notify(dispute, f"dispute_{outcome.value}")
     return dispute
@@ -211,7 +212,7 @@ def save_draft(actor: Actor, dispute_id: int, step: str, values: dict[str, str])
         draft = dict(dispute.draft or {})
         draft[step] = cleaned
         dispute.draft = draft
-        add_timeline(dispute.account_id, "dispute.draft_saved",
+        add_timeline(dispute.account_id, TimelineKind.DISPUTE_DRAFT_SAVED,
                      subjects=payment_subjects(session.get(Payment, dispute.payment_id)),
                      payment_id=dispute.payment_id, data={"step": step}, actor_id=actor.user_id)
         return dispute
@@ -301,14 +302,14 @@ def _record_answer(dispute_id: int, actor: Actor) -> Dispute:
             dispute.status = DisputeStatus.UNDER_REVIEW.value
             dispute.submitted_at = now()
             payment = _sync_payment(dispute)
-            add_timeline(payment.account_id, "dispute.evidence_submitted", subjects=payment_subjects(payment),
+            add_timeline(payment.account_id, TimelineKind.DISPUTE_EVIDENCE_SUBMITTED, subjects=payment_subjects(payment),
                          payment_id=payment.id, actor_id=actor.user_id)
             record_audit(actor, "dispute.evidence_submitted", object_type="dispute", object_id=dispute.id)
         else:
             dispute.status = DisputeStatus.LOST.value
             dispute.closed_at = account_now(session.get(Account, dispute.account_id))
             payment = _sync_payment(dispute)
-            add_timeline(payment.account_id, "dispute.accepted", subjects=payment_subjects(payment),
+            add_timeline(payment.account_id, TimelineKind.DISPUTE_ACCEPTED, subjects=payment_subjects(payment),
                          payment_id=payment.id, actor_id=actor.user_id,
                          data={"amount_minor": dispute.amount_minor, "currency": dispute.currency})
             record_audit(actor, "dispute.accepted", object_type="dispute", object_id=dispute.id,

@@ -32,6 +32,7 @@ from kassa.services import crm, risk
 from kassa.services.counters import next_number
 from kassa.services.display_status import refresh_display_status
 from kassa.services.payment_states import payment_subjects
+from kassa.timeline_kinds import TimelineKind
 
 
 def _lock(session, model, object_id):
@@ -120,15 +121,15 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_c
         if succeeded:
             payment.receipt_number = next_number(account.id, "receipt")
 
-        crm.add_timeline(account.id, "payment.submitted", subjects=payment_subjects(payment), payment_id=payment.id,
+        crm.add_timeline(account.id, TimelineKind.PAYMENT_SUBMITTED, subjects=payment_subjects(payment), payment_id=payment.id,
                          data={"amount_minor": payment.amount_minor, "currency": payment.currency,
                                "method": payment.method})
         if succeeded:
-            crm.add_timeline(account.id, "payment.succeeded", subjects=payment_subjects(payment),
+            crm.add_timeline(account.id, TimelineKind.PAYMENT_SUCCEEDED, subjects=payment_subjects(payment),
                              payment_id=payment.id, data={"amount_minor": payment.amount_minor,
                                                           "currency": payment.currency})
         for subscription in subscriptions:
-            crm.add_timeline(account.id, "subscription.created", subjects=[("subscription", subscription.id),
+            crm.add_timeline(account.id, TimelineKind.SUBSCRIPTION_CREATED, subjects=[("subscription", subscription.id),
                              ("contact", contact.id), ("deal", deal.id)], payment_id=payment.id)
 
         checkout.status = CheckoutStatus.COMPLETED.value

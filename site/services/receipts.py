@@ -28,6 +28,7 @@ from kassa.services import throttle
 from kassa.services.accounts import logo_dir
 from kassa.services.mail import queue_email
 from kassa.template_helpers import card_brand_name
+from kassa.timeline_kinds import TimelineKind
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +243,7 @@ def send_receipt(actor: Actor, payment_id: int, receipt_payment_id: int, recipie
             raise ValidationFailed(_("This payment has no receipt yet: it hasn't succeeded."), field="receipt")
         _count_send(actor, payment.id)
         queue_receipt(chosen, to=recipients, kind="receipt_resent")
-        add_timeline(payment.account_id, "receipt.sent", subjects=payment_subjects(payment), payment_id=payment.id,
+        add_timeline(payment.account_id, TimelineKind.RECEIPT_SENT, subjects=payment_subjects(payment), payment_id=payment.id,
                      data={"to": recipients, "receipt": receipt_number(chosen)}, actor_id=actor.user_id)
         record_audit(actor, "payment.receipt_sent", object_type="payment", object_id=payment.id,
                      data={"to": recipients, "receipt_payment_id": chosen.id})

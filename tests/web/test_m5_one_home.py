@@ -140,3 +140,29 @@ def test_m5_page_sizes_and_paging_arithmetic_have_one_home():
     offenders = [f"{path.relative_to(SITE)}:{n}" for path in SITE.rglob("*.py") if path != SITE / "pagination.py"
                  for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if by_hand.search(line)]
     assert offenders == []
+
+
+# -- timeline kinds ----------------------------------------------------------------------------------
+
+
+def test_m5_timeline_kinds_are_constants_from_one_module(app):
+    """Every call that records timeline activity names a ``TimelineKind`` (no hand-typed "payment.failed"),
+    every kind has a label, and an unknown kind is refused instead of stored. refunds.py is left to the
+    helper that owns it this round (see the report); its strings are valid kinds and are checked on write."""
+    from kassa.services.billing_rows import timeline_rows
+    from kassa.services.crm import add_timeline
+    from kassa.timeline_kinds import TimelineKind, timeline_label
+
+    call = re.compile(r"""(?:add_timeline|add_timeline_at|timeline_rows)\((?:session, )?[\w.]+, +f?["']""")
+    offenders = [f"{path.relative_to(SITE)}:{n}" for path in SITE.rglob("*.py")
+                 if path != SITE / "services" / "refunds.py"
+                 for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if call.search(line)]
+    assert offenders == []
+    with app.test_request_context():
+        assert [kind for kind in TimelineKind if timeline_label(kind) == kind.value] == []
+    with pytest.raises(ValueError):
+        add_timeline(1, "payment.teleported", subjects=[("payment", 1)])
+    with pytest.raises(ValueError):
+        timeline_rows(1, "payment.teleported", [("payment", 1)], None)
+    [row] = timeline_rows(1, TimelineKind.PAYMENT_FAILED, [("payment", 1)], None)
+    assert type(row["kind"]) is str and row["kind"] == "payment.failed"
