@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from kassa.bulk_sql import among, insert_rows, reserve_ids
 from kassa.clock import now_for
-from kassa.database import dialect_name, write_transaction
+from kassa.database import dialect_name, locked, write_transaction
 from kassa.extensions import db
 from kassa.models import (
     Account,
@@ -34,7 +34,6 @@ from kassa.services.billing_rows import (
     BILLABLE,
     end_subscription,
     insert_timeline,
-    locked,
     subscription_subjects,
     timeline_rows,
 )

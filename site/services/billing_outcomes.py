@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from kassa.bulk_sql import among, insert_rows, update_rows
 from kassa.clock import now, now_for
-from kassa.database import dialect_name, write_transaction
+from kassa.database import dialect_name, locked, write_transaction
 from kassa.display_ids import display_id
 from kassa.extensions import db
 from kassa.models import (
@@ -40,7 +40,6 @@ from kassa.services.billing_rows import (
     add_timeline_at,
     end_subscription,
     insert_timeline,
-    locked,
     subscription_subjects,
     timeline_rows,
 )

@@ -6,10 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select
-
 from kassa.bulk_sql import insert_rows
-from kassa.database import dialect_name
 from kassa.models import SubscriptionStatus, TimelineEntry
 from kassa.timeline_kinds import TimelineKind
 
@@ -40,13 +37,6 @@ def insert_timeline(session, rows: list[dict[str, Any]]) -> None:
 def add_timeline_at(session, account_id: int, kind: TimelineKind, subjects: list[tuple[str, int | None]], at: datetime,
                     **fields: Any) -> None:
     insert_timeline(session, timeline_rows(account_id, kind, subjects, at, **fields))
-
-
-def locked(session, query: Select, *, skip_locked: bool = False, of: Any = None) -> Select:
-    """`query` taking row locks on PostgreSQL (SQLite's write transaction already serializes writers)."""
-    if dialect_name(session) == "postgresql":
-        return query.with_for_update(skip_locked=skip_locked, of=of)
-    return query
 
 
 def end_subscription(session, sub, status: SubscriptionStatus, reason: str, at: datetime) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from kassa.actor import Actor
 from kassa.clock import account_now, now
-from kassa.database import write_transaction
+from kassa.database import lock_one, write_transaction
 from kassa.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.models import (
@@ -185,7 +185,7 @@ def _require(actor: Actor) -> None:
 def owned(session, actor: Actor, dispute_id: int) -> Dispute:
     """The actor's dispute, locked for the rest of the write transaction: two tabs changing one dispute
     (uploads checked against the size budget, a save racing the submission) take turns."""
-    dispute = session.get(Dispute, dispute_id, with_for_update=True)
+    dispute = lock_one(session, Dispute, dispute_id)
     if dispute is None or dispute.account_id != actor.account_id:
         raise NotFound(_("Dispute not found."))
     return dispute
@@ -294,7 +294,7 @@ def _answer(actor: Actor, dispute_id: int, answer: str) -> Dispute:
 def _record_answer(dispute_id: int, actor: Actor) -> Dispute:
     """The processor has the dispute's answer: evidence → awaiting decision; accept → closed as lost."""
     with write_transaction(db.session) as session:
-        dispute = session.get(Dispute, dispute_id, with_for_update=True)
+        dispute = lock_one(session, Dispute, dispute_id)
         if dispute.status != DisputeStatus.NEEDS_RESPONSE.value or dispute.answer is None:
             return dispute  # already recorded (by the request or the tick), or closed by an event
         payment = session.get(Payment, dispute.payment_id)
@@ -320,7 +320,7 @@ def _record_answer(dispute_id: int, actor: Actor) -> Dispute:
 def _release_answer(dispute_id: int) -> None:
     """The processor has no answer for this dispute: the merchant may answer again."""
     with write_transaction(db.session) as session:
-        dispute = session.get(Dispute, dispute_id, with_for_update=True)
+        dispute = lock_one(session, Dispute, dispute_id)
         if dispute.status == DisputeStatus.NEEDS_RESPONSE.value:
             dispute.answer = dispute.answer_sent_at = None
 

@@ -166,3 +166,31 @@ def test_m5_timeline_kinds_are_constants_from_one_module(app):
         timeline_rows(1, "payment.teleported", [("payment", 1)], None)
     [row] = timeline_rows(1, TimelineKind.PAYMENT_FAILED, [("payment", 1)], None)
     assert type(row["kind"]) is str and row["kind"] == "payment.failed"
+
+
+# -- row locks ---------------------------------------------------------------------------------------
+
+
+def test_m5_row_locks_have_one_home():
+    """Only kassa.database takes row locks (``locked``, ``lock_one``); services no longer carry their own
+    FOR UPDATE helpers. The processors and refunds.py are left to the helper that owns them this round."""
+    skip = {SITE / "database.py", SITE / "services" / "refunds.py"}
+    offenders = [f"{path.relative_to(SITE)}:{n}" for path in SITE.rglob("*.py")
+                 if path not in skip and "processors" not in path.parts
+                 for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                 if "with_for_update" in line or re.match(r"def (_lock|lock)(_session)?\(", line)]
+    assert offenders == []
+
+
+def test_m5_lock_one_returns_the_rows_current_values(app):
+    """``lock_one`` reads the row as it is once locked, not the copy the session loaded earlier."""
+    from kassa.database import lock_one, write_transaction
+    from kassa.models import Account
+
+    owner = make_merchant()
+    account = db.session.get(Account, owner.account_id)
+    with db.engine.begin() as connection:  # another transaction renames the account behind the session's back
+        connection.execute(Account.__table__.update().where(Account.__table__.c.id == account.id).values(name="New"))
+    with write_transaction(db.session) as session:
+        assert lock_one(session, Account, account.id).name == "New"
+        assert lock_one(session, Account, 10**12) is None
