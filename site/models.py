@@ -330,6 +330,14 @@ class LinkStatus(StrEnum):
     ACTIVE = "active"
     INACTIVE = "inactive"
 
+    @property
+    def label(self) -> str:
+        return str(_l("Active") if self is LinkStatus.ACTIVE else _l("Inactive"))
+
+    @property
+    def tone(self) -> str:
+        return "success" if self is LinkStatus.ACTIVE else "neutral"
+
 
 class Confirmation(StrEnum):
     DEFAULT = "default"

@@ -73,7 +73,7 @@ def register(app: Flask) -> None:
         frequency_label=frequency_label, every_label=every_label, line_recurrence=line_recurrence,
         group_sentence=group_sentence, term_label=term_label,
         unread_notifications=unread_notifications,
-        payout_status=_enum("PayoutStatus"), ledger_type=_enum("LedgerType"), export_status=_enum("ExportStatus"),
+        payout_status=_enum("PayoutStatus"), link_status=_enum("LinkStatus"), ledger_type=_enum("LedgerType"), export_status=_enum("ExportStatus"),
     )
 
 

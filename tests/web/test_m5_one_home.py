@@ -202,14 +202,14 @@ def test_m5_lock_one_returns_the_rows_current_values(app):
 def test_m5_status_labels_and_tones_live_on_their_status_enums(app):
     """Each status enum carries its own label and badge tone (models.py); no blueprint or template keeps a
     second table of them (the subscriptions blueprint used to)."""
-    from kassa.models import DisplayStatus, PayoutStatus, SubscriptionStatus
+    from kassa.models import DisplayStatus, LinkStatus, PayoutStatus, SubscriptionStatus
 
     tables = [f"{path.relative_to(SITE)}:{n}" for path in SITE.rglob("*.py") if path != SITE / "models.py"
               for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
               if re.match(r"[A-Z_]*STATUS_(LABELS|TONES)\s*=", line)]
     assert tables == []
     with app.test_request_context():
-        for enum in (DisplayStatus, PayoutStatus, SubscriptionStatus):
+        for enum in (DisplayStatus, LinkStatus, PayoutStatus, SubscriptionStatus):
             assert all(status.label and status.tone in {"success", "danger", "warning", "info", "neutral"}
                        for status in enum)
         assert SubscriptionStatus("past_due").label == "Past due"
