@@ -330,6 +330,14 @@ class LinkStatus(StrEnum):
     ACTIVE = "active"
     INACTIVE = "inactive"
 
+    @property
+    def label(self) -> str:
+        return str(_l("Active") if self is LinkStatus.ACTIVE else _l("Inactive"))
+
+    @property
+    def tone(self) -> str:
+        return "success" if self is LinkStatus.ACTIVE else "neutral"
+
 
 class Confirmation(StrEnum):
     DEFAULT = "default"
@@ -798,6 +806,25 @@ class SubscriptionStatus(StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
 
+    # M5: a status's label and tone live on its enum, as for every other status (they were in the blueprint).
+    @property
+    def label(self) -> str:
+        return str(SUBSCRIPTION_STATUS_LABELS[self])
+
+    @property
+    def tone(self) -> str:
+        return SUBSCRIPTION_STATUS_TONES[self]
+
+
+SUBSCRIPTION_STATUS_LABELS = {
+    SubscriptionStatus.ACTIVE: _l("Active"), SubscriptionStatus.PAST_DUE: _l("Past due"),
+    SubscriptionStatus.COMPLETED: _l("Completed"), SubscriptionStatus.CANCELLED: _l("Cancelled"),
+}
+SUBSCRIPTION_STATUS_TONES = {
+    SubscriptionStatus.ACTIVE: "success", SubscriptionStatus.PAST_DUE: "danger",
+    SubscriptionStatus.COMPLETED: "neutral", SubscriptionStatus.CANCELLED: "neutral",
+}
+
 
 class Subscription(db.Model):
     """Recurring items with the same frequency and term, bought together (R4)."""
@@ -1180,7 +1207,7 @@ class PayoutStatus(StrEnum):
 
     @property
     def tone(self) -> str:
-        return {"paid": "success", "failed": "danger", "in_transit": "info"}.get(self.value, "neutral")
+        return PAYOUT_STATUS_TONES[self]
 
 
 PAYOUT_STATUS_LABELS = {
@@ -1188,6 +1215,10 @@ PAYOUT_STATUS_LABELS = {
     PayoutStatus.IN_TRANSIT: _l("In transit"),
     PayoutStatus.PAID: _l("Paid"),
     PayoutStatus.FAILED: _l("Failed"),
+}
+PAYOUT_STATUS_TONES = {
+    PayoutStatus.PENDING: "neutral", PayoutStatus.IN_TRANSIT: "info",
+    PayoutStatus.PAID: "success", PayoutStatus.FAILED: "danger",
 }
 
 

@@ -8,6 +8,7 @@ from flask import Flask
 from markupsafe import Markup, escape
 
 from kassa.order_summary import every_label, frequency_label, group_sentence, line_recurrence, term_label
+from kassa.timeline_kinds import timeline_label
 
 CARD_BRANDS = {
     "visa": "Visa", "mastercard": "Mastercard", "amex": "American Express", "discover": "Discover",
@@ -46,7 +47,7 @@ def unread_notifications() -> int:
     """The number on the bell in the top bar (exports ready, …) for the signed-in user."""
     from flask_login import current_user
 
-    from kassa.services.exports import unread_notifications as count
+    from kassa.services.notifications import unread_count as count
 
     return count(current_user.id) if current_user.is_authenticated else 0
 
@@ -72,7 +73,7 @@ def register(app: Flask) -> None:
         frequency_label=frequency_label, every_label=every_label, line_recurrence=line_recurrence,
         group_sentence=group_sentence, term_label=term_label,
         unread_notifications=unread_notifications,
-        payout_status=_enum("PayoutStatus"), ledger_type=_enum("LedgerType"), export_status=_enum("ExportStatus"),
+        payout_status=_enum("PayoutStatus"), link_status=_enum("LinkStatus"), ledger_type=_enum("LedgerType"), export_status=_enum("ExportStatus"),
     )
 
 
@@ -101,28 +102,3 @@ def dispute_reason_label(reason: str | None) -> str:
         "subscription_canceled": _("Subscription canceled"), "credit_not_processed": _("Credit not processed"),
         "general": _("General"),
     }.get(reason or "", reason or "")
-
-
-def timeline_label(kind: str) -> str:
-    """What a timeline entry says (R6, D6), the same on a payment's History and on its contact, company and
-    deal: one list, so a new kind of activity can't show as its raw key on some of them."""
-    from flask_babel import gettext as _
-
-    return {
-        "payment.submitted": _("Payment submitted"), "payment.succeeded": _("Payment succeeded"),
-        "payment.failed": _("Payment failed"), "payment.refunded": _("Payment refunded"),
-        "refund.created": _("Refund submitted"), "refund.succeeded": _("Refund completed"),
-        "refund.failed": _("Refund failed"), "receipt.sent": _("Receipt sent"),
-        "association.changed": _("Associations changed"), "subscription.created": _("Subscription created"),
-        "subscription.past_due": _("Payment failed: subscription past due"),
-        "subscription.completed": _("Subscription completed"), "subscription.cancelled": _("Subscription cancelled"),
-        "subscription.cancel_scheduled": _("Cancellation scheduled for the end of the period"),
-        "subscription.card_updated": _("Card updated"), "subscription.reminder_sent": _("Payment reminder sent"),
-        "subscription.test_card_changed": _("Test card changed"),
-        "dispute.opened": _("Dispute opened"), "dispute.inquiry_opened": _("Inquiry opened"),
-        "dispute.funds_withdrawn": _("Disputed amount and fee withdrawn"),
-        "dispute.funds_returned": _("Disputed amount returned"),
-        "dispute.draft_saved": _("Dispute evidence draft saved"), "dispute.file_added": _("Evidence file added"),
-        "dispute.evidence_submitted": _("Dispute evidence submitted"), "dispute.won": _("Dispute won"),
-        "dispute.lost": _("Dispute lost"), "dispute.accepted": _("Dispute accepted"),
-    }.get(kind, kind)

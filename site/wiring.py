@@ -83,7 +83,7 @@ def register_mail_hooks() -> None:
 
 def register_template_filters(app: Flask) -> None:
     """Every Jinja filter Kassa adds."""
-    from kassa import colors, i18n, template_helpers
+    from kassa import colors, display_ids, i18n, template_helpers
     from kassa.blueprints import settings, subscriptions
 
     for name, fn in (
@@ -94,6 +94,7 @@ def register_template_filters(app: Flask) -> None:
         ("role_label", i18n.role_label),
         ("text_on", colors.text_on),
         ("card_brand_name", template_helpers.card_brand_name),
+        ("display_id", display_ids.display_id_filter),
         ("urlencode_multi", template_helpers.urlencode_multi),
         ("subscription_status", subscriptions.subscription_status),
         ("recipients", settings.email_recipients_text),

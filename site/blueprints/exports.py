@@ -9,16 +9,19 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
+from wtforms import IntegerField
+from wtforms.validators import NumberRange, Optional
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required, visible_modes
 from kassa.clock import now
 from kassa.errors import KassaError, ValidationFailed
 from kassa.extensions import db
-from kassa.forms import safe_filename
+from kassa.forms import MAX_ID, Form, safe_filename
 from kassa.i18n import LANGUAGES, current_language
-from kassa.models import Export, Notification, Permission
+from kassa.models import Export, Permission
 from kassa.rendering import htmx_redirect, render_page
 from kassa.services import exports
+from kassa.services import notifications as notifications_service
 from kassa.services.export_writers import CONTENT_TYPES
 from kassa.services.payment_filters import FilterError
 from kassa.services.payment_index import COLUMNS, IndexState
@@ -100,11 +103,25 @@ def cancel(export_id: int):
     return htmx_redirect(url_for("exports.index"))
 
 
+class MarkReadForm(Form):
+    """Mark notifications read, up to the newest one the page showed (M5)."""
+
+    up_to = IntegerField(validators=[Optional(), NumberRange(min=1, max=MAX_ID)])
+
+
 @bp.get("/notifications")
 @login_required
 def notifications():
-    rows = list(db.session.scalars(select(Notification).where(Notification.user_id == current_user.id)
-                                   .order_by(Notification.created_at.desc()).limit(50)))
-    response = render_page("exports/notifications.html", rows=rows, active_nav=None)
-    exports.mark_read(current_user.id)
-    return response
+    """M5: looking writes nothing — notifications are marked read by the POST below."""
+    rows = notifications_service.recent(current_user.id)
+    return render_page("exports/notifications.html", rows=rows, active_nav=None,
+                       unread_ids=[note.id for note in rows if note.read_at is None])
+
+
+@bp.post("/notifications/read")
+@login_required
+def mark_notifications_read():
+    form = MarkReadForm(request.form)
+    if form.validate():
+        notifications_service.mark_read(current_user.id, form.up_to.data)
+    return htmx_redirect(url_for("exports.notifications"))

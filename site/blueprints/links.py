@@ -16,6 +16,7 @@ from kassa.forms import MAX_PAGE, arg_id, arg_int
 from kassa.i18n import current_language
 from kassa.models import LinkStatus, Payment, PaymentLink, PaymentStatus, Permission
 from kassa.order_summary import build_order_summary
+from kassa.pagination import numbered_page
 from kassa.rendering import htmx_redirect, render_page
 from kassa.security import allow_framing
 from kassa.services import links
@@ -23,7 +24,6 @@ from kassa.urls import absolute_url
 
 bp = Blueprint("links", __name__, url_prefix="/links")
 
-PAGE_SIZE = 25
 
 
 def public_url(link: PaymentLink) -> str:
@@ -69,18 +69,12 @@ def index():
         # autoescape: "%" and "_" typed in the search box are literal, not wildcards.
         query = query.where(or_(func.lower(PaymentLink.name).contains(search.lower(), autoescape=True),
                                 PaymentLink.slug == links.normalize_slug(search)))
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    # A page past the end shows the last one (and a huge number never reaches the database's OFFSET).
-    page = min(page, max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1))
-    rows = list(db.session.scalars(
-        query.order_by(PaymentLink.created_at.desc(), PaymentLink.id.desc()).offset((page - 1) * PAGE_SIZE)
-        .limit(PAGE_SIZE)
-    ))
+    paged = numbered_page(query, (PaymentLink.created_at.desc(), PaymentLink.id.desc()), page)
+    rows, page, pages, total = paged.rows, paged.page, paged.pages, paged.total
     any_links = bool(total) or bool(search) or db.session.scalar(
         select(func.count()).select_from(scoped(PaymentLink).where(PaymentLink.deleted_at.is_(None)).subquery())
     ) > 0
     summaries = {link.id: build_order_summary(link.items, link.currency) for link in rows}
-    pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     return render_page(
         "links/index.html", "link_table",
         links=rows, summaries=summaries, stats=_stats([link.id for link in rows]), search=search, page=page,

@@ -5,22 +5,21 @@ from __future__ import annotations
 from flask import Blueprint, flash, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required, scoped
 from kassa.errors import Conflict, ValidationFailed
-from kassa.extensions import db
 from kassa.forms import MAX_PAGE, arg_int
 from kassa.i18n import current_language
 from kassa.models import BillingFrequency, Permission, Product, TermType
 from kassa.money import Money
 from kassa.order_summary import frequency_label
+from kassa.pagination import numbered_page
 from kassa.rendering import htmx_redirect, render_page
 from kassa.services import products
 
 bp = Blueprint("products", __name__, url_prefix="/products")
 
-PAGE_SIZE = 25
 
 
 @bp.get("/")
@@ -35,12 +34,8 @@ def index():
         needle = search.lower()
         query = query.where(or_(func.lower(Product.name).contains(needle, autoescape=True),
                                 func.lower(Product.sku).contains(needle, autoescape=True)))
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    # A page past the end shows the last one (and a huge number never reaches the database's OFFSET).
-    page = min(page, max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1))
-    rows = list(db.session.scalars(query.order_by(Product.name, Product.id).offset((page - 1) * PAGE_SIZE)
-                                   .limit(PAGE_SIZE)))
-    pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    paged = numbered_page(query, (Product.name, Product.id), page)
+    rows, page, pages, total = paged.rows, paged.page, paged.pages, paged.total
     args = {"q": search or None, "archived": "1" if show_archived else None}
     return render_page(
         "products/index.html", "product_table",

@@ -14,12 +14,12 @@ from kassa.extensions import db
 from kassa.forms import Form, IsoDateField, arg_id, arg_int
 from kassa.i18n import LANGUAGES, current_language
 from kassa.models import LedgerEntry, Payment, Payout, Permission
+from kassa.pagination import keyset_page
 from kassa.rendering import htmx_redirect, render_page
 from kassa.services import exports, payouts, revenue
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 payouts_bp = Blueprint("payouts", __name__, url_prefix="/payouts")
-PAGE_SIZE = 50
 
 REPORT_KINDS = ("payout_reconciliation", "balance", "payout_details")
 
@@ -76,9 +76,7 @@ def payout_list():
              .order_by(Payout.payout_date.desc(), Payout.id.desc()))
     if before:
         query = query.where(Payout.id < before)
-    rows = list(db.session.scalars(query.limit(PAGE_SIZE + 1)))
-    more = len(rows) > PAGE_SIZE
-    rows = rows[:PAGE_SIZE]
+    rows, more = keyset_page(query)
     return render_page("reports/payouts.html", rows=rows, active_nav="reports",
                        next_href=url_for("payouts.index", before=rows[-1].id) if more else None,
                        first_href=url_for("payouts.index") if before else None)

@@ -12,13 +12,13 @@ from kassa.extensions import db
 from kassa.forms import arg_id
 from kassa.i18n import LANGUAGES, current_language
 from kassa.models import EmailMessage, Invitation, Permission, Role, User
+from kassa.pagination import keyset_page
 from kassa.rendering import htmx_redirect, render_page
 from kassa.security import allow_framing
 from kassa.services import accounts, mail, users
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
-PAGE_SIZE = 50
 
 
 def _common(**context):
@@ -235,9 +235,7 @@ def emails():
     before = arg_id("before")
     if before:
         query = query.where(EmailMessage.id < before)
-    rows = db.session.scalars(query.limit(PAGE_SIZE + 1)).all()
-    has_more = len(rows) > PAGE_SIZE
-    rows = rows[:PAGE_SIZE]
+    rows, has_more = keyset_page(query)
     next_href = url_for("settings.emails", before=rows[-1].id) if has_more else None
     newer_exists = before is not None
     return render_page(

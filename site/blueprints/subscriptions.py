@@ -22,24 +22,19 @@ from kassa.models import (
     SubscriptionStatus,
 )
 from kassa.order_summary import frequency_label
+from kassa.pagination import keyset_page
 from kassa.rendering import htmx_redirect, render_page
 from kassa.services import subscriptions as service
 from kassa.services.payment_filters import FilterError, Prop, filter_clause, parse_condition, parse_filter
 
 bp = Blueprint("subscriptions", __name__, url_prefix="/subscriptions")
-PAGE_SIZE = 50
 
-STATUS_LABELS = {
-    SubscriptionStatus.ACTIVE.value: _l("Active"), SubscriptionStatus.PAST_DUE.value: _l("Past due"),
-    SubscriptionStatus.COMPLETED.value: _l("Completed"), SubscriptionStatus.CANCELLED.value: _l("Cancelled"),
-}
-STATUS_TONES = {"active": "success", "past_due": "danger", "completed": "neutral", "cancelled": "neutral"}
 
 # The same typed filter machinery as the payments index, over subscription columns.
 PROPERTIES = {
     prop.key: prop for prop in [
         Prop("status", _l("Status"), "enum", lambda: Subscription.status,
-             lambda: [(k, str(v)) for k, v in STATUS_LABELS.items()]),
+             lambda: [(s.value, s.label) for s in SubscriptionStatus]),
         Prop("frequency", _l("Billing frequency"), "enum", lambda: Subscription.frequency,
              lambda: [(f.value, frequency_label(f)) for f in BillingFrequency if f.is_recurring]),
         Prop("amount", _l("Amount per period"), "money", lambda: Subscription.amount_minor,
@@ -55,8 +50,8 @@ PROPERTIES = {
 def subscription_status(value: str):
     from markupsafe import Markup
 
-    return Markup('<span class="badge badge--{}">{}</span>').format(STATUS_TONES.get(value, "neutral"),
-                                                                    STATUS_LABELS.get(value, value))
+    status = SubscriptionStatus(value)
+    return Markup('<span class="badge badge--{}">{}</span>').format(status.tone, status.label)
 
 
 @bp.get("/")
@@ -96,10 +91,7 @@ def index():
         error = getattr(exc, "message", _("That page link is out of date. Start from the first page."))
         rows, more = [], False
     else:
-        rows = list(db.session.scalars(query.order_by(Subscription.created_at.desc(), Subscription.id.desc())
-                                       .limit(PAGE_SIZE + 1)))
-        more = len(rows) > PAGE_SIZE
-        rows = rows[:PAGE_SIZE]
+        rows, more = keyset_page(query.order_by(Subscription.created_at.desc(), Subscription.id.desc()))
     any_subscriptions = db.session.scalar(select(func.count()).select_from(Subscription).where(
         Subscription.account_id == current_user.account_id)) > 0
     args = request.args.to_dict(flat=False)
@@ -108,7 +100,7 @@ def index():
                         after=f"{rows[-1].created_at.isoformat()}~{rows[-1].id}") if more and rows else None
     return render_page(
         "subscriptions/index.html", "results", status=400 if error else 200, rows=rows, error=error,
-        statuses=statuses, frequency=frequency, email=email, status_labels=STATUS_LABELS,
+        statuses=statuses, frequency=frequency, email=email, status_labels={s.value: s.label for s in SubscriptionStatus},
         frequencies=[(f.value, frequency_label(f)) for f in BillingFrequency if f.is_recurring],
         any_subscriptions=any_subscriptions, next_href=next_href,
         first_href=url_for("subscriptions.index", **args) if after else None, active_nav="subscriptions",
@@ -131,7 +123,7 @@ def _detail_context(sub: Subscription) -> dict:
 
     return {"sub": sub, "account": account, "payments": payments, "timeline": timeline,
             "schedule": service.upcoming(sub, account), "clock_now": account_now(account),
-            "status_labels": STATUS_LABELS, "active_nav": "subscriptions"}
+            "status_labels": {s.value: s.label for s in SubscriptionStatus}, "active_nav": "subscriptions"}
 
 
 @bp.get("/<int:subscription_id>")

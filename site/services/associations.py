@@ -12,6 +12,7 @@ from kassa.extensions import db
 from kassa.models import Company, Contact, Deal, Payment, Subscription
 from kassa.services.audit import record_audit
 from kassa.services.crm import add_timeline
+from kassa.timeline_kinds import TimelineKind
 
 KINDS = {"contact": Contact, "company": Company, "deal": Deal, "subscription": Subscription}
 MAX_LABEL = 60
@@ -56,7 +57,7 @@ def set_association(actor: Actor, payment_id: int, kind: str, record_id: int | N
         setattr(payment, f"{kind}_id", record_id)
         label = (label or "").replace("\x00", "").strip()[:MAX_LABEL]
         setattr(payment, f"{kind}_label", label or None if record_id else None)
-        add_timeline(payment.account_id, "association.changed", subjects=[("payment", payment.id)],
+        add_timeline(payment.account_id, TimelineKind.ASSOCIATION_CHANGED, subjects=[("payment", payment.id)],
                      payment_id=payment.id, data={"kind": kind, "from": before, "to": record_id},
                      actor_id=actor.user_id)
         record_audit(actor, "payment.association_changed", object_type="payment", object_id=payment.id,

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from kassa.bulk_sql import among, insert_rows, reserve_ids
 from kassa.clock import now_for
-from kassa.database import dialect_name, write_transaction
+from kassa.database import dialect_name, locked, write_transaction
 from kassa.extensions import db
 from kassa.models import (
     Account,
@@ -34,10 +34,10 @@ from kassa.services.billing_rows import (
     BILLABLE,
     end_subscription,
     insert_timeline,
-    locked,
     subscription_subjects,
     timeline_rows,
 )
+from kassa.timeline_kinds import TimelineKind
 
 _SUBS = Subscription.__table__
 _PAYMENTS = Payment.__table__
@@ -156,7 +156,7 @@ def _insert_charges(session, subs: list[Any], accounts: dict[int, Account],
     timeline = []
     for sub, row in zip(subs, rows, strict=True):
         payment_id = row["id"]
-        timeline += timeline_rows(sub.account_id, "payment.submitted",
+        timeline += timeline_rows(sub.account_id, TimelineKind.PAYMENT_SUBMITTED,
                                   [("payment", payment_id), *subscription_subjects(sub)], row["created_at"],
                                   payment_id=payment_id, data={"amount_minor": row["amount_minor"],
                                                                "currency": row["currency"],

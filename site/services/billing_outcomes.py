@@ -17,7 +17,8 @@ from sqlalchemy import select
 
 from kassa.bulk_sql import among, insert_rows, update_rows
 from kassa.clock import now, now_for
-from kassa.database import dialect_name, write_transaction
+from kassa.database import dialect_name, locked, write_transaction
+from kassa.display_ids import display_id
 from kassa.extensions import db
 from kassa.models import (
     Account,
@@ -39,7 +40,6 @@ from kassa.services.billing_rows import (
     add_timeline_at,
     end_subscription,
     insert_timeline,
-    locked,
     subscription_subjects,
     timeline_rows,
 )
@@ -47,6 +47,7 @@ from kassa.services.counters import reserve_numbers
 from kassa.services.display_status import compute_display_status, refresh_display_status
 from kassa.services.ledger import available_on, local_day
 from kassa.services.payment_states import TRANSITIONS, payment_subjects
+from kassa.timeline_kinds import TimelineKind
 
 _PAYMENTS = Payment.__table__
 _SUBS = Subscription.__table__
@@ -98,7 +99,7 @@ class _Successes:
         after = _paid(payment, result, account, at, self.receipts[payment.id])
         self.payments.append({"id": payment.id, **{column: getattr(after, column) for column in _PAID}})
         self.ledger += _ledger_rows(after, account, self.availability)
-        self.timeline += timeline_rows(payment.account_id, "payment.succeeded", payment_subjects(payment), at,
+        self.timeline += timeline_rows(payment.account_id, TimelineKind.PAYMENT_SUCCEEDED, payment_subjects(payment), at,
                                        payment_id=payment.id, data={"amount_minor": payment.amount_minor,
                                                                     "currency": payment.currency,
                                                                     "period": payment.subscription_period})
@@ -167,7 +168,7 @@ def _renewed(sub, payment, account: Account, at: datetime, timeline: list[dict[s
     if sub.status in BILLABLE:
         if sub.term_type == TermType.FIXED.value and sub.term_count and made >= sub.term_count:
             status, next_charge_at, ended_at = SubscriptionStatus.COMPLETED.value, None, at
-            timeline += timeline_rows(sub.account_id, "subscription.completed", subscription_subjects(sub), at)
+            timeline += timeline_rows(sub.account_id, TimelineKind.SUBSCRIPTION_COMPLETED, subscription_subjects(sub), at)
         else:
             status = SubscriptionStatus.ACTIVE.value
             next_charge_at = charge_date(sub.anchor_at, sub.frequency, made, account.timezone)
@@ -198,11 +199,11 @@ def _ledger_rows(payment: SimpleNamespace, account: Account, availability: _Avai
              "payment_id": payment.id}
     rows = [{**entry, "type": LedgerType.CHARGE.value, "source_key": f"charge:{payment.id}",
              "amount_minor": payment.net_settlement_minor + payment.fee_settlement_minor,
-             "description": f"Payment P-{payment.id:06d}"}]
+             "description": f"Payment {display_id('payment', payment.id)}"}]
     if payment.fee_settlement_minor:
         rows.append({**entry, "type": LedgerType.FEE.value, "source_key": f"fee:{payment.id}",
                      "amount_minor": -payment.fee_settlement_minor,
-                     "description": f"Processing fee P-{payment.id:06d}"})
+                     "description": f"Processing fee {display_id('payment', payment.id)}"})
     return rows
 
 
@@ -266,7 +267,7 @@ def _record_failure(session, payment: Payment, sub: Subscription, code: str | No
     payment.failed_at = at
     payment.failure_code, payment.failure_message = code, message
     refresh_display_status(payment)
-    add_timeline_at(session, payment.account_id, "payment.failed", payment_subjects(payment), at,
+    add_timeline_at(session, payment.account_id, TimelineKind.PAYMENT_FAILED, payment_subjects(payment), at,
                     payment_id=payment.id, data={"code": code, "message": message})
     if sub.status not in BILLABLE:
         return  # the merchant ended it while the charge was under way: nothing to retry
@@ -276,7 +277,7 @@ def _record_failure(session, payment: Payment, sub: Subscription, code: str | No
     if sub.failed_attempts <= len(retry_days):
         sub.status = SubscriptionStatus.PAST_DUE.value
         sub.next_charge_at = at + timedelta(days=retry_days[sub.failed_attempts - 1])
-        add_timeline_at(session, sub.account_id, "subscription.past_due", subscription_subjects(sub), at,
+        add_timeline_at(session, sub.account_id, TimelineKind.SUBSCRIPTION_PAST_DUE, subscription_subjects(sub), at,
                         payment_id=payment.id,
                         data={"message": message, "retry_at": sub.next_charge_at.isoformat()})
         notify_subscription_payment_failed(sub, payment)

@@ -6,11 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select
-
 from kassa.bulk_sql import insert_rows
-from kassa.database import dialect_name
 from kassa.models import SubscriptionStatus, TimelineEntry
+from kassa.timeline_kinds import TimelineKind
 
 BILLABLE = (SubscriptionStatus.ACTIVE.value, SubscriptionStatus.PAST_DUE.value)
 
@@ -20,11 +18,12 @@ def subscription_subjects(sub: Any) -> list[tuple[str, int | None]]:
     return [("subscription", sub.id), ("contact", sub.contact_id), ("deal", sub.deal_id)]
 
 
-def timeline_rows(account_id: int, kind: str, subjects: list[tuple[str, int | None]], at: datetime, *,
+def timeline_rows(account_id: int, kind: TimelineKind, subjects: list[tuple[str, int | None]], at: datetime, *,
                   payment_id: int | None = None, data: dict | None = None,
                   actor_id: int | None = None) -> list[dict[str, Any]]:
     """R6 entries (one per subject), dated `at`: a test subscription's activity happens on the test clock, so
     its timeline must show the test clock's date, not the real moment the tick ran."""
+    kind = TimelineKind(kind).value  # M5: only a known kind is stored (as its plain string)
     return [{"account_id": account_id, "subject_type": subject_type, "subject_id": subject_id, "kind": kind,
              "payment_id": payment_id, "data": data or {}, "actor_id": actor_id, "created_at": at}
             for subject_type, subject_id in subjects if subject_id is not None]
@@ -35,16 +34,9 @@ def insert_timeline(session, rows: list[dict[str, Any]]) -> None:
     insert_rows(session, TimelineEntry.__table__, rows)
 
 
-def add_timeline_at(session, account_id: int, kind: str, subjects: list[tuple[str, int | None]], at: datetime,
+def add_timeline_at(session, account_id: int, kind: TimelineKind, subjects: list[tuple[str, int | None]], at: datetime,
                     **fields: Any) -> None:
     insert_timeline(session, timeline_rows(account_id, kind, subjects, at, **fields))
-
-
-def locked(session, query: Select, *, skip_locked: bool = False, of: Any = None) -> Select:
-    """`query` taking row locks on PostgreSQL (SQLite's write transaction already serializes writers)."""
-    if dialect_name(session) == "postgresql":
-        return query.with_for_update(skip_locked=skip_locked, of=of)
-    return query
 
 
 def end_subscription(session, sub, status: SubscriptionStatus, reason: str, at: datetime) -> None:
@@ -55,5 +47,5 @@ def end_subscription(session, sub, status: SubscriptionStatus, reason: str, at: 
     if status is SubscriptionStatus.CANCELLED:
         sub.cancelled_at = sub.cancelled_at or at
         sub.cancel_reason = reason
-    add_timeline_at(session, sub.account_id, f"subscription.{status.value}", subscription_subjects(sub), at,
+    add_timeline_at(session, sub.account_id, TimelineKind.of("subscription", status), subscription_subjects(sub), at,
                     data={"reason": reason})

@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, bindparam, exists, func, or_, select
 
 from kassa.clock import account_now, now
-from kassa.database import dialect_name, write_transaction
+from kassa.database import lock_one, write_transaction
 from kassa.errors import Conflict, Gone, NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.models import (
@@ -226,13 +226,6 @@ class PayOutcome:
     charged_now: bool = False
 
 
-def _lock_session(session, checkout_id: int) -> CheckoutSession:
-    query = select(CheckoutSession).where(CheckoutSession.id == checkout_id)
-    if dialect_name(session) == "postgresql":
-        query = query.with_for_update()
-    return session.scalar(query)
-
-
 def _guard_entry(checkout: CheckoutSession, buyer: BuyerInput, ip: str | None) -> risk.CardEntry:
     number = buyer.card.number if buyer.card else f"{buyer.bank.routing_number}:{buyer.bank.account_number}"
     return risk.CardEntry(account_id=checkout.account_id, mode=checkout.mode, method=buyer.method, number=number,
@@ -246,7 +239,7 @@ def _begin_attempt(checkout_id: int, buyer: BuyerInput, amount_minor: int, curre
     The card-testing guard's slots are taken in this same transaction (H4): an attempt exists only with its
     slots, and a refusal (TooManyRequests) writes nothing."""
     with write_transaction(db.session) as session:
-        checkout = _lock_session(session, checkout_id)
+        checkout = lock_one(session, CheckoutSession, checkout_id)
         if checkout.status == CheckoutStatus.COMPLETED.value:
             return session.get(Payment, checkout.payment_id)
         in_flight = session.scalar(
@@ -287,7 +280,7 @@ def _finish_without_charge(attempt_id: int, status: AttemptStatus, error: Proces
         if error is not None:
             attempt.error_code = error.code
             attempt.error_message = error.message
-        checkout = _lock_session(session, attempt.checkout_session_id)
+        checkout = lock_one(session, CheckoutSession, attempt.checkout_session_id)
         checkout.attempt_seq += 1
         # H4: a decline or an invalid number keeps the guard's slots; anything else gives them back.
         if status is AttemptStatus.DECLINED:

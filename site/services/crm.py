@@ -12,6 +12,7 @@ from kassa.extensions import db
 from kassa.forms import parse_int
 from kassa.models import Company, Contact, Deal, Pipeline, Stage, TimelineEntry
 from kassa.services.audit import record_audit
+from kassa.timeline_kinds import TimelineKind
 
 CLOSED_WON = "Closed won"
 
@@ -184,9 +185,10 @@ def create_deal(account_id: int, mode: str, *, name: str, amount_minor: int, cur
     return deal
 
 
-def add_timeline(account_id: int, kind: str, *, subjects: list[tuple[str, int | None]], payment_id: int | None = None,
-                 data: dict | None = None, actor_id: int | None = None) -> None:
+def add_timeline(account_id: int, kind: TimelineKind, *, subjects: list[tuple[str, int | None]],
+                 payment_id: int | None = None, data: dict | None = None, actor_id: int | None = None) -> None:
     """R6: one entry per subject (payment, contact, company, deal, subscription) that the activity concerns."""
+    kind = TimelineKind(kind).value  # M5: only a known kind is stored (as its plain string)
     for subject_type, subject_id in subjects:
         if subject_id is None:
             continue

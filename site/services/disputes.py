@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from kassa.actor import Actor
 from kassa.clock import account_now, now
-from kassa.database import write_transaction
+from kassa.database import lock_one, write_transaction
 from kassa.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.models import (
@@ -34,6 +34,7 @@ from kassa.services.audit import record_audit
 from kassa.services.crm import add_timeline
 from kassa.services.payment_states import payment_subjects
 from kassa.services.ticks import each_item
+from kassa.timeline_kinds import TimelineKind
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +115,12 @@ def open_dispute(event: ProcessorEvent) -> Dispute | None:
 
     book_dispute(dispute, event.occurred_at)
     payment = _sync_payment(dispute)
-    kind = "dispute.inquiry_opened" if dispute.is_inquiry else "dispute.opened"
+    kind = TimelineKind.DISPUTE_INQUIRY_OPENED if dispute.is_inquiry else TimelineKind.DISPUTE_OPENED
     add_timeline(payment.account_id, kind, subjects=payment_subjects(payment), payment_id=payment.id,
                  data={"amount_minor": dispute.amount_minor, "currency": dispute.currency, "reason": dispute.reason,
                        "due_by": dispute.evidence_due_by.isoformat()})
     if not dispute.is_inquiry:
-        add_timeline(payment.account_id, "dispute.funds_withdrawn", subjects=payment_subjects(payment),
+        add_timeline(payment.account_id, TimelineKind.DISPUTE_FUNDS_WITHDRAWN, subjects=payment_subjects(payment),
                      payment_id=payment.id, data={"amount_minor": dispute.amount_minor + dispute.fee_minor,
                                                   "currency": dispute.currency})
     _notify(dispute, "dispute_opened")
@@ -139,13 +140,13 @@ def close_dispute(event: ProcessorEvent, outcome: DisputeStatus) -> Dispute | No
     dispute.status = outcome.value
     dispute.closed_at = event.occurred_at
     payment = _sync_payment(dispute)
-    add_timeline(payment.account_id, f"dispute.{outcome.value}", subjects=payment_subjects(payment),
+    add_timeline(payment.account_id, TimelineKind.of("dispute", outcome), subjects=payment_subjects(payment),
                  payment_id=payment.id, data={"amount_minor": dispute.amount_minor, "currency": dispute.currency})
     if outcome is DisputeStatus.WON and not dispute.is_inquiry:
         from kassa.services.ledger import book_dispute_won
 
         book_dispute_won(dispute, event.occurred_at)
-        add_timeline(payment.account_id, "dispute.funds_returned", subjects=payment_subjects(payment),
+        add_timeline(payment.account_id, TimelineKind.DISPUTE_FUNDS_RETURNED, subjects=payment_subjects(payment),
                      payment_id=payment.id, data={"amount_minor": dispute.amount_minor, "currency": dispute.currency})
     _notify(dispute, f"dispute_{outcome.value}")
     return dispute
@@ -184,7 +185,7 @@ def _require(actor: Actor) -> None:
 def owned(session, actor: Actor, dispute_id: int) -> Dispute:
     """The actor's dispute, locked for the rest of the write transaction: two tabs changing one dispute
     (uploads checked against the size budget, a save racing the submission) take turns."""
-    dispute = session.get(Dispute, dispute_id, with_for_update=True)
+    dispute = lock_one(session, Dispute, dispute_id)
     if dispute is None or dispute.account_id != actor.account_id:
         raise NotFound(_("Dispute not found."))
     return dispute
@@ -211,7 +212,7 @@ def save_draft(actor: Actor, dispute_id: int, step: str, values: dict[str, str])
         draft = dict(dispute.draft or {})
         draft[step] = cleaned
         dispute.draft = draft
-        add_timeline(dispute.account_id, "dispute.draft_saved",
+        add_timeline(dispute.account_id, TimelineKind.DISPUTE_DRAFT_SAVED,
                      subjects=payment_subjects(session.get(Payment, dispute.payment_id)),
                      payment_id=dispute.payment_id, data={"step": step}, actor_id=actor.user_id)
         return dispute
@@ -293,7 +294,7 @@ def _answer(actor: Actor, dispute_id: int, answer: str) -> Dispute:
 def _record_answer(dispute_id: int, actor: Actor) -> Dispute:
     """The processor has the dispute's answer: evidence → awaiting decision; accept → closed as lost."""
     with write_transaction(db.session) as session:
-        dispute = session.get(Dispute, dispute_id, with_for_update=True)
+        dispute = lock_one(session, Dispute, dispute_id)
         if dispute.status != DisputeStatus.NEEDS_RESPONSE.value or dispute.answer is None:
             return dispute  # already recorded (by the request or the tick), or closed by an event
         payment = session.get(Payment, dispute.payment_id)
@@ -301,14 +302,14 @@ def _record_answer(dispute_id: int, actor: Actor) -> Dispute:
             dispute.status = DisputeStatus.UNDER_REVIEW.value
             dispute.submitted_at = now()
             payment = _sync_payment(dispute)
-            add_timeline(payment.account_id, "dispute.evidence_submitted", subjects=payment_subjects(payment),
+            add_timeline(payment.account_id, TimelineKind.DISPUTE_EVIDENCE_SUBMITTED, subjects=payment_subjects(payment),
                          payment_id=payment.id, actor_id=actor.user_id)
             record_audit(actor, "dispute.evidence_submitted", object_type="dispute", object_id=dispute.id)
         else:
             dispute.status = DisputeStatus.LOST.value
             dispute.closed_at = account_now(session.get(Account, dispute.account_id))
             payment = _sync_payment(dispute)
-            add_timeline(payment.account_id, "dispute.accepted", subjects=payment_subjects(payment),
+            add_timeline(payment.account_id, TimelineKind.DISPUTE_ACCEPTED, subjects=payment_subjects(payment),
                          payment_id=payment.id, actor_id=actor.user_id,
                          data={"amount_minor": dispute.amount_minor, "currency": dispute.currency})
             record_audit(actor, "dispute.accepted", object_type="dispute", object_id=dispute.id,
@@ -319,7 +320,7 @@ def _record_answer(dispute_id: int, actor: Actor) -> Dispute:
 def _release_answer(dispute_id: int) -> None:
     """The processor has no answer for this dispute: the merchant may answer again."""
     with write_transaction(db.session) as session:
-        dispute = session.get(Dispute, dispute_id, with_for_update=True)
+        dispute = lock_one(session, Dispute, dispute_id)
         if dispute.status == DisputeStatus.NEEDS_RESPONSE.value:
             dispute.answer = dispute.answer_sent_at = None
 

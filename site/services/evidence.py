@@ -18,6 +18,7 @@ from kassa.forms import safe_filename
 from kassa.models import Account, DisputeFile, Payment
 from kassa.services.crm import add_timeline
 from kassa.services.payment_states import payment_subjects
+from kassa.timeline_kinds import TimelineKind
 
 MAX_TOTAL_BYTES = int(4.5 * 1024 * 1024)  # Stripe's limit for all of a dispute's files together
 MAX_PAGES = 50  # card networks reject longer evidence packs
@@ -91,7 +92,7 @@ def add_file(actor: Actor, dispute_id: int, filename: str, data: bytes) -> Dispu
                            content_type=content_type, size_bytes=len(data), pages=pages, stored_name=stored)
         session.add(file)
         session.flush()
-        add_timeline(dispute.account_id, "dispute.file_added",
+        add_timeline(dispute.account_id, TimelineKind.DISPUTE_FILE_ADDED,
                      subjects=payment_subjects(session.get(Payment, dispute.payment_id)),
                      payment_id=dispute.payment_id, data={"file": file.filename}, actor_id=actor.user_id)
         return file

@@ -16,6 +16,7 @@ from sqlalchemy import String, func, select, type_coerce
 from werkzeug.datastructures import MultiDict
 
 from kassa.clock import account_today, local_midnight_utc, zone
+from kassa.display_ids import display_id, display_id_or_none
 from kassa.extensions import db
 from kassa.forms import parse_date
 from kassa.models import (
@@ -84,7 +85,7 @@ def _payment_columns(key: str, tz: ZoneInfo) -> list[tuple[str, Any, Any]]:
         "fee": [(_("Fee"), Payment.fee_minor, money)],
         "net": [(_("Net"), Payment.amount_minor - Payment.fee_minor, money)],
         "refunded": [(_("Refunded"), Payment.refunded_minor, money)],
-        "receipt": [(_("Receipt number"), Payment.receipt_number, lambda v: f"R-{v:06d}" if v else None)],
+        "receipt": [(_("Receipt number"), Payment.receipt_number, lambda v: display_id_or_none("receipt", v))],
         "email": [(_("Contact email"), Payment.buyer_email, None)],
         "company": [(_("Company"), Payment.buyer_company, None)],
         "dispute_created": [(_("Dispute created"), _raw(Payment.dispute_created_at), local)],
@@ -200,8 +201,8 @@ def _payout_reconciliation(account: Account, params: dict[str, Any], count_only:
     def rows():
         for (pid, pdate, arrival, status, pamount, kind, amount, currency, payment_id, description,
              occurred) in db.session.execute(query.execution_options(yield_per=STREAM)):
-            yield (f"PO-{pid:06d}", pdate, arrival, status, major(pamount, currency), kind, major(amount, currency),
-                   currency, f"P-{payment_id:06d}" if payment_id else None, description,
+            yield (display_id("payout", pid), pdate, arrival, status, major(pamount, currency), kind, major(amount, currency),
+                   currency, display_id_or_none("payment", payment_id), description,
                    occurred.astimezone(tz).replace(tzinfo=None))
 
     return headers, rows()
@@ -229,7 +230,7 @@ def _balance(account: Account, params: dict[str, Any], count_only: bool = False)
         for (occurred, kind, amount, currency, available, payout_id, payment_id, source, email,
              description) in db.session.execute(query.execution_options(yield_per=STREAM)):
             yield (occurred.astimezone(tz).replace(tzinfo=None), kind, major(amount, currency), currency, available,
-                   f"PO-{payout_id:06d}" if payout_id else None, f"P-{payment_id:06d}" if payment_id else None,
+                   display_id_or_none("payout", payout_id), display_id_or_none("payment", payment_id),
                    source, email, description)
 
     return headers, rows()
@@ -255,7 +256,7 @@ def _payout_details(account: Account, params: dict[str, Any], count_only: bool =
     def rows():
         for (pid, pdate, payment_id, created, gross, currency, fee, method, email, settled,
              settle_currency) in db.session.execute(query.execution_options(yield_per=STREAM)):
-            yield (f"PO-{pid:06d}", pdate, f"P-{payment_id:06d}", created.astimezone(tz).replace(tzinfo=None),
+            yield (display_id("payout", pid), pdate, display_id("payment", payment_id), created.astimezone(tz).replace(tzinfo=None),
                    major(gross, currency), major(fee, currency), currency, method, email,
                    major(settled, settle_currency), settle_currency)
 

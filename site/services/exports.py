@@ -15,7 +15,7 @@ from typing import Any
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from kassa.actor import Actor
 from kassa.clock import now
@@ -24,7 +24,7 @@ from kassa.errors import Forbidden, Gone, NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.forms import parse_date
 from kassa.i18n import LANGUAGES
-from kassa.models import Account, Export, ExportStatus, Notification, Permission
+from kassa.models import Account, Export, ExportStatus, Permission
 from kassa.services import outbox
 from kassa.services.export_writers import WRITERS, XLS_MAX_ROWS, Cancelled
 
@@ -141,6 +141,7 @@ def _announce(export: Export) -> None:
     """X2: an in-app notification and an email with the download link."""
     from kassa.models import User
     from kassa.services.mail import queue_email
+    from kassa.services.notifications import notify_in_app
     from kassa.urls import absolute_url
 
     user = db.session.get(User, export.user_id)
@@ -148,7 +149,7 @@ def _announce(export: Export) -> None:
     url = absolute_url("exports.download", export_id=export.id)
     with force_locale(user.language or account.language):
         text = _("Your export “%(name)s” is ready (%(rows)s rows).", name=export.name, rows=f"{export.rows_done:,}")
-    db.session.add(Notification(account_id=export.account_id, user_id=user.id, text=text, url=url))
+    notify_in_app(export.account_id, user.id, text, url)
     queue_email(kind="export_ready", to=[user.email], template="email/export_ready.html",
                 language=user.language or account.language,
                 context={"export": export, "account": account, "url": url, "brand_color": account.brand_color},
@@ -177,14 +178,3 @@ def downloadable(account_id: int, export_id: int) -> tuple[Export, Path]:
     if export.expires_at is not None and export.expires_at <= now():
         raise Gone(_("This download link has expired. Export again."))
     return export, export_dir() / export.stored_name
-
-
-def unread_notifications(user_id: int) -> int:
-    return db.session.scalar(select(func.count()).select_from(Notification).where(
-        Notification.user_id == user_id, Notification.read_at.is_(None))) or 0
-
-
-def mark_read(user_id: int) -> None:
-    with write_transaction(db.session) as session:
-        session.execute(update(Notification).where(Notification.user_id == user_id,
-                                                   Notification.read_at.is_(None)).values(read_at=now()))

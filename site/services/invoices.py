@@ -7,13 +7,14 @@ from typing import Any
 
 from sqlalchemy import select
 
+from kassa.display_ids import display_id
 from kassa.extensions import db
 from kassa.models import Account, Invoice, Payment
 from kassa.services.counters import next_number
 
 
 def invoice_label(invoice: Invoice) -> str:
-    return f"INV-{invoice.number:06d}"
+    return display_id("invoice", invoice.number)
 
 
 def maybe_invoice(payment: Payment, account: Account) -> Invoice | None:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from kassa.business_days import add_business_days
 from kassa.clock import zone
+from kassa.display_ids import display_id
 from kassa.extensions import db
 from kassa.models import Account, Dispute, LedgerEntry, LedgerType, Payment, Refund
 from kassa.money import exponent
@@ -58,11 +59,11 @@ def book_charge(payment: Payment) -> None:
     gross = payment.net_settlement_minor + payment.fee_settlement_minor
     currency = payment.settlement_currency
     _book(account, payment.mode, LedgerType.CHARGE, gross, currency, f"charge:{payment.id}", available=available,
-          occurred_at=at, payment_id=payment.id, description=f"Payment P-{payment.id:06d}")
+          occurred_at=at, payment_id=payment.id, description=f"Payment {display_id('payment', payment.id)}")
     if payment.fee_settlement_minor:
         _book(account, payment.mode, LedgerType.FEE, -payment.fee_settlement_minor, currency, f"fee:{payment.id}",
               available=available, occurred_at=at, payment_id=payment.id,
-              description=f"Processing fee P-{payment.id:06d}")
+              description=f"Processing fee {display_id('payment', payment.id)}")
 
 
 def book_refund(refund: Refund, at: datetime) -> None:
@@ -71,7 +72,7 @@ def book_refund(refund: Refund, at: datetime) -> None:
     account = db.session.get(Account, payment.account_id)
     _book(account, payment.mode, LedgerType.REFUND, -to_settlement(payment, refund.amount_minor),
           payment.settlement_currency, f"refund:{refund.id}", available=local_day(account, at), occurred_at=at,
-          payment_id=payment.id, refund_id=refund.id, description=f"Refund of P-{payment.id:06d}")
+          payment_id=payment.id, refund_id=refund.id, description=f"Refund of {display_id('payment', payment.id)}")
 
 
 def book_refund_failure(refund: Refund, at: datetime) -> None:
@@ -80,7 +81,7 @@ def book_refund_failure(refund: Refund, at: datetime) -> None:
     _book(account, payment.mode, LedgerType.REFUND_FAILURE, to_settlement(payment, refund.amount_minor),
           payment.settlement_currency, f"refund-failure:{refund.id}", available=local_day(account, at),
           occurred_at=at, payment_id=payment.id, refund_id=refund.id,
-          description=f"Failed refund of P-{payment.id:06d} returned")
+          description=f"Failed refund of {display_id('payment', payment.id)} returned")
 
 
 def book_dispute(dispute: Dispute, at: datetime) -> None:
@@ -92,11 +93,11 @@ def book_dispute(dispute: Dispute, at: datetime) -> None:
     day = local_day(account, at)
     _book(account, payment.mode, LedgerType.DISPUTE, -to_settlement(payment, dispute.amount_minor),
           payment.settlement_currency, f"dispute:{dispute.id}", available=day, occurred_at=at,
-          payment_id=payment.id, dispute_id=dispute.id, description=f"Dispute on P-{payment.id:06d}")
+          payment_id=payment.id, dispute_id=dispute.id, description=f"Dispute on {display_id('payment', payment.id)}")
     if dispute.fee_minor:
         _book(account, payment.mode, LedgerType.DISPUTE_FEE, -to_settlement(payment, dispute.fee_minor),
               payment.settlement_currency, f"dispute-fee:{dispute.id}", available=day, occurred_at=at,
-              payment_id=payment.id, dispute_id=dispute.id, description=f"Dispute fee P-{payment.id:06d}")
+              payment_id=payment.id, dispute_id=dispute.id, description=f"Dispute fee {display_id('payment', payment.id)}")
 
 
 def book_dispute_won(dispute: Dispute, at: datetime) -> None:
@@ -108,4 +109,4 @@ def book_dispute_won(dispute: Dispute, at: datetime) -> None:
     _book(account, payment.mode, LedgerType.DISPUTE_REVERSAL, to_settlement(payment, dispute.amount_minor),
           payment.settlement_currency, f"dispute-won:{dispute.id}", available=local_day(account, at),
           occurred_at=at, payment_id=payment.id, dispute_id=dispute.id,
-          description=f"Dispute won on P-{payment.id:06d}")
+          description=f"Dispute won on {display_id('payment', payment.id)}")

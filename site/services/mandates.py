@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from kassa.actor import Actor
 from kassa.database import write_transaction
+from kassa.display_ids import display_id
 from kassa.errors import Conflict, Forbidden, NotFound
 from kassa.extensions import db
 from kassa.models import Account
@@ -41,7 +42,7 @@ def render_mandate_pdf(payment_id: int) -> tuple[str, str, bytes]:
     account = db.session.get(Account, payment.account_id)
     html = render_template("pdf/mandate.html", payment=payment, mandate=mandate, account=account,
                            amount=Money(payment.amount_minor, payment.currency))
-    return f"authorization-P{payment.id:06d}.pdf", "application/pdf", render_pdf(html, base_dir=STATIC_DIR)
+    return f"authorization-{display_id('payment', payment.id)}.pdf", "application/pdf", render_pdf(html, base_dir=STATIC_DIR)
 
 
 def mandate_attachment(spec: dict) -> tuple[str, str, bytes]:
@@ -67,6 +68,6 @@ def send_authorization_copy(actor: Actor, payment_id: int) -> str:
                              "amount": Money(payment.amount_minor, payment.currency)},
                     account_id=account.id, related=("payment", payment.id),
                     attachments=[{"renderer": "mandate", "payment_id": payment.id,
-                                  "filename": f"authorization-P{payment.id:06d}.pdf"}])
+                                  "filename": f"authorization-{display_id('payment', payment.id)}.pdf"}])
         record_audit(actor, "payment.authorization_copy_sent", object_type="payment", object_id=payment.id)
         return actor.user.email

@@ -1,11 +1,14 @@
-"""Emails to the merchant (E1) and payment-status emails to the buyer (ACH processing / failed)."""
+"""Notifications, all in one place (M5): emails to the merchant (E1), payment-status emails to the buyer
+(ACH processing / failed), and the in-app notifications behind the bell (X2: exports ready, …)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
+from kassa.clock import now
+from kassa.database import write_transaction
 from kassa.extensions import db
-from kassa.models import Account, Payment, PaymentLink, Permission, User
+from kassa.models import Account, Notification, Payment, PaymentLink, Permission, User
 from kassa.money import Money
 from kassa.services.mail import queue_email
 from kassa.urls import absolute_url
@@ -101,3 +104,39 @@ def notify_subscription_cancel_scheduled(sub) -> None:
 def notify_subscription_reminder(sub) -> None:
     """E7: 14 days before the next payment, with the amount and the date."""
     _to_subscriber(sub, "subscription_reminder", "email/subscription_reminder.html")
+
+
+# -- in-app notifications (the bell) -----------------------------------------------------------------
+# M5: these used to live in services/exports.py, and showing the list marked everything read — a GET that
+# wrote. Reading is now a GET that writes nothing; marking read is an explicit POST (mark_read).
+
+RECENT_LIMIT = 50
+
+
+def notify_in_app(account_id: int, user_id: int, text: str, url: str | None = None) -> Notification:
+    """In the caller's transaction: one notification for one user."""
+    note = Notification(account_id=account_id, user_id=user_id, text=text, url=url)
+    db.session.add(note)
+    return note
+
+
+def recent(user_id: int, limit: int = RECENT_LIMIT) -> list[Notification]:
+    """The user's latest notifications, newest first. Reads only."""
+    return list(db.session.scalars(select(Notification).where(Notification.user_id == user_id)
+                                   .order_by(Notification.created_at.desc(), Notification.id.desc())
+                                   .limit(limit)))
+
+
+def unread_count(user_id: int) -> int:
+    return db.session.scalar(select(func.count()).select_from(Notification).where(
+        Notification.user_id == user_id, Notification.read_at.is_(None))) or 0
+
+
+def mark_read(user_id: int, up_to_id: int | None = None) -> int:
+    """Mark the user's unread notifications read — only those up to ``up_to_id`` when given (the newest one
+    the user saw), so one that arrived after the page was shown stays unread. Returns how many."""
+    condition = [Notification.user_id == user_id, Notification.read_at.is_(None)]
+    if up_to_id is not None:
+        condition.append(Notification.id <= up_to_id)
+    with write_transaction(db.session) as session:
+        return session.execute(update(Notification).where(*condition).values(read_at=now())).rowcount or 0

@@ -24,7 +24,7 @@ from flask import current_app
 from sqlalchemy import and_, distinct, or_, select, update
 
 from kassa.clock import now
-from kassa.database import dialect_name, write_transaction
+from kassa.database import locked, write_transaction
 from kassa.extensions import db
 from kassa.models import OutboxMessage, OutboxStatus
 
@@ -137,9 +137,7 @@ def claim_batch(limit: int = 20) -> list[tuple[int, int]]:
     with write_transaction(db.session) as session:
         at = now()
         query = select(OutboxMessage).where(_claimable(at)).order_by(OutboxMessage.id).limit(limit)
-        if dialect_name(session) == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        messages = session.scalars(query).all()
+        messages = session.scalars(locked(session, query, skip_locked=True)).all()
         holder = worker_identity()
         for message in messages:
             message.status = OutboxStatus.PROCESSING.value

@@ -19,6 +19,7 @@ from werkzeug.datastructures import MultiDict
 from kassa.extensions import db
 from kassa.forms import parse_date, parse_id, parse_int, parse_timestamp
 from kassa.models import DisplayStatus, Payment, PaymentLink
+from kassa.pagination import keyset_page
 from kassa.services.payment_filters import (
     Condition,
     Filter,
@@ -30,7 +31,6 @@ from kassa.services.payment_filters import (
     parse_filter,
 )
 
-PAGE_SIZE = 50
 COUNT_CAP = 10_000
 
 DATE_PRESETS = {
@@ -263,9 +263,7 @@ def fetch_page(account_id: int, modes: tuple[str, ...], state: IndexState, ctx: 
         query = query.where(backward_cmp if backwards else forward_cmp)
     go_down = descending != backwards
     order = (column.desc(), Payment.id.desc()) if go_down else (column.asc(), Payment.id.asc())
-    rows = list(db.session.scalars(query.order_by(*order).limit(PAGE_SIZE + 1)))
-    more = len(rows) > PAGE_SIZE
-    rows = rows[:PAGE_SIZE]
+    rows, more = keyset_page(query.order_by(*order))
     if backwards:
         rows.reverse()
     has_next = more if not backwards else True

@@ -6,10 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
-
 from kassa.clock import now, now_for
-from kassa.database import dialect_name, write_transaction
+from kassa.database import lock_one, write_transaction
 from kassa.extensions import db
 from kassa.models import (
     Account,
@@ -32,13 +30,7 @@ from kassa.services import crm, risk
 from kassa.services.counters import next_number
 from kassa.services.display_status import refresh_display_status
 from kassa.services.payment_states import payment_subjects
-
-
-def _lock(session, model, object_id):
-    query = select(model).where(model.id == object_id)
-    if dialect_name(session) == "postgresql":
-        query = query.with_for_update()
-    return session.scalar(query)
+from kassa.timeline_kinds import TimelineKind
 
 
 def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_context: dict[str, Any]) -> Payment:
@@ -48,10 +40,10 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_c
     from kassa.services.receipts import queue_checkout_receipt
 
     with write_transaction(db.session) as session:
-        attempt = _lock(session, PaymentAttempt, attempt_id)
+        attempt = lock_one(session, PaymentAttempt, attempt_id)
         if attempt.payment_id is not None:
             return session.get(Payment, attempt.payment_id)
-        checkout = _lock(session, CheckoutSession, attempt.checkout_session_id)
+        checkout = lock_one(session, CheckoutSession, attempt.checkout_session_id)
         # H4: a payment that went through never counts against anyone. Given back before the account lock
         # below: the guard takes its counters before the account too (inserting an attempt), so the two
         # never wait for each other in a circle.
@@ -59,7 +51,7 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_c
         attempt.risk_hold = None
         # One buyer paying in two tabs at once: the account lock makes the contact, company and default
         # pipeline below found-or-created once (PostgreSQL would otherwise insert both and fail one).
-        account = _lock(session, Account, attempt.account_id)
+        account = lock_one(session, Account, attempt.account_id)
         snapshot = checkout.snapshot
         summary = snapshot_summary(snapshot)
         buyer = attempt.buyer
@@ -120,15 +112,15 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_c
         if succeeded:
             payment.receipt_number = next_number(account.id, "receipt")
 
-        crm.add_timeline(account.id, "payment.submitted", subjects=payment_subjects(payment), payment_id=payment.id,
+        crm.add_timeline(account.id, TimelineKind.PAYMENT_SUBMITTED, subjects=payment_subjects(payment), payment_id=payment.id,
                          data={"amount_minor": payment.amount_minor, "currency": payment.currency,
                                "method": payment.method})
         if succeeded:
-            crm.add_timeline(account.id, "payment.succeeded", subjects=payment_subjects(payment),
+            crm.add_timeline(account.id, TimelineKind.PAYMENT_SUCCEEDED, subjects=payment_subjects(payment),
                              payment_id=payment.id, data={"amount_minor": payment.amount_minor,
                                                           "currency": payment.currency})
         for subscription in subscriptions:
-            crm.add_timeline(account.id, "subscription.created", subjects=[("subscription", subscription.id),
+            crm.add_timeline(account.id, TimelineKind.SUBSCRIPTION_CREATED, subjects=[("subscription", subscription.id),
                              ("contact", contact.id), ("deal", deal.id)], payment_id=payment.id)
 
         checkout.status = CheckoutStatus.COMPLETED.value

@@ -10,6 +10,7 @@ from kassa.errors import Conflict
 from kassa.models import Payment, PaymentStatus
 from kassa.services.crm import add_timeline
 from kassa.services.display_status import refresh_display_status
+from kassa.timeline_kinds import TimelineKind
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,6 @@ def move_payment(payment: Payment, target: PaymentStatus, *, data: dict[str, Any
         payment.failure_code = (data or {}).get("code")
         payment.failure_message = (data or {}).get("message")
     refresh_display_status(payment)
-    add_timeline(payment.account_id, f"payment.{target.value}", subjects=payment_subjects(payment),
+    add_timeline(payment.account_id, TimelineKind.of("payment", target), subjects=payment_subjects(payment),
                  payment_id=payment.id, data=data or {})
     return True

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from kassa.actor import Actor
 from kassa.database import write_transaction
+from kassa.display_ids import display_id
 from kassa.errors import Forbidden, NotFound, TooManyRequests, ValidationFailed
 from kassa.extensions import db
 from kassa.models import Account, BillingFrequency, EmailMessage, Mode, Payment, Permission
@@ -27,12 +28,14 @@ from kassa.services import throttle
 from kassa.services.accounts import logo_dir
 from kassa.services.mail import queue_email
 from kassa.template_helpers import card_brand_name
+from kassa.timeline_kinds import TimelineKind
 
 log = logging.getLogger(__name__)
 
 
 def receipt_number(payment: Payment) -> str:
-    return f"R-{payment.receipt_number:06d}" if payment.receipt_number else f"P-{payment.id:06d}"
+    return (display_id("receipt", payment.receipt_number) if payment.receipt_number
+            else display_id("payment", payment.id))
 
 
 def method_label(payment: Payment) -> str:
@@ -178,7 +181,7 @@ def queue_receipt(payment: Payment, *, to: list[str] | None = None, kind: str = 
         invoice = db.session.scalar(select(Invoice).where(Invoice.payment_id == payment.id))
     if invoice is not None:
         attachments.append({"renderer": "invoice", "invoice_id": invoice.id,
-                            "filename": f"invoice-INV-{invoice.number:06d}.pdf"})
+                            "filename": f"invoice-{display_id('invoice', invoice.number)}.pdf"})
     queue_email(
         kind=kind,
         to=to or [payment.buyer_email],
@@ -248,7 +251,7 @@ def send_receipt(actor: Actor, payment_id: int, receipt_payment_id: int, recipie
             raise ValidationFailed(_("This payment has no receipt yet: it hasn't succeeded."), field="receipt")
         _count_send(actor, payment.id)
         queue_receipt(chosen, to=recipients, kind="receipt_resent")
-        add_timeline(payment.account_id, "receipt.sent", subjects=payment_subjects(payment), payment_id=payment.id,
+        add_timeline(payment.account_id, TimelineKind.RECEIPT_SENT, subjects=payment_subjects(payment), payment_id=payment.id,
                      data={"to": recipients, "receipt": receipt_number(chosen)}, actor_id=actor.user_id)
         record_audit(actor, "payment.receipt_sent", object_type="payment", object_id=payment.id,
                      data={"to": recipients, "receipt_payment_id": chosen.id})

@@ -36,7 +36,7 @@ from sqlalchemy import case, delete, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from kassa.clock import now
-from kassa.database import dialect_name, write_transaction
+from kassa.database import dialect_name, lock_one, write_transaction
 from kassa.errors import TooManyRequests
 from kassa.extensions import db
 from kassa.models import Mode, PaymentLink, RiskCounter
@@ -239,10 +239,7 @@ def keep(hold: list[list[Any]] | None, link_id: int | None) -> None:
                                                                 RiskCounter.key == str(link_id))) or 0
     if declines < _setting("KASSA_RISK_LINK_DECLINES"):
         return
-    query = select(PaymentLink).where(PaymentLink.id == link_id)
-    if dialect_name(db.session) == "postgresql":
-        query = query.with_for_update()  # two declines at the limit at once send one email
-    link = db.session.scalar(query)
+    link = lock_one(db.session, PaymentLink, link_id)  # two declines at the limit at once send one email
     if link is None or (link.card_paused_until is not None and link.card_paused_until > now()):
         return
     link.card_paused_until = now() + timedelta(seconds=_setting("KASSA_RISK_LINK_PAUSE"))

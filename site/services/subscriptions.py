@@ -27,6 +27,7 @@ from kassa.services.audit import record_audit
 from kassa.services.billing import BILLABLE, subscription_subjects  # registers its tick before ours
 from kassa.services.billing_rows import add_timeline_at
 from kassa.services.ticks import each_item, for_tick_account
+from kassa.timeline_kinds import TimelineKind
 
 REMINDER_LEAD = timedelta(days=14)  # E7
 MAX_SCHEDULE = 120
@@ -78,13 +79,13 @@ def cancel(actor: Actor, subscription_id: int, when: str) -> Subscription:
             sub.ended_at = at
             sub.cancel_reason = "cancelled_by_merchant"
             sub.next_charge_at = None
-            add_timeline_at(session, sub.account_id, "subscription.cancelled", subscription_subjects(sub), at,
+            add_timeline_at(session, sub.account_id, TimelineKind.SUBSCRIPTION_CANCELLED, subscription_subjects(sub), at,
                             actor_id=actor.user_id, data={"when": "now"})
             notify_subscription_ended(sub)
         else:
             sub.cancel_at_period_end = True
             sub.cancelled_at = at
-            add_timeline_at(session, sub.account_id, "subscription.cancel_scheduled", subscription_subjects(sub), at,
+            add_timeline_at(session, sub.account_id, TimelineKind.SUBSCRIPTION_CANCEL_SCHEDULED, subscription_subjects(sub), at,
                             actor_id=actor.user_id,
                             data={"ends_at": sub.next_charge_at.isoformat() if sub.next_charge_at else None})
             from kassa.services.notifications import notify_subscription_cancel_scheduled
@@ -129,7 +130,7 @@ def send_reminders() -> int:
                 return False
             sub.reminded_period = sub.payments_made
             notify_subscription_reminder(sub)
-            add_timeline_at(session, sub.account_id, "subscription.reminder_sent", [("subscription", sub.id)],
+            add_timeline_at(session, sub.account_id, TimelineKind.SUBSCRIPTION_REMINDER_SENT, [("subscription", sub.id)],
                             now_for(session.get(Account, sub.account_id), sub.mode))
             return True
 
@@ -204,7 +205,7 @@ def update_card(token: str, form: dict[str, str], *, ip: str | None = None) -> t
         was_past_due = sub.status == SubscriptionStatus.PAST_DUE.value
         if was_past_due:
             sub.next_charge_at = now_for(account, sub.mode)  # charge the outstanding period now
-        add_timeline_at(session, sub.account_id, "subscription.card_updated", subscription_subjects(sub),
+        add_timeline_at(session, sub.account_id, TimelineKind.SUBSCRIPTION_CARD_UPDATED, subscription_subjects(sub),
                         now_for(account, sub.mode))
         sub_id = sub.id
     outcome = bill(sub_id) if was_past_due else None
@@ -224,7 +225,7 @@ def set_test_card_behaviour(actor: Actor, subscription_id: int, decline: bool) -
     sandbox().set_payment_method_behaviour(account_id, token, "decline" if decline else "succeed")
     with write_transaction(db.session) as session:
         sub = owned(session, actor, subscription_id)
-        add_timeline_at(session, sub.account_id, "subscription.test_card_changed", [("subscription", sub.id)],
+        add_timeline_at(session, sub.account_id, TimelineKind.SUBSCRIPTION_TEST_CARD_CHANGED, [("subscription", sub.id)],
                         now_for(session.get(Account, sub.account_id), sub.mode), actor_id=actor.user_id,
                         data={"decline": decline})
         return sub

@@ -157,6 +157,10 @@ def test_ready_export_notifies_in_the_app_and_by_email(client, merchant):
     assert "April payments" in note.text and "4 rows" in note.text
     notes = soup_of(client.get("/exports/notifications"))
     assert f"/exports/{export.id}/download" in notes.select_one(".notifications a")["href"]
+    # M5: looking doesn't mark anything read; the page's "Mark all as read" form (a POST) does.
+    assert soup_of(client.get("/exports/")).select_one(".bell__count") is not None
+    form = notes.select_one("form[action='/exports/notifications/read']")
+    assert client.post(form["action"], data={"up_to": form.select_one("[name=up_to]")["value"]}).status_code == 303
     assert soup_of(client.get("/exports/")).select_one(".bell__count") is None  # read now
 
     [email] = db.session.scalars(select(EmailMessage).where(EmailMessage.kind == "export_ready")).all()
