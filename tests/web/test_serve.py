@@ -31,10 +31,11 @@ def _get(url: str) -> tuple[int, str]:
         return response.status, response.read().decode()
 
 
-def test_make_run_serve_answers_on_its_port_with_the_worker_running_and_ctrl_c_stops_both(tmp_path):
-    port = _free_port()
+def _start_serve(tmp_path: Path, port: int, **env_overrides: str) -> tuple[subprocess.Popen, Path]:
+    """`flask kassa serve` as `make run` ends, on a freshly migrated SQLite database in `tmp_path`, in its own
+    process group; returns the process and its log file."""
     env = {**os.environ, "KASSA_INSTANCE_PATH": str(tmp_path), "KASSA_DATABASE_URL": "",
-           "KASSA_BASE_URL": f"http://127.0.0.1:{port}", "PYTHONUNBUFFERED": "1"}
+           "KASSA_BASE_URL": f"http://127.0.0.1:{port}", "PYTHONUNBUFFERED": "1", **env_overrides}
     flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
     subprocess.run([*flask, "db", "upgrade", "-d", "site/migrations"], cwd=ROOT, env=env, check=True,
                    capture_output=True, timeout=120)
@@ -42,6 +43,12 @@ def test_make_run_serve_answers_on_its_port_with_the_worker_running_and_ctrl_c_s
     with log.open("w") as out:
         server = subprocess.Popen([*flask, "kassa", "serve", "--port", str(port), "--tick-every", "3600"],
                                   cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return server, log
+
+
+def test_make_run_serve_answers_on_its_port_with_the_worker_running_and_ctrl_c_stops_both(tmp_path):
+    port = _free_port()
+    server, log = _start_serve(tmp_path, port)
     try:
         status, page = None, ""
         deadline = time.monotonic() + 60
@@ -96,15 +103,7 @@ def test_h6_serve_restarts_a_killed_worker_and_the_email_it_held_goes_out_at_onc
     from kassa.services.mail import queue_email
 
     port = _free_port()
-    env = {**os.environ, "KASSA_INSTANCE_PATH": str(tmp_path), "KASSA_DATABASE_URL": "", "KASSA_SMTP_URL": "",
-           "KASSA_REDIS_URL": "", "KASSA_BASE_URL": f"http://127.0.0.1:{port}", "PYTHONUNBUFFERED": "1"}
-    flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
-    subprocess.run([*flask, "db", "upgrade", "-d", "site/migrations"], cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=120)
-    log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        server = subprocess.Popen([*flask, "kassa", "serve", "--port", str(port), "--tick-every", "3600"],
-                                  cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    server, log = _start_serve(tmp_path, port, KASSA_SMTP_URL="", KASSA_REDIS_URL="")
     for name in ("KASSA_DATABASE_URL", "KASSA_SMTP_URL", "KASSA_REDIS_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KASSA_INSTANCE_PATH", str(tmp_path))
