@@ -82,12 +82,21 @@ def serve_command(host: str, port: int, tick_every: float) -> None:
         click.echo(f"  Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
     click.echo("  Press Ctrl-C to stop the server and the worker.\n")
     db.session.remove()
+    # Ctrl-C (SIGINT) and `kill`/systemd (SIGTERM) stop the server, and with it the worker. Set explicitly: a
+    # shell that starts `make run &` in the background hands us SIGINT ignored, and the worker (which sets its
+    # own handlers) would stop while the server went on and restarted it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         # Werkzeug's server directly: Flask ignores app.run() inside a `flask` command (it expects `flask run`),
         # which would return at once and take the worker down with it.
         run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
     finally:
         worker.stop()
+
+
+def _raise_keyboard_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # Werkzeug's serve_forever ends on it, then `finally` stops the worker
 
 
 def _user_model():

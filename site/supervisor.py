@@ -55,7 +55,8 @@ class WorkerSupervisor:
                     if self._stop.wait(0.5):
                         return
                 # On Ctrl-C the whole process group gets SIGINT: the worker stops along with us, not restarted.
-                if self._stop.wait(0.5):
+                # The grace covers the server's own shutdown on a loaded machine.
+                if self._stop.wait(2.0):
                     return
                 if time.monotonic() - self.started_at >= self.healthy_after:
                     backoff = self.first_backoff

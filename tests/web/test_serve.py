@@ -6,6 +6,7 @@ its own process, the login page fetched over HTTP, then Ctrl-C (SIGINT to the gr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -31,7 +32,8 @@ def _get(url: str) -> tuple[int, str]:
         return response.status, response.read().decode()
 
 
-def _start_serve(tmp_path: Path, port: int, **env_overrides: str) -> tuple[subprocess.Popen, Path]:
+def _start_serve(tmp_path: Path, port: int, *, preexec_fn=None, **env_overrides: str
+                 ) -> tuple[subprocess.Popen, Path]:
     """`flask kassa serve` as `make run` ends, on a freshly migrated SQLite database in `tmp_path`, in its own
     process group; returns the process and its log file."""
     env = {**os.environ, "KASSA_INSTANCE_PATH": str(tmp_path), "KASSA_DATABASE_URL": "",
@@ -42,7 +44,8 @@ def _start_serve(tmp_path: Path, port: int, **env_overrides: str) -> tuple[subpr
     log = tmp_path / "serve.log"
     with log.open("w") as out:
         server = subprocess.Popen([*flask, "kassa", "serve", "--port", str(port), "--tick-every", "3600"],
-                                  cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                                  cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                  preexec_fn=preexec_fn)
     return server, log
 
 
@@ -162,3 +165,33 @@ def test_h6_serve_restarts_a_killed_worker_and_the_email_it_held_goes_out_at_onc
         time.sleep(0.1)
     assert not _group_alive(server.pid), log.read_text()
     assert "restarted (restart 2)" not in log.read_text()  # Ctrl-C stops the worker, it isn't restarted
+
+
+def test_h6_ctrl_c_stops_serve_started_from_a_background_shell(tmp_path):
+    """`make run &` from a script: the shell hands serve SIGINT ignored. Ctrl-C (SIGINT to the group) must still
+    stop the server and the worker, and the worker must not be restarted as if it had died."""
+    port = _free_port()
+    server, log = _start_serve(tmp_path, port, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        _wait_for(lambda: "Kassa worker started" in log.read_text(), 60, "the worker's start", log)
+        _wait_for(lambda: _answers(port), 60, "the login page", log)
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.wait(timeout=30)  # reaped, so a finished server is not counted as alive below
+    deadline = time.monotonic() + 30
+    while _group_alive(server.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = _group_alive(server.pid)
+    if alive:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)
+    assert not alive, log.read_text()
+    assert "restarted" not in log.read_text()
+
+
+def _answers(port: int) -> bool:
+    try:
+        return _get(f"http://127.0.0.1:{port}/login")[0] == 200
+    except OSError:
+        return False
