@@ -48,7 +48,7 @@ def _seed(count: int) -> None:
     from kassa.extensions import db
     from kassa.models import Contact, SandboxRecord, Subscription, SubscriptionItem
     from kassa.periods import charge_date
-    from kassa.services.users import sign_up
+    from kassa.services.accounts.users import sign_up
 
     app = create_app()
     with app.app_context():
@@ -111,7 +111,7 @@ def _worker_receipts(sample: int) -> float | None:
     """Receipts written per second by the worker's loop (outbox.run_pending), on the first `sample` queued."""
     import time
 
-    from kassa.services.outbox import run_pending
+    from kassa.services.platform.outbox import run_pending
 
     if sample <= 0:
         return None
@@ -134,8 +134,8 @@ def _bill(profile_to: str | None) -> None:
     from kassa import create_app
     from kassa.extensions import db
     from kassa.models import OutboxMessage, Payment, SandboxRecord
-    from kassa.services.billing import bill_due_subscriptions, billing_workers
-    from kassa.services.billing_outcomes import RECEIPT_JOB
+    from kassa.services.billing.billing import bill_due_subscriptions, billing_workers
+    from kassa.services.billing.billing_outcomes import RECEIPT_JOB
 
     app = create_app()
     with app.app_context():

@@ -38,7 +38,7 @@ def _test_path(name: str) -> str:
     from kassa import create_app
     from kassa.extensions import db
     from kassa.models import PaymentLink
-    from kassa.services.links import sign_test_link
+    from kassa.services.links.links import sign_test_link
 
     app = create_app()
     with app.app_context():

@@ -39,7 +39,7 @@ with app.app_context():
     user = db.session.query(User).filter_by(email=BENCH_EMAIL).one()
     if kind == "app":
         from kassa.actor import Actor
-        from kassa.services import exports
+        from kassa.services.exports import exports
         export = exports.request_export(Actor(user=user, account_id=user.account_id), kind="payments",
                                         name="bench", file_format=fmt, language="en",
                                         params={"state": "", "tab": "payments", "modes": ["live", "test"]})
@@ -83,7 +83,7 @@ with app.app_context():
     from kassa.bench_data import ensure_bench_account
     from kassa.clock import now
     from kassa.models import Account, LedgerEntry
-    from kassa.services.payouts import create_payout
+    from kassa.services.payouts.payouts import create_payout
     account_id, _user = ensure_bench_account()
     db.session.commit()
     account = db.session.get(Account, account_id)

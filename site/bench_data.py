@@ -30,7 +30,7 @@ PRODUCTS = [("House blend, 1 kg", 2450), ("Single origin sampler", 3200), ("Coff
 
 def ensure_bench_account() -> tuple[int, int]:
     """The benchmark merchant (account id, user id), created once."""
-    from kassa.services.users import sign_up
+    from kassa.services.accounts.users import sign_up
 
     user = db.session.scalar(select(User).where(User.email == BENCH_EMAIL))
     if user is None:
@@ -39,8 +39,8 @@ def ensure_bench_account() -> tuple[int, int]:
     account_id, user_id = user.account_id, user.id
     if db.session.scalar(select(PaymentLink.id).where(PaymentLink.account_id == account_id).limit(1)) is None:
         from kassa.actor import Actor
-        from kassa.services.link_drafts import ItemDraft, LinkDraft
-        from kassa.services.links import create_link
+        from kassa.services.links.link_drafts import ItemDraft, LinkDraft
+        from kassa.services.links.links import create_link
 
         actor = Actor(user=db.session.get(User, user_id), account_id=account_id)
         for name, price in PRODUCTS:

@@ -48,7 +48,7 @@ def worker_command(tick_every: float | None, poll: float) -> None:
 @kassa_cli.command("tick")
 def tick_command() -> None:
     """Run periodic work once (settlements, billing, payouts …). Safe to run on several machines."""
-    from kassa.services.ticks import run_tick
+    from kassa.services.platform.ticks import run_tick
 
     report = run_tick()
     for name, count in report.done.items():
@@ -128,7 +128,7 @@ def seed_demo_command(if_empty: bool) -> None:
 def create_user_command(email: str, password: str, company: str | None, name: str) -> None:
     """Create a merchant account and its Super admin."""
     from kassa.errors import ValidationFailed
-    from kassa.services.users import sign_up
+    from kassa.services.accounts.users import sign_up
 
     try:
         user = sign_up(company_name=company or email.split("@")[-1], name=name, email=email, password=password)

@@ -8,11 +8,11 @@ from sqlalchemy import select
 from kassa.actor import Actor
 from kassa.extensions import db
 from kassa.models import Product, User
-from kassa.services import products
-from kassa.services.link_drafts import ItemDraft, LinkDraft
-from kassa.services.links import create_link
-from kassa.services.refunds import refund_payment
-from kassa.services.users import sign_up
+from kassa.services.accounts.users import sign_up
+from kassa.services.links import products
+from kassa.services.links.link_drafts import ItemDraft, LinkDraft
+from kassa.services.links.links import create_link
+from kassa.services.payments.refunds import refund_payment
 
 DEMO_COMPANY = "Northwind Coffee Roasters"
 
@@ -120,8 +120,8 @@ def _seed_payments(actor: Actor) -> None:
     that day while it is paid (test payments are dated by it), then returned to now. The worker's next tick
     then does what those days would have done: the bank debit settles, the dispute opens, payouts are made."""
     from kassa.models import PaymentLink
-    from kassa.services.checkout import pay, start_session
-    from kassa.services.links import sign_test_link
+    from kassa.services.checkout.checkout import pay, start_session
+    from kassa.services.links.links import sign_test_link
 
     links = {link.name: (link.slug, sign_test_link(link)) for link in db.session.scalars(
         select(PaymentLink).where(PaymentLink.account_id == actor.account_id))}

@@ -77,7 +77,7 @@ class WorkerSupervisor:
 
     def _release(self, pid: int) -> int:
         """Leases of the dead worker go back to the queue now (the new worker would also find them)."""
-        from kassa.services.outbox import release_dead_leases
+        from kassa.services.platform.outbox import release_dead_leases
 
         try:
             with self.app.app_context():

@@ -22,7 +22,7 @@ def card_brand_name(brand: str | None) -> str:
 
 @lru_cache(maxsize=16)
 def _country_options(language: str) -> str:
-    from kassa.services.accounts import country_choices
+    from kassa.services.accounts.accounts import country_choices
 
     # Short markup (no closing tags, unquoted codes): two of these lists are most of the checkout's bytes.
     return "".join(f"<option value={code}>{escape(name)}" for code, name in country_choices(language))
@@ -47,7 +47,7 @@ def unread_notifications() -> int:
     """The number on the bell in the top bar (exports ready, …) for the signed-in user."""
     from flask_login import current_user
 
-    from kassa.services.notifications import unread_count as count
+    from kassa.services.platform.notifications import unread_count as count
 
     return count(current_user.id) if current_user.is_authenticated else 0
 

@@ -17,8 +17,12 @@ def tick_tasks() -> list:
 
     `per_account=True`: the task filters its work with `for_tick_account`, so it also runs on a
     one-account tick (a merchant's test clock, H14)."""
-    from kassa.services import billing, events, maintenance, payouts, risk, subscriptions
-    from kassa.services.ticks import TickSpec
+    from kassa.services import events
+    from kassa.services.billing import billing, subscriptions
+    from kassa.services.checkout import risk
+    from kassa.services.payouts import payouts
+    from kassa.services.platform import maintenance
+    from kassa.services.platform.ticks import TickSpec
 
     return [
         TickSpec("risk_counters", risk.prune_counters),
@@ -36,7 +40,9 @@ def tick_tasks() -> list:
 
 def register_outbox_handlers() -> None:
     """What the worker does with each kind of outbox message, and what it records when one gives up."""
-    from kassa.services import billing_outcomes, exports, mail, outbox
+    from kassa.services.billing import billing_outcomes
+    from kassa.services.exports import exports
+    from kassa.services.platform import mail, outbox
 
     for kind, handler in (
         ("email", mail.deliver_email),
@@ -65,7 +71,9 @@ def register_event_handlers() -> None:
 
 def register_mail_hooks() -> None:
     """PDF attachments the worker renders at send time, and the real links of emails stored redacted (H10)."""
-    from kassa.services import invoices, mail, mandates, receipts, users
+    from kassa.services.accounts import users
+    from kassa.services.payments import invoices, mandates, receipts
+    from kassa.services.platform import mail
 
     for name, renderer in (
         ("receipt", receipts.receipt_attachment),
@@ -103,7 +111,7 @@ def register_template_filters(app: Flask) -> None:
 
 
 def wire(app: Flask) -> None:
-    from kassa.services import ticks
+    from kassa.services.platform import ticks
 
     register_outbox_handlers()
     register_event_handlers()

@@ -14,8 +14,8 @@ import time
 from flask import Flask
 
 from kassa.extensions import db
-from kassa.services import outbox
-from kassa.services.ticks import run_tick
+from kassa.services.platform import outbox
+from kassa.services.platform.ticks import run_tick
 
 log = logging.getLogger(__name__)
 QUEUE_NAME = "kassa"

@@ -7,7 +7,7 @@ import itertools
 from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import Role, User
-from kassa.services.users import sign_up
+from kassa.services.accounts.users import sign_up
 
 PASSWORD = "correct horse battery"
 _counter = itertools.count(1)
@@ -51,8 +51,8 @@ def make_payment(account_id: int, *, amount_minor: int = 2500, currency: str = "
 
     from kassa.clock import now
     from kassa.models import Payment, PaymentItem
-    from kassa.services.counters import next_number
-    from kassa.services.display_status import refresh_display_status
+    from kassa.services.money.display_status import refresh_display_status
+    from kassa.services.platform.counters import next_number
 
     n = next(_counter)
     with write_transaction(db.session) as session:

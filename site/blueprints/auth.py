@@ -14,8 +14,8 @@ from kassa.extensions import limiter
 from kassa.i18n import LANGUAGES, current_language
 from kassa.money import is_known_currency
 from kassa.netutil import client_ip
-from kassa.services import users
-from kassa.services.accounts import country_choices, timezone_choices
+from kassa.services.accounts import users
+from kassa.services.accounts.accounts import country_choices, timezone_choices
 
 bp = Blueprint("auth", __name__)
 

@@ -8,7 +8,7 @@ from kassa.errors import Conflict, NotFound, TooManyRequests, ValidationFailed
 from kassa.extensions import db, limiter
 from kassa.models import Account, Mode
 from kassa.netutil import client_ip
-from kassa.services import subscriptions
+from kassa.services.billing import subscriptions
 
 bp = Blueprint("billing_portal", __name__)
 

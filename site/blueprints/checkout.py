@@ -32,10 +32,10 @@ from kassa.netutil import client_ip
 from kassa.page_cache import CHECKOUT_SLOTS, PageCache
 from kassa.processors.registry import has_live_processor
 from kassa.security import allow_form_action, csp_nonce
-from kassa.services import checkout as checkout_service
-from kassa.services import receipts
-from kassa.services.links import sign_test_link
-from kassa.services.mandates import mandate_text
+from kassa.services.checkout import checkout as checkout_service
+from kassa.services.links.links import sign_test_link
+from kassa.services.payments import receipts
+from kassa.services.payments.mandates import mandate_text
 from kassa.urls import web_origin
 
 bp = Blueprint("checkout", __name__)
@@ -296,7 +296,7 @@ def receipt(token: str):
     payment = db.session.get(Payment, checkout.payment_id) if checkout.payment_id else None
     if payment is None or payment.status != PaymentStatus.SUCCEEDED.value:
         abort(404)
-    from kassa.services.receipts import public_receipt_pdf
+    from kassa.services.payments.receipts import public_receipt_pdf
 
     filename, content_type, data = public_receipt_pdf(payment, ip=client_ip())
     response = Response(data, mimetype=content_type)

@@ -11,7 +11,7 @@ from kassa.errors import ValidationFailed
 from kassa.extensions import db
 from kassa.models import Company, Contact, Deal, Payment, Permission, TimelineEntry
 from kassa.rendering import htmx_redirect, render_page
-from kassa.services import crm
+from kassa.services.crm import crm
 
 bp = Blueprint("crm", __name__)
 

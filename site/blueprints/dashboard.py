@@ -8,7 +8,7 @@ from flask_login import current_user, login_required
 from kassa.blueprints.auth import safe_next
 from kassa.i18n import LANGUAGES
 from kassa.rendering import render_page
-from kassa.services import users
+from kassa.services.accounts import users
 
 bp = Blueprint("dashboard", __name__)
 

@@ -11,7 +11,7 @@ from kassa.extensions import db
 from kassa.forms import safe_filename
 from kassa.models import Dispute, DisputeFile, DisputeStatus, Payment, Permission
 from kassa.rendering import htmx_redirect, render_page
-from kassa.services import disputes, evidence
+from kassa.services.disputes import disputes, evidence
 
 bp = Blueprint("disputes", __name__, url_prefix="/disputes")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from flask import Blueprint, Response, render_template
 
 from kassa.colors import text_on
-from kassa.services.links import link_by_slug
+from kassa.services.links.links import link_by_slug
 
 bp = Blueprint("embed", __name__)
 

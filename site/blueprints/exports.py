@@ -20,11 +20,11 @@ from kassa.forms import MAX_ID, Form, safe_filename
 from kassa.i18n import LANGUAGES, current_language
 from kassa.models import Export, Permission
 from kassa.rendering import htmx_redirect, render_page
-from kassa.services import exports
-from kassa.services import notifications as notifications_service
-from kassa.services.export_writers import CONTENT_TYPES
-from kassa.services.payment_filters import FilterError
-from kassa.services.payment_index import COLUMNS, IndexState
+from kassa.services.exports import exports
+from kassa.services.exports.export_writers import CONTENT_TYPES
+from kassa.services.payments.payment_filters import FilterError
+from kassa.services.payments.payment_index import COLUMNS, IndexState
+from kassa.services.platform import notifications as notifications_service
 
 bp = Blueprint("exports", __name__, url_prefix="/exports")
 

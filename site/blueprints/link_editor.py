@@ -19,8 +19,8 @@ from kassa.i18n import current_language
 from kassa.models import CONTACT_FIELDS, BillingFrequency, FieldMode, PaymentLink, Permission, Product
 from kassa.order_summary import frequency_label
 from kassa.rendering import htmx_redirect, render_page
-from kassa.services import link_drafts, links
-from kassa.services.crm import pipelines_for
+from kassa.services.crm.crm import pipelines_for
+from kassa.services.links import link_drafts, links
 
 bp = Blueprint("link_editor", __name__, url_prefix="/links")
 

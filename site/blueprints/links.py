@@ -19,7 +19,7 @@ from kassa.order_summary import build_order_summary
 from kassa.pagination import numbered_page
 from kassa.rendering import htmx_redirect, render_page
 from kassa.security import allow_framing
-from kassa.services import links
+from kassa.services.links import links
 from kassa.urls import absolute_url
 
 bp = Blueprint("links", __name__, url_prefix="/links")

@@ -6,7 +6,7 @@ import re
 
 from flask import Blueprint, abort, send_from_directory
 
-from kassa.services.accounts import logo_dir
+from kassa.services.accounts.accounts import logo_dir
 
 bp = Blueprint("media", __name__)
 

@@ -18,9 +18,9 @@ from kassa.forms import is_ascii_digits, parse_id
 from kassa.i18n import current_language
 from kassa.models import DisplayStatus, Payment, Permission
 from kassa.rendering import htmx_redirect, htmx_update, is_htmx, render_page
-from kassa.services import payment_details, saved_views
-from kassa.services.payment_filters import FilterContext, FilterError, describe
-from kassa.services.payment_index import (
+from kassa.services.payments import payment_details, saved_views
+from kassa.services.payments.payment_filters import FilterContext, FilterError, describe
+from kassa.services.payments.payment_index import (
     COLUMNS,
     DATE_PRESETS,
     SORTS,
@@ -223,7 +223,7 @@ def clear_default_view():
 @permission_required(Permission.MANAGE_PAYMENTS)
 def filters():
     """P3: the side panel to build AND/OR filter groups; "Apply" goes back to the index with them."""
-    from kassa.services import filter_builder
+    from kassa.services.payments import filter_builder
 
     tab = request.values.get("tab", TAB) if request.values.get("tab") in TAB_OPTIONS else TAB
     endpoint = "payments.disputes_tab" if tab == "disputes" else "payments.index"
@@ -287,7 +287,7 @@ def _dialog(template: str, payment: Payment, status: int = 200, **context):
 @bp.route("/<int:payment_id>/refund", methods=["GET", "POST"])
 @permission_required(Permission.MANAGE_PAYMENTS)
 def refund(payment_id: int):
-    from kassa.services import refunds
+    from kassa.services.payments import refunds
 
     payment = get_owned_or_404(Payment, payment_id)
     check = refunds.refundable(payment, current_user.account)
@@ -324,7 +324,7 @@ def _money(refund) -> str:
 @bp.route("/<int:payment_id>/send-receipt", methods=["GET", "POST"])
 @permission_required(Permission.MANAGE_PAYMENTS)
 def send_receipt(payment_id: int):
-    from kassa.services import receipts
+    from kassa.services.payments import receipts
 
     payment = get_owned_or_404(Payment, payment_id)
     choices = receipts.receipt_choices(payment)
@@ -350,7 +350,7 @@ def send_receipt(payment_id: int):
 @bp.route("/<int:payment_id>/authorization", methods=["GET", "POST"])
 @permission_required(Permission.MANAGE_PAYMENTS)
 def authorization(payment_id: int):
-    from kassa.services import mandates
+    from kassa.services.payments import mandates
 
     payment = get_owned_or_404(Payment, payment_id)
     if request.method == "POST":
@@ -369,7 +369,7 @@ def authorization(payment_id: int):
 @permission_required(Permission.MANAGE_PAYMENTS)
 def association(payment_id: int, kind: str):
     """P6: + Add (search and pick), Remove, or edit the label of one association."""
-    from kassa.services import associations
+    from kassa.services.payments import associations
 
     payment = get_owned_or_404(Payment, payment_id)
     if kind not in associations.KINDS:

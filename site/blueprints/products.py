@@ -16,7 +16,7 @@ from kassa.money import Money
 from kassa.order_summary import frequency_label
 from kassa.pagination import numbered_page
 from kassa.rendering import htmx_redirect, render_page
-from kassa.services import products
+from kassa.services.links import products
 
 bp = Blueprint("products", __name__, url_prefix="/products")
 

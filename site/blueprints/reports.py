@@ -16,7 +16,9 @@ from kassa.i18n import LANGUAGES, current_language
 from kassa.models import LedgerEntry, Payment, Payout, Permission
 from kassa.pagination import keyset_page
 from kassa.rendering import htmx_redirect, render_page
-from kassa.services import exports, payouts, revenue
+from kassa.services.exports import exports
+from kassa.services.payments import revenue
+from kassa.services.payouts import payouts
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 payouts_bp = Blueprint("payouts", __name__, url_prefix="/payouts")

@@ -15,7 +15,8 @@ from kassa.models import EmailMessage, Invitation, Permission, Role, User
 from kassa.pagination import keyset_page
 from kassa.rendering import htmx_redirect, render_page
 from kassa.security import allow_framing
-from kassa.services import accounts, mail, users
+from kassa.services.accounts import accounts, users
+from kassa.services.platform import mail
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 

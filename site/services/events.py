@@ -18,7 +18,7 @@ from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import Account, Payment, PaymentStatus, ProcessedEvent, SandboxRecord
 from kassa.processors.base import ProcessorEvent
-from kassa.services.ticks import each_item, for_tick_account
+from kassa.services.platform.ticks import each_item, for_tick_account
 
 log = logging.getLogger(__name__)
 
@@ -73,20 +73,20 @@ def _payment_by_ref(account_id: int, charge_ref: str) -> Payment | None:
 
 def charge_succeeded(event: ProcessorEvent) -> None:
     """An ACH debit cleared (O2): the payment succeeds, gets its receipt number, and the receipt goes out."""
-    from kassa.services.counters import next_number
-    from kassa.services.notifications import notify_payment_received
-    from kassa.services.payment_states import move_payment
-    from kassa.services.receipts import queue_checkout_receipt, queue_receipt
+    from kassa.services.money.payment_states import move_payment
+    from kassa.services.payments.receipts import queue_checkout_receipt, queue_receipt
+    from kassa.services.platform.counters import next_number
+    from kassa.services.platform.notifications import notify_payment_received
 
     payment = _payment_by_ref(event.account_id, event.data.get("charge_ref", event.object_ref))
     if payment is None:
         log.warning("charge.succeeded for unknown charge %s", event.object_ref)
         return
     if move_payment(payment, PaymentStatus.SUCCEEDED, data={"event": event.id}):
-        from kassa.services.invoices import maybe_invoice
+        from kassa.services.payments.invoices import maybe_invoice
 
         payment.succeeded_at = event.occurred_at  # when the bank debit cleared, on the processor's clock
-        from kassa.services.ledger import book_charge
+        from kassa.services.money.ledger import book_charge
 
         book_charge(payment)
         payment.receipt_number = next_number(payment.account_id, "receipt")
@@ -100,8 +100,8 @@ def charge_succeeded(event: ProcessorEvent) -> None:
 
 def charge_failed(event: ProcessorEvent) -> None:
     """An ACH debit bounced (T4): the payment is Failed with the bank's reason, and the buyer is told."""
-    from kassa.services.notifications import notify_ach_failed
-    from kassa.services.payment_states import move_payment
+    from kassa.services.money.payment_states import move_payment
+    from kassa.services.platform.notifications import notify_ach_failed
 
     payment = _payment_by_ref(event.account_id, event.data.get("charge_ref", event.object_ref))
     if payment is None:
@@ -124,19 +124,19 @@ def _refund_for(event: ProcessorEvent):
 
 
 def refund_succeeded(event: ProcessorEvent) -> None:
-    from kassa.services.refunds import complete_refund
+    from kassa.services.payments.refunds import complete_refund
 
     complete_refund(_refund_for(event).id)
 
 
 def refund_failed(event: ProcessorEvent) -> None:
-    from kassa.services.refunds import fail_refund
+    from kassa.services.payments.refunds import fail_refund
 
     fail_refund(_refund_for(event).id, event.data.get("code"), event.data.get("message"))
 
 
 def dispute_created(event: ProcessorEvent) -> None:
-    from kassa.services.disputes import open_dispute
+    from kassa.services.disputes.disputes import open_dispute
 
     if open_dispute(event) is None:
         raise EventNotReady(event.id)
@@ -144,14 +144,14 @@ def dispute_created(event: ProcessorEvent) -> None:
 
 def dispute_won(event: ProcessorEvent) -> None:
     from kassa.models import DisputeStatus
-    from kassa.services.disputes import close_dispute
+    from kassa.services.disputes.disputes import close_dispute
 
     close_dispute(event, DisputeStatus.WON)
 
 
 def dispute_lost(event: ProcessorEvent) -> None:
     from kassa.models import DisputeStatus
-    from kassa.services.disputes import close_dispute
+    from kassa.services.disputes.disputes import close_dispute
 
     close_dispute(event, DisputeStatus.LOST)
 
@@ -191,24 +191,24 @@ def process_sandbox_events() -> int:
 
 
 def reconcile_attempts_task() -> int:
-    from kassa.services.checkout import reconcile_attempts
+    from kassa.services.checkout.checkout import reconcile_attempts
 
     return reconcile_attempts()
 
 
 def retry_refunds_task() -> int:
-    from kassa.services.refunds import retry_unsent_refunds
+    from kassa.services.payments.refunds import retry_unsent_refunds
 
     return retry_unsent_refunds()
 
 
 def reconcile_dispute_answers_task() -> int:
-    from kassa.services.disputes import reconcile_answers
+    from kassa.services.disputes.disputes import reconcile_answers
 
     return reconcile_answers()
 
 
 def dispute_reminders_task() -> int:
-    from kassa.services.disputes import send_deadline_reminders
+    from kassa.services.disputes.disputes import send_deadline_reminders
 
     return send_deadline_reminders()

@@ -129,7 +129,7 @@ def test_c5_declined_card_shows_its_message_and_keeps_the_email_then_a_retry_pay
 
 
 def test_t4_bank_debit_succeeds_after_the_clock_advances(live_server, phone, slug, mailbox):
-    from kassa.services.ticks import run_tick
+    from kassa.services.platform.ticks import run_tick
 
     page = phone
     _open(page, live_server.url, slug)
@@ -322,7 +322,7 @@ def test_c7_language_menu_works_with_and_without_checkout_js(live_server, phone,
 
 
 def test_c5_failed_bank_debit_offers_to_start_again_and_pay_another_way(live_server, phone, slug):
-    from kassa.services.ticks import run_tick
+    from kassa.services.platform.ticks import run_tick
 
     page = phone
     _open(page, live_server.url, slug)

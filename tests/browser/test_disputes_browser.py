@@ -33,7 +33,7 @@ def _tick(live_server, ahead: timedelta | None = None) -> None:
     """`flask kassa tick`, in the app (optionally `ahead` of now, where the sandbox's decision is due)."""
     from kassa.clock import now
     from kassa.extensions import db
-    from kassa.services.ticks import run_tick
+    from kassa.services.platform.ticks import run_tick
 
     with live_server.app.app_context():
         if ahead is None:

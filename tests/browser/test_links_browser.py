@@ -227,8 +227,8 @@ def _merchant_with_link(live_server, **link_settings) -> str:
         from kassa.database import write_transaction
         from kassa.extensions import db
         from kassa.models import Account
-        from kassa.services.link_drafts import ItemDraft, LinkDraft
-        from kassa.services.links import create_link
+        from kassa.services.links.link_drafts import ItemDraft, LinkDraft
+        from kassa.services.links.links import create_link
         from tests.factories import make_merchant
 
         owner = make_merchant(company="Fast Bikes", currency="EUR")

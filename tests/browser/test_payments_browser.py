@@ -109,7 +109,7 @@ def test_p2_p3_p4_f1_f3_e5_filter_save_a_view_refund_and_resend_the_receipt(live
     from kassa.clock import now
     from kassa.extensions import db
     from kassa.models import EmailMessage
-    from kassa.services.ticks import run_tick
+    from kassa.services.platform.ticks import run_tick
 
     page, base = desktop_page, live_server.url
     _log_in(page, base)
@@ -282,7 +282,7 @@ def busy_shop(live_server):
     """130 payments (cards, failed bank debits, disputes in every state) and a saved view with two pages."""
     from kassa.clock import now
     from kassa.extensions import db
-    from kassa.services import saved_views
+    from kassa.services.payments import saved_views
     from tests.factories import make_merchant
     from tests.support.checkout_flow import make_link
     from tests.support.payments import actor_for, bulk_payments

@@ -26,8 +26,8 @@ def shop(live_server):
     from kassa.database import write_transaction
     from kassa.extensions import db
     from kassa.models import Account, Payment
-    from kassa.services import ledger
-    from kassa.services.payouts import create_payout
+    from kassa.services.money import ledger
+    from kassa.services.payouts.payouts import create_payout
     from tests.factories import make_merchant, make_payment
 
     with live_server.app.app_context():

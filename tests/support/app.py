@@ -85,7 +85,7 @@ def log_in(client: FlaskClient, email: str, password: str) -> None:
 
 def run_outbox(limit: int = 100) -> int:
     """Run the worker's delivery loop until nothing due is left; returns messages attempted."""
-    from kassa.services.outbox import run_pending
+    from kassa.services.platform.outbox import run_pending
 
     total = 0
     while True:

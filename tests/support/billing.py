@@ -18,7 +18,7 @@ from kassa.actor import Actor
 from kassa.clock import account_now
 from kassa.extensions import db
 from kassa.models import Account, EmailMessage, OutboxMessage, Payment, SandboxRecord, Subscription, User
-from kassa.services.subscriptions import advance_clock
+from kassa.services.billing.subscriptions import advance_clock
 from tests.support.checkout import start_checkout, submit_checkout
 from tests.support.checkout_flow import count, item, make_shop
 
@@ -90,8 +90,8 @@ def renewals_of(sub: Subscription | int) -> list[Payment]:
 def write_queued_receipts() -> int:
     """The worker's part of a renewal's receipt (E2): a tick queues it, the worker writes the email. Runs just
     those jobs, as the worker would, so a test can read the Email log without sending everything."""
-    from kassa.services.billing_outcomes import RECEIPT_JOB
-    from kassa.services.outbox import claim_one, run_claimed
+    from kassa.services.billing.billing_outcomes import RECEIPT_JOB
+    from kassa.services.platform.outbox import claim_one, run_claimed
 
     db.session.rollback()
     jobs = db.session.scalars(select(OutboxMessage.id).where(OutboxMessage.kind == RECEIPT_JOB,

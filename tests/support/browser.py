@@ -314,7 +314,7 @@ def emailed_link(server: LiveServer, kind: str, path_fragment: str) -> str:
 
     from kassa.extensions import db
     from kassa.models import EmailMessage
-    from kassa.services.mail import recipient_copy
+    from kassa.services.platform.mail import recipient_copy
     from tests.support.app import extract_link, run_outbox
 
     with server.app.app_context():

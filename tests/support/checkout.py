@@ -56,7 +56,7 @@ def signed_test_path(slug: str, app=None) -> str:
 
     from kassa.extensions import db
     from kassa.models import PaymentLink
-    from kassa.services.links import sign_test_link
+    from kassa.services.links.links import sign_test_link
 
     if app is not None and not (has_app_context() and current_app._get_current_object() is app):
         with app.app_context():

@@ -26,8 +26,8 @@ from kassa.models import (
     SandboxRecord,
     User,
 )
-from kassa.services.link_drafts import ItemDraft, LinkDraft
-from kassa.services.links import create_link, set_active, update_link
+from kassa.services.links.link_drafts import ItemDraft, LinkDraft
+from kassa.services.links.links import create_link, set_active, update_link
 from tests.factories import make_merchant
 
 # SPEC T2, as the seed lists it: number, brand code, funding.

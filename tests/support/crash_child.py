@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
         plan = FaultPlan(kill=True)
         install(plan)
         assert flow == "refund", flow
-        from kassa.services.refunds import refund_payment
+        from kassa.services.payments.refunds import refund_payment
 
         user_id, payment_id, amount, key = args
         user = db.session.get(User, int(user_id))

@@ -302,8 +302,8 @@ def faults(app, monkeypatch) -> Iterator[FaultPlan]:
 @pytest.fixture
 def refuse_next_payout(monkeypatch) -> Callable[[int], None]:
     """`refuse_next_payout(account_id)`: the bank refuses that account's next arriving payout (M3: replaces
-    `kassa.services.payouts.bank_accepts`, which in the app accepts every transfer)."""
-    from kassa.services import payouts
+    `kassa.services.payouts.payouts.bank_accepts`, which in the app accepts every transfer)."""
+    from kassa.services.payouts import payouts
 
     lock, armed = threading.Lock(), set()
     accepts = payouts.bank_accepts
@@ -344,7 +344,7 @@ class NaiveRefundReservation:
     Calls from threads that read nothing go to the real code."""
 
     def __init__(self, monkeypatch) -> None:
-        from kassa.services import refunds
+        from kassa.services.payments import refunds
 
         self.local = threading.local()
         refundable, reserve = refunds.refundable, refunds._reserve

@@ -95,7 +95,7 @@ def reload(payment_id: int) -> Payment:
 
 def advance(delta: timedelta) -> None:
     """Let the sandbox's clock run: travel `delta` ahead and run one tick there."""
-    from kassa.services.ticks import run_tick
+    from kassa.services.platform.ticks import run_tick
 
     with time_machine.travel(now() + delta, tick=False):
         report = run_tick()

@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from kassa.models import Account
-from kassa.services.ledger import AVAILABILITY_DAYS, available_on
+from kassa.services.money.ledger import AVAILABILITY_DAYS, available_on
 
 
 def account(country: str = "US", timezone: str = "UTC") -> Account:

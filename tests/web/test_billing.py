@@ -16,9 +16,9 @@ from sqlalchemy import select
 from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import Account, Payment, Role, Subscription, TimelineEntry
-from kassa.services.refunds import refund_payment
-from kassa.services.subscriptions import cancel, set_test_card_behaviour
-from kassa.services.ticks import run_tick
+from kassa.services.billing.subscriptions import cancel, set_test_card_behaviour
+from kassa.services.payments.refunds import refund_payment
+from kassa.services.platform.ticks import run_tick
 from tests.factories import make_user
 from tests.support.app import extract_link, page_text
 from tests.support.billing import (
@@ -416,7 +416,7 @@ def test_s3_card_update_page_of_an_active_subscription_saves_the_card_without_ch
         owner, link = subscription_shop(frequency="monthly", term_type="auto_renew")
         sub = buy(client, link)
         with write_transaction(db.session):
-            from kassa.services.subscriptions import update_url_token
+            from kassa.services.billing.subscriptions import update_url_token
 
             token = update_url_token(sub.id)
 

@@ -19,8 +19,8 @@ from kassa.extensions import db
 from kassa.models import Account, Payment, SandboxRecord, Subscription
 from kassa.processors.registry import sandbox
 from kassa.processors.sandbox import SandboxProcessor
-from kassa.services import billing
-from kassa.services.ticks import run_tick
+from kassa.services.billing import billing
+from kassa.services.platform.ticks import run_tick
 from tests.support.billing import (
     BUYER,
     buy,
@@ -345,7 +345,7 @@ def test_s1_due_subscriptions_of_every_account_come_from_one_query_each_on_its_o
 
 def test_e2_a_renewals_receipt_is_queued_once_and_written_once_even_if_its_job_runs_twice(client, app):
     from kassa.models import OutboxMessage
-    from kassa.services.billing_outcomes import RECEIPT_JOB, write_renewal_receipt
+    from kassa.services.billing.billing_outcomes import RECEIPT_JOB, write_renewal_receipt
 
     with frozen():
         owner, link = subscription_shop(frequency="monthly", term_type="auto_renew")

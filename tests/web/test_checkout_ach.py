@@ -11,7 +11,7 @@ from sqlalchemy import select
 from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import Account, Mandate, Payment, PaymentAttempt, PaymentStatus, TimelineEntry
-from kassa.services.ticks import run_tick
+from kassa.services.platform.ticks import run_tick
 from tests.support.app import page_text, run_outbox
 from tests.support.checkout import pay_with_ach, signed_test_path, start_checkout, submit_checkout
 from tests.support.checkout_flow import (

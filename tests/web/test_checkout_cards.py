@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from kassa.models import Payment, PaymentAttempt, PaymentStatus
 from kassa.processors.testcards import card_brand
-from kassa.services.checkout_form import read_buyer_form
+from kassa.services.checkout.checkout_form import read_buyer_form
 from tests.support.app import page_text
 from tests.support.checkout import buyer_form, pay_with_card, start_checkout, submit_checkout
 from tests.support.checkout_flow import (

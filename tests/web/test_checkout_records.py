@@ -22,9 +22,9 @@ from kassa.models import (
     Subscription,
     TimelineEntry,
 )
-from kassa.services.accounts import update_account, update_branding, update_notifications
-from kassa.services.crm import create_pipeline
-from kassa.services.ticks import run_tick
+from kassa.services.accounts.accounts import update_account, update_branding, update_notifications
+from kassa.services.crm.crm import create_pipeline
+from kassa.services.platform.ticks import run_tick
 from tests.factories import make_user
 from tests.support.app import page_text, run_outbox
 from tests.support.checkout import pay_with_ach, pay_with_card, start_checkout, submit_checkout

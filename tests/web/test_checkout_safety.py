@@ -25,8 +25,8 @@ from kassa.models import (
     Payment,
     PaymentAttempt,
 )
-from kassa.services import checkout as checkout_service
-from kassa.services.ticks import run_tick
+from kassa.services.checkout import checkout as checkout_service
+from kassa.services.platform.ticks import run_tick
 from tests.support.app import page_text, run_outbox
 from tests.support.checkout import (
     buyer_form,

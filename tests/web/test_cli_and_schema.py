@@ -9,7 +9,7 @@ from sqlalchemy import select
 from kassa.cli import DEMO_EMAIL, DEMO_PASSWORD
 from kassa.extensions import db
 from kassa.models import Account, User
-from kassa.services import ticks
+from kassa.services.platform import ticks
 from tests.support.app import log_in
 
 

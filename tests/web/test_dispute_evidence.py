@@ -402,7 +402,7 @@ def test_d4_two_uploads_at_once_never_go_over_the_size_limit(app, owner, dispute
     from kassa.actor import Actor
     from kassa.errors import ValidationFailed
     from kassa.models import User
-    from kassa.services import evidence
+    from kassa.services.disputes import evidence
 
     _payment, dispute = disputed
     monkeypatch.setattr(evidence, "MAX_TOTAL_BYTES", 3000)

@@ -53,7 +53,7 @@ D3_HEADERS = ["Gross amount", "Payment date", "Contact", "Payment method", "Stat
 
 def tick() -> None:
     """One run of `flask kassa tick`, now."""
-    from kassa.services.ticks import run_tick
+    from kassa.services.platform.ticks import run_tick
 
     report = run_tick()
     assert not report.failed, report.failed

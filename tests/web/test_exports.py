@@ -119,7 +119,7 @@ def test_xlsx_keeps_numbers_and_dates_typed_and_escapes_formulas(client, merchan
 
 def test_xls_is_refused_with_a_clear_message_over_its_row_limit(client, merchant, monkeypatch):
     """X3: XLS holds at most 65,535 rows plus the header; a bigger export says so and changes nothing."""
-    from kassa.services import exports
+    from kassa.services.exports import exports
 
     seed(merchant.account_id, 5)
     monkeypatch.setattr(exports, "XLS_MAX_ROWS", 4)
@@ -226,7 +226,7 @@ def test_headers_follow_the_chosen_language(client, merchant):
 
 def test_payout_reconciliation_report_lists_each_payout_with_its_transactions(client, merchant):
     """X1: a report built in the background, with each payout's payments and fees."""
-    from kassa.services.ticks import run_tick
+    from kassa.services.platform.ticks import run_tick
     from tests.support.checkout import pay_with_card
     from tests.support.checkout_flow import item, make_link
 
@@ -271,7 +271,7 @@ def cents(value) -> int:
 @pytest.fixture
 def paid_out(client, merchant):
     """Three payments and a partial refund on Monday; Wednesday's payout takes them."""
-    from kassa.services.ticks import run_tick
+    from kassa.services.platform.ticks import run_tick
     from tests.support.checkout import pay_with_card
     from tests.support.checkout_flow import item, make_link
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from kassa.extensions import db
 from kassa.models import EmailMessage, EmailStatus
-from kassa.services.mail import operator_mailbox
+from kassa.services.platform.mail import operator_mailbox
 from tests.factories import make_merchant
 from tests.support.app import extract_link, run_outbox
 

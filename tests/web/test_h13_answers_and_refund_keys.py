@@ -32,8 +32,8 @@ JUST_ANSWERED = "This dispute has just been answered. Reload the page to see its
 def _open_dispute(app) -> tuple[int, int, int]:
     """(user id, account id, dispute id) of a dispute opened by a buyer paying with the fraud card, its
     evidence drafted."""
-    from kassa.services.disputes import save_draft
-    from kassa.services.ticks import run_tick
+    from kassa.services.disputes.disputes import save_draft
+    from kassa.services.platform.ticks import run_tick
 
     owner, link = make_shop()
     buyer = app.test_client()

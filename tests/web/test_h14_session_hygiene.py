@@ -95,7 +95,7 @@ def test_h14_session_limits_are_configurable(app, client):
 def test_h14_test_clock_runs_only_its_own_accounts_work(client):
     """Merchant A moves their test clock in a web request; merchant B's subscription, due at that moment,
     is not charged inside A's request. The next regular tick charges it (the control)."""
-    from kassa.services.ticks import run_tick
+    from kassa.services.platform.ticks import run_tick
 
     with frozen():
         owner_a, link_a = subscription_shop("Shop A")

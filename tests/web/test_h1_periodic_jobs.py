@@ -35,8 +35,8 @@ from kassa.models import (
 )
 from kassa.processors.base import ProcessorUnavailable
 from kassa.processors.sandbox import SandboxProcessor
-from kassa.services import checkout as checkout_service
-from kassa.services.ticks import run_tick
+from kassa.services.checkout import checkout as checkout_service
+from kassa.services.platform.ticks import run_tick
 from tests.factories import PASSWORD
 from tests.support.app import log_in
 from tests.support.billing import buy, charges_of, frozen, subscription_shop
@@ -124,7 +124,7 @@ def test_h1_signup_refuses_a_time_zone_that_does_not_exist_and_asks_for_one(clie
 def test_h1_the_signup_service_checks_every_locale_value_itself(app, field, value):
     """Every way in (the CLI's create-user, factories, the form) goes through the service's own check."""
     from kassa.errors import ValidationFailed
-    from kassa.services.users import sign_up
+    from kassa.services.accounts.users import sign_up
 
     values = {"country": "NL", "currency": "EUR", "timezone": "Europe/Amsterdam", "language": "en", field: value}
     with pytest.raises(ValidationFailed) as error:
@@ -147,7 +147,7 @@ def test_h1_checkout_refuses_a_country_that_does_not_exist(client):
 
 def test_h1_profile_language_service_refuses_an_unknown_language(app):
     from kassa.errors import ValidationFailed
-    from kassa.services.users import set_language
+    from kassa.services.accounts.users import set_language
 
     owner, _link = make_shop("Language Shop")
     with pytest.raises(ValidationFailed):
@@ -217,7 +217,7 @@ def _poison(monkeypatch, target, name: str, is_poisoned):
 def test_h1_reconcile_skips_an_attempt_that_fails_and_settles_every_other(client, monkeypatch):
     """reconcile_attempts: the first attempt fails to record; the two after it are settled; the skipped one
     is counted and settled by a later tick."""
-    from kassa.services import payment_records
+    from kassa.services.payments import payment_records
 
     shops = [make_shop(f"Shop {n}") for n in range(3)]
     for _owner, link in shops:
@@ -266,7 +266,7 @@ def test_h1_sandbox_events_skip_an_event_that_fails_and_apply_every_other(client
 def test_h1_dispute_reminders_skip_one_that_fails_and_remind_every_other(client, monkeypatch):
     """dispute_reminders: one dispute's reminder fails (rolled back, not marked sent); the others are sent;
     the next tick sends the skipped one."""
-    from kassa.services import disputes as dispute_service
+    from kassa.services.disputes import disputes as dispute_service
 
     shops = [make_shop(f"Shop {n}") for n in range(3)]
     for _owner, link in shops:
@@ -291,7 +291,7 @@ def test_h1_dispute_reminders_skip_one_that_fails_and_remind_every_other(client,
 def test_h1_retry_refunds_skips_one_that_fails_and_sends_every_other(client, monkeypatch):
     """retry_refunds: refunds whose first call got no answer are sent again by the tick; one that fails is
     skipped and the others still reach the processor."""
-    from kassa.services import refunds
+    from kassa.services.payments import refunds
 
     shops = [make_shop(f"Shop {n}") for n in range(3)]
     for _owner, link in shops:
@@ -325,7 +325,7 @@ def test_h1_retry_refunds_skips_one_that_fails_and_sends_every_other(client, mon
 def test_h1_subscription_billing_skips_one_that_fails_and_bills_every_other(client, monkeypatch):
     """subscription_billing: billed in batches; recording one subscription's renewal fails, the batch is
     billed one by one, every other subscription renews, and the next tick renews the skipped one once."""
-    from kassa.services import billing
+    from kassa.services.billing import billing
 
     with frozen():
         shops = [subscription_shop(f"Subscriptions {n}") for n in range(3)]
@@ -347,7 +347,7 @@ def test_h1_subscription_billing_skips_one_that_fails_and_bills_every_other(clie
 def test_h1_subscription_reminders_skip_one_that_fails_and_remind_every_other(client, monkeypatch):
     """subscription_reminders: one subscription's reminder fails; the others get theirs; a later tick
     sends the skipped one."""
-    from kassa.services import notifications
+    from kassa.services.platform import notifications
 
     with frozen():
         shops = [subscription_shop(f"Reminders {n}") for n in range(3)]
@@ -376,7 +376,7 @@ def test_h1_subscription_reminders_skip_one_that_fails_and_remind_every_other(cl
 def test_h1_payouts_skip_one_account_that_fails_and_pay_every_other(client, monkeypatch):
     """payouts: one account's payout can't be made; every other account is paid out; the next tick pays
     the skipped one."""
-    from kassa.services import payouts
+    from kassa.services.payouts import payouts
 
     monday = datetime(2027, 2, 1, 15, 0, tzinfo=UTC)
     with time_machine.travel(monday, tick=False):
@@ -408,7 +408,7 @@ def test_h1_outbox_batch_skips_a_message_whose_outcome_cannot_be_recorded_and_ru
     but an error recording one message's outcome ended the whole batch, leaving the rest leased for 5 minutes.
     Now that message alone is skipped (its lease runs out, then it is retried) and the others run."""
     from kassa.models import OutboxMessage
-    from kassa.services import outbox
+    from kassa.services.platform import outbox
 
     ran: list[int] = []
     monkeypatch.setitem(outbox._HANDLERS, "h1_probe", lambda payload: ran.append(payload["n"]))

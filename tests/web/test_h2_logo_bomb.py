@@ -78,7 +78,7 @@ _MEASURE = textwrap.dedent(
     os.environ["KASSA_INSTANCE_PATH"] = tempfile.mkdtemp()
     from kassa import create_app
     from kassa.errors import ValidationFailed
-    from kassa.services.accounts import _reencode_logo
+    from kassa.services.accounts.accounts import _reencode_logo
 
     data = sys.stdin.buffer.read()
     app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "TESTING": True})

@@ -18,7 +18,7 @@ from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import AttemptStatus, Payment, PaymentAttempt, PaymentLink
 from kassa.processors import registry
-from kassa.services.risk import DEFAULTS
+from kassa.services.checkout.risk import DEFAULTS
 from tests.factories import make_merchant
 from tests.support.app import page_text, run_outbox
 from tests.support.billing import buy, subscription_shop
@@ -218,8 +218,8 @@ def test_h4_a_payment_whose_answer_was_lost_gives_its_slot_back_when_reconciled(
     """KASSA_RISK_IP_DECLINES=1. The processor's answer is lost: while the outcome is unknown the attempt holds
     its slot (another try from that IP waits its turn: 429); when the tick finds the payment, the slot is given
     back and the buyer's IP pays again. A timeout that moved no money gives it back too."""
-    from kassa.services import checkout as checkout_service
-    from kassa.services.ticks import run_tick
+    from kassa.services.checkout import checkout as checkout_service
+    from kassa.services.platform.ticks import run_tick
 
     def unknown(attempt_id, key, account_id, processor):
         with write_transaction(db.session) as session:
@@ -435,7 +435,7 @@ def test_h4_card_update_page_is_guarded(client, app, processor):
     """/billing/<token>: invalid numbers count per IP (KASSA_RISK_IP_DECLINES=2); the third card is refused
     before the processor, with the name kept; the documented decline cards don't lock out in test mode, and
     4100 0000 0000 0019 shows the block there too."""
-    from kassa.services.subscriptions import update_url_token
+    from kassa.services.billing.subscriptions import update_url_token
 
     _owner, link = subscription_shop(frequency="monthly", term_type="auto_renew")
     sub = buy(client, link)
@@ -464,7 +464,7 @@ def test_h4_the_tick_forgets_counters_long_after_their_window(client, shop):
     """Counters are one row per place and per (place, number): the tick deletes those whose window ended more
     than an hour past the longest window, so they don't pile up."""
     from kassa.models import RiskCounter
-    from kassa.services.ticks import run_tick
+    from kassa.services.platform.ticks import run_tick
 
     _owner, link = shop
     assert _pay(client, link.slug, "203.0.113.60", card_number=DECLINED).status_code == 422

@@ -44,7 +44,7 @@ from kassa.models import (
     SandboxRecord,
     User,
 )
-from kassa.services.disputes import dispute_fee
+from kassa.services.disputes.disputes import dispute_fee
 from tests.factories import make_merchant
 from tests.support.billing import buy, renewals_of, subscription_shop
 from tests.support.checkout import start_checkout, submit_checkout
@@ -139,7 +139,7 @@ def run_matrix(plan: FaultPlan, flow: str, setup: Callable[[], dict], act: Calla
 
 def ticks(base: datetime, *offsets: timedelta) -> None:
     """`flask kassa tick` at each moment after `base` (reconcile, retries, processor events, billing, payouts)."""
-    from kassa.services.ticks import run_tick
+    from kassa.services.platform.ticks import run_tick
 
     for offset in offsets:
         with time_machine.travel(base + offset, tick=False):
@@ -227,7 +227,7 @@ def _refund_setup() -> dict:
 
 
 def _refund_act(ctx: dict) -> None:
-    from kassa.services.refunds import refund_payment
+    from kassa.services.payments.refunds import refund_payment
 
     actor = Actor(user=db.session.get(User, ctx["user"]), account_id=ctx["account"])
     refund_payment(actor, ctx["payment"], amount_text=ctx["amount"], reason="duplicate", note="", locale="en",
@@ -304,7 +304,7 @@ def test_h5_dispute_answer_survives_a_crash_at_every_step(app, faults):  # noqa:
     the answer from the processor's record, or sends it again; the merchant answers once more only if nothing
     was kept) the processor got exactly one answer, Kassa shows the processor's outcome, and the ledger's
     dispute entries equal it."""
-    from kassa.services import disputes
+    from kassa.services.disputes import disputes
 
     def setup() -> dict:
         owner, link = make_shop()
@@ -365,7 +365,7 @@ def test_h5_dispute_answer_survives_a_crash_at_every_step(app, faults):  # noqa:
 def test_h5_subscription_renewal_survives_a_crash_at_every_step(app, faults):  # noqa: F811
     """The billing tick dies at each point of a renewal: after recovery (the next ticks charge again with the
     same keys) the period was charged exactly once, recorded once, and the ledger equals the charges."""
-    from kassa.services.billing import bill_due_subscriptions
+    from kassa.services.billing.billing import bill_due_subscriptions
 
     def setup() -> dict:
         owner, link = subscription_shop()
@@ -398,7 +398,7 @@ def test_h5_payout_survives_a_crash_at_every_step(app, faults):  # noqa: F811
     """The payout tick dies at each of its commits: after recovery each day has at most one payout, every
     available entry is in exactly one payout, each payout's amount is the sum of its entries, and all are paid.
     (Payouts don't call the processor: the sandbox's bank answers on the arrival day.)"""
-    from kassa.services.payouts import run_payouts
+    from kassa.services.payouts.payouts import run_payouts
 
     def setup() -> dict:
         owner, link = make_shop()

@@ -18,7 +18,7 @@ from kassa.clock import now
 from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import OutboxMessage
-from kassa.services import outbox
+from kassa.services.platform import outbox
 
 RAN: list[int] = []
 

@@ -46,8 +46,8 @@ from kassa.models import (
     Payout,
     User,
 )
-from kassa.services import saved_views
-from kassa.services.subscriptions import update_url_token
+from kassa.services.billing.subscriptions import update_url_token
+from kassa.services.payments import saved_views
 from tests.factories import make_merchant, make_user
 from tests.support.app import page_text
 from tests.support.billing import buy
@@ -152,7 +152,7 @@ def _crm_and_payout(account_id: int) -> None:
     """A company, a deal and a payout row, so their pages are crawled with a real object."""
     from datetime import date
 
-    from kassa.services.crm import create_deal, find_or_create_company
+    from kassa.services.crm.crm import create_deal, find_or_create_company
 
     with write_transaction(db.session) as session:
         contact = session.scalars(select(Contact).where(Contact.account_id == account_id)).first()
@@ -592,7 +592,7 @@ def test_h9_a_deeply_nested_pdf_is_refused_with_a_message(client, shop):
 def test_h9_cr_lf_in_evidence_and_export_names_are_removed_from_the_download(client, shop):
     """Both downloads answer with one clean Content-Disposition header: no CR/LF reaches it."""
     from kassa.models import Export as ExportModel
-    from kassa.services import evidence
+    from kassa.services.disputes import evidence
 
     _payment, dispute = pay_disputed(client, shop)
     # Browsers percent-encode CR/LF in an upload's name; a crafted request can still bring them (RFC 2231).

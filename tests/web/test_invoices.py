@@ -14,7 +14,7 @@ from sqlalchemy import select
 from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import Account, EmailMessage, Invoice, Payment
-from kassa.services.counters import next_number
+from kassa.services.platform.counters import next_number
 from tests.factories import make_merchant
 from tests.support.app import run_outbox
 from tests.support.billing import (

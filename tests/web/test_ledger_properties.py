@@ -22,8 +22,8 @@ from kassa.clock import now
 from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import Account, Dispute, LedgerEntry, Payment, Payout, Refund
-from kassa.services import ledger
-from kassa.services.payouts import balance, run_payouts
+from kassa.services.money import ledger
+from kassa.services.payouts.payouts import balance, run_payouts
 from tests.factories import make_merchant, make_payment
 
 _keys = itertools.count()

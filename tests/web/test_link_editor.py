@@ -23,7 +23,7 @@ from kassa.models import (
     Stage,
     Subscription,
 )
-from kassa.services.crm import create_pipeline
+from kassa.services.crm.crm import create_pipeline
 from tests.factories import PASSWORD, make_merchant, make_user
 from tests.support.app import log_in, page_text
 from tests.support.checkout import path_of, pay_with_ach, pay_with_card, signed_test_path, start_checkout

@@ -21,8 +21,8 @@ from kassa.models import (
     PaymentLink,
     Role,
 )
-from kassa.services import links as link_service
-from kassa.services.link_drafts import ItemDraft, LinkDraft
+from kassa.services.links import links as link_service
+from kassa.services.links.link_drafts import ItemDraft, LinkDraft
 from tests.factories import PASSWORD, make_merchant, make_user
 from tests.support.app import log_in, page_text
 from tests.support.checkout import (

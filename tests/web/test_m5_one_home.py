@@ -1,5 +1,5 @@
 """M5: each concept has one home. Display ids are formatted only by ``kassa.display_ids``; in-app
-notifications live in ``kassa.services.notifications`` and are marked read by POST only."""
+notifications live in ``kassa.services.platform.notifications`` and are marked read by POST only."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def test_m5_display_ids_are_formatted_only_by_the_display_ids_module():
     """No service, export, PDF, email or template formats a P-/R-/PO-/INV- id by hand any more; they all
     go through ``display_id`` (filter ``display_id`` in templates). payouts.py is left to the helper that
     owns it this round (see the report)."""
-    allowed = {SITE / "display_ids.py", SITE / "services" / "payouts.py"}
+    allowed = {SITE / "display_ids.py", SITE / "services" / "payouts" / "payouts.py"}
     offenders = [hit for path in SOURCES if path not in allowed for hit in _hand_formatted(path)]
     assert offenders == []
 
@@ -117,10 +117,10 @@ def test_m5_marking_notifications_read_is_a_post_up_to_what_was_shown(client):
 
 
 def test_m5_in_app_notifications_live_in_the_notifications_service():
-    """One home: nothing outside services/notifications.py creates, counts or marks Notification rows."""
+    """One home: nothing outside services/platform/notifications.py creates, counts or marks Notification rows."""
     pattern = re.compile(r"\bNotification\b\s*[(.]|\bNotification\)")
     offenders = [f"{path.relative_to(SITE)}:{n}" for path in SITE.rglob("*.py")
-                 if path not in {SITE / "services" / "notifications.py", SITE / "models.py"}
+                 if path not in {SITE / "services" / "platform" / "notifications.py", SITE / "models.py"}
                  and "migrations" not in path.parts
                  for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
     assert offenders == []
@@ -149,13 +149,13 @@ def test_m5_timeline_kinds_are_constants_from_one_module(app):
     """Every call that records timeline activity names a ``TimelineKind`` (no hand-typed "payment.failed"),
     every kind has a label, and an unknown kind is refused instead of stored. refunds.py is left to the
     helper that owns it this round (see the report); its strings are valid kinds and are checked on write."""
-    from kassa.services.billing_rows import timeline_rows
-    from kassa.services.crm import add_timeline
+    from kassa.services.billing.billing_rows import timeline_rows
+    from kassa.services.crm.crm import add_timeline
     from kassa.timeline_kinds import TimelineKind, timeline_label
 
     call = re.compile(r"""(?:add_timeline|add_timeline_at|timeline_rows)\((?:session, )?[\w.]+, +f?["']""")
     offenders = [f"{path.relative_to(SITE)}:{n}" for path in SITE.rglob("*.py")
-                 if path != SITE / "services" / "refunds.py"
+                 if path != SITE / "services" / "payments" / "refunds.py"
                  for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if call.search(line)]
     assert offenders == []
     with app.test_request_context():
@@ -174,7 +174,7 @@ def test_m5_timeline_kinds_are_constants_from_one_module(app):
 def test_m5_row_locks_have_one_home():
     """Only kassa.database takes row locks (``locked``, ``lock_one``); services no longer carry their own
     FOR UPDATE helpers. The processors and refunds.py are left to the helper that owns them this round."""
-    skip = {SITE / "database.py", SITE / "services" / "refunds.py"}
+    skip = {SITE / "database.py", SITE / "services" / "payments" / "refunds.py"}
     offenders = [f"{path.relative_to(SITE)}:{n}" for path in SITE.rglob("*.py")
                  if path not in skip and "processors" not in path.parts
                  for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)

@@ -12,15 +12,16 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from kassa.extensions import db
-from kassa.services import ticks
+from kassa.services.platform import ticks
 
 # The order the tick ran before M7 (printed from `registered_tasks()` on main); M7 keeps it.
 TICK_ORDER = ["risk_counters", "subscription_billing", "subscription_reminders", "payouts", "sandbox_events",
               "reconcile_attempts", "retry_refunds", "reconcile_dispute_answers", "dispute_reminders",
               "database_statistics"]
 ALL_ACCOUNTS_ONLY = {"risk_counters", "reconcile_dispute_answers", "database_statistics"}
-SERVICE_MODULES = ["billing", "events", "exports", "invoices", "mail", "maintenance", "mandates", "payouts",
-                   "receipts", "risk", "subscriptions", "users", "billing_outcomes"]
+SERVICE_MODULES = ["billing.billing", "events", "exports.exports", "payments.invoices", "platform.mail",
+                   "platform.maintenance", "payments.mandates", "payouts.payouts", "payments.receipts",
+                   "checkout.risk", "billing.subscriptions", "accounts.users", "billing.billing_outcomes"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -55,7 +56,8 @@ def test_m7_building_the_app_twice_registers_nothing_twice(app, database_url):
     handlers and filters, and the app's engine has Kassa's listeners once."""
     from kassa import create_app
     from kassa.database import _sqlite_begin, _tune_sqlite
-    from kassa.services import events, mail, outbox
+    from kassa.services import events
+    from kassa.services.platform import mail, outbox
 
     def snapshot():
         return (ticks.registered_tasks(), sorted(ticks._PER_ACCOUNT), sorted(outbox._HANDLERS),
@@ -100,7 +102,7 @@ def test_m7_import_order_does_not_change_the_tick_order(tmp_path):
         "for name in sys.argv[1:]:\n"
         "    importlib.import_module('kassa.services.' + name)\n"
         "from kassa import create_app\n"
-        "from kassa.services import ticks\n"
+        "from kassa.services.platform import ticks\n"
         "create_app({'SQLALCHEMY_DATABASE_URI': 'sqlite://'})\n"
         "print(json.dumps([ticks.registered_tasks(), sorted(ticks._PER_ACCOUNT)]))\n"
     )

@@ -6,7 +6,7 @@ from sqlalchemy import text
 
 from kassa.database import dialect_name
 from kassa.extensions import db
-from kassa.services.maintenance import refresh_statistics
+from kassa.services.platform.maintenance import refresh_statistics
 from tests.factories import make_merchant
 from tests.support.payments import bulk_payments
 

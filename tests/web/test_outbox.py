@@ -13,8 +13,8 @@ from kassa.clock import now
 from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import EmailMessage, EmailStatus, OutboxMessage, OutboxStatus
-from kassa.services import outbox
-from kassa.services.mail import queue_email
+from kassa.services.platform import outbox
+from kassa.services.platform.mail import queue_email
 from tests.factories import PASSWORD, make_merchant
 from tests.support.app import log_in, page_text, run_outbox
 

@@ -8,7 +8,7 @@ import pytest
 
 from kassa.clock import now
 from kassa.models import Role
-from kassa.services.refunds import refund_payment
+from kassa.services.payments.refunds import refund_payment
 from tests.factories import make_merchant, make_payment, make_user
 from tests.support.payments import (
     actor_for,
@@ -250,7 +250,7 @@ def test_p2_count_is_exact_up_to_10000_then_10000_plus(client):
     ("fr", "1 234 paiements", "Plus de 1 000 paiements"),
 ])
 def test_p1_counts_use_the_languages_digit_grouping(client, monkeypatch, language, exact, capped):
-    from kassa.services import payment_index
+    from kassa.services.payments import payment_index
 
     owner = make_merchant()
     start = now() - timedelta(days=30)

@@ -33,7 +33,7 @@ def clock():
 
 def tick_on(clock, days: float, hours: float = 1) -> None:
     """Move the clock to `days` (and `hours`) after Monday 15:00 UTC and stay there; run one tick."""
-    from kassa.services.ticks import run_tick
+    from kassa.services.platform.ticks import run_tick
 
     clock.move_to(MONDAY + timedelta(days=days, hours=hours))
     report = run_tick()
@@ -180,7 +180,7 @@ def test_a_failed_payout_returns_its_funds_to_the_next_one(client, shop, clock, 
 
 def test_every_payout_equals_the_sum_of_its_entries_and_the_balance_is_what_is_left(client, shop, clock):
     """O1: at any moment, all entries = all payouts + the balance; each payout = its entries."""
-    from kassa.services.payouts import balance
+    from kassa.services.payouts.payouts import balance
 
     owner, link = shop
     payments = [pay(client, link) for _ in range(4)]

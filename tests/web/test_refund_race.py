@@ -26,7 +26,7 @@ from kassa.database import write_transaction
 from kassa.errors import Conflict, ValidationFailed
 from kassa.extensions import db
 from kassa.models import Payment, Refund, User
-from kassa.services.refunds import complete_refund, fail_refund, refund_payment
+from kassa.services.payments.refunds import complete_refund, fail_refund, refund_payment
 from tests.factories import make_merchant, make_payment
 from tests.support.payments import bulk_payments, login, soup_of
 

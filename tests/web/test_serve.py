@@ -102,8 +102,8 @@ def test_h6_serve_restarts_a_killed_worker_and_the_email_it_held_goes_out_at_onc
     the worker, and the email is delivered well before the lease would have run out."""
     from kassa.clock import now
     from kassa.database import write_transaction
-    from kassa.services import outbox
-    from kassa.services.mail import queue_email
+    from kassa.services.platform import outbox
+    from kassa.services.platform.mail import queue_email
 
     port = _free_port()
     server, log = _start_serve(tmp_path, port, KASSA_SMTP_URL="", KASSA_REDIS_URL="")

@@ -12,7 +12,7 @@ from bs4 import BeautifulSoup
 from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import Account, Role, Subscription
-from kassa.services.subscriptions import cancel, set_test_card_behaviour
+from kassa.services.billing.subscriptions import cancel, set_test_card_behaviour
 from tests.factories import make_user
 from tests.support.app import page_text
 from tests.support.billing import actor, advance, buy, clock_now, frozen, reload, subscription_shop

@@ -92,7 +92,7 @@ def _company(account_id: int) -> int:
 
 def _deal(account_id: int) -> int:
     from kassa.models import Deal
-    from kassa.services.crm import resolve_deal_stage
+    from kassa.services.crm.crm import resolve_deal_stage
 
     with write_transaction(db.session) as session:
         pipeline, stage = resolve_deal_stage(account_id, None, None)

@@ -1,0 +1,306 @@
+"""Managing subscriptions (S2, E7, T5): cancel, reminders, the buyer's card update, the test clock."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, date, datetime, time, timedelta
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from kassa.actor import Actor
+from kassa.clock import account_now, now, now_for, zone
+from kassa.database import write_transaction
+from kassa.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from kassa.extensions import db
+from kassa.models import (
+    Account,
+    Mode,
+    Permission,
+    SandboxRecord,
+    Subscription,
+    SubscriptionStatus,
+    TermType,
+)
+from kassa.periods import charge_date
+from kassa.services.billing.billing import BILLABLE, subscription_subjects  # registers its tick before ours
+from kassa.services.billing.billing_rows import add_timeline_at
+from kassa.services.platform.audit import record_audit
+from kassa.services.platform.ticks import each_item, for_tick_account
+from kassa.timeline_kinds import TimelineKind
+
+REMINDER_LEAD = timedelta(days=14)  # E7
+MAX_SCHEDULE = 120
+CLOCK_STEPS = 2000
+
+
+def _require(actor: Actor) -> None:
+    if actor.user is None or not actor.user.can(Permission.MANAGE_PAYMENTS):
+        raise Forbidden(_("You need the “%(permission)s” permission.", permission=Permission.MANAGE_PAYMENTS.label))
+
+
+def owned(session, actor: Actor, subscription_id: int) -> Subscription:
+    sub = session.get(Subscription, subscription_id)
+    if sub is None or sub.account_id != actor.account_id:
+        raise NotFound(_("Subscription not found."))
+    return sub
+
+
+def upcoming(sub: Subscription, account: Account, limit: int = 12) -> list[datetime]:
+    """The next charge dates: all of them for a fixed term (up to 120), the next `limit` otherwise."""
+    if sub.status not in BILLABLE or sub.next_charge_at is None:
+        return []
+    if sub.term_type == TermType.FIXED.value and sub.term_count:
+        remaining = range(sub.payments_made, min(sub.term_count, sub.payments_made + MAX_SCHEDULE))
+    else:
+        remaining = range(sub.payments_made, sub.payments_made + limit)
+    dates = [charge_date(sub.anchor_at, sub.frequency, n, account.timezone) for n in remaining]
+    if dates and sub.next_charge_at != dates[0]:
+        dates[0] = sub.next_charge_at  # a retry after a failed charge
+    return dates
+
+
+def cancel(actor: Actor, subscription_id: int, when: str) -> Subscription:
+    """S2: cancel now, or at the end of the paid period. A refund never cancels (F2): only this does."""
+    from kassa.services.platform.notifications import notify_subscription_ended
+
+    _require(actor)
+    if when not in ("now", "period_end"):
+        raise ValidationFailed(_("Choose when the subscription ends."), field="when")
+    with write_transaction(db.session) as session:
+        sub = owned(session, actor, subscription_id)
+        if sub.status not in BILLABLE:
+            raise Conflict(_("This subscription has already ended."))
+        account = session.get(Account, sub.account_id)
+        at = now_for(account, sub.mode)
+        if when == "now":
+            sub.status = SubscriptionStatus.CANCELLED.value
+            sub.cancelled_at = at
+            sub.ended_at = at
+            sub.cancel_reason = "cancelled_by_merchant"
+            sub.next_charge_at = None
+            add_timeline_at(session, sub.account_id, TimelineKind.SUBSCRIPTION_CANCELLED, subscription_subjects(sub), at,
+                            actor_id=actor.user_id, data={"when": "now"})
+            notify_subscription_ended(sub)
+        else:
+            sub.cancel_at_period_end = True
+            sub.cancelled_at = at
+            add_timeline_at(session, sub.account_id, TimelineKind.SUBSCRIPTION_CANCEL_SCHEDULED, subscription_subjects(sub), at,
+                            actor_id=actor.user_id,
+                            data={"ends_at": sub.next_charge_at.isoformat() if sub.next_charge_at else None})
+            from kassa.services.platform.notifications import notify_subscription_cancel_scheduled
+
+            notify_subscription_cancel_scheduled(sub)
+        record_audit(actor, "subscription.cancelled", object_type="subscription", object_id=sub.id,
+                     data={"when": when})
+        return sub
+
+
+def send_reminders() -> int:
+    """E7: 14 days before a subscription's next payment, once per period, when the merchant turned it on."""
+    from kassa.services.platform.notifications import notify_subscription_reminder
+
+    account_ids = db.session.scalars(
+        select(Subscription.account_id).where(Subscription.status == SubscriptionStatus.ACTIVE.value,
+                                               for_tick_account(Subscription.account_id)).distinct()
+    ).all()
+    db.session.rollback()
+
+    def remind_account(account_id: int) -> int:
+        account = db.session.get(Account, account_id)
+        if account is None or not account.notification_enabled("subscription_reminders"):
+            return 0
+        # Test subscriptions follow the account's test clock; live ones real time (as billing does).
+        test_horizon, live_horizon = account_now(account) + REMINDER_LEAD, now() + REMINDER_LEAD
+        targets = db.session.scalars(
+            select(Subscription.id).where(
+                Subscription.account_id == account.id, Subscription.status == SubscriptionStatus.ACTIVE.value,
+                Subscription.cancel_at_period_end.is_(False),
+                ((Subscription.mode == Mode.TEST.value) & (Subscription.next_charge_at <= test_horizon))
+                | ((Subscription.mode != Mode.TEST.value) & (Subscription.next_charge_at <= live_horizon)),
+                func.coalesce(Subscription.reminded_period, -1) < Subscription.payments_made)
+        ).all()
+        db.session.rollback()
+        return each_item("subscription_reminders", targets, remind, describe=lambda sid: f"subscription {sid}")
+
+    def remind(sub_id: int) -> bool:
+        with write_transaction(db.session) as session:
+            sub = session.get(Subscription, sub_id)
+            if sub.reminded_period is not None and sub.reminded_period >= sub.payments_made:
+                return False
+            sub.reminded_period = sub.payments_made
+            notify_subscription_reminder(sub)
+            add_timeline_at(session, sub.account_id, TimelineKind.SUBSCRIPTION_REMINDER_SENT, [("subscription", sub.id)],
+                            now_for(session.get(Account, sub.account_id), sub.mode))
+            return True
+
+    # H1: one account or subscription failing is logged and retried later; every other reminder still goes.
+    return each_item("subscription_reminders", account_ids, remind_account, describe=lambda aid: f"account {aid}")
+
+
+# -- the buyer's card update page ---------------------------------------------------------------------
+
+
+def update_url_token(subscription_id: int) -> str:
+    """The secret in the buyer's card-update link, created once per subscription (call inside a write)."""
+    sub = db.session.get(Subscription, subscription_id)
+    if not sub.update_token:
+        sub.update_token = secrets.token_urlsafe(32)
+    return sub.update_token
+
+
+def by_update_token(token: str) -> Subscription:
+    sub = db.session.scalar(select(Subscription).where(Subscription.update_token == token))
+    if sub is None or not token:
+        raise NotFound(_("This link is not valid."))
+    return sub
+
+
+def update_card(token: str, form: dict[str, str], *, ip: str | None = None) -> tuple[Subscription, str | None]:
+    """The buyer enters a new card; a past-due subscription is charged right away with it.
+
+    The card-testing guard watches this page as it watches the checkout (H4): a slot is taken before the
+    processor sees the card, kept when the card is declined or invalid, given back when it is saved."""
+    from kassa.processors.base import CardDeclined, PaymentDetailsInvalid, ProcessorError
+    from kassa.processors.registry import processor_for
+    from kassa.services.billing.billing import bill
+    from kassa.services.checkout import risk
+    from kassa.services.checkout.checkout_form import PROCESSOR_FIELDS, BuyerInput, read_card
+
+    sub = by_update_token(token)
+    if sub.status not in BILLABLE:
+        raise Conflict(_("This subscription has ended; there's no card to update."))
+    account = db.session.get(Account, sub.account_id)
+    buyer, errors = BuyerInput(), {}
+    read_card(form, now_for(account, sub.mode).date(), buyer, errors)
+    if errors:
+        raise ValidationFailed(_("Check the highlighted fields."), errors=errors)
+    processor = processor_for(sub.mode)
+    entry = risk.CardEntry(account_id=sub.account_id, mode=sub.mode, method="card", number=buyer.card.number,
+                           ip=ip, page=f"billing:{sub.id}")
+    with write_transaction(db.session):
+        hold = risk.reserve(entry)
+    db.session.rollback()
+    try:
+        saved = processor.save_card(sub.account_id, buyer.card, now_for(account, sub.mode))
+    except (CardDeclined, PaymentDetailsInvalid) as exc:
+        counted = isinstance(exc, CardDeclined) or exc.code in risk.COUNTED_CODES
+        with write_transaction(db.session):
+            if counted:
+                risk.keep(hold, None)
+            else:
+                risk.release(hold)
+        field = PROCESSOR_FIELDS.get(exc.field or "number", "card_number")
+        raise ValidationFailed(_(exc.message), errors={field: _(exc.message)}) from None
+    except ProcessorError:
+        with write_transaction(db.session):
+            risk.release(hold)
+        raise Conflict(_("Your card couldn't be saved right now. Try again in a moment.")) from None
+    with write_transaction(db.session) as session:
+        sub = by_update_token(token)
+        sub.payment_method_token = saved.token
+        risk.release(hold)
+        sub.card_brand, sub.card_last4 = saved.brand, saved.last4
+        sub.card_exp_month, sub.card_exp_year = saved.exp_month, saved.exp_year
+        was_past_due = sub.status == SubscriptionStatus.PAST_DUE.value
+        if was_past_due:
+            sub.next_charge_at = now_for(account, sub.mode)  # charge the outstanding period now
+        add_timeline_at(session, sub.account_id, TimelineKind.SUBSCRIPTION_CARD_UPDATED, subscription_subjects(sub),
+                        now_for(account, sub.mode))
+        sub_id = sub.id
+    outcome = bill(sub_id) if was_past_due else None
+    return db.session.get(Subscription, sub_id), outcome
+
+
+def set_test_card_behaviour(actor: Actor, subscription_id: int, decline: bool) -> Subscription:
+    """T5 (sandbox): make a test subscription's saved card decline from its next charge, or succeed again."""
+    from kassa.processors.registry import sandbox
+
+    _require(actor)
+    with write_transaction(db.session) as session:
+        sub = owned(session, actor, subscription_id)
+        if sub.mode != Mode.TEST.value:
+            raise Conflict(_("Only test subscriptions have a test card."))
+        token, account_id = sub.payment_method_token, sub.account_id
+    sandbox().set_payment_method_behaviour(account_id, token, "decline" if decline else "succeed")
+    with write_transaction(db.session) as session:
+        sub = owned(session, actor, subscription_id)
+        add_timeline_at(session, sub.account_id, TimelineKind.SUBSCRIPTION_TEST_CARD_CHANGED, [("subscription", sub.id)],
+                        now_for(session.get(Account, sub.account_id), sub.mode), actor_id=actor.user_id,
+                        data={"decline": decline})
+        return sub
+
+
+# -- the test clock (T5) ------------------------------------------------------------------------------
+
+
+def _next_due(account: Account, after: datetime, until: datetime) -> datetime | None:
+    """The next moment anything of this account falls due: a charge, a reminder, a processor event."""
+    moments = []
+    subs = select(Subscription.next_charge_at).where(
+        Subscription.account_id == account.id, Subscription.status.in_(BILLABLE),
+        Subscription.next_charge_at > after, Subscription.next_charge_at <= until)
+    moments.append(db.session.scalar(select(func.min(subs.subquery().c.next_charge_at))))
+    if account.notification_enabled("subscription_reminders"):
+        horizon = until + REMINDER_LEAD
+        reminder = db.session.scalar(select(func.min(Subscription.next_charge_at)).where(
+            Subscription.account_id == account.id, Subscription.status == SubscriptionStatus.ACTIVE.value,
+            Subscription.next_charge_at > after + REMINDER_LEAD, Subscription.next_charge_at <= horizon,
+            func.coalesce(Subscription.reminded_period, -1) < Subscription.payments_made))
+        moments.append(reminder - REMINDER_LEAD if reminder else None)
+    moments.append(db.session.scalar(select(func.min(SandboxRecord.due_at)).where(
+        SandboxRecord.account_id == account.id, SandboxRecord.due_at > after, SandboxRecord.due_at <= until)))
+    found = [moment for moment in moments if moment is not None]
+    return min(found) if found else None
+
+
+def _set_clock(account_id: int, target: datetime) -> None:
+    from kassa.clock import now
+
+    with write_transaction(db.session) as session:
+        account = session.get(Account, account_id)
+        account.clock_offset_seconds = max(int((target - now()).total_seconds()) + 1,
+                                           account.clock_offset_seconds or 0)
+
+
+def advance_clock(actor: Actor, *, days: int = 0, to_date: date | None = None) -> dict[str, int]:
+    """T5: move the account's test clock forward and run, in order, everything that falls due on the way
+    (charges, retries, reminders, bank-debit settlements, dispute decisions). Returns what happened."""
+    from kassa.services.platform.ticks import run_tick
+
+    _require(actor)
+    account = db.session.get(Account, actor.account_id)
+    start = account_now(account)
+    if to_date is not None:
+        target = datetime.combine(to_date, time(12), tzinfo=zone(account.timezone)).astimezone(UTC)
+    else:
+        target = start + timedelta(days=days)
+    if target <= start:
+        raise ValidationFailed(_("Choose a moment after the test clock's current time."), field="to_date")
+    if target - start > timedelta(days=3660):
+        raise ValidationFailed(_("The test clock moves at most ten years at once."), field="to_date")
+    before = _payment_counts(actor.account_id)
+    current = start
+    for _step in range(CLOCK_STEPS):
+        due = _next_due(db.session.get(Account, actor.account_id), current, target)
+        if due is None:
+            break
+        _set_clock(actor.account_id, due)
+        run_tick(actor.account_id)
+        current = due
+    _set_clock(actor.account_id, target)
+    run_tick(actor.account_id)
+    after = _payment_counts(actor.account_id)
+    with write_transaction(db.session):
+        record_audit(actor, "test_clock.advanced", object_type="account", object_id=actor.account_id,
+                     data={"from": start.isoformat(), "to": target.isoformat()})
+    return {key: after[key] - before[key] for key in after}
+
+
+def _payment_counts(account_id: int) -> dict[str, int]:
+    from kassa.models import Payment, PaymentStatus
+
+    rows = dict(db.session.execute(
+        select(Payment.status, func.count()).where(Payment.account_id == account_id, Payment.mode == "test")
+        .group_by(Payment.status)).all())
+    return {status.value: int(rows.get(status.value, 0)) for status in PaymentStatus}

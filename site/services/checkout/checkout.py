@@ -1,0 +1,419 @@
+"""Checkout sessions and paying (L17, C1–C5, T1–T4).
+
+Paying happens in three steps so that money never moves twice and is never lost:
+1. under a lock on the checkout session, write a payment attempt with its idempotency key;
+2. call the processor with no database transaction open;
+3. record the outcome. If step 3 never happens (crash, lost response) the attempt stays behind and the
+   reconciler in `flask kassa tick` asks the processor what became of that key.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy import and_, bindparam, exists, func, or_, select
+
+from kassa.clock import account_now, now
+from kassa.database import lock_one, write_transaction
+from kassa.errors import Conflict, Gone, NotFound, ValidationFailed
+from kassa.extensions import db
+from kassa.models import (
+    CONTACT_FIELDS,
+    Account,
+    AttemptStatus,
+    CheckoutSession,
+    CheckoutStatus,
+    LinkStatus,
+    Mode,
+    Payment,
+    PaymentAttempt,
+    PaymentLink,
+)
+from kassa.order_summary import OrderSummary, build_order_summary
+from kassa.processors.base import (
+    CardDeclined,
+    ChargeRequest,
+    ChargeResult,
+    PaymentDetailsInvalid,
+    ProcessorError,
+)
+from kassa.processors.registry import NoLiveProcessor, processor_for
+from kassa.services.checkout import risk
+from kassa.services.checkout.checkout_form import PROCESSOR_FIELDS, BuyerInput, read_buyer_form
+from kassa.services.links.links import is_valid_test_signature, public_link
+from kassa.services.platform.ticks import each_item
+
+SESSION_LIFETIME = timedelta(hours=24)
+
+
+# -- sessions ---------------------------------------------------------------------------------------
+
+
+def link_snapshot(link: PaymentLink) -> dict[str, Any]:
+    """Everything the checkout needs from the link, frozen: editing the link later changes nothing here."""
+    return {
+        "link_id": link.id,
+        "version": link.version,
+        "currency": link.currency,
+        "items": [
+            {
+                "name": item.name, "description": item.description, "unit_amount_minor": item.unit_amount_minor,
+                "currency": item.currency, "quantity": item.quantity, "frequency": item.frequency,
+                "term_type": item.term_type, "term_count": item.term_count, "product_id": item.product_id,
+            }
+            for item in link.items
+        ],
+        "fields": {name: getattr(link, f"field_{name}") for name in CONTACT_FIELDS},
+        "allow_card": link.allow_card,
+        "allow_ach": link.allow_ach and not link.has_recurring,
+        "collect_billing_address": link.collect_billing_address,
+        "collect_shipping_address": link.collect_shipping_address,
+        "confirmation": link.confirmation,
+        "redirect_url": link.redirect_url,
+        "pipeline_id": link.pipeline_id,
+        "stage_id": link.stage_id,
+    }
+
+
+@dataclass(frozen=True)
+class _SnapshotItem:
+    name: str
+    description: str
+    unit_amount_minor: int
+    currency: str
+    quantity: int
+    frequency: str
+    term_type: str | None
+    term_count: int | None
+    product_id: int | None = None
+
+
+def snapshot_items(snapshot: dict[str, Any]) -> list[_SnapshotItem]:
+    return [_SnapshotItem(**item) for item in snapshot["items"]]
+
+
+def snapshot_summary(snapshot: dict[str, Any]) -> OrderSummary:
+    return build_order_summary(snapshot_items(snapshot), snapshot["currency"])
+
+
+def start_session(slug: str, *, language: str | None, test_signature: str | None = None) -> CheckoutSession:
+    """GET /pay/<slug>: every visit gets its own checkout session and token (L17).
+
+    H7: a test checkout only with the link's own test signature (its signed test URL); a wrong one is a 404,
+    exactly as an unknown link, so signatures can't be probed."""
+    with write_transaction(db.session) as session:
+        link = public_link(slug)
+        if test_signature is not None and not is_valid_test_signature(link, test_signature):
+            raise NotFound(_("This payment link doesn't exist."))
+        checkout = CheckoutSession(
+            account_id=link.account_id,
+            link_id=link.id,
+            token=secrets.token_urlsafe(32),
+            mode=Mode.LIVE.value if test_signature is None else Mode.TEST.value,
+            link_version=link.version,
+            snapshot=link_snapshot(link),
+            language=language,
+            expires_at=now() + SESSION_LIFETIME,
+        )
+        session.add(checkout)
+        session.flush()
+        return checkout
+
+
+@dataclass(frozen=True)
+class CheckoutView:
+    """What the buyer's page needs about a checkout session, read in one query."""
+
+    checkout: CheckoutSession
+    account: Account
+    link_slug: str | None  # None when the link row is gone
+    link_open: bool
+    attempt_in_flight: bool
+
+    def ensure_link_open(self) -> None:
+        """L19, as `ensure_link_open()`, without reading the link again."""
+        if not self.link_open:
+            raise Gone(_("This link is no longer accepting payments."))
+
+
+_IN_FLIGHT = (AttemptStatus.PENDING.value, AttemptStatus.UNKNOWN.value)
+
+
+def _checkout_view_query():
+    in_flight = exists().where(
+        PaymentAttempt.checkout_session_id == CheckoutSession.id, PaymentAttempt.status.in_(_IN_FLIGHT)
+    )
+    return (
+        select(CheckoutSession, Account, PaymentLink.slug, PaymentLink.status, PaymentLink.deleted_at,
+               in_flight.label("in_flight"))
+        .join(Account, Account.id == CheckoutSession.account_id)
+        .outerjoin(PaymentLink, PaymentLink.id == CheckoutSession.link_id)
+        .where(CheckoutSession.token == bindparam("token"))
+    )
+
+
+_queries: dict[str, Any] = {}
+
+
+def checkout_view(token: str) -> CheckoutView | None:
+    """GET /checkout/<token>: the session, its account, its link's state and whether a payment attempt is
+    still with the processor, in one round trip (the page is the busiest URL a merchant has)."""
+    query = _queries.get("view")
+    if query is None:  # built once: building a statement costs more than running this one
+        query = _queries["view"] = _checkout_view_query()
+    row = db.session.execute(query, {"token": token}).one_or_none()
+    if row is None:
+        return None
+    checkout, account, slug, status, deleted_at, busy = row
+    return CheckoutView(
+        checkout=checkout, account=account, link_slug=slug,
+        link_open=slug is not None and status == LinkStatus.ACTIVE.value and deleted_at is None,
+        attempt_in_flight=bool(busy),
+    )
+
+
+def get_session(token: str) -> CheckoutSession:
+    checkout = db.session.scalar(select(CheckoutSession).where(CheckoutSession.token == token))
+    if checkout is None:
+        raise NotFound(_("This checkout doesn't exist."))
+    return checkout
+
+
+def set_language(checkout_id: int, language: str) -> None:
+    """The buyer switched language on the page: emails and the receipt follow it (C7)."""
+    with write_transaction(db.session) as session:
+        session.get(CheckoutSession, checkout_id).language = language
+
+
+def attempt_in_flight(checkout_id: int) -> bool:
+    return db.session.scalar(
+        select(func.count()).select_from(PaymentAttempt).where(
+            PaymentAttempt.checkout_session_id == checkout_id,
+            PaymentAttempt.status.in_(_IN_FLIGHT),
+        )
+    ) > 0
+
+
+def ensure_link_open(checkout: CheckoutSession) -> None:
+    """L19: a deactivated or deleted link stops taking payments, also on checkouts opened before that."""
+    link = db.session.get(PaymentLink, checkout.link_id)
+    if link is None or not link.is_active:
+        raise Gone(_("This link is no longer accepting payments."))
+
+
+def is_expired(checkout: CheckoutSession) -> bool:
+    return checkout.status == CheckoutStatus.EXPIRED.value or (
+        checkout.status == CheckoutStatus.OPEN.value and checkout.expires_at <= now()
+    )
+
+
+# -- paying -----------------------------------------------------------------------------------------
+
+
+class PaymentInFlight(Conflict):
+    """Another submit of this checkout is talking to the processor right now."""
+
+
+@dataclass(frozen=True)
+class PayOutcome:
+    payment: Payment | None  # None while the processor's answer is still being confirmed
+    # H8: True only when this call made the charge (not when the checkout was already paid, by another tab or
+    # by whoever now holds its URL): only then is the caller the buyer who paid.
+    charged_now: bool = False
+
+
+def _guard_entry(checkout: CheckoutSession, buyer: BuyerInput, ip: str | None) -> risk.CardEntry:
+    number = buyer.card.number if buyer.card else f"{buyer.bank.routing_number}:{buyer.bank.account_number}"
+    return risk.CardEntry(account_id=checkout.account_id, mode=checkout.mode, method=buyer.method, number=number,
+                          ip=ip, page=f"checkout:{checkout.id}", link_id=checkout.link_id)
+
+
+def _begin_attempt(checkout_id: int, buyer: BuyerInput, amount_minor: int, currency: str, ip: str | None,
+                   fingerprint: str | None) -> PaymentAttempt | Payment:
+    """Step 1. Returns the new attempt, or the payment when this checkout is already paid.
+
+    The card-testing guard's slots are taken in this same transaction (H4): an attempt exists only with its
+    slots, and a refusal (TooManyRequests) writes nothing."""
+    with write_transaction(db.session) as session:
+        checkout = lock_one(session, CheckoutSession, checkout_id)
+        if checkout.status == CheckoutStatus.COMPLETED.value:
+            return session.get(Payment, checkout.payment_id)
+        in_flight = session.scalar(
+            select(PaymentAttempt).where(
+                PaymentAttempt.checkout_session_id == checkout.id,
+                PaymentAttempt.status.in_((AttemptStatus.PENDING.value, AttemptStatus.UNKNOWN.value)),
+            )
+        )
+        if in_flight is not None:
+            raise PaymentInFlight(_("Your payment is being processed. This page will show the result in a moment."))
+        hold = risk.reserve(_guard_entry(checkout, buyer, ip))
+        attempt = PaymentAttempt(
+            account_id=checkout.account_id,
+            checkout_session_id=checkout.id,
+            idempotency_key=f"checkout-{checkout.id}-{checkout.attempt_seq}",
+            method=buyer.method,
+            amount_minor=amount_minor,
+            currency=currency,
+            buyer=buyer.stored(),
+            ip=ip,
+            card_fingerprint=fingerprint,
+            link_id=checkout.link_id,
+            risk_hold=hold,
+        )
+        session.add(attempt)
+        session.flush()
+        return attempt
+
+
+def _finish_without_charge(attempt_id: int, status: AttemptStatus, error: ProcessorError | None) -> None:
+    """A decline or an error that moved no money: close the attempt; the next submit gets a new key."""
+    with write_transaction(db.session) as session:
+        attempt = session.get(PaymentAttempt, attempt_id)
+        if attempt.status not in (AttemptStatus.PENDING.value, AttemptStatus.UNKNOWN.value):
+            return  # already settled by someone else (the request, or another tick)
+        attempt.status = status.value
+        attempt.finished_at = now()
+        if error is not None:
+            attempt.error_code = error.code
+            attempt.error_message = error.message
+        checkout = lock_one(session, CheckoutSession, attempt.checkout_session_id)
+        checkout.attempt_seq += 1
+        # H4: a decline or an invalid number keeps the guard's slots; anything else gives them back.
+        if status is AttemptStatus.DECLINED:
+            risk.keep(attempt.risk_hold, attempt.link_id if attempt.method == "card" else None)
+        else:
+            risk.release(attempt.risk_hold)
+        attempt.risk_hold = None
+
+
+def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | None) -> PayOutcome:
+    """Pay a checkout session. Raises ValidationFailed with field messages when the buyer must act."""
+    from kassa.services.payments.payment_records import record_successful_charge
+
+    checkout = get_session(token)
+    if checkout.status == CheckoutStatus.COMPLETED.value:
+        return PayOutcome(db.session.get(Payment, checkout.payment_id))
+    if is_expired(checkout):
+        raise Gone(_("This checkout has expired. Start again from the payment link."))
+    ensure_link_open(checkout)
+    account = db.session.get(Account, checkout.account_id)
+    snapshot = checkout.snapshot
+    try:
+        processor = processor_for(checkout.mode)
+    except NoLiveProcessor:
+        raise Conflict(_("This merchant can't accept payments yet. Nothing was charged.")) from None
+
+    today = account_now(account).date()
+    buyer, errors = read_buyer_form(snapshot, form, today)
+    if errors:
+        raise ValidationFailed(_("Check the highlighted fields."), errors=errors)
+    summary = snapshot_summary(snapshot)
+    amount = summary.due_today
+    fingerprint = risk.card_fingerprint(buyer.card.number) if buyer.card else None
+
+    begun = _begin_attempt(checkout.id, buyer, amount.amount_minor, amount.currency, ip, fingerprint)
+    if isinstance(begun, Payment):
+        return PayOutcome(begun)
+    attempt_id, key = begun.id, begun.idempotency_key
+    request = ChargeRequest(
+        account_id=account.id,
+        idempotency_key=key,
+        amount_minor=amount.amount_minor,
+        currency=amount.currency,
+        method=buyer.method,
+        card=buyer.card,
+        bank=buyer.bank,
+        save_payment_method=summary.has_recurring,
+        settlement_currency=account.default_currency,
+        description=_checkout_description(summary),
+        now=account_now(account),
+    )
+    db.session.rollback()  # step 2 holds no transaction while the processor works
+    try:
+        result = processor.charge(request)
+    except CardDeclined as exc:
+        _finish_without_charge(attempt_id, AttemptStatus.DECLINED, exc)
+        raise ValidationFailed(_(exc.message), errors={PROCESSOR_FIELDS.get(exc.field or "number", "card_number"):
+                                                       _(exc.message)}) from None
+    except PaymentDetailsInvalid as exc:
+        status = AttemptStatus.DECLINED if exc.code in risk.COUNTED_CODES else AttemptStatus.FAILED
+        _finish_without_charge(attempt_id, status, exc)
+        field = PROCESSOR_FIELDS.get(exc.field or "number", "card_number")
+        raise ValidationFailed(_(exc.message), errors={field: _(exc.message)}) from None
+    except ProcessorError:
+        # Unknown outcome (timeout, lost answer, error after the fact): ask the processor once more right
+        # away; if it still can't say, the reconciler settles it on the next tick.
+        result = _mark_unknown_and_lookup(attempt_id, key, account.id, processor)
+        if result is None:
+            return PayOutcome(None, charged_now=True)
+    payment = record_successful_charge(attempt_id, result, mandate_context={"ip": ip, "user_agent": user_agent})
+    return PayOutcome(payment, charged_now=True)
+
+
+def _mark_unknown_and_lookup(attempt_id: int, key: str, account_id: int, processor) -> ChargeResult | None:
+    with write_transaction(db.session) as session:
+        attempt = session.get(PaymentAttempt, attempt_id)
+        attempt.status = AttemptStatus.UNKNOWN.value
+    db.session.rollback()
+    try:
+        return processor.lookup_charge(account_id, key)
+    except ProcessorError:
+        return None
+
+
+def _checkout_description(summary: OrderSummary) -> str:
+    names = ", ".join(line.name for line in summary.lines)
+    return names[:200]
+
+
+# -- reconciliation (tick) --------------------------------------------------------------------------
+
+RECONCILE_AFTER = timedelta(seconds=30)
+# A pending attempt may still be with the processor (the request is waiting for its answer): only when no
+# processor call can still be running is its outcome looked up. Deciding "failed" earlier would let a second
+# tab start a new attempt and charge again while the first charge is still going through.
+IN_FLIGHT_LIMIT = timedelta(minutes=10)
+
+
+def reconcile_attempts() -> int:
+    """Settle attempts whose processor answer was lost: found → record the payment; absent → failed.
+
+    Unknown attempts (the request gave up on the answer) are settled after RECONCILE_AFTER; pending ones (the
+    request crashed, or is still waiting) only after IN_FLIGHT_LIMIT."""
+    from kassa.services.payments.payment_records import record_successful_charge
+    from kassa.services.platform.ticks import for_tick_account
+
+    stale = db.session.execute(
+        select(PaymentAttempt.id, PaymentAttempt.account_id, PaymentAttempt.idempotency_key, CheckoutSession.mode)
+        .join(CheckoutSession, CheckoutSession.id == PaymentAttempt.checkout_session_id)
+        .where(or_(
+            and_(PaymentAttempt.status == AttemptStatus.UNKNOWN.value,
+                 PaymentAttempt.created_at <= now() - RECONCILE_AFTER),
+            and_(PaymentAttempt.status == AttemptStatus.PENDING.value,
+                 PaymentAttempt.created_at <= now() - IN_FLIGHT_LIMIT),
+        ))
+        .where(for_tick_account(PaymentAttempt.account_id))
+        .order_by(PaymentAttempt.id)
+        .limit(200)
+    ).all()
+    db.session.rollback()
+
+    def settle(row) -> bool:
+        attempt_id, account_id, key, mode = row
+        try:
+            processor = processor_for(mode)
+            result = processor.lookup_charge(account_id, key)
+        except (NoLiveProcessor, ProcessorError):
+            return False
+        if result is not None:
+            record_successful_charge(attempt_id, result, mandate_context={})
+        else:
+            _finish_without_charge(attempt_id, AttemptStatus.FAILED, None)
+        return True
+
+    # H1: an attempt that can't be recorded is skipped (and retried), never the end of everyone's settling.
+    return each_item("reconcile_attempts", stale, settle, describe=lambda row: f"attempt {row[0]}")

@@ -1,0 +1,154 @@
+"""The buyer's checkout form: read it, check it field by field (C2, C3), never keep a card number."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from flask_babel import gettext as _
+
+from kassa.models import CONTACT_FIELDS, FieldMode
+from kassa.processors import testcards
+from kassa.processors.base import BankDetails, CardDetails, PaymentDetailsInvalid
+from kassa.services.accounts.accounts import country_choices
+from kassa.services.accounts.users import normalize_email
+
+ADDRESS_PARTS = ("line1", "line2", "city", "postal_code", "state", "country")
+REQUIRED_ADDRESS_PARTS = ("line1", "city", "postal_code", "country")
+LIMITS = {"company": 200, "first_name": 100, "last_name": 100, "phone": 40, "line1": 200, "line2": 200,
+          "city": 100, "postal_code": 20, "state": 100, "country": 2, "card_name": 100, "account_holder_name": 100}
+
+# The processor's field names → the checkout form's field names.
+PROCESSOR_FIELDS = {
+    "number": "card_number", "expiry": "card_expiry", "cvc": "card_cvc", "name": "card_name",
+    "postal_code": "billing_postal_code", "routing_number": "routing_number",
+    "account_number": "account_number", "account_holder_name": "account_holder_name",
+}
+
+
+@dataclass
+class BuyerInput:
+    email: str = ""
+    contact: dict[str, str] = field(default_factory=dict)
+    method: str = "card"
+    card: CardDetails | None = None
+    bank: BankDetails | None = None
+    billing: dict[str, str] | None = None
+    shipping: dict[str, str] | None = None
+    mandate_accepted: bool = False
+
+    def stored(self) -> dict[str, Any]:
+        """What may be kept about this buyer: everything except card and bank numbers and the CVC."""
+        return {
+            "email": self.email, "contact": dict(self.contact), "method": self.method,
+            "billing": self.billing, "shipping": self.shipping,
+            "account_holder_name": self.bank.account_holder_name if self.bank else None,
+            "bank_last4": self.bank.account_number[-4:] if self.bank else None,
+            "routing_number": self.bank.routing_number if self.bank else None,
+        }
+
+
+def _text(form: Mapping[str, str], name: str) -> str:
+    return (form.get(name) or "").strip()[: LIMITS.get(name, 254) + 1]
+
+
+def _address(form: Mapping[str, str], prefix: str, errors: dict[str, str]) -> dict[str, str]:
+    address = {part: _text(form, f"{prefix}_{part}") for part in ADDRESS_PARTS}
+    address["country"] = address["country"].upper()
+    messages = {
+        "line1": _("Enter the street and number."),
+        "city": _("Enter the city."),
+        "postal_code": _("Enter the postal code."),
+        "country": _("Choose the country."),
+    }
+    for part in REQUIRED_ADDRESS_PARTS:
+        if not address[part]:
+            errors[f"{prefix}_{part}"] = messages[part]
+    if address["country"] and address["country"] not in dict(country_choices("en")):
+        errors[f"{prefix}_country"] = messages["country"]  # H1: only real countries are stored
+    for part, value in address.items():
+        if len(value) > LIMITS[part]:
+            errors[f"{prefix}_{part}"] = _("Use at most %(n)d characters.", n=LIMITS[part])
+    return address
+
+
+def read_buyer_form(snapshot: dict[str, Any], form: Mapping[str, str], today: date) -> tuple[BuyerInput, dict[str, str]]:
+    """Parse and check everything the buyer entered; errors are keyed by form field name."""
+    errors: dict[str, str] = {}
+    buyer = BuyerInput()
+    try:
+        buyer.email = normalize_email(form.get("email", ""))
+    except Exception as exc:  # ValidationFailed carries the message we show
+        errors["email"] = getattr(exc, "message", _("Enter a valid email address, like name@example.com."))
+
+    labels = {"company": _("company"), "first_name": _("first name"), "last_name": _("last name"),
+              "phone": _("phone number")}
+    for name in CONTACT_FIELDS:
+        mode = FieldMode(snapshot["fields"].get(name, FieldMode.OFF.value))
+        if mode is FieldMode.OFF:
+            continue
+        value = _text(form, name)
+        if mode is FieldMode.REQUIRED and not value:
+            errors[name] = _("Enter your %(field)s.", field=labels[name])
+        elif len(value) > LIMITS[name]:
+            errors[name] = _("Use at most %(n)d characters.", n=LIMITS[name])
+        buyer.contact[name] = value
+
+    allowed = [m for m, on in (("card", snapshot["allow_card"]), ("ach", snapshot["allow_ach"])) if on]
+    buyer.method = form.get("method") or allowed[0]
+    if buyer.method not in allowed:
+        errors["method"] = _("Choose how to pay.")
+        buyer.method = allowed[0]
+
+    if buyer.method == "card":
+        read_card(form, today, buyer, errors)
+        if snapshot["collect_billing_address"]:
+            buyer.billing = _address(form, "billing", errors)
+    else:
+        _read_bank(form, buyer, errors)
+
+    if snapshot["collect_shipping_address"]:
+        if form.get("shipping_same") == "1" and buyer.billing is not None:
+            buyer.shipping = dict(buyer.billing)
+        else:
+            buyer.shipping = _address(form, "shipping", errors)
+    return buyer, errors
+
+
+def read_card(form: Mapping[str, str], today: date, buyer: BuyerInput, errors: dict[str, str]) -> None:
+    number = testcards.normalize_card_number(form.get("card_number", ""))[:23]
+    try:
+        month, year = testcards.parse_expiry(form.get("card_expiry", ""))
+    except PaymentDetailsInvalid as exc:
+        errors["card_expiry"] = _(exc.message)
+        month, year = 0, 0
+    card = CardDetails(
+        number=number, exp_month=month, exp_year=year, cvc=(form.get("card_cvc") or "").strip()[:4],
+        name=_text(form, "card_name"), postal_code=_text(form, "billing_postal_code") or None,
+    )
+    try:
+        # Format only (Luhn, expiry, CVC length, name): whether it is a test card is the processor's call.
+        testcards.validate_card(card, today, test_mode=False)
+    except PaymentDetailsInvalid as exc:
+        errors.setdefault(PROCESSOR_FIELDS.get(exc.field, "card_number"), _(exc.message))
+    buyer.card = card
+
+
+def _read_bank(form: Mapping[str, str], buyer: BuyerInput, errors: dict[str, str]) -> None:
+    bank = BankDetails(
+        # Spaces and dashes dropped; any other character is kept so the number is refused as invalid
+        # (H9: "²" passed `isdigit()` here and crashed the checksum's `int()`; testcards checks ASCII digits).
+        routing_number=testcards.normalize_card_number(form.get("routing_number", ""))[:40],
+        account_number=testcards.normalize_card_number(form.get("account_number", ""))[:40],
+        account_holder_name=_text(form, "account_holder_name"),
+    )
+    try:
+        testcards.validate_bank(bank, test_mode=False)
+    except PaymentDetailsInvalid as exc:
+        errors[PROCESSOR_FIELDS.get(exc.field, "account_number")] = _(exc.message)
+    buyer.bank = bank
+    buyer.mandate_accepted = form.get("ach_mandate") == "1"
+    if not buyer.mandate_accepted:
+        errors["ach_mandate"] = _("To pay by bank debit, accept the debit authorization.")

@@ -1,0 +1,123 @@
+"""Dispute evidence files (D4): PDF, PNG or JPEG by their content, within the networks' size and page limits."""
+
+from __future__ import annotations
+
+import io
+import secrets
+from pathlib import Path
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from kassa.actor import Actor
+from kassa.database import write_transaction
+from kassa.errors import NotFound, ValidationFailed
+from kassa.extensions import db
+from kassa.forms import safe_filename
+from kassa.models import Account, DisputeFile, Payment
+from kassa.services.crm.crm import add_timeline
+from kassa.services.money.payment_states import payment_subjects
+from kassa.timeline_kinds import TimelineKind
+
+MAX_TOTAL_BYTES = int(4.5 * 1024 * 1024)  # Stripe's limit for all of a dispute's files together
+MAX_PAGES = 50  # card networks reject longer evidence packs
+SIGNATURES = {b"%PDF-": "application/pdf", b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
+
+
+def evidence_dir() -> Path:
+    path = Path(current_app.config["KASSA_UPLOAD_DIR"]) / "evidence"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sniff(data: bytes) -> str | None:
+    """The file's real type from its first bytes; the name and the browser's claim are not trusted."""
+    for signature, content_type in SIGNATURES.items():
+        if data.startswith(signature):
+            return content_type
+    return None
+
+
+def count_pages(data: bytes, content_type: str) -> int:
+    if content_type != "application/pdf":
+        return 1
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        return len(PdfReader(io.BytesIO(data)).pages)
+    # PyPdfError covers LimitReachedError (H9: a deeply nested PDF was a 500); RecursionError, TypeError and
+    # the rest are how pypdf fails on other malformed files. Any of them means the same to the merchant.
+    except (PyPdfError, RecursionError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError):
+        raise ValidationFailed(_("This PDF can't be read. Save it again as a PDF and upload that."),
+                               field="file") from None
+
+
+def budget(dispute_id: int) -> tuple[int, int]:
+    """(bytes used, pages used) by a dispute's files so far."""
+    used, pages = db.session.execute(
+        select(func.coalesce(func.sum(DisputeFile.size_bytes), 0), func.coalesce(func.sum(DisputeFile.pages), 0))
+        .where(DisputeFile.dispute_id == dispute_id)
+    ).one()
+    return int(used), int(pages)
+
+
+def add_file(actor: Actor, dispute_id: int, filename: str, data: bytes) -> DisputeFile:
+    from kassa.services.disputes.disputes import _answerable, _require, owned
+
+    _require(actor)
+    if not data:
+        raise ValidationFailed(_("Choose a file to upload."), field="file")
+    content_type = sniff(data)
+    if content_type is None:
+        raise ValidationFailed(_("Upload a PDF, PNG or JPEG file. “%(name)s” is none of these, whatever its "
+                                 "name says.", name=(filename or "")[:80]), field="file")
+    pages = count_pages(data, content_type)
+    stored = f"{secrets.token_urlsafe(18)}.bin"
+    with write_transaction(db.session) as session:
+        dispute = owned(session, actor, dispute_id)
+        _answerable(dispute, session.get(Account, dispute.account_id))
+        used, used_pages = budget(dispute.id)
+        if used + len(data) > MAX_TOTAL_BYTES:
+            left = max(MAX_TOTAL_BYTES - used, 0)
+            raise ValidationFailed(_("All files together may be at most 4.5 MB; %(left)s is left.",
+                                     left=format_size(left)), field="file")
+        if used_pages + pages > MAX_PAGES:
+            raise ValidationFailed(_("All files together may have at most %(max)d pages; %(left)d are left.",
+                                     max=MAX_PAGES, left=MAX_PAGES - used_pages), field="file")
+        (evidence_dir() / stored).write_bytes(data)
+        file = DisputeFile(account_id=dispute.account_id, dispute_id=dispute.id,
+                           filename=safe_filename(Path(filename or "evidence").name, "evidence")[:200],
+                           content_type=content_type, size_bytes=len(data), pages=pages, stored_name=stored)
+        session.add(file)
+        session.flush()
+        add_timeline(dispute.account_id, TimelineKind.DISPUTE_FILE_ADDED,
+                     subjects=payment_subjects(session.get(Payment, dispute.payment_id)),
+                     payment_id=dispute.payment_id, data={"file": file.filename}, actor_id=actor.user_id)
+        return file
+
+
+def remove_file(actor: Actor, dispute_id: int, file_id: int) -> None:
+    from kassa.services.disputes.disputes import _answerable, _require, owned
+
+    _require(actor)
+    with write_transaction(db.session) as session:
+        dispute = owned(session, actor, dispute_id)
+        _answerable(dispute, session.get(Account, dispute.account_id))
+        file = session.get(DisputeFile, file_id)
+        if file is None or file.dispute_id != dispute.id:
+            raise NotFound(_("File not found."))
+        stored = file.stored_name
+        session.delete(file)
+    (evidence_dir() / stored).unlink(missing_ok=True)
+
+
+def file_path(file: DisputeFile) -> Path:
+    return evidence_dir() / file.stored_name
+
+
+def format_size(n: int) -> str:
+    from flask_babel import format_decimal
+
+    return f"{format_decimal(n / 1024 / 1024, '#,##0.0')} MB"

@@ -1,0 +1,33 @@
+"""The status a payment shows in the index (P1, F3): computed from its own status and its refunds."""
+
+from __future__ import annotations
+
+from kassa.models import DisplayStatus, Payment, PaymentStatus
+
+
+def compute_display_status(payment: Payment) -> DisplayStatus:
+    if payment.dispute_created_at is not None:
+        from kassa.services.disputes.disputes import STATUS_FOR_DISPLAY, latest_dispute
+
+        dispute = latest_dispute(payment.id)
+        if dispute is not None:
+            from kassa.models import DisputeStatus
+
+            return STATUS_FOR_DISPLAY[DisputeStatus(dispute.status)]
+    status = PaymentStatus(payment.status)
+    if status is PaymentStatus.PROCESSING:
+        return DisplayStatus.PROCESSING
+    if status is PaymentStatus.FAILED:
+        return DisplayStatus.FAILED
+    if (payment.refund_reserved_minor or 0) > (payment.refunded_minor or 0):
+        return DisplayStatus.REFUND_PROCESSING
+    if payment.refunded_minor and payment.refunded_minor >= payment.amount_minor:
+        return DisplayStatus.REFUNDED
+    if payment.refunded_minor:
+        return DisplayStatus.PARTIALLY_REFUNDED
+    return DisplayStatus.SUCCEEDED
+
+
+def refresh_display_status(payment: Payment) -> None:
+    """Call after any change to the payment's status or refund amounts, in the same transaction."""
+    payment.display_status = compute_display_status(payment).value

@@ -1,0 +1,185 @@
+"""What a successful charge creates (R1–R6): the payment record with its frozen line items, the contact,
+company and deal, subscriptions for recurring items, the ACH mandate, timeline entries and the emails."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from kassa.clock import now, now_for
+from kassa.database import lock_one, write_transaction
+from kassa.extensions import db
+from kassa.models import (
+    Account,
+    AttemptStatus,
+    CheckoutSession,
+    CheckoutStatus,
+    Mandate,
+    Payment,
+    PaymentAttempt,
+    PaymentItem,
+    PaymentStatus,
+    Subscription,
+    SubscriptionItem,
+    SubscriptionStatus,
+)
+from kassa.order_summary import RecurringGroup
+from kassa.periods import charge_date
+from kassa.processors.base import ChargeResult
+from kassa.services.checkout import risk
+from kassa.services.crm import crm
+from kassa.services.money.display_status import refresh_display_status
+from kassa.services.money.payment_states import payment_subjects
+from kassa.services.platform.counters import next_number
+from kassa.timeline_kinds import TimelineKind
+
+
+def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_context: dict[str, Any]) -> Payment:
+    """Record the processor's "yes" for an attempt. Idempotent: a second call returns the same payment."""
+    from kassa.services.checkout.checkout import snapshot_items, snapshot_summary
+    from kassa.services.payments.receipts import queue_checkout_receipt
+    from kassa.services.platform.notifications import notify_ach_processing, notify_payment_received
+
+    with write_transaction(db.session) as session:
+        attempt = lock_one(session, PaymentAttempt, attempt_id)
+        if attempt.payment_id is not None:
+            return session.get(Payment, attempt.payment_id)
+        checkout = lock_one(session, CheckoutSession, attempt.checkout_session_id)
+        # H4: a payment that went through never counts against anyone. Given back before the account lock
+        # below: the guard takes its counters before the account too (inserting an attempt), so the two
+        # never wait for each other in a circle.
+        risk.release(attempt.risk_hold)
+        attempt.risk_hold = None
+        # One buyer paying in two tabs at once: the account lock makes the contact, company and default
+        # pipeline below found-or-created once (PostgreSQL would otherwise insert both and fail one).
+        account = lock_one(session, Account, attempt.account_id)
+        snapshot = checkout.snapshot
+        summary = snapshot_summary(snapshot)
+        buyer = attempt.buyer
+        contact_fields = buyer.get("contact", {})
+        language = checkout.language or account.language
+        mode = checkout.mode
+        succeeded = result.status == "succeeded"
+
+        contact = crm.find_or_create_contact(
+            account.id, mode, buyer["email"], first_name=contact_fields.get("first_name", ""),
+            last_name=contact_fields.get("last_name", ""), phone=contact_fields.get("phone", ""), language=language,
+        )
+        company = crm.find_or_create_company(account.id, mode, contact_fields.get("company", ""))
+        if company is not None and contact.company_id is None:
+            contact.company_id = company.id
+        payment = Payment(
+            account_id=account.id, mode=mode,
+            status=(PaymentStatus.SUCCEEDED if succeeded else PaymentStatus.PROCESSING).value,
+            amount_minor=attempt.amount_minor, currency=attempt.currency, method=attempt.method,
+            card_brand=result.brand, card_last4=result.last4, card_exp_month=result.exp_month,
+            card_exp_year=result.exp_year, card_funding=result.funding, bank_last4=result.bank_last4,
+            processor="sandbox" if mode == "test" else "live", processor_ref=result.processor_ref,
+            payment_method_token=result.payment_method_token, fee_minor=result.fee_minor,
+            settlement_currency=result.settlement_currency or account.default_currency,
+            exchange_rate=str(result.exchange_rate or Decimal(1)),
+            fee_settlement_minor=result.fee_settlement_minor, net_settlement_minor=result.net_settlement_minor,
+            source="payment_link", link_id=checkout.link_id, checkout_session_id=checkout.id,
+            contact_id=contact.id, company_id=company.id if company else None,
+            buyer_email=buyer["email"], buyer_name=contact.display_name if contact.display_name != contact.email else "",
+            buyer_phone=contact_fields.get("phone", ""), buyer_company=contact_fields.get("company", ""),
+            billing_address=buyer.get("billing"), shipping_address=buyer.get("shipping"), language=language,
+            ip=attempt.ip, created_at=now_for(account, mode), succeeded_at=now_for(account, mode) if succeeded
+            else None,
+        )
+        payment.items = [
+            PaymentItem(position=i, product_id=item.product_id, name=item.name, description=item.description,
+                        unit_amount_minor=item.unit_amount_minor, currency=item.currency, quantity=item.quantity,
+                        frequency=item.frequency, term_type=item.term_type, term_count=item.term_count)
+            for i, item in enumerate(snapshot_items(snapshot))
+        ]
+        refresh_display_status(payment)
+        session.add(payment)
+        session.flush()
+        deal = crm.create_deal(
+            account.id, mode, name=f"{contact.display_name} – {', '.join(line.name for line in summary.lines)}",
+            amount_minor=payment.amount_minor, currency=payment.currency, pipeline_id=snapshot.get("pipeline_id"),
+            stage_id=snapshot.get("stage_id"), contact=contact, company=company,
+        )
+        payment.deal_id = deal.id
+        subscriptions = [
+            _create_subscription(account, payment, group, contact.id, deal.id, language)
+            for group in summary.groups
+        ]
+        if subscriptions:
+            payment.subscription_id = subscriptions[0].id
+        if payment.method == "ach":
+            session.add(_mandate(payment, buyer, language, attempt, mandate_context))
+        if succeeded:
+            payment.receipt_number = next_number(account.id, "receipt")
+
+        crm.add_timeline(account.id, TimelineKind.PAYMENT_SUBMITTED, subjects=payment_subjects(payment), payment_id=payment.id,
+                         data={"amount_minor": payment.amount_minor, "currency": payment.currency,
+                               "method": payment.method})
+        if succeeded:
+            crm.add_timeline(account.id, TimelineKind.PAYMENT_SUCCEEDED, subjects=payment_subjects(payment),
+                             payment_id=payment.id, data={"amount_minor": payment.amount_minor,
+                                                          "currency": payment.currency})
+        for subscription in subscriptions:
+            crm.add_timeline(account.id, TimelineKind.SUBSCRIPTION_CREATED, subjects=[("subscription", subscription.id),
+                             ("contact", contact.id), ("deal", deal.id)], payment_id=payment.id)
+
+        checkout.status = CheckoutStatus.COMPLETED.value
+        checkout.payment_id = payment.id
+        checkout.completed_at = now()
+        attempt.status = AttemptStatus.SUCCEEDED.value
+        attempt.payment_id = payment.id
+        attempt.processor_ref = result.processor_ref
+        attempt.finished_at = now()
+
+        if succeeded:
+            from kassa.services.money.ledger import book_charge
+            from kassa.services.payments.invoices import maybe_invoice
+
+            book_charge(payment)
+
+            queue_checkout_receipt(payment, invoice=maybe_invoice(payment, account))
+            notify_payment_received(payment)
+        else:
+            notify_ach_processing(payment)
+        return payment
+
+
+def _create_subscription(account: Account, payment: Payment, group: RecurringGroup, contact_id: int, deal_id: int,
+                         language: str) -> Subscription:
+    """R4: one subscription per (frequency, term) group; the first period is paid by this checkout."""
+    anchor = payment.succeeded_at or payment.created_at or now_for(account, payment.mode)
+    fixed_done = group.term_count is not None and group.term_count <= 1
+    subscription = Subscription(
+        account_id=account.id, mode=payment.mode, status=SubscriptionStatus.ACTIVE.value, contact_id=contact_id,
+        deal_id=deal_id, link_id=payment.link_id, first_payment_id=payment.id, frequency=group.frequency.value,
+        term_type=group.term_type.value, term_count=group.term_count, amount_minor=group.amount.amount_minor,
+        currency=group.amount.currency, payments_made=1, anchor_at=anchor,
+        next_charge_at=None if fixed_done else charge_date(anchor, group.frequency, 1, account.timezone),
+        payment_method_token=payment.payment_method_token, card_brand=payment.card_brand,
+        card_last4=payment.card_last4, card_exp_month=payment.card_exp_month, card_exp_year=payment.card_exp_year,
+        language=language,
+    )
+    subscription.items = [
+        SubscriptionItem(position=i, name=line.name, description=line.description,
+                         unit_amount_minor=line.unit_amount.amount_minor, currency=line.unit_amount.currency,
+                         quantity=line.quantity)
+        for i, line in enumerate(group.lines)
+    ]
+    db.session.add(subscription)
+    db.session.flush()
+    return subscription
+
+
+def _mandate(payment: Payment, buyer: dict[str, Any], language: str, attempt: PaymentAttempt,
+             context: dict[str, Any]) -> Mandate:
+    from kassa.services.payments.mandates import mandate_text
+
+    return Mandate(
+        account_id=payment.account_id, payment_id=payment.id, language=language,
+        text=mandate_text(payment.account_id, payment.amount_minor, payment.currency, language),
+        accepted_at=attempt.created_at, ip=context.get("ip") or attempt.ip,
+        user_agent=(context.get("user_agent") or "")[:300] or None,
+        account_holder_name=buyer.get("account_holder_name") or "", bank_last4=buyer.get("bank_last4") or "",
+        routing_number=buyer.get("routing_number") or "",
+    )

@@ -1,0 +1,145 @@
+"""Daily payouts (O1, O3, E8): everything that became available, paid out once a day, to the cent.
+
+Every day (in the account's time zone) the tick gathers the entries available by that day and not yet
+paid out: gross minus fees, refunds and chargebacks. A positive total is sent to the bank account; a
+negative one is debited from it (O3). The payout's amount is by construction the sum of its entries.
+Statuses: pending → in transit → paid (the sandbox's "bank" answers the next business day) or failed,
+which returns the funds to the balance for the next payout.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from kassa.business_days import add_business_days
+from kassa.clock import now, now_for
+from kassa.database import write_transaction
+from kassa.extensions import db
+from kassa.models import Account, LedgerEntry, LedgerType, Payout, PayoutStatus
+from kassa.services.money.ledger import local_day
+from kassa.services.platform.ticks import each_item, for_tick_account
+
+PAYOUT_TYPES = (LedgerType.PAYOUT.value,)
+
+
+def _unpaid(account_id: int, mode: str, day: date):
+    return (LedgerEntry.account_id == account_id, LedgerEntry.mode == mode, LedgerEntry.payout_id.is_(None),
+            LedgerEntry.available_on <= day, LedgerEntry.type.not_in(PAYOUT_TYPES))
+
+
+def balance(account_id: int, mode: str, day: date) -> dict[str, int]:
+    """What the merchant has: available now, pending (not yet available), and the total."""
+    available, total = db.session.execute(
+        select(func.coalesce(func.sum(case((LedgerEntry.available_on <= day, LedgerEntry.amount_minor), else_=0)), 0),
+               func.coalesce(func.sum(LedgerEntry.amount_minor), 0))
+        .where(LedgerEntry.account_id == account_id, LedgerEntry.mode == mode, LedgerEntry.payout_id.is_(None),
+               LedgerEntry.type.not_in(PAYOUT_TYPES))
+    ).one()
+    available, pending = int(available), int(total) - int(available)
+    return {"available": available, "pending": pending, "total": available + pending}
+
+
+def create_payout(account: Account, mode: str, day: date) -> Payout | None:
+    """The payout for one account, mode and day: at most one (unique), made of the available entries."""
+    with write_transaction(db.session) as session:
+        exists = session.scalar(select(Payout.id).where(Payout.account_id == account.id, Payout.mode == mode,
+                                                        Payout.payout_date == day))
+        if exists is not None:
+            return None
+        total, count = session.execute(
+            select(func.coalesce(func.sum(LedgerEntry.amount_minor), 0), func.count())
+            .where(*_unpaid(account.id, mode, day))
+        ).one()
+        if not count:
+            return None
+        payout = Payout(account_id=account.id, mode=mode, amount_minor=int(total), currency=account.default_currency,
+                        status=PayoutStatus.PENDING.value, payout_date=day, entry_count=int(count),
+                        arrival_date=add_business_days(day, 1, account.country))
+        session.add(payout)
+        session.flush()
+        # The same condition that summed them: the payout contains exactly the entries it adds up.
+        session.execute(update(LedgerEntry).where(*_unpaid(account.id, mode, day)).values(payout_id=payout.id)
+                        .execution_options(synchronize_session=False))
+        session.add(LedgerEntry(account_id=account.id, mode=mode, type=LedgerType.PAYOUT.value,
+                                amount_minor=-payout.amount_minor, currency=payout.currency,
+                                source_key=f"payout:{payout.id}", available_on=day, payout_id=payout.id,
+                                description=f"Payout PO-{payout.id:06d}", occurred_at=now_for(account, mode)))
+        _notify(payout, account)
+        return payout
+
+
+def _notify(payout: Payout, account: Account) -> None:
+    """E8: the daily payout email with the total (switchable); a debit (O3) is always told."""
+    from kassa.money import Money
+    from kassa.services.platform.mail import queue_email
+    from kassa.services.platform.notifications import payment_team
+    from kassa.urls import absolute_url
+
+    debit = payout.amount_minor < 0
+    if not debit and not account.notification_enabled("payout_sent"):
+        return
+    for user in payment_team(account.id):
+        queue_email(kind="payout_debit" if debit else "payout_sent", to=[user.email], template="email/payout.html",
+                    language=user.language or account.language,
+                    context={"payout": payout, "account": account, "brand_color": account.brand_color,
+                             "amount": Money(abs(payout.amount_minor), payout.currency), "debit": debit,
+                             "payout_url": absolute_url("payouts.detail", payout_id=payout.id)},
+                    account_id=account.id, related=("payout", payout.id))
+
+
+def bank_accepts(payout: Payout) -> bool:
+    """The bank account's answer to an arriving payout. The sandbox's bank accepts every transfer; tests make
+    it refuse one by replacing this step (tests/support/faults.py, `refuse_next_payout`) — M3: no switch here."""
+    return True
+
+
+def advance_payout(payout_id: int) -> None:
+    """pending → in transit at once; in transit → paid (or failed) on the arrival day."""
+    with write_transaction(db.session) as session:
+        payout = session.get(Payout, payout_id)
+        account = session.get(Account, payout.account_id)
+        today = local_day(account, now_for(account, payout.mode))
+        if payout.status == PayoutStatus.PENDING.value:
+            payout.status = PayoutStatus.IN_TRANSIT.value
+        if payout.status == PayoutStatus.IN_TRANSIT.value and today >= payout.arrival_date:
+            if not bank_accepts(payout):
+                payout.status = PayoutStatus.FAILED.value
+                payout.failure_message = "The bank account refused the transfer."
+                # The funds come back to the balance and go out with the next payout.
+                session.add(LedgerEntry(account_id=account.id, mode=payout.mode, type=LedgerType.PAYOUT_FAILURE.value,
+                                        amount_minor=payout.amount_minor, currency=payout.currency,
+                                        source_key=f"payout-failure:{payout.id}", available_on=today,
+                                        description=f"Failed payout PO-{payout.id:06d} returned",
+                                        occurred_at=now_for(account, payout.mode)))
+            else:
+                payout.status = PayoutStatus.PAID.value
+                payout.paid_at = now()
+
+
+def run_payouts() -> int:
+    """Once a day per account and mode: today's payout, then move earlier payouts along."""
+    pairs = db.session.execute(select(LedgerEntry.account_id, LedgerEntry.mode).where(
+        LedgerEntry.payout_id.is_(None), for_tick_account(LedgerEntry.account_id)).distinct()).all()
+    db.session.rollback()
+
+    def pay_out(pair: tuple[int, str]) -> bool:
+        account_id, mode = pair
+        account = db.session.get(Account, account_id)
+        day = local_day(account, now_for(account, mode))
+        try:
+            return create_payout(account, mode, day) is not None
+        except IntegrityError:
+            db.session.rollback()  # another tick made today's payout first
+            return False
+
+    # H1: one account's payout failing is logged and retried on a later tick; every other account is paid.
+    done = each_item("payouts", pairs, pay_out, describe=lambda pair: f"account {pair[0]} ({pair[1]})")
+    moving = db.session.scalars(select(Payout.id).where(
+        Payout.status.in_((PayoutStatus.PENDING.value, PayoutStatus.IN_TRANSIT.value)),
+        for_tick_account(Payout.account_id))).all()
+    db.session.rollback()
+    each_item("payouts", moving, advance_payout, describe=lambda payout_id: f"payout {payout_id}")
+    return done
