@@ -43,3 +43,9 @@ class Gone(KassaError):
 
 class TooManyRequests(KassaError):
     status_code = 429
+
+
+class EventNotReady(Exception):
+    """The event refers to something not recorded yet (e.g. a refund whose reply is still in flight):
+    nothing is applied and the event is offered again on the next tick. Raised by the domain handlers that
+    services/events.py dispatches to, so it lives here, below both."""

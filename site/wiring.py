@@ -19,7 +19,7 @@ def tick_tasks() -> list:
     one-account tick (a merchant's test clock, H14)."""
     from kassa.services import events
     from kassa.services.billing import billing, subscriptions
-    from kassa.services.checkout import risk
+    from kassa.services.payments import risk
     from kassa.services.payouts import payouts
     from kassa.services.platform import maintenance
     from kassa.services.platform.ticks import TickSpec

@@ -34,6 +34,7 @@ from kassa.processors.registry import has_live_processor
 from kassa.security import allow_form_action, csp_nonce
 from kassa.services.checkout import checkout as checkout_service
 from kassa.services.links.links import sign_test_link
+from kassa.services.links.snapshots import snapshot_summary
 from kassa.services.payments import receipts
 from kassa.services.payments.mandates import mandate_text
 from kassa.urls import web_origin
@@ -117,7 +118,7 @@ def _page_context(view: checkout_service.CheckoutView, *, values=None, errors=No
     page may show nothing of one session, because it is served from a copy rendered once (_checkout_page)."""
     checkout, account = view.checkout, view.account
     snapshot = checkout.snapshot
-    summary = checkout_service.snapshot_summary(snapshot)
+    summary = snapshot_summary(snapshot)
     language = g.buyer_language
     methods = [m for m, on in (("card", snapshot["allow_card"]), ("ach", snapshot["allow_ach"])) if on]
     values = dict(values or {})
@@ -188,7 +189,7 @@ def _confirmation(view: checkout_service.CheckoutView):
                            failed=payment.status == PaymentStatus.FAILED.value, start_again_url=start_again_url,
                            failure_message=payment.failure_message)
     html, status = _buyer_page("checkout/confirmation.html", payment=payment, account=view.account,
-                               checkout=checkout, summary=checkout_service.snapshot_summary(checkout.snapshot),
+                               checkout=checkout, summary=snapshot_summary(checkout.snapshot),
                                test_mode=test_mode, language=g.buyer_language, start_again_url=start_again_url,
                                receipt_emailed=receipts.receipt_emailed(payment),
                                receipt_url=url_for("checkout.receipt", token=checkout.token,

@@ -12,6 +12,7 @@ from kassa.forms import safe_filename
 from kassa.models import Dispute, DisputeFile, DisputeStatus, Payment, Permission
 from kassa.rendering import htmx_redirect, render_page
 from kassa.services.disputes import disputes, evidence
+from kassa.services.money.dispute_facts import deadline_info, time_left
 
 bp = Blueprint("disputes", __name__, url_prefix="/disputes")
 
@@ -34,7 +35,7 @@ DETAIL_FIELDS = ["customer_name", "customer_email", "billing_address", "purchase
 @bp.app_template_global()
 def deadline_left(due_by):
     """For the Disputes tab: time left until the evidence deadline, on the account's clock."""
-    return disputes.time_left(due_by, current_user.account)
+    return time_left(due_by, current_user.account)
 
 
 def _dispute(dispute_id: int) -> Dispute:
@@ -50,7 +51,7 @@ def _context(dispute: Dispute, step: int, **extra):
         draft=dispute.draft or {}, prefill=disputes.prefilled_details(dispute), detail_fields=DETAIL_FIELDS,
         used=used, pages=pages, max_bytes=evidence.MAX_TOTAL_BYTES, max_pages=evidence.MAX_PAGES,
         bytes_left=evidence.format_size(max(evidence.MAX_TOTAL_BYTES - used, 0)),
-        deadline=disputes.deadline_info(dispute, current_user.account), read_only=dispute.status !=
+        deadline=deadline_info(dispute, current_user.account), read_only=dispute.status !=
         DisputeStatus.NEEDS_RESPONSE.value, active_nav="payments", errors=extra.pop("errors", {}), **extra,
     )
 

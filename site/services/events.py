@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from kassa.clock import account_now
 from kassa.database import write_transaction
+from kassa.errors import EventNotReady
 from kassa.extensions import db
 from kassa.models import Account, Payment, PaymentStatus, ProcessedEvent, SandboxRecord
 from kassa.processors.base import ProcessorEvent
@@ -25,9 +26,6 @@ log = logging.getLogger(__name__)
 EventHandler = Callable[[ProcessorEvent], None]
 
 
-class EventNotReady(Exception):
-    """The event refers to something not recorded yet (e.g. a refund whose reply is still in flight):
-    nothing is applied and the event is offered again on the next tick."""
 _HANDLERS: dict[str, EventHandler] = {}
 
 

@@ -122,7 +122,7 @@ def test_s3_card_update_page_on_a_phone_is_accessible_and_takes_a_new_card(live_
     from sqlalchemy import select
 
     from kassa.models import Subscription
-    from kassa.services.billing.subscriptions import update_url_token
+    from kassa.services.billing.notices import update_url_token
 
     page = new_page(PHONE)
     _buy(page, live_server.url, shop["slug"])

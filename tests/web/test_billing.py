@@ -416,7 +416,7 @@ def test_s3_card_update_page_of_an_active_subscription_saves_the_card_without_ch
         owner, link = subscription_shop(frequency="monthly", term_type="auto_renew")
         sub = buy(client, link)
         with write_transaction(db.session):
-            from kassa.services.billing.subscriptions import update_url_token
+            from kassa.services.billing.notices import update_url_token
 
             token = update_url_token(sub.id)
 

@@ -18,7 +18,7 @@ from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import AttemptStatus, Payment, PaymentAttempt, PaymentLink
 from kassa.processors import registry
-from kassa.services.checkout.risk import DEFAULTS
+from kassa.services.payments.risk import DEFAULTS
 from tests.factories import make_merchant
 from tests.support.app import page_text, run_outbox
 from tests.support.billing import buy, subscription_shop
@@ -435,7 +435,7 @@ def test_h4_card_update_page_is_guarded(client, app, processor):
     """/billing/<token>: invalid numbers count per IP (KASSA_RISK_IP_DECLINES=2); the third card is refused
     before the processor, with the name kept; the documented decline cards don't lock out in test mode, and
     4100 0000 0000 0019 shows the block there too."""
-    from kassa.services.billing.subscriptions import update_url_token
+    from kassa.services.billing.notices import update_url_token
 
     _owner, link = subscription_shop(frequency="monthly", term_type="auto_renew")
     sub = buy(client, link)

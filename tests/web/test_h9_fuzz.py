@@ -46,7 +46,7 @@ from kassa.models import (
     Payout,
     User,
 )
-from kassa.services.billing.subscriptions import update_url_token
+from kassa.services.billing.notices import update_url_token
 from kassa.services.payments import saved_views
 from tests.factories import make_merchant, make_user
 from tests.support.app import page_text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import UTC, date, datetime, time, timedelta
 
 from flask_babel import gettext as _
@@ -62,7 +61,7 @@ def upcoming(sub: Subscription, account: Account, limit: int = 12) -> list[datet
 
 def cancel(actor: Actor, subscription_id: int, when: str) -> Subscription:
     """S2: cancel now, or at the end of the paid period. A refund never cancels (F2): only this does."""
-    from kassa.services.platform.notifications import notify_subscription_ended
+    from kassa.services.billing.notices import notify_subscription_ended
 
     _require(actor)
     if when not in ("now", "period_end"):
@@ -88,7 +87,7 @@ def cancel(actor: Actor, subscription_id: int, when: str) -> Subscription:
             add_timeline_at(session, sub.account_id, TimelineKind.SUBSCRIPTION_CANCEL_SCHEDULED, subscription_subjects(sub), at,
                             actor_id=actor.user_id,
                             data={"ends_at": sub.next_charge_at.isoformat() if sub.next_charge_at else None})
-            from kassa.services.platform.notifications import notify_subscription_cancel_scheduled
+            from kassa.services.billing.notices import notify_subscription_cancel_scheduled
 
             notify_subscription_cancel_scheduled(sub)
         record_audit(actor, "subscription.cancelled", object_type="subscription", object_id=sub.id,
@@ -98,7 +97,7 @@ def cancel(actor: Actor, subscription_id: int, when: str) -> Subscription:
 
 def send_reminders() -> int:
     """E7: 14 days before a subscription's next payment, once per period, when the merchant turned it on."""
-    from kassa.services.platform.notifications import notify_subscription_reminder
+    from kassa.services.billing.notices import notify_subscription_reminder
 
     account_ids = db.session.scalars(
         select(Subscription.account_id).where(Subscription.status == SubscriptionStatus.ACTIVE.value,
@@ -141,14 +140,6 @@ def send_reminders() -> int:
 # -- the buyer's card update page ---------------------------------------------------------------------
 
 
-def update_url_token(subscription_id: int) -> str:
-    """The secret in the buyer's card-update link, created once per subscription (call inside a write)."""
-    sub = db.session.get(Subscription, subscription_id)
-    if not sub.update_token:
-        sub.update_token = secrets.token_urlsafe(32)
-    return sub.update_token
-
-
 def by_update_token(token: str) -> Subscription:
     sub = db.session.scalar(select(Subscription).where(Subscription.update_token == token))
     if sub is None or not token:
@@ -164,8 +155,8 @@ def update_card(token: str, form: dict[str, str], *, ip: str | None = None) -> t
     from kassa.processors.base import CardDeclined, PaymentDetailsInvalid, ProcessorError
     from kassa.processors.registry import processor_for
     from kassa.services.billing.billing import bill
-    from kassa.services.checkout import risk
     from kassa.services.checkout.checkout_form import PROCESSOR_FIELDS, BuyerInput, read_card
+    from kassa.services.payments import risk
 
     sub = by_update_token(token)
     if sub.status not in BILLABLE:

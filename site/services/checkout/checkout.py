@@ -22,7 +22,6 @@ from kassa.database import lock_one, write_transaction
 from kassa.errors import Conflict, Gone, NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.models import (
-    CONTACT_FIELDS,
     Account,
     AttemptStatus,
     CheckoutSession,
@@ -33,7 +32,7 @@ from kassa.models import (
     PaymentAttempt,
     PaymentLink,
 )
-from kassa.order_summary import OrderSummary, build_order_summary
+from kassa.order_summary import OrderSummary
 from kassa.processors.base import (
     CardDeclined,
     ChargeRequest,
@@ -42,62 +41,16 @@ from kassa.processors.base import (
     ProcessorError,
 )
 from kassa.processors.registry import NoLiveProcessor, processor_for
-from kassa.services.checkout import risk
 from kassa.services.checkout.checkout_form import PROCESSOR_FIELDS, BuyerInput, read_buyer_form
 from kassa.services.links.links import is_valid_test_signature, public_link
+from kassa.services.links.snapshots import link_snapshot, snapshot_summary
+from kassa.services.payments import risk
 from kassa.services.platform.ticks import each_item
 
 SESSION_LIFETIME = timedelta(hours=24)
 
 
 # -- sessions ---------------------------------------------------------------------------------------
-
-
-def link_snapshot(link: PaymentLink) -> dict[str, Any]:
-    """Everything the checkout needs from the link, frozen: editing the link later changes nothing here."""
-    return {
-        "link_id": link.id,
-        "version": link.version,
-        "currency": link.currency,
-        "items": [
-            {
-                "name": item.name, "description": item.description, "unit_amount_minor": item.unit_amount_minor,
-                "currency": item.currency, "quantity": item.quantity, "frequency": item.frequency,
-                "term_type": item.term_type, "term_count": item.term_count, "product_id": item.product_id,
-            }
-            for item in link.items
-        ],
-        "fields": {name: getattr(link, f"field_{name}") for name in CONTACT_FIELDS},
-        "allow_card": link.allow_card,
-        "allow_ach": link.allow_ach and not link.has_recurring,
-        "collect_billing_address": link.collect_billing_address,
-        "collect_shipping_address": link.collect_shipping_address,
-        "confirmation": link.confirmation,
-        "redirect_url": link.redirect_url,
-        "pipeline_id": link.pipeline_id,
-        "stage_id": link.stage_id,
-    }
-
-
-@dataclass(frozen=True)
-class _SnapshotItem:
-    name: str
-    description: str
-    unit_amount_minor: int
-    currency: str
-    quantity: int
-    frequency: str
-    term_type: str | None
-    term_count: int | None
-    product_id: int | None = None
-
-
-def snapshot_items(snapshot: dict[str, Any]) -> list[_SnapshotItem]:
-    return [_SnapshotItem(**item) for item in snapshot["items"]]
-
-
-def snapshot_summary(snapshot: dict[str, Any]) -> OrderSummary:
-    return build_order_summary(snapshot_items(snapshot), snapshot["currency"])
 
 
 def start_session(slug: str, *, language: str | None, test_signature: str | None = None) -> CheckoutSession:

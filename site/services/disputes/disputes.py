@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -17,11 +16,10 @@ from sqlalchemy import select
 from kassa.actor import Actor
 from kassa.clock import account_now, now
 from kassa.database import lock_one, write_transaction
-from kassa.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from kassa.errors import Conflict, EventNotReady, Forbidden, NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.models import (
     Account,
-    DisplayStatus,
     Dispute,
     DisputeStatus,
     Payment,
@@ -44,33 +42,10 @@ DISPUTE_FEE_MAJOR = 15
 REMINDERS = (("72h", timedelta(hours=72)), ("24h", timedelta(hours=24)))
 MAX_TEXT = 5000
 
-STATUS_FOR_DISPLAY = {
-    DisputeStatus.NEEDS_RESPONSE: DisplayStatus.DISPUTED_ACTION_REQUIRED,
-    DisputeStatus.UNDER_REVIEW: DisplayStatus.DISPUTED_AWAITING_DECISION,
-    DisputeStatus.WON: DisplayStatus.DISPUTED_WON,
-    DisputeStatus.LOST: DisplayStatus.DISPUTED_LOST,
-}
-
-
 def dispute_fee(currency: str) -> int:
     from kassa.money import exponent
 
     return DISPUTE_FEE_MAJOR * 10 ** exponent(currency)
-
-
-def latest_dispute(payment_id: int) -> Dispute | None:
-    return db.session.scalar(select(Dispute).where(Dispute.payment_id == payment_id).order_by(Dispute.id.desc()))
-
-
-def blocks_refund(payment: Payment) -> bool:
-    """A payment under dispute can't be refunded: the bank is already taking the money back. (An inquiry
-    only asks questions, and a won dispute gave the money back to the merchant: those can be refunded.)"""
-    if payment.dispute_created_at is None:
-        return False
-    dispute = latest_dispute(payment.id)
-    if dispute is None or dispute.is_inquiry:
-        return False
-    return dispute.status != DisputeStatus.WON.value
 
 
 def _sync_payment(dispute: Dispute) -> Payment:
@@ -132,7 +107,6 @@ def close_dispute(event: ProcessorEvent, outcome: DisputeStatus) -> Dispute | No
     dispute = db.session.scalar(select(Dispute).where(Dispute.account_id == event.account_id,
                                                       Dispute.processor_ref == event.object_ref))
     if dispute is None:
-        from kassa.services.events import EventNotReady
 
         raise EventNotReady(event.id)
     if dispute.status in (DisputeStatus.WON.value, DisputeStatus.LOST.value):
@@ -414,18 +388,6 @@ def prefilled_details(dispute: Dispute) -> dict[str, str]:
 
 def account_policy(account: Account) -> str:
     return account.refund_policy or ""
-
-
-def deadline_info(dispute: Dispute, account: Account) -> dict[str, Any]:
-    return time_left(dispute.evidence_due_by, account)
-
-
-def time_left(due_by: datetime, account: Account) -> dict[str, Any]:
-    """Until an evidence deadline, on the account's clock: "3 days left" (whole days), "10 hours left" on the
-    last day, with a warning inside 48 hours (D3). Shown the same on the tab, the payment and the wizard."""
-    left = due_by - account_now(account)
-    return {"days": max(left.days, 0), "hours": max(int(left.total_seconds() // 3600), 0),
-            "urgent": timedelta(0) < left <= timedelta(hours=48), "passed": left <= timedelta(0)}
 
 
 def send_deadline_reminders() -> int:

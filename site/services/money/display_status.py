@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from kassa.models import DisplayStatus, Payment, PaymentStatus
+from kassa.models import DisplayStatus, DisputeStatus, Payment, PaymentStatus
+from kassa.services.money.dispute_facts import STATUS_FOR_DISPLAY, latest_dispute
 
 
 def compute_display_status(payment: Payment) -> DisplayStatus:
     if payment.dispute_created_at is not None:
-        from kassa.services.disputes.disputes import STATUS_FOR_DISPLAY, latest_dispute
-
         dispute = latest_dispute(payment.id)
         if dispute is not None:
-            from kassa.models import DisputeStatus
-
             return STATUS_FOR_DISPLAY[DisputeStatus(dispute.status)]
     status = PaymentStatus(payment.status)
     if status is PaymentStatus.PROCESSING:

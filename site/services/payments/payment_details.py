@@ -23,7 +23,7 @@ from kassa.models import (
 )
 from kassa.money import Money
 from kassa.order_summary import build_order_summary
-from kassa.services.disputes.disputes import deadline_info, latest_dispute
+from kassa.services.money.dispute_facts import deadline_info, latest_dispute
 from kassa.services.payments.refunds import Refundability, refundable
 
 

@@ -26,17 +26,17 @@ from kassa.models import (
 from kassa.order_summary import RecurringGroup
 from kassa.periods import charge_date
 from kassa.processors.base import ChargeResult
-from kassa.services.checkout import risk
 from kassa.services.crm import crm
 from kassa.services.money.display_status import refresh_display_status
 from kassa.services.money.payment_states import payment_subjects
+from kassa.services.payments import risk
 from kassa.services.platform.counters import next_number
 from kassa.timeline_kinds import TimelineKind
 
 
 def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_context: dict[str, Any]) -> Payment:
     """Record the processor's "yes" for an attempt. Idempotent: a second call returns the same payment."""
-    from kassa.services.checkout.checkout import snapshot_items, snapshot_summary
+    from kassa.services.links.snapshots import snapshot_items, snapshot_summary
     from kassa.services.payments.receipts import queue_checkout_receipt
     from kassa.services.platform.notifications import notify_ach_processing, notify_payment_received
 

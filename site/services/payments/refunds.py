@@ -28,6 +28,7 @@ from kassa.processors.base import ProcessorError, ProcessorFailure, RefundResult
 from kassa.processors.registry import NoLiveProcessor, has_live_processor, processor_for
 from kassa.services.crm.crm import add_timeline
 from kassa.services.money.display_status import refresh_display_status
+from kassa.services.money.dispute_facts import blocks_refund
 from kassa.services.money.payment_states import payment_subjects
 from kassa.services.platform.audit import record_audit
 from kassa.services.platform.ticks import each_item
@@ -53,19 +54,13 @@ def refundable(payment: Payment, account: Account) -> Refundability:
         return Refundability(False, _("Failed payments can't be refunded: nothing was collected."), remaining)
     if payment.mode == Mode.LIVE.value and not has_live_processor():
         return Refundability(False, _("Connect a live payment processor to refund live payments."), remaining)
-    if _has_open_dispute(payment):
+    if blocks_refund(payment):
         return Refundability(False, _("This payment is disputed; a disputed payment can't be refunded."), remaining)
     if payment.method == "ach" and account_now(account) - payment.created_at > ACH_REFUND_WINDOW:
         return Refundability(False, _("Bank debit (ACH) payments can only be refunded within 180 days."), remaining)
     if remaining.amount_minor <= 0:
         return Refundability(False, _("This payment has been refunded in full."), remaining)
     return Refundability(True, None, remaining)
-
-
-def _has_open_dispute(payment: Payment) -> bool:
-    from kassa.services.disputes.disputes import blocks_refund
-
-    return blocks_refund(payment)
 
 
 class RefundKeyReused(Conflict):

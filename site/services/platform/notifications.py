@@ -75,37 +75,6 @@ def notify_refund(payment: Payment, refund) -> None:
                 account_id=account.id, related=("payment", payment.id))
 
 
-def _to_subscriber(sub, kind: str, template: str, **extra) -> None:
-    from kassa.services.billing.subscriptions import update_url_token
-
-    account = db.session.get(Account, sub.account_id)
-    contact = sub.contact
-    context = {"sub": sub, "account": account, "brand_color": account.brand_color,
-               "amount": Money(sub.amount_minor, sub.currency), **extra}
-    if sub.status in ("active", "past_due"):
-        context["update_url"] = absolute_url("billing_portal.update_card", token=update_url_token(sub.id))
-    queue_email(kind=kind, to=[contact.email], template=template, language=sub.language or contact.language,
-                context=context, account_id=account.id, related=("subscription", sub.id))
-
-
-def notify_subscription_payment_failed(sub, payment) -> None:
-    """S3: a renewal failed; the buyer gets a link to update their card (retries follow)."""
-    _to_subscriber(sub, "subscription_payment_failed", "email/subscription_payment_failed.html", payment=payment)
-
-
-def notify_subscription_ended(sub) -> None:
-    _to_subscriber(sub, "subscription_ended", "email/subscription_ended.html")
-
-
-def notify_subscription_cancel_scheduled(sub) -> None:
-    _to_subscriber(sub, "subscription_cancel_scheduled", "email/subscription_ended.html", scheduled=True)
-
-
-def notify_subscription_reminder(sub) -> None:
-    """E7: 14 days before the next payment, with the amount and the date."""
-    _to_subscriber(sub, "subscription_reminder", "email/subscription_reminder.html")
-
-
 # -- in-app notifications (the bell) -----------------------------------------------------------------
 # M5: these used to live in services/exports/exports.py, and showing the list marked everything read — a GET that
 # wrote. Reading is now a GET that writes nothing; marking read is an explicit POST (mark_read).

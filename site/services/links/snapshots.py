@@ -1,0 +1,61 @@
+"""A link frozen at the moment a buyer opened it (L17, P5): the checkout session keeps this snapshot, and the
+payment copies its items from it, so editing the link later changes neither.
+
+Read by checkout (to show and charge) and by payments (to record what was sold), hence here in links,
+below both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kassa.models import CONTACT_FIELDS, PaymentLink
+from kassa.order_summary import OrderSummary, build_order_summary
+
+
+def link_snapshot(link: PaymentLink) -> dict[str, Any]:
+    """Everything the checkout needs from the link, frozen: editing the link later changes nothing here."""
+    return {
+        "link_id": link.id,
+        "version": link.version,
+        "currency": link.currency,
+        "items": [
+            {
+                "name": item.name, "description": item.description, "unit_amount_minor": item.unit_amount_minor,
+                "currency": item.currency, "quantity": item.quantity, "frequency": item.frequency,
+                "term_type": item.term_type, "term_count": item.term_count, "product_id": item.product_id,
+            }
+            for item in link.items
+        ],
+        "fields": {name: getattr(link, f"field_{name}") for name in CONTACT_FIELDS},
+        "allow_card": link.allow_card,
+        "allow_ach": link.allow_ach and not link.has_recurring,
+        "collect_billing_address": link.collect_billing_address,
+        "collect_shipping_address": link.collect_shipping_address,
+        "confirmation": link.confirmation,
+        "redirect_url": link.redirect_url,
+        "pipeline_id": link.pipeline_id,
+        "stage_id": link.stage_id,
+    }
+
+
+@dataclass(frozen=True)
+class _SnapshotItem:
+    name: str
+    description: str
+    unit_amount_minor: int
+    currency: str
+    quantity: int
+    frequency: str
+    term_type: str | None
+    term_count: int | None
+    product_id: int | None = None
+
+
+def snapshot_items(snapshot: dict[str, Any]) -> list[_SnapshotItem]:
+    return [_SnapshotItem(**item) for item in snapshot["items"]]
+
+
+def snapshot_summary(snapshot: dict[str, Any]) -> OrderSummary:
+    return build_order_summary(snapshot_items(snapshot), snapshot["currency"])

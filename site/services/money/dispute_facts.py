@@ -1,0 +1,53 @@
+"""What payments need to know about their disputes, below the disputes package (D2, D3, F3).
+
+The payment's shown status, whether it may be refunded and how long a deadline has left are read by
+payments, refunds and the details page; the disputes package (which opens, answers and closes disputes)
+sits above payments, so these facts live here where both can use them without an import cycle.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from kassa.clock import account_now
+from kassa.extensions import db
+from kassa.models import Account, DisplayStatus, Dispute, DisputeStatus, Payment
+
+STATUS_FOR_DISPLAY = {
+    DisputeStatus.NEEDS_RESPONSE: DisplayStatus.DISPUTED_ACTION_REQUIRED,
+    DisputeStatus.UNDER_REVIEW: DisplayStatus.DISPUTED_AWAITING_DECISION,
+    DisputeStatus.WON: DisplayStatus.DISPUTED_WON,
+    DisputeStatus.LOST: DisplayStatus.DISPUTED_LOST,
+}
+
+
+
+def latest_dispute(payment_id: int) -> Dispute | None:
+    return db.session.scalar(select(Dispute).where(Dispute.payment_id == payment_id).order_by(Dispute.id.desc()))
+
+
+def blocks_refund(payment: Payment) -> bool:
+    """A payment under dispute can't be refunded: the bank is already taking the money back. (An inquiry
+    only asks questions, and a won dispute gave the money back to the merchant: those can be refunded.)"""
+    if payment.dispute_created_at is None:
+        return False
+    dispute = latest_dispute(payment.id)
+    if dispute is None or dispute.is_inquiry:
+        return False
+    return dispute.status != DisputeStatus.WON.value
+
+
+
+def deadline_info(dispute: Dispute, account: Account) -> dict[str, Any]:
+    return time_left(dispute.evidence_due_by, account)
+
+
+def time_left(due_by: datetime, account: Account) -> dict[str, Any]:
+    """Until an evidence deadline, on the account's clock: "3 days left" (whole days), "10 hours left" on the
+    last day, with a warning inside 48 hours (D3). Shown the same on the tab, the payment and the wizard."""
+    left = due_by - account_now(account)
+    return {"days": max(left.days, 0), "hours": max(int(left.total_seconds() // 3600), 0),
+            "urgent": timedelta(0) < left <= timedelta(hours=48), "passed": left <= timedelta(0)}
