@@ -14,8 +14,13 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert, select, text
 
+from kassa.actor import Actor
+from kassa.database import write_transaction
 from kassa.extensions import db
-from kassa.models import Contact, Payment, PaymentItem, PaymentLink, Refund, User
+from kassa.models import Contact, Counter, Payment, PaymentItem, PaymentLink, Refund, User
+from kassa.services.accounts.users import sign_up
+from kassa.services.links.link_drafts import ItemDraft, LinkDraft
+from kassa.services.links.links import create_link
 
 BATCH = 10_000
 BENCH_EMAIL = "bench@example.com"
@@ -30,18 +35,12 @@ PRODUCTS = [("House blend, 1 kg", 2450), ("Single origin sampler", 3200), ("Coff
 
 def ensure_bench_account() -> tuple[int, int]:
     """The benchmark merchant (account id, user id), created once."""
-    from kassa.services.accounts.users import sign_up
-
     user = db.session.scalar(select(User).where(User.email == BENCH_EMAIL))
     if user is None:
         user = sign_up(company_name="Bench Coffee", name="Bench", email=BENCH_EMAIL, password=BENCH_PASSWORD,
                        country="NL", currency="EUR", timezone="Europe/Amsterdam")
     account_id, user_id = user.account_id, user.id
     if db.session.scalar(select(PaymentLink.id).where(PaymentLink.account_id == account_id).limit(1)) is None:
-        from kassa.actor import Actor
-        from kassa.services.links.link_drafts import ItemDraft, LinkDraft
-        from kassa.services.links.links import create_link
-
         actor = Actor(user=db.session.get(User, user_id), account_id=account_id)
         for name, price in PRODUCTS:
             create_link(actor, LinkDraft(name=name, currency="EUR", items=[
@@ -166,9 +165,6 @@ def generate(count: int, *, seed: int = 7, progress: Callable[[int], None] | Non
 
 
 def _set_counter(account_id: int, value: int) -> None:
-    from kassa.database import write_transaction
-    from kassa.models import Counter
-
     with write_transaction(db.session) as session:
         counter = session.get(Counter, (account_id, "receipt"))
         if counter is None:

@@ -7,6 +7,8 @@ import secrets
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from kassa.services.payments.risk import DEFAULTS as RISK_DEFAULTS
+
 
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
@@ -122,7 +124,6 @@ def build_config(instance_path: Path) -> dict:
         "KASSA_LINK_MAX_TOTAL_MINOR": int(_env("KASSA_LINK_MAX_TOTAL_MINOR", "99999999") or 99_999_999),
     }
     # Card-testing limits (issue 5), overridable per deployment: KASSA_RISK_IP_DECLINES=5 and so on.
-    from kassa.services.payments.risk import DEFAULTS as RISK_DEFAULTS
 
     for name, default in RISK_DEFAULTS.items():
         config[name] = int(_env(name, str(default)))

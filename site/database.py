@@ -12,6 +12,8 @@ from sqlalchemy import BigInteger, Date, DateTime, Engine, Integer, MetaData, Se
 from sqlalchemy.orm import DeclarativeBase, Session, registry
 from sqlalchemy.types import JSON, TypeDecorator
 
+from kassa.clock import now
+
 # Ids typed into forms and URLs are parsed by the one input layer (H9): ASCII digits, within a signed
 # 64-bit integer. Re-exported here for the services that already import them from the database layer.
 from kassa.forms import MAX_ID, parse_id
@@ -129,7 +131,6 @@ def write_transaction(session: Session) -> Iterator[Session]:
 
 def utcnow_column_default() -> datetime:
     # Deferred import: clock imports nothing from the database layer, but keep this module import-light.
-    from kassa.clock import now
 
     return now()
 

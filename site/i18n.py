@@ -10,6 +10,8 @@ from flask_babel import format_date, format_datetime, get_locale
 from flask_login import current_user
 
 from kassa.clock import zone_name
+from kassa.models import Permission, Role
+from kassa.money import Money
 
 LANGUAGES: dict[str, str] = {"en": "English", "nl": "Nederlands", "fr": "Français"}
 DEFAULT_LANGUAGE = "en"
@@ -51,8 +53,6 @@ def current_language() -> str:
 
 def money_filter(value, currency: str | None = None) -> str:
     """`{{ payment.amount | money }}` for Money, or `{{ 1250 | money("EUR") }}` for minor units."""
-    from kassa.money import Money
-
     if value is None:
         return ""
     if not isinstance(value, Money):
@@ -75,13 +75,9 @@ def percent_filter(value: Decimal | float) -> str:
 
 
 def role_label(value: str) -> str:
-    from kassa.models import Role
-
     return Role(value).label
 
 
 def register_template_helpers(app: Flask) -> None:
-    from kassa.models import Permission
-
     app.jinja_env.globals["Permission"] = Permission
     app.jinja_env.globals.update(LANGUAGES=LANGUAGES, current_language=current_language)

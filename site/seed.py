@@ -6,12 +6,15 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from kassa.actor import Actor
+from kassa.database import write_transaction
 from kassa.extensions import db
-from kassa.models import Product, User
+from kassa.models import Account, Payment, PaymentLink, Product, User
+from kassa.money import Money
 from kassa.services.accounts.users import sign_up
+from kassa.services.checkout.checkout import pay, start_session
 from kassa.services.links import products
 from kassa.services.links.link_drafts import ItemDraft, LinkDraft
-from kassa.services.links.links import create_link
+from kassa.services.links.links import create_link, sign_test_link
 from kassa.services.payments.refunds import refund_payment
 
 DEMO_COMPANY = "Northwind Coffee Roasters"
@@ -49,9 +52,6 @@ def seed_demo(email: str, password: str) -> bool:
 
 
 def _seed_account_details(account_id: int) -> None:
-    from kassa.database import write_transaction
-    from kassa.models import Account
-
     with write_transaction(db.session) as session:
         account = session.get(Account, account_id)
         account.address = "Prinsengracht 263\n1016 GV Amsterdam\nNetherlands"
@@ -72,8 +72,6 @@ def _seed_products(actor: Actor) -> dict[str, Product]:
 
 
 def _row(product: Product, quantity: int = 1) -> ItemDraft:
-    from kassa.money import Money
-
     return ItemDraft(name=product.name, description=product.description,
                      unit_price=Money(product.unit_amount_minor, product.currency).to_input("en"),
                      quantity=str(quantity), frequency=product.frequency, term_type=product.term_type or "auto_renew",
@@ -119,10 +117,6 @@ def _seed_payments(actor: Actor) -> None:
     """Test payments through the real checkout, each on its own day: the account's test clock is set back to
     that day while it is paid (test payments are dated by it), then returned to now. The worker's next tick
     then does what those days would have done: the bank debit settles, the dispute opens, payouts are made."""
-    from kassa.models import PaymentLink
-    from kassa.services.checkout.checkout import pay, start_session
-    from kassa.services.links.links import sign_test_link
-
     links = {link.name: (link.slug, sign_test_link(link)) for link in db.session.scalars(
         select(PaymentLink).where(PaymentLink.account_id == actor.account_id))}
     for days_ago, link_name, (first, last, email), paid_with in DEMO_PAYMENTS:
@@ -151,15 +145,10 @@ def _buyer_form(first: str, last: str, email: str, paid_with: str) -> dict[str, 
 
 
 def _set_test_clock(account_id: int, offset_seconds: int) -> None:
-    from kassa.database import write_transaction
-    from kassa.models import Account
-
     with write_transaction(db.session) as session:
         session.get(Account, account_id).clock_offset_seconds = offset_seconds
 
 
 def _latest_payment(account_id: int, email: str):
-    from kassa.models import Payment
-
     return db.session.scalars(select(Payment).where(Payment.account_id == account_id, Payment.buyer_email == email,
                                                     Payment.status == "succeeded").order_by(Payment.id.desc())).first()

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from flask import Flask
 
 from kassa.extensions import db
+from kassa.services.platform.outbox import release_dead_leases
 
 
 class WorkerSupervisor:
@@ -77,8 +78,6 @@ class WorkerSupervisor:
 
     def _release(self, pid: int) -> int:
         """Leases of the dead worker go back to the queue now (the new worker would also find them)."""
-        from kassa.services.platform.outbox import release_dead_leases
-
         try:
             with self.app.app_context():
                 try:

@@ -7,7 +7,11 @@ from functools import lru_cache
 from flask import Flask
 from markupsafe import Markup, escape
 
+from kassa import models
+from kassa.models import DisplayStatus
 from kassa.order_summary import every_label, frequency_label, group_sentence, line_recurrence, term_label
+from kassa.services.accounts.accounts import country_choices
+from kassa.services.platform.notifications import unread_count as count
 from kassa.timeline_kinds import timeline_label
 
 CARD_BRANDS = {
@@ -22,8 +26,6 @@ def card_brand_name(brand: str | None) -> str:
 
 @lru_cache(maxsize=16)
 def _country_options(language: str) -> str:
-    from kassa.services.accounts.accounts import country_choices
-
     # Short markup (no closing tags, unquoted codes): two of these lists are most of the checkout's bytes.
     return "".join(f"<option value={code}>{escape(name)}" for code, name in country_choices(language))
 
@@ -47,7 +49,6 @@ def unread_notifications() -> int:
     """The number on the bell in the top bar (exports ready, …) for the signed-in user."""
     from flask_login import current_user
 
-    from kassa.services.platform.notifications import unread_count as count
 
     return count(current_user.id) if current_user.is_authenticated else 0
 
@@ -56,8 +57,6 @@ def _enum(name: str):
     """A template global turning a stored status value into its enum (for .label and .tone)."""
 
     def lookup(value: str):
-        from kassa import models
-
         return getattr(models, name)(value)
 
     return lookup
@@ -79,8 +78,6 @@ def register(app: Flask) -> None:
 
 def status_badge(payment) -> Markup:
     """The Status column (P1, D2): a coloured badge with the status label."""
-    from kassa.models import DisplayStatus
-
     status = DisplayStatus(payment.display_status)
     return Markup('<span class="badge badge--{}">{}</span>').format(status.tone, status.label)
 

@@ -11,19 +11,24 @@ from __future__ import annotations
 
 from flask import Flask
 
+from kassa import colors, display_ids, i18n, template_helpers
+from kassa.blueprints import settings as settings_pages
+from kassa.blueprints import subscriptions as subscription_pages
+from kassa.services import events
+from kassa.services.accounts import users
+from kassa.services.billing import billing, billing_outcomes, subscriptions
+from kassa.services.exports import exports
+from kassa.services.payments import invoices, mandates, receipts, risk
+from kassa.services.payouts import payouts
+from kassa.services.platform import mail, maintenance, outbox, ticks
+from kassa.services.platform.ticks import TickSpec
+
 
 def tick_tasks() -> list:
     """The tick's tasks, in the order every tick runs them (this is the order before M7).
 
     `per_account=True`: the task filters its work with `for_tick_account`, so it also runs on a
     one-account tick (a merchant's test clock, H14)."""
-    from kassa.services import events
-    from kassa.services.billing import billing, subscriptions
-    from kassa.services.payments import risk
-    from kassa.services.payouts import payouts
-    from kassa.services.platform import maintenance
-    from kassa.services.platform.ticks import TickSpec
-
     return [
         TickSpec("risk_counters", risk.prune_counters),
         TickSpec("subscription_billing", billing.bill_due_subscriptions, per_account=True),
@@ -40,10 +45,6 @@ def tick_tasks() -> list:
 
 def register_outbox_handlers() -> None:
     """What the worker does with each kind of outbox message, and what it records when one gives up."""
-    from kassa.services.billing import billing_outcomes
-    from kassa.services.exports import exports
-    from kassa.services.platform import mail, outbox
-
     for kind, handler in (
         ("email", mail.deliver_email),
         (billing_outcomes.RECEIPT_JOB, billing_outcomes.write_renewal_receipt),
@@ -55,8 +56,6 @@ def register_outbox_handlers() -> None:
 
 def register_event_handlers() -> None:
     """Which function applies each processor event type (`events.apply_event`)."""
-    from kassa.services import events
-
     for event_type, handler in (
         ("charge.succeeded", events.charge_succeeded),
         ("charge.failed", events.charge_failed),
@@ -71,10 +70,6 @@ def register_event_handlers() -> None:
 
 def register_mail_hooks() -> None:
     """PDF attachments the worker renders at send time, and the real links of emails stored redacted (H10)."""
-    from kassa.services.accounts import users
-    from kassa.services.payments import invoices, mandates, receipts
-    from kassa.services.platform import mail
-
     for name, renderer in (
         ("receipt", receipts.receipt_attachment),
         ("invoice", invoices.invoice_attachment),
@@ -91,9 +86,6 @@ def register_mail_hooks() -> None:
 
 def register_template_filters(app: Flask) -> None:
     """Every Jinja filter Kassa adds."""
-    from kassa import colors, display_ids, i18n, template_helpers
-    from kassa.blueprints import settings, subscriptions
-
     for name, fn in (
         ("money", i18n.money_filter),
         ("datetime", i18n.datetime_filter),
@@ -104,15 +96,13 @@ def register_template_filters(app: Flask) -> None:
         ("card_brand_name", template_helpers.card_brand_name),
         ("display_id", display_ids.display_id_filter),
         ("urlencode_multi", template_helpers.urlencode_multi),
-        ("subscription_status", subscriptions.subscription_status),
-        ("recipients", settings.email_recipients_text),
+        ("subscription_status", subscription_pages.subscription_status),
+        ("recipients", settings_pages.email_recipients_text),
     ):
         app.add_template_filter(fn, name)
 
 
 def wire(app: Flask) -> None:
-    from kassa.services.platform import ticks
-
     register_outbox_handlers()
     register_event_handlers()
     register_mail_hooks()

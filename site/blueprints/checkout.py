@@ -37,6 +37,7 @@ from kassa.services.links.links import sign_test_link
 from kassa.services.links.snapshots import snapshot_summary
 from kassa.services.payments import receipts
 from kassa.services.payments.mandates import mandate_text
+from kassa.services.payments.receipts import public_receipt_pdf
 from kassa.urls import web_origin
 
 bp = Blueprint("checkout", __name__)
@@ -297,7 +298,6 @@ def receipt(token: str):
     payment = db.session.get(Payment, checkout.payment_id) if checkout.payment_id else None
     if payment is None or payment.status != PaymentStatus.SUCCEEDED.value:
         abort(404)
-    from kassa.services.payments.receipts import public_receipt_pdf
 
     filename, content_type, data = public_receipt_pdf(payment, ip=client_ip())
     response = Response(data, mimetype=content_type)

@@ -17,8 +17,17 @@ from kassa.extensions import db
 from kassa.forms import is_ascii_digits, parse_id
 from kassa.i18n import current_language
 from kassa.models import DisplayStatus, Payment, Permission
+from kassa.money import Money
 from kassa.rendering import htmx_redirect, htmx_update, is_htmx, render_page
-from kassa.services.payments import payment_details, saved_views
+from kassa.services.payments import (
+    associations,
+    filter_builder,
+    mandates,
+    payment_details,
+    receipts,
+    refunds,
+    saved_views,
+)
 from kassa.services.payments.payment_filters import FilterContext, FilterError, describe
 from kassa.services.payments.payment_index import (
     COLUMNS,
@@ -223,8 +232,6 @@ def clear_default_view():
 @permission_required(Permission.MANAGE_PAYMENTS)
 def filters():
     """P3: the side panel to build AND/OR filter groups; "Apply" goes back to the index with them."""
-    from kassa.services.payments import filter_builder
-
     tab = request.values.get("tab", TAB) if request.values.get("tab") in TAB_OPTIONS else TAB
     endpoint = "payments.disputes_tab" if tab == "disputes" else "payments.index"
     base_args = MultiDict(request.args)
@@ -287,8 +294,6 @@ def _dialog(template: str, payment: Payment, status: int = 200, **context):
 @bp.route("/<int:payment_id>/refund", methods=["GET", "POST"])
 @permission_required(Permission.MANAGE_PAYMENTS)
 def refund(payment_id: int):
-    from kassa.services.payments import refunds
-
     payment = get_owned_or_404(Payment, payment_id)
     check = refunds.refundable(payment, current_user.account)
     values = {"amount": check.remaining.to_input(current_language()), "reason": "requested_by_customer", "note": "",
@@ -316,16 +321,12 @@ def refund(payment_id: int):
 
 
 def _money(refund) -> str:
-    from kassa.money import Money
-
     return Money(refund.amount_minor, refund.currency).format(current_language())
 
 
 @bp.route("/<int:payment_id>/send-receipt", methods=["GET", "POST"])
 @permission_required(Permission.MANAGE_PAYMENTS)
 def send_receipt(payment_id: int):
-    from kassa.services.payments import receipts
-
     payment = get_owned_or_404(Payment, payment_id)
     choices = receipts.receipt_choices(payment)
     values = {"recipients": payment.buyer_email, "receipt": str(choices[0].id) if choices else ""}
@@ -350,8 +351,6 @@ def send_receipt(payment_id: int):
 @bp.route("/<int:payment_id>/authorization", methods=["GET", "POST"])
 @permission_required(Permission.MANAGE_PAYMENTS)
 def authorization(payment_id: int):
-    from kassa.services.payments import mandates
-
     payment = get_owned_or_404(Payment, payment_id)
     if request.method == "POST":
         try:
@@ -369,8 +368,6 @@ def authorization(payment_id: int):
 @permission_required(Permission.MANAGE_PAYMENTS)
 def association(payment_id: int, kind: str):
     """P6: + Add (search and pick), Remove, or edit the label of one association."""
-    from kassa.services.payments import associations
-
     payment = get_owned_or_404(Payment, payment_id)
     if kind not in associations.KINDS:
         abort(404)

@@ -9,6 +9,8 @@ from flask_login import current_user
 from sqlalchemy import func, select, tuple_
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required, visible_modes
+from kassa.blueprints.payments import filter_context
+from kassa.clock import account_now
 from kassa.errors import KassaError
 from kassa.extensions import db
 from kassa.forms import parse_date, parse_id, parse_timestamp
@@ -20,6 +22,7 @@ from kassa.models import (
     Permission,
     Subscription,
     SubscriptionStatus,
+    TimelineEntry,
 )
 from kassa.order_summary import frequency_label
 from kassa.pagination import keyset_page
@@ -63,8 +66,6 @@ def subscription_status(value: str):
 @bp.get("/")
 @permission_required(Permission.MANAGE_PAYMENTS)
 def index():
-    from kassa.blueprints.payments import filter_context
-
     statuses = [s for s in request.args.getlist("status") if s][:10]
     frequency = request.args.get("frequency", "").strip()
     email = request.args.get("email", "").strip()[:200]
@@ -119,13 +120,11 @@ def _detail_context(sub: Subscription) -> dict:
         select(Payment).where(Payment.account_id == sub.account_id,
                               (Payment.subscription_id == sub.id) | (Payment.id == sub.first_payment_id))
         .order_by(Payment.created_at.desc(), Payment.id.desc()).limit(200)))
-    from kassa.models import TimelineEntry
 
     timeline = list(db.session.scalars(
         select(TimelineEntry).where(TimelineEntry.account_id == sub.account_id,
                                     TimelineEntry.subject_type == "subscription", TimelineEntry.subject_id == sub.id)
         .order_by(TimelineEntry.created_at.desc(), TimelineEntry.id.desc()).limit(100)))
-    from kassa.clock import account_now
 
     return {"sub": sub, "account": account, "payments": payments, "timeline": timeline,
             "schedule": service.upcoming(sub, account), "clock_now": account_now(account),

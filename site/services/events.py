@@ -17,8 +17,23 @@ from kassa.clock import account_now
 from kassa.database import write_transaction
 from kassa.errors import EventNotReady
 from kassa.extensions import db
-from kassa.models import Account, Payment, PaymentStatus, ProcessedEvent, SandboxRecord
+from kassa.models import Account, DisputeStatus, Payment, PaymentStatus, ProcessedEvent, Refund, SandboxRecord
 from kassa.processors.base import ProcessorEvent
+from kassa.processors.registry import sandbox
+from kassa.services.checkout.checkout import reconcile_attempts
+from kassa.services.disputes.disputes import (
+    close_dispute,
+    open_dispute,
+    reconcile_answers,
+    send_deadline_reminders,
+)
+from kassa.services.money.ledger import book_charge
+from kassa.services.money.payment_states import move_payment
+from kassa.services.payments.invoices import maybe_invoice
+from kassa.services.payments.receipts import queue_checkout_receipt, queue_receipt
+from kassa.services.payments.refunds import complete_refund, fail_refund, retry_unsent_refunds
+from kassa.services.platform.counters import next_number
+from kassa.services.platform.notifications import notify_ach_failed, notify_payment_received
 from kassa.services.platform.ticks import each_item, for_tick_account
 
 log = logging.getLogger(__name__)
@@ -71,20 +86,12 @@ def _payment_by_ref(account_id: int, charge_ref: str) -> Payment | None:
 
 def charge_succeeded(event: ProcessorEvent) -> None:
     """An ACH debit cleared (O2): the payment succeeds, gets its receipt number, and the receipt goes out."""
-    from kassa.services.money.payment_states import move_payment
-    from kassa.services.payments.receipts import queue_checkout_receipt, queue_receipt
-    from kassa.services.platform.counters import next_number
-    from kassa.services.platform.notifications import notify_payment_received
-
     payment = _payment_by_ref(event.account_id, event.data.get("charge_ref", event.object_ref))
     if payment is None:
         log.warning("charge.succeeded for unknown charge %s", event.object_ref)
         return
     if move_payment(payment, PaymentStatus.SUCCEEDED, data={"event": event.id}):
-        from kassa.services.payments.invoices import maybe_invoice
-
         payment.succeeded_at = event.occurred_at  # when the bank debit cleared, on the processor's clock
-        from kassa.services.money.ledger import book_charge
 
         book_charge(payment)
         payment.receipt_number = next_number(payment.account_id, "receipt")
@@ -98,9 +105,6 @@ def charge_succeeded(event: ProcessorEvent) -> None:
 
 def charge_failed(event: ProcessorEvent) -> None:
     """An ACH debit bounced (T4): the payment is Failed with the bank's reason, and the buyer is told."""
-    from kassa.services.money.payment_states import move_payment
-    from kassa.services.platform.notifications import notify_ach_failed
-
     payment = _payment_by_ref(event.account_id, event.data.get("charge_ref", event.object_ref))
     if payment is None:
         log.warning("charge.failed for unknown charge %s", event.object_ref)
@@ -111,8 +115,6 @@ def charge_failed(event: ProcessorEvent) -> None:
 
 
 def _refund_for(event: ProcessorEvent):
-    from kassa.models import Refund
-
     refund = db.session.scalar(select(Refund).where(Refund.account_id == event.account_id,
                                                     Refund.processor_ref == event.data.get("refund_ref",
                                                                                            event.object_ref)))
@@ -122,42 +124,28 @@ def _refund_for(event: ProcessorEvent):
 
 
 def refund_succeeded(event: ProcessorEvent) -> None:
-    from kassa.services.payments.refunds import complete_refund
-
     complete_refund(_refund_for(event).id)
 
 
 def refund_failed(event: ProcessorEvent) -> None:
-    from kassa.services.payments.refunds import fail_refund
-
     fail_refund(_refund_for(event).id, event.data.get("code"), event.data.get("message"))
 
 
 def dispute_created(event: ProcessorEvent) -> None:
-    from kassa.services.disputes.disputes import open_dispute
-
     if open_dispute(event) is None:
         raise EventNotReady(event.id)
 
 
 def dispute_won(event: ProcessorEvent) -> None:
-    from kassa.models import DisputeStatus
-    from kassa.services.disputes.disputes import close_dispute
-
     close_dispute(event, DisputeStatus.WON)
 
 
 def dispute_lost(event: ProcessorEvent) -> None:
-    from kassa.models import DisputeStatus
-    from kassa.services.disputes.disputes import close_dispute
-
     close_dispute(event, DisputeStatus.LOST)
 
 
 def process_sandbox_events() -> int:
     """Deliver every sandbox event that is due on its account's clock, in order."""
-    from kassa.processors.registry import sandbox
-
     processor = sandbox()
     account_ids = db.session.scalars(
         # H5: a key held by a request that died (a claim: no account, due when its hold runs out) is no event.
@@ -189,24 +177,16 @@ def process_sandbox_events() -> int:
 
 
 def reconcile_attempts_task() -> int:
-    from kassa.services.checkout.checkout import reconcile_attempts
-
     return reconcile_attempts()
 
 
 def retry_refunds_task() -> int:
-    from kassa.services.payments.refunds import retry_unsent_refunds
-
     return retry_unsent_refunds()
 
 
 def reconcile_dispute_answers_task() -> int:
-    from kassa.services.disputes.disputes import reconcile_answers
-
     return reconcile_answers()
 
 
 def dispute_reminders_task() -> int:
-    from kassa.services.disputes.disputes import send_deadline_reminders
-
     return send_deadline_reminders()

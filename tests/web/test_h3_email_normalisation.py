@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from kassa.extensions import db
 from kassa.models import Invitation, User
-from kassa.services.accounts.users import email_key, normalize_email
+from kassa.services.accounts.emails import email_key, normalize_email
 from tests.factories import PASSWORD, make_merchant
 from tests.support.app import extract_link, log_in, run_outbox
 

@@ -23,6 +23,7 @@ from kassa.forms import parse_int
 from kassa.i18n import LANGUAGES
 from kassa.models import DEFAULT_NOTIFICATIONS, Account, Permission
 from kassa.money import is_known_currency
+from kassa.services.accounts.emails import normalize_email
 from kassa.services.platform.audit import record_audit
 
 LOGO_MAX_BYTES = 1024 * 1024
@@ -113,8 +114,6 @@ def update_account(
         errors["refund_policy"] = _("Use at most %(n)d characters.", n=5000)
     support_email = (support_email or "").strip()
     if support_email:
-        from kassa.services.accounts.users import normalize_email
-
         try:
             support_email = normalize_email(support_email, field="support_email")
         except ValidationFailed as exc:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import unicodedata
 from datetime import timedelta
 
-from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
@@ -22,6 +20,8 @@ from kassa.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.i18n import LANGUAGES, current_language
 from kassa.models import Account, Invitation, Permission, Role, SignupRequest, User
+from kassa.services.accounts.accounts import locale_errors
+from kassa.services.accounts.emails import email_key, normalize_email
 from kassa.services.platform.audit import record_audit
 from kassa.services.platform.mail import REDACTED_TOKEN, LinkNoLongerValid, queue_email
 from kassa.urls import absolute_url
@@ -33,36 +33,6 @@ DEVICE_COOKIE_LIFETIME = timedelta(days=365)
 
 
 # -- validation helpers ---------------------------------------------------------------------------
-
-
-def _fold(raw: str) -> str:
-    # H3: NFKC maps full-width and other compatibility forms (ｃ, ＠) to plain ones; casefold is the Unicode
-    # case-insensitive form (lower() misses some); NFKC again because casefolding can un-normalise.
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", (raw or "").strip()).casefold())
-
-
-def normalize_email(raw: str, *, field: str = "email") -> str:
-    """The one canonical form of an address (H3), used wherever an email is stored, looked up or counted:
-    NFKC + casefold, and the domain in its IDNA (ASCII) form. Syntax-checked, no DNS lookups (runs offline)."""
-    text = _fold(raw)
-    if not text:
-        raise ValidationFailed(_("Enter an email address."), field=field)
-    if len(text) > 254:
-        raise ValidationFailed(_("That email address is too long."), field=field)
-    try:
-        result = validate_email(text, check_deliverability=False, globally_deliverable=False)
-    except EmailNotValidError:
-        raise ValidationFailed(_("Enter a valid email address, like name@example.com."), field=field) from None
-    return f"{result.local_part}@{result.ascii_domain}".lower()
-
-
-def email_key(raw: str) -> str:
-    """What rate limits count an address under (H3): its canonical form, or for text that is not a valid
-    address, the same folding, so no spelling of one address gets a fresh allowance."""
-    try:
-        return normalize_email(raw)
-    except ValidationFailed:
-        return _fold(raw)[:254]
 
 
 def check_password_rules(password: str, email: str, *, field: str = "password") -> None:
@@ -95,7 +65,6 @@ def _check_sign_up(email: str, company_name: str, password: str, *, country: str
     if len(company_name) > 200:
         raise ValidationFailed(_("Use at most 200 characters."), field="company_name")
     check_password_rules(password, email)
-    from kassa.services.accounts.accounts import locale_errors
 
     problems = locale_errors(country=country, currency=currency, timezone=timezone, language=language)
     if problems:

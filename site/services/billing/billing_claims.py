@@ -37,6 +37,7 @@ from kassa.services.billing.billing_rows import (
     subscription_subjects,
     timeline_rows,
 )
+from kassa.services.billing.notices import notify_subscription_ended
 from kassa.timeline_kinds import TimelineKind
 
 _SUBS = Subscription.__table__
@@ -114,8 +115,6 @@ def _lock_subscriptions(session, sub_ids: list[int]) -> list[Any]:
 
 def _end_at_period_end(session, sub_id: int) -> None:
     """S2: the merchant cancelled at the end of the paid period, and that end has come: nothing is charged."""
-    from kassa.services.billing.notices import notify_subscription_ended
-
     sub = session.get(Subscription, sub_id)
     end_subscription(session, sub, SubscriptionStatus.CANCELLED, "cancelled_at_period_end", sub.next_charge_at)
     notify_subscription_ended(sub)

@@ -43,9 +43,11 @@ from kassa.services.billing.billing_rows import (
     subscription_subjects,
     timeline_rows,
 )
+from kassa.services.billing.notices import notify_subscription_ended, notify_subscription_payment_failed
 from kassa.services.money.display_status import compute_display_status, refresh_display_status
 from kassa.services.money.ledger import available_on, local_day
 from kassa.services.money.payment_states import TRANSITIONS, payment_subjects
+from kassa.services.payments.receipts import queue_receipt
 from kassa.services.platform.counters import reserve_numbers
 from kassa.timeline_kinds import TimelineKind
 
@@ -225,8 +227,6 @@ def write_renewal_receipt(payload: dict[str, Any]) -> None:
     Rendering it is most of what a charge cost when the tick did it. The job marks itself in the same
     transaction, so running it twice (a worker that died before recording it done) writes one email.
     """
-    from kassa.services.payments.receipts import queue_receipt
-
     with write_transaction(db.session) as session:
         job = session.scalar(locked(session, select(OutboxMessage).where(
             OutboxMessage.dedupe_key == _receipt_key(payload["payment_id"]))))
@@ -259,11 +259,6 @@ def record_failures(failures: list[tuple[int, str | None, str | None]]) -> int:
 def _record_failure(session, payment: Payment, sub: Subscription, code: str | None, message: str | None) -> None:
     """Past due and retried after the account's retry days (1, 3 and 5 by default), then cancelled; the buyer
     is told each time."""
-    from kassa.services.platform.notifications import (
-        notify_subscription_ended,
-        notify_subscription_payment_failed,
-    )
-
     account = session.get(Account, payment.account_id)
     at = now_for(account, sub.mode)
     payment.status = PaymentStatus.FAILED.value

@@ -15,6 +15,8 @@ from kassa.extensions import db
 from kassa.models import (
     Account,
     Mode,
+    Payment,
+    PaymentStatus,
     Permission,
     SandboxRecord,
     Subscription,
@@ -22,10 +24,23 @@ from kassa.models import (
     TermType,
 )
 from kassa.periods import charge_date
-from kassa.services.billing.billing import BILLABLE, subscription_subjects  # registers its tick before ours
+from kassa.processors.base import CardDeclined, PaymentDetailsInvalid, ProcessorError
+from kassa.processors.registry import processor_for, sandbox
+from kassa.services.billing.billing import (  # registers its tick before ours
+    BILLABLE,
+    bill,
+    subscription_subjects,
+)
 from kassa.services.billing.billing_rows import add_timeline_at
+from kassa.services.billing.notices import (
+    notify_subscription_cancel_scheduled,
+    notify_subscription_ended,
+    notify_subscription_reminder,
+)
+from kassa.services.checkout.checkout_form import PROCESSOR_FIELDS, BuyerInput, read_card
+from kassa.services.payments import risk
 from kassa.services.platform.audit import record_audit
-from kassa.services.platform.ticks import each_item, for_tick_account
+from kassa.services.platform.ticks import each_item, for_tick_account, run_tick
 from kassa.timeline_kinds import TimelineKind
 
 REMINDER_LEAD = timedelta(days=14)  # E7
@@ -61,8 +76,6 @@ def upcoming(sub: Subscription, account: Account, limit: int = 12) -> list[datet
 
 def cancel(actor: Actor, subscription_id: int, when: str) -> Subscription:
     """S2: cancel now, or at the end of the paid period. A refund never cancels (F2): only this does."""
-    from kassa.services.billing.notices import notify_subscription_ended
-
     _require(actor)
     if when not in ("now", "period_end"):
         raise ValidationFailed(_("Choose when the subscription ends."), field="when")
@@ -87,7 +100,6 @@ def cancel(actor: Actor, subscription_id: int, when: str) -> Subscription:
             add_timeline_at(session, sub.account_id, TimelineKind.SUBSCRIPTION_CANCEL_SCHEDULED, subscription_subjects(sub), at,
                             actor_id=actor.user_id,
                             data={"ends_at": sub.next_charge_at.isoformat() if sub.next_charge_at else None})
-            from kassa.services.billing.notices import notify_subscription_cancel_scheduled
 
             notify_subscription_cancel_scheduled(sub)
         record_audit(actor, "subscription.cancelled", object_type="subscription", object_id=sub.id,
@@ -97,8 +109,6 @@ def cancel(actor: Actor, subscription_id: int, when: str) -> Subscription:
 
 def send_reminders() -> int:
     """E7: 14 days before a subscription's next payment, once per period, when the merchant turned it on."""
-    from kassa.services.billing.notices import notify_subscription_reminder
-
     account_ids = db.session.scalars(
         select(Subscription.account_id).where(Subscription.status == SubscriptionStatus.ACTIVE.value,
                                                for_tick_account(Subscription.account_id)).distinct()
@@ -152,12 +162,6 @@ def update_card(token: str, form: dict[str, str], *, ip: str | None = None) -> t
 
     The card-testing guard watches this page as it watches the checkout (H4): a slot is taken before the
     processor sees the card, kept when the card is declined or invalid, given back when it is saved."""
-    from kassa.processors.base import CardDeclined, PaymentDetailsInvalid, ProcessorError
-    from kassa.processors.registry import processor_for
-    from kassa.services.billing.billing import bill
-    from kassa.services.checkout.checkout_form import PROCESSOR_FIELDS, BuyerInput, read_card
-    from kassa.services.payments import risk
-
     sub = by_update_token(token)
     if sub.status not in BILLABLE:
         raise Conflict(_("This subscription has ended; there's no card to update."))
@@ -205,8 +209,6 @@ def update_card(token: str, form: dict[str, str], *, ip: str | None = None) -> t
 
 def set_test_card_behaviour(actor: Actor, subscription_id: int, decline: bool) -> Subscription:
     """T5 (sandbox): make a test subscription's saved card decline from its next charge, or succeed again."""
-    from kassa.processors.registry import sandbox
-
     _require(actor)
     with write_transaction(db.session) as session:
         sub = owned(session, actor, subscription_id)
@@ -246,8 +248,6 @@ def _next_due(account: Account, after: datetime, until: datetime) -> datetime | 
 
 
 def _set_clock(account_id: int, target: datetime) -> None:
-    from kassa.clock import now
-
     with write_transaction(db.session) as session:
         account = session.get(Account, account_id)
         account.clock_offset_seconds = max(int((target - now()).total_seconds()) + 1,
@@ -257,8 +257,6 @@ def _set_clock(account_id: int, target: datetime) -> None:
 def advance_clock(actor: Actor, *, days: int = 0, to_date: date | None = None) -> dict[str, int]:
     """T5: move the account's test clock forward and run, in order, everything that falls due on the way
     (charges, retries, reminders, bank-debit settlements, dispute decisions). Returns what happened."""
-    from kassa.services.platform.ticks import run_tick
-
     _require(actor)
     account = db.session.get(Account, actor.account_id)
     start = account_now(account)
@@ -289,8 +287,6 @@ def advance_clock(actor: Actor, *, days: int = 0, to_date: date | None = None) -
 
 
 def _payment_counts(account_id: int) -> dict[str, int]:
-    from kassa.models import Payment, PaymentStatus
-
     rows = dict(db.session.execute(
         select(Payment.status, func.count()).where(Payment.account_id == account_id, Payment.mode == "test")
         .group_by(Payment.status)).all())

@@ -45,7 +45,8 @@ from kassa.services.checkout.checkout_form import PROCESSOR_FIELDS, BuyerInput, 
 from kassa.services.links.links import is_valid_test_signature, public_link
 from kassa.services.links.snapshots import link_snapshot, snapshot_summary
 from kassa.services.payments import risk
-from kassa.services.platform.ticks import each_item
+from kassa.services.payments.payment_records import record_successful_charge
+from kassa.services.platform.ticks import each_item, for_tick_account
 
 SESSION_LIFETIME = timedelta(hours=24)
 
@@ -245,8 +246,6 @@ def _finish_without_charge(attempt_id: int, status: AttemptStatus, error: Proces
 
 def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | None) -> PayOutcome:
     """Pay a checkout session. Raises ValidationFailed with field messages when the buyer must act."""
-    from kassa.services.payments.payment_records import record_successful_charge
-
     checkout = get_session(token)
     if checkout.status == CheckoutStatus.COMPLETED.value:
         return PayOutcome(db.session.get(Payment, checkout.payment_id))
@@ -337,9 +336,6 @@ def reconcile_attempts() -> int:
 
     Unknown attempts (the request gave up on the answer) are settled after RECONCILE_AFTER; pending ones (the
     request crashed, or is still waiting) only after IN_FLIGHT_LIMIT."""
-    from kassa.services.payments.payment_records import record_successful_charge
-    from kassa.services.platform.ticks import for_tick_account
-
     stale = db.session.execute(
         select(PaymentAttempt.id, PaymentAttempt.account_id, PaymentAttempt.idempotency_key, CheckoutSession.mode)
         .join(CheckoutSession, CheckoutSession.id == PaymentAttempt.checkout_session_id)

@@ -13,7 +13,7 @@ from kassa.models import CONTACT_FIELDS, FieldMode
 from kassa.processors import testcards
 from kassa.processors.base import BankDetails, CardDetails, PaymentDetailsInvalid
 from kassa.services.accounts.accounts import country_choices
-from kassa.services.accounts.users import normalize_email
+from kassa.services.accounts.emails import normalize_email
 
 ADDRESS_PARTS = ("line1", "line2", "city", "postal_code", "state", "country")
 REQUIRED_ADDRESS_PARTS = ("line1", "city", "postal_code", "country")

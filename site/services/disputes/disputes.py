@@ -25,14 +25,20 @@ from kassa.models import (
     Payment,
     Permission,
 )
-from kassa.money import Money
+from kassa.money import Money, exponent
 from kassa.processors.base import DisputeResult, ProcessorError, ProcessorEvent, ProcessorFailure
-from kassa.processors.registry import processor_for
+from kassa.processors.registry import NoLiveProcessor, processor_for
 from kassa.services.crm.crm import add_timeline
+from kassa.services.money.display_status import refresh_display_status
+from kassa.services.money.ledger import book_dispute, book_dispute_won
 from kassa.services.money.payment_states import payment_subjects
+from kassa.services.payments.receipts import format_address, receipt_number
 from kassa.services.platform.audit import record_audit
-from kassa.services.platform.ticks import each_item
+from kassa.services.platform.mail import queue_email
+from kassa.services.platform.notifications import payment_team
+from kassa.services.platform.ticks import each_item, for_tick_account
 from kassa.timeline_kinds import TimelineKind
+from kassa.urls import absolute_url
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +49,11 @@ REMINDERS = (("72h", timedelta(hours=72)), ("24h", timedelta(hours=24)))
 MAX_TEXT = 5000
 
 def dispute_fee(currency: str) -> int:
-    from kassa.money import exponent
-
     return DISPUTE_FEE_MAJOR * 10 ** exponent(currency)
 
 
 def _sync_payment(dispute: Dispute) -> Payment:
     """Copy the dispute's properties and status onto its payment (columns, filters, the Disputes tab)."""
-    from kassa.services.money.display_status import refresh_display_status
-
     payment = db.session.get(Payment, dispute.payment_id)
     payment.dispute_created_at = dispute.created_at
     payment.dispute_amount_minor = dispute.amount_minor
@@ -86,7 +88,6 @@ def open_dispute(event: ProcessorEvent) -> Dispute | None:
     )
     db.session.add(dispute)
     db.session.flush()
-    from kassa.services.money.ledger import book_dispute
 
     book_dispute(dispute, event.occurred_at)
     payment = _sync_payment(dispute)
@@ -117,8 +118,6 @@ def close_dispute(event: ProcessorEvent, outcome: DisputeStatus) -> Dispute | No
     add_timeline(payment.account_id, TimelineKind.of("dispute", outcome), subjects=payment_subjects(payment),
                  payment_id=payment.id, data={"amount_minor": dispute.amount_minor, "currency": dispute.currency})
     if outcome is DisputeStatus.WON and not dispute.is_inquiry:
-        from kassa.services.money.ledger import book_dispute_won
-
         book_dispute_won(dispute, event.occurred_at)
         add_timeline(payment.account_id, TimelineKind.DISPUTE_FUNDS_RETURNED, subjects=payment_subjects(payment),
                      payment_id=payment.id, data={"amount_minor": dispute.amount_minor, "currency": dispute.currency})
@@ -128,10 +127,6 @@ def close_dispute(event: ProcessorEvent, outcome: DisputeStatus) -> Dispute | No
 
 def _notify(dispute: Dispute, kind: str) -> None:
     """D1: opened, won, lost — each switchable in Settings → Notifications."""
-    from kassa.services.platform.mail import queue_email
-    from kassa.services.platform.notifications import payment_team
-    from kassa.urls import absolute_url
-
     account = db.session.get(Account, dispute.account_id)
     if not account.notification_enabled(kind):  # dispute_opened, dispute_won, dispute_lost
         return
@@ -330,8 +325,6 @@ def reconcile_answers() -> int:
     processor's record decides: it has an answer → record it; it has none → send the same answer again
     (the merchant gave it; the processor takes one answer per dispute), or give the answer back when the
     processor refuses it. Each dispute on its own: one that errors is logged and retried next tick."""
-    from kassa.processors.registry import NoLiveProcessor
-
     stale = db.session.execute(
         select(Dispute.id, Dispute.account_id, Payment.mode).join(Payment, Payment.id == Dispute.payment_id)
         .where(Dispute.status == DisputeStatus.NEEDS_RESPONSE.value, Dispute.answer.is_not(None),
@@ -369,8 +362,6 @@ def reconcile_answers() -> int:
 
 def prefilled_details(dispute: Dispute) -> dict[str, str]:
     """D4 step 2: what Kassa already knows about the purchase, ready to send."""
-    from kassa.services.payments.receipts import format_address, receipt_number
-
     payment = db.session.get(Payment, dispute.payment_id)
     account = db.session.get(Account, dispute.account_id)
     return {
@@ -392,8 +383,6 @@ def account_policy(account: Account) -> str:
 
 def send_deadline_reminders() -> int:
     """72 h and 24 h before the deadline, when no evidence was submitted yet [beyond]."""
-    from kassa.services.platform.ticks import for_tick_account
-
     open_disputes = db.session.scalars(
         select(Dispute).where(Dispute.status == DisputeStatus.NEEDS_RESPONSE.value,
                               for_tick_account(Dispute.account_id)).limit(1000)
@@ -422,10 +411,6 @@ def send_deadline_reminders() -> int:
 
 
 def _notify_reminder(dispute: Dispute, name: str) -> None:
-    from kassa.services.platform.mail import queue_email
-    from kassa.services.platform.notifications import payment_team
-    from kassa.urls import absolute_url
-
     account = db.session.get(Account, dispute.account_id)
     if not account.notification_enabled("dispute_opened"):
         return

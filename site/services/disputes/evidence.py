@@ -17,6 +17,7 @@ from kassa.extensions import db
 from kassa.forms import safe_filename
 from kassa.models import Account, DisputeFile, Payment
 from kassa.services.crm.crm import add_timeline
+from kassa.services.disputes.disputes import _answerable, _require, owned
 from kassa.services.money.payment_states import payment_subjects
 from kassa.timeline_kinds import TimelineKind
 
@@ -64,8 +65,6 @@ def budget(dispute_id: int) -> tuple[int, int]:
 
 
 def add_file(actor: Actor, dispute_id: int, filename: str, data: bytes) -> DisputeFile:
-    from kassa.services.disputes.disputes import _answerable, _require, owned
-
     _require(actor)
     if not data:
         raise ValidationFailed(_("Choose a file to upload."), field="file")
@@ -99,8 +98,6 @@ def add_file(actor: Actor, dispute_id: int, filename: str, data: bytes) -> Dispu
 
 
 def remove_file(actor: Actor, dispute_id: int, file_id: int) -> None:
-    from kassa.services.disputes.disputes import _answerable, _require, owned
-
     _require(actor)
     with write_transaction(db.session) as session:
         dispute = owned(session, actor, dispute_id)

@@ -24,9 +24,13 @@ from kassa.errors import Forbidden, Gone, NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.forms import parse_date
 from kassa.i18n import LANGUAGES
-from kassa.models import Account, Export, ExportStatus, Permission
+from kassa.models import Account, Export, ExportStatus, Permission, User
+from kassa.services.exports.export_sources import count_rows, headers_and_rows
 from kassa.services.exports.export_writers import WRITERS, XLS_MAX_ROWS, Cancelled
 from kassa.services.platform import outbox
+from kassa.services.platform.mail import queue_email
+from kassa.services.platform.notifications import notify_in_app
+from kassa.urls import absolute_url
 
 FORMATS = ("csv", "xlsx", "xls")
 LIFETIME = timedelta(days=7)
@@ -47,8 +51,6 @@ def _require(actor: Actor) -> None:
 def request_export(actor: Actor, *, kind: str, name: str, file_format: str, language: str,
                    params: dict[str, Any]) -> Export:
     """Queue an export; refuse at once what can't work (unknown format, XLS over its row limit)."""
-    from kassa.services.exports.export_sources import count_rows
-
     _require(actor)
     errors: dict[str, str] = {}
     name = " ".join((name or "").split()) or _("Export")  # H9: no CR/LF or tabs (the name becomes a file name)
@@ -94,8 +96,6 @@ def _progress(export_id: int):
 
 def run_export(payload: dict[str, Any]) -> None:
     """The worker's job: stream the rows into the file, then tell the merchant it's ready."""
-    from kassa.services.exports.export_sources import headers_and_rows
-
     export_id = payload["export_id"]
     with write_transaction(db.session) as session:
         export = session.get(Export, export_id)
@@ -139,11 +139,6 @@ def run_export(payload: dict[str, Any]) -> None:
 
 def _announce(export: Export) -> None:
     """X2: an in-app notification and an email with the download link."""
-    from kassa.models import User
-    from kassa.services.platform.mail import queue_email
-    from kassa.services.platform.notifications import notify_in_app
-    from kassa.urls import absolute_url
-
     user = db.session.get(User, export.user_id)
     account = db.session.get(Account, export.account_id)
     url = absolute_url("exports.download", export_id=export.id)

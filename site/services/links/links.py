@@ -16,7 +16,16 @@ from kassa.clock import now
 from kassa.database import write_transaction
 from kassa.errors import Gone, NotFound, ValidationFailed
 from kassa.extensions import db
-from kassa.models import CONTACT_FIELDS, LinkItem, LinkStatus, PaymentLink, Product
+from kassa.models import (
+    CONTACT_FIELDS,
+    CheckoutSession,
+    LinkItem,
+    LinkStatus,
+    Payment,
+    PaymentAttempt,
+    PaymentLink,
+    Product,
+)
 from kassa.services.links.link_drafts import LinkDraft, validate_draft
 from kassa.services.platform.audit import record_audit
 
@@ -129,14 +138,10 @@ def set_active(actor: Actor, link_id: int, active: bool) -> PaymentLink:
 
 def link_payment_count(link_id: int) -> int:
     """How many payments came through this link (0 until the checkout capability records payments)."""
-    from kassa.models import Payment
-
     return db.session.scalar(select(func.count()).select_from(Payment).where(Payment.link_id == link_id)) or 0
 
 
 def _attempt_count(link_id: int) -> int:
-    from kassa.models import PaymentAttempt
-
     return db.session.scalar(
         select(func.count()).select_from(PaymentAttempt).where(PaymentAttempt.link_id == link_id)
     ) or 0
@@ -152,8 +157,6 @@ def delete_link(actor: Actor, link_id: int) -> None:
             link.deleted_at = now()
             link.status = LinkStatus.INACTIVE.value
         else:
-            from kassa.models import CheckoutSession
-
             for checkout in session.scalars(select(CheckoutSession).where(CheckoutSession.link_id == link.id)):
                 session.delete(checkout)
             session.delete(link)

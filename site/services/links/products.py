@@ -15,6 +15,7 @@ from kassa.extensions import db
 from kassa.forms import parse_int
 from kassa.models import BillingFrequency, LinkItem, Product, TermType
 from kassa.money import MoneyError, MoneyParseError, is_known_currency, parse_money
+from kassa.services.platform.audit import record_audit
 
 MAX_AMOUNT_MINOR = 10**11
 TERM_MIN, TERM_MAX = 2, 120
@@ -111,7 +112,6 @@ def create_product(actor: Actor, form: dict[str, str], locale: str) -> Product:
         product = Product(account_id=actor.account_id, **values)
         session.add(product)
         session.flush()
-        from kassa.services.platform.audit import record_audit
 
         record_audit(actor, "product.created", object_type="product", object_id=product.id,
                      amount_after_minor=product.unit_amount_minor, currency=product.currency)
@@ -127,7 +127,6 @@ def update_product(actor: Actor, product_id: int, form: dict[str, str], locale: 
         before = product.unit_amount_minor
         for key, value in values.items():
             setattr(product, key, value)
-        from kassa.services.platform.audit import record_audit
 
         record_audit(actor, "product.updated", object_type="product", object_id=product.id,
                      amount_before_minor=before, amount_after_minor=product.unit_amount_minor,
@@ -146,7 +145,6 @@ def set_archived(actor: Actor, product_id: int, archived: bool) -> Product:
     with write_transaction(db.session) as session:
         product = _owned(session, actor, product_id)
         product.archived_at = now() if archived else None
-        from kassa.services.platform.audit import record_audit
 
         record_audit(actor, "product.archived" if archived else "product.restored", object_type="product",
                      object_id=product.id)
@@ -164,6 +162,5 @@ def delete_product(actor: Actor, product_id: int) -> None:
         if product_in_use(product.id):
             raise Conflict(_("This product is used on a payment link, so it can't be deleted. Archive it instead."))
         session.delete(product)
-        from kassa.services.platform.audit import record_audit
 
         record_audit(actor, "product.deleted", object_type="product", object_id=product_id, data={"name": product.name})

@@ -10,6 +10,8 @@ from sqlalchemy import select
 from kassa.display_ids import display_id
 from kassa.extensions import db
 from kassa.models import Account, Invoice, Payment
+from kassa.renderers.receipt import render_receipt
+from kassa.services.payments.receipts import receipt_data
 from kassa.services.platform.counters import next_number
 
 
@@ -38,8 +40,6 @@ def render_invoice(invoice_id: int) -> tuple[str, str, bytes]:
     from flask_babel import force_locale
     from flask_babel import gettext as _
 
-    from kassa.renderers.receipt import render_receipt
-    from kassa.services.payments.receipts import receipt_data
 
     invoice = db.session.get(Invoice, invoice_id)
     payment = db.session.get(Payment, invoice.payment_id)

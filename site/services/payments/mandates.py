@@ -11,8 +11,9 @@ from kassa.database import write_transaction
 from kassa.display_ids import display_id
 from kassa.errors import Conflict, Forbidden, NotFound
 from kassa.extensions import db
-from kassa.models import Account
+from kassa.models import Account, Mandate, Payment, Permission
 from kassa.money import Money
+from kassa.renderers.pdf import STATIC_DIR, render_pdf
 from kassa.services.platform.audit import record_audit
 from kassa.services.platform.mail import queue_email
 
@@ -34,8 +35,6 @@ def render_mandate_pdf(payment_id: int) -> tuple[str, str, bytes]:
     """E6: the authorization the buyer accepted, as a PDF (text, time, IP, account last 4)."""
     from flask import render_template
 
-    from kassa.models import Mandate, Payment
-    from kassa.renderers.pdf import STATIC_DIR, render_pdf
 
     payment = db.session.get(Payment, payment_id)
     mandate = db.session.scalar(select(Mandate).where(Mandate.payment_id == payment_id))
@@ -51,8 +50,6 @@ def mandate_attachment(spec: dict) -> tuple[str, str, bytes]:
 
 def send_authorization_copy(actor: Actor, payment_id: int) -> str:
     """E6: Actions → Get a copy of the authorization: emailed to the user who asked."""
-    from kassa.models import Mandate, Payment, Permission
-
     if actor.user is None or not actor.user.can(Permission.MANAGE_PAYMENTS):
         raise Forbidden(_("You need the “%(permission)s” permission.", permission=Permission.MANAGE_PAYMENTS.label))
     with write_transaction(db.session) as session:

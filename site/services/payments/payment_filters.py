@@ -22,7 +22,9 @@ from sqlalchemy import ColumnElement, and_, case, false, func, not_, or_, true
 from kassa.clock import local_midnight_utc
 from kassa.errors import KassaError
 from kassa.forms import parse_date, parse_int
-from kassa.models import DisplayStatus, Payment
+from kassa.models import DisplayStatus, DisputeReason, Payment
+from kassa.money import exponent
+from kassa.template_helpers import CARD_BRANDS, dispute_reason_label
 
 MAX_GROUPS = 10
 MAX_CONDITIONS = 20
@@ -76,15 +78,10 @@ def _method_options() -> list[tuple[str, str]]:
 
 
 def _brand_options() -> list[tuple[str, str]]:
-    from kassa.template_helpers import CARD_BRANDS
-
     return list(CARD_BRANDS.items())
 
 
 def _dispute_reason_options() -> list[tuple[str, str]]:
-    from kassa.models import DisputeReason
-    from kassa.template_helpers import dispute_reason_label
-
     return [(reason.value, dispute_reason_label(reason.value)) for reason in DisputeReason]
 
 
@@ -233,7 +230,6 @@ def _check_values(prop: Prop, c: Condition) -> None:
 def _currencies_by_exponent() -> dict[int, list[str]]:
     from babel.numbers import list_currencies
 
-    from kassa.money import exponent
 
     groups: dict[int, list[str]] = {}
     for code in sorted(list_currencies()):

@@ -27,19 +27,21 @@ from kassa.order_summary import RecurringGroup
 from kassa.periods import charge_date
 from kassa.processors.base import ChargeResult
 from kassa.services.crm import crm
+from kassa.services.links.snapshots import snapshot_items, snapshot_summary
 from kassa.services.money.display_status import refresh_display_status
+from kassa.services.money.ledger import book_charge
 from kassa.services.money.payment_states import payment_subjects
 from kassa.services.payments import risk
+from kassa.services.payments.invoices import maybe_invoice
+from kassa.services.payments.mandates import mandate_text
+from kassa.services.payments.receipts import queue_checkout_receipt
 from kassa.services.platform.counters import next_number
+from kassa.services.platform.notifications import notify_ach_processing, notify_payment_received
 from kassa.timeline_kinds import TimelineKind
 
 
 def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_context: dict[str, Any]) -> Payment:
     """Record the processor's "yes" for an attempt. Idempotent: a second call returns the same payment."""
-    from kassa.services.links.snapshots import snapshot_items, snapshot_summary
-    from kassa.services.payments.receipts import queue_checkout_receipt
-    from kassa.services.platform.notifications import notify_ach_processing, notify_payment_received
-
     with write_transaction(db.session) as session:
         attempt = lock_one(session, PaymentAttempt, attempt_id)
         if attempt.payment_id is not None:
@@ -133,9 +135,6 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_c
         attempt.finished_at = now()
 
         if succeeded:
-            from kassa.services.money.ledger import book_charge
-            from kassa.services.payments.invoices import maybe_invoice
-
             book_charge(payment)
 
             queue_checkout_receipt(payment, invoice=maybe_invoice(payment, account))
@@ -173,8 +172,6 @@ def _create_subscription(account: Account, payment: Payment, group: RecurringGro
 
 def _mandate(payment: Payment, buyer: dict[str, Any], language: str, attempt: PaymentAttempt,
              context: dict[str, Any]) -> Mandate:
-    from kassa.services.payments.mandates import mandate_text
-
     return Mandate(
         account_id=payment.account_id, payment_id=payment.id, language=language,
         text=mandate_text(payment.account_id, payment.amount_minor, payment.currency, language),

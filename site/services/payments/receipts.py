@@ -21,11 +21,23 @@ from kassa.database import write_transaction
 from kassa.display_ids import display_id
 from kassa.errors import Forbidden, NotFound, TooManyRequests, ValidationFailed
 from kassa.extensions import db
-from kassa.models import Account, BillingFrequency, EmailMessage, Mode, Payment, Permission
+from kassa.models import Account, BillingFrequency, EmailMessage, Invoice, Mode, Payment, Permission
 from kassa.money import Money
 from kassa.order_summary import build_order_summary, group_sentence, line_recurrence
+from kassa.renderers.receipt import (
+    CONTENT_TYPE,
+    ReceiptData,
+    ReceiptLine,
+    receipt_filename,
+    receipt_html,
+    receipt_pdf,
+)
 from kassa.services.accounts.accounts import logo_dir
+from kassa.services.accounts.emails import normalize_email
+from kassa.services.crm.crm import add_timeline
+from kassa.services.money.payment_states import payment_subjects
 from kassa.services.platform import throttle
+from kassa.services.platform.audit import record_audit
 from kassa.services.platform.mail import queue_email
 from kassa.template_helpers import card_brand_name
 from kassa.timeline_kinds import TimelineKind
@@ -55,8 +67,6 @@ def format_address(address: dict[str, str] | None) -> str | None:
 
 def receipt_data(payment: Payment) -> Any:
     """Everything the PDF shows, in the buyer's language, from the payment's own frozen copy."""
-    from kassa.renderers.receipt import ReceiptData, ReceiptLine
-
     account = db.session.get(Account, payment.account_id)
     language = payment.language
     with force_locale(language):
@@ -96,8 +106,6 @@ def render_payment_receipt(payment: Payment, *, before_render: Callable[[], None
     payment and a hash of the HTML it was made from, so repeat downloads and emails don't render it again,
     and any change it would show (branding, logo, language, merchant details) makes a new one.
     `before_render` runs only when the PDF must really be rendered (a rate limit raises there)."""
-    from kassa.renderers.receipt import CONTENT_TYPE, receipt_filename, receipt_html, receipt_pdf
-
     data = receipt_data(payment)
     html = receipt_html(data)
     folder = Path(current_app.config["KASSA_RECEIPT_CACHE_DIR"])
@@ -176,8 +184,6 @@ def queue_receipt(payment: Payment, *, to: list[str] | None = None, kind: str = 
     attachments = [{"renderer": "receipt", "payment_id": payment.id,
                     "filename": f"receipt-{receipt_number(payment)}.pdf"}]
     if invoice is None:
-        from kassa.models import Invoice
-
         invoice = db.session.scalar(select(Invoice).where(Invoice.payment_id == payment.id))
     if invoice is not None:
         attachments.append({"renderer": "invoice", "invoice_id": invoice.id,
@@ -214,8 +220,6 @@ def receipt_choices(payment: Payment) -> list[Payment]:
 
 
 def parse_recipients(text: str) -> list[str]:
-    from kassa.services.accounts.users import normalize_email
-
     parts = [p for p in re.split(r"[\s,;]+", text or "") if p]
     if not parts:
         raise ValidationFailed(_("Enter at least one email address."), field="recipients")
@@ -233,10 +237,6 @@ def parse_recipients(text: str) -> list[str]:
 
 def send_receipt(actor: Actor, payment_id: int, receipt_payment_id: int, recipients_text: str) -> list[str]:
     """E5: Actions → Send receipt, to the buyer's address or others the merchant types."""
-    from kassa.services.crm.crm import add_timeline
-    from kassa.services.money.payment_states import payment_subjects
-    from kassa.services.platform.audit import record_audit
-
     if actor.user is None or not actor.user.can(Permission.MANAGE_PAYMENTS):
         raise Forbidden(_("You need the “%(permission)s” permission.", permission=Permission.MANAGE_PAYMENTS.label))
     recipients = parse_recipients(recipients_text)

@@ -29,9 +29,11 @@ from kassa.processors.registry import NoLiveProcessor, has_live_processor, proce
 from kassa.services.crm.crm import add_timeline
 from kassa.services.money.display_status import refresh_display_status
 from kassa.services.money.dispute_facts import blocks_refund
+from kassa.services.money.ledger import book_refund, book_refund_failure
 from kassa.services.money.payment_states import payment_subjects
 from kassa.services.platform.audit import record_audit
-from kassa.services.platform.ticks import each_item
+from kassa.services.platform.notifications import notify_refund
+from kassa.services.platform.ticks import each_item, for_tick_account
 
 ACH_REFUND_WINDOW = timedelta(days=180)  # F4
 MAX_NOTE = 500
@@ -146,7 +148,6 @@ def refund_payment(actor: Actor, payment_id: int, *, amount_text: str, reason: s
                         created_by_id=actor.user_id)
         session.add(refund)
         session.flush()
-        from kassa.services.money.ledger import book_refund
 
         book_refund(refund, account_now(account))
         refresh_display_status(payment)
@@ -210,8 +211,6 @@ def _settle(refund: Refund, status: RefundStatus) -> Payment:
 
 def complete_refund(refund_id: int) -> bool:
     """The processor paid the refund out (F3): it counts as refunded."""
-    from kassa.services.platform.notifications import notify_refund
-
     refund = db.session.get(Refund, refund_id)
     if refund is None or refund.status != RefundStatus.PENDING.value:
         return False
@@ -233,7 +232,6 @@ def fail_refund(refund_id: int, code: str | None, message: str | None) -> bool:
         payment = _settle(refund, RefundStatus.FAILED)
         refund.failure_code = code
         refund.failure_message = message
-        from kassa.services.money.ledger import book_refund_failure
 
         book_refund_failure(refund, account_now(session.get(Account, refund.account_id)))
         session.execute(update(Payment).where(Payment.id == payment.id)
@@ -251,8 +249,6 @@ def retry_unsent_refunds() -> int:
     settlement event then completes it). Not found → the processor never made it: send it again with the
     same key, so the merchant's refund happens once; a refusal fails it and releases its reservation (F6).
     Each refund on its own (H1): one that errors is logged, counted and retried on the next tick."""
-    from kassa.services.platform.ticks import for_tick_account
-
     stale = db.session.execute(
         select(Refund.id, Refund.account_id, Refund.amount_minor, Refund.currency, Refund.idempotency_key,
                Payment.mode, Payment.processor_ref)

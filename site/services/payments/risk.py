@@ -41,6 +41,7 @@ from kassa.errors import TooManyRequests
 from kassa.extensions import db
 from kassa.models import Mode, PaymentLink, RiskCounter
 from kassa.processors import testcards
+from kassa.services.platform.notifications import notify_link_paused
 
 # Processor errors that look like probing: wrong numbers count like declines (every CardDeclined counts too).
 COUNTED_CODES = {
@@ -243,7 +244,6 @@ def keep(hold: list[list[Any]] | None, link_id: int | None) -> None:
     if link is None or (link.card_paused_until is not None and link.card_paused_until > now()):
         return
     link.card_paused_until = now() + timedelta(seconds=_setting("KASSA_RISK_LINK_PAUSE"))
-    from kassa.services.platform.notifications import notify_link_paused
 
     notify_link_paused(link, declines)
 

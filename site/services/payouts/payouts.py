@@ -19,8 +19,12 @@ from kassa.clock import now, now_for
 from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import Account, LedgerEntry, LedgerType, Payout, PayoutStatus
+from kassa.money import Money
 from kassa.services.money.ledger import local_day
+from kassa.services.platform.mail import queue_email
+from kassa.services.platform.notifications import payment_team
 from kassa.services.platform.ticks import each_item, for_tick_account
+from kassa.urls import absolute_url
 
 PAYOUT_TYPES = (LedgerType.PAYOUT.value,)
 
@@ -73,11 +77,6 @@ def create_payout(account: Account, mode: str, day: date) -> Payout | None:
 
 def _notify(payout: Payout, account: Account) -> None:
     """E8: the daily payout email with the total (switchable); a debit (O3) is always told."""
-    from kassa.money import Money
-    from kassa.services.platform.mail import queue_email
-    from kassa.services.platform.notifications import payment_team
-    from kassa.urls import absolute_url
-
     debit = payout.amount_minor < 0
     if not debit and not account.notification_enabled("payout_sent"):
         return

@@ -17,7 +17,7 @@ from kassa.clock import now
 from kassa.database import write_transaction
 from kassa.errors import NotFound
 from kassa.extensions import db, mail
-from kassa.models import EmailMessage, EmailStatus
+from kassa.models import Account, EmailMessage, EmailStatus
 from kassa.services.platform import outbox
 
 log = logging.getLogger(__name__)
@@ -117,8 +117,6 @@ def queue_email(
         raise ValueError("an email needs at least one recipient")
     timezone = None
     if account_id is not None:
-        from kassa.models import Account
-
         account = db.session.get(Account, account_id)
         timezone = account.timezone if account else None
     subject, text, html = render_email(template, language, context, timezone)

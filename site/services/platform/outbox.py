@@ -27,6 +27,7 @@ from kassa.clock import now
 from kassa.database import locked, write_transaction
 from kassa.extensions import db
 from kassa.models import OutboxMessage, OutboxStatus
+from kassa.services.platform.ticks import each_item
 
 log = logging.getLogger(__name__)
 
@@ -223,8 +224,6 @@ def on_give_up(kind: str) -> Callable:
 
 def run_pending(limit: int = 20) -> int:
     """Claim and run one batch in this process; returns how many messages were attempted."""
-    from kassa.services.platform.ticks import each_item
-
     claimed = claim_batch(limit)
     # H1: a handler's failure is recorded by run_claimed; anything else failing for one message (recording
     # its outcome, a give-up hook) skips that message only (its lease runs out and it is retried), never the
