@@ -12,7 +12,7 @@ XDIST ?= 2
 help:
 	@echo "make run    serve the app with demo data on http://127.0.0.1:5000 (worker included)"
 	@echo "make test   run the whole test suite (SQLite, PostgreSQL and Chromium)"
-	@echo "make bench  run the benchmarks;  make lint  ruff;  make i18n  update translation catalogs"
+	@echo "make bench  run the benchmarks;  make lint  ruff + import-linter;  make i18n  update translation catalogs"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -49,8 +49,10 @@ run: db
 test: $(STAMP) translations system-deps browser-deps
 	$(PY) -m pytest -n $(XDIST) -q -p no:cacheprovider
 
+# ruff for style, import-linter for the architecture (layers, service packages, no cycles: pyproject.toml).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check site tests benchmarks
+	$(VENV)/bin/lint-imports
 
 i18n: $(STAMP)
 	$(VENV)/bin/pybabel extract -F site/babel.cfg -k _l -k N_ --no-location --sort-output -o site/translations/messages.pot site
