@@ -146,7 +146,7 @@ def _notify(dispute: Dispute, kind: str) -> None:
 # -- the merchant's side --------------------------------------------------------------------------
 
 
-def _require(actor: Actor) -> None:
+def require_dispute_rights(actor: Actor) -> None:
     if actor.user is None or not actor.user.can(Permission.MANAGE_PAYMENTS):
         raise Forbidden(_("You need the “%(permission)s” permission.", permission=Permission.MANAGE_PAYMENTS.label))
 
@@ -160,7 +160,7 @@ def owned(session, actor: Actor, dispute_id: int) -> Dispute:
     return dispute
 
 
-def _answerable(dispute: Dispute, account: Account) -> None:
+def ensure_answerable(dispute: Dispute, account: Account) -> None:
     if dispute.status != DisputeStatus.NEEDS_RESPONSE.value:
         raise Conflict(_("This dispute has already been answered."))
     if dispute.answer is not None:
@@ -173,11 +173,11 @@ def _answerable(dispute: Dispute, account: Account) -> None:
 
 def save_draft(actor: Actor, dispute_id: int, step: str, values: dict[str, str]) -> Dispute:
     """D4: keep what the merchant wrote at each step, so nothing is lost if they leave and come back."""
-    _require(actor)
+    require_dispute_rights(actor)
     cleaned = {key: (value or "").strip()[:MAX_TEXT] for key, value in values.items()}
     with write_transaction(db.session) as session:
         dispute = owned(session, actor, dispute_id)
-        _answerable(dispute, session.get(Account, dispute.account_id))
+        ensure_answerable(dispute, session.get(Account, dispute.account_id))
         draft = dict(dispute.draft or {})
         draft[step] = cleaned
         dispute.draft = draft
@@ -214,7 +214,7 @@ def _claim_answer(actor: Actor, dispute_id: int, answer: str) -> tuple[str, str,
     with write_transaction(db.session) as session:
         dispute = owned(session, actor, dispute_id)
         account = session.get(Account, dispute.account_id)
-        _answerable(dispute, account)  # under the row lock: of parallel answers, one passes
+        ensure_answerable(dispute, account)  # under the row lock: of parallel answers, one passes
         text = None
         if answer == ANSWER_EVIDENCE:
             answered = any(value for values in (dispute.draft or {}).values() for value in values.values())
@@ -237,7 +237,7 @@ def _send_answer(processor, account_id: int, ref: str, answer: str, text: str | 
 def _answer(actor: Actor, dispute_id: int, answer: str) -> Dispute:
     """Claim the answer, send it, record it. An answer the processor refused is given back (the merchant
     can try again); one whose outcome is unknown stays taken until the tick settles it (H5)."""
-    _require(actor)
+    require_dispute_rights(actor)
     mode, ref, at, text = _claim_answer(actor, dispute_id, answer)
     processor = processor_for(mode)
     try:

@@ -17,7 +17,7 @@ from kassa.extensions import db
 from kassa.forms import safe_filename
 from kassa.models import Account, DisputeFile, Payment
 from kassa.services.crm.crm import add_timeline
-from kassa.services.disputes.disputes import _answerable, _require, owned
+from kassa.services.disputes.disputes import ensure_answerable, owned, require_dispute_rights
 from kassa.services.money.payment_states import payment_subjects
 from kassa.timeline_kinds import TimelineKind
 
@@ -65,7 +65,7 @@ def budget(dispute_id: int) -> tuple[int, int]:
 
 
 def add_file(actor: Actor, dispute_id: int, filename: str, data: bytes) -> DisputeFile:
-    _require(actor)
+    require_dispute_rights(actor)
     if not data:
         raise ValidationFailed(_("Choose a file to upload."), field="file")
     content_type = sniff(data)
@@ -76,7 +76,7 @@ def add_file(actor: Actor, dispute_id: int, filename: str, data: bytes) -> Dispu
     stored = f"{secrets.token_urlsafe(18)}.bin"
     with write_transaction(db.session) as session:
         dispute = owned(session, actor, dispute_id)
-        _answerable(dispute, session.get(Account, dispute.account_id))
+        ensure_answerable(dispute, session.get(Account, dispute.account_id))
         used, used_pages = budget(dispute.id)
         if used + len(data) > MAX_TOTAL_BYTES:
             left = max(MAX_TOTAL_BYTES - used, 0)
@@ -98,10 +98,10 @@ def add_file(actor: Actor, dispute_id: int, filename: str, data: bytes) -> Dispu
 
 
 def remove_file(actor: Actor, dispute_id: int, file_id: int) -> None:
-    _require(actor)
+    require_dispute_rights(actor)
     with write_transaction(db.session) as session:
         dispute = owned(session, actor, dispute_id)
-        _answerable(dispute, session.get(Account, dispute.account_id))
+        ensure_answerable(dispute, session.get(Account, dispute.account_id))
         file = session.get(DisputeFile, file_id)
         if file is None or file.dispute_id != dispute.id:
             raise NotFound(_("File not found."))
