@@ -12,7 +12,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """App factory. `config` overrides what the environment says (tests pass their database here)."""
+    """App factory. `config` overrides what the environment says (tests pass their database here).
+
+    M4: the imports below stay inside the factory on purpose. This file is the package `kassa` itself, run
+    by every `import kassa.<anything>`; importing the app's modules here would make `import kassa.money`
+    (unit tests, import-linter, alembic) load Flask, every blueprint and every service."""
     instance_path = Path(os.environ.get("KASSA_INSTANCE_PATH") or PROJECT_ROOT / "instance").resolve()
     app = Flask(__name__, instance_path=str(instance_path), instance_relative_config=True)
     instance_path.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,15 @@ from flask.cli import AppGroup
 from sqlalchemy import func, select
 from werkzeug.serving import run_simple
 
+from kassa.bench_data import BENCH_EMAIL, BENCH_PASSWORD, generate
+from kassa.errors import ValidationFailed
 from kassa.extensions import db
+from kassa.models import Account, User
+from kassa.seed import seed_demo
+from kassa.services.accounts.users import sign_up
+from kassa.services.platform.ticks import run_tick
+from kassa.supervisor import WorkerSupervisor
+from kassa.worker import run_worker
 
 kassa_cli = AppGroup("kassa", help="Kassa commands.")
 
@@ -37,8 +45,6 @@ def _stop_on_signals() -> threading.Event:
 @click.option("--poll", type=float, default=1.0, help="Seconds to wait when there is nothing to do.")
 def worker_command(tick_every: float | None, poll: float) -> None:
     """Deliver outbox messages (emails, …) until stopped."""
-    from kassa.worker import run_worker
-
     mode = "RQ on Redis" if current_app.config.get("KASSA_REDIS_URL") else "database polling"
     click.echo(f"Kassa worker started ({mode}). Ctrl-C to stop.")
     run_worker(current_app._get_current_object(), stop=_stop_on_signals(), poll_seconds=poll, tick_seconds=tick_every)
@@ -48,8 +54,6 @@ def worker_command(tick_every: float | None, poll: float) -> None:
 @kassa_cli.command("tick")
 def tick_command() -> None:
     """Run periodic work once (settlements, billing, payouts …). Safe to run on several machines."""
-    from kassa.services.platform.ticks import run_tick
-
     report = run_tick()
     for name, count in report.done.items():
         click.echo(f"{name}: {count}")
@@ -68,8 +72,6 @@ def tick_command() -> None:
 def serve_command(host: str, port: int, tick_every: float) -> None:
     """Web server and worker together, one process group: Ctrl-C stops both. A worker that dies is restarted
     (H6, with back-off) and the messages it held are queued again at once."""
-    from kassa.supervisor import WorkerSupervisor
-
     worker = WorkerSupervisor(
         current_app._get_current_object(),
         [sys.executable, "-m", "flask", "--app", "wsgi", "kassa", "worker", "--tick-every", str(tick_every)],
@@ -100,8 +102,6 @@ def _raise_keyboard_interrupt(signum, frame) -> None:
 
 
 def _user_model():
-    from kassa.models import User
-
     return User
 
 
@@ -109,9 +109,6 @@ def _user_model():
 @click.option("--if-empty", is_flag=True, help="Only seed when the database has no accounts yet.")
 def seed_demo_command(if_empty: bool) -> None:
     """Create the demo merchant (and its sample data) if it is not there yet."""
-    from kassa.models import Account
-    from kassa.seed import seed_demo
-
     if if_empty and db.session.scalar(select(func.count()).select_from(Account)):
         click.echo("Database already has accounts; demo not seeded.")
         return
@@ -127,9 +124,6 @@ def seed_demo_command(if_empty: bool) -> None:
 @click.option("--name", default="")
 def create_user_command(email: str, password: str, company: str | None, name: str) -> None:
     """Create a merchant account and its Super admin."""
-    from kassa.errors import ValidationFailed
-    from kassa.services.accounts.users import sign_up
-
     try:
         user = sign_up(company_name=company or email.split("@")[-1], name=name, email=email, password=password)
     except ValidationFailed as exc:
@@ -144,7 +138,6 @@ def bench_data_command(count: int, seed: int) -> None:
     """Generate a merchant with COUNT realistic payments (bulk inserts) for benchmarks."""
     import time
 
-    from kassa.bench_data import BENCH_EMAIL, BENCH_PASSWORD, generate
 
     started = time.monotonic()
 
