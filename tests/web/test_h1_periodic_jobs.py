@@ -217,13 +217,12 @@ def _poison(monkeypatch, target, name: str, is_poisoned):
 def test_h1_reconcile_skips_an_attempt_that_fails_and_settles_every_other(client, monkeypatch):
     """reconcile_attempts: the first attempt fails to record; the two after it are settled; the skipped one
     is counted and settled by a later tick."""
-    from kassa.services.payments import payment_records
-
     shops = [make_shop(f"Shop {n}") for n in range(3)]
     for _owner, link in shops:
         _interrupted_checkout(client, link)
     first_attempt = db.session.scalar(select(PaymentAttempt.id).order_by(PaymentAttempt.id))
-    _poison(monkeypatch, payment_records, "record_successful_charge",
+    # poisoned where reconcile_attempts looks it up: the checkout module's own name for it
+    _poison(monkeypatch, checkout_service, "record_successful_charge",
             lambda attempt_id, *a, **k: attempt_id == first_attempt)
 
     with time_machine.travel(now() + checkout_service.IN_FLIGHT_LIMIT + timedelta(seconds=5)):
@@ -347,7 +346,7 @@ def test_h1_subscription_billing_skips_one_that_fails_and_bills_every_other(clie
 def test_h1_subscription_reminders_skip_one_that_fails_and_remind_every_other(client, monkeypatch):
     """subscription_reminders: one subscription's reminder fails; the others get theirs; a later tick
     sends the skipped one."""
-    from kassa.services.platform import notifications
+    from kassa.services.billing import subscriptions
 
     with frozen():
         shops = [subscription_shop(f"Reminders {n}") for n in range(3)]
@@ -356,7 +355,7 @@ def test_h1_subscription_reminders_skip_one_that_fails_and_remind_every_other(cl
                 account = session.get(Account, owner.account_id)
                 account.notifications = {**account.notifications, "subscription_reminders": True}
         subs = [buy(client, link, email=f"rem{n}@example.com") for n, (_owner, link) in enumerate(shops)]
-    _poison(monkeypatch, notifications, "notify_subscription_reminder", lambda sub: sub.id == subs[0].id)
+    _poison(monkeypatch, subscriptions, "notify_subscription_reminder", lambda sub: sub.id == subs[0].id)
 
     def reminded() -> list[bool]:
         db.session.rollback()
