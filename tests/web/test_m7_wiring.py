@@ -21,7 +21,7 @@ TICK_ORDER = ["risk_counters", "subscription_billing", "subscription_reminders",
 ALL_ACCOUNTS_ONLY = {"risk_counters", "reconcile_dispute_answers", "database_statistics"}
 SERVICE_MODULES = ["billing.billing", "events", "exports.exports", "payments.invoices", "platform.mail",
                    "platform.maintenance", "payments.mandates", "payouts.payouts", "payments.receipts",
-                   "checkout.risk", "billing.subscriptions", "accounts.users", "billing.billing_outcomes"]
+                   "payments.risk", "billing.subscriptions", "accounts.users", "billing.billing_outcomes"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
