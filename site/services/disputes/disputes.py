@@ -28,10 +28,9 @@ from kassa.models import (
 from kassa.money import Money, exponent
 from kassa.processors.base import DisputeResult, ProcessorError, ProcessorEvent, ProcessorFailure
 from kassa.processors.registry import NoLiveProcessor, processor_for
-from kassa.services.crm.crm import add_timeline
+from kassa.services.crm.crm import add_timeline, payment_subjects
 from kassa.services.money.display_status import refresh_display_status
 from kassa.services.money.ledger import book_dispute, book_dispute_won
-from kassa.services.money.payment_states import payment_subjects
 from kassa.services.payments.receipts import format_address, receipt_number
 from kassa.services.platform.audit import record_audit
 from kassa.services.platform.mail import queue_email

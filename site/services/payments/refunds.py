@@ -26,11 +26,10 @@ from kassa.models import Account, Mode, Payment, PaymentStatus, Permission, Refu
 from kassa.money import Money, MoneyError, parse_money
 from kassa.processors.base import ProcessorError, ProcessorFailure, RefundResult
 from kassa.processors.registry import NoLiveProcessor, has_live_processor, processor_for
-from kassa.services.crm.crm import add_timeline
+from kassa.services.crm.crm import add_timeline, payment_subjects
 from kassa.services.money.display_status import refresh_display_status
 from kassa.services.money.dispute_facts import blocks_refund
 from kassa.services.money.ledger import book_refund, book_refund_failure
-from kassa.services.money.payment_states import payment_subjects
 from kassa.services.platform.audit import record_audit
 from kassa.services.platform.notifications import notify_refund
 from kassa.services.platform.ticks import each_item, for_tick_account
