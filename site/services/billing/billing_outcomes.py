@@ -35,20 +35,17 @@ from kassa.periods import charge_date
 from kassa.processors.base import ChargeResult
 from kassa.services.billing.billing_rows import (
     BILLABLE,
-    add_timeline_at,
-    end_subscription,
     insert_timeline,
     subscription_subjects,
     timeline_rows,
 )
-from kassa.services.billing.notices import notify_subscription_ended, notify_subscription_payment_failed
+from kassa.services.billing.subscription_states import COMPLETED, move_subscription
 from kassa.services.crm.crm import payment_subjects
 from kassa.services.money.display_status import compute_display_status
 from kassa.services.money.ledger import charge_available_on, charge_rows, local_day
 from kassa.services.payments.payment_states import SUCCEEDED, can_move_payment, move_payment
 from kassa.services.payments.receipts import queue_receipt
 from kassa.services.platform.counters import reserve_numbers
-from kassa.timeline_kinds import TimelineKind
 
 _PAYMENTS = Payment.__table__
 _SUBS = Subscription.__table__
@@ -168,9 +165,10 @@ def _renewed(sub, payment, account: Account, at: datetime, timeline: list[dict[s
     made = payment.subscription_period + 1
     status, next_charge_at, ended_at = sub.status, sub.next_charge_at, sub.ended_at
     if sub.status in BILLABLE:
+        # M1: the subscription machine's moves, set-based: completed (its timeline kind) or active again.
         if sub.term_type == TermType.FIXED.value and sub.term_count and made >= sub.term_count:
             status, next_charge_at, ended_at = SubscriptionStatus.COMPLETED.value, None, at
-            timeline += timeline_rows(sub.account_id, TimelineKind.SUBSCRIPTION_COMPLETED, subscription_subjects(sub), at)
+            timeline += timeline_rows(sub.account_id, COMPLETED.timeline, subscription_subjects(sub), at)
         else:
             status = SubscriptionStatus.ACTIVE.value
             next_charge_at = charge_date(sub.anchor_at, sub.frequency, made, account.timezone)
@@ -247,15 +245,11 @@ def _record_failure(session, payment: Payment, sub: Subscription, code: str | No
     if sub.status not in BILLABLE:
         return  # the merchant ended it while the charge was under way: nothing to retry
     sub.failed_attempts += 1
-    sub.past_due_since = sub.past_due_since or at
     retry_days = list(account.retry_days or [1, 3, 5])
     if sub.failed_attempts <= len(retry_days):
-        sub.status = SubscriptionStatus.PAST_DUE.value
         sub.next_charge_at = at + timedelta(days=retry_days[sub.failed_attempts - 1])
-        add_timeline_at(session, sub.account_id, TimelineKind.SUBSCRIPTION_PAST_DUE, subscription_subjects(sub), at,
-                        payment_id=payment.id,
-                        data={"message": message, "retry_at": sub.next_charge_at.isoformat()})
-        notify_subscription_payment_failed(sub, payment)
+        move_subscription(session, sub, SubscriptionStatus.PAST_DUE, at=at, payment=payment,
+                          data={"message": message, "retry_at": sub.next_charge_at.isoformat()})
     else:
-        end_subscription(session, sub, SubscriptionStatus.CANCELLED, "payment_failed", at)
-        notify_subscription_ended(sub)
+        move_subscription(session, sub, SubscriptionStatus.CANCELLED, at=at, reason="payment_failed",
+                          data={"reason": "payment_failed"})

@@ -2,7 +2,7 @@
 
 Each money object has its machine next to its domain (payments/payment_states.py, payments/refund_states.py,
 disputes/dispute_states.py, billing/subscription_states.py, payouts/payout_states.py,
-checkout/attempt_states.py). Each declares ``TRANSITIONS``: for every allowed (from, to) what it books in the
+payments/attempt_states.py). Each declares ``TRANSITIONS``: for every allowed (from, to) what it books in the
 ledger, the timeline entry it writes and the emails it queues; and one ``move_<object>`` that applies it.
 Single-row paths call ``move_<object>``; a set-based batch path reads the same table (``transition``) and the
 same ledger rows, so what a move books is written once.

@@ -31,6 +31,7 @@ from kassa.services.crm.crm import payment_subjects
 from kassa.services.links.snapshots import snapshot_items, snapshot_summary
 from kassa.services.money.display_status import refresh_display_status
 from kassa.services.payments import risk
+from kassa.services.payments.attempt_states import move_attempt
 from kassa.services.payments.mandates import mandate_text
 from kassa.services.payments.payment_states import move_payment
 from kassa.services.platform.notifications import notify_ach_processing
@@ -126,10 +127,9 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_c
         checkout.status = CheckoutStatus.COMPLETED.value
         checkout.payment_id = payment.id
         checkout.completed_at = now()
-        attempt.status = AttemptStatus.SUCCEEDED.value
+        move_attempt(attempt, AttemptStatus.SUCCEEDED, at=now())
         attempt.payment_id = payment.id
         attempt.processor_ref = result.processor_ref
-        attempt.finished_at = now()
         return payment
 
 
