@@ -13,7 +13,7 @@ from collections.abc import Callable
 from sqlalchemy import distinct, select
 from sqlalchemy.exc import IntegrityError
 
-from kassa.clock import account_now
+from kassa.clock import account_now, now
 from kassa.database import write_transaction
 from kassa.errors import EventNotReady
 from kassa.extensions import db
@@ -27,13 +27,8 @@ from kassa.services.disputes.disputes import (
     reconcile_answers,
     send_deadline_reminders,
 )
-from kassa.services.money.ledger import book_charge
-from kassa.services.money.payment_states import move_payment
-from kassa.services.payments.invoices import maybe_invoice
-from kassa.services.payments.receipts import queue_checkout_receipt, queue_receipt
+from kassa.services.payments.payment_states import move_payment
 from kassa.services.payments.refunds import complete_refund, fail_refund, retry_unsent_refunds
-from kassa.services.platform.counters import next_number
-from kassa.services.platform.notifications import notify_ach_failed, notify_payment_received
 from kassa.services.platform.ticks import each_item, for_tick_account
 
 log = logging.getLogger(__name__)
@@ -85,22 +80,13 @@ def _payment_by_ref(account_id: int, charge_ref: str) -> Payment | None:
 
 
 def charge_succeeded(event: ProcessorEvent) -> None:
-    """An ACH debit cleared (O2): the payment succeeds, gets its receipt number, and the receipt goes out."""
+    """An ACH debit cleared (O2): the payment succeeds (M1: receipt number, ledger, receipt, as every success)."""
     payment = _payment_by_ref(event.account_id, event.data.get("charge_ref", event.object_ref))
     if payment is None:
         log.warning("charge.succeeded for unknown charge %s", event.object_ref)
         return
-    if move_payment(payment, PaymentStatus.SUCCEEDED, data={"event": event.id}):
-        payment.succeeded_at = event.occurred_at  # when the bank debit cleared, on the processor's clock
-
-        book_charge(payment)
-        payment.receipt_number = next_number(payment.account_id, "receipt")
-        invoice = maybe_invoice(payment, db.session.get(Account, payment.account_id))
-        if payment.source == "payment_link":
-            queue_checkout_receipt(payment, invoice=invoice)
-        else:
-            queue_receipt(payment, invoice=invoice)
-        notify_payment_received(payment)
+    # When the bank debit cleared, on the processor's clock.
+    move_payment(payment, PaymentStatus.SUCCEEDED, at=event.occurred_at, data={"event": event.id})
 
 
 def charge_failed(event: ProcessorEvent) -> None:
@@ -109,9 +95,8 @@ def charge_failed(event: ProcessorEvent) -> None:
     if payment is None:
         log.warning("charge.failed for unknown charge %s", event.object_ref)
         return
-    if move_payment(payment, PaymentStatus.FAILED,
-                    data={"code": event.data.get("code"), "message": event.data.get("message"), "event": event.id}):
-        notify_ach_failed(payment)
+    move_payment(payment, PaymentStatus.FAILED, at=now(),
+                 data={"code": event.data.get("code"), "message": event.data.get("message"), "event": event.id})
 
 
 def _refund_for(event: ProcessorEvent):

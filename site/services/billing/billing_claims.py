@@ -32,12 +32,11 @@ from kassa.models import (
 from kassa.processors.base import ChargeRequest
 from kassa.services.billing.billing_rows import (
     BILLABLE,
-    end_subscription,
     insert_timeline,
     subscription_subjects,
     timeline_rows,
 )
-from kassa.services.billing.notices import notify_subscription_ended
+from kassa.services.billing.subscription_states import move_subscription
 from kassa.timeline_kinds import TimelineKind
 
 _SUBS = Subscription.__table__
@@ -116,8 +115,8 @@ def _lock_subscriptions(session, sub_ids: list[int]) -> list[Any]:
 def _end_at_period_end(session, sub_id: int) -> None:
     """S2: the merchant cancelled at the end of the paid period, and that end has come: nothing is charged."""
     sub = session.get(Subscription, sub_id)
-    end_subscription(session, sub, SubscriptionStatus.CANCELLED, "cancelled_at_period_end", sub.next_charge_at)
-    notify_subscription_ended(sub)
+    move_subscription(session, sub, SubscriptionStatus.CANCELLED, at=sub.next_charge_at,
+                      reason="cancelled_at_period_end", data={"reason": "cancelled_at_period_end"})
 
 
 def _existing_charges(session, subs: list[Any]) -> dict[tuple[int, int, int], dict[str, Any]]:

@@ -18,13 +18,11 @@ from sqlalchemy import select
 from kassa.bulk_sql import among, insert_rows, update_rows
 from kassa.clock import now, now_for
 from kassa.database import dialect_name, locked, write_transaction
-from kassa.display_ids import display_id
 from kassa.extensions import db
 from kassa.models import (
     Account,
     Invoice,
     LedgerEntry,
-    LedgerType,
     OutboxMessage,
     OutboxStatus,
     Payment,
@@ -37,19 +35,17 @@ from kassa.periods import charge_date
 from kassa.processors.base import ChargeResult
 from kassa.services.billing.billing_rows import (
     BILLABLE,
-    add_timeline_at,
-    end_subscription,
     insert_timeline,
     subscription_subjects,
     timeline_rows,
 )
-from kassa.services.billing.notices import notify_subscription_ended, notify_subscription_payment_failed
-from kassa.services.money.display_status import compute_display_status, refresh_display_status
-from kassa.services.money.ledger import available_on, local_day
-from kassa.services.money.payment_states import TRANSITIONS, payment_subjects
+from kassa.services.billing.subscription_states import COMPLETED, move_subscription
+from kassa.services.crm.crm import payment_subjects
+from kassa.services.money.display_status import compute_display_status
+from kassa.services.money.ledger import charge_available_on, charge_rows, local_day
+from kassa.services.payments.payment_states import SUCCEEDED, can_move_payment, move_payment
 from kassa.services.payments.receipts import queue_receipt
 from kassa.services.platform.counters import reserve_numbers
-from kassa.timeline_kinds import TimelineKind
 
 _PAYMENTS = Payment.__table__
 _SUBS = Subscription.__table__
@@ -100,8 +96,9 @@ class _Successes:
         at = self.clocks.setdefault((account.id, payment.mode), now_for(account, payment.mode))
         after = _paid(payment, result, account, at, self.receipts[payment.id])
         self.payments.append({"id": payment.id, **{column: getattr(after, column) for column in _PAID}})
-        self.ledger += _ledger_rows(after, account, self.availability)
-        self.timeline += timeline_rows(payment.account_id, TimelineKind.PAYMENT_SUCCEEDED, payment_subjects(payment), at,
+        # M1: what the payment machine's success books and shows, for the batch at once.
+        self.ledger += charge_rows(after, self.availability.on(account, payment.method, at))
+        self.timeline += timeline_rows(payment.account_id, SUCCEEDED.timeline, payment_subjects(payment), at,
                                        payment_id=payment.id, data={"amount_minor": payment.amount_minor,
                                                                     "currency": payment.currency,
                                                                     "period": payment.subscription_period})
@@ -125,10 +122,10 @@ class _Successes:
 
 def _lock_payments(session, payment_ids, target: PaymentStatus) -> list[Any]:
     """The payments, locked in id order (two ticks lock the same rows in the same order: no deadlock), that
-    can still move to `target` — a repeat of a recorded answer is a no-op, as in payment_states."""
+    can still move to `target` by the payment machine — a repeat of a recorded answer is a no-op (M1)."""
     rows = session.execute(locked(session, select(_PAYMENTS).where(
         among(dialect_name(session), _PAYMENTS.c.id, payment_ids)).order_by(_PAYMENTS.c.id)))
-    return [row for row in rows if target in TRANSITIONS[PaymentStatus(row.status)]]
+    return [row for row in rows if can_move_payment(row.status, target)]
 
 
 def _numbers(payments: list[Any], counter: str) -> dict[int, int]:
@@ -168,9 +165,10 @@ def _renewed(sub, payment, account: Account, at: datetime, timeline: list[dict[s
     made = payment.subscription_period + 1
     status, next_charge_at, ended_at = sub.status, sub.next_charge_at, sub.ended_at
     if sub.status in BILLABLE:
+        # M1: the subscription machine's moves, set-based: completed (its timeline kind) or active again.
         if sub.term_type == TermType.FIXED.value and sub.term_count and made >= sub.term_count:
             status, next_charge_at, ended_at = SubscriptionStatus.COMPLETED.value, None, at
-            timeline += timeline_rows(sub.account_id, TimelineKind.SUBSCRIPTION_COMPLETED, subscription_subjects(sub), at)
+            timeline += timeline_rows(sub.account_id, COMPLETED.timeline, subscription_subjects(sub), at)
         else:
             status = SubscriptionStatus.ACTIVE.value
             next_charge_at = charge_date(sub.anchor_at, sub.frequency, made, account.timezone)
@@ -187,26 +185,8 @@ class _Availability:
     def on(self, account: Account, method: str, at: datetime) -> date:
         key = (account.id, method, local_day(account, at))
         if key not in self.days:
-            # As book_charge: a bank debit has already taken its processing days to clear.
-            self.days[key] = key[2] if method == "ach" else available_on(account, method, at)
+            self.days[key] = charge_available_on(account, method, at)
         return self.days[key]
-
-
-def _ledger_rows(payment: SimpleNamespace, account: Account, availability: _Availability) -> list[dict[str, Any]]:
-    """O1: the gross in and the fee out, as ledger.book_charge books them (once per source key: the table's
-    unique (account, source_key) refuses a second booking)."""
-    at, currency = payment.succeeded_at, payment.settlement_currency
-    entry = {"account_id": payment.account_id, "mode": payment.mode, "currency": currency,
-             "available_on": availability.on(account, payment.method, at), "occurred_at": at,
-             "payment_id": payment.id}
-    rows = [{**entry, "type": LedgerType.CHARGE.value, "source_key": f"charge:{payment.id}",
-             "amount_minor": payment.net_settlement_minor + payment.fee_settlement_minor,
-             "description": f"Payment {display_id('payment', payment.id)}"}]
-    if payment.fee_settlement_minor:
-        rows.append({**entry, "type": LedgerType.FEE.value, "source_key": f"fee:{payment.id}",
-                     "amount_minor": -payment.fee_settlement_minor,
-                     "description": f"Processing fee {display_id('payment', payment.id)}"})
-    return rows
 
 
 def _receipt_key(payment_id: int) -> str:
@@ -247,8 +227,7 @@ def record_failures(failures: list[tuple[int, str | None, str | None]]) -> int:
     with write_transaction(db.session) as session:
         # Payments first, then subscriptions, each in id order: the order record_successes locks them in.
         payments = [payment for payment in session.scalars(locked(session, select(Payment).where(
-            Payment.id.in_(declines)).order_by(Payment.id))) if PaymentStatus.FAILED in
-            TRANSITIONS[PaymentStatus(payment.status)]]
+            Payment.id.in_(declines)).order_by(Payment.id))) if can_move_payment(payment.status, PaymentStatus.FAILED)]
         subs = {sub.id: sub for sub in session.scalars(locked(session, select(Subscription).where(
             Subscription.id.in_({p.subscription_id for p in payments})).order_by(Subscription.id)))}
         for payment in payments:
@@ -261,24 +240,16 @@ def _record_failure(session, payment: Payment, sub: Subscription, code: str | No
     is told each time."""
     account = session.get(Account, payment.account_id)
     at = now_for(account, sub.mode)
-    payment.status = PaymentStatus.FAILED.value
-    payment.failed_at = at
-    payment.failure_code, payment.failure_message = code, message
-    refresh_display_status(payment)
-    add_timeline_at(session, payment.account_id, TimelineKind.PAYMENT_FAILED, payment_subjects(payment), at,
-                    payment_id=payment.id, data={"code": code, "message": message})
+    move_payment(payment, PaymentStatus.FAILED, at=at, timeline_at=at, data={"code": code, "message": message})
+    session.flush()  # the payment's entries go out before the subscription's (inserted at once, below)
     if sub.status not in BILLABLE:
         return  # the merchant ended it while the charge was under way: nothing to retry
     sub.failed_attempts += 1
-    sub.past_due_since = sub.past_due_since or at
     retry_days = list(account.retry_days or [1, 3, 5])
     if sub.failed_attempts <= len(retry_days):
-        sub.status = SubscriptionStatus.PAST_DUE.value
         sub.next_charge_at = at + timedelta(days=retry_days[sub.failed_attempts - 1])
-        add_timeline_at(session, sub.account_id, TimelineKind.SUBSCRIPTION_PAST_DUE, subscription_subjects(sub), at,
-                        payment_id=payment.id,
-                        data={"message": message, "retry_at": sub.next_charge_at.isoformat()})
-        notify_subscription_payment_failed(sub, payment)
+        move_subscription(session, sub, SubscriptionStatus.PAST_DUE, at=at, payment=payment,
+                          data={"message": message, "retry_at": sub.next_charge_at.isoformat()})
     else:
-        end_subscription(session, sub, SubscriptionStatus.CANCELLED, "payment_failed", at)
-        notify_subscription_ended(sub)
+        move_subscription(session, sub, SubscriptionStatus.CANCELLED, at=at, reason="payment_failed",
+                          data={"reason": "payment_failed"})

@@ -1,5 +1,5 @@
-"""What claiming and recording renewals share: which subscriptions bill, the timeline on the subscription's
-own clock, row locks, and ending a subscription."""
+"""What claiming and recording renewals share: which subscriptions bill, and the timeline on the subscription's
+own clock (ending a subscription is a move of its machine, subscription_states)."""
 
 from __future__ import annotations
 
@@ -37,15 +37,3 @@ def insert_timeline(session, rows: list[dict[str, Any]]) -> None:
 def add_timeline_at(session, account_id: int, kind: TimelineKind, subjects: list[tuple[str, int | None]], at: datetime,
                     **fields: Any) -> None:
     insert_timeline(session, timeline_rows(account_id, kind, subjects, at, **fields))
-
-
-def end_subscription(session, sub, status: SubscriptionStatus, reason: str, at: datetime) -> None:
-    """Completed or cancelled (ORM `sub`, in the caller's transaction): nothing more will be charged."""
-    sub.status = status.value
-    sub.next_charge_at = None
-    sub.ended_at = at
-    if status is SubscriptionStatus.CANCELLED:
-        sub.cancelled_at = sub.cancelled_at or at
-        sub.cancel_reason = reason
-    add_timeline_at(session, sub.account_id, TimelineKind.of("subscription", status), subscription_subjects(sub), at,
-                    data={"reason": reason})

@@ -34,9 +34,9 @@ from kassa.services.billing.billing import (  # registers its tick before ours
 from kassa.services.billing.billing_rows import add_timeline_at
 from kassa.services.billing.notices import (
     notify_subscription_cancel_scheduled,
-    notify_subscription_ended,
     notify_subscription_reminder,
 )
+from kassa.services.billing.subscription_states import move_subscription
 from kassa.services.checkout.checkout_form import PROCESSOR_FIELDS, BuyerInput, read_card
 from kassa.services.payments import risk
 from kassa.services.platform.audit import record_audit
@@ -86,14 +86,9 @@ def cancel(actor: Actor, subscription_id: int, when: str) -> Subscription:
         account = session.get(Account, sub.account_id)
         at = now_for(account, sub.mode)
         if when == "now":
-            sub.status = SubscriptionStatus.CANCELLED.value
-            sub.cancelled_at = at
-            sub.ended_at = at
-            sub.cancel_reason = "cancelled_by_merchant"
-            sub.next_charge_at = None
-            add_timeline_at(session, sub.account_id, TimelineKind.SUBSCRIPTION_CANCELLED, subscription_subjects(sub), at,
-                            actor_id=actor.user_id, data={"when": "now"})
-            notify_subscription_ended(sub)
+            sub.cancelled_at = at  # now, even when an end-of-period cancellation was scheduled before
+            move_subscription(session, sub, SubscriptionStatus.CANCELLED, at=at, reason="cancelled_by_merchant",
+                              actor_id=actor.user_id, data={"when": "now"})
         else:
             sub.cancel_at_period_end = True
             sub.cancelled_at = at

@@ -45,6 +45,7 @@ from kassa.services.checkout.checkout_form import PROCESSOR_FIELDS, BuyerInput, 
 from kassa.services.links.links import is_valid_test_signature, public_link
 from kassa.services.links.snapshots import link_snapshot, snapshot_summary
 from kassa.services.payments import risk
+from kassa.services.payments.attempt_states import move_attempt
 from kassa.services.payments.payment_records import record_successful_charge
 from kassa.services.platform.ticks import each_item, for_tick_account
 
@@ -229,8 +230,7 @@ def _finish_without_charge(attempt_id: int, status: AttemptStatus, error: Proces
         attempt = session.get(PaymentAttempt, attempt_id)
         if attempt.status not in (AttemptStatus.PENDING.value, AttemptStatus.UNKNOWN.value):
             return  # already settled by someone else (the request, or another tick)
-        attempt.status = status.value
-        attempt.finished_at = now()
+        move_attempt(attempt, status, at=now())
         if error is not None:
             attempt.error_code = error.code
             attempt.error_message = error.message
@@ -309,7 +309,8 @@ def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | N
 def _mark_unknown_and_lookup(attempt_id: int, key: str, account_id: int, processor) -> ChargeResult | None:
     with write_transaction(db.session) as session:
         attempt = session.get(PaymentAttempt, attempt_id)
-        attempt.status = AttemptStatus.UNKNOWN.value
+        if attempt.status == AttemptStatus.PENDING.value:  # settled meanwhile (by the reconciler): it stays
+            move_attempt(attempt, AttemptStatus.UNKNOWN, at=now())
     db.session.rollback()
     try:
         return processor.lookup_charge(account_id, key)

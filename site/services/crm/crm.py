@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
@@ -186,11 +189,20 @@ def create_deal(account_id: int, mode: str, *, name: str, amount_minor: int, cur
 
 
 def add_timeline(account_id: int, kind: TimelineKind, *, subjects: list[tuple[str, int | None]],
-                 payment_id: int | None = None, data: dict | None = None, actor_id: int | None = None) -> None:
-    """R6: one entry per subject (payment, contact, company, deal, subscription) that the activity concerns."""
+                 payment_id: int | None = None, data: dict | None = None, actor_id: int | None = None,
+                 at: datetime | None = None) -> None:
+    """R6: one entry per subject (payment, contact, company, deal, subscription) that the activity concerns,
+    dated `at` (default: when written)."""
     kind = TimelineKind(kind).value  # M5: only a known kind is stored (as its plain string)
+    dated = {"created_at": at} if at is not None else {}
     for subject_type, subject_id in subjects:
         if subject_id is None:
             continue
         db.session.add(TimelineEntry(account_id=account_id, subject_type=subject_type, subject_id=subject_id,
-                                     kind=kind, payment_id=payment_id, data=data or {}, actor_id=actor_id))
+                                     kind=kind, payment_id=payment_id, data=data or {}, actor_id=actor_id, **dated))
+
+
+def payment_subjects(payment: Any) -> list[tuple[str, int | None]]:
+    """Where payment activity shows (R6): the payment itself and its contact, company, deal, subscription."""
+    return [("payment", payment.id), ("contact", payment.contact_id), ("company", payment.company_id),
+            ("deal", payment.deal_id), ("subscription", payment.subscription_id)]

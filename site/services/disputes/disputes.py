@@ -28,10 +28,9 @@ from kassa.models import (
 from kassa.money import Money, exponent
 from kassa.processors.base import DisputeResult, ProcessorError, ProcessorEvent, ProcessorFailure
 from kassa.processors.registry import NoLiveProcessor, processor_for
-from kassa.services.crm.crm import add_timeline
-from kassa.services.money.display_status import refresh_display_status
-from kassa.services.money.ledger import book_dispute, book_dispute_won
-from kassa.services.money.payment_states import payment_subjects
+from kassa.services.crm.crm import add_timeline, payment_subjects
+from kassa.services.disputes.dispute_states import CLOSED, move_dispute, notify_dispute, sync_payment
+from kassa.services.money.ledger import book_dispute
 from kassa.services.payments.receipts import format_address, receipt_number
 from kassa.services.platform.audit import record_audit
 from kassa.services.platform.mail import queue_email
@@ -50,18 +49,6 @@ MAX_TEXT = 5000
 
 def dispute_fee(currency: str) -> int:
     return DISPUTE_FEE_MAJOR * 10 ** exponent(currency)
-
-
-def _sync_payment(dispute: Dispute) -> Payment:
-    """Copy the dispute's properties and status onto its payment (columns, filters, the Disputes tab)."""
-    payment = db.session.get(Payment, dispute.payment_id)
-    payment.dispute_created_at = dispute.created_at
-    payment.dispute_amount_minor = dispute.amount_minor
-    payment.dispute_reason = dispute.reason
-    payment.dispute_due_by = dispute.evidence_due_by
-    payment.dispute_closed_at = dispute.closed_at
-    refresh_display_status(payment)
-    return payment
 
 
 # -- events from the processor ----------------------------------------------------------------------
@@ -90,7 +77,7 @@ def open_dispute(event: ProcessorEvent) -> Dispute | None:
     db.session.flush()
 
     book_dispute(dispute, event.occurred_at)
-    payment = _sync_payment(dispute)
+    payment = sync_payment(dispute)
     kind = TimelineKind.DISPUTE_INQUIRY_OPENED if dispute.is_inquiry else TimelineKind.DISPUTE_OPENED
     add_timeline(payment.account_id, kind, subjects=payment_subjects(payment), payment_id=payment.id,
                  data={"amount_minor": dispute.amount_minor, "currency": dispute.currency, "reason": dispute.reason,
@@ -99,7 +86,7 @@ def open_dispute(event: ProcessorEvent) -> Dispute | None:
         add_timeline(payment.account_id, TimelineKind.DISPUTE_FUNDS_WITHDRAWN, subjects=payment_subjects(payment),
                      payment_id=payment.id, data={"amount_minor": dispute.amount_minor + dispute.fee_minor,
                                                   "currency": dispute.currency})
-    _notify(dispute, "dispute_opened")
+    notify_dispute(dispute, "dispute_opened")
     return dispute
 
 
@@ -110,37 +97,11 @@ def close_dispute(event: ProcessorEvent, outcome: DisputeStatus) -> Dispute | No
     if dispute is None:
 
         raise EventNotReady(event.id)
-    if dispute.status in (DisputeStatus.WON.value, DisputeStatus.LOST.value):
-        return dispute  # repeating a finished move is a no-op
-    dispute.status = outcome.value
-    dispute.closed_at = event.occurred_at
-    payment = _sync_payment(dispute)
-    add_timeline(payment.account_id, TimelineKind.of("dispute", outcome), subjects=payment_subjects(payment),
-                 payment_id=payment.id, data={"amount_minor": dispute.amount_minor, "currency": dispute.currency})
-    if outcome is DisputeStatus.WON and not dispute.is_inquiry:
-        book_dispute_won(dispute, event.occurred_at)
-        add_timeline(payment.account_id, TimelineKind.DISPUTE_FUNDS_RETURNED, subjects=payment_subjects(payment),
-                     payment_id=payment.id, data={"amount_minor": dispute.amount_minor, "currency": dispute.currency})
-    _notify(dispute, f"dispute_{outcome.value}")
+    if dispute.status in CLOSED:
+        return dispute  # the network's word on a dispute the merchant accepted (or a replay): nothing changes
+    move_dispute(dispute, outcome, at=event.occurred_at,
+                 data={"amount_minor": dispute.amount_minor, "currency": dispute.currency})
     return dispute
-
-
-def _notify(dispute: Dispute, kind: str) -> None:
-    """D1: opened, won, lost — each switchable in Settings → Notifications."""
-    account = db.session.get(Account, dispute.account_id)
-    if not account.notification_enabled(kind):  # dispute_opened, dispute_won, dispute_lost
-        return
-    payment = db.session.get(Payment, dispute.payment_id)
-    for user in payment_team(account.id):
-        queue_email(
-            kind=kind, to=[user.email], template=f"email/{kind}.html", language=user.language or account.language,
-            context={"dispute": dispute, "payment": payment, "account": account, "brand_color": account.brand_color,
-                     "amount": Money(dispute.amount_minor, dispute.currency),
-                     "fee": Money(dispute.fee_minor, dispute.currency),
-                     "counter_url": absolute_url("disputes.counter", dispute_id=dispute.id, step=1),
-                     "payment_url": absolute_url("payments.detail", payment_id=payment.id)},
-            account_id=account.id, related=("payment", payment.id),
-        )
 
 
 # -- the merchant's side --------------------------------------------------------------------------
@@ -266,20 +227,12 @@ def _record_answer(dispute_id: int, actor: Actor) -> Dispute:
         dispute = lock_one(session, Dispute, dispute_id)
         if dispute.status != DisputeStatus.NEEDS_RESPONSE.value or dispute.answer is None:
             return dispute  # already recorded (by the request or the tick), or closed by an event
-        payment = session.get(Payment, dispute.payment_id)
         if dispute.answer == ANSWER_EVIDENCE:
-            dispute.status = DisputeStatus.UNDER_REVIEW.value
-            dispute.submitted_at = now()
-            payment = _sync_payment(dispute)
-            add_timeline(payment.account_id, TimelineKind.DISPUTE_EVIDENCE_SUBMITTED, subjects=payment_subjects(payment),
-                         payment_id=payment.id, actor_id=actor.user_id)
+            move_dispute(dispute, DisputeStatus.UNDER_REVIEW, at=now(), actor_id=actor.user_id)
             record_audit(actor, "dispute.evidence_submitted", object_type="dispute", object_id=dispute.id)
         else:
-            dispute.status = DisputeStatus.LOST.value
-            dispute.closed_at = account_now(session.get(Account, dispute.account_id))
-            payment = _sync_payment(dispute)
-            add_timeline(payment.account_id, TimelineKind.DISPUTE_ACCEPTED, subjects=payment_subjects(payment),
-                         payment_id=payment.id, actor_id=actor.user_id,
+            move_dispute(dispute, DisputeStatus.LOST, at=account_now(session.get(Account, dispute.account_id)),
+                         actor_id=actor.user_id, accepted=True,
                          data={"amount_minor": dispute.amount_minor, "currency": dispute.currency})
             record_audit(actor, "dispute.accepted", object_type="dispute", object_id=dispute.id,
                          amount_before_minor=dispute.amount_minor, currency=dispute.currency)

@@ -16,9 +16,8 @@ from kassa.errors import NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.forms import safe_filename
 from kassa.models import Account, DisputeFile, Payment
-from kassa.services.crm.crm import add_timeline
+from kassa.services.crm.crm import add_timeline, payment_subjects
 from kassa.services.disputes.disputes import ensure_answerable, owned, require_dispute_rights
-from kassa.services.money.payment_states import payment_subjects
 from kassa.timeline_kinds import TimelineKind
 
 MAX_TOTAL_BYTES = int(4.5 * 1024 * 1024)  # Stripe's limit for all of a dispute's files together

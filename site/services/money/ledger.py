@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from sqlalchemy import select
 
@@ -12,7 +13,7 @@ from kassa.business_days import add_business_days
 from kassa.clock import zone
 from kassa.display_ids import display_id
 from kassa.extensions import db
-from kassa.models import Account, Dispute, LedgerEntry, LedgerType, Payment, Refund
+from kassa.models import Account, Dispute, LedgerEntry, LedgerType, Payment, Payout, Refund
 from kassa.money import exponent
 
 # O2: business days until a method's funds are available.
@@ -50,20 +51,37 @@ def _book(account: Account, mode: str, kind: LedgerType, amount_minor: int, curr
     return entry
 
 
+def charge_available_on(account: Account, method: str, at: datetime) -> date:
+    """When a succeeded payment's funds are available: a bank debit has already taken its processing days to
+    clear; a card needs two more business days."""
+    return local_day(account, at) if method == "ach" else available_on(account, method, at)
+
+
+def charge_rows(payment: Any, available: date) -> list[dict[str, Any]]:
+    """M1, O1: the entries a succeeded payment books — its gross in, its processing fee out. The one definition
+    of them: book_charge adds them for one payment, the batch billing path inserts them for many (`payment`
+    is a model or a row with the payment's columns)."""
+    at, currency = payment.succeeded_at or payment.created_at, payment.settlement_currency
+    entry = {"account_id": payment.account_id, "mode": payment.mode, "currency": currency,
+             "available_on": available, "occurred_at": at, "payment_id": payment.id}
+    rows = [{**entry, "type": LedgerType.CHARGE.value, "source_key": f"charge:{payment.id}",
+             "amount_minor": payment.net_settlement_minor + payment.fee_settlement_minor,
+             "description": f"Payment {display_id('payment', payment.id)}"}]
+    if payment.fee_settlement_minor:
+        rows.append({**entry, "type": LedgerType.FEE.value, "source_key": f"fee:{payment.id}",
+                     "amount_minor": -payment.fee_settlement_minor,
+                     "description": f"Processing fee {display_id('payment', payment.id)}"})
+    return rows
+
+
 def book_charge(payment: Payment) -> None:
     """A succeeded payment: its gross in, its processing fee out, available after the method's delay."""
     account = db.session.get(Account, payment.account_id)
-    at = payment.succeeded_at or payment.created_at
-    # A bank debit has already taken its processing days to clear; a card needs two more business days.
-    available = local_day(account, at) if payment.method == "ach" else available_on(account, payment.method, at)
-    gross = payment.net_settlement_minor + payment.fee_settlement_minor
-    currency = payment.settlement_currency
-    _book(account, payment.mode, LedgerType.CHARGE, gross, currency, f"charge:{payment.id}", available=available,
-          occurred_at=at, payment_id=payment.id, description=f"Payment {display_id('payment', payment.id)}")
-    if payment.fee_settlement_minor:
-        _book(account, payment.mode, LedgerType.FEE, -payment.fee_settlement_minor, currency, f"fee:{payment.id}",
-              available=available, occurred_at=at, payment_id=payment.id,
-              description=f"Processing fee {display_id('payment', payment.id)}")
+    available = charge_available_on(account, payment.method, payment.succeeded_at or payment.created_at)
+    for row in charge_rows(payment, available):
+        _book(account, row["mode"], LedgerType(row["type"]), row["amount_minor"], row["currency"], row["source_key"],
+              available=available, occurred_at=row["occurred_at"], payment_id=payment.id,
+              description=row["description"])
 
 
 def book_refund(refund: Refund, at: datetime) -> None:
@@ -110,3 +128,19 @@ def book_dispute_won(dispute: Dispute, at: datetime) -> None:
           payment.settlement_currency, f"dispute-won:{dispute.id}", available=local_day(account, at),
           occurred_at=at, payment_id=payment.id, dispute_id=dispute.id,
           description=f"Dispute won on {display_id('payment', payment.id)}")
+
+
+def book_payout(payout: Payout, at: datetime) -> None:
+    """O1: a payout takes its entries' total out of the balance on its day."""
+    account = db.session.get(Account, payout.account_id)
+    _book(account, payout.mode, LedgerType.PAYOUT, -payout.amount_minor, payout.currency, f"payout:{payout.id}",
+          available=payout.payout_date, occurred_at=at, payout_id=payout.id,
+          description=f"Payout {display_id('payout', payout.id)}")
+
+
+def book_payout_failure(payout: Payout, at: datetime) -> None:
+    """A refused payout's funds come back to the balance and go out with the next payout."""
+    account = db.session.get(Account, payout.account_id)
+    _book(account, payout.mode, LedgerType.PAYOUT_FAILURE, payout.amount_minor, payout.currency,
+          f"payout-failure:{payout.id}", available=local_day(account, at), occurred_at=at,
+          description=f"Failed payout {display_id('payout', payout.id)} returned")

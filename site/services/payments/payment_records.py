@@ -27,16 +27,14 @@ from kassa.order_summary import RecurringGroup
 from kassa.periods import charge_date
 from kassa.processors.base import ChargeResult
 from kassa.services.crm import crm
+from kassa.services.crm.crm import payment_subjects
 from kassa.services.links.snapshots import snapshot_items, snapshot_summary
 from kassa.services.money.display_status import refresh_display_status
-from kassa.services.money.ledger import book_charge
-from kassa.services.money.payment_states import payment_subjects
 from kassa.services.payments import risk
-from kassa.services.payments.invoices import maybe_invoice
+from kassa.services.payments.attempt_states import move_attempt
 from kassa.services.payments.mandates import mandate_text
-from kassa.services.payments.receipts import queue_checkout_receipt
-from kassa.services.platform.counters import next_number
-from kassa.services.platform.notifications import notify_ach_processing, notify_payment_received
+from kassa.services.payments.payment_states import move_payment
+from kassa.services.platform.notifications import notify_ach_processing
 from kassa.timeline_kinds import TimelineKind
 
 
@@ -62,6 +60,7 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_c
         language = checkout.language or account.language
         mode = checkout.mode
         succeeded = result.status == "succeeded"
+        at = now_for(account, mode)
 
         contact = crm.find_or_create_contact(
             account.id, mode, buyer["email"], first_name=contact_fields.get("first_name", ""),
@@ -72,7 +71,7 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_c
             contact.company_id = company.id
         payment = Payment(
             account_id=account.id, mode=mode,
-            status=(PaymentStatus.SUCCEEDED if succeeded else PaymentStatus.PROCESSING).value,
+            status=PaymentStatus.PROCESSING.value,  # a charge that went through moves on below (M1)
             amount_minor=attempt.amount_minor, currency=attempt.currency, method=attempt.method,
             card_brand=result.brand, card_last4=result.last4, card_exp_month=result.exp_month,
             card_exp_year=result.exp_year, card_funding=result.funding, bank_last4=result.bank_last4,
@@ -86,8 +85,7 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_c
             buyer_email=buyer["email"], buyer_name=contact.display_name if contact.display_name != contact.email else "",
             buyer_phone=contact_fields.get("phone", ""), buyer_company=contact_fields.get("company", ""),
             billing_address=buyer.get("billing"), shipping_address=buyer.get("shipping"), language=language,
-            ip=attempt.ip, created_at=now_for(account, mode), succeeded_at=now_for(account, mode) if succeeded
-            else None,
+            ip=attempt.ip, created_at=at,
         )
         payment.items = [
             PaymentItem(position=i, product_id=item.product_id, name=item.name, description=item.description,
@@ -112,16 +110,16 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_c
             payment.subscription_id = subscriptions[0].id
         if payment.method == "ach":
             session.add(_mandate(payment, buyer, language, attempt, mandate_context))
-        if succeeded:
-            payment.receipt_number = next_number(account.id, "receipt")
 
         crm.add_timeline(account.id, TimelineKind.PAYMENT_SUBMITTED, subjects=payment_subjects(payment), payment_id=payment.id,
                          data={"amount_minor": payment.amount_minor, "currency": payment.currency,
                                "method": payment.method})
         if succeeded:
-            crm.add_timeline(account.id, TimelineKind.PAYMENT_SUCCEEDED, subjects=payment_subjects(payment),
-                             payment_id=payment.id, data={"amount_minor": payment.amount_minor,
-                                                          "currency": payment.currency})
+            # M1: the one definition of a success — receipt number, ledger, timeline, receipt and E1 email.
+            move_payment(payment, PaymentStatus.SUCCEEDED, at=at,
+                         data={"amount_minor": payment.amount_minor, "currency": payment.currency})
+        else:
+            notify_ach_processing(payment)
         for subscription in subscriptions:
             crm.add_timeline(account.id, TimelineKind.SUBSCRIPTION_CREATED, subjects=[("subscription", subscription.id),
                              ("contact", contact.id), ("deal", deal.id)], payment_id=payment.id)
@@ -129,25 +127,16 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_c
         checkout.status = CheckoutStatus.COMPLETED.value
         checkout.payment_id = payment.id
         checkout.completed_at = now()
-        attempt.status = AttemptStatus.SUCCEEDED.value
+        move_attempt(attempt, AttemptStatus.SUCCEEDED, at=now())
         attempt.payment_id = payment.id
         attempt.processor_ref = result.processor_ref
-        attempt.finished_at = now()
-
-        if succeeded:
-            book_charge(payment)
-
-            queue_checkout_receipt(payment, invoice=maybe_invoice(payment, account))
-            notify_payment_received(payment)
-        else:
-            notify_ach_processing(payment)
         return payment
 
 
 def _create_subscription(account: Account, payment: Payment, group: RecurringGroup, contact_id: int, deal_id: int,
                          language: str) -> Subscription:
     """R4: one subscription per (frequency, term) group; the first period is paid by this checkout."""
-    anchor = payment.succeeded_at or payment.created_at or now_for(account, payment.mode)
+    anchor = payment.created_at or now_for(account, payment.mode)  # the moment the charge went through
     fixed_done = group.term_count is not None and group.term_count <= 1
     subscription = Subscription(
         account_id=account.id, mode=payment.mode, status=SubscriptionStatus.ACTIVE.value, contact_id=contact_id,

@@ -34,8 +34,7 @@ from kassa.renderers.receipt import (
 )
 from kassa.services.accounts.accounts import logo_dir
 from kassa.services.accounts.emails import normalize_email
-from kassa.services.crm.crm import add_timeline
-from kassa.services.money.payment_states import payment_subjects
+from kassa.services.crm.crm import add_timeline, payment_subjects
 from kassa.services.platform import throttle
 from kassa.services.platform.audit import record_audit
 from kassa.services.platform.mail import queue_email

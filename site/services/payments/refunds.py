@@ -26,14 +26,14 @@ from kassa.models import Account, Mode, Payment, PaymentStatus, Permission, Refu
 from kassa.money import Money, MoneyError, parse_money
 from kassa.processors.base import ProcessorError, ProcessorFailure, RefundResult
 from kassa.processors.registry import NoLiveProcessor, has_live_processor, processor_for
-from kassa.services.crm.crm import add_timeline
+from kassa.services.crm.crm import add_timeline, payment_subjects
 from kassa.services.money.display_status import refresh_display_status
 from kassa.services.money.dispute_facts import blocks_refund
-from kassa.services.money.ledger import book_refund, book_refund_failure
-from kassa.services.money.payment_states import payment_subjects
+from kassa.services.money.ledger import book_refund
+from kassa.services.payments.refund_states import move_refund
 from kassa.services.platform.audit import record_audit
-from kassa.services.platform.notifications import notify_refund
 from kassa.services.platform.ticks import each_item, for_tick_account
+from kassa.timeline_kinds import TimelineKind
 
 ACH_REFUND_WINDOW = timedelta(days=180)  # F4
 MAX_NOTE = 500
@@ -151,7 +151,7 @@ def refund_payment(actor: Actor, payment_id: int, *, amount_text: str, reason: s
 
         book_refund(refund, account_now(account))
         refresh_display_status(payment)
-        add_timeline(payment.account_id, "refund.created", subjects=payment_subjects(payment), payment_id=payment.id,
+        add_timeline(payment.account_id, TimelineKind.REFUND_CREATED, subjects=payment_subjects(payment), payment_id=payment.id,
                      data={"amount_minor": refund.amount_minor, "currency": refund.currency, "reason": refund.reason},
                      actor_id=actor.user_id)
         record_audit(actor, "payment.refunded", object_type="payment", object_id=payment.id,
@@ -202,25 +202,13 @@ def _record_processor_ref(refund_id: int, processor_ref: str) -> None:
             refund.processor_ref = processor_ref
 
 
-def _settle(refund: Refund, status: RefundStatus) -> Payment:
-    payment = db.session.get(Payment, refund.payment_id)
-    refund.status = status.value
-    refund.settled_at = now()
-    return payment
-
-
 def complete_refund(refund_id: int) -> bool:
-    """The processor paid the refund out (F3): it counts as refunded."""
+    """The processor paid the refund out (F3): it counts as refunded. A refund settled already (an event after
+    the H5 reconciler failed it, say) stays as it is."""
     refund = db.session.get(Refund, refund_id)
     if refund is None or refund.status != RefundStatus.PENDING.value:
         return False
-    payment = _settle(refund, RefundStatus.SUCCEEDED)
-    payment.refunded_minor += refund.amount_minor
-    refresh_display_status(payment)
-    add_timeline(payment.account_id, "refund.succeeded", subjects=payment_subjects(payment), payment_id=payment.id,
-                 data={"amount_minor": refund.amount_minor, "currency": refund.currency})
-    notify_refund(payment, refund)
-    return True
+    return move_refund(refund, RefundStatus.SUCCEEDED, at=account_now(db.session.get(Account, refund.account_id)))
 
 
 def fail_refund(refund_id: int, code: str | None, message: str | None) -> bool:
@@ -229,18 +217,8 @@ def fail_refund(refund_id: int, code: str | None, message: str | None) -> bool:
         refund = session.get(Refund, refund_id)
         if refund is None or refund.status != RefundStatus.PENDING.value:
             return False
-        payment = _settle(refund, RefundStatus.FAILED)
-        refund.failure_code = code
-        refund.failure_message = message
-
-        book_refund_failure(refund, account_now(session.get(Account, refund.account_id)))
-        session.execute(update(Payment).where(Payment.id == payment.id)
-                        .values(refund_reserved_minor=Payment.refund_reserved_minor - refund.amount_minor))
-        session.expire(payment)
-        refresh_display_status(payment)
-        add_timeline(payment.account_id, "refund.failed", subjects=payment_subjects(payment), payment_id=payment.id,
-                     data={"amount_minor": refund.amount_minor, "currency": refund.currency, "message": message})
-        return True
+        return move_refund(refund, RefundStatus.FAILED, at=account_now(session.get(Account, refund.account_id)),
+                           data={"code": code, "message": message})
 
 
 def retry_unsent_refunds() -> int:

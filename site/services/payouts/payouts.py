@@ -15,12 +15,13 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kassa.business_days import add_business_days
-from kassa.clock import now, now_for
+from kassa.clock import now_for
 from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import Account, LedgerEntry, LedgerType, Payout, PayoutStatus
 from kassa.money import Money
-from kassa.services.money.ledger import local_day
+from kassa.services.money.ledger import book_payout, local_day
+from kassa.services.payouts.payout_states import move_payout
 from kassa.services.platform.mail import queue_email
 from kassa.services.platform.notifications import payment_team
 from kassa.services.platform.ticks import each_item, for_tick_account
@@ -67,10 +68,7 @@ def create_payout(account: Account, mode: str, day: date) -> Payout | None:
         # The same condition that summed them: the payout contains exactly the entries it adds up.
         session.execute(update(LedgerEntry).where(*_unpaid(account.id, mode, day)).values(payout_id=payout.id)
                         .execution_options(synchronize_session=False))
-        session.add(LedgerEntry(account_id=account.id, mode=mode, type=LedgerType.PAYOUT.value,
-                                amount_minor=-payout.amount_minor, currency=payout.currency,
-                                source_key=f"payout:{payout.id}", available_on=day, payout_id=payout.id,
-                                description=f"Payout PO-{payout.id:06d}", occurred_at=now_for(account, mode)))
+        book_payout(payout, now_for(account, mode))
         _notify(payout, account)
         return payout
 
@@ -100,22 +98,15 @@ def advance_payout(payout_id: int) -> None:
     with write_transaction(db.session) as session:
         payout = session.get(Payout, payout_id)
         account = session.get(Account, payout.account_id)
-        today = local_day(account, now_for(account, payout.mode))
+        at = now_for(account, payout.mode)
         if payout.status == PayoutStatus.PENDING.value:
-            payout.status = PayoutStatus.IN_TRANSIT.value
-        if payout.status == PayoutStatus.IN_TRANSIT.value and today >= payout.arrival_date:
+            move_payout(payout, PayoutStatus.IN_TRANSIT, at=at)
+        if payout.status == PayoutStatus.IN_TRANSIT.value and local_day(account, at) >= payout.arrival_date:
             if not bank_accepts(payout):
-                payout.status = PayoutStatus.FAILED.value
-                payout.failure_message = "The bank account refused the transfer."
-                # The funds come back to the balance and go out with the next payout.
-                session.add(LedgerEntry(account_id=account.id, mode=payout.mode, type=LedgerType.PAYOUT_FAILURE.value,
-                                        amount_minor=payout.amount_minor, currency=payout.currency,
-                                        source_key=f"payout-failure:{payout.id}", available_on=today,
-                                        description=f"Failed payout PO-{payout.id:06d} returned",
-                                        occurred_at=now_for(account, payout.mode)))
+                move_payout(payout, PayoutStatus.FAILED, at=at,
+                            data={"message": "The bank account refused the transfer."})
             else:
-                payout.status = PayoutStatus.PAID.value
-                payout.paid_at = now()
+                move_payout(payout, PayoutStatus.PAID, at=at)
 
 
 def run_payouts() -> int:

@@ -1,0 +1,63 @@
+"""The subscription state machine (M1, S1–S3): active ⇄ past due, then completed or cancelled.
+
+A declined renewal makes it past due (again, at each failed retry: the move onto itself is listed), a paid
+one active again; the last period of a fixed term completes it; the merchant, or the retries running out,
+cancels it. Its timeline is dated on the subscription's own clock (a test clock in test mode). The batch of
+renewal successes (billing_outcomes) stays set-based but takes its allowed moves and timeline kinds from here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from kassa.models import Subscription, SubscriptionStatus
+from kassa.services.billing.billing_rows import add_timeline_at, subscription_subjects
+from kassa.services.billing.notices import notify_subscription_ended, notify_subscription_payment_failed
+from kassa.services.money.machines import Transition, can_move, transition
+from kassa.timeline_kinds import TimelineKind
+
+S = SubscriptionStatus
+PAST_DUE = Transition(TimelineKind.SUBSCRIPTION_PAST_DUE,
+                      emails=lambda sub, payment: notify_subscription_payment_failed(sub, payment))
+COMPLETED = Transition(TimelineKind.SUBSCRIPTION_COMPLETED)
+CANCELLED = Transition(TimelineKind.SUBSCRIPTION_CANCELLED, emails=lambda sub, payment: notify_subscription_ended(sub))
+TRANSITIONS: dict[tuple[SubscriptionStatus, SubscriptionStatus], Transition] = {
+    (S.ACTIVE, S.PAST_DUE): PAST_DUE,
+    (S.PAST_DUE, S.PAST_DUE): PAST_DUE,
+    (S.PAST_DUE, S.ACTIVE): Transition(),  # a retry paid: shown by the payment's own entry
+    (S.ACTIVE, S.COMPLETED): COMPLETED,
+    (S.PAST_DUE, S.COMPLETED): COMPLETED,
+    (S.ACTIVE, S.CANCELLED): CANCELLED,
+    (S.PAST_DUE, S.CANCELLED): CANCELLED,
+}
+
+
+def can_move_subscription(status: str, target: SubscriptionStatus) -> bool:
+    return can_move(TRANSITIONS, SubscriptionStatus(status), target)
+
+
+def move_subscription(session, sub: Subscription, target: SubscriptionStatus, *, at: datetime,
+                      data: dict[str, Any] | None = None, actor_id: int | None = None, reason: str | None = None,
+                      payment=None) -> bool:
+    """Move `sub` (ORM, in the caller's transaction): status and its time, the timeline dated `at`, the emails
+    (`payment`: the declined one a past-due email names). An ended subscription charges nothing more; a
+    cancellation keeps its `reason`. False for a repeat; Conflict for an illegal move (an ended one stays)."""
+    move = transition(TRANSITIONS, "subscription", sub.id, SubscriptionStatus(sub.status), target)
+    if move is None:
+        return False
+    sub.status = target.value
+    if target is S.PAST_DUE:
+        sub.past_due_since = sub.past_due_since or at
+    elif target in (S.COMPLETED, S.CANCELLED):
+        sub.next_charge_at = None
+        sub.ended_at = at
+    if target is S.CANCELLED:
+        sub.cancelled_at = sub.cancelled_at or at
+        sub.cancel_reason = reason
+    if move.timeline:
+        add_timeline_at(session, sub.account_id, move.timeline, subscription_subjects(sub), at, actor_id=actor_id,
+                        payment_id=payment.id if payment is not None else None, data=data)
+    if move.emails:
+        move.emails(sub, payment)
+    return True

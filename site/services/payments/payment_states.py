@@ -1,0 +1,86 @@
+"""The payment state machine (M1): processing → succeeded | failed, and what each move books, shows and sends.
+
+It lives in payments, not money, because a success queues the receipt and invoice (payments) and the move's
+effects belong with its table: one place says what "a payment succeeded" means. The checkout (payment_records),
+a bank debit clearing (events) and a declined renewal (billing) call ``move_payment``; the set-based batch of
+renewal successes (billing_outcomes) reads the same table (``SUCCEEDED``: its timeline kind) and the same ledger
+rows (``ledger.charge_rows``), and queues the same receipt through the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from kassa.extensions import db
+from kassa.models import Account, Payment, PaymentStatus
+from kassa.services.crm.crm import add_timeline, payment_subjects
+from kassa.services.money.display_status import refresh_display_status
+from kassa.services.money.ledger import book_charge
+from kassa.services.money.machines import Transition, can_move, transition
+from kassa.services.payments.invoices import maybe_invoice
+from kassa.services.payments.receipts import queue_checkout_receipt, queue_receipt
+from kassa.services.platform.counters import next_number
+from kassa.services.platform.notifications import notify_ach_failed, notify_payment_received
+from kassa.timeline_kinds import TimelineKind
+
+log = logging.getLogger(__name__)
+
+
+def _succeeded_emails(payment: Payment) -> None:
+    """The buyer's receipt (with its invoice, R5); the merchant hears of a checkout's payment (E1: a renewal's
+    receipt goes alone, the merchant heard of the first payment only)."""
+    invoice = maybe_invoice(payment, db.session.get(Account, payment.account_id))
+    if payment.source == "payment_link":
+        queue_checkout_receipt(payment, invoice=invoice)
+        notify_payment_received(payment)
+    else:
+        queue_receipt(payment, invoice=invoice)
+
+
+def _failed_emails(payment: Payment) -> None:
+    """T4: a bank debit that bounced tells the buyer (a declined card renewal is told by its subscription)."""
+    if payment.method == "ach":
+        notify_ach_failed(payment)
+
+
+SUCCEEDED = Transition(TimelineKind.PAYMENT_SUCCEEDED, books=lambda payment, at: book_charge(payment),
+                       emails=_succeeded_emails)
+FAILED = Transition(TimelineKind.PAYMENT_FAILED, emails=_failed_emails)
+TRANSITIONS: dict[tuple[PaymentStatus, PaymentStatus], Transition] = {
+    (PaymentStatus.PROCESSING, PaymentStatus.SUCCEEDED): SUCCEEDED,
+    (PaymentStatus.PROCESSING, PaymentStatus.FAILED): FAILED,
+}
+
+
+def can_move_payment(status: str, target: PaymentStatus) -> bool:
+    return can_move(TRANSITIONS, PaymentStatus(status), target)
+
+
+def move_payment(payment: Payment, target: PaymentStatus, *, at: datetime, data: dict[str, Any] | None = None,
+                 timeline_at: datetime | None = None) -> bool:
+    """Move `payment` to `target` in the caller's transaction: the status and its time (`at`), a receipt number
+    on success, the ledger, the timeline (dated `timeline_at`, or when written: a renewal shows on its
+    subscription's clock) and the emails. Returns False for a repeat (no-op); raises Conflict for an illegal
+    move (e.g. failed → succeeded)."""
+    move = transition(TRANSITIONS, "payment", payment.id, PaymentStatus(payment.status), target)
+    if move is None:
+        log.info("payment %s already %s", payment.id, target.value)
+        return False
+    payment.status = target.value
+    if target is PaymentStatus.SUCCEEDED:
+        payment.succeeded_at = at
+        payment.receipt_number = payment.receipt_number or next_number(payment.account_id, "receipt")
+    else:
+        payment.failed_at = at
+        payment.failure_code = (data or {}).get("code")
+        payment.failure_message = (data or {}).get("message")
+    refresh_display_status(payment)
+    add_timeline(payment.account_id, move.timeline, subjects=payment_subjects(payment), payment_id=payment.id,
+                 data=data or {}, at=timeline_at)
+    if move.books:
+        move.books(payment, at)
+    if move.emails:
+        move.emails(payment)
+    return True
