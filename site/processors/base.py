@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -17,6 +18,7 @@ Method = Literal["card", "ach"]
 Funding = Literal["credit", "debit", "prepaid"]
 ChargeStatus = Literal["succeeded", "processing"]
 DisputeStatus = Literal["needs_response", "under_review", "won", "lost"]
+PayoutStatus = Literal["in_transit", "paid", "failed"]
 PaymentMethodBehaviour = Literal["succeed", "decline"]
 EventType = Literal[
     "charge.succeeded",
@@ -198,6 +200,22 @@ class DisputeResult:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PayoutResult:
+    """A transfer between the account's balance at the processor and its bank account, as it stands.
+
+    ``amount_minor`` is signed: positive is sent to the bank account, negative is debited from it (O3).
+    ``failure_code``/``failure_message`` (N_-marked English) are set when ``status`` is ``failed``."""
+
+    processor_ref: str
+    status: PayoutStatus
+    amount_minor: int
+    currency: str
+    created_at: datetime
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class ProcessorEvent:
     """An asynchronous outcome. ``id`` is stable and unique, so applying an event twice can be refused.
 
@@ -224,22 +242,58 @@ class ProcessorEvent:
 
 @runtime_checkable
 class Processor(Protocol):
-    """What services need from a money mover; the sandbox and Stripe both implement it.
+    """What services need from a money mover: exactly the methods they call (M2), no more, no less.
 
-    Sandbox-only controls (a saved test card set to decline, T5) are methods of `SandboxProcessor`, not of this
-    Protocol, and faults are injected by a test-only wrapper (tests/support/faults.py), not here (M2, M3)."""
+    The sandbox implements it today and Stripe next; every implementation passes the contract suite in
+    tests/contract/, and tests/contract/test_m2_protocol.py checks that this list equals the calls made on
+    processors in site/services, site/blueprints and the registry. Sandbox-only controls (a saved test card
+    set to decline, T5) are methods of `SandboxProcessor`, not of this Protocol; faults are injected by a
+    test-only wrapper (tests/support/faults.py), not here (M3).
 
-    name: str
-    supports_live: bool
+    Common promises: amounts are integers in minor units of their currency; ``now`` is the account's clock (a
+    test account has its own) and must be timezone-aware; a money-moving call with an ``idempotency_key`` is made
+    at most once per (account, key): the same key with the same request answers with what the first call did,
+    the same key with a different request raises ``ProcessorFailure("idempotency_key_reused")``. Errors:
+    ``CardDeclined`` and ``PaymentDetailsInvalid`` mean nothing was done; ``ProcessorUnavailable`` means the
+    outcome is unknown (look it up with the matching ``lookup_*``); ``ProcessorFailure`` is a refusal (nothing
+    was done) with a stable ``code``. Another account's reference answers exactly like an unknown one."""
+
+    name: str  # the processor's own name: recorded on payments (Payment.processor) and processed events
+
+    # --- charges --------------------------------------------------------------------------------
 
     def charge(self, req: ChargeRequest) -> ChargeResult:
-        """Charge once per (account, idempotency key); raises CardDeclined, PaymentDetailsInvalid,
-        ProcessorUnavailable (outcome unknown) or ProcessorFailure."""
+        """Charge a card, a saved card (``payment_method_token``) or a bank account (ACH), once per
+        (account, key). A card succeeds at once (``succeeded``); a bank debit answers ``processing`` and settles
+        later by ``charge.succeeded``/``charge.failed`` events. With ``save_payment_method`` the result carries
+        a token for later charges. Raises CardDeclined, PaymentDetailsInvalid, ProcessorUnavailable (outcome
+        unknown: ``lookup_charge``) or ProcessorFailure (e.g. ``invalid_amount``, ``idempotency_key_reused``)."""
+        ...
+
+    def charge_many(self, requests: Sequence[ChargeRequest]) -> list[ChargeResult | ProcessorError]:
+        """Many charges at once (subscription renewals): in each request's place, exactly what ``charge`` would
+        answer for it alone, its result or the error it would raise. Raising (a ProcessorUnavailable for the
+        whole batch) means every outcome is unknown; the same requests sent again charge nothing twice."""
         ...
 
     def lookup_charge(self, account_id: int, idempotency_key: str) -> ChargeResult | None:
-        """The charge recorded under this key, or None when the processor never recorded one."""
+        """The charge made under this key (the same result ``charge`` returned), or None when the processor
+        never made one (declined, refused or never received)."""
         ...
+
+    def can_settle(self, currency: str, settlement_currency: str) -> bool:
+        """Whether a payment in ``currency`` can be taken and paid out in ``settlement_currency`` (H13)."""
+        ...
+
+    # --- saved payment methods ------------------------------------------------------------------
+
+    def save_card(self, account_id: int, card: CardDetails, now: datetime) -> SavedCard:
+        """Keep a card for later charges (``ChargeRequest.payment_method_token``) without charging it: a
+        subscriber replacing their card. Checks the card as a charge would; raises CardDeclined,
+        PaymentDetailsInvalid, ProcessorUnavailable or ProcessorFailure, and then saves nothing."""
+        ...
+
+    # --- refunds --------------------------------------------------------------------------------
 
     def refund(
         self,
@@ -250,22 +304,33 @@ class Processor(Protocol):
         idempotency_key: str,
         now: datetime,
     ) -> RefundResult:
-        """Start a (partial) refund; idempotent by key; refuses more than the charge's remaining amount."""
+        """Start a (partial) refund of a charge, in the charge's currency; once per (account, key). It answers
+        ``pending`` and settles later (``refund.succeeded``/``refund.failed`` events). Refuses with
+        ProcessorFailure and keeps the refusal under the key (sent again, it is refused again):
+        ``amount_too_large`` (more than is left to refund, pending refunds counted), ``currency_mismatch``,
+        ``invalid_amount``, ``charge_disputed``, ``charge_not_settled``, ``charge_failed``, ``charge_too_old``;
+        an unknown charge is ``no_such_charge``. ProcessorUnavailable: outcome unknown, ``lookup_refund``."""
         ...
 
     def lookup_refund(self, account_id: int, idempotency_key: str) -> RefundResult | None:
-        """The refund made under this key, or None when the processor never made one (H5: a refund whose
-        answer was lost is settled from this, as a charge is from ``lookup_charge``)."""
+        """The refund made under this key, or None when the processor never made one (refused or never
+        received). H5: a refund whose answer was lost is settled from this, as a charge is from
+        ``lookup_charge``."""
         ...
+
+    # --- dispute answers ------------------------------------------------------------------------
 
     def submit_dispute_evidence(
         self, account_id: int, dispute_ref: str, evidence_text: str, now: datetime
     ) -> DisputeResult:
-        """Counter a dispute; only once, and only before its evidence deadline."""
+        """Counter a dispute: ``under_review`` until the bank decides (``dispute.won``/``dispute.lost``
+        events). Only once and only before its evidence deadline: ProcessorFailure
+        ``dispute_already_answered``, ``dispute_closed``, ``evidence_required``, ``no_such_dispute``."""
         ...
 
     def accept_dispute(self, account_id: int, dispute_ref: str, now: datetime) -> DisputeResult:
-        """Give up a dispute: it closes as lost."""
+        """Give up a dispute: it closes as ``lost`` (and a ``dispute.lost`` event follows). Refused as
+        ``submit_dispute_evidence`` is once the dispute was answered or closed."""
         ...
 
     def lookup_dispute(self, account_id: int, dispute_ref: str, now: datetime) -> DisputeResult | None:
@@ -273,10 +338,28 @@ class Processor(Protocol):
         when it doesn't know it: settles a dispute answer whose reply was lost (H5)."""
         ...
 
+    # --- events ---------------------------------------------------------------------------------
+
     def due_events(self, account_id: int, now: datetime) -> list[ProcessorEvent]:
-        """Unacknowledged events whose time has come on the account's clock, oldest first."""
+        """The account's unacknowledged events whose time has come at ``now``, oldest first (for a bank
+        debit, a refund or a dispute: the outcome the first answer left open)."""
         ...
 
     def acknowledge_event(self, event_id: str) -> None:
         """Mark an event applied so ``due_events`` stops returning it (repeating is a no-op)."""
+        ...
+
+    # --- payouts --------------------------------------------------------------------------------
+
+    def send_payout(
+        self, account_id: int, amount_minor: int, currency: str, idempotency_key: str, now: datetime
+    ) -> PayoutResult:
+        """Move ``amount_minor`` of the account's balance to its bank account (negative: debit the bank
+        account, O3), once per (account, key). Answers ``in_transit`` (or already ``paid``/``failed``);
+        ProcessorUnavailable: ``lookup_payout``."""
+        ...
+
+    def lookup_payout(self, account_id: int, idempotency_key: str, now: datetime) -> PayoutResult | None:
+        """The payout sent under this key as it stands at ``now`` (``in_transit``, ``paid``, or ``failed``
+        with the bank's reason), or None when the processor never sent one."""
         ...

@@ -28,31 +28,45 @@ def _country_lookup(engine):
 
 
 def sandbox() -> SandboxProcessor:
+    """The test-mode processor. Services reach it by this name only for what is inherently test mode: the
+    sandbox's T5 controls and its clock-driven events; everything else goes through `processor_for`."""
     from kassa.extensions import db
 
     return SandboxProcessor(DbSandboxStore(db.engine), _country_lookup(db.engine))
 
 
+def live_processor() -> Processor | None:
+    """The live processor the app is set up with (the KASSA_LIVE_PROCESSOR factory), or None: nothing sets it
+    today, so live checkouts answer "this merchant can't accept payments yet"."""
+    factory = current_app.config.get("KASSA_LIVE_PROCESSOR")
+    return factory() if factory is not None else None
+
+
 def processor_for(mode: str) -> Processor:
     if mode == Mode.TEST.value:
         return sandbox()
-    factory = current_app.config.get("KASSA_LIVE_PROCESSOR")
-    if factory is None:
+    live = live_processor()
+    if live is None:
         raise NoLiveProcessor()
-    return factory()
+    return live
+
+
+def processor_name(mode: str) -> str:
+    """What a payment made in `mode` records as its processor (`Payment.processor`): the processor's own name.
+    A live renewal claimed while no live processor is set up can't be charged; it records the mode, "live"."""
+    try:
+        return processor_for(mode).name
+    except NoLiveProcessor:
+        return mode
 
 
 def can_settle(currency: str, settlement_currency: str) -> bool:
     """H13: whether a payment in `currency` can be taken and settled in the account's currency. Links work in
-    test mode (the sandbox) and in live mode, so the sandbox's rules apply; a live processor that knows
-    its own rules (`can_settle`) narrows them further."""
-    from kassa.processors.sandbox_pricing import can_settle as sandbox_can_settle
-
-    if not sandbox_can_settle(currency, settlement_currency):
+    test mode and in live mode, so both processors must take it."""
+    if not sandbox().can_settle(currency, settlement_currency):
         return False
-    factory = current_app.config.get("KASSA_LIVE_PROCESSOR")
-    live = factory() if factory is not None else None
-    return live is None or not hasattr(live, "can_settle") or live.can_settle(currency, settlement_currency)
+    live = live_processor()
+    return live is None or live.can_settle(currency, settlement_currency)
 
 
 def settlement_choices(settlement_currency: str) -> list[str]:

@@ -21,6 +21,7 @@ from kassa.processors.base import (
     ChargeRequest,
     ChargeResult,
     DisputeResult,
+    PayoutResult,
     ProcessorError,
     ProcessorEvent,
     ProcessorFailure,
@@ -32,6 +33,7 @@ from kassa.processors.sandbox_pricing import (
     FEE_SCHEDULE,
     UNITS_PER_USD,
     FeeRule,
+    can_settle,
     compute_fee,
     convert_minor,
     exchange_rate,
@@ -73,6 +75,7 @@ _ERRORS: dict[str, str] = {
     "no_such_charge": N_("This payment does not exist at the processor."),
     "no_such_payment_method": N_("This saved payment method does not exist."),
     "no_such_dispute": N_("This dispute does not exist at the processor."),
+    "no_such_payout": N_("This payout does not exist at the processor."),
     "currency_mismatch": N_("A refund must be in the payment's currency."),
     "charge_not_settled": N_("A bank debit can be refunded once it has succeeded."),
     "charge_failed": N_("A failed payment cannot be refunded."),
@@ -238,6 +241,9 @@ class SandboxProcessor:
         return _charge_from(
             self._owned(f"charge:{index['charge_ref']}", account_id, "no_such_charge")["result"]
         )
+
+    def can_settle(self, currency: str, settlement_currency: str) -> bool:
+        return can_settle(currency, settlement_currency)
 
     @staticmethod
     def _check_request(req: ChargeRequest) -> None:
@@ -615,9 +621,55 @@ class SandboxProcessor:
         return SavedCard(token=token, brand=source["brand"], last4=source["last4"],
                          exp_month=source["exp_month"], exp_year=source["exp_year"])
 
+    # --- payouts --------------------------------------------------------------------------------
+    # The sandbox's bank takes every transfer: a payout is in transit at the moment it is sent and paid from
+    # any later moment. Kassa announces the arrival day itself (the next business day) and asks then, so
+    # that is when the merchant sees it paid. (A refused transfer is a test fixture: refuse_next_payout.)
+
+    def send_payout(
+        self, account_id: int, amount_minor: int, currency: str, idempotency_key: str, now: datetime
+    ) -> PayoutResult:
+        now = _utc(now)
+        if not isinstance(amount_minor, int) or isinstance(amount_minor, bool):
+            raise _fail("invalid_amount")
+        if len(currency) != 3 or not currency.isupper() or not is_currency(currency):
+            raise _fail("invalid_currency")
+        index_key, fingerprint = f"idem:payout:{account_id}:{idempotency_key}", f"{amount_minor}|{currency}"
+        # H5: the payout and its key in one transaction: a key points at a whole payout or at nothing.
+        with self.store.transaction() as tx:
+            index = tx.get(index_key)
+            if index is None:
+                ref = _ref("po")
+                payout = {"account_id": account_id, "amount_minor": amount_minor, "currency": currency,
+                          "created_at": now.isoformat()}
+                tx.put(f"payout:{ref}", payout, account_id=account_id)
+                tx.put(index_key, {"ref": ref, "fingerprint": fingerprint}, account_id=account_id)
+            elif index["fingerprint"] != fingerprint:
+                raise _fail("idempotency_key_reused")
+            else:
+                ref = index["ref"]
+                payout = self._within(tx)._owned(f"payout:{ref}", account_id, "no_such_payout")
+        return self._payout_result(ref, payout, now)
+
+    def lookup_payout(self, account_id: int, idempotency_key: str, now: datetime) -> PayoutResult | None:
+        index = self.store.get(f"idem:payout:{account_id}:{idempotency_key}")
+        if index is None:
+            return None
+        return self._payout_result(index["ref"], self._owned(f"payout:{index['ref']}", account_id, "no_such_payout"),
+                                   _utc(now))
+
+    @staticmethod
+    def _payout_result(ref: str, payout: dict[str, Any], now: datetime) -> PayoutResult:
+        created_at = _dt(payout["created_at"])
+        return PayoutResult(processor_ref=ref, status="paid" if now > created_at else "in_transit",
+                            amount_minor=payout["amount_minor"], currency=payout["currency"], created_at=created_at)
+
+    # --- sandbox-only controls (not in the Processor protocol) ------------------------------------
+
     def set_payment_method_behaviour(
         self, account_id: int, token: str, behaviour: Literal["succeed", "decline"]
     ) -> None:
+        """T5: a test subscription's saved card declines from its next charge (or succeeds again)."""
         if behaviour not in ("succeed", "decline"):
             raise ValueError(f"unknown behaviour {behaviour!r}")
         pm = self._owned(f"pm:{token}", account_id, "no_such_payment_method")

@@ -142,7 +142,7 @@ def process_sandbox_events() -> int:
 
     def deliver(event: ProcessorEvent) -> bool:
         try:
-            applied = apply_event("sandbox", event)
+            applied = apply_event(processor.name, event)
         except EventNotReady:
             log.info("event %s not ready; will retry", event.id)
             return False

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from kassa.processors.base import ChargeRequest, ProcessorError, ProcessorFailure, ProcessorUnavailable
 
-MONEY_CALLS = ("charge", "charge_many", "refund", "submit_dispute_evidence", "accept_dispute")
+MONEY_CALLS = ("charge", "charge_many", "refund", "submit_dispute_evidence", "accept_dispute", "send_payout")
 FAULT_KINDS = ("lose_response", "timeout", "error_after_success")
 
 
@@ -301,25 +301,34 @@ def faults(app, monkeypatch) -> Iterator[FaultPlan]:
 
 @pytest.fixture
 def refuse_next_payout(monkeypatch) -> Callable[[int], None]:
-    """`refuse_next_payout(account_id)`: the bank refuses that account's next arriving payout (M3: replaces
-    `kassa.services.payouts.payouts.bank_accepts`, which in the app accepts every transfer)."""
-    from kassa.services.payouts import payouts
+    """`refuse_next_payout(account_id)`: the bank refuses that account's next arriving payout. The sandbox's
+    `lookup_payout` answers it failed from the moment it would have been paid (M2, M3: the sandbox's bank
+    accepts every transfer and has no switch for this; the test replaces its answer)."""
+    from dataclasses import replace
 
-    lock, armed = threading.Lock(), set()
-    accepts = payouts.bank_accepts
+    from kassa.processors.sandbox import SandboxProcessor
 
-    def bank_accepts(payout) -> bool:
+    lock, armed, refused = threading.Lock(), set(), set()
+    lookup = SandboxProcessor.lookup_payout
+
+    def lookup_payout(self, account_id: int, idempotency_key: str, now):
+        result = lookup(self, account_id, idempotency_key, now)
+        if result is None or result.status != "paid":
+            return result
         with lock:
-            if payout.account_id in armed:
-                armed.discard(payout.account_id)
-                return False
-        return accepts(payout)
+            if account_id in armed:
+                armed.discard(account_id)
+                refused.add(result.processor_ref)
+            if result.processor_ref in refused:
+                return replace(result, status="failed", failure_code="account_closed",
+                               failure_message="The bank account refused the transfer.")
+        return result
 
     def arm(account_id: int) -> None:
         with lock:
             armed.add(account_id)
 
-    monkeypatch.setattr(payouts, "bank_accepts", bank_accepts)
+    monkeypatch.setattr(SandboxProcessor, "lookup_payout", lookup_payout)
     return arm
 
 

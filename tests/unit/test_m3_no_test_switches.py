@@ -25,7 +25,8 @@ FORBIDDEN = {
 }
 
 # What only a test or the sandbox's own test-mode UI may set: never part of what every processor must do.
-SANDBOX_ONLY = {"set_payment_method_behaviour", "inject_fault", "save_card", "charge_many"}
+# (`save_card` and `charge_many` are not: services call them, so M2 made them Protocol methods.)
+SANDBOX_ONLY = {"set_payment_method_behaviour", "inject_fault"}
 
 
 def _production_sources() -> dict[str, str]:

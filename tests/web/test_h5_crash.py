@@ -89,17 +89,15 @@ class Tally:
 # -- running the matrix ---------------------------------------------------------------------------------------
 
 
-def _steps(plan: FaultPlan, processor_calls: bool) -> list[tuple[str, int]]:
+def _steps(plan: FaultPlan) -> list[tuple[str, int]]:
     """Every crash point the dry run passed through."""
-    steps = [("commit", k) for k in range(1, plan.commits + 1)]
-    if processor_calls:
-        steps += [("before", 1), ("after", 1), ("lost", 1)] + [("write", k) for k in range(1, plan.writes + 1)]
-    return steps
+    return [("commit", k) for k in range(1, plan.commits + 1)] + [("before", 1), ("after", 1), ("lost", 1)] + [
+        ("write", k) for k in range(1, plan.writes + 1)]
 
 
 def run_matrix(plan: FaultPlan, flow: str, setup: Callable[[], dict], act: Callable[[dict], None],
                recover: Callable[[dict], None], check: Callable[[dict], tuple[int, int, int, str]],
-               *, processor_calls: bool = True, trials: int | None = None,
+               *, trials: int | None = None,
                crash_run: Callable[[dict, str, int], str | None] | None = None) -> Tally:
     """Dry run (no crash) to find the points, then every point × TRIALS, each on a fresh setup. `crash_run`
     runs an armed trial some other way (in a child process that kills itself) and says where it died."""
@@ -111,7 +109,7 @@ def run_matrix(plan: FaultPlan, flow: str, setup: Callable[[], dict], act: Calla
     plan.reset()
     act(ctx)
     assert plan.fired is None
-    steps = _steps(plan, processor_calls)
+    steps = _steps(plan)
     plan.reset()
     recover(ctx)
     tally.add("dry run", *check(ctx))
@@ -395,9 +393,9 @@ def test_h5_subscription_renewal_survives_a_crash_at_every_step(app, faults):  #
 
 
 def test_h5_payout_survives_a_crash_at_every_step(app, faults):  # noqa: F811
-    """The payout tick dies at each of its commits: after recovery each day has at most one payout, every
-    available entry is in exactly one payout, each payout's amount is the sum of its entries, and all are paid.
-    (Payouts don't call the processor: the sandbox's bank answers on the arrival day.)"""
+    """The payout tick dies at each of its commits and around its processor call (send_payout, M2): after
+    recovery each day has at most one payout, every available entry is in exactly one payout, each payout's
+    amount is the sum of its entries, and all are paid."""
     from kassa.services.payouts.payouts import run_payouts
 
     def setup() -> dict:
@@ -430,7 +428,7 @@ def test_h5_payout_survives_a_crash_at_every_step(app, faults):  # noqa: F811
         _lost, _doubled, charge_ledger, _detail = charges_vs_payments(account_id, 1)
         return lost + _lost, doubled + _doubled, ledger + charge_ledger, f"payouts={[(p.id, p.status) for p in payouts]}"
 
-    run_matrix(faults, "payout", setup, act, recover, check, processor_calls=False).report()
+    run_matrix(faults, "payout", setup, act, recover, check).report()
 
 
 def ledger_sum_of_payout(payout_id: int) -> int:

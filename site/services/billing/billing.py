@@ -211,22 +211,13 @@ def _charge(charges: list[Charge]) -> list[ChargeResult | Exception]:
             continue
         requests = [charge.request for charge in group]
         try:
-            results = processor.charge_many(requests) if hasattr(processor, "charge_many") else \
-                [_charge_one(processor, request) for request in requests]
+            results = processor.charge_many(requests)
         except ProcessorError as exc:
             # H5: the batch's answer was lost as a whole (a timeout): every charge's outcome is unknown, so
             # they stay processing and the next tick asks again with the same keys.
             results = [exc] * len(requests)
         answers.update(zip((charge.payment_id for charge in group), results, strict=True))
     return [answers[charge.payment_id] for charge in charges]
-
-
-def _charge_one(processor, request) -> ChargeResult | ProcessorError:
-    """A processor without batches: one call per charge, its error as the answer."""
-    try:
-        return processor.charge(request)
-    except ProcessorError as exc:
-        return exc
 
 
 def _outcome(answer: ChargeResult | Exception) -> str:

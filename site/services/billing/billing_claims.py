@@ -30,6 +30,7 @@ from kassa.models import (
     SubscriptionStatus,
 )
 from kassa.processors.base import ChargeRequest
+from kassa.processors.registry import processor_name
 from kassa.services.billing.billing_rows import (
     BILLABLE,
     insert_timeline,
@@ -140,7 +141,9 @@ def _insert_charges(session, subs: list[Any], accounts: dict[int, Account],
     """New payment rows with their frozen line items and a "submitted" timeline entry, a statement each."""
     if not subs:
         return {}
-    rows = [_payment_row(sub, accounts[sub.account_id], clocks[sub.account_id, sub.mode]) for sub in subs]
+    processors = {mode: processor_name(mode) for mode in {sub.mode for sub in subs}}
+    rows = [_payment_row(sub, accounts[sub.account_id], clocks[sub.account_id, sub.mode], processors[sub.mode])
+            for sub in subs]
     ids = dict(zip((sub.id for sub in subs), reserve_ids(session, _PAYMENTS, len(subs)), strict=True))
     for row in rows:
         row["id"] = ids[row["subscription_id"]]
@@ -163,8 +166,9 @@ def _insert_charges(session, subs: list[Any], accounts: dict[int, Account],
     return {_attempt(sub): row for sub, row in zip(subs, rows, strict=True)}
 
 
-def _payment_row(sub, account: Account, at: datetime) -> dict[str, Any]:
-    """The renewal's payment (R1), dated on the subscription's clock (a test clock for test mode)."""
+def _payment_row(sub, account: Account, at: datetime, processor: str) -> dict[str, Any]:
+    """The renewal's payment (R1), dated on the subscription's clock (a test clock for test mode), for the
+    processor named `processor`."""
     period, attempt = sub.payments_made, sub.failed_attempts + 1
     name = " ".join(part for part in (sub.first_name, sub.last_name) if part)  # Contact.display_name, sans email
     return {
@@ -173,7 +177,7 @@ def _payment_row(sub, account: Account, at: datetime) -> dict[str, Any]:
         "display_status": DisplayStatus.PROCESSING.value, "amount_minor": sub.amount_minor,
         "currency": sub.currency, "method": "card", "card_brand": sub.card_brand, "card_last4": sub.card_last4,
         "card_exp_month": sub.card_exp_month, "card_exp_year": sub.card_exp_year,
-        "processor": "sandbox" if sub.mode == "test" else "live", "settlement_currency": account.default_currency,
+        "processor": processor, "settlement_currency": account.default_currency,
         "source": "subscription", "link_id": sub.link_id, "contact_id": sub.contact_id, "deal_id": sub.deal_id,
         "subscription_id": sub.id, "buyer_email": sub.contact_email, "buyer_name": name, "language": sub.language,
         "subscription_period": period, "billing_attempt": attempt,

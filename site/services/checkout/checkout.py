@@ -302,7 +302,8 @@ def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | N
         result = _mark_unknown_and_lookup(attempt_id, key, account.id, processor)
         if result is None:
             return PayOutcome(None, charged_now=True)
-    payment = record_successful_charge(attempt_id, result, mandate_context={"ip": ip, "user_agent": user_agent})
+    payment = record_successful_charge(attempt_id, result, processor=processor.name,
+                                       mandate_context={"ip": ip, "user_agent": user_agent})
     return PayOutcome(payment, charged_now=True)
 
 
@@ -360,7 +361,7 @@ def reconcile_attempts() -> int:
         except (NoLiveProcessor, ProcessorError):
             return False
         if result is not None:
-            record_successful_charge(attempt_id, result, mandate_context={})
+            record_successful_charge(attempt_id, result, processor=processor.name, mandate_context={})
         else:
             _finish_without_charge(attempt_id, AttemptStatus.FAILED, None)
         return True

@@ -38,8 +38,10 @@ from kassa.services.platform.notifications import notify_ach_processing
 from kassa.timeline_kinds import TimelineKind
 
 
-def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_context: dict[str, Any]) -> Payment:
-    """Record the processor's "yes" for an attempt. Idempotent: a second call returns the same payment."""
+def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor: str,
+                             mandate_context: dict[str, Any]) -> Payment:
+    """Record the processor's "yes" for an attempt (`processor`: its name). Idempotent: a second call returns
+    the same payment."""
     with write_transaction(db.session) as session:
         attempt = lock_one(session, PaymentAttempt, attempt_id)
         if attempt.payment_id is not None:
@@ -75,7 +77,7 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, mandate_c
             amount_minor=attempt.amount_minor, currency=attempt.currency, method=attempt.method,
             card_brand=result.brand, card_last4=result.last4, card_exp_month=result.exp_month,
             card_exp_year=result.exp_year, card_funding=result.funding, bank_last4=result.bank_last4,
-            processor="sandbox" if mode == "test" else "live", processor_ref=result.processor_ref,
+            processor=processor, processor_ref=result.processor_ref,
             payment_method_token=result.payment_method_token, fee_minor=result.fee_minor,
             settlement_currency=result.settlement_currency or account.default_currency,
             exchange_rate=str(result.exchange_rate or Decimal(1)),

@@ -3,8 +3,9 @@
 Every day (in the account's time zone) the tick gathers the entries available by that day and not yet
 paid out: gross minus fees, refunds and chargebacks. A positive total is sent to the bank account; a
 negative one is debited from it (O3). The payout's amount is by construction the sum of its entries.
-Statuses: pending → in transit → paid (the sandbox's "bank" answers the next business day) or failed,
-which returns the funds to the balance for the next payout.
+Statuses: pending → in transit once the processor has sent it (`Processor.send_payout`) → paid or failed on
+the arrival day (the next business day), as the processor says then (`lookup_payout`); a failed payout returns
+its funds to the balance for the next payout.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from sqlalchemy.exc import IntegrityError
 
 from kassa.business_days import add_business_days
 from kassa.clock import now_for
-from kassa.database import write_transaction
+from kassa.database import lock_one, write_transaction
 from kassa.extensions import db
 from kassa.models import Account, LedgerEntry, LedgerType, Payout, PayoutStatus
 from kassa.money import Money
+from kassa.processors.base import PayoutResult
+from kassa.processors.registry import processor_for
 from kassa.services.money.ledger import book_payout, local_day
 from kassa.services.payouts.payout_states import move_payout
 from kassa.services.platform.mail import queue_email
@@ -87,25 +90,37 @@ def _notify(payout: Payout, account: Account) -> None:
                     account_id=account.id, related=("payout", payout.id))
 
 
-def bank_accepts(payout: Payout) -> bool:
-    """The bank account's answer to an arriving payout. The sandbox's bank accepts every transfer; tests make
-    it refuse one by replacing this step (tests/support/faults.py, `refuse_next_payout`) — M3: no switch here."""
-    return True
+def payout_key(payout_id: int) -> str:
+    """The processor idempotency key of a payout: sending it again (after a crash) sends nothing twice."""
+    return f"payout-{payout_id}"
 
 
 def advance_payout(payout_id: int) -> None:
-    """pending → in transit at once; in transit → paid (or failed) on the arrival day."""
+    """pending → in transit once the processor has the payout; in transit → paid (or failed) on the arrival
+    day, as the processor then says. The processor is asked with no transaction open (it commits on its own,
+    like a remote service); the payout's row is then locked and moved on from what it answered."""
+    payout = db.session.get(Payout, payout_id)
+    account = db.session.get(Account, payout.account_id)
+    at = now_for(account, payout.mode)
+    today = local_day(account, at)
+    status, arrived = payout.status, today >= payout.arrival_date
+    amount, currency, mode, account_id = payout.amount_minor, payout.currency, payout.mode, account.id
+    db.session.rollback()
+    answer: PayoutResult | None = None
+    if status in (PayoutStatus.PENDING.value, PayoutStatus.IN_TRANSIT.value):
+        processor = processor_for(mode)
+        if status == PayoutStatus.PENDING.value:
+            answer = processor.send_payout(account_id, amount, currency, payout_key(payout_id), at)
+        if arrived:
+            answer = processor.lookup_payout(account_id, payout_key(payout_id), at)
     with write_transaction(db.session) as session:
-        payout = session.get(Payout, payout_id)
-        account = session.get(Account, payout.account_id)
-        at = now_for(account, payout.mode)
-        if payout.status == PayoutStatus.PENDING.value:
+        payout = lock_one(session, Payout, payout_id)
+        if payout.status == PayoutStatus.PENDING.value and answer is not None:
             move_payout(payout, PayoutStatus.IN_TRANSIT, at=at)
-        if payout.status == PayoutStatus.IN_TRANSIT.value and local_day(account, at) >= payout.arrival_date:
-            if not bank_accepts(payout):
-                move_payout(payout, PayoutStatus.FAILED, at=at,
-                            data={"message": "The bank account refused the transfer."})
-            else:
+        if payout.status == PayoutStatus.IN_TRANSIT.value and arrived and answer is not None:
+            if answer.status == "failed":
+                move_payout(payout, PayoutStatus.FAILED, at=at, data={"message": answer.failure_message})
+            elif answer.status == "paid":
                 move_payout(payout, PayoutStatus.PAID, at=at)
 
 
