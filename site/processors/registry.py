@@ -5,10 +5,12 @@ from __future__ import annotations
 from flask import current_app
 from sqlalchemy import select
 
+from kassa.extensions import db
 from kassa.models import Account, Mode
 from kassa.processors.base import Processor
 from kassa.processors.sandbox import SandboxProcessor
 from kassa.processors.sandbox_db_store import DbSandboxStore
+from kassa.processors.sandbox_pricing import UNITS_PER_USD
 
 
 class NoLiveProcessor(Exception):
@@ -30,8 +32,6 @@ def _country_lookup(engine):
 def sandbox() -> SandboxProcessor:
     """The test-mode processor. Services reach it by this name only for what is inherently test mode: the
     sandbox's T5 controls and its clock-driven events; everything else goes through `processor_for`."""
-    from kassa.extensions import db
-
     return SandboxProcessor(DbSandboxStore(db.engine), _country_lookup(db.engine))
 
 
@@ -71,8 +71,6 @@ def can_settle(currency: str, settlement_currency: str) -> bool:
 
 def settlement_choices(settlement_currency: str) -> list[str]:
     """The currencies a link of an account settling in `settlement_currency` can be in (for the message)."""
-    from kassa.processors.sandbox_pricing import UNITS_PER_USD
-
     codes = set(UNITS_PER_USD) if settlement_currency in UNITS_PER_USD else {settlement_currency}
     return sorted(code for code in codes if can_settle(code, settlement_currency))
 

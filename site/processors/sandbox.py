@@ -5,9 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import fields
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from babel.numbers import is_currency
@@ -29,6 +27,7 @@ from kassa.processors.base import (
     RefundResult,
     SavedCard,
 )
+from kassa.processors.sandbox_batch import charge_many as batch_charge_many
 from kassa.processors.sandbox_pricing import (
     FEE_SCHEDULE,
     UNITS_PER_USD,
@@ -37,6 +36,16 @@ from kassa.processors.sandbox_pricing import (
     compute_fee,
     convert_minor,
     exchange_rate,
+)
+from kassa.processors.sandbox_records import (
+    IN_FLIGHT_LEASE,
+    as_utc,
+    charge_fingerprint,
+    charge_from_record,
+    charge_to_record,
+    index_key_of,
+    parse_time,
+    processor_failure,
 )
 from kassa.processors.sandbox_store import InMemorySandboxStore, SandboxStore
 
@@ -62,51 +71,10 @@ ACH_REFUND_WINDOW = timedelta(days=180)  # SPEC F4
 EVIDENCE_WINDOW = timedelta(days=7)
 DECISION_DELAY = timedelta(minutes=1)
 DEFAULT_DECISION_DELAY = timedelta(days=3)
-# A request that died while charging frees its idempotency key after this long.
-IN_FLIGHT_LEASE = timedelta(minutes=1)
 
 
-# ProcessorFailure codes the sandbox answers with, and their user-facing messages.
-_ERRORS: dict[str, str] = {
-    "invalid_amount": N_("The amount must be greater than zero."),
-    "invalid_currency": N_("This currency is not supported."),
-    "invalid_request": N_("The payment request is incomplete or contradictory."),
-    "idempotency_key_reused": N_("Idempotency key reused with different parameters."),
-    "no_such_charge": N_("This payment does not exist at the processor."),
-    "no_such_payment_method": N_("This saved payment method does not exist."),
-    "no_such_dispute": N_("This dispute does not exist at the processor."),
-    "no_such_payout": N_("This payout does not exist at the processor."),
-    "currency_mismatch": N_("A refund must be in the payment's currency."),
-    "charge_not_settled": N_("A bank debit can be refunded once it has succeeded."),
-    "charge_failed": N_("A failed payment cannot be refunded."),
-    "charge_too_old": N_("Bank debits can only be refunded within 180 days."),
-    "charge_disputed": N_("A disputed payment cannot be refunded."),
-    "amount_too_large": N_("The refund is larger than the amount left to refund."),
-    "dispute_already_answered": N_("Evidence was already submitted for this dispute."),
-    "dispute_closed": N_("This dispute is closed."),
-    "evidence_required": N_("Add evidence before submitting."),
-}
 _CARD_FIELDS = ("brand", "last4", "exp_month", "exp_year", "funding")
 _DISPUTE_FIELDS = ("dispute_ref", "charge_ref", "amount_minor", "currency", "reason", "is_inquiry")
-
-
-def index_key_of(req: ChargeRequest) -> str:
-    """The store key of a charge's idempotency key (keys are per account)."""
-    return f"idem:charge:{req.account_id}:{req.idempotency_key}"
-
-
-def _fail(code: str) -> ProcessorFailure:
-    return ProcessorFailure(code, _ERRORS[code])
-
-
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise ValueError("the sandbox needs aware datetimes (UTC)")
-    return moment.astimezone(UTC)
-
-
-def _dt(text: str) -> datetime:
-    return datetime.fromisoformat(text)
 
 
 def _ref(prefix: str) -> str:
@@ -121,22 +89,6 @@ def _positive_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-def _fingerprint(req: ChargeRequest) -> str:
-    # Enough to tell "same request" from "different request" without keeping the card number.
-    if req.card is not None:
-        digits = testcards.normalize_card_number(req.card.number)
-        source = f"card:{digits[-4:]}:{req.card.exp_month}:{req.card.exp_year}"
-    elif req.bank is not None:
-        account = testcards.normalize_card_number(req.bank.account_number)
-        source = f"bank:{testcards.normalize_card_number(req.bank.routing_number)}:{account[-4:]}"
-    else:
-        source = f"token:{req.payment_method_token}"
-    # None and the payment currency mean the same settlement, so they must not look like different requests.
-    settlement = req.settlement_currency or req.currency
-    parts = (req.method, req.amount_minor, req.currency, settlement, source, req.save_payment_method)
-    return "|".join(map(str, parts))
-
-
 def _card_scenario(profile: testcards.CardProfile) -> dict[str, Any]:
     refund_failure = profile.refund_failure_code and [
         profile.refund_failure_code,
@@ -146,21 +98,6 @@ def _card_scenario(profile: testcards.CardProfile) -> dict[str, Any]:
         "dispute_reason": profile.dispute_reason,
         "is_inquiry": profile.is_inquiry,
         "refund_failure": refund_failure,
-    }
-
-
-def _charge_from(data: dict[str, Any]) -> ChargeResult:
-    return ChargeResult(
-        **{**data, "exchange_rate": Decimal(data["exchange_rate"]), "created_at": _dt(data["created_at"])}
-    )
-
-
-def _charge_to(result: ChargeResult) -> dict[str, Any]:
-    return {
-        # Shallow: every field is a flat, immutable value (asdict's deep copies cost a batch dearly).
-        **{f.name: getattr(result, f.name) for f in fields(result)},
-        "exchange_rate": str(result.exchange_rate),
-        "created_at": result.created_at.isoformat(),
     }
 
 
@@ -182,7 +119,7 @@ class SandboxProcessor:
         # Another account's reference answers exactly like an unknown one.
         record = self.store.get(key)
         if record is None or record["account_id"] != account_id:
-            raise _fail(missing_code)
+            raise processor_failure(missing_code)
         return record
 
     def _business_time(self, account_id: int, now: datetime, days: int) -> datetime:
@@ -192,16 +129,16 @@ class SandboxProcessor:
     # --- charges --------------------------------------------------------------------------------
 
     def charge(self, req: ChargeRequest) -> ChargeResult:
-        now = _utc(req.now)
+        now = as_utc(req.now)
         self._check_request(req)
         index_key = index_key_of(req)
         index, result = self.store.get(index_key), None
         if index is None or index["charge_ref"] is None:
             index, result = self._charge_once(req, now, index_key)
         if index is not None:  # this key already charged: the same answer again, never a second charge
-            if index["fingerprint"] != _fingerprint(req):
-                raise _fail("idempotency_key_reused")
-            result = _charge_from(
+            if index["fingerprint"] != charge_fingerprint(req):
+                raise processor_failure("idempotency_key_reused")
+            result = charge_from_record(
                 self._owned(f"charge:{index['charge_ref']}", req.account_id, "no_such_charge")["result"]
             )
         return result
@@ -212,7 +149,7 @@ class SandboxProcessor:
         """Take the idempotency key, then charge: two requests with one key never both charge. One sent while
         the first is still running gets an error to retry (as a processor answers a concurrent request with
         the same key). Returns (index, None) when the other request finished in the meantime."""
-        pending = {"charge_ref": None, "fingerprint": _fingerprint(req)}
+        pending = {"charge_ref": None, "fingerprint": charge_fingerprint(req)}
         if not self.store.claim(index_key, pending, now=now, until=now + IN_FLIGHT_LEASE):
             index = self.store.get(index_key)
             if index is not None and index["charge_ref"] is not None:
@@ -230,15 +167,13 @@ class SandboxProcessor:
     def charge_many(self, requests: Sequence[ChargeRequest]) -> list[ChargeResult | ProcessorError]:
         """Many charges at once (subscription renewals), each answered as `charge` answers it alone: in its
         request's place, the result, or the error `charge` would raise. Storage is batched (sandbox_batch)."""
-        from kassa.processors.sandbox_batch import charge_many
-
-        return charge_many(self, requests)
+        return batch_charge_many(self, requests)
 
     def lookup_charge(self, account_id: int, idempotency_key: str) -> ChargeResult | None:
         index = self.store.get(f"idem:charge:{account_id}:{idempotency_key}")
         if index is None or index["charge_ref"] is None:
             return None
-        return _charge_from(
+        return charge_from_record(
             self._owned(f"charge:{index['charge_ref']}", account_id, "no_such_charge")["result"]
         )
 
@@ -248,14 +183,14 @@ class SandboxProcessor:
     @staticmethod
     def _check_request(req: ChargeRequest) -> None:
         if not _positive_int(req.amount_minor):
-            raise _fail("invalid_amount")
+            raise processor_failure("invalid_amount")
         for code in (req.currency, req.settlement_currency or req.currency):
             if len(code) != 3 or not code.isupper() or not is_currency(code):
-                raise _fail("invalid_currency")
+                raise processor_failure("invalid_currency")
         card_ok = req.method == "card" and (req.card is None) != (req.payment_method_token is None)
         ach_ok = req.method == "ach" and req.bank is not None and not req.payment_method_token
         if not (card_ok or ach_ok) or (req.method == "ach" and req.save_payment_method):
-            raise _fail("invalid_request")
+            raise processor_failure("invalid_request")
 
     def _card_source(self, req: ChargeRequest, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
         """(card fields for the result, scenario), or CardDeclined / PaymentDetailsInvalid."""
@@ -332,7 +267,7 @@ class SandboxProcessor:
         )
         record = {
             "account_id": req.account_id,
-            "result": _charge_to(result),
+            "result": charge_to_record(result),
             "scenario": scenario,
             "settles_at": settles_at and settles_at.isoformat(),
             "refund_refs": [],
@@ -341,7 +276,7 @@ class SandboxProcessor:
         self.store.put(f"charge:{ref}", record, account_id=req.account_id)
         # The index is written last: it is the commit point that makes the charge visible to retries.
         self.store.put(
-            index_key, {"charge_ref": ref, "fingerprint": _fingerprint(req)}, account_id=req.account_id
+            index_key, {"charge_ref": ref, "fingerprint": charge_fingerprint(req)}, account_id=req.account_id
         )
         return result
 
@@ -356,7 +291,7 @@ class SandboxProcessor:
         idempotency_key: str,
         now: datetime,
     ) -> RefundResult:
-        now = _utc(now)
+        now = as_utc(now)
         index_key, fingerprint = (
             f"idem:refund:{account_id}:{idempotency_key}",
             f"{charge_ref}|{amount_minor}|{currency}",
@@ -380,7 +315,7 @@ class SandboxProcessor:
                 else:
                     tx.put(index_key, {"ref": refund["ref"], "fingerprint": fingerprint}, account_id=account_id)
             elif index["fingerprint"] != fingerprint:
-                raise _fail("idempotency_key_reused")
+                raise processor_failure("idempotency_key_reused")
             elif index["ref"] is None:
                 refused = ProcessorFailure(*index["refused"])
             else:
@@ -392,7 +327,7 @@ class SandboxProcessor:
             charge_ref=charge_ref,
             amount_minor=amount_minor,
             currency=currency,
-            created_at=_dt(refund["created_at"]),
+            created_at=parse_time(refund["created_at"]),
         )
 
     def lookup_refund(self, account_id: int, idempotency_key: str) -> RefundResult | None:
@@ -408,27 +343,27 @@ class SandboxProcessor:
             charge_ref=charge_ref,
             amount_minor=int(amount),
             currency=currency,
-            created_at=_dt(refund["created_at"]),
+            created_at=parse_time(refund["created_at"]),
         )
 
     def _refundable_minor(self, charge: dict[str, Any], now: datetime) -> int:
         """What is left to refund of a charge at ``now``; raises when it cannot be refunded at all."""
-        result = _charge_from(charge["result"])
-        if charge["settles_at"] and now < _dt(charge["settles_at"]):
-            raise _fail("charge_not_settled")
+        result = charge_from_record(charge["result"])
+        if charge["settles_at"] and now < parse_time(charge["settles_at"]):
+            raise processor_failure("charge_not_settled")
         if charge["scenario"].get("ach_failure"):
-            raise _fail("charge_failed")
+            raise processor_failure("charge_failed")
         if result.method == "ach" and now - result.created_at > ACH_REFUND_WINDOW:
-            raise _fail("charge_too_old")
+            raise processor_failure("charge_too_old")
         if charge["dispute_ref"]:
             dispute = self.store.get(f"dispute:{charge['dispute_ref']}")
             if dispute and not dispute["data"]["is_inquiry"] and self._dispute_status(dispute, now) != "won":
-                raise _fail("charge_disputed")
+                raise processor_failure("charge_disputed")
         left = result.amount_minor
         for ref in charge["refund_refs"]:
             earlier = self.store.get(f"refund:{ref}") or {}
             # A refund that already failed gives its amount back; a pending one still holds it.
-            if not (earlier.get("failure") and now >= _dt(earlier["settles_at"])):
+            if not (earlier.get("failure") and now >= parse_time(earlier["settles_at"])):
                 left -= earlier.get("amount_minor", 0)
         return left
 
@@ -437,11 +372,11 @@ class SandboxProcessor:
     ) -> dict[str, Any]:
         charge = self._owned(f"charge:{charge_ref}", account_id, "no_such_charge")
         if not _positive_int(amount_minor):
-            raise _fail("invalid_amount")
+            raise processor_failure("invalid_amount")
         if currency != charge["result"]["currency"]:
-            raise _fail("currency_mismatch")
+            raise processor_failure("currency_mismatch")
         if amount_minor > self._refundable_minor(charge, now):
-            raise _fail("amount_too_large")
+            raise processor_failure("amount_too_large")
         ref, failure = _ref("re"), charge["scenario"].get("refund_failure")
         if charge["result"]["method"] == "card":
             settles_at = now + CARD_REFUND_DELAY
@@ -504,9 +439,9 @@ class SandboxProcessor:
 
     @staticmethod
     def _dispute_status(dispute: dict[str, Any], now: datetime) -> str:
-        if dispute["status"] == "needs_response" and now >= _dt(dispute["evidence_due_by"]):
+        if dispute["status"] == "needs_response" and now >= parse_time(dispute["evidence_due_by"]):
             return "lost"
-        if dispute["status"] == "under_review" and now >= _dt(dispute["decided_at"]):
+        if dispute["status"] == "under_review" and now >= parse_time(dispute["decided_at"]):
             return dispute["outcome"]
         return dispute["status"]
 
@@ -514,9 +449,9 @@ class SandboxProcessor:
         dispute = self._owned(f"dispute:{dispute_ref}", account_id, "no_such_dispute")
         status = self._dispute_status(dispute, now)
         if status == "under_review":
-            raise _fail("dispute_already_answered")
+            raise processor_failure("dispute_already_answered")
         if status != "needs_response":
-            raise _fail("dispute_closed")
+            raise processor_failure("dispute_closed")
         return dispute
 
     def _decide(
@@ -528,18 +463,18 @@ class SandboxProcessor:
         dispute.update(status=status, outcome=outcome, decided_at=at.isoformat())
         self.store.put(f"dispute:{data['dispute_ref']}", dispute, account_id=account_id)
         fields = {k: data[k] for k in _DISPUTE_FIELDS}
-        return DisputeResult(status=status, evidence_due_by=_dt(dispute["evidence_due_by"]), **fields)
+        return DisputeResult(status=status, evidence_due_by=parse_time(dispute["evidence_due_by"]), **fields)
 
     def submit_dispute_evidence(
         self, account_id: int, dispute_ref: str, evidence_text: str, now: datetime
     ) -> DisputeResult:
-        now = _utc(now)
+        now = as_utc(now)
         # H5/H13: check and answer in one transaction, the dispute's row locked: a dispute gets one answer.
         with self.store.transaction() as tx:
             inner = self._within(tx)
             dispute = inner._answerable_dispute(account_id, dispute_ref, now)
             if not (evidence_text or "").strip():
-                raise _fail("evidence_required")
+                raise processor_failure("evidence_required")
             # Magic words let tests and demos pick the outcome; other evidence wins after a bank's review.
             if "winning_evidence" in evidence_text:
                 return inner._decide(account_id, dispute, "under_review", "won", now + DECISION_DELAY)
@@ -548,7 +483,7 @@ class SandboxProcessor:
             return inner._decide(account_id, dispute, "under_review", "won", now + DEFAULT_DECISION_DELAY)
 
     def accept_dispute(self, account_id: int, dispute_ref: str, now: datetime) -> DisputeResult:
-        now = _utc(now)
+        now = as_utc(now)
         with self.store.transaction() as tx:
             inner = self._within(tx)
             dispute = inner._answerable_dispute(account_id, dispute_ref, now)
@@ -560,8 +495,8 @@ class SandboxProcessor:
         if dispute is None or dispute["account_id"] != account_id:
             return None
         data = dispute["data"]
-        return DisputeResult(status=self._dispute_status(dispute, _utc(now)),
-                             evidence_due_by=_dt(dispute["evidence_due_by"]),
+        return DisputeResult(status=self._dispute_status(dispute, as_utc(now)),
+                             evidence_due_by=parse_time(dispute["evidence_due_by"]),
                              **{k: data[k] for k in _DISPUTE_FIELDS})
 
     # --- events ---------------------------------------------------------------------------------
@@ -586,14 +521,14 @@ class SandboxProcessor:
         return event_id
 
     def due_events(self, account_id: int, now: datetime) -> list[ProcessorEvent]:
-        rows = self.store.scan_due(account_id, _utc(now))
+        rows = self.store.scan_due(account_id, as_utc(now))
         return [
             ProcessorEvent(
                 id=row["id"],
                 type=row["type"],
                 account_id=row["account_id"],
                 object_ref=row["object_ref"],
-                occurred_at=_dt(row["occurred_at"]),
+                occurred_at=parse_time(row["occurred_at"]),
                 data=row["data"],
             )
             for row in rows
@@ -611,7 +546,7 @@ class SandboxProcessor:
 
     def save_card(self, account_id: int, card: CardDetails, now: datetime) -> SavedCard:
         """Keep a card for later charges without charging it (a subscriber updating their card)."""
-        now = _utc(now)
+        now = as_utc(now)
         request = ChargeRequest(account_id=account_id, idempotency_key="save-card", amount_minor=1,
                                 currency="USD", method="card", card=card, now=now)
         source, scenario = self._card_source(request, now)
@@ -629,11 +564,11 @@ class SandboxProcessor:
     def send_payout(
         self, account_id: int, amount_minor: int, currency: str, idempotency_key: str, now: datetime
     ) -> PayoutResult:
-        now = _utc(now)
+        now = as_utc(now)
         if not isinstance(amount_minor, int) or isinstance(amount_minor, bool):
-            raise _fail("invalid_amount")
+            raise processor_failure("invalid_amount")
         if len(currency) != 3 or not currency.isupper() or not is_currency(currency):
-            raise _fail("invalid_currency")
+            raise processor_failure("invalid_currency")
         index_key, fingerprint = f"idem:payout:{account_id}:{idempotency_key}", f"{amount_minor}|{currency}"
         # H5: the payout and its key in one transaction: a key points at a whole payout or at nothing.
         with self.store.transaction() as tx:
@@ -645,7 +580,7 @@ class SandboxProcessor:
                 tx.put(f"payout:{ref}", payout, account_id=account_id)
                 tx.put(index_key, {"ref": ref, "fingerprint": fingerprint}, account_id=account_id)
             elif index["fingerprint"] != fingerprint:
-                raise _fail("idempotency_key_reused")
+                raise processor_failure("idempotency_key_reused")
             else:
                 ref = index["ref"]
                 payout = self._within(tx)._owned(f"payout:{ref}", account_id, "no_such_payout")
@@ -656,11 +591,11 @@ class SandboxProcessor:
         if index is None:
             return None
         return self._payout_result(index["ref"], self._owned(f"payout:{index['ref']}", account_id, "no_such_payout"),
-                                   _utc(now))
+                                   as_utc(now))
 
     @staticmethod
     def _payout_result(ref: str, payout: dict[str, Any], now: datetime) -> PayoutResult:
-        created_at = _dt(payout["created_at"])
+        created_at = parse_time(payout["created_at"])
         return PayoutResult(processor_ref=ref, status="paid" if now > created_at else "in_transit",
                             amount_minor=payout["amount_minor"], currency=payout["currency"], created_at=created_at)
 

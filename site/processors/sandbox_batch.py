@@ -13,6 +13,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from kassa.processors.base import ChargeRequest, ChargeResult, ProcessorError, ProcessorUnavailable
+from kassa.processors.sandbox_records import (
+    IN_FLIGHT_LEASE,
+    as_utc,
+    charge_fingerprint,
+    charge_from_record,
+    index_key_of,
+    processor_failure,
+)
 from kassa.processors.sandbox_store import StoreWrite
 
 if TYPE_CHECKING:
@@ -22,8 +30,6 @@ Answer = ChargeResult | ProcessorError
 
 
 def charge_many(processor: SandboxProcessor, requests: Sequence[ChargeRequest]) -> list[Answer]:
-    from kassa.processors.sandbox import index_key_of
-
     keys = [index_key_of(req) for req in requests]
     if len(set(keys)) < len(keys):
         # A key twice in a batch must see its own first charge: rare (a caller's mistake), so such a batch
@@ -64,12 +70,10 @@ def _one(processor: SandboxProcessor, req: ChargeRequest) -> Answer:
 def _claim(processor: SandboxProcessor, requests: Sequence[ChargeRequest], keys: list[str],
            todo: list[int]) -> set[str]:
     """Take the idempotency keys, one statement per moment (a batch's charges usually share one)."""
-    from kassa.processors.sandbox import IN_FLIGHT_LEASE, _fingerprint, _utc
-
     by_now: dict[datetime, dict[str, dict[str, Any]]] = {}
     for i in todo:
-        pending = {"charge_ref": None, "fingerprint": _fingerprint(requests[i])}
-        by_now.setdefault(_utc(requests[i].now), {})[keys[i]] = pending
+        pending = {"charge_ref": None, "fingerprint": charge_fingerprint(requests[i])}
+        by_now.setdefault(as_utc(requests[i].now), {})[keys[i]] = pending
     claimed: set[str] = set()
     for now, values in by_now.items():
         claimed |= processor.store.claim_many(values, now=now, until=now + IN_FLIGHT_LEASE)
@@ -79,27 +83,23 @@ def _claim(processor: SandboxProcessor, requests: Sequence[ChargeRequest], keys:
 def _replay(processor: SandboxProcessor, requests: Sequence[ChargeRequest], keys: list[str],
             index: dict[str, dict[str, Any]], todo: list[int], answers: list[Answer | None]) -> None:
     """Keys that already charged: the same answer again, never a second charge."""
-    from kassa.processors.sandbox import _charge_from, _fail, _fingerprint
-
     refs = {i: index[keys[i]]["charge_ref"] for i in todo}
     if not refs:
         return
     records = processor.store.get_many(f"charge:{ref}" for ref in refs.values())
     for i, ref in refs.items():
         record = records.get(f"charge:{ref}")
-        if index[keys[i]]["fingerprint"] != _fingerprint(requests[i]):
-            answers[i] = _fail("idempotency_key_reused")
+        if index[keys[i]]["fingerprint"] != charge_fingerprint(requests[i]):
+            answers[i] = processor_failure("idempotency_key_reused")
         elif record is None or record["account_id"] != requests[i].account_id:
-            answers[i] = _fail("no_such_charge")
+            answers[i] = processor_failure("no_such_charge")
         else:
-            answers[i] = _charge_from(record["result"])
+            answers[i] = charge_from_record(record["result"])
 
 
 def _create(processor: SandboxProcessor, requests: Sequence[ChargeRequest], keys: list[str], todo: list[int],
             answers: list[Answer | None]) -> None:
     """Charge the keys this batch claimed, then write every charge in one transaction."""
-    from kassa.processors.sandbox import _utc
-
     if not todo:
         return
     tokens = [f"pm:{requests[i].payment_method_token}" for i in todo if requests[i].payment_method_token]
@@ -112,7 +112,7 @@ def _create(processor: SandboxProcessor, requests: Sequence[ChargeRequest], keys
             staged = _StagedStore(processor.store, known)
             try:
                 answers[i] = type(processor)(staged, processor.country_for)._create_charge(
-                    requests[i], _utc(requests[i].now), keys[i])
+                    requests[i], as_utc(requests[i].now), keys[i])
             except ProcessorError as exc:  # a decline doesn't use up the key
                 answers[i] = exc
                 released.append(keys[i])

@@ -20,7 +20,7 @@ LINT = Path(sys.executable).with_name("lint-imports")
 
 def _lint(config: Path, pythonpath: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(pythonpath)} if pythonpath else dict(os.environ)
-    return subprocess.run([str(LINT), "--config", str(config), "--no-cache"], cwd=config.parent, env=env,
+    return subprocess.run([str(LINT), str(config), "--no-cache"], cwd=config.parent, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -55,4 +55,4 @@ def test_m4_an_upward_import_breaks_the_layers_and_the_cycle_contract(tmp_path):
     assert "Service packages: each imports only its own package and the ones below it BROKEN" in broken.stdout
     assert "kassa.services.platform.notifications -> kassa.services.billing.subscriptions" in broken.stdout
     # billing already imports platform, so the same line also closes a cycle between the two packages
-    assert "No import cycles between sibling modules or packages under services BROKEN" in broken.stdout
+    assert "No cycles among sibling modules (services, processors) BROKEN" in broken.stdout
