@@ -16,15 +16,16 @@ from datetime import UTC, datetime, timedelta
 import time_machine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from kassa.clock import now
 from kassa.database import write_transaction
 from kassa.extensions import db
-from kassa.models import Account, Dispute, LedgerEntry, Payment, Payout, Refund
+from kassa.models import Account, Dispute, Payment, Refund
 from kassa.services.money import ledger
 from kassa.services.payouts.payouts import balance, run_payouts
 from tests.factories import make_merchant, make_payment
+from tests.support.ledger import check_payout_invariants
 
 _keys = itertools.count()
 START = datetime(2027, 3, 1, 14, tzinfo=UTC)  # a Monday
@@ -39,23 +40,6 @@ operations = st.lists(
     ),
     min_size=1, max_size=18,
 )
-
-
-def _check_invariants(account_id: int) -> None:
-    db.session.rollback()
-    payouts = db.session.scalars(select(Payout).where(Payout.account_id == account_id)).all()
-    for payout in payouts:
-        inside = db.session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_minor), 0)).where(
-            LedgerEntry.payout_id == payout.id, LedgerEntry.type != "payout"))
-        assert payout.amount_minor == inside, f"payout {payout.id} is {payout.amount_minor}, its entries {inside}"
-    days = [(p.mode, p.payout_date) for p in payouts]
-    assert len(days) == len(set(days)), "two payouts on one day"
-    booked = db.session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_minor), 0)).where(
-        LedgerEntry.account_id == account_id, LedgerEntry.type != "payout"))
-    # A failed payout's funds come back as an entry, so what really left is the paid/in-transit payouts.
-    paid_out = sum(p.amount_minor for p in payouts)
-    left = balance(account_id, "test", now().date() + timedelta(days=365))["total"]
-    assert booked == paid_out + left
 
 
 def _pay(account: Account, amount: int, method: str) -> Payment:
@@ -114,10 +98,10 @@ def test_payouts_always_add_up(app, ops):
                 clock.shift(timedelta(days=op[1]))
                 for _ in range(1 + op[2]):
                     run_payouts()
-            _check_invariants(account.id)
+            check_payout_invariants(account.id)
         # In the end, after a quiet week, everything available has gone out: the balance is exactly the
         # entries that are not yet available (none, a week on).
         clock.shift(timedelta(days=10))
         run_payouts()
-        _check_invariants(account.id)
+        check_payout_invariants(account.id)
         assert balance(account.id, "test", now().date())["available"] == 0

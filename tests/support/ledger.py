@@ -1,0 +1,182 @@
+"""Ledger checks shared by tests (O1, O3, M1): the payout invariants, and the ledger against the processor.
+
+    check_payout_invariants(account_id)        # each payout = its entries; booked = paid out + balance
+    assert_ledger_matches_processor(account_id)  # every entry and status is what the sandbox's records say
+
+The processor side is read from the sandbox's own records (its charges, refunds, disputes and the events it
+scheduled, due by the account's clock) and through the Processor protocol's lookups (lookup_charge by an
+attempt's or renewal's key, lookup_refund, lookup_dispute), never from Kassa's tables.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from kassa.clock import account_now, now
+from kassa.extensions import db
+from kassa.models import (
+    Account,
+    AttemptStatus,
+    Dispute,
+    DisputeStatus,
+    LedgerEntry,
+    LedgerType,
+    Payment,
+    PaymentAttempt,
+    PaymentStatus,
+    Payout,
+    PayoutStatus,
+    Refund,
+    RefundStatus,
+    SandboxRecord,
+)
+from kassa.processors.registry import sandbox
+from kassa.services.disputes.disputes import dispute_fee
+from kassa.services.payouts.payouts import balance
+
+
+def check_payout_invariants(account_id: int) -> None:
+    """O1, O3: each payout equals the sum of its entries, no two payouts on one day, and everything booked =
+    everything paid out + what is left in the balance."""
+    db.session.rollback()
+    payouts = db.session.scalars(select(Payout).where(Payout.account_id == account_id)).all()
+    for payout in payouts:
+        inside = db.session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_minor), 0)).where(
+            LedgerEntry.payout_id == payout.id, LedgerEntry.type != "payout"))
+        assert payout.amount_minor == inside, f"payout {payout.id} is {payout.amount_minor}, its entries {inside}"
+    days = [(p.mode, p.payout_date) for p in payouts]
+    assert len(days) == len(set(days)), "two payouts on one day"
+    booked = db.session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_minor), 0)).where(
+        LedgerEntry.account_id == account_id, LedgerEntry.type != "payout"))
+    # A failed payout's funds come back as an entry, so what really left is the paid/in-transit payouts.
+    paid_out = sum(p.amount_minor for p in payouts)
+    left = balance(account_id, "test", now().date() + timedelta(days=365))["total"]
+    assert booked == paid_out + left
+
+
+class _Sandbox:
+    """The sandbox's records of one account as of `at` (its clock): what the processor says happened."""
+
+    def __init__(self, account_id: int, at: datetime) -> None:
+        rows = dict(db.session.execute(select(SandboxRecord.key, SandboxRecord.data)
+                                       .where(SandboxRecord.account_id == account_id)).all())
+        self.rows = rows
+        self.charges = {data["result"]["processor_ref"]: data for key, data in rows.items()
+                        if key.startswith("charge:")}
+        self.outcomes: dict[str, set[str]] = {}  # object ref -> types of its events due by `at`
+        for key, data in rows.items():
+            if key.startswith("event:") and datetime.fromisoformat(data["occurred_at"]) <= at:
+                self.outcomes.setdefault(data["object_ref"], set()).add(data["type"])
+
+    def happened(self, ref: str, event_type: str) -> bool:
+        return event_type in self.outcomes.get(ref, set())
+
+    def charge_status(self, ref: str) -> str:
+        """A card charge succeeds at once; a bank debit when its settlement event is due."""
+        if self.charges[ref]["result"]["method"] == "card" or self.happened(ref, "charge.succeeded"):
+            return PaymentStatus.SUCCEEDED.value
+        return PaymentStatus.FAILED.value if self.happened(ref, "charge.failed") else PaymentStatus.PROCESSING.value
+
+    def refund_status(self, ref: str) -> str:
+        if self.happened(ref, "refund.succeeded"):
+            return RefundStatus.SUCCEEDED.value
+        return RefundStatus.FAILED.value if self.happened(ref, "refund.failed") else RefundStatus.PENDING.value
+
+    def entries(self) -> Counter:
+        """(charge ref, ledger type, amount) for every money movement the processor's records show."""
+        want: Counter = Counter()
+        for ref, charge in self.charges.items():
+            result = charge["result"]
+            # The walks settle in the payment's currency, so no conversion stands between the two sides.
+            assert result["settlement_currency"] == result["currency"], result
+            if self.charge_status(ref) == PaymentStatus.SUCCEEDED.value:
+                want[ref, LedgerType.CHARGE.value, result["amount_settlement_minor"]] += 1
+                if result["fee_settlement_minor"]:
+                    want[ref, LedgerType.FEE.value, -result["fee_settlement_minor"]] += 1
+            for refund_ref in charge["refund_refs"]:
+                amount = self.rows[f"refund:{refund_ref}"]["amount_minor"]
+                want[ref, LedgerType.REFUND.value, -amount] += 1
+                if self.happened(refund_ref, "refund.failed"):
+                    want[ref, LedgerType.REFUND_FAILURE.value, amount] += 1
+            dispute_ref = charge["dispute_ref"]
+            if dispute_ref and self.happened(dispute_ref, "dispute.created"):
+                data = self.rows[f"dispute:{dispute_ref}"]["data"]
+                if not data["is_inquiry"]:  # an inquiry withdraws nothing, so winning it returns nothing
+                    want[ref, LedgerType.DISPUTE.value, -data["amount_minor"]] += 1
+                    want[ref, LedgerType.DISPUTE_FEE.value, -dispute_fee(data["currency"])] += 1
+                    if self.happened(dispute_ref, "dispute.won"):
+                        want[ref, LedgerType.DISPUTE_REVERSAL.value, data["amount_minor"]] += 1
+        return want
+
+
+def assert_ledger_matches_processor(account_id: int) -> None:
+    """M1, O1: Kassa has applied every event the processor has due, and its ledger and statuses are exactly
+    what the processor's records say — charges and fees, refunds and failed refunds, disputes, their fees and
+    reversals — with payouts booked as the payouts that were made (and given back when they failed)."""
+    db.session.rollback()
+    account = db.session.get(Account, account_id)
+    at = account_now(account)
+    processor = sandbox()
+    assert processor.due_events(account_id, at) == [], "events due at the processor that Kassa hasn't applied"
+    side = _Sandbox(account_id, at)
+
+    payments = db.session.scalars(select(Payment).where(Payment.account_id == account_id)).all()
+    by_ref = {p.processor_ref: p for p in payments if p.processor_ref}
+    refs = {p.id: p.processor_ref for p in payments}
+    assert sorted(by_ref) == sorted(side.charges), "Kassa's payments and the processor's charges differ"
+    assert len(by_ref) == len([p for p in payments if p.processor_ref]), "two payments for one charge"
+    for ref, payment in by_ref.items():
+        result = side.charges[ref]["result"]
+        assert (payment.amount_minor, payment.currency, payment.fee_settlement_minor) == (
+            result["amount_minor"], result["currency"], result["fee_settlement_minor"]), ref
+        assert payment.status == side.charge_status(ref), (payment.id, payment.status, side.charge_status(ref))
+    for payment in payments:
+        if payment.idempotency_key:  # a renewal: charged under its own key, or declined and never charged
+            found = processor.lookup_charge(account_id, payment.idempotency_key)
+            assert (found.processor_ref if found else None) == payment.processor_ref, payment.id
+        if not payment.processor_ref:
+            assert payment.status == PaymentStatus.FAILED.value, (payment.id, payment.status)
+
+    for attempt in db.session.scalars(select(PaymentAttempt).where(PaymentAttempt.account_id == account_id)):
+        found = processor.lookup_charge(account_id, attempt.idempotency_key)
+        if attempt.status == AttemptStatus.SUCCEEDED.value:
+            assert found is not None and found.processor_ref == attempt.processor_ref, attempt.id
+            assert by_ref[found.processor_ref].id == attempt.payment_id, attempt.id
+        elif attempt.status in (AttemptStatus.DECLINED.value, AttemptStatus.FAILED.value):
+            assert found is None, f"attempt {attempt.id} is {attempt.status} but the processor charged it"
+
+    for refund in db.session.scalars(select(Refund).where(Refund.account_id == account_id)):
+        found = processor.lookup_refund(account_id, refund.idempotency_key)
+        assert found is not None and found.processor_ref == refund.processor_ref, refund.id
+        assert (found.amount_minor, found.charge_ref) == (refund.amount_minor, refs[refund.payment_id])
+        assert refund.status == side.refund_status(refund.processor_ref), (refund.id, refund.status)
+
+    disputes = db.session.scalars(select(Dispute).where(Dispute.account_id == account_id)).all()
+    opened = sorted(ref for ref in side.outcomes if side.happened(ref, "dispute.created"))
+    assert sorted(d.processor_ref for d in disputes) == opened, "Kassa's disputes and the processor's differ"
+    for dispute in disputes:
+        found = processor.lookup_dispute(account_id, dispute.processor_ref, at)
+        assert (found.amount_minor, found.is_inquiry, found.charge_ref) == (
+            dispute.amount_minor, dispute.is_inquiry, refs[dispute.payment_id]), dispute.id
+        decided = [s.value for s in (DisputeStatus.WON, DisputeStatus.LOST)
+                   if side.happened(dispute.processor_ref, f"dispute.{s.value}")]
+        if decided:
+            assert [dispute.status] == decided, (dispute.id, dispute.status, decided)
+        else:
+            assert dispute.status in (DisputeStatus.NEEDS_RESPONSE.value, DisputeStatus.UNDER_REVIEW.value)
+
+    entries = db.session.execute(select(LedgerEntry.type, LedgerEntry.amount_minor, LedgerEntry.payment_id,
+                                        LedgerEntry.payout_id).where(LedgerEntry.account_id == account_id)).all()
+    payout_types = (LedgerType.PAYOUT.value, LedgerType.PAYOUT_FAILURE.value)
+    booked = Counter((refs[e.payment_id], e.type, e.amount_minor) for e in entries if e.type not in payout_types)
+    assert booked == side.entries(), f"ledger {sorted(booked - side.entries())} processor " \
+                                     f"{sorted(side.entries() - booked)}"
+    payouts = db.session.scalars(select(Payout).where(Payout.account_id == account_id)).all()
+    want = Counter((LedgerType.PAYOUT.value, -p.amount_minor) for p in payouts)
+    want += Counter((LedgerType.PAYOUT_FAILURE.value, p.amount_minor) for p in payouts
+                    if p.status == PayoutStatus.FAILED.value)
+    assert Counter((e.type, e.amount_minor) for e in entries if e.type in payout_types) == want
+    check_payout_invariants(account_id)
