@@ -301,24 +301,30 @@ def faults(app, monkeypatch) -> Iterator[FaultPlan]:
 
 @pytest.fixture
 def refuse_next_payout(monkeypatch) -> Callable[[int], None]:
-    """`refuse_next_payout(account_id)`: the bank refuses that account's next arriving payout. The sandbox's
-    `lookup_payout` answers it failed from the moment it would have been paid (M2, M3: the sandbox's bank
-    accepts every transfer and has no switch for this; the test replaces its answer)."""
+    """`refuse_next_payout(account_id)`: the bank refuses the next payout sent to that account after the call.
+    The sandbox's `lookup_payout` answers it failed from the moment it would have been paid (M2, M3: the
+    sandbox's bank accepts every transfer and has no switch for this; the test replaces its answer). Tied to
+    the payout sent next, not to the next lookup, so reading earlier payouts back changes nothing."""
     from dataclasses import replace
 
     from kassa.processors.sandbox import SandboxProcessor
 
     lock, armed, refused = threading.Lock(), set(), set()
-    lookup = SandboxProcessor.lookup_payout
+    send, lookup = SandboxProcessor.send_payout, SandboxProcessor.lookup_payout
+
+    def send_payout(self, account_id: int, *args, **kwargs):
+        result = send(self, account_id, *args, **kwargs)
+        with lock:
+            if account_id in armed:
+                armed.discard(account_id)
+                refused.add(result.processor_ref)
+        return result
 
     def lookup_payout(self, account_id: int, idempotency_key: str, now):
         result = lookup(self, account_id, idempotency_key, now)
         if result is None or result.status != "paid":
             return result
         with lock:
-            if account_id in armed:
-                armed.discard(account_id)
-                refused.add(result.processor_ref)
             if result.processor_ref in refused:
                 return replace(result, status="failed", failure_code="account_closed",
                                failure_message="The bank account refused the transfer.")
@@ -328,6 +334,7 @@ def refuse_next_payout(monkeypatch) -> Callable[[int], None]:
         with lock:
             armed.add(account_id)
 
+    monkeypatch.setattr(SandboxProcessor, "send_payout", send_payout)
     monkeypatch.setattr(SandboxProcessor, "lookup_payout", lookup_payout)
     return arm
 

@@ -35,7 +35,7 @@ from kassa.models import (
 )
 from kassa.processors.registry import sandbox
 from kassa.services.disputes.disputes import dispute_fee
-from kassa.services.payouts.payouts import balance
+from kassa.services.payouts.payouts import balance, payout_key
 
 
 def check_payout_invariants(account_id: int) -> None:
@@ -179,4 +179,13 @@ def assert_ledger_matches_processor(account_id: int) -> None:
     want += Counter((LedgerType.PAYOUT_FAILURE.value, p.amount_minor) for p in payouts
                     if p.status == PayoutStatus.FAILED.value)
     assert Counter((e.type, e.amount_minor) for e in entries if e.type in payout_types) == want
+    for payout in payouts:  # M2: each payout as the processor has it — none sent while pending, same amount after
+        found = processor.lookup_payout(account_id, payout_key(payout.id), at)
+        if payout.status == PayoutStatus.PENDING.value:
+            assert found is None, payout.id
+        else:
+            assert found is not None and (found.amount_minor, found.currency) == (
+                payout.amount_minor, payout.currency), payout.id
+            if payout.status != PayoutStatus.IN_TRANSIT.value:
+                assert str(found.status) == payout.status, (payout.id, payout.status, found.status)
     check_payout_invariants(account_id)
