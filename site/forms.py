@@ -243,8 +243,9 @@ class NumberedRows(FieldList):
     """Repeated rows posted as `<name>-<n>-<part>` (line items, filter conditions), in the order of n.
 
     A row exists when some field name is exactly `<name>-<n>-` followed by `part` (a regular expression), n
-    written in at most `digits` ASCII digits. FieldList itself takes any name that starts with `<name>` and
-    counts what `isdigit()` accepts ("²" then failed in `int()`), so junk names made rows or 500s.
+    written in at most `digits` ASCII digits without leading zeros (the name the row's own fields are read
+    under). FieldList itself takes any name that starts with `<name>` and counts what `isdigit()` accepts
+    ("²" then failed in `int()`), so junk names made rows or 500s.
     """
 
     def __init__(self, unbound_field, label=None, validators=None, *, digits: int, part: str, **kwargs):
@@ -252,7 +253,7 @@ class NumberedRows(FieldList):
         self.digits, self.part = digits, part
 
     def _extract_indices(self, prefix, formdata):
-        key = re.compile(rf"{re.escape(prefix)}-([0-9]{{1,{self.digits}}})-(?:{self.part})")
+        key = re.compile(rf"{re.escape(prefix)}-(0|[1-9][0-9]{{0,{self.digits - 1}}})-(?:{self.part})")
         for name in formdata:
             match = key.fullmatch(name)
             if match:
