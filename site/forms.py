@@ -13,6 +13,9 @@ everywhere:
     arg_int("page", 1, minimum=1)              # a query parameter; the default when absent or invalid
     AsciiIntegerField / IsoDateField           # the same rules as WTForms fields with field-level messages
 
+Every form is a `Form` (M6): views read what was posted through one, never `request.form` by hand; only
+`form_has_nul` here reads the raw form, for the NUL guard that runs before any form exists.
+
 The URL converter `int` is replaced app-wide (see `register`) by one that matches ASCII digits only and
 stops at the largest id, so `/payments/99999999999999999999` is a 404 instead of an overflow.
 """
@@ -26,8 +29,10 @@ from datetime import date, datetime
 from flask import Flask, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.form import SUBMIT_METHODS
+from werkzeug.datastructures import CombinedMultiDict
 from werkzeug.routing import IntegerConverter
-from wtforms import Field, ValidationError
+from wtforms import Field, FieldList, FileField, ValidationError
 from wtforms.fields import StringField
 
 # The largest value a signed 64-bit column holds: SQLite's INTEGER and PostgreSQL's bigint alike.
@@ -170,15 +175,89 @@ class AsciiDigits:
             raise ValidationError(str(self.message))
 
 
+_POSTED = object()
+
+
 class Form(FlaskForm):
-    """Base form: CSRF is checked app-wide by CSRFProtect (and its htmx header), so not again per form."""
+    """Base form: CSRF is checked app-wide by CSRFProtect (and its htmx header), so not again per form.
+
+    Built without arguments it reads the posted form fields (M6). Unlike FlaskForm it never reads a JSON body
+    in their place (a list or a number where text belongs was a 500, H9), and it mixes uploads in only when it
+    declares a file field, so a file can't arrive where a text field reads a string.
+    """
 
     class Meta:
         csrf = False
 
+    def __init__(self, formdata=_POSTED, **kwargs):
+        if formdata is _POSTED:
+            formdata = _posted_fields(self)
+        super().__init__(formdata=formdata, **kwargs)
+
     def error_dict(self) -> dict[str, str]:
         """{field name: first message}, the shape the templates' `errors` take."""
         return {self._fields[key].name: str(messages[0]) for key, messages in self.errors.items() if messages}
+
+    def posted(self) -> dict[str, str]:
+        """{field name: value} of the fields the request sent (the first value of each), for a service that
+        takes a submitted form as a mapping (the checkout's) and a page that shows back what was typed."""
+        return {field.name: field.data for field in self if field.raw_data}
+
+
+def _posted_fields(form: Form):
+    if request.method not in SUBMIT_METHODS:
+        return None
+    if any(issubclass(unbound.field_class, FileField) for _name, unbound in form._unbound_fields):
+        return CombinedMultiDict((request.files, request.form))
+    return request.form or None
+
+
+def form_has_nul() -> bool:
+    """True when a posted field's name or value contains NUL. For kassa.input_guard, which runs before any view
+    and so before any form exists, and must see every field as sent, declared by a form or not."""
+    return any("\x00" in key or "\x00" in value for key, value in request.form.items(multi=True))
+
+
+class FlagField(Field):
+    """A checkbox posted with the value "1": True only for exactly that (absent or any other value: False)."""
+
+    def __init__(self, label=None, validators=None, **kwargs):
+        super().__init__(label, validators, default=False, **kwargs)
+
+    def process_formdata(self, valuelist):
+        self.data = bool(valuelist) and valuelist[0] == "1"
+
+
+class MultiValueField(Field):
+    """Every value posted under one name (a group of checkboxes), as a list of at most `limit` strings."""
+
+    def __init__(self, label=None, validators=None, *, limit: int | None = None, **kwargs):
+        super().__init__(label, validators, default=list, **kwargs)
+        self.limit = limit
+
+    def process_formdata(self, valuelist):
+        self.data = list(valuelist[: self.limit])
+
+
+class NumberedRows(FieldList):
+    """Repeated rows posted as `<name>-<n>-<part>` (line items, filter conditions), in the order of n.
+
+    A row exists when some field name is exactly `<name>-<n>-` followed by `part` (a regular expression), n
+    written in at most `digits` ASCII digits without leading zeros (the name the row's own fields are read
+    under). FieldList itself takes any name that starts with `<name>` and counts what `isdigit()` accepts
+    ("²" then failed in `int()`), so junk names made rows or 500s.
+    """
+
+    def __init__(self, unbound_field, label=None, validators=None, *, digits: int, part: str, **kwargs):
+        super().__init__(unbound_field, label, validators, **kwargs)
+        self.digits, self.part = digits, part
+
+    def _extract_indices(self, prefix, formdata):
+        key = re.compile(rf"{re.escape(prefix)}-(0|[1-9][0-9]{{0,{self.digits - 1}}})-(?:{self.part})")
+        for name in formdata:
+            match = key.fullmatch(name)
+            if match:
+                yield int(match[1])
 
 
 # -- the URL converter --------------------------------------------------------------------------------

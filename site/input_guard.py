@@ -14,6 +14,7 @@ from flask import Flask, request
 from flask_babel import gettext as _
 
 from kassa.errors import KassaError
+from kassa.forms import form_has_nul
 
 NUL = "\x00"
 
@@ -50,7 +51,7 @@ def request_has_nul() -> bool:
         return False
     if request.is_json:
         return _has_nul(request.get_json(silent=True))
-    if _pairs_have_nul(request.form.items(multi=True)):
+    if form_has_nul():  # every posted field, declared by a form or not: no form is built before this runs
         return True
     return any(NUL in key or NUL in (upload.filename or "") for key, upload in request.files.items(multi=True))
 

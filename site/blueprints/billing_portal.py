@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g, render_template, request
 
+from kassa.blueprints.checkout_forms import CardForm
 from kassa.errors import Conflict, NotFound, TooManyRequests, ValidationFailed
 from kassa.extensions import db, limiter
 from kassa.models import Account, Mode
@@ -29,19 +30,20 @@ def update_card(token: str):
     context = {"sub": sub, "account": account, "test_mode": sub.mode == Mode.TEST.value, "errors": {},
                "values": {}, "done": None, "ended": sub.status not in ("active", "past_due")}
     if request.method == "POST" and not context["ended"]:
+        card = CardForm().posted()
         try:
-            sub, outcome = subscriptions.update_card(token, request.form.to_dict(), ip=client_ip())
+            sub, outcome = subscriptions.update_card(token, card, ip=client_ip())
         except TooManyRequests as exc:
             # H4: the card-testing guard refused before the processor saw the card. The name on the card is
             # kept; the number and CVC are not put back into a page shown to a suspected card tester.
-            values = {k: v for k, v in request.form.to_dict().items() if k not in ("card_number", "card_cvc")}
+            values = {k: v for k, v in card.items() if k not in ("card_number", "card_cvc")}
             context.update(errors={"card_number": exc.message}, values=values)
             return render_template("billing/update_card.html", **context), 429
         except ValidationFailed as exc:
-            context.update(errors=exc.errors, values=request.form.to_dict())
+            context.update(errors=exc.errors, values=card)
             return render_template("billing/update_card.html", **context), 422
         except Conflict as exc:
-            context.update(errors={"card_number": exc.message}, values=request.form.to_dict())
+            context.update(errors={"card_number": exc.message}, values=card)
             return render_template("billing/update_card.html", **context), 409
         context["sub"] = sub
         if outcome == "failed":

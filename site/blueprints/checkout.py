@@ -24,6 +24,7 @@ from flask_wtf.csrf import generate_csrf
 from sqlalchemy import inspect as sa_inspect
 
 from kassa import buyer_proof
+from kassa.blueprints.checkout_forms import CheckoutForm
 from kassa.errors import Conflict, Gone, KassaError, NotFound, TooManyRequests, ValidationFailed
 from kassa.extensions import db, limiter
 from kassa.i18n import LANGUAGES, best_language
@@ -43,9 +44,10 @@ from kassa.urls import web_origin
 bp = Blueprint("checkout", __name__)
 
 
-def _buyer_language(checkout: CheckoutSession | None = None) -> str:
-    """C7: the language the buyer chose on the page, else what their browser prefers."""
-    chosen = request.args.get("lang") or request.form.get("lang")
+def _buyer_language(checkout: CheckoutSession | None = None, posted: str | None = None) -> str:
+    """C7: the language the buyer chose on the page (`?lang=`, or `posted` from the form), else what their
+    browser prefers."""
+    chosen = request.args.get("lang") or posted
     if chosen in LANGUAGES:
         session["buyer_lang"] = chosen
         return chosen
@@ -245,23 +247,24 @@ def _thank_you_origin(checkout: CheckoutSession) -> str | None:
 def submit(token: str):
     view = _view(token)
     checkout = view.checkout
-    language = _buyer_language(checkout)
+    form = CheckoutForm()
+    language = _buyer_language(checkout, form.lang.data)
     _use_language(language)
     if checkout.language != language and checkout.status != CheckoutStatus.COMPLETED.value:
         checkout_service.set_language(checkout.id, language)  # C7: emails and receipt follow the page
     _allow_thank_you_redirect(checkout)
-    form = request.form.to_dict()
+    typed = form.posted()
     try:
-        outcome = checkout_service.pay(token, form, ip=client_ip(), user_agent=request.headers.get("User-Agent"))
+        outcome = checkout_service.pay(token, typed, ip=client_ip(), user_agent=request.headers.get("User-Agent"))
     except ValidationFailed as exc:
         db.session.rollback()
         # Field errors are listed in the error summary; a second box repeating them would be read out twice.
-        return _buyer_page("checkout/page.html", 422, **_page_context(view, values=form, errors=exc.errors,
+        return _buyer_page("checkout/page.html", 422, **_page_context(view, values=typed, errors=exc.errors,
                                                                         alert=None if exc.errors else exc.message))
     except TooManyRequests as exc:
         db.session.rollback()
         # H4: everything typed is kept except the card number and CVC: a refused card isn't put back.
-        kept = {k: v for k, v in form.items() if k not in ("card_number", "card_cvc")}
+        kept = {k: v for k, v in typed.items() if k not in ("card_number", "card_cvc")}
         return _buyer_page("checkout/page.html", 429, **_page_context(view, values=kept, alert=exc.message))
     except checkout_service.PaymentInFlight:
         return _buyer_page("checkout/processing.html", 202, checkout=checkout)
@@ -269,7 +272,7 @@ def submit(token: str):
         return redirect(url_for("checkout.page", token=token), code=303)
     except Conflict as exc:
         db.session.rollback()
-        return _buyer_page("checkout/page.html", 409, **_page_context(view, values=form, alert=exc.message))
+        return _buyer_page("checkout/page.html", 409, **_page_context(view, values=typed, alert=exc.message))
     if outcome.payment is None:
         response = current_app.make_response(_buyer_page("checkout/processing.html", 202, checkout=checkout))
     else:

@@ -10,21 +10,90 @@ from flask import Blueprint, flash, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import or_
+from wtforms import Form as RowForm
+from wtforms import FormField, StringField
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required, scoped
 from kassa.errors import ValidationFailed
 from kassa.extensions import db
-from kassa.forms import parse_id, parse_int
+from kassa.forms import FlagField, Form, MultiValueField, NumberedRows, parse_id, parse_int
 from kassa.i18n import current_language
-from kassa.models import CONTACT_FIELDS, BillingFrequency, FieldMode, PaymentLink, Permission, Product
+from kassa.models import (
+    CONTACT_FIELDS,
+    BillingFrequency,
+    Confirmation,
+    FieldMode,
+    PaymentLink,
+    Permission,
+    Product,
+    TermType,
+)
 from kassa.order_summary import frequency_label
 from kassa.rendering import htmx_redirect, render_page
 from kassa.services.crm.crm import pipelines_for
 from kassa.services.links import link_drafts, links
+from kassa.services.links.link_drafts import ItemDraft, LinkDraft
 
 bp = Blueprint("link_editor", __name__, url_prefix="/links")
 
 LIBRARY_PAGE = 50
+
+
+def _upper(text: str) -> str:
+    return text.strip().upper()
+
+
+class ItemRowForm(RowForm):
+    """One line item, posted as `items-<n>-<field>`; the price, quantity and term stay text as typed, so that
+    a bad value is shown back exactly (link_drafts.validate_draft reads them)."""
+
+    name = StringField(default="", filters=[str.strip])
+    description = StringField(default="", filters=[str.strip])
+    unit_price = StringField(default="", filters=[str.strip])
+    quantity = StringField(default="1", filters=[str.strip])
+    frequency = StringField(default=BillingFrequency.ONE_TIME.value)
+    term_type = StringField(default=TermType.AUTO_RENEW.value)
+    term_count = StringField(default="", filters=[str.strip])
+    product_id = StringField(default="", filters=[parse_id])
+    currency = StringField(default="", filters=[_upper])  # a library product's; custom items use the link's
+
+
+# The checkout fields' settings, posted as `field_<name>`: off, optional or required.
+ContactFieldModes = type("ContactFieldModes", (RowForm,),
+                         {name: StringField(default=FieldMode.OFF.value) for name in CONTACT_FIELDS})
+
+
+class LinkEditorForm(Form):
+    """The whole editor as posted by every button (plain POST or htmx) and by the live preview: the link
+    (L1–L14) with its line items, the button pressed (`action`) and the product library's search and picks."""
+
+    name = StringField(default="", filters=[str.strip])
+    currency = StringField(default="USD", filters=[_upper])
+    # A hostile form can't make us build thousands of rows: the first MAX_ITEMS + 10 by number.
+    items = NumberedRows(FormField(ItemRowForm), digits=4, part="[a-z_]+", max_entries=link_drafts.MAX_ITEMS + 10)
+    pipeline_id = StringField(default="", filters=[parse_id])
+    stage_id = StringField(default="", filters=[parse_id])
+    contact_fields = FormField(ContactFieldModes, name="field", separator="_")
+    allow_card = FlagField()
+    allow_ach = FlagField()
+    collect_billing_address = FlagField()
+    collect_shipping_address = FlagField()
+    confirmation = StringField(default=Confirmation.DEFAULT.value)
+    redirect_url = StringField(default="", filters=[str.strip])
+    action = StringField(default="save")
+    library_search = StringField(default="", filters=[str.strip])
+    library_product = MultiValueField()
+
+    def draft(self) -> LinkDraft:
+        """The working copy as submitted; nothing in it is checked yet (link_drafts.validate_draft does that)."""
+        return LinkDraft(
+            name=self.name.data, currency=self.currency.data, items=[ItemDraft(**row) for row in self.items.data],
+            pipeline_id=self.pipeline_id.data, stage_id=self.stage_id.data, fields=dict(self.contact_fields.data),
+            allow_card=self.allow_card.data, allow_ach=self.allow_ach.data,
+            collect_billing_address=self.collect_billing_address.data,
+            collect_shipping_address=self.collect_shipping_address.data, confirmation=self.confirmation.data,
+            redirect_url=self.redirect_url.data,
+        )
 
 
 def _library(search: str) -> list[Product]:
@@ -65,8 +134,9 @@ def _render(draft, *, link: PaymentLink | None, errors=None, status=200, show_li
 
 def _handle(link: PaymentLink | None):
     locale = current_language()
-    draft = link_drafts.draft_from_form(request.form)
-    action = request.form.get("action", "save")
+    form = LinkEditorForm()
+    draft = form.draft()
+    action = form.action.data
     focus = None
     if action == "add_item":
         draft = link_drafts.add_custom_item(draft)
@@ -76,9 +146,9 @@ def _handle(link: PaymentLink | None):
     elif action.startswith(("up:", "down:")):
         draft = link_drafts.move_item(draft, _index(action), -1 if action.startswith("up:") else 1)
     elif action in ("open_library", "search_library"):
-        return _render(draft, link=link, show_library=True, search=request.form.get("library_search", "").strip())
+        return _render(draft, link=link, show_library=True, search=form.library_search.data)
     elif action == "add_products":
-        ids = [i for i in map(parse_id, request.form.getlist("library_product")) if i is not None]
+        ids = [i for i in map(parse_id, form.library_product.data) if i is not None]
         chosen = list(db.session.scalars(scoped(Product).where(Product.id.in_(ids)).order_by(Product.name))) if ids else []
         draft = link_drafts.add_products(draft, chosen, locale)
     elif action == "save":
@@ -126,7 +196,7 @@ def edit(link_id: int):
 @permission_required(Permission.MANAGE_LINKS)
 def preview():
     """The live order preview beside the editor (htmx, on every change): always just the summary fragment."""
-    draft = link_drafts.draft_from_form(request.form)
+    draft = LinkEditorForm().draft()
     summary = link_drafts.preview_summary(draft, current_user.account.default_currency, current_language())
     return render_page("links/editor.html", "preview", fragment=True, summary=summary, draft=draft,
                        account=current_user.account)

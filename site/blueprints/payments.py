@@ -9,12 +9,14 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
 from werkzeug.datastructures import MultiDict
+from wtforms import Form as RowForm
+from wtforms import FormField, StringField
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required, visible_modes
 from kassa.clock import account_today
 from kassa.errors import KassaError, TooManyRequests, ValidationFailed
 from kassa.extensions import db
-from kassa.forms import is_ascii_digits, parse_id
+from kassa.forms import FlagField, Form, MultiValueField, NumberedRows, is_ascii_digits, parse_id
 from kassa.i18n import current_language
 from kassa.models import DisplayStatus, Payment, Permission
 from kassa.money import Money
@@ -153,20 +155,25 @@ def setup():
 # -- saved views ------------------------------------------------------------------------------------
 
 
-def _state_from_form(tab: str) -> IndexState:
-    return IndexState.from_args(MultiDict((request.form.get("state_args") and
-                                          _parse_qs(request.form["state_args"])) or []), tab)
-
-
 def _parse_qs(text: str) -> list[tuple[str, str]]:
     from urllib.parse import parse_qsl
 
     return parse_qsl(text, keep_blank_values=False)[:200]
 
 
-def _tab() -> str:
-    tab = request.form.get("tab", TAB)
-    return tab if tab in TAB_OPTIONS else TAB
+class SavedViewForm(Form):
+    """P4: save, change or clear a saved view. `state_args` is the index's query string as the page had it;
+    a tab other than the two there are is the Payments tab."""
+
+    tab = StringField(default=TAB, filters=[lambda tab: tab if tab in TAB_OPTIONS else TAB])
+    name = StringField(default="")
+    shared = FlagField()
+    state_args = StringField(default="")
+    action = StringField(default="")
+
+    def state(self, tab: str) -> IndexState:
+        """The filters, sort and columns to save (FilterError when they don't read)."""
+        return IndexState.from_args(MultiDict(_parse_qs(self.state_args.data) if self.state_args.data else []), tab)
 
 
 def _tab_url(tab: str, **values) -> str:
@@ -176,11 +183,12 @@ def _tab_url(tab: str, **values) -> str:
 @bp.post("/views")
 @permission_required(Permission.MANAGE_PAYMENTS)
 def save_view():
-    tab = _tab()
+    form = SavedViewForm()
+    tab = form.tab.data
     try:
-        state = _state_from_form(tab)
-        view = saved_views.save_view(current_actor(), tab=tab, name=request.form.get("name", ""),
-                                     shared=request.form.get("shared") == "1", state=state.saved_state())
+        state = form.state(tab)
+        view = saved_views.save_view(current_actor(), tab=tab, name=form.name.data, shared=form.shared.data,
+                                     state=state.saved_state())
     except (ValidationFailed, FilterError) as exc:
         flash(exc.message, "error")
         return htmx_redirect(_tab_url(tab))
@@ -191,7 +199,8 @@ def save_view():
 @bp.post("/views/<int:view_id>")
 @permission_required(Permission.MANAGE_PAYMENTS)
 def change_view(view_id: int):
-    action = request.form.get("action", "")
+    form = SavedViewForm()
+    action = form.action.data
     actor = current_actor()
     tab = saved_views.get_view(current_user.account_id, current_user.id, view_id).tab  # 404 before anything else
     try:
@@ -203,11 +212,10 @@ def change_view(view_id: int):
             saved_views.set_default(actor, tab, view_id)
             flash(_("This view now opens first."), "success")
         elif action == "update":
-            saved_views.update_view(actor, view_id, state=_state_from_form(tab).saved_state())
+            saved_views.update_view(actor, view_id, state=form.state(tab).saved_state())
             flash(_("View updated with the current filters."), "success")
         elif action == "rename":
-            saved_views.update_view(actor, view_id, name=request.form.get("name", ""),
-                                    shared=request.form.get("shared") == "1")
+            saved_views.update_view(actor, view_id, name=form.name.data, shared=form.shared.data)
             flash(_("View renamed."), "success")
         else:
             abort(400)
@@ -219,13 +227,37 @@ def change_view(view_id: int):
 @bp.post("/views/default/clear")
 @permission_required(Permission.MANAGE_PAYMENTS)
 def clear_default_view():
-    tab = _tab()
+    tab = SavedViewForm().tab.data
     saved_views.set_default(current_actor(), tab, None)
     flash(_("The tab opens without a saved view again."), "success")
     return htmx_redirect(_tab_url(tab))
 
 
 # -- advanced filters panel -------------------------------------------------------------------------
+
+CONDITION_PARTS = "prop|op|v1|v2|vals"
+CONDITION_NUMBER = "(?:0|[1-9][0-9]?)"
+
+
+class ConditionForm(RowForm):
+    """One condition of the panel, posted as `c-<group>-<row>-<part>`; values are cut to 200 characters."""
+
+    prop = StringField(default="", filters=[lambda text: text[:200]])
+    op = StringField(default="", filters=[lambda text: text[:200]])
+    v1 = StringField(default="", filters=[lambda text: text[:200]])
+    v2 = StringField(default="", filters=[lambda text: text[:200]])
+    vals = MultiValueField(limit=50)
+
+
+class FilterPanelForm(Form):
+    """P3: the groups of conditions (at most 10 groups, ORed; conditions in a group ANDed), the button pressed
+    (`action`) and the index's query string to go back to (`base_args`)."""
+
+    c = NumberedRows(NumberedRows(FormField(ConditionForm), digits=2, part=CONDITION_PARTS),
+                     digits=2, part=f"{CONDITION_NUMBER}-(?:{CONDITION_PARTS})", max_entries=10)
+    action = StringField(default="apply")
+    base_args = StringField(default="")
+
 
 
 @bp.route("/filters", methods=["GET", "POST"])
@@ -244,10 +276,10 @@ def filters():
         rows = filter_builder.rows_from_filter(state.advanced)
         return render_page("payments/filters.html", "panel", rows=rows, errors={}, base_args=base_args, tab=tab,
                            endpoint=endpoint, props=filter_builder.property_choices(), active_nav="payments")
-    rows = filter_builder.rows_from_form(request.form)
-    action = request.form.get("action", "apply")
-    rows, errors, parsed = filter_builder.apply_action(rows, action)
-    base_args = MultiDict(_parse_qs(request.form.get("base_args", "")))
+    form = FilterPanelForm()
+    action = form.action.data
+    rows, errors, parsed = filter_builder.apply_action(filter_builder.rows_from_form(form.c.data), action)
+    base_args = MultiDict(_parse_qs(form.base_args.data))
     if action in ("apply", "clear") and not errors:
         try:
             state = IndexState.from_args(base_args, tab)
@@ -291,17 +323,28 @@ def _dialog(template: str, payment: Payment, status: int = 200, **context):
                        back_url=url_for("payments.detail", payment_id=payment.id), **context)
 
 
+class RefundForm(Form):
+    """P5: a refund as typed (the amount in the account's locale); `key` makes submitting the same dialog
+    twice one refund (H13). The refunds service checks every field."""
+
+    amount = StringField(default="")
+    reason = StringField(default="")
+    note = StringField(default="")
+    key = StringField(default="")
+
+
 @bp.route("/<int:payment_id>/refund", methods=["GET", "POST"])
 @permission_required(Permission.MANAGE_PAYMENTS)
 def refund(payment_id: int):
     payment = get_owned_or_404(Payment, payment_id)
     check = refunds.refundable(payment, current_user.account)
+    form = RefundForm()
     values = {"amount": check.remaining.to_input(current_language()), "reason": "requested_by_customer", "note": "",
-              "key": request.form.get("key") or refunds.new_refund_key()}
+              "key": form.key.data or refunds.new_refund_key()}
     errors: dict[str, str] = {}
     status = 422
     if request.method == "POST":
-        values.update({k: request.form.get(k, "") for k in ("amount", "reason", "note")})
+        values.update(amount=form.amount.data, reason=form.reason.data, note=form.note.data)
         try:
             made = refunds.refund_payment(current_actor(), payment.id, amount_text=values["amount"],
                                           reason=values["reason"], note=values["note"], locale=current_language(),
@@ -324,6 +367,13 @@ def _money(refund) -> str:
     return Money(refund.amount_minor, refund.currency).format(current_language())
 
 
+class SendReceiptForm(Form):
+    """P5: who gets a copy of which receipt (the receipts service reads and checks both)."""
+
+    recipients = StringField(default="")
+    receipt = StringField(default="")
+
+
 @bp.route("/<int:payment_id>/send-receipt", methods=["GET", "POST"])
 @permission_required(Permission.MANAGE_PAYMENTS)
 def send_receipt(payment_id: int):
@@ -333,7 +383,8 @@ def send_receipt(payment_id: int):
     errors: dict[str, str] = {}
     status = 422
     if request.method == "POST":
-        values = {"recipients": request.form.get("recipients", ""), "receipt": request.form.get("receipt", "")}
+        form = SendReceiptForm()
+        values = {"recipients": form.recipients.data, "receipt": form.receipt.data}
         try:
             sent = receipts.send_receipt(current_actor(), payment.id, parse_id(values["receipt"]) or 0,
                                          values["recipients"])
@@ -364,6 +415,14 @@ def authorization(payment_id: int):
 # -- associations -----------------------------------------------------------------------------------
 
 
+class AssociationForm(Form):
+    """P6: add a record (`record_id`, with an optional label), change the label, or remove the association."""
+
+    action = StringField(default="set")
+    record_id = StringField(default="", filters=[str.strip])
+    label = StringField(default="")
+
+
 @bp.route("/<int:payment_id>/associations/<kind>", methods=["GET", "POST"])
 @permission_required(Permission.MANAGE_PAYMENTS)
 def association(payment_id: int, kind: str):
@@ -375,23 +434,23 @@ def association(payment_id: int, kind: str):
         results = associations.search(current_user.account_id, payment.mode, kind, request.args.get("q", ""))
         return _dialog("payments/association.html", payment, kind=kind, results=results,
                        q=request.args.get("q", ""), errors={})
-    action = request.form.get("action", "set")
+    form = AssociationForm()
+    action = form.action.data
     try:
         if action == "remove":
             associations.set_association(current_actor(), payment.id, kind, None)
             message = _("Association removed.")
         elif action == "label":
-            associations.set_label(current_actor(), payment.id, kind, request.form.get("label", ""))
+            associations.set_label(current_actor(), payment.id, kind, form.label.data)
             message = _("Label saved.")
         else:
-            raw_id = request.form.get("record_id", "").strip()
+            raw_id = form.record_id.data
             record_id = parse_id(raw_id)
             if record_id is None and is_ascii_digits(raw_id):
                 abort(404)  # a number no row can have is an unknown record, like any other
             if record_id is None:
                 raise ValidationFailed(_("Choose a record."), field="record_id")
-            associations.set_association(current_actor(), payment.id, kind, record_id,
-                                         request.form.get("label"))
+            associations.set_association(current_actor(), payment.id, kind, record_id, form.label.data)
             message = _("Association saved.")
     except ValidationFailed as exc:
         return _done(payment, exc.message, "error")

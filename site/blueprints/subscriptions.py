@@ -7,13 +7,15 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, select, tuple_
+from wtforms import StringField, ValidationError
+from wtforms.validators import AnyOf
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required, visible_modes
 from kassa.blueprints.payments import filter_context
 from kassa.clock import account_now
 from kassa.errors import KassaError
 from kassa.extensions import db
-from kassa.forms import parse_date, parse_id, parse_timestamp
+from kassa.forms import FlagField, Form, parse_date, parse_id, parse_timestamp
 from kassa.models import (
     Account,
     BillingFrequency,
@@ -138,6 +140,33 @@ def detail(subscription_id: int):
     return render_page("subscriptions/detail.html", **_detail_context(sub))
 
 
+class CancelForm(Form):
+    """When the subscription ends: "now", or at the end of the paid period (the service names the choices)."""
+
+    when = StringField(default="")
+
+
+CLOCK_STEPS = {"day": 1, "week": 7, "month": 31}
+CLOCK_MESSAGE = _l("Choose how far to move the test clock.")
+
+
+class ClockForm(Form):
+    """T5: move the test clock by a day, a week or a month, or to a date."""
+
+    step = StringField(default="", validators=[AnyOf([*CLOCK_STEPS, "date"], message=CLOCK_MESSAGE)])
+    to_date = StringField(default="")  # read only for "date": another step ignores what else was sent
+
+    def validate_to_date(self, field):
+        if self.step.data == "date" and parse_date(field.data) is None:
+            raise ValidationError(CLOCK_MESSAGE)
+
+
+class CardBehaviourForm(Form):
+    """T5: whether the subscription's test card declines from the next charge."""
+
+    decline = FlagField()
+
+
 @bp.route("/<int:subscription_id>/cancel", methods=["GET", "POST"])
 @permission_required(Permission.MANAGE_PAYMENTS)
 def cancel(subscription_id: int):
@@ -145,12 +174,13 @@ def cancel(subscription_id: int):
     if request.method == "GET":
         return render_page("subscriptions/cancel.html", "dialog", sub=sub, active_nav="subscriptions",
                            back_url=url_for("subscriptions.detail", subscription_id=sub.id))
+    form = CancelForm()
     try:
-        service.cancel(current_actor(), sub.id, request.form.get("when", ""))
+        service.cancel(current_actor(), sub.id, form.when.data)
     except KassaError as exc:
         flash(exc.message, "error")
     else:
-        flash(_("The subscription is cancelled.") if request.form.get("when") == "now" else
+        flash(_("The subscription is cancelled.") if form.when.data == "now" else
               _("The subscription ends at the end of the paid period."), "success")
     return htmx_redirect(url_for("subscriptions.detail", subscription_id=sub.id))
 
@@ -163,20 +193,15 @@ def test_clock(subscription_id: int):
     if sub.mode != "test":
         flash(_("Only test subscriptions have a test clock."), "error")
         return htmx_redirect(url_for("subscriptions.detail", subscription_id=sub.id))
-    step = request.form.get("step", "")
+    form = ClockForm()
+    if not form.validate():
+        flash(next(iter(form.error_dict().values())), "error")
+        return htmx_redirect(url_for("subscriptions.detail", subscription_id=sub.id))
     try:
-        if step == "date":
-            target = parse_date(request.form.get("to_date", ""))
-            if target is None:
-                raise ValueError("to_date")
-            result = service.advance_clock(current_actor(), to_date=target)
+        if form.step.data == "date":
+            result = service.advance_clock(current_actor(), to_date=parse_date(form.to_date.data))
         else:
-            days = {"day": 1, "week": 7, "month": 31}.get(step)
-            if days is None:
-                raise ValueError(step)
-            result = service.advance_clock(current_actor(), days=days)
-    except ValueError:
-        flash(_("Choose how far to move the test clock."), "error")
+            result = service.advance_clock(current_actor(), days=CLOCK_STEPS[form.step.data])
     except KassaError as exc:
         flash(exc.message, "error")
     else:
@@ -189,11 +214,12 @@ def test_clock(subscription_id: int):
 @permission_required(Permission.MANAGE_PAYMENTS)
 def test_card(subscription_id: int):
     sub = get_owned_or_404(Subscription, subscription_id)
+    form = CardBehaviourForm()
     try:
-        service.set_test_card_behaviour(current_actor(), sub.id, request.form.get("decline") == "1")
+        service.set_test_card_behaviour(current_actor(), sub.id, form.decline.data)
     except KassaError as exc:
         flash(exc.message, "error")
     else:
-        flash(_("The test card will decline from the next charge.") if request.form.get("decline") == "1" else
+        flash(_("The test card will decline from the next charge.") if form.decline.data else
               _("The test card will succeed again."), "success")
     return htmx_redirect(url_for("subscriptions.detail", subscription_id=sub.id))

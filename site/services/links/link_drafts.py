@@ -1,10 +1,9 @@
-"""The link editor's working copy: parsed from the submitted form, edited by the editor's buttons
-(add, remove, reorder items) and validated before it is saved. Nothing is stored until Save."""
+"""The link editor's working copy: read from the submitted form (blueprints/link_editor.LinkEditorForm), edited
+by the editor's buttons (add, remove, reorder items) and validated before it is saved. Nothing is stored until
+Save."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
@@ -12,7 +11,7 @@ from flask import current_app
 from flask_babel import gettext as _
 
 from kassa.extensions import db
-from kassa.forms import parse_id, parse_int
+from kassa.forms import parse_int
 from kassa.models import (
     CONTACT_FIELDS,
     Account,
@@ -32,7 +31,6 @@ from kassa.urls import web_origin
 
 MAX_ITEMS = 50
 MAX_QUANTITY = 999
-ITEM_KEY = re.compile(r"^items-([0-9]{1,4})-([a-z_]+)$")  # ASCII digits only (H9)
 
 
 @dataclass
@@ -76,10 +74,6 @@ class LinkDraft:
         return any(item.is_recurring for item in self.items)
 
 
-def _int_or_none(value: str | None) -> int | None:
-    return parse_id(value)
-
-
 def new_draft(currency: str) -> LinkDraft:
     return LinkDraft(currency=currency, items=[ItemDraft()])
 
@@ -106,41 +100,6 @@ def draft_from_link(link: PaymentLink, locale: str) -> LinkDraft:
         collect_shipping_address=link.collect_shipping_address,
         confirmation=link.confirmation,
         redirect_url=link.redirect_url or "",
-    )
-
-
-def draft_from_form(form: Mapping[str, str]) -> LinkDraft:
-    """Read the editor form as submitted (plain POST or htmx)."""
-    rows: dict[int, dict[str, str]] = {}
-    for key in form:
-        match = ITEM_KEY.match(key)
-        if match:
-            rows.setdefault(int(match.group(1)), {})[match.group(2)] = form.get(key, "")
-    items = []
-    for index in sorted(rows)[: MAX_ITEMS + 10]:  # a hostile form can't make us build thousands of rows
-        row = rows[index]
-        items.append(
-            ItemDraft(
-                name=row.get("name", "").strip(), description=row.get("description", "").strip(),
-                unit_price=row.get("unit_price", "").strip(), quantity=row.get("quantity", "1").strip(),
-                frequency=row.get("frequency", BillingFrequency.ONE_TIME.value),
-                term_type=row.get("term_type", TermType.AUTO_RENEW.value), term_count=row.get("term_count", "").strip(),
-                product_id=_int_or_none(row.get("product_id")), currency=row.get("currency", "").strip().upper(),
-            )
-        )
-    return LinkDraft(
-        name=form.get("name", "").strip(),
-        currency=form.get("currency", "USD").strip().upper(),
-        items=items,
-        pipeline_id=_int_or_none(form.get("pipeline_id")),
-        stage_id=_int_or_none(form.get("stage_id")),
-        fields={name: form.get(f"field_{name}", FieldMode.OFF.value) for name in CONTACT_FIELDS},
-        allow_card=form.get("allow_card") == "1",
-        allow_ach=form.get("allow_ach") == "1",
-        collect_billing_address=form.get("collect_billing_address") == "1",
-        collect_shipping_address=form.get("collect_shipping_address") == "1",
-        confirmation=form.get("confirmation", Confirmation.DEFAULT.value),
-        redirect_url=form.get("redirect_url", "").strip(),
     )
 
 

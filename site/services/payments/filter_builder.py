@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
 from typing import Any
 
 from flask_babel import gettext as _
@@ -19,7 +17,6 @@ from kassa.services.payments.payment_filters import (
     parse_condition,
 )
 
-KEY = re.compile(r"^c-([0-9]{1,2})-([0-9]{1,2})-(prop|op|v1|v2|vals)$")
 Row = dict[str, Any]
 
 
@@ -46,16 +43,9 @@ def rows_from_filter(groups: Filter) -> list[list[Row]]:
     return rows or [[_blank()]]
 
 
-def rows_from_form(form: Mapping[str, Any]) -> list[list[Row]]:
-    found: dict[int, dict[int, Row]] = {}
-    for key in form:
-        match = KEY.match(key)
-        if not match:
-            continue
-        g, i, part = int(match.group(1)), int(match.group(2)), match.group(3)
-        row = found.setdefault(g, {}).setdefault(i, {"prop": "", "op": "", "v1": "", "v2": "", "vals": []})
-        row[part] = form.getlist(key)[:50] if part == "vals" else (form.get(key) or "")[:200]
-    groups = [[found[g][i] for i in sorted(found[g])] for g in sorted(found)][:10]
+def rows_from_form(groups: list[list[Row]]) -> list[list[Row]]:
+    """The panel's groups of rows as its form read them (blueprints/payments.FilterPanelForm), an unknown
+    property made a blank row and an operator its property lacks the property's first one."""
     for group in groups:
         for row in group:
             if row["prop"] not in PROPERTIES:

@@ -1,0 +1,52 @@
+"""The buyer's forms (M6): the checkout (C1–C7) and a subscription's card update (S3).
+
+They read what was posted and nothing else. The checks — email, the contact fields the link asks for, Luhn,
+expiry, CVC, bank numbers, addresses — stay in `services/checkout_form.py`, which also turns the processor's
+own refusals into field messages, so a message reads the same whichever side found the problem. `posted()`
+holds only the fields the buyer sent: the checkout page fills in its own defaults (the payment method, the
+countries, "shipping same as billing") for the ones that are missing.
+"""
+
+from __future__ import annotations
+
+from wtforms import StringField
+
+from kassa.forms import Form
+
+
+class CardForm(Form):
+    """A card as typed: the subscription's card-update page, and the card part of the checkout."""
+
+    card_number = StringField()
+    card_expiry = StringField()
+    card_cvc = StringField()
+    card_name = StringField()
+    billing_postal_code = StringField()
+
+
+class CheckoutForm(CardForm):
+    """Everything the checkout page posts, named as its inputs are (templates/checkout/page.html)."""
+
+    lang = StringField()
+    email = StringField()
+    company = StringField()
+    first_name = StringField()
+    last_name = StringField()
+    phone = StringField()
+    method = StringField()
+    billing_line1 = StringField()
+    billing_line2 = StringField()
+    billing_city = StringField()
+    billing_state = StringField()
+    billing_country = StringField()
+    shipping_same = StringField()
+    shipping_line1 = StringField()
+    shipping_line2 = StringField()
+    shipping_city = StringField()
+    shipping_postal_code = StringField()
+    shipping_state = StringField()
+    shipping_country = StringField()
+    account_holder_name = StringField()
+    routing_number = StringField()
+    account_number = StringField()
+    ach_mandate = StringField()
