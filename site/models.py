@@ -1,4 +1,19 @@
-"""All database tables. Money is integer minor units plus a currency code; times are aware UTC."""
+"""All database tables. Money is integer minor units plus a currency code; times are aware UTC.
+
+Tables are grouped by domain, each under a banner below; within a domain, enums and labels come first:
+
+- Accounts and people: live and test mode (used by every table), accounts, users, roles, sign-up requests, invitations (A1–A4)
+- Platform: audit history, the outbox, the email log, gap-free counters, processed events, in-app notifications
+- CRM: pipelines and stages, contacts, companies, deals, the timeline every record keeps
+- Catalogue: products, payment links and their line items (L1–L19)
+- Checkout: checkout sessions and payment attempts, the card-testing counters (C1–C16, H4)
+- Payments: payments, what they sold, bank-debit mandates, refunds, invoices (P, R, F, E4)
+- Disputes: disputes and inquiries, their evidence files (D1–D6)
+- Subscriptions: recurring billing (S1–S8)
+- Balance and payouts: the ledger and payouts (O1–O3)
+- Back office: saved views of the indexes, exports (P3, X1)
+- Sandbox processor: the built-in test processor's storage (T1)
+"""
 
 from __future__ import annotations
 
@@ -14,8 +29,13 @@ from kassa.database import utcnow_column_default as _now
 from kassa.extensions import db
 
 # --------------------------------------------------------------------------------------------------
-# Accounts, users, roles
+# Accounts and people: live and test mode (used by every table), accounts, users, roles, sign-up requests, invitations (A1–A4)
 # --------------------------------------------------------------------------------------------------
+
+
+class Mode(StrEnum):
+    TEST = "test"
+    LIVE = "live"
 
 
 class Role(StrEnum):
@@ -55,11 +75,13 @@ PERMISSION_LABELS = {
     Permission.MANAGE_SETTINGS: _l("Manage account settings"),
 }
 
+
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.SUPER_ADMIN: frozenset(Permission),
     Role.PAYMENTS_MANAGER: frozenset({Permission.MANAGE_PAYMENTS, Permission.MANAGE_LINKS}),
     Role.MEMBER: frozenset(),
 }
+
 
 DEFAULT_NOTIFICATIONS: dict[str, bool] = {
     "payment_received": True,
@@ -188,7 +210,7 @@ class Invitation(db.Model):
 
 
 # --------------------------------------------------------------------------------------------------
-# Audit, outbox, email log
+# Platform: audit history, the outbox, the email log, gap-free counters, processed events, in-app notifications
 # --------------------------------------------------------------------------------------------------
 
 
@@ -276,6 +298,148 @@ class EmailMessage(db.Model):
     related_id: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=_now)
     sent_at: Mapped[datetime | None]
+
+
+class Counter(db.Model):
+    """Gap-free sequences per account (receipt numbers, later invoice numbers), taken under a row lock."""
+
+    __tablename__ = "counters"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(default=0)
+
+
+class ProcessedEvent(db.Model):
+    """Processor events already applied; the unique id makes replays and concurrent ticks no-ops."""
+
+    __tablename__ = "processed_events"
+    __table_args__ = (UniqueConstraint("processor", "event_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    processor: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(120))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    type: Mapped[str] = mapped_column(String(48))
+    applied_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class Notification(db.Model):
+    """An in-app notification (the bell in the top bar): exports ready, payouts, …"""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_user", "user_id", "read_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(String(300))
+    url: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    read_at: Mapped[datetime | None]
+
+
+# --------------------------------------------------------------------------------------------------
+# CRM: pipelines and stages, contacts, companies, deals, the timeline every record keeps
+# --------------------------------------------------------------------------------------------------
+
+
+class Pipeline(db.Model):
+    """A deal pipeline (minimal CRM, L9)."""
+
+    __tablename__ = "pipelines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    is_default: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+    stages: Mapped[list[Stage]] = relationship(back_populates="pipeline", order_by="Stage.position")
+
+
+class Stage(db.Model):
+    __tablename__ = "stages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    probability: Mapped[int] = mapped_column(default=0)  # win probability, 0–100 %
+    position: Mapped[int] = mapped_column(default=0)
+
+    pipeline: Mapped[Pipeline] = relationship(back_populates="stages")
+
+
+class Contact(db.Model):
+    """A buyer, found or created by email (R2). Test payments make test contacts (T1)."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("account_id", "mode", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    mode: Mapped[str] = mapped_column(String(8), default=Mode.LIVE.value)
+    email: Mapped[str] = mapped_column(String(254))
+    first_name: Mapped[str] = mapped_column(String(100), default="")
+    last_name: Mapped[str] = mapped_column(String(100), default="")
+    phone: Mapped[str] = mapped_column(String(40), default="")
+    language: Mapped[str] = mapped_column(String(5), default="en")
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+    @property
+    def display_name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part) or self.email
+
+
+class Company(db.Model):
+    __tablename__ = "companies"
+    __table_args__ = (Index("ix_companies_account_name", "account_id", "mode", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    mode: Mapped[str] = mapped_column(String(8), default=Mode.LIVE.value)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class Deal(db.Model):
+    """A deal per successful link payment, in the link's pipeline and stage (R3)."""
+
+    __tablename__ = "deals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    mode: Mapped[str] = mapped_column(String(8), default=Mode.LIVE.value)
+    name: Mapped[str] = mapped_column(String(300))
+    amount_minor: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id"))
+    stage_id: Mapped[int] = mapped_column(ForeignKey("stages.id"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+    pipeline: Mapped[Pipeline] = relationship()
+    stage: Mapped[Stage] = relationship()
+
+
+class TimelineEntry(db.Model):
+    """Payment activity on the timelines of contacts, companies and deals (R6)."""
+
+    __tablename__ = "timeline_entries"
+    __table_args__ = (Index("ix_timeline_subject", "account_id", "subject_type", "subject_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    subject_type: Mapped[str] = mapped_column(String(16))  # payment | contact | company | deal | subscription
+    subject_id: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(48))  # payment.submitted, payment.succeeded, ...
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -368,33 +532,6 @@ class Product(db.Model):
     updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
 
 
-class Pipeline(db.Model):
-    """A deal pipeline (minimal CRM, L9)."""
-
-    __tablename__ = "pipelines"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    name: Mapped[str] = mapped_column(String(100))
-    is_default: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[datetime] = mapped_column(default=_now)
-
-    stages: Mapped[list[Stage]] = relationship(back_populates="pipeline", order_by="Stage.position")
-
-
-class Stage(db.Model):
-    __tablename__ = "stages"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id"), index=True)
-    name: Mapped[str] = mapped_column(String(100))
-    probability: Mapped[int] = mapped_column(default=0)  # win probability, 0–100 %
-    position: Mapped[int] = mapped_column(default=0)
-
-    pipeline: Mapped[Pipeline] = relationship(back_populates="stages")
-
-
 class PaymentLink(db.Model):
     """A shareable link to a checkout. The slug never changes, whatever is edited (L19)."""
 
@@ -472,13 +609,8 @@ class LinkItem(db.Model):
 
 
 # --------------------------------------------------------------------------------------------------
-# Checkout, payments and the records a payment creates (C, R, T, E)
+# Checkout: checkout sessions and payment attempts, the card-testing counters (C1–C16, H4)
 # --------------------------------------------------------------------------------------------------
-
-
-class Mode(StrEnum):
-    TEST = "test"
-    LIVE = "live"
 
 
 class CheckoutStatus(StrEnum):
@@ -548,6 +680,28 @@ class PaymentAttempt(db.Model):
     finished_at: Mapped[datetime | None]
 
 
+class RiskCounter(db.Model):
+    """One card-testing guard counter (H4): failed card entries per scope and key in a rolling window.
+
+    A slot is taken with one atomic UPDATE before the processor is called and given back when the payment
+    succeeds, so parallel requests can never all slip past the limit. `generation` changes whenever the window
+    starts over, so a slot taken in an old window is never given back to the new one.
+    """
+
+    __tablename__ = "risk_counters"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[datetime]
+    used: Mapped[int] = mapped_column(default=0)
+    generation: Mapped[int] = mapped_column(default=0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Payments: payments, what they sold, bank-debit mandates, refunds, invoices (P, R, F, E4)
+# --------------------------------------------------------------------------------------------------
+
+
 class PaymentStatus(StrEnum):
     """The payment's own life; refunds and disputes are their own rows and are shown on top of it."""
 
@@ -596,6 +750,8 @@ DISPLAY_STATUS_LABELS = {
     DisplayStatus.DISPUTED_WON: _l("Disputed (won)"),
     DisplayStatus.DISPUTED_LOST: _l("Disputed (lost)"),
 }
+
+
 DISPLAY_STATUS_TONES = {
     DisplayStatus.PROCESSING: "info",
     DisplayStatus.SUCCEEDED: "success",
@@ -746,223 +902,6 @@ class Mandate(db.Model):
     routing_number: Mapped[str] = mapped_column(String(9))
 
 
-class Contact(db.Model):
-    """A buyer, found or created by email (R2). Test payments make test contacts (T1)."""
-
-    __tablename__ = "contacts"
-    __table_args__ = (UniqueConstraint("account_id", "mode", "email"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
-    mode: Mapped[str] = mapped_column(String(8), default=Mode.LIVE.value)
-    email: Mapped[str] = mapped_column(String(254))
-    first_name: Mapped[str] = mapped_column(String(100), default="")
-    last_name: Mapped[str] = mapped_column(String(100), default="")
-    phone: Mapped[str] = mapped_column(String(40), default="")
-    language: Mapped[str] = mapped_column(String(5), default="en")
-    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
-    created_at: Mapped[datetime] = mapped_column(default=_now)
-
-    @property
-    def display_name(self) -> str:
-        return " ".join(part for part in (self.first_name, self.last_name) if part) or self.email
-
-
-class Company(db.Model):
-    __tablename__ = "companies"
-    __table_args__ = (Index("ix_companies_account_name", "account_id", "mode", "name"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
-    mode: Mapped[str] = mapped_column(String(8), default=Mode.LIVE.value)
-    name: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(default=_now)
-
-
-class Deal(db.Model):
-    """A deal per successful link payment, in the link's pipeline and stage (R3)."""
-
-    __tablename__ = "deals"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    mode: Mapped[str] = mapped_column(String(8), default=Mode.LIVE.value)
-    name: Mapped[str] = mapped_column(String(300))
-    amount_minor: Mapped[int]
-    currency: Mapped[str] = mapped_column(String(3))
-    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id"))
-    stage_id: Mapped[int] = mapped_column(ForeignKey("stages.id"))
-    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
-    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
-    created_at: Mapped[datetime] = mapped_column(default=_now)
-
-    pipeline: Mapped[Pipeline] = relationship()
-    stage: Mapped[Stage] = relationship()
-
-
-class SubscriptionStatus(StrEnum):
-    ACTIVE = "active"
-    PAST_DUE = "past_due"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
-
-    # M5: a status's label and tone live on its enum, as for every other status (they were in the blueprint).
-    @property
-    def label(self) -> str:
-        return str(SUBSCRIPTION_STATUS_LABELS[self])
-
-    @property
-    def tone(self) -> str:
-        return SUBSCRIPTION_STATUS_TONES[self]
-
-
-SUBSCRIPTION_STATUS_LABELS = {
-    SubscriptionStatus.ACTIVE: _l("Active"), SubscriptionStatus.PAST_DUE: _l("Past due"),
-    SubscriptionStatus.COMPLETED: _l("Completed"), SubscriptionStatus.CANCELLED: _l("Cancelled"),
-}
-SUBSCRIPTION_STATUS_TONES = {
-    SubscriptionStatus.ACTIVE: "success", SubscriptionStatus.PAST_DUE: "danger",
-    SubscriptionStatus.COMPLETED: "neutral", SubscriptionStatus.CANCELLED: "neutral",
-}
-
-
-class Subscription(db.Model):
-    """Recurring items with the same frequency and term, bought together (R4)."""
-
-    __tablename__ = "subscriptions"
-    # The billing tick walks what is due in (next charge, id) order, batch after batch from the last one's
-    # position: with the id in the index, each batch starts where the last ended instead of rereading it.
-    __table_args__ = (Index("ix_subscriptions_next_charge", "next_charge_at", "id"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    mode: Mapped[str] = mapped_column(String(8), default=Mode.LIVE.value)
-    status: Mapped[str] = mapped_column(String(16), default=SubscriptionStatus.ACTIVE.value)
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
-    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"))
-    link_id: Mapped[int | None] = mapped_column(ForeignKey("payment_links.id"))
-    first_payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
-    frequency: Mapped[str] = mapped_column(String(16))
-    term_type: Mapped[str] = mapped_column(String(16))
-    term_count: Mapped[int | None]
-    amount_minor: Mapped[int]  # per period
-    currency: Mapped[str] = mapped_column(String(3))
-    payments_made: Mapped[int] = mapped_column(default=0)
-    anchor_at: Mapped[datetime]
-    next_charge_at: Mapped[datetime | None]
-    payment_method_token: Mapped[str | None] = mapped_column(String(120))
-    card_brand: Mapped[str | None] = mapped_column(String(32))
-    card_last4: Mapped[str | None] = mapped_column(String(4))
-    card_exp_month: Mapped[int | None]
-    card_exp_year: Mapped[int | None]
-    language: Mapped[str] = mapped_column(String(5), default="en")
-    created_at: Mapped[datetime] = mapped_column(default=_now)
-    cancelled_at: Mapped[datetime | None]
-    # Billing engine state (issue 8).
-    failed_attempts: Mapped[int] = mapped_column(default=0)  # on the current period, reset by a success
-    past_due_since: Mapped[datetime | None]
-    cancel_at_period_end: Mapped[bool] = mapped_column(default=False)
-    cancel_reason: Mapped[str | None] = mapped_column(String(40))
-    ended_at: Mapped[datetime | None]
-    reminded_period: Mapped[int | None]  # the last period whose 14-day reminder went out (E7)
-    update_token: Mapped[str | None] = mapped_column(String(64), unique=True)  # the buyer's card-update page
-
-    items: Mapped[list[SubscriptionItem]] = relationship(
-        back_populates="subscription", order_by="SubscriptionItem.position", cascade="all, delete-orphan"
-    )
-    contact: Mapped[Contact] = relationship()
-
-
-class SubscriptionItem(db.Model):
-    __tablename__ = "subscription_items"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True)
-    position: Mapped[int] = mapped_column(default=0)
-    name: Mapped[str] = mapped_column(String(200))
-    description: Mapped[str] = mapped_column(Text, default="")
-    unit_amount_minor: Mapped[int]
-    currency: Mapped[str] = mapped_column(String(3))
-    quantity: Mapped[int] = mapped_column(default=1)
-
-    subscription: Mapped[Subscription] = relationship(back_populates="items")
-
-
-class TimelineEntry(db.Model):
-    """Payment activity on the timelines of contacts, companies and deals (R6)."""
-
-    __tablename__ = "timeline_entries"
-    __table_args__ = (Index("ix_timeline_subject", "account_id", "subject_type", "subject_id", "created_at"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
-    subject_type: Mapped[str] = mapped_column(String(16))  # payment | contact | company | deal | subscription
-    subject_id: Mapped[int]
-    kind: Mapped[str] = mapped_column(String(48))  # payment.submitted, payment.succeeded, ...
-    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
-    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(default=_now)
-
-
-class Counter(db.Model):
-    """Gap-free sequences per account (receipt numbers, later invoice numbers), taken under a row lock."""
-
-    __tablename__ = "counters"
-
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
-    name: Mapped[str] = mapped_column(String(32), primary_key=True)
-    value: Mapped[int] = mapped_column(default=0)
-
-
-class ProcessedEvent(db.Model):
-    """Processor events already applied; the unique id makes replays and concurrent ticks no-ops."""
-
-    __tablename__ = "processed_events"
-    __table_args__ = (UniqueConstraint("processor", "event_id"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    processor: Mapped[str] = mapped_column(String(32))
-    event_id: Mapped[str] = mapped_column(String(120))
-    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
-    type: Mapped[str] = mapped_column(String(48))
-    applied_at: Mapped[datetime] = mapped_column(default=_now)
-
-
-class SandboxRecord(db.Model):
-    """The sandbox processor's own memory (charges, refunds, scheduled events), like a remote processor's."""
-
-    __tablename__ = "sandbox_records"
-    __table_args__ = (Index("ix_sandbox_due", "account_id", "due_at"),)
-
-    key: Mapped[str] = mapped_column(String(160), primary_key=True)
-    account_id: Mapped[int | None]
-    due_at: Mapped[datetime | None]
-    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
-
-
-class RiskCounter(db.Model):
-    """One card-testing guard counter (H4): failed card entries per scope and key in a rolling window.
-
-    A slot is taken with one atomic UPDATE before the processor is called and given back when the payment
-    succeeds, so parallel requests can never all slip past the limit. `generation` changes whenever the window
-    starts over, so a slot taken in an old window is never given back to the new one.
-    """
-
-    __tablename__ = "risk_counters"
-
-    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
-    key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    window_start: Mapped[datetime]
-    used: Mapped[int] = mapped_column(default=0)
-    generation: Mapped[int] = mapped_column(default=0)
-
-
-# --------------------------------------------------------------------------------------------------
-# Refunds and saved views (issue 6)
-# --------------------------------------------------------------------------------------------------
-
-
 class RefundStatus(StrEnum):
     PENDING = "pending"  # "Refund processing" until the processor settles it (F3)
     SUCCEEDED = "succeeded"
@@ -1004,37 +943,25 @@ class Refund(db.Model):
     created_by: Mapped[User | None] = relationship()
 
 
-class SavedView(db.Model):
-    """A named set of filters, columns and sort on the payments index (P3), private or shared."""
+class Invoice(db.Model):
+    """An invoice for a link or subscription payment (R5), numbered without gaps per account."""
 
-    __tablename__ = "saved_views"
-    __table_args__ = (Index("ix_saved_views_account_tab", "account_id", "tab"),)
+    __tablename__ = "invoices"
+    __table_args__ = (UniqueConstraint("account_id", "number"), UniqueConstraint("payment_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
-    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    tab: Mapped[str] = mapped_column(String(16), default="payments")
-    name: Mapped[str] = mapped_column(String(80))
-    shared: Mapped[bool] = mapped_column(default=False)
-    state: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the index's query string, as a dict
-    created_at: Mapped[datetime] = mapped_column(default=_now)
-    updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
-
-    owner: Mapped[User] = relationship()
-
-
-class UserViewDefault(db.Model):
-    """Which saved view opens first for a user on an index tab ("a default view")."""
-
-    __tablename__ = "user_view_defaults"
-
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
-    tab: Mapped[str] = mapped_column(String(16), primary_key=True)
-    view_id: Mapped[int] = mapped_column(ForeignKey("saved_views.id", ondelete="CASCADE"))
+    number: Mapped[int]
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"))
+    amount_minor: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    issued_at: Mapped[datetime] = mapped_column(default=_now)
+    status: Mapped[str] = mapped_column(String(16), default="paid")
 
 
 # --------------------------------------------------------------------------------------------------
-# Disputes (issue 7)
+# Disputes: disputes and inquiries, their evidence files (D1–D6)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -1113,25 +1040,103 @@ class DisputeFile(db.Model):
     dispute: Mapped[Dispute] = relationship(back_populates="files")
 
 
-class Invoice(db.Model):
-    """An invoice for a link or subscription payment (R5), numbered without gaps per account."""
+# --------------------------------------------------------------------------------------------------
+# Subscriptions: recurring billing (S1–S8)
+# --------------------------------------------------------------------------------------------------
 
-    __tablename__ = "invoices"
-    __table_args__ = (UniqueConstraint("account_id", "number"), UniqueConstraint("payment_id"))
+
+class SubscriptionStatus(StrEnum):
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+    # M5: a status's label and tone live on its enum, as for every other status (they were in the blueprint).
+    @property
+    def label(self) -> str:
+        return str(SUBSCRIPTION_STATUS_LABELS[self])
+
+    @property
+    def tone(self) -> str:
+        return SUBSCRIPTION_STATUS_TONES[self]
+
+
+SUBSCRIPTION_STATUS_LABELS = {
+    SubscriptionStatus.ACTIVE: _l("Active"), SubscriptionStatus.PAST_DUE: _l("Past due"),
+    SubscriptionStatus.COMPLETED: _l("Completed"), SubscriptionStatus.CANCELLED: _l("Cancelled"),
+}
+
+
+SUBSCRIPTION_STATUS_TONES = {
+    SubscriptionStatus.ACTIVE: "success", SubscriptionStatus.PAST_DUE: "danger",
+    SubscriptionStatus.COMPLETED: "neutral", SubscriptionStatus.CANCELLED: "neutral",
+}
+
+
+class Subscription(db.Model):
+    """Recurring items with the same frequency and term, bought together (R4)."""
+
+    __tablename__ = "subscriptions"
+    # The billing tick walks what is due in (next charge, id) order, batch after batch from the last one's
+    # position: with the id in the index, each batch starts where the last ended instead of rereading it.
+    __table_args__ = (Index("ix_subscriptions_next_charge", "next_charge_at", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
-    number: Mapped[int]
-    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
-    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"))
-    amount_minor: Mapped[int]
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    mode: Mapped[str] = mapped_column(String(8), default=Mode.LIVE.value)
+    status: Mapped[str] = mapped_column(String(16), default=SubscriptionStatus.ACTIVE.value)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"))
+    link_id: Mapped[int | None] = mapped_column(ForeignKey("payment_links.id"))
+    first_payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    frequency: Mapped[str] = mapped_column(String(16))
+    term_type: Mapped[str] = mapped_column(String(16))
+    term_count: Mapped[int | None]
+    amount_minor: Mapped[int]  # per period
     currency: Mapped[str] = mapped_column(String(3))
-    issued_at: Mapped[datetime] = mapped_column(default=_now)
-    status: Mapped[str] = mapped_column(String(16), default="paid")
+    payments_made: Mapped[int] = mapped_column(default=0)
+    anchor_at: Mapped[datetime]
+    next_charge_at: Mapped[datetime | None]
+    payment_method_token: Mapped[str | None] = mapped_column(String(120))
+    card_brand: Mapped[str | None] = mapped_column(String(32))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    card_exp_month: Mapped[int | None]
+    card_exp_year: Mapped[int | None]
+    language: Mapped[str] = mapped_column(String(5), default="en")
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    cancelled_at: Mapped[datetime | None]
+    # Billing engine state (issue 8).
+    failed_attempts: Mapped[int] = mapped_column(default=0)  # on the current period, reset by a success
+    past_due_since: Mapped[datetime | None]
+    cancel_at_period_end: Mapped[bool] = mapped_column(default=False)
+    cancel_reason: Mapped[str | None] = mapped_column(String(40))
+    ended_at: Mapped[datetime | None]
+    reminded_period: Mapped[int | None]  # the last period whose 14-day reminder went out (E7)
+    update_token: Mapped[str | None] = mapped_column(String(64), unique=True)  # the buyer's card-update page
+
+    items: Mapped[list[SubscriptionItem]] = relationship(
+        back_populates="subscription", order_by="SubscriptionItem.position", cascade="all, delete-orphan"
+    )
+    contact: Mapped[Contact] = relationship()
+
+
+class SubscriptionItem(db.Model):
+    __tablename__ = "subscription_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(default=0)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    unit_amount_minor: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    quantity: Mapped[int] = mapped_column(default=1)
+
+    subscription: Mapped[Subscription] = relationship(back_populates="items")
 
 
 # --------------------------------------------------------------------------------------------------
-# Balance, payouts, exports and in-app notifications (issue 9)
+# Balance and payouts: the ledger and payouts (O1–O3)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -1216,6 +1221,8 @@ PAYOUT_STATUS_LABELS = {
     PayoutStatus.PAID: _l("Paid"),
     PayoutStatus.FAILED: _l("Failed"),
 }
+
+
 PAYOUT_STATUS_TONES = {
     PayoutStatus.PENDING: "neutral", PayoutStatus.IN_TRANSIT: "info",
     PayoutStatus.PAID: "success", PayoutStatus.FAILED: "danger",
@@ -1240,6 +1247,40 @@ class Payout(db.Model):
     failure_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=_now)
     paid_at: Mapped[datetime | None]
+
+
+# --------------------------------------------------------------------------------------------------
+# Back office: saved views of the indexes, exports (P3, X1)
+# --------------------------------------------------------------------------------------------------
+
+
+class SavedView(db.Model):
+    """A named set of filters, columns and sort on the payments index (P3), private or shared."""
+
+    __tablename__ = "saved_views"
+    __table_args__ = (Index("ix_saved_views_account_tab", "account_id", "tab"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    tab: Mapped[str] = mapped_column(String(16), default="payments")
+    name: Mapped[str] = mapped_column(String(80))
+    shared: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the index's query string, as a dict
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+
+    owner: Mapped[User] = relationship()
+
+
+class UserViewDefault(db.Model):
+    """Which saved view opens first for a user on an index tab ("a default view")."""
+
+    __tablename__ = "user_view_defaults"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    tab: Mapped[str] = mapped_column(String(16), primary_key=True)
+    view_id: Mapped[int] = mapped_column(ForeignKey("saved_views.id", ondelete="CASCADE"))
 
 
 class ExportStatus(StrEnum):
@@ -1291,16 +1332,18 @@ class Export(db.Model):
     user: Mapped[User] = relationship()
 
 
-class Notification(db.Model):
-    """An in-app notification (the bell in the top bar): exports ready, payouts, …"""
+# --------------------------------------------------------------------------------------------------
+# Sandbox processor: the built-in test processor's storage (T1)
+# --------------------------------------------------------------------------------------------------
 
-    __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_user", "user_id", "read_at", "created_at"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    text: Mapped[str] = mapped_column(String(300))
-    url: Mapped[str | None] = mapped_column(String(500))
-    created_at: Mapped[datetime] = mapped_column(default=_now)
-    read_at: Mapped[datetime | None]
+class SandboxRecord(db.Model):
+    """The sandbox processor's own memory (charges, refunds, scheduled events), like a remote processor's."""
+
+    __tablename__ = "sandbox_records"
+    __table_args__ = (Index("ix_sandbox_due", "account_id", "due_at"),)
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    account_id: Mapped[int | None]
+    due_at: Mapped[datetime | None]
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
