@@ -26,6 +26,8 @@ from datetime import date, datetime
 from flask import Flask, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from werkzeug.datastructures import CombinedMultiDict, MultiDict
 from werkzeug.routing import IntegerConverter
 from wtforms import Field, ValidationError
 from wtforms.fields import StringField
@@ -170,11 +172,35 @@ class AsciiDigits:
             raise ValidationError(str(self.message))
 
 
+_POSTED = object()
+
+
 class Form(FlaskForm):
-    """Base form: CSRF is checked app-wide by CSRFProtect (and its htmx header), so not again per form."""
+    """Base form: CSRF is checked app-wide by CSRFProtect (and its htmx header), so not again per form.
+
+    Built without `formdata` it reads the request's posted fields on a POST and nothing on a GET; `data` gives
+    the values of fields that were not posted. Never a JSON body: Flask-WTF falls back to one when no field
+    was posted, and a JSON list or number there was a TypeError before the view ran (M6, H9)."""
 
     class Meta:
         csrf = False
+
+    def __init__(self, formdata=_POSTED, **kwargs):
+        if formdata is _POSTED:
+            formdata = self._posted() if self.is_submitted() else None
+        super().__init__(formdata=formdata, **kwargs)
+
+    def _posted(self):
+        """The posted text fields, and uploads only under this form's file fields' names: an upload sent under
+        a text field's name would reach that field as a file object instead of text."""
+        file_names = {unbound.kwargs.get("name", key) for key, unbound in self._unbound_fields
+                      if issubclass(unbound.field_class, FileField)}
+        uploads = MultiDict([(key, upload) for key, upload in request.files.items(multi=True) if key in file_names])
+        return CombinedMultiDict((uploads, request.form)) if uploads else request.form
+
+    def value_dict(self) -> dict:
+        """{input name: value}, the shape the templates' `values` take (what was typed, kept on an error)."""
+        return {field.name: field.data for field in self}
 
     def error_dict(self) -> dict[str, str]:
         """{field name: first message}, the shape the templates' `errors` take."""
