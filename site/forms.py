@@ -12,6 +12,7 @@ everywhere:
     parse_date(text)                           # a real calendar date written YYYY-MM-DD, or None
     arg_int("page", 1, minimum=1)              # a query parameter; the default when absent or invalid
     AsciiIntegerField / IsoDateField           # the same rules as WTForms fields with field-level messages
+    Form, FlagField                            # the base of every form (M6) and its "1"-means-on checkbox
 
 The URL converter `int` is replaced app-wide (see `register`) by one that matches ASCII digits only and
 stops at the largest id, so `/payments/99999999999999999999` is a 404 instead of an overflow.
@@ -30,7 +31,7 @@ from flask_wtf.file import FileField
 from werkzeug.datastructures import CombinedMultiDict, MultiDict
 from werkzeug.routing import IntegerConverter
 from wtforms import Field, ValidationError
-from wtforms.fields import StringField
+from wtforms.fields import BooleanField, StringField
 
 # The largest value a signed 64-bit column holds: SQLite's INTEGER and PostgreSQL's bigint alike.
 MAX_INT = 2**63 - 1
@@ -157,6 +158,14 @@ class IsoDateField(StringField):
         self.date = parse_date(text) if text else None
         if text and self.date is None:
             raise ValueError(str(self.message))
+
+
+class FlagField(BooleanField):
+    """A checkbox or switch that posts "1" when on: only that value is true, a missing field is false (an
+    unchecked box). BooleanField would take any text but "false" as true, "0" included."""
+
+    def process_formdata(self, valuelist):
+        self.data = bool(valuelist) and valuelist[0] == "1"
 
 
 class AsciiDigits:

@@ -8,8 +8,10 @@ from sqlalchemy import select
 from kassa.extensions import db
 from kassa.models import Export
 from tests.factories import make_merchant
+from tests.support.app import run_outbox
 from tests.support.checkout_flow import field_error
-from tests.support.payments import login
+from tests.support.payments import bulk_payments, login, soup_of
+from tests.web.test_exports import csv_rows
 
 
 @pytest.fixture
@@ -48,3 +50,59 @@ def test_m6_a_report_with_headers_in_another_language_is_queued_in_it(client, sh
     response = client.post("/reports/", data={**REPORT, "language": "fr"})
     assert response.status_code == 303
     assert db.session.scalar(select(Export.language)) == "fr"
+
+
+# -- exports ------------------------------------------------------------------------------------------------
+
+
+def _export(client, **form):
+    data = {"state": "", "tab": "payments", "name": "Mine", "file_format": "csv", "language": "en", **form}
+    return client.post("/exports/payments", data=data)
+
+
+def _last_export() -> Export:
+    db.session.rollback()
+    return db.session.scalar(select(Export).order_by(Export.id.desc()))
+
+
+def test_m6_an_export_with_associations_has_their_columns(client, shop):
+    bulk_payments(shop.account_id, [{"amount_minor": 1000}])
+    assert _export(client, columns=["amount"], associations="1").status_code == 303
+    run_outbox()
+    header = csv_rows(client, _last_export())[0]
+    assert header == ["Gross amount", "Currency", "Associated contact", "Associated company", "Associated deal",
+                      "Associated subscription"]
+
+
+@pytest.mark.parametrize("value", ["0", "", "on"])
+def test_m6_only_1_switches_associations_on(client, shop, value):
+    bulk_payments(shop.account_id, [{"amount_minor": 1000}])
+    assert _export(client, columns=["amount"], associations=value).status_code == 303
+    run_outbox()
+    assert csv_rows(client, _last_export())[0] == ["Gross amount", "Currency"]
+
+
+def test_m6_unknown_columns_are_left_out_and_none_means_the_views_columns(client, shop):
+    bulk_payments(shop.account_id, [{"amount_minor": 1000}])
+    assert _export(client, state="cols=amount,status", columns=["fee", "no_such_column"]).status_code == 303
+    assert _last_export().params["columns"] == ["fee"]
+    assert _export(client, state="cols=amount,status", columns=["no_such_column"]).status_code == 303
+    assert _last_export().params["columns"] == ["amount", "status"]
+
+
+def test_m6_the_disputes_tab_exports_disputed_payments_only(client, shop):
+    bulk_payments(shop.account_id, [{"amount_minor": 1000}, {"amount_minor": 2000}])
+    dialog = soup_of(client.get("/exports/payments?tab=disputes&state="))
+    assert dialog.select_one('input[name="tab"]')["value"] == "disputes"
+    assert _export(client, tab="disputes").status_code == 303
+    export = _last_export()
+    assert (export.params["tab"], export.rows_total) == ("disputes", 0)
+    assert _export(client, tab="refunds").status_code == 303  # an unknown tab is the payments tab
+    export = _last_export()
+    assert (export.params["tab"], export.rows_total) == ("payments", 2)
+
+
+def test_m6_an_export_of_a_view_that_cannot_be_read_is_a_bad_request(client, shop):
+    assert client.get("/exports/payments?state=sort%3Dno_such_sort").status_code == 400
+    assert _export(client, state="sort=no_such_sort").status_code == 400
+    assert db.session.scalar(select(Export.id)) is None
