@@ -8,7 +8,7 @@ from sqlalchemy import select
 from kassa.extensions import db
 from kassa.models import Export
 from tests.factories import make_merchant
-from tests.support.app import run_outbox
+from tests.support.app import page_text, run_outbox
 from tests.support.checkout_flow import field_error
 from tests.support.payments import bulk_payments, login, soup_of
 from tests.web.test_exports import csv_rows
@@ -106,3 +106,24 @@ def test_m6_an_export_of_a_view_that_cannot_be_read_is_a_bad_request(client, sho
     assert client.get("/exports/payments?state=sort%3Dno_such_sort").status_code == 400
     assert _export(client, state="sort=no_such_sort").status_code == 400
     assert db.session.scalar(select(Export.id)) is None
+
+
+# -- the header's switches ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "payments", None])
+def test_m6_the_switches_go_back_to_a_same_site_page_only(client, shop, target):
+    data = {"next": target} if target else {}
+    for url, form in (("/preferences/test-data", {"value": "1"}), ("/preferences/language", {"language": "fr"})):
+        response = client.post(url, data={**form, **data})
+        assert (response.status_code, response.location) == (303, "/")
+    assert client.post("/preferences/language", data={"language": "en", "next": "/payments/?page=2"}).location \
+        == "/payments/?page=2"
+
+
+@pytest.mark.parametrize("language", ["de", "", "EN"])
+def test_m6_a_language_the_switch_does_not_offer_changes_nothing(client, shop, language):
+    client.post("/preferences/language", data={"language": "nl", "next": "/"})
+    response = client.post("/preferences/language", data={"language": language, "next": "/links/"})
+    assert (response.status_code, response.location) == (303, "/links/")
+    assert "Betaallinks" in page_text(client.get("/"))
