@@ -5,12 +5,16 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from kassa.blueprints.disputes import QUESTIONS
+from kassa.database import write_transaction
 from kassa.extensions import db
-from kassa.models import Export
+from kassa.models import Dispute, Export, Pipeline
 from tests.factories import make_merchant
 from tests.support.app import page_text, run_outbox
 from tests.support.checkout_flow import field_error
+from tests.support.links import create_link, create_product
 from tests.support.payments import bulk_payments, login, soup_of
+from tests.web.test_disputes import pay_disputed
 from tests.web.test_exports import csv_rows
 
 
@@ -127,3 +131,81 @@ def test_m6_a_language_the_switch_does_not_offer_changes_nothing(client, shop, l
     response = client.post("/preferences/language", data={"language": language, "next": "/links/"})
     assert (response.status_code, response.location) == (303, "/links/")
     assert "Betaallinks" in page_text(client.get("/"))
+
+
+# -- deal pipelines -----------------------------------------------------------------------------------------
+
+
+def test_m6_a_pipeline_is_added_from_its_name_and_stage_lines(client, shop):
+    response = client.post("/settings/pipelines", data={"name": "Workshops", "stages": "Booked, 50\n\nPaid, 100"})
+    assert response.status_code == 303
+    page = client.get("/settings/pipelines")
+    assert "Pipeline “Workshops” created." in page_text(page)
+    section = soup_of(page).find("h3", string="Workshops").parent
+    assert [" ".join(li.get_text(" ").split()) for li in section.select("li")] == ["Booked (50 %)", "Paid (100 %)"]
+
+
+@pytest.mark.parametrize(("form", "field", "message"), [
+    ({"name": " ", "stages": "Booked, 50"}, "name", "Enter a name for the pipeline."),
+    ({"name": "x" * 101, "stages": "Booked, 50"}, "name", "Use at most 100 characters."),
+    ({"name": "Workshops", "stages": "Booked, 150"}, "stages",
+     "Write one stage per line as “name, win probability 0–100”."),
+    ({"name": "Workshops", "stages": "Booked, ５０"}, "stages",
+     "Write one stage per line as “name, win probability 0–100”."),
+    ({"name": "Workshops"}, "stages", "Add at least one stage."),
+])
+def test_m6_a_pipeline_field_error_keeps_what_was_typed(client, shop, form, field, message):
+    response = client.post("/settings/pipelines", data=form)
+    assert response.status_code == 422
+    assert field_error(response, field) == f"Error: {message}"
+    page = soup_of(response)
+    assert page.select_one('input[name="name"]')["value"] == form["name"]
+    assert page.select_one('textarea[name="stages"]').get_text() == form.get("stages", "")
+    assert db.session.scalar(select(Pipeline.id).where(Pipeline.is_default.is_(False))) is None
+
+
+# -- products and links: archive and status -----------------------------------------------------------------
+
+
+def test_m6_archive_without_a_value_archives_and_anything_but_1_restores(client, shop):
+    product = create_product(client, name="Old saddle")
+    assert client.post(f"/products/{product.id}/archive").status_code == 303
+    db.session.refresh(product)
+    assert product.archived_at is not None
+    assert client.post(f"/products/{product.id}/archive", data={"archived": "yes"}).status_code == 303
+    db.session.refresh(product)
+    assert product.archived_at is None
+
+
+@pytest.mark.parametrize("status", ["", "ACTIVE", None])
+def test_m6_a_link_status_other_than_active_deactivates(client, shop, status):
+    link = create_link(client, name="Seasonal")
+    response = client.post(f"/links/{link.id}/status", data={"status": status} if status is not None else {})
+    assert response.status_code == 303
+    db.session.refresh(link)
+    assert link.status == "inactive"
+
+
+# -- the dispute wizard -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reason", sorted(QUESTIONS))
+def test_m6_step_one_saves_the_questions_of_each_reason_and_only_those(client, shop, reason):
+    _payment, dispute = pay_disputed(client, shop)
+    with write_transaction(db.session) as session:
+        session.get(Dispute, dispute.id).reason = reason
+    answers = {key: f" Answer for {key} " for key in QUESTIONS[reason]}
+    others = {key: "not this reason's" for key in QUESTIONS["fraudulent" if reason != "fraudulent" else "general"]}
+    response = client.post(f"/disputes/{dispute.id}/counter/1", data={**others, **answers})
+    assert response.status_code == 303 and response.location.endswith(f"/disputes/{dispute.id}/counter/2")
+    db.session.rollback()
+    assert db.session.get(Dispute, dispute.id).draft == {
+        "questions": {key: f"Answer for {key}" for key in QUESTIONS[reason]}}
+
+
+@pytest.mark.parametrize(("step", "go", "target"), [(1, "back", 1), (3, "back", 2), (3, "", 4), (2, "next", 3)])
+def test_m6_back_goes_to_the_previous_step_and_anything_else_on(client, shop, step, go, target):
+    _payment, dispute = pay_disputed(client, shop)
+    response = client.post(f"/disputes/{dispute.id}/counter/{step}", data={"go": go})
+    assert response.status_code == 303
+    assert response.location.endswith(f"/disputes/{dispute.id}/counter/{target}")
