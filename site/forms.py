@@ -27,11 +27,10 @@ from datetime import date, datetime
 from flask import Flask, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileField
 from werkzeug.datastructures import CombinedMultiDict, MultiDict
 from werkzeug.routing import IntegerConverter
 from wtforms import Field, ValidationError
-from wtforms.fields import BooleanField, StringField
+from wtforms.fields import BooleanField, FileField, StringField
 
 # The largest value a signed 64-bit column holds: SQLite's INTEGER and PostgreSQL's bigint alike.
 MAX_INT = 2**63 - 1

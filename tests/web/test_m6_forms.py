@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from PIL import Image
 from sqlalchemy import select
 
 from kassa.blueprints.disputes import QUESTIONS
 from kassa.database import write_transaction
 from kassa.extensions import db
-from kassa.models import Dispute, Export, Pipeline
+from kassa.models import Account, Dispute, Export, Pipeline, User
 from tests.factories import make_merchant
 from tests.support.app import page_text, run_outbox
 from tests.support.checkout_flow import field_error
@@ -209,3 +212,53 @@ def test_m6_back_goes_to_the_previous_step_and_anything_else_on(client, shop, st
     response = client.post(f"/disputes/{dispute.id}/counter/{step}", data={"go": go})
     assert response.status_code == 303
     assert response.location.endswith(f"/disputes/{dispute.id}/counter/{target}")
+
+
+# -- settings -----------------------------------------------------------------------------------------------
+
+
+def test_m6_profile_language_is_saved_and_an_unknown_one_is_a_field_error(client, shop):
+    response = client.post("/settings/profile", data={"language": "fr"})
+    assert (response.status_code, response.location) == (303, "/settings/profile")
+    assert db.session.get(User, shop.id).language == "fr"
+    assert "Your preferences are saved." in page_text(client.get("/settings/profile"))  # said before the switch
+    for data in ({"language": "de"}, {}):
+        response = client.post("/settings/profile", data=data)
+        assert response.status_code == 200
+        assert field_error(response, "language") == "Erreur : Choisissez une langue."
+        db.session.rollback()
+        assert db.session.get(User, shop.id).language == "fr"
+
+
+def _png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (40, 20), (200, 30, 30)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_m6_remove_logo_removes_it_and_a_file_under_another_name_is_not_a_logo(client, shop):
+    response = client.post("/settings/branding", data={"brand_color": "#aa3300", "logo": (io.BytesIO(_png()), "a.png")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 303
+    account = db.session.get(Account, shop.account_id)
+    assert account.logo_path
+    # An upload sent under a text field's name is not read as that field: the colour is missing.
+    response = client.post("/settings/branding", data={"brand_color": (io.BytesIO(b"#112233"), "c.txt")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 422
+    assert "Enter a colour like #2f5bd3." in field_error(response, "brand_color")
+    for value in ("0", "on"):
+        assert client.post("/settings/branding", data={"brand_color": "#aa3300", "remove_logo": value}).status_code == 303
+        db.session.refresh(account)
+        assert account.logo_path
+    assert client.post("/settings/branding", data={"brand_color": "#aa3300", "remove_logo": "1"}).status_code == 303
+    db.session.refresh(account)
+    assert account.logo_path is None and account.brand_color == "#aa3300"
+
+
+def test_m6_invoices_are_switched_off_by_an_unticked_box(client, shop):
+    assert client.post("/settings/payments", data={"create_invoices": "1", "retry_days": "1, 3"}).status_code == 303
+    assert db.session.get(Account, shop.account_id).create_invoices is True
+    assert client.post("/settings/payments", data={"retry_days": "1, 3"}).status_code == 303
+    db.session.rollback()
+    assert db.session.get(Account, shop.account_id).create_invoices is False
