@@ -127,14 +127,19 @@ _REQUEST_READS = re.compile(
     r"""(?:request\.(?:args|form|values|files)|\bform|\bargs|\bsource|\bvalues|\bdata|\bparams)"""
     r"""\s*(?:\.get(?:list)?\(\s*|\[\s*)["']([A-Za-z_][\w-]{0,40})["']""")
 _TEMPLATE_NAMES = re.compile(r"""name=["']([A-Za-z_][\w-]{0,40})["']""")
+# M6: the fields WTForms forms declare (`email = StringField(...)`; `name="from"` when the input's name differs).
+_FORM_FIELDS = re.compile(r"""^\s+([a-z_]\w{0,40}) = \w*Field\((?:[^()]*?\bname=["']([A-Za-z_][\w-]{0,40})["'])?""",
+                          re.MULTILINE)
 
 
 def static_field_names() -> list[str]:
-    """Every parameter name the code reads from a request (or a form dict) and every literal `name=` in the
-    templates: the names sent to every route on top of the ones each page's forms show."""
+    """Every parameter name the code reads from a request (or a form dict), every field a form declares and
+    every literal `name=` in the templates: the names sent to every route on top of the ones each page's forms
+    show."""
     names: set[str] = set()
     for path in [*SITE.glob("blueprints/*.py"), *SITE.glob("services/*.py"), SITE / "forms.py"]:
         names.update(_REQUEST_READS.findall(path.read_text()))
+        names.update(name or attribute for attribute, name in _FORM_FIELDS.findall(path.read_text()))
     for path in SITE.glob("templates/**/*.html"):
         names.update(_TEMPLATE_NAMES.findall(path.read_text()))
     names -= {"csrf_token", "viewport", "robots", "author", "htmx-config", "dcterms.created"}
