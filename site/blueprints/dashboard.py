@@ -50,7 +50,7 @@ class PreferenceForm(Form):
     next = StringField()
 
 
-class TestDataForm(PreferenceForm):
+class ViewTestDataForm(PreferenceForm):
     value = FlagField()
 
 
@@ -62,7 +62,7 @@ class LanguageForm(PreferenceForm):
 @bp.post("/preferences/test-data")
 @login_required
 def toggle_test_data():
-    form = TestDataForm()
+    form = ViewTestDataForm()
     users.set_view_test_data(current_user._get_current_object(), form.value.data)
     return redirect(safe_next(form.next.data, url_for("dashboard.home")), code=303)
 

@@ -76,7 +76,7 @@ class ProductForm(Form):
 
 
 class ArchiveForm(Form):
-    # The dialog's Archive button and the list's Archive/Restore buttons post "1" or "0"; nothing archives.
+    # The list's Archive and Restore buttons post "1" or "0"; a post without the field archives.
     archived = StringField(default="1")
 
 
