@@ -193,6 +193,12 @@ class Form(FlaskForm):
     class Meta:
         csrf = False
 
+        def get_translations(self, form):
+            # Kassa's messages are its own (flask-babel, looked up when shown). WTForms' catalogue would look up
+            # the request's language while the form is built (for default labels) and so fix it for the rest
+            # of the request: Settings → Profile would then confirm a language switch in the old language.
+            return None
+
     def __init__(self, formdata=_POSTED, **kwargs):
         if formdata is _POSTED:
             formdata = self._posted() if self.is_submitted() else None

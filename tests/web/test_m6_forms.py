@@ -221,7 +221,7 @@ def test_m6_profile_language_is_saved_and_an_unknown_one_is_a_field_error(client
     response = client.post("/settings/profile", data={"language": "fr"})
     assert (response.status_code, response.location) == (303, "/settings/profile")
     assert db.session.get(User, shop.id).language == "fr"
-    assert "Your preferences are saved." in page_text(client.get("/settings/profile"))  # said before the switch
+    assert "Vos préférences sont enregistrées." in page_text(client.get("/settings/profile"))  # said after it
     for data in ({"language": "de"}, {}):
         response = client.post("/settings/profile", data=data)
         assert response.status_code == 200
