@@ -12,6 +12,7 @@ everywhere:
     parse_date(text)                           # a real calendar date written YYYY-MM-DD, or None
     arg_int("page", 1, minimum=1)              # a query parameter; the default when absent or invalid
     AsciiIntegerField / IsoDateField           # the same rules as WTForms fields with field-level messages
+    Form, FlagField                            # the base of every form (M6) and its "1"-means-on checkbox
 
 Every form is a `Form` (M6): views read what was posted through one, never `request.form` by hand; only
 `form_has_nul` here reads the raw form, for the NUL guard that runs before any form exists.
@@ -30,7 +31,7 @@ from flask import Flask, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.form import SUBMIT_METHODS
-from werkzeug.datastructures import CombinedMultiDict
+from werkzeug.datastructures import CombinedMultiDict, MultiDict
 from werkzeug.routing import IntegerConverter
 from wtforms import Field, FieldList, FileField, ValidationError
 from wtforms.fields import StringField
@@ -189,10 +190,20 @@ class Form(FlaskForm):
     class Meta:
         csrf = False
 
+        def get_translations(self, form):
+            # Kassa's messages are its own (flask-babel, looked up when shown). WTForms' catalogue would look up
+            # the request's language while the form is built (for default labels) and so fix it for the rest
+            # of the request: Settings → Profile would then confirm a language switch in the old language.
+            return None
+
     def __init__(self, formdata=_POSTED, **kwargs):
         if formdata is _POSTED:
             formdata = _posted_fields(self)
         super().__init__(formdata=formdata, **kwargs)
+
+    def value_dict(self) -> dict:
+        """{input name: value}, the shape the templates' `values` take (what was typed, kept on an error)."""
+        return {field.name: field.data for field in self}
 
     def error_dict(self) -> dict[str, str]:
         """{field name: first message}, the shape the templates' `errors` take."""
@@ -207,8 +218,13 @@ class Form(FlaskForm):
 def _posted_fields(form: Form):
     if request.method not in SUBMIT_METHODS:
         return None
-    if any(issubclass(unbound.field_class, FileField) for _name, unbound in form._unbound_fields):
-        return CombinedMultiDict((request.files, request.form))
+    # Uploads only under this form's file fields' names: an upload sent under a text field's name would reach
+    # that field as a file object instead of text.
+    file_names = {unbound.kwargs.get("name", key) for key, unbound in form._unbound_fields
+                  if issubclass(unbound.field_class, FileField)}
+    uploads = MultiDict([(key, upload) for key, upload in request.files.items(multi=True) if key in file_names])
+    if uploads:
+        return CombinedMultiDict((uploads, request.form))
     return request.form or None
 
 

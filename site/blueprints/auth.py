@@ -6,16 +6,21 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
 from werkzeug.exceptions import TooManyRequests
+from wtforms import StringField, ValidationError
+from wtforms.validators import EqualTo
 
 from kassa.errors import KassaError, ValidationFailed
 from kassa.extensions import limiter
+from kassa.forms import Form
 from kassa.i18n import LANGUAGES, current_language
 from kassa.money import is_known_currency
 from kassa.netutil import client_ip
 from kassa.services.accounts import users
 from kassa.services.accounts.accounts import country_choices, timezone_choices
+from kassa.services.accounts.emails import email_key
 
 bp = Blueprint("auth", __name__)
 
@@ -30,13 +35,24 @@ def safe_next(target: str | None, default: str) -> str:
     return target.rstrip("?") or default
 
 
+class LoginForm(Form):
+    # No validators: any email and password are tried, and a mismatch is the one answer (H12).
+    email = StringField(default="")
+    password = StringField(default="")
+
+
+def _login_email() -> str:
+    """The address being tried: the rate limits and the throttled page read it before (or without) the view."""
+    return LoginForm().email.data
+
+
 def _login_email_ip_key() -> str:
-    return f"login:{users.email_key(request.form.get('email', ''))}:{client_ip()}"
+    return f"login:{email_key(_login_email())}:{client_ip()}"
 
 
 def _login_account_key() -> str:
     # H3: keyed by the canonical address, so `c@ｃ.example` counts against `c@c.example`.
-    return f"login-account:{users.email_key(request.form.get('email', ''))}"
+    return f"login-account:{email_key(_login_email())}"
 
 
 def _failed_login(response) -> bool:
@@ -50,7 +66,7 @@ def device_cookie_name() -> str:
 def _device() -> str | None:
     """H12: this browser's device nonce when it has logged in as the address being tried before."""
     if "login_device" not in g:
-        g.login_device = users.trusted_device(request.cookies.get(device_cookie_name()), request.form.get("email", ""))
+        g.login_device = users.trusted_device(request.cookies.get(device_cookie_name()), _login_email())
     return g.login_device
 
 
@@ -76,7 +92,7 @@ def remember_device(response, user):
 @bp.errorhandler(TooManyRequests)
 def _throttled(exc):
     message = _("Too many failed attempts. Wait 15 minutes, or reset your password.")
-    return render_template("auth/login.html", email=request.form.get("email", ""), error=message), 429
+    return render_template("auth/login.html", email=_login_email(), error=message), 429
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -93,8 +109,9 @@ def login():
         return redirect(next_url)
     if request.method == "GET":
         return render_template("auth/login.html", email="", next=next_url)
-    email = request.form.get("email", "")
-    user = users.authenticate(email, request.form.get("password", ""))
+    form = LoginForm()
+    email = form.email.data
+    user = users.authenticate(email, form.password.data)
     if user is None:
         return render_template(
             "auth/login.html", email=email, next=next_url,
@@ -116,31 +133,53 @@ def logout():
     return redirect(url_for("auth.login"), code=303)
 
 
+def _strip(text: str) -> str:
+    return text.strip()
+
+
+class SignupForm(Form):
+    """Sign up; the users service checks the company, name, email, password and time zone."""
+
+    company_name = StringField(default="", filters=[_strip])
+    name = StringField(default="", filters=[_strip])
+    email = StringField(default="", filters=[_strip])
+    country = StringField(default="", filters=[_strip])
+    currency = StringField(default="", filters=[_strip])
+    timezone = StringField(default="", filters=[_strip])
+    # A language the page doesn't offer is English, not an error.
+    language = StringField(default="", filters=[_strip, lambda language: language if language in LANGUAGES else "en"])
+    password = StringField(default="")
+
+    def validate_currency(self, field):
+        if not is_known_currency(field.data.upper()):
+            raise ValidationError(_l("Choose a currency."))
+
+    def validate_country(self, field):
+        if field.data not in dict(country_choices("en")):
+            raise ValidationError(_l("Choose a country."))
+
+
 @bp.route("/signup", methods=["GET", "POST"])
 @limiter.limit("20 per hour", methods=["POST"])
 def signup():
     if current_user.is_authenticated:
         return redirect(url_for("dashboard.home"))
-    form = {
+    values = {
         "company_name": "", "name": "", "email": "", "country": "US", "currency": "USD",
         "timezone": "UTC", "language": current_language(),
     }
     errors: dict[str, str] = {}
     if request.method == "POST":
-        form.update({key: request.form.get(key, "").strip() for key in form})
-        currency = form["currency"].upper()
-        if not is_known_currency(currency):
-            errors["currency"] = _("Choose a currency.")
-        if form["country"] not in dict(country_choices("en")):
-            errors["country"] = _("Choose a country.")
-        if form["language"] not in LANGUAGES:
-            form["language"] = "en"
-        if not errors:
+        form = SignupForm()
+        values = {key: form[key].data for key in values}
+        if not form.validate():
+            errors = form.error_dict()
+        else:
             try:
                 email = users.request_sign_up(
-                    company_name=form["company_name"], name=form["name"], email=form["email"],
-                    password=request.form.get("password", ""), country=form["country"], currency=currency,
-                    timezone=form["timezone"] or "UTC", language=form["language"],
+                    company_name=values["company_name"], name=values["name"], email=values["email"],
+                    password=form.password.data, country=values["country"], currency=values["currency"].upper(),
+                    timezone=values["timezone"] or "UTC", language=values["language"],
                 )
             except ValidationFailed as exc:
                 errors.update(exc.errors)
@@ -148,7 +187,7 @@ def signup():
                 # H12: the same page whether or not the address has a login; the email says which.
                 return render_template("auth/signup_sent.html", email=email)
     return render_template(
-        "auth/signup.html", form=form, errors=errors, countries=country_choices(current_language()),
+        "auth/signup.html", form=values, errors=errors, countries=country_choices(current_language()),
         timezones=timezone_choices() if "timezone" in errors else [],
     ), (422 if errors else 200)
 
@@ -173,18 +212,30 @@ def confirm_signup(token: str):
     return remember_device(redirect(url_for("dashboard.home"), code=303), user)
 
 
+class ForgotPasswordForm(Form):
+    email = StringField(default="")  # checked by the users service
+
+
 @bp.route("/forgot-password", methods=["GET", "POST"])
 @limiter.limit("10 per hour", methods=["POST"])
 def forgot_password():
     email, error, sent = "", None, False
     if request.method == "POST":
-        email = request.form.get("email", "")
+        email = ForgotPasswordForm().email.data
         try:
             users.request_password_reset(email, client_ip())
             sent = True
         except ValidationFailed as exc:
             error = exc.message
     return render_template("auth/forgot.html", email=email, error=error, sent=sent), (422 if error else 200)
+
+
+class ResetPasswordForm(Form):
+    """A new password, typed twice; the users service checks its strength."""
+
+    password = StringField(default="")
+    password_confirm = StringField(
+        default="", validators=[EqualTo("password", message=_l("The two passwords are not the same."))])
 
 
 @bp.route("/reset-password/<token>", methods=["GET", "POST"])
@@ -195,12 +246,12 @@ def reset_password(token: str):
         return render_template("auth/reset.html", invalid=exc.message), 400
     error = None
     if request.method == "POST":
-        password = request.form.get("password", "")
-        if password != request.form.get("password_confirm", ""):
-            error = _("The two passwords are not the same.")
+        form = ResetPasswordForm()
+        if not form.validate():
+            error = form.error_dict()["password_confirm"]
         else:
             try:
-                users.reset_password(token, password, client_ip())
+                users.reset_password(token, form.password.data, client_ip())
             except ValidationFailed as exc:
                 if exc.field is None:
                     return render_template("auth/reset.html", invalid=exc.message), 400
@@ -209,6 +260,13 @@ def reset_password(token: str):
                 flash(_("Your password has been changed. Log in with your new password."), "success")
                 return redirect(url_for("auth.login"), code=303)
     return render_template("auth/reset.html", user=user, error=error), (422 if error else 200)
+
+
+class InvitationForm(Form):
+    """Accept an invitation: your name and a password, checked by the users service."""
+
+    name = StringField(default="")
+    password = StringField(default="")
 
 
 @bp.route("/invitations/<token>", methods=["GET", "POST"])
@@ -220,10 +278,10 @@ def accept_invitation(token: str):
     errors: dict[str, str] = {}
     name = ""
     if request.method == "POST":
-        name = request.form.get("name", "")
-        password = request.form.get("password", "")
+        form = InvitationForm()
+        name = form.name.data
         try:
-            user = users.accept_invitation(token, name=name, password=password, ip=client_ip())
+            user = users.accept_invitation(token, name=name, password=form.password.data, ip=client_ip())
         except ValidationFailed as exc:
             errors = exc.errors or {"password": exc.message}
         except KassaError as exc:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, request, url_for
+from flask import Blueprint, flash, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from wtforms import StringField
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required, scoped
 from kassa.errors import ValidationFailed
 from kassa.extensions import db
+from kassa.forms import Form
 from kassa.models import Company, Contact, Deal, Payment, Permission, TimelineEntry
 from kassa.rendering import htmx_redirect, render_page
 from kassa.services.crm import crm
@@ -63,12 +65,19 @@ def deal(deal_id: int):
                        active_nav="payments")
 
 
+class PipelineForm(Form):
+    """A new deal pipeline: its name and its stages, one a line (checked by the CRM service)."""
+
+    name = StringField(default="")
+    stages = StringField(default="")
+
+
 @bp.route("/settings/pipelines", methods=["GET", "POST"])
 @permission_required(Permission.MANAGE_SETTINGS)
 def pipelines():
-    errors, values = {}, {"name": "", "stages": ""}
-    if request.method == "POST":
-        values = {"name": request.form.get("name", ""), "stages": request.form.get("stages", "")}
+    form = PipelineForm()
+    errors, values = {}, form.value_dict()
+    if form.is_submitted():
         try:
             pipeline = crm.create_pipeline(current_actor(), values["name"], values["stages"])
         except ValidationFailed as exc:

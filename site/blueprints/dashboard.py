@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, redirect, request, url_for
+from flask import Blueprint, abort, current_app, redirect, url_for
 from flask_login import current_user, login_required
+from wtforms import StringField
+from wtforms.validators import AnyOf
 
 from kassa.blueprints.auth import safe_next
+from kassa.forms import FlagField, Form
 from kassa.i18n import LANGUAGES
 from kassa.rendering import render_page
 from kassa.services.accounts import users
@@ -41,17 +44,33 @@ def section(name: str):
     return render_page("dashboard/section.html", name=name, active_nav=name)
 
 
+class PreferenceForm(Form):
+    """A switch in the page header; `next` is the page to go back to (same site only, see `safe_next`)."""
+
+    next = StringField()
+
+
+class ViewTestDataForm(PreferenceForm):
+    value = FlagField()
+
+
+class LanguageForm(PreferenceForm):
+    # An unknown language changes nothing (the switch only offers known ones).
+    language = StringField(validators=[AnyOf(LANGUAGES)])
+
+
 @bp.post("/preferences/test-data")
 @login_required
 def toggle_test_data():
-    users.set_view_test_data(current_user._get_current_object(), request.form.get("value") == "1")
-    return redirect(safe_next(request.form.get("next"), url_for("dashboard.home")), code=303)
+    form = ViewTestDataForm()
+    users.set_view_test_data(current_user._get_current_object(), form.value.data)
+    return redirect(safe_next(form.next.data, url_for("dashboard.home")), code=303)
 
 
 @bp.post("/preferences/language")
 @login_required
 def set_language():
-    language = request.form.get("language", "")
-    if language in LANGUAGES:
-        users.set_language(current_user._get_current_object(), language)
-    return redirect(safe_next(request.form.get("next"), url_for("dashboard.home")), code=303)
+    form = LanguageForm()
+    if form.validate():
+        users.set_language(current_user._get_current_object(), form.language.data)
+    return redirect(safe_next(form.next.data, url_for("dashboard.home")), code=303)

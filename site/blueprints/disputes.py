@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from itertools import chain
+
 from flask import Blueprint, abort, redirect, request, send_file, url_for
 from flask_login import current_user
+from wtforms import StringField
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required
 from kassa.errors import KassaError, ValidationFailed
 from kassa.extensions import db
-from kassa.forms import safe_filename
+from kassa.forms import Form, safe_filename
 from kassa.models import Dispute, DisputeFile, DisputeStatus, Payment, Permission
 from kassa.rendering import htmx_redirect, render_page
 from kassa.services.disputes import disputes, evidence
@@ -30,6 +33,17 @@ QUESTIONS = {
 }
 DETAIL_FIELDS = ["customer_name", "customer_email", "billing_address", "purchase_ip", "product_description",
                  "receipt", "refund_policy"]
+
+
+class CounterStepForm(Form):
+    """One saved step of the wizard. It holds every question of every reason, the details and step 3's text;
+    a step saves only its own fields (the service trims and shortens them)."""
+
+    go = StringField()  # "back" returns to the previous step; the main button goes on
+
+
+for _key in dict.fromkeys([*chain.from_iterable(QUESTIONS.values()), *DETAIL_FIELDS, "additional_information"]):
+    setattr(CounterStepForm, _key, StringField(default=""))
 
 
 @bp.app_template_global()
@@ -64,6 +78,7 @@ def counter(dispute_id: int, step: int):
     if step not in STEPS:
         abort(404)
     if request.method == "POST" and step in (1, 2, 3):
+        form = CounterStepForm()
         name = STEPS[step]
         if step == 1:
             keys = QUESTIONS.get(dispute.reason, QUESTIONS["general"])
@@ -72,11 +87,11 @@ def counter(dispute_id: int, step: int):
         else:
             keys = ["additional_information"]
         try:
-            disputes.save_draft(current_actor(), dispute.id, name, {key: request.form.get(key, "") for key in keys})
+            disputes.save_draft(current_actor(), dispute.id, name, {key: form[key].data for key in keys})
         except KassaError as exc:
             return render_page("disputes/wizard.html", "wizard", status=exc.status_code,
                                **_context(_dispute(dispute_id), step, alert=exc.message))
-        target = step + 1 if request.form.get("go") != "back" else max(step - 1, 1)
+        target = step + 1 if form.go.data != "back" else max(step - 1, 1)
         return htmx_redirect(url_for("disputes.counter", dispute_id=dispute.id, step=target))
     return render_page("disputes/wizard.html", "wizard", **_context(dispute, step))
 

@@ -9,14 +9,14 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
-from wtforms import IntegerField
+from wtforms import IntegerField, SelectMultipleField, StringField
 from wtforms.validators import NumberRange, Optional
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required, visible_modes
 from kassa.clock import now
 from kassa.errors import KassaError, ValidationFailed
 from kassa.extensions import db
-from kassa.forms import MAX_ID, Form, safe_filename
+from kassa.forms import MAX_ID, FlagField, Form, safe_filename
 from kassa.i18n import LANGUAGES, current_language
 from kassa.models import Export, Permission
 from kassa.rendering import htmx_redirect, render_page
@@ -39,13 +39,36 @@ def index():
                        active_nav="reports")
 
 
+TABS = ("payments", "disputes")
+
+
+class ExportViewForm(Form):
+    """The view being exported (X3): its tab and its filters and sort as a query string."""
+
+    tab = StringField(default="payments", filters=[lambda tab: tab if tab in TABS else "payments"])
+    state = StringField(default="")
+
+
+class PaymentsExportForm(ExportViewForm):
+    """X3: the Export dialog. Name, format and language are checked by the export service; columns the
+    table doesn't have are left out."""
+
+    name = StringField(default="")
+    file_format = StringField(default="")
+    language = StringField(default="")
+    columns = SelectMultipleField(choices=list(COLUMNS),
+                                  filters=[lambda keys: [key for key in keys or () if key in COLUMNS]])
+    associations = FlagField()
+    association_limit = StringField(default="1000")
+
+
 @bp.route("/payments", methods=["GET", "POST"])
 @permission_required(Permission.MANAGE_PAYMENTS)
 def payments():
     """X3: Payments → Export: the rows of the current view (filters and sort), not just the page."""
-    source = request.form if request.method == "POST" else request.args
-    tab = source.get("tab", "payments") if source.get("tab") in ("payments", "disputes") else "payments"
-    state_args = source.get("state", "")
+    # The index's Export button names the view in its query string; the dialog posts it back with the rest.
+    form = PaymentsExportForm() if request.method == "POST" else ExportViewForm(request.args)
+    tab, state_args = form.tab.data, form.state.data
     try:
         state = IndexState.from_args(MultiDict(parse_qsl(state_args)), tab)
     except FilterError:
@@ -54,11 +77,8 @@ def payments():
               "columns": list(state.columns), "associations": False, "association_limit": "1000"}
     errors: dict[str, str] = {}
     if request.method == "POST":
-        values = {"name": request.form.get("name", ""), "file_format": request.form.get("file_format", ""),
-                  "language": request.form.get("language", ""),
-                  "columns": [c for c in request.form.getlist("columns") if c in COLUMNS] or list(state.columns),
-                  "associations": request.form.get("associations") == "1",
-                  "association_limit": request.form.get("association_limit", "1000")}
+        values = {key: form[key].data for key in values}
+        values["columns"] = values["columns"] or list(state.columns)
         try:
             exports.request_export(current_actor(), kind="payments", name=values["name"],
                                    file_format=values["file_format"], language=values["language"],
@@ -121,7 +141,7 @@ def notifications():
 @bp.post("/notifications/read")
 @login_required
 def mark_notifications_read():
-    form = MarkReadForm(request.form)
+    form = MarkReadForm()
     if form.validate():
         notifications_service.mark_read(current_user.id, form.up_to.data)
     return htmx_redirect(url_for("exports.notifications"))

@@ -9,10 +9,11 @@ from flask import Blueprint, Response, abort, flash, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import case, func, or_, select
+from wtforms import StringField
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required, scoped, visible_modes
 from kassa.extensions import db
-from kassa.forms import MAX_PAGE, arg_id, arg_int
+from kassa.forms import MAX_PAGE, Form, arg_id, arg_int
 from kassa.i18n import current_language
 from kassa.models import LinkStatus, Payment, PaymentLink, PaymentStatus, Permission
 from kassa.order_summary import build_order_summary
@@ -140,11 +141,17 @@ def embed_preview(link_id: int):
     return render_page("links/embed_preview.html", link=link, url=public_url(link))
 
 
+class LinkStatusForm(Form):
+    """Deactivate or reactivate a link: "active" reactivates, anything else deactivates."""
+
+    status = StringField()
+
+
 @bp.post("/<int:link_id>/status")
 @permission_required(Permission.MANAGE_LINKS)
 def set_status(link_id: int):
     _owned_live_link(link_id)
-    active = request.form.get("status") == LinkStatus.ACTIVE.value
+    active = LinkStatusForm().status.data == LinkStatus.ACTIVE.value
     link = links.set_active(current_actor(), link_id, active)
     flash(_("“%(name)s” is active again: its URL accepts payments.", name=link.name) if active else
           _("“%(name)s” is deactivated: its URL no longer accepts payments.", name=link.name), "success")

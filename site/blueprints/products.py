@@ -6,10 +6,11 @@ from flask import Blueprint, flash, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, or_
+from wtforms import StringField
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required, scoped
 from kassa.errors import Conflict, ValidationFailed
-from kassa.forms import MAX_PAGE, arg_int
+from kassa.forms import MAX_PAGE, Form, arg_int
 from kassa.i18n import current_language
 from kassa.models import BillingFrequency, Permission, Product, TermType
 from kassa.money import Money
@@ -60,10 +61,29 @@ def _form_values(product: Product | None) -> dict[str, str]:
     }
 
 
+class ProductForm(Form):
+    """A product of the library; the products service checks the values (price in the account's language,
+    frequency and term)."""
+
+    name = StringField(default="")
+    description = StringField(default="")
+    unit_price = StringField(default="")
+    currency = StringField(default="")
+    frequency = StringField(default="")
+    term_type = StringField(default="")
+    term_count = StringField(default="")
+    sku = StringField(default="")
+
+
+class ArchiveForm(Form):
+    # The list's Archive and Restore buttons post "1" or "0"; a post without the field archives.
+    archived = StringField(default="1")
+
+
 def _editor(product: Product | None):
     values, errors = _form_values(product), {}
     if request.method == "POST":
-        values = {key: request.form.get(key, "") for key in values}
+        values = ProductForm().value_dict()
         try:
             if product is None:
                 saved = products.create_product(current_actor(), values, current_language())
@@ -96,7 +116,7 @@ def edit(product_id: int):
 @permission_required(Permission.MANAGE_LINKS)
 def archive(product_id: int):
     get_owned_or_404(Product, product_id)
-    archived = request.form.get("archived", "1") == "1"
+    archived = ArchiveForm().archived.data == "1"
     product = products.set_archived(current_actor(), product_id, archived)
     flash(_("“%(name)s” archived. Links that use it keep working.", name=product.name) if archived
           else _("“%(name)s” is back in the library.", name=product.name), "success")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, request, url_for
+from flask import Blueprint, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
+from wtforms import StringField
+from wtforms.validators import AnyOf
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required, visible_modes
 from kassa.clock import account_today
@@ -27,26 +30,28 @@ REPORT_KINDS = ("payout_reconciliation", "balance", "payout_details")
 
 
 class ReportForm(Form):
-    """The dates of a downloadable report (H9: "2026-02-30" used to reach the export as text and fail)."""
+    """A downloadable report: its kind, format, language and dates (H9: "2026-02-30" used to reach the export as
+    text and fail). The format and language are checked by the export service."""
 
+    kind = StringField(validators=[AnyOf(REPORT_KINDS, message=_l("Choose a report."))])
+    file_format = StringField()
     date_from = IsoDateField(name="from")
     date_to = IsoDateField(name="to")
+    language = StringField()
 
 
 @bp.route("/", methods=["GET", "POST"])
 @permission_required(Permission.MANAGE_PAYMENTS)
 def index():
     today = account_today(current_user.account)
-    values = {"kind": "payout_reconciliation", "file_format": "csv", "from": today.replace(day=1).isoformat(),
-              "to": today.isoformat(), "language": current_language()}
+    form = ReportForm(data={"kind": "payout_reconciliation", "file_format": "csv",
+                            "date_from": today.replace(day=1).isoformat(), "date_to": today.isoformat(),
+                            "language": current_language()})
+    values = form.value_dict()
     errors: dict[str, str] = {}
-    if request.method == "POST":
-        values = {key: request.form.get(key, default) for key, default in values.items()}
-        form = ReportForm()
+    if form.is_submitted():
         form.validate()
         errors.update(form.error_dict())
-        if values["kind"] not in REPORT_KINDS:
-            errors["kind"] = _("Choose a report.")
         if not errors:
             try:
                 exports.request_export(

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, make_response, redirect, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
+from flask_wtf.file import FileField
+from wtforms import SelectMultipleField, StringField
+from wtforms.validators import AnyOf
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required, scoped
 from kassa.errors import KassaError, ValidationFailed
 from kassa.extensions import db
-from kassa.forms import arg_id
+from kassa.forms import FlagField, Form, arg_id
 from kassa.i18n import LANGUAGES, current_language
-from kassa.models import EmailMessage, Invitation, Permission, Role, User
+from kassa.models import DEFAULT_NOTIFICATIONS, EmailMessage, Invitation, Permission, Role, User
 from kassa.pagination import keyset_page
 from kassa.rendering import htmx_redirect, render_page
 from kassa.security import allow_framing
@@ -38,16 +42,20 @@ def index():
 # -- profile ----------------------------------------------------------------------------------------
 
 
+class ProfileForm(Form):
+    language = StringField(validators=[AnyOf(LANGUAGES, message=_l("Choose a language."))])
+
+
 @bp.route("/profile", methods=["GET", "POST"])
 @login_required
 def profile():
     errors: dict[str, str] = {}
     if request.method == "POST":
-        language = request.form.get("language", "")
-        if language not in LANGUAGES:
-            errors["language"] = _("Choose a language.")
+        form = ProfileForm()
+        if not form.validate():
+            errors = form.error_dict()
         else:
-            users.set_language(current_user._get_current_object(), language)
+            users.set_language(current_user._get_current_object(), form.language.data)
             flash(_("Your preferences are saved."), "success")
             return redirect(url_for("settings.profile"), code=303)
     return render_page("settings/profile.html", **_common(errors=errors, section="profile"))
@@ -65,12 +73,25 @@ def _account_form_values() -> dict[str, str]:
     }
 
 
+class AccountForm(Form):
+    """Settings → Account; the accounts service checks every value (countries, currencies, time zones)."""
+
+    name = StringField(default="")
+    country = StringField(default="")
+    default_currency = StringField(default="")
+    timezone = StringField(default="")
+    language = StringField(default="")
+    address = StringField(default="")
+    support_email = StringField(default="")
+    refund_policy = StringField(default="")
+
+
 @bp.route("/account", methods=["GET", "POST"])
 @permission_required(Permission.MANAGE_SETTINGS)
 def account():
     values, errors = _account_form_values(), {}
     if request.method == "POST":
-        values = {key: request.form.get(key, "") for key in values}
+        values = AccountForm().value_dict()
         try:
             accounts.update_account(current_actor(), **values)
         except ValidationFailed as exc:
@@ -92,19 +113,27 @@ def account():
 # -- branding ---------------------------------------------------------------------------------------
 
 
+class BrandingForm(Form):
+    """The colour and logo of checkout pages and receipts; the accounts service checks both (H2: the logo's
+    size and pixels)."""
+
+    brand_color = StringField(default="")
+    logo = FileField()  # an upload without a file name is no upload
+    remove_logo = FlagField()
+
+
 @bp.route("/branding", methods=["GET", "POST"])
 @permission_required(Permission.MANAGE_SETTINGS)
 def branding():
     errors: dict[str, str] = {}
     brand_color = current_user.account.brand_color
     if request.method == "POST":
-        brand_color = request.form.get("brand_color", "")
-        upload = request.files.get("logo")
-        data = upload.read() if upload and upload.filename else None
+        form = BrandingForm()
+        brand_color = form.brand_color.data
+        data = form.logo.data.read() if form.logo.data else None
         try:
-            accounts.update_branding(
-                current_actor(), brand_color=brand_color, logo=data, remove_logo=request.form.get("remove_logo") == "1"
-            )
+            accounts.update_branding(current_actor(), brand_color=brand_color, logo=data,
+                                     remove_logo=form.remove_logo.data)
         except ValidationFailed as exc:
             errors = exc.errors
         else:
@@ -119,6 +148,13 @@ def branding():
 # -- payments ----------------------------------------------------------------------------------------
 
 
+class PaymentSettingsForm(Form):
+    """Invoices on or off (R5) and the retry days of failed renewals, checked by the accounts service."""
+
+    create_invoices = FlagField()
+    retry_days = StringField(default="")
+
+
 @bp.route("/payments", methods=["GET", "POST"])
 @permission_required(Permission.MANAGE_SETTINGS)
 def payments():
@@ -126,8 +162,7 @@ def payments():
     values = {"create_invoices": account.create_invoices, "retry_days": ", ".join(map(str, account.retry_days))}
     errors: dict[str, str] = {}
     if request.method == "POST":
-        values = {"create_invoices": request.form.get("create_invoices") == "1",
-                  "retry_days": request.form.get("retry_days", "")}
+        values = PaymentSettingsForm().value_dict()
         try:
             accounts.update_payment_settings(current_actor(), create_invoices=values["create_invoices"],
                                              retry_days_text=values["retry_days"])
@@ -143,11 +178,16 @@ def payments():
 # -- notifications ----------------------------------------------------------------------------------
 
 
+class NotificationsForm(Form):
+    # The switches that are on; the service keeps the known ones.
+    enabled = SelectMultipleField(choices=list(DEFAULT_NOTIFICATIONS))
+
+
 @bp.route("/notifications", methods=["GET", "POST"])
 @permission_required(Permission.MANAGE_SETTINGS)
 def notifications():
     if request.method == "POST":
-        accounts.update_notifications(current_actor(), {key: True for key in request.form.getlist("enabled")})
+        accounts.update_notifications(current_actor(), {key: True for key in NotificationsForm().enabled.data})
         flash(_("Notification settings saved."), "success")
         return redirect(url_for("settings.notifications"), code=303)
     return render_page("settings/notifications.html", **_common(section="notifications"))
@@ -176,10 +216,21 @@ def team():
     return render_page("settings/users.html", **_team_context())
 
 
+class InviteForm(Form):
+    """Invite a user by email with a role; the users service checks both."""
+
+    email = StringField(default="")
+    role = StringField(default="")
+
+
+class RoleForm(Form):
+    role = StringField(default="")
+
+
 @bp.post("/users/invite")
 @permission_required(Permission.MANAGE_USERS)
 def invite():
-    values = {"email": request.form.get("email", ""), "role": request.form.get("role", "")}
+    values = InviteForm().value_dict()
     try:
         invitation = users.invite_user(current_actor(), values["email"], values["role"])
     except ValidationFailed as exc:
@@ -194,7 +245,7 @@ def invite():
 def change_role(user_id: int):
     get_owned_or_404(User, user_id)
     try:
-        user = users.change_role(current_actor(), user_id, request.form.get("role", ""))
+        user = users.change_role(current_actor(), user_id, RoleForm().role.data)
     except KassaError as exc:
         flash(exc.message, "error")
     else:

@@ -137,7 +137,7 @@ def static_field_names() -> list[str]:
     every literal `name=` in the templates: the names sent to every route on top of the ones each page's forms
     show."""
     names: set[str] = set()
-    for path in [*SITE.glob("blueprints/*.py"), *SITE.glob("services/*.py"), SITE / "forms.py"]:
+    for path in [*SITE.glob("blueprints/*.py"), *SITE.glob("services/**/*.py"), SITE / "forms.py"]:
         source = path.read_text()
         names.update(_REQUEST_READS.findall(source))
         names.update(_FORM_FIELDS.findall(source))
