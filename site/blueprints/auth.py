@@ -39,6 +39,7 @@ class LoginForm(Form):
     # No validators: any email and password are tried, and a mismatch is the one answer (H12).
     email = StringField(default="")
     password = StringField(default="")
+    next = StringField(default="")  # where to go after signing in, when the form carries it
 
 
 def _login_email() -> str:
@@ -104,7 +105,7 @@ def _throttled(exc):
 @limiter.limit(lambda: current_app.config["KASSA_LOGIN_DEVICE_LIMIT"], key_func=_login_device_key,
                methods=["POST"], deduct_when=_failed_login, exempt_when=lambda: not _trusted_device())
 def login():
-    next_url = safe_next(request.values.get("next"), url_for("dashboard.home"))
+    next_url = safe_next(request.args.get("next") or LoginForm().next.data, url_for("dashboard.home"))
     if current_user.is_authenticated:
         return redirect(next_url)
     if request.method == "GET":

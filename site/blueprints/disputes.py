@@ -6,7 +6,7 @@ from itertools import chain
 
 from flask import Blueprint, abort, redirect, request, send_file, url_for
 from flask_login import current_user
-from wtforms import StringField
+from wtforms import FileField, StringField
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required
 from kassa.errors import KassaError, ValidationFailed
@@ -96,11 +96,17 @@ def counter(dispute_id: int, step: int):
     return render_page("disputes/wizard.html", "wizard", **_context(dispute, step))
 
 
+class EvidenceFileForm(Form):
+    """One evidence file (D4); its size and type are checked by services/disputes/evidence.add_file."""
+
+    file = FileField()
+
+
 @bp.post("/<int:dispute_id>/files")
 @permission_required(Permission.MANAGE_PAYMENTS)
 def upload(dispute_id: int):
     dispute = _dispute(dispute_id)
-    upload = request.files.get("file")
+    upload = EvidenceFileForm().file.data
     data = upload.read(evidence.MAX_TOTAL_BYTES + 1) if upload and upload.filename else b""
     try:
         evidence.add_file(current_actor(), dispute.id, upload.filename if upload else "", data)

@@ -257,6 +257,7 @@ class FilterPanelForm(Form):
                      digits=2, part=f"{CONDITION_NUMBER}-(?:{CONDITION_PARTS})", max_entries=10)
     action = StringField(default="apply")
     base_args = StringField(default="")
+    tab = StringField(default="")
 
 
 
@@ -264,7 +265,9 @@ class FilterPanelForm(Form):
 @permission_required(Permission.MANAGE_PAYMENTS)
 def filters():
     """P3: the side panel to build AND/OR filter groups; "Apply" goes back to the index with them."""
-    tab = request.values.get("tab", TAB) if request.values.get("tab") in TAB_OPTIONS else TAB
+    # The tab comes in the query string (opening the panel) or with the posted panel (applying it).
+    asked = request.args.get("tab") or (FilterPanelForm().tab.data if request.method == "POST" else None)
+    tab = asked if asked in TAB_OPTIONS else TAB
     endpoint = "payments.disputes_tab" if tab == "disputes" else "payments.index"
     base_args = MultiDict(request.args)
     base_args.pop("tab", None)
