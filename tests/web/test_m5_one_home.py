@@ -35,9 +35,8 @@ def _hand_formatted(path: Path) -> list[str]:
 
 def test_m5_display_ids_are_formatted_only_by_the_display_ids_module():
     """No service, export, PDF, email or template formats a P-/R-/PO-/INV- id by hand any more; they all
-    go through ``display_id`` (filter ``display_id`` in templates). payouts.py is left to the helper that
-    owns it this round (see the report)."""
-    allowed = {SITE / "display_ids.py", SITE / "services" / "payouts" / "payouts.py"}
+    go through ``display_id`` (filter ``display_id`` in templates)."""
+    allowed = {SITE / "display_ids.py"}
     offenders = [hit for path in SOURCES if path not in allowed for hit in _hand_formatted(path)]
     assert offenders == []
 
@@ -147,15 +146,13 @@ def test_m5_page_sizes_and_paging_arithmetic_have_one_home():
 
 def test_m5_timeline_kinds_are_constants_from_one_module(app):
     """Every call that records timeline activity names a ``TimelineKind`` (no hand-typed "payment.failed"),
-    every kind has a label, and an unknown kind is refused instead of stored. refunds.py is left to the
-    helper that owns it this round (see the report); its strings are valid kinds and are checked on write."""
+    every kind has a label, and an unknown kind is refused instead of stored."""
     from kassa.services.billing.billing_rows import timeline_rows
     from kassa.services.crm.crm import add_timeline
     from kassa.timeline_kinds import TimelineKind, timeline_label
 
     call = re.compile(r"""(?:add_timeline|add_timeline_at|timeline_rows)\((?:session, )?[\w.]+, +f?["']""")
     offenders = [f"{path.relative_to(SITE)}:{n}" for path in SITE.rglob("*.py")
-                 if path != SITE / "services" / "payments" / "refunds.py"
                  for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if call.search(line)]
     assert offenders == []
     with app.test_request_context():
@@ -173,8 +170,8 @@ def test_m5_timeline_kinds_are_constants_from_one_module(app):
 
 def test_m5_row_locks_have_one_home():
     """Only kassa.database takes row locks (``locked``, ``lock_one``); services no longer carry their own
-    FOR UPDATE helpers. The processors and refunds.py are left to the helper that owns them this round."""
-    skip = {SITE / "database.py", SITE / "services" / "payments" / "refunds.py"}
+    FOR UPDATE helpers. The sandbox processor keeps its own store's locks (it stands for a remote service)."""
+    skip = {SITE / "database.py"}
     offenders = [f"{path.relative_to(SITE)}:{n}" for path in SITE.rglob("*.py")
                  if path not in skip and "processors" not in path.parts
                  for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 
 from kassa.actor import Actor
 from kassa.clock import account_now, now
-from kassa.database import dialect_name, write_transaction
+from kassa.database import locked, write_transaction
 from kassa.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.models import Account, Mode, Payment, PaymentStatus, Permission, Refund, RefundReason, RefundStatus
@@ -112,10 +112,9 @@ def refund_payment(actor: Actor, payment_id: int, *, amount_text: str, reason: s
     key = (idempotency_key or new_refund_key())[:120]
 
     with write_transaction(db.session) as session:
-        if dialect_name(session) == "postgresql":
-            # Refunds of one payment queue here (SQLite's BEGIN IMMEDIATE already serializes writers), so
-            # a form submitted twice at once finds the first refund below instead of hitting the unique key.
-            session.execute(select(Payment.id).where(Payment.id == payment_id).with_for_update())
+        # Refunds of one payment queue here (SQLite's BEGIN IMMEDIATE already serializes writers), so a form
+        # submitted twice at once finds the first refund below instead of hitting the unique key.
+        session.execute(locked(session, select(Payment.id).where(Payment.id == payment_id)))
         existing = session.scalar(select(Refund).where(Refund.account_id == actor.account_id,
                                                        Refund.idempotency_key == key))
         if existing is not None:
