@@ -26,6 +26,21 @@ class ItemLike(Protocol):
 
 
 @dataclass(frozen=True)
+class OrderItem:
+    """An ItemLike as a value: a link's line frozen for a checkout, or a line of the editor's preview."""
+
+    name: str
+    description: str
+    unit_amount_minor: int
+    currency: str
+    quantity: int
+    frequency: str
+    term_type: str | None
+    term_count: int | None
+    product_id: int | None = None
+
+
+@dataclass(frozen=True)
 class SummaryLine:
     name: str
     description: str

@@ -23,7 +23,7 @@ from kassa.models import (
     TermType,
 )
 from kassa.money import Money, MoneyError, is_known_currency, parse_money
-from kassa.order_summary import OrderSummary, build_order_summary
+from kassa.order_summary import OrderItem, OrderSummary, build_order_summary
 from kassa.processors.registry import can_settle, settlement_choices
 from kassa.services.crm.crm import validate_pipeline_choice
 from kassa.services.links.products import MAX_AMOUNT_MINOR, validate_price_terms
@@ -141,18 +141,6 @@ def move_item(draft: LinkDraft, index: int, step: int) -> LinkDraft:
 # -- preview ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _PreviewItem:
-    name: str
-    description: str
-    unit_amount_minor: int
-    currency: str
-    quantity: int
-    frequency: str
-    term_type: str | None
-    term_count: int | None
-
-
 def preview_summary(draft: LinkDraft, fallback_currency: str, locale: str) -> OrderSummary:
     """The order summary of the rows that are already complete: what a buyer would see right now."""
     currency = draft.currency if is_known_currency(draft.currency) else fallback_currency
@@ -168,7 +156,7 @@ def preview_summary(draft: LinkDraft, fallback_currency: str, locale: str) -> Or
         frequency = item.frequency if item.frequency in BillingFrequency._value2member_map_ else "one_time"
         count = parse_int(item.term_count, minimum=2, maximum=120)
         fixed = item.term_type == TermType.FIXED.value and count is not None
-        rows.append(_PreviewItem(item.name, item.description, amount, currency, quantity, frequency,
+        rows.append(OrderItem(item.name, item.description, amount, currency, quantity, frequency,
                                  TermType.FIXED.value if fixed else TermType.AUTO_RENEW.value,
                                  count if fixed else None))
     return build_order_summary(rows, currency)

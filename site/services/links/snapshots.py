@@ -7,11 +7,10 @@ below both.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from kassa.models import CONTACT_FIELDS, PaymentLink
-from kassa.order_summary import OrderSummary, build_order_summary
+from kassa.order_summary import OrderItem, OrderSummary, build_order_summary
 
 
 def link_snapshot(link: PaymentLink) -> dict[str, Any]:
@@ -40,21 +39,8 @@ def link_snapshot(link: PaymentLink) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class _SnapshotItem:
-    name: str
-    description: str
-    unit_amount_minor: int
-    currency: str
-    quantity: int
-    frequency: str
-    term_type: str | None
-    term_count: int | None
-    product_id: int | None = None
-
-
-def snapshot_items(snapshot: dict[str, Any]) -> list[_SnapshotItem]:
-    return [_SnapshotItem(**item) for item in snapshot["items"]]
+def snapshot_items(snapshot: dict[str, Any]) -> list[OrderItem]:
+    return [OrderItem(**item) for item in snapshot["items"]]
 
 
 def snapshot_summary(snapshot: dict[str, Any]) -> OrderSummary:
