@@ -20,10 +20,10 @@ from kassa.forms import MAX_ID, FlagField, Form, safe_filename
 from kassa.i18n import LANGUAGES, current_language
 from kassa.models import Export, Permission
 from kassa.rendering import htmx_redirect, render_page
+from kassa.services.backoffice.payment_filters import FilterError
+from kassa.services.backoffice.payment_index import COLUMNS, IndexState
 from kassa.services.exports import exports
 from kassa.services.exports.export_writers import CONTENT_TYPES
-from kassa.services.payments.payment_filters import FilterError
-from kassa.services.payments.payment_index import COLUMNS, IndexState
 from kassa.services.platform import notifications as notifications_service
 
 bp = Blueprint("exports", __name__, url_prefix="/exports")

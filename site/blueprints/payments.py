@@ -21,17 +21,9 @@ from kassa.i18n import current_language
 from kassa.models import DisplayStatus, Payment, Permission
 from kassa.money import Money
 from kassa.rendering import htmx_redirect, htmx_update, is_htmx, render_page
-from kassa.services.payments import (
-    associations,
-    filter_builder,
-    mandates,
-    payment_details,
-    receipts,
-    refunds,
-    saved_views,
-)
-from kassa.services.payments.payment_filters import FilterContext, FilterError, describe
-from kassa.services.payments.payment_index import (
+from kassa.services.backoffice import associations, filter_builder, payment_details, saved_views
+from kassa.services.backoffice.payment_filters import FilterContext, FilterError, describe
+from kassa.services.backoffice.payment_index import (
     COLUMNS,
     DATE_PRESETS,
     SORTS,
@@ -40,6 +32,7 @@ from kassa.services.payments.payment_index import (
     fetch_page,
     status_options,
 )
+from kassa.services.payments import mandates, receipts, refunds
 
 bp = Blueprint("payments", __name__, url_prefix="/payments")
 TAB = "payments"

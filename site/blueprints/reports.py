@@ -19,8 +19,8 @@ from kassa.i18n import LANGUAGES, current_language
 from kassa.models import LedgerEntry, Payment, Payout, Permission
 from kassa.pagination import keyset_page
 from kassa.rendering import htmx_redirect, render_page
+from kassa.services.backoffice import revenue
 from kassa.services.exports import exports
-from kassa.services.payments import revenue
 from kassa.services.payouts import payouts
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")

@@ -29,14 +29,14 @@ from kassa.models import (
 from kassa.order_summary import frequency_label
 from kassa.pagination import keyset_page
 from kassa.rendering import htmx_redirect, render_page
-from kassa.services.billing import subscriptions as service
-from kassa.services.payments.payment_filters import (
+from kassa.services.backoffice.payment_filters import (
     FilterError,
     Prop,
     filter_clause,
     parse_condition,
     parse_filter,
 )
+from kassa.services.billing import subscriptions as service
 
 bp = Blueprint("subscriptions", __name__, url_prefix="/subscriptions")
 

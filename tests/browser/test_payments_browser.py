@@ -282,7 +282,7 @@ def busy_shop(live_server):
     """130 payments (cards, failed bank debits, disputes in every state) and a saved view with two pages."""
     from kassa.clock import now
     from kassa.extensions import db
-    from kassa.services.payments import saved_views
+    from kassa.services.backoffice import saved_views
     from tests.factories import make_merchant
     from tests.support.checkout_flow import make_link
     from tests.support.payments import actor_for, bulk_payments

@@ -46,8 +46,8 @@ from kassa.models import (
     Payout,
     User,
 )
+from kassa.services.backoffice import saved_views
 from kassa.services.billing.notices import update_url_token
-from kassa.services.payments import saved_views
 from tests.factories import make_merchant, make_user
 from tests.support.app import page_text
 from tests.support.billing import buy

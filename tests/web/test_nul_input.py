@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from kassa.extensions import db
-from kassa.services.payments import saved_views
+from kassa.services.backoffice import saved_views
 from tests.factories import make_merchant
 from tests.support.app import page_text
 from tests.support.links import create_link, create_product, item_fields, link_form, product_form

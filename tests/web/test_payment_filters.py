@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import Payment
-from kassa.services.payments.payment_filters import OPERATORS, PROPERTIES
+from kassa.services.backoffice.payment_filters import OPERATORS, PROPERTIES
 from tests.factories import make_merchant, make_payment
 from tests.support.checkout_flow import make_link
 from tests.support.payments import chips, error_alert, local, login, row_ids, soup_of, text_of

@@ -250,7 +250,7 @@ def test_p2_count_is_exact_up_to_10000_then_10000_plus(client):
     ("fr", "1 234 paiements", "Plus de 1 000 paiements"),
 ])
 def test_p1_counts_use_the_languages_digit_grouping(client, monkeypatch, language, exact, capped):
-    from kassa.services.payments import payment_index
+    from kassa.services.backoffice import payment_index
 
     owner = make_merchant()
     start = now() - timedelta(days=30)

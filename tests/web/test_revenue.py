@@ -10,7 +10,7 @@ import time_machine
 
 from kassa.extensions import db
 from kassa.models import Account, Role
-from kassa.services.payments.revenue import performance
+from kassa.services.backoffice.revenue import performance
 from tests.factories import make_merchant, make_user
 from tests.support.payments import bulk_payments, login, soup_of, text_of
 

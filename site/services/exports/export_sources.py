@@ -32,8 +32,8 @@ from kassa.models import (
     User,
 )
 from kassa.money import exponent
-from kassa.services.payments.payment_filters import FilterContext
-from kassa.services.payments.payment_index import COLUMNS, SORTS, IndexState, base_query
+from kassa.services.backoffice.payment_filters import FilterContext
+from kassa.services.backoffice.payment_index import COLUMNS, SORTS, IndexState, base_query
 
 STREAM = 2000
 

@@ -1,3 +1,4 @@
-"""Payments once they exist: recording a charge (payment_records), refunds, receipts and invoices, mandates,
-associations to CRM records, the payments index with its filters, saved views and advanced-filter panel,
-one payment's details page and the revenue dashboard."""
+"""Payments once they exist, and everything that moves their money: recording a charge (payment_records),
+the payment, refund and checkout-attempt state machines (payment_states, refund_states, attempt_states),
+refunds, receipts and invoices, bank-debit mandates and the card-testing guard every charge passes (risk).
+What the back office reads about payments lives in services/backoffice."""

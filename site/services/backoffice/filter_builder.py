@@ -7,7 +7,7 @@ from typing import Any
 from flask_babel import gettext as _
 
 from kassa.forms import parse_int
-from kassa.services.payments.payment_filters import (
+from kassa.services.backoffice.payment_filters import (
     NO_VALUE_OPS,
     OPERATORS,
     PROPERTIES,

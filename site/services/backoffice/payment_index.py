@@ -20,7 +20,7 @@ from kassa.extensions import db
 from kassa.forms import parse_date, parse_id, parse_int, parse_timestamp
 from kassa.models import DisplayStatus, Payment, PaymentLink
 from kassa.pagination import keyset_page
-from kassa.services.payments.payment_filters import (
+from kassa.services.backoffice.payment_filters import (
     Condition,
     Filter,
     FilterContext,
