@@ -186,6 +186,11 @@ class _ShopHandler(BaseHTTPRequestHandler):
                        csp="default-src 'self'")
             return
         kassa, slug = self.server.kassa, self.server.slug
+        if self.path not in ("/", "/plain") or not kassa:
+            # Only the two shop pages exist; a browser's own extra requests (a favicon, or a page left open by
+            # an earlier test reaching a reused port before this shop is set up) get a plain 404.
+            self.send_error(404)
+            return
         script = f'<script src="{kassa}/embed.js" defer></script>' if self.path != "/plain" else ""
         html = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Fast Bikes shop</title>"
                 f"{script}</head><body><main><h1>Spring bundle</h1>"
