@@ -6,6 +6,7 @@ from itertools import chain
 
 from flask import Blueprint, abort, redirect, request, send_file, url_for
 from flask_login import current_user
+from werkzeug.datastructures import FileStorage
 from wtforms import FileField, StringField
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required
@@ -107,6 +108,8 @@ class EvidenceFileForm(Form):
 def upload(dispute_id: int):
     dispute = _dispute(dispute_id)
     upload = EvidenceFileForm().file.data
+    if not isinstance(upload, FileStorage):  # nothing chosen, or text posted under the file's name
+        upload = None
     data = upload.read(evidence.MAX_TOTAL_BYTES + 1) if upload and upload.filename else b""
     try:
         evidence.add_file(current_actor(), dispute.id, upload.filename if upload else "", data)

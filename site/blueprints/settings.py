@@ -179,7 +179,8 @@ def payments():
 
 
 class NotificationsForm(Form):
-    # The switches that are on; the service keeps the known ones.
+    # The switches that are on; the service keeps the known ones. A post with no field at all (no browser sends
+    # one; the H9 fuzz does) leaves the data None, as Flask-WTF reads nothing then: hence `or ()` where it's used.
     enabled = SelectMultipleField(choices=list(DEFAULT_NOTIFICATIONS))
 
 
@@ -187,7 +188,7 @@ class NotificationsForm(Form):
 @permission_required(Permission.MANAGE_SETTINGS)
 def notifications():
     if request.method == "POST":
-        accounts.update_notifications(current_actor(), {key: True for key in NotificationsForm().enabled.data})
+        accounts.update_notifications(current_actor(), {key: True for key in NotificationsForm().enabled.data or ()})
         flash(_("Notification settings saved."), "success")
         return redirect(url_for("settings.notifications"), code=303)
     return render_page("settings/notifications.html", **_common(section="notifications"))
