@@ -141,9 +141,10 @@ def decrypt_secret(connection: StripeConnection) -> str:
 
 def rotate_encryption() -> int:
     """Re-encrypt every stored secret with the newest KASSA_ENCRYPTION_KEYS key (`flask kassa rotate-keys`);
-    disconnected rows too, so removing the old key leaves no secret unreadable. Returns the rows rewritten."""
+    disconnected rows too, so removing the old key leaves no secret unreadable. Returns the rows rewritten.
+    Only the encrypted column is written, so a disconnect at the same time is not undone."""
     with write_transaction(db.session) as session:
-        rows = session.scalars(select(StripeConnection).with_for_update()).all()
+        rows = session.scalars(select(StripeConnection)).all()
         for row in rows:
             row.secret_key_encrypted = secrets_box.rotate(row.secret_key_encrypted)
         return len(rows)
