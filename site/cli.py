@@ -1,4 +1,4 @@
-"""`flask kassa …` commands: serve, worker, tick, seed-demo, create-user."""
+"""`flask kassa …` commands: serve, worker, tick, seed-demo, create-user, rotate-keys."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from kassa.errors import ValidationFailed
 from kassa.extensions import db
 from kassa.models import Account, User
 from kassa.seed import seed_demo
+from kassa.services.accounts import stripe_connect
 from kassa.services.accounts.users import sign_up
 from kassa.services.platform.ticks import run_tick
 from kassa.supervisor import WorkerSupervisor
@@ -129,6 +130,14 @@ def create_user_command(email: str, password: str, company: str | None, name: st
     except ValidationFailed as exc:
         raise click.ClickException("; ".join(exc.errors.values()) or exc.message) from None
     click.echo(f"Created {user.email} (Super admin of account {user.account_id}).")
+
+
+@kassa_cli.command("rotate-keys")
+def rotate_keys_command() -> None:
+    """Re-encrypt stored processor secrets with the first key of KASSA_ENCRYPTION_KEYS (K5). Add the new key
+    in front, run this, then remove the old key (docs/stripe.md)."""
+    count = stripe_connect.rotate_encryption()
+    click.echo(f"Re-encrypted {count} stored secret(s) with the newest key.")
 
 
 @kassa_cli.command("bench-data")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -30,6 +32,30 @@ def _secret_key(instance_path: Path) -> str:
     with os.fdopen(fd, "w") as fh:
         fh.write(key)
     return key
+
+
+def _encryption_keys(instance_path: Path) -> list[str]:
+    """K5: the Fernet keys that encrypt stored processor secrets, newest first.
+
+    KASSA_ENCRYPTION_KEYS (comma-separated) in production; else one key generated once into instance/ for
+    development. Never derived from SECRET_KEY: rotating the session secret must not make stored Stripe keys
+    unreadable, and a leaked session secret must not decrypt them."""
+    configured = _env("KASSA_ENCRYPTION_KEYS")
+    if configured:
+        return [key.strip() for key in configured.split(",") if key.strip()]
+    key_file = instance_path / "encryption_key"
+    if key_file.exists():
+        return [key_file.read_text().strip()]
+    # A Fernet key is 32 random bytes in URL-safe base64 (what Fernet.generate_key makes).
+    key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    logging.getLogger("kassa").warning(
+        "KASSA_ENCRYPTION_KEYS is not set: generated a development key in %s. Set KASSA_ENCRYPTION_KEYS in "
+        "production and keep it apart from the database backups.", key_file)
+    return [key]
 
 
 def parse_smtp_url(url: str) -> dict:
@@ -61,6 +87,11 @@ def build_config(instance_path: Path) -> dict:
     smtp_url = _env("KASSA_SMTP_URL")
     config: dict = {
         "SECRET_KEY": _secret_key(instance_path),
+        # K5: Fernet keys for stored processor secrets, newest first (see kassa.secrets_box).
+        "KASSA_ENCRYPTION_KEYS": _encryption_keys(instance_path),
+        # K5: the Stripe SDK's transport and hosts; None means Stripe's own. Tests pass a fixture transport.
+        "KASSA_STRIPE_HTTP_CLIENT": None,
+        "KASSA_STRIPE_BASE_ADDRESSES": None,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "KASSA_BASE_URL": base_url,

@@ -12,6 +12,7 @@ Tables are grouped by domain, each under a banner below; within a domain, enums 
 - Subscriptions: recurring billing (S1–S8)
 - Balance and payouts: the ledger and payouts (O1–O3)
 - Back office: saved views of the indexes, exports (P3, X1)
+- Processor connections: a merchant's own Stripe account, its secret key encrypted (K5)
 - Sandbox processor: the built-in test processor's storage (T1)
 """
 
@@ -22,7 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kassa.database import utcnow_column_default as _now
@@ -1330,6 +1331,40 @@ class Export(db.Model):
     expires_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship()
+
+
+# --------------------------------------------------------------------------------------------------
+# Processor connections: a merchant's own Stripe account, its secret key encrypted (K5)
+# --------------------------------------------------------------------------------------------------
+
+
+class StripeConnection(db.Model):
+    """One merchant account's Stripe keys (K5). Disconnecting sets disconnected_at and keeps the row, so the
+    history (who connected which Stripe account, when) stays readable; at most one active row per mode."""
+
+    __tablename__ = "stripe_connections"
+    __table_args__ = (
+        Index("uq_stripe_connections_active", "account_id", "mode", unique=True,
+              sqlite_where=text("disconnected_at IS NULL"), postgresql_where=text("disconnected_at IS NULL")),
+        CheckConstraint("mode IN ('live', 'test')", name="mode"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    # live for sk_live_/rk_live_ keys, test for sk_test_/rk_test_ (K12 uses test connections).
+    mode: Mapped[str] = mapped_column(String(4))
+    # The secret (or restricted) key, Fernet-encrypted (kassa.secrets_box); only its last 4 are ever shown.
+    secret_key_encrypted: Mapped[str] = mapped_column(Text)
+    secret_key_last4: Mapped[str] = mapped_column(String(4))
+    publishable_key: Mapped[str] = mapped_column(String(255))
+    stripe_account_id: Mapped[str] = mapped_column(String(64))
+    stripe_account_name: Mapped[str] = mapped_column(String(200), default="")
+    country: Mapped[str] = mapped_column(String(2), default="")
+    default_currency: Mapped[str] = mapped_column(String(3), default="")
+    connected_at: Mapped[datetime] = mapped_column(default=_now)
+    connected_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    disconnected_at: Mapped[datetime | None]
+    disconnected_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from kassa.order_summary import build_order_summary
 from kassa.pagination import numbered_page
 from kassa.rendering import htmx_redirect, render_page
 from kassa.security import allow_framing
+from kassa.services.accounts import stripe_connect
 from kassa.services.links import links
 from kassa.urls import absolute_url
 
@@ -93,6 +94,12 @@ def _owned_live_link(link_id: int) -> PaymentLink:
     return link
 
 
+def _processor_warning(link: PaymentLink) -> dict:
+    """K5: what the Share and Embed dialogs need to warn that the link can't take payments yet."""
+    return {"live_processor": stripe_connect.has_live_connection(link.account_id),
+            "test_url": signed_test_url(link), "can_connect": current_user.can(Permission.MANAGE_SETTINGS)}
+
+
 @bp.get("/<int:link_id>/share")
 @permission_required(Permission.MANAGE_LINKS)
 def share(link_id: int):
@@ -102,7 +109,7 @@ def share(link_id: int):
     svg = qr.svg_inline(scale=5, dark="#1b1f24", light="#ffffff", omitsize=True,
                         title=_("QR code for %(name)s", name=link.name))
     return render_page("links/share.html", "dialog", link=link, url=public_url(link), qr_svg=svg,
-                       active_nav="links")
+                       active_nav="links", **_processor_warning(link))
 
 
 @bp.get("/<int:link_id>/qr.<fmt>")
@@ -129,7 +136,8 @@ def embed_snippet(link: PaymentLink) -> str:
 @permission_required(Permission.MANAGE_LINKS)
 def embed(link_id: int):
     link = _owned_live_link(link_id)
-    return render_page("links/embed.html", "dialog", link=link, snippet=embed_snippet(link), active_nav="links")
+    return render_page("links/embed.html", "dialog", link=link, snippet=embed_snippet(link), active_nav="links",
+                       **_processor_warning(link))
 
 
 @bp.get("/<int:link_id>/embed-preview")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, make_response, redirect, request, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -15,11 +15,19 @@ from kassa.errors import KassaError, ValidationFailed
 from kassa.extensions import db
 from kassa.forms import FlagField, Form, arg_id
 from kassa.i18n import LANGUAGES, current_language
-from kassa.models import DEFAULT_NOTIFICATIONS, EmailMessage, Invitation, Permission, Role, User
+from kassa.models import (
+    DEFAULT_NOTIFICATIONS,
+    EmailMessage,
+    Invitation,
+    Permission,
+    Role,
+    StripeConnection,
+    User,
+)
 from kassa.pagination import keyset_page
 from kassa.rendering import htmx_redirect, render_page
 from kassa.security import allow_framing
-from kassa.services.accounts import accounts, users
+from kassa.services.accounts import accounts, stripe_connect, users
 from kassa.services.platform import mail
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
@@ -158,8 +166,7 @@ class PaymentSettingsForm(Form):
 @bp.route("/payments", methods=["GET", "POST"])
 @permission_required(Permission.MANAGE_SETTINGS)
 def payments():
-    account = current_user.account
-    values = {"create_invoices": account.create_invoices, "retry_days": ", ".join(map(str, account.retry_days))}
+    values = _payment_values()
     errors: dict[str, str] = {}
     if request.method == "POST":
         values = PaymentSettingsForm().value_dict()
@@ -171,8 +178,57 @@ def payments():
         else:
             flash(_("Payment settings saved."), "success")
             return redirect(url_for("settings.payments"), code=303)
-    return render_page("settings/payments.html", status=422 if errors else 200,
-                       **_common(values=values, errors=errors, section="payments"))
+    return _payments_page(values=values, errors=errors)
+
+
+def _payments_page(*, values: dict, errors: dict[str, str], stripe_errors: dict[str, str] | None = None,
+                   stripe_values: dict | None = None):
+    failed = bool(errors or stripe_errors)
+    return render_page("settings/payments.html", status=422 if failed else 200,
+                       **_common(values=values, errors=errors, section="payments",
+                                 stripe_connections=stripe_connect.active_connections(current_user.account_id),
+                                 stripe_errors=stripe_errors or {}, stripe_values=stripe_values or {}))
+
+
+def _payment_values() -> dict:
+    account = current_user.account
+    return {"create_invoices": account.create_invoices, "retry_days": ", ".join(map(str, account.retry_days))}
+
+
+class StripeConnectForm(Form):
+    """K5: the two keys copied from the Stripe Dashboard; the stripe_connect service checks both."""
+
+    secret_key = StringField(default="")
+    publishable_key = StringField(default="")
+
+
+@bp.post("/payments/stripe")
+@permission_required(Permission.MANAGE_SETTINGS)
+def connect_stripe():
+    form = StripeConnectForm()
+    try:
+        connection = stripe_connect.connect(current_actor(), form.secret_key.data, form.publishable_key.data)
+    except ValidationFailed as exc:
+        # The secret key is never echoed back into the page; the publishable key is not secret.
+        return _payments_page(values=_payment_values(), errors={}, stripe_errors=exc.errors,
+                              stripe_values={"publishable_key": form.publishable_key.data})
+    flash(_("Stripe account “%(name)s” is connected.", name=connection.stripe_account_name), "success")
+    return redirect(url_for("settings.payments"), code=303)
+
+
+@bp.route("/payments/stripe/<int:connection_id>/disconnect", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_SETTINGS)
+def disconnect_stripe(connection_id: int):
+    """GET asks for confirmation (a dialog, or a page without JavaScript); POST disconnects."""
+    connection = get_owned_or_404(StripeConnection, connection_id)
+    if connection.disconnected_at is not None:
+        abort(404)
+    if request.method == "GET":
+        return render_page("settings/stripe_disconnect.html", "dialog",
+                           **_common(connection=connection, section="payments"))
+    stripe_connect.disconnect(current_actor(), connection.id)
+    flash(_("Stripe is disconnected. Past payments keep their history."), "success")
+    return htmx_redirect(url_for("settings.payments"))
 
 
 # -- notifications ----------------------------------------------------------------------------------

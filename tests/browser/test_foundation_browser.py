@@ -74,7 +74,7 @@ def test_axe_reports_no_violations_on_foundation_pages(live_server, new_page, vi
 
     sign_up(page, live_server)
     for path in ["/", "/settings/profile", "/settings/account", "/settings/branding", "/settings/notifications",
-                 "/settings/users", "/settings/emails", "/section/payments"]:
+                 "/settings/payments", "/settings/users", "/settings/emails", "/section/payments"]:
         page.goto(base + path)
         assert_accessible(page, path)
     page.goto(base + "/settings/users")

@@ -186,6 +186,18 @@ def _export(account_id: int) -> int:
         return export.id
 
 
+def _stripe_connection(account_id: int) -> int:
+    from kassa.models import StripeConnection
+
+    with write_transaction(db.session) as session:
+        connection = StripeConnection(account_id=account_id, mode="live", secret_key_encrypted="not-a-token",
+                                      secret_key_last4="abcd", publishable_key="pk_live_theirs",
+                                      stripe_account_id="acct_theirs")
+        session.add(connection)
+        session.flush()
+        return connection.id
+
+
 # URL argument → function(other account id) creating a record there and returning its id.
 OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "user_id": lambda account_id: make_user(account_id, Role.MEMBER).id,
@@ -203,6 +215,7 @@ OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "subscription_id": _subscription,
     "payout_id": _payout,
     "export_id": _export,
+    "connection_id": _stripe_connection,
 }
 
 

@@ -36,7 +36,7 @@ Image.MAX_IMAGE_PIXELS = LOGO_MAX_PIXELS
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
-def _require_settings(actor: Actor) -> None:
+def require_settings(actor: Actor) -> None:
     if actor.user is None or not actor.user.can(Permission.MANAGE_SETTINGS):
         raise Forbidden(_("You need the “%(permission)s” permission.", permission=Permission.MANAGE_SETTINGS.label))
 
@@ -95,7 +95,7 @@ def update_account(
     support_email: str,
     refund_policy: str = "",
 ) -> Account:
-    _require_settings(actor)
+    require_settings(actor)
     errors: dict[str, str] = {}
     name = (name or "").strip()
     if not name:
@@ -186,7 +186,7 @@ def logo_dir() -> Path:
 
 
 def update_branding(actor: Actor, *, brand_color: str, logo: bytes | None, remove_logo: bool = False) -> Account:
-    _require_settings(actor)
+    require_settings(actor)
     brand_color = (brand_color or "").strip()
     if not HEX_COLOUR.match(brand_color):
         raise ValidationFailed(_("Enter a colour like #2f5bd3."), field="brand_color")
@@ -208,7 +208,7 @@ def update_branding(actor: Actor, *, brand_color: str, logo: bytes | None, remov
 
 
 def update_notifications(actor: Actor, settings: dict[str, bool]) -> Account:
-    _require_settings(actor)
+    require_settings(actor)
     with write_transaction(db.session) as session:
         account = session.get(Account, actor.account_id)
         account.notifications = {key: bool(settings.get(key, False)) for key in DEFAULT_NOTIFICATIONS}
@@ -219,7 +219,7 @@ def update_notifications(actor: Actor, settings: dict[str, bool]) -> Account:
 
 def update_payment_settings(actor: Actor, *, create_invoices: bool, retry_days_text: str) -> Account:
     """Settings → Payments: invoices on or off (R5), and when failed renewals are retried (issue 8)."""
-    _require_settings(actor)
+    require_settings(actor)
     parts = [p.strip() for p in (retry_days_text or "").replace(";", ",").split(",") if p.strip()]
     days = [parse_int(p, minimum=1, maximum=30) for p in parts]
     if not parts or len(parts) > 6 or None in days:
