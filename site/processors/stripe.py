@@ -263,10 +263,10 @@ class StripeProcessor:
             raise ProcessorFailure("no_such_account")
         customer = self._customer(idempotency_key)
         try:
-            self.client.v1.setup_intents.create(
-                params={"customer": customer.id, "payment_method": payment_method_token, "confirm": True,
-                        "usage": "off_session"},
-                options={"idempotency_key": f"{idempotency_key}:setup"})
+            setup = self.client.v1.setup_intents.create(params={"customer": customer.id, "usage": "off_session"},
+                                                        options={"idempotency_key": f"{idempotency_key}:setup"})
+            self.client.v1.setup_intents.confirm(setup.id, params={"payment_method": payment_method_token},
+                                                 options={"idempotency_key": f"{idempotency_key}:confirm"})
             method = self.client.v1.payment_methods.retrieve(payment_method_token)
             if _get(method, "customer") != customer.id:  # a SetupIntent attaches it; say so when it didn't
                 method = self.client.v1.payment_methods.attach(payment_method_token,

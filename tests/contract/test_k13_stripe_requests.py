@@ -179,3 +179,24 @@ def test_k13_localstripe_and_the_doubles_never_reach_the_app():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             assert not [n for n in names if n.startswith(("localstripe", "tests"))], path
+
+
+def test_k8_k13_a_payment_method_saved_with_a_setup_intent_is_charged_off_session_on_localstripe(localstripe_url):
+    """The card update's Stripe half: a PaymentMethod the Payment Element made is kept (customer + SetupIntent)
+    and charged later while the buyer is away; another account's processor doesn't know it."""
+    client = client_for(localstripe_url)
+    shop, other = StripeProcessor(client, SHOP), StripeProcessor(client_for(localstripe_url), SHOP + 1)
+    made = client.v1.payment_methods.create(params={"type": "card", "card": {
+        "number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}})  # Stripe.js's part
+    saved = shop.save_payment_method(SHOP, made.id, "card-update-1")
+    assert (saved.token, saved.brand, saved.last4, saved.exp_month, saved.exp_year) == (made.id, "visa", "4242",
+                                                                                        12, 2030)
+    renewal = shop.charge(charge_request(idempotency_key="renewal-1", amount_minor=1500,
+                                         payment_method_token=saved.token))
+    assert (renewal.status, renewal.amount_minor, renewal.last4, renewal.payment_method_token) == (
+        "succeeded", 1500, "4242", saved.token)
+    assert shop.lookup_charge(SHOP, "renewal-1") == renewal
+    with pytest.raises(ProcessorFailure) as theirs:
+        other.charge(charge_request(account_id=SHOP + 1, idempotency_key="renewal-2",
+                                    payment_method_token=saved.token))
+    assert theirs.value.code == "no_such_payment_method"
