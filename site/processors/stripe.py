@@ -71,10 +71,8 @@ def _failure(exc: stripe.StripeError, code: str | None = None) -> ProcessorError
     """Stripe's error as the Protocol's: a decline, an unknown outcome, or a refusal with a stable code."""
     if isinstance(exc, stripe.CardError):
         return CardDeclined(exc.code or None, exc.user_message or None)
-    if isinstance(exc, stripe.APIConnectionError) or (isinstance(exc, stripe.APIError) and not exc.http_status):
-        return ProcessorUnavailable()
-    if isinstance(exc, stripe.APIError) and (exc.http_status or 500) >= 500:
-        return ProcessorUnavailable()  # Stripe may have done it: the caller looks it up
+    if isinstance(exc, (stripe.APIConnectionError, stripe.APIError)):
+        return ProcessorUnavailable()  # lost answer or Stripe's own failure: it may have done it, look it up
     if isinstance(exc, stripe.IdempotencyError):
         return ProcessorFailure("idempotency_key_reused")
     return ProcessorFailure(code or exc.code or "processor_failure", exc.user_message or None)
