@@ -1,7 +1,7 @@
 """M2: what every processor promises (`Processor` in site/processors/base.py), tested the same way on each.
 
 Only the Protocol is used here, with the documented test cards and bank accounts (the sandbox's and Stripe's
-test numbers are the same), so a processor passes by behaving as the Protocol says, not as the sandbox does
+test numbers are the same; each processor entry in conftest.py says how a number reaches it), so a processor passes by behaving as the Protocol says, not as the sandbox does
 inside. Amounts are minor units throughout; "to the cent" means every figure is an exact integer sum.
 """
 
@@ -27,6 +27,7 @@ from kassa.processors.base import (
     RefundResult,
     SavedCard,
 )
+from tests.contract.conftest import payment_of
 
 NOW = datetime(2027, 3, 3, 12, 0, tzinfo=UTC)  # a Wednesday with no US holiday near it
 SHOP, OTHER = 101, 202  # two merchant accounts: one never sees the other's charges, refunds, disputes or payouts
@@ -51,8 +52,10 @@ def card(number: str = GOOD) -> CardDetails:
 
 def card_charge(number: str = GOOD, *, account_id: int = SHOP, amount: int = 2500, currency: str = "USD",
                 idempotency_key: str | None = None, **kw) -> ChargeRequest:
+    """A card charge; the processor under test says how a test card number reaches it (`payment_of`)."""
     return ChargeRequest(account_id=account_id, idempotency_key=idempotency_key or key("charge"),
-                         amount_minor=amount, currency=currency, method="card", card=card(number), now=NOW, **kw)
+                         amount_minor=amount, currency=currency, method="card", now=NOW,
+                         **payment_of.get()(number), **kw)
 
 
 def token_charge(token: str, *, account_id: int = SHOP, amount: int = 1500) -> ChargeRequest:
