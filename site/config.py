@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -17,21 +19,31 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value if value not in (None, "") else default
 
 
+def _instance_secret(instance_path: Path, name: str, make) -> str:
+    """The secret kept in instance/<name>, made by `make()` the first time. Owner-only permissions. Written to
+    a private temporary file and then linked into place, so processes starting together (serve and its
+    worker, several gunicorn workers) all end up with the one complete value, never a half-written file."""
+    key_file = instance_path / name
+    if key_file.exists():
+        return key_file.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=instance_path, prefix=f".{name}.")  # mkstemp: mode 0600
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(make())
+        with contextlib.suppress(FileExistsError):  # another process got there first: its value wins
+            os.link(tmp, key_file)
+    finally:
+        os.unlink(tmp)
+    return key_file.read_text().strip()
+
+
 def _secret_key(instance_path: Path) -> str:
     """Use KASSA_SECRET_KEY, else a key generated once and kept in instance/ so sessions survive restarts."""
     configured = _env("KASSA_SECRET_KEY")
     if configured:
         return configured
-    key_file = instance_path / "secret_key"
-    if key_file.exists():
-        return key_file.read_text().strip()
-    key = secrets.token_urlsafe(48)
-    instance_path.mkdir(parents=True, exist_ok=True)
-    # Created with owner-only permissions: the key signs sessions and password-reset links.
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key)
-    return key
+    return _instance_secret(instance_path, "secret_key", lambda: secrets.token_urlsafe(48))
 
 
 def _encryption_keys(instance_path: Path) -> list[str]:
@@ -44,18 +56,13 @@ def _encryption_keys(instance_path: Path) -> list[str]:
     if configured:
         return [key.strip() for key in configured.split(",") if key.strip()]
     key_file = instance_path / "encryption_key"
-    if key_file.exists():
-        return [key_file.read_text().strip()]
+    if not key_file.exists():
+        logging.getLogger("kassa").warning(
+            "KASSA_ENCRYPTION_KEYS is not set: using a development key in %s. Set KASSA_ENCRYPTION_KEYS in "
+            "production and keep it apart from the database backups.", key_file)
     # A Fernet key is 32 random bytes in URL-safe base64 (what Fernet.generate_key makes).
-    key = base64.urlsafe_b64encode(os.urandom(32)).decode()
-    instance_path.mkdir(parents=True, exist_ok=True)
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key)
-    logging.getLogger("kassa").warning(
-        "KASSA_ENCRYPTION_KEYS is not set: generated a development key in %s. Set KASSA_ENCRYPTION_KEYS in "
-        "production and keep it apart from the database backups.", key_file)
-    return [key]
+    return [_instance_secret(instance_path, "encryption_key",
+                             lambda: base64.urlsafe_b64encode(os.urandom(32)).decode())]
 
 
 def parse_smtp_url(url: str) -> dict:

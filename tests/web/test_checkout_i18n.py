@@ -246,7 +246,7 @@ BUYER_FILES = [
     *(SITE / "templates" / "email" / f"{name}.html" for name in ("_layout", "receipt", "ach_processing", "ach_failed")),
     SITE / "templates" / "pdf" / "receipt.html",
     SITE / "templates" / "components" / "order_summary.html",
-    *(SITE / "services" / f"{name}.py" for name in ("checkout", "checkout_form", "risk")),
+    *(SITE / "services" / f"{name}.py" for name in ("checkout/checkout", "checkout/checkout_form", "payments/risk")),
     SITE / "blueprints" / "checkout.py",
     SITE / "order_summary.py",
     SITE / "processors" / "testcards.py",
