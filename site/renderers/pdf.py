@@ -18,7 +18,8 @@ from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse, path2url
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+from kassa.renderers import STATIC_DIR
+
 PDF_CSS = STATIC_DIR / "css" / "pdf.css"
 
 # Pango's font map is not thread-safe, and the font configuration and image cache are shared below.

@@ -13,7 +13,7 @@ from flask_babel import force_locale
 
 from kassa.clock import zone as clock_zone
 from kassa.money import Money
-from kassa.renderers.pdf import STATIC_DIR, render_pdf
+from kassa.renderers import STATIC_DIR, render_pdf
 
 CONTENT_TYPE = "application/pdf"
 DEFAULT_BRAND_COLOR = "#2f5bd3"

@@ -13,7 +13,7 @@ from kassa.errors import Conflict, Forbidden, NotFound
 from kassa.extensions import db
 from kassa.models import Account, Mandate, Payment, Permission
 from kassa.money import Money
-from kassa.renderers.pdf import STATIC_DIR, render_pdf
+from kassa.renderers import STATIC_DIR, render_pdf
 from kassa.services.platform.audit import record_audit
 from kassa.services.platform.mail import queue_email
 
@@ -34,7 +34,6 @@ def mandate_text(account_id: int, amount_minor: int, currency: str, language: st
 def render_mandate_pdf(payment_id: int) -> tuple[str, str, bytes]:
     """E6: the authorization the buyer accepted, as a PDF (text, time, IP, account last 4)."""
     from flask import render_template
-
 
     payment = db.session.get(Payment, payment_id)
     mandate = db.session.scalar(select(Mandate).where(Mandate.payment_id == payment_id))
