@@ -258,3 +258,52 @@ def test_k5_no_global_stripe_api_key(client, owner):
     site = Path(__file__).resolve().parents[2] / "site"
     offenders = [str(path) for path in site.rglob("*.py") if re.search(r"stripe\.api_key\s*=", path.read_text())]
     assert offenders == []
+
+
+def test_k5_ten_connects_at_once_store_one_connection_and_tell_the_rest(app, owner):
+    """K5 under concurrency: ten submits of the same keys at the same moment (a double click, two tabs) leave
+    exactly one active connection; every other gets the "already connected" answer, none a server error."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kassa.actor import Actor
+    from kassa.errors import ValidationFailed
+    from kassa.models import User
+
+    barrier = threading.Barrier(10)
+    user_id, account_id = owner.id, owner.account_id  # read here: `owner` belongs to this thread's session
+    db.session.rollback()  # and this thread holds no transaction while the others write
+
+    def connect_once() -> str:
+        with app.app_context():
+            try:
+                actor = Actor(user=db.session.get(User, user_id), account_id=account_id)
+                barrier.wait(timeout=30)
+                try:
+                    stripe_connect.connect(actor, SECRET, PUBLISHABLE)
+                    return "connected"
+                except ValidationFailed as exc:
+                    return exc.message
+            finally:
+                db.session.remove()
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = [f.result(timeout=120) for f in [pool.submit(connect_once) for _ in range(10)]]
+
+    assert answers.count("connected") == 1, answers
+    assert all("already connected in live mode" in a for a in answers if a != "connected")
+    db.session.rollback()
+    assert [row.mode for row in _connections()] == ["live"]
+    assert db.session.scalar(select(func.count()).select_from(AuditEvent)
+                             .where(AuditEvent.action == "stripe.connected")) == 1
+
+
+def test_k5_the_same_merchant_reconnects_after_disconnecting(client, owner):
+    """Legitimate repeat use: disconnect, then connect the same keys again works; both rows stay."""
+    assert _connect(client).status_code == 303
+    (row,) = _connections()
+    client.post(f"/settings/payments/stripe/{row.id}/disconnect")
+    assert _connect(client).status_code == 303
+    rows = _connections()
+    assert len(rows) == 2 and rows[0].disconnected_at is not None and rows[1].disconnected_at is None
+    assert "Acme Coffee BV" in page_text(client.get("/settings/payments"))

@@ -16,6 +16,7 @@ import stripe
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from kassa import clock, secrets_box
 from kassa.actor import Actor
@@ -101,23 +102,38 @@ def connect(actor: Actor, secret_key: str, publishable_key: str) -> StripeConnec
     require_settings(actor)
     secret_key, publishable_key = (secret_key or "").strip(), (publishable_key or "").strip()
     mode = _check_shapes(secret_key, publishable_key)
-    if any(row.mode == mode for row in active_connections(actor.account_id)):
-        raise ValidationFailed(_("Stripe is already connected in %(mode)s mode. Disconnect it first to use other "
-                                 "keys.", mode=mode), field="secret_key")
-    account = _fetch_account(secret_key)
-    with write_transaction(db.session) as session:
-        connection = StripeConnection(
-            account_id=actor.account_id, mode=mode, secret_key_encrypted=secrets_box.encrypt(secret_key),
-            secret_key_last4=secret_key[-4:], publishable_key=publishable_key, stripe_account_id=account["id"],
-            stripe_account_name=_account_name(account), country=(account.get("country") or "").upper()[:2],
-            default_currency=(account.get("default_currency") or "").upper()[:3],
-            connected_at=clock.now(), connected_by_id=actor.user_id,
-        )
-        session.add(connection)
-        session.flush()
-        record_audit(actor, "stripe.connected", object_type="stripe_connection", object_id=connection.id,
-                     data={"mode": mode, "stripe_account_id": account["id"], "key_last4": secret_key[-4:]})
-        return connection
+    if _connected_in(actor.account_id, mode):
+        raise _already_connected(mode)
+    account = _fetch_account(secret_key)  # outside the transaction: no lock is held while Stripe answers
+    try:
+        with write_transaction(db.session) as session:
+            if _connected_in(actor.account_id, mode):  # connected meanwhile (another tab, a double click)
+                raise _already_connected(mode)
+            connection = StripeConnection(
+                account_id=actor.account_id, mode=mode, secret_key_encrypted=secrets_box.encrypt(secret_key),
+                secret_key_last4=secret_key[-4:], publishable_key=publishable_key, stripe_account_id=account["id"],
+                stripe_account_name=_account_name(account), country=(account.get("country") or "").upper()[:2],
+                default_currency=(account.get("default_currency") or "").upper()[:3],
+                connected_at=clock.now(), connected_by_id=actor.user_id,
+            )
+            session.add(connection)
+            session.flush()
+            record_audit(actor, "stripe.connected", object_type="stripe_connection", object_id=connection.id,
+                         data={"mode": mode, "stripe_account_id": account["id"], "key_last4": secret_key[-4:]})
+            return connection
+    except IntegrityError:
+        # Two connects at the same moment both passed the check: the partial unique index (one active
+        # connection per account and mode) lets one in; the other gets the same answer as a later one.
+        raise _already_connected(mode) from None
+
+
+def _connected_in(account_id: int, mode: str) -> bool:
+    return any(row.mode == mode for row in active_connections(account_id))
+
+
+def _already_connected(mode: str) -> ValidationFailed:
+    return ValidationFailed(_("Stripe is already connected in %(mode)s mode. Disconnect it first to use other "
+                              "keys.", mode=mode), field="secret_key")
 
 
 def disconnect(actor: Actor, connection_id: int) -> StripeConnection:
