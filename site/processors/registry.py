@@ -1,20 +1,23 @@
-"""Which processor moves the money for a payment: the sandbox in test mode; live needs a real one."""
+"""Which processor moves the money for an account: the sandbox in test mode; in live mode the account's own
+connected Stripe account (K5/K6), one `StripeProcessor` on its own `StripeClient` per call."""
 
 from __future__ import annotations
 
 from flask import current_app
 from sqlalchemy import select
 
+from kassa import secrets_box
 from kassa.extensions import db
-from kassa.models import Account, Mode
+from kassa.models import Account, Mode, StripeConnection
 from kassa.processors.base import Processor
 from kassa.processors.sandbox import SandboxProcessor
 from kassa.processors.sandbox_db_store import DbSandboxStore
 from kassa.processors.sandbox_pricing import UNITS_PER_USD
+from kassa.processors.stripe import StripeProcessor, stripe_client
 
 
 class NoLiveProcessor(Exception):
-    """The account has no live processor connected (Stripe arrives with a later capability)."""
+    """The account has no live processor connected (Settings → Payments → Connect Stripe)."""
 
 
 def _country_lookup(engine):
@@ -35,45 +38,65 @@ def sandbox() -> SandboxProcessor:
     return SandboxProcessor(DbSandboxStore(db.engine), _country_lookup(db.engine))
 
 
-def live_processor() -> Processor | None:
-    """The live processor the app is set up with (the KASSA_LIVE_PROCESSOR factory), or None: nothing sets it
-    today, so live checkouts answer "this merchant can't accept payments yet"."""
+def stripe_connection(account_id: int, mode: str) -> StripeConnection | None:
+    """The account's active Stripe connection in `mode` (at most one: a partial unique index)."""
+    return db.session.scalar(select(StripeConnection).where(
+        StripeConnection.account_id == account_id, StripeConnection.mode == mode,
+        StripeConnection.disconnected_at.is_(None)))
+
+
+def stripe_processor(connection: StripeConnection) -> StripeProcessor:
+    """A processor on the connection's own key: the secret is decrypted for this call and not kept."""
+    return StripeProcessor(stripe_client(secrets_box.decrypt(connection.secret_key_encrypted)),
+                           connection.account_id)
+
+
+def live_processor(account_id: int) -> Processor | None:
+    """The account's live processor, or None (its live checkouts then say "can't accept payments yet").
+
+    KASSA_LIVE_PROCESSOR (a factory, tests only) stands in for every account's connection: tests run live mode
+    on a counted sandbox or on Stripe doubles through it."""
     factory = current_app.config.get("KASSA_LIVE_PROCESSOR")
-    return factory() if factory is not None else None
+    if factory is not None:
+        return factory()
+    connection = stripe_connection(account_id, Mode.LIVE.value)
+    return stripe_processor(connection) if connection is not None else None
 
 
-def processor_for(mode: str) -> Processor:
+def processor_for(mode: str, account_id: int) -> Processor:
     if mode == Mode.TEST.value:
         return sandbox()
-    live = live_processor()
+    live = live_processor(account_id)
     if live is None:
         raise NoLiveProcessor()
     return live
 
 
-def processor_name(mode: str) -> str:
+def processor_name(mode: str, account_id: int) -> str:
     """What a payment made in `mode` records as its processor (`Payment.processor`): the processor's own name.
-    A live renewal claimed while no live processor is set up can't be charged; it records the mode, "live"."""
-    try:
-        return processor_for(mode).name
-    except NoLiveProcessor:
-        return mode
+    A live renewal claimed while no live processor is connected can't be charged; it records the mode, "live"."""
+    if mode == Mode.TEST.value:
+        return SandboxProcessor.name
+    if current_app.config.get("KASSA_LIVE_PROCESSOR") is not None:
+        return live_processor(account_id).name
+    return StripeProcessor.name if stripe_connection(account_id, mode) is not None else mode
 
 
-def can_settle(currency: str, settlement_currency: str) -> bool:
+def has_live_processor(account_id: int) -> bool:
+    return current_app.config.get("KASSA_LIVE_PROCESSOR") is not None or \
+        stripe_connection(account_id, Mode.LIVE.value) is not None
+
+
+def can_settle(currency: str, settlement_currency: str, account_id: int) -> bool:
     """H13: whether a payment in `currency` can be taken and settled in the account's currency. Links work in
     test mode and in live mode, so both processors must take it."""
     if not sandbox().can_settle(currency, settlement_currency):
         return False
-    live = live_processor()
+    live = live_processor(account_id)
     return live is None or live.can_settle(currency, settlement_currency)
 
 
-def settlement_choices(settlement_currency: str) -> list[str]:
+def settlement_choices(settlement_currency: str, account_id: int) -> list[str]:
     """The currencies a link of an account settling in `settlement_currency` can be in (for the message)."""
     codes = set(UNITS_PER_USD) if settlement_currency in UNITS_PER_USD else {settlement_currency}
-    return sorted(code for code in codes if can_settle(code, settlement_currency))
-
-
-def has_live_processor() -> bool:
-    return current_app.config.get("KASSA_LIVE_PROCESSOR") is not None
+    return sorted(code for code in codes if can_settle(code, settlement_currency, account_id))

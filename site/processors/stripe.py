@@ -22,6 +22,7 @@ from typing import Any
 
 import stripe
 from babel.numbers import is_currency
+from flask import current_app
 
 from kassa.money import exponent
 from kassa.processors.base import (
@@ -47,6 +48,18 @@ EXPAND = ["latest_charge.balance_transaction"]
 CHARGED = ("succeeded", "processing")
 
 _NO_CARD_DATA = N_("Card details must come from Stripe's Payment Element; Kassa never receives them.")
+
+
+def stripe_client(secret_key: str) -> stripe.StripeClient:
+    """A client for one account's key and one request (never the SDK's global ``stripe.api_key``). The transport
+    and hosts come from the app config (KASSA_STRIPE_HTTP_CLIENT / KASSA_STRIPE_BASE_ADDRESSES), so tests answer
+    from localstripe or fixtures without the internet."""
+    options: dict[str, Any] = {"max_network_retries": 0}
+    if current_app.config.get("KASSA_STRIPE_HTTP_CLIENT") is not None:
+        options["http_client"] = current_app.config["KASSA_STRIPE_HTTP_CLIENT"]
+    if current_app.config.get("KASSA_STRIPE_BASE_ADDRESSES"):
+        options["base_addresses"] = current_app.config["KASSA_STRIPE_BASE_ADDRESSES"]
+    return stripe.StripeClient(secret_key, **options)
 
 
 def _positive_int(value: Any) -> bool:

@@ -5,7 +5,7 @@ through a `StripeClient` built for that account and call; the SDK's global `stri
 one merchant's key can't serve another's request. The secret key is stored Fernet-encrypted
 (kassa.secrets_box) and only its last 4 characters are ever shown again.
 
-Not wired into checkout yet: the processor that charges through this connection is K6.
+The processor that charges through a connection is built by kassa.processors.registry (K6).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 
 import stripe
-from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -24,23 +23,13 @@ from kassa.database import write_transaction
 from kassa.errors import NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.models import Mode, StripeConnection
+from kassa.processors.stripe import stripe_client
 from kassa.services.accounts.accounts import require_settings
 from kassa.services.platform.audit import record_audit
 
 # Stripe's key shapes: secret (sk_) or restricted (rk_) keys and publishable (pk_) keys, each live or test.
 SECRET_KEY = re.compile(r"(sk|rk)_(live|test)_[A-Za-z0-9]{8,240}")
 PUBLISHABLE_KEY = re.compile(r"pk_(live|test)_[A-Za-z0-9]{8,240}")
-
-
-def stripe_client(secret_key: str) -> stripe.StripeClient:
-    """A client for one account's key and one request. The transport and hosts come from the app config
-    (KASSA_STRIPE_HTTP_CLIENT / KASSA_STRIPE_BASE_ADDRESSES) so tests answer without the internet."""
-    options: dict = {"max_network_retries": 0}
-    if current_app.config.get("KASSA_STRIPE_HTTP_CLIENT") is not None:
-        options["http_client"] = current_app.config["KASSA_STRIPE_HTTP_CLIENT"]
-    if current_app.config.get("KASSA_STRIPE_BASE_ADDRESSES"):
-        options["base_addresses"] = current_app.config["KASSA_STRIPE_BASE_ADDRESSES"]
-    return stripe.StripeClient(secret_key, **options)
 
 
 def active_connections(account_id: int) -> list[StripeConnection]:

@@ -200,12 +200,13 @@ def _claim(sub_ids: list[int]) -> list[Charge]:
 
 
 def _charge(charges: list[Charge]) -> list[ChargeResult | Exception]:
-    """Step 2: the processor's answer to each charge, in order; one call per mode for the whole batch."""
+    """Step 2: the processor's answer to each charge, in order; one call per account and mode for the batch
+    (each account has its own live processor)."""
     answers: dict[int, ChargeResult | Exception] = {}
-    for mode in {charge.mode for charge in charges}:
-        group = [charge for charge in charges if charge.mode == mode]
+    for mode, account_id in {(charge.mode, charge.request.account_id) for charge in charges}:
+        group = [charge for charge in charges if (charge.mode, charge.request.account_id) == (mode, account_id)]
         try:
-            processor = processor_for(mode)
+            processor = processor_for(mode, account_id)
         except NoLiveProcessor as exc:
             answers.update((charge.payment_id, exc) for charge in group)
             continue

@@ -141,8 +141,8 @@ def _insert_charges(session, subs: list[Any], accounts: dict[int, Account],
     """New payment rows with their frozen line items and a "submitted" timeline entry, a statement each."""
     if not subs:
         return {}
-    processors = {mode: processor_name(mode) for mode in {sub.mode for sub in subs}}
-    rows = [_payment_row(sub, accounts[sub.account_id], clocks[sub.account_id, sub.mode], processors[sub.mode])
+    processors = {key: processor_name(*key) for key in {(sub.mode, sub.account_id) for sub in subs}}
+    rows = [_payment_row(sub, accounts[sub.account_id], clocks[sub.account_id, sub.mode], processors[sub.mode, sub.account_id])
             for sub in subs]
     ids = dict(zip((sub.id for sub in subs), reserve_ids(session, _PAYMENTS, len(subs)), strict=True))
     for row in rows:

@@ -165,7 +165,7 @@ def update_card(token: str, form: dict[str, str], *, ip: str | None = None) -> t
     read_card(form, now_for(account, sub.mode).date(), buyer, errors)
     if errors:
         raise ValidationFailed(_("Check the highlighted fields."), errors=errors)
-    processor = processor_for(sub.mode)
+    processor = processor_for(sub.mode, sub.account_id)
     entry = risk.CardEntry(account_id=sub.account_id, mode=sub.mode, method="card", number=buyer.card.number,
                            ip=ip, page=f"billing:{sub.id}")
     with write_transaction(db.session):

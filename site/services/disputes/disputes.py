@@ -200,7 +200,7 @@ def _answer(actor: Actor, dispute_id: int, answer: str) -> Dispute:
     can try again); one whose outcome is unknown stays taken until the tick settles it (H5)."""
     require_dispute_rights(actor)
     mode, ref, at, text = _claim_answer(actor, dispute_id, answer)
-    processor = processor_for(mode)
+    processor = processor_for(mode, actor.account_id)
     try:
         _send_answer(processor, actor.account_id, ref, answer, text, at)
     except ProcessorFailure as exc:
@@ -289,7 +289,7 @@ def reconcile_answers() -> int:
     for dispute_id, account_id, mode in stale:
         system = Actor.system(account_id)
         try:
-            processor = processor_for(mode)
+            processor = processor_for(mode, account_id)
             if _settle_answer(dispute_id, processor, system):
                 done += 1
                 continue

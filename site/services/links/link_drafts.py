@@ -182,11 +182,11 @@ def _currency_problem(currency: str, account_id: int) -> str | None:
     """H13: a link only in a currency the processor can take and settle into the account's currency;
     before, a link in any ISO code saved fine and every buyer's payment then failed at the processor."""
     settlement = db.session.get(Account, account_id).default_currency
-    if can_settle(currency, settlement):
+    if can_settle(currency, settlement, account_id):
         return None
     return _("Payments in %(currency)s can't be settled in your account's currency (%(settlement)s). "
              "Choose one of: %(choices)s.", currency=currency, settlement=settlement,
-             choices=", ".join(settlement_choices(settlement)))
+             choices=", ".join(settlement_choices(settlement, account_id)))
 
 
 def _total_problem(draft: LinkDraft, locale: str) -> str | None:

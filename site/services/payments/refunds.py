@@ -54,7 +54,7 @@ def refundable(payment: Payment, account: Account) -> Refundability:
                              remaining)
     if payment.status == PaymentStatus.FAILED.value:
         return Refundability(False, _("Failed payments can't be refunded: nothing was collected."), remaining)
-    if payment.mode == Mode.LIVE.value and not has_live_processor():
+    if payment.mode == Mode.LIVE.value and not has_live_processor(payment.account_id):
         return Refundability(False, _("Connect a live payment processor to refund live payments."), remaining)
     if blocks_refund(payment):
         return Refundability(False, _("This payment is disputed; a disputed payment can't be refunded."), remaining)
@@ -168,7 +168,7 @@ def refund_payment(actor: Actor, payment_id: int, *, amount_text: str, reason: s
 
 def _send_to_processor(refund_id: int, mode: str, account_id: int, charge_ref: str, amount_minor: int,
                        currency: str, key: str, at) -> None:
-    processor = processor_for(mode)
+    processor = processor_for(mode, account_id)
     try:
         result = processor.refund(account_id, charge_ref, amount_minor, currency, key, at)
     except ProcessorFailure as exc:
@@ -240,7 +240,7 @@ def retry_unsent_refunds() -> int:
     def reconcile(row) -> bool:
         refund_id, account_id, amount, currency, key, mode, charge_ref = row
         try:
-            processor = processor_for(mode)
+            processor = processor_for(mode, account_id)
             found = _made_refund(processor, account_id, key, charge_ref, amount)
             if found is not None:
                 _record_processor_ref(refund_id, found.processor_ref)

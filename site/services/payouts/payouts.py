@@ -108,7 +108,7 @@ def advance_payout(payout_id: int) -> None:
     db.session.rollback()
     answer: PayoutResult | None = None
     if status in (PayoutStatus.PENDING.value, PayoutStatus.IN_TRANSIT.value):
-        processor = processor_for(mode)
+        processor = processor_for(mode, account_id)
         if status == PayoutStatus.PENDING.value:
             answer = processor.send_payout(account_id, amount, currency, payout_key(payout_id), at)
         if arrived:
