@@ -15,6 +15,7 @@ import stripe
 
 from kassa.processors.base import ChargeRequest
 from kassa.processors.stripe import StripeProcessor
+from tests.support.stripe_params import check_request
 
 # localstripe's test cards (STRIPE_NOTE.md): 4242… succeeds, 4000000000000341 declines on a PaymentIntent
 # (4000000000000002, Stripe's generic decline, succeeds there).
@@ -22,10 +23,26 @@ LOCALSTRIPE_DECLINES = "4000000000000341"
 
 
 def client_for(base_url: str, http_client: stripe.HTTPClient | None = None) -> stripe.StripeClient:
-    """A StripeClient whose every host (api and files too) is ``base_url``: nothing leaves the machine."""
+    """A StripeClient whose every host (api and files too) is ``base_url``: nothing leaves the machine. Every
+    request it sends is first checked against Stripe's API description (tests/support/stripe_params.py)."""
     return stripe.StripeClient("sk_test_kassa", base_addresses={"api": base_url, "files": base_url,
                                                                 "connect": base_url},
-                               http_client=http_client, max_network_retries=0)
+                               http_client=http_client or CheckedRequestsClient(), max_network_retries=0)
+
+
+def _sent_params(url: str, post_data: Any) -> tuple[str, list[tuple[str, str]]]:
+    parts = urlsplit(url)
+    body = post_data.decode() if isinstance(post_data, bytes) else post_data or parts.query
+    return parts.path, parse_qsl(body or "", keep_blank_values=True)
+
+
+class CheckedRequestsClient(stripe.RequestsClient):
+    """The SDK's own transport (to localstripe), refusing first what the real Stripe API would refuse: localstripe
+    takes made-up parameters and rejects some real ones, so it alone can't say a request is right (K13)."""
+
+    def request(self, method, url, headers, post_data=None, *, _usage=None):
+        check_request(method, *_sent_params(url, post_data))
+        return super().request(method, url, headers, post_data)
 
 
 class StripeAccounts:
@@ -90,10 +107,10 @@ class FixtureTransport(stripe.HTTPClient):
         self.sent: list[Sent] = []
 
     def request(self, method, url, headers, post_data=None, *, _usage=None):
-        parts = urlsplit(url)
-        body = post_data.decode() if isinstance(post_data, bytes) else post_data or parts.query
-        self.sent.append(Sent(method.upper(), parts.path, dict(headers or {}), parse_qsl(body or "")))
-        queue = self.answers.get((method.upper(), parts.path))
+        path, params = _sent_params(url, post_data)
+        check_request(method, path, params)  # what Stripe would refuse fails the test here (K13)
+        self.sent.append(Sent(method.upper(), path, dict(headers or {}), params))
+        queue = self.answers.get((method.upper(), path))
         if not queue:
             return json.dumps({"error": {"type": "invalid_request_error", "message": "No such fixture",
                                          "code": "resource_missing"}}), 404, {}
