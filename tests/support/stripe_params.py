@@ -23,11 +23,11 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal, NotRequired, Union
 
 import stripe
 import stripe.params
-from typing_extensions import NotRequired, is_typeddict
+from typing_extensions import is_typeddict
 
 _SDK = Path(stripe.__file__).parent
 _KEY_PART = re.compile(r"\[([^\]]*)\]")
@@ -142,40 +142,38 @@ def _accepts(tp: Any, parts: list[str], value: str) -> bool:
         options = [option for option in options if option is not str]
         if value == "":
             return True
-    for option in options:
-        origin = typing.get_origin(option)
-        if parts:
-            if is_typeddict(option):
-                hints = _class_hints(option)
-                if parts[0] in hints and _accepts(hints[parts[0]], parts[1:], value):
-                    return True
-            elif origin in (list, typing.List) and parts[0].isdigit():  # noqa: UP006
-                if _accepts(typing.get_args(option)[0], parts[1:], value):
-                    return True
-            elif origin in (dict, typing.Dict) and not parts[1:]:  # noqa: UP006 — metadata[key]=value
-                if _accepts(typing.get_args(option)[1], [], value):
-                    return True
-            continue
-        if option is Any or option is str or option is object:
-            return True
-        if origin is Literal:
-            if value in {str(arg).lower() if isinstance(arg, bool) else str(arg) for arg in typing.get_args(option)}:
-                return True
-        elif option is bool:
-            if value in ("true", "false"):
-                return True
-        elif option is int:
-            if re.fullmatch(r"-?\d+", value):
-                return True
-        elif option is float:
-            if re.fullmatch(r"-?\d+(\.\d+)?", value):
-                return True
-        elif option is type(None):
-            continue
-        elif origin in (dict, typing.Dict) or is_typeddict(option):  # noqa: UP006
-            if value == "":  # Stripe's way of clearing an object
-                return True
+    if parts:
+        return any(_accepts_inside(option, parts, value) for option in options)
+    return any(_accepts_value(option, value) for option in options)
+
+
+def _accepts_inside(option: Any, parts: list[str], value: str) -> bool:
+    """``option[parts[0]]…`` = value: a field of an object, an item of a list, or a key of a flat map."""
+    origin = typing.get_origin(option)
+    if is_typeddict(option):
+        hints = _class_hints(option)
+        return parts[0] in hints and _accepts(hints[parts[0]], parts[1:], value)
+    if origin is list:
+        return parts[0].isdigit() and _accepts(typing.get_args(option)[0], parts[1:], value)
+    if origin is dict:  # metadata[key]=value: one level only
+        return len(parts) == 1 and _accepts(typing.get_args(option)[1], [], value)
     return False
+
+
+_SCALARS: dict[Any, re.Pattern[str]] = {bool: re.compile("true|false"), int: re.compile(r"-?\d+"),
+                                        float: re.compile(r"-?\d+(\.\d+)?")}
+
+
+def _accepts_value(option: Any, value: str) -> bool:
+    origin = typing.get_origin(option)
+    if option in (Any, str, object):
+        return True
+    if origin is Literal:
+        return value in {str(arg).lower() if isinstance(arg, bool) else str(arg) for arg in typing.get_args(option)}
+    if option in _SCALARS:
+        return bool(_SCALARS[option].fullmatch(value))
+    # An object or a map sent as "" is Stripe's way of clearing it.
+    return (origin is dict or is_typeddict(option)) and value == ""
 
 
 def check_request(method: str, path: str, params: list[tuple[str, str]]) -> Route:
