@@ -5,9 +5,11 @@ Test-only: site/ never imports this, nor localstripe (GPL, a dev extra)."""
 
 from __future__ import annotations
 
+import email.policy
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.parser import BytesParser
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -75,6 +77,17 @@ class Sent:
     path: str
     headers: dict[str, str]
     params: list[tuple[str, str]]
+    # A multipart upload (the File API): each part's name, filename (None for a plain field) and bytes.
+    parts: list[tuple[str, str | None, bytes]] = field(default_factory=list)
+    host: str = ""
+
+
+def multipart_parts(content_type: str, body: bytes) -> list[tuple[str, str | None, bytes]]:
+    """The parts of a multipart/form-data body, as the server reads them (the stdlib's MIME parser)."""
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    return [(part.get_param("name", header="content-disposition"), part.get_filename(),
+             part.get_payload(decode=True)) for part in message.iter_parts()]
 
 
 class FixtureTransport(stripe.HTTPClient):
@@ -91,8 +104,14 @@ class FixtureTransport(stripe.HTTPClient):
 
     def request(self, method, url, headers, post_data=None, *, _usage=None):
         parts = urlsplit(url)
-        body = post_data.decode() if isinstance(post_data, bytes) else post_data or parts.query
-        self.sent.append(Sent(method.upper(), parts.path, dict(headers or {}), parse_qsl(body or "")))
+        headers = dict(headers or {})
+        if headers.get("Content-Type", "").startswith("multipart/form-data"):
+            uploaded = multipart_parts(headers["Content-Type"], post_data)
+            fields = [(name, data.decode()) for name, filename, data in uploaded if filename is None]
+            self.sent.append(Sent(method.upper(), parts.path, headers, fields, uploaded, parts.netloc))
+        else:
+            body = post_data.decode() if isinstance(post_data, bytes) else post_data or parts.query
+            self.sent.append(Sent(method.upper(), parts.path, headers, parse_qsl(body or ""), host=parts.netloc))
         queue = self.answers.get((method.upper(), parts.path))
         if not queue:
             return json.dumps({"error": {"type": "invalid_request_error", "message": "No such fixture",
