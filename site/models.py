@@ -1151,6 +1151,7 @@ class LedgerType(StrEnum):
     DISPUTE_REVERSAL = "dispute_reversal"  # a won dispute returns the amount
     PAYOUT = "payout"
     PAYOUT_FAILURE = "payout_failure"  # a failed payout returns its funds to the balance
+    ADJUSTMENT = "adjustment"  # what the processor's balance shows and Kassa booked no other way (K11)
 
     @property
     def label(self) -> str:
@@ -1167,6 +1168,7 @@ LEDGER_TYPE_LABELS = {
     LedgerType.DISPUTE_REVERSAL: _l("Won dispute returned"),
     LedgerType.PAYOUT: _l("Payout"),
     LedgerType.PAYOUT_FAILURE: _l("Failed payout returned"),
+    LedgerType.ADJUSTMENT: _l("Processor adjustment"),
 }
 
 
@@ -1234,7 +1236,13 @@ class Payout(db.Model):
     """The day's available funds sent to the merchant's bank account (or debited from it when negative, O3)."""
 
     __tablename__ = "payouts"
-    __table_args__ = (UniqueConstraint("account_id", "mode", "payout_date"),)
+    __table_args__ = (
+        # One payout a day is Kassa's own rule (O1); a processor that pays out itself (Stripe, K11) may make
+        # several, each recorded once by its reference.
+        Index("uq_payouts_daily", "account_id", "mode", "payout_date", unique=True,
+              sqlite_where=text("processor_ref IS NULL"), postgresql_where=text("processor_ref IS NULL")),
+        UniqueConstraint("account_id", "processor_ref"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
@@ -1248,6 +1256,8 @@ class Payout(db.Model):
     failure_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=_now)
     paid_at: Mapped[datetime | None]
+    # The processor's own payout (Stripe's po_…) when the processor made it; None for Kassa's daily payout.
+    processor_ref: Mapped[str | None] = mapped_column(String(120))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from kassa.services.accounts import users
 from kassa.services.billing import billing, billing_outcomes, subscriptions
 from kassa.services.exports import exports
 from kassa.services.payments import invoices, mandates, receipts, risk
-from kassa.services.payouts import payouts
+from kassa.services.payouts import payouts, stripe_payouts
 from kassa.services.platform import mail, maintenance, outbox, ticks
 from kassa.services.platform.ticks import TickSpec
 
@@ -34,6 +34,7 @@ def tick_tasks() -> list:
         TickSpec("subscription_billing", billing.bill_due_subscriptions, per_account=True),
         TickSpec("subscription_reminders", subscriptions.send_reminders, per_account=True),
         TickSpec("payouts", payouts.run_payouts, per_account=True),
+        TickSpec("stripe_payouts", stripe_payouts.sync_payouts_task, per_account=True),
         TickSpec("sandbox_events", events.process_sandbox_events, per_account=True),
         TickSpec("reconcile_attempts", events.reconcile_attempts_task, per_account=True),
         TickSpec("retry_refunds", events.retry_refunds_task, per_account=True),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 
@@ -131,6 +132,51 @@ class ChargeRequest:
     settlement_currency: str | None = None
     description: str = ""
     now: datetime
+
+
+@dataclass(frozen=True)
+class EvidenceFile:
+    """One evidence file as the merchant uploaded it: its name, its real content type (sniffed, not the browser's
+    claim) and its bytes, either in memory or at ``path`` (read only when the processor sends it)."""
+
+    name: str
+    content_type: str
+    path: Path | None = None
+    data: bytes | None = field(default=None, repr=False)
+
+    def read(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        assert self.path is not None, "an evidence file has its bytes or a path"
+        return self.path.read_bytes()
+
+
+# The wizard's answers a processor can map to its own evidence fields (D4, K10). Unknown keys are allowed and
+# go with the free text; every key is optional.
+EVIDENCE_FIELDS: tuple[str, ...] = (
+    # step 2, what Kassa knows about the purchase
+    "customer_name", "customer_email", "billing_address", "purchase_ip", "product_description", "receipt",
+    "refund_policy",
+    # step 1, by reason
+    "delivered", "delivery_date", "tracking_number", "carrier", "why_legitimate", "customer_communication",
+    "prior_payments", "product_as_described", "return_policy_followed", "not_duplicate_reason",
+    "cancellation_policy_shown", "no_cancellation_received", "refund_refusal_reason", "explanation",
+    # step 3
+    "additional_information",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DisputeEvidence:
+    """A dispute answer: the wizard's answers by name (``EVIDENCE_FIELDS``), the whole answer as one text (what
+    the merchant reviewed; a processor without a field for an answer sends it in here) and the files."""
+
+    fields: Mapping[str, str] = field(default_factory=dict)
+    text: str = ""
+    files: tuple[EvidenceFile, ...] = ()
+
+    def is_empty(self) -> bool:
+        return not (self.text.strip() or self.files or any(value.strip() for value in self.fields.values()))
 
 
 # --- results ------------------------------------------------------------------------------------
@@ -259,6 +305,10 @@ class Processor(Protocol):
     was done) with a stable ``code``. Another account's reference answers exactly like an unknown one."""
 
     name: str  # the processor's own name: recorded on payments (Payment.processor) and processed events
+    # True when the processor pays the balance out on its own schedule (Stripe's automatic payouts): Kassa then
+    # lists those payouts (services/payouts/stripe_payouts.py) and never sends its own daily payout, and
+    # ``send_payout`` refuses. False: Kassa sends the daily payout (the sandbox).
+    automatic_payouts: bool
 
     # --- charges --------------------------------------------------------------------------------
 
@@ -321,11 +371,12 @@ class Processor(Protocol):
     # --- dispute answers ------------------------------------------------------------------------
 
     def submit_dispute_evidence(
-        self, account_id: int, dispute_ref: str, evidence_text: str, now: datetime
+        self, account_id: int, dispute_ref: str, evidence: DisputeEvidence, now: datetime
     ) -> DisputeResult:
-        """Counter a dispute: ``under_review`` until the bank decides (``dispute.won``/``dispute.lost``
-        events). Only once and only before its evidence deadline: ProcessorFailure
-        ``dispute_already_answered``, ``dispute_closed``, ``evidence_required``, ``no_such_dispute``."""
+        """Counter a dispute with the merchant's answers and files: ``under_review`` until the bank decides
+        (``dispute.won``/``dispute.lost`` events). Only once and only before its evidence deadline:
+        ProcessorFailure ``dispute_already_answered``, ``dispute_closed``, ``evidence_required`` (nothing to
+        send), ``no_such_dispute``."""
         ...
 
     def accept_dispute(self, account_id: int, dispute_ref: str, now: datetime) -> DisputeResult:
@@ -356,7 +407,8 @@ class Processor(Protocol):
     ) -> PayoutResult:
         """Move ``amount_minor`` of the account's balance to its bank account (negative: debit the bank
         account, O3), once per (account, key). Answers ``in_transit`` (or already ``paid``/``failed``);
-        ProcessorUnavailable: ``lookup_payout``."""
+        ProcessorUnavailable: ``lookup_payout``. A processor with ``automatic_payouts`` sends nothing and
+        refuses with ProcessorFailure ``automatic_payouts``."""
         ...
 
     def lookup_payout(self, account_id: int, idempotency_key: str, now: datetime) -> PayoutResult | None:

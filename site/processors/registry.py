@@ -63,6 +63,14 @@ def live_processor(account_id: int) -> Processor | None:
     return stripe_processor(connection) if connection is not None else None
 
 
+def stripe_payout_source(account_id: int) -> StripeProcessor | None:
+    """The account's live Stripe processor when Stripe pays the account out (K11): the payouts sync lists its
+    payouts. None for an account without a live Stripe connection (its live processor, if any, is not
+    Stripe: a test stand-in)."""
+    live = live_processor(account_id)
+    return live if isinstance(live, StripeProcessor) else None
+
+
 def processor_for(mode: str, account_id: int) -> Processor:
     if mode == Mode.TEST.value:
         return sandbox()

@@ -18,6 +18,7 @@ from kassa.processors.base import (
     CardDetails,
     ChargeRequest,
     ChargeResult,
+    DisputeEvidence,
     DisputeResult,
     PayoutResult,
     ProcessorError,
@@ -106,6 +107,7 @@ class SandboxProcessor:
 
     name = "sandbox"
     supports_live = False
+    automatic_payouts = False  # Kassa sends the daily payout (O1)
 
     def __init__(self, store: SandboxStore, country_for: Callable[[int], str]) -> None:
         self.store = store
@@ -466,15 +468,16 @@ class SandboxProcessor:
         return DisputeResult(status=status, evidence_due_by=parse_time(dispute["evidence_due_by"]), **fields)
 
     def submit_dispute_evidence(
-        self, account_id: int, dispute_ref: str, evidence_text: str, now: datetime
+        self, account_id: int, dispute_ref: str, evidence: DisputeEvidence, now: datetime
     ) -> DisputeResult:
         now = as_utc(now)
         # H5/H13: check and answer in one transaction, the dispute's row locked: a dispute gets one answer.
         with self.store.transaction() as tx:
             inner = self._within(tx)
             dispute = inner._answerable_dispute(account_id, dispute_ref, now)
-            if not (evidence_text or "").strip():
+            if evidence.is_empty():
                 raise processor_failure("evidence_required")
+            evidence_text = "\n".join([evidence.text, *evidence.fields.values()])
             # Magic words let tests and demos pick the outcome; other evidence wins after a bank's review.
             if "winning_evidence" in evidence_text:
                 return inner._decide(account_id, dispute, "under_review", "won", now + DECISION_DELAY)

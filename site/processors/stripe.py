@@ -11,12 +11,20 @@ eventually consistent (a PaymentIntent made a moment ago may not be found, which
 case) and localstripe lacks it; listing is read-after-write consistent on Stripe and on the test doubles. Stripe
 keeps idempotency keys for 24 hours and Kassa's keys are forever, so the processor checks its own key first.
 
-Not built yet: disputes (K10), payouts (K11) and the events poll (K7) raise NotImplementedError."""
+Disputes (K10): answers go to Stripe with their files (File API) and evidence fields mapped from the wizard; a
+dispute is this account's when its PaymentIntent carries this account's metadata. Payouts (K11): Stripe pays
+out by itself; Kassa lists its payouts and their balance transactions (see the payouts section).
+
+Not built here: the events poll (K7, the webhook side) raises NotImplementedError."""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -31,8 +39,11 @@ from kassa.processors.base import (
     CardDetails,
     ChargeRequest,
     ChargeResult,
+    DisputeEvidence,
     DisputeResult,
+    DisputeStatus,
     PayoutResult,
+    PayoutStatus,
     ProcessorError,
     ProcessorEvent,
     ProcessorFailure,
@@ -95,6 +106,7 @@ class StripeProcessor:
     """The Protocol on one Stripe account. Calls naming another Kassa account answer as for an unknown object."""
 
     name = "stripe"
+    automatic_payouts = True  # Stripe pays out by itself; Kassa lists its payouts (K11)
 
     def __init__(self, client: stripe.StripeClient, account_id: int, *, lookup_pages: int = LOOKUP_PAGES):
         self.client = client
@@ -351,17 +363,103 @@ class StripeProcessor:
         charge_ref, _amount, currency = _metadata_of(refund)["kassa_request"].split("|")
         return self._refund_result(refund, charge_ref, currency)
 
-    # --- not built yet --------------------------------------------------------------------------
+    # --- dispute answers (K10) -------------------------------------------------------------------
 
-    def submit_dispute_evidence(self, account_id: int, dispute_ref: str, evidence_text: str,
+    def _dispute(self, account_id: int, dispute_ref: str) -> Any | None:
+        """The dispute with its PaymentIntent, or None when it is unknown to this account: Stripe doesn't know
+        it, or its payment wasn't made by this Kassa account (another account's dispute answers as unknown)."""
+        if account_id != self.account_id or not dispute_ref.startswith(("dp_", "du_")):
+            return None
+        try:
+            dispute = self.client.v1.disputes.retrieve(dispute_ref, params={"expand": ["payment_intent"]})
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404 or exc.code == "resource_missing":
+                return None
+            raise _failure(exc) from exc
+        except stripe.StripeError as exc:
+            raise _failure(exc) from exc
+        intent = _get(dispute, "payment_intent")
+        return dispute if intent is not None and not isinstance(intent, str) and self._ours(intent) else None
+
+    def _answerable(self, account_id: int, dispute_ref: str, now: datetime) -> Any:
+        dispute = self._dispute(account_id, dispute_ref)
+        if dispute is None:
+            raise ProcessorFailure("no_such_dispute", DISPUTE_ERRORS["no_such_dispute"])
+        status = dispute_status(dispute.status)
+        if status == "under_review":
+            raise ProcessorFailure("dispute_already_answered", DISPUTE_ERRORS["dispute_already_answered"])
+        due_by = _get(_get(dispute, "evidence_details"), "due_by")
+        if status != "needs_response" or (due_by is not None and now >= _at(due_by)):
+            raise ProcessorFailure("dispute_closed", DISPUTE_ERRORS["dispute_closed"])
+        return dispute
+
+    def _refused(self, exc: stripe.StripeError, account_id: int, dispute_ref: str, now: datetime) -> ProcessorError:
+        """Stripe refused an answer (400: evidence already submitted, dispute closed…): its record of the
+        dispute says which of the Protocol's refusals it is."""
+        if not isinstance(exc, stripe.InvalidRequestError):
+            return _failure(exc)
+        try:
+            self._answerable(account_id, dispute_ref, now)
+        except ProcessorFailure as refusal:
+            return refusal
+        return _failure(exc, "evidence_refused")
+
+    def submit_dispute_evidence(self, account_id: int, dispute_ref: str, evidence: DisputeEvidence,
                                 now: datetime) -> DisputeResult:
-        raise NotImplementedError("Stripe disputes are K10 (issue 15), not built yet")
+        """Each file goes to Stripe's File API (``purpose=dispute_evidence``), then the evidence fields and the
+        file ids are submitted in one update with ``submit=true`` (Stripe takes one submission)."""
+        dispute = self._answerable(account_id, dispute_ref, now)
+        if evidence.is_empty():
+            raise ProcessorFailure("evidence_required", DISPUTE_ERRORS["evidence_required"])
+        slots = file_slots(dispute.reason, [file.name for file in evidence.files])
+        fields = evidence_fields(evidence)
+        try:
+            for slot, file in zip(slots, evidence.files, strict=True):
+                data = file.read()
+                upload = io.BytesIO(data)
+                upload.name = file.name
+                digest = hashlib.sha256(data).hexdigest()[:32]
+                made = self.client.v1.files.create(
+                    params={"file": upload, "purpose": "dispute_evidence"},
+                    options={"idempotency_key": f"kassa-{self.account_id}-{dispute_ref}-file-{digest}"})
+                fields[slot] = made.id
+            body = json.dumps(fields, sort_keys=True).encode()
+            answered = self.client.v1.disputes.update(
+                dispute_ref,
+                params={"evidence": fields, "submit": True,
+                        "metadata": {"kassa_account": str(self.account_id)}, "expand": ["payment_intent"]},
+                options={"idempotency_key": f"kassa-{self.account_id}-{dispute_ref}-evidence-"
+                                            f"{hashlib.sha256(body).hexdigest()[:32]}"})
+        except stripe.StripeError as exc:
+            raise self._refused(exc, account_id, dispute_ref, now) from exc
+        return self._dispute_result(answered)
 
     def accept_dispute(self, account_id: int, dispute_ref: str, now: datetime) -> DisputeResult:
-        raise NotImplementedError("Stripe disputes are K10 (issue 15), not built yet")
+        """Closing a dispute is Stripe's accept: it is lost (an inquiry closes as ``warning_closed``; the
+        merchant gave it up, so the Protocol's answer is ``lost`` either way)."""
+        self._answerable(account_id, dispute_ref, now)
+        try:
+            closed = self.client.v1.disputes.close(dispute_ref, params={"expand": ["payment_intent"]})
+        except stripe.StripeError as exc:
+            raise self._refused(exc, account_id, dispute_ref, now) from exc
+        return replace(self._dispute_result(closed), status="lost")
 
     def lookup_dispute(self, account_id: int, dispute_ref: str, now: datetime) -> DisputeResult | None:
-        raise NotImplementedError("Stripe disputes are K10 (issue 15), not built yet")
+        dispute = self._dispute(account_id, dispute_ref)
+        return self._dispute_result(dispute) if dispute is not None else None
+
+    @staticmethod
+    def _dispute_result(dispute: Any) -> DisputeResult:
+        intent = _get(dispute, "payment_intent")
+        due_by = _get(_get(dispute, "evidence_details"), "due_by")
+        return DisputeResult(
+            dispute_ref=dispute.id, charge_ref=intent if isinstance(intent, str) else intent.id,
+            status=dispute_status(dispute.status), amount_minor=dispute.amount, currency=dispute.currency.upper(),
+            reason=dispute.reason, is_inquiry=dispute.status.startswith("warning_"),
+            # Closed disputes may carry no due date any more; the opening time is then the latest it was due.
+            evidence_due_by=_at(due_by if due_by is not None else dispute.created))
+
+    # --- events ---------------------------------------------------------------------------------
 
     def due_events(self, account_id: int, now: datetime) -> list[ProcessorEvent]:
         raise NotImplementedError("the Stripe events poll is K7 (issue 15), not built yet")
@@ -369,12 +467,220 @@ class StripeProcessor:
     def acknowledge_event(self, event_id: str) -> None:
         raise NotImplementedError("the Stripe events poll is K7 (issue 15), not built yet")
 
+    # --- payouts (K11) --------------------------------------------------------------------------
+    # Stripe pays the balance out by itself (automatic payouts, each made of balance transactions). Kassa lists
+    # them (``payouts`` and ``payout_lines``, read by services/payouts/stripe_payouts.py) rather than sending its
+    # own: Kassa's daily total would not match what Stripe has available (its own availability, rates and
+    # fees), and Stripe refuses manual payouts while automatic ones are on. A merchant on a manual schedule
+    # pays out in Stripe's Dashboard; Kassa lists those too.
+
     def send_payout(self, account_id: int, amount_minor: int, currency: str, idempotency_key: str,
                     now: datetime) -> PayoutResult:
-        raise NotImplementedError("Stripe payouts are K11 (issue 15), not built yet")
+        raise ProcessorFailure("automatic_payouts", _AUTOMATIC_PAYOUTS)
 
     def lookup_payout(self, account_id: int, idempotency_key: str, now: datetime) -> PayoutResult | None:
-        raise NotImplementedError("Stripe payouts are K11 (issue 15), not built yet")
+        """Kassa never sends a payout through Stripe, so no key names one."""
+        return None
+
+    def payouts(self, since: datetime) -> list[StripePayout]:
+        """The account's payouts created since ``since``, oldest first (Stripe's list is newest first)."""
+        found: list[StripePayout] = []
+        params: dict[str, Any] = {"limit": 100, "created": {"gte": int(since.timestamp())}}
+        try:
+            while True:
+                page = self.client.v1.payouts.list(params=params)
+                found.extend(_payout_of(payout) for payout in page.data)
+                if not page.has_more or not page.data:
+                    break
+                params = {**params, "starting_after": page.data[-1].id}
+        except stripe.StripeError as exc:
+            raise _failure(exc) from exc
+        return sorted(found, key=lambda payout: (payout.created_at, payout.processor_ref))
+
+    def payout_lines(self, payout_ref: str) -> list[BalanceLine]:
+        """The balance transactions a payout paid out (the payout's own one left out): their nets add up to the
+        payout's amount. Each comes with its source (charge, refund, dispute…), so one list says which Kassa
+        payment, refund or dispute a line belongs to."""
+        lines: list[BalanceLine] = []
+        params: dict[str, Any] = {"payout": payout_ref, "limit": 100, "expand": ["data.source"]}
+        try:
+            while True:
+                page = self.client.v1.balance_transactions.list(params=params)
+                lines.extend(_line_of(txn) for txn in page.data if not (
+                    txn.type == "payout" and _id_of(_get(txn, "source")) == payout_ref))
+                if not page.has_more or not page.data:
+                    break
+                params = {**params, "starting_after": page.data[-1].id}
+        except stripe.StripeError as exc:
+            raise _failure(exc) from exc
+        return lines
+
+
+_AUTOMATIC_PAYOUTS = N_("Stripe pays this account out on its own schedule; Kassa lists those payouts and sends none.")
+
+DISPUTE_ERRORS = {
+    "no_such_dispute": N_("This dispute does not exist at the processor."),
+    "dispute_already_answered": N_("Evidence was already submitted for this dispute."),
+    "dispute_closed": N_("This dispute is closed."),
+    "evidence_required": N_("Add evidence before submitting."),
+}
+
+# Stripe's dispute statuses as the Protocol's. An inquiry (warning_*) moves no money; one Stripe closes without
+# a chargeback (warning_closed) is one the merchant didn't lose.
+DISPUTE_STATUSES: dict[str, DisputeStatus] = {
+    "warning_needs_response": "needs_response",
+    "needs_response": "needs_response",
+    "warning_under_review": "under_review",
+    "under_review": "under_review",
+    "warning_closed": "won",
+    "won": "won",
+    "prevented": "won",
+    "lost": "lost",
+}
+
+
+def dispute_status(status: str) -> DisputeStatus:
+    return DISPUTE_STATUSES[status]
+
+
+# The wizard's answers (base.EVIDENCE_FIELDS) that have a field of their own in Stripe's dispute evidence.
+STRIPE_EVIDENCE_FIELDS = {
+    "customer_name": "customer_name",
+    "customer_email": "customer_email_address",
+    "billing_address": "billing_address",
+    "purchase_ip": "customer_purchase_ip",
+    "product_description": "product_description",
+    "refund_policy": "refund_policy_disclosure",
+    "delivery_date": "shipping_date",
+    "tracking_number": "shipping_tracking_number",
+    "carrier": "shipping_carrier",
+    "not_duplicate_reason": "duplicate_charge_explanation",
+    "cancellation_policy_shown": "cancellation_policy_disclosure",
+    "no_cancellation_received": "cancellation_rebuttal",
+    "refund_refusal_reason": "refund_refusal_explanation",
+}
+UNCATEGORIZED_TEXT_MAX = 20_000  # Stripe's limit for one text field
+
+
+def evidence_fields(evidence: DisputeEvidence) -> dict[str, str]:
+    """Stripe's evidence text fields from the wizard's answers. Answers without a field of their own (why the
+    payment is legitimate, the receipt number, what else the merchant wrote…) go into ``uncategorized_text``,
+    one "label: answer" line each; an answer given only as text (no named answers) goes there whole."""
+    fields: dict[str, str] = {}
+    rest: list[str] = []
+    for key, value in evidence.fields.items():
+        if not value.strip():
+            continue
+        if key in STRIPE_EVIDENCE_FIELDS:
+            fields[STRIPE_EVIDENCE_FIELDS[key]] = value
+        else:
+            rest.append(f"{key.replace('_', ' ').capitalize()}: {value}")
+    text = "\n".join(rest) if evidence.fields else evidence.text.strip()
+    if text:
+        fields["uncategorized_text"] = text[:UNCATEGORIZED_TEXT_MAX]
+    return fields
+
+
+# Stripe takes one file per evidence field. The wizard doesn't ask what each file shows, so a file goes to the
+# field its name says (a receipt, a tracking page…), else to the next field the dispute's reason calls for,
+# ending with uncategorized_file.
+FILE_FIELDS = ("receipt", "shipping_documentation", "service_documentation", "customer_communication",
+               "refund_policy", "cancellation_policy", "duplicate_charge_documentation", "customer_signature",
+               "uncategorized_file")
+FILE_HINTS = (
+    (("receipt", "invoice", "factuur", "facture", "bon"), "receipt"),
+    (("tracking", "shipping", "delivery", "verzend", "levering", "livraison", "colis"), "shipping_documentation"),
+    (("email", "mail", "chat", "message", "conversation", "correspond"), "customer_communication"),
+    (("signature", "signed", "handtekening"), "customer_signature"),
+    (("refund", "return", "retour", "remboursement"), "refund_policy"),
+    (("cancel", "opzeg", "annul"), "cancellation_policy"),
+    (("duplicate", "dubbel", "doublon"), "duplicate_charge_documentation"),
+    (("service", "contract", "usage", "log", "terms"), "service_documentation"),
+)
+REASON_FILE_ORDER = {
+    "product_not_received": ("shipping_documentation", "receipt", "customer_communication"),
+    "fraudulent": ("receipt", "customer_communication", "customer_signature", "service_documentation"),
+    "product_unacceptable": ("service_documentation", "refund_policy", "customer_communication", "receipt"),
+    "duplicate": ("duplicate_charge_documentation", "receipt"),
+    "subscription_canceled": ("cancellation_policy", "customer_communication", "receipt"),
+    "credit_not_processed": ("refund_policy", "customer_communication", "receipt"),
+}
+
+
+def file_slots(reason: str, names: Sequence[str]) -> list[str]:
+    """The Stripe evidence field of each file, in order; more files than Stripe has fields is refused before
+    anything is uploaded."""
+    if len(names) > len(FILE_FIELDS):
+        raise ProcessorFailure("too_many_files", N_("Stripe takes at most 9 evidence files: combine some into one "
+                                                    "PDF and submit again."))
+    slots: list[str | None] = [None] * len(names)
+    for index, name in enumerate(names):
+        lowered = name.lower()
+        hinted = next((field for words, field in FILE_HINTS if any(word in lowered for word in words)), None)
+        if hinted is not None and hinted not in slots:
+            slots[index] = hinted
+    free = [f for f in (*REASON_FILE_ORDER.get(reason, ("receipt", "service_documentation")), "uncategorized_file",
+                        *FILE_FIELDS) if f not in slots]
+    free = list(dict.fromkeys(free))
+    return [slot if slot is not None else free.pop(0) for slot in slots]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StripePayout(PayoutResult):
+    """A payout Stripe made, with the day it reaches the bank and whether Stripe's schedule made it."""
+
+    arrival_date: date
+    automatic: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class BalanceLine:
+    """One balance transaction a payout paid out, in the balance's currency: ``amount - fee = net``."""
+
+    ref: str
+    type: str
+    reporting_category: str
+    amount_minor: int
+    fee_minor: int
+    net_minor: int
+    currency: str
+    exchange_rate: Decimal | None
+    available_on: date
+    created_at: datetime
+    description: str
+    source_ref: str | None  # ch_…, re_…, dp_…, po_…
+    payment_intent_ref: str | None  # the PaymentIntent the source belongs to (Kassa's Payment.processor_ref)
+
+
+PAYOUT_STATUSES: dict[str, PayoutStatus] = {"pending": "in_transit", "in_transit": "in_transit", "paid": "paid",
+                                            "failed": "failed", "canceled": "failed"}
+
+
+def _id_of(obj: Any) -> str | None:
+    return obj if isinstance(obj, str) else _get(obj, "id")
+
+
+def _payout_of(payout: Any) -> StripePayout:
+    status = PAYOUT_STATUSES[payout.status]
+    message = _get(payout, "failure_message") or (N_("Stripe canceled this payout.")
+                                                   if payout.status == "canceled" else None)
+    return StripePayout(processor_ref=payout.id, status=status, amount_minor=payout.amount,
+                        currency=payout.currency.upper(), created_at=_at(payout.created),
+                        arrival_date=_at(payout.arrival_date).date(), automatic=bool(_get(payout, "automatic")),
+                        failure_code=_get(payout, "failure_code") if status == "failed" else None,
+                        failure_message=message if status == "failed" else None)
+
+
+def _line_of(txn: Any) -> BalanceLine:
+    source = _get(txn, "source")
+    intent = _get(source, "payment_intent")
+    rate = _get(txn, "exchange_rate")
+    return BalanceLine(ref=txn.id, type=txn.type, reporting_category=_get(txn, "reporting_category") or txn.type,
+                       amount_minor=txn.amount, fee_minor=txn.fee, net_minor=txn.net, currency=txn.currency.upper(),
+                       exchange_rate=Decimal(str(rate)) if rate else None,
+                       available_on=_at(txn.available_on).date(), created_at=_at(txn.created),
+                       description=_get(txn, "description") or "", source_ref=_id_of(source),
+                       payment_intent_ref=_id_of(intent))
 
 
 def _in_payment_currency(settlement_minor: int, settlement: str, currency: str, rate: Decimal) -> int:

@@ -69,12 +69,22 @@ STRIPE_NOT_YET: dict[str, str] = {
         "K8: uses save_card(CardDetails); Stripe saves PaymentMethod ids (save_payment_method)",
     "test_m2_a_full_refund_is_pending_found_by_its_key_and_made_once":
         "K7/K9: refund.succeeded comes from the events poll, not built",
-    "test_m2_a_dispute_arrives_as_an_event_and_is_countered_once": "K10: disputes not built",
-    "test_m2_an_accepted_dispute_closes_as_lost": "K10: disputes not built",
-    "test_m2_an_unknown_or_another_accounts_dispute_is_not_found": "K10: disputes not built",
+    "test_m2_a_dispute_arrives_as_an_event_and_is_countered_once":
+        "K7/K13: the dispute reaches the test through due_events (the events poll) and localstripe has no "
+        "disputes; K10's answers run on fixtures in test_k10_stripe_disputes.py",
+    "test_m2_an_accepted_dispute_closes_as_lost":
+        "K7/K13: the dispute reaches the test through due_events (the events poll) and localstripe has no "
+        "disputes; K10's answers run on fixtures in test_k10_stripe_disputes.py",
+    "test_m2_an_unknown_or_another_accounts_dispute_is_not_found":
+        "K7/K13: the dispute reaches the test through due_events (the events poll) and localstripe has no "
+        "disputes; K10's answers run on fixtures in test_k10_stripe_disputes.py",
     "test_m2_due_events_come_oldest_first_until_acknowledged": "K7: the events poll is not built",
-    "test_m2_a_payout_is_sent_once_per_key_and_arrives_to_the_cent": "K11: payouts not built",
-    "test_m2_a_negative_payout_is_a_debit_of_the_bank_account": "K11: payouts not built",
+    "test_m2_a_payout_is_sent_once_per_key_and_arrives_to_the_cent":
+        "by design (K11): Stripe pays out by itself (automatic_payouts); send_payout refuses and Kassa lists "
+        "Stripe's payouts (test_k11_stripe_payouts.py)",
+    "test_m2_a_negative_payout_is_a_debit_of_the_bank_account":
+        "by design (K11): Stripe pays out by itself (automatic_payouts); send_payout refuses and Kassa lists "
+        "Stripe's payouts (test_k11_stripe_payouts.py)",
 }
 
 

@@ -19,6 +19,7 @@ from kassa.processors.base import (
     CardDetails,
     ChargeRequest,
     ChargeResult,
+    DisputeEvidence,
     DisputeResult,
     PaymentDetailsInvalid,
     PayoutResult,
@@ -284,13 +285,13 @@ def test_m2_a_dispute_arrives_as_an_event_and_is_countered_once(processor):
     assert disputed.value.code == "charge_disputed"
 
     with pytest.raises(ProcessorFailure) as empty:
-        processor.submit_dispute_evidence(SHOP, ref, "  ", NOW)
+        processor.submit_dispute_evidence(SHOP, ref, DisputeEvidence(text="  "), NOW)
     assert empty.value.code == "evidence_required"
-    answered = processor.submit_dispute_evidence(SHOP, ref, "winning_evidence: signed delivery receipt", NOW)
+    answered = processor.submit_dispute_evidence(SHOP, ref, DisputeEvidence(text="winning_evidence: signed delivery receipt"), NOW)
     assert (answered.dispute_ref, answered.status) == (ref, "under_review")
     assert processor.lookup_dispute(SHOP, ref, NOW).status == "under_review"
     with pytest.raises(ProcessorFailure) as twice:
-        processor.submit_dispute_evidence(SHOP, ref, "winning_evidence again", NOW)
+        processor.submit_dispute_evidence(SHOP, ref, DisputeEvidence(text="winning_evidence again"), NOW)
     assert twice.value.code == "dispute_already_answered"
     with pytest.raises(ProcessorFailure):
         processor.accept_dispute(SHOP, ref, NOW)
@@ -304,7 +305,7 @@ def test_m2_an_accepted_dispute_closes_as_lost(processor):
     assert processor.accept_dispute(SHOP, ref, NOW).status == "lost"
     assert processor.lookup_dispute(SHOP, ref, NOW).status == "lost"
     with pytest.raises(ProcessorFailure) as closed:
-        processor.submit_dispute_evidence(SHOP, ref, "winning_evidence", NOW)
+        processor.submit_dispute_evidence(SHOP, ref, DisputeEvidence(text="winning_evidence"), NOW)
     assert closed.value.code == "dispute_closed"
     assert "dispute.lost" in [event.type for event in processor.due_events(SHOP, NOW) if event.object_ref == ref]
 

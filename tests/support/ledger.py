@@ -47,13 +47,14 @@ def check_payout_invariants(account_id: int) -> None:
         inside = db.session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_minor), 0)).where(
             LedgerEntry.payout_id == payout.id, LedgerEntry.type != "payout"))
         assert payout.amount_minor == inside, f"payout {payout.id} is {payout.amount_minor}, its entries {inside}"
-    days = [(p.mode, p.payout_date) for p in payouts]
+    # One a day is Kassa's own rule; a processor paying out by itself (Stripe, K11) may pay out more often.
+    days = [(p.mode, p.payout_date) for p in payouts if p.processor_ref is None]
     assert len(days) == len(set(days)), "two payouts on one day"
     booked = db.session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_minor), 0)).where(
         LedgerEntry.account_id == account_id, LedgerEntry.type != "payout"))
     # A failed payout's funds come back as an entry, so what really left is the paid/in-transit payouts.
     paid_out = sum(p.amount_minor for p in payouts)
-    left = balance(account_id, "test", now().date() + timedelta(days=365))["total"]
+    left = sum(balance(account_id, mode, now().date() + timedelta(days=365))["total"] for mode in ("test", "live"))
     assert booked == paid_out + left
 
 

@@ -5,9 +5,11 @@ Test-only: site/ never imports this, nor localstripe (GPL, a dev extra)."""
 
 from __future__ import annotations
 
+import email.policy
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.parser import BytesParser
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -30,10 +32,17 @@ def client_for(base_url: str, http_client: stripe.HTTPClient | None = None) -> s
                                http_client=http_client or CheckedRequestsClient(), max_network_retries=0)
 
 
-def _sent_params(url: str, post_data: Any) -> tuple[str, list[tuple[str, str]]]:
+def _sent(method: str, url: str, headers: Any, post_data: Any) -> Sent:
+    """A request as the SDK sent it: form-encoded (query or body) or a multipart upload (the File API)."""
     parts = urlsplit(url)
+    headers = dict(headers or {})
+    if headers.get("Content-Type", "").startswith("multipart/form-data"):
+        uploaded = multipart_parts(headers["Content-Type"], post_data)
+        fields = [(name, data.decode()) for name, filename, data in uploaded if filename is None]
+        return Sent(method.upper(), parts.path, headers, fields, uploaded, parts.netloc)
     body = post_data.decode() if isinstance(post_data, bytes) else post_data or parts.query
-    return parts.path, parse_qsl(body or "", keep_blank_values=True)
+    return Sent(method.upper(), parts.path, headers, parse_qsl(body or "", keep_blank_values=True),
+                host=parts.netloc)
 
 
 class CheckedRequestsClient(stripe.RequestsClient):
@@ -41,7 +50,8 @@ class CheckedRequestsClient(stripe.RequestsClient):
     takes made-up parameters and rejects some real ones, so it alone can't say a request is right (K13)."""
 
     def request(self, method, url, headers, post_data=None, *, _usage=None):
-        check_request(method, *_sent_params(url, post_data))
+        sent = _sent(method, url, headers, post_data)
+        check_request(method, sent.path, sent.checked_params)
         return super().request(method, url, headers, post_data)
 
 
@@ -92,6 +102,22 @@ class Sent:
     path: str
     headers: dict[str, str]
     params: list[tuple[str, str]]
+    # A multipart upload (the File API): each part's name, filename (None for a plain field) and bytes.
+    parts: list[tuple[str, str | None, bytes]] = field(default_factory=list)
+    host: str = ""
+
+    @property
+    def checked_params(self) -> list[tuple[str, str]]:
+        """What the API description checks: the form fields, and each uploaded file by its part's name."""
+        return self.params + [(name, filename) for name, filename, _data in self.parts if filename is not None]
+
+
+def multipart_parts(content_type: str, body: bytes) -> list[tuple[str, str | None, bytes]]:
+    """The parts of a multipart/form-data body, as the server reads them (the stdlib's MIME parser)."""
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    return [(part.get_param("name", header="content-disposition"), part.get_filename(),
+             part.get_payload(decode=True)) for part in message.iter_parts()]
 
 
 class FixtureTransport(stripe.HTTPClient):
@@ -107,10 +133,10 @@ class FixtureTransport(stripe.HTTPClient):
         self.sent: list[Sent] = []
 
     def request(self, method, url, headers, post_data=None, *, _usage=None):
-        path, params = _sent_params(url, post_data)
-        check_request(method, path, params)  # what Stripe would refuse fails the test here (K13)
-        self.sent.append(Sent(method.upper(), path, dict(headers or {}), params))
-        queue = self.answers.get((method.upper(), path))
+        sent = _sent(method, url, headers, post_data)
+        check_request(method, sent.path, sent.checked_params)  # what Stripe would refuse fails the test (K13)
+        self.sent.append(sent)
+        queue = self.answers.get((method.upper(), sent.path))
         if not queue:
             return json.dumps({"error": {"type": "invalid_request_error", "message": "No such fixture",
                                          "code": "resource_missing"}}), 404, {}

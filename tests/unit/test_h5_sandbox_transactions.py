@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kassa.processors.base import ProcessorFailure
+from kassa.processors.base import DisputeEvidence, ProcessorFailure
 from kassa.processors.sandbox import InMemorySandboxStore, SandboxProcessor
 from tests.support.faults import Crash, FaultPlan, FaultyStore
 from tests.unit.test_sandbox import NL, NOW, card_request, open_dispute
@@ -95,7 +95,7 @@ def test_h5_a_dispute_answer_cut_off_at_any_write_leaves_the_dispute_unanswered(
         def send(sandbox=sandbox, dispute_ref=dispute_ref):
             if answer == "accept":
                 return sandbox.accept_dispute(NL, dispute_ref, NOW)
-            return sandbox.submit_dispute_evidence(NL, dispute_ref, "winning_evidence", NOW)
+            return sandbox.submit_dispute_evidence(NL, dispute_ref, DisputeEvidence(text="winning_evidence"), NOW)
 
         crashed = _crash_at_write(plan, n, send)
         if not crashed:

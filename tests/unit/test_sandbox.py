@@ -11,6 +11,7 @@ from kassa.processors.base import (
     CardDeclined,
     CardDetails,
     ChargeRequest,
+    DisputeEvidence,
     PaymentDetailsInvalid,
     Processor,
     ProcessorFailure,
@@ -553,7 +554,7 @@ def test_d_deadline_passes_and_the_dispute_is_lost(sandbox):
         2500,
     )
     with pytest.raises(ProcessorFailure) as err:
-        sandbox.submit_dispute_evidence(NL, created.object_ref, "winning_evidence", DUE_BY)
+        sandbox.submit_dispute_evidence(NL, created.object_ref, DisputeEvidence(text="winning_evidence"), DUE_BY)
     assert err.value.code == "dispute_closed"
 
 
@@ -567,7 +568,7 @@ def test_d_deadline_passes_and_the_dispute_is_lost(sandbox):
 )
 def test_d4_counter_dispute_with_evidence(sandbox, text, outcome, delay):
     _, created = open_dispute(sandbox, "4000000000002685")
-    answered = sandbox.submit_dispute_evidence(NL, created.object_ref, text, NOW + SECOND)
+    answered = sandbox.submit_dispute_evidence(NL, created.object_ref, DisputeEvidence(text=text), NOW + SECOND)
     assert (answered.status, answered.reason, answered.evidence_due_by) == (
         "under_review",
         "product_not_received",
@@ -582,11 +583,11 @@ def test_d4_counter_dispute_with_evidence(sandbox, text, outcome, delay):
 def test_d4_evidence_only_once_and_not_empty(sandbox):
     _, created = open_dispute(sandbox)
     with pytest.raises(ProcessorFailure) as err:
-        sandbox.submit_dispute_evidence(NL, created.object_ref, "   ", NOW)
+        sandbox.submit_dispute_evidence(NL, created.object_ref, DisputeEvidence(text="   "), NOW)
     assert err.value.code == "evidence_required"
-    sandbox.submit_dispute_evidence(NL, created.object_ref, "winning_evidence", NOW)
+    sandbox.submit_dispute_evidence(NL, created.object_ref, DisputeEvidence(text="winning_evidence"), NOW)
     with pytest.raises(ProcessorFailure) as err:
-        sandbox.submit_dispute_evidence(NL, created.object_ref, "winning_evidence", NOW)
+        sandbox.submit_dispute_evidence(NL, created.object_ref, DisputeEvidence(text="winning_evidence"), NOW)
     assert err.value.code == "dispute_already_answered"
     with pytest.raises(ProcessorFailure):
         sandbox.accept_dispute(NL, created.object_ref, NOW)

@@ -152,7 +152,7 @@ def test_h13_control_five_answers_sent_straight_to_the_processor_all_reach_it_an
     refuses four as already answered, so the processor never records two answers."""
     from kassa.clock import account_now
     from kassa.models import Account
-    from kassa.processors.base import ProcessorFailure
+    from kassa.processors.base import DisputeEvidence, ProcessorFailure
     from kassa.processors.registry import sandbox
 
     _user_id, account_id, dispute_id = _open_dispute(app)
@@ -171,7 +171,7 @@ def test_h13_control_five_answers_sent_straight_to_the_processor_all_reach_it_an
                 if kind == "accept":
                     processor.accept_dispute(account_id, ref, at)
                 else:
-                    processor.submit_dispute_evidence(account_id, ref, "winning_evidence", at)
+                    processor.submit_dispute_evidence(account_id, ref, DisputeEvidence(text="winning_evidence"), at)
                 outcome = "answered"
             except ProcessorFailure as exc:
                 outcome = exc.code

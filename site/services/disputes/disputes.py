@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from pathlib import Path
 
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -26,7 +28,14 @@ from kassa.models import (
     Permission,
 )
 from kassa.money import Money, exponent
-from kassa.processors.base import DisputeResult, ProcessorError, ProcessorEvent, ProcessorFailure
+from kassa.processors.base import (
+    DisputeEvidence,
+    DisputeResult,
+    EvidenceFile,
+    ProcessorError,
+    ProcessorEvent,
+    ProcessorFailure,
+)
 from kassa.processors.registry import NoLiveProcessor, processor_for
 from kassa.services.crm.crm import add_timeline, payment_subjects
 from kassa.services.disputes.dispute_states import CLOSED, move_dispute, notify_dispute, sync_payment
@@ -148,13 +157,35 @@ def save_draft(actor: Actor, dispute_id: int, step: str, values: dict[str, str])
         return dispute
 
 
-def evidence_text(dispute: Dispute) -> str:
-    """Everything the merchant answered, as the text the processor receives. Until step 2 is saved, its
-    pre-filled details are what the review shows, so they are what is sent."""
+def evidence_dir() -> Path:
+    """Where evidence files are kept (KASSA_UPLOAD_DIR/evidence), served only to their account."""
+    path = Path(current_app.config["KASSA_UPLOAD_DIR"]) / "evidence"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _answers(dispute: Dispute) -> dict[str, dict[str, str]]:
+    """The wizard's answers by step. Until step 2 is saved, its pre-filled details are what the review shows,
+    so they are what is sent."""
     draft = dispute.draft or {}
+    return {step: prefilled_details(dispute) if step == "details" and step not in draft else draft.get(step, {})
+            for step in ("questions", "details", "evidence")}
+
+
+def dispute_evidence(dispute: Dispute) -> DisputeEvidence:
+    """The answer the processor receives (K10): each answer by its wizard name (the processor maps them to its
+    own evidence fields), the whole answer as the text the merchant reviewed, and the files, read from disk
+    only when they are sent. Built again from the same read-only draft when the tick resends an answer (H5)."""
+    fields = {key: value for values in _answers(dispute).values() for key, value in values.items() if value}
+    files = tuple(EvidenceFile(name=file.filename, content_type=file.content_type,
+                               path=evidence_dir() / file.stored_name) for file in dispute.files)
+    return DisputeEvidence(fields=fields, text=dispute.evidence_text or evidence_text(dispute), files=files)
+
+
+def evidence_text(dispute: Dispute) -> str:
+    """Everything the merchant answered, as one text: kept on the dispute, and sent with the answer."""
     parts = []
-    for step in ("questions", "details", "evidence"):
-        values = prefilled_details(dispute) if step == "details" and step not in draft else draft.get(step, {})
+    for values in _answers(dispute).values():
         for key, value in values.items():
             if value:
                 parts.append(f"{key}: {value}")
@@ -168,41 +199,42 @@ ANSWER_EVIDENCE, ANSWER_ACCEPT = "evidence", "accept"
 RECONCILE_ANSWER_AFTER = timedelta(seconds=30)
 
 
-def _claim_answer(actor: Actor, dispute_id: int, answer: str) -> tuple[str, str, datetime, str | None]:
+def _claim_answer(actor: Actor, dispute_id: int, answer: str) -> tuple[str, str, datetime, DisputeEvidence | None]:
     """H13: take the dispute's one answer under its row lock before anything goes to the processor. Of
     parallel submits and accepts exactly one gets here; the others wait on the lock, then see the answer
-    taken and get a 409. Returns (mode, dispute ref, account clock, evidence text)."""
+    taken and get a 409. Returns (mode, dispute ref, account clock, evidence)."""
     with write_transaction(db.session) as session:
         dispute = owned(session, actor, dispute_id)
         account = session.get(Account, dispute.account_id)
         ensure_answerable(dispute, account)  # under the row lock: of parallel answers, one passes
-        text = None
+        evidence = None
         if answer == ANSWER_EVIDENCE:
             answered = any(value for values in (dispute.draft or {}).values() for value in values.values())
             if not (answered or dispute.files):
                 raise ValidationFailed(_("Answer the questions or add evidence before submitting."))
-            text = evidence_text(dispute)
-            dispute.evidence_text = text
+            dispute.evidence_text = evidence_text(dispute)
             dispute.submitted_by_id = actor.user_id
+            evidence = dispute_evidence(dispute)
         dispute.answer, dispute.answer_sent_at = answer, now()
         payment = session.get(Payment, dispute.payment_id)
-        return payment.mode, dispute.processor_ref, account_now(account), text
+        return payment.mode, dispute.processor_ref, account_now(account), evidence
 
 
-def _send_answer(processor, account_id: int, ref: str, answer: str, text: str | None, at: datetime) -> DisputeResult:
+def _send_answer(processor, account_id: int, ref: str, answer: str, evidence: DisputeEvidence | None,
+                 at: datetime) -> DisputeResult:
     if answer == ANSWER_ACCEPT:
         return processor.accept_dispute(account_id, ref, at)
-    return processor.submit_dispute_evidence(account_id, ref, text or "", at)
+    return processor.submit_dispute_evidence(account_id, ref, evidence or DisputeEvidence(), at)
 
 
 def _answer(actor: Actor, dispute_id: int, answer: str) -> Dispute:
     """Claim the answer, send it, record it. An answer the processor refused is given back (the merchant
     can try again); one whose outcome is unknown stays taken until the tick settles it (H5)."""
     require_dispute_rights(actor)
-    mode, ref, at, text = _claim_answer(actor, dispute_id, answer)
+    mode, ref, at, evidence = _claim_answer(actor, dispute_id, answer)
     processor = processor_for(mode, actor.account_id)
     try:
-        _send_answer(processor, actor.account_id, ref, answer, text, at)
+        _send_answer(processor, actor.account_id, ref, answer, evidence, at)
     except ProcessorFailure as exc:
         # Refused, or an error after the fact: the processor's record of the dispute decides.
         if _settle_answer(dispute_id, processor, actor):
@@ -294,7 +326,8 @@ def reconcile_answers() -> int:
                 done += 1
                 continue
             dispute = db.session.get(Dispute, dispute_id)
-            sent = (dispute.processor_ref, dispute.answer, dispute.evidence_text)
+            sent = (dispute.processor_ref, dispute.answer,
+                    dispute_evidence(dispute) if dispute.answer == ANSWER_EVIDENCE else None)
             at = account_now(db.session.get(Account, account_id))
             db.session.rollback()
             try:

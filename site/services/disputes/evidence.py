@@ -6,7 +6,6 @@ import io
 import secrets
 from pathlib import Path
 
-from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
@@ -17,18 +16,12 @@ from kassa.extensions import db
 from kassa.forms import safe_filename
 from kassa.models import Account, DisputeFile, Payment
 from kassa.services.crm.crm import add_timeline, payment_subjects
-from kassa.services.disputes.disputes import ensure_answerable, owned, require_dispute_rights
+from kassa.services.disputes.disputes import ensure_answerable, evidence_dir, owned, require_dispute_rights
 from kassa.timeline_kinds import TimelineKind
 
 MAX_TOTAL_BYTES = int(4.5 * 1024 * 1024)  # Stripe's limit for all of a dispute's files together
 MAX_PAGES = 50  # card networks reject longer evidence packs
 SIGNATURES = {b"%PDF-": "application/pdf", b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
-
-
-def evidence_dir() -> Path:
-    path = Path(current_app.config["KASSA_UPLOAD_DIR"]) / "evidence"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def sniff(data: bytes) -> str | None:

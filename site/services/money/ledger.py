@@ -144,3 +144,16 @@ def book_payout_failure(payout: Payout, at: datetime) -> None:
     _book(account, payout.mode, LedgerType.PAYOUT_FAILURE, payout.amount_minor, payout.currency,
           f"payout-failure:{payout.id}", available=local_day(account, at), occurred_at=at,
           description=f"Failed payout {display_id('payout', payout.id)} returned")
+
+
+def book_processor_line(account: Account, mode: str, kind: LedgerType, amount_minor: int, currency: str,
+                        source_key: str, *, available: date, occurred_at: datetime, description: str,
+                        payout_id: int, **links) -> LedgerEntry | None:
+    """K11: what a processor's payout holds and Kassa booked no other way (a fee Stripe charged on its own, a
+    refund converted at the day's rate rather than the payment's, a charge made outside Kassa), booked into
+    that payout, once per source."""
+    entry = _book(account, mode, kind, amount_minor, currency, source_key, available=available,
+                  occurred_at=occurred_at, description=description, payout_id=payout_id, **links)
+    if entry is not None:
+        db.session.flush()
+    return entry

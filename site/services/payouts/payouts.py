@@ -19,10 +19,10 @@ from kassa.business_days import add_business_days
 from kassa.clock import now_for
 from kassa.database import lock_one, write_transaction
 from kassa.extensions import db
-from kassa.models import Account, LedgerEntry, LedgerType, Payout, PayoutStatus
+from kassa.models import Account, LedgerEntry, LedgerType, Mode, Payout, PayoutStatus
 from kassa.money import Money
 from kassa.processors.base import PayoutResult
-from kassa.processors.registry import processor_for
+from kassa.processors.registry import NoLiveProcessor, processor_for
 from kassa.services.money.ledger import book_payout, local_day
 from kassa.services.payouts.payout_states import move_payout
 from kassa.services.platform.mail import queue_email
@@ -72,11 +72,11 @@ def create_payout(account: Account, mode: str, day: date) -> Payout | None:
         session.execute(update(LedgerEntry).where(*_unpaid(account.id, mode, day)).values(payout_id=payout.id)
                         .execution_options(synchronize_session=False))
         book_payout(payout, now_for(account, mode))
-        _notify(payout, account)
+        notify_payout(payout, account)
         return payout
 
 
-def _notify(payout: Payout, account: Account) -> None:
+def notify_payout(payout: Payout, account: Account) -> None:
     """E8: the daily payout email with the total (switchable); a debit (O3) is always told."""
     debit = payout.amount_minor < 0
     if not debit and not account.notification_enabled("payout_sent"):
@@ -124,6 +124,18 @@ def advance_payout(payout_id: int) -> None:
                 move_payout(payout, PayoutStatus.PAID, at=at)
 
 
+def pays_out_itself(account_id: int, mode: str) -> bool:
+    """Whether the account's processor in `mode` pays its balance out on its own schedule (Stripe, K11): Kassa
+    then makes no daily payout of its own. Without a live processor nothing is decided here (as before)."""
+    if mode != Mode.LIVE.value:
+        return False
+    try:
+        processor = processor_for(mode, account_id)
+    except NoLiveProcessor:
+        return False
+    return processor.automatic_payouts
+
+
 def run_payouts() -> int:
     """Once a day per account and mode: today's payout, then move earlier payouts along."""
     pairs = db.session.execute(select(LedgerEntry.account_id, LedgerEntry.mode).where(
@@ -132,6 +144,8 @@ def run_payouts() -> int:
 
     def pay_out(pair: tuple[int, str]) -> bool:
         account_id, mode = pair
+        if pays_out_itself(account_id, mode):
+            return False  # Stripe pays out by itself; stripe_payouts.sync_payouts lists its payouts (K11)
         account = db.session.get(Account, account_id)
         day = local_day(account, now_for(account, mode))
         try:
@@ -142,9 +156,10 @@ def run_payouts() -> int:
 
     # H1: one account's payout failing is logged and retried on a later tick; every other account is paid.
     done = each_item("payouts", pairs, pay_out, describe=lambda pair: f"account {pair[0]} ({pair[1]})")
+    # Payouts the processor made itself move as the processor's list says (stripe_payouts), not by key here.
     moving = db.session.scalars(select(Payout.id).where(
         Payout.status.in_((PayoutStatus.PENDING.value, PayoutStatus.IN_TRANSIT.value)),
-        for_tick_account(Payout.account_id))).all()
+        Payout.processor_ref.is_(None), for_tick_account(Payout.account_id))).all()
     db.session.rollback()
     each_item("payouts", moving, advance_payout, describe=lambda payout_id: f"payout {payout_id}")
     return done
