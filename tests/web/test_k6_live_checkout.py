@@ -374,3 +374,28 @@ def test_k6_card_testing_guard_counts_payment_element_declines_per_ip(client, sh
     assert client.post(path, data=_form(payment_method="pm_1Try0"),
                        environ_base={"REMOTE_ADDR": "198.51.100.4"}).status_code == 422
     assert db.session.scalar(select(PaymentAttempt).order_by(PaymentAttempt.id.desc())).card_fingerprint is None
+
+
+# -- page weight ------------------------------------------------------------------------------------------
+
+
+def _own_bytes(client, path: str) -> dict[str, int]:
+    """Kassa's own bytes of a page, as benchmarks/checkout_bench.py counts them (uncompressed): its HTML and
+    every /assets/ file it loads. Stripe.js is Stripe's (and cached across every site that uses it)."""
+    html = client.get(path).get_data()
+    sizes = {"html": len(html)}
+    for kind, pattern in (("css", rb'href="(/assets/[^"]+)"'), ("js", rb'src="(/assets/[^"]+)"')):
+        sizes[kind] = sum(len(client.get(asset.decode().replace("&amp;", "&")).get_data())
+                          for asset in re.findall(pattern, html))
+    return sizes
+
+
+def test_k6_the_live_page_ships_under_30_kb_of_kassas_own_html_css_and_js(client, shop, capsys):
+    _owner, link = shop
+    live = _own_bytes(client, start_checkout(client, link.slug, mode="live"))
+    sandbox = _own_bytes(client, start_checkout(client, link.slug, mode="test"))
+    with capsys.disabled():
+        print(f"\nK6 page bytes (html/css/js): live {live} = {sum(live.values())}, "
+              f"sandbox {sandbox} = {sum(sandbox.values())}")
+    assert sum(live.values()) < 30 * 1024
+    assert sum(sandbox.values()) < 30 * 1024
