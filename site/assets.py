@@ -20,6 +20,8 @@ STATIC = Path(__file__).resolve().parent / "static"
 BUNDLES: dict[str, tuple[str, list[str]]] = {
     "checkout.css": ("text/css", ["css/checkout.css", "css/summary.css"]),
     "checkout.js": ("text/javascript", ["js/checkout.js"]),
+    # K6: live checkouts on Stripe only (the Payment Element and next actions); no other page loads it.
+    "checkout-stripe.js": ("text/javascript", ["js/checkout-stripe.js"]),
 }
 
 bp = Blueprint("assets", __name__)

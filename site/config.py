@@ -99,6 +99,15 @@ def build_config(instance_path: Path) -> dict:
         # K5: the Stripe SDK's transport and hosts; None means Stripe's own. Tests pass a fixture transport.
         "KASSA_STRIPE_HTTP_CLIENT": None,
         "KASSA_STRIPE_BASE_ADDRESSES": None,
+        # K6: Stripe.js, loaded on live checkout pages only, and the origins their CSP then allows (Stripe's
+        # documented list, docs.stripe.com/security/guide#content-security-policy, without the Google Maps
+        # origins that only the Address Element's autocomplete needs). Tests point both at local stand-ins.
+        "KASSA_STRIPE_JS_URL": "https://js.stripe.com/v3/",
+        "KASSA_STRIPE_CSP": {
+            "script-src": ["https://js.stripe.com", "https://*.js.stripe.com"],
+            "frame-src": ["https://js.stripe.com", "https://*.js.stripe.com", "https://hooks.stripe.com"],
+            "connect-src": ["https://api.stripe.com"],
+        },
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "KASSA_BASE_URL": base_url,

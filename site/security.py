@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 
-from flask import Flask, Response, g
+from flask import Flask, Response, current_app, g
 
 
 def csp_nonce() -> str:
@@ -19,6 +19,12 @@ def allow_form_action(origin: str) -> None:
     g.setdefault("csp_form_action", []).append(origin)
 
 
+def allow_stripe_js() -> None:
+    """K6: this response runs Stripe.js (a live checkout's Payment Element): its CSP allows exactly Stripe's
+    origins (KASSA_STRIPE_CSP) for scripts, frames and API calls. Every other response allows none."""
+    g.csp_stripe = True
+
+
 def allow_framing(ancestors: str = "*") -> None:
     """The embed route opens what it needs; every other page refuses to be framed."""
     g.csp_frame_ancestors = ancestors
@@ -28,15 +34,26 @@ def _content_security_policy() -> str:
     nonce = csp_nonce()
     form_action = " ".join(["'self'", *g.get("csp_form_action", [])])
     frame_ancestors = g.get("csp_frame_ancestors", "'none'")
+    # strict-dynamic + nonce: only scripts we tagged run; no inline code, no third-party origins.
+    script_src = f"script-src 'nonce-{nonce}' 'strict-dynamic'"
+    extra: list[str] = []
+    connect_src = "connect-src 'self'"
+    if g.get("csp_stripe"):
+        stripe = current_app.config["KASSA_STRIPE_CSP"]
+        # No 'strict-dynamic' here: it would let Stripe.js load scripts from anywhere (CSP3 browsers ignore host
+        # lists beside it). Our scripts run by nonce; Stripe's only from Stripe's origins.
+        script_src = " ".join([f"script-src 'nonce-{nonce}'", *stripe["script-src"]])
+        extra.append(" ".join(["frame-src", *stripe["frame-src"]]))
+        connect_src = " ".join([connect_src, *stripe["connect-src"]])
     return "; ".join(
         [
             "default-src 'self'",
-            # strict-dynamic + nonce: only scripts we tagged run; no inline code, no third-party origins.
-            f"script-src 'nonce-{nonce}' 'strict-dynamic'",
+            script_src,
+            *extra,
             f"style-src 'self' 'nonce-{nonce}'",
             "img-src 'self' data:",
             "font-src 'self'",
-            "connect-src 'self'",
+            connect_src,
             f"form-action {form_action}",
             f"frame-ancestors {frame_ancestors}",
             "base-uri 'none'",

@@ -31,14 +31,14 @@ from kassa.i18n import LANGUAGES, best_language
 from kassa.models import CheckoutSession, CheckoutStatus, Mode, Payment, PaymentLink, PaymentStatus
 from kassa.netutil import client_ip
 from kassa.page_cache import CHECKOUT_SLOTS, PageCache
-from kassa.security import allow_form_action, csp_nonce
+from kassa.security import allow_form_action, allow_stripe_js, csp_nonce
 from kassa.services.checkout import checkout as checkout_service
 from kassa.services.links.links import sign_test_link
 from kassa.services.links.snapshots import snapshot_summary
 from kassa.services.payments import receipts
 from kassa.services.payments.mandates import mandate_text
 from kassa.services.payments.receipts import public_receipt_pdf
-from kassa.urls import web_origin
+from kassa.urls import absolute_url, web_origin
 
 bp = Blueprint("checkout", __name__)
 
@@ -136,9 +136,24 @@ def _page_context(view: checkout_service.CheckoutView, *, values=None, errors=No
         "page_url": url_for("checkout.page", token=token), "submit_url": url_for("checkout.submit", token=token),
         "test_mode": checkout.mode == Mode.TEST.value,
         "live_unavailable": checkout.mode == Mode.LIVE.value and not _live_ready(view),
+        # K6: Stripe's Payment Element takes the payment details instead of Kassa's card and bank fields.
+        "stripe": _stripe_page(view),
         "mandate": mandate_text(account.id, summary.due_today.amount_minor, summary.due_today.currency, language)
         if "ach" in methods else None,
     }
+
+
+def _uses_payment_element(view: checkout_service.CheckoutView) -> bool:
+    """K6: a live checkout of an account connected to Stripe pays through Stripe's Payment Element. (Test mode
+    stays on the sandbox, whose test cards are typed into Kassa's own fields, until K12.)"""
+    return view.checkout.mode == Mode.LIVE.value and view.stripe_publishable_key is not None
+
+
+def _stripe_page(view: checkout_service.CheckoutView) -> dict | None:
+    """What the page's Payment Element needs, or None on every other page (which then loads no Stripe.js)."""
+    if not _uses_payment_element(view):
+        return None
+    return {"key": view.stripe_publishable_key, "js_url": current_app.config["KASSA_STRIPE_JS_URL"]}
 
 
 def _live_ready(view: checkout_service.CheckoutView) -> bool:
@@ -173,7 +188,8 @@ def _checkout_page(view: checkout_service.CheckoutView):
     if pages.enabled():
         # Everything the page shows besides `values`: the key changes with any edit of the account row, with
         # the session's frozen link snapshot, the language and the mode.
-        key = (request.script_root, g.buyer_language, checkout.mode, _live_ready(view), checkout.link_id,
+        key = (request.script_root, g.buyer_language, checkout.mode, _live_ready(view),
+               view.stripe_publishable_key, checkout.link_id,
                json.dumps(checkout.snapshot, sort_keys=True, default=str), _row_key(view.account))
         html = pages.render(key, "checkout/page.html", lambda: {
             **_page_context(view, token=pages.mark("token")),
@@ -229,6 +245,8 @@ def page(token: str):
         return _buyer_page("checkout/processing.html", 202, checkout=checkout)
     # L13: the browser checks the redirect after the form post against this page's form-action.
     _allow_thank_you_redirect(checkout)
+    if _uses_payment_element(view):
+        allow_stripe_js()
     return _checkout_page(view)
 
 
@@ -258,9 +276,12 @@ def submit(token: str):
     if checkout.language != language and checkout.status != CheckoutStatus.COMPLETED.value:
         checkout_service.set_language(checkout.id, language)  # C7: emails and receipt follow the page
     _allow_thank_you_redirect(checkout)
+    if _uses_payment_element(view):
+        allow_stripe_js()
     typed = form.posted()
     try:
-        outcome = checkout_service.pay(token, typed, ip=client_ip(), user_agent=request.headers.get("User-Agent"))
+        outcome = checkout_service.pay(token, typed, ip=client_ip(), user_agent=request.headers.get("User-Agent"),
+                                       return_url=absolute_url("checkout.finish", token=token))
     except ValidationFailed as exc:
         db.session.rollback()
         # Field errors are listed in the error summary; a second box repeating them would be read out twice.
@@ -278,11 +299,46 @@ def submit(token: str):
     except Conflict as exc:
         db.session.rollback()
         return _buyer_page("checkout/page.html", 409, **_page_context(view, values=typed, alert=exc.message))
+    if outcome.next_action is not None:
+        return _next_action_page(view, outcome.next_action)
     if outcome.payment is None:
         response = current_app.make_response(_buyer_page("checkout/processing.html", 202, checkout=checkout))
     else:
         response = _after_payment(checkout)
     # H8: this browser paid; it alone sees the buyer's details on the confirmation page, for a while.
+    return buyer_proof.remember_payment(response, checkout.id) if outcome.charged_now else response
+
+
+def _next_action_page(view: checkout_service.CheckoutView, client_secret: str):
+    """K6: the bank wants the buyer (3-D Secure, or its own page): Stripe.js runs the next action with the
+    PaymentIntent's client secret, then the browser goes to `finish`. Nothing is shown as paid here."""
+    html, status = _buyer_page("checkout/processing.html", 202, checkout=view.checkout, account=view.account,
+                               stripe=_stripe_page(view), client_secret=client_secret,
+                               finish_url=url_for("checkout.finish", token=view.checkout.token))
+    response = current_app.make_response((html, status))
+    response.headers["Cache-Control"] = "private, no-store"  # the client secret belongs to this buyer only
+    return response
+
+
+@bp.get("/checkout/<token>/return")
+def finish(token: str):
+    """K6: back from a next action (after Stripe.js ran it, or from the bank's page by `return_url`): Stripe's
+    answer decides; success is never shown before Stripe says the charge succeeded or is processing. A GET
+    because a bank's redirect can only be one; it settles nothing that isn't waiting for this buyer."""
+    view = _view(token)
+    checkout = view.checkout
+    _use_language(_buyer_language(checkout))
+    outcome = checkout_service.finish_after_action(token)
+    if isinstance(outcome, checkout_service.ActionDeclined):
+        _allow_thank_you_redirect(checkout)
+        if _uses_payment_element(view):
+            allow_stripe_js()
+        view = _view(token)
+        return _buyer_page("checkout/page.html", 422, **_page_context(
+            view, values=outcome.values, errors={"payment_method": outcome.message}))
+    if outcome.payment is None:
+        return redirect(url_for("checkout.page", token=token), code=303)
+    response = _after_payment(checkout)
     return buyer_proof.remember_payment(response, checkout.id) if outcome.charged_now else response
 
 

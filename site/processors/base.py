@@ -85,6 +85,22 @@ class ProcessorUnavailable(ProcessorError):
     )
 
 
+class ActionRequired(ProcessorError):
+    """An on-session charge waits for the buyer (K6): 3-D Secure, or a redirect to their bank (iDEAL,
+    Bancontact…). Nothing is charged yet and nothing is refused: the charge stays open under its key while the
+    buyer's browser runs the next action with ``client_secret`` (Stripe.js ``handleNextAction``), then
+    ``finish_charge`` says how it ended. Only a charge with ``ChargeRequest.return_url`` can end here; a
+    charge made while the buyer is away (a renewal) that needs them raises CardDeclined instead."""
+
+    default_code = "action_required"
+    default_message = N_("Your bank asks you to confirm this payment.")
+
+    def __init__(self, client_secret: str, processor_ref: str):
+        super().__init__()
+        self.client_secret = client_secret
+        self.processor_ref = processor_ref
+
+
 class ProcessorFailure(ProcessorError):
     """The processor answered with an error (bad request, refused operation, internal failure)."""
 
@@ -131,6 +147,9 @@ class ChargeRequest:
     save_payment_method: bool = False
     settlement_currency: str | None = None
     description: str = ""
+    # Set only while the buyer is on the page (K6): where a next action that leaves the page (a bank's
+    # redirect) brings them back. With it a charge may answer ActionRequired; without it, never.
+    return_url: str | None = None
     now: datetime
 
 
@@ -329,6 +348,14 @@ class Processor(Protocol):
     def lookup_charge(self, account_id: int, idempotency_key: str) -> ChargeResult | None:
         """The charge made under this key (the same result ``charge`` returned), or None when the processor
         never made one (declined, refused or never received)."""
+        ...
+
+    def finish_charge(self, account_id: int, idempotency_key: str) -> ChargeResult | None:
+        """Settle the charge under this key for good, once nobody will act on it any more (the buyer came back
+        from an ActionRequired, or the reconciler gave up waiting): the charge when it went through (as
+        ``lookup_charge``); None when the processor never made one; otherwise it makes sure the charge can't
+        go through later (Stripe: cancels a PaymentIntent still waiting for the buyer) and raises CardDeclined
+        with the processor's reason. ProcessorUnavailable: outcome unknown, try again later."""
         ...
 
     def can_settle(self, currency: str, settlement_currency: str) -> bool:

@@ -179,6 +179,11 @@ class SandboxProcessor:
             self._owned(f"charge:{index['charge_ref']}", account_id, "no_such_charge")["result"]
         )
 
+    def finish_charge(self, account_id: int, idempotency_key: str) -> ChargeResult | None:
+        """A sandbox charge never waits for the buyer (no ActionRequired): it went through or it was never
+        made, which is what `lookup_charge` says."""
+        return self.lookup_charge(account_id, idempotency_key)
+
     def can_settle(self, currency: str, settlement_currency: str) -> bool:
         return can_settle(currency, settlement_currency)
 

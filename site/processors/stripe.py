@@ -35,6 +35,7 @@ from flask import current_app
 from kassa.money import exponent
 from kassa.processors.base import (
     N_,
+    ActionRequired,
     CardDeclined,
     CardDetails,
     ChargeRequest,
@@ -57,7 +58,10 @@ LOOKUP_PAGES = 10
 # The charge's latest_charge and its balance transaction come with it: fees and settlement in one call.
 EXPAND = ["latest_charge.balance_transaction"]
 CHARGED = ("succeeded", "processing")
+# A PaymentIntent that can still go through if someone acts on it: cancelling it is allowed in each of these.
+UNFINISHED = ("requires_action", "requires_confirmation", "requires_payment_method")
 
+_NOT_CONFIRMED = N_("The payment wasn't confirmed with your bank. Nothing was charged; you can try again.")
 _NO_CARD_DATA = N_("Card details must come from Stripe's Payment Element; Kassa never receives them.")
 
 
@@ -154,7 +158,8 @@ class StripeProcessor:
         if earlier is not None:
             if _metadata_of(earlier).get("kassa_request") != fingerprint:
                 raise ProcessorFailure("idempotency_key_reused")
-            return self._answer_of(earlier.id, req.payment_method_token if req.save_payment_method else None)
+            return self._answer_of(earlier.id, req.payment_method_token if req.save_payment_method else None,
+                                   on_session=bool(req.return_url))
         try:
             method = self.client.v1.payment_methods.retrieve(req.payment_method_token)
         except stripe.InvalidRequestError as exc:
@@ -176,12 +181,17 @@ class StripeProcessor:
             params.update(customer=method.customer, off_session=True)
         elif req.save_payment_method:
             params.update(customer=self._customer(req.idempotency_key).id, setup_future_usage="off_session")
+        if req.return_url and not params.get("off_session"):
+            # The buyer is on the page: a bank's redirect (iDEAL, Bancontact…) brings them back here (K6).
+            params["return_url"] = req.return_url
         try:
             intent = self.client.v1.payment_intents.create(
                 params=params, options={"idempotency_key": req.idempotency_key})
         except stripe.StripeError as exc:
             raise _failure(exc) from exc
         saved = req.save_payment_method or _get(method, "customer")
+        if intent.status == "requires_action" and "return_url" in params:
+            raise ActionRequired(intent.client_secret, intent.id)
         return self._result(intent, method, method.id if saved else None)
 
     def _customer(self, key: str) -> Any:
@@ -192,14 +202,17 @@ class StripeProcessor:
         except stripe.StripeError as exc:
             raise _failure(exc) from exc
 
-    def _answer_of(self, intent_id: str, token: str | None) -> ChargeResult:
-        """What ``charge`` answered for an existing PaymentIntent: its result, or its decline again."""
+    def _answer_of(self, intent_id: str, token: str | None, *, on_session: bool = False) -> ChargeResult:
+        """What ``charge`` answered for an existing PaymentIntent: its result, or its decline again (or, on the
+        page, the same ActionRequired while it still waits for the buyer)."""
         try:
             intent = self.client.v1.payment_intents.retrieve(intent_id, params={"expand": EXPAND})
             method = self.client.v1.payment_methods.retrieve(intent.payment_method) if intent.payment_method \
                 else None
         except stripe.StripeError as exc:
             raise _failure(exc) from exc
+        if on_session and intent.status == "requires_action":
+            raise ActionRequired(intent.client_secret, intent.id)
         if intent.status not in CHARGED:
             error = _get(intent, "last_payment_error")
             raise CardDeclined(_get(error, "code"), _get(error, "message"))
@@ -266,6 +279,32 @@ class StripeProcessor:
             return None
         saves = _metadata_of(intent).get("kassa_request", "").endswith("|1")
         return self._answer_of(intent.id, intent.payment_method if saves else None)
+
+    def finish_charge(self, account_id: int, idempotency_key: str) -> ChargeResult | None:
+        """How a charge that waited for the buyer ended (K6). A PaymentIntent still unfinished is cancelled
+        first: the buyer is back (or the reconciler gave up), and one left open could still be confirmed later
+        by a late 3-D Secure answer or bank redirect, after Kassa had let the buyer pay again. Cancel is refused
+        once it went through meanwhile; the intent is then read again and recorded as charged."""
+        if account_id != self.account_id:
+            return None
+        intent = self._find(self.client.v1.payment_intents, idempotency_key)
+        if intent is None:
+            return None
+        try:
+            if intent.status in UNFINISHED:
+                try:
+                    intent = self.client.v1.payment_intents.cancel(
+                        intent.id, params={"cancellation_reason": "abandoned"})
+                except stripe.InvalidRequestError:  # it moved on (succeeded, processing) since it was read
+                    intent = self.client.v1.payment_intents.retrieve(intent.id)
+        except stripe.StripeError as exc:
+            raise _failure(exc) from exc
+        if intent.status in CHARGED:
+            saves = _metadata_of(intent).get("kassa_request", "").endswith("|1")
+            return self._answer_of(intent.id, intent.payment_method if saves else None)
+        error = _get(intent, "last_payment_error")
+        raise CardDeclined(_get(error, "code") or "payment_not_confirmed",
+                           _get(error, "message") or _NOT_CONFIRMED)
 
     def can_settle(self, currency: str, settlement_currency: str) -> bool:
         """Stripe takes any ISO currency and converts it to the account's settlement currency at its own rate;

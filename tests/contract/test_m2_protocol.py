@@ -23,7 +23,7 @@ SOURCES = {"processor_for", "live_processor", "sandbox"}
 # The sandbox's own test-mode controls: called on `sandbox()` only, never part of the Protocol.
 SANDBOX_CONTROLS = {"set_payment_method_behaviour"}
 # Protocol methods that move no money: the fault wrapper passes them through untouched.
-NOT_MONEY = {"lookup_charge", "lookup_refund", "lookup_dispute", "lookup_payout", "can_settle", "save_card",
+NOT_MONEY = {"lookup_charge", "finish_charge", "lookup_refund", "lookup_dispute", "lookup_payout", "can_settle", "save_card",
              "due_events", "acknowledge_event"}
 
 

@@ -12,10 +12,40 @@ import socket
 from aiohttp import web
 from localstripe import resources, server
 
+# The Stripe.js stand-in (tests/browser/fixtures/stripe-standin.js) creates PaymentMethods from the buyer's browser
+# with the publishable key, as Stripe.js does on Stripe; localstripe takes only a secret key there. A browser's
+# request (it has an Origin) to that one endpoint is let through, as Stripe would let it through.
+_browser_creates = ("/v1/payment_methods",)
+
+
+def _accepting_browser_creates(get_api_key):
+    def patched(request):
+        key = get_api_key(request)
+        if key is None and request.method == "POST" and request.path in _browser_creates \
+                and request.headers.get("Origin"):
+            return "sk_test_from_the_browser"
+        return key
+    return patched
+
+
+def _ignoring(cls, names: tuple[str, ...]) -> None:
+    """Stripe takes these parameters on this call; localstripe refuses them ("Unexpected …") though they change
+    nothing it simulates (a return address for bank redirects, which it never makes)."""
+    create = cls._api_create.__func__
+
+    def patched(klass, **data):
+        for name in names:
+            data.pop(name, None)
+        return create(klass, **data)
+
+    cls._api_create = classmethod(patched)
+
 
 def main() -> None:
     # Persistence off: the store lives and dies with this process.
     resources.Store.dump_to_disk = lambda self: None
+    server.get_api_key = _accepting_browser_creates(server.get_api_key)
+    _ignoring(resources.PaymentIntent, ("return_url",))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     print(sock.getsockname()[1], flush=True)

@@ -250,6 +250,7 @@ BUYER_FILES = [
     SITE / "blueprints" / "checkout.py",
     SITE / "order_summary.py",
     SITE / "processors" / "testcards.py",
+    SITE / "processors" / "stripe.py",  # K6: its refusals and next-action messages reach the buyer
 ]
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None, "_l": None, "lazy_gettext": None}
 

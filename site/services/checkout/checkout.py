@@ -35,6 +35,7 @@ from kassa.models import (
 )
 from kassa.order_summary import OrderSummary
 from kassa.processors.base import (
+    ActionRequired,
     CardDeclined,
     ChargeRequest,
     ChargeResult,
@@ -42,6 +43,7 @@ from kassa.processors.base import (
     ProcessorError,
 )
 from kassa.processors.registry import NoLiveProcessor, processor_for
+from kassa.processors.stripe import StripeProcessor
 from kassa.services.checkout.checkout_form import PROCESSOR_FIELDS, BuyerInput, read_buyer_form
 from kassa.services.links.links import is_valid_test_signature, public_link
 from kassa.services.links.snapshots import link_snapshot, snapshot_summary
@@ -51,6 +53,10 @@ from kassa.services.payments.payment_records import record_successful_charge
 from kassa.services.platform.ticks import each_item, for_tick_account
 
 SESSION_LIFETIME = timedelta(hours=24)
+# Refusals a processor makes before it charges anything (StripeProcessor.charge): the attempt is closed at once.
+# Any other error may come after the money moved, and is looked up instead.
+REFUSED_BEFORE_CHARGE = frozenset({"no_such_payment_method", "payment_method_required",
+                                   "payment_details_not_accepted"})
 
 
 # -- sessions ---------------------------------------------------------------------------------------
@@ -189,11 +195,35 @@ class PayOutcome:
     # H8: True only when this call made the charge (not when the checkout was already paid, by another tab or
     # by whoever now holds its URL): only then is the caller the buyer who paid.
     charged_now: bool = False
+    # K6: the charge waits for the buyer (3-D Secure, a bank redirect): the client secret their browser hands to
+    # Stripe.js to run the next action, then they come back to `finish_after_action`.
+    next_action: str | None = None
+
+
+@dataclass(frozen=True)
+class ActionDeclined:
+    """K6: the buyer came back from a next action and Stripe says the charge did not go through: the message
+    for the payment field, and what they typed (from the attempt) to put back in the form."""
+
+    message: str
+    values: dict[str, str]
+
+
+def _guard_number(buyer: BuyerInput) -> str:
+    """What the card-testing guard counts as "the number" (only its keyed hash is kept). A Payment Element
+    checkout (K6) never sees one: each entry's PaymentMethod id stands in. Stripe.js makes a new id on every
+    submit, so the distinct-number limits count every failed entry there, the safe side of the same rule; the
+    per-IP, per-account and per-link limits count exactly as for typed cards."""
+    if buyer.payment_method_token:
+        return f"payment_method:{buyer.payment_method_token}"
+    if buyer.card:
+        return buyer.card.number
+    return f"{buyer.bank.routing_number}:{buyer.bank.account_number}"
 
 
 def _guard_entry(checkout: CheckoutSession, buyer: BuyerInput, ip: str | None) -> risk.CardEntry:
-    number = buyer.card.number if buyer.card else f"{buyer.bank.routing_number}:{buyer.bank.account_number}"
-    return risk.CardEntry(account_id=checkout.account_id, mode=checkout.mode, method=buyer.method, number=number,
+    return risk.CardEntry(account_id=checkout.account_id, mode=checkout.mode, method=buyer.method,
+                          number=_guard_number(buyer),
                           ip=ip, page=f"checkout:{checkout.id}", link_id=checkout.link_id)
 
 
@@ -254,8 +284,18 @@ def _finish_without_charge(attempt_id: int, status: AttemptStatus, error: Proces
         attempt.risk_hold = None
 
 
-def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | None) -> PayOutcome:
-    """Pay a checkout session. Raises ValidationFailed with field messages when the buyer must act."""
+def _field_for(error: ProcessorError, payment_element: bool) -> str:
+    """The form field a processor's refusal belongs to: on a Payment Element page there is one (K6)."""
+    if payment_element:
+        return "payment_method"
+    return PROCESSOR_FIELDS.get(error.field or "number", "card_number")
+
+
+def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | None,
+        return_url: str | None = None) -> PayOutcome:
+    """Pay a checkout session. Raises ValidationFailed with field messages when the buyer must act.
+
+    ``return_url``: where a next action that leaves the page brings the buyer back (K6, `finish_after_action`)."""
     checkout = get_session(token)
     if checkout.status == CheckoutStatus.COMPLETED.value:
         return PayOutcome(db.session.get(Payment, checkout.payment_id))
@@ -270,7 +310,9 @@ def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | N
         raise Conflict(_("This merchant can't accept payments yet. Nothing was charged.")) from None
 
     today = account_now(account).date()
-    buyer, errors = read_buyer_form(snapshot, form, today)
+    # K6: Stripe takes no card data; its Payment Element posts a PaymentMethod id instead.
+    payment_element = processor.name == StripeProcessor.name
+    buyer, errors = read_buyer_form(snapshot, form, today, payment_element=payment_element)
     if errors:
         raise ValidationFailed(_("Check the highlighted fields."), errors=errors)
     summary = snapshot_summary(snapshot)
@@ -289,24 +331,33 @@ def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | N
         method=buyer.method,
         card=buyer.card,
         bank=buyer.bank,
+        payment_method_token=buyer.payment_method_token,
         save_payment_method=summary.has_recurring,
         settlement_currency=account.default_currency,
         description=_checkout_description(summary),
+        return_url=return_url if payment_element else None,
         now=account_now(account),
     )
     db.session.rollback()  # step 2 holds no transaction while the processor works
     try:
         result = processor.charge(request)
+    except ActionRequired as exc:
+        _await_action(attempt_id, exc.processor_ref)
+        return PayOutcome(None, next_action=exc.client_secret)
     except CardDeclined as exc:
         _finish_without_charge(attempt_id, AttemptStatus.DECLINED, exc)
-        raise ValidationFailed(_(exc.message), errors={PROCESSOR_FIELDS.get(exc.field or "number", "card_number"):
-                                                       _(exc.message)}) from None
+        raise ValidationFailed(_(exc.message), errors={_field_for(exc, payment_element): _(exc.message)}) from None
     except PaymentDetailsInvalid as exc:
         status = AttemptStatus.DECLINED if exc.code in risk.COUNTED_CODES else AttemptStatus.FAILED
         _finish_without_charge(attempt_id, status, exc)
-        field = PROCESSOR_FIELDS.get(exc.field or "number", "card_number")
-        raise ValidationFailed(_(exc.message), errors={field: _(exc.message)}) from None
-    except ProcessorError:
+        raise ValidationFailed(_(exc.message), errors={_field_for(exc, payment_element): _(exc.message)}) from None
+    except ProcessorError as exc:
+        if exc.code in REFUSED_BEFORE_CHARGE:
+            # K6: Stripe doesn't know this PaymentMethod for this account (another account's, or made up):
+            # nothing was created, so there is nothing to look up.
+            _finish_without_charge(attempt_id, AttemptStatus.FAILED, exc)
+            message = _("Enter your payment details again. Nothing was charged.")
+            raise ValidationFailed(message, errors={_field_for(exc, payment_element): message}) from None
         # Unknown outcome (timeout, lost answer, error after the fact): ask the processor once more right
         # away; if it still can't say, the reconciler settles it on the next tick.
         result = _mark_unknown_and_lookup(attempt_id, key, account.id, processor)
@@ -314,6 +365,60 @@ def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | N
             return PayOutcome(None, charged_now=True)
     payment = record_successful_charge(attempt_id, result, processor=processor.name,
                                        mandate_context={"ip": ip, "user_agent": user_agent})
+    return PayOutcome(payment, charged_now=True)
+
+
+def _await_action(attempt_id: int, processor_ref: str) -> None:
+    """K6: the charge waits for the buyer. The attempt stays in flight (pending: no second charge can start)
+    and keeps the PaymentIntent's id, which marks it as one the buyer's return may settle
+    (`finish_after_action`); an attempt without it may still be inside a processor call and is left alone."""
+    with write_transaction(db.session) as session:
+        attempt = session.get(PaymentAttempt, attempt_id)
+        if attempt.status == AttemptStatus.PENDING.value:
+            attempt.processor_ref = processor_ref
+
+
+def _form_values(buyer: dict[str, Any]) -> dict[str, str]:
+    """What an attempt kept of the buyer's form (never card data), named as the page's fields."""
+    values = {"email": buyer.get("email") or "", **(buyer.get("contact") or {})}
+    for prefix in ("billing", "shipping"):
+        for part, value in (buyer.get(prefix) or {}).items():
+            values[f"{prefix}_{part}"] = value
+    if buyer.get("shipping") and buyer.get("shipping") != buyer.get("billing"):
+        values["shipping_same"] = ""
+    return values
+
+
+def finish_after_action(token: str) -> PayOutcome | ActionDeclined:
+    """K6: the buyer is back from 3-D Secure or their bank's page (GET /checkout/<token>/return). Stripe says
+    how the charge ended: recorded as paid, or closed as declined with Stripe's reason so they can try again
+    (an intent still waiting is cancelled first: see `finish_charge`). Nothing waiting for the buyer (already
+    settled, or an attempt still inside a processor call) leaves everything as it is: the page tells."""
+    checkout = get_session(token)
+    if checkout.status == CheckoutStatus.COMPLETED.value:
+        return PayOutcome(db.session.get(Payment, checkout.payment_id))
+    attempt = db.session.scalar(select(PaymentAttempt).where(
+        PaymentAttempt.checkout_session_id == checkout.id, PaymentAttempt.status == AttemptStatus.PENDING.value,
+        PaymentAttempt.processor_ref.is_not(None)))
+    if attempt is None:
+        return PayOutcome(None)
+    attempt_id, key, account_id, buyer = attempt.id, attempt.idempotency_key, attempt.account_id, attempt.buyer
+    try:
+        processor = processor_for(checkout.mode, account_id)
+    except NoLiveProcessor:
+        return PayOutcome(None)  # disconnected meanwhile: the reconciler settles it once it can ask
+    db.session.rollback()  # no transaction open while Stripe answers
+    try:
+        result = processor.finish_charge(account_id, key)
+    except CardDeclined as exc:
+        _finish_without_charge(attempt_id, AttemptStatus.DECLINED, exc)
+        return ActionDeclined(_(exc.message), _form_values(buyer))
+    except ProcessorError:
+        return PayOutcome(None)  # Stripe didn't answer: still in flight, the reconciler settles it
+    if result is None:  # Stripe never made it (it can't be waiting for anyone): nothing was charged
+        _finish_without_charge(attempt_id, AttemptStatus.FAILED, None)
+        return ActionDeclined(_("Nothing was charged. Please try again."), _form_values(buyer))
+    payment = record_successful_charge(attempt_id, result, processor=processor.name, mandate_context={})
     return PayOutcome(payment, charged_now=True)
 
 
@@ -365,9 +470,15 @@ def reconcile_attempts() -> int:
 
     def settle(row) -> bool:
         attempt_id, account_id, key, mode = row
+        # finish_charge, not lookup_charge: a Stripe charge left waiting for a buyer who never came back (3-D
+        # Secure, a bank redirect: K6) is cancelled at Stripe before the attempt is failed. Failing it while it
+        # could still be confirmed would let the buyer pay again and then be charged twice.
         try:
             processor = processor_for(mode, account_id)
-            result = processor.lookup_charge(account_id, key)
+            result = processor.finish_charge(account_id, key)
+        except CardDeclined as exc:  # cancelled (or failed) at the processor: nothing was charged
+            _finish_without_charge(attempt_id, AttemptStatus.FAILED, exc)
+            return True
         except (NoLiveProcessor, ProcessorError):
             return False
         if result is not None:

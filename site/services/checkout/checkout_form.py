@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -38,6 +39,8 @@ class BuyerInput:
     billing: dict[str, str] | None = None
     shipping: dict[str, str] | None = None
     mandate_accepted: bool = False
+    # K6: the PaymentMethod Stripe's Payment Element made in the buyer's browser (no card data at all).
+    payment_method_token: str | None = None
 
     def stored(self) -> dict[str, Any]:
         """What may be kept about this buyer: everything except card and bank numbers and the CVC."""
@@ -74,8 +77,16 @@ def _address(form: Mapping[str, str], prefix: str, errors: dict[str, str]) -> di
     return address
 
 
-def read_buyer_form(snapshot: dict[str, Any], form: Mapping[str, str], today: date) -> tuple[BuyerInput, dict[str, str]]:
-    """Parse and check everything the buyer entered; errors are keyed by form field name."""
+# A Stripe PaymentMethod id as Stripe.js hands it over ("pm_" and letters, digits, underscores).
+_PAYMENT_METHOD_ID = re.compile(r"pm_[A-Za-z0-9_]{1,250}")
+
+
+def read_buyer_form(snapshot: dict[str, Any], form: Mapping[str, str], today: date, *,
+                    payment_element: bool = False) -> tuple[BuyerInput, dict[str, str]]:
+    """Parse and check everything the buyer entered; errors are keyed by form field name.
+
+    With ``payment_element`` (a live checkout on Stripe, K6) the payment details are Stripe's: the form
+    carries only the PaymentMethod id the Payment Element made (``payment_method``), no card or bank fields."""
     errors: dict[str, str] = {}
     buyer = BuyerInput()
     try:
@@ -96,6 +107,10 @@ def read_buyer_form(snapshot: dict[str, Any], form: Mapping[str, str], today: da
             errors[name] = _("Use at most %(n)d characters.", n=LIMITS[name])
         buyer.contact[name] = value
 
+    if payment_element:
+        _read_payment_method(snapshot, form, buyer, errors)
+        return buyer, errors
+
     allowed = [m for m, on in (("card", snapshot["allow_card"]), ("ach", snapshot["allow_ach"])) if on]
     buyer.method = form.get("method") or allowed[0]
     if buyer.method not in allowed:
@@ -109,12 +124,32 @@ def read_buyer_form(snapshot: dict[str, Any], form: Mapping[str, str], today: da
     else:
         _read_bank(form, buyer, errors)
 
+    _read_shipping(snapshot, form, buyer, errors)
+    return buyer, errors
+
+
+def _read_shipping(snapshot: dict[str, Any], form: Mapping[str, str], buyer: BuyerInput,
+                   errors: dict[str, str]) -> None:
     if snapshot["collect_shipping_address"]:
         if form.get("shipping_same") == "1" and buyer.billing is not None:
             buyer.shipping = dict(buyer.billing)
         else:
             buyer.shipping = _address(form, "shipping", errors)
-    return buyer, errors
+
+
+def _read_payment_method(snapshot: dict[str, Any], form: Mapping[str, str], buyer: BuyerInput,
+                         errors: dict[str, str]) -> None:
+    """K6: the Payment Element's PaymentMethod id instead of card or bank fields. The method is recorded as
+    Stripe reports it on the charge; the addresses the link asks for are Kassa's own fields as before."""
+    token = (form.get("payment_method") or "").strip()
+    if not _PAYMENT_METHOD_ID.fullmatch(token):
+        errors["payment_method"] = _("Enter your payment details.")
+    else:
+        buyer.payment_method_token = token
+    buyer.method = "card"
+    if snapshot["collect_billing_address"]:
+        buyer.billing = _address(form, "billing", errors)
+    _read_shipping(snapshot, form, buyer, errors)
 
 
 def read_card(form: Mapping[str, str], today: date, buyer: BuyerInput, errors: dict[str, str]) -> None:

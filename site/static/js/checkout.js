@@ -138,10 +138,12 @@ on(sum, "click", (e) => { // focus the field, not only scroll to it
   const x = e.target.hash && $(e.target.hash);
   if (x) { e.preventDefault(); x.focus(); }
 });
-on(window, "pageshow", (e) => { // back/forward cache: pay works again
-  if (!e.persisted || !pay) return;
+const idle = () => { // pay works again
+  if (!pay) return;
   busy = pay.disabled = false;
   pay.textContent = "";
   pay.append(...payNodes);
-});
+};
+on(window, "pageshow", (e) => { if (e.persisted) idle(); }); // back/forward cache
+on(F, "kassa:idle", idle); // checkout-stripe.js: Stripe refused the details before anything was posted
 })();
