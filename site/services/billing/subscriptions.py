@@ -25,7 +25,7 @@ from kassa.models import (
 )
 from kassa.periods import charge_date
 from kassa.processors.base import CardDeclined, PaymentDetailsInvalid, ProcessorError
-from kassa.processors.registry import processor_for, sandbox
+from kassa.processors.registry import processor_for, sandbox, uses_sandbox
 from kassa.services.billing.billing import (  # registers its tick before ours
     BILLABLE,
     bill,
@@ -214,6 +214,12 @@ def update_card(token: str, form: dict[str, str], *, ip: str | None = None) -> t
     return db.session.get(Subscription, sub_id), outcome
 
 
+def sandbox_controls_apply(sub: Subscription) -> bool:
+    """T5's test card works on the sandbox's saved cards only: not on live subscriptions, nor while the account
+    tests with Stripe test mode (K12), where Stripe's own test cards decide."""
+    return sub.mode == Mode.TEST.value and uses_sandbox(sub.account_id)
+
+
 def set_test_card_behaviour(actor: Actor, subscription_id: int, decline: bool) -> Subscription:
     """T5 (sandbox): make a test subscription's saved card decline from its next charge, or succeed again."""
     _require(actor)
@@ -221,6 +227,9 @@ def set_test_card_behaviour(actor: Actor, subscription_id: int, decline: bool) -
         sub = owned(session, actor, subscription_id)
         if sub.mode != Mode.TEST.value:
             raise Conflict(_("Only test subscriptions have a test card."))
+        if not uses_sandbox(sub.account_id):
+            raise Conflict(_("The test card controls apply to Kassa's sandbox only. With Stripe test mode, use "
+                             "Stripe's test cards (4000 0000 0000 0341 declines)."))
         token, account_id = sub.payment_method_token, sub.account_id
     sandbox().set_payment_method_behaviour(account_id, token, "decline" if decline else "succeed")
     with write_transaction(db.session) as session:

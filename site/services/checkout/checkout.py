@@ -42,6 +42,7 @@ from kassa.processors.base import (
     ProcessorError,
 )
 from kassa.processors.registry import NoLiveProcessor, processor_for
+from kassa.processors.stripe import StripeProcessor
 from kassa.services.checkout.checkout_form import PROCESSOR_FIELDS, BuyerInput, read_buyer_form
 from kassa.services.links.links import is_valid_test_signature, public_link
 from kassa.services.links.snapshots import link_snapshot, snapshot_summary
@@ -90,7 +91,8 @@ class CheckoutView:
     link_open: bool
     attempt_in_flight: bool
     # The publishable key of the account's Stripe connection in the checkout's mode, or None (K6): read in the
-    # same query, so a live page knows whether it can take payments without a second round trip.
+    # same query, so a live page knows whether it can take payments without a second round trip. In test mode
+    # only when the account chose Stripe test mode (K12); otherwise the sandbox's own card fields are shown.
     stripe_publishable_key: str | None = None
 
     def ensure_link_open(self) -> None:
@@ -109,7 +111,9 @@ def _checkout_view_query():
     stripe_key = (
         select(StripeConnection.publishable_key)
         .where(StripeConnection.account_id == CheckoutSession.account_id,
-               StripeConnection.mode == CheckoutSession.mode, StripeConnection.disconnected_at.is_(None))
+               StripeConnection.mode == CheckoutSession.mode, StripeConnection.disconnected_at.is_(None),
+               # K12: a test checkout uses Stripe only when the account chose Stripe test mode.
+               or_(CheckoutSession.mode == Mode.LIVE.value, Account.test_processor == StripeProcessor.name))
         .limit(1).scalar_subquery()
     )
     return (
@@ -192,7 +196,8 @@ class PayOutcome:
 
 
 def _guard_entry(checkout: CheckoutSession, buyer: BuyerInput, ip: str | None) -> risk.CardEntry:
-    number = buyer.card.number if buyer.card else f"{buyer.bank.routing_number}:{buyer.bank.account_number}"
+    number = buyer.card.number if buyer.card else buyer.payment_method_token if buyer.payment_method_token \
+        else f"{buyer.bank.routing_number}:{buyer.bank.account_number}"
     return risk.CardEntry(account_id=checkout.account_id, mode=checkout.mode, method=buyer.method, number=number,
                           ip=ip, page=f"checkout:{checkout.id}", link_id=checkout.link_id)
 
@@ -288,6 +293,7 @@ def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | N
         currency=amount.currency,
         method=buyer.method,
         card=buyer.card,
+        payment_method_token=buyer.payment_method_token,
         bank=buyer.bank,
         save_payment_method=summary.has_recurring,
         settlement_currency=account.default_currency,

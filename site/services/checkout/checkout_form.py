@@ -34,6 +34,8 @@ class BuyerInput:
     contact: dict[str, str] = field(default_factory=dict)
     method: str = "card"
     card: CardDetails | None = None
+    # A PaymentMethod id made by Stripe's Payment Element in the buyer's browser (K6/K12): then no card data.
+    payment_method_token: str | None = None
     bank: BankDetails | None = None
     billing: dict[str, str] | None = None
     shipping: dict[str, str] | None = None
@@ -103,7 +105,9 @@ def read_buyer_form(snapshot: dict[str, Any], form: Mapping[str, str], today: da
         buyer.method = allowed[0]
 
     if buyer.method == "card":
-        read_card(form, today, buyer, errors)
+        buyer.payment_method_token = (form.get("payment_method") or "").strip()[:255] or None
+        if buyer.payment_method_token is None:
+            read_card(form, today, buyer, errors)
         if snapshot["collect_billing_address"]:
             buyer.billing = _address(form, "billing", errors)
     else:
