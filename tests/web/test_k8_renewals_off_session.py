@@ -128,9 +128,11 @@ def test_k8_retries_then_cancellation_are_unchanged_when_the_bank_keeps_asking(c
 
 @pytest.mark.parametrize(("lang", "subject", "phrases"), [
     ("nl", "Bevestig je kaart voor je abonnement bij Bakkerij Bol",
-     ("Je bank vroeg je de betaling van $ 8,00 te bevestigen", "Bevestig je kaart")),
+     ("Je bank vroeg je de betaling van US$ 8,00 voor je abonnement bij Bakkerij Bol te bevestigen",
+      "er is niets afgeschreven", "Bevestig je kaart")),
     ("fr", "Confirmez votre carte pour votre abonnement chez Bakkerij Bol",
-     ("Votre banque vous a demandé de confirmer le paiement de 8,00 $", "Confirmez votre carte")),
+     ("Votre banque vous a demandé de confirmer le paiement de 8,00", "rien n'a été débité",
+      "Confirmez votre carte")),
 ])
 def test_k8_the_confirm_your_card_email_is_in_the_buyers_language(client, app, lang, subject, phrases):
     with frozen():
@@ -178,7 +180,7 @@ def _payment_method(url: str, number: str) -> str:
 
 def test_k8_the_card_update_page_saves_a_payment_method_on_stripe_and_charges_the_outstanding_period(
         fresh_localstripe, client, app):  # noqa: F811
-    localstripe_url = fresh_localstripe
+    url = fresh_localstripe
     with time_machine.travel(now(), tick=False):
         owner, link = subscription_shop(frequency="monthly", term_type="auto_renew")
         sub = buy(client, link)
@@ -188,7 +190,7 @@ def test_k8_the_card_update_page_saves_a_payment_method_on_stripe_and_charges_th
             live.mode, live.status, live.failed_attempts = "live", "past_due", 1
             live.update_token = "k8-update-token"
         client.post("/logout")
-        method = _payment_method(localstripe_url, "4242424242424242")
+        method = _payment_method(url, "4242424242424242")
 
         response = client.post("/billing/k8-update-token", data={"payment_method": method})
 
@@ -199,16 +201,16 @@ def test_k8_the_card_update_page_saves_a_payment_method_on_stripe_and_charges_th
         assert (sub.status, sub.payment_method_token, sub.card_last4) == ("active", method, "4242")
         (renewal,) = renewals_of(sub)
         assert (renewal.status, renewal.processor, renewal.mode) == ("succeeded", "stripe", "live")
-        stripe = client_for(localstripe_url)
+        stripe = client_for(url)
         intent = stripe.v1.payment_intents.retrieve(renewal.processor_ref)
         assert intent.metadata["kassa_key"] == renewal.idempotency_key
         saved = stripe.v1.payment_methods.retrieve(method)
         assert saved.customer and intent.customer == saved.customer  # charged off-session as a saved card
 
 
-def test_k8_a_card_the_bank_wants_confirmed_is_not_saved_and_the_page_says_why(fresh_localstripe, client,
-                                                                               app):  # noqa: F811
-    localstripe_url = fresh_localstripe
+def test_k8_a_card_the_bank_wants_confirmed_is_not_saved_and_the_page_says_why(
+        fresh_localstripe, client, app):  # noqa: F811
+    url = fresh_localstripe
     owner, link = subscription_shop(frequency="monthly", term_type="auto_renew")
     sub = buy(client, link)
     _connect_stripe(owner.account_id)
@@ -216,7 +218,7 @@ def test_k8_a_card_the_bank_wants_confirmed_is_not_saved_and_the_page_says_why(f
         live = session.get(Subscription, sub.id)
         live.mode, live.update_token = "live", "k8-update-3ds"
         before = live.payment_method_token
-    method = _payment_method(localstripe_url, "4000002760003184")  # Stripe's "always authenticate" card
+    method = _payment_method(url, "4000002760003184")  # Stripe's "always authenticate" card
 
     response = client.post("/billing/k8-update-3ds", data={"payment_method": method})
 
