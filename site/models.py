@@ -118,6 +118,9 @@ class Account(db.Model):
     notifications: Mapped[dict[str, Any]] = mapped_column(default=lambda: dict(DEFAULT_NOTIFICATIONS))
     # Test clock: how far this account's test-mode time runs ahead of real time (T5).
     clock_offset_seconds: Mapped[int] = mapped_column(default=0)
+    # K12: what moves test-mode money: Kassa's built-in sandbox, or Stripe test mode on the account's test-mode
+    # StripeConnection (used only while one is connected; without it the sandbox again).
+    test_processor: Mapped[str] = mapped_column(String(16), default="sandbox", server_default="sandbox")
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
     users: Mapped[list[User]] = relationship(back_populates="account", order_by="User.id")

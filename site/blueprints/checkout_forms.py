@@ -22,6 +22,8 @@ class CardForm(Form):
     card_cvc = StringField()
     card_name = StringField()
     billing_postal_code = StringField()
+    # K6/K8: the PaymentMethod id Stripe's Payment Element made in the buyer's browser (card data never posted).
+    payment_method = StringField()
 
 
 class CheckoutForm(CardForm):

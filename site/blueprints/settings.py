@@ -157,10 +157,12 @@ def branding():
 
 
 class PaymentSettingsForm(Form):
-    """Invoices on or off (R5) and the retry days of failed renewals, checked by the accounts service."""
+    """Invoices on or off (R5), the retry days of failed renewals and what test mode uses (K12: "sandbox" or
+    "stripe"), checked by the accounts service."""
 
     create_invoices = FlagField()
     retry_days = StringField(default="")
+    test_processor = StringField()  # None when not posted: the setting is kept
 
 
 @bp.route("/payments", methods=["GET", "POST"])
@@ -170,9 +172,11 @@ def payments():
     errors: dict[str, str] = {}
     if request.method == "POST":
         values = PaymentSettingsForm().value_dict()
+        chosen, values["test_processor"] = values["test_processor"] or None, \
+            values["test_processor"] or current_user.account.test_processor
         try:
             accounts.update_payment_settings(current_actor(), create_invoices=values["create_invoices"],
-                                             retry_days_text=values["retry_days"])
+                                             retry_days_text=values["retry_days"], test_processor=chosen)
         except ValidationFailed as exc:
             errors = exc.errors
         else:
@@ -184,15 +188,26 @@ def payments():
 def _payments_page(*, values: dict, errors: dict[str, str], stripe_errors: dict[str, str] | None = None,
                    stripe_values: dict | None = None):
     failed = bool(errors or stripe_errors)
+    connections = stripe_connect.active_connections(current_user.account_id)
     return render_page("settings/payments.html", status=422 if failed else 200,
                        **_common(values=values, errors=errors, section="payments",
-                                 stripe_connections=stripe_connect.active_connections(current_user.account_id),
+                                 stripe_connections=connections,
+                                 test_processor_choices=_test_processor_choices(connections),
                                  stripe_errors=stripe_errors or {}, stripe_values=stripe_values or {}))
+
+
+def _test_processor_choices(connections) -> list[tuple[str, str]]:
+    """K12: the sandbox always; Stripe test mode only while test keys are connected."""
+    choices = [("sandbox", _("Kassa's built-in sandbox"))]
+    if any(connection.mode == "test" for connection in connections):
+        choices.append(("stripe", _("Stripe test mode")))
+    return choices
 
 
 def _payment_values() -> dict:
     account = current_user.account
-    return {"create_invoices": account.create_invoices, "retry_days": ", ".join(map(str, account.retry_days))}
+    return {"create_invoices": account.create_invoices, "retry_days": ", ".join(map(str, account.retry_days)),
+            "test_processor": account.test_processor}
 
 
 class StripeConnectForm(Form):

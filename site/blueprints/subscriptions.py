@@ -130,6 +130,7 @@ def _detail_context(sub: Subscription) -> dict:
 
     return {"sub": sub, "account": account, "payments": payments, "timeline": timeline,
             "schedule": service.upcoming(sub, account), "clock_now": account_now(account),
+            "sandbox_controls": service.sandbox_controls_apply(sub),
             "status_labels": {s.value: s.label for s in SubscriptionStatus}, "active_nav": "subscriptions"}
 
 

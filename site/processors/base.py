@@ -364,9 +364,15 @@ class Processor(Protocol):
 
     # --- saved payment methods ------------------------------------------------------------------
 
-    def save_card(self, account_id: int, card: CardDetails, now: datetime) -> SavedCard:
-        """Keep a card for later charges (``ChargeRequest.payment_method_token``) without charging it: a
-        subscriber replacing their card. Checks the card as a charge would; raises CardDeclined,
+    def save_card(self, account_id: int, *, card: CardDetails | None = None, payment_method_token: str | None = None,
+                  idempotency_key: str, now: datetime) -> SavedCard:
+        """Keep a payment method for later charges (``ChargeRequest.payment_method_token``) without charging it:
+        a subscriber replacing their card. Each processor takes what it can: the sandbox takes ``card`` (its test
+        cards; a token is refused as ``payment_method_required``), Stripe takes ``payment_method_token`` (a
+        PaymentMethod the Payment Element made in the buyer's browser; card data is refused as
+        ``payment_details_not_accepted``). ``idempotency_key`` keys what the processor creates for it (Stripe's
+        customer and SetupIntent), so a repeat of the same request saves one method. Checks the method as a
+        charge would; raises CardDeclined (``authentication_required`` when the bank wants the buyer to confirm),
         PaymentDetailsInvalid, ProcessorUnavailable or ProcessorFailure, and then saves nothing."""
         ...
 

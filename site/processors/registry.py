@@ -1,5 +1,6 @@
-"""Which processor moves the money for an account: the sandbox in test mode; in live mode the account's own
-connected Stripe account (K5/K6), one `StripeProcessor` on its own `StripeClient` per call."""
+"""Which processor moves the money for an account: in live mode the account's own connected Stripe account
+(K5/K6), one `StripeProcessor` on its own `StripeClient` per call; in test mode the built-in sandbox, or Stripe
+test mode on the account's test-mode connection when the merchant chose it (K12, Account.test_processor)."""
 
 from __future__ import annotations
 
@@ -71,9 +72,22 @@ def stripe_payout_source(account_id: int) -> StripeProcessor | None:
     return live if isinstance(live, StripeProcessor) else None
 
 
+def test_stripe_connection(account_id: int) -> StripeConnection | None:
+    """K12: the test-mode connection test payments go through, when the account chose Stripe test mode and such a
+    connection is active; None means the sandbox (disconnecting the test keys falls back to it at once)."""
+    chosen = db.session.scalar(select(Account.test_processor).where(Account.id == account_id))
+    return stripe_connection(account_id, Mode.TEST.value) if chosen == StripeProcessor.name else None
+
+
+def uses_sandbox(account_id: int) -> bool:
+    """Whether the account's test mode runs on the built-in sandbox (its T5 controls only apply then)."""
+    return test_stripe_connection(account_id) is None
+
+
 def processor_for(mode: str, account_id: int) -> Processor:
     if mode == Mode.TEST.value:
-        return sandbox()
+        connection = test_stripe_connection(account_id)
+        return stripe_processor(connection) if connection is not None else sandbox()
     live = live_processor(account_id)
     if live is None:
         raise NoLiveProcessor()
@@ -84,7 +98,7 @@ def processor_name(mode: str, account_id: int) -> str:
     """What a payment made in `mode` records as its processor (`Payment.processor`): the processor's own name.
     A live renewal claimed while no live processor is connected can't be charged; it records the mode, "live"."""
     if mode == Mode.TEST.value:
-        return SandboxProcessor.name
+        return StripeProcessor.name if test_stripe_connection(account_id) is not None else SandboxProcessor.name
     if current_app.config.get("KASSA_LIVE_PROCESSOR") is not None:
         return live_processor(account_id).name
     return StripeProcessor.name if stripe_connection(account_id, mode) is not None else mode

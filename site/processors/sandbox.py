@@ -552,8 +552,12 @@ class SandboxProcessor:
 
     # --- saved payment methods ------------------------------------------------------------------
 
-    def save_card(self, account_id: int, card: CardDetails, now: datetime) -> SavedCard:
-        """Keep a card for later charges without charging it (a subscriber updating their card)."""
+    def save_card(self, account_id: int, *, card: CardDetails | None = None, payment_method_token: str | None = None,
+                  idempotency_key: str, now: datetime) -> SavedCard:
+        """Keep a card for later charges without charging it (a subscriber updating their card). The sandbox
+        takes test card details; it makes no customer or setup object, so the key has nothing to key."""
+        if card is None:
+            raise processor_failure("payment_method_required")
         now = as_utc(now)
         request = ChargeRequest(account_id=account_id, idempotency_key="save-card", amount_minor=1,
                                 currency="USD", method="card", card=card, now=now)

@@ -24,6 +24,7 @@ ERRORS: dict[str, str] = {
     "idempotency_key_reused": N_("Idempotency key reused with different parameters."),
     "no_such_charge": N_("This payment does not exist at the processor."),
     "no_such_payment_method": N_("This saved payment method does not exist."),
+    "payment_method_required": N_("Enter the card's details."),
     "no_such_dispute": N_("This dispute does not exist at the processor."),
     "no_such_payout": N_("This payout does not exist at the processor."),
     "currency_mismatch": N_("A refund must be in the payment's currency."),

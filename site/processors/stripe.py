@@ -63,6 +63,8 @@ UNFINISHED = ("requires_action", "requires_confirmation", "requires_payment_meth
 
 _NOT_CONFIRMED = N_("The payment wasn't confirmed with your bank. Nothing was charged; you can try again.")
 _NO_CARD_DATA = N_("Card details must come from Stripe's Payment Element; Kassa never receives them.")
+_CONFIRM_PAYMENT = N_("Your bank asks you to confirm this payment.")
+_CONFIRM_CARD = N_("Your bank asks you to confirm this card.")
 
 
 def stripe_client(secret_key: str) -> stripe.StripeClient:
@@ -211,8 +213,10 @@ class StripeProcessor:
                 else None
         except stripe.StripeError as exc:
             raise _failure(exc) from exc
-        if on_session and intent.status == "requires_action":
-            raise ActionRequired(intent.client_secret, intent.id)
+        if intent.status == "requires_action":
+            if on_session:  # the buyer is on the page: hand the next action to Stripe.js (K6)
+                raise ActionRequired(intent.client_secret, intent.id)
+            raise CardDeclined("authentication_required", _CONFIRM_PAYMENT)  # a renewal (K8)
         if intent.status not in CHARGED:
             error = _get(intent, "last_payment_error")
             raise CardDeclined(_get(error, "code"), _get(error, "message"))
@@ -222,7 +226,7 @@ class StripeProcessor:
         if intent.status == "requires_action":
             # Off-session or server-side confirmation cannot run 3-D Secure: nothing is charged (K6 runs it
             # in the browser; a renewal emails the card-update page, K8).
-            raise CardDeclined("authentication_required", N_("Your bank asks you to confirm this payment."))
+            raise CardDeclined("authentication_required", _CONFIRM_PAYMENT)
         if intent.status not in CHARGED:
             error = _get(intent, "last_payment_error")
             raise CardDeclined(_get(error, "code"), _get(error, "message"))
@@ -313,33 +317,53 @@ class StripeProcessor:
 
     # --- saved payment methods ------------------------------------------------------------------
 
-    def save_card(self, account_id: int, card: CardDetails, now: datetime) -> SavedCard:
-        """Card numbers never reach Kassa with Stripe: a card is saved by the Payment Element in setup mode
-        (`save_payment_method`), which hands over a PaymentMethod id instead (K8)."""
-        raise ProcessorFailure("payment_details_not_accepted", _NO_CARD_DATA)
-
-    def save_payment_method(self, account_id: int, payment_method_token: str, idempotency_key: str) -> SavedCard:
-        """Keep a PaymentMethod the Payment Element made for later off-session charges: a customer of this
-        account, a SetupIntent confirmed for off-session use (Stripe checks the card without charging it)."""
+    def save_card(self, account_id: int, *, card: CardDetails | None = None, payment_method_token: str | None = None,
+                  idempotency_key: str, now: datetime) -> SavedCard:
+        """Keep a PaymentMethod the Payment Element made (in setup mode, on the card-update page) for later
+        off-session charges: a customer of this account, a SetupIntent confirmed for off-session use (Stripe
+        checks the card without charging it). Card numbers never reach Kassa with Stripe (K8)."""
+        if card is not None:
+            raise ProcessorFailure("payment_details_not_accepted", _NO_CARD_DATA)
         if account_id != self.account_id:
             raise ProcessorFailure("no_such_account")
+        if not payment_method_token:
+            raise ProcessorFailure("payment_method_required")
+        try:
+            method = self.client.v1.payment_methods.retrieve(payment_method_token)
+        except stripe.InvalidRequestError as exc:
+            raise ProcessorFailure("no_such_payment_method") from exc
+        except stripe.StripeError as exc:
+            raise _failure(exc) from exc
+        owner = _metadata_of(method).get("kassa_account")
+        if owner is not None and owner != str(self.account_id):  # another account's saved card
+            raise ProcessorFailure("no_such_payment_method")
         customer = self._customer(idempotency_key)
         try:
             setup = self.client.v1.setup_intents.create(params={"customer": customer.id, "usage": "off_session"},
                                                         options={"idempotency_key": f"{idempotency_key}:setup"})
-            self.client.v1.setup_intents.confirm(setup.id, params={"payment_method": payment_method_token},
-                                                 options={"idempotency_key": f"{idempotency_key}:confirm"})
-            method = self.client.v1.payment_methods.retrieve(payment_method_token)
-            if _get(method, "customer") != customer.id:  # a SetupIntent attaches it; say so when it didn't
-                method = self.client.v1.payment_methods.attach(payment_method_token,
-                                                               params={"customer": customer.id})
-            method = self.client.v1.payment_methods.update(
-                payment_method_token, params={"metadata": {"kassa_account": str(self.account_id)}})
+            setup = self.client.v1.setup_intents.confirm(
+                setup.id, params={"payment_method": method.id},
+                options={"idempotency_key": f"{idempotency_key}:confirm"})
         except stripe.StripeError as exc:
             raise _failure(exc) from exc
-        card = method.card
-        return SavedCard(token=method.id, brand=card.brand, last4=card.last4, exp_month=card.exp_month,
-                         exp_year=card.exp_year)
+        if setup.status == "requires_action":
+            # The bank wants the buyer to confirm the card (3-D Secure), which a server can't do: nothing is
+            # kept, and the page asks them to confirm it in the Payment Element.
+            raise CardDeclined("authentication_required", _CONFIRM_CARD)
+        if setup.status != "succeeded":
+            error = _get(setup, "last_setup_error")
+            raise CardDeclined(_get(error, "code"), _get(error, "message"))
+        try:
+            method = self.client.v1.payment_methods.retrieve(method.id)
+            if _get(method, "customer") != customer.id:  # a SetupIntent attaches it; say so when it didn't
+                self.client.v1.payment_methods.attach(method.id, params={"customer": customer.id})
+            method = self.client.v1.payment_methods.update(
+                method.id, params={"metadata": {"kassa_account": str(self.account_id)}})
+        except stripe.StripeError as exc:
+            raise _failure(exc) from exc
+        card_of = method.card
+        return SavedCard(token=method.id, brand=card_of.brand, last4=card_of.last4, exp_month=card_of.exp_month,
+                         exp_year=card_of.exp_year)
 
     # --- refunds --------------------------------------------------------------------------------
 

@@ -159,7 +159,7 @@ def test_k6_card_details_never_reach_stripe_through_kassa():
         processor.charge(charge_request(card=card, payment_method_token=None))
     assert "Payment Element" in refused.value.message
     with pytest.raises(ProcessorFailure):
-        processor.save_card(SHOP, card, NOW)
+        processor.save_card(SHOP, card=card, idempotency_key="card-update-0", now=NOW)
     assert transport.sent == []
 
 
@@ -188,7 +188,7 @@ def test_k8_k13_a_payment_method_saved_with_a_setup_intent_is_charged_off_sessio
     shop, other = StripeProcessor(client, SHOP), StripeProcessor(client_for(localstripe_url), SHOP + 1)
     made = client.v1.payment_methods.create(params={"type": "card", "card": {
         "number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}})  # Stripe.js's part
-    saved = shop.save_payment_method(SHOP, made.id, "card-update-1")
+    saved = shop.save_card(SHOP, payment_method_token=made.id, idempotency_key="card-update-1", now=NOW)
     assert (saved.token, saved.brand, saved.last4, saved.exp_month, saved.exp_year) == (made.id, "visa", "4242",
                                                                                         12, 2030)
     renewal = shop.charge(charge_request(idempotency_key="renewal-1", amount_minor=1500,

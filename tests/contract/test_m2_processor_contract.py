@@ -28,7 +28,7 @@ from kassa.processors.base import (
     RefundResult,
     SavedCard,
 )
-from tests.contract.conftest import payment_of
+from tests.contract.conftest import payment_of, processor_under_test
 
 NOW = datetime(2027, 3, 3, 12, 0, tzinfo=UTC)  # a Wednesday with no US holiday near it
 SHOP, OTHER = 101, 202  # two merchant accounts: one never sees the other's charges, refunds, disputes or payouts
@@ -57,6 +57,13 @@ def card_charge(number: str = GOOD, *, account_id: int = SHOP, amount: int = 250
     return ChargeRequest(account_id=account_id, idempotency_key=idempotency_key or key("charge"),
                          amount_minor=amount, currency=currency, method="card", now=NOW,
                          **payment_of.get()(number), **kw)
+
+
+def save(number: str = GOOD, *, account_id: int = SHOP) -> SavedCard:
+    """A card kept without a charge (a subscriber's card update): the processor under test says how a test card
+    number reaches it when it is saved (`payment_of(..., setup=True)`)."""
+    return processor_under_test.get().save_card(account_id, **payment_of.get()(number, setup=True),
+                                                idempotency_key=key("save"), now=NOW)
 
 
 def token_charge(token: str, *, account_id: int = SHOP, amount: int = 1500) -> ChargeRequest:
@@ -116,6 +123,9 @@ def test_m2_malformed_card_details_raise_payment_details_invalid_naming_the_fiel
         processor.charge(request)
     assert invalid.value.field == "number"
     assert processor.lookup_charge(SHOP, request.idempotency_key) is None
+    with pytest.raises(PaymentDetailsInvalid) as not_saved:
+        save(LUHN_INVALID)
+    assert not_saved.value.field == "number"
 
 
 def test_m2_a_bank_debit_answers_processing_and_settles_by_an_event(processor):
@@ -154,17 +164,19 @@ def test_m2_a_refused_request_is_a_processor_failure(processor):
 def test_m2_charge_many_answers_each_request_as_charge_would_alone(processor):
     """A batch: in each place the result or the error `charge` gives for that request alone; sending the batch
     again charges nothing twice."""
-    token = processor.save_card(SHOP, card(), NOW).token
+    token = save().token
     batch = [card_charge(amount=1000), card_charge(DECLINED), token_charge(token, amount=1500),
              card_charge(amount=0), card_charge(amount=999, currency="EUR", settlement_currency="USD")]
     answers = processor.charge_many(batch)
     assert len(answers) == len(batch)
 
-    alone_token = processor.save_card(OTHER, card(), NOW).token
+    alone_token = save(account_id=OTHER).token
     for request, answer in zip(batch, answers, strict=True):
         alone_request = ChargeRequest(**{f.name: getattr(request, f.name) for f in fields(ChargeRequest)} | {
             "account_id": OTHER, "idempotency_key": key("alone"),
-            "payment_method_token": alone_token if request.payment_method_token else None})
+            # The saved card is the other account's own; a card typed at a checkout stays what it was.
+            "payment_method_token": alone_token if request.payment_method_token == token
+            else request.payment_method_token})
         try:
             alone: ChargeResult | ProcessorError = processor.charge(alone_request)
         except ProcessorError as exc:
@@ -187,7 +199,7 @@ def test_m2_charge_many_answers_each_request_as_charge_would_alone(processor):
 
 
 def test_m2_a_saved_card_is_charged_later_by_its_token(processor):
-    saved = processor.save_card(SHOP, card(), NOW)
+    saved = save()
     assert isinstance(saved, SavedCard) and saved.token
     assert (saved.brand, saved.last4, saved.exp_month, saved.exp_year) == ("visa", "4242", 12, 2030)
     result = processor.charge(token_charge(saved.token, amount=1500))
@@ -204,10 +216,8 @@ def test_m2_a_card_saved_by_its_first_charge_is_charged_again_by_its_token(proce
 
 def test_m2_a_card_that_cannot_be_saved_raises_and_another_accounts_token_is_unknown(processor):
     with pytest.raises(CardDeclined):
-        processor.save_card(SHOP, card(DECLINED), NOW)
-    with pytest.raises(PaymentDetailsInvalid):
-        processor.save_card(SHOP, card(LUHN_INVALID), NOW)
-    theirs = processor.save_card(OTHER, card(), NOW)
+        save(DECLINED)
+    theirs = save(account_id=OTHER)
     with pytest.raises(ProcessorFailure):
         processor.charge(token_charge(theirs.token))
 

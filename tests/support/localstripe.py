@@ -55,3 +55,14 @@ def localstripe_url() -> Iterator[str]:
         yield url
     finally:
         _stop(process)
+
+
+@pytest.fixture
+def fresh_localstripe(localstripe_url: str) -> str:
+    """localstripe with its store emptied first (DELETE /_config/data), for a test whose Kassa ids (accounts,
+    subscriptions: the same 1, 2… on each database) make idempotency keys another test already sent."""
+    request = urllib.request.Request(f"{localstripe_url}/_config/data", method="DELETE",
+                                     headers={"Authorization": "Bearer sk_test_kassa"})
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        assert answer.status == 200
+    return localstripe_url

@@ -3,7 +3,11 @@
 localstripe's own `start()` listens on every interface (``::``) and pickles its whole store to
 /tmp/localstripe.pickle on every write (shared by every run on the machine). This wrapper binds a free port on
 127.0.0.1 only, keeps the store in memory, and prints the port as its first line so the fixture knows where
-to poll. localstripe is GPL and a dev extra: nothing under site/ imports it."""
+to poll. localstripe is GPL and a dev extra: nothing under site/ imports it.
+
+One gap is filled the way Stripe behaves (K8): a PaymentIntent's ``setup_future_usage``, which localstripe
+refuses (400 "Unexpected"). Stripe attaches the intent's PaymentMethod to its customer once the payment
+succeeds, so the method can be charged later off-session; the wrapper does exactly that and nothing more."""
 
 from __future__ import annotations
 
@@ -41,7 +45,23 @@ def _ignoring(cls, names: tuple[str, ...]) -> None:
     cls._api_create = classmethod(patched)
 
 
+def _accept_setup_future_usage() -> None:
+    create = resources.PaymentIntent._api_create.__func__
+
+    def _api_create(cls, setup_future_usage=None, **data):
+        if setup_future_usage not in (None, "off_session", "on_session"):
+            raise resources.UserError(400, "Bad request")
+        intent = create(cls, **data)  # a decline raises here (402), and then nothing is kept, as on Stripe
+        intent.setup_future_usage = setup_future_usage
+        if setup_future_usage and intent.customer and intent.status == "succeeded":
+            resources.PaymentMethod._api_retrieve(intent.payment_method).customer = intent.customer
+        return intent
+
+    resources.PaymentIntent._api_create = classmethod(_api_create)
+
+
 def main() -> None:
+    _accept_setup_future_usage()
     # Persistence off: the store lives and dies with this process.
     resources.Store.dump_to_disk = lambda self: None
     server.get_api_key = _accepting_browser_creates(server.get_api_key)

@@ -84,11 +84,12 @@ class StripeAccounts:
 
 def localstripe_payment(client: stripe.StripeClient) -> Callable[[str], dict[str, Any]]:
     """What the contract's test card numbers become on localstripe: the PaymentMethod Stripe.js would have
-    made from them in the buyer's browser (Kassa itself only ever sees the id)."""
-    def payment(number: str) -> dict[str, Any]:
+    made from them in the buyer's browser (Kassa itself only ever sees the id), for a charge or, with
+    ``setup=True``, for `save_card` (the Payment Element in setup mode)."""
+    def payment(number: str, *, setup: bool = False) -> dict[str, Any]:
         if number == "4242424242424242":
             return {"payment_method_token": "pm_card_visa"}
-        if number == "4000000000000002":
+        if number == "4000000000000002" and not setup:  # localstripe declines 0002 only when saving it
             number = LOCALSTRIPE_DECLINES
         method = client.v1.payment_methods.create(params={
             "type": "card", "card": {"number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"}})

@@ -21,8 +21,9 @@ from kassa.errors import Forbidden, ValidationFailed
 from kassa.extensions import db
 from kassa.forms import parse_int
 from kassa.i18n import LANGUAGES
-from kassa.models import DEFAULT_NOTIFICATIONS, Account, Permission
+from kassa.models import DEFAULT_NOTIFICATIONS, Account, Mode, Permission
 from kassa.money import is_known_currency
+from kassa.processors.registry import stripe_connection
 from kassa.services.accounts.emails import normalize_email
 from kassa.services.platform.audit import record_audit
 
@@ -217,18 +218,33 @@ def update_notifications(actor: Actor, settings: dict[str, bool]) -> Account:
         return account
 
 
-def update_payment_settings(actor: Actor, *, create_invoices: bool, retry_days_text: str) -> Account:
-    """Settings → Payments: invoices on or off (R5), and when failed renewals are retried (issue 8)."""
+TEST_PROCESSORS = ("sandbox", "stripe")  # K12: what test mode runs on (Account.test_processor)
+
+
+def update_payment_settings(actor: Actor, *, create_invoices: bool, retry_days_text: str,
+                            test_processor: str | None = None) -> Account:
+    """Settings → Payments: invoices on or off (R5), when failed renewals are retried (issue 8), and what test
+    mode runs on (K12: the built-in sandbox, or Stripe test mode once test keys are connected; None keeps it)."""
     require_settings(actor)
     parts = [p.strip() for p in (retry_days_text or "").replace(";", ",").split(",") if p.strip()]
     days = [parse_int(p, minimum=1, maximum=30) for p in parts]
+    errors: dict[str, str] = {}
     if not parts or len(parts) > 6 or None in days:
-        raise ValidationFailed(_("Enter 1 to 6 numbers of days from 1 to 30, separated by commas, like 1, 3, 5."),
-                               field="retry_days")
+        errors["retry_days"] = _("Enter 1 to 6 numbers of days from 1 to 30, separated by commas, like 1, 3, 5.")
+    if test_processor is not None and test_processor not in TEST_PROCESSORS:
+        errors["test_processor"] = _("Choose what test mode uses.")
+    elif test_processor == "stripe" and stripe_connection(actor.account_id, Mode.TEST.value) is None:
+        errors["test_processor"] = _("Connect Stripe with test keys (sk_test_… and pk_test_…) first; until then "
+                                     "test mode uses Kassa's built-in sandbox.")
+    if errors:
+        raise ValidationFailed(next(iter(errors.values())), errors=errors)
     with write_transaction(db.session) as session:
         account = session.get(Account, actor.account_id)
         account.create_invoices = create_invoices
         account.retry_days = days
+        data = {"create_invoices": create_invoices, "retry_days": days}
+        if test_processor is not None:
+            account.test_processor = data["test_processor"] = test_processor
         record_audit(actor, "account.payment_settings_updated", object_type="account", object_id=account.id,
-                     data={"create_invoices": create_invoices, "retry_days": days})
+                     data=data)
         return account

@@ -36,8 +36,18 @@ def _to_subscriber(sub, kind: str, template: str, **extra) -> None:
                 context=context, account_id=account.id, related=("subscription", sub.id))
 
 
+# K8: the bank wants the buyer to confirm an off-session renewal (3-D Secure); nothing was charged.
+AUTHENTICATION_REQUIRED = "authentication_required"
+
+
 def notify_subscription_payment_failed(sub, payment) -> None:
-    """S3: a renewal failed; the buyer gets a link to update their card (retries follow)."""
+    """S3: a renewal failed; the buyer gets a link to update their card (retries follow). K8: when the bank asked
+    for the buyer's confirmation, which a renewal charged while they are away can't give, the email says so and
+    asks them to confirm their card on the card-update page instead of calling it a decline."""
+    if payment is not None and payment.failure_code == AUTHENTICATION_REQUIRED:
+        _to_subscriber(sub, "subscription_authentication_required",
+                       "email/subscription_authentication_required.html", payment=payment)
+        return
     _to_subscriber(sub, "subscription_payment_failed", "email/subscription_payment_failed.html", payment=payment)
 
 

@@ -25,7 +25,7 @@ from kassa.models import (
 )
 from kassa.periods import charge_date
 from kassa.processors.base import CardDeclined, PaymentDetailsInvalid, ProcessorError
-from kassa.processors.registry import processor_for, sandbox
+from kassa.processors.registry import processor_for, sandbox, uses_sandbox
 from kassa.services.billing.billing import (  # registers its tick before ours
     BILLABLE,
     bill,
@@ -44,6 +44,8 @@ from kassa.services.platform.ticks import each_item, for_tick_account, run_tick
 from kassa.timeline_kinds import TimelineKind
 
 REMINDER_LEAD = timedelta(days=14)  # E7
+# Refusals of the method itself (not of the moment): the buyer must enter or pick another card.
+_NOT_THIS_METHOD = ("no_such_payment_method", "payment_method_required", "payment_details_not_accepted")
 MAX_SCHEDULE = 120
 CLOCK_STEPS = 2000
 
@@ -155,24 +157,32 @@ def by_update_token(token: str) -> Subscription:
 def update_card(token: str, form: dict[str, str], *, ip: str | None = None) -> tuple[Subscription, str | None]:
     """The buyer enters a new card; a past-due subscription is charged right away with it.
 
-    The card-testing guard watches this page as it watches the checkout (H4): a slot is taken before the
-    processor sees the card, kept when the card is declined or invalid, given back when it is saved."""
+    The card comes as typed (the sandbox's test cards) or, on a subscription charged through Stripe, as the
+    PaymentMethod id Stripe's Payment Element made in setup mode (`payment_method`, K8): card data never reaches
+    Kassa then. The card-testing guard watches this page as it watches the checkout (H4): a slot is taken before
+    the processor sees the card, kept when the card is declined or invalid, given back when it is saved."""
     sub = by_update_token(token)
     if sub.status not in BILLABLE:
         raise Conflict(_("This subscription has ended; there's no card to update."))
     account = db.session.get(Account, sub.account_id)
+    at = now_for(account, sub.mode)
+    payment_method = (form.get("payment_method") or "").strip()[:255]
     buyer, errors = BuyerInput(), {}
-    read_card(form, now_for(account, sub.mode).date(), buyer, errors)
+    if not payment_method:
+        read_card(form, at.date(), buyer, errors)
     if errors:
         raise ValidationFailed(_("Check the highlighted fields."), errors=errors)
     processor = processor_for(sub.mode, sub.account_id)
-    entry = risk.CardEntry(account_id=sub.account_id, mode=sub.mode, method="card", number=buyer.card.number,
-                           ip=ip, page=f"billing:{sub.id}")
+    entry = risk.CardEntry(account_id=sub.account_id, mode=sub.mode, method="card",
+                           number=payment_method or buyer.card.number, ip=ip, page=f"billing:{sub.id}")
     with write_transaction(db.session):
         hold = risk.reserve(entry)
     db.session.rollback()
+    # One key per subscription and method: the same card posted twice (a double click) saves it once.
+    key = f"sub-{sub.id}-card-{risk.card_fingerprint(payment_method or buyer.card.number)[:32]}"
     try:
-        saved = processor.save_card(sub.account_id, buyer.card, now_for(account, sub.mode))
+        saved = processor.save_card(sub.account_id, card=None if payment_method else buyer.card,
+                                    payment_method_token=payment_method or None, idempotency_key=key, now=at)
     except (CardDeclined, PaymentDetailsInvalid) as exc:
         counted = isinstance(exc, CardDeclined) or exc.code in risk.COUNTED_CODES
         with write_transaction(db.session):
@@ -182,9 +192,11 @@ def update_card(token: str, form: dict[str, str], *, ip: str | None = None) -> t
                 risk.release(hold)
         field = PROCESSOR_FIELDS.get(exc.field or "number", "card_number")
         raise ValidationFailed(_(exc.message), errors={field: _(exc.message)}) from None
-    except ProcessorError:
+    except ProcessorError as exc:
         with write_transaction(db.session):
             risk.release(hold)
+        if exc.code in _NOT_THIS_METHOD:
+            raise ValidationFailed(_(exc.message), errors={"card_number": _(exc.message)}) from None
         raise Conflict(_("Your card couldn't be saved right now. Try again in a moment.")) from None
     with write_transaction(db.session) as session:
         sub = by_update_token(token)
@@ -202,6 +214,12 @@ def update_card(token: str, form: dict[str, str], *, ip: str | None = None) -> t
     return db.session.get(Subscription, sub_id), outcome
 
 
+def sandbox_controls_apply(sub: Subscription) -> bool:
+    """T5's test card works on the sandbox's saved cards only: not on live subscriptions, nor while the account
+    tests with Stripe test mode (K12), where Stripe's own test cards decide."""
+    return sub.mode == Mode.TEST.value and uses_sandbox(sub.account_id)
+
+
 def set_test_card_behaviour(actor: Actor, subscription_id: int, decline: bool) -> Subscription:
     """T5 (sandbox): make a test subscription's saved card decline from its next charge, or succeed again."""
     _require(actor)
@@ -209,6 +227,9 @@ def set_test_card_behaviour(actor: Actor, subscription_id: int, decline: bool) -
         sub = owned(session, actor, subscription_id)
         if sub.mode != Mode.TEST.value:
             raise Conflict(_("Only test subscriptions have a test card."))
+        if not uses_sandbox(sub.account_id):
+            raise Conflict(_("The test card controls apply to Kassa's sandbox only. With Stripe test mode, use "
+                             "Stripe's test cards (4000 0000 0000 0341 declines)."))
         token, account_id = sub.payment_method_token, sub.account_id
     sandbox().set_payment_method_behaviour(account_id, token, "decline" if decline else "succeed")
     with write_transaction(db.session) as session:

@@ -96,7 +96,8 @@ class CheckoutView:
     link_open: bool
     attempt_in_flight: bool
     # The publishable key of the account's Stripe connection in the checkout's mode, or None (K6): read in the
-    # same query, so a live page knows whether it can take payments without a second round trip.
+    # same query, so a live page knows whether it can take payments without a second round trip. In test mode
+    # only when the account chose Stripe test mode (K12); otherwise the sandbox's own card fields are shown.
     stripe_publishable_key: str | None = None
 
     def ensure_link_open(self) -> None:
@@ -115,7 +116,9 @@ def _checkout_view_query():
     stripe_key = (
         select(StripeConnection.publishable_key)
         .where(StripeConnection.account_id == CheckoutSession.account_id,
-               StripeConnection.mode == CheckoutSession.mode, StripeConnection.disconnected_at.is_(None))
+               StripeConnection.mode == CheckoutSession.mode, StripeConnection.disconnected_at.is_(None),
+               # K12: a test checkout uses Stripe only when the account chose Stripe test mode.
+               or_(CheckoutSession.mode == Mode.LIVE.value, Account.test_processor == StripeProcessor.name))
         .limit(1).scalar_subquery()
     )
     return (

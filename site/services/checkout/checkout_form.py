@@ -39,7 +39,7 @@ class BuyerInput:
     billing: dict[str, str] | None = None
     shipping: dict[str, str] | None = None
     mandate_accepted: bool = False
-    # K6: the PaymentMethod Stripe's Payment Element made in the buyer's browser (no card data at all).
+    # K6/K12: the PaymentMethod Stripe's Payment Element made in the buyer's browser (no card data at all).
     payment_method_token: str | None = None
 
     def stored(self) -> dict[str, Any]:
