@@ -17,6 +17,7 @@ from kassa.processors.registry import processor_for, processor_name
 from kassa.processors.sandbox import SandboxProcessor
 from kassa.processors.stripe import StripeProcessor
 from kassa.services.checkout.checkout import checkout_view
+from kassa.services.payouts.payouts import pays_out_itself
 from tests.support.app import page_text
 from tests.support.billing import advance, frozen, reload, renewals_of, subscription_shop
 from tests.support.checkout import start_checkout, submit_checkout
@@ -64,6 +65,8 @@ def test_k12_choosing_stripe_test_mode_persists_and_test_payments_then_go_throug
         'input[name="test_processor"][value="stripe"]').has_attr("checked")
     assert isinstance(processor_for("test", owner.account_id), StripeProcessor)
     assert processor_name("test", owner.account_id) == "stripe"
+    # Stripe pays its test balance out by itself: Kassa makes no daily test payout of its own (K11).
+    assert pays_out_itself(owner.account_id, "test")
     # Saving the other settings without the field (an older form) keeps the choice.
     assert client.post("/settings/payments", data={"retry_days": "2"}).status_code == 303
     assert _test_processor(owner.account_id) == "stripe"
@@ -71,6 +74,7 @@ def test_k12_choosing_stripe_test_mode_persists_and_test_payments_then_go_throug
     assert _choose(client, "sandbox").status_code == 303
     assert isinstance(processor_for("test", owner.account_id), SandboxProcessor)
     assert processor_name("test", owner.account_id) == "sandbox"
+    assert not pays_out_itself(owner.account_id, "test")
 
 
 def test_k12_choosing_stripe_without_test_keys_is_refused_at_the_field(client, app):

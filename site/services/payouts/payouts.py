@@ -19,7 +19,7 @@ from kassa.business_days import add_business_days
 from kassa.clock import now_for
 from kassa.database import lock_one, write_transaction
 from kassa.extensions import db
-from kassa.models import Account, LedgerEntry, LedgerType, Mode, Payout, PayoutStatus
+from kassa.models import Account, LedgerEntry, LedgerType, Payout, PayoutStatus
 from kassa.money import Money
 from kassa.processors.base import PayoutResult
 from kassa.processors.registry import NoLiveProcessor, processor_for
@@ -126,9 +126,8 @@ def advance_payout(payout_id: int) -> None:
 
 def pays_out_itself(account_id: int, mode: str) -> bool:
     """Whether the account's processor in `mode` pays its balance out on its own schedule (Stripe, K11): Kassa
-    then makes no daily payout of its own. Without a live processor nothing is decided here (as before)."""
-    if mode != Mode.LIVE.value:
-        return False
+    then makes no daily payout of its own — in test mode too when the account tests through Stripe (K12). Without
+    a live processor nothing is decided here (as before)."""
     try:
         processor = processor_for(mode, account_id)
     except NoLiveProcessor:
