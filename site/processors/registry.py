@@ -50,8 +50,12 @@ def stripe_processor(connection: StripeConnection) -> StripeProcessor:
     """A processor on the connection's own key: the secret is decrypted for this call and not kept. Its event
     inbox is the connection's received Stripe events (K7)."""
     return StripeProcessor(stripe_client(secrets_box.decrypt(connection.secret_key_encrypted)),
-                           connection.account_id,
-                           inbox=StripeInbox(db.engine, connection.account_id, connection.id))
+                           connection.account_id, inbox=stripe_inbox(connection.account_id, connection.id))
+
+
+def stripe_inbox(account_id: int, connection_id: int) -> StripeInbox:
+    """The Stripe events a connection received (K7): a webhook stores into it without building a client."""
+    return StripeInbox(db.engine, account_id, connection_id)
 
 
 def live_processor(account_id: int) -> Processor | None:

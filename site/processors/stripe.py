@@ -92,6 +92,11 @@ DISPUTE_WON = ("won", "warning_closed", "prevented")
 DISPUTE_LOST = ("lost",)
 
 
+def handled(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events of the types Kassa subscribes to (a manually added endpoint may send more)."""
+    return [event for event in events if event.get("type") in WEBHOOK_EVENTS]
+
+
 class InvalidWebhook(Exception):
     """A delivery that is not a Stripe event signed with this connection's secret within the tolerance."""
 
@@ -417,8 +422,8 @@ class StripeProcessor:
     # --- events (K7) ----------------------------------------------------------------------------
 
     def receive(self, events: Sequence[dict[str, Any]], source: str, now: datetime) -> list[str]:
-        """Keep events for ``due_events`` (a verified webhook's, or the poll's); returns the ids new to Kassa."""
-        return self._inbox().add([e for e in events if e.get("type") in WEBHOOK_EVENTS], source, now)
+        """Keep events for ``due_events`` (the poll's); returns the ids new to Kassa."""
+        return self._inbox().add(handled(events), source, now)
 
     def poll_events(self, since: datetime | None, now: datetime) -> datetime | None:
         """Catch up on webhooks Kassa missed: Stripe's events of the handled types created since shortly before

@@ -28,8 +28,8 @@ from kassa.errors import EventNotReady, KassaError, NotFound
 from kassa.extensions import db
 from kassa.models import Account, Payment, PaymentStatus, Refund, RefundStatus, StripeConnection
 from kassa.processors.base import ProcessorError, ProcessorEvent
-from kassa.processors.registry import stripe_processor
-from kassa.processors.stripe import InvalidWebhook, StripeProcessor, verify_webhook
+from kassa.processors.registry import stripe_inbox, stripe_processor
+from kassa.processors.stripe import InvalidWebhook, StripeProcessor, handled, verify_webhook
 from kassa.services.events import apply_event
 from kassa.services.platform import outbox
 from kassa.services.platform.ticks import each_item, for_tick_account
@@ -50,30 +50,28 @@ class EventsWaiting(Exception):
     """Some events name Kassa objects not recorded yet (a refund whose answer is in flight): the job is retried."""
 
 
-def _connections(account_id: int) -> list[StripeConnection]:
-    return list(db.session.scalars(select(StripeConnection).where(
-        StripeConnection.account_id == account_id, StripeConnection.disconnected_at.is_(None),
-        StripeConnection.webhook_secret_encrypted.is_not(None)).order_by(StripeConnection.id)))
-
-
 def receive(account_id: int, payload: bytes, signature: str) -> bool:
     """Verify and store one delivery, and queue its application. True when the event was new to Kassa.
     NotFound for an unknown account; WebhookRefused when no connection's secret verifies it."""
-    if db.session.get(Account, account_id) is None:
-        raise NotFound(_("No such account."))
-    connections = _connections(account_id)
+    secrets = db.session.execute(select(StripeConnection.id, StripeConnection.webhook_secret_encrypted).where(
+        StripeConnection.account_id == account_id, StripeConnection.disconnected_at.is_(None),
+        StripeConnection.webhook_secret_encrypted.is_not(None)).order_by(StripeConnection.id)).all()
+    known = bool(secrets) or db.session.scalar(select(Account.id).where(Account.id == account_id)) is not None
     db.session.rollback()  # no transaction is held while the signature is checked
-    if not connections:
+    if not known:
+        raise NotFound(_("No such account."))
+    if not secrets:
         raise WebhookRefused(_("This account has no Stripe webhook signing secret."))
-    for connection in connections:
+    for connection_id, secret in secrets:
         try:
-            event = verify_webhook(payload, signature, secrets_box.decrypt(connection.webhook_secret_encrypted))
+            event = verify_webhook(payload, signature, secrets_box.decrypt(secret))
         except InvalidWebhook:
             continue
-        new = stripe_processor(connection).receive([event], "webhook", now())
+        # Stored on the processor's own connection (committed before the 2xx), then the work is queued.
+        new = stripe_inbox(account_id, connection_id).add(handled([event]), "webhook", now())
         if new:
             with write_transaction(db.session):
-                outbox.enqueue(JOB, {"connection_id": connection.id}, account_id=account_id)
+                outbox.enqueue(JOB, {"connection_id": connection_id}, account_id=account_id)
         return bool(new)
     raise WebhookRefused(_("The Stripe signature is missing, wrong or more than 5 minutes old."))
 
