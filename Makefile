@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 MIGRATIONS := site/migrations
 XDIST ?= 2
 
-.PHONY: run test test-fast lint i18n translations bench system-deps browser-deps bench-deps db clean help
+.PHONY: run test test-properties test-fast lint i18n translations bench system-deps browser-deps bench-deps db clean help
 
 help:
 	@echo "make run    serve the app with demo data on http://127.0.0.1:5000 (worker included)"
@@ -50,6 +50,10 @@ test: $(STAMP) translations system-deps browser-deps
 	$(PY) -m pytest -n $(XDIST) -q -p no:cacheprovider
 
 # ruff for style, import-linter for the architecture (layers, service packages, no cycles: pyproject.toml).
+# K7's property test at full size: 1,000 shuffled, duplicated Stripe event sequences per database (~20 min).
+test-properties: $(STAMP) translations system-deps
+	K7_SEQ=1000 $(PY) -m pytest -n $(XDIST) -q -p no:cacheprovider -s tests/web/test_k7_event_properties.py
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check site tests benchmarks
 	$(VENV)/bin/lint-imports

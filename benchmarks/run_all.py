@@ -12,6 +12,7 @@ BENCHMARKS = [
     "benchmarks.payments_index",
     "benchmarks.billing_run",
     "benchmarks.exports_bench",
+    "benchmarks.webhooks_bench",
 ]
 
 

@@ -91,10 +91,11 @@ def _register_blueprints(app: Flask) -> None:
         reports,
         settings,
         subscriptions,
+        webhooks,
     )
 
     for module in (health, auth, dashboard, settings, media, links, link_editor, products, embed, checkout, crm,
-                   payments, disputes, subscriptions, billing_portal, reports, exports, assets):
+                   payments, disputes, subscriptions, billing_portal, reports, exports, webhooks, assets):
         app.register_blueprint(module.bp)
     app.register_blueprint(reports.payouts_bp)
     app.jinja_env.globals["asset_url"] = assets.asset_url

@@ -148,6 +148,8 @@ def build_config(instance_path: Path) -> dict:
         "KASSA_SESSION_IDLE_HOURS": float(_env("KASSA_SESSION_IDLE_HOURS", "12") or 12),
         "KASSA_SESSION_MAX_DAYS": float(_env("KASSA_SESSION_MAX_DAYS", "30") or 30),
         "KASSA_OUTBOX_MAX_ATTEMPTS": int(_env("KASSA_OUTBOX_MAX_ATTEMPTS", "8") or 8),
+        # K7: how often the tick polls each Stripe connection's recent events for webhooks Kassa missed.
+        "KASSA_STRIPE_POLL_SECONDS": int(_env("KASSA_STRIPE_POLL_SECONDS", "300") or 300),
         # Requests per client IP on the public checkout (on top of the card-testing guard).
         "KASSA_CHECKOUT_START_LIMIT": _env("KASSA_CHECKOUT_START_LIMIT", "60 per minute"),
         "KASSA_CHECKOUT_SUBMIT_LIMIT": _env("KASSA_CHECKOUT_SUBMIT_LIMIT", "30 per minute"),

@@ -12,7 +12,7 @@ Tables are grouped by domain, each under a banner below; within a domain, enums 
 - Subscriptions: recurring billing (S1–S8)
 - Balance and payouts: the ledger and payouts (O1–O3)
 - Back office: saved views of the indexes, exports (P3, X1)
-- Processor connections: a merchant's own Stripe account, its secret key encrypted (K5)
+- Processor connections: a merchant's own Stripe account, its secret key encrypted (K5), the Stripe events it sent (K7)
 - Sandbox processor: the built-in test processor's storage (T1)
 """
 
@@ -1378,6 +1378,38 @@ class StripeConnection(db.Model):
     connected_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     disconnected_at: Mapped[datetime | None]
     disconnected_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # K7: the webhook endpoint Kassa created in the Stripe account (None when the key may not create one and
+    # the merchant added it by hand), and its signing secret, Fernet-encrypted like the key.
+    webhook_endpoint_id: Mapped[str | None] = mapped_column(String(64))
+    webhook_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    # K7: the poll of GET /v1/events: the newest event time seen (the next poll starts a little before it)
+    # and when it last ran (polled every KASSA_STRIPE_POLL_SECONDS, not on every tick).
+    events_seen_until: Mapped[datetime | None]
+    events_polled_at: Mapped[datetime | None]
+
+
+class StripeEvent(db.Model):
+    """A Stripe event Kassa received (signed webhook or the catch-up poll), stored before it is applied, so the
+    webhook answers at once and the worker applies it (K7). Unique per account: a redelivery stores nothing."""
+
+    __tablename__ = "stripe_events"
+    __table_args__ = (
+        UniqueConstraint("account_id", "event_id"),
+        Index("ix_stripe_events_pending", "connection_id", "done_at", "created"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    connection_id: Mapped[int] = mapped_column(ForeignKey("stripe_connections.id"))
+    event_id: Mapped[str] = mapped_column(String(64))  # Stripe's evt_…
+    type: Mapped[str] = mapped_column(String(64))
+    object_id: Mapped[str] = mapped_column(String(120))  # the object it is about: pi_…, re_…, du_…
+    created: Mapped[datetime]  # when Stripe created the event
+    source: Mapped[str] = mapped_column(String(8))  # webhook | poll
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the verified event as Stripe sent it
+    received_at: Mapped[datetime] = mapped_column(default=_now)
+    # Set when every Kassa change the object's state implies is applied (or there was none to apply).
+    done_at: Mapped[datetime | None]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from kassa.services.payments import invoices, mandates, receipts, risk
 from kassa.services.payouts import payouts, stripe_payouts
 from kassa.services.platform import mail, maintenance, outbox, ticks
 from kassa.services.platform.ticks import TickSpec
+from kassa.services.webhooks import stripe_webhooks
 
 
 def tick_tasks() -> list:
@@ -36,6 +37,7 @@ def tick_tasks() -> list:
         TickSpec("payouts", payouts.run_payouts, per_account=True),
         TickSpec("stripe_payouts", stripe_payouts.sync_payouts_task, per_account=True),
         TickSpec("sandbox_events", events.process_sandbox_events, per_account=True),
+        TickSpec("stripe_events", stripe_webhooks.poll, per_account=True),
         TickSpec("reconcile_attempts", events.reconcile_attempts_task, per_account=True),
         TickSpec("retry_refunds", events.retry_refunds_task, per_account=True),
         TickSpec("reconcile_dispute_answers", events.reconcile_dispute_answers_task),
@@ -50,6 +52,7 @@ def register_outbox_handlers() -> None:
         ("email", mail.deliver_email),
         (billing_outcomes.RECEIPT_JOB, billing_outcomes.write_renewal_receipt),
         ("export", exports.run_export),
+        (stripe_webhooks.JOB, stripe_webhooks.run_job),
     ):
         outbox.register_handler(kind)(handler)
     outbox.on_give_up("email")(mail.mark_email_failed)

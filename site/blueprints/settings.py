@@ -186,14 +186,18 @@ def payments():
 
 
 def _payments_page(*, values: dict, errors: dict[str, str], stripe_errors: dict[str, str] | None = None,
-                   stripe_values: dict | None = None):
-    failed = bool(errors or stripe_errors)
+                   stripe_values: dict | None = None, webhook_errors: dict[str, str] | None = None,
+                   webhook_connection_id: int | None = None):
+    failed = bool(errors or stripe_errors or webhook_errors)
     connections = stripe_connect.active_connections(current_user.account_id)
     return render_page("settings/payments.html", status=422 if failed else 200,
                        **_common(values=values, errors=errors, section="payments",
                                  stripe_connections=connections,
                                  test_processor_choices=_test_processor_choices(connections),
-                                 stripe_errors=stripe_errors or {}, stripe_values=stripe_values or {}))
+                                 stripe_errors=stripe_errors or {}, stripe_values=stripe_values or {},
+                                 webhook_url=stripe_connect.webhook_url(current_user.account_id),
+                                 webhook_events=stripe_connect.webhook_events(),
+                                 webhook_errors=webhook_errors or {}, webhook_connection_id=webhook_connection_id))
 
 
 def _test_processor_choices(connections) -> list[tuple[str, str]]:
@@ -228,6 +232,28 @@ def connect_stripe():
         return _payments_page(values=_payment_values(), errors={}, stripe_errors=exc.errors,
                               stripe_values={"publishable_key": form.publishable_key.data})
     flash(_("Stripe account “%(name)s” is connected.", name=connection.stripe_account_name), "success")
+    return redirect(url_for("settings.payments"), code=303)
+
+
+class WebhookSecretForm(Form):
+    """K7 fallback: the signing secret of a webhook endpoint the merchant added in the Stripe Dashboard."""
+
+    signing_secret = StringField(default="")
+
+
+@bp.post("/payments/stripe/<int:connection_id>/webhook")
+@permission_required(Permission.MANAGE_SETTINGS)
+def stripe_webhook_secret(connection_id: int):
+    connection = get_owned_or_404(StripeConnection, connection_id)
+    if connection.disconnected_at is not None:
+        abort(404)
+    form = WebhookSecretForm()
+    try:
+        stripe_connect.save_webhook_secret(current_actor(), connection.id, form.signing_secret.data)
+    except ValidationFailed as exc:
+        return _payments_page(values=_payment_values(), errors={}, webhook_errors=exc.errors,
+                              webhook_connection_id=connection.id)
+    flash(_("The webhook signing secret is saved: Stripe's events now reach Kassa as they happen."), "success")
     return redirect(url_for("settings.payments"), code=303)
 
 

@@ -15,6 +15,7 @@ from kassa.processors.sandbox import SandboxProcessor
 from kassa.processors.sandbox_db_store import DbSandboxStore
 from kassa.processors.sandbox_pricing import UNITS_PER_USD
 from kassa.processors.stripe import StripeProcessor, stripe_client
+from kassa.processors.stripe_inbox import StripeInbox
 
 
 class NoLiveProcessor(Exception):
@@ -47,9 +48,15 @@ def stripe_connection(account_id: int, mode: str) -> StripeConnection | None:
 
 
 def stripe_processor(connection: StripeConnection) -> StripeProcessor:
-    """A processor on the connection's own key: the secret is decrypted for this call and not kept."""
+    """A processor on the connection's own key: the secret is decrypted for this call and not kept. Its event
+    inbox is the connection's received Stripe events (K7)."""
     return StripeProcessor(stripe_client(secrets_box.decrypt(connection.secret_key_encrypted)),
-                           connection.account_id)
+                           connection.account_id, inbox=stripe_inbox(connection.account_id, connection.id))
+
+
+def stripe_inbox(account_id: int, connection_id: int) -> StripeInbox:
+    """The Stripe events a connection received (K7): a webhook stores into it without building a client."""
+    return StripeInbox(db.engine, account_id, connection_id)
 
 
 def live_processor(account_id: int) -> Processor | None:

@@ -1,4 +1,4 @@
-"""The Stripe processor (K8, K9, K13): the Processor Protocol's server side over the official SDK.
+"""The Stripe processor (K6–K13): the Processor Protocol's server side over the official SDK.
 
 One `StripeProcessor` per merchant account, built on that account's own `stripe.StripeClient` (never the global
 ``stripe.api_key``). Card data never reaches Kassa: a charge names a PaymentMethod that Stripe's Payment Element
@@ -15,7 +15,11 @@ Disputes (K10): answers go to Stripe with their files (File API) and evidence fi
 dispute is this account's when its PaymentIntent carries this account's metadata. Payouts (K11): Stripe pays
 out by itself; Kassa lists its payouts and their balance transactions (see the payouts section).
 
-Not built here: the events poll (K7, the webhook side) raises NotImplementedError."""
+Events (K7, K9, K10): Stripe's webhooks and the catch-up poll of GET /v1/events put Stripe events into the
+connection's inbox (kassa.processors.stripe_inbox); ``due_events`` re-fetches each object they name and answers
+the Protocol events its *current* state implies, with ids made of the object and the outcome
+(``pi_…:charge.succeeded``): events arriving in any order, any number of times, give the same events, and the
+processed-event row makes each apply once. A state Kassa can't reach forward from is left to the service."""
 
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ import io
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -52,6 +56,7 @@ from kassa.processors.base import (
     RefundResult,
     SavedCard,
 )
+from kassa.processors.stripe_inbox import StripeInbox
 
 # How far back a lookup by key pages (100 objects a page): a lost answer is looked up within minutes.
 LOOKUP_PAGES = 10
@@ -65,6 +70,63 @@ _NOT_CONFIRMED = N_("The payment wasn't confirmed with your bank. Nothing was ch
 _NO_CARD_DATA = N_("Card details must come from Stripe's Payment Element; Kassa never receives them.")
 _CONFIRM_PAYMENT = N_("Your bank asks you to confirm this payment.")
 _CONFIRM_CARD = N_("Your bank asks you to confirm this card.")
+
+# K7: the events the webhook endpoint subscribes to and the poll asks for. Bank debits (SEPA, ACH) settle or
+# bounce after the checkout (payment_intent.*); refunds settle or fail (K9); disputes open and close (K10).
+WEBHOOK_EVENTS = (
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.processing",
+    "charge.refund.updated",
+    "refund.updated",
+    "refund.failed",
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.closed",
+)
+# Stripe's signature tolerance: a delivery signed more than 5 minutes ago is refused (a replayed request).
+WEBHOOK_TOLERANCE = 300
+# The poll asks again from a little before the newest event it saw: events of one second may be listed late.
+POLL_OVERLAP = timedelta(minutes=5)
+# Stripe keeps events 30 days; a connection never polled starts from when it connected, at most this far back.
+POLL_HORIZON = timedelta(days=30)
+POLL_PAGES = 20
+
+# Why Stripe could not complete a refund (its failure_reason), as the merchant reads it (K9).
+REFUND_FAILURES = {
+    "lost_or_stolen_card": N_("The card was reported lost or stolen, so the refund could not be sent to it."),
+    "expired_or_canceled_card": N_("The card has expired or was canceled, so the refund could not be sent to it."),
+    "charge_for_pending_refund_disputed": N_("The payment was disputed while the refund was pending."),
+    "insufficient_funds": N_("Your Stripe balance was too low to pay the refund."),
+    "declined": N_("The card's bank declined the refund."),
+    "merchant_request": N_("The refund was canceled in Stripe."),
+    "unknown": N_("Stripe could not complete the refund."),
+}
+# Stripe's dispute statuses (inquiries are warning_*) as the Protocol's outcomes.
+DISPUTE_WON = ("won", "warning_closed", "prevented")
+DISPUTE_LOST = ("lost",)
+
+
+def handled(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events of the types Kassa subscribes to (a manually added endpoint may send more)."""
+    return [event for event in events if event.get("type") in WEBHOOK_EVENTS]
+
+
+class InvalidWebhook(Exception):
+    """A delivery that is not a Stripe event signed with this connection's secret within the tolerance."""
+
+
+def verify_webhook(payload: bytes, signature: str, secret: str) -> dict[str, Any]:
+    """The event in a webhook delivery, checked as Stripe documents it: the ``Stripe-Signature`` header's HMAC of
+    its timestamp and the raw body under the endpoint's secret, at most 300 s old. Raises InvalidWebhook."""
+    try:
+        event = stripe.Webhook.construct_event(payload, signature, secret, tolerance=WEBHOOK_TOLERANCE)
+    except (stripe.SignatureVerificationError, ValueError) as exc:
+        raise InvalidWebhook(str(exc)) from exc
+    answer = event.to_dict()
+    if not all(answer.get(name) for name in ("id", "type", "created")):
+        raise InvalidWebhook("not an event")
+    return answer
 
 
 def stripe_client(secret_key: str) -> stripe.StripeClient:
@@ -114,10 +176,14 @@ class StripeProcessor:
     name = "stripe"
     automatic_payouts = True  # Stripe pays out by itself; Kassa lists its payouts (K11)
 
-    def __init__(self, client: stripe.StripeClient, account_id: int, *, lookup_pages: int = LOOKUP_PAGES):
+    def __init__(self, client: stripe.StripeClient, account_id: int, *, lookup_pages: int = LOOKUP_PAGES,
+                 inbox: StripeInbox | None = None):
         self.client = client
         self.account_id = account_id
         self.lookup_pages = lookup_pages
+        self.inbox = inbox
+        # due_events → acknowledge_event: which inbox rows each object's events settle, and what is left of them.
+        self._awaiting: dict[str, tuple[set[str], list[int]]] = {}
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -426,6 +492,156 @@ class StripeProcessor:
         charge_ref, _amount, currency = _metadata_of(refund)["kassa_request"].split("|")
         return self._refund_result(refund, charge_ref, currency)
 
+    # --- events (K7) ----------------------------------------------------------------------------
+
+    def receive(self, events: Sequence[dict[str, Any]], source: str, now: datetime) -> list[str]:
+        """Keep events for ``due_events`` (the poll's); returns the ids new to Kassa."""
+        return self._inbox().add(handled(events), source, now)
+
+    def poll_events(self, since: datetime | None, now: datetime) -> datetime | None:
+        """Catch up on webhooks Kassa missed: Stripe's events of the handled types created since shortly before
+        ``since`` (oldest page last), kept like a webhook's. Returns the newest event time seen (the next cursor),
+        or ``since`` when there was none. One call when nothing happened."""
+        start = max(since - POLL_OVERLAP, now - POLL_HORIZON) if since else now - POLL_HORIZON
+        params: dict[str, Any] = {"limit": 100, "created": {"gte": int(start.timestamp())},
+                                  "types": list(WEBHOOK_EVENTS)}
+        found: list[dict[str, Any]] = []
+        try:
+            for _page in range(POLL_PAGES):
+                page = self.client.v1.events.list(params=params)
+                found.extend(event.to_dict() for event in page.data)
+                if not page.has_more or not page.data:
+                    break
+                params = {**params, "starting_after": page.data[-1].id}
+        except stripe.StripeError as exc:
+            raise _failure(exc) from exc
+        self.receive(found, "poll", now)
+        newest = max((_at(event["created"]) for event in found), default=None)
+        return max(newest, since) if newest and since else newest or since
+
+    def due_events(self, account_id: int, now: datetime) -> list[ProcessorEvent]:
+        """The Protocol events the account's received Stripe events lead to, oldest first. Each object they name
+        is fetched once, now: its current state says what happened, whatever order the events came in."""
+        if account_id != self.account_id or self.inbox is None:
+            return []
+        by_object: dict[str, list[dict[str, Any]]] = {}
+        for row in self._inbox().pending(now):
+            by_object.setdefault(row["object_id"], []).append(row)
+        due: list[ProcessorEvent] = []
+        for object_id, rows in by_object.items():
+            events = self._events_of(rows[0]["type"], object_id, max(row["created"] for row in rows))
+            if not events:  # still pending at Stripe, or not Kassa's object: nothing to apply
+                self._inbox().done([row["id"] for row in rows], now)
+                continue
+            self._awaiting[object_id] = ({event.id for event in events}, [row["id"] for row in rows])
+            due.extend(events)
+        return due
+
+    def acknowledge_event(self, event_id: str) -> None:
+        """Once every event of an object is applied, the Stripe events that named it are done. An id this
+        processor didn't hand out is a no-op (its rows stay pending and are offered again)."""
+        object_id = event_id.rsplit(":", 1)[0]
+        waiting = self._awaiting.get(object_id)
+        if waiting is None:
+            return
+        waiting[0].discard(event_id)
+        if not waiting[0]:
+            del self._awaiting[object_id]
+            self._inbox().done(waiting[1], datetime.now(UTC))
+
+    def _inbox(self) -> StripeInbox:
+        if self.inbox is None:
+            raise ProcessorFailure("no_event_inbox")
+        return self.inbox
+
+    def _events_of(self, event_type: str, object_id: str, reported_at: datetime) -> list[ProcessorEvent]:
+        """What Stripe's object is now, as Protocol events (none while it is still pending, or not Kassa's)."""
+        try:
+            if event_type.startswith("payment_intent."):
+                return self._intent_events(self.client.v1.payment_intents.retrieve(object_id), reported_at)
+            if event_type.startswith("charge.dispute."):
+                return self._dispute_events(
+                    self.client.v1.disputes.retrieve(object_id, params={"expand": ["payment_intent"]}),
+                    reported_at)
+            return self._refund_events(self.client.v1.refunds.retrieve(object_id), reported_at)
+        except stripe.InvalidRequestError:
+            return []  # deleted, or another account's object: Stripe answers 404 and there is nothing to do
+        except stripe.StripeError as exc:
+            raise _failure(exc) from exc
+
+    def _event(self, type_: str, obj_id: str, at: datetime, data: dict[str, Any]) -> ProcessorEvent:
+        return ProcessorEvent(id=f"{obj_id}:{type_}", type=type_, account_id=self.account_id, object_ref=obj_id,
+                              occurred_at=at, data=data)
+
+    def _intent_events(self, intent: Any, at: datetime) -> list[ProcessorEvent]:
+        if not self._ours(intent):
+            return []
+        data = {"charge_ref": intent.id, "method": "card", "amount_minor": intent.amount,
+                "currency": intent.currency.upper()}
+        if intent.status == "succeeded":
+            return [self._event("charge.succeeded", intent.id, at, data)]
+        error = _get(intent, "last_payment_error")
+        if intent.status == "canceled" or (intent.status == "requires_payment_method" and error is not None):
+            code = _get(error, "decline_code") or _get(error, "code") or _get(intent, "cancellation_reason") \
+                or "payment_failed"
+            message = _get(error, "message") or N_("The bank debit did not go through.")
+            return [self._event("charge.failed", intent.id, at, {**data, "code": code, "message": message})]
+        return []  # processing, or waiting for the buyer: the outcome is still to come
+
+    def _refund_events(self, refund: Any, at: datetime) -> list[ProcessorEvent]:
+        if not self._ours(refund):
+            return []
+        data = {"refund_ref": refund.id, "charge_ref": _get(refund, "payment_intent") or "",
+                "amount_minor": refund.amount, "currency": refund.currency.upper(),
+                "kassa_key": _metadata_of(refund).get("kassa_key")}
+        if refund.status == "succeeded":
+            return [self._event("refund.succeeded", refund.id, at, data)]
+        if refund.status in ("failed", "canceled"):
+            code = _get(refund, "failure_reason") or ("merchant_request" if refund.status == "canceled" else
+                                                      "unknown")
+            message = REFUND_FAILURES.get(code, REFUND_FAILURES["unknown"])
+            return [self._event("refund.failed", refund.id, at, {**data, "code": code, "message": message})]
+        return []  # pending or requires_action: it settles later
+
+    def _dispute_events(self, dispute: Any, at: datetime) -> list[ProcessorEvent]:
+        intent = _get(dispute, "payment_intent")
+        if intent is None or isinstance(intent, str) or not self._ours(intent):
+            return []
+        due_by = _get(_get(dispute, "evidence_details"), "due_by")
+        data = {"dispute_ref": dispute.id, "charge_ref": intent.id, "amount_minor": dispute.amount,
+                "currency": dispute.currency.upper(), "reason": dispute.reason or "general",
+                "is_inquiry": dispute.status.startswith("warning_")}
+        # A dispute closed before Kassa saw it open is opened first: its withdrawal is booked, then returned.
+        opened = self._event("dispute.created", dispute.id, _at(dispute.created),
+                             {**data, "evidence_due_by": _at(due_by or dispute.created).isoformat()})
+        if dispute.status in DISPUTE_WON:
+            return [opened, self._event("dispute.won", dispute.id, at, data)]
+        if dispute.status in DISPUTE_LOST:
+            return [opened, self._event("dispute.lost", dispute.id, at, data)]
+        return [opened]
+
+    # --- webhook endpoint (K7 setup) ---------------------------------------------------------------
+
+    def create_webhook_endpoint(self, url: str) -> tuple[str, str]:
+        """Ask Stripe to send the handled events to ``url``; returns the endpoint's id and signing secret (shown
+        by Stripe only in this answer). ProcessorFailure when the key may not (a restricted key)."""
+        try:
+            endpoint = self.client.v1.webhook_endpoints.create(params={
+                "url": url, "enabled_events": list(WEBHOOK_EVENTS),
+                "description": f"Kassa account {self.account_id}",
+                "metadata": {"kassa_account": str(self.account_id)}})
+        except stripe.StripeError as exc:
+            raise _failure(exc) from exc
+        if not _get(endpoint, "id") or not _get(endpoint, "secret"):
+            raise ProcessorFailure("no_webhook_secret")
+        return endpoint.id, endpoint.secret
+
+    def delete_webhook_endpoint(self, endpoint_id: str) -> None:
+        try:
+            self.client.v1.webhook_endpoints.delete(endpoint_id)
+        except stripe.StripeError as exc:
+            raise _failure(exc) from exc
+
     # --- dispute answers (K10) -------------------------------------------------------------------
 
     def _dispute(self, account_id: int, dispute_ref: str) -> Any | None:
@@ -521,14 +737,6 @@ class StripeProcessor:
             reason=dispute.reason, is_inquiry=dispute.status.startswith("warning_"),
             # Closed disputes may carry no due date any more; the opening time is then the latest it was due.
             evidence_due_by=_at(due_by if due_by is not None else dispute.created))
-
-    # --- events ---------------------------------------------------------------------------------
-
-    def due_events(self, account_id: int, now: datetime) -> list[ProcessorEvent]:
-        raise NotImplementedError("the Stripe events poll is K7 (issue 15), not built yet")
-
-    def acknowledge_event(self, event_id: str) -> None:
-        raise NotImplementedError("the Stripe events poll is K7 (issue 15), not built yet")
 
     # --- payouts (K11) --------------------------------------------------------------------------
     # Stripe pays the balance out by itself (automatic payouts, each made of balance transactions). Kassa lists

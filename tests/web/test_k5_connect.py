@@ -105,8 +105,10 @@ def _connections() -> list[StripeConnection]:
 def test_k5_connect_checks_keys_with_one_call_and_shows_the_stripe_account(client, owner, transport):
     response = _connect(client)
     assert response.status_code == 303
-    # One API call: GET /v1/account with the pasted key, through the per-request client.
-    assert transport.requests == [("get", "http://stripe.fixture/v1/account", SECRET)]
+    # One API call checks the key: GET /v1/account with the pasted key, through the per-request client; then
+    # (K7) one call asks Stripe for the webhook endpoint (this fixture can't make one: the page says what to add).
+    assert transport.requests == [("get", "http://stripe.fixture/v1/account", SECRET),
+                                  ("post", "http://stripe.fixture/v1/webhook_endpoints", SECRET)]
     page = client.get("/settings/payments")
     text_ = page_text(page)
     for shown in ("Acme Coffee BV", "acct_1KassaFixture", "NL", "EUR", "Live keys", "Ends in abcd"):

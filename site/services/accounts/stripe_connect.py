@@ -6,10 +6,16 @@ one merchant's key can't serve another's request. The secret key is stored Ferne
 (kassa.secrets_box) and only its last 4 characters are ever shown again.
 
 The processor that charges through a connection is built by kassa.processors.registry (K6).
+
+K7: once connected, Kassa creates the webhook endpoint in the Stripe account through the API and keeps its
+signing secret encrypted. A restricted key without the "Webhook Endpoints" write permission can't: the page
+then shows the merchant the URL and events to add in the Dashboard and a field for the signing secret.
+Disconnecting deletes the endpoint Kassa created, best-effort.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 
 import stripe
@@ -23,13 +29,19 @@ from kassa.database import write_transaction
 from kassa.errors import NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.models import Mode, StripeConnection
-from kassa.processors.stripe import stripe_client
+from kassa.processors.base import ProcessorError
+from kassa.processors.registry import stripe_processor
+from kassa.processors.stripe import WEBHOOK_EVENTS, stripe_client
 from kassa.services.accounts.accounts import require_settings
 from kassa.services.platform.audit import record_audit
+from kassa.urls import absolute_url
+
+log = logging.getLogger(__name__)
 
 # Stripe's key shapes: secret (sk_) or restricted (rk_) keys and publishable (pk_) keys, each live or test.
 SECRET_KEY = re.compile(r"(sk|rk)_(live|test)_[A-Za-z0-9]{8,240}")
 PUBLISHABLE_KEY = re.compile(r"pk_(live|test)_[A-Za-z0-9]{8,240}")
+WEBHOOK_SECRET = re.compile(r"whsec_[A-Za-z0-9]{8,240}")
 
 
 def active_connections(account_id: int) -> list[StripeConnection]:
@@ -87,7 +99,58 @@ def _fetch_account(secret_key: str) -> dict:
 
 
 def connect(actor: Actor, secret_key: str, publishable_key: str) -> StripeConnection:
-    """Check the keys (shape, same mode, one call to Stripe) and store them; nothing is stored on an error."""
+    """Check the keys (shape, same mode, one call to Stripe) and store them; nothing is stored on an error.
+    Then set up the webhook endpoint (K7); when Stripe refuses that, the connection stands and the Payments page
+    says what to add by hand."""
+    connection = _store_connection(actor, secret_key, publishable_key)
+    create_webhook(connection)
+    return connection
+
+
+def webhook_url(account_id: int) -> str:
+    """Where Stripe sends this account's events (K7)."""
+    return absolute_url("webhooks.stripe_webhook", account_id=account_id)
+
+
+def webhook_events() -> tuple[str, ...]:
+    return WEBHOOK_EVENTS
+
+
+def create_webhook(connection: StripeConnection) -> bool:
+    """Create the endpoint in the Stripe account and keep its id and secret; False when Stripe refused (a
+    restricted key without permission, a URL Stripe can't reach such as localhost)."""
+    try:
+        endpoint_id, secret = stripe_processor(connection).create_webhook_endpoint(webhook_url(connection.account_id))
+    except ProcessorError as exc:
+        log.info("webhook endpoint for connection %s not created: %s", connection.id, exc)
+        db.session.rollback()
+        return False
+    with write_transaction(db.session) as session:
+        row = session.get(StripeConnection, connection.id)
+        row.webhook_endpoint_id = endpoint_id
+        row.webhook_secret_encrypted = secrets_box.encrypt(secret)
+    return True
+
+
+def save_webhook_secret(actor: Actor, connection_id: int, secret: str) -> StripeConnection:
+    """The signing secret of an endpoint the merchant added in the Stripe Dashboard (K7 fallback)."""
+    require_settings(actor)
+    secret = (secret or "").strip()
+    if not WEBHOOK_SECRET.fullmatch(secret):
+        raise ValidationFailed(_("Paste the endpoint's signing secret: it starts with whsec_ (Stripe Dashboard → "
+                                 "Developers → Webhooks → your endpoint → Signing secret → Reveal)."),
+                               field="signing_secret")
+    with write_transaction(db.session) as session:
+        connection = session.get(StripeConnection, connection_id)
+        if connection is None or connection.account_id != actor.account_id or connection.disconnected_at:
+            raise NotFound(_("This Stripe connection doesn't exist."))
+        connection.webhook_secret_encrypted = secrets_box.encrypt(secret)
+        record_audit(actor, "stripe.webhook_secret_saved", object_type="stripe_connection",
+                     object_id=connection.id, data={"mode": connection.mode})
+        return connection
+
+
+def _store_connection(actor: Actor, secret_key: str, publishable_key: str) -> StripeConnection:
     require_settings(actor)
     secret_key, publishable_key = (secret_key or "").strip(), (publishable_key or "").strip()
     mode = _check_shapes(secret_key, publishable_key)
@@ -136,7 +199,13 @@ def disconnect(actor: Actor, connection_id: int) -> StripeConnection:
         connection.disconnected_by_id = actor.user_id
         record_audit(actor, "stripe.disconnected", object_type="stripe_connection", object_id=connection.id,
                      data={"mode": connection.mode, "stripe_account_id": connection.stripe_account_id})
-        return connection
+    if connection.webhook_endpoint_id:
+        # Best-effort: Stripe stops sending; if it can't be reached, deliveries are refused (no active secret).
+        try:
+            stripe_processor(connection).delete_webhook_endpoint(connection.webhook_endpoint_id)
+        except ProcessorError as exc:
+            log.info("webhook endpoint %s not deleted: %s", connection.webhook_endpoint_id, exc)
+    return connection
 
 
 def decrypt_secret(connection: StripeConnection) -> str:
@@ -152,4 +221,6 @@ def rotate_encryption() -> int:
         rows = session.scalars(select(StripeConnection)).all()
         for row in rows:
             row.secret_key_encrypted = secrets_box.rotate(row.secret_key_encrypted)
+            if row.webhook_secret_encrypted:
+                row.webhook_secret_encrypted = secrets_box.rotate(row.webhook_secret_encrypted)
         return len(rows)

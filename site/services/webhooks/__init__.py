@@ -1,0 +1,1 @@
+"""Webhooks from processors (K7): received, stored and queued fast; applied by the worker through events."""
