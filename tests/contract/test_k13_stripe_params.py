@@ -32,6 +32,10 @@ def test_k13_a_request_stripe_takes_passes():
     assert check_request("POST", CREATE, GOOD_CHARGE).params == "PaymentIntentCreateParams"
     assert check_request("GET", CREATE, [("limit", "100"), ("starting_after", "pi_9")]).template == CREATE
     assert check_request("POST", "/v1/payment_intents/pi_1/confirm", []).template.endswith("/{intent}/confirm")
+    # Free text that may be cleared ("Literal[''] | str" in the SDK) takes any text.
+    assert check_request("POST", "/v1/webhook_endpoints", [("url", "https://shop.example/webhooks/stripe/1"),
+                                                           ("enabled_events[0]", "refund.updated"),
+                                                           ("description", "Kassa account 1")])
 
 
 @pytest.mark.parametrize(("params", "why"), [

@@ -136,9 +136,10 @@ def _options(tp: Any) -> list[Any]:
 def _accepts(tp: Any, parts: list[str], value: str) -> bool:
     """Whether a parameter of type ``tp`` accepts ``value`` at the nested key ``parts``."""
     options = _options(tp)
-    if any(typing.get_origin(option) is Literal for option in options):
+    if any(typing.get_origin(option) is Literal and typing.get_args(option) != ("",) for option in options):
         # The SDK widens enums to `Literal[…] | str` so that new values don't break old clients; the API itself
-        # takes only the enum's values (or "" to clear an emptyable one).
+        # takes only the enum's values (or "" to clear an emptyable one). `Literal[''] | str` is free text that
+        # may be cleared, and stays free text.
         options = [option for option in options if option is not str]
         if value == "":
             return True
