@@ -27,7 +27,7 @@ def _connect(account_id: int, mode: str) -> None:
 
 
 def _subscription(client, *, mode: str, token: str, status: str = "active") -> Subscription:
-    owner, link = subscription_shop(frequency="monthly", term_type="auto_renew", currency="EUR")
+    _owner, link = subscription_shop(frequency="monthly", term_type="auto_renew", currency="EUR")
     sub = buy(client, link)
     with write_transaction(db.session) as session:
         row = session.get(Subscription, sub.id)

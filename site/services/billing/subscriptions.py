@@ -25,7 +25,13 @@ from kassa.models import (
 )
 from kassa.periods import charge_date
 from kassa.processors.base import CardDeclined, PaymentDetailsInvalid, ProcessorError
-from kassa.processors.registry import processor_for, sandbox, stripe_connection, test_stripe_connection, uses_sandbox
+from kassa.processors.registry import (
+    processor_for,
+    sandbox,
+    stripe_connection,
+    test_stripe_connection,
+    uses_sandbox,
+)
 from kassa.services.billing.billing import (  # registers its tick before ours
     BILLABLE,
     bill,
