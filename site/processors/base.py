@@ -150,6 +150,10 @@ class ChargeRequest:
     # Set only while the buyer is on the page (K6): where a next action that leaves the page (a bank's
     # redirect) brings them back. With it a charge may answer ActionRequired; without it, never.
     return_url: str | None = None
+    # The buyer's IP address and browser, for a bank-debit mandate the buyer accepts on the page (K6: SEPA Direct
+    # Debit, US bank accounts… through the Payment Element); None for a charge made while the buyer is away.
+    ip_address: str | None = None
+    user_agent: str | None = None
     now: datetime
 
 

@@ -1,12 +1,11 @@
 """K6/K13: a buyer pays a live link on a phone, end to end, through the Payment Element flow against localstripe.
 
 Stripe.js is the test-only stand-in tests/browser/fixtures/stripe-standin.js (localstripe's own has no Payment
-Element), served from its own origin by a small server here, like js.stripe.com; the PaymentMethod it makes and
+Element), served from its own origin like js.stripe.com (tests/support/stripe_standin.py); the PaymentMethod it makes and
 every API call Kassa makes go to localstripe. The page may reach only its own origin and those two."""
 
 from __future__ import annotations
 
-import http.server
 import re
 import urllib.request
 from pathlib import Path
@@ -19,46 +18,21 @@ from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import StripeConnection
 from tests.factories import PASSWORD
-from tests.support.browser import log_in_page, new_context, serving
+from tests.support.browser import log_in_page, new_context
 from tests.support.checkout_flow import make_shop
 from tests.support.localstripe import localstripe_url  # noqa: F401  (the fixture)
+from tests.support.stripe_standin import standin_config, stripe_js  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.browser
 
-STANDIN = Path(__file__).resolve().parent / "fixtures" / "stripe-standin.js"
 SHOTS = Path(__file__).resolve().parents[2] / "shots"
 MERCHANT = "Bakkerij Live"
 BUYER = "live.buyer@example.com"
 
 
-@pytest.fixture(scope="module")
-def stripe_js(localstripe_url):  # noqa: F811
-    """The stand-in's address on its own origin (the role js.stripe.com plays), pointing at localstripe."""
-    body = STANDIN.read_text().replace("__API__", localstripe_url).encode()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200 if self.path == "/v3/" else 404)
-            self.send_header("Content-Type", "text/javascript")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body if self.path == "/v3/" else b"")
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    with serving(server):
-        yield f"http://127.0.0.1:{server.server_port}/v3/"
-
-
 @pytest.fixture
 def app_config(localstripe_url, stripe_js):  # noqa: F811
-    standin = f"http://{urlsplit(stripe_js).netloc}"
-    return {"KASSA_STRIPE_BASE_ADDRESSES": {"api": localstripe_url, "files": localstripe_url,
-                                            "connect": localstripe_url},
-            "KASSA_STRIPE_JS_URL": stripe_js,
-            "KASSA_STRIPE_CSP": {"script-src": [standin], "frame-src": [standin], "connect-src": [localstripe_url]}}
+    return standin_config(localstripe_url, stripe_js)
 
 
 @pytest.fixture

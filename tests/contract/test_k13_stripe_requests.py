@@ -200,3 +200,65 @@ def test_k8_k13_a_payment_method_saved_with_a_setup_intent_is_charged_off_sessio
         other.charge(charge_request(account_id=SHOP + 1, idempotency_key="renewal-2",
                                     payment_method_token=saved.token))
     assert theirs.value.code == "no_such_payment_method"
+
+
+# -- K6: bank debits under a mandate (SEPA Direct Debit, US bank account…) --------------------------------------
+
+UA = "Mozilla/5.0 (Linux; Android 14) Chrome/131.0"
+
+
+def _debit_pm(kind: str, last4: str) -> dict[str, Any]:
+    return {"id": "pm_1Debit", "object": "payment_method", "type": kind, "customer": None, "metadata": {},
+            kind: {"last4": last4}}
+
+
+def _processing(currency: str) -> dict[str, Any]:
+    """A bank debit confirmed: processing, its charge not settled yet (no balance transaction)."""
+    charge = {**CHARGE, "currency": currency, "status": "pending", "balance_transaction": None}
+    return {**INTENT, "currency": currency, "status": "processing", "payment_method": "pm_1Debit",
+            "latest_charge": charge}
+
+
+@pytest.mark.parametrize(("kind", "currency", "last4"), [("sepa_debit", "eur", "3000"),
+                                                          ("us_bank_account", "usd", "6789")])
+def test_k6_a_bank_debit_is_confirmed_with_the_buyers_online_mandate_and_answers_processing(kind, currency, last4):
+    processor, transport = processor_on({
+        ("GET", "/v1/payment_intents"): [(200, EMPTY_LIST)],
+        ("GET", "/v1/payment_methods/pm_1Debit"): [(200, _debit_pm(kind, last4))],
+        ("POST", "/v1/payment_intents"): [(200, _processing(currency))],
+    })
+    result = processor.charge(charge_request(currency=currency.upper(), payment_method_token="pm_1Debit",
+                                             return_url="https://kassa.test/checkout/t/return",
+                                             ip_address="203.0.113.9", user_agent=UA))
+
+    create = transport.sent[-1]
+    assert create.params == [
+        ("amount", "2500"), ("currency", currency), ("payment_method", "pm_1Debit"), ("confirm", "true"),
+        ("metadata[kassa_account]", str(SHOP)), ("metadata[kassa_key]", "order-7"),
+        ("metadata[kassa_request]", f"2500|{currency.upper()}|pm_1Debit|0"),
+        ("expand[0]", "latest_charge.balance_transaction"),
+        ("return_url", "https://kassa.test/checkout/t/return"),
+        ("mandate_data[customer_acceptance][type]", "online"),
+        ("mandate_data[customer_acceptance][online][ip_address]", "203.0.113.9"),
+        ("mandate_data[customer_acceptance][online][user_agent]", UA)]
+    # Settles by Stripe's event (K7); recorded as Kassa's bank debit with the account's last 4 digits.
+    assert (result.status, result.method, result.bank_last4, result.last4, result.brand) == (
+        "processing", "ach", last4, None, None)
+    assert (result.fee_minor, result.amount_settlement_minor) == (0, 2500)
+
+
+def test_k6_a_card_carries_no_mandate_and_a_bank_debit_without_the_buyers_browser_is_refused_unsent():
+    processor, transport = processor_on({
+        ("GET", "/v1/payment_intents"): [(200, EMPTY_LIST)],
+        ("GET", "/v1/payment_methods/pm_1Visa"): [(200, CARD_PM)],
+        ("GET", "/v1/payment_methods/pm_1Debit"): [(200, _debit_pm("sepa_debit", "3000"))],
+        ("POST", "/v1/payment_intents"): [(200, INTENT)],
+    })
+    processor.charge(charge_request(ip_address="203.0.113.9", user_agent=UA))
+    assert not any(name.startswith("mandate_data") for name, _ in transport.sent[-1].params)
+
+    with pytest.raises(ProcessorFailure) as refused:
+        processor.charge(charge_request(idempotency_key="order-8", payment_method_token="pm_1Debit",
+                                        currency="EUR", ip_address="203.0.113.9"))
+    assert refused.value.code == "mandate_acceptance_required"
+    assert [s.method for s in transport.sent].count("POST") == 1  # nothing sent to Stripe for the second

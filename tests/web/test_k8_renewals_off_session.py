@@ -223,6 +223,6 @@ def test_k8_a_card_the_bank_wants_confirmed_is_not_saved_and_the_page_says_why(
     response = client.post("/billing/k8-update-3ds", data={"payment_method": method})
 
     assert response.status_code == 422
-    assert field_error(response, "card_number") == "Your bank asks you to confirm this card."
+    assert field_error(response, "payment_method") == "Your bank asks you to confirm this card."
     assert reload(sub).payment_method_token == before
     assert renewals_of(sub) == []  # nothing charged

@@ -25,7 +25,13 @@ from kassa.models import (
 )
 from kassa.periods import charge_date
 from kassa.processors.base import CardDeclined, PaymentDetailsInvalid, ProcessorError
-from kassa.processors.registry import processor_for, sandbox, uses_sandbox
+from kassa.processors.registry import (
+    processor_for,
+    sandbox,
+    stripe_connection,
+    test_stripe_connection,
+    uses_sandbox,
+)
 from kassa.services.billing.billing import (  # registers its tick before ours
     BILLABLE,
     bill,
@@ -190,13 +196,15 @@ def update_card(token: str, form: dict[str, str], *, ip: str | None = None) -> t
                 risk.keep(hold, None)
             else:
                 risk.release(hold)
-        field = PROCESSOR_FIELDS.get(exc.field or "number", "card_number")
+        # A PaymentMethod from the Payment Element has no card fields of Kassa's: the error is the element's.
+        field = "payment_method" if payment_method else PROCESSOR_FIELDS.get(exc.field or "number", "card_number")
         raise ValidationFailed(_(exc.message), errors={field: _(exc.message)}) from None
     except ProcessorError as exc:
         with write_transaction(db.session):
             risk.release(hold)
         if exc.code in _NOT_THIS_METHOD:
-            raise ValidationFailed(_(exc.message), errors={"card_number": _(exc.message)}) from None
+            field = "payment_method" if payment_method else "card_number"
+            raise ValidationFailed(_(exc.message), errors={field: _(exc.message)}) from None
         raise Conflict(_("Your card couldn't be saved right now. Try again in a moment.")) from None
     with write_transaction(db.session) as session:
         sub = by_update_token(token)
@@ -212,6 +220,18 @@ def update_card(token: str, form: dict[str, str], *, ip: str | None = None) -> t
         sub_id = sub.id
     outcome = bill(sub_id) if was_past_due else None
     return db.session.get(Subscription, sub_id), outcome
+
+
+def stripe_publishable_key(sub: Subscription) -> str | None:
+    """K8/K12: the publishable key the card-update page's Payment Element runs on when the subscription is
+    charged through Stripe (live mode on the account's live connection, test mode when the account chose Stripe
+    test mode); None when the sandbox charges it, whose page keeps Kassa's own card fields and loads no Stripe.js.
+    Decided as the checkout decides it (CheckoutView.stripe_publishable_key): by the active connection."""
+    if sub.mode == Mode.LIVE.value:
+        connection = stripe_connection(sub.account_id, Mode.LIVE.value)
+    else:
+        connection = test_stripe_connection(sub.account_id)
+    return connection.publishable_key if connection is not None else None
 
 
 def sandbox_controls_apply(sub: Subscription) -> bool:

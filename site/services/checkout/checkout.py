@@ -339,6 +339,8 @@ def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | N
         settlement_currency=account.default_currency,
         description=_checkout_description(summary),
         return_url=return_url if payment_element else None,
+        ip_address=ip,
+        user_agent=user_agent,
         now=account_now(account),
     )
     db.session.rollback()  # step 2 holds no transaction while the processor works

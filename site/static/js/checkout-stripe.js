@@ -1,5 +1,7 @@
-// Kassa live checkout (K6): Stripe's Payment Element in place of Kassa's card and bank fields. Card data goes from
-// Stripe's frames to Stripe; this form posts only the PaymentMethod id Stripe.js made. All text from the page.
+// Kassa live checkout (K6) and subscription card-update page (K8): Stripe's Payment Element in place of Kassa's card
+// and bank fields. Card data goes from Stripe's frames to Stripe; the form posts only the PaymentMethod id Stripe.js
+// made. The mount's data attributes say how: data-mode "payment" (checkout: amount, currency) or "setup" (saving a
+// card for later charges: currency only). All text from the page.
 (function () {
 "use strict";
 const $ = (s) => document.querySelector(s);
@@ -14,10 +16,14 @@ if (!mount || !F || !window.Stripe) return; // without Stripe.js the "needs Java
 const d = mount.dataset, pay = $("#pay-button"), err = $("#f-payment_method-error"), box = mount.parentNode;
 const token = F.querySelector("input[name=payment_method]"), val = (n) => (F.elements[n] || {}).value || "";
 const stripe = Stripe(d.stripeKey, { locale: d.locale });
-const opts = { mode: "payment", amount: +d.amount, currency: d.currency };
+const opts = d.mode === "setup" ? { mode: "setup", currency: d.currency }
+  : { mode: "payment", amount: +d.amount, currency: d.currency };
 if (d.future) opts.setupFutureUsage = d.future;
 const elements = stripe.elements(opts), element = elements.create("payment");
+let busy = false; // one PaymentMethod per click: a double click while Stripe answers makes no second one
 function show(message) {
+  busy = false;
+  pay.disabled = false;
   err.textContent = message || "";
   err.hidden = !message;
   box.classList.toggle("field--error", !!message);
@@ -28,12 +34,15 @@ element.mount(mount);
 F.addEventListener("submit", async (e) => {
   if (e.defaultPrevented) return; // Kassa's own fields first (checkout.js): nothing goes to Stripe yet
   e.preventDefault();
+  if (busy) return;
+  busy = true;
+  pay.disabled = true;
   token.value = "";
   const checked = await elements.submit();
   if (checked.error) return show(checked.error.message);
-  const name = [val("first_name"), val("last_name")].join(" ").trim();
+  const name = [val("first_name"), val("last_name")].join(" ").trim(), email = val("email");
   const made = await stripe.createPaymentMethod({ elements, params: { billing_details: {
-    email: val("email"), ...(name && { name }) } } });
+    ...(email && { email }), ...(name && { name }) } } });
   if (made.error) return show(made.error.message);
   token.value = made.paymentMethod.id;
   F.submit();
