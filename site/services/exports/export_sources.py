@@ -1,5 +1,7 @@
 """The rows behind exports and reports: the payments view's rows (same filters and sort as the index)
-and the three payment reports (X1), as header labels plus a streamed iterator of typed values."""
+and the three payment reports (X1), as columns (label, kind, the words for stored codes: B10) plus a streamed
+iterator of typed values. Codes stay codes here and the spreadsheet writers turn them into words, so CSV
+keeps them (the payment status is the exception: CSV has always had its label)."""
 
 from __future__ import annotations
 

@@ -233,7 +233,7 @@ def _xlsx_text(value: str) -> str:
 def _xlsx_cell(value: Any) -> str:
     kind = type(value)
     if kind is Decimal:
-        return f"{_MONEY_OPEN.get(value.as_tuple().exponent, '<c><v>')}{value}</v></c>"
+        return _money_cell(value)
     if kind is int or kind is float:
         return f"<c><v>{value}</v></c>"
     if kind is datetime:
@@ -267,41 +267,63 @@ def _xlsx_workbook(filter_ref: str | None) -> str:
             f'<sheets><sheet name="{SHEET_NAME}" sheetId="1" r:id="rId1"/></sheets>{names}</workbook>')
 
 
+def _money_cell(value: Decimal) -> str:
+    """A money cell styled with its currency's decimals, read off the Decimal's text ("24.50" → two)."""
+    text = str(value)
+    dot = text.find(".")
+    opening = _MONEY_OPEN.get(dot - len(text) + 1 if dot >= 0 else 0) if "E" not in text else None
+    return f"{opening or '<c><v>'}{text}</v></c>"
+
+
 def write_xlsx(path: Path, headers: Sequence[Column | str], rows: Iterable[Sequence[Any]], progress: Progress,
                every: int = 5000) -> int:
     layout = _Sheet(headers)
-    values = layout.values(rows)
-    sample = list(islice(values, WIDTH_SAMPLE))
+    rows = iter(rows)
+    head = list(islice(rows, WIDTH_SAMPLE))
+    widths = column_widths(layout.columns, list(layout.values(head)))
+    # This loop runs once per exported row, so the layout is applied inline rather than row by row:
+    # columns left out of sheets are skipped by zip() when they are the last ones (the usual case: the
+    # view's second Currency) and picked out otherwise, and a column with words gets its own text cache,
+    # filled in advance with the XML of each word, so a code becomes its word in the same dict lookup.
+    shown = len(layout.columns)
+    pick = layout.keep if layout.keep is not None and layout.keep != list(range(shown)) else None
+    # Text repeats a lot (statuses, currencies, methods, returning buyers): its XML is kept in a bounded
+    # dict, cleared when full so memory stays flat.
+    texts: dict[str, str] = {}
+    caches = [{code: _xlsx_text(word) for code, word in words.items()} if words else texts
+              for words in layout.words]
     count = 0
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as book:
         for name, xml in _XLSX_PARTS.items():
             book.writestr(name, xml)
         with book.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as raw:
             sheet = io.TextIOWrapper(raw, encoding="utf-8", write_through=False)
-            sheet.write(_xlsx_sheet_start(layout.columns, column_widths(layout.columns, sample)))
-            # Text repeats a lot (statuses, currencies, methods, returning buyers): its XML is kept in a
-            # bounded dict, cleared when full so memory stays flat.
-            texts: dict[str, str] = {}
-            for number, row in enumerate(chain(sample, values), start=2):
+            sheet.write(_xlsx_sheet_start(layout.columns, widths))
+            for number, row in enumerate(chain(head, rows), start=2):
+                if pick is not None:
+                    row = [row[i] for i in pick]
                 cells = []
-                for value in row:
+                for value, cache in zip(row, caches, strict=False):  # trailing left-out columns end it
                     if value is None:
                         cells.append("<c/>")  # cells carry no reference: an empty one keeps the columns in place
                     elif type(value) is str:
-                        xml = texts.get(value)
+                        xml = cache.get(value)
                         if xml is None:
-                            if len(texts) > 50_000:
-                                texts.clear()
-                            xml = texts[value] = _xlsx_text(value)
+                            xml = _xlsx_text(value)  # a code without a word stays as it is
+                            if cache is texts:
+                                if len(texts) > 50_000:
+                                    texts.clear()
+                                texts[value] = xml
                         cells.append(xml)
+                    elif type(value) is Decimal:
+                        cells.append(_money_cell(value))
                     else:
                         cells.append(_xlsx_cell(value))
                 sheet.write(f'<row r="{number}">{"".join(cells)}</row>')
                 count += 1
                 if count % every == 0 and not progress(count):
                     raise Cancelled
-            filter_ref = (f"$A$1:${column_letter(len(layout.columns) - 1)}${count + 1}"
-                          if layout.columns else None)
+            filter_ref = f"$A$1:${column_letter(shown - 1)}${count + 1}" if shown else None
             sheet.write("</sheetData>")
             if filter_ref:
                 sheet.write(f'<autoFilter ref="{filter_ref.replace("$", "")}"/>')

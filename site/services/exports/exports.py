@@ -132,8 +132,9 @@ def run_export(payload: dict[str, Any]) -> None:
             path.unlink(missing_ok=True)
             return
         export.status = ExportStatus.DONE.value
-        if notes:  # a new dict, so the JSON column is written
-            export.params = {**export.params, "notes": notes}
+        # What the merchant should know about this file (a re-run replaces an earlier run's notes); a new
+        # dict, so the JSON column is written.
+        export.params = {**{k: v for k, v in export.params.items() if k != "notes"}, **({"notes": notes} if notes else {})}
         export.rows_done = count
         export.rows_total = count
         export.size_bytes = path.stat().st_size
