@@ -197,7 +197,8 @@ def _payments_rows(account_id: int, params: dict[str, Any],
     association_columns = range(len(specs), width) if include_associations else range(0)
     # X3: "up to 1,000 associated records" fills the association cells of the rows in order until 1,000
     # records are named; the rest stay empty and the export says how many were left out. "All" names every one.
-    limit = ASSOCIATION_LIMITS.get(str(params.get("association_limit") or "1000"), 1000)
+    limit = (ASSOCIATION_LIMITS.get(str(params.get("association_limit") or "1000"), 1000)
+             if include_associations else None)
 
     def rows() -> Iterator[tuple]:
         named = left_out = 0

@@ -281,17 +281,18 @@ def write_xlsx(path: Path, headers: Sequence[Column | str], rows: Iterable[Seque
     rows = iter(rows)
     head = list(islice(rows, WIDTH_SAMPLE))
     widths = column_widths(layout.columns, list(layout.values(head)))
-    # This loop runs once per exported row, so the layout is applied inline rather than row by row:
-    # columns left out of sheets are skipped by zip() when they are the last ones (the usual case: the
-    # view's second Currency) and picked out otherwise, and a column with words gets its own text cache,
-    # filled in advance with the XML of each word, so a code becomes its word in the same dict lookup.
+    # This loop runs once per exported row, so the layout is applied in place, not through another
+    # generator: columns left out of sheets are cut off (the usual one, the view's second Currency, is
+    # last) or picked out, and the few columns with words get them by one dict lookup each.
     shown = len(layout.columns)
-    pick = layout.keep if layout.keep is not None and layout.keep != list(range(shown)) else None
+    keep = layout.keep
+    cut = shown if keep is not None and keep == list(range(shown)) else None
+    pick = keep if keep is not None and cut is None else None
+    translated = layout.translated
+    money_open = _MONEY_OPEN
     # Text repeats a lot (statuses, currencies, methods, returning buyers): its XML is kept in a bounded
     # dict, cleared when full so memory stays flat.
     texts: dict[str, str] = {}
-    caches = [{code: _xlsx_text(word) for code, word in words.items()} if words else texts
-              for words in layout.words]
     count = 0
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as book:
         for name, xml in _XLSX_PARTS.items():
@@ -300,23 +301,35 @@ def write_xlsx(path: Path, headers: Sequence[Column | str], rows: Iterable[Seque
             sheet = io.TextIOWrapper(raw, encoding="utf-8", write_through=False)
             sheet.write(_xlsx_sheet_start(layout.columns, widths))
             for number, row in enumerate(chain(head, rows), start=2):
-                if pick is not None:
+                if translated:
+                    row = list(row[:cut]) if pick is None else [row[i] for i in pick]
+                    for i, words in translated:
+                        value = row[i]
+                        if value is not None:
+                            row[i] = words.get(value, value)
+                elif pick is not None:
                     row = [row[i] for i in pick]
+                elif cut is not None:
+                    row = row[:cut]
                 cells = []
-                for value, cache in zip(row, caches, strict=False):  # trailing left-out columns end it
-                    if value is None:
-                        cells.append("<c/>")  # cells carry no reference: an empty one keeps the columns in place
-                    elif type(value) is str:
-                        xml = cache.get(value)
+                for value in row:
+                    kind = type(value)
+                    if kind is str:
+                        xml = texts.get(value)
                         if xml is None:
-                            xml = _xlsx_text(value)  # a code without a word stays as it is
-                            if cache is texts:
-                                if len(texts) > 50_000:
-                                    texts.clear()
-                                texts[value] = xml
+                            if len(texts) > 50_000:
+                                texts.clear()
+                            xml = texts[value] = _xlsx_text(value)
                         cells.append(xml)
-                    elif type(value) is Decimal:
-                        cells.append(_money_cell(value))
+                    elif value is None:
+                        cells.append("<c/>")  # cells carry no reference: an empty one keeps the columns in place
+                    elif kind is Decimal:
+                        # Money: styled with its currency's decimals, read off its text ("24.50" → two).
+                        text = str(value)
+                        dot = text.find(".")
+                        opening = (money_open.get(dot - len(text) + 1 if dot >= 0 else 0, "<c><v>")
+                                   if "E" not in text else "<c><v>")
+                        cells.append(f"{opening}{text}</v></c>")
                     else:
                         cells.append(_xlsx_cell(value))
                 sheet.write(f'<row r="{number}">{"".join(cells)}</row>')
