@@ -21,8 +21,9 @@ from kassa.i18n import LANGUAGES, current_language
 from kassa.models import Export, Permission
 from kassa.rendering import htmx_redirect, render_page
 from kassa.services.backoffice.payment_filters import FilterError
-from kassa.services.backoffice.payment_index import COLUMNS, IndexState
+from kassa.services.backoffice.payment_index import IndexState
 from kassa.services.exports import exports
+from kassa.services.exports.export_sources import EXPORT_COLUMNS
 from kassa.services.exports.export_writers import CONTENT_TYPES
 from kassa.services.platform import notifications as notifications_service
 
@@ -56,8 +57,8 @@ class PaymentsExportForm(ExportViewForm):
     name = StringField(default="")
     file_format = StringField(default="")
     language = StringField(default="")
-    columns = SelectMultipleField(choices=list(COLUMNS),
-                                  filters=[lambda keys: [key for key in keys or () if key in COLUMNS]])
+    columns = SelectMultipleField(choices=list(EXPORT_COLUMNS),
+                                  filters=[lambda keys: [key for key in keys or () if key in EXPORT_COLUMNS]])
     associations = FlagField()
     association_limit = StringField(default="1000")
 
@@ -91,7 +92,7 @@ def payments():
         else:
             return htmx_redirect(url_for("exports.index", started=1))
     return render_page("exports/payments.html", "dialog", status=422 if errors else 200, values=values,
-                       errors=errors, columns=COLUMNS, languages=LANGUAGES, state_args=state_args, tab=tab,
+                       errors=errors, columns=EXPORT_COLUMNS, languages=LANGUAGES, state_args=state_args, tab=tab,
                        back_url=_index_url(tab, state_args), active_nav="payments")
 
 

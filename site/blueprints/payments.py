@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
@@ -18,7 +18,7 @@ from kassa.errors import KassaError, TooManyRequests, ValidationFailed
 from kassa.extensions import db
 from kassa.forms import FlagField, Form, MultiValueField, NumberedRows, is_ascii_digits, parse_id
 from kassa.i18n import current_language
-from kassa.models import DisplayStatus, Payment, Permission
+from kassa.models import DisplayStatus, Invoice, Payment, Permission
 from kassa.money import Money
 from kassa.rendering import htmx_redirect, htmx_update, is_htmx, render_page
 from kassa.services.backoffice import associations, filter_builder, payment_details, saved_views
@@ -32,7 +32,7 @@ from kassa.services.backoffice.payment_index import (
     fetch_page,
     status_options,
 )
-from kassa.services.payments import mandates, receipts, refunds
+from kassa.services.payments import invoices, mandates, receipts, refunds
 
 bp = Blueprint("payments", __name__, url_prefix="/payments")
 TAB = "payments"
@@ -451,3 +451,19 @@ def association(payment_id: int, kind: str):
     except ValidationFailed as exc:
         return _done(payment, exc.message, "error")
     return _done(payment, message)
+
+
+# -- invoices ---------------------------------------------------------------------------------------
+
+
+@bp.get("/invoices/<int:invoice_id>.pdf")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def invoice_pdf(invoice_id: int):
+    """R1, B6: the payment's invoice as the buyer got it (their language), from the payment panel. Another
+    account's invoice is a 404, like any other object."""
+    invoice = get_owned_or_404(Invoice, invoice_id)
+    filename, content_type, data = invoices.render_invoice(invoice.id)
+    response = Response(data, mimetype=content_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

@@ -189,6 +189,17 @@ def _export(account_id: int) -> int:
         return export.id
 
 
+def _invoice(account_id: int) -> int:
+    from kassa.models import Invoice
+
+    with write_transaction(db.session) as session:
+        invoice = Invoice(account_id=account_id, number=1, payment_id=_payment(account_id), amount_minor=100,
+                          currency="USD")
+        session.add(invoice)
+        session.flush()
+        return invoice.id
+
+
 def _stripe_connection(account_id: int) -> int:
     from kassa.models import StripeConnection
 
@@ -218,6 +229,7 @@ OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "subscription_id": _subscription,
     "payout_id": _payout,
     "export_id": _export,
+    "invoice_id": _invoice,  # B6
     "connection_id": _stripe_connection,
 }
 

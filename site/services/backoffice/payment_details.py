@@ -24,6 +24,7 @@ from kassa.models import (
 from kassa.money import Money
 from kassa.order_summary import build_order_summary
 from kassa.services.money.dispute_facts import deadline_info, latest_dispute
+from kassa.services.payments.invoices import invoice_label, payment_invoice
 from kassa.services.payments.refunds import Refundability, refundable
 
 
@@ -57,6 +58,7 @@ def panel_context(payment: Payment, locale: str) -> dict[str, Any]:
         .order_by(TimelineEntry.created_at.desc(), TimelineEntry.id.desc()).limit(200)
     ))
     refunds = list(db.session.scalars(select(Refund).where(Refund.payment_id == payment.id).order_by(Refund.id)))
+    invoice = payment_invoice(payment)
     actor_ids = {entry.actor_id for entry in history if entry.actor_id}
     actors = {user.id: user.name or user.email
               for user in db.session.scalars(select(User).where(User.id.in_(actor_ids)))} if actor_ids else {}
@@ -74,6 +76,8 @@ def panel_context(payment: Payment, locale: str) -> dict[str, Any]:
         "history": history,
         "actors": actors,
         "refunds": refunds,
+        "invoice": invoice,
+        "invoice_number": invoice_label(invoice) if invoice else None,
         "refundability": refundable(payment, account),
         "dispute": latest_dispute(payment.id),
         "dispute_deadline": deadline_info(latest_dispute(payment.id), account) if latest_dispute(payment.id) else None,

@@ -1,9 +1,12 @@
 """The rows behind exports and reports: the payments view's rows (same filters and sort as the index)
-and the three payment reports (X1), as header labels plus a streamed iterator of typed values."""
+and the three payment reports (X1), as columns (label, kind, the words for stored codes: B10) plus a streamed
+iterator of typed values. Codes stay codes here and the spreadsheet writers turn them into words, so CSV
+keeps them (the payment status is the exception: CSV has always had its label)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -12,6 +15,7 @@ from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import String, func, select, type_coerce
 from werkzeug.datastructures import MultiDict
 
@@ -25,15 +29,21 @@ from kassa.models import (
     Contact,
     Deal,
     DisplayStatus,
+    DisputeReason,
+    Invoice,
     LedgerEntry,
+    LedgerType,
     Payment,
     PaymentLink,
     Payout,
+    PayoutStatus,
     User,
 )
 from kassa.money import exponent
 from kassa.services.backoffice.payment_filters import FilterContext
 from kassa.services.backoffice.payment_index import COLUMNS, SORTS, IndexState, base_query
+from kassa.services.exports.export_writers import Column
+from kassa.template_helpers import CARD_BRANDS, dispute_reason_label
 
 STREAM = 2000
 
@@ -53,14 +63,27 @@ def major(amount_minor: int | None, currency: str) -> Decimal | None:
 
 MONEY = "money"  # converted with the row's currency into major units
 
+# The index's columns, and what only an export offers: the payment's invoice number (R1, B6).
+EXPORT_COLUMNS = {**COLUMNS, "invoice": _l("Invoice number")}
+ASSOCIATION_LIMITS = {"1000": 1000, "all": None}  # X3: up to 1,000 associated records, or all
+
 
 def _raw(column):
     """Read a timestamp column without the generic result processing (the `local` converter does it)."""
     return type_coerce(column, String)
 
 
-# Each index column becomes one or more export columns: (header, SQL expression, how to turn the value).
-def _payment_columns(key: str, tz: ZoneInfo) -> list[tuple[str, Any, Any]]:
+def method_words() -> dict[str, str]:
+    """The payment methods as the index and its filters name them (B10)."""
+    return {"card": _("Card"), "ach": _("Bank debit (ACH)")}
+
+
+def _dispute_reason_words() -> dict[str, str]:
+    return {reason.value: dispute_reason_label(reason.value) for reason in DisputeReason}
+
+
+# Each index column becomes one or more export columns: (column, SQL expression, how to turn the value).
+def _payment_columns(key: str, tz: ZoneInfo) -> list[tuple[Column, Any, Any]]:
     def local(value):
         """A stored UTC time as the account's wall-clock time. The column is read raw (see `_raw`): SQLite
         hands back text, which datetime.fromisoformat parses far faster than the generic type would."""
@@ -72,28 +95,48 @@ def _payment_columns(key: str, tz: ZoneInfo) -> list[tuple[str, Any, Any]]:
 
     # Labels looked up once per export, not translated again on every row.
     status_labels = {status.value: status.label for status in DisplayStatus}
-    money = MONEY
+    money, when = MONEY, "datetime"
     return {
-        "amount": [(_("Gross amount"), Payment.amount_minor, money), (_("Currency"), Payment.currency, None)],
-        "status": [(_("Status"), Payment.display_status, status_labels.get)],
-        "date": [(_("Payment date"), _raw(Payment.created_at), local)],
-        "contact": [(_("Contact"), func.coalesce(func.nullif(Payment.buyer_name, ""), Payment.buyer_email), None)],
-        "method": [(_("Payment method"), Payment.method, None), (_("Card brand"), Payment.card_brand, None),
-                   (_("Last 4"), func.coalesce(Payment.card_last4, Payment.bank_last4), None)],
-        "source": [(_("Source"), PaymentLink.name, None)],
-        "currency": [(_("Currency"), Payment.currency, None)],
-        "fee": [(_("Fee"), Payment.fee_minor, money)],
-        "net": [(_("Net"), Payment.amount_minor - Payment.fee_minor, money)],
-        "refunded": [(_("Refunded"), Payment.refunded_minor, money)],
-        "receipt": [(_("Receipt number"), Payment.receipt_number, lambda v: display_id_or_none("receipt", v))],
-        "email": [(_("Contact email"), Payment.buyer_email, None)],
-        "company": [(_("Company"), Payment.buyer_company, None)],
-        "dispute_created": [(_("Dispute created"), _raw(Payment.dispute_created_at), local)],
-        "dispute_reason": [(_("Dispute reason"), Payment.dispute_reason, None)],
-        "dispute_amount": [(_("Dispute amount"), Payment.dispute_amount_minor, money)],
-        "dispute_deadline": [(_("Dispute deadline"), _raw(Payment.dispute_due_by), local)],
-        "dispute_closed": [(_("Dispute closed"), _raw(Payment.dispute_closed_at), local)],
+        "amount": [(Column(_("Gross amount"), money), Payment.amount_minor, money),
+                   (Column(_("Currency")), Payment.currency, None)],
+        "status": [(Column(_("Status")), Payment.display_status, status_labels.get)],
+        "date": [(Column(_("Payment date"), when), _raw(Payment.created_at), local)],
+        "contact": [(Column(_("Contact")), func.coalesce(func.nullif(Payment.buyer_name, ""), Payment.buyer_email),
+                     None)],
+        "method": [(Column(_("Payment method"), words=method_words()), Payment.method, None),
+                   (Column(_("Card brand"), words=CARD_BRANDS), Payment.card_brand, None),
+                   (Column(_("Last 4")), func.coalesce(Payment.card_last4, Payment.bank_last4), None)],
+        "source": [(Column(_("Source")), PaymentLink.name, None)],
+        "currency": [(Column(_("Currency")), Payment.currency, None)],
+        "fee": [(Column(_("Fee"), money), Payment.fee_minor, money)],
+        "net": [(Column(_("Net"), money), Payment.amount_minor - Payment.fee_minor, money)],
+        "refunded": [(Column(_("Refunded"), money), Payment.refunded_minor, money)],
+        "receipt": [(Column(_("Receipt number")), Payment.receipt_number,
+                     lambda v: display_id_or_none("receipt", v))],
+        "email": [(Column(_("Contact email")), Payment.buyer_email, None)],
+        "company": [(Column(_("Company")), Payment.buyer_company, None)],
+        "dispute_created": [(Column(_("Dispute created"), when), _raw(Payment.dispute_created_at), local)],
+        "dispute_reason": [(Column(_("Dispute reason"), words=_dispute_reason_words()), Payment.dispute_reason,
+                            None)],
+        "dispute_amount": [(Column(_("Dispute amount"), money), Payment.dispute_amount_minor, money)],
+        "dispute_deadline": [(Column(_("Dispute deadline"), when), _raw(Payment.dispute_due_by), local)],
+        "dispute_closed": [(Column(_("Dispute closed"), when), _raw(Payment.dispute_closed_at), local)],
+        "invoice": [(Column(_("Invoice number")), Invoice.number, lambda v: display_id_or_none("invoice", v))],
     }[key]
+
+
+def _one_currency_column(specs: list[tuple[Column, Any, Any]]) -> list[tuple[Column, Any, Any]]:
+    """Gross amount brings its Currency and the view may show Currency too: CSV keeps both (its columns
+    don't change), a spreadsheet shows the first only."""
+    seen = False
+    result = []
+    for column, expr, convert in specs:
+        if expr is Payment.currency:
+            if seen:
+                column = replace(column, in_sheets=False)
+            seen = True
+        result.append((column, expr, convert))
+    return result
 
 
 ASSOCIATIONS = [
@@ -122,20 +165,23 @@ def _payments_count(account_id: int, params: dict[str, Any]) -> int:
     return db.session.scalar(select(func.count()).select_from(query.with_only_columns(Payment.id).subquery()))
 
 
-def _payments_rows(account_id: int, params: dict[str, Any]) -> tuple[list[str], Iterator[tuple]]:
+def _payments_rows(account_id: int, params: dict[str, Any],
+                   notes: dict[str, Any]) -> tuple[list[Column], Iterator[tuple]]:
     account, state, query = _payments_query(account_id, params)
     tz = zone(account.timezone)
-    keys = [key for key in (params.get("columns") or state.columns) if key in COLUMNS]
-    specs = [spec for key in keys for spec in _payment_columns(key, tz)]
+    keys = [key for key in (params.get("columns") or state.columns) if key in EXPORT_COLUMNS]
+    specs = _one_currency_column([spec for key in keys for spec in _payment_columns(key, tz)])
     include_associations = bool(params.get("associations"))
-    headers = [label for label, _expr, _convert in specs]
-    exprs = [expr for _label, expr, _convert in specs]
+    headers = [column for column, _expr, _convert in specs]
+    exprs = [expr for _column, expr, _convert in specs]
     if include_associations:
         for _kind, column, label in ASSOCIATIONS:
-            headers.append(_(label))
+            headers.append(Column(_(label)))
             exprs.append(column())
     query = (query.with_only_columns(*exprs, Payment.currency)
              .outerjoin(PaymentLink, PaymentLink.id == Payment.link_id))
+    if "invoice" in keys:
+        query = query.outerjoin(Invoice, Invoice.payment_id == Payment.id)
     if include_associations:
         query = (query.outerjoin(Contact, Contact.id == Payment.contact_id)
                  .outerjoin(Company, Company.id == Payment.company_id)
@@ -144,12 +190,18 @@ def _payments_rows(account_id: int, params: dict[str, Any]) -> tuple[list[str], 
     order = (column.desc(), Payment.id.desc()) if SORTS[state.sort][2] else (column.asc(), Payment.id.asc())
     query = query.order_by(*order)
     # Only the columns that need it are converted; the rest pass straight through.
-    money_columns = [i for i, (_label, _expr, convert) in enumerate(specs) if convert is MONEY]
-    other_columns = [(i, convert) for i, (_label, _expr, convert) in enumerate(specs)
+    money_columns = [i for i, (_column, _expr, convert) in enumerate(specs) if convert is MONEY]
+    other_columns = [(i, convert) for i, (_column, _expr, convert) in enumerate(specs)
                      if convert is not None and convert is not MONEY]
     width = len(exprs)
+    association_columns = range(len(specs), width) if include_associations else range(0)
+    # X3: "up to 1,000 associated records" fills the association cells of the rows in order until 1,000
+    # records are named; the rest stay empty and the export says how many were left out. "All" names every one.
+    limit = (ASSOCIATION_LIMITS.get(str(params.get("association_limit") or "1000"), 1000)
+             if include_associations else None)
 
     def rows() -> Iterator[tuple]:
+        named = left_out = 0
         # Core rows (no ORM result processing): this loop runs once per exported payment.
         result = db.session.connection().execution_options(yield_per=STREAM).execute(query)
         for partition in result.partitions():
@@ -162,12 +214,31 @@ def _payments_rows(account_id: int, params: dict[str, Any]) -> tuple[list[str], 
                             values[i] = Decimal(values[i]).scaleb(-exp)
                 for i, convert in other_columns:
                     values[i] = convert(values[i])
+                if limit is not None:
+                    for i in association_columns:
+                        if values[i] is not None:
+                            if named < limit:
+                                named += 1
+                            else:
+                                values[i] = None
+                                left_out += 1
                 yield values
+        if left_out:
+            notes["associations_left_out"] = left_out
 
     return headers, rows()
 
 
 # -- reports (X1) -----------------------------------------------------------------------------------
+
+
+def _ledger_words() -> dict[str, str]:
+    """Transaction types as the balance page names them ("charge" → "Payment")."""
+    return {kind.value: kind.label for kind in LedgerType}
+
+
+def _payout_status_words() -> dict[str, str]:
+    return {status.value: status.label for status in PayoutStatus}
 
 
 def _range(account: Account, params: dict[str, Any]) -> tuple[date, date]:
@@ -195,8 +266,10 @@ def _payout_reconciliation(account: Account, params: dict[str, Any], count_only:
     if count_only:
         return query
     tz = zone(account.timezone)
-    headers = [_("Payout"), _("Payout date"), _("Arrival date"), _("Payout status"), _("Payout amount"),
-               _("Transaction type"), _("Amount"), _("Currency"), _("Payment"), _("Description"), _("Date")]
+    headers = [Column(_("Payout")), Column(_("Payout date"), "date"), Column(_("Arrival date"), "date"),
+               Column(_("Payout status"), words=_payout_status_words()), Column(_("Payout amount"), MONEY),
+               Column(_("Transaction type"), words=_ledger_words()), Column(_("Amount"), MONEY),
+               Column(_("Currency")), Column(_("Payment")), Column(_("Description")), Column(_("Date"), "datetime")]
 
     def rows():
         for (pid, pdate, arrival, status, pamount, kind, amount, currency, payment_id, description,
@@ -223,8 +296,10 @@ def _balance(account: Account, params: dict[str, Any], count_only: bool = False)
              .order_by(LedgerEntry.occurred_at.desc(), LedgerEntry.id.desc()))
     if count_only:
         return query
-    headers = [_("Date"), _("Type"), _("Amount"), _("Currency"), _("Available on"), _("Payout"), _("Payment"),
-               _("Source"), _("Contact email"), _("Description")]
+    headers = [Column(_("Date"), "datetime"), Column(_("Type"), words=_ledger_words()), Column(_("Amount"), MONEY),
+               Column(_("Currency")), Column(_("Available on"), "date"), Column(_("Payout")), Column(_("Payment")),
+               Column(_("Source"), words={"payment_link": _("Payment link"), "subscription": _("Subscription")}),
+               Column(_("Contact email")), Column(_("Description"))]
 
     def rows():
         for (occurred, kind, amount, currency, available, payout_id, payment_id, source, email,
@@ -250,8 +325,10 @@ def _payout_details(account: Account, params: dict[str, Any], count_only: bool =
              .order_by(Payout.payout_date.desc(), Payout.id.desc(), Payment.id))
     if count_only:
         return query
-    headers = [_("Payout"), _("Payout date"), _("Payment"), _("Payment date"), _("Gross amount"), _("Fee"),
-               _("Currency"), _("Payment method"), _("Contact email"), _("Settled amount"), _("Settlement currency")]
+    headers = [Column(_("Payout")), Column(_("Payout date"), "date"), Column(_("Payment")),
+               Column(_("Payment date"), "datetime"), Column(_("Gross amount"), MONEY), Column(_("Fee"), MONEY),
+               Column(_("Currency")), Column(_("Payment method"), words=method_words()), Column(_("Contact email")),
+               Column(_("Settled amount"), MONEY), Column(_("Settlement currency"))]
 
     def rows():
         for (pid, pdate, payment_id, created, gross, currency, fee, method, email, settled,
@@ -274,9 +351,11 @@ def count_rows(account_id: int, user: User, kind: str, params: dict[str, Any]) -
     return db.session.scalar(select(func.count()).select_from(query.subquery()))
 
 
-def headers_and_rows(account_id: int, user_id: int, kind: str, params: dict[str, Any],
-                     language: str) -> tuple[list[str], Iterator[tuple]]:
+def headers_and_rows(account_id: int, user_id: int, kind: str, params: dict[str, Any], language: str,
+                     notes: dict[str, Any] | None = None) -> tuple[list[Column], Iterator[tuple]]:
+    """The export's columns and its rows. `notes` receives, once the rows are read, what the merchant should
+    know about the file (how many associated records an "up to 1,000" export left out)."""
     if kind == "payments":
-        return _payments_rows(account_id, params)
+        return _payments_rows(account_id, params, notes if notes is not None else {})
     return REPORTS[kind](db.session.get(Account, account_id), params)
 

@@ -25,7 +25,7 @@ from kassa.extensions import db
 from kassa.forms import parse_date
 from kassa.i18n import LANGUAGES
 from kassa.models import Account, Export, ExportStatus, Permission, User
-from kassa.services.exports.export_sources import count_rows, headers_and_rows
+from kassa.services.exports.export_sources import ASSOCIATION_LIMITS, count_rows, headers_and_rows
 from kassa.services.exports.export_writers import WRITERS, XLS_MAX_ROWS, Cancelled
 from kassa.services.platform import outbox
 from kassa.services.platform.mail import queue_email
@@ -62,6 +62,8 @@ def request_export(actor: Actor, *, kind: str, name: str, file_format: str, lang
         errors["language"] = _("Choose a language.")
     if kind not in KINDS:
         raise NotFound(_("Unknown export."))
+    if params.get("associations") and str(params.get("association_limit") or "1000") not in ASSOCIATION_LIMITS:
+        errors["association_limit"] = _("Choose up to 1,000 associated records or all of them.")
     for key in ("from", "to"):  # the report kinds' date range (H9): a real date or left empty
         if params.get(key) and parse_date(params[key]) is None:
             errors[key] = _("Enter a real date as YYYY-MM-DD.")
@@ -108,9 +110,10 @@ def run_export(payload: dict[str, Any]) -> None:
         kind, fmt, language, params, account_id, user_id = (export.kind, export.file_format, export.language,
                                                             dict(export.params), export.account_id, export.user_id)
     path = export_dir() / stored
+    notes: dict[str, Any] = {}
     try:
         with force_locale(language):
-            headers, rows = headers_and_rows(account_id, user_id, kind, params, language)
+            headers, rows = headers_and_rows(account_id, user_id, kind, params, language, notes)
             count = WRITERS[fmt](path, headers, rows, _progress(export_id))
     except Cancelled:
         path.unlink(missing_ok=True)
@@ -129,6 +132,9 @@ def run_export(payload: dict[str, Any]) -> None:
             path.unlink(missing_ok=True)
             return
         export.status = ExportStatus.DONE.value
+        # What the merchant should know about this file (a re-run replaces an earlier run's notes); a new
+        # dict, so the JSON column is written.
+        export.params = {**{k: v for k, v in export.params.items() if k != "notes"}, **({"notes": notes} if notes else {})}
         export.rows_done = count
         export.rows_total = count
         export.size_bytes = path.stat().st_size

@@ -3,8 +3,11 @@ without gaps per account, rendered as a PDF with the receipt's branding and atta
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from kassa.display_ids import display_id
@@ -34,13 +37,14 @@ def maybe_invoice(payment: Payment, account: Account) -> Invoice | None:
     return invoice
 
 
+def payment_invoice(payment: Payment) -> Invoice | None:
+    """The payment's invoice (one at most: R1), of the payment's own account."""
+    return db.session.scalar(select(Invoice).where(Invoice.payment_id == payment.id,
+                                                   Invoice.account_id == payment.account_id))
+
+
 def render_invoice(invoice_id: int) -> tuple[str, str, bytes]:
-    from dataclasses import replace
-
-    from flask_babel import force_locale
-    from flask_babel import gettext as _
-
-
+    """The invoice PDF in the buyer's language: the receipt's layout under the invoice's title and number."""
     invoice = db.session.get(Invoice, invoice_id)
     payment = db.session.get(Payment, invoice.payment_id)
     with force_locale(payment.language):
