@@ -118,7 +118,7 @@ def render_index(tab: str):
         state=state, page=page, error=error, views=views, active_view=active_view, chips=describe(state.advanced),
         columns=COLUMNS, default_columns=state.default_columns, date_presets=DATE_PRESETS, sorts=SORTS,
         statuses=TAB_OPTIONS[tab](), index_url=partial(index_url, view=active_view), view_args=view_args,
-        active_nav="disputes" if tab == "disputes" else "payments", tab=tab, default_view=default_view,
+        search_query=state.q, active_nav="disputes" if tab == "disputes" else "payments", tab=tab, default_view=default_view,
         tab_urls={name: plain_tab_url(name) for name in TAB_OPTIONS},
         reset_url=_tab_url(tab, **view_args) if active_view else plain_tab_url(tab),
         filters_href=url_for("payments.filters", tab=tab, **view_args, **state.to_args().to_dict(flat=False)),

@@ -156,7 +156,7 @@ def test_b1_disputes_are_in_the_main_menu(client):
     make_payment(owner.account_id)
     login(client, owner)
     nav = soup_of(client.get("/")).select_one("nav.mainnav")
-    link = [a for a in nav.select("a") if a.get_text() == "Disputes"][0]
+    link = next(a for a in nav.select("a") if a.get_text() == "Disputes")
     assert link["href"] == "/payments/disputes"
     page = client.get(link["href"])
     current = soup_of(page).select_one('nav.mainnav a[aria-current="page"]')

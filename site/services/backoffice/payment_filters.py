@@ -237,6 +237,11 @@ def _currencies_by_exponent() -> dict[int, list[str]]:
     return groups
 
 
+def currencies_by_exponent() -> dict[int, list[str]]:
+    """Currency codes by their number of decimals (B3's amount search reads them too)."""
+    return _currencies_by_exponent()
+
+
 def _minor(value: Decimal, exp: int, rounding: str) -> int:
     return int(value.scaleb(exp).to_integral_value(rounding=rounding))
 

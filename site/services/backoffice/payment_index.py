@@ -13,13 +13,14 @@ from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import Select, func, select, tuple_, union, union_all
 from werkzeug.datastructures import MultiDict
 
 from kassa.extensions import db
 from kassa.forms import parse_date, parse_id, parse_int, parse_timestamp
 from kassa.models import DisplayStatus, Payment, PaymentLink
-from kassa.pagination import keyset_page
+from kassa.pagination import PAGE_SIZE, keyset_page
+from kassa.services.backoffice import payment_search
 from kassa.services.backoffice.payment_filters import (
     Condition,
     Filter,
@@ -57,12 +58,13 @@ DEFAULT_COLUMNS = ["amount", "status", "date", "contact", "method", "source", "c
 DISPUTE_COLUMNS = ["amount", "date", "contact", "method", "status", "dispute_created", "dispute_reason",
                    "dispute_amount", "dispute_deadline", "dispute_closed"]
 TAB_COLUMNS = {"payments": DEFAULT_COLUMNS, "disputes": DISPUTE_COLUMNS}
-QUICK_KEYS = ("status", "date", "from", "to", "amount_min", "amount_max", "method", "currency", "link", "email",
+QUICK_KEYS = ("q", "status", "date", "from", "to", "amount_min", "amount_max", "method", "currency", "link", "email",
               "refunds")
 
 
 @dataclass
 class IndexState:
+    q: str = ""  # B3: the search box
     statuses: list[str] = field(default_factory=list)
     date_preset: str = ""
     date_from: str = ""
@@ -89,6 +91,7 @@ class IndexState:
             return (args.get(name) or "").strip()[:200]
 
         state = cls(
+            q=payment_search.normalise(args.get("q")),
             statuses=[s for s in args.getlist("status") if s][:20], date_preset=one("date"), date_from=one("from"),
             date_to=one("to"), amount_min=one("amount_min"), amount_max=one("amount_max"), method=one("method"),
             currency=one("currency").upper(), link=one("link"), email=one("email"), refunds=one("refunds"),
@@ -111,6 +114,8 @@ class IndexState:
 
     def to_args(self, *, page: bool = False) -> MultiDict:
         args: MultiDict = MultiDict()
+        if self.q:
+            args.add("q", self.q)
         for status in self.statuses:
             args.add("status", status)
         for name, value in (("date", self.date_preset), ("from", self.date_from), ("to", self.date_to),
@@ -181,7 +186,7 @@ class IndexState:
         return tuple(parse_condition(item) for item in raw)
 
     def has_filters(self, today: date) -> bool:
-        return bool(self.quick_filter(today) or self.advanced)
+        return bool(self.q or self.quick_filter(today) or self.advanced)
 
 
 def _shift(text: str, days: int) -> str:
@@ -235,8 +240,12 @@ def _decode(cursor: str, state: IndexState) -> tuple[Any, int]:
 
 
 def base_query(account_id: int, modes: tuple[str, ...], state: IndexState, ctx: FilterContext,
-               extra: Any = None) -> Select:
+               extra: Any = None, *, search: bool = True) -> Select:
+    """The view's payments; with `search`, the search box's too, as one condition (exports read every row; the
+    index page searches by branch instead, see fetch_page)."""
     query = select(Payment).where(Payment.account_id == account_id, Payment.mode.in_(modes))
+    if search and state.q:
+        query = query.where(payment_search.matches(account_id, state.q))
     quick = state.quick_filter(ctx.today)
     if quick:
         query = query.where(filter_clause((quick,), ctx))
@@ -249,8 +258,12 @@ def base_query(account_id: int, modes: tuple[str, ...], state: IndexState, ctx: 
 
 def fetch_page(account_id: int, modes: tuple[str, ...], state: IndexState, ctx: FilterContext,
                extra: Any = None) -> IndexPage:
-    query = base_query(account_id, modes, state, ctx, extra)
-    total, capped = count(query)  # the whole result, not what is left after this page's cursor
+    query = base_query(account_id, modes, state, ctx, extra, search=False)
+    branches = payment_search.branches(account_id, state.q) if state.q else None
+    if branches == []:  # a search nothing can match
+        query = query.where(Payment.id.is_(None))
+        branches = None
+    total, capped = count(query, branches)  # the whole result, not what is left after this page's cursor
     column = _sort_column(state)
     descending = SORTS[state.sort][2]
     backwards = bool(state.before) and not state.after
@@ -263,6 +276,12 @@ def fetch_page(account_id: int, modes: tuple[str, ...], state: IndexState, ctx: 
         query = query.where(backward_cmp if backwards else forward_cmp)
     go_down = descending != backwards
     order = (column.desc(), Payment.id.desc()) if go_down else (column.asc(), Payment.id.asc())
+    if branches:
+        # B3: each reading's first page from its own index, merged; the page is the first of those.
+        firsts = [query.where(branch).with_only_columns(Payment.id).order_by(*order).limit(PAGE_SIZE + 1)
+                  .subquery() for branch in branches]
+        merged = union_all(*(select(first.c.id) for first in firsts))
+        query = select(Payment).where(Payment.id.in_(merged))
     rows, more = keyset_page(query.order_by(*order))
     if backwards:
         rows.reverse()
@@ -279,9 +298,15 @@ def fetch_page(account_id: int, modes: tuple[str, ...], state: IndexState, ctx: 
     )
 
 
-def count(query: Select) -> tuple[int, bool]:
-    """Exact up to COUNT_CAP, then "10,000+": counting a million rows on every page view isn't worth it."""
-    capped = query.with_only_columns(Payment.id).order_by(None).limit(COUNT_CAP + 1).subquery()
+def count(query: Select, branches: list | None = None) -> tuple[int, bool]:
+    """Exact up to COUNT_CAP, then "10,000+": counting a million rows on every page view isn't worth it.
+    With search branches: the payments any of them matches, each counted up to the cap, a payment once."""
+    if branches:
+        parts = [query.where(branch).with_only_columns(Payment.id).order_by(None).limit(COUNT_CAP + 1).subquery()
+                 for branch in branches]
+        capped = union(*(select(part.c.id) for part in parts)).subquery()
+    else:
+        capped = query.with_only_columns(Payment.id).order_by(None).limit(COUNT_CAP + 1).subquery()
     n = db.session.scalar(select(func.count()).select_from(capped))
     return min(n, COUNT_CAP), n > COUNT_CAP
 
