@@ -784,7 +784,8 @@ class Payment(db.Model):
         # (By email and by name: after the class, as their expressions need its columns.)
         Index("ix_payments_search_card_last4", "account_id", "card_last4", "created_at", "id", "mode"),
         Index("ix_payments_search_bank_last4", "account_id", "bank_last4", "created_at", "id", "mode"),
-        Index("ix_payments_search_amount", "account_id", "amount_minor", "created_at", "id", "mode"),
+        # (The currency too: an amount means different minor units in JPY, USD or KWD.)
+        Index("ix_payments_search_amount", "account_id", "amount_minor", "created_at", "id", "mode", "currency"),
         Index("ix_payments_search_link", "account_id", "link_id", "created_at", "id", "mode"),
         # S1: one charge per subscription period and attempt — two ticks at once can't both bill a period.
         UniqueConstraint("subscription_id", "subscription_period", "billing_attempt"),

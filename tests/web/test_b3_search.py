@@ -135,7 +135,7 @@ def test_b3_search_queries_use_the_search_indexes(app, shop):
         plans = []
         for branch in payment_search.branches(owner.account_id, q):
             query = select(Payment.id).where(Payment.account_id == owner.account_id, Payment.mode.in_(["test"]),
-                                             branch).order_by(Payment.created_at.desc(), Payment.id.desc()).limit(51)
+                                             branch.clause).order_by(Payment.created_at.desc(), Payment.id.desc()).limit(51)
             sql = str(query.compile(db.engine, compile_kwargs={"literal_binds": True}))
             if dialect == "postgresql":
                 db.session.execute(text("SET enable_seqscan = off"))

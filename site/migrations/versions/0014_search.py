@@ -17,10 +17,10 @@ branch_labels = None
 depends_on = None
 
 COLUMNS = {
-    'ix_payments_search_card_last4': 'card_last4',
-    'ix_payments_search_bank_last4': 'bank_last4',
-    'ix_payments_search_amount': 'amount_minor',
-    'ix_payments_search_link': 'link_id',
+    'ix_payments_search_card_last4': ['card_last4', 'created_at', 'id', 'mode'],
+    'ix_payments_search_bank_last4': ['bank_last4', 'created_at', 'id', 'mode'],
+    'ix_payments_search_amount': ['amount_minor', 'created_at', 'id', 'mode', 'currency'],
+    'ix_payments_search_link': ['link_id', 'created_at', 'id', 'mode'],
 }
 EXPRESSIONS = {
     'ix_payments_search_email': 'buyer_email',
@@ -29,8 +29,8 @@ EXPRESSIONS = {
 
 
 def upgrade():
-    for name, column in COLUMNS.items():
-        op.create_index(name, 'payments', ['account_id', column, 'created_at', 'id', 'mode'], unique=False)
+    for name, columns in COLUMNS.items():
+        op.create_index(name, 'payments', ['account_id', *columns], unique=False)
     for name, column in EXPRESSIONS.items():
         # The same expression as the models' and the queries' (lower(...), byte-wise on PostgreSQL).
         op.create_index(name, 'payments', [sa.column('account_id'), search_key(sa.column(column)),

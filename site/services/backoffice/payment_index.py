@@ -260,10 +260,15 @@ def fetch_page(account_id: int, modes: tuple[str, ...], state: IndexState, ctx: 
                extra: Any = None) -> IndexPage:
     query = base_query(account_id, modes, state, ctx, extra, search=False)
     branches = payment_search.branches(account_id, state.q) if state.q else None
-    if branches == []:  # a search nothing can match
-        query = query.where(Payment.id.is_(None))
-        branches = None
-    total, capped = count(query, branches)  # the whole result, not what is left after this page's cursor
+    if branches is not None:
+        # B3: a search counts each reading up to its own cap, drops those nothing matches, and merges the rest.
+        counted = zip(branches, _count_branches(query, [branch.clause for branch in branches]), strict=True)
+        branches = [(branch, n) for branch, n in counted if n]
+        if not branches:
+            query = query.where(Payment.id.is_(None))
+        total, capped = _search_total(query, branches)
+    else:
+        total, capped = count(query)  # the whole result, not what is left after this page's cursor
     column = _sort_column(state)
     descending = SORTS[state.sort][2]
     backwards = bool(state.before) and not state.after
@@ -278,8 +283,8 @@ def fetch_page(account_id: int, modes: tuple[str, ...], state: IndexState, ctx: 
     order = (column.desc(), Payment.id.desc()) if go_down else (column.asc(), Payment.id.asc())
     if branches:
         # B3: each reading's first page from its own index, merged; the page is the first of those.
-        firsts = [query.where(branch).with_only_columns(Payment.id).order_by(*order).limit(PAGE_SIZE + 1)
-                  .subquery() for branch in branches]
+        firsts = [query.where(_page_clause(query, branch, n, state)).with_only_columns(Payment.id)
+                  .order_by(*order).limit(PAGE_SIZE + 1).subquery() for branch, n in branches]
         merged = union_all(*(select(first.c.id) for first in firsts))
         query = select(Payment).where(Payment.id.in_(merged))
     rows, more = keyset_page(query.order_by(*order))
@@ -298,15 +303,44 @@ def fetch_page(account_id: int, modes: tuple[str, ...], state: IndexState, ctx: 
     )
 
 
-def count(query: Select, branches: list | None = None) -> tuple[int, bool]:
-    """Exact up to COUNT_CAP, then "10,000+": counting a million rows on every page view isn't worth it.
-    With search branches: the payments any of them matches, each counted up to the cap, a payment once."""
-    if branches:
-        parts = [query.where(branch).with_only_columns(Payment.id).order_by(None).limit(COUNT_CAP + 1).subquery()
-                 for branch in branches]
-        capped = union(*(select(part.c.id) for part in parts)).subquery()
-    else:
-        capped = query.with_only_columns(Payment.id).order_by(None).limit(COUNT_CAP + 1).subquery()
+# A search says "1,000+ payments" past this: each reading is counted from its index up to it, cheaply.
+SEARCH_COUNT_CAP = 1_000
+# A prefix reading matched by more payments than this is read newest first with a check on each row instead of
+# sorting all its matches: with N matches among M payments a walk reads about 50·M/N rows, a sort N.
+SCAN_OVER = 5_000
+
+
+def _count_branches(query: Select, clauses: list[Any], cap: int = SEARCH_COUNT_CAP) -> list[int]:
+    """Each reading's matches up to `cap` + 1, all in one statement (one round trip, however many readings)."""
+    if not clauses:
+        return []
+    counts = [select(func.count()).select_from(query.where(clause).with_only_columns(Payment.id).order_by(None)
+                                               .limit(cap + 1).subquery()).scalar_subquery() for clause in clauses]
+    return list(db.session.execute(select(*counts)).one())
+
+
+def _search_total(query: Select, branches: list) -> tuple[int, bool]:
+    """The payments the readings match, a payment once: a lone reading's own count, else their union's."""
+    if any(n > SEARCH_COUNT_CAP for _branch, n in branches):
+        return SEARCH_COUNT_CAP, True
+    if len(branches) <= 1:
+        return (branches[0][1] if branches else 0), False
+    parts = [query.where(branch.clause).with_only_columns(Payment.id).order_by(None).subquery()
+             for branch, _n in branches]
+    n = db.session.scalar(select(func.count()).select_from(union(*(select(part.c.id) for part in parts)).subquery()))
+    return n, False
+
+
+def _page_clause(query: Select, branch: payment_search.Branch, matched: int, state: IndexState) -> Any:
+    if branch.scan is None or SORTS[state.sort][1] != "date" or matched <= SEARCH_COUNT_CAP:
+        return branch.clause
+    many = _count_branches(query, [branch.clause], SCAN_OVER)[0] > SCAN_OVER
+    return branch.scan if many else branch.clause
+
+
+def count(query: Select) -> tuple[int, bool]:
+    """Exact up to COUNT_CAP, then "10,000+": counting a million rows on every page view isn't worth it."""
+    capped = query.with_only_columns(Payment.id).order_by(None).limit(COUNT_CAP + 1).subquery()
     n = db.session.scalar(select(func.count()).select_from(capped))
     return min(n, COUNT_CAP), n > COUNT_CAP
 

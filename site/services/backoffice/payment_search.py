@@ -10,9 +10,10 @@ rows a reading matches — never one big OR that the database would have to sort
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 
 from kassa.database import search_key
 from kassa.extensions import db
@@ -31,17 +32,28 @@ def normalise(text: str | None) -> str:
     return " ".join((text or "").replace("\x00", "").split())[:MAX_QUERY]
 
 
-def _prefix(column, needle: str) -> ColumnElement:
+@dataclass(frozen=True)
+class Branch:
+    """One reading of the search: `clause` is answered by a search index. A prefix reading ("Greta", "buyer12")
+    is a range of that index, not in date order: matched by many payments, its newest are found faster by
+    walking the payments newest first and checking each (`scan`, written so that no search index serves it)."""
+
+    clause: ColumnElement
+    scan: ColumnElement | None = None
+
+
+def _prefix(column, needle: str) -> Branch:
     """Starts with `needle`, case-insensitively: a range on search_key(column), which its index answers."""
     low = needle.lower()
     key = search_key(column)
+    scan = func.substr(func.lower(column), 1, len(low)) == low
     if ord(low[-1]) >= 0x10FFFF:
-        return key >= low
-    return and_(key >= low, key < low[:-1] + chr(ord(low[-1]) + 1))
+        return Branch(key >= low, scan)
+    return Branch(and_(key >= low, key < low[:-1] + chr(ord(low[-1]) + 1)), scan)
 
 
-def _exact(column, needle: str) -> ColumnElement:
-    return search_key(column) == needle.lower()
+def _exact(column, needle: str) -> Branch:
+    return Branch(search_key(column) == needle.lower())
 
 
 def _number(text: str) -> int | None:
@@ -90,8 +102,12 @@ def _links(account_id: int, text: str) -> list[ColumnElement]:
     return [Payment.link_id == link_id for link_id in ids]
 
 
-def branches(account_id: int, text: str) -> list[ColumnElement]:
+def branches(account_id: int, text: str) -> list[Branch]:
     """Every reading of `text`, each one index-backed condition; [] when nothing can match."""
+    return [item if isinstance(item, Branch) else Branch(item) for item in _readings(account_id, text)]
+
+
+def _readings(account_id: int, text: str) -> list[ColumnElement | Branch]:
     q = normalise(text)
     if not q:
         return []
@@ -100,7 +116,7 @@ def branches(account_id: int, text: str) -> list[ColumnElement]:
         return _display_id(found.group(1).lower(), int(found.group(2)), account_id)
     if "@" in q:
         return [_prefix(Payment.buyer_email, q)]
-    result: list[ColumnElement] = []
+    result: list[ColumnElement | Branch] = []
     compact = q.replace(" ", "")
     if compact.isascii() and compact.isdigit():
         number = _number(compact)
@@ -122,5 +138,5 @@ def branches(account_id: int, text: str) -> list[ColumnElement]:
 def matches(account_id: int, text: str) -> ColumnElement:
     """The search as one condition (for exports and counts that read every row anyway)."""
     found = branches(account_id, text)
-    return or_(*found) if found else Payment.id.is_(None)
+    return or_(*(branch.clause for branch in found)) if found else Payment.id.is_(None)
 
