@@ -53,7 +53,7 @@ def _plans(env: dict[str, str], backend: str, queries: dict[str, str]) -> str:
         "with app.app_context():\n u=db.session.query(User).filter_by(email=BENCH_EMAIL).one()\n"
         " for name, q in json.loads(sys.argv[1]).items():\n"
         "  for branch in payment_search.branches(u.account_id, q):\n"
-        "   s=select(Payment.id).where(Payment.account_id==u.account_id, Payment.mode.in_(['live','test']), branch)"
+        "   s=select(Payment.id).where(Payment.account_id==u.account_id, Payment.mode.in_(['live','test']), branch.clause)"
         ".order_by(Payment.created_at.desc(), Payment.id.desc()).limit(51)\n"
         "   sql=str(s.compile(db.engine, compile_kwargs={'literal_binds': True}))\n"
         f"   prefix = 'EXPLAIN QUERY PLAN ' if '{backend}'=='sqlite' else 'EXPLAIN '\n"

@@ -22,14 +22,17 @@ from kassa.models import DisplayStatus, Payment, Permission
 from kassa.money import Money
 from kassa.rendering import htmx_redirect, htmx_update, is_htmx, render_page
 from kassa.services.backoffice import associations, filter_builder, payment_details, saved_views
-from kassa.services.backoffice.payment_filters import FilterContext, FilterError, describe
+from kassa.services.backoffice.payment_filters import FilterContext, FilterError
 from kassa.services.backoffice.payment_index import (
     COLUMNS,
     DATE_PRESETS,
     SORTS,
     IndexState,
     account_has_payments,
+    chip_link_ids,
+    chips,
     fetch_page,
+    link_names,
     status_options,
 )
 from kassa.services.payments import mandates, receipts, refunds
@@ -114,8 +117,11 @@ def render_index(tab: str):
     except FilterError as exc:
         state, page, error = IndexState.from_args(MultiDict(), tab), None, exc.message
     view_args = {"view": active_view.id} if active_view else {}
+    links = link_names(current_user.account_id)
+    named = {**links, **link_names(current_user.account_id, chip_link_ids(state) - set(links))}
     context = dict(
-        state=state, page=page, error=error, views=views, active_view=active_view, chips=describe(state.advanced),
+        state=state, page=page, error=error, views=views, active_view=active_view, chips=chips(state, named),
+        link_options=links,
         columns=COLUMNS, default_columns=state.default_columns, date_presets=DATE_PRESETS, sorts=SORTS,
         statuses=TAB_OPTIONS[tab](), index_url=partial(index_url, view=active_view), view_args=view_args,
         search_query=state.q, active_nav="disputes" if tab == "disputes" else "payments", tab=tab, default_view=default_view,

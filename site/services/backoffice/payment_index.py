@@ -26,6 +26,7 @@ from kassa.services.backoffice.payment_filters import (
     Filter,
     FilterContext,
     FilterError,
+    describe_condition,
     dump_filter,
     filter_clause,
     parse_condition,
@@ -103,12 +104,13 @@ class IndexState:
         if columns:
             unknown = [c for c in columns if c not in COLUMNS]
             if unknown:
-                raise FilterError(_("Unknown column “%(name)s”.", name=unknown[0][:40]))
+                raise FilterError(_("There is no column called “%(name)s”. Choose columns from the list.",
+                                     name=unknown[0][:40]))
             state.columns = columns[:len(COLUMNS)]
         if state.sort not in SORTS:
-            raise FilterError(_("Unknown sort order."))
+            raise FilterError(_("That sort order doesn't exist. Choose one from the list."))
         if state.date_preset and state.date_preset not in DATE_PRESETS:
-            raise FilterError(_("Unknown date range."))
+            raise FilterError(_("That date range doesn't exist. Choose one from the list, or enter dates."))
         state.quick_filter(date.today())  # noqa: DTZ011 - only validates values now, so bad input is a 400 here
         return state
 
@@ -187,6 +189,88 @@ class IndexState:
 
     def has_filters(self, today: date) -> bool:
         return bool(self.q or self.quick_filter(today) or self.advanced)
+
+
+# -- chips (B4): every active filter, each with the view that removing it leaves -----------------------------
+
+
+@dataclass(frozen=True)
+class Chip:
+    label: str
+    without: IndexState
+    group: int | None = None  # advanced conditions: their group (groups are ORed)
+
+
+def _no_chip_fields(state: IndexState, **changes: Any) -> IndexState:
+    return replace(state, after="", before="", **changes)
+
+
+def chips(state: IndexState, link_names: dict[int, str]) -> list[Chip]:
+    """Readable chips for the search, each quick filter and each advanced condition, in the order shown."""
+    found: list[Chip] = []
+    if state.q:
+        found.append(Chip(_("Search: “%(q)s”", q=state.q), _no_chip_fields(state, q="")))
+    labels = dict(status_options())
+    for status in state.statuses:
+        found.append(Chip(_("Status: %(status)s", status=labels.get(status, status)),
+                          _no_chip_fields(state, statuses=[s for s in state.statuses if s != status])))
+    dates = _no_chip_fields(state, date_preset="", date_from="", date_to="")
+    if state.date_preset and state.date_preset != "custom":
+        found.append(Chip(_("Payment date: %(range)s", range=DATE_PRESETS[state.date_preset]), dates))
+    elif state.date_from and state.date_to:
+        found.append(Chip(_("Payment date: %(start)s to %(end)s", start=state.date_from, end=state.date_to), dates))
+    elif state.date_from:
+        found.append(Chip(_("Payment date: from %(start)s", start=state.date_from), dates))
+    elif state.date_to:
+        found.append(Chip(_("Payment date: until %(end)s", end=state.date_to), dates))
+    amounts = _no_chip_fields(state, amount_min="", amount_max="")
+    if state.amount_min and state.amount_max:
+        found.append(Chip(_("Amount: %(low)s to %(high)s", low=state.amount_min, high=state.amount_max), amounts))
+    elif state.amount_min:
+        found.append(Chip(_("Amount: at least %(low)s", low=state.amount_min), amounts))
+    elif state.amount_max:
+        found.append(Chip(_("Amount: at most %(high)s", high=state.amount_max), amounts))
+    if state.method:
+        method = {"card": _("Card"), "ach": _("Bank debit (ACH)")}.get(state.method, state.method)
+        found.append(Chip(_("Payment method: %(method)s", method=method), _no_chip_fields(state, method="")))
+    if state.currency:
+        found.append(Chip(_("Currency: %(code)s", code=state.currency), _no_chip_fields(state, currency="")))
+    if state.link:
+        name = link_names.get(parse_id(state.link) or 0) or _("a link that no longer exists")
+        found.append(Chip(_("Payment link: %(name)s", name=name), _no_chip_fields(state, link="")))
+    if state.email:
+        found.append(Chip(_("Contact email contains “%(text)s”", text=state.email), _no_chip_fields(state, email="")))
+    if state.refunds:
+        found.append(Chip(_("Has refunds: %(answer)s", answer=_("Yes") if state.refunds == "yes" else _("No")),
+                          _no_chip_fields(state, refunds="")))
+    values = {"link": {str(ident): name for ident, name in link_names.items()}}
+    for g, group in enumerate(state.advanced):
+        for i, condition in enumerate(group):
+            rest = tuple(c for j, c in enumerate(group) if j != i)
+            advanced = tuple(kept for h, kept in enumerate(state.advanced) if h != g) if not rest else \
+                tuple(rest if h == g else kept for h, kept in enumerate(state.advanced))
+            found.append(Chip(describe_condition(condition, value_labels=values),
+                              _no_chip_fields(state, advanced=advanced), group=g))
+    return found
+
+
+def chip_link_ids(state: IndexState) -> set[int]:
+    """The payment links the chips name (quick filter and advanced conditions)."""
+    ids = {parse_id(state.link)} if state.link else set()
+    ids |= {parse_id(v) for group in state.advanced for c in group if c.prop == "link" for v in c.values}
+    return {ident for ident in ids if ident}
+
+
+def link_names(account_id: int, ids: set[int] | None = None) -> dict[int, str]:
+    """The account's payment links by id (all of them for the link filter's list, or just `ids`)."""
+    query = select(PaymentLink.id, PaymentLink.name).where(PaymentLink.account_id == account_id)
+    if ids is not None:
+        if not ids:
+            return {}
+        query = query.where(PaymentLink.id.in_(ids))
+    else:
+        query = query.where(PaymentLink.deleted_at.is_(None)).order_by(PaymentLink.name, PaymentLink.id).limit(500)
+    return dict(db.session.execute(query).all())
 
 
 def _shift(text: str, days: int) -> str:
