@@ -129,7 +129,9 @@ def render_index(tab: str):
         reset_url=_tab_url(tab, **view_args) if active_view else plain_tab_url(tab),
         filters_href=url_for("payments.filters", tab=tab, **view_args, **state.to_args().to_dict(flat=False)),
     )
-    return render_page("payments/index.html", "results", status=400 if error else 200, **context)
+    # A chip's × (B4) swaps the whole main part, filters form included, so it gets the page; the rest the results.
+    block = None if request.headers.get("HX-Target") == "main" else "results"
+    return render_page("payments/index.html", block, status=400 if error else 200, **context)
 
 
 @bp.get("/")
