@@ -19,7 +19,7 @@ from werkzeug.datastructures import MultiDict
 from kassa.extensions import db
 from kassa.forms import parse_date, parse_id, parse_int, parse_timestamp
 from kassa.models import DisplayStatus, Payment, PaymentLink
-from kassa.pagination import PAGE_SIZE, keyset_page
+from kassa.pagination import keyset_page, keyset_window
 from kassa.services.backoffice import payment_search
 from kassa.services.backoffice.payment_filters import (
     Condition,
@@ -368,7 +368,7 @@ def fetch_page(account_id: int, modes: tuple[str, ...], state: IndexState, ctx: 
     if branches:
         # B3: each reading's first page from its own index, merged; the page is the first of those.
         firsts = [query.where(_page_clause(query, branch, n, state)).with_only_columns(Payment.id)
-                  .order_by(*order).limit(PAGE_SIZE + 1).subquery() for branch, n in branches]
+                  .order_by(*order).limit(keyset_window()).subquery() for branch, n in branches]
         merged = union_all(*(select(first.c.id) for first in firsts))
         query = select(Payment).where(Payment.id.in_(merged))
     rows, more = keyset_page(query.order_by(*order))
