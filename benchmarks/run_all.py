@@ -10,6 +10,7 @@ BENCHMARKS = [
     "benchmarks.receipt_pdf_ms",
     "benchmarks.checkout_bench",
     "benchmarks.payments_index",
+    "benchmarks.payments_search",
     "benchmarks.billing_run",
     "benchmarks.exports_bench",
     "benchmarks.webhooks_bench",

@@ -9,7 +9,9 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Date, DateTime, Engine, Integer, MetaData, Select, event, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, registry
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import JSON, TypeDecorator
 
 from kassa.clock import now
@@ -48,6 +50,28 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+class search_key(FunctionElement):  # lower case: it reads like the SQL function it renders
+    """B3: a text column lowercased and compared byte by byte, for prefix search by index range.
+
+    SQLite compares text byte by byte already; PostgreSQL sorts by the database's collation, where a prefix
+    range can miss rows ("jane.doe" between "jane" and "janf" isn't guaranteed), so there it is COLLATE "C".
+    The indexes (models.Payment) and the queries (services/backoffice/payment_search) use this same
+    expression, which is what lets the database use the index."""
+
+    inherit_cache = True
+    name = "search_key"
+
+
+@compiles(search_key)
+def _search_key_default(element: search_key, compiler: Any, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(search_key, "postgresql")
+def _search_key_postgresql(element: search_key, compiler: Any, **kw: Any) -> str:
+    return f'(lower({compiler.process(element.clauses, **kw)}) COLLATE "C")'
 
 
 class Base(DeclarativeBase):

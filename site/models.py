@@ -26,6 +26,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from kassa.database import search_key
 from kassa.database import utcnow_column_default as _now
 from kassa.extensions import db
 
@@ -781,6 +782,14 @@ class Payment(db.Model):
         Index("ix_payments_account_status_created", "account_id", "display_status", "created_at", "id"),
         Index("ix_payments_account_amount", "account_id", "amount_minor", "id"),
         Index("ix_payments_account_disputed", "account_id", "dispute_created_at", "id"),
+        # B3 search: each way of finding a payment is an index that also returns matches newest first, with
+        # the mode last so the "View test data" check is read from the index too.
+        # (By email and by name: after the class, as their expressions need its columns.)
+        Index("ix_payments_search_card_last4", "account_id", "card_last4", "created_at", "id", "mode"),
+        Index("ix_payments_search_bank_last4", "account_id", "bank_last4", "created_at", "id", "mode"),
+        # (The currency too: an amount means different minor units in JPY, USD or KWD.)
+        Index("ix_payments_search_amount", "account_id", "amount_minor", "created_at", "id", "mode", "currency"),
+        Index("ix_payments_search_link", "account_id", "link_id", "created_at", "id", "mode"),
         # S1: one charge per subscription period and attempt — two ticks at once can't both bill a period.
         UniqueConstraint("subscription_id", "subscription_period", "billing_attempt"),
         # F6's backstop: whatever the code does, refunds can never add up to more than was paid.
@@ -867,6 +876,12 @@ class Payment(db.Model):
     @property
     def is_test(self) -> bool:
         return self.mode == Mode.TEST.value
+
+
+Index("ix_payments_search_email", Payment.account_id, search_key(Payment.buyer_email), Payment.created_at, Payment.id,
+      Payment.mode)
+Index("ix_payments_search_name", Payment.account_id, search_key(Payment.buyer_name), Payment.created_at, Payment.id,
+      Payment.mode)
 
 
 class PaymentItem(db.Model):

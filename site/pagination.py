@@ -19,9 +19,14 @@ PAGE_SIZE = 50
 NUMBERED_PAGE_SIZE = 25
 
 
+def keyset_window(size: int = PAGE_SIZE) -> int:
+    """How many rows a keyset page reads: the page and one more (B3's search merges such windows)."""
+    return size + 1
+
+
 def keyset_page(query: Select, size: int = PAGE_SIZE) -> tuple[list[Any], bool]:
     """The first ``size`` rows of an ordered, cursor-filtered query, and whether more follow."""
-    rows = list(db.session.scalars(query.limit(size + 1)))
+    rows = list(db.session.scalars(query.limit(keyset_window(size))))
     return rows[:size], len(rows) > size
 
 

@@ -7,11 +7,14 @@ from flask_login import current_user, login_required
 from wtforms import StringField
 from wtforms.validators import AnyOf
 
+from kassa.authz import visible_modes
 from kassa.blueprints.auth import safe_next
 from kassa.forms import FlagField, Form
 from kassa.i18n import LANGUAGES
+from kassa.models import Permission
 from kassa.rendering import render_page
 from kassa.services.accounts import users
+from kassa.services.backoffice import home as home_service
 
 bp = Blueprint("dashboard", __name__)
 
@@ -33,7 +36,18 @@ def _navigation():
 @bp.get("/")
 @login_required
 def home():
-    return render_page("dashboard/home.html", active_nav=None)
+    """B1: what needs the merchant (most urgent first), today's figures, and the onboarding steps left."""
+    user = current_user._get_current_object()
+    account = user.account
+    manages_payments = user.can(Permission.MANAGE_PAYMENTS)
+    modes = visible_modes()
+    steps = [step for step in home_service.onboarding(account) if not step.done]
+    return render_page(
+        "dashboard/home.html", active_nav=None, steps=steps, manages_payments=manages_payments,
+        attention=home_service.attention(account, user.id, modes, manages_payments),
+        figures=home_service.figures(account, modes) if manages_payments else None,
+        time_left=home_service.time_left,
+    )
 
 
 @bp.get("/section/<name>")

@@ -22,14 +22,17 @@ from kassa.models import DisplayStatus, Invoice, Payment, Permission
 from kassa.money import Money
 from kassa.rendering import htmx_redirect, htmx_update, is_htmx, render_page
 from kassa.services.backoffice import associations, filter_builder, payment_details, saved_views
-from kassa.services.backoffice.payment_filters import FilterContext, FilterError, describe
+from kassa.services.backoffice.payment_filters import FilterContext, FilterError
 from kassa.services.backoffice.payment_index import (
     COLUMNS,
     DATE_PRESETS,
     SORTS,
     IndexState,
     account_has_payments,
+    chip_link_ids,
+    chips,
     fetch_page,
+    link_names,
     status_options,
 )
 from kassa.services.payments import invoices, mandates, receipts, refunds
@@ -114,16 +117,21 @@ def render_index(tab: str):
     except FilterError as exc:
         state, page, error = IndexState.from_args(MultiDict(), tab), None, exc.message
     view_args = {"view": active_view.id} if active_view else {}
+    links = link_names(current_user.account_id)
+    named = {**links, **link_names(current_user.account_id, chip_link_ids(state) - set(links))}
     context = dict(
-        state=state, page=page, error=error, views=views, active_view=active_view, chips=describe(state.advanced),
+        state=state, page=page, error=error, views=views, active_view=active_view, chips=chips(state, named),
+        link_options=links,
         columns=COLUMNS, default_columns=state.default_columns, date_presets=DATE_PRESETS, sorts=SORTS,
         statuses=TAB_OPTIONS[tab](), index_url=partial(index_url, view=active_view), view_args=view_args,
-        active_nav="payments", tab=tab, default_view=default_view,
+        search_query=state.q, active_nav="disputes" if tab == "disputes" else "payments", tab=tab, default_view=default_view,
         tab_urls={name: plain_tab_url(name) for name in TAB_OPTIONS},
         reset_url=_tab_url(tab, **view_args) if active_view else plain_tab_url(tab),
         filters_href=url_for("payments.filters", tab=tab, **view_args, **state.to_args().to_dict(flat=False)),
     )
-    return render_page("payments/index.html", "results", status=400 if error else 200, **context)
+    # A chip's × (B4) swaps the whole main part, filters form included, so it gets the page; the rest the results.
+    block = None if request.headers.get("HX-Target") == "main" else "results"
+    return render_page("payments/index.html", block, status=400 if error else 200, **context)
 
 
 @bp.get("/")

@@ -153,7 +153,7 @@ def error_alert(response) -> str:
 
 
 def chips(response) -> list[str]:
-    return [text_of(chip) for chip in soup_of(response).select(".chips .chip")]
+    return [text_of(chip) for chip in soup_of(response).select(".chips .chip__label")]
 
 
 def local(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, *,

@@ -267,31 +267,31 @@ def test_p3_and_within_a_group_or_between_groups(client, shop):
 def test_p3_chips_read_the_filter(client, shop):
     adv = _adv([["status", "any_of", ["failed"]], ["amount", "gt", ["100"]]], [["method", "any_of", ["ach"]]])
     response = client.get("/payments/", query_string={"adv": adv})
-    assert chips(response) == ["Status is any of Failed AND Gross amount > 100",
+    assert chips(response) == ["Status is any of Failed", "Gross amount > 100",
                                "Payment method is any of Bank debit (ACH)"]
     assert "OR" in text_of(soup_of(response).select_one(".chips"))
     more = client.get("/payments/", query_string={"adv": _adv(
         [["date", "between", ["2026-03-01", "2026-03-02"]], ["company", "known"], ["date", "last_days", ["7"]]])})
-    assert chips(more) == ["Payment date between 2026-03-01 and 2026-03-02 AND Company is known AND "
+    assert chips(more) == ["Payment date between 2026-03-01 and 2026-03-02", "Company is known",
                            "Payment date in the last 7 days"]
 
 
 BAD_FILTERS = [
-    (_adv([["colour", "is", ["red"]]]), "Unknown property “colour”"),
-    (_adv([["status", "contains", ["fail"]]]), "can't be used with Status"),
+    (_adv([["colour", "is", ["red"]]]), "Payments can't be filtered by “colour”. Choose a property from the list."),
+    (_adv([["status", "contains", ["fail"]]]), "Status can't be filtered with “contains”. Choose a condition"),
     (_adv([["amount", "gt", ["lots"]]]), "Gross amount needs a number"),
-    (_adv([["amount", "between", ["1"]]]), "needs a value"),
+    (_adv([["amount", "between", ["1"]]]), "Enter both ends of the range for Gross amount."),
     (_adv([["date", "before", ["31/03/2026"]]]), "Payment date needs a date like 2026-03-31"),
     (_adv([["date", "last_days", ["0"]]]), "number of days from 1 to 3660"),
     (_adv([["status", "any_of", ["lost"]]]), "Choose values of Status from the list"),
     (_adv([["has_refunds", "is", ["maybe"]]]), "Choose yes or no"),
-    (_adv([["email", "is"]]), "needs a value"),
+    (_adv([["email", "is"]]), "Enter a value for Contact email."),
     (_adv([]) + "]", "could not be read"),
     ("{\"a\": 1}", "at most 10 groups"),
     (_adv(*[[["mode", "any_of", ["live"]]]] * 11), "at most 10 groups"),
     (_adv([]), None),  # an empty filter list is no filter
     ("[[]]", "1 to 20 conditions"),
-    ("[[\"status\"]]", "must be [property, operator, values]"),
+    ("[[\"status\"]]", "One of the filter's conditions could not be read. Start again from the filter panel."),
     ("[" * 5000 + "]" * 5000, None),
 ]
 
@@ -315,9 +315,9 @@ def test_p3_bad_filters_are_a_400_with_a_message(client, adv, message):
 
 
 @pytest.mark.parametrize(("query", "message"), [
-    ({"sort": "id; drop table payments"}, "Unknown sort order"),
-    ({"cols": "amount,password_hash"}, "Unknown column “password_hash”"),
-    ({"date": "yesterday"}, "Unknown date range"),
+    ({"sort": "id; drop table payments"}, "That sort order doesn't exist. Choose one from the list."),
+    ({"cols": "amount,password_hash"}, "There is no column called “password_hash”. Choose columns from the list."),
+    ({"date": "yesterday"}, "That date range doesn't exist. Choose one from the list, or enter dates."),
     ({"status": "lost"}, "Choose values of Status"),
     ({"method": "cash"}, "Choose values of Payment method"),
     ({"amount_min": "ten"}, "needs a number"),
@@ -471,14 +471,14 @@ def test_p3_filter_panel_builds_groups_and_applies_them_to_the_index_url(client,
     assert index.status_code == 200
     # The quick filters and sort it was opened from are kept; the groups are added.
     assert set(row_ids(index)) == {shop["failed"].id}
-    assert chips(index) == ["Payment method is any of Bank debit (ACH)",
-                            "Gross amount < 1 AND Mode is any of Live"]
+    assert chips(index) == ["Status: Failed", "Payment method is any of Bank debit (ACH)",
+                            "Gross amount < 1", "Mode is any of Live"]
     without_quick = client.get(target.replace("status=failed&", ""))
     assert set(row_ids(without_quick)) == {shop["jpy"].id, shop["failed"].id, shop["live"].id}
     assert row_ids(without_quick)[0] == shop["live"].id  # sort=amount_asc kept
 
     # Reopening the panel from there shows the same groups, ready to edit.
-    reopened = _panel_form(client.get(soup_of(index).find("a", string="Edit")["href"]))
+    reopened = _panel_form(client.get(soup_of(index).find("a", string="Edit advanced filters")["href"]))
     assert reopened["c-0-0-vals"] == ["ach"] and reopened["c-1-0-v1"] == ["1"]
     assert reopened["c-1-1-vals"] == ["live"]
 

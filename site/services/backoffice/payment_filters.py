@@ -137,18 +137,19 @@ Filter = tuple[tuple[Condition, ...], ...]
 def parse_condition(raw: Any, props: dict[str, Prop] | None = None) -> Condition:
     props = props or PROPERTIES
     if not isinstance(raw, list | tuple) or len(raw) not in (2, 3):
-        raise FilterError(_("A filter condition must be [property, operator, values]."))
+        raise FilterError(_("One of the filter's conditions could not be read. Start again from the filter panel."))
     key, op = raw[0], raw[1]
     values = raw[2] if len(raw) == 3 else []
     if not isinstance(key, str) or key not in props:
-        raise FilterError(_("Unknown property “%(name)s”.", name=str(key)[:40]))
+        raise FilterError(_("Payments can't be filtered by “%(name)s”. Choose a property from the list.", name=str(key)[:40]))
     prop = props[key]
     if not isinstance(op, str) or op not in OPERATORS[prop.kind]:
-        raise FilterError(_("“%(op)s” can't be used with %(prop)s.", op=str(op)[:20], prop=prop.label))
+        raise FilterError(_("%(prop)s can't be filtered with “%(op)s”. Choose a condition from the list.", op=str(op)[:20],
+                            prop=prop.label))
     if isinstance(values, str | int | float):
         values = [values]
     if not isinstance(values, list | tuple) or len(values) > MAX_VALUES:
-        raise FilterError(_("Too many values for %(prop)s.", prop=prop.label))
+        raise FilterError(_("%(prop)s has too many values: choose at most %(n)d.", prop=prop.label, n=MAX_VALUES))
     # NUL can't be stored or compared by PostgreSQL (and no payment property contains it).
     values = tuple(str(v).replace("\x00", "")[:MAX_TEXT] for v in values
                    if isinstance(v, str | int | float) and not isinstance(v, bool))
@@ -208,7 +209,8 @@ def _check_values(prop: Prop, c: Condition) -> None:
             raise FilterError(_("Choose values of %(prop)s from the list.", prop=prop.label))
         return
     if len(c.values) < needed:
-        raise FilterError(_("%(prop)s %(op)s needs a value.", prop=prop.label, op=OPERATORS[prop.kind][c.op]))
+        raise FilterError(_("Enter both ends of the range for %(prop)s.", prop=prop.label) if needed == 2
+                          else _("Enter a value for %(prop)s.", prop=prop.label))
     if prop.kind in ("number", "money"):
         for v in c.values[:needed]:
             _decimal(v, prop)
@@ -235,6 +237,11 @@ def _currencies_by_exponent() -> dict[int, list[str]]:
     for code in sorted(list_currencies()):
         groups.setdefault(exponent(code), []).append(code)
     return groups
+
+
+def currencies_by_exponent() -> dict[int, list[str]]:
+    """Currency codes by their number of decimals (B3's amount search reads them too)."""
+    return _currencies_by_exponent()
 
 
 def _minor(value: Decimal, exp: int, rounding: str) -> int:
@@ -308,11 +315,17 @@ def filter_clause(groups: Filter, ctx: FilterContext, props: dict[str, Prop] | N
 # -- chips ------------------------------------------------------------------------------------------
 
 
-def describe_condition(c: Condition, props: dict[str, Prop] | None = None) -> str:
+def describe_condition(c: Condition, props: dict[str, Prop] | None = None,
+                       value_labels: dict[str, dict[str, str]] | None = None) -> str:
+    """`value_labels`: names for stored values, e.g. {"link": {"12": "Spring concert"}} (B4: no internal ids)."""
     prop = (props or PROPERTIES)[c.prop]
     op = OPERATORS[prop.kind][c.op]
     if c.op in NO_VALUE_OPS:
         return f"{prop.label} {op}"
+    named = (value_labels or {}).get(c.prop)
+    if named and c.op in ("eq", "ne"):
+        op = _("is") if c.op == "eq" else _("is not")
+        return f"{prop.label} {op} {named.get(c.values[0], c.values[0])}"
     if prop.kind in ("enum", "bool"):
         labels = dict(prop.options())
         shown = ", ".join(str(labels.get(v, v)) for v in c.values)

@@ -13,18 +13,20 @@ from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import Select, func, select, tuple_, union, union_all
 from werkzeug.datastructures import MultiDict
 
 from kassa.extensions import db
 from kassa.forms import parse_date, parse_id, parse_int, parse_timestamp
 from kassa.models import DisplayStatus, Payment, PaymentLink
-from kassa.pagination import keyset_page
+from kassa.pagination import keyset_page, keyset_window
+from kassa.services.backoffice import payment_search
 from kassa.services.backoffice.payment_filters import (
     Condition,
     Filter,
     FilterContext,
     FilterError,
+    describe_condition,
     dump_filter,
     filter_clause,
     parse_condition,
@@ -57,12 +59,13 @@ DEFAULT_COLUMNS = ["amount", "status", "date", "contact", "method", "source", "c
 DISPUTE_COLUMNS = ["amount", "date", "contact", "method", "status", "dispute_created", "dispute_reason",
                    "dispute_amount", "dispute_deadline", "dispute_closed"]
 TAB_COLUMNS = {"payments": DEFAULT_COLUMNS, "disputes": DISPUTE_COLUMNS}
-QUICK_KEYS = ("status", "date", "from", "to", "amount_min", "amount_max", "method", "currency", "link", "email",
+QUICK_KEYS = ("q", "status", "date", "from", "to", "amount_min", "amount_max", "method", "currency", "link", "email",
               "refunds")
 
 
 @dataclass
 class IndexState:
+    q: str = ""  # B3: the search box
     statuses: list[str] = field(default_factory=list)
     date_preset: str = ""
     date_from: str = ""
@@ -89,6 +92,7 @@ class IndexState:
             return (args.get(name) or "").strip()[:200]
 
         state = cls(
+            q=payment_search.normalise(args.get("q")),
             statuses=[s for s in args.getlist("status") if s][:20], date_preset=one("date"), date_from=one("from"),
             date_to=one("to"), amount_min=one("amount_min"), amount_max=one("amount_max"), method=one("method"),
             currency=one("currency").upper(), link=one("link"), email=one("email"), refunds=one("refunds"),
@@ -100,17 +104,20 @@ class IndexState:
         if columns:
             unknown = [c for c in columns if c not in COLUMNS]
             if unknown:
-                raise FilterError(_("Unknown column “%(name)s”.", name=unknown[0][:40]))
+                raise FilterError(_("There is no column called “%(name)s”. Choose columns from the list.",
+                                     name=unknown[0][:40]))
             state.columns = columns[:len(COLUMNS)]
         if state.sort not in SORTS:
-            raise FilterError(_("Unknown sort order."))
+            raise FilterError(_("That sort order doesn't exist. Choose one from the list."))
         if state.date_preset and state.date_preset not in DATE_PRESETS:
-            raise FilterError(_("Unknown date range."))
+            raise FilterError(_("That date range doesn't exist. Choose one from the list, or enter dates."))
         state.quick_filter(date.today())  # noqa: DTZ011 - only validates values now, so bad input is a 400 here
         return state
 
     def to_args(self, *, page: bool = False) -> MultiDict:
         args: MultiDict = MultiDict()
+        if self.q:
+            args.add("q", self.q)
         for status in self.statuses:
             args.add("status", status)
         for name, value in (("date", self.date_preset), ("from", self.date_from), ("to", self.date_to),
@@ -181,7 +188,89 @@ class IndexState:
         return tuple(parse_condition(item) for item in raw)
 
     def has_filters(self, today: date) -> bool:
-        return bool(self.quick_filter(today) or self.advanced)
+        return bool(self.q or self.quick_filter(today) or self.advanced)
+
+
+# -- chips (B4): every active filter, each with the view that removing it leaves -----------------------------
+
+
+@dataclass(frozen=True)
+class Chip:
+    label: str
+    without: IndexState
+    group: int | None = None  # advanced conditions: their group (groups are ORed)
+
+
+def _no_chip_fields(state: IndexState, **changes: Any) -> IndexState:
+    return replace(state, after="", before="", **changes)
+
+
+def chips(state: IndexState, link_names: dict[int, str]) -> list[Chip]:
+    """Readable chips for the search, each quick filter and each advanced condition, in the order shown."""
+    found: list[Chip] = []
+    if state.q:
+        found.append(Chip(_("Search: “%(q)s”", q=state.q), _no_chip_fields(state, q="")))
+    labels = dict(status_options())
+    for status in state.statuses:
+        found.append(Chip(_("Status: %(status)s", status=labels.get(status, status)),
+                          _no_chip_fields(state, statuses=[s for s in state.statuses if s != status])))
+    dates = _no_chip_fields(state, date_preset="", date_from="", date_to="")
+    if state.date_preset and state.date_preset != "custom":
+        found.append(Chip(_("Payment date: %(range)s", range=DATE_PRESETS[state.date_preset]), dates))
+    elif state.date_from and state.date_to:
+        found.append(Chip(_("Payment date: %(start)s to %(end)s", start=state.date_from, end=state.date_to), dates))
+    elif state.date_from:
+        found.append(Chip(_("Payment date: from %(start)s", start=state.date_from), dates))
+    elif state.date_to:
+        found.append(Chip(_("Payment date: until %(end)s", end=state.date_to), dates))
+    amounts = _no_chip_fields(state, amount_min="", amount_max="")
+    if state.amount_min and state.amount_max:
+        found.append(Chip(_("Amount: %(low)s to %(high)s", low=state.amount_min, high=state.amount_max), amounts))
+    elif state.amount_min:
+        found.append(Chip(_("Amount: at least %(low)s", low=state.amount_min), amounts))
+    elif state.amount_max:
+        found.append(Chip(_("Amount: at most %(high)s", high=state.amount_max), amounts))
+    if state.method:
+        method = {"card": _("Card"), "ach": _("Bank debit (ACH)")}.get(state.method, state.method)
+        found.append(Chip(_("Payment method: %(method)s", method=method), _no_chip_fields(state, method="")))
+    if state.currency:
+        found.append(Chip(_("Currency: %(code)s", code=state.currency), _no_chip_fields(state, currency="")))
+    if state.link:
+        name = link_names.get(parse_id(state.link) or 0) or _("a link that no longer exists")
+        found.append(Chip(_("Payment link: %(name)s", name=name), _no_chip_fields(state, link="")))
+    if state.email:
+        found.append(Chip(_("Contact email contains “%(text)s”", text=state.email), _no_chip_fields(state, email="")))
+    if state.refunds:
+        found.append(Chip(_("Has refunds: %(answer)s", answer=_("Yes") if state.refunds == "yes" else _("No")),
+                          _no_chip_fields(state, refunds="")))
+    values = {"link": {str(ident): name for ident, name in link_names.items()}}
+    for g, group in enumerate(state.advanced):
+        for i, condition in enumerate(group):
+            rest = tuple(c for j, c in enumerate(group) if j != i)
+            advanced = tuple(kept for h, kept in enumerate(state.advanced) if h != g) if not rest else \
+                tuple(rest if h == g else kept for h, kept in enumerate(state.advanced))
+            found.append(Chip(describe_condition(condition, value_labels=values),
+                              _no_chip_fields(state, advanced=advanced), group=g))
+    return found
+
+
+def chip_link_ids(state: IndexState) -> set[int]:
+    """The payment links the chips name (quick filter and advanced conditions)."""
+    ids = {parse_id(state.link)} if state.link else set()
+    ids |= {parse_id(v) for group in state.advanced for c in group if c.prop == "link" for v in c.values}
+    return {ident for ident in ids if ident}
+
+
+def link_names(account_id: int, ids: set[int] | None = None) -> dict[int, str]:
+    """The account's payment links by id (all of them for the link filter's list, or just `ids`)."""
+    query = select(PaymentLink.id, PaymentLink.name).where(PaymentLink.account_id == account_id)
+    if ids is not None:
+        if not ids:
+            return {}
+        query = query.where(PaymentLink.id.in_(ids))
+    else:
+        query = query.where(PaymentLink.deleted_at.is_(None)).order_by(PaymentLink.name, PaymentLink.id).limit(500)
+    return dict(db.session.execute(query).all())
 
 
 def _shift(text: str, days: int) -> str:
@@ -235,8 +324,12 @@ def _decode(cursor: str, state: IndexState) -> tuple[Any, int]:
 
 
 def base_query(account_id: int, modes: tuple[str, ...], state: IndexState, ctx: FilterContext,
-               extra: Any = None) -> Select:
+               extra: Any = None, *, search: bool = True) -> Select:
+    """The view's payments; with `search`, the search box's too, as one condition (exports read every row; the
+    index page searches by branch instead, see fetch_page)."""
     query = select(Payment).where(Payment.account_id == account_id, Payment.mode.in_(modes))
+    if search and state.q:
+        query = query.where(payment_search.matches(account_id, state.q))
     quick = state.quick_filter(ctx.today)
     if quick:
         query = query.where(filter_clause((quick,), ctx))
@@ -249,8 +342,17 @@ def base_query(account_id: int, modes: tuple[str, ...], state: IndexState, ctx: 
 
 def fetch_page(account_id: int, modes: tuple[str, ...], state: IndexState, ctx: FilterContext,
                extra: Any = None) -> IndexPage:
-    query = base_query(account_id, modes, state, ctx, extra)
-    total, capped = count(query)  # the whole result, not what is left after this page's cursor
+    query = base_query(account_id, modes, state, ctx, extra, search=False)
+    branches = payment_search.branches(account_id, state.q) if state.q else None
+    if branches is not None:
+        # B3: a search counts each reading up to its own cap, drops those nothing matches, and merges the rest.
+        counted = zip(branches, _count_branches(query, [branch.clause for branch in branches]), strict=True)
+        branches = [(branch, n) for branch, n in counted if n]
+        if not branches:
+            query = query.where(Payment.id.is_(None))
+        total, capped = _search_total(query, branches)
+    else:
+        total, capped = count(query)  # the whole result, not what is left after this page's cursor
     column = _sort_column(state)
     descending = SORTS[state.sort][2]
     backwards = bool(state.before) and not state.after
@@ -263,6 +365,12 @@ def fetch_page(account_id: int, modes: tuple[str, ...], state: IndexState, ctx: 
         query = query.where(backward_cmp if backwards else forward_cmp)
     go_down = descending != backwards
     order = (column.desc(), Payment.id.desc()) if go_down else (column.asc(), Payment.id.asc())
+    if branches:
+        # B3: each reading's first page from its own index, merged; the page is the first of those.
+        firsts = [query.where(_page_clause(query, branch, n, state)).with_only_columns(Payment.id)
+                  .order_by(*order).limit(keyset_window()).subquery() for branch, n in branches]
+        merged = union_all(*(select(first.c.id) for first in firsts))
+        query = select(Payment).where(Payment.id.in_(merged))
     rows, more = keyset_page(query.order_by(*order))
     if backwards:
         rows.reverse()
@@ -277,6 +385,41 @@ def fetch_page(account_id: int, modes: tuple[str, ...], state: IndexState, ctx: 
         prev_cursor=_encode(rows[0], state) if rows and has_prev else None,
         total=total, total_is_capped=capped, links=links,
     )
+
+
+# A search says "1,000+ payments" past this: each reading is counted from its index up to it, cheaply.
+SEARCH_COUNT_CAP = 1_000
+# A prefix reading matched by more payments than this is read newest first with a check on each row instead of
+# sorting all its matches: with N matches among M payments a walk reads about 50·M/N rows, a sort N.
+SCAN_OVER = 5_000
+
+
+def _count_branches(query: Select, clauses: list[Any], cap: int = SEARCH_COUNT_CAP) -> list[int]:
+    """Each reading's matches up to `cap` + 1, all in one statement (one round trip, however many readings)."""
+    if not clauses:
+        return []
+    counts = [select(func.count()).select_from(query.where(clause).with_only_columns(Payment.id).order_by(None)
+                                               .limit(cap + 1).subquery()).scalar_subquery() for clause in clauses]
+    return list(db.session.execute(select(*counts)).one())
+
+
+def _search_total(query: Select, branches: list) -> tuple[int, bool]:
+    """The payments the readings match, a payment once: a lone reading's own count, else their union's."""
+    if any(n > SEARCH_COUNT_CAP for _branch, n in branches):
+        return SEARCH_COUNT_CAP, True
+    if len(branches) <= 1:
+        return (branches[0][1] if branches else 0), False
+    parts = [query.where(branch.clause).with_only_columns(Payment.id).order_by(None).subquery()
+             for branch, _n in branches]
+    n = db.session.scalar(select(func.count()).select_from(union(*(select(part.c.id) for part in parts)).subquery()))
+    return n, False
+
+
+def _page_clause(query: Select, branch: payment_search.Branch, matched: int, state: IndexState) -> Any:
+    if branch.scan is None or SORTS[state.sort][1] != "date" or matched <= SEARCH_COUNT_CAP:
+        return branch.clause
+    many = _count_branches(query, [branch.clause], SCAN_OVER)[0] > SCAN_OVER
+    return branch.scan if many else branch.clause
 
 
 def count(query: Select) -> tuple[int, bool]:

@@ -13,6 +13,8 @@ from datetime import date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+from flask_babel import get_locale
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from kassa.bulk_sql import among, insert_rows, update_rows
@@ -31,6 +33,7 @@ from kassa.models import (
     SubscriptionStatus,
     TermType,
 )
+from kassa.money import Money
 from kassa.periods import charge_date
 from kassa.processors.base import ChargeResult
 from kassa.services.billing.billing_rows import (
@@ -46,6 +49,8 @@ from kassa.services.money.ledger import charge_available_on, charge_rows, local_
 from kassa.services.payments.payment_states import SUCCEEDED, can_move_payment, move_payment
 from kassa.services.payments.receipts import queue_receipt
 from kassa.services.platform.counters import reserve_numbers
+from kassa.services.platform.notifications import notify_team_in_app
+from kassa.urls import absolute_url
 
 _PAYMENTS = Payment.__table__
 _SUBS = Subscription.__table__
@@ -235,12 +240,27 @@ def record_failures(failures: list[tuple[int, str | None, str | None]]) -> int:
         return len(payments)
 
 
+def _announce_failure(payment: Payment, sub: Subscription) -> None:
+    """B1: the merchant's bell hears of each failed renewal, once: only a payment still processing is recorded
+    as failed (record_failures), so a second tick with the same answer adds nothing."""
+    amount = Money(payment.amount_minor, payment.currency)
+    email = sub.contact.email
+
+    def text() -> str:
+        said = _("A subscription renewal of %(amount)s for %(email)s failed.", amount=amount.format(
+            str(get_locale() or "en")), email=email)
+        return _("Test: %(text)s", text=said) if sub.mode == "test" else said
+
+    notify_team_in_app(sub.account_id, text, absolute_url("subscriptions.detail", subscription_id=sub.id))
+
+
 def _record_failure(session, payment: Payment, sub: Subscription, code: str | None, message: str | None) -> None:
     """Past due and retried after the account's retry days (1, 3 and 5 by default), then cancelled; the buyer
     is told each time."""
     account = session.get(Account, payment.account_id)
     at = now_for(account, sub.mode)
     move_payment(payment, PaymentStatus.FAILED, at=at, timeline_at=at, data={"code": code, "message": message})
+    _announce_failure(payment, sub)
     session.flush()  # the payment's entries go out before the subscription's (inserted at once, below)
     if sub.status not in BILLABLE:
         return  # the merchant ended it while the charge was under way: nothing to retry

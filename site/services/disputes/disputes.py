@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from flask import current_app
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -43,7 +44,7 @@ from kassa.services.money.ledger import book_dispute
 from kassa.services.payments.receipts import format_address, receipt_number
 from kassa.services.platform.audit import record_audit
 from kassa.services.platform.mail import queue_email
-from kassa.services.platform.notifications import payment_team
+from kassa.services.platform.notifications import notify_team_in_app, payment_team
 from kassa.services.platform.ticks import each_item, for_tick_account
 from kassa.timeline_kinds import TimelineKind
 from kassa.urls import absolute_url
@@ -96,7 +97,23 @@ def open_dispute(event: ProcessorEvent) -> Dispute | None:
                      payment_id=payment.id, data={"amount_minor": dispute.amount_minor + dispute.fee_minor,
                                                   "currency": dispute.currency})
     notify_dispute(dispute, "dispute_opened")
+    _announce_dispute(dispute, payment)
     return dispute
+
+
+def _announce_dispute(dispute: Dispute, payment: Payment) -> None:
+    """B1: the bell, whatever the email switches say; once, as the dispute row is created once."""
+    amount = Money(dispute.amount_minor, dispute.currency)
+    due = dispute.evidence_due_by.date().isoformat()
+
+    def text() -> str:
+        said = (_("Inquiry about %(amount)s from %(email)s: answer by %(due)s.", amount=amount.format(str(get_locale() or 'en')),
+                  email=payment.buyer_email, due=due) if dispute.is_inquiry else
+                _("New dispute of %(amount)s from %(email)s: respond by %(due)s.", amount=amount.format(str(get_locale() or 'en')),
+                  email=payment.buyer_email, due=due))
+        return _("Test: %(text)s", text=said) if payment.mode == "test" else said
+
+    notify_team_in_app(dispute.account_id, text, absolute_url("payments.detail", payment_id=payment.id))
 
 
 def close_dispute(event: ProcessorEvent, outcome: DisputeStatus) -> Dispute | None:

@@ -10,15 +10,35 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from flask_babel import get_locale
+from flask_babel import gettext as _
+
 from kassa.clock import now
+from kassa.display_ids import display_id
 from kassa.models import Payout, PayoutStatus
+from kassa.money import Money
 from kassa.services.money.ledger import book_payout_failure
 from kassa.services.money.machines import Transition, transition
+from kassa.services.platform.notifications import notify_team_in_app
+from kassa.urls import absolute_url
+
+
+def announce_failed_payout(payout: Payout, _at: datetime | None = None) -> None:
+    """B1: the bell says a payout failed — once, as the move to failed happens once (a repeat is refused)."""
+    amount = Money(abs(payout.amount_minor), payout.currency)
+
+    def text() -> str:
+        said = _("Payout %(number)s of %(amount)s failed; its funds go out with the next payout.",
+                 number=display_id("payout", payout.id), amount=amount.format(str(get_locale() or 'en')))
+        return _("Test: %(text)s", text=said) if payout.mode == "test" else said
+
+    notify_team_in_app(payout.account_id, text, absolute_url("payouts.detail", payout_id=payout.id))
 
 TRANSITIONS: dict[tuple[PayoutStatus, PayoutStatus], Transition] = {
     (PayoutStatus.PENDING, PayoutStatus.IN_TRANSIT): Transition(),
     (PayoutStatus.IN_TRANSIT, PayoutStatus.PAID): Transition(),
-    (PayoutStatus.IN_TRANSIT, PayoutStatus.FAILED): Transition(books=book_payout_failure),
+    (PayoutStatus.IN_TRANSIT, PayoutStatus.FAILED): Transition(books=book_payout_failure,
+                                                               emails=announce_failed_payout),
 }
 
 
@@ -35,4 +55,6 @@ def move_payout(payout: Payout, target: PayoutStatus, *, at: datetime, data: dic
         payout.failure_message = (data or {}).get("message")
     if move.books:
         move.books(payout, at)
+    if move.emails:
+        move.emails(payout, at)
     return True

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from flask_babel import force_locale
 from sqlalchemy import func, select, update
 
 from kassa.clock import now
@@ -87,6 +90,18 @@ def notify_in_app(account_id: int, user_id: int, text: str, url: str | None = No
     note = Notification(account_id=account_id, user_id=user_id, text=text, url=url)
     db.session.add(note)
     return note
+
+
+def notify_team_in_app(account_id: int, text: Callable[[], str], url: str | None = None) -> int:
+    """B1: the bell of everyone who handles payments (disputes, failed renewals, failed payouts), each in their
+    own language (`text` is called under it). In the caller's transaction, so an event applied once — the
+    caller's own guard — notifies once. Returns how many notifications were added."""
+    account = db.session.get(Account, account_id)
+    team = payment_team(account_id)
+    for user in team:
+        with force_locale(user.language or account.language):
+            notify_in_app(account_id, user.id, text()[:300], url)
+    return len(team)
 
 
 def recent(user_id: int, limit: int = RECENT_LIMIT) -> list[Notification]:
