@@ -14,6 +14,7 @@ BENCHMARKS = [
     "benchmarks.billing_run",
     "benchmarks.exports_bench",
     "benchmarks.webhooks_bench",
+    "benchmarks.stripe_confirmation_bench",
 ]
 
 

@@ -36,9 +36,9 @@ from tests.support.stripe_events import (
 
 SECRET = "whsec_k7PropertySecret000001"
 KEY = Fernet.generate_key().decode()
-# `make test` plays 200 sequences per database (about a minute each on a 2-core machine); `make test-properties`
+# `make test` plays 100 sequences per database (under a minute each on a 2-core machine); `make test-properties`
 # plays the full 1,000 (K7_SEQ=1000), about 9 minutes on SQLite and 13 on PostgreSQL.
-SEQUENCES = int(os.environ.get("K7_SEQ", "200"))
+SEQUENCES = int(os.environ.get("K7_SEQ", "100"))
 _ids = itertools.count(1)
 
 
