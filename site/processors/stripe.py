@@ -231,15 +231,7 @@ class StripeProcessor:
                 raise ProcessorFailure("idempotency_key_reused")
             return self._answer_of(earlier.id, req.payment_method_token if req.save_payment_method else None,
                                    on_session=bool(req.return_url))
-        try:
-            method = self.client.v1.payment_methods.retrieve(req.payment_method_token)
-        except stripe.InvalidRequestError as exc:
-            raise ProcessorFailure("no_such_payment_method") from exc
-        except stripe.StripeError as exc:
-            raise _failure(exc) from exc
-        owner = _metadata_of(method).get("kassa_account")
-        if owner is not None and owner != str(self.account_id):  # another account's saved card
-            raise ProcessorFailure("no_such_payment_method")
+        method = self._payment_method(req.payment_method_token)
         params: dict[str, Any] = {
             "amount": req.amount_minor,
             "currency": req.currency.lower(),
@@ -271,6 +263,20 @@ class StripeProcessor:
         if intent.status == "requires_action" and "return_url" in params:
             raise ActionRequired(intent.client_secret, intent.id)
         return self._result(intent, method, method.id if saved else None)
+
+    def _payment_method(self, token: str) -> Any:
+        """The PaymentMethod behind a token, when this account may use it: one Stripe doesn't know, or another
+        Kassa account's saved card, answers ``no_such_payment_method`` alike."""
+        try:
+            method = self.client.v1.payment_methods.retrieve(token)
+        except stripe.InvalidRequestError as exc:
+            raise ProcessorFailure("no_such_payment_method") from exc
+        except stripe.StripeError as exc:
+            raise _failure(exc) from exc
+        owner = _metadata_of(method).get("kassa_account")
+        if owner is not None and owner != str(self.account_id):  # another account's saved card
+            raise ProcessorFailure("no_such_payment_method")
+        return method
 
     def _customer(self, key: str) -> Any:
         try:
@@ -409,15 +415,7 @@ class StripeProcessor:
             raise ProcessorFailure("no_such_account")
         if not payment_method_token:
             raise ProcessorFailure("payment_method_required")
-        try:
-            method = self.client.v1.payment_methods.retrieve(payment_method_token)
-        except stripe.InvalidRequestError as exc:
-            raise ProcessorFailure("no_such_payment_method") from exc
-        except stripe.StripeError as exc:
-            raise _failure(exc) from exc
-        owner = _metadata_of(method).get("kassa_account")
-        if owner is not None and owner != str(self.account_id):  # another account's saved card
-            raise ProcessorFailure("no_such_payment_method")
+        method = self._payment_method(payment_method_token)
         customer = self._customer(idempotency_key)
         try:
             setup = self.client.v1.setup_intents.create(params={"customer": customer.id, "usage": "off_session"},
