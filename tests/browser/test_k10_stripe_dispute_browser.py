@@ -14,14 +14,13 @@ from cryptography.fernet import Fernet
 from playwright.sync_api import expect
 from pypdf import PdfWriter
 
-from tests.support.browser import assert_accessible, log_in_page, wait_for_htmx_idle
+from tests.support.browser import assert_accessible, log_in_page, screenshot, wait_for_htmx_idle
 from tests.support.stripe_doubles import FixtureTransport
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "correct horse battery"
 OWNER = "owner@harbour.example"
-SHOTS = Path(__file__).resolve().parents[2] / "shots"
 OBJECTS = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "stripe" / "stripe_objects.json")
                      .read_text(encoding="utf-8"))
 KEY = Fernet.generate_key().decode()
@@ -151,6 +150,5 @@ def test_k10_a_dispute_on_a_stripe_account_is_answered_with_files_sent_to_stripe
     assert_accessible(page, "answered Stripe dispute")
     # The shot shows the details and the evidence files that went to Stripe.
     page.locator("#wizard h3", has_text="Details").evaluate("heading => heading.scrollIntoView({block: 'start'})")
-    SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / "k10-dispute-with-files.png"), full_page=False)
+    screenshot(page, "k10-dispute-with-files")
     assert page.js_errors == [], sorted(set(page.js_errors))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import urllib.request
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -18,14 +17,13 @@ from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import StripeConnection
 from tests.factories import PASSWORD
-from tests.support.browser import log_in_page, new_context
+from tests.support.browser import log_in_page, new_context, screenshot
 from tests.support.checkout_flow import make_shop
 from tests.support.localstripe import localstripe_url  # noqa: F401  (the fixture)
 from tests.support.stripe_standin import standin_config, stripe_js  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.browser
 
-SHOTS = Path(__file__).resolve().parents[2] / "shots"
 MERCHANT = "Bakkerij Live"
 BUYER = "live.buyer@example.com"
 
@@ -82,8 +80,7 @@ def test_k6_a_buyer_pays_a_live_link_on_a_phone_through_the_payment_element(brow
     assert page.locator("[data-needs-js]").is_hidden()
     assert page.locator("input[name=card_number]").count() == 0
     _fill(page, "4242 4242 4242 4242")
-    SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / "k6-live-checkout-phone.png"), full_page=True)
+    screenshot(page, "k6-live-checkout-phone")
     pay.click()
     page.get_by_role("heading", name="Thank you! Your payment was received.").wait_for()
 
