@@ -25,9 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import OUT_DIR, ROOT, emit
+from benchmarks.common import OUT_DIR, ROOT, emit, pg_admin
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PG_DATABASE = "kassa_bench_billing"
 BATCH = 5_000
 BENCH_EMAIL = "billing-bench@example.com"
@@ -187,17 +186,6 @@ def _bill(profile_to: str | None) -> None:
 # -- the orchestration ------------------------------------------------------------------------------------
 
 
-def _pg(statement: str) -> None:
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(statement))
-    finally:
-        admin.dispose()
-
-
 def _child(env: dict[str, str], *args: str) -> str:
     return subprocess.run([sys.executable, "-m", "benchmarks.billing_run", *args], cwd=ROOT,
                           env={**os.environ, **env}, check=True, capture_output=True, text=True).stdout
@@ -208,8 +196,8 @@ def run_backend(backend: str, count: int, workdir: Path) -> dict:
     instance.mkdir(parents=True, exist_ok=True)
     env = {"KASSA_INSTANCE_PATH": str(instance)}
     if backend == "postgresql":
-        _pg(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
-        _pg(f"CREATE DATABASE {PG_DATABASE}")
+        pg_admin(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
+        pg_admin(f"CREATE DATABASE {PG_DATABASE}")
         env["KASSA_DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:5432/{PG_DATABASE}"
     try:
         subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade", "-d", "site/migrations"],
@@ -221,7 +209,7 @@ def run_backend(backend: str, count: int, workdir: Path) -> dict:
         result = json.loads(_child(env, "bill", profile).strip().splitlines()[-1])
     finally:
         if backend == "postgresql":
-            _pg(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
+            pg_admin(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
     if not result["succeeded"] == result["sandbox_charges"] == result["receipts_queued"] == count:
         raise RuntimeError(f"billing_run on {backend}: {result['succeeded']} payments, "
                            f"{result['sandbox_charges']} sandbox charges and {result['receipts_queued']} receipts "

@@ -18,6 +18,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import sqlalchemy as sa
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = ROOT / "instance" / "bench"
 _pause = threading.Event()
@@ -33,6 +35,30 @@ def emit(bench: str, value: float, unit: str, *, baseline: float | None = None, 
     (OUT_DIR / f"{bench}.json").write_text(json.dumps(record) + "\n")
     print(json.dumps(record), flush=True)
     return record
+
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def pg_admin(*statements: str) -> None:
+    """Run statements on PostgreSQL's admin connection, outside a transaction (CREATE/DROP DATABASE)."""
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            for statement in statements:
+                conn.execute(sa.text(statement))
+    finally:
+        admin.dispose()
+
+
+def fresh_pg_database(name: str) -> str:
+    """An empty PostgreSQL database `name` (dropped first if a run left it behind); returns its URL."""
+    pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    return sa.engine.make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(name: str) -> None:
+    pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def free_port() -> int:

@@ -18,9 +18,8 @@ import tempfile
 import urllib.parse
 from pathlib import Path
 
-from benchmarks.common import OUT_DIR, ROOT, emit, gunicorn
+from benchmarks.common import OUT_DIR, ROOT, drop_pg_database, emit, fresh_pg_database, gunicorn
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 WARMUP, SAMPLES = 10, 60
 
 
@@ -121,13 +120,7 @@ def run_backend(backend: str, count: int, workdir: Path) -> list[dict]:
     instance.mkdir(parents=True, exist_ok=True)
     env = {"KASSA_INSTANCE_PATH": str(instance), "KASSA_SERVER_TIMING": "1"}  # it reads Server-Timing (H12)
     if backend == "postgresql":
-        import sqlalchemy as sa
-
-        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text("DROP DATABASE IF EXISTS kassa_bench WITH (FORCE)"))
-            conn.execute(sa.text("CREATE DATABASE kassa_bench"))
-        admin.dispose()
+        fresh_pg_database("kassa_bench")
         env["KASSA_DATABASE_URL"] = "postgresql://postgres@127.0.0.1:5432/kassa_bench"
     _prepare(env, count)
     cursor, payment_id = _cursor_for_page(env, 200)
@@ -158,12 +151,7 @@ def run_backend(backend: str, count: int, workdir: Path) -> list[dict]:
                             baseline=base_p50, n=len(samples), p95=round(_p95(samples), 2), payments=count,
                             page_bytes=size, target_p95_ms=50))
     if backend == "postgresql":
-        import sqlalchemy as sa
-
-        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text("DROP DATABASE IF EXISTS kassa_bench WITH (FORCE)"))
-        admin.dispose()
+        drop_pg_database("kassa_bench")
     return results
 
 

@@ -18,8 +18,8 @@ import tempfile
 import urllib.parse
 from pathlib import Path
 
-from benchmarks.common import OUT_DIR, ROOT, emit, gunicorn
-from benchmarks.payments_index import PG_ADMIN, Client, _p95, _prepare
+from benchmarks.common import OUT_DIR, ROOT, drop_pg_database, emit, fresh_pg_database, gunicorn
+from benchmarks.payments_index import Client, _p95, _prepare
 
 TARGET_P95_MS = 50
 
@@ -71,13 +71,7 @@ def run_backend(backend: str, count: int, workdir: Path) -> list[dict]:
     instance.mkdir(parents=True, exist_ok=True)
     env = {"KASSA_INSTANCE_PATH": str(instance), "KASSA_SERVER_TIMING": "1"}
     if backend == "postgresql":
-        import sqlalchemy as sa
-
-        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text("DROP DATABASE IF EXISTS kassa_bench_search WITH (FORCE)"))
-            conn.execute(sa.text("CREATE DATABASE kassa_bench_search"))
-        admin.dispose()
+        fresh_pg_database("kassa_bench_search")
         env["KASSA_DATABASE_URL"] = "postgresql://postgres@127.0.0.1:5432/kassa_bench_search"
     _prepare(env, count)
     if backend == "postgresql":  # as autovacuum would after a bulk load: statistics and the visibility map
@@ -120,12 +114,7 @@ def run_backend(backend: str, count: int, workdir: Path) -> list[dict]:
                             query=queries[name], page_bytes=size, target_p95_ms=TARGET_P95_MS,
                             p95_ok=_p95(samples) < TARGET_P95_MS))
     if backend == "postgresql":
-        import sqlalchemy as sa
-
-        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text("DROP DATABASE IF EXISTS kassa_bench_search WITH (FORCE)"))
-        admin.dispose()
+        drop_pg_database("kassa_bench_search")
     return results
 
 

@@ -29,10 +29,9 @@ import sqlalchemy as sa
 import stripe
 from cryptography.fernet import Fernet
 
-from benchmarks.common import ROOT, emit
+from benchmarks.common import ROOT, drop_pg_database, emit, fresh_pg_database
 from tests.support.stripe_doubles import FixtureTransport
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PG_DATABASE = "kassa_bench_webhooks"
 SECRET = "whsec_benchWebhookSecret00001"
 HOST = "http://stripe.fixture"
@@ -41,20 +40,12 @@ HOST = "http://stripe.fixture"
 def _database_url(backend: str, workdir: Path) -> str:
     if backend == "sqlite":
         return f"sqlite:///{workdir / 'kassa.db'}"
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{PG_DATABASE}"'))
-    admin.dispose()
-    return sa.engine.make_url(PG_ADMIN).set(database=PG_DATABASE).render_as_string(hide_password=False)
+    return fresh_pg_database(PG_DATABASE)
 
 
 def _drop(backend: str) -> None:
     if backend == "postgresql":
-        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)'))
-        admin.dispose()
+        drop_pg_database(PG_DATABASE)
 
 
 def _seed(count: int, transport: FixtureTransport) -> tuple[int, list[bytes]]:
