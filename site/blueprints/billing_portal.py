@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, render_template, request
+from flask import Blueprint, current_app, g, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import refresh
 
 from kassa.blueprints.checkout_forms import CardForm
 from kassa.errors import Conflict, NotFound, TooManyRequests, ValidationFailed
@@ -15,17 +17,13 @@ from kassa.services.billing import subscriptions
 bp = Blueprint("billing_portal", __name__)
 
 
-@bp.route("/billing/<token>", methods=["GET", "POST"])
-@limiter.limit("20 per minute", methods=["POST"])
-def update_card(token: str):
+def _page(token: str):
+    """The subscription behind the token and the card-update page's context, or None (a 404)."""
     try:
         sub = subscriptions.by_update_token(token)
     except NotFound:
-        return render_template("checkout/unavailable.html", title="404", message=""), 404
+        return None, None
     g.buyer_language = sub.language
-    from flask_babel import gettext as _
-    from flask_babel import refresh
-
     refresh()
     account = db.session.get(Account, sub.account_id)
     context = {"sub": sub, "account": account, "test_mode": sub.mode == Mode.TEST.value, "errors": {},
@@ -34,15 +32,36 @@ def update_card(token: str):
     stripe_key = None if context["ended"] else subscriptions.stripe_publishable_key(sub)
     # K8: a subscription charged through Stripe takes the new card in Stripe's Payment Element (setup mode); only
     # this page's CSP then allows Stripe's origins. The sandbox's page keeps Kassa's own card fields.
-    card_field = "card_number"
     if stripe_key is not None:
         allow_stripe_js()
         context["stripe"] = {"key": stripe_key, "js_url": current_app.config["KASSA_STRIPE_JS_URL"]}
-        card_field = "payment_method"
+    return sub, context
+
+
+def _not_found():
+    return render_template("checkout/unavailable.html", title="404", message=""), 404
+
+
+def _saved(context: dict, sub, outcome: str | None) -> dict:
+    context["sub"] = sub
+    context["done"] = _("Thank you! Your card is saved.") + (
+        " " + _("The outstanding payment went through.") if outcome == "succeeded" else "")
+    return context
+
+
+@bp.route("/billing/<token>", methods=["GET", "POST"])
+@limiter.limit("20 per minute", methods=["POST"])
+def update_card(token: str):
+    sub, context = _page(token)
+    if sub is None:
+        return _not_found()
+    card_field = "payment_method" if context["stripe"] else "card_number"
     if request.method == "POST" and not context["ended"]:
         card = CardForm().posted()
         try:
             sub, outcome = subscriptions.update_card(token, card, ip=client_ip())
+        except subscriptions.CardNeedsConfirmation as exc:
+            return _confirm_page(context, token, exc)
         except TooManyRequests as exc:
             # H4: the card-testing guard refused before the processor saw the card. The name on the card is
             # kept; the number and CVC are not put back into a page shown to a suspected card tester.
@@ -59,6 +78,40 @@ def update_card(token: str):
         if outcome == "failed":
             context.update(errors={card_field: _("The new card was declined. Try another card.")})
             return render_template("billing/update_card.html", **context), 422
-        context["done"] = _("Thank you! Your card is saved.") + (
-            " " + _("The outstanding payment went through.") if outcome == "succeeded" else "")
+        _saved(context, sub, outcome)
     return render_template("billing/update_card.html", **context)
+
+
+def _confirm_page(context: dict, token: str, need: subscriptions.CardNeedsConfirmation):
+    """K8: the bank wants the buyer to confirm the new card: Stripe.js runs 3-D Secure with the SetupIntent's
+    client secret (static/js/checkout-stripe.js), then the browser goes to `finish`. Nothing is saved yet."""
+    finish_url = url_for("billing_portal.finish", token=token, setup_intent=need.setup_ref, card=need.card_key)
+    html = render_template("billing/confirm_card.html", **context, client_secret=need.client_secret,
+                           finish_url=finish_url)
+    response = current_app.make_response((html, 202))
+    response.headers["Cache-Control"] = "private, no-store"  # the client secret belongs to this buyer only
+    return response
+
+
+@bp.get("/billing/<token>/return")
+def finish(token: str):
+    """K8: back from confirming the new card with the bank. Stripe's answer decides: saved (and a past-due
+    period charged), or its reason at the payment field with nothing changed. A GET, as Stripe.js's redirect."""
+    sub, context = _page(token)
+    if sub is None or context["ended"]:
+        return _not_found() if sub is None else render_template("billing/update_card.html", **context)
+    try:
+        sub, outcome = subscriptions.finish_card_update(token, request.args.get("setup_intent", ""),
+                                                        request.args.get("card", ""))
+    except NotFound:
+        return _not_found()
+    except ValidationFailed as exc:
+        context.update(errors=exc.errors)
+        return render_template("billing/update_card.html", **context), 422
+    except Conflict as exc:
+        context.update(errors={"payment_method": exc.message})
+        return render_template("billing/update_card.html", **context), 409
+    if outcome == "failed":
+        context.update(sub=sub, errors={"payment_method": _("The new card was declined. Try another card.")})
+        return render_template("billing/update_card.html", **context), 422
+    return render_template("billing/update_card.html", **_saved(context, sub, outcome))

@@ -369,7 +369,7 @@ class Processor(Protocol):
     # --- saved payment methods ------------------------------------------------------------------
 
     def save_card(self, account_id: int, *, card: CardDetails | None = None, payment_method_token: str | None = None,
-                  idempotency_key: str, now: datetime) -> SavedCard:
+                  idempotency_key: str, now: datetime, on_session: bool = False) -> SavedCard:
         """Keep a payment method for later charges (``ChargeRequest.payment_method_token``) without charging it:
         a subscriber replacing their card. Each processor takes what it can: the sandbox takes ``card`` (its test
         cards; a token is refused as ``payment_method_required``), Stripe takes ``payment_method_token`` (a
@@ -377,7 +377,16 @@ class Processor(Protocol):
         ``payment_details_not_accepted``). ``idempotency_key`` keys what the processor creates for it (Stripe's
         customer and SetupIntent), so a repeat of the same request saves one method. Checks the method as a
         charge would; raises CardDeclined (``authentication_required`` when the bank wants the buyer to confirm),
-        PaymentDetailsInvalid, ProcessorUnavailable or ProcessorFailure, and then saves nothing."""
+        PaymentDetailsInvalid, ProcessorUnavailable or ProcessorFailure, and then saves nothing. ``on_session``:
+        the buyer is on the page, so a bank that wants them to confirm the card raises ActionRequired instead
+        (K8; nothing saved yet) and ``finish_save_card`` says how it ended. Renewals never pass it."""
+        ...
+
+    def finish_save_card(self, account_id: int, setup_ref: str, idempotency_key: str, now: datetime) -> SavedCard:
+        """The card an ActionRequired from ``save_card`` waited for (``setup_ref``: its processor_ref), once the
+        buyer is back: saved as ``save_card`` saves it, or CardDeclined with the processor's reason. One made for
+        another account or under another key is refused (ProcessorFailure ``no_such_setup``); a processor that
+        never asks for an action refuses every one."""
         ...
 
     # --- refunds --------------------------------------------------------------------------------

@@ -553,7 +553,7 @@ class SandboxProcessor:
     # --- saved payment methods ------------------------------------------------------------------
 
     def save_card(self, account_id: int, *, card: CardDetails | None = None, payment_method_token: str | None = None,
-                  idempotency_key: str, now: datetime) -> SavedCard:
+                  idempotency_key: str, now: datetime, on_session: bool = False) -> SavedCard:
         """Keep a card for later charges without charging it (a subscriber updating their card). The sandbox
         takes test card details; it makes no customer or setup object, so the key has nothing to key."""
         if card is None:
@@ -567,6 +567,10 @@ class SandboxProcessor:
         self.store.put(f"pm:{token}", pm, account_id=account_id)
         return SavedCard(token=token, brand=source["brand"], last4=source["last4"],
                          exp_month=source["exp_month"], exp_year=source["exp_year"])
+
+    def finish_save_card(self, account_id: int, setup_ref: str, idempotency_key: str, now: datetime) -> SavedCard:
+        """The sandbox saves a card at once and never asks the buyer for an action: nothing waits (K8)."""
+        raise ProcessorFailure("no_such_setup")
 
     # --- payouts --------------------------------------------------------------------------------
     # The sandbox's bank takes every transfer: a payout is in transit at the moment it is sent and paid from

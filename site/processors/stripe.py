@@ -405,10 +405,11 @@ class StripeProcessor:
     # --- saved payment methods ------------------------------------------------------------------
 
     def save_card(self, account_id: int, *, card: CardDetails | None = None, payment_method_token: str | None = None,
-                  idempotency_key: str, now: datetime) -> SavedCard:
+                  idempotency_key: str, now: datetime, on_session: bool = False) -> SavedCard:
         """Keep a PaymentMethod the Payment Element made (in setup mode, on the card-update page) for later
         off-session charges: a customer of this account, a SetupIntent confirmed for off-session use (Stripe
-        checks the card without charging it). Card numbers never reach Kassa with Stripe (K8)."""
+        checks the card without charging it). Card numbers never reach Kassa with Stripe (K8). The SetupIntent
+        carries the key in its metadata, so `finish_save_card` knows it for this request's."""
         if card is not None:
             raise ProcessorFailure("payment_details_not_accepted", _NO_CARD_DATA)
         if account_id != self.account_id:
@@ -418,24 +419,50 @@ class StripeProcessor:
         method = self._payment_method(payment_method_token)
         customer = self._customer(idempotency_key)
         try:
-            setup = self.client.v1.setup_intents.create(params={"customer": customer.id, "usage": "off_session"},
-                                                        options={"idempotency_key": f"{idempotency_key}:setup"})
+            setup = self.client.v1.setup_intents.create(
+                params={"customer": customer.id, "usage": "off_session",
+                        "metadata": self._metadata(idempotency_key, method.id)},
+                options={"idempotency_key": f"{idempotency_key}:setup"})
             setup = self.client.v1.setup_intents.confirm(
                 setup.id, params={"payment_method": method.id},
                 options={"idempotency_key": f"{idempotency_key}:confirm"})
         except stripe.StripeError as exc:
             raise _failure(exc) from exc
         if setup.status == "requires_action":
-            # The bank wants the buyer to confirm the card (3-D Secure), which a server can't do: nothing is
-            # kept, and the page asks them to confirm it in the Payment Element.
+            if on_session:  # the buyer is on the page: Stripe.js runs 3-D Secure, then finish_save_card (K8)
+                raise ActionRequired(setup.client_secret, setup.id)
+            # Nobody is there to confirm the card: nothing is kept.
             raise CardDeclined("authentication_required", _CONFIRM_CARD)
-        if setup.status != "succeeded":
+        return self._kept(setup, method.id, customer.id)
+
+    def finish_save_card(self, account_id: int, setup_ref: str, idempotency_key: str, now: datetime) -> SavedCard:
+        """How saving a card the bank wanted confirmed ended (K8): the buyer is back from 3-D Secure. A
+        SetupIntent of another account, or made under another key (another subscription's), is refused as
+        ``no_such_setup`` and nothing changes."""
+        if account_id != self.account_id:
+            raise ProcessorFailure("no_such_setup")
+        try:
+            setup = self.client.v1.setup_intents.retrieve(setup_ref)
+        except stripe.InvalidRequestError as exc:
+            raise ProcessorFailure("no_such_setup") from exc
+        except stripe.StripeError as exc:
+            raise _failure(exc) from exc
+        if not self._ours(setup) or _metadata_of(setup).get("kassa_key") != idempotency_key:
+            raise ProcessorFailure("no_such_setup")
+        if setup.status == "requires_action":  # back without confirming (closed the bank's window)
+            raise CardDeclined("authentication_required", _CONFIRM_CARD)
+        return self._kept(setup, _id_of(_get(setup, "payment_method")), _id_of(_get(setup, "customer")))
+
+    def _kept(self, setup: Any, method_id: str | None, customer_id: str | None) -> SavedCard:
+        """A confirmed SetupIntent's card, attached to the customer and tagged as this account's; any other
+        status is Stripe's refusal and keeps nothing."""
+        if setup.status != "succeeded" or not method_id:
             error = _get(setup, "last_setup_error")
             raise CardDeclined(_get(error, "code"), _get(error, "message"))
         try:
-            method = self.client.v1.payment_methods.retrieve(method.id)
-            if _get(method, "customer") != customer.id:  # a SetupIntent attaches it; say so when it didn't
-                self.client.v1.payment_methods.attach(method.id, params={"customer": customer.id})
+            method = self.client.v1.payment_methods.retrieve(method_id)
+            if _get(method, "customer") != customer_id:  # a SetupIntent attaches it; say so when it didn't
+                self.client.v1.payment_methods.attach(method.id, params={"customer": customer_id})
             method = self.client.v1.payment_methods.update(
                 method.id, params={"metadata": {"kassa_account": str(self.account_id)}})
         except stripe.StripeError as exc:

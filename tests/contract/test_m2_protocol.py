@@ -24,6 +24,7 @@ SOURCES = {"processor_for", "live_processor", "sandbox"}
 SANDBOX_CONTROLS = {"set_payment_method_behaviour"}
 # Protocol methods that move no money: the fault wrapper passes them through untouched.
 NOT_MONEY = {"lookup_charge", "finish_charge", "lookup_refund", "lookup_dispute", "lookup_payout", "can_settle", "save_card",
+             "finish_save_card",
              "due_events", "acknowledge_event"}
 
 

@@ -24,7 +24,13 @@ from kassa.models import (
     TermType,
 )
 from kassa.periods import charge_date
-from kassa.processors.base import CardDeclined, PaymentDetailsInvalid, ProcessorError
+from kassa.processors.base import (
+    ActionRequired,
+    CardDeclined,
+    PaymentDetailsInvalid,
+    ProcessorError,
+    SavedCard,
+)
 from kassa.processors.registry import (
     processor_for,
     sandbox,
@@ -185,10 +191,18 @@ def update_card(token: str, form: dict[str, str], *, ip: str | None = None) -> t
         hold = risk.reserve(entry)
     db.session.rollback()
     # One key per subscription and method: the same card posted twice (a double click) saves it once.
-    key = f"sub-{sub.id}-card-{risk.card_fingerprint(payment_method or buyer.card.number)[:32]}"
+    card_key = risk.card_fingerprint(payment_method or buyer.card.number)[:32]
+    key = f"sub-{sub.id}-card-{card_key}"
     try:
+        # A PaymentMethod comes from the page the buyer is on: a bank may ask them to confirm it there (K8).
         saved = processor.save_card(sub.account_id, card=None if payment_method else buyer.card,
-                                    payment_method_token=payment_method or None, idempotency_key=key, now=at)
+                                    payment_method_token=payment_method or None, idempotency_key=key, now=at,
+                                    on_session=bool(payment_method))
+    except ActionRequired as exc:
+        # Not a decline: the slot is given back; nothing is saved until the buyer is back and Stripe says yes.
+        with write_transaction(db.session):
+            risk.release(hold)
+        raise CardNeedsConfirmation(exc.client_secret, exc.processor_ref, card_key) from None
     except (CardDeclined, PaymentDetailsInvalid) as exc:
         counted = isinstance(exc, CardDeclined) or exc.code in risk.COUNTED_CODES
         with write_transaction(db.session):
@@ -206,10 +220,53 @@ def update_card(token: str, form: dict[str, str], *, ip: str | None = None) -> t
             field = "payment_method" if payment_method else "card_number"
             raise ValidationFailed(_(exc.message), errors={field: _(exc.message)}) from None
         raise Conflict(_("Your card couldn't be saved right now. Try again in a moment.")) from None
+    with write_transaction(db.session):
+        risk.release(hold)
+    return _keep_card(token, account, saved)
+
+
+class CardNeedsConfirmation(Exception):
+    """K8: the bank wants the buyer to confirm the new card (3-D Secure): Stripe.js runs it with
+    ``client_secret``, then the page comes back to `finish_card_update` with ``setup_ref`` and ``card_key``
+    (which card it was, as the save's key knows it)."""
+
+    def __init__(self, client_secret: str, setup_ref: str, card_key: str):
+        super().__init__(setup_ref)
+        self.client_secret, self.setup_ref, self.card_key = client_secret, setup_ref, card_key
+
+
+def finish_card_update(token: str, setup_ref: str, card_key: str) -> tuple[Subscription, str | None]:
+    """K8: the buyer is back from confirming the new card with their bank. Stripe says how it ended: the card is
+    kept as `update_card` keeps one (a past-due period is charged at once), or Stripe's reason is shown and
+    nothing changes. A SetupIntent not made for this subscription's page (another subscription's, another
+    account's) is NotFound."""
+    sub = by_update_token(token)
+    if sub.status not in BILLABLE:
+        raise Conflict(_("This subscription has ended; there's no card to update."))
+    if not (len(card_key) == 32 and all(c in "0123456789abcdef" for c in card_key)) or not setup_ref:
+        raise NotFound(_("This link is not valid."))
+    account = db.session.get(Account, sub.account_id)
+    processor = processor_for(sub.mode, sub.account_id)
+    at = now_for(account, sub.mode)
+    db.session.rollback()  # no transaction open while Stripe answers
+    try:
+        saved = processor.finish_save_card(sub.account_id, setup_ref[:255], f"sub-{sub.id}-card-{card_key}", at)
+    except CardDeclined as exc:
+        raise ValidationFailed(_(exc.message), errors={"payment_method": _(exc.message)}) from None
+    except ProcessorError as exc:
+        if exc.code == "no_such_setup":
+            raise NotFound(_("This link is not valid.")) from None
+        raise Conflict(_("Your card couldn't be saved right now. Try again in a moment.")) from None
+    if by_update_token(token).payment_method_token == saved.token:  # a reload of this page: kept already
+        return by_update_token(token), None
+    return _keep_card(token, account, saved)
+
+
+def _keep_card(token: str, account: Account, saved: SavedCard) -> tuple[Subscription, str | None]:
+    """The saved card replaces the subscription's; a past-due subscription is charged with it right away."""
     with write_transaction(db.session) as session:
         sub = by_update_token(token)
         sub.payment_method_token = saved.token
-        risk.release(hold)
         sub.card_brand, sub.card_last4 = saved.brand, saved.last4
         sub.card_exp_month, sub.card_exp_year = saved.exp_month, saved.exp_year
         was_past_due = sub.status == SubscriptionStatus.PAST_DUE.value
