@@ -20,7 +20,7 @@ ENDPOINTS_WITHOUT_RECORD_IDS = {
     "static", "auth.reset_password", "auth.accept_invitation", "auth.confirm_signup", "media.logo", "dashboard.section",
     # Public buyer pages, reached by an unguessable token or a link's public slug (tested in their own files).
     "checkout.start", "checkout.start_test", "checkout.page", "checkout.submit", "checkout.receipt", "embed.stylesheet", "assets.bundle",
-    "billing_portal.update_card", "checkout.finish",
+    "billing_portal.update_card", "billing_portal.finish", "checkout.finish",
     # Stripe's deliveries: an account's id in the URL, authenticated by its webhook secret's signature (another
     # account's secret → 400, nothing stored: tests/web/test_k7_webhooks.py).
     "webhooks.stripe_webhook",
