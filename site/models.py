@@ -806,7 +806,7 @@ class Payment(db.Model):
     status: Mapped[str] = mapped_column(String(16), default=PaymentStatus.PROCESSING.value)
     amount_minor: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
-    method: Mapped[str] = mapped_column(String(8))  # card | ach
+    method: Mapped[str] = mapped_column(String(8))  # card | ach | sepa (SEPA Direct Debit, Q10)
     card_brand: Mapped[str | None] = mapped_column(String(32))
     card_last4: Mapped[str | None] = mapped_column(String(4))
     card_exp_month: Mapped[int | None]
@@ -904,7 +904,7 @@ class PaymentItem(db.Model):
 
 
 class Mandate(db.Model):
-    """The bank-debit authorization the buyer accepted (ACH), kept for E6."""
+    """The bank-debit authorization the buyer accepted (ACH, or a SEPA Core mandate, Q10), kept for E6."""
 
     __tablename__ = "mandates"
 
@@ -918,7 +918,13 @@ class Mandate(db.Model):
     user_agent: Mapped[str | None] = mapped_column(String(300))
     account_holder_name: Mapped[str] = mapped_column(String(200))
     bank_last4: Mapped[str] = mapped_column(String(4))
-    routing_number: Mapped[str] = mapped_column(String(9))
+    routing_number: Mapped[str] = mapped_column(String(9))  # ACH; "" for SEPA
+    # Q10: "ach" or "sepa"; which wording the buyer accepted (mandates.MANDATE_TEXT_VERSIONS); the SEPA mandate
+    # reference the bank statement shows; the IBAN's country.
+    scheme: Mapped[str] = mapped_column(String(8), default="ach", server_default="ach")
+    text_version: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    reference: Mapped[str] = mapped_column(String(35), default="", server_default="")
+    iban_country: Mapped[str] = mapped_column(String(2), default="", server_default="")
 
 
 class RefundStatus(StrEnum):

@@ -99,12 +99,12 @@ def _seed_links(actor: Actor, catalogue: dict[str, Product]) -> None:
         create_link(actor, draft, "en")
 
 
-# days ago, link, buyer, how they pay (a test card number, or "ach" for the test bank account)
+# days ago, link, buyer, how they pay (a test card number, or "sepa" for a test IBAN: the links are in EUR, Q10)
 DEMO_PAYMENTS = [
     (27, "Webshop – house blend", ("Ann", "de Vries", "ann@example.com"), "4242424242424242"),
     (25, "Coffee club sign-up", ("Bram", "Jansen", "bram@example.com"), "5555555555554444"),
     (22, "Café starter pack", ("Hanna", "Peters", "hanna@example.com"), "2223003122003222"),
-    (19, "Webshop – house blend", ("Daan", "Bakker", "daan@example.com"), "ach"),
+    (19, "Webshop – house blend", ("Daan", "Bakker", "daan@example.com"), "sepa"),
     (15, "Barista course (6 lessons)", ("Eva", "Visser", "eva@example.com"), "378282246310005"),
     (9, "Webshop – house blend", ("Finn", "Smit", "finn@example.com"), "5200828282828210"),
     (6, "Coffee club sign-up", ("Gert", "Mulder", "gert@example.com"), "4000056655665556"),
@@ -136,9 +136,9 @@ def _buyer_form(first: str, last: str, email: str, paid_with: str) -> dict[str, 
             "billing_line1": "Prinsengracht 100", "billing_city": "Amsterdam", "billing_postal_code": "1015 EA",
             "billing_country": "NL", "shipping_line1": "Prinsengracht 100", "shipping_city": "Amsterdam",
             "shipping_postal_code": "1015 EA", "shipping_country": "NL"}
-    if paid_with == "ach":
-        return {**form, "method": "ach", "routing_number": "110000000", "account_number": "000123456789",
-                "account_holder_name": f"{first} {last}", "ach_mandate": "1"}
+    if paid_with == "sepa":
+        return {**form, "method": "sepa", "iban": "NL39 RABO 0300 0652 64", "account_holder_name": f"{first} {last}",
+                "sepa_mandate": "1"}
     cvc = "1234" if paid_with.startswith(("34", "37")) else "123"
     return {**form, "method": "card", "card_number": paid_with, "card_expiry": "12 / 34", "card_cvc": cvc,
             "card_name": f"{first} {last}"}

@@ -87,6 +87,8 @@ def method_text(payment) -> str:
 
     if payment.method == "ach":
         return _("Bank account •••• %(last4)s", last4=payment.bank_last4 or "")
+    if payment.method == "sepa":
+        return _("SEPA Direct Debit •••• %(last4)s", last4=payment.bank_last4 or "")
     return f"{card_brand_name(payment.card_brand)} •••• {payment.card_last4 or ''}"
 
 

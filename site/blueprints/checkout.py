@@ -34,7 +34,7 @@ from kassa.page_cache import CHECKOUT_SLOTS, PageCache
 from kassa.security import allow_form_action, allow_stripe_js, csp_nonce
 from kassa.services.checkout import checkout as checkout_service
 from kassa.services.links.links import sign_test_link
-from kassa.services.links.snapshots import snapshot_summary
+from kassa.services.links.snapshots import offered_methods, snapshot_summary
 from kassa.services.payments import receipts
 from kassa.services.payments.mandates import mandate_text
 from kassa.services.payments.receipts import public_receipt_pdf
@@ -122,7 +122,7 @@ def _page_context(view: checkout_service.CheckoutView, *, values=None, errors=No
     snapshot = checkout.snapshot
     summary = snapshot_summary(snapshot)
     language = g.buyer_language
-    methods = [m for m, on in (("card", snapshot["allow_card"]), ("ach", snapshot["allow_ach"])) if on]
+    methods = offered_methods(snapshot)  # Q10: card, and the bank debit of the link's currency
     values = dict(values or {})
     values.pop("card_cvc", None)  # C6: everything typed is kept on an error, except the security code
     values.setdefault("method", methods[0])
@@ -138,8 +138,8 @@ def _page_context(view: checkout_service.CheckoutView, *, values=None, errors=No
         "live_unavailable": checkout.mode == Mode.LIVE.value and not _live_ready(view),
         # K6: Stripe's Payment Element takes the payment details instead of Kassa's card and bank fields.
         "stripe": _stripe_page(view),
-        "mandate": mandate_text(account.id, summary.due_today.amount_minor, summary.due_today.currency, language)
-        if "ach" in methods else None,
+        "mandate": mandate_text(account.id, summary.due_today.amount_minor, summary.due_today.currency, language,
+                                methods[-1]) if methods[-1] != "card" else None,
     }
 
 

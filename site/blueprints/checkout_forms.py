@@ -52,5 +52,7 @@ class CheckoutForm(CardForm):
     routing_number = StringField()
     account_number = StringField()
     ach_mandate = StringField()
+    iban = StringField()  # Q10: SEPA Direct Debit
+    sepa_mandate = StringField()
     # K6: the PaymentMethod id Stripe's Payment Element made in the browser (live checkouts on Stripe).
     payment_method = StringField()

@@ -116,6 +116,7 @@ def _render(draft, *, link: PaymentLink | None, errors=None, status=200, show_li
         draft=draft,
         link=link,
         errors=errors or {},
+        bank_debit=link_drafts.bank_debit_for(draft.currency),  # Q10: "ach", "sepa" or None
         summary=link_drafts.preview_summary(draft, account.default_currency, current_language()),
         account=account,
         pipelines=pipelines,

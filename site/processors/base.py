@@ -15,7 +15,19 @@ def N_(message: str) -> str:
     return message
 
 
-Method = Literal["card", "ach"]
+Method = Literal["card", "ach", "sepa"]
+# Q10: the bank debits; a link offers the one of its currency (USD → ACH, EUR → SEPA Direct Debit), others none.
+BANK_DEBIT_METHODS: tuple[str, ...] = ("ach", "sepa")
+BANK_DEBIT_BY_CURRENCY: dict[str, str] = {"USD": "ach", "EUR": "sepa"}
+
+
+def bank_debit_for(currency: str) -> str | None:
+    """The bank-debit method a payment in ``currency`` can use, or None (Q10)."""
+    return BANK_DEBIT_BY_CURRENCY.get((currency or "").upper())
+
+
+def is_bank_debit(method: str | None) -> bool:
+    return method in BANK_DEBIT_METHODS
 Funding = Literal["credit", "debit", "prepaid"]
 ChargeStatus = Literal["succeeded", "processing"]
 DisputeStatus = Literal["needs_response", "under_review", "won", "lost"]
@@ -125,11 +137,13 @@ class CardDetails:
 
 @dataclass(frozen=True)
 class BankDetails:
-    """US bank account (ACH debit) as the buyer typed it; the account number stays out of repr."""
+    """A bank account as the buyer typed it: a US account (ACH: routing and account number) or, for SEPA Direct
+    Debit (Q10), an IBAN. Account number and IBAN stay out of repr."""
 
-    routing_number: str
-    account_number: str = field(repr=False)
-    account_holder_name: str
+    routing_number: str = ""
+    account_number: str = field(default="", repr=False)
+    account_holder_name: str = ""
+    iban: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)

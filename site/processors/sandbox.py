@@ -13,6 +13,7 @@ from babel.numbers import is_currency
 from kassa.business_days import add_business_days
 from kassa.processors import testcards
 from kassa.processors.base import (
+    BANK_DEBIT_METHODS,
     N_,
     CardDeclined,
     CardDetails,
@@ -67,6 +68,9 @@ __all__ = [
 # disputes open at once with 7 days to answer.
 CARD_REFUND_DELAY = timedelta(minutes=1)
 ACH_SETTLEMENT_BUSINESS_DAYS = 4
+# Q10: a SEPA Direct Debit settles or fails after 5 business days (what Stripe says a SEPA debit typically takes).
+SEPA_SETTLEMENT_BUSINESS_DAYS = 5
+SETTLEMENT_BUSINESS_DAYS = {"ach": ACH_SETTLEMENT_BUSINESS_DAYS, "sepa": SEPA_SETTLEMENT_BUSINESS_DAYS}
 ACH_REFUND_BUSINESS_DAYS = 5
 ACH_REFUND_WINDOW = timedelta(days=180)  # SPEC F4
 EVIDENCE_WINDOW = timedelta(days=7)
@@ -195,8 +199,8 @@ class SandboxProcessor:
             if len(code) != 3 or not code.isupper() or not is_currency(code):
                 raise processor_failure("invalid_currency")
         card_ok = req.method == "card" and (req.card is None) != (req.payment_method_token is None)
-        ach_ok = req.method == "ach" and req.bank is not None and not req.payment_method_token
-        if not (card_ok or ach_ok) or (req.method == "ach" and req.save_payment_method):
+        bank_ok = req.method in BANK_DEBIT_METHODS and req.bank is not None and not req.payment_method_token
+        if not (card_ok or bank_ok) or (req.method in BANK_DEBIT_METHODS and req.save_payment_method):
             raise processor_failure("invalid_request")
 
     def _card_source(self, req: ChargeRequest, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -224,7 +228,10 @@ class SandboxProcessor:
             source, scenario = self._card_source(req, now)
         else:
             assert req.bank is not None
-            profile = testcards.validate_bank(req.bank)
+            if req.method == "sepa":
+                profile = testcards.validate_iban(req.bank)
+            else:
+                profile = testcards.validate_bank(req.bank)
             assert profile is not None
             source = {"bank_last4": profile.account_number[-4:]}
             scenario = {
@@ -260,10 +267,10 @@ class SandboxProcessor:
             self.store.put(f"pm:{token}", pm, account_id=req.account_id)
         money = {"charge_ref": ref, "amount_minor": req.amount_minor, "currency": req.currency}
         settles_at = None
-        if req.method == "ach":
-            settles_at = self._business_time(req.account_id, now, ACH_SETTLEMENT_BUSINESS_DAYS)
+        if req.method in BANK_DEBIT_METHODS:
+            settles_at = self._business_time(req.account_id, now, SETTLEMENT_BUSINESS_DAYS[req.method])
             failure = scenario["ach_failure"]
-            data = {**money, "method": "ach", **_outcome(failure)}
+            data = {**money, "method": req.method, **_outcome(failure)}
             self._schedule(
                 req.account_id, "charge.failed" if failure else "charge.succeeded", ref, settles_at, data
             )

@@ -26,6 +26,7 @@ class FeeRule:
 #     method  percent  fixed part                       cap
 #     card    2.9 %    0.30 (JPY 30, KWD 0.100)         none
 #     ach     0.8 %    none                             5.00 (JPY 500, KWD 1.500)
+#     sepa    none     0.35 (flat, Q10)                 none
 #
 # The fixed part and cap are kept per currency exponent (2 decimals: 30 / 500 minor units; 0 decimals:
 # 30 / 500 units; 3 decimals: 100 / 1500), roughly the same value as USD 0.30 / 5.00. A fee never
@@ -33,6 +34,7 @@ class FeeRule:
 FEE_SCHEDULE: dict[str, FeeRule] = {
     "card": FeeRule(Decimal("2.9"), {0: 30, 2: 30, 3: 100}),
     "ach": FeeRule(Decimal("0.8"), {0: 0, 2: 0, 3: 0}, {0: 500, 2: 500, 3: 1500}),
+    "sepa": FeeRule(Decimal("0"), {0: 35, 2: 35, 3: 350}),
 }
 
 # Exchange rates (``UNITS_PER_USD``) are fixed so tests and demos are reproducible: payment -> settlement

@@ -63,6 +63,9 @@ def charge_fingerprint(req: ChargeRequest) -> str:
     if req.card is not None:
         digits = testcards.normalize_card_number(req.card.number)
         source = f"card:{digits[-4:]}:{req.card.exp_month}:{req.card.exp_year}"
+    elif req.bank is not None and req.method == "sepa":
+        iban = testcards.normalize_iban(req.bank.iban)
+        source = f"iban:{iban[:2]}:{iban[-4:]}"
     elif req.bank is not None:
         account = testcards.normalize_card_number(req.bank.account_number)
         source = f"bank:{testcards.normalize_card_number(req.bank.routing_number)}:{account[-4:]}"

@@ -315,9 +315,11 @@ class StripeProcessor:
         currency = intent.currency.upper()
         card = _get(method, "card")
         kind = _get(method, "type")
-        # Every bank debit is Kassa's bank-debit method ("ach"), shown as "Bank account •••• last4"; the precise
-        # scheme (SEPA, Bacs, BECS, PAD) stays in Stripe. Kassa has no other method to record it under yet.
+        # A SEPA Direct Debit is recorded as Kassa's "sepa" (Q10), shown as "SEPA Direct Debit •••• last4";
+        # every other bank debit (US bank account, and Bacs, BECS, PAD, whose precise scheme stays in Stripe) as
+        # Kassa's other bank-debit method, "ach".
         bank = _get(method, kind) if kind in MANDATE_TYPES else None
+        kassa_method = "card" if bank is None else "sepa" if kind == "sepa_debit" else "ach"
         txn = _get(_get(intent, "latest_charge"), "balance_transaction")
         if txn is None or isinstance(txn, str):
             # Not settled yet (a bank debit): Stripe reports fees and conversion when it settles (K11).
@@ -329,7 +331,7 @@ class StripeProcessor:
         return ChargeResult(
             processor_ref=intent.id,
             status="succeeded" if intent.status == "succeeded" else "processing",
-            method="ach" if bank is not None else "card",
+            method=kassa_method,
             amount_minor=intent.amount,
             currency=currency,
             bank_last4=_get(bank, "last4"),

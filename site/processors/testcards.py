@@ -167,6 +167,65 @@ BANK_ACCOUNTS: dict[str, BankAccountProfile] = {
     )
 }
 
+# Q10: SEPA Direct Debit test IBANs — Stripe's published test numbers, so the same IBAN behaves the same in the
+# sandbox and in Stripe test mode. Stripe's "after three minutes" variants settle after the sandbox's clearing days
+# like the others; its dispute IBANs (AT591904300235473203, DE08370400440532013003) are not modelled here.
+SEPA_ACCOUNTS: dict[str, BankAccountProfile] = {
+    a.account_number: a
+    for a in (
+        BankAccountProfile("AT611904300234573201", N_("Success")),
+        BankAccountProfile("AT321904300235473204", N_("Success")),
+        BankAccountProfile("DE89370400440532013000", N_("Success")),
+        BankAccountProfile("DE62370400440532013001", N_("Success")),
+        BankAccountProfile("NL39RABO0300065264", N_("Success")),
+        BankAccountProfile("FR1420041010050500013M02606", N_("Success")),
+        BankAccountProfile(
+            "AT861904300235473202",
+            N_("NSF / insufficient funds"),
+            "insufficient_funds",
+            N_("The bank debit failed because of insufficient funds."),
+        ),
+        BankAccountProfile(
+            "AT051904300235473205",
+            N_("NSF / insufficient funds"),
+            "insufficient_funds",
+            N_("The bank debit failed because of insufficient funds."),
+        ),
+        BankAccountProfile(
+            "DE35370400440532013002",
+            N_("NSF / insufficient funds"),
+            "insufficient_funds",
+            N_("The bank debit failed because of insufficient funds."),
+        ),
+        BankAccountProfile(
+            "NL91ABNA0417164300",
+            N_("NSF / insufficient funds"),
+            "insufficient_funds",
+            N_("The bank debit failed because of insufficient funds."),
+        ),
+        BankAccountProfile(
+            "AT981904300000343434",
+            N_("Over the account's limit"),
+            "charge_exceeds_source_limit",
+            N_("The bank debit failed because it is over this bank account's limit."),
+        ),
+        BankAccountProfile(
+            "AT601904300000121212",
+            N_("Over the weekly limit"),
+            "charge_exceeds_weekly_limit",
+            N_("The bank debit failed because it is over the weekly limit."),
+        ),
+    )
+}
+
+# IBAN length per country of the SEPA scheme (EPC list of countries; French overseas departments use FR).
+IBAN_LENGTHS: dict[str, int] = {
+    "AD": 24, "AT": 20, "BE": 16, "BG": 22, "CH": 21, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "EE": 20,
+    "ES": 24, "FI": 18, "FR": 27, "GB": 22, "GI": 23, "GR": 27, "HR": 21, "HU": 28, "IE": 22, "IS": 26,
+    "IT": 27, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MT": 31, "NL": 18, "NO": 15, "PL": 28,
+    "PT": 25, "RO": 24, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "VA": 22,
+}
+
 # --- card number helpers -------------------------------------------------------------------------
 
 # (brand, IIN prefix pattern), checked in order; mirrors the ranges Stripe.js uses for brand detection.
@@ -369,3 +428,56 @@ def validate_bank(bank: BankDetails, *, test_mode: bool = True) -> BankAccountPr
             "account_holder_name", "incomplete_account_holder_name", N_("Enter the account holder's name.")
         )
     return BANK_ACCOUNTS.get(account) if test_mode else None
+
+
+# --- IBAN (Q10) ----------------------------------------------------------------------------------
+
+_IBAN_CHARS = re.compile(r"[A-Z0-9]*")
+
+
+def normalize_iban(text: str) -> str:
+    """Upper case without spaces or dashes: "nl39 rabo 0300 0652 64" → "NL39RABO0300065264"."""
+    return re.sub(r"[\s-]", "", text or "").upper()
+
+
+def iban_checksum_ok(iban: str) -> bool:
+    """ISO 13616 mod-97: the first four characters moved to the end, letters as 10–35, the number mod 97 is 1."""
+    if len(iban) < 5 or not _IBAN_CHARS.fullmatch(iban) or not iban.isascii():
+        return False
+    moved = iban[4:] + iban[:4]
+    return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
+
+
+def format_iban(iban: str) -> str:
+    """In groups of four, as banks print it."""
+    digits = normalize_iban(iban)
+    return " ".join(digits[i : i + 4] for i in range(0, len(digits), 4))
+
+
+def validate_iban(bank: BankDetails, *, test_mode: bool = True) -> BankAccountProfile | None:
+    """Format checks for a SEPA Direct Debit (country, its length, characters, mod-97, holder's name); in test
+    mode returns the test IBAN's profile (else None)."""
+    iban = normalize_iban(bank.iban)
+    if not iban:
+        raise PaymentDetailsInvalid("iban", "incomplete_iban", N_("Enter your IBAN."))
+    if not _IBAN_CHARS.fullmatch(iban) or not iban.isascii():
+        raise PaymentDetailsInvalid("iban", "invalid_iban", N_("Your IBAN is invalid: use only letters and digits."))
+    length = IBAN_LENGTHS.get(iban[:2])
+    if length is None:
+        raise PaymentDetailsInvalid(
+            "iban", "invalid_iban_country",
+            N_("Your IBAN must start with the code of a SEPA country, like NL, BE, DE or FR."),
+        )
+    if len(iban) < length:
+        raise PaymentDetailsInvalid("iban", "incomplete_iban", N_("Your IBAN is incomplete."))
+    if len(iban) > length:
+        raise PaymentDetailsInvalid("iban", "invalid_iban_length", N_("Your IBAN is too long for its country."))
+    if not iban[2:4].isdigit() or not iban_checksum_ok(iban):
+        raise PaymentDetailsInvalid("iban", "invalid_iban", N_("Your IBAN is invalid. Check it for typos."))
+    if test_mode and iban not in SEPA_ACCOUNTS:
+        raise PaymentDetailsInvalid("iban", "not_a_test_account", N_("Use a test IBAN in test mode."))
+    if not (bank.account_holder_name or "").strip():
+        raise PaymentDetailsInvalid(
+            "account_holder_name", "incomplete_account_holder_name", N_("Enter the account holder's name.")
+        )
+    return SEPA_ACCOUNTS.get(iban) if test_mode else None

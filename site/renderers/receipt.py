@@ -51,6 +51,7 @@ class ReceiptData:
     test_mode: bool
     refunded: Money | None = None
     recurring_note: str | None = None  # e.g. "Then €10.00 every month until cancelled"
+    pre_notification: str | None = None  # Q10: a SEPA debit's amount, date of debit, mandate reference, creditor
     title: str | None = None  # defaults to the translated "Receipt"
     number_label: str | None = None  # defaults to the translated "Receipt number"
 

@@ -243,7 +243,7 @@ def test_k6_a_bank_debit_is_confirmed_with_the_buyers_online_mandate_and_answers
         ("mandate_data[customer_acceptance][online][user_agent]", UA)]
     # Settles by Stripe's event (K7); recorded as Kassa's bank debit with the account's last 4 digits.
     assert (result.status, result.method, result.bank_last4, result.last4, result.brand) == (
-        "processing", "ach", last4, None, None)
+        "processing", "sepa" if kind == "sepa_debit" else "ach", last4, None, None)  # Q10
     assert (result.fee_minor, result.amount_settlement_minor) == (0, 2500)
 
 

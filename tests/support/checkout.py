@@ -28,6 +28,11 @@ ACH_FIELDS = {
     "account_holder_name": "Ann Buyer",
     "ach_mandate": "1",
 }
+SEPA_FIELDS = {  # Q10: Stripe's test IBAN that succeeds, typed as a buyer would (spaces, lower case)
+    "iban": "nl39 rabo 0300 0652 64",
+    "account_holder_name": "Ann Buyer",
+    "sepa_mandate": "1",
+}
 ADDRESS_FIELDS = {
     "billing_line1": "Main Street 1",
     "billing_city": "Springfield",
@@ -83,7 +88,7 @@ def start_checkout(client, slug: str, *, mode: str = "test", **query: str) -> st
 def buyer_form(method: str = "card", *, email: str = "ann.buyer@example.com", **overrides: str | None) -> dict:
     """Everything a buyer fills in for `method` ("card" or "ach"); `None` in overrides drops a field."""
     data: dict[str, str | None] = {"email": email, "method": method, **CONTACT_FIELDS}
-    data.update(CARD_FIELDS if method == "card" else ACH_FIELDS)
+    data.update({"card": CARD_FIELDS, "sepa": SEPA_FIELDS}.get(method, ACH_FIELDS))
     data.update(ADDRESS_FIELDS)
     data.update(overrides)
     return {key: value for key, value in data.items() if value is not None}
@@ -107,3 +112,8 @@ def pay_with_card(client, slug: str, *, mode: str = "test", method: str = "card"
 
 def pay_with_ach(client, slug: str, *, mode: str = "test", **overrides: str | None):
     return pay_with_card(client, slug, mode=mode, method="ach", **overrides)
+
+
+def pay_with_sepa(client, slug: str, *, mode: str = "test", **overrides: str | None):
+    """Q10: pay a EUR link by SEPA Direct Debit with a test IBAN (NL39RABO0300065264 unless overridden)."""
+    return pay_with_card(client, slug, mode=mode, method="sepa", **overrides)

@@ -72,7 +72,7 @@ def test_seed_demo_pays_a_month_of_test_payments_through_the_checkout_and_puts_t
     assert len(payments) == 9 and {p.mode for p in payments} == {"test"}
     days = {p.created_at.date() for p in payments}
     assert len(days) == 9 and (max(days) - min(days)).days == 26  # one a day, over four weeks
-    assert {p.method for p in payments} == {"card", "ach"}
+    assert {p.method for p in payments} == {"card", "sepa"}  # Q10: the demo links are in EUR
     assert db.session.scalar(select(db.func.count()).select_from(Subscription)) >= 2
     assert db.session.scalar(select(db.func.count()).select_from(Refund)) == 1
     log_in(client, DEMO_EMAIL, DEMO_PASSWORD)

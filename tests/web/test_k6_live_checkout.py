@@ -399,3 +399,32 @@ def test_k6_the_live_page_ships_under_30_kb_of_kassas_own_html_css_and_js(client
               f"sandbox {sandbox} = {sum(sandbox.values())}")
     assert sum(live.values()) < 30 * 1024
     assert sum(sandbox.values()) < 30 * 1024
+
+
+def test_q10_a_live_sepa_debit_through_the_payment_element_is_recorded_as_sepa_not_ach(app, client, transport):
+    """Q10: Stripe's Payment Element offers SEPA Direct Debit on a EUR link; the payment is Kassa's "sepa" method
+    (shown as SEPA Direct Debit with the IBAN's last 4), processing until Stripe's event settles it."""
+    owner, link = make_shop("Live Koffie", currency="EUR", allow_ach=True)
+    _connect(owner.account_id)
+    path = start_checkout(client, link.slug, mode="live")
+    key = _key_of(path)
+    sepa_pm = {"id": "pm_1Sepa", "object": "payment_method", "type": "sepa_debit", "customer": None, "metadata": {},
+               "sepa_debit": {"last4": "3000", "country": "DE"}}
+    processing = {**_intent(key, owner.account_id, "processing"), "currency": "eur", "payment_method": "pm_1Sepa",
+                  "latest_charge": {**CHARGE, "currency": "eur", "status": "pending", "balance_transaction": None},
+                  "metadata": {"kassa_account": str(owner.account_id), "kassa_key": key,
+                               "kassa_request": "2500|EUR|pm_1Sepa|0"}}
+    transport.answers.update({
+        ("GET", "/v1/payment_intents"): [(200, EMPTY_LIST)],
+        ("GET", "/v1/payment_methods/pm_1Sepa"): [(200, sepa_pm)],
+        ("POST", "/v1/payment_intents"): [(200, processing)],
+    })
+    response = client.post(path, data=_form(payment_method="pm_1Sepa"), headers={"User-Agent": "Mozilla/5.0 Q10"})
+
+    assert response.status_code == 303, field_errors(response)
+    params = dict(transport.sent[-1].params)
+    assert params["mandate_data[customer_acceptance][online][user_agent]"] == "Mozilla/5.0 Q10"
+    [payment] = all_payments()
+    assert (payment.method, payment.bank_last4, payment.status, payment.card_last4) == ("sepa", "3000", "processing",
+                                                                                        None)
+    assert "SEPA Direct Debit •••• 3000" in soup_of(client.get(path)).get_text()

@@ -74,7 +74,7 @@ def _status_options() -> list[tuple[str, str]]:
 
 
 def _method_options() -> list[tuple[str, str]]:
-    return [("card", _("Card")), ("ach", _("Bank debit (ACH)"))]
+    return [("card", _("Card")), ("ach", _("Bank debit (ACH)")), ("sepa", _("SEPA Direct Debit"))]
 
 
 def _brand_options() -> list[tuple[str, str]]:

@@ -221,6 +221,8 @@ def _guard_number(buyer: BuyerInput) -> str:
         return f"payment_method:{buyer.payment_method_token}"
     if buyer.card:
         return buyer.card.number
+    if buyer.bank.iban:
+        return f"iban:{buyer.bank.iban}"
     return f"{buyer.bank.routing_number}:{buyer.bank.account_number}"
 
 

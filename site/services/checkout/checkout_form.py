@@ -15,6 +15,7 @@ from kassa.processors import testcards
 from kassa.processors.base import BankDetails, CardDetails, PaymentDetailsInvalid
 from kassa.services.accounts.accounts import country_choices
 from kassa.services.accounts.emails import normalize_email
+from kassa.services.links.snapshots import offered_methods
 
 ADDRESS_PARTS = ("line1", "line2", "city", "postal_code", "state", "country")
 REQUIRED_ADDRESS_PARTS = ("line1", "city", "postal_code", "country")
@@ -25,8 +26,10 @@ LIMITS = {"company": 200, "first_name": 100, "last_name": 100, "phone": 40, "lin
 PROCESSOR_FIELDS = {
     "number": "card_number", "expiry": "card_expiry", "cvc": "card_cvc", "name": "card_name",
     "postal_code": "billing_postal_code", "routing_number": "routing_number",
-    "account_number": "account_number", "account_holder_name": "account_holder_name",
+    "account_number": "account_number", "account_holder_name": "account_holder_name", "iban": "iban",
 }
+# The checkbox by which the buyer accepts each bank debit's mandate.
+MANDATE_FIELDS = {"ach": "ach_mandate", "sepa": "sepa_mandate"}
 
 
 @dataclass
@@ -48,8 +51,10 @@ class BuyerInput:
             "email": self.email, "contact": dict(self.contact), "method": self.method,
             "billing": self.billing, "shipping": self.shipping,
             "account_holder_name": self.bank.account_holder_name if self.bank else None,
-            "bank_last4": self.bank.account_number[-4:] if self.bank else None,
+            "bank_last4": (testcards.normalize_iban(self.bank.iban) or self.bank.account_number)[-4:]
+            if self.bank else None,
             "routing_number": self.bank.routing_number if self.bank else None,
+            "iban_country": testcards.normalize_iban(self.bank.iban)[:2] if self.bank and self.bank.iban else None,
         }
 
 
@@ -111,9 +116,10 @@ def read_buyer_form(snapshot: dict[str, Any], form: Mapping[str, str], today: da
         _read_payment_method(snapshot, form, buyer, errors)
         return buyer, errors
 
-    allowed = [m for m, on in (("card", snapshot["allow_card"]), ("ach", snapshot["allow_ach"])) if on]
+    allowed = offered_methods(snapshot)
     buyer.method = form.get("method") or allowed[0]
     if buyer.method not in allowed:
+        # Q10: a method the link doesn't offer (ACH posted to a EUR link, SEPA to a USD one) is refused.
         errors["method"] = _("Choose how to pay.")
         buyer.method = allowed[0]
 
@@ -121,6 +127,8 @@ def read_buyer_form(snapshot: dict[str, Any], form: Mapping[str, str], today: da
         read_card(form, today, buyer, errors)
         if snapshot["collect_billing_address"]:
             buyer.billing = _address(form, "billing", errors)
+    elif buyer.method == "sepa":
+        _read_sepa(form, buyer, errors)
     else:
         _read_bank(form, buyer, errors)
 
@@ -187,3 +195,17 @@ def _read_bank(form: Mapping[str, str], buyer: BuyerInput, errors: dict[str, str
     buyer.mandate_accepted = form.get("ach_mandate") == "1"
     if not buyer.mandate_accepted:
         errors["ach_mandate"] = _("To pay by bank debit, accept the debit authorization.")
+
+
+def _read_sepa(form: Mapping[str, str], buyer: BuyerInput, errors: dict[str, str]) -> None:
+    """Q10: the IBAN (spaces and lower case accepted; country, length and mod-97 checked) and the SEPA mandate."""
+    bank = BankDetails(iban=testcards.normalize_iban(form.get("iban", ""))[:40],
+                       account_holder_name=_text(form, "account_holder_name"))
+    try:
+        testcards.validate_iban(bank, test_mode=False)
+    except PaymentDetailsInvalid as exc:
+        errors[PROCESSOR_FIELDS.get(exc.field, "iban")] = _(exc.message)
+    buyer.bank = bank
+    buyer.mandate_accepted = form.get("sepa_mandate") == "1"
+    if not buyer.mandate_accepted:
+        errors["sepa_mandate"] = _("To pay by SEPA Direct Debit, accept the mandate.")

@@ -24,6 +24,7 @@ from kassa.models import (
 )
 from kassa.money import Money, MoneyError, is_known_currency, parse_money
 from kassa.order_summary import OrderItem, OrderSummary, build_order_summary
+from kassa.processors.base import bank_debit_for
 from kassa.processors.registry import can_settle, settlement_choices
 from kassa.services.crm.crm import validate_pipeline_choice
 from kassa.services.links.products import MAX_AMOUNT_MINOR, validate_price_terms
@@ -260,6 +261,12 @@ def validate_draft(draft: LinkDraft, account_id: int, locale: str) -> dict[str, 
     elif draft.allow_ach and draft.has_recurring:
         errors["payment_methods"] = _(
             "Bank debit (ACH) is only for one-time payments. Untick it, or remove the recurring items."
+        )
+    elif draft.allow_ach and bank_debit_for(draft.currency) is None and "currency" not in errors:
+        # Q10: the bank debit follows the link's currency: ACH for USD, SEPA Direct Debit for EUR.
+        errors["payment_methods"] = _(
+            "Bank debit is available for links in USD (ACH) and EUR (SEPA Direct Debit). Untick it, or change "
+            "the currency."
         )
     if draft.confirmation not in Confirmation._value2member_map_:
         errors["confirmation"] = _("Choose how to confirm the payment.")

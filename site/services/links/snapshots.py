@@ -11,6 +11,7 @@ from typing import Any
 
 from kassa.models import CONTACT_FIELDS, PaymentLink
 from kassa.order_summary import OrderItem, OrderSummary, build_order_summary
+from kassa.processors.base import bank_debit_for
 
 
 def link_snapshot(link: PaymentLink) -> dict[str, Any]:
@@ -37,6 +38,15 @@ def link_snapshot(link: PaymentLink) -> dict[str, Any]:
         "pipeline_id": link.pipeline_id,
         "stage_id": link.stage_id,
     }
+
+
+def offered_methods(snapshot: dict[str, Any]) -> list[str]:
+    """How the buyer can pay (Q10): card when the link takes cards; the bank debit of the link's currency (ACH for
+    USD, SEPA Direct Debit for EUR, none otherwise) when it takes bank debits. Never empty: a link whose only
+    method no longer applies to its currency is paid by card."""
+    debit = bank_debit_for(snapshot["currency"]) if snapshot["allow_ach"] else None
+    methods = [m for m, on in (("card", snapshot["allow_card"]), (debit, debit is not None)) if on]
+    return methods or ["card"]
 
 
 def snapshot_items(snapshot: dict[str, Any]) -> list[OrderItem]:

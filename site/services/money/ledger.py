@@ -15,6 +15,7 @@ from kassa.display_ids import display_id
 from kassa.extensions import db
 from kassa.models import Account, Dispute, LedgerEntry, LedgerType, Payment, Payout, Refund
 from kassa.money import exponent
+from kassa.processors.base import is_bank_debit
 
 # O2: business days until a method's funds are available.
 AVAILABILITY_DAYS = {"card": 2, "ach": 4, "bacs": 5, "pad": 5, "sepa": 14}
@@ -54,7 +55,7 @@ def _book(account: Account, mode: str, kind: LedgerType, amount_minor: int, curr
 def charge_available_on(account: Account, method: str, at: datetime) -> date:
     """When a succeeded payment's funds are available: a bank debit has already taken its processing days to
     clear; a card needs two more business days."""
-    return local_day(account, at) if method == "ach" else available_on(account, method, at)
+    return local_day(account, at) if is_bank_debit(method) else available_on(account, method, at)
 
 
 def charge_rows(payment: Any, available: date) -> list[dict[str, Any]]:

@@ -1,25 +1,46 @@
-"""The bank-debit (ACH) authorization text the buyer accepts; the same words are shown and stored (E6)."""
+"""The bank-debit authorization the buyer accepts — ACH, or a SEPA Core mandate (Q10) —; the same words are shown and
+stored (E6), with the version of the wording. A SEPA debit also gets its mandate reference and the pre-notification
+(amount, date of debit, mandate reference, creditor) the buyer must have before the debit."""
 
 from __future__ import annotations
 
-from flask_babel import force_locale
+from datetime import date, datetime
+
+from flask_babel import force_locale, format_date
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from kassa.actor import Actor
+from kassa.business_days import add_business_days
 from kassa.database import write_transaction
 from kassa.display_ids import display_id
 from kassa.errors import Conflict, Forbidden, NotFound
 from kassa.extensions import db
 from kassa.models import Account, Mandate, Payment, Permission
 from kassa.money import Money
+from kassa.processors.sandbox import SETTLEMENT_BUSINESS_DAYS
 from kassa.renderers import STATIC_DIR, render_pdf
 from kassa.services.platform.audit import record_audit
 from kassa.services.platform.mail import queue_email
 
+# The wording each scheme's buyers accept; a new wording gets a new version (kept on every Mandate).
+MANDATE_TEXT_VERSIONS = {"ach": "ach-1", "sepa": "sepa-core-1"}
 
-def mandate_text(account_id: int, amount_minor: int, currency: str, language: str) -> str:
+
+def mandate_text(account_id: int, amount_minor: int, currency: str, language: str, method: str = "ach") -> str:
     account = db.session.get(Account, account_id)
+    if method == "sepa":
+        with force_locale(language):
+            return _(
+                "SEPA Core Direct Debit mandate. By accepting this mandate, you authorise (A) %(merchant)s to send "
+                "instructions to your bank to debit your account with %(amount)s, once, for this purchase, and (B) "
+                "your bank to debit your account in accordance with those instructions. As part of your rights, you "
+                "are entitled to a refund from your bank under the terms and conditions of your agreement with your "
+                "bank. A refund must be claimed within 8 weeks starting from the date on which your account was "
+                "debited. Your rights are explained in a statement that you can obtain from your bank.",
+                merchant=account.name,
+                amount=Money(amount_minor, currency).format(language),
+            )
     with force_locale(language):
         return _(
             "By accepting, you authorize %(merchant)s to debit %(amount)s from the bank account you entered, "
@@ -29,6 +50,37 @@ def mandate_text(account_id: int, amount_minor: int, currency: str, language: st
             merchant=account.name,
             amount=Money(amount_minor, currency).format(language),
         )
+
+
+def mandate_reference(payment_id: int) -> str:
+    """The SEPA mandate reference (unique per creditor, at most 35 of A–Z, 0–9 and "-"): "KASSA-P-000042"."""
+    return f"KASSA-{display_id('payment', payment_id)}"
+
+
+def expected_debit_date(account: Account, submitted_at: datetime, method: str) -> date:
+    """The business day the processor debits the buyer's account: the sandbox's clearing days after submission
+    (Stripe's SEPA debits take the same 5 business days), in the account's country."""
+    return add_business_days(submitted_at.date(), SETTLEMENT_BUSINESS_DAYS[method], account.country)
+
+
+def pre_notification(payment: Payment, mandate: Mandate | None, language: str) -> str | None:
+    """Q10: the SEPA pre-notification — amount, date of debit, mandate reference, creditor — in ``language``; None
+    for anything but a SEPA debit with its mandate."""
+    if payment.method != "sepa" or mandate is None:
+        return None
+    account = db.session.get(Account, payment.account_id)
+    debit_on = expected_debit_date(account, payment.created_at, payment.method)
+    with force_locale(language):
+        return _(
+            "SEPA Direct Debit pre-notification: %(creditor)s will debit %(amount)s from your account (IBAN ending "
+            "in %(last4)s) on %(date)s, under mandate reference %(reference)s.",
+            creditor=account.name, amount=Money(payment.amount_minor, payment.currency).format(language),
+            last4=payment.bank_last4 or "", date=format_date(debit_on, "long"), reference=mandate.reference,
+        )
+
+
+def mandate_of(payment_id: int) -> Mandate | None:
+    return db.session.scalar(select(Mandate).where(Mandate.payment_id == payment_id))
 
 
 def render_mandate_pdf(payment_id: int) -> tuple[str, str, bytes]:

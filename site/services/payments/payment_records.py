@@ -25,14 +25,19 @@ from kassa.models import (
 )
 from kassa.order_summary import RecurringGroup
 from kassa.periods import charge_date
-from kassa.processors.base import ChargeResult
+from kassa.processors.base import ChargeResult, is_bank_debit
 from kassa.services.crm import crm
 from kassa.services.crm.crm import payment_subjects
 from kassa.services.links.snapshots import snapshot_items, snapshot_summary
 from kassa.services.money.display_status import refresh_display_status
 from kassa.services.payments import risk
 from kassa.services.payments.attempt_states import move_attempt
-from kassa.services.payments.mandates import mandate_text
+from kassa.services.payments.mandates import (
+    MANDATE_TEXT_VERSIONS,
+    mandate_reference,
+    mandate_text,
+    pre_notification,
+)
 from kassa.services.payments.payment_states import move_payment
 from kassa.services.platform.notifications import notify_ach_processing
 from kassa.timeline_kinds import TimelineKind
@@ -74,7 +79,9 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
         payment = Payment(
             account_id=account.id, mode=mode,
             status=PaymentStatus.PROCESSING.value,  # a charge that went through moves on below (M1)
-            amount_minor=attempt.amount_minor, currency=attempt.currency, method=attempt.method,
+            amount_minor=attempt.amount_minor, currency=attempt.currency,
+            # As the processor reports it: a live checkout's Payment Element may have paid by SEPA or ACH (Q10).
+            method=result.method or attempt.method,
             card_brand=result.brand, card_last4=result.last4, card_exp_month=result.exp_month,
             card_exp_year=result.exp_year, card_funding=result.funding, bank_last4=result.bank_last4,
             processor=processor, processor_ref=result.processor_ref,
@@ -110,8 +117,10 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
         ]
         if subscriptions:
             payment.subscription_id = subscriptions[0].id
-        if payment.method == "ach":
-            session.add(_mandate(payment, buyer, language, attempt, mandate_context))
+        mandate = None
+        if is_bank_debit(payment.method) and buyer.get("bank_last4"):  # the buyer accepted Kassa's mandate
+            mandate = _mandate(payment, buyer, language, attempt, mandate_context)
+            session.add(mandate)
 
         crm.add_timeline(account.id, TimelineKind.PAYMENT_SUBMITTED, subjects=payment_subjects(payment), payment_id=payment.id,
                          data={"amount_minor": payment.amount_minor, "currency": payment.currency,
@@ -121,7 +130,7 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
             move_payment(payment, PaymentStatus.SUCCEEDED, at=at,
                          data={"amount_minor": payment.amount_minor, "currency": payment.currency})
         else:
-            notify_ach_processing(payment)
+            notify_ach_processing(payment, pre_notification=pre_notification(payment, mandate, payment.language))
         for subscription in subscriptions:
             crm.add_timeline(account.id, TimelineKind.SUBSCRIPTION_CREATED, subjects=[("subscription", subscription.id),
                              ("contact", contact.id), ("deal", deal.id)], payment_id=payment.id)
@@ -163,9 +172,12 @@ def _create_subscription(account: Account, payment: Payment, group: RecurringGro
 
 def _mandate(payment: Payment, buyer: dict[str, Any], language: str, attempt: PaymentAttempt,
              context: dict[str, Any]) -> Mandate:
+    sepa = payment.method == "sepa"
     return Mandate(
         account_id=payment.account_id, payment_id=payment.id, language=language,
-        text=mandate_text(payment.account_id, payment.amount_minor, payment.currency, language),
+        text=mandate_text(payment.account_id, payment.amount_minor, payment.currency, language, payment.method),
+        scheme=payment.method, text_version=MANDATE_TEXT_VERSIONS[payment.method],
+        reference=mandate_reference(payment.id) if sepa else "", iban_country=buyer.get("iban_country") or "",
         accepted_at=attempt.created_at, ip=context.get("ip") or attempt.ip,
         user_agent=(context.get("user_agent") or "")[:300] or None,
         account_holder_name=buyer.get("account_holder_name") or "", bank_last4=buyer.get("bank_last4") or "",

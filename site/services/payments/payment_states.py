@@ -15,6 +15,7 @@ from typing import Any
 
 from kassa.extensions import db
 from kassa.models import Account, Payment, PaymentStatus
+from kassa.processors.base import is_bank_debit
 from kassa.services.crm.crm import add_timeline, payment_subjects
 from kassa.services.money.display_status import refresh_display_status
 from kassa.services.money.ledger import book_charge
@@ -41,7 +42,7 @@ def _succeeded_emails(payment: Payment) -> None:
 
 def _failed_emails(payment: Payment) -> None:
     """T4: a bank debit that bounced tells the buyer (a declined card renewal is told by its subscription)."""
-    if payment.method == "ach":
+    if is_bank_debit(payment.method):
         notify_ach_failed(payment)
 
 

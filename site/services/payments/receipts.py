@@ -35,6 +35,7 @@ from kassa.renderers.receipt import (
 from kassa.services.accounts.accounts import logo_dir
 from kassa.services.accounts.emails import normalize_email
 from kassa.services.crm.crm import add_timeline, payment_subjects
+from kassa.services.payments.mandates import mandate_of, pre_notification
 from kassa.services.platform import throttle
 from kassa.services.platform.audit import record_audit
 from kassa.services.platform.mail import queue_email
@@ -53,6 +54,8 @@ def method_label(payment: Payment) -> str:
     """ "Visa •••• 4242" or "Bank account •••• 6789" (translated)."""
     if payment.method == "ach":
         return _("Bank account •••• %(last4)s", last4=payment.bank_last4 or "")
+    if payment.method == "sepa":
+        return _("SEPA Direct Debit •••• %(last4)s", last4=payment.bank_last4 or "")
     return f"{card_brand_name(payment.card_brand) or _('Card')} •••• {payment.card_last4 or ''}"
 
 
@@ -96,6 +99,7 @@ def receipt_data(payment: Payment) -> Any:
             payment_method=method_label(payment),
             test_mode=payment.is_test,
             recurring_note=" ".join(notes) or None,
+            pre_notification=pre_notification(payment, mandate_of(payment.id), language),
         )
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from flask_babel import force_locale
 from sqlalchemy import func, select, update
@@ -51,17 +52,18 @@ def notify_link_paused(link: PaymentLink, declines: int) -> None:
               "links_url": absolute_url("links.index")}, ("payment_link", link.id))
 
 
-def _to_buyer(payment: Payment, kind: str, template: str) -> None:
+def _to_buyer(payment: Payment, kind: str, template: str, **extra: Any) -> None:
     account = db.session.get(Account, payment.account_id)
     queue_email(kind=kind, to=[payment.buyer_email], template=template, language=payment.language,
                 context={"payment": payment, "account": account, "brand_color": account.brand_color,
-                         "amount": Money(payment.amount_minor, payment.currency)},
+                         "amount": Money(payment.amount_minor, payment.currency), **extra},
                 account_id=account.id, related=("payment", payment.id))
 
 
-def notify_ach_processing(payment: Payment) -> None:
-    """A bank debit was submitted: it takes a few business days; the receipt follows when it clears."""
-    _to_buyer(payment, "ach_processing", "email/ach_processing.html")
+def notify_ach_processing(payment: Payment, *, pre_notification: str | None = None) -> None:
+    """A bank debit was submitted: it takes a few business days; the receipt follows when it clears. A SEPA debit's
+    email carries its pre-notification (Q10: amount, date of debit, mandate reference, creditor)."""
+    _to_buyer(payment, "ach_processing", "email/ach_processing.html", pre_notification=pre_notification)
 
 
 def notify_ach_failed(payment: Payment) -> None:

@@ -72,10 +72,12 @@ const RULES = { // (value, digits) → data-msg-* key or ""
   account_number: (v) => /^\d{4,17}$/.test(v) ? "" : "account",
   email: (v) => /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(v) ? "" : "email",
   account_holder_name: () => "",
+  iban: (v, d, i = v.replace(/[\s-]/g, "").toUpperCase()) => /^[A-Z]{2}\d\d[A-Z0-9]{11,30}$/.test(i) && // Q10: mod-97
+    [...i.slice(4) + i.slice(0, 4)].reduce((r, c) => (r * (c > "9" ? 100 : 10) + parseInt(c, 36)) % 97, 0) === 1 ? "" : "iban",
 };
 function problem(x) {
   const n = x.name, v = x.value.trim(), r = RULES[n];
-  if (x.type === "checkbox") return x.checked || !x.required && n !== "ach_mandate" ? "" : n === "ach_mandate" ? "mandate" : "required";
+  if (x.type === "checkbox") return x.checked || !x.required && !/_mandate$/.test(n) ? "" : /_mandate$/.test(n) ? "mandate" : "required";
   return !v ? (x.required || r ? "required" : "") : r ? r(v, dig(v)) : "";
 }
 function check(x) { // show or clear the error; returns its key
