@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime
 
 import openpyxl
@@ -249,3 +250,13 @@ def test_q10_the_link_editor_offers_the_bank_debit_of_the_currency(client, app):
     saved = client.post("/links/new", data={**base, "currency": "GBP", "action": "save"})
     assert ("Bank debit is available for links in USD (ACH) and EUR (SEPA Direct Debit)."
             in page_text(saved))
+
+
+def test_q10_the_sepa_checkout_page_stays_under_30_kb_with_its_css_and_js(client, eur_shop):
+    """Q10/Q12: the SEPA checkout (card and SEPA fields, mandate, test IBANs) with its stylesheet and script."""
+    _owner, link = eur_shop
+    html = client.get(start_checkout(client, link.slug)).data
+    assets = re.findall(rb'(?:href|src)="(/assets/[^"]+)"', html)
+    assert assets
+    total = len(html) + sum(len(client.get(a.decode().replace("&amp;", "&")).data) for a in assets)
+    assert b'name="iban"' in html and total < 30 * 1024, total
