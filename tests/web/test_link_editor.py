@@ -603,7 +603,7 @@ def test_l11_editor_disables_ach_with_the_reason_once_an_item_recurs(client, own
 
 
 def test_l11_ach_offered_for_one_time_links_and_pays(client, owner):
-    link = create_link(client, allow_ach="1")
+    link = create_link(client, allow_ach="1", currency="USD")  # Q10: ACH is for USD links
     soup = soup_of(_checkout_page(client, link))
     assert {r["value"] for r in soup.select('input[name="method"][type="radio"]')} == {"card", "ach"}
     response = pay_with_ach(client, link.slug)
@@ -613,7 +613,7 @@ def test_l11_ach_offered_for_one_time_links_and_pays(client, owner):
 
 
 def test_l11_ach_only_link_has_no_card_form(client, owner):
-    link = create_link(client, allow_card=None, allow_ach="1")
+    link = create_link(client, allow_card=None, allow_ach="1", currency="USD")
     soup = soup_of(_checkout_page(client, link))
     assert soup.select_one("#f-card_number") is None and soup.select_one("#f-routing_number")
     assert pay_with_card(client, link.slug).status_code == 422  # a card can't be used here
