@@ -87,8 +87,8 @@ def test_create_share_embed_deactivate_a_link(live_server, desktop_page):
     preview = page.locator("#link-preview")
     expect(preview.get_by_text("Then €20.00 every month, 7 payments in total")).to_be_visible()
     expect(preview).to_contain_text(re.compile(r"Total due today\s+€104\.40"), use_inner_text=True)
-    # ACH is switched off, with the reason, now that an item recurs (L11).
-    expect(page.get_by_label("Bank debit (ACH)")).to_be_disabled()
+    # The bank debit (SEPA for this EUR link, Q10) is switched off, with the reason, now that an item recurs (L11).
+    expect(page.get_by_label("Bank debit (SEPA Direct Debit)")).to_be_disabled()
 
     # Saving without a link name: the error is at the field, and the page stays accessible.
     with htmx_swap(page):
