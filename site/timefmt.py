@@ -23,6 +23,7 @@ Machines get ISO 8601 elsewhere (CSV exports, `<time datetime>` attributes), nev
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 from babel import Locale, dates
 
@@ -32,6 +33,16 @@ DATE, DATETIME, DATETIME_ZONE, TIME, WEEKDAY = "date", "datetime", "datetime_zon
 STYLES = (DATE, DATETIME, DATETIME_ZONE, TIME, WEEKDAY)
 # Babel widths older templates passed to `|date`/`|datetime`: each means that filter's one style.
 _WIDTHS = ("short", "medium", "long", "full")
+
+
+@lru_cache(maxsize=16)
+def _patterns(name: str) -> tuple[Locale, str]:
+    """The language, and its pattern for a medium date with a short time ("d MMM y, HH:mm"): worked out once,
+    a payments table formats a date on every row."""
+    words = Locale.parse(name)
+    joined = words.datetime_formats["medium"].format(words.time_formats["short"].pattern,
+                                                     words.date_formats["medium"].pattern)
+    return words, joined
 
 
 def check_style(style: str) -> str:
@@ -58,6 +69,7 @@ def format_when(value: datetime | date | None, style: str = DATETIME, *, locale:
     check_style(style)
     if value is None:
         return ""
+    words, datetime_pattern = _patterns(locale)
     if isinstance(value, datetime):
         moment = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(clock_zone(timezone))
         day: date = moment.date()
@@ -66,15 +78,13 @@ def format_when(value: datetime | date | None, style: str = DATETIME, *, locale:
             raise ValueError(f"{value!r} is a day without a time: use the {DATE!r} style")
         moment, day = None, value
     if style == DATE:
-        return dates.format_date(day, "medium", locale=locale)
+        return dates.format_date(day, "medium", locale=words)
     if style == WEEKDAY:
-        return dates.format_date(day, "EEEE", locale=locale)
-    time_text = dates.format_time(moment, "short", tzinfo=moment.tzinfo, locale=locale)
+        return dates.format_date(day, "EEEE", locale=words)
     if style == TIME:
-        return time_text
-    joined = Locale.parse(locale).datetime_formats["medium"].format(time_text,
-                                                                   dates.format_date(day, "medium", locale=locale))
-    return f"{joined} {zone_label(moment)}" if style == DATETIME_ZONE else joined
+        return dates.format_time(moment, "short", tzinfo=moment.tzinfo, locale=words)
+    text = dates.format_datetime(moment, datetime_pattern, tzinfo=moment.tzinfo, locale=words)
+    return f"{text} {zone_label(moment)}" if style == DATETIME_ZONE else text
 
 
 def legacy_style(fmt: str | None, default: str) -> str:
