@@ -92,6 +92,7 @@ def register_template_filters(app: Flask) -> None:
     """Every Jinja filter Kassa adds."""
     for name, fn in (
         ("money", i18n.money_filter),
+        ("when", i18n.when_filter),  # B7: the one date/time formatter; the two below only for old templates
         ("datetime", i18n.datetime_filter),
         ("date", i18n.date_filter),
         ("percent", i18n.percent_filter),

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import refresh
 
 from kassa.blueprints.checkout_forms import CardForm
 from kassa.errors import Conflict, NotFound, TooManyRequests, ValidationFailed
 from kassa.extensions import db, limiter
+from kassa.i18n import show_times_in
 from kassa.models import Account, Mode
 from kassa.netutil import client_ip
 from kassa.security import allow_stripe_js
@@ -24,8 +24,8 @@ def _page(token: str):
     except NotFound:
         return None, None
     g.buyer_language = sub.language
-    refresh()
     account = db.session.get(Account, sub.account_id)
+    show_times_in(account.timezone)  # B7: any time shown here reads as on the buyer's receipts (refreshes too)
     context = {"sub": sub, "account": account, "test_mode": sub.mode == Mode.TEST.value, "errors": {},
                "values": {}, "done": None, "ended": sub.status not in ("active", "past_due"),
                "stripe": None}

@@ -27,7 +27,7 @@ from kassa import buyer_proof
 from kassa.blueprints.checkout_forms import CheckoutForm
 from kassa.errors import Conflict, Gone, KassaError, NotFound, TooManyRequests, ValidationFailed
 from kassa.extensions import db, limiter
-from kassa.i18n import LANGUAGES, best_language
+from kassa.i18n import LANGUAGES, best_language, show_times_in
 from kassa.models import CheckoutSession, CheckoutStatus, Mode, Payment, PaymentLink, PaymentStatus
 from kassa.netutil import client_ip
 from kassa.page_cache import CHECKOUT_SLOTS, PageCache
@@ -207,6 +207,7 @@ def _confirmation(view: checkout_service.CheckoutView):
     start_again_url = _start_again_url(view) if payment.status == PaymentStatus.FAILED.value and view.link_open \
         else None
     test_mode = checkout.mode == Mode.TEST.value
+    show_times_in(view.account.timezone)  # B7: the time the receipt prints, zone named
     if not buyer_proof.paid_here(checkout.id):
         # H8: whoever else holds this URL (or the payer, after the time limit) learns nothing about the buyer.
         return _buyer_page("checkout/complete.html", account=view.account, test_mode=test_mode,

@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from babel import dates
 from flask import current_app, render_template
 from flask_babel import force_locale
 
-from kassa.clock import zone as clock_zone
 from kassa.money import Money
 from kassa.renderers import STATIC_DIR, render_pdf
+from kassa.timefmt import DATETIME_ZONE, format_when
 
 CONTENT_TYPE = "application/pdf"
 DEFAULT_BRAND_COLOR = "#2f5bd3"
@@ -61,14 +60,10 @@ def receipt_filename(number: str) -> str:
     return f"receipt-{re.sub(r'[^A-Za-z0-9_-]+', '-', number).strip('-') or 'receipt'}.pdf"
 
 
-def _issued(data: ReceiptData) -> tuple[str, str]:
-    """(date, time with UTC offset) in the merchant's zone, worded for the buyer's language."""
-    zone = clock_zone(data.timezone)
-    local = data.issued_at.astimezone(zone)
-    date_text = dates.format_date(local, "long", locale=data.language)
-    time_text = dates.format_time(local, "short", tzinfo=zone, locale=data.language)
-    offset = dates.format_datetime(local, "ZZZZ", tzinfo=zone, locale=data.language)
-    return date_text, f"{time_text} {offset}"
+def issued_text(data: ReceiptData) -> str:
+    """B7: when it was paid, in the merchant's zone (named) and the buyer's language — as the confirmation page,
+    the receipt email and the merchant's payment panel show it."""
+    return format_when(data.issued_at, DATETIME_ZONE, locale=data.language, timezone=data.timezone)
 
 
 def _logo_url(logo_file: Path | None) -> str | None:
@@ -98,14 +93,12 @@ def receipt_html(data: ReceiptData) -> str:
     """The fast half: the HTML the PDF is made from. It holds everything the PDF shows (the logo by file
     version), so it serves as the key of a rendered PDF (H7)."""
     brand = data.brand_color if _HEX_COLOR.fullmatch(data.brand_color or "") else DEFAULT_BRAND_COLOR
-    issued_date, issued_time = _issued(data)
     with force_locale(data.language):
         return render_template(
             "pdf/receipt.html",
             r=data,
             brand_color=brand.lower(),
             logo_url=_logo_url(data.logo_file),
-            issued_date=issued_date,
-            issued_time=issued_time,
+            issued=issued_text(data),
             issued_iso=data.issued_at.isoformat(),
         )

@@ -121,7 +121,7 @@ def test_e2_receipt_shows_merchant_buyer_number_items_and_amounts(app):
 
     for expected in (
         "Bakkerij De Gouden Korst", "Kerkstraat 12", "1017 GC Amsterdam", "hallo@goudenkorst.example",
-        "R-000042", "March 12, 2025", "2:03 PM",  # 13:03 UTC is 14:03 in Amsterdam
+        "R-000042", "Mar 12, 2025, 2:03 PM CET",  # 13:03 UTC is 14:03 in Amsterdam (B7: one style, zone named)
         "Jane Doe", "jane.doe@example.com", "221B Baker Street",
         "Sourdough subscription", "One loaf every Saturday", "every month, 7 payments",
         "Croissants", "Box of six", "€6.25", "€12.50",
@@ -155,7 +155,7 @@ def test_e2_receipt_title_can_be_overridden(app):
 
 @pytest.mark.parametrize(
     ("language", "total", "date"),
-    [("nl", "€ 22,50", "12 maart 2025"), ("fr", "22,50 €", "12 mars 2025")],
+    [("nl", "€ 22,50", "12 mrt 2025"), ("fr", "22,50 €", "12 mars 2025")],
 )
 def test_e2_receipt_is_in_the_buyers_language(app, language, total, date):
     _, _, pdf = render_receipt(receipt(language=language))
@@ -176,8 +176,7 @@ def test_e2_receipt_dates_follow_the_merchants_time_zone(app):
 
     text = pdf_text(render_receipt(data)[2])
 
-    assert "July 1, 2025" in text
-    assert "10:30 PM" in text
+    assert "Jul 1, 2025, 10:30 PM EDT" in text
 
 
 def test_e2_receipt_in_jpy_has_no_decimals(app):

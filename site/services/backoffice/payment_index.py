@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, timedelta
 from typing import Any
 
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, func, select, tuple_, union, union_all
@@ -32,6 +33,7 @@ from kassa.services.backoffice.payment_filters import (
     parse_condition,
     parse_filter,
 )
+from kassa.timefmt import DATE, format_when
 
 COUNT_CAP = 10_000
 
@@ -218,11 +220,12 @@ def chips(state: IndexState, link_names: dict[int, str]) -> list[Chip]:
     if state.date_preset and state.date_preset != "custom":
         found.append(Chip(_("Payment date: %(range)s", range=DATE_PRESETS[state.date_preset]), dates))
     elif state.date_from and state.date_to:
-        found.append(Chip(_("Payment date: %(start)s to %(end)s", start=state.date_from, end=state.date_to), dates))
+        found.append(Chip(_("Payment date: %(start)s to %(end)s", start=_day_text(state.date_from),
+                            end=_day_text(state.date_to)), dates))
     elif state.date_from:
-        found.append(Chip(_("Payment date: from %(start)s", start=state.date_from), dates))
+        found.append(Chip(_("Payment date: from %(start)s", start=_day_text(state.date_from)), dates))
     elif state.date_to:
-        found.append(Chip(_("Payment date: until %(end)s", end=state.date_to), dates))
+        found.append(Chip(_("Payment date: until %(end)s", end=_day_text(state.date_to)), dates))
     amounts = _no_chip_fields(state, amount_min="", amount_max="")
     if state.amount_min and state.amount_max:
         found.append(Chip(_("Amount: %(low)s to %(high)s", low=state.amount_min, high=state.amount_max), amounts))
@@ -272,6 +275,12 @@ def link_names(account_id: int, ids: set[int] | None = None) -> dict[int, str]:
     else:
         query = query.where(PaymentLink.deleted_at.is_(None)).order_by(PaymentLink.name, PaymentLink.id).limit(500)
     return dict(db.session.execute(query).all())
+
+
+def _day_text(text: str) -> str:
+    """B7: a typed day as every page shows a date ("Dec 6, 2026"); left as typed when it is not a day."""
+    day = parse_date(text)
+    return format_when(day, DATE, locale=str(get_locale() or "en"), timezone=None) if day else text
 
 
 def _shift(text: str, days: int) -> str:

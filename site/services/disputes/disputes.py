@@ -46,6 +46,7 @@ from kassa.services.platform.audit import record_audit
 from kassa.services.platform.mail import queue_email
 from kassa.services.platform.notifications import notify_team_in_app, payment_team
 from kassa.services.platform.ticks import each_item, for_tick_account
+from kassa.timefmt import DATE, format_when
 from kassa.timeline_kinds import TimelineKind
 from kassa.urls import absolute_url
 
@@ -104,9 +105,10 @@ def open_dispute(event: ProcessorEvent) -> Dispute | None:
 def _announce_dispute(dispute: Dispute, payment: Payment) -> None:
     """B1: the bell, whatever the email switches say; once, as the dispute row is created once."""
     amount = Money(dispute.amount_minor, dispute.currency)
-    due = dispute.evidence_due_by.date().isoformat()
+    zone = db.session.get(Account, dispute.account_id).timezone
 
     def text() -> str:
+        due = format_when(dispute.evidence_due_by, DATE, locale=str(get_locale() or "en"), timezone=zone)  # B7
         said = (_("Inquiry about %(amount)s from %(email)s: answer by %(due)s.", amount=amount.format(str(get_locale() or 'en')),
                   email=payment.buyer_email, due=due) if dispute.is_inquiry else
                 _("New dispute of %(amount)s from %(email)s: respond by %(due)s.", amount=amount.format(str(get_locale() or 'en')),
