@@ -239,7 +239,7 @@ def test_b5_submit_confirms_what_was_sent_and_when_the_decision_is_due(client, o
     # the pre-filled details went too (step 2 was never saved): each named
     assert "Details: Customer name, Customer email, Billing address, Purchase IP address, Product description, " \
            "Receipt" in box
-    assert "Additional information: Additional information" in box
+    assert "Evidence: Additional information" in box
     assert "Files: delivery-note.pdf" in box
     assert "Customer communication" not in box  # what was left empty is not said to be sent
 
