@@ -18,6 +18,7 @@ import pytest
 from babel.dates import format_date
 from sqlalchemy import func, select
 
+from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import Account, TimelineEntry, User
 from kassa.services.disputes.disputes import evidence_text
@@ -353,3 +354,23 @@ def test_b5_autosave_is_legitimately_repeated(client, owner, disputed):
         assert client.post(f"/disputes/{dispute.id}/draft/3", headers=HTMX,
                            data={"additional_information": f"draft {n}"}).status_code == 200
     assert dispute_of(payment.id).draft["evidence"] == {"additional_information": "draft 4"}
+
+
+@pytest.mark.parametrize(("language", "autosaving", "refused", "confirmed"), [
+    ("nl", "Je antwoorden worden opgeslagen terwijl je typt.", "Je tekst is opgeslagen, maar het bestand is niet",
+     "Bewijs ingediend. De bank beslist uiterlijk op"),
+    ("fr", "Vos réponses sont enregistrées pendant la saisie.", "Votre texte est enregistré, mais le fichier",
+     "Preuves envoyées. La banque doit décider au plus tard le"),
+])
+def test_b5_the_wizard_speaks_the_merchants_language(client, owner, disputed, language, autosaving, refused,
+                                                       confirmed):
+    payment, dispute = disputed
+    with write_transaction(db.session) as session:
+        session.get(User, owner.id).language = language
+    assert text_of(soup_of(step(client, dispute.id, 1)).select_one("#draft-status")) == autosaving
+    response = step3(client, dispute.id, "winning_evidence", ("x.gif", image_bytes("GIF")))
+    assert text_of(soup_of(response).select_one("#wizard [role=alert]")).startswith(refused)
+    step3(client, dispute.id, "winning_evidence")
+    client.post(f"/disputes/{dispute.id}/submit")
+    page = soup_of(client.get(f"/payments/{payment.id}"))
+    assert text_of(page.select_one("#toasts .toast--success")).startswith(confirmed)
