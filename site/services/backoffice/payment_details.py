@@ -23,7 +23,7 @@ from kassa.models import (
 )
 from kassa.money import Money
 from kassa.order_summary import build_order_summary
-from kassa.services.money.dispute_facts import deadline_info, latest_dispute
+from kassa.services.money.dispute_facts import deadline_info, latest_dispute, sent_evidence
 from kassa.services.payments.invoices import invoice_label, payment_invoice
 from kassa.services.payments.refunds import Refundability, refundable
 
@@ -81,6 +81,7 @@ def panel_context(payment: Payment, locale: str) -> dict[str, Any]:
         "refundability": refundable(payment, account),
         "dispute": latest_dispute(payment.id),
         "dispute_deadline": deadline_info(latest_dispute(payment.id), account) if latest_dispute(payment.id) else None,
+        "dispute_sent": sent_evidence(dispute) if (dispute := latest_dispute(payment.id)) else None,  # B5
         "has_mandate": db.session.scalar(select(Mandate.id).where(Mandate.payment_id == payment.id)) is not None,
         "locale": locale,
     }

@@ -160,8 +160,11 @@ def ensure_answerable(dispute: Dispute, account: Account) -> None:
         raise Conflict(_("The deadline for this dispute has passed."))
 
 
-def save_draft(actor: Actor, dispute_id: int, step: str, values: dict[str, str]) -> Dispute:
-    """D4: keep what the merchant wrote at each step, so nothing is lost if they leave and come back."""
+def save_draft(actor: Actor, dispute_id: int, step: str, values: dict[str, str], *,
+               autosave: bool = False) -> Dispute:
+    """D4: keep what the merchant wrote at each step, so nothing is lost if they leave and come back.
+    B5: `autosave` is the wizard saving as the merchant types: the same draft, without a history entry for
+    every pause in their typing."""
     require_dispute_rights(actor)
     cleaned = {key: (value or "").strip()[:MAX_TEXT] for key, value in values.items()}
     with write_transaction(db.session) as session:
@@ -170,9 +173,10 @@ def save_draft(actor: Actor, dispute_id: int, step: str, values: dict[str, str])
         draft = dict(dispute.draft or {})
         draft[step] = cleaned
         dispute.draft = draft
-        add_timeline(dispute.account_id, TimelineKind.DISPUTE_DRAFT_SAVED,
-                     subjects=payment_subjects(session.get(Payment, dispute.payment_id)),
-                     payment_id=dispute.payment_id, data={"step": step}, actor_id=actor.user_id)
+        if not autosave:
+            add_timeline(dispute.account_id, TimelineKind.DISPUTE_DRAFT_SAVED,
+                         subjects=payment_subjects(session.get(Payment, dispute.payment_id)),
+                         payment_id=dispute.payment_id, data={"step": step}, actor_id=actor.user_id)
         return dispute
 
 
@@ -231,6 +235,9 @@ def _claim_answer(actor: Actor, dispute_id: int, answer: str) -> tuple[str, str,
             answered = any(value for values in (dispute.draft or {}).values() for value in values.values())
             if not (answered or dispute.files):
                 raise ValidationFailed(_("Answer the questions or add evidence before submitting."))
+            # B5: the draft keeps exactly what is sent (the pre-filled details too, when step 2 was never
+            # saved), so the confirmation and the read-only review show what the bank received.
+            dispute.draft = {**(dispute.draft or {}), **_answers(dispute)}
             dispute.evidence_text = evidence_text(dispute)
             dispute.submitted_by_id = actor.user_id
             evidence = dispute_evidence(dispute)

@@ -16,7 +16,13 @@ from kassa.extensions import db
 from kassa.forms import safe_filename
 from kassa.models import Account, DisputeFile, Payment
 from kassa.services.crm.crm import add_timeline, payment_subjects
-from kassa.services.disputes.disputes import ensure_answerable, evidence_dir, owned, require_dispute_rights
+from kassa.services.disputes.disputes import (
+    ensure_answerable,
+    evidence_dir,
+    owned,
+    require_dispute_rights,
+    save_draft,
+)
 from kassa.timeline_kinds import TimelineKind
 
 MAX_TOTAL_BYTES = int(4.5 * 1024 * 1024)  # Stripe's limit for all of a dispute's files together
@@ -57,41 +63,81 @@ def budget(dispute_id: int) -> tuple[int, int]:
 
 
 def add_file(actor: Actor, dispute_id: int, filename: str, data: bytes) -> DisputeFile:
+    file = save_evidence_step(actor, dispute_id, None, filename, data, require_file=True)
+    assert file is not None  # require_file: no file is an error
+    return file
+
+
+def save_evidence_step(actor: Actor, dispute_id: int, values: dict[str, str] | None, filename: str, data: bytes,
+                       *, require_file: bool = False) -> DisputeFile | None:
+    """D4 step 3 saved as one (B5): the text the merchant typed (`values`, None to leave it as it is) and the
+    file they chose, uploaded now rather than dropped. A refused file raises ValidationFailed at the file's
+    field only after the text is kept, so a wrong file never costs the merchant what they wrote."""
     require_dispute_rights(actor)
+    refused: ValidationFailed | None = None
+    checked: tuple[str, int] | None = None
+    if data or require_file:
+        try:
+            checked = _check_content(filename, data)
+        except ValidationFailed as exc:
+            refused = exc
+    file = None
+    with write_transaction(db.session) as session:
+        if values is not None:
+            save_draft(actor, dispute_id, "evidence", values)  # joins this transaction
+        dispute = owned(session, actor, dispute_id)
+        ensure_answerable(dispute, session.get(Account, dispute.account_id))
+        if checked is not None:
+            try:
+                file = _store(session, actor, dispute, filename, data, *checked)
+            except ValidationFailed as exc:  # raised before anything of the file was written
+                refused = exc
+    if refused is not None:
+        raise refused
+    return file
+
+
+def _check_content(filename: str, data: bytes) -> tuple[str, int]:
+    """(content type, pages) of an evidence file, or ValidationFailed at the file's field."""
     if not data:
         raise ValidationFailed(_("Choose a file to upload."), field="file")
     content_type = sniff(data)
     if content_type is None:
         raise ValidationFailed(_("Upload a PDF, PNG or JPEG file. “%(name)s” is none of these, whatever its "
                                  "name says.", name=(filename or "")[:80]), field="file")
-    pages = count_pages(data, content_type)
+    return content_type, count_pages(data, content_type)
+
+
+def _store(session, actor: Actor, dispute, filename: str, data: bytes, content_type: str,
+           pages: int) -> DisputeFile:
+    """Keep a checked file within the dispute's budget (the dispute's row is locked by the caller)."""
+    used, used_pages = budget(dispute.id)
+    if used + len(data) > MAX_TOTAL_BYTES:
+        left = max(MAX_TOTAL_BYTES - used, 0)
+        raise ValidationFailed(_("All files together may be at most 4.5 MB; %(left)s is left.",
+                                 left=format_size(left)), field="file")
+    if used_pages + pages > MAX_PAGES:
+        raise ValidationFailed(_("All files together may have at most %(max)d pages; %(left)d are left.",
+                                 max=MAX_PAGES, left=MAX_PAGES - used_pages), field="file")
     stored = f"{secrets.token_urlsafe(18)}.bin"
-    with write_transaction(db.session) as session:
-        dispute = owned(session, actor, dispute_id)
-        ensure_answerable(dispute, session.get(Account, dispute.account_id))
-        used, used_pages = budget(dispute.id)
-        if used + len(data) > MAX_TOTAL_BYTES:
-            left = max(MAX_TOTAL_BYTES - used, 0)
-            raise ValidationFailed(_("All files together may be at most 4.5 MB; %(left)s is left.",
-                                     left=format_size(left)), field="file")
-        if used_pages + pages > MAX_PAGES:
-            raise ValidationFailed(_("All files together may have at most %(max)d pages; %(left)d are left.",
-                                     max=MAX_PAGES, left=MAX_PAGES - used_pages), field="file")
-        (evidence_dir() / stored).write_bytes(data)
-        file = DisputeFile(account_id=dispute.account_id, dispute_id=dispute.id,
-                           filename=safe_filename(Path(filename or "evidence").name, "evidence")[:200],
-                           content_type=content_type, size_bytes=len(data), pages=pages, stored_name=stored)
-        session.add(file)
-        session.flush()
-        add_timeline(dispute.account_id, TimelineKind.DISPUTE_FILE_ADDED,
-                     subjects=payment_subjects(session.get(Payment, dispute.payment_id)),
-                     payment_id=dispute.payment_id, data={"file": file.filename}, actor_id=actor.user_id)
-        return file
+    (evidence_dir() / stored).write_bytes(data)
+    file = DisputeFile(account_id=dispute.account_id, dispute_id=dispute.id,
+                       filename=safe_filename(Path(filename or "evidence").name, "evidence")[:200],
+                       content_type=content_type, size_bytes=len(data), pages=pages, stored_name=stored)
+    session.add(file)
+    session.flush()
+    add_timeline(dispute.account_id, TimelineKind.DISPUTE_FILE_ADDED,
+                 subjects=payment_subjects(session.get(Payment, dispute.payment_id)),
+                 payment_id=dispute.payment_id, data={"file": file.filename}, actor_id=actor.user_id)
+    return file
 
 
-def remove_file(actor: Actor, dispute_id: int, file_id: int) -> None:
+def remove_file(actor: Actor, dispute_id: int, file_id: int, values: dict[str, str] | None = None) -> None:
+    """Remove one file; B5: with step 3's text when the page sends it along, kept in the same save."""
     require_dispute_rights(actor)
     with write_transaction(db.session) as session:
+        if values is not None:
+            save_draft(actor, dispute_id, "evidence", values)  # joins this transaction
         dispute = owned(session, actor, dispute_id)
         ensure_answerable(dispute, session.get(Account, dispute.account_id))
         file = session.get(DisputeFile, file_id)

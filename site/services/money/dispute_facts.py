@@ -51,3 +51,28 @@ def time_left(due_by: datetime, account: Account) -> dict[str, Any]:
     left = due_by - account_now(account)
     return {"days": max(left.days, 0), "hours": max(int(left.total_seconds() // 3600), 0),
             "urgent": timedelta(0) < left <= timedelta(hours=48), "passed": left <= timedelta(0)}
+
+
+# Card networks give the buyer's bank up to 75 days after the evidence arrives to decide (Visa, Mastercard);
+# Kassa shows the date that makes, so the merchant knows when to expect the outcome (B5).
+DECISION_WINDOW = timedelta(days=75)
+EVIDENCE_STEPS = ("questions", "details", "evidence")
+
+
+def decision_due_by(dispute: Dispute) -> datetime | None:
+    """When the bank's decision is due for submitted evidence (None before it was submitted)."""
+    return dispute.submitted_at + DECISION_WINDOW if dispute.submitted_at else None
+
+
+def sent_evidence(dispute: Dispute) -> dict[str, Any] | None:
+    """B5: what the merchant sent with their answer: the wizard's answered fields by step, the file names and
+    when a decision is due. The draft is read-only from the moment the answer is taken and then holds exactly
+    what went to the processor (services/disputes/disputes._claim_answer). None before anything was sent."""
+    if dispute.submitted_at is None:
+        return None
+    draft = dispute.draft or {}
+    fields = {step: [key for key, value in draft.get(step, {}).items() if value] for step in EVIDENCE_STEPS}
+    return {"fields": {step: keys for step, keys in fields.items() if keys},
+            "files": [file.filename for file in dispute.files], "submitted_at": dispute.submitted_at,
+            "decision_due_by": decision_due_by(dispute) if dispute.status == DisputeStatus.UNDER_REVIEW.value
+            else None}
