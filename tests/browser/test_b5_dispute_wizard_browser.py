@@ -157,7 +157,7 @@ def test_b5_submit_confirms_what_was_sent_and_when_the_decision_is_due(
     with live_server.app.app_context():
         dispute = db.session.get(Dispute, dispute_id)
         zone = ZoneInfo(db.session.get(Account, dispute.account_id).timezone)
-        due = format_date((dispute.submitted_at + timedelta(days=75)).astimezone(zone), "long", locale="en")
+        due = format_date((dispute.submitted_at + timedelta(days=75)).astimezone(zone), "medium", locale="en")
         db.session.remove()
     expect(page.locator("#toasts .toast--success")).to_have_text(
         f"Evidence submitted. The bank's decision is due by {due}.")

@@ -226,7 +226,7 @@ def test_b5_submit_confirms_what_was_sent_and_when_the_decision_is_due(client, o
     assert sent.status == "under_review"
     account = db.session.get(Account, owner.account_id)
     due = (sent.submitted_at + timedelta(days=75)).astimezone(ZoneInfo(account.timezone))
-    due_text = format_date(due, "long", locale="en")
+    due_text = format_date(due, "medium", locale="en")
     page = soup_of(client.get(f"/payments/{payment.id}"))
     assert text_of(page.select_one("#toasts .toast--success")) == (
         f"Evidence submitted. The bank's decision is due by {due_text}.")

@@ -165,7 +165,7 @@ def test_q10_sepa_debit_processes_for_5_business_days_then_settles_or_fails_with
         assert subject_of(first) == "Your bank payment to Koffiebranderij Boon is processing"
         # The pre-notification: amount, date of debit, mandate reference, creditor.
         assert (f"SEPA Direct Debit pre-notification: Koffiebranderij Boon will debit €25.00 from your account (IBAN "
-                f"ending in {iban[-4:]}) on March 11, 2027, under mandate reference KASSA-P-{payment.id:06d}."
+                f"ending in {iban[-4:]}) on Mar 11, 2027, under mandate reference KASSA-P-{payment.id:06d}."
                 ) in " ".join(Mailbox.text_of(first).split())
 
     with time_machine.travel(AFTER_4_BUSINESS_DAYS):
@@ -183,7 +183,7 @@ def test_q10_sepa_debit_processes_for_5_business_days_then_settles_or_fails_with
             assert subject_of(latest) == "Your receipt from Koffiebranderij Boon (R-000001)"
             receipt = pdf_text(pdf_attachment(latest))
             assert "SEPA Direct Debit •••• " + iban[-4:] in receipt
-            for part in ("pre-notification", "Koffiebranderij Boon will debit €25.00", "March 11, 2027",
+            for part in ("pre-notification", "Koffiebranderij Boon will debit €25.00", "Mar 11, 2027",
                          f"KASSA-P-{payment.id:06d}"):
                 assert part in receipt, part
         else:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from flask_babel import force_locale, format_date
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -22,6 +22,7 @@ from kassa.processors.sandbox import SETTLEMENT_BUSINESS_DAYS
 from kassa.renderers import STATIC_DIR, render_pdf
 from kassa.services.platform.audit import record_audit
 from kassa.services.platform.mail import queue_email
+from kassa.timefmt import DATE, format_when
 
 # The wording each scheme's buyers accept; a new wording gets a new version (kept on every Mandate).
 MANDATE_TEXT_VERSIONS = {"ach": "ach-1", "sepa": "sepa-core-1"}
@@ -75,7 +76,7 @@ def pre_notification(payment: Payment, mandate: Mandate | None, language: str) -
             "SEPA Direct Debit pre-notification: %(creditor)s will debit %(amount)s from your account (IBAN ending "
             "in %(last4)s) on %(date)s, under mandate reference %(reference)s.",
             creditor=account.name, amount=Money(payment.amount_minor, payment.currency).format(language),
-            last4=payment.bank_last4 or "", date=format_date(debit_on, "long"), reference=mandate.reference,
+            last4=payment.bank_last4 or "", date=format_when(debit_on, DATE, locale=language, timezone=account.timezone), reference=mandate.reference,
         )
 
 
