@@ -64,6 +64,7 @@ def test_q12_billing_and_shipping_countries_from_one_list_on_a_phone(live_server
         screenshot(phone, "q12_countries_phone")
     else:
         shipping.fill("duitsland")
+        screenshot(phone, "q12_countries_phone_nojs")
     assert_accessible(phone)
 
     phone.get_by_role("button", name=re.compile(r"^Betaal ")).click()

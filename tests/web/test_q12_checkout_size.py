@@ -9,12 +9,18 @@ from html import unescape
 
 import pytest
 
-from benchmarks.checkout_configs import BUDGET_BYTES, CONFIGURATIONS, create_configuration_links, page_bytes, start_path
+from benchmarks.checkout_configs import (
+    BUDGET_BYTES,
+    CONFIGURATIONS,
+    create_configuration_links,
+    page_bytes,
+    start_path,
+)
 from kassa.i18n import LANGUAGES
 from kassa.services.accounts.accounts import country_choices
+from tests.factories import make_merchant
 from tests.support.checkout import start_checkout, submit_checkout
 from tests.support.checkout_flow import actor_for, make_shop, only_payment, soup_of
-from tests.factories import make_merchant
 
 
 def _shop():
