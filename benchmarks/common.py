@@ -90,12 +90,39 @@ def gunicorn(app_spec: str, env: dict[str, str], workers: int = 2, health_path: 
         cwd=ROOT, env=full_env,
     )
     base = f"http://127.0.0.1:{port}"
+    _SERVERS[base] = proc.pid
     try:
         wait_until_up(base + health_path)
         yield base
     finally:
+        _SERVERS.pop(base, None)
         proc.terminate()
         proc.wait(timeout=20)
+
+
+_SERVERS: dict[str, int] = {}  # base URL → the gunicorn master's pid
+
+
+def server_cpu_seconds(base: str) -> float:
+    """CPU time (user + system) the gunicorn at `base` and its workers have used so far (Linux /proc)."""
+    master = _SERVERS[base]
+    pids = [master, *(int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split())]
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ms_per_request(url: str, base: str, *, seconds: int = 3) -> tuple[float, float]:
+    """(requests/s, server CPU ms per request) of `url` on the gunicorn at `base`. CPU per request hardly
+    moves with what else the machine runs, unlike requests per second, so its ratio is the steadier figure
+    on a shared machine."""
+    before = server_cpu_seconds(base)
+    rps = wrk_rps(url, seconds=seconds)
+    used = server_cpu_seconds(base) - before
+    return rps, used * 1000 / max(1.0, rps * seconds)
 
 
 def wrk_rps(url: str, *, seconds: int = 5, connections: int = 8, threads: int = 2,

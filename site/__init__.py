@@ -32,6 +32,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     forms.register(app)  # before the blueprints: their <int:...> rules use the bounded converter (H9)
     _register_blueprints(app)
+    from kassa.extensions import drop_idle_limiter_hook
+
+    drop_idle_limiter_hook(app)  # after the blueprints: a blueprint-wide limit keeps the hook
 
     from kassa import cli, errorpages, i18n, input_guard, security, template_helpers, wiring
 

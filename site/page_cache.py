@@ -43,6 +43,16 @@ CHECKOUT_SLOTS: tuple[str, ...] = (
 _SESSION_SECRET = re.compile(r"[A-Za-z0-9_.\-]{16,}")
 
 
+# Q12: a cached page is stored with each run of whitespace that holds a line break cut to one line break (the
+# template's indentation and blank lines): the same rendering, ~1 KB less on the checkout. No cached page has
+# <pre> or <textarea>, where whitespace shows.
+_LINE_BREAKS = re.compile(r"[ \t\r\f\v]*\n\s*")
+
+
+def compact(html: str) -> str:
+    return _LINE_BREAKS.sub("\n", html)
+
+
 class SlotLeak(RuntimeError):
     """M8: a page about to be cached holds a per-session value outside its declared slots."""
 
@@ -79,7 +89,7 @@ class PageCache:
         if parts is None:
             if set(values) != set(self.slots):
                 raise ValueError(f"filled values {sorted(values)} are not the declared slots {sorted(self.slots)}")
-            parts = self._split.split(render_template(template, **context()))
+            parts = self._split.split(compact(render_template(template, **context())))
             self._check(template, parts, values)
             for i in range(1, len(parts), 2):
                 parts[i] = self._names[parts[i]]

@@ -38,6 +38,27 @@ def country_options(language: str, selected: str | None) -> Markup:
     return Markup(html)  # noqa: S704 - names escaped above, codes are two letters
 
 
+@lru_cache(maxsize=16)
+def _country_names(language: str) -> tuple[str, dict[str, str]]:
+    names = country_choices(language)
+    # <option>Name: the name is the value (what the field shows and posts), end tags are optional.
+    html = '<datalist id="countries">' + "".join(f"<option>{escape(name)}" for _code, name in names) + "</datalist>"
+    return html, dict(names)
+
+
+def country_datalist(language: str) -> Markup:
+    """Q12: the page's one list of countries when it has two address forms (billing and shipping): both country
+    fields are text fields suggesting from it, so the names are sent once instead of in two <select>s."""
+    return Markup(_country_names(language)[0])  # noqa: S704 - names escaped above
+
+
+def country_name(language: str, value: str | None) -> str:
+    """A country field's text in the shared-list form: the name of a code ("NL" → "Netherlands"), or what the
+    buyer typed, as they typed it."""
+    value = value or ""
+    return _country_names(language)[1].get(value.upper(), value) if len(value) == 2 else value
+
+
 def urlencode_multi(args) -> str:
     """A MultiDict (several values per key) as a query string, e.g. for a hidden field."""
     from urllib.parse import urlencode
@@ -64,7 +85,7 @@ def _enum(name: str):
 
 def register(app: Flask) -> None:
     app.jinja_env.globals.update(
-        country_options=country_options,
+        country_options=country_options, country_datalist=country_datalist, country_name=country_name,
         status_badge=status_badge,
         method_text=method_text,
         dispute_reason_label=dispute_reason_label,

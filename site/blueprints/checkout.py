@@ -30,7 +30,7 @@ from kassa.extensions import db, limiter
 from kassa.i18n import LANGUAGES, best_language, show_times_in
 from kassa.models import CheckoutSession, CheckoutStatus, Mode, Payment, PaymentLink, PaymentStatus
 from kassa.netutil import client_ip
-from kassa.page_cache import CHECKOUT_SLOTS, PageCache
+from kassa.page_cache import CHECKOUT_SLOTS, PageCache, compact
 from kassa.security import allow_form_action, allow_stripe_js, csp_nonce
 from kassa.services.checkout import checkout as checkout_service
 from kassa.services.links.links import sign_test_link
@@ -67,7 +67,8 @@ def _use_language(language: str) -> None:
 
 
 def _buyer_page(template: str, status: int = 200, **context):
-    return render_template(template, **context), status
+    # Q12: compacted as the cached checkout page is (no buyer page has <pre> or <textarea>).
+    return compact(render_template(template, **context)), status
 
 
 @bp.get("/pay/<slug>")
@@ -130,6 +131,9 @@ def _page_context(view: checkout_service.CheckoutView, *, values=None, errors=No
     values.setdefault("shipping_country", account.country)
     values.setdefault("shipping_same", "1")
     token = token or checkout.token
+    stripe = _stripe_page(view)
+    # Q12: billing (after the card's or Stripe's fields) and shipping addresses: their countries are listed once.
+    billing_shown = snapshot["collect_billing_address"] and (stripe is not None or "card" in methods)
     return {
         "account": account, "snapshot": snapshot, "summary": summary, "language": language,
         "methods": methods, "values": values, "errors": errors or {}, "alert": alert,
@@ -137,7 +141,8 @@ def _page_context(view: checkout_service.CheckoutView, *, values=None, errors=No
         "test_mode": checkout.mode == Mode.TEST.value,
         "live_unavailable": checkout.mode == Mode.LIVE.value and not _live_ready(view),
         # K6: Stripe's Payment Element takes the payment details instead of Kassa's card and bank fields.
-        "stripe": _stripe_page(view),
+        "stripe": stripe,
+        "shared_countries": billing_shown and snapshot["collect_shipping_address"],
         "mandate": mandate_text(account.id, summary.due_today.amount_minor, summary.due_today.currency, language,
                                 methods[-1]) if methods[-1] != "card" else None,
     }

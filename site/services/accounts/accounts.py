@@ -57,6 +57,25 @@ def country_choices(locale: str) -> list[tuple[str, str]]:
 
 
 @lru_cache(maxsize=1)
+def _country_codes_by_name() -> dict[str, str]:
+    by_name: dict[str, str] = {}
+    for language in LANGUAGES:
+        for code, name in country_choices(language):
+            by_name.setdefault(name.casefold(), code)
+    return by_name
+
+
+def country_code(text: str) -> str | None:
+    """The two-letter code of a country given as its code ("nl") or its name in any of Kassa's languages
+    ("Netherlands", "Pays-Bas"), case-insensitive; None when it is no country. Q12: a checkout with two
+    address forms offers its countries once, as names in a shared list the buyer may also type into."""
+    text = " ".join(text.split())
+    if len(text) == 2 and text.upper() in dict(country_choices("en")):
+        return text.upper()
+    return _country_codes_by_name().get(text.casefold())
+
+
+@lru_cache(maxsize=1)
 def known_timezones() -> frozenset[str]:
     """IANA zones this machine can convert with (scanning tzdata is slow, so once per process)."""
     return frozenset(available_timezones())

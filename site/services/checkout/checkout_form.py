@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 from kassa.models import CONTACT_FIELDS, FieldMode
 from kassa.processors import testcards
 from kassa.processors.base import BankDetails, CardDetails, PaymentDetailsInvalid
-from kassa.services.accounts.accounts import country_choices
+from kassa.services.accounts.accounts import country_choices, country_code
 from kassa.services.accounts.emails import normalize_email
 from kassa.services.links.snapshots import offered_methods
 
@@ -64,7 +64,9 @@ def _text(form: Mapping[str, str], name: str) -> str:
 
 def _address(form: Mapping[str, str], prefix: str, errors: dict[str, str]) -> dict[str, str]:
     address = {part: _text(form, f"{prefix}_{part}") for part in ADDRESS_PARTS}
-    address["country"] = address["country"].upper()
+    # Q12: a code from a <select>, or a name typed or picked from the page's shared country list.
+    country = address["country"]
+    address["country"] = (country_code(country) or country.upper()) if country else ""
     messages = {
         "line1": _("Enter the street and number."),
         "city": _("Enter the city."),
@@ -77,7 +79,7 @@ def _address(form: Mapping[str, str], prefix: str, errors: dict[str, str]) -> di
     if address["country"] and address["country"] not in dict(country_choices("en")):
         errors[f"{prefix}_country"] = messages["country"]  # H1: only real countries are stored
     for part, value in address.items():
-        if len(value) > LIMITS[part]:
+        if len(value) > LIMITS[part] and part != "country":  # a country is a known code or refused above
             errors[f"{prefix}_{part}"] = _("Use at most %(n)d characters.", n=LIMITS[part])
     return address
 
