@@ -31,17 +31,23 @@ class Configuration:
     items: int = 1
     recurring: bool = False
     live_stripe: bool = False  # K6: a live checkout of an account connected to Stripe (the Payment Element)
+    # Q10: the bank debit follows the link's currency (EUR: SEPA Direct Debit, USD: ACH); None = the shop's.
+    currency: str | None = None
 
 
 CONFIGURATIONS: dict[str, Configuration] = {
     "card_only": Configuration({"collect_billing_address": False}),
     "card": Configuration(),  # a new link's defaults: card and billing address
-    "card_ach": Configuration({"allow_ach": True}),
+    "card_ach": Configuration({"allow_ach": True}, currency="USD"),
+    "card_sepa": Configuration({"allow_ach": True}, currency="EUR"),
     "shipping": Configuration({"collect_billing_address": False, "collect_shipping_address": True}),
     "billing_shipping": Configuration({"allow_ach": True, "collect_shipping_address": True}),
     "recurring": Configuration(recurring=True),
     "live_stripe": Configuration({"collect_shipping_address": True}, live_stripe=True),
-    "everything": Configuration({"allow_ach": True, "collect_shipping_address": True, "fields": ALL_FIELDS}, items=3),
+    "everything": Configuration({"allow_ach": True, "collect_shipping_address": True, "fields": ALL_FIELDS}, items=3,
+                                currency="EUR"),
+    "everything_ach": Configuration({"allow_ach": True, "collect_shipping_address": True, "fields": ALL_FIELDS},
+                                    items=3, currency="USD"),
 }
 
 
@@ -57,7 +63,9 @@ def create_configuration_links(actor: Actor, currency: str) -> dict[str, tuple[P
     in live mode (placeholder keys: the page is only rendered, nothing is charged) for `live_stripe`."""
     links = {}
     for name, config in CONFIGURATIONS.items():
-        draft = LinkDraft(name=f"Q12 {name}", currency=currency, items=_items(config, currency), **config.draft)
+        link_currency = config.currency or currency
+        draft = LinkDraft(name=f"Q12 {name}", currency=link_currency, items=_items(config, link_currency),
+                          **config.draft)
         links[name] = (create_link(actor, draft, "en"), config.live_stripe)
     if any(config.live_stripe for config in CONFIGURATIONS.values()):
         with write_transaction(db.session) as session:

@@ -52,7 +52,9 @@ def test_q12_every_link_configuration_checkout_stays_under_30_kb_in_every_langua
     assert "checkout-stripe.js" in live and 'data-stripe-key="pk_live_q12placeholder"' in live
     both = soup_of(client.get(_page(client, start_path(*links["everything"]), "fr")))
     assert both.select_one("#f-billing_line1") and both.select_one("#f-shipping_line1")
-    assert both.select_one("#f-routing_number") and both.select_one("#f-phone")
+    assert both.select_one("#f-iban") and both.select_one("#f-phone")  # EUR: SEPA Direct Debit (Q10)
+    usd = soup_of(client.get(_page(client, start_path(*links["everything_ach"]), "fr")))
+    assert usd.select_one("#f-routing_number") and usd.select_one("#f-shipping_line1")  # USD: ACH
 
 
 def test_q12_billing_and_shipping_pages_list_the_countries_once_as_a_shared_datalist(client):
