@@ -50,6 +50,9 @@ class BuyerInput:
             "account_holder_name": self.bank.account_holder_name if self.bank else None,
             "bank_last4": self.bank.account_number[-4:] if self.bank else None,
             "routing_number": self.bank.routing_number if self.bank else None,
+            # B2: a declined card shows its brand and last 4 in the merchant's payments list, never more.
+            "card_brand": testcards.card_brand(self.card.number) if self.card else None,
+            "card_last4": testcards.normalize_card_number(self.card.number)[-4:] if self.card else None,
         }
 
 
