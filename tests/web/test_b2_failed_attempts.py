@@ -96,7 +96,7 @@ def test_b2_the_failed_payment_panel_shows_reason_risk_and_card_and_offers_no_re
 
     decline = text_of(panel.select_one("#card-decline"))
     assert "Reason The bank declined the card without giving a reason." in decline
-    assert "Risk Normal risk Normal" in decline
+    assert "Risk Normal risk Card" in decline  # no counter raised it: the level alone
     assert "Card Visa •••• 0002" in decline
     assert panel.select_one(".pp__actions") is None
     assert panel.find(string="Refund") is None and panel.find(string="Send receipt") is None
