@@ -116,7 +116,7 @@ def test_b8_the_card_update_decline_and_typing_mistakes_are_told_apart(client, s
     mistake = soup_of(client.post(f"/billing/{token}", data=_card("4242", card_expiry="")))
 
     box = declined.select_one('[role="alert"]')
-    assert "alert--error" in box["class"] and _text(box.select_one(".alert__title")) == "Your card was declined"
+    assert "alert--error" in box["class"] and _text(box.select_one(".alert__title")) == "Your new card wasn't saved"
     assert "Your current card stays as it is." in _text(box)
     assert declined.select_one("#error-summary") is None
     names = {"#f-card_number": "Card number", "#f-card_expiry": "Expiry (MM/YY)"}
