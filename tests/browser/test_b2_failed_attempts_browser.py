@@ -10,7 +10,13 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.factories import PASSWORD
-from tests.support.browser import assert_accessible, log_in_page, screenshot, signed_test_url, wait_for_htmx_idle
+from tests.support.browser import (
+    assert_accessible,
+    log_in_page,
+    screenshot,
+    signed_test_url,
+    wait_for_htmx_idle,
+)
 
 pytestmark = pytest.mark.browser
 EMAIL = "owner@lantern.example"
@@ -21,8 +27,8 @@ REASON = "The bank declined the card without giving a reason."
 @pytest.fixture
 def slug(live_server) -> str:
     from kassa.extensions import db
-    from tests.support.checkout_flow import item, make_link
     from tests.factories import make_merchant
+    from tests.support.checkout_flow import item, make_link
 
     with live_server.app.app_context():
         owner = make_merchant(company="Lantern Books", email=EMAIL, password=PASSWORD)
