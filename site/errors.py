@@ -23,6 +23,11 @@ class ValidationFailed(KassaError):
         self.errors = dict(errors or ({field: message} if field else {}))
 
 
+class PaymentDeclined(ValidationFailed):
+    """B8: the bank declined the card. Not a typing mistake: a buyer's page says so in its own message (the
+    field it concerns is still marked), not under "Check the highlighted fields"."""
+
+
 class NotFound(KassaError):
     status_code = 404
 

@@ -715,6 +715,23 @@ class PaymentStatus(StrEnum):
     FAILED = "failed"
 
 
+class RiskLevel(StrEnum):
+    """B2: the risk signal of a declined checkout attempt, from the card-testing guard's counters (risk.py)."""
+
+    NORMAL = "normal"
+    ELEVATED = "elevated"
+    HIGH = "high"
+
+    @property
+    def label(self) -> str:
+        return str({RiskLevel.NORMAL: _l("Normal"), RiskLevel.ELEVATED: _l("Elevated"),
+                    RiskLevel.HIGH: _l("High")}[self])
+
+    @property
+    def tone(self) -> str:
+        return {RiskLevel.NORMAL: "neutral", RiskLevel.ELEVATED: "warning", RiskLevel.HIGH: "danger"}[self]
+
+
 class DisplayStatus(StrEnum):
     """The Status column of the payments index (P1, D2): the payment's status, or refunds/disputes on top."""
 
@@ -839,6 +856,10 @@ class Payment(db.Model):
     receipt_number: Mapped[int | None]
     failure_code: Mapped[str | None] = mapped_column(String(64))
     failure_message: Mapped[str | None] = mapped_column(Text)
+    # B2: a declined checkout attempt is a failed payment with the card-testing guard's view of it: how risky
+    # (RiskLevel) and which of its counters said so (a risk.py scope). NULL on every other payment.
+    risk_level: Mapped[str | None] = mapped_column(String(16))
+    risk_scope: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=_now)  # the payment date
     succeeded_at: Mapped[datetime | None]
     failed_at: Mapped[datetime | None]

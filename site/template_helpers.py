@@ -89,6 +89,7 @@ def register(app: Flask) -> None:
         status_badge=status_badge,
         method_text=method_text,
         dispute_reason_label=dispute_reason_label,
+        decline_reason_label=decline_reason_label, risk_signal=risk_signal, risk_badge=risk_badge,
         timeline_label=timeline_label,
         frequency_label=frequency_label, every_label=every_label, line_recurrence=line_recurrence,
         group_sentence=group_sentence, term_label=term_label,
@@ -110,7 +111,9 @@ def method_text(payment) -> str:
         return _("Bank account •••• %(last4)s", last4=payment.bank_last4 or "")
     if payment.method == "sepa":
         return _("SEPA Direct Debit •••• %(last4)s", last4=payment.bank_last4 or "")
-    return f"{card_brand_name(payment.card_brand)} •••• {payment.card_last4 or ''}"
+    if not payment.card_last4:  # B2: a declined Payment Element card: Stripe kept its details
+        return card_brand_name(payment.card_brand) or _("Card")
+    return f"{card_brand_name(payment.card_brand)} •••• {payment.card_last4}"
 
 
 def dispute_reason_label(reason: str | None) -> str:
@@ -122,3 +125,65 @@ def dispute_reason_label(reason: str | None) -> str:
         "subscription_canceled": _("Subscription canceled"), "credit_not_processed": _("Credit not processed"),
         "general": _("General"),
     }.get(reason or "", reason or "")
+
+
+def decline_reasons() -> dict[str, str]:
+    """B2: the bank's decline codes in the merchant's words (Stripe's codes; the sandbox uses the same)."""
+    from flask_babel import gettext as _
+
+    return {
+        "card_declined": _("The bank declined the card without giving a reason."),
+        "generic_decline": _("The bank declined the card without giving a reason."),
+        "do_not_honor": _("The bank declined the card without giving a reason."),
+        "insufficient_funds": _("The card doesn't have enough funds."),
+        "expired_card": _("The card has expired."),
+        "incorrect_cvc": _("The security code (CVC) was wrong."),
+        "incorrect_zip": _("The postal code didn't match the card."),
+        "lost_card": _("The card was reported lost."),
+        "stolen_card": _("The card was reported stolen."),
+        "fraudulent": _("The bank suspected fraud."),
+        "processing_error": _("The bank couldn't process the card."),
+        "authentication_required": _("The bank asked the buyer to confirm the payment and it wasn't confirmed."),
+        "payment_not_confirmed": _("The bank asked the buyer to confirm the payment and it wasn't confirmed."),
+        "card_not_supported": _("The card doesn't support this kind of payment."),
+        "currency_not_supported": _("The card doesn't support this currency."),
+    }
+
+
+def decline_reason_label(code: str | None, message: str | None = None) -> str:
+    """B2: why a payment failed, in words: a known code's own wording, else the processor's message."""
+    from flask_babel import gettext as _
+
+    known = decline_reasons().get(code or "")
+    if known:
+        return known
+    return _(message) if message else (_("The payment failed.") if code else "")
+
+
+def risk_signal(level: str | None, scope: str | None = None) -> str:
+    """B2: a declined attempt's risk signal in words: the level, and what raised it."""
+    from flask_babel import gettext as _
+
+    if not level:
+        return ""
+    label = models.RiskLevel(level).label
+    why = {
+        "account": _("many declined cards on your account"),
+        "ip": _("many declines from the buyer's connection"),
+        "ip_cards": _("many different cards tried from the buyer's connection"),
+        "link": _("many declines on this payment link"),
+        "page_cards": _("several different cards tried on this checkout"),
+    }.get(scope or "")
+    return _("%(level)s: %(why)s", level=label, why=why) if why else label
+
+
+def risk_badge(level: str | None) -> Markup:
+    """B2: the risk signal as a small badge (neutral, warning or danger), or nothing."""
+    from flask_babel import gettext as _
+
+    if not level:
+        return Markup("")
+    risk = models.RiskLevel(level)
+    words = {"normal": _("Normal risk"), "elevated": _("Elevated risk"), "high": _("High risk")}[risk.value]
+    return Markup('<span class="badge badge--{}">{}</span>').format(risk.tone, words)
+

@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, g, render_template, request, url_for
 from flask_babel import gettext as _
 
 from kassa.blueprints.checkout_forms import CardForm
-from kassa.errors import Conflict, NotFound, TooManyRequests, ValidationFailed
+from kassa.errors import Conflict, NotFound, PaymentDeclined, TooManyRequests, ValidationFailed
 from kassa.extensions import db, limiter
 from kassa.i18n import show_times_in
 from kassa.models import Account, Mode
@@ -27,7 +27,8 @@ def _page(token: str):
     account = db.session.get(Account, sub.account_id)
     show_times_in(account.timezone)  # B7: any time shown here reads as on the buyer's receipts (refreshes too)
     context = {"sub": sub, "account": account, "test_mode": sub.mode == Mode.TEST.value, "errors": {},
-               "values": {}, "done": None, "ended": sub.status not in ("active", "past_due"),
+               "values": {}, "done": None, "declined": None, "alert": None,
+               "ended": sub.status not in ("active", "past_due"),
                "stripe": None}
     stripe_key = None if context["ended"] else subscriptions.stripe_publishable_key(sub)
     # K8: a subscription charged through Stripe takes the new card in Stripe's Payment Element (setup mode); only
@@ -66,17 +67,21 @@ def update_card(token: str):
             # H4: the card-testing guard refused before the processor saw the card. The name on the card is
             # kept; the number and CVC are not put back into a page shown to a suspected card tester.
             values = {k: v for k, v in card.items() if k not in ("card_number", "card_cvc")}
-            context.update(errors={card_field: exc.message}, values=values)
+            context.update(alert=exc.message, values=values)
             return render_template("billing/update_card.html", **context), 429
+        except PaymentDeclined as exc:
+            context.update(errors=exc.errors, values=card, declined=exc.message)
+            return render_template("billing/update_card.html", **context), 422
         except ValidationFailed as exc:
             context.update(errors=exc.errors, values=card)
             return render_template("billing/update_card.html", **context), 422
         except Conflict as exc:
-            context.update(errors={card_field: exc.message}, values=card)
+            context.update(alert=exc.message, values=card)
             return render_template("billing/update_card.html", **context), 409
         context["sub"] = sub
         if outcome == "failed":
-            context.update(errors={card_field: _("The new card was declined. Try another card.")})
+            message = _("The new card was declined. Try another card.")
+            context.update(errors={card_field: message}, declined=message)
             return render_template("billing/update_card.html", **context), 422
         _saved(context, sub, outcome)
     return render_template("billing/update_card.html", **context)
@@ -106,12 +111,13 @@ def finish(token: str):
     except NotFound:
         return _not_found()
     except ValidationFailed as exc:
-        context.update(errors=exc.errors)
+        context.update(errors=exc.errors, declined=exc.message if isinstance(exc, PaymentDeclined) else None)
         return render_template("billing/update_card.html", **context), 422
     except Conflict as exc:
-        context.update(errors={"payment_method": exc.message})
+        context.update(alert=exc.message)
         return render_template("billing/update_card.html", **context), 409
     if outcome == "failed":
-        context.update(sub=sub, errors={"payment_method": _("The new card was declined. Try another card.")})
+        message = _("The new card was declined. Try another card.")
+        context.update(sub=sub, errors={"payment_method": message}, declined=message)
         return render_template("billing/update_card.html", **context), 422
     return render_template("billing/update_card.html", **_saved(context, sub, outcome))

@@ -25,7 +25,15 @@ from sqlalchemy import inspect as sa_inspect
 
 from kassa import buyer_proof
 from kassa.blueprints.checkout_forms import CheckoutForm
-from kassa.errors import Conflict, Gone, KassaError, NotFound, TooManyRequests, ValidationFailed
+from kassa.errors import (
+    Conflict,
+    Gone,
+    KassaError,
+    NotFound,
+    PaymentDeclined,
+    TooManyRequests,
+    ValidationFailed,
+)
 from kassa.extensions import db, limiter
 from kassa.i18n import LANGUAGES, best_language, show_times_in
 from kassa.models import CheckoutSession, CheckoutStatus, Mode, Payment, PaymentLink, PaymentStatus
@@ -116,7 +124,7 @@ def _start_again_url(view: checkout_service.CheckoutView) -> str:
 
 
 def _page_context(view: checkout_service.CheckoutView, *, values=None, errors=None, alert=None,
-                  token: str | None = None) -> dict:
+                  declined: str | None = None, token: str | None = None) -> dict:
     """What page.html shows. Deliberately no `checkout` object: apart from its token (in two URLs) the untouched
     page may show nothing of one session, because it is served from a copy rendered once (_checkout_page)."""
     checkout, account = view.checkout, view.account
@@ -136,7 +144,7 @@ def _page_context(view: checkout_service.CheckoutView, *, values=None, errors=No
     billing_shown = snapshot["collect_billing_address"] and (stripe is not None or "card" in methods)
     return {
         "account": account, "snapshot": snapshot, "summary": summary, "language": language,
-        "methods": methods, "values": values, "errors": errors or {}, "alert": alert,
+        "methods": methods, "values": values, "errors": errors or {}, "alert": alert, "declined": declined,
         "page_url": url_for("checkout.page", token=token), "submit_url": url_for("checkout.submit", token=token),
         "test_mode": checkout.mode == Mode.TEST.value,
         "live_unavailable": checkout.mode == Mode.LIVE.value and not _live_ready(view),
@@ -288,6 +296,11 @@ def submit(token: str):
     try:
         outcome = checkout_service.pay(token, typed, ip=client_ip(), user_agent=request.headers.get("User-Agent"),
                                        return_url=absolute_url("checkout.finish", token=token))
+    except PaymentDeclined as exc:
+        db.session.rollback()
+        # B8: the bank said no: its own message, not "Check the highlighted fields" (the field stays marked).
+        return _buyer_page("checkout/page.html", 422, **_page_context(view, values=typed, errors=exc.errors,
+                                                                        declined=exc.message))
     except ValidationFailed as exc:
         db.session.rollback()
         # Field errors are listed in the error summary; a second box repeating them would be read out twice.
@@ -341,7 +354,7 @@ def finish(token: str):
             allow_stripe_js()
         view = _view(token)
         return _buyer_page("checkout/page.html", 422, **_page_context(
-            view, values=outcome.values, errors={"payment_method": outcome.message}))
+            view, values=outcome.values, errors={"payment_method": outcome.message}, declined=outcome.message))
     if outcome.payment is None:
         return redirect(url_for("checkout.page", token=token), code=303)
     response = _after_payment(checkout)

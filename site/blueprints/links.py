@@ -45,7 +45,8 @@ def _stats(link_ids: list[int]) -> dict[int, tuple[int, dict[str, int]]]:
         select(
             Payment.link_id,
             Payment.currency,
-            func.count(),
+            # B2: a declined checkout attempt (a failed payment) is not one of the link's payments.
+            func.count(case((Payment.status != PaymentStatus.FAILED.value, 1))),
             func.coalesce(func.sum(case((Payment.status == PaymentStatus.SUCCEEDED.value, Payment.amount_minor),
                                         else_=0)), 0),
         )

@@ -340,8 +340,12 @@ def test_c6_submit_with_errors_focuses_a_summary_of_links(checkout, fixture_serv
         "#f-email", "#f-first_name", "#f-last_name", "#f-card_number", "#f-card_expiry", "#f-card_cvc",
         "#f-card_name", "#f-billing_line1", "#f-billing_city", "#f-billing_postal_code",
     ]
-    assert links.first.text_content() == "Dit veld is verplicht."
-    assert links.nth(3).text_content() == "Your card number is incomplete."
+    # B8: each line names its field (the label's own words, an address part with its address).
+    assert links.first.text_content() == "Email: Dit veld is verplicht."
+    assert links.nth(3).text_content() == "Card number: Your card number is incomplete."
+    assert links.nth(7).text_content().startswith("Billing address · ")
+    texts = [a.text_content() for a in links.all()]
+    assert len(set(texts)) == len(texts)  # never the same line twice
     assert_error(page, "email", "Dit veld is verplicht.")
     assert page.locator("#pay-button").is_enabled()
     links.nth(3).click()

@@ -153,6 +153,11 @@ def test_s3_card_update_page_on_a_phone_is_accessible_and_takes_a_new_card(live_
     page.get_by_label(re.compile(r"CVC")).fill("123")
     page.get_by_role("button", name="Save card").click()
     page.get_by_text("Thank you! Your card is saved.").wait_for()
+    # B8: the success is a success (green, role=status), not the red box it used to be.
+    expect(page.locator(".alert--success[role=status]")).to_contain_text("Card saved")
+    expect(page.locator(".alert--error")).to_have_count(0)
+    assert_accessible(page, "card update page, card saved")
+    screenshot(page, "b8-billing-update-card-saved-phone")
     with live_server.app.app_context():
         assert db.session.get(Subscription, sub_id).card_last4 == "4444"
         db.session.remove()

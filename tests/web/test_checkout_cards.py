@@ -85,13 +85,15 @@ def test_t3_failing_card_shows_its_message_at_the_field_charges_nothing_and_retr
     assert declined.status_code == 422
     assert field_error(declined, field) == message
     assert set(field_errors(declined)) == {field}
-    # At the field and in the error summary at the top; not repeated a third time in another box.
+    # B8: at the field and in its own "declined" message at the top, not under "Check the highlighted fields".
     assert page_text(declined).count(message) == 2
-    assert alert(declined) == ""
-    summary_links = [a["href"] for a in soup_of(declined).select("#error-summary a")]
-    assert summary_links == [f"#f-{field}"]
-    # Nothing is a payment, nothing was charged; the attempt is closed as declined.
-    assert all_payments() == []
+    assert alert(declined) == f"Your payment was declined {message} Nothing was charged. Try again or use another card."
+    assert soup_of(declined).select("#error-summary a") == [] and "Check the highlighted fields" not in alert(declined)
+    # Nothing was charged; the attempt is closed as declined, and (B2) the merchant sees it as a failed payment
+    # with the card's brand and last 4 only.
+    [failed] = all_payments()
+    assert (failed.status, failed.card_brand, failed.card_last4, failed.receipt_number) == (
+        "failed", "visa", number[-4:], None)
     assert sandbox_charges() == 0
     assert [a.status for a in attempts()] == ["declined"]
     # The form keeps what the buyer typed, except the security code.
@@ -108,8 +110,7 @@ def test_t3_failing_card_shows_its_message_at_the_field_charges_nothing_and_retr
     retry = submit_checkout(client, path, card_number="4242424242424242")
 
     assert retry.status_code == 303
-    payment = only_payment()
-    assert (payment.status, payment.card_last4) == ("succeeded", "4242")
+    assert [(p.status, p.card_last4) for p in all_payments()] == [("failed", number[-4:]), ("succeeded", "4242")]
     assert sandbox_charges() == 1
     assert [a.status for a in attempts()] == ["declined", "succeeded"]
     assert "Thank you! Your payment was received." in page_text(client.get(path))

@@ -282,7 +282,9 @@ def test_card_data_no_full_card_number_or_cvc_in_database_emails_or_logs(app, cl
                          card_cvc=cvcs[number], email=f"buyer{i}@scan.example")
         assert response.status_code in (303, 422)
     assert pay_with_ach(client, link.slug, email="bank@scan.example").status_code == 303
-    assert count(Payment) == len(T2_CARDS) + 1
+    assert count(Payment, Payment.status != "failed") == len(T2_CARDS) + 1
+    # B2: each declined card is a failed payment the merchant sees, with brand and last 4 only (scanned below).
+    assert count(Payment, Payment.status == "failed") == len(T3_CARDS)
     run_outbox()
     assert len(mailbox.messages) >= len(T2_CARDS) * 2
 

@@ -141,6 +141,8 @@ def test_h4_parallel_declines_stop_at_the_limit(app, client, shop, processor):
     assert sorted(statuses) == [422] * limit + [429] * (n - limit)
     assert count(PaymentAttempt) == limit
     assert count(PaymentAttempt, PaymentAttempt.status == AttemptStatus.DECLINED.value) == limit
+    # B2: each decline that reached the processor is one failed payment; the refused ones are none.
+    assert count(Payment, Payment.status == "failed") == count(Payment) == limit
     # The declines were kept: the address stays blocked, without calling the processor.
     processor.gate = None
     again = _pay(client, link.slug, "203.0.113.9")

@@ -231,11 +231,14 @@ def test_k6_a_decline_is_shown_at_the_payment_field_and_the_buyer_can_try_again(
     assert response.status_code == 422
     assert field_errors(response) == {"payment_method": "Your card has insufficient funds."}
     assert soup_of(response).select_one("input[name=email]")["value"] == "ann.buyer@example.com"
-    assert [a.status for a in attempts()] == ["declined"] and all_payments() == []
+    # B2: the decline is a failed payment for the merchant (no card details: Stripe's element keeps them).
+    assert [a.status for a in attempts()] == ["declined"]
+    assert [(p.status, p.failure_code, p.card_last4) for p in all_payments()] == [
+        ("failed", "card_declined", None)]
     transport.answers[("POST", "/v1/payment_intents")] = [(200, _intent(_key_of(path), owner.account_id,
                                                                         "succeeded"))]
     assert client.post(path, data=_form()).status_code == 303
-    assert [p.status for p in all_payments()] == ["succeeded"]
+    assert [p.status for p in all_payments()] == ["failed", "succeeded"]
 
 
 def test_k6_another_accounts_checkout_cant_be_paid_with_the_first_accounts_payment_method(client, shop, transport):
@@ -318,7 +321,8 @@ def test_k6_requires_action_then_failure_closes_the_attempt_with_stripes_message
     assert soup_of(response).select_one("input[name=email]")["value"] == "ann.buyer@example.com"
     # Cancelled at Stripe first, so a late answer can't charge after the buyer pays again.
     assert ("POST", "/v1/payment_intents/pi_1/cancel") in _sent(transport)
-    assert [a.status for a in attempts()] == ["declined"] and all_payments() == []
+    assert [a.status for a in attempts()] == ["declined"]
+    assert [p.status for p in all_payments()] == ["failed"]  # B2: the merchant sees the failed attempt
     # They can pay again, under a new key.
     assert _key_of(path) != key
 

@@ -71,8 +71,8 @@ def _bulk_links(owner, count: int, prefix: str = "Link") -> list[PaymentLink]:
     return made
 
 
-def _count(model) -> int:
-    return db.session.scalar(select(func.count()).select_from(model))
+def _count(model, *where) -> int:
+    return db.session.scalar(select(func.count()).select_from(model).where(*where))
 
 
 # -- the list -----------------------------------------------------------------------------------------
@@ -199,7 +199,8 @@ def test_l15_link_with_only_a_declined_attempt_is_deleted(client, owner):
     link = create_link(client, name="Declined once")
     link_id = link.id
     assert pay_with_card(client, link.slug, card_number="4000000000000002").status_code == 422
-    assert _count(PaymentAttempt) == 1 and _count(Payment) == 0
+    # B2: the decline is a failed payment (nothing paid), kept with its link like any payment.
+    assert _count(PaymentAttempt) == 1 and _count(Payment, Payment.status == "failed") == _count(Payment) == 1
     response = client.post(f"/links/{link_id}/delete")
     assert response.status_code == 303
     # The attempt is the record of a call to the processor: it keeps its link, which is only hidden.

@@ -7,9 +7,9 @@ from sqlalchemy import func, or_, select
 
 from kassa.actor import Actor
 from kassa.database import parse_id, write_transaction
-from kassa.errors import NotFound, ValidationFailed
+from kassa.errors import Conflict, NotFound, ValidationFailed
 from kassa.extensions import db
-from kassa.models import Company, Contact, Deal, Payment, Subscription
+from kassa.models import Company, Contact, Deal, Payment, PaymentStatus, Subscription
 from kassa.services.crm.crm import add_timeline
 from kassa.services.platform.audit import record_audit
 from kassa.timeline_kinds import TimelineKind
@@ -41,6 +41,11 @@ def search(account_id: int, mode: str, kind: str, text: str, limit: int = 20) ->
     return list(db.session.scalars(query.order_by(model.id.desc()).limit(limit)))
 
 
+def declined_attempt(payment: Payment) -> bool:
+    """B2: a checkout attempt the bank declined, kept as a failed payment: the CRM never counts it."""
+    return payment.status == PaymentStatus.FAILED.value and payment.source == "payment_link"
+
+
 def set_association(actor: Actor, payment_id: int, kind: str, record_id: int | None,
                     label: str | None = None) -> Payment:
     """Add or replace (record_id) or remove (None) one association; the old one is replaced, never doubled."""
@@ -49,6 +54,8 @@ def set_association(actor: Actor, payment_id: int, kind: str, record_id: int | N
         payment = session.get(Payment, payment_id)
         if payment is None or payment.account_id != actor.account_id:
             raise NotFound(_("Payment not found."))
+        if record_id is not None and declined_attempt(payment):
+            raise Conflict(_("A declined checkout attempt can't be linked to records: nothing was paid."))
         if record_id is not None:
             record = session.get(model, record_id) if parse_id(record_id) else None  # no overflow on huge ids
             if record is None or record.account_id != actor.account_id or record.mode != payment.mode:

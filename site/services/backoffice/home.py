@@ -178,9 +178,11 @@ def onboarding(account: Account) -> list[OnboardingStep]:
         select(AuditEvent.id).where(AuditEvent.account_id == account.id,
                                     AuditEvent.action == "account.branding_updated").limit(1)) is not None
     has_link = db.session.scalar(select(PaymentLink.id).where(PaymentLink.account_id == account.id).limit(1))
+    # B2: a declined attempt (a failed payment) is not a payment made.
+    paid = Payment.status != PaymentStatus.FAILED.value
     tested = db.session.scalar(select(Payment.id).where(Payment.account_id == account.id,
-                                                        Payment.mode == "test").limit(1))
+                                                        Payment.mode == "test", paid).limit(1))
     live = db.session.scalar(select(Payment.id).where(Payment.account_id == account.id,
-                                                      Payment.mode == "live").limit(1))
+                                                      Payment.mode == "live", paid).limit(1))
     return [OnboardingStep("brand", branded), OnboardingStep("link", has_link is not None),
             OnboardingStep("test", tested is not None or live is not None)]

@@ -22,9 +22,9 @@ from sqlalchemy import ColumnElement, and_, case, false, func, not_, or_, true
 from kassa.clock import local_midnight_utc
 from kassa.errors import KassaError
 from kassa.forms import parse_date, parse_int
-from kassa.models import DisplayStatus, DisputeReason, Payment
+from kassa.models import DisplayStatus, DisputeReason, Payment, RiskLevel
 from kassa.money import exponent
-from kassa.template_helpers import CARD_BRANDS, dispute_reason_label
+from kassa.template_helpers import CARD_BRANDS, decline_reasons, dispute_reason_label
 
 MAX_GROUPS = 10
 MAX_CONDITIONS = 20
@@ -85,6 +85,18 @@ def _dispute_reason_options() -> list[tuple[str, str]]:
     return [(reason.value, dispute_reason_label(reason.value)) for reason in DisputeReason]
 
 
+def _risk_options() -> list[tuple[str, str]]:
+    return [(level.value, level.label) for level in RiskLevel]
+
+
+def _decline_options() -> list[tuple[str, str]]:
+    seen: dict[str, str] = {}
+    for code, words in decline_reasons().items():
+        if words not in seen.values():  # codes meaning the same thing are offered once, by their first code
+            seen[code] = words
+    return list(seen.items())
+
+
 def _mode_options() -> list[tuple[str, str]]:
     return [("live", _("Live")), ("test", _("Test"))]
 
@@ -117,6 +129,9 @@ PROPERTIES: dict[str, Prop] = {
         Prop("dispute_amount", _l("Dispute amount"), "money", lambda: Payment.dispute_amount_minor),
         Prop("dispute_deadline", _l("Dispute deadline"), "date", lambda: Payment.dispute_due_by),
         Prop("dispute_reason", _l("Dispute reason"), "enum", lambda: Payment.dispute_reason, _dispute_reason_options),
+        # B2: declined checkout attempts are failed payments: by why, and by the guard's risk signal.
+        Prop("decline_reason", _l("Decline reason"), "enum", lambda: Payment.failure_code, _decline_options),
+        Prop("risk", _l("Risk"), "enum", lambda: Payment.risk_level, _risk_options),
     ]
 }
 

@@ -55,6 +55,8 @@ COLUMNS = {
     "dispute_created": _l("Dispute created"), "dispute_reason": _l("Dispute reason"),
     "dispute_amount": _l("Dispute amount"), "dispute_deadline": _l("Dispute deadline"),
     "dispute_closed": _l("Dispute closed"),
+    # B2: why a payment failed, and the card-testing guard's risk signal for a declined checkout attempt.
+    "decline": _l("Decline reason"), "risk": _l("Risk"),
 }
 DEFAULT_COLUMNS = ["amount", "status", "date", "contact", "method", "source", "currency"]
 # D3: the Disputes tab's columns.

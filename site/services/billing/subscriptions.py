@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from kassa.actor import Actor
 from kassa.clock import account_now, now, now_for, zone
 from kassa.database import write_transaction
-from kassa.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from kassa.errors import Conflict, Forbidden, NotFound, PaymentDeclined, ValidationFailed
 from kassa.extensions import db
 from kassa.models import (
     Account,
@@ -212,7 +212,8 @@ def update_card(token: str, form: dict[str, str], *, ip: str | None = None) -> t
                 risk.release(hold)
         # A PaymentMethod from the Payment Element has no card fields of Kassa's: the error is the element's.
         field = "payment_method" if payment_method else PROCESSOR_FIELDS.get(exc.field or "number", "card_number")
-        raise ValidationFailed(_(exc.message), errors={field: _(exc.message)}) from None
+        error = PaymentDeclined if isinstance(exc, CardDeclined) else ValidationFailed  # B8: its own message
+        raise error(_(exc.message), errors={field: _(exc.message)}) from None
     except ProcessorError as exc:
         with write_transaction(db.session):
             risk.release(hold)
@@ -252,7 +253,7 @@ def finish_card_update(token: str, setup_ref: str, card_key: str) -> tuple[Subsc
     try:
         saved = processor.finish_save_card(sub.account_id, setup_ref[:255], f"sub-{sub.id}-card-{card_key}", at)
     except CardDeclined as exc:
-        raise ValidationFailed(_(exc.message), errors={"payment_method": _(exc.message)}) from None
+        raise PaymentDeclined(_(exc.message), errors={"payment_method": _(exc.message)}) from None
     except ProcessorError as exc:
         if exc.code == "no_such_setup":
             raise NotFound(_("This link is not valid.")) from None

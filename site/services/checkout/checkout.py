@@ -19,7 +19,7 @@ from sqlalchemy import and_, bindparam, exists, func, or_, select
 
 from kassa.clock import account_now, now
 from kassa.database import lock_one, write_transaction
-from kassa.errors import Conflict, Gone, NotFound, ValidationFailed
+from kassa.errors import Conflict, Gone, NotFound, PaymentDeclined, ValidationFailed
 from kassa.extensions import db
 from kassa.models import (
     Account,
@@ -49,7 +49,7 @@ from kassa.services.links.links import is_valid_test_signature, public_link
 from kassa.services.links.snapshots import link_snapshot, snapshot_summary
 from kassa.services.payments import risk
 from kassa.services.payments.attempt_states import move_attempt
-from kassa.services.payments.payment_records import record_successful_charge
+from kassa.services.payments.payment_records import record_declined_attempt, record_successful_charge
 from kassa.services.platform.ticks import each_item, for_tick_account
 
 SESSION_LIFETIME = timedelta(hours=24)
@@ -272,8 +272,12 @@ def _begin_attempt(checkout_id: int, buyer: BuyerInput, amount_minor: int, curre
         return attempt
 
 
-def _finish_without_charge(attempt_id: int, status: AttemptStatus, error: ProcessorError | None) -> None:
-    """A decline or an error that moved no money: close the attempt; the next submit gets a new key."""
+def _finish_without_charge(attempt_id: int, status: AttemptStatus, error: ProcessorError | None, *,
+                           processor: str | None = None) -> None:
+    """A decline or an error that moved no money: close the attempt; the next submit gets a new key.
+
+    B2: a card the bank declined (CardDeclined) also becomes a failed payment the merchant sees in Payments,
+    written here, with the attempt's close, so each decline makes one however many arrive at once."""
     with write_transaction(db.session) as session:
         attempt = session.get(PaymentAttempt, attempt_id)
         if attempt.status not in (AttemptStatus.PENDING.value, AttemptStatus.UNKNOWN.value):
@@ -287,6 +291,9 @@ def _finish_without_charge(attempt_id: int, status: AttemptStatus, error: Proces
         # H4: a decline or an invalid number keeps the guard's slots; anything else gives them back.
         if status is AttemptStatus.DECLINED:
             risk.keep(attempt.risk_hold, attempt.link_id if attempt.method == "card" else None)
+            if isinstance(error, CardDeclined) and attempt.method == "card":
+                record_declined_attempt(attempt, checkout, code=error.code, message=error.message,
+                                        processor=processor)
         else:
             risk.release(attempt.risk_hold)
         attempt.risk_hold = None
@@ -355,8 +362,8 @@ def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | N
         _await_action(attempt_id, exc.processor_ref)
         return PayOutcome(None, next_action=exc.client_secret)
     except CardDeclined as exc:
-        _finish_without_charge(attempt_id, AttemptStatus.DECLINED, exc)
-        raise ValidationFailed(_(exc.message), errors={_field_for(exc, payment_element): _(exc.message)}) from None
+        _finish_without_charge(attempt_id, AttemptStatus.DECLINED, exc, processor=processor.name)
+        raise PaymentDeclined(_(exc.message), errors={_field_for(exc, payment_element): _(exc.message)}) from None
     except PaymentDetailsInvalid as exc:
         status = AttemptStatus.DECLINED if exc.code in risk.COUNTED_CODES else AttemptStatus.FAILED
         _finish_without_charge(attempt_id, status, exc)
@@ -421,7 +428,7 @@ def finish_after_action(token: str) -> PayOutcome | ActionDeclined:
     try:
         result = processor.finish_charge(account_id, key)
     except CardDeclined as exc:
-        _finish_without_charge(attempt_id, AttemptStatus.DECLINED, exc)
+        _finish_without_charge(attempt_id, AttemptStatus.DECLINED, exc, processor=processor.name)
         return ActionDeclined(_(exc.message), _form_values(buyer))
     except ProcessorError:
         return PayOutcome(None)  # Stripe didn't answer: still in flight, the reconciler settles it

@@ -55,6 +55,9 @@ class BuyerInput:
             if self.bank else None,
             "routing_number": self.bank.routing_number if self.bank else None,
             "iban_country": testcards.normalize_iban(self.bank.iban)[:2] if self.bank and self.bank.iban else None,
+            # B2: a declined card shows its brand and last 4 in the merchant's payments list, never more.
+            "card_brand": testcards.card_brand(self.card.number) if self.card else None,
+            "card_last4": testcards.normalize_card_number(self.card.number)[-4:] if self.card else None,
         }
 
 

@@ -144,6 +144,47 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
         return payment
 
 
+def record_declined_attempt(attempt: PaymentAttempt, checkout: CheckoutSession, *, code: str | None,
+                            message: str | None, processor: str | None) -> Payment:
+    """B2: a checkout attempt the bank declined becomes a failed payment, in the caller's transaction (the one
+    that closes the attempt, so each decline makes exactly one). It shows in the payments list, its filters,
+    search and exports, with the decline reason, the card-testing guard's risk signal (read from the slots the
+    attempt still holds: call before they are settled) and the card's brand and last 4 — nothing more of the
+    card. It moves through the payment machine (processing → failed), so it never books the ledger, never
+    gets a receipt number and can't be refunded; it creates no contact, company, deal or subscription, and
+    the buyer gets no email (they saw the decline on the page)."""
+    account = db.session.get(Account, attempt.account_id)
+    buyer = attempt.buyer or {}
+    contact = buyer.get("contact") or {}
+    level, scope = risk.signal(attempt.risk_hold)
+    at = now_for(account, checkout.mode)
+    payment = Payment(
+        account_id=account.id, mode=checkout.mode, status=PaymentStatus.PROCESSING.value,
+        amount_minor=attempt.amount_minor, currency=attempt.currency, method=attempt.method,
+        card_brand=buyer.get("card_brand"), card_last4=buyer.get("card_last4"),
+        processor=processor or "sandbox", settlement_currency=account.default_currency,
+        source="payment_link", link_id=checkout.link_id, checkout_session_id=checkout.id,
+        buyer_email=buyer.get("email") or "",
+        buyer_name=" ".join(part for part in (contact.get("first_name"), contact.get("last_name")) if part),
+        buyer_phone=contact.get("phone", ""), buyer_company=contact.get("company", ""),
+        billing_address=buyer.get("billing"), shipping_address=buyer.get("shipping"),
+        language=checkout.language or account.language, ip=attempt.ip, created_at=at,
+        idempotency_key=attempt.idempotency_key, risk_level=level.value, risk_scope=scope,
+    )
+    payment.items = [
+        PaymentItem(position=i, product_id=item.product_id, name=item.name, description=item.description,
+                    unit_amount_minor=item.unit_amount_minor, currency=item.currency, quantity=item.quantity,
+                    frequency=item.frequency, term_type=item.term_type, term_count=item.term_count)
+        for i, item in enumerate(snapshot_items(checkout.snapshot))
+    ]
+    refresh_display_status(payment)
+    db.session.add(payment)
+    db.session.flush()
+    move_payment(payment, PaymentStatus.FAILED, at=at, data={"code": code, "message": message})
+    attempt.payment_id = payment.id
+    return payment
+
+
 def _create_subscription(account: Account, payment: Payment, group: RecurringGroup, contact_id: int, deal_id: int,
                          language: str) -> Subscription:
     """R4: one subscription per (frequency, term) group; the first period is paid by this checkout."""

@@ -39,7 +39,7 @@ from kassa.clock import now
 from kassa.database import dialect_name, lock_one, write_transaction
 from kassa.errors import TooManyRequests
 from kassa.extensions import db
-from kassa.models import Mode, PaymentLink, RiskCounter
+from kassa.models import Mode, PaymentLink, RiskCounter, RiskLevel
 from kassa.processors import testcards
 from kassa.services.platform.notifications import notify_link_paused
 
@@ -246,6 +246,34 @@ def keep(hold: list[list[Any]] | None, link_id: int | None) -> None:
     link.card_paused_until = now() + timedelta(seconds=_setting("KASSA_RISK_LINK_PAUSE"))
 
     notify_link_paused(link, declines)
+
+
+# B2: a decline's risk signal, from how full the guard's counters are once it is counted: at 80 % of a limit
+# the next few declines are refused, at 40 % the pattern is no longer one unlucky buyer.
+_HIGH, _ELEVATED = 0.8, 0.4
+_LIMITS = {"account": "KASSA_RISK_ACCOUNT_DECLINES", "ip": "KASSA_RISK_IP_DECLINES", "ip_cards": "KASSA_RISK_IP_CARDS",
+           "link": "KASSA_RISK_LINK_DECLINES", "page_cards": "KASSA_RISK_SESSION_CARDS"}
+
+
+def signal(hold: list[list[Any]] | None) -> tuple[RiskLevel, str | None]:
+    """B2: (level, the scope that decided it) for a declined entry, read from the counters it holds (after
+    `keep`). A distinct-number slot is judged by its place's count of distinct numbers. An entry the guard
+    doesn't count (the documented test decline cards) is normal, with no scope."""
+    worst, scope_of_worst = 0.0, None
+    for held in hold or ():
+        scope, key = (f"{held[0]}s", held[3]) if len(held) == 5 else (held[0], held[1])
+        limit = _setting(_LIMITS[scope])
+        if limit <= 0:
+            continue
+        used = db.session.scalar(select(RiskCounter.used).where(RiskCounter.scope == scope,
+                                                                RiskCounter.key == key)) or 0
+        if used / limit > worst:
+            worst, scope_of_worst = used / limit, scope
+    if worst >= _HIGH:
+        return RiskLevel.HIGH, scope_of_worst
+    if worst >= _ELEVATED:
+        return RiskLevel.ELEVATED, scope_of_worst
+    return RiskLevel.NORMAL, None
 
 
 def prune_counters() -> int:

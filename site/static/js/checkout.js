@@ -90,6 +90,11 @@ function problem(x) {
   if (x.type === "checkbox") return x.checked || !x.required && !/_mandate$/.test(n) ? "" : /_mandate$/.test(n) ? "mandate" : "required";
   return !v ? (x.required || r ? "required" : "") : r ? r(v, dig(v)) : "";
 }
+function name(x) { // B8: the summary names each field: its label's own text, with the address it is part of
+  const l = x.labels && x.labels[0], p = /^(billing|shipping)_/.exec(x.name);
+  const t = l ? [...l.childNodes].filter((n) => n.nodeType === 3).map((n) => n.textContent).join("").trim() : x.name;
+  return p ? msg(p[1]) + " · " + t : t;
+}
 function check(x) { // show or clear the error; returns its key
   const k = problem(x), id = x.id + "-error", w = x.closest("[data-field]") || x.parentNode;
   let slot = document.getElementById(id);
@@ -140,7 +145,7 @@ on(F, "submit", (e) => {
   e.preventDefault();
   if (!sum) return bad[0].focus();
   const ul = mk("ul");
-  bad.forEach((x) => ul.appendChild(mk("li")).append(mk("a", { href: "#" + x.id, textContent: msg(problem(x)) })));
+  bad.forEach((x) => ul.appendChild(mk("li")).append(mk("a", { href: "#" + x.id, textContent: name(x) + ": " + msg(problem(x)) })));
   sum.textContent = "";
   sum.append(mk("h2", { textContent: sum.dataset.title || "" }), ul);
   sum.hidden = false;
