@@ -201,6 +201,26 @@
     }
   });
 
-  document.addEventListener("DOMContentLoaded", function () { enhance(document); });
+  // B12: the phone menu button (a disclosure): it shows and hides the main menu and the search, which the
+  // stylesheet folds away on narrow screens once the button is there; Escape closes it and gives focus back.
+  function navToggle() { return document.querySelector("[data-navtoggle]"); }
+  function setNav(open) {
+    var button = navToggle();
+    if (!button) return;
+    button.setAttribute("aria-expanded", open ? "true" : "false");
+    button.closest(".topbar").setAttribute("data-nav", open ? "open" : "closed");
+  }
+  function enhanceNav() {
+    var button = navToggle();
+    if (!button || !button.hidden) return;
+    button.hidden = false;
+    setNav(false);
+    button.addEventListener("click", function () { setNav(button.getAttribute("aria-expanded") !== "true"); });
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && button.getAttribute("aria-expanded") === "true") { setNav(false); button.focus(); }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { enhanceNav(); enhance(document); });
   document.addEventListener("htmx:load", function (event) { enhance(event.detail.elt); });
 })();
