@@ -221,6 +221,20 @@
     });
   }
 
+  // B11: the link editor's library swaps only the line items: the page stays where it was (no jump when the
+  // library closes or products come in), and focus moves to what came in without scrolling.
+  var keptScroll = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    keptScroll = event.detail.target && event.detail.target.id === "items-panel" ? window.scrollY : null;
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    if (keptScroll === null) return;
+    window.scrollTo(window.scrollX, keptScroll);
+    keptScroll = null;
+    var next = document.querySelector("#items-panel [data-focus-after-swap]");
+    if (next) next.focus({ preventScroll: true });
+  });
+
   document.addEventListener("DOMContentLoaded", function () { enhanceNav(); enhance(document); });
   document.addEventListener("htmx:load", function (event) { enhance(event.detail.elt); });
 })();
