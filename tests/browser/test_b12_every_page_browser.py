@@ -29,7 +29,6 @@ NOT_PAGES = {
     "exports.notifications": "the bell's htmx fragment",
     "payments.invoice_pdf": "a PDF",
     "settings.email_html": "an email's body, framed inside settings.email_detail (visited through it)",
-    "dashboard.section": "a placeholder for areas that are built now; every name redirects or 404s",
     "settings.disconnect_stripe": "needs a live Stripe connection; its dialog is checked in the K5 browser test",
 }
 
@@ -97,6 +96,7 @@ def pages(ids: dict) -> dict[str, list[str]]:
     p, d = ids["payment"], ids["dispute"]
     return {
         "dashboard.home": ["/"],
+        "dashboard.section": ["/section/links", "/section/reports"],
         "links.index": ["/links/"],
         "link_editor.new": ["/links/new"],
         "link_editor.edit": [f"/links/{ids['link']}/edit"],
