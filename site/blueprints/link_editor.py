@@ -105,13 +105,21 @@ def _library(search: str) -> list[Product]:
     return list(db.session.scalars(query.order_by(Product.name).limit(LIBRARY_PAGE)))
 
 
+# B11: the library's buttons (htmx) swap only the line items: the answer is that panel, with the preview and the
+# payment methods out of band, so the page around it (and its scroll position) stays as it was.
+ITEMS_PANEL = "items-panel"
+
+
 def _render(draft, *, link: PaymentLink | None, errors=None, status=200, show_library=False, search="",
             focus=None):
     account = current_user.account
     pipelines = pipelines_for(account.id)
+    items_only = request.headers.get("HX-Target") == ITEMS_PANEL and not errors
     return render_page(
         "links/editor.html",
-        "editor_region",
+        "items_update" if items_only else "editor_region",
+        oob=items_only,
+        methods=link_drafts.preview_methods(draft),
         status=status,
         draft=draft,
         link=link,
@@ -147,11 +155,12 @@ def _handle(link: PaymentLink | None):
     elif action.startswith(("up:", "down:")):
         draft = link_drafts.move_item(draft, _index(action), -1 if action.startswith("up:") else 1)
     elif action in ("open_library", "search_library"):
-        return _render(draft, link=link, show_library=True, search=form.library_search.data)
+        return _render(draft, link=link, show_library=True, search=form.library_search.data, focus="library")
     elif action == "add_products":
         ids = [i for i in map(parse_id, form.library_product.data) if i is not None]
         chosen = list(db.session.scalars(scoped(Product).where(Product.id.in_(ids)).order_by(Product.name))) if ids else []
         draft = link_drafts.add_products(draft, chosen, locale)
+        focus = f"item-{len(draft.items) - len(chosen)}" if chosen else None  # the first product that came in
     elif action == "save":
         try:
             saved = (links.update_link(current_actor(), link.id, draft, locale) if link
@@ -160,7 +169,9 @@ def _handle(link: PaymentLink | None):
             return _render(draft, link=link, errors=exc.errors, status=422)
         flash(_("Payment link “%(name)s” saved.", name=saved.name) if link else
               _("Payment link “%(name)s” created. Test it, then share it.", name=saved.name), "success")
-        return htmx_redirect(url_for("links.index", highlight=saved.id))
+        # B11: a new link goes on to its share step (address, QR code, embed); an edited one back to the list.
+        return htmx_redirect(url_for("links.index", highlight=saved.id) if link else
+                             url_for("links.created", link_id=saved.id))
     # "refresh" and every editing action re-render the editor from the submitted draft.
     return _render(draft, link=link, focus=focus)
 
@@ -196,8 +207,8 @@ def edit(link_id: int):
 @bp.post("/preview")
 @permission_required(Permission.MANAGE_LINKS)
 def preview():
-    """The live order preview beside the editor (htmx, on every change): always just the summary fragment."""
+    """The live preview beside the editor (htmx, on every change): the whole checkout as a fragment (B11)."""
     draft = LinkEditorForm().draft()
     summary = link_drafts.preview_summary(draft, current_user.account.default_currency, current_language())
     return render_page("links/editor.html", "preview", fragment=True, summary=summary, draft=draft,
-                       account=current_user.account)
+                       account=current_user.account, methods=link_drafts.preview_methods(draft))

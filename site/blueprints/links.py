@@ -101,16 +101,29 @@ def _processor_warning(link: PaymentLink) -> dict:
             "test_url": signed_test_url(link), "can_connect": current_user.can(Permission.MANAGE_SETTINGS)}
 
 
+def _qr_svg(link: PaymentLink) -> str:
+    qr = segno.make(public_url(link), error="m")
+    # omitsize: a viewBox instead of a fixed width and height, so the stylesheet can size the code.
+    return qr.svg_inline(scale=5, dark="#1b1f24", light="#ffffff", omitsize=True,
+                         title=_("QR code for %(name)s", name=link.name))
+
+
 @bp.get("/<int:link_id>/share")
 @permission_required(Permission.MANAGE_LINKS)
 def share(link_id: int):
     link = _owned_live_link(link_id)
-    qr = segno.make(public_url(link), error="m")
-    # omitsize: a viewBox instead of a fixed width and height, so the stylesheet can size the code.
-    svg = qr.svg_inline(scale=5, dark="#1b1f24", light="#ffffff", omitsize=True,
-                        title=_("QR code for %(name)s", name=link.name))
-    return render_page("links/share.html", "dialog", link=link, url=public_url(link), qr_svg=svg,
+    return render_page("links/share.html", "dialog", link=link, url=public_url(link), qr_svg=_qr_svg(link),
                        active_nav="links", **_processor_warning(link))
+
+
+@bp.get("/<int:link_id>/created")
+@permission_required(Permission.MANAGE_LINKS)
+def created(link_id: int):
+    """B11: the step after Create: the link's address to copy, its QR code and the embed snippet, the same
+    pieces as the Share and Embed dialogs, with the warning while no live processor can take its payments."""
+    link = _owned_live_link(link_id)
+    return render_page("links/created.html", link=link, url=public_url(link), qr_svg=_qr_svg(link),
+                       snippet=embed_snippet(link), active_nav="links", **_processor_warning(link))
 
 
 @bp.get("/<int:link_id>/qr.<fmt>")

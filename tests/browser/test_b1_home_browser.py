@@ -74,6 +74,9 @@ def test_b4_search_from_the_top_bar_then_remove_a_chip(live_server, busy_shop, d
     page = desktop_page if size == "desktop" else phone_page
     base = live_server.url
     log_in_page(page, base, EMAIL, PASSWORD)
+    if size == "phone":  # B12: on a phone the search sits behind the menu button with the main menu
+        page.get_by_role("button", name="Menu").click()
+        expect(page.get_by_role("button", name="Menu")).to_have_attribute("aria-expanded", "true")
     page.locator("#top-search").fill("buyer")
     page.locator("form.topsearch").get_by_role("button", name="Search").click()  # the magnifier
     page.wait_for_url(f"{base}/payments/?q=buyer")

@@ -100,10 +100,12 @@ def test_create_share_embed_deactivate_a_link(live_server, desktop_page):
     page.get_by_label("Link name").fill("Spring bundle")
     screenshot(page, "link-editor-desktop")
 
-    # L14: save → back to the list with a message.
+    # L14, B11: save → the share step with a message, then Done → the list.
     page.get_by_role("button", name="Create").click()
-    page.wait_for_url(re.compile(r"/links/\?highlight=\d+$"))
+    page.wait_for_url(re.compile(r"/links/\d+/created$"))
     page.get_by_text("Payment link “Spring bundle” created").wait_for()
+    page.get_by_role("link", name="Done").click()
+    page.wait_for_url(re.compile(r"/links/\?highlight=\d+$"))
     row = page.locator("#link-table tbody tr", has=page.get_by_role("rowheader", name="Spring bundle"))
     assert "€104.40" in row.inner_text() and "Active" in row.inner_text()
     assert_accessible(page, "links list")

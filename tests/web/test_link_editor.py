@@ -710,14 +710,17 @@ def test_l13_url_ignored_with_the_default_page(client, owner):
 # -- L14: save goes back to the list ---------------------------------------------------------------------------------
 
 
-def test_l14_save_redirects_to_the_list_with_a_success_message(client, owner):
+def test_l14_b11_save_goes_to_the_share_step_then_the_list_with_a_success_message(client, owner):
     response = client.post("/links/new", data=link_form(name="Summer camp"))
     assert response.status_code == 303
     link = _only_link()
-    assert path_of(response.headers["Location"]) == f"/links/?highlight={link.id}"
-    listing = client.get(path_of(response.headers["Location"]))
+    assert path_of(response.headers["Location"]) == f"/links/{link.id}/created"  # B11: the share step
+    step = soup_of(client.get(path_of(response.headers["Location"])))
+    assert "Payment link “Summer camp” created. Test it, then share it." in step.select_one("#toasts").get_text()
+    done = step.find("a", string="Done")["href"]
+    assert done == f"/links/?highlight={link.id}"
+    listing = client.get(done)
     soup = soup_of(listing)
-    assert "Payment link “Summer camp” created. Test it, then share it." in soup.select_one("#toasts").get_text()
     highlighted = soup.select_one("tr.row--highlight")
     assert highlighted is not None and "Summer camp" in highlighted.get_text()
     # Test, Copy link, Share, Embed, Edit, Delete are there for it.
@@ -737,7 +740,7 @@ def page_text_of(tag) -> str:
 def test_l14_htmx_save_answers_with_hx_redirect(client, owner):
     response = client.post("/links/new", data=link_form(), headers={"HX-Request": "true"})
     assert response.status_code == 204
-    assert response.headers["HX-Redirect"].startswith("/links/?highlight=")
+    assert response.headers["HX-Redirect"] == f"/links/{_only_link().id}/created"
 
 
 # -- limits and hostile input -----------------------------------------------------------------------------------

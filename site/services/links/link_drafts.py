@@ -163,6 +163,13 @@ def preview_summary(draft: LinkDraft, fallback_currency: str, locale: str) -> Or
     return build_order_summary(rows, currency)
 
 
+def preview_methods(draft: LinkDraft) -> list[str]:
+    """B11: the payment methods the checkout would offer for this draft, in its order (bank debit only for
+    one-time payments, as validate_draft insists)."""
+    return [method for method, on in (("card", draft.allow_card),
+                                      ("ach", draft.allow_ach and not draft.has_recurring)) if on]
+
+
 # -- validation -------------------------------------------------------------------------------------
 
 

@@ -201,6 +201,40 @@
     }
   });
 
-  document.addEventListener("DOMContentLoaded", function () { enhance(document); });
+  // B12: the phone menu button (a disclosure): it shows and hides the main menu and the search, which the
+  // stylesheet folds away on narrow screens once the button is there; Escape closes it and gives focus back.
+  function navToggle() { return document.querySelector("[data-navtoggle]"); }
+  function setNav(open) {
+    var button = navToggle();
+    if (!button) return;
+    button.setAttribute("aria-expanded", open ? "true" : "false");
+    button.closest(".topbar").setAttribute("data-nav", open ? "open" : "closed");
+  }
+  function enhanceNav() {
+    var button = navToggle();
+    if (!button || !button.hidden) return;
+    button.hidden = false;
+    setNav(false);
+    button.addEventListener("click", function () { setNav(button.getAttribute("aria-expanded") !== "true"); });
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && button.getAttribute("aria-expanded") === "true") { setNav(false); button.focus(); }
+    });
+  }
+
+  // B11: the link editor's library swaps only the line items: the page stays where it was (no jump when the
+  // library closes or products come in), and focus moves to what came in without scrolling.
+  var keptScroll = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    keptScroll = event.detail.target && event.detail.target.id === "items-panel" ? window.scrollY : null;
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    if (keptScroll === null) return;
+    window.scrollTo(window.scrollX, keptScroll);
+    keptScroll = null;
+    var next = document.querySelector("#items-panel [data-focus-after-swap]");
+    if (next) next.focus({ preventScroll: true });
+  });
+
+  document.addEventListener("DOMContentLoaded", function () { enhanceNav(); enhance(document); });
   document.addEventListener("htmx:load", function (event) { enhance(event.detail.elt); });
 })();

@@ -1,0 +1,248 @@
+"""B12 in Chromium: every merchant page (each GET route of the merchant blueprints, from the app's url_map) with a
+seeded account that has data on it, at 390×844 and 1440×900: nothing scrolls sideways, axe finds nothing, and a
+screenshot of each lands in tests/.screenshots (b12-<endpoint>-<size>.png). Also the phone menu: one row with a
+menu button (aria-expanded, keyboard), and the menu still reachable without JavaScript."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from tests.support.browser import PHONE, assert_accessible, log_in_page, screenshot, wait_for_htmx_idle
+
+pytestmark = pytest.mark.browser
+
+EMAIL = "owner@northwind.example"
+PASSWORD = "demo password 2026"
+
+# Blueprints that are not the merchant's back office (buyers, sign-in, machines).
+NOT_MERCHANT = {"static", "assets", "checkout", "embed", "billing_portal", "auth", "health", "media", "webhooks"}
+# Merchant GET routes that are not pages: files, frames and fragments, each for its reason.
+NOT_PAGES = {
+    "links.qr": "a QR code image download",
+    "links.embed_preview": "the blank page framed inside the Embed dialog (visited through links.embed)",
+    "disputes.file": "an evidence file download",
+    "exports.download": "an export file download",
+    "exports.notifications": "the bell's htmx fragment",
+    "payments.invoice_pdf": "a PDF",
+    "settings.email_html": "an email's body, framed inside settings.email_detail (visited through it)",
+    "settings.disconnect_stripe": "needs a live Stripe connection; its dialog is checked in the K5 browser test",
+}
+
+
+def merchant_get_endpoints(app) -> set[str]:
+    return {rule.endpoint for rule in app.url_map.iter_rules()
+            if "GET" in rule.methods and rule.endpoint.split(".")[0] not in NOT_MERCHANT}
+
+
+@pytest.fixture
+def shop(live_server):
+    """The demo merchant (products, links, real test checkouts by card and bank, subscriptions, a refund, a
+    dispute, CRM contacts, deals and companies) plus one of every attention item (failed payout and renewal,
+    paused link, failed export) and a second team member: every merchant page has something on it."""
+    from kassa.extensions import db
+    from kassa.models import (
+        Company,
+        Contact,
+        Deal,
+        Dispute,
+        EmailMessage,
+        Export,
+        Payment,
+        PaymentLink,
+        Product,
+        Subscription,
+        User,
+    )
+    from kassa.seed import seed_demo
+    from tests.factories import make_user
+    from tests.support.app import run_outbox
+    from tests.support.home import attention_items
+
+    with live_server.app.app_context():
+        assert seed_demo(EMAIL, PASSWORD)
+        run_outbox()
+        owner = db.session.scalar(select(User).where(User.email == EMAIL))
+        items = attention_items(owner)
+        member = make_user(owner.account_id)
+        account_id = owner.account_id
+
+        def first(model, *where):
+            return db.session.scalars(select(model).where(model.account_id == account_id, *where)
+                                      .order_by(model.id)).first()
+
+        payment = first(Payment, Payment.status == "succeeded", Payment.method == "card")
+        ach = first(Payment, Payment.method == "ach")
+        link = first(PaymentLink)
+        subscription = first(Subscription, Subscription.id != items.subscription.id) or items.subscription
+        email = db.session.scalars(select(EmailMessage).where(EmailMessage.account_id == account_id)
+                                   .order_by(EmailMessage.id)).first()
+        ids = {
+            "payment": payment.id, "ach": ach.id, "link": link.id, "dispute": items.dispute.id,
+            "seed_dispute": (first(Dispute, Dispute.id != items.dispute.id) or items.dispute).id,
+            "subscription": subscription.id, "payout": items.payout.id, "product": first(Product).id,
+            "contact": first(Contact).id, "company": first(Company).id, "deal": first(Deal).id,
+            "export": first(Export).id, "member": member.id, "email": email.id,
+        }
+        db.session.remove()
+    return ids
+
+
+def pages(ids: dict) -> dict[str, list[str]]:
+    """Every merchant page and the paths that show it (several for pages with states: filters, steps)."""
+    p, d = ids["payment"], ids["dispute"]
+    return {
+        "dashboard.home": ["/"],
+        "dashboard.section": ["/section/links", "/section/reports"],
+        "links.index": ["/links/"],
+        "link_editor.new": ["/links/new"],
+        "link_editor.edit": [f"/links/{ids['link']}/edit"],
+        "links.share": [f"/links/{ids['link']}/share"],
+        "links.embed": [f"/links/{ids['link']}/embed"],
+        "links.delete": [f"/links/{ids['link']}/delete"],
+        "links.created": [f"/links/{ids['link']}/created"],
+        "payments.index": ["/payments/", "/payments/?status=succeeded&method=card", "/payments/?q=ann",
+                           "/payments/?status=refunded&amount_min=5"],
+        "payments.disputes_tab": ["/payments/disputes"],
+        "payments.filters": ["/payments/filters"],
+        "payments.setup": ["/payments/setup"],
+        "payments.detail": [f"/payments/{p}", f"/payments/{ids['ach']}"],
+        "payments.refund": [f"/payments/{p}/refund"],
+        "payments.send_receipt": [f"/payments/{p}/send-receipt"],
+        "payments.authorization": [f"/payments/{ids['ach']}/authorization"],
+        "payments.association": [f"/payments/{p}/associations/contact?q=a"],
+        "disputes.show": [f"/disputes/{d}", f"/disputes/{ids['seed_dispute']}"],
+        "disputes.counter": [f"/disputes/{d}/counter/{step}" for step in (1, 2, 3, 4)],
+        "disputes.accept": [f"/disputes/{d}/accept"],
+        "subscriptions.index": ["/subscriptions/"],
+        "subscriptions.detail": [f"/subscriptions/{ids['subscription']}"],
+        "subscriptions.cancel": [f"/subscriptions/{ids['subscription']}/cancel"],
+        "payouts.index": ["/payouts/"],
+        "payouts.detail": [f"/payouts/{ids['payout']}"],
+        "reports.index": ["/reports/"],
+        "exports.index": ["/exports/"],
+        "exports.payments": ["/exports/payments"],
+        "products.index": ["/products/"],
+        "products.new": ["/products/new"],
+        "products.edit": [f"/products/{ids['product']}/edit"],
+        "products.delete": [f"/products/{ids['product']}/delete"],
+        "crm.contact": [f"/contacts/{ids['contact']}"],
+        "crm.company": [f"/companies/{ids['company']}"],
+        "crm.deal": [f"/deals/{ids['deal']}"],
+        "crm.pipelines": ["/settings/pipelines"],
+        "settings.index": ["/settings/"],
+        "settings.account": ["/settings/account"],
+        "settings.branding": ["/settings/branding"],
+        "settings.emails": ["/settings/emails"],
+        "settings.email_detail": [f"/settings/emails/{ids['email']}"],
+        "settings.notifications": ["/settings/notifications"],
+        "settings.payments": ["/settings/payments"],
+        "settings.profile": ["/settings/profile"],
+        "settings.team": ["/settings/users"],
+        "settings.remove_user": [f"/settings/users/{ids['member']}/remove"],
+    }
+
+
+# What sticks out past the right edge, for a readable failure.
+WIDE = """() => [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right
+  > window.innerWidth + 1 && !(e.parentElement && e.parentElement.closest('.table-wrap'))).map(e => e.tagName.toLowerCase() + '.'
+  + String(e.className).trim().replace(/\\s+/g, '.') + ' →' + Math.round(e.getBoundingClientRect().right)).slice(0, 8)"""
+
+
+def _name(path: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-") or "home"
+
+
+def test_b12_every_merchant_get_route_is_listed(live_server):
+    """B12: the browser walk below covers every merchant GET route; a new one must be added to it (or to
+    NOT_PAGES with its reason), so no page escapes the phone check."""
+    listed = set(pages({key: 1 for key in ("payment", "ach", "link", "dispute", "seed_dispute", "subscription",
+                                           "payout", "product", "contact", "company", "deal", "export", "member",
+                                           "email")})) | set(NOT_PAGES)
+    assert merchant_get_endpoints(live_server.app) == listed
+
+
+@pytest.mark.parametrize("size", ["phone", "desktop"])
+def test_b12_every_merchant_page_fits_the_screen_and_is_axe_clean(live_server, shop, new_page, size):
+    from tests.support.browser import DESKTOP
+
+    page = new_page(viewport=PHONE if size == "phone" else DESKTOP)
+    base = live_server.url
+    log_in_page(page, base, EMAIL, PASSWORD)
+    problems: list[str] = []
+    visited = 0
+    for endpoint, paths in pages(shop).items():
+        for path in paths:
+            response = page.goto(base + path)
+            if response.status != 200:
+                problems.append(f"{endpoint} {path}: HTTP {response.status}")
+                continue
+            wait_for_htmx_idle(page)
+            visited += 1
+            sizes = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+            if sizes[0] > sizes[1]:
+                problems.append(f"{endpoint} {path}: scrollWidth {sizes[0]} > {sizes[1]}: {page.evaluate(WIDE)}")
+            try:
+                assert_accessible(page, f"{endpoint} {path} ({size})")
+            except AssertionError as exc:
+                problems.append(str(exc))
+            screenshot(page, f"b12-{_name(path)}-{size}")
+    assert not problems, "\n".join(problems)
+    assert visited == sum(len(paths) for paths in pages(shop).values()) >= 50
+    assert page.js_errors == [], sorted(set(page.js_errors))
+
+
+def test_b12_phone_menu_is_one_row_with_a_disclosure_button(live_server, shop, new_page):
+    page = new_page(viewport=PHONE)
+    base = live_server.url
+    log_in_page(page, base, EMAIL, PASSWORD)
+    page.goto(f"{base}/payments/")
+    wait_for_htmx_idle(page)
+    button = page.get_by_role("button", name="Menu")
+    expect(button).to_have_attribute("aria-expanded", "false")
+    nav = page.get_by_role("navigation", name="Main")
+    expect(nav).to_be_hidden()
+    # One row: the brand, the menu button and the tools share the top line.
+    top = page.locator(".topbar__inner").bounding_box()
+    assert top["height"] <= 64, top
+    screenshot(page, "b12-menu-closed-phone")
+    button.focus()
+    page.keyboard.press("Enter")
+    expect(button).to_have_attribute("aria-expanded", "true")
+    expect(nav).to_be_visible()
+    expect(nav.get_by_role("link", name="Subscriptions")).to_be_visible()
+    assert_accessible(page, "phone menu open")
+    screenshot(page, "b12-menu-open-phone")
+    page.keyboard.press("Escape")
+    expect(button).to_have_attribute("aria-expanded", "false")
+    expect(button).to_be_focused()
+    expect(nav).to_be_hidden()
+    page.keyboard.press("Space")
+    expect(nav).to_be_visible()
+    nav.get_by_role("link", name="Subscriptions").click()
+    page.wait_for_url(f"{base}/subscriptions/")
+    expect(page.get_by_role("button", name="Menu")).to_have_attribute("aria-expanded", "false")
+    assert page.js_errors == []
+
+
+def test_b12_phone_menu_without_javascript_is_still_reachable(live_server, shop, browser):
+    from tests.support.browser import new_context
+
+    context = new_context(browser, viewport=PHONE, java_script_enabled=False)
+    page = context.new_page()
+    base = live_server.url
+    page.goto(f"{base}/login")
+    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{base}/")
+    nav = page.get_by_role("navigation", name="Main")
+    expect(nav.get_by_role("link", name="Reports")).to_be_visible()
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    nav.get_by_role("link", name="Subscriptions").click()
+    page.wait_for_url(f"{base}/subscriptions/")
+    screenshot(page, "b12-menu-nojs-phone")
+    context.close()
