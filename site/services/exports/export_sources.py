@@ -64,7 +64,8 @@ def major(amount_minor: int | None, currency: str) -> Decimal | None:
 MONEY = "money"  # converted with the row's currency into major units
 
 # The index's columns, and what only an export offers: the payment's invoice number (R1, B6).
-EXPORT_COLUMNS = {**COLUMNS, "invoice": _l("Invoice number")}
+# Q1: "discount" brings the amount before discounts and the discount (after them is the charged amount).
+EXPORT_COLUMNS = {**COLUMNS, "invoice": _l("Invoice number"), "discount": _l("Discount")}
 ASSOCIATION_LIMITS = {"1000": 1000, "all": None}  # X3: up to 1,000 associated records, or all
 
 
@@ -122,6 +123,10 @@ def _payment_columns(key: str, tz: ZoneInfo) -> list[tuple[Column, Any, Any]]:
         "dispute_deadline": [(Column(_("Dispute deadline"), when), _raw(Payment.dispute_due_by), local)],
         "dispute_closed": [(Column(_("Dispute closed"), when), _raw(Payment.dispute_closed_at), local)],
         "invoice": [(Column(_("Invoice number")), Invoice.number, lambda v: display_id_or_none("invoice", v))],
+        # Q1: payments from before discounts have no gross of their own: it is the amount.
+        "discount": [(Column(_("Before discounts"), money), func.coalesce(Payment.gross_minor, Payment.amount_minor),
+                      money),
+                     (Column(_("Discount"), money), Payment.discount_minor, money)],
     }[key]
 
 

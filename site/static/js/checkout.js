@@ -144,6 +144,40 @@ const idle = () => { // pay works again
   pay.textContent = "";
   pay.append(...payNodes);
 };
+// Q3/Q4: a changed quantity or price is re-priced by the server (the form's fields as "Update total" posts
+// them, without the payment details); every figure marked data-live is copied from its answer. Without
+// JavaScript the "Update total" button does the same with a page load. Removed here, so Enter still pays.
+const rp = $("[data-reprice-button]"), url = F.getAttribute("action");
+let rt, rn = 0;
+function reprice() {
+  const body = new FormData(), k = ++rn;
+  for (const [n, v] of new FormData(F)) if (/^(csrf_token|lang|qty_\d+|price_\d+)$/.test(n)) body.append(n, v);
+  body.set("action", "update");
+  fetch(url, { method: "POST", body, credentials: "same-origin" }).then((r) => r.text()).then((h) => {
+    if (k !== rn) return; // an older answer than the last change
+    const doc = new DOMParser().parseFromString(h, "text/html");
+    $$("[data-live]").forEach((x) => {
+      const y = doc.getElementById(x.id);
+      if (!y) return;
+      x.textContent = y.textContent;
+      x.hidden = y.hidden;
+      if (y.dataset.minor && y.dataset.minor !== x.dataset.minor) {
+        x.dataset.minor = y.dataset.minor;
+        F.dispatchEvent(new CustomEvent("kassa:total", { detail: +y.dataset.minor })); // checkout-stripe.js
+      }
+    });
+    $$("[data-reprice]").forEach((x) => {
+      const y = doc.getElementById(x.id), bad = y && y.getAttribute("aria-invalid");
+      attr(x, "aria-invalid", bad);
+      x.parentNode.classList.toggle("field--error", !!bad);
+    });
+    F.dataset.priced = k; // what a test waits on
+  }, () => {});
+}
+if (rp) {
+  rp.remove();
+  $$("[data-reprice]").forEach((x) => on(x, "input", () => { clearTimeout(rt); rt = setTimeout(reprice, 300); }));
+}
 on(window, "pageshow", (e) => { if (e.persisted) idle(); }); // back/forward cache
 on(F, "kassa:idle", idle); // checkout-stripe.js: Stripe refused the details before anything was posted
 })();

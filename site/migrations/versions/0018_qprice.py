@@ -1,0 +1,56 @@
+"""qprice: line discounts, adjustable quantities and pay what you want (Q1, Q3, Q4)
+
+Revision ID: 0018_qprice
+Revises: 0017_search
+Create Date: 2026-12-06 19:00:00
+
+"""
+import sqlalchemy as sa
+from alembic import op
+
+# revision identifiers, used by Alembic.
+revision = '0018_qprice'
+down_revision = '0017_search'
+branch_labels = None
+depends_on = None
+
+DISCOUNT = [
+    ('discount_type', sa.String(length=8), ''),
+    ('discount_value', sa.Integer(), '0'),
+]
+
+
+def upgrade():
+    with op.batch_alter_table('link_items', schema=None) as batch_op:
+        for name, type_, default in DISCOUNT:
+            batch_op.add_column(sa.Column(name, type_, server_default=default, nullable=False))
+        batch_op.add_column(sa.Column('quantity_adjustable', sa.Boolean(), server_default=sa.false(), nullable=False))
+        batch_op.add_column(sa.Column('quantity_min', sa.Integer(), server_default='1', nullable=False))
+        batch_op.add_column(sa.Column('quantity_max', sa.Integer(), server_default='1', nullable=False))
+        batch_op.add_column(sa.Column('custom_amount', sa.Boolean(), server_default=sa.false(), nullable=False))
+        batch_op.add_column(sa.Column('amount_min_minor', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('amount_max_minor', sa.Integer(), nullable=True))
+    for table in ('payment_items', 'subscription_items'):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            for name, type_, default in DISCOUNT:
+                batch_op.add_column(sa.Column(name, type_, server_default=default, nullable=False))
+            batch_op.add_column(sa.Column('discount_minor', sa.Integer(), server_default='0', nullable=False))
+    with op.batch_alter_table('payments', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('gross_minor', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('discount_minor', sa.Integer(), server_default='0', nullable=False))
+        batch_op.add_column(sa.Column('net_minor', sa.Integer(), nullable=True))
+    # Payments from before: gross = net = the amount charged, no discount (NULL reads the same way).
+
+
+def downgrade():
+    with op.batch_alter_table('payments', schema=None) as batch_op:
+        for name in ('net_minor', 'discount_minor', 'gross_minor'):
+            batch_op.drop_column(name)
+    for table in ('subscription_items', 'payment_items'):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            for name in ('discount_minor', 'discount_value', 'discount_type'):
+                batch_op.drop_column(name)
+    with op.batch_alter_table('link_items', schema=None) as batch_op:
+        for name in ('amount_max_minor', 'amount_min_minor', 'custom_amount', 'quantity_max', 'quantity_min',
+                     'quantity_adjustable', 'discount_value', 'discount_type'):
+            batch_op.drop_column(name)
