@@ -237,3 +237,20 @@ def test_q4_huge_amount_without_a_maximum_is_refused(client, app):
     assert count(PaymentAttempt) == 0
     assert _pay(client, path, price_0="0.50").status_code == 303  # no minimum: anything above zero
     assert all_payments()[-1].amount_minor == 50
+
+
+def test_q3_q4_checkout_with_every_pricing_option_stays_under_30_kb(client, app):
+    """Q12's budget with the Q1/Q3/Q4 controls on: HTML + CSS + JS of Kassa's own, uncompressed."""
+    _owner, link = _shop(
+        priced_item("Beans", "12.50", quantity="2", quantity_adjustable="1", quantity_min="1", quantity_max="9",
+                    discount_type="percent", discount_value="10"),
+        priced_item("Tip", "3.00", custom_amount="1", amount_min="1.00", amount_max="50.00",
+                    discount_type="amount", discount_value="0.50"))
+    path = start_checkout(client, link.slug)
+    html = client.get(path).get_data()
+    assert b'id="f-qty_0"' in html and b'id="f-price_1"' in html and b"Discount (10%)" in html
+    total = len(html)
+    for pattern in (rb'href="(/assets/[^"]+)"', rb'src="(/assets/[^"]+)"'):
+        total += sum(len(client.get(asset.decode().replace("&amp;", "&")).get_data())
+                     for asset in re.findall(pattern, html))
+    assert total < 30 * 1024, total
