@@ -14,9 +14,11 @@ down_revision = '0017_search'
 branch_labels = None
 depends_on = None
 
+BIGINT = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')  # every int column, as the models map it
+
 DISCOUNT = [
     ('discount_type', sa.String(length=8), ''),
-    ('discount_value', sa.Integer(), '0'),
+    ('discount_value', BIGINT, '0'),
 ]
 
 
@@ -25,20 +27,20 @@ def upgrade():
         for name, type_, default in DISCOUNT:
             batch_op.add_column(sa.Column(name, type_, server_default=default, nullable=False))
         batch_op.add_column(sa.Column('quantity_adjustable', sa.Boolean(), server_default=sa.false(), nullable=False))
-        batch_op.add_column(sa.Column('quantity_min', sa.Integer(), server_default='1', nullable=False))
-        batch_op.add_column(sa.Column('quantity_max', sa.Integer(), server_default='1', nullable=False))
+        batch_op.add_column(sa.Column('quantity_min', BIGINT, server_default='1', nullable=False))
+        batch_op.add_column(sa.Column('quantity_max', BIGINT, server_default='1', nullable=False))
         batch_op.add_column(sa.Column('custom_amount', sa.Boolean(), server_default=sa.false(), nullable=False))
-        batch_op.add_column(sa.Column('amount_min_minor', sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column('amount_max_minor', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('amount_min_minor', BIGINT, nullable=True))
+        batch_op.add_column(sa.Column('amount_max_minor', BIGINT, nullable=True))
     for table in ('payment_items', 'subscription_items'):
         with op.batch_alter_table(table, schema=None) as batch_op:
             for name, type_, default in DISCOUNT:
                 batch_op.add_column(sa.Column(name, type_, server_default=default, nullable=False))
-            batch_op.add_column(sa.Column('discount_minor', sa.Integer(), server_default='0', nullable=False))
+            batch_op.add_column(sa.Column('discount_minor', BIGINT, server_default='0', nullable=False))
     with op.batch_alter_table('payments', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('gross_minor', sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column('discount_minor', sa.Integer(), server_default='0', nullable=False))
-        batch_op.add_column(sa.Column('net_minor', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('gross_minor', BIGINT, nullable=True))
+        batch_op.add_column(sa.Column('discount_minor', BIGINT, server_default='0', nullable=False))
+        batch_op.add_column(sa.Column('net_minor', BIGINT, nullable=True))
     # Payments from before: gross = net = the amount charged, no discount (NULL reads the same way).
 
 
