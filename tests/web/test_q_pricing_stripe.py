@@ -31,12 +31,12 @@ def _live_shop():
     return owner, link
 
 
-def _amount_sent(transport) -> list[str]:
-    return [dict(sent.params).get("amount") for sent in transport.sent
+def _amount_sent(recorded) -> list[str]:
+    return [dict(sent.params).get("amount") for sent in recorded.sent
             if (sent.method, sent.path) == ("POST", "/v1/payment_intents")]
 
 
-def test_q3_live_payment_element_and_payment_intent_follow_the_servers_total(client, app, transport):
+def test_q3_live_payment_element_and_payment_intent_follow_the_servers_total(client, app, transport):  # noqa: F811
     owner, link = _live_shop()
     path = start_checkout(client, link.slug, mode="live")
     assert soup_of(client.get(path)).select_one("#f-payment_method")["data-amount"] == "2250"
