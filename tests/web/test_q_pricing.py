@@ -17,6 +17,7 @@ from kassa.services.links.link_drafts import ItemDraft
 from kassa.services.payments.receipts import receipt_data
 from tests.factories import PASSWORD, make_merchant
 from tests.support.app import log_in, page_text
+from tests.support.billing import advance, buy, frozen, renewals_of
 from tests.support.checkout import buyer_form, start_checkout
 from tests.support.checkout_flow import all_payments, count, field_errors, make_link, plain
 from tests.support.links import errors_of, item_fields, link_form, soup_of
@@ -170,6 +171,7 @@ def test_q3_quantity_change_without_javascript_update_then_pay(client, app):
     soup = soup_of(updated)
     assert soup.select_one("#summary-total").get_text() == "€27.00" and soup.select_one("#f-qty_0")["value"] == "3"
     assert soup.select_one("#f-email")["value"] == "ann.buyer@example.com"
+    assert soup.select_one("#f-card_cvc")["value"] == ""  # what an update loses: the security code (C6)
     assert count(Payment) == 0 and count(PaymentAttempt) == 0
     assert _pay(client, path, qty_0="3").status_code == 303
     payment = all_payments()[-1]
@@ -254,3 +256,22 @@ def test_q3_q4_checkout_with_every_pricing_option_stays_under_30_kb(client, app)
         total += sum(len(client.get(asset.decode().replace("&amp;", "&")).get_data())
                      for asset in re.findall(pattern, html))
     assert total < 30 * 1024, total
+
+
+def test_q1_a_discount_on_a_recurring_line_applies_to_every_period(client, app):
+    """The subscription charges the net every period; each renewal keeps gross, discount and net."""
+    with frozen():
+        owner = make_merchant(company="Lesson Shop")
+        link = make_link(owner, items=[ItemDraft(name="Lessons", unit_price="10.00", quantity="2",
+                                                 frequency="monthly", term_type="auto_renew",
+                                                 discount_type="percent", discount_value="15")])
+        sub = buy(client, link)
+        assert sub.amount_minor == 1700  # 2 × 10.00 − 15 %
+        advance(owner, days=32)
+        (renewal,) = renewals_of(sub)
+    assert (renewal.amount_minor, renewal.gross_minor, renewal.discount_minor, renewal.net_minor) == (
+        1700, 2000, 300, 1700)
+    assert [(i.quantity, i.unit_amount_minor, i.discount_minor) for i in renewal.items] == [(2, 1000, 300)]
+    with app.test_request_context():
+        text = plain(receipt_html(receipt_data(renewal)))
+    assert "Discount (15%)" in text and "$17.00" in text
