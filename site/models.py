@@ -24,6 +24,7 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kassa.database import search_key
@@ -609,6 +610,17 @@ class LinkItem(db.Model):
     frequency: Mapped[str] = mapped_column(String(16), default=BillingFrequency.ONE_TIME.value)
     term_type: Mapped[str | None] = mapped_column(String(16))
     term_count: Mapped[int | None]
+    # Q1: a discount on this line: "" (none), "percent" (value in basis points) or "amount" (minor units)
+    discount_type: Mapped[str] = mapped_column(String(8), default="", server_default="")
+    discount_value: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Q3: the buyer may change the quantity, within [quantity_min, quantity_max] (quantity is the default)
+    quantity_adjustable: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    quantity_min: Mapped[int] = mapped_column(default=1, server_default="1")
+    quantity_max: Mapped[int] = mapped_column(default=1, server_default="1")
+    # Q4: pay what you want: the buyer types the unit price (unit_amount_minor is the suggested one)
+    custom_amount: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    amount_min_minor: Mapped[int | None]
+    amount_max_minor: Mapped[int | None]
 
     link: Mapped[PaymentLink] = relationship(back_populates="items")
 
@@ -823,6 +835,11 @@ class Payment(db.Model):
     status: Mapped[str] = mapped_column(String(16), default=PaymentStatus.PROCESSING.value)
     amount_minor: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
+    # Q1: before and after the line discounts (amount_minor is what was charged). Payments from before Q1
+    # (and renewals without a discount) have NULL: read them through `gross` / `net`, which fall back to amount.
+    gross_minor: Mapped[int | None]
+    discount_minor: Mapped[int] = mapped_column(default=0, server_default="0")
+    net_minor: Mapped[int | None]
     method: Mapped[str] = mapped_column(String(8))  # card | ach | sepa (SEPA Direct Debit, Q10)
     card_brand: Mapped[str | None] = mapped_column(String(32))
     card_last4: Mapped[str | None] = mapped_column(String(4))
@@ -895,6 +912,16 @@ class Payment(db.Model):
     deal: Mapped[Deal | None] = relationship(foreign_keys=[deal_id])
 
     @property
+    def gross_amount_minor(self) -> int:
+        """Q1: the total before discounts (payments from before Q1: the amount)."""
+        return self.amount_minor if self.gross_minor is None else self.gross_minor
+
+    @property
+    def net_amount_minor(self) -> int:
+        """Q1: the total after discounts (payments from before Q1: the amount)."""
+        return self.amount_minor if self.net_minor is None else self.net_minor
+
+    @property
     def is_test(self) -> bool:
         return self.mode == Mode.TEST.value
 
@@ -920,6 +947,10 @@ class PaymentItem(db.Model):
     frequency: Mapped[str] = mapped_column(String(16))
     term_type: Mapped[str | None] = mapped_column(String(16))
     term_count: Mapped[int | None]
+    # Q1: the line's discount as charged (unit_amount_minor × quantity − discount_minor = the line's net)
+    discount_type: Mapped[str] = mapped_column(String(8), default="", server_default="")
+    discount_value: Mapped[int] = mapped_column(default=0, server_default="0")
+    discount_minor: Mapped[int] = mapped_column(default=0, server_default="0")
 
     payment: Mapped[Payment] = relationship(back_populates="items")
 
@@ -1177,6 +1208,10 @@ class SubscriptionItem(db.Model):
     unit_amount_minor: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
     quantity: Mapped[int] = mapped_column(default=1)
+    # Q1: the line's discount, every period (copied onto each renewal's payment item)
+    discount_type: Mapped[str] = mapped_column(String(8), default="", server_default="")
+    discount_value: Mapped[int] = mapped_column(default=0, server_default="0")
+    discount_minor: Mapped[int] = mapped_column(default=0, server_default="0")
 
     subscription: Mapped[Subscription] = relationship(back_populates="items")
 

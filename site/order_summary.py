@@ -1,14 +1,23 @@
-"""What the buyer pays: due today and what recurs. One function shared by the link editor's preview,
-the checkout page, receipts and subscriptions, so they can never disagree."""
+"""What the buyer pays: due today and what recurs. One pure function (`build_order_summary`) shared by the link
+editor's preview, the checkout page, the amount charged, the payment record, receipts, the payment panel,
+exports and subscriptions, so they can never disagree.
+
+Pricing (Q1, Q3, Q4): a line is its unit price (the link's, or the amount a pay-what-you-want buyer typed) times
+its quantity (the link's, or the buyer's within the item's min/max) = gross; less the line's discount (a
+percentage, rounded half-up once per line in the currency's minor unit, or a fixed amount for the line, never
+more than the gross) = net. The totals are sums of the lines' minor units. Later additions (promo codes, tax)
+take the same lines as input and add their own rows here."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Protocol
 
+from babel.numbers import format_decimal
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
-from flask_babel import ngettext
 
 from kassa.models import BillingFrequency, TermType
 from kassa.money import Money, sum_money
@@ -23,6 +32,20 @@ class ItemLike(Protocol):
     frequency: str
     term_type: str | None
     term_count: int | None
+    # Q1/Q3/Q4 (optional on an ItemLike: read with getattr, so rows from before them price as they did)
+    # discount_type: str  "" | "percent" | "amount"; discount_value: int (basis points | minor units)
+    # quantity_adjustable: bool, quantity_min / quantity_max: int
+    # custom_amount: bool, amount_min_minor / amount_max_minor: int | None
+
+
+class DiscountType:
+    NONE = ""
+    PERCENT = "percent"  # discount_value in hundredths of a percent: 1250 = 12.5 %
+    AMOUNT = "amount"  # discount_value in minor units, once per line
+
+
+DISCOUNT_TYPES = (DiscountType.NONE, DiscountType.PERCENT, DiscountType.AMOUNT)
+MAX_PERCENT_BP = 10_000  # 100 %
 
 
 @dataclass(frozen=True)
@@ -38,6 +61,37 @@ class OrderItem:
     term_type: str | None
     term_count: int | None
     product_id: int | None = None
+    discount_type: str = DiscountType.NONE
+    discount_value: int = 0
+    quantity_adjustable: bool = False
+    quantity_min: int = 1
+    quantity_max: int = 1
+    custom_amount: bool = False
+    amount_min_minor: int | None = None
+    amount_max_minor: int | None = None
+
+
+@dataclass(frozen=True)
+class BuyerChoices:
+    """What the buyer chose on the checkout, by line position: quantities of adjustable items (Q3) and typed
+    prices of pay-what-you-want items (Q4, minor units). Checked against the item by `choice_errors`; a choice
+    for a line that allows none is ignored. (Q2 promo code and Q6 country join here.)"""
+
+    quantities: Mapping[int, int] = field(default_factory=dict)
+    amounts: Mapping[int, int] = field(default_factory=dict)
+
+    def stored(self) -> dict:
+        return {"quantities": {str(k): v for k, v in self.quantities.items()},
+                "amounts": {str(k): v for k, v in self.amounts.items()}}
+
+    @classmethod
+    def from_stored(cls, data: Mapping | None) -> BuyerChoices:
+        data = data or {}
+        return cls(quantities={int(k): int(v) for k, v in (data.get("quantities") or {}).items()},
+                   amounts={int(k): int(v) for k, v in (data.get("amounts") or {}).items()})
+
+
+NO_CHOICES = BuyerChoices()
 
 
 @dataclass(frozen=True)
@@ -46,10 +100,30 @@ class SummaryLine:
     description: str
     quantity: int
     unit_amount: Money
-    amount: Money
+    amount: Money  # net: gross less discount
     frequency: BillingFrequency
     term_type: TermType | None
     term_count: int | None
+    gross: Money | None = None
+    discount: Money | None = None
+    discount_type: str = DiscountType.NONE
+    discount_value: int = 0
+    index: int = 0
+    quantity_adjustable: bool = False
+    quantity_min: int = 1
+    quantity_max: int = 1
+    custom_amount: bool = False
+    amount_min: Money | None = None
+    amount_max: Money | None = None
+
+    @property
+    def has_discount(self) -> bool:
+        return self.discount is not None and self.discount.amount_minor > 0
+
+    @property
+    def discount_percent(self) -> Decimal:
+        """12.5 for 1250 basis points, as shown in "Discount (12.5%)"."""
+        return (Decimal(self.discount_value) / 100).normalize()
 
     @property
     def is_recurring(self) -> bool:
@@ -86,23 +160,106 @@ class OrderSummary:
     def has_recurring(self) -> bool:
         return bool(self.groups)
 
+    @property
+    def gross_today(self) -> Money:
+        """Q1: what is due today before discounts (the lines charged at checkout: one-time and first periods)."""
+        return sum_money((line.gross or line.amount for line in self.lines), self.currency)
 
-def build_order_summary(items: Iterable[ItemLike], currency: str) -> OrderSummary:
+    @property
+    def discount_today(self) -> Money:
+        return sum_money((line.discount or Money.zero(self.currency) for line in self.lines), self.currency)
+
+    @property
+    def has_discount(self) -> bool:
+        return any(line.has_discount for line in self.lines)
+
+    @property
+    def is_adjustable(self) -> bool:
+        """Q3/Q4: the buyer can change something on the checkout (a quantity or a price)."""
+        return any(line.quantity_adjustable or line.custom_amount for line in self.lines)
+
+
+def line_discount(gross: Money, discount_type: str, discount_value: int) -> Money:
+    """Q1: the discount of one line: a percentage of its gross rounded half-up to the minor unit, or a fixed
+    amount; never negative, never more than the gross."""
+    if discount_type == DiscountType.PERCENT:
+        value = gross.percent(Decimal(min(max(int(discount_value), 0), MAX_PERCENT_BP)) / 100)
+    elif discount_type == DiscountType.AMOUNT:
+        value = Money(max(int(discount_value), 0), gross.currency)
+    else:
+        return Money.zero(gross.currency)
+    return min(value, gross)
+
+
+def choice_errors(items: Iterable[ItemLike], choices: BuyerChoices) -> dict[int, tuple[str, str]]:
+    """Q3/Q4: what is wrong with the buyer's choices, by line: (`"quantity"` | `"amount"`, message). The server
+    checks every choice here, whatever the page allowed (a tampered form is refused, nothing charged)."""
+    problems: dict[int, tuple[str, str]] = {}
+    for index, item in enumerate(items):
+        if getattr(item, "quantity_adjustable", False) and index in choices.quantities:
+            low, high = int(item.quantity_min), int(item.quantity_max)
+            if not low <= choices.quantities[index] <= high:
+                problems[index] = ("quantity", _("Choose a quantity from %(min)d to %(max)d.", min=low, max=high))
+        if getattr(item, "custom_amount", False) and index in choices.amounts:
+            amount = choices.amounts[index]
+            low_minor = item.amount_min_minor or 1
+            high_minor = item.amount_max_minor
+            if amount < low_minor:
+                problems[index] = ("amount", _("Enter at least %(min)s.",
+                                               min=Money(low_minor, item.currency).format(_locale())))
+            elif high_minor is not None and amount > high_minor:
+                problems[index] = ("amount", _("Enter at most %(max)s.",
+                                               max=Money(high_minor, item.currency).format(_locale())))
+    return problems
+
+
+def _locale() -> str:
+    try:
+        return str(get_locale() or "en")
+    except Exception:  # outside a request (unit tests of the pure function)
+        return "en"
+
+
+def build_order_summary(items: Iterable[ItemLike], currency: str, choices: BuyerChoices = NO_CHOICES) -> OrderSummary:
+    """The one pricing function: items (a link snapshot's, a draft's, a payment's) and the buyer's valid choices
+    in, lines and totals out. Choices are assumed checked (`choice_errors`); out-of-range ones are clamped."""
     lines = []
-    for item in items:
-        unit = Money(int(item.unit_amount_minor), item.currency)
+    for index, item in enumerate(items):
+        adjustable = bool(getattr(item, "quantity_adjustable", False))
+        custom = bool(getattr(item, "custom_amount", False))
+        quantity = int(item.quantity)
+        q_min, q_max = int(getattr(item, "quantity_min", 1) or 1), int(getattr(item, "quantity_max", 1) or 1)
+        if adjustable and index in choices.quantities:
+            quantity = min(max(int(choices.quantities[index]), q_min), max(q_min, q_max))
+        unit_minor = int(item.unit_amount_minor)
+        a_min = getattr(item, "amount_min_minor", None)
+        a_max = getattr(item, "amount_max_minor", None)
+        if custom and index in choices.amounts:
+            unit_minor = max(int(choices.amounts[index]), a_min or 1)
+            if a_max is not None:
+                unit_minor = min(unit_minor, a_max)
+        unit = Money(unit_minor, item.currency)
+        gross = unit * quantity
+        d_type = getattr(item, "discount_type", DiscountType.NONE) or DiscountType.NONE
+        d_value = int(getattr(item, "discount_value", 0) or 0)
+        stored = getattr(item, "discount_minor", None)  # a payment's line keeps the discount it was charged
+        discount = Money(int(stored), item.currency) if stored is not None else line_discount(gross, d_type, d_value)
         frequency = BillingFrequency(item.frequency)
         term = TermType(item.term_type) if frequency.is_recurring and item.term_type else None
         lines.append(
             SummaryLine(
                 name=item.name,
                 description=item.description or "",
-                quantity=int(item.quantity),
+                quantity=quantity,
                 unit_amount=unit,
-                amount=unit * int(item.quantity),
+                amount=gross - discount,
                 frequency=frequency,
                 term_type=term,
                 term_count=int(item.term_count) if term is TermType.FIXED and item.term_count else None,
+                gross=gross, discount=discount, discount_type=d_type, discount_value=d_value, index=index,
+                quantity_adjustable=adjustable, quantity_min=q_min, quantity_max=q_max, custom_amount=custom,
+                amount_min=Money(a_min, item.currency) if a_min is not None else None,
+                amount_max=Money(a_max, item.currency) if a_max is not None else None,
             )
         )
     groups: dict[tuple, list[SummaryLine]] = {}
@@ -182,3 +339,10 @@ def group_sentence(group: RecurringGroup, locale: str) -> str:
             every=every,
         )
     return _("Then %(amount)s %(every)s until cancelled", amount=amount, every=every)
+
+
+def discount_label(line: SummaryLine) -> str:
+    """Q1: "Discount (10%)" or "Discount" for a fixed amount."""
+    if line.discount_type == DiscountType.PERCENT:
+        return _("Discount (%(percent)s%%)", percent=format_decimal(line.discount_percent, locale=_locale()))
+    return _("Discount")

@@ -9,7 +9,14 @@ from markupsafe import Markup, escape
 
 from kassa import models
 from kassa.models import DisplayStatus
-from kassa.order_summary import every_label, frequency_label, group_sentence, line_recurrence, term_label
+from kassa.order_summary import (
+    discount_label,
+    every_label,
+    frequency_label,
+    group_sentence,
+    line_recurrence,
+    term_label,
+)
 from kassa.services.accounts.accounts import country_choices
 from kassa.services.platform.notifications import unread_count as count
 from kassa.timeline_kinds import timeline_label
@@ -92,7 +99,7 @@ def register(app: Flask) -> None:
         decline_reason_label=decline_reason_label, risk_signal=risk_signal, risk_badge=risk_badge,
         timeline_label=timeline_label,
         frequency_label=frequency_label, every_label=every_label, line_recurrence=line_recurrence,
-        group_sentence=group_sentence, term_label=term_label,
+        group_sentence=group_sentence, term_label=term_label, discount_label=discount_label,
         unread_notifications=unread_notifications,
         payout_status=_enum("PayoutStatus"), link_status=_enum("LinkStatus"), ledger_type=_enum("LedgerType"), export_status=_enum("ExportStatus"),
     )

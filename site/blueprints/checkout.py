@@ -129,8 +129,9 @@ def _page_context(view: checkout_service.CheckoutView, *, values=None, errors=No
     page may show nothing of one session, because it is served from a copy rendered once (_checkout_page)."""
     checkout, account = view.checkout, view.account
     snapshot = checkout.snapshot
-    summary = snapshot_summary(snapshot)
     language = g.buyer_language
+    # Q1/Q3/Q4: priced from the buyer's posted choices (the untouched page: the link's defaults)
+    summary = checkout_service.quote(snapshot, values or {}, language).summary if values else snapshot_summary(snapshot)
     methods = offered_methods(snapshot)  # Q10: card, and the bank debit of the link's currency
     values = dict(values or {})
     values.pop("card_cvc", None)  # C6: everything typed is kept on an error, except the security code
@@ -227,7 +228,7 @@ def _confirmation(view: checkout_service.CheckoutView):
                            failed=payment.status == PaymentStatus.FAILED.value, start_again_url=start_again_url,
                            failure_message=payment.failure_message)
     html, status = _buyer_page("checkout/confirmation.html", payment=payment, account=view.account,
-                               checkout=checkout, summary=snapshot_summary(checkout.snapshot),
+                               checkout=checkout, summary=receipts.payment_summary(payment),
                                test_mode=test_mode, language=g.buyer_language, start_again_url=start_again_url,
                                receipt_emailed=receipts.receipt_emailed(payment),
                                receipt_url=url_for("checkout.receipt", token=checkout.token,
@@ -293,9 +294,15 @@ def submit(token: str):
     if _uses_payment_element(view):
         allow_stripe_js()
     typed = form.posted()
+    if form.action.data == "update" and checkout.status == CheckoutStatus.OPEN.value \
+            and not checkout_service.is_expired(checkout):
+        # Q3/Q4: "Update total" (and checkout.js on every change): re-priced by the server, nothing charged.
+        priced = checkout_service.quote(checkout.snapshot, typed, language)
+        return _buyer_page("checkout/page.html", 422 if priced.errors else 200,
+                           **_page_context(view, values=typed, errors=priced.errors))
     try:
         outcome = checkout_service.pay(token, typed, ip=client_ip(), user_agent=request.headers.get("User-Agent"),
-                                       return_url=absolute_url("checkout.finish", token=token))
+                                       return_url=absolute_url("checkout.finish", token=token), locale=language)
     except PaymentDeclined as exc:
         db.session.rollback()
         # B8: the bank said no: its own message, not "Check the highlighted fields" (the field stays marked).

@@ -12,6 +12,7 @@ from __future__ import annotations
 from wtforms import StringField
 
 from kassa.forms import Form
+from kassa.services.links.link_drafts import MAX_ITEMS
 
 
 class CardForm(Form):
@@ -56,3 +57,11 @@ class CheckoutForm(CardForm):
     sepa_mandate = StringField()
     # K6: the PaymentMethod id Stripe's Payment Element made in the browser (live checkouts on Stripe).
     payment_method = StringField()
+    # Q3/Q4: "update" re-prices the order without paying (the page's "Update total", and checkout.js).
+    action = StringField()
+
+
+# Q3/Q4: per line position, the quantity (`qty_<n>`) and the typed price (`price_<n>`) the buyer chose.
+for _n in range(MAX_ITEMS):
+    setattr(CheckoutForm, f"qty_{_n}", StringField())
+    setattr(CheckoutForm, f"price_{_n}", StringField())

@@ -56,6 +56,15 @@ class ItemRowForm(RowForm):
     term_count = StringField(default="", filters=[str.strip])
     product_id = StringField(default="", filters=[parse_id])
     currency = StringField(default="", filters=[_upper])  # a library product's; custom items use the link's
+    # Q1, Q3, Q4: discount, adjustable quantity, pay what you want (checkboxes post "1" when ticked)
+    discount_type = StringField(default="", filters=[str.strip])
+    discount_value = StringField(default="", filters=[str.strip])
+    quantity_adjustable = StringField(default="")
+    quantity_min = StringField(default="1", filters=[str.strip])
+    quantity_max = StringField(default="10", filters=[str.strip])
+    custom_amount = StringField(default="")
+    amount_min = StringField(default="", filters=[str.strip])
+    amount_max = StringField(default="", filters=[str.strip])
 
 
 # The checkout fields' settings, posted as `field_<name>`: off, optional or required.

@@ -27,6 +27,9 @@ class ReceiptLine:
     unit_amount: Money
     amount: Money
     recurrence: str | None  # already translated, e.g. "every month, 7 payments"
+    # Q1: `amount` is the line before its discount; the discount is printed as its own row under the line
+    discount: Money | None = None
+    discount_label: str | None = None  # already translated, e.g. "Discount (10%)"
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,9 @@ class ReceiptData:
     payment_method: str  # already formatted, e.g. "Visa •••• 4242"
     test_mode: bool
     refunded: Money | None = None
+    # Q1: before the discounts, and the discounts (printed only when there is one)
+    subtotal: Money | None = None
+    discount: Money | None = None
     recurring_note: str | None = None  # e.g. "Then €10.00 every month until cancelled"
     pre_notification: str | None = None  # Q10: a SEPA debit's amount, date of debit, mandate reference, creditor
     title: str | None = None  # defaults to the translated "Receipt"

@@ -145,12 +145,18 @@ def _insert_charges(session, subs: list[Any], accounts: dict[int, Account],
     rows = [_payment_row(sub, accounts[sub.account_id], clocks[sub.account_id, sub.mode], processors[sub.mode, sub.account_id])
             for sub in subs]
     ids = dict(zip((sub.id for sub in subs), reserve_ids(session, _PAYMENTS, len(subs)), strict=True))
-    for row in rows:
-        row["id"] = ids[row["subscription_id"]]
-    insert_rows(session, _PAYMENTS, rows)
     items = session.execute(select(SubscriptionItem.__table__)
                             .where(among(dialect_name(session), SubscriptionItem.subscription_id, ids))
                             .order_by(SubscriptionItem.subscription_id, SubscriptionItem.position)).all()
+    discounts: dict[int, int] = {}
+    for item in items:
+        discounts[item.subscription_id] = discounts.get(item.subscription_id, 0) + (item.discount_minor or 0)
+    for row in rows:
+        row["id"] = ids[row["subscription_id"]]
+        # Q1: the period's gross, discount and net, as at checkout (every row the same keys: one COPY)
+        discount = discounts.get(row["subscription_id"], 0)
+        row.update(gross_minor=row["amount_minor"] + discount, discount_minor=discount, net_minor=row["amount_minor"])
+    insert_rows(session, _PAYMENTS, rows)
     by_sub = {sub.id: sub for sub in subs}
     insert_rows(session, PaymentItem.__table__,
                 [_item_row(item, ids[item.subscription_id], by_sub[item.subscription_id]) for item in items])
@@ -190,4 +196,7 @@ def _item_row(item, payment_id: int, sub) -> dict[str, Any]:
     """A frozen copy of the subscription's line (the payment keeps it even if the subscription changes)."""
     return {"payment_id": payment_id, "position": item.position, "name": item.name, "description": item.description,
             "unit_amount_minor": item.unit_amount_minor, "currency": item.currency, "quantity": item.quantity,
-            "frequency": sub.frequency, "term_type": sub.term_type, "term_count": sub.term_count}
+            "frequency": sub.frequency, "term_type": sub.term_type, "term_count": sub.term_count,
+            # Q1: a line's discount applies every period
+            "discount_type": item.discount_type, "discount_value": item.discount_value,
+            "discount_minor": item.discount_minor}

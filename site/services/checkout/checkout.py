@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import and_, bindparam, exists, func, or_, select
 
@@ -33,7 +34,7 @@ from kassa.models import (
     PaymentLink,
     StripeConnection,
 )
-from kassa.order_summary import OrderSummary
+from kassa.order_summary import BuyerChoices, OrderSummary
 from kassa.processors.base import (
     ActionRequired,
     CardDeclined,
@@ -44,7 +45,7 @@ from kassa.processors.base import (
 )
 from kassa.processors.registry import NoLiveProcessor, processor_for
 from kassa.processors.stripe import StripeProcessor
-from kassa.services.checkout.checkout_form import PROCESSOR_FIELDS, BuyerInput, read_buyer_form
+from kassa.services.checkout.checkout_form import PROCESSOR_FIELDS, BuyerInput, read_buyer_form, read_choices
 from kassa.services.links.links import is_valid_test_signature, public_link
 from kassa.services.links.snapshots import link_snapshot, snapshot_summary
 from kassa.services.payments import risk
@@ -188,6 +189,32 @@ def is_expired(checkout: CheckoutSession) -> bool:
     )
 
 
+# -- pricing (Q1, Q3, Q4) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What the order costs with the buyer's choices: the page shows it, "Update total" answers it, and
+    `pay` charges exactly its `summary.due_today`. `errors` are keyed by the page's field names."""
+
+    summary: OrderSummary
+    choices: BuyerChoices
+    errors: dict[str, str]
+
+
+def quote(snapshot: dict[str, Any], form: dict[str, str], locale: str) -> Quote:
+    """Re-price a checkout from what the buyer posted (never from anything the page computed). Nothing is
+    written: "Update total" with or without JavaScript is only this."""
+    cap = current_app.config["KASSA_LINK_MAX_TOTAL_MINOR"]
+    choices, errors = read_choices(snapshot, form, locale, max_amount_minor=cap)
+    summary = snapshot_summary(snapshot, choices)
+    if summary.due_today.amount_minor > cap and not errors:
+        line = next((line for line in summary.lines if line.quantity_adjustable or line.custom_amount), None)
+        name = "items" if line is None else f"{'qty' if line.quantity_adjustable else 'price'}_{line.index}"
+        errors[name] = _("The total is more than one payment can be. Lower a quantity or a price.")
+    return Quote(summary=summary, choices=choices, errors=errors)
+
+
 # -- paying -----------------------------------------------------------------------------------------
 
 
@@ -307,7 +334,7 @@ def _field_for(error: ProcessorError, payment_element: bool) -> str:
 
 
 def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | None,
-        return_url: str | None = None) -> PayOutcome:
+        return_url: str | None = None, locale: str = "en") -> PayOutcome:
     """Pay a checkout session. Raises ValidationFailed with field messages when the buyer must act.
 
     ``return_url``: where a next action that leaves the page brings the buyer back (K6, `finish_after_action`)."""
@@ -327,10 +354,13 @@ def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | N
     today = account_now(account).date()
     # K6: Stripe takes no card data; its Payment Element posts a PaymentMethod id instead.
     payment_element = processor.name == StripeProcessor.name
+    priced = quote(snapshot, form, locale)  # Q1/Q3/Q4: the server's own total, from the buyer's choices
     buyer, errors = read_buyer_form(snapshot, form, today, payment_element=payment_element)
+    errors = {**priced.errors, **errors}
     if errors:
         raise ValidationFailed(_("Check the highlighted fields."), errors=errors)
-    summary = snapshot_summary(snapshot)
+    buyer.choices = priced.choices
+    summary = priced.summary
     amount = summary.due_today
     fingerprint = risk.card_fingerprint(buyer.card.number) if buyer.card else None
 

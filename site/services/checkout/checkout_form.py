@@ -11,11 +11,13 @@ from typing import Any
 from flask_babel import gettext as _
 
 from kassa.models import CONTACT_FIELDS, FieldMode
+from kassa.money import MoneyError, parse_money
+from kassa.order_summary import BuyerChoices, choice_errors
 from kassa.processors import testcards
 from kassa.processors.base import BankDetails, CardDetails, PaymentDetailsInvalid
 from kassa.services.accounts.accounts import country_choices, country_code
 from kassa.services.accounts.emails import normalize_email
-from kassa.services.links.snapshots import offered_methods
+from kassa.services.links.snapshots import offered_methods, snapshot_items
 
 ADDRESS_PARTS = ("line1", "line2", "city", "postal_code", "state", "country")
 REQUIRED_ADDRESS_PARTS = ("line1", "city", "postal_code", "country")
@@ -44,6 +46,8 @@ class BuyerInput:
     mandate_accepted: bool = False
     # K6/K12: the PaymentMethod Stripe's Payment Element made in the buyer's browser (no card data at all).
     payment_method_token: str | None = None
+    # Q3/Q4: the quantities and prices the buyer chose (checked by read_choices)
+    choices: BuyerChoices = field(default_factory=BuyerChoices)
 
     def stored(self) -> dict[str, Any]:
         """What may be kept about this buyer: everything except card and bank numbers and the CVC."""
@@ -58,6 +62,7 @@ class BuyerInput:
             # B2: a declined card shows its brand and last 4 in the merchant's payments list, never more.
             "card_brand": testcards.card_brand(self.card.number) if self.card else None,
             "card_last4": testcards.normalize_card_number(self.card.number)[-4:] if self.card else None,
+            "choices": self.choices.stored(),
         }
 
 
@@ -214,3 +219,48 @@ def _read_sepa(form: Mapping[str, str], buyer: BuyerInput, errors: dict[str, str
     buyer.mandate_accepted = form.get("sepa_mandate") == "1"
     if not buyer.mandate_accepted:
         errors["sepa_mandate"] = _("To pay by SEPA Direct Debit, accept the mandate.")
+
+
+# -- Q3/Q4: the buyer's quantities and prices -------------------------------------------------------------
+
+
+def read_choices(snapshot: dict[str, Any], form: Mapping[str, str], locale: str, *,
+                 max_amount_minor: int) -> tuple[BuyerChoices, dict[str, str]]:
+    """The quantities (`qty_<n>`) and typed prices (`price_<n>`) the buyer sent, for the lines that allow
+    them, and what is wrong with them (keyed by field name). Only valid choices are kept: the summary built
+    from them is what the page shows and what is charged. Anything the page would never send (a quantity
+    beyond the maximum, a price below the minimum, negative, huge, not a number) is refused here."""
+    quantities: dict[int, int] = {}
+    amounts: dict[int, int] = {}
+    errors: dict[str, str] = {}
+    for index, item in enumerate(snapshot["items"]):
+        if item.get("quantity_adjustable") and f"qty_{index}" in form:
+            text = (form.get(f"qty_{index}") or "").strip()
+            if not re.fullmatch(r"[0-9]{1,6}", text):
+                errors[f"qty_{index}"] = _("Enter a whole number from %(min)d to %(max)d.",
+                                           min=item["quantity_min"], max=item["quantity_max"])
+            else:
+                quantities[index] = int(text)
+        if item.get("custom_amount") and f"price_{index}" in form:
+            text = (form.get(f"price_{index}") or "").strip()[:40]
+            if not text:
+                errors[f"price_{index}"] = _("Enter the amount you want to pay.")
+                continue
+            try:
+                minor = parse_money(text, item["currency"], locale).amount_minor
+            except MoneyError:
+                errors[f"price_{index}"] = _("Enter an amount like 12.50")
+                continue
+            amounts[index] = minor
+    choices = BuyerChoices(quantities=quantities, amounts=amounts)
+    for index, (kind, message) in choice_errors(snapshot_items(snapshot), choices).items():
+        name = f"qty_{index}" if kind == "quantity" else f"price_{index}"
+        errors[name] = message
+        (quantities if kind == "quantity" else amounts).pop(index, None)
+    for index, minor in list(amounts.items()):
+        if minor > max_amount_minor:  # no maximum set: still never more than one payment can be
+            errors[f"price_{index}"] = _("The amount is too large")
+            amounts.pop(index)
+    return BuyerChoices(quantities=quantities, amounts=amounts), errors
+
+

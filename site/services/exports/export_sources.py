@@ -65,7 +65,8 @@ def major(amount_minor: int | None, currency: str) -> Decimal | None:
 MONEY = "money"  # converted with the row's currency into major units
 
 # The index's columns, and what only an export offers: the payment's invoice number (R1, B6).
-EXPORT_COLUMNS = {**COLUMNS, "invoice": _l("Invoice number")}
+# Q1: "discount" brings the amount before discounts and the discount (after them is the charged amount).
+EXPORT_COLUMNS = {**COLUMNS, "invoice": _l("Invoice number"), "discount": _l("Discount")}
 ASSOCIATION_LIMITS = {"1000": 1000, "all": None}  # X3: up to 1,000 associated records, or all
 
 
@@ -127,6 +128,10 @@ def _payment_columns(key: str, tz: ZoneInfo) -> list[tuple[Column, Any, Any]]:
         "decline": [(Column(_("Decline reason"), words=decline_reasons()), Payment.failure_code, None)],
         "risk": [(Column(_("Risk"), words={level.value: level.label for level in RiskLevel}), Payment.risk_level,
                   None)],
+        # Q1: payments from before discounts have no gross of their own: it is the amount.
+        "discount": [(Column(_("Before discounts"), money), func.coalesce(Payment.gross_minor, Payment.amount_minor),
+                      money),
+                     (Column(_("Discount"), money), Payment.discount_minor, money)],
     }[key]
 
 

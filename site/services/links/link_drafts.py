@@ -5,8 +5,10 @@ Save."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from urllib.parse import urlsplit
 
+from babel.numbers import NumberFormatError, format_decimal, parse_decimal
 from flask import current_app
 from flask_babel import gettext as _
 
@@ -23,7 +25,14 @@ from kassa.models import (
     TermType,
 )
 from kassa.money import Money, MoneyError, is_known_currency, parse_money
-from kassa.order_summary import OrderItem, OrderSummary, build_order_summary
+from kassa.order_summary import (
+    DISCOUNT_TYPES,
+    MAX_PERCENT_BP,
+    DiscountType,
+    OrderItem,
+    OrderSummary,
+    build_order_summary,
+)
 from kassa.processors.base import bank_debit_for
 from kassa.processors.registry import can_settle, settlement_choices
 from kassa.services.crm.crm import validate_pipeline_choice
@@ -45,10 +54,34 @@ class ItemDraft:
     term_count: str = ""
     product_id: int | None = None
     currency: str = ""  # a library product's currency; custom items use the link's
+    # Q1: "" | "percent" | "amount", and the value as typed ("10", "12.5" percent; "5.00" an amount)
+    discount_type: str = ""
+    discount_value: str = ""
+    # Q3: the buyer may change the quantity within min/max ("1" when ticked)
+    quantity_adjustable: str = ""
+    quantity_min: str = "1"
+    quantity_max: str = "10"
+    # Q4: pay what you want: the unit price is the suggested amount; min and max as typed (max optional)
+    custom_amount: str = ""
+    amount_min: str = ""
+    amount_max: str = ""
     # Filled in by validation:
     unit_amount_minor: int | None = None
     quantity_value: int = 1
     term_count_value: int | None = None
+    discount_value_int: int = 0
+    quantity_min_value: int = 1
+    quantity_max_value: int = 1
+    amount_min_minor: int | None = None
+    amount_max_minor: int | None = None
+
+    @property
+    def is_adjustable(self) -> bool:
+        return self.quantity_adjustable == "1"
+
+    @property
+    def is_custom_amount(self) -> bool:
+        return self.custom_amount == "1"
 
     @property
     def is_recurring(self) -> bool:
@@ -89,6 +122,7 @@ def draft_from_link(link: PaymentLink, locale: str) -> LinkDraft:
                 unit_price=Money(item.unit_amount_minor, item.currency).to_input(locale),
                 quantity=str(item.quantity), frequency=item.frequency, term_type=item.term_type or TermType.AUTO_RENEW.value,
                 term_count=str(item.term_count or ""), product_id=item.product_id, currency=item.currency,
+                **_pricing_inputs(item, locale),
             )
             for item in link.items
         ],
@@ -102,6 +136,26 @@ def draft_from_link(link: PaymentLink, locale: str) -> LinkDraft:
         confirmation=link.confirmation,
         redirect_url=link.redirect_url or "",
     )
+
+
+def _pricing_inputs(item, locale: str) -> dict[str, str]:
+    """Q1/Q3/Q4: a saved line's pricing options as the editor's fields show them."""
+    def amount(minor: int | None) -> str:
+        return "" if minor is None else Money(minor, item.currency).to_input(locale)
+
+    if item.discount_type == DiscountType.PERCENT:
+        discount = format_decimal((Decimal(item.discount_value) / 100).normalize(), locale=locale)
+    elif item.discount_type == DiscountType.AMOUNT:
+        discount = amount(item.discount_value)
+    else:
+        discount = ""
+    return {
+        "discount_type": item.discount_type or "", "discount_value": discount,
+        "quantity_adjustable": "1" if item.quantity_adjustable else "",
+        "quantity_min": str(item.quantity_min or 1), "quantity_max": str(item.quantity_max or 1),
+        "custom_amount": "1" if item.custom_amount else "",
+        "amount_min": amount(item.amount_min_minor), "amount_max": amount(item.amount_max_minor),
+    }
 
 
 # -- editor actions ---------------------------------------------------------------------------------
@@ -159,15 +213,61 @@ def preview_summary(draft: LinkDraft, fallback_currency: str, locale: str) -> Or
         fixed = item.term_type == TermType.FIXED.value and count is not None
         rows.append(OrderItem(item.name, item.description, amount, currency, quantity, frequency,
                                  TermType.FIXED.value if fixed else TermType.AUTO_RENEW.value,
-                                 count if fixed else None))
+                                 count if fixed else None, **_preview_pricing(item, currency, locale)))
     return build_order_summary(rows, currency)
 
 
+
+
 def preview_methods(draft: LinkDraft) -> list[str]:
-    """B11: the payment methods the checkout would offer for this draft, in its order (bank debit only for
-    one-time payments, as validate_draft insists)."""
+    """B11: the payment methods the checkout would offer for this draft, in its order (the bank debit of the
+    link's currency, Q10, and only for one-time payments, as validate_draft insists)."""
+    debit = bank_debit_for(draft.currency)
     return [method for method, on in (("card", draft.allow_card),
-                                      ("ach", draft.allow_ach and not draft.has_recurring)) if on]
+                                      (debit, bool(debit) and draft.allow_ach and not draft.has_recurring)) if on]
+
+
+def _preview_pricing(item: ItemDraft, currency: str, locale: str) -> dict:
+    """Q1/Q3/Q4 options of a row for the preview: what already parses (a half-typed value shows nothing)."""
+    options: dict = {}
+    discount = _parse_discount(item.discount_type, item.discount_value, currency, locale)
+    if discount is not None:
+        options.update(discount_type=item.discount_type, discount_value=discount)
+    low = parse_int(item.quantity_min, minimum=1, maximum=MAX_QUANTITY)
+    high = parse_int(item.quantity_max, minimum=1, maximum=MAX_QUANTITY)
+    if item.is_adjustable and low is not None and high is not None and low <= high:
+        options.update(quantity_adjustable=True, quantity_min=low, quantity_max=high)
+    if item.is_custom_amount:
+        options.update(custom_amount=True, amount_min_minor=_parse_amount(item.amount_min, currency, locale),
+                       amount_max_minor=_parse_amount(item.amount_max, currency, locale))
+    return options
+
+
+def _parse_amount(text: str, currency: str, locale: str) -> int | None:
+    if not text:
+        return None
+    try:
+        minor = parse_money(text, currency, locale).amount_minor
+    except MoneyError:
+        return None
+    return minor if 0 < minor <= MAX_AMOUNT_MINOR else None
+
+
+def _parse_discount(kind: str, text: str, currency: str, locale: str) -> int | None:
+    """Q1: a percentage as basis points (0.01 to 100 %, at most two decimals), or an amount in minor units."""
+    if kind == DiscountType.PERCENT:
+        try:
+            value = parse_decimal((text or "").strip().rstrip("%").strip(), locale=locale, strict=True)
+        except (NumberFormatError, ValueError):
+            return None
+        bp = value * 100
+        if bp != bp.to_integral_value() or not 1 <= bp <= MAX_PERCENT_BP:
+            return None
+        return int(bp)
+    if kind == DiscountType.AMOUNT:
+        return _parse_amount(text, currency, locale)
+    return None
+
 
 
 # -- validation -------------------------------------------------------------------------------------
@@ -202,13 +302,62 @@ def _total_problem(draft: LinkDraft, locale: str) -> str | None:
     than one payment can be."""
     if not is_known_currency(draft.currency):
         return None
-    total = sum((item.unit_amount_minor or 0) * item.quantity_value for item in draft.items[:MAX_ITEMS])
+    # Q3/Q4: the most a buyer could choose (the highest quantity, the maximum price) counts.
+    total = sum((item.amount_max_minor if item.is_custom_amount and item.amount_max_minor else item.unit_amount_minor
+                 or 0) * (item.quantity_max_value if item.is_adjustable else item.quantity_value)
+                for item in draft.items[:MAX_ITEMS])
     cap = current_app.config["KASSA_LINK_MAX_TOTAL_MINOR"]
     if total <= cap:
         return None
     return _("The link's total (%(total)s) is more than one payment can be (%(max)s). Lower a price or quantity, "
              "or split the order into several links.",
              total=Money(total, draft.currency).format(locale), max=Money(cap, draft.currency).format(locale))
+
+
+def _validate_pricing(item: ItemDraft, prefix: str, currency: str, locale: str, errors: dict[str, str]) -> None:
+    """Q1, Q3, Q4: the line's discount, adjustable quantity and pay-what-you-want bounds."""
+    if item.discount_type not in DISCOUNT_TYPES:
+        errors[prefix + "discount_type"] = _("Choose no discount, a percentage or an amount.")
+    elif item.discount_type:
+        value = _parse_discount(item.discount_type, item.discount_value, currency, locale)
+        if value is None:
+            errors[prefix + "discount_value"] = (
+                _("Enter a percentage from 0.01 to 100, like 10 or 12.5.")
+                if item.discount_type == DiscountType.PERCENT else _("Enter an amount above zero, like 5.00"))
+        elif (item.discount_type == DiscountType.AMOUNT and item.unit_amount_minor and not item.is_custom_amount
+              and value > item.unit_amount_minor * item.quantity_value):
+            errors[prefix + "discount_value"] = _("The discount can't be more than the line's price.")
+        else:
+            item.discount_value_int = value
+    if item.is_adjustable:
+        low = parse_int(item.quantity_min, minimum=1, maximum=MAX_QUANTITY)
+        high = parse_int(item.quantity_max, minimum=1, maximum=MAX_QUANTITY)
+        if low is None:
+            errors[prefix + "quantity_min"] = _("Enter a quantity from 1 to %(max)d.", max=MAX_QUANTITY)
+        elif high is None or high < low:
+            errors[prefix + "quantity_max"] = _("Enter a maximum from the minimum (%(min)d) to %(max)d.",
+                                                min=low, max=MAX_QUANTITY)
+        else:
+            item.quantity_min_value, item.quantity_max_value = low, high
+            if not low <= item.quantity_value <= high and prefix + "quantity" not in errors:
+                errors[prefix + "quantity"] = _("The default quantity must be from %(min)d to %(max)d.",
+                                                min=low, max=high)
+    else:
+        item.quantity_min_value = item.quantity_max_value = item.quantity_value
+    if item.is_custom_amount:
+        low_minor = _parse_amount(item.amount_min, currency, locale)
+        high_minor = _parse_amount(item.amount_max, currency, locale)
+        if item.amount_min and low_minor is None:
+            errors[prefix + "amount_min"] = _("Enter an amount above zero, like 5.00")
+        if item.amount_max and high_minor is None:
+            errors[prefix + "amount_max"] = _("Enter an amount above zero, like 5.00")
+        elif low_minor is not None and high_minor is not None and high_minor < low_minor:
+            errors[prefix + "amount_max"] = _("The maximum can't be below the minimum.")
+        suggested = item.unit_amount_minor
+        if suggested and prefix + "unit_price" not in errors and (
+                (low_minor is not None and suggested < low_minor) or (high_minor is not None and suggested > high_minor)):
+            errors[prefix + "unit_price"] = _("The suggested price must be between the minimum and the maximum.")
+        item.amount_min_minor, item.amount_max_minor = low_minor, high_minor
 
 
 def validate_draft(draft: LinkDraft, account_id: int, locale: str) -> dict[str, str]:
@@ -257,6 +406,8 @@ def validate_draft(draft: LinkDraft, account_id: int, locale: str) -> dict[str, 
             item.quantity_value = quantity
             if terms.unit_amount_minor and terms.unit_amount_minor * item.quantity_value > MAX_AMOUNT_MINOR:
                 errors[prefix + "quantity"] = _("The amount is too large")
+        _validate_pricing(item, prefix, draft.currency if is_known_currency(draft.currency) else "USD", locale,
+                          errors)
     total_problem = _total_problem(draft, locale)
     if total_problem and "items" not in errors:
         errors["items"] = total_problem

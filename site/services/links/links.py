@@ -82,6 +82,12 @@ def _apply(link: PaymentLink, draft: LinkDraft) -> None:
             unit_amount_minor=item.unit_amount_minor, currency=draft.currency, quantity=item.quantity_value,
             frequency=item.frequency, term_type=item.term_type if item.is_recurring else None,
             term_count=item.term_count_value if item.is_recurring else None,
+            discount_type=item.discount_type if item.discount_value_int else "",
+            discount_value=item.discount_value_int if item.discount_type else 0,
+            quantity_adjustable=item.is_adjustable, quantity_min=item.quantity_min_value,
+            quantity_max=item.quantity_max_value, custom_amount=item.is_custom_amount,
+            amount_min_minor=item.amount_min_minor if item.is_custom_amount else None,
+            amount_max_minor=item.amount_max_minor if item.is_custom_amount else None,
         )
         for position, item in enumerate(draft.items)
     ]

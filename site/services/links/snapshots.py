@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from kassa.models import CONTACT_FIELDS, PaymentLink
-from kassa.order_summary import OrderItem, OrderSummary, build_order_summary
+from kassa.order_summary import NO_CHOICES, BuyerChoices, OrderItem, OrderSummary, build_order_summary
 from kassa.processors.base import bank_debit_for
 
 
@@ -25,6 +25,11 @@ def link_snapshot(link: PaymentLink) -> dict[str, Any]:
                 "name": item.name, "description": item.description, "unit_amount_minor": item.unit_amount_minor,
                 "currency": item.currency, "quantity": item.quantity, "frequency": item.frequency,
                 "term_type": item.term_type, "term_count": item.term_count, "product_id": item.product_id,
+                # Q1, Q3, Q4: the line's pricing options, frozen with it
+                "discount_type": item.discount_type or "", "discount_value": item.discount_value or 0,
+                "quantity_adjustable": bool(item.quantity_adjustable), "quantity_min": item.quantity_min or 1,
+                "quantity_max": item.quantity_max or 1, "custom_amount": bool(item.custom_amount),
+                "amount_min_minor": item.amount_min_minor, "amount_max_minor": item.amount_max_minor,
             }
             for item in link.items
         ],
@@ -53,5 +58,6 @@ def snapshot_items(snapshot: dict[str, Any]) -> list[OrderItem]:
     return [OrderItem(**item) for item in snapshot["items"]]
 
 
-def snapshot_summary(snapshot: dict[str, Any]) -> OrderSummary:
-    return build_order_summary(snapshot_items(snapshot), snapshot["currency"])
+def snapshot_summary(snapshot: dict[str, Any], choices: BuyerChoices = NO_CHOICES) -> OrderSummary:
+    """What this frozen link costs with the buyer's choices (Q3 quantities, Q4 typed prices)."""
+    return build_order_summary(snapshot_items(snapshot), snapshot["currency"], choices)

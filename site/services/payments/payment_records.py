@@ -23,7 +23,7 @@ from kassa.models import (
     SubscriptionItem,
     SubscriptionStatus,
 )
-from kassa.order_summary import RecurringGroup
+from kassa.order_summary import BuyerChoices, RecurringGroup
 from kassa.periods import charge_date
 from kassa.processors.base import ChargeResult, is_bank_debit
 from kassa.services.crm import crm
@@ -61,8 +61,9 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
         # pipeline below found-or-created once (PostgreSQL would otherwise insert both and fail one).
         account = lock_one(session, Account, attempt.account_id)
         snapshot = checkout.snapshot
-        summary = snapshot_summary(snapshot)
         buyer = attempt.buyer
+        # Q1/Q3/Q4: the same pricing as the charge: the frozen link and the buyer's choices kept on the attempt.
+        summary = snapshot_summary(snapshot, BuyerChoices.from_stored(buyer.get("choices")))
         contact_fields = buyer.get("contact", {})
         language = checkout.language or account.language
         mode = checkout.mode
@@ -82,6 +83,8 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
             amount_minor=attempt.amount_minor, currency=attempt.currency,
             # As the processor reports it: a live checkout's Payment Element may have paid by SEPA or ACH (Q10).
             method=result.method or attempt.method,
+            gross_minor=summary.gross_today.amount_minor, discount_minor=summary.discount_today.amount_minor,
+            net_minor=summary.due_today.amount_minor,
             card_brand=result.brand, card_last4=result.last4, card_exp_month=result.exp_month,
             card_exp_year=result.exp_year, card_funding=result.funding, bank_last4=result.bank_last4,
             processor=processor, processor_ref=result.processor_ref,
@@ -96,11 +99,15 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
             billing_address=buyer.get("billing"), shipping_address=buyer.get("shipping"), language=language,
             ip=attempt.ip, created_at=at,
         )
+        items = snapshot["items"]
         payment.items = [
-            PaymentItem(position=i, product_id=item.product_id, name=item.name, description=item.description,
-                        unit_amount_minor=item.unit_amount_minor, currency=item.currency, quantity=item.quantity,
-                        frequency=item.frequency, term_type=item.term_type, term_count=item.term_count)
-            for i, item in enumerate(snapshot_items(snapshot))
+            PaymentItem(position=i, product_id=items[i].get("product_id"), name=line.name,
+                        description=line.description, unit_amount_minor=line.unit_amount.amount_minor,
+                        currency=line.unit_amount.currency, quantity=line.quantity, frequency=line.frequency.value,
+                        term_type=items[i].get("term_type"), term_count=items[i].get("term_count"),
+                        discount_type=line.discount_type, discount_value=line.discount_value,
+                        discount_minor=line.discount.amount_minor if line.discount else 0)
+            for i, line in enumerate(summary.lines)
         ]
         refresh_display_status(payment)
         session.add(payment)
@@ -203,7 +210,8 @@ def _create_subscription(account: Account, payment: Payment, group: RecurringGro
     subscription.items = [
         SubscriptionItem(position=i, name=line.name, description=line.description,
                          unit_amount_minor=line.unit_amount.amount_minor, currency=line.unit_amount.currency,
-                         quantity=line.quantity)
+                         quantity=line.quantity, discount_type=line.discount_type, discount_value=line.discount_value,
+                         discount_minor=line.discount.amount_minor if line.discount else 0)
         for i, line in enumerate(group.lines)
     ]
     db.session.add(subscription)

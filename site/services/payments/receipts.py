@@ -23,7 +23,13 @@ from kassa.errors import Forbidden, NotFound, TooManyRequests, ValidationFailed
 from kassa.extensions import db
 from kassa.models import Account, BillingFrequency, EmailMessage, Invoice, Mode, Payment, Permission
 from kassa.money import Money
-from kassa.order_summary import build_order_summary, group_sentence, line_recurrence
+from kassa.order_summary import (
+    OrderSummary,
+    build_order_summary,
+    discount_label,
+    group_sentence,
+    line_recurrence,
+)
 from kassa.renderers.receipt import (
     CONTENT_TYPE,
     ReceiptData,
@@ -67,15 +73,23 @@ def format_address(address: dict[str, str] | None) -> str | None:
     return "\n".join(line for line in lines if line)
 
 
+def payment_summary(payment: Payment) -> OrderSummary:
+    """A payment's lines as charged (Q1: each with the discount it was charged with): the confirmation page,
+    receipt and payment panel show this, priced by the one pricing function."""
+    return build_order_summary(payment.items, payment.currency)
+
+
 def receipt_data(payment: Payment) -> Any:
     """Everything the PDF shows, in the buyer's language, from the payment's own frozen copy."""
     account = db.session.get(Account, payment.account_id)
     language = payment.language
     with force_locale(language):
-        summary = build_order_summary(payment.items, payment.currency)
+        summary = payment_summary(payment)
         lines = tuple(
             ReceiptLine(name=line.name, description=line.description, quantity=line.quantity,
-                        unit_amount=line.unit_amount, amount=line.amount, recurrence=line_recurrence(line))
+                        unit_amount=line.unit_amount, amount=line.gross or line.amount,
+                        recurrence=line_recurrence(line), discount=line.discount if line.has_discount else None,
+                        discount_label=discount_label(line) if line.has_discount else None)
             for line in summary.lines
         )
         notes = [group_sentence(group, language) for group in summary.groups]
@@ -96,6 +110,8 @@ def receipt_data(payment: Payment) -> Any:
             lines=lines,
             total=Money(payment.amount_minor, payment.currency),
             amount_paid=Money(payment.amount_minor, payment.currency),
+            subtotal=Money(payment.gross_amount_minor, payment.currency),
+            discount=Money(payment.discount_minor, payment.currency) if payment.discount_minor else None,
             payment_method=method_label(payment),
             test_mode=payment.is_test,
             recurring_note=" ".join(notes) or None,
@@ -198,7 +214,7 @@ def queue_receipt(payment: Payment, *, to: list[str] | None = None, kind: str = 
         language=payment.language,
         context={"payment": payment, "account": account, "number": receipt_number(payment),
                  "amount": Money(payment.amount_minor, payment.currency), "method": method_label(payment),
-                 "brand_color": account.brand_color, "items": payment.items,
+                 "brand_color": account.brand_color, "lines": payment_summary(payment).lines,
                  "is_recurring": any(BillingFrequency(i.frequency).is_recurring for i in payment.items)},
         account_id=payment.account_id,
         attachments=attachments,

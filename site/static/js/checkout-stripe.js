@@ -20,6 +20,9 @@ const opts = d.mode === "setup" ? { mode: "setup", currency: d.currency }
   : { mode: "payment", amount: +d.amount, currency: d.currency };
 if (d.future) opts.setupFutureUsage = d.future;
 const elements = stripe.elements(opts), element = elements.create("payment");
+// Q3/Q4: the buyer changed a quantity or price: the Element shows the server's new total (the charge itself is
+// always the server's total at confirm time).
+if (opts.mode === "payment") F.addEventListener("kassa:total", (e) => elements.update({ amount: e.detail }));
 let busy = false; // one PaymentMethod per click: a double click while Stripe answers makes no second one
 function show(message) {
   busy = false;

@@ -1,0 +1,161 @@
+"""Q1, Q3, Q4 — money is exact: random carts (quantities, percentage and amount discounts, pay what you want,
+currencies with 0, 2 and 3 decimals) priced by the one pricing function, paid through the real checkout, and
+then read back from every place that shows or keeps them: the lines and totals, the amount charged (attempt
+and processor), the payment record, the receipt's text and the export row agree to the minor unit."""
+
+from __future__ import annotations
+
+import itertools
+from decimal import ROUND_HALF_UP, Decimal
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from kassa.extensions import db
+from kassa.models import Payment, PaymentAttempt
+from kassa.money import Money, exponent
+from kassa.order_summary import BuyerChoices, DiscountType, OrderItem, build_order_summary
+from kassa.renderers.receipt import receipt_html
+from kassa.services.exports.export_sources import headers_and_rows
+from kassa.services.links.link_drafts import ItemDraft
+from kassa.services.payments.receipts import receipt_data
+from tests.factories import make_merchant
+from tests.support.checkout import buyer_form, start_checkout
+from tests.support.checkout_flow import make_link, plain
+
+CURRENCIES = ["USD", "JPY", "KWD"]  # 2, 0 and 3 decimals
+
+
+@st.composite
+def carts(draw):
+    currency = draw(st.sampled_from(CURRENCIES))
+    scale = 10 ** exponent(currency)
+    lines = []
+    for _ in range(draw(st.integers(1, 4))):
+        unit = draw(st.integers(1, 500 * scale))
+        adjustable = draw(st.booleans())
+        q_min = draw(st.integers(1, 3))
+        q_max = draw(st.integers(q_min, 9))
+        quantity = draw(st.integers(q_min, q_max)) if adjustable else draw(st.integers(1, 9))
+        kind = draw(st.sampled_from([DiscountType.NONE, DiscountType.PERCENT, DiscountType.AMOUNT]))
+        if kind == DiscountType.PERCENT:
+            value = draw(st.integers(1, 10_000))  # 0.01 % to 100 %
+        elif kind == DiscountType.AMOUNT:
+            value = draw(st.integers(1, unit * quantity))
+        else:
+            value = 0
+        custom = draw(st.booleans()) and kind != DiscountType.AMOUNT
+        low = draw(st.integers(1, unit)) if custom else None
+        high = draw(st.integers(unit, unit * 3)) if custom else None
+        chosen_qty = draw(st.integers(q_min, q_max)) if adjustable else None
+        chosen_amount = draw(st.integers(low, high)) if custom else None
+        lines.append(dict(unit=unit, quantity=quantity, adjustable=adjustable, q_min=q_min, q_max=q_max,
+                          kind=kind, value=value, custom=custom, low=low, high=high, chosen_qty=chosen_qty,
+                          chosen_amount=chosen_amount))
+    return currency, lines
+
+
+def _expected_line(line) -> tuple[int, int]:
+    """(gross, discount) as docs/requirements.md states it: half-up per line, an amount capped at the gross."""
+    unit = line["chosen_amount"] if line["custom"] else line["unit"]
+    quantity = line["chosen_qty"] if line["adjustable"] else line["quantity"]
+    gross = unit * quantity
+    if line["kind"] == DiscountType.PERCENT:
+        discount = int((Decimal(gross) * line["value"] / 10_000).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    elif line["kind"] == DiscountType.AMOUNT:
+        discount = min(line["value"], gross)
+    else:
+        discount = 0
+    return gross, discount
+
+
+def _order_items(currency, lines):
+    return [OrderItem(f"Item {i}", "", line["unit"], currency, line["quantity"], "one_time", None, None,
+                      discount_type=line["kind"], discount_value=line["value"],
+                      quantity_adjustable=line["adjustable"], quantity_min=line["q_min"], quantity_max=line["q_max"],
+                      custom_amount=line["custom"], amount_min_minor=line["low"], amount_max_minor=line["high"])
+            for i, line in enumerate(lines)]
+
+
+def _choices(lines) -> BuyerChoices:
+    return BuyerChoices(quantities={i: line["chosen_qty"] for i, line in enumerate(lines) if line["adjustable"]},
+                        amounts={i: line["chosen_amount"] for i, line in enumerate(lines) if line["custom"]})
+
+
+@settings(max_examples=300, deadline=None)
+@given(cart=carts())
+def test_q1_q3_q4_pricing_function_is_exact_per_line_and_in_total(cart):
+    currency, lines = cart
+    summary = build_order_summary(_order_items(currency, lines), currency, _choices(lines))
+    expected = [_expected_line(line) for line in lines]
+    assert [(line.gross.amount_minor, line.discount.amount_minor) for line in summary.lines] == expected
+    assert [line.amount.amount_minor for line in summary.lines] == [g - d for g, d in expected]
+    assert summary.gross_today.amount_minor == sum(g for g, _d in expected)
+    assert summary.discount_today.amount_minor == sum(d for _g, d in expected)
+    assert summary.due_today.amount_minor == sum(g - d for g, d in expected) >= 0
+    assert summary.due_today.currency == currency
+
+
+_shops = itertools.count()
+
+
+def _item_draft(i, line, currency) -> ItemDraft:
+    text = lambda minor: Money(minor, currency).to_input("en")  # noqa: E731
+    if line["kind"] == DiscountType.PERCENT:
+        discount = str((Decimal(line["value"]) / 100).normalize())
+    elif line["kind"] == DiscountType.AMOUNT:
+        discount = text(line["value"])
+    else:
+        discount = ""
+    return ItemDraft(name=f"Item {i}", unit_price=text(line["unit"]), quantity=str(line["quantity"]),
+                     discount_type=line["kind"], discount_value=discount,
+                     quantity_adjustable="1" if line["adjustable"] else "", quantity_min=str(line["q_min"]),
+                     quantity_max=str(line["q_max"]), custom_amount="1" if line["custom"] else "",
+                     amount_min=text(line["low"]) if line["custom"] else "",
+                     amount_max=text(line["high"]) if line["custom"] else "")
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cart=carts())
+def test_q1_q3_q4_checkout_charge_record_receipt_and_export_agree(app, client, cart):
+    currency, lines = cart
+    owner = make_merchant(company=f"Property shop {next(_shops)}")
+    link = make_link(owner, items=[_item_draft(i, line, currency) for i, line in enumerate(lines)], currency=currency)
+    expected = [_expected_line(line) for line in lines]
+    total = sum(g - d for g, d in expected)
+
+    path = start_checkout(client, link.slug)
+    form = buyer_form("card")
+    for i, line in enumerate(lines):
+        if line["adjustable"]:
+            form[f"qty_{i}"] = str(line["chosen_qty"])
+        if line["custom"]:
+            form[f"price_{i}"] = Money(line["chosen_amount"], currency).to_input("en")
+    response = client.post(path, data=form)
+    assert response.status_code == 303, response.get_data(as_text=True)[:1500]
+
+    db.session.rollback()
+    payment = db.session.scalars(select(Payment).where(Payment.account_id == owner.account_id)).one()
+    attempt = db.session.scalars(select(PaymentAttempt).where(PaymentAttempt.payment_id == payment.id)).one()
+    # The amount charged (the attempt is what the processor was asked for) and the record.
+    assert attempt.amount_minor == payment.amount_minor == payment.net_minor == total
+    assert payment.gross_minor == sum(g for g, _d in expected)
+    assert payment.discount_minor == sum(d for _g, d in expected)
+    assert [(i.unit_amount_minor * i.quantity, i.discount_minor) for i in payment.items] == expected
+    # The receipt's text: every line's gross and discount, and the total.
+    with app.test_request_context():
+        text = plain(receipt_html(receipt_data(payment)))
+    for gross, discount in expected:
+        assert plain(Money(gross, currency).format("en")) in text
+        if discount:
+            assert plain((-Money(discount, currency)).format("en")) in text
+    assert plain(Money(total, currency).format("en")) in text
+    # The export row.
+    headers, rows = headers_and_rows(owner.account_id, owner.id, "payments",
+                                     {"columns": ["amount", "discount"], "modes": ["test"]}, "en")
+    row = dict(zip([h.label for h in headers], next(iter(rows)), strict=False))
+    scale = Decimal(1).scaleb(-exponent(currency))
+    assert row["Gross amount"] == Decimal(total) * scale
+    assert row["Before discounts"] == Decimal(payment.gross_minor) * scale
+    assert row["Discount"] == Decimal(payment.discount_minor) * scale
