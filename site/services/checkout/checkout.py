@@ -17,7 +17,7 @@ from typing import Any
 from flask_babel import gettext as _
 from sqlalchemy import and_, bindparam, exists, func, or_, select
 
-from kassa.clock import account_now, now
+from kassa.clock import now
 from kassa.database import lock_one, write_transaction
 from kassa.errors import Conflict, Gone, NotFound, ValidationFailed
 from kassa.extensions import db
@@ -312,7 +312,7 @@ def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | N
     except NoLiveProcessor:
         raise Conflict(_("This merchant can't accept payments yet. Nothing was charged.")) from None
 
-    today = account_now(account).date()
+    today = now().date()
     # K6: Stripe takes no card data; its Payment Element posts a PaymentMethod id instead.
     payment_element = processor.name == StripeProcessor.name
     buyer, errors = read_buyer_form(snapshot, form, today, payment_element=payment_element)
@@ -341,7 +341,7 @@ def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | N
         return_url=return_url if payment_element else None,
         ip_address=ip,
         user_agent=user_agent,
-        now=account_now(account),
+        now=now(),
     )
     db.session.rollback()  # step 2 holds no transaction while the processor works
     try:
