@@ -346,7 +346,7 @@ def test_t5_the_test_clock_is_only_on_test_subscriptions(client, app):
         page = _soup(client.get(f"/subscriptions/{sub.id}"))
         assert page.select_one("#clock-title") is None
         assert page.select("button[name=step]") == []
-        assert "Make the test card decline" not in _text(page)
+        assert "Test card from the next charge" not in _text(page)
 
         response = client.post(f"/subscriptions/{sub.id}/test-clock", data={"step": "month"})
         assert ("Only test subscriptions have a test clock. A live subscription always runs on real time."
