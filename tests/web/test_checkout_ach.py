@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 import time_machine
@@ -121,7 +121,7 @@ def test_t4_b9_settlement_follows_real_time_not_a_test_clock(client, shop):
     with time_machine.travel(SUBMITTED):
         pay_with_ach(client, link.slug)
         payment = only_payment()
-    with time_machine.travel(SUBMITTED + timedelta(days=6)):  # to Wednesday 10 March
+    with time_machine.travel(AFTER_4_BUSINESS_DAYS):  # Wednesday 10 March, just past settlement
         _tick()
         assert _status(payment.id) == PaymentStatus.SUCCEEDED.value
 
