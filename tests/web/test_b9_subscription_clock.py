@@ -11,6 +11,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
+import pytest
 from bs4 import BeautifulSoup
 from sqlalchemy import select, update
 
@@ -252,3 +253,64 @@ def test_b9_the_billing_run_selects_each_subscription_on_its_own_clock(client):
         assert billing.bill_due_subscriptions() == 1
         assert len(renewals_of(first)) == 1 and renewals_of(second) == []
         assert renewals_of(first)[0].created_at == START + timedelta(days=31)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=False)
+def test_b9_migration_moves_the_account_offset_onto_its_test_subscriptions(database_url, tmp_path, monkeypatch):
+    """Migration 0018, on both databases: an account's test clock offset becomes each of its test subscriptions'
+    own (live ones stay on real time, other accounts keep theirs), the account column goes; the downgrade brings
+    it back."""
+    import sqlalchemy as sa
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy.engine import make_url
+
+    from kassa import create_app
+    from tests.support.databases import PG_URL
+
+    monkeypatch.setenv("KASSA_INSTANCE_PATH", str(tmp_path / "instance"))
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    scratch = f"kassa_b9_migration_{__import__('os').getpid()}"
+    if database_url == "postgresql":
+        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{scratch}"'))
+        url = make_url(PG_URL).set(database=scratch).render_as_string(hide_password=False)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+    directory = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "site" / "migrations")
+    created = "'2026-01-01 00:00:00.000000'"
+    with app.app_context():
+        upgrade(directory=directory, revision="0017_search")
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            for account_id, offset in ((1, 86400 * 40), (2, 0)):
+                conn.execute(sa.text(
+                    "INSERT INTO accounts (id, name, country, default_currency, timezone, language, support_email,"
+                    " address, brand_color, logo_version, clock_offset_seconds, notifications, created_at)"
+                    f" VALUES ({account_id}, 'A', 'NL', 'EUR', 'UTC', 'en', '', '', '#000000', 0, {offset}, '{{}}',"
+                    f" {created})"))
+                conn.execute(sa.text(
+                    "INSERT INTO contacts (id, account_id, mode, email, first_name, last_name, phone, language,"
+                    f" created_at) VALUES ({account_id}, {account_id}, 'test', 'c@example.com', '', '', '', 'en',"
+                    f" {created})"))
+            for sub_id, account_id, mode in ((1, 1, "test"), (2, 1, "live"), (3, 1, "test"), (4, 2, "test")):
+                conn.execute(sa.text(
+                    "INSERT INTO subscriptions (id, account_id, mode, status, contact_id, frequency, term_type,"
+                    " amount_minor, currency, payments_made, anchor_at, language, created_at) VALUES"
+                    f" ({sub_id}, {account_id}, '{mode}', 'active', {account_id}, 'monthly', 'auto_renew', 1000,"
+                    f" 'EUR', 1, {created}, 'en', {created})"))
+        upgrade(directory=directory, revision="0018_b9_subscription_clock")
+        with engine.connect() as conn:
+            offsets = dict(conn.execute(sa.text("SELECT id, clock_offset_seconds FROM subscriptions")).all())
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("accounts")}
+        assert offsets == {1: 86400 * 40, 2: 0, 3: 86400 * 40, 4: 0}
+        assert "clock_offset_seconds" not in columns
+        downgrade(directory=directory, revision="0017_search")
+        with engine.connect() as conn:
+            accounts = dict(conn.execute(sa.text("SELECT id, clock_offset_seconds FROM accounts")).all())
+        assert accounts == {1: 86400 * 40, 2: 0}
+        engine.dispose()
+    if database_url == "postgresql":
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
+        admin.dispose()
