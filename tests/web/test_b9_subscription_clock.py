@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 import pytest
 from bs4 import BeautifulSoup
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from kassa.clock import clock_now as subscription_clock
 from kassa.clock import now
@@ -314,3 +314,21 @@ def test_b9_migration_moves_the_account_offset_onto_its_test_subscriptions(datab
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_b9_a_renewals_sandbox_dispute_opens_on_its_subscriptions_clock(client):
+    """A scenario card that opens a dispute: the renewal billed on the subscription's clock gets its dispute
+    during the advance (its event is due on that clock), not only once real time gets there."""
+    from kassa.models import Dispute
+
+    with frozen():
+        owner, link = subscription_shop("Dispute Shop", frequency="monthly", term_type="auto_renew")
+        sub = buy(client, link, card_number="4000000000000259")  # succeeds, then a dispute opens
+        advance(owner, sub, days=31)
+        (renewal,) = renewals_of(sub)
+        assert renewal.status == "succeeded"
+        assert db.session.scalar(select(Dispute.id).where(Dispute.payment_id == renewal.id)) is not None
+        # Another account's (or a real-time) view is unchanged: the events tick on real time opens nothing more.
+        run_tick()
+        assert db.session.scalar(select(func.count()).select_from(Dispute).where(
+            Dispute.payment_id == renewal.id)) == 1

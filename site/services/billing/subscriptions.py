@@ -336,7 +336,8 @@ def _test_subscription(session, actor: Actor, subscription_id: int) -> Subscript
 
 def _next_due(sub: Subscription, account: Account, after: datetime, until: datetime) -> datetime | None:
     """The next moment this subscription has something due on its clock: a charge or a retry, or its reminder.
-    (Its renewals schedule no sandbox events: bank debits and disputes come from checkouts, on real time.)"""
+    (A sandbox event of one of its renewals, such as a scenario card's dispute, is delivered by the tick at the
+    next of these stops: `events.process_sandbox_events` reads it on this subscription's clock.)"""
     moments = []
     if sub.status in BILLABLE and sub.next_charge_at is not None and after < sub.next_charge_at <= until:
         moments.append(sub.next_charge_at)
