@@ -1,18 +1,29 @@
-"""The one source of "now": real UTC time, shifted by an account's test clock where it has one."""
+"""The one source of "now": real UTC time, shifted by a test subscription's own test clock where it has one (B9)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 log = logging.getLogger(__name__)
+# The demo seed's history (`back_dated`): empty everywhere else.
+_BACK_DATED: ContextVar[timedelta] = ContextVar("kassa_back_dated", default=timedelta())
 
 
 class HasClock(Protocol):
+    """A record with its own clock: a subscription (test ones may run ahead of real time, B9)."""
+
+    mode: str
     clock_offset_seconds: int
+
+
+class HasZone(Protocol):
     timezone: str
 
 
@@ -36,17 +47,25 @@ def zone_name(name: str | None) -> str:
 
 def now() -> datetime:
     """Aware UTC now. Tests move it with time-machine; nothing else may call datetime.now()."""
-    return datetime.now(UTC)
+    return datetime.now(UTC) - _BACK_DATED.get()
 
 
-def account_now(account: HasClock) -> datetime:
-    """Now on the account's clock: real time plus however far its test clock has been advanced."""
-    return now() + timedelta(seconds=account.clock_offset_seconds or 0)
+@contextmanager
+def back_dated(seconds: int) -> Iterator[None]:
+    """For `flask kassa seed-demo` only: inside this block (this thread), now is `seconds` ago, so the demo's
+    test payments, made through the real checkout, get a history of their own days (B9: there is no account
+    test clock to move any more)."""
+    token = _BACK_DATED.set(timedelta(seconds=seconds))
+    try:
+        yield
+    finally:
+        _BACK_DATED.reset(token)
 
 
-def account_today(account: HasClock) -> date:
-    """The calendar day it is for the merchant, in their own time zone."""
-    return account_now(account).astimezone(zone(account.timezone)).date()
+def account_today(account: HasZone) -> date:
+    """The calendar day it is for the merchant, in their own time zone (real time: reports, filters and home
+    figures never follow a test clock, B9)."""
+    return now().astimezone(zone(account.timezone)).date()
 
 
 def local_midnight_utc(day: date, tz: str) -> datetime:
@@ -54,7 +73,11 @@ def local_midnight_utc(day: date, tz: str) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=zone(tz)).astimezone(UTC)
 
 
-def now_for(account: HasClock, mode: str) -> datetime:
-    """Now for a record of this mode: test-mode records live on the account's test clock (T5);
-    live ones always on real time, however far someone moved the test clock."""
-    return account_now(account) if mode == "test" else now()
+def clock_now(record: HasClock, at: datetime | None = None) -> datetime:
+    """Now on a subscription's own clock (B9): a test subscription runs `clock_offset_seconds` ahead of real
+    time once its test clock was advanced; live ones always run on real time, whatever is stored. `at` is the
+    real moment to start from (one moment for a whole batch); real now by default."""
+    base = at if at is not None else now()
+    if record.mode != "test":
+        return base
+    return base + timedelta(seconds=record.clock_offset_seconds or 0)

@@ -118,8 +118,6 @@ class Account(db.Model):
     logo_path: Mapped[str | None] = mapped_column(String(255))
     logo_version: Mapped[int] = mapped_column(default=0)
     notifications: Mapped[dict[str, Any]] = mapped_column(default=lambda: dict(DEFAULT_NOTIFICATIONS))
-    # Test clock: how far this account's test-mode time runs ahead of real time (T5).
-    clock_offset_seconds: Mapped[int] = mapped_column(default=0)
     # K12: what moves test-mode money: Kassa's built-in sandbox, or Stripe test mode on the account's test-mode
     # StripeConnection (used only while one is connected; without it the sandbox again).
     test_processor: Mapped[str] = mapped_column(String(16), default="sandbox", server_default="sandbox")
@@ -1156,7 +1154,9 @@ class Subscription(db.Model):
     __tablename__ = "subscriptions"
     # The billing tick walks what is due in (next charge, id) order, batch after batch from the last one's
     # position: with the id in the index, each batch starts where the last ended instead of rereading it.
-    __table_args__ = (Index("ix_subscriptions_next_charge", "next_charge_at", "id"),)
+    # B9: the largest test clock offset bounds the billing run's index range (a max read off this index).
+    __table_args__ = (Index("ix_subscriptions_next_charge", "next_charge_at", "id"),
+                      Index("ix_subscriptions_clock_offset", "clock_offset_seconds"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
@@ -1190,6 +1190,9 @@ class Subscription(db.Model):
     ended_at: Mapped[datetime | None]
     reminded_period: Mapped[int | None]  # the last period whose 14-day reminder went out (E7)
     update_token: Mapped[str | None] = mapped_column(String(64), unique=True)  # the buyer's card-update page
+    # B9: this test subscription's own test clock: how far its time runs ahead of real time (always 0 in live
+    # mode). Only its renewals, retries, reminders and timeline follow it; nothing else of the account does.
+    clock_offset_seconds: Mapped[int] = mapped_column(default=0, server_default="0")
 
     items: Mapped[list[SubscriptionItem]] = relationship(
         back_populates="subscription", order_by="SubscriptionItem.position", cascade="all, delete-orphan"

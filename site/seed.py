@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from kassa.actor import Actor
+from kassa.clock import back_dated
 from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import Account, Payment, PaymentLink, Product, User
@@ -114,18 +115,17 @@ DEMO_PAYMENTS = [
 
 
 def _seed_payments(actor: Actor) -> None:
-    """Test payments through the real checkout, each on its own day: the account's test clock is set back to
-    that day while it is paid (test payments are dated by it), then returned to now. The worker's next tick
-    then does what those days would have done: the bank debit settles, the dispute opens, payouts are made."""
+    """Test payments through the real checkout, each on its own day: each is paid with the clock back-dated
+    to that day (`clock.back_dated`), then time is now again. The worker's next tick then does what those days
+    would have done: the bank debit settles, the dispute opens, payouts are made."""
     links = {link.name: (link.slug, sign_test_link(link)) for link in db.session.scalars(
         select(PaymentLink).where(PaymentLink.account_id == actor.account_id))}
     for days_ago, link_name, (first, last, email), paid_with in DEMO_PAYMENTS:
-        _set_test_clock(actor.account_id, -days_ago * 86_400)
         slug, signature = links[link_name]
-        # H7: test checkouts start from the link's signed test URL, as the merchant's Test action does.
-        checkout = start_session(slug, language="en", test_signature=signature)
-        pay(checkout.token, _buyer_form(first, last, email, paid_with), ip=None, user_agent="kassa seed-demo")
-    _set_test_clock(actor.account_id, 0)
+        with back_dated(days_ago * 86_400):
+            # H7: test checkouts start from the link's signed test URL, as the merchant's Test action does.
+            checkout = start_session(slug, language="en", test_signature=signature)
+            pay(checkout.token, _buyer_form(first, last, email, paid_with), ip=None, user_agent="kassa seed-demo")
     payment = _latest_payment(actor.account_id, "ann@example.com")
     refund_payment(actor, payment.id, amount_text="10.00", reason="requested_by_customer",
                    note="Half the order arrived late.", locale="en")
@@ -142,11 +142,6 @@ def _buyer_form(first: str, last: str, email: str, paid_with: str) -> dict[str, 
     cvc = "1234" if paid_with.startswith(("34", "37")) else "123"
     return {**form, "method": "card", "card_number": paid_with, "card_expiry": "12 / 34", "card_cvc": cvc,
             "card_name": f"{first} {last}"}
-
-
-def _set_test_clock(account_id: int, offset_seconds: int) -> None:
-    with write_transaction(db.session) as session:
-        session.get(Account, account_id).clock_offset_seconds = offset_seconds
 
 
 def _latest_payment(account_id: int, email: str):

@@ -26,6 +26,7 @@ class TimelineKind(StrEnum):
     SUBSCRIPTION_CARD_UPDATED = "subscription.card_updated"
     SUBSCRIPTION_REMINDER_SENT = "subscription.reminder_sent"
     SUBSCRIPTION_TEST_CARD_CHANGED = "subscription.test_card_changed"
+    SUBSCRIPTION_TEST_CLOCK_RESET = "subscription.test_clock_reset"
     DISPUTE_OPENED = "dispute.opened"
     DISPUTE_INQUIRY_OPENED = "dispute.inquiry_opened"
     DISPUTE_FUNDS_WITHDRAWN = "dispute.funds_withdrawn"
@@ -62,6 +63,7 @@ def timeline_label(kind: str) -> str:
         TimelineKind.SUBSCRIPTION_CARD_UPDATED: _("Card updated"),
         TimelineKind.SUBSCRIPTION_REMINDER_SENT: _("Payment reminder sent"),
         TimelineKind.SUBSCRIPTION_TEST_CARD_CHANGED: _("Test card changed"),
+        TimelineKind.SUBSCRIPTION_TEST_CLOCK_RESET: _("Test clock back to real time"),
         TimelineKind.DISPUTE_OPENED: _("Dispute opened"), TimelineKind.DISPUTE_INQUIRY_OPENED: _("Inquiry opened"),
         TimelineKind.DISPUTE_FUNDS_WITHDRAWN: _("Disputed amount and fee withdrawn"),
         TimelineKind.DISPUTE_FUNDS_RETURNED: _("Disputed amount returned"),

@@ -12,7 +12,7 @@ from wtforms.validators import AnyOf
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required, visible_modes
 from kassa.blueprints.payments import filter_context
-from kassa.clock import account_now
+from kassa.clock import clock_now
 from kassa.errors import KassaError
 from kassa.extensions import db
 from kassa.forms import FlagField, Form, parse_date, parse_id, parse_timestamp
@@ -129,8 +129,9 @@ def _detail_context(sub: Subscription) -> dict:
         .order_by(TimelineEntry.created_at.desc(), TimelineEntry.id.desc()).limit(100)))
 
     return {"sub": sub, "account": account, "payments": payments, "timeline": timeline,
-            "schedule": service.upcoming(sub, account), "clock_now": account_now(account),
+            "schedule": service.upcoming(sub, account), "clock_now": clock_now(sub),
             "sandbox_controls": service.sandbox_controls_apply(sub),
+            "test_card": service.test_card_behaviour(sub),
             "status_labels": {s.value: s.label for s in SubscriptionStatus}, "active_nav": "subscriptions"}
 
 
@@ -189,25 +190,36 @@ def cancel(subscription_id: int):
 @bp.post("/<int:subscription_id>/test-clock")
 @permission_required(Permission.MANAGE_PAYMENTS)
 def test_clock(subscription_id: int):
-    """T5: advance the account's test clock by a day, a week, a month, or to a date."""
+    """T5, B9: advance this test subscription's own clock by a day, a week, a month, or to a date."""
     sub = get_owned_or_404(Subscription, subscription_id)
-    if sub.mode != "test":
-        flash(_("Only test subscriptions have a test clock."), "error")
-        return htmx_redirect(url_for("subscriptions.detail", subscription_id=sub.id))
     form = ClockForm()
     if not form.validate():
         flash(next(iter(form.error_dict().values())), "error")
         return htmx_redirect(url_for("subscriptions.detail", subscription_id=sub.id))
     try:
         if form.step.data == "date":
-            result = service.advance_clock(current_actor(), to_date=parse_date(form.to_date.data))
+            result = service.advance_clock(current_actor(), sub.id, to_date=parse_date(form.to_date.data))
         else:
-            result = service.advance_clock(current_actor(), days=CLOCK_STEPS[form.step.data])
+            result = service.advance_clock(current_actor(), sub.id, days=CLOCK_STEPS[form.step.data])
     except KassaError as exc:
         flash(exc.message, "error")
     else:
         flash(_("Test clock moved. Charges: %(ok)d succeeded, %(failed)d failed.", ok=result["succeeded"],
                 failed=result["failed"]), "success")
+    return htmx_redirect(url_for("subscriptions.detail", subscription_id=sub.id))
+
+
+@bp.post("/<int:subscription_id>/test-clock/reset")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def reset_test_clock(subscription_id: int):
+    """B9: "Back to real time": the subscription's test clock reads real time again."""
+    sub = get_owned_or_404(Subscription, subscription_id)
+    try:
+        service.reset_clock(current_actor(), sub.id)
+    except KassaError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(_("The test clock is back to real time."), "success")
     return htmx_redirect(url_for("subscriptions.detail", subscription_id=sub.id))
 
 

@@ -624,6 +624,11 @@ class SandboxProcessor:
 
     # --- sandbox-only controls (not in the Processor protocol) ------------------------------------
 
+    def payment_method_behaviour(self, account_id: int, token: str) -> str:
+        """B9: what a saved test card does on its next charge: "succeed" or "decline"."""
+        pm = self._owned(f"pm:{token}", account_id, "no_such_payment_method")
+        return pm.get("behaviour", "succeed")
+
     def set_payment_method_behaviour(
         self, account_id: int, token: str, behaviour: Literal["succeed", "decline"]
     ) -> None:

@@ -9,15 +9,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
-from sqlalchemy import distinct, select
+from sqlalchemy import distinct, func, select
 from sqlalchemy.exc import IntegrityError
 
-from kassa.clock import account_now, now
+from kassa.clock import now
 from kassa.database import write_transaction
 from kassa.errors import EventNotReady
 from kassa.extensions import db
-from kassa.models import Account, DisputeStatus, Payment, PaymentStatus, ProcessedEvent, Refund, SandboxRecord
+from kassa.models import (
+    Account,
+    DisputeStatus,
+    Mode,
+    Payment,
+    PaymentStatus,
+    ProcessedEvent,
+    Refund,
+    SandboxRecord,
+    Subscription,
+)
 from kassa.processors.base import ProcessorEvent
 from kassa.processors.registry import sandbox
 from kassa.services.checkout.checkout import reconcile_attempts
@@ -130,7 +141,8 @@ def dispute_lost(event: ProcessorEvent) -> None:
 
 
 def process_sandbox_events() -> int:
-    """Deliver every sandbox event that is due on its account's clock, in order."""
+    """Deliver every sandbox event that is due, in order: on real time, a test subscription's renewal's events
+    on that subscription's clock (B9)."""
     processor = sandbox()
     account_ids = db.session.scalars(
         # H5: a key held by a request that died (a claim: no account, due when its hold runs out) is no event.
@@ -153,12 +165,40 @@ def process_sandbox_events() -> int:
         account = db.session.get(Account, account_id)
         if account is None:
             return 0
-        events = processor.due_events(account_id, account_now(account))
+        events = _due_on_their_clocks(processor, account_id)
         db.session.rollback()
         # H1: an event that fails is not acknowledged, so it is offered again; the others still apply.
         return each_item("sandbox_events", events, deliver, describe=lambda event: f"event {event.id}")
 
     return each_item("sandbox_events", account_ids, for_account, describe=lambda aid: f"account {aid}")
+
+
+def _due_on_their_clocks(processor, account_id: int) -> list[ProcessorEvent]:
+    """The account's sandbox events due now: on real time, except those of a test subscription's renewals
+    (a dispute a scenario card opens on a renewal), which are due on that subscription's own clock (B9)."""
+    at = now()
+    ahead = db.session.scalar(select(func.max(Subscription.clock_offset_seconds)).where(
+        Subscription.account_id == account_id, Subscription.mode == Mode.TEST.value)) or 0
+    if not ahead:
+        return processor.due_events(account_id, at)
+    events = processor.due_events(account_id, at + timedelta(seconds=ahead))
+    early = [event for event in events if event.occurred_at > at]
+    if not early:
+        return events
+    refs = {event.data.get("charge_ref") or event.object_ref for event in early}
+    clocks = dict(db.session.execute(
+        select(Payment.processor_ref, Subscription.clock_offset_seconds)
+        .join(Subscription, Subscription.id == Payment.subscription_id)
+        .where(Payment.account_id == account_id, Subscription.mode == Mode.TEST.value,
+               Payment.processor_ref.in_(refs))).all())
+
+    def due(event: ProcessorEvent) -> bool:
+        if event.occurred_at <= at:
+            return True
+        offset = clocks.get(event.data.get("charge_ref") or event.object_ref)
+        return offset is not None and event.occurred_at <= at + timedelta(seconds=offset)
+
+    return [event for event in events if due(event)]
 
 
 def reconcile_attempts_task() -> int:

@@ -162,3 +162,44 @@ def test_s3_card_update_page_on_a_phone_is_accessible_and_takes_a_new_card(live_
         assert db.session.get(Subscription, sub_id).card_last4 == "4444"
         db.session.remove()
     assert page.js_errors == []
+
+
+def test_b9_a_subscriptions_own_test_clock_advances_goes_back_to_real_time_and_the_switch_shows_its_state(
+        live_server, shop, desktop_page):
+    """B9 at 1440×900: the test card switch shows which is on (aria-pressed and a visible tick), +1 month bills
+    this subscription on its own clock (declined, as switched), "Back to real time" resets it; axe 0."""
+    page = desktop_page
+    _buy(page, live_server.url, shop["slug"])
+    _log_in(page, live_server.url, shop["email"])
+    page.goto(f"{live_server.url}/subscriptions/")
+    page.locator("#results tbody tr").filter(has_text=BUYER).get_by_role("link").first.click()
+    page.get_by_role("heading", name="Test clock").wait_for()
+
+    switch = page.get_by_role("group", name="Test card from the next charge")
+    succeeds, declines = switch.get_by_role("button", name="Succeeds"), switch.get_by_role("button", name="Declines")
+    expect(succeeds).to_have_attribute("aria-pressed", "true")
+    expect(declines).to_have_attribute("aria-pressed", "false")
+    expect(page.locator("#clock-reading")).to_contain_text("reads real time")
+    assert page.get_by_role("button", name="Back to real time").count() == 0
+
+    declines.click()
+    expect(page.get_by_role("group", name="Test card from the next charge").get_by_role(
+        "button", name="Declines")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#test-card-state")).to_have_text("Now on: the test card declines.")
+
+    page.get_by_role("button", name="+1 month").click()
+    expect(page.locator("#toasts")).to_contain_text("Test clock moved. Charges: 0 succeeded, 1 failed.")
+    expect(page.locator("#clock-reading")).to_contain_text("ahead of real time")
+    assert "Past due" in page.locator("h1").inner_text()
+    assert_accessible(page, "subscription page, clock advanced")
+    screenshot(page, "subscription-b9-clock-advanced")
+
+    page.get_by_role("button", name="Back to real time").click()
+    expect(page.locator("#toasts")).to_contain_text("The test clock is back to real time.")
+    expect(page.locator("#clock-reading")).to_contain_text("reads real time")
+    expect(page.get_by_role("button", name="Back to real time")).to_have_count(0)
+    rows = _payment_rows(page)
+    assert len(rows) == 2 and "Failed" in rows[0]  # the declined renewal stays, with its date
+    assert_accessible(page, "subscription page, back to real time")
+    screenshot(page, "subscription-b9-back-to-real-time")
+    assert page.js_errors == []

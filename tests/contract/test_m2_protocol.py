@@ -21,7 +21,7 @@ CALLERS = [*sorted((SITE / "services").rglob("*.py")), *sorted((SITE / "blueprin
 # Functions that hand out a processor. `sandbox()` is how services reach what only the sandbox has (below).
 SOURCES = {"processor_for", "live_processor", "sandbox"}
 # The sandbox's own test-mode controls: called on `sandbox()` only, never part of the Protocol.
-SANDBOX_CONTROLS = {"set_payment_method_behaviour"}
+SANDBOX_CONTROLS = {"set_payment_method_behaviour", "payment_method_behaviour"}  # B9: the switch reads it back
 # Protocol methods that move no money: the fault wrapper passes them through untouched.
 NOT_MONEY = {"lookup_charge", "finish_charge", "lookup_refund", "lookup_dispute", "lookup_payout", "can_settle", "save_card",
              "finish_save_card",

@@ -4,7 +4,7 @@ test clock, and read what the billing engine left behind (payments, emails, sand
     with frozen():                                            # real time stands still at START
         owner, link = subscription_shop(frequency="monthly", term_type="fixed", term_count="7")
         sub = buy(client, link)                               # the first charge, at checkout
-        advance(owner, days=31)                               # the T5 test clock: runs every tick due on the way
+        advance(owner, days=31)                               # the T5/B9 test clocks: every tick due on the way
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import time_machine
 from sqlalchemy import select
 
 from kassa.actor import Actor
-from kassa.clock import account_now
+from kassa.clock import clock_now as subscription_clock
 from kassa.extensions import db
-from kassa.models import Account, EmailMessage, OutboxMessage, Payment, SandboxRecord, Subscription, User
+from kassa.models import EmailMessage, OutboxMessage, Payment, SandboxRecord, Subscription, User
 from kassa.services.billing.subscriptions import advance_clock
 from tests.support.checkout import start_checkout, submit_checkout
 from tests.support.checkout_flow import count, item, make_shop
@@ -59,11 +59,22 @@ def actor(user: User) -> Actor:
     return Actor(user=db.session.get(User, user.id), account_id=user.account_id)
 
 
-def advance(user: User, **kwargs) -> dict[str, int]:
-    """T5: move the account's test clock (days=… or to_date=…); every charge, retry and reminder runs."""
-    result = advance_clock(actor(user), **kwargs)
-    db.session.rollback()
-    return result
+def advance(user: User, sub: Subscription | int | None = None, **kwargs) -> dict[str, int]:
+    """T5/B9: move a test subscription's own clock (days=… or to_date=…); every charge, retry and reminder of
+    it runs. Without `sub`, each test subscription of the account in turn (their counts added up)."""
+    if sub is not None:
+        sub_ids = [sub if isinstance(sub, int) else sub.id]
+    else:
+        db.session.rollback()
+        sub_ids = list(db.session.scalars(select(Subscription.id).where(
+            Subscription.account_id == user.account_id, Subscription.mode == "test").order_by(Subscription.id)))
+    total: dict[str, int] = {}
+    for sub_id in sub_ids:
+        result = advance_clock(actor(user), sub_id, **kwargs)
+        db.session.rollback()
+        for key, value in result.items():
+            total[key] = total.get(key, 0) + value
+    return total
 
 
 def reload(sub: Subscription | int) -> Subscription:
@@ -120,6 +131,6 @@ def sandbox_charge_count(account_id: int | None = None) -> int:
     return count(SandboxRecord, *where)
 
 
-def clock_now(account_id: int) -> datetime:
-    db.session.rollback()
-    return account_now(db.session.get(Account, account_id))
+def clock_now(sub: Subscription | int) -> datetime:
+    """B9: now on the subscription's own clock."""
+    return subscription_clock(reload(sub))

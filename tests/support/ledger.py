@@ -15,10 +15,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
-from kassa.clock import account_now, now
+from kassa.clock import now
 from kassa.extensions import db
 from kassa.models import (
-    Account,
     AttemptStatus,
     Dispute,
     DisputeStatus,
@@ -118,8 +117,7 @@ def assert_ledger_matches_processor(account_id: int) -> None:
     what the processor's records say — charges and fees, refunds and failed refunds, disputes, their fees and
     reversals — with payouts booked as the payouts that were made (and given back when they failed)."""
     db.session.rollback()
-    account = db.session.get(Account, account_id)
-    at = account_now(account)
+    at = now()
     processor = sandbox()
     assert processor.due_events(account_id, at) == [], "events due at the processor that Kassa hasn't applied"
     side = _Sandbox(account_id, at)

@@ -19,7 +19,7 @@ from kassa.actor import Actor
 from kassa.clock import now
 from kassa.database import write_transaction
 from kassa.extensions import db
-from kassa.models import Account, Payment, PaymentItem, Refund, User
+from kassa.models import Payment, PaymentItem, Refund, User
 from kassa.processors.base import BankDetails, CardDetails, ChargeRequest
 from kassa.processors.registry import sandbox
 from tests.factories import PASSWORD, make_payment
@@ -44,7 +44,6 @@ def sandbox_payment(account_id: int, *, amount_minor: int = 5000, currency: str 
     The charge is made through the processor protocol (as checkout does); the row is a factory payment
     carrying the charge's reference, fee and settlement figures.
     """
-    account = db.session.get(Account, account_id)
     at = fields.get("created_at") or now()
     request = ChargeRequest(
         account_id=account_id, idempotency_key=f"test-{secrets.token_hex(8)}", amount_minor=amount_minor,
@@ -53,7 +52,7 @@ def sandbox_payment(account_id: int, *, amount_minor: int = 5000, currency: str 
         if method == "card" else None,
         bank=BankDetails(routing_number="110000000", account_number="000123456789", account_holder_name="Ann Buyer")
         if method == "ach" else None,
-        now=at + timedelta(seconds=account.clock_offset_seconds or 0),
+        now=at,
     )
     result = sandbox().charge(request)
     db.session.rollback()

@@ -1,4 +1,4 @@
-"""Audit history (A2) and the account test clock."""
+"""Audit history (A2) and the clock (B9: a test clock per test subscription, real time for the rest)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from kassa.clock import account_now, account_today, local_midnight_utc, now
+from kassa.clock import account_today, clock_now, local_midnight_utc, now
 from kassa.database import UTCDateTime, write_transaction
 from kassa.extensions import db
 from kassa.models import Account, AuditEvent
@@ -39,14 +39,17 @@ def test_utc_column_refuses_naive_datetimes_and_returns_aware_ones(app):
     assert UTCDateTime().process_result_value(datetime(2026, 1, 1), None).tzinfo == UTC
 
 
-def test_account_clock_runs_ahead_by_its_offset(app):
+def test_b9_a_test_subscriptions_clock_runs_ahead_by_its_offset_and_the_account_day_is_real(app):
+    from types import SimpleNamespace
+
     owner = make_merchant(timezone="Pacific/Auckland")
-    with write_transaction(db.session):
-        db.session.get(Account, owner.account_id).clock_offset_seconds = 86400 * 3
+    test_sub = SimpleNamespace(mode="test", clock_offset_seconds=86400 * 3)
+    live_sub = SimpleNamespace(mode="live", clock_offset_seconds=86400 * 3)
+    at = now()
+    assert clock_now(test_sub, at) == at + timedelta(days=3)
+    assert clock_now(live_sub, at) == at  # live records always run on real time
     account = db.session.get(Account, owner.account_id)
-    assert abs((account_now(account) - now()) - timedelta(days=3)) < timedelta(seconds=5)
-    assert account_today(account) == account_now(account).astimezone(
-        __import__("zoneinfo").ZoneInfo("Pacific/Auckland")).date()
+    assert account_today(account) == now().astimezone(__import__("zoneinfo").ZoneInfo("Pacific/Auckland")).date()
 
 
 def test_local_midnight_in_account_time_zone():

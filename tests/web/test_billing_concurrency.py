@@ -11,12 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from kassa.clock import now
 from kassa.database import write_transaction
 from kassa.extensions import db
-from kassa.models import Account, Payment, SandboxRecord, Subscription
+from kassa.models import Payment, SandboxRecord, Subscription
 from kassa.processors.registry import sandbox
 from kassa.processors.sandbox import SandboxProcessor
 from kassa.services.billing import billing
@@ -38,9 +38,12 @@ CARDS = ["4242424242424242", "4000056655665556", "5555555555554444", "2223003122
 
 
 def _clock_to(account_id: int, moment: datetime) -> None:
-    """Put the account's test clock at `moment` without running anything (a tick runs later)."""
+    """Put the test clocks of the account's test subscriptions (B9) at `moment` without running anything (a
+    tick runs later)."""
     with write_transaction(db.session) as session:
-        session.get(Account, account_id).clock_offset_seconds = int((moment - now()).total_seconds())
+        session.execute(update(Subscription).where(Subscription.account_id == account_id,
+                                                   Subscription.mode == "test")
+                        .values(clock_offset_seconds=int((moment - now()).total_seconds())))
 
 
 def _two_ticks_at_once(app) -> list[int]:
@@ -319,7 +322,7 @@ def test_s1_due_subscriptions_of_every_account_come_from_one_query_each_on_its_o
         shops = [subscription_shop(f"Shop {n}", frequency="monthly", term_type="auto_renew") for n in range(3)]
         subs = [buy(client, link, email=f"buyer{n}@example.com", card_number=CARDS[n]).id
                 for n, (_owner, link) in enumerate(shops)]
-        # Each account's test clock: exactly at the renewal (due), a day short of it, months past it.
+        # Each subscription's test clock (B9): exactly at the renewal (due), a day short of it, months past it.
         for (owner, _link), moment in zip(shops, [datetime(2027, 2, 15, 10, 0, tzinfo=UTC),
                                                   datetime(2027, 2, 14, 10, 0, tzinfo=UTC),
                                                   datetime(2027, 6, 1, 12, 0, tzinfo=UTC)], strict=True):

@@ -8,9 +8,8 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from kassa.database import write_transaction
 from kassa.extensions import db
-from kassa.models import Account, Mandate, Payment, PaymentAttempt, PaymentStatus, TimelineEntry
+from kassa.models import Mandate, Payment, PaymentAttempt, PaymentStatus, TimelineEntry
 from kassa.services.platform.ticks import run_tick
 from tests.support.app import page_text, run_outbox
 from tests.support.checkout import pay_with_ach, signed_test_path, start_checkout, submit_checkout
@@ -116,14 +115,13 @@ def test_t4_bank_debit_processes_for_4_business_days_then_settles_with_its_outco
     assert sandbox_charges() == 1
 
 
-def test_t4_settlement_follows_the_accounts_test_clock(client, shop):
-    """The account's clock (real time + clock_offset_seconds) decides when the debit settles."""
-    owner, link = shop
+def test_t4_b9_settlement_follows_real_time_not_a_test_clock(client, shop):
+    """B9: a test bank debit settles on real time (no account test clock moves test payments)."""
+    _owner, link = shop
     with time_machine.travel(SUBMITTED):
         pay_with_ach(client, link.slug)
         payment = only_payment()
-        with write_transaction(db.session) as session:
-            session.get(Account, owner.account_id).clock_offset_seconds = 6 * 86400  # to Wednesday 10 March
+    with time_machine.travel(AFTER_4_BUSINESS_DAYS):  # Wednesday 10 March, just past settlement
         _tick()
         assert _status(payment.id) == PaymentStatus.SUCCEEDED.value
 

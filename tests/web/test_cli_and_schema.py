@@ -62,12 +62,11 @@ def test_seed_demo_creates_a_login_that_works_and_is_idempotent(runner, client):
     assert client.get("/").status_code == 200
 
 
-def test_seed_demo_pays_a_month_of_test_payments_through_the_checkout_and_puts_the_clock_back(runner, client):
+def test_seed_demo_pays_a_month_of_test_payments_through_the_checkout_back_dated(runner, client):
     from kassa.models import Payment, Refund, Subscription
 
     assert runner.invoke(args=["kassa", "seed-demo"]).exit_code == 0
-    account = db.session.scalar(select(Account))
-    assert account.clock_offset_seconds == 0  # the test clock is back at now
+    assert db.session.scalar(select(Account)) is not None
     payments = db.session.scalars(select(Payment).order_by(Payment.created_at)).all()
     assert len(payments) == 9 and {p.mode for p in payments} == {"test"}
     days = {p.created_at.date() for p in payments}

@@ -16,7 +16,6 @@ import time_machine
 from sqlalchemy import select
 
 from kassa.clock import now
-from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import (
     Account,
@@ -295,12 +294,10 @@ def test_d3_deadline_shows_the_time_left_with_a_warning_inside_48_hours(client, 
             assert (text_of(node), "deadline--urgent" in node["class"]) == (shown, urgent), (place, ahead)
 
 
-def test_d3_the_deadline_is_evidence_due_seven_days_after_opening_on_the_accounts_clock(client, owner):
-    """T5: test-mode disputes follow the account's test clock, like every other sandbox event."""
-    with write_transaction(db.session) as session:
-        session.get(Account, owner.account_id).clock_offset_seconds = 10 * 86400
+def test_d3_b9_the_deadline_is_evidence_due_seven_days_after_opening_on_real_time(client, owner):
+    """B9: test-mode disputes run on real time, like every other sandbox event (no account test clock)."""
     _payment, dispute = pay_disputed(client, owner)
-    assert dispute.created_at > now() + timedelta(days=9)
+    assert abs(dispute.created_at - now()) < timedelta(minutes=5)
     assert dispute.evidence_due_by == dispute.created_at + timedelta(days=7)
     assert text_of(soup_of(client.get("/payments/disputes")).select_one(".deadline")) == "6 days left"
 

@@ -150,14 +150,13 @@ def test_h13_control_five_answers_sent_straight_to_the_processor_all_reach_it_an
     """Control for the test above: the same gate and threads, without Kassa's claim, let all five answers
     reach the processor at once; the sandbox's own transaction (row-locked on PostgreSQL) accepts one and
     refuses four as already answered, so the processor never records two answers."""
-    from kassa.clock import account_now
-    from kassa.models import Account
+    from kassa.clock import now
     from kassa.processors.base import DisputeEvidence, ProcessorFailure
     from kassa.processors.registry import sandbox
 
     _user_id, account_id, dispute_id = _open_dispute(app)
     ref = db.session.get(Dispute, dispute_id).processor_ref
-    at = account_now(db.session.get(Account, account_id))
+    at = now()
     db.session.remove()
     requests = SUBMITTERS + ACCEPTERS
     gate = _HeldAnswers(requests)

@@ -33,7 +33,6 @@ from kassa.clock import now
 from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import (
-    Account,
     CheckoutSession,
     Dispute,
     LedgerEntry,
@@ -42,6 +41,7 @@ from kassa.models import (
     Payout,
     Refund,
     SandboxRecord,
+    Subscription,
     User,
 )
 from kassa.services.disputes.disputes import dispute_fee
@@ -369,8 +369,8 @@ def test_h5_subscription_renewal_survives_a_crash_at_every_step(app, faults):  #
         owner, link = subscription_shop()
         account_id = owner.account_id
         sub_id = buy(app.test_client(), link).id
-        with write_transaction(db.session) as session:  # the account's test clock a month on: the renewal is due
-            session.get(Account, account_id).clock_offset_seconds = int(timedelta(days=31).total_seconds())
+        with write_transaction(db.session) as session:  # the subscription's test clock a month on: renewal due
+            session.get(Subscription, sub_id).clock_offset_seconds = int(timedelta(days=31).total_seconds())
         return {"account": account_id, "sub": sub_id, "base": now()}
 
     def act(ctx: dict) -> None:
@@ -448,14 +448,13 @@ def test_h5_parallel_refunds_of_one_charge_at_the_processor_never_exceed_it(app)
     through and refuses seven as too large; the charge lists exactly the one refund it made."""
     import threading
 
-    from kassa.clock import account_now
     from kassa.processors.base import ProcessorFailure
     from kassa.processors.registry import sandbox
 
     owner = make_merchant()
     account_id = owner.account_id
     payment = sandbox_payment(account_id, amount_minor=10_000)
-    charge_ref, at = payment.processor_ref, account_now(db.session.get(Account, account_id))
+    charge_ref, at = payment.processor_ref, now()
     db.session.remove()
     threads_n = 8
     barrier = threading.Barrier(threads_n)

@@ -166,12 +166,12 @@ def test_k12_the_sandbox_controls_say_so_and_the_test_card_buttons_hide_with_str
     sub = buy(client, link)
     login(client, owner)
     page = page_text(client.get(f"/subscriptions/{sub.id}"))
-    assert "Make the test card decline" in page and "tests with Stripe test mode" not in page
+    assert "Test card from the next charge" in page and "tests with Stripe test mode" not in page
 
     _connect_stripe(owner.account_id, "test")
     _choose(client, "stripe")
     page = page_text(client.get(f"/subscriptions/{sub.id}"))
-    assert "Make the test card decline" not in page
+    assert "Test card from the next charge" not in page
     assert "the test clock moves Kassa's renewals, retries and reminders only" in page
     refused = client.post(f"/subscriptions/{sub.id}/test-card", data={"decline": "1"}, follow_redirects=True)
     assert "apply to Kassa's sandbox only" in page_text(refused)

@@ -11,7 +11,7 @@ from bs4 import BeautifulSoup
 
 from kassa.database import write_transaction
 from kassa.extensions import db
-from kassa.models import Account, Role, Subscription
+from kassa.models import Role, Subscription
 from kassa.services.billing.subscriptions import cancel, set_test_card_behaviour
 from tests.factories import make_user
 from tests.support.app import page_text
@@ -291,29 +291,30 @@ def test_s2_cancel_at_period_end_shows_on_the_page_and_the_list(client, shop):
 # -- the test clock (T5) --------------------------------------------------------------------------------
 
 
-def test_t5_test_clock_buttons_move_the_accounts_test_clock(client, shop):
-    owner, subs = shop
+def test_t5_b9_test_clock_buttons_move_the_subscriptions_own_test_clock(client, shop):
+    _owner, subs = shop
     with frozen():
         for step, days in [("day", 1), ("week", 7), ("month", 31)]:
-            before = clock_now(owner.account_id)
+            before = clock_now(subs["dee"])
             response = client.post(f"/subscriptions/{subs['dee']}/test-clock", data={"step": step})
             assert response.status_code == 303
-            moved = clock_now(owner.account_id) - before
+            moved = clock_now(subs["dee"]) - before
             assert timedelta(days=days) <= moved <= timedelta(days=days, seconds=5), step
             assert _flash(client.get(response.headers["Location"])).startswith("Test clock moved.")
 
 
 def test_t5_advance_to_a_date_runs_the_charges_in_between_and_says_so(client, shop):
-    owner, subs = shop
+    _owner, subs = shop
     with frozen():
         response = client.post(f"/subscriptions/{subs['ann']}/test-clock",
                                data={"step": "date", "to_date": "2027-04-20"})
         page = client.get(response.headers["Location"])
 
-    # ann and bob renewed on Apr 15; cy's retries on Mar 19 and Mar 24 declined.
-    assert "Test clock moved. Charges: 2 succeeded, 2 failed." in _flash(page)
+    # B9: only ann's clock moved: ann renewed on Apr 15; bob (due Apr 15 too) and cy (retries due) did not.
+    assert "Test clock moved. Charges: 1 succeeded, 0 failed." in _flash(page)
     assert "4 of 7 payments" in page_text(page)
-    assert clock_now(owner.account_id).date() == date(2027, 4, 20)
+    assert clock_now(subs["ann"]).date() == date(2027, 4, 20)
+    assert clock_now(subs["bob"]).date() == date(2027, 3, 16) and reload(subs["bob"]).payments_made == 1
 
 
 CLOCK_REFUSALS = [
@@ -325,13 +326,13 @@ CLOCK_REFUSALS = [
 
 
 def test_t5_test_clock_refuses_a_bad_step_with_a_message(client, shop):
-    owner, subs = shop
+    _owner, subs = shop
     with frozen():
-        before = clock_now(owner.account_id)
+        before = clock_now(subs["ann"])
         for data, message in CLOCK_REFUSALS:
             response = client.post(f"/subscriptions/{subs['ann']}/test-clock", data=data)
             assert message in _flash(client.get(response.headers["Location"])), data
-            assert clock_now(owner.account_id) == before, data
+            assert clock_now(subs["ann"]) == before, data
 
 
 def test_t5_the_test_clock_is_only_on_test_subscriptions(client, app):
@@ -345,10 +346,10 @@ def test_t5_the_test_clock_is_only_on_test_subscriptions(client, app):
         page = _soup(client.get(f"/subscriptions/{sub.id}"))
         assert page.select_one("#clock-title") is None
         assert page.select("button[name=step]") == []
-        assert "Make the test card decline" not in _text(page)
+        assert "Test card from the next charge" not in _text(page)
 
         response = client.post(f"/subscriptions/{sub.id}/test-clock", data={"step": "month"})
-        assert "Only test subscriptions have a test clock." in _flash(client.get(response.headers["Location"]))
-        db.session.rollback()
-        assert db.session.get(Account, owner.account_id).clock_offset_seconds == 0
+        assert ("Only test subscriptions have a test clock. A live subscription always runs on real time."
+                in _flash(client.get(response.headers["Location"])))
+        assert reload(sub).clock_offset_seconds == 0
         assert reload(sub).payments_made == 1

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from kassa.clock import account_now, local_midnight_utc, now, zone
+from kassa.clock import local_midnight_utc, now, zone
 from kassa.extensions import db
 from kassa.models import (
     Account,
@@ -122,7 +122,7 @@ def time_left(due: datetime, at: datetime | None = None) -> dict[str, Any]:
 
 def _window(account: Account, days_back: int) -> tuple[datetime, datetime]:
     """From midnight to this time of day, `days_back` days ago, on the merchant's clock and in their zone."""
-    current = account_now(account)
+    current = now()
     day = current.astimezone(zone(account.timezone)).date() - timedelta(days=days_back)
     start = local_midnight_utc(day, account.timezone)
     return start, current - timedelta(days=days_back)
@@ -162,7 +162,7 @@ def figures(account: Account, modes: tuple[str, ...]) -> Figures:
     return Figures(gross=_pair(gross, gross_before, account.default_currency),
                    payments=Figure(None, count, count_before),
                    refunds=_pair(refunds, refunds_before, account.default_currency),
-                   day=account_now(account).astimezone(zone(account.timezone)).date())
+                   day=now().astimezone(zone(account.timezone)).date())
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import Integer, case, cast, func, select
 
-from kassa.clock import account_now, account_today, local_midnight_utc, zone, zone_name
+from kassa.clock import account_today, local_midnight_utc, now, zone, zone_name
 from kassa.database import dialect_name
 from kassa.extensions import db
 from kassa.models import Account, Payment
@@ -102,7 +102,7 @@ def _total(figures: list[Figures]) -> Figures:
 def _local_day(account: Account):
     if dialect_name(db.session) == "postgresql":
         return func.date(func.timezone(zone_name(account.timezone), Payment.created_at))
-    offset = account_now(account).astimezone(zone(account.timezone)).utcoffset() or timedelta()
+    offset = now().astimezone(zone(account.timezone)).utcoffset() or timedelta()
     return func.date(Payment.created_at, f"{int(offset.total_seconds())} seconds")
 
 

@@ -1,4 +1,4 @@
-"""Subscriptions that bill themselves (S1–S3): one charge per period, exactly once, on the account's clock.
+"""Subscriptions that bill themselves (S1–S3): one charge per period, exactly once, on the subscription's clock.
 
 A tick bills what is due in batches, each in the checkout's three steps: the batch's payment rows are
 written first (billing_claims: unique per subscription, period and attempt, so two ticks racing can't both
@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from kassa.clock import now
 from kassa.database import UTCDateTime, dialect_name
 from kassa.extensions import db
-from kassa.models import Account, Mode, Subscription
+from kassa.models import Mode, Subscription
 from kassa.processors.base import CardDeclined, ChargeResult, ProcessorError, ProcessorUnavailable
 from kassa.processors.registry import NoLiveProcessor, processor_for
 from kassa.services.billing.billing_claims import Charge, claim_charges
@@ -28,8 +28,8 @@ from kassa.services.billing.billing_outcomes import record_failures, record_succ
 from kassa.services.billing.billing_rows import BILLABLE, subscription_subjects
 from kassa.services.platform.ticks import for_tick_account, item_failed
 
-__all__ = ["BATCH", "BILLABLE", "bill", "bill_batch", "bill_due_subscriptions", "billing_workers", "due_subscriptions",
-           "subscription_subjects"]
+__all__ = ["BATCH", "BILLABLE", "bill", "bill_batch", "bill_due_subscriptions", "billing_workers", "clock_due_by",
+           "due_subscriptions", "moved", "subscription_subjects"]
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -40,14 +40,15 @@ BATCH = 500
 
 def due_subscriptions(after: tuple[datetime, int] | None = None, limit: int | None = None) -> list[tuple[datetime, int]]:
     """(next charge, id) of due subscriptions, oldest first, after the `after` position: one query for every
-    account, each on its own clock (test subscriptions on the account's test clock, live ones on real time)."""
+    account, each subscription on its own clock (B9: a test subscription on its own test clock, live ones on
+    real time)."""
     at = now()
     sub = Subscription
-    offset = Account.clock_offset_seconds
-    due_by = case((sub.mode == Mode.TEST.value, _moved(at, offset)), else_=literal(at, UTCDateTime()))
-    # The latest any account's clock can be: an index range to scan instead of every subscription's future.
-    horizon = _moved(at, select(func.max(func.coalesce(offset, 0))).scalar_subquery())
-    query = (select(sub.next_charge_at, sub.id).join(Account, Account.id == sub.account_id)
+    due_by = clock_due_by(at)
+    # The latest any subscription's clock can be (the largest offset, read off its index): an index range to
+    # scan instead of every subscription's future. With no test clock moved it is real time itself.
+    horizon = moved(at, select(func.max(sub.clock_offset_seconds)).scalar_subquery())
+    query = (select(sub.next_charge_at, sub.id)
              .where(sub.status.in_(BILLABLE), sub.next_charge_at <= horizon, sub.next_charge_at <= due_by,
                     for_tick_account(sub.account_id))
              .order_by(sub.next_charge_at, sub.id).limit(limit or BATCH))
@@ -59,7 +60,14 @@ def due_subscriptions(after: tuple[datetime, int] | None = None, limit: int | No
     return rows
 
 
-def _moved(at: datetime, seconds):
+def clock_due_by(at: datetime):
+    """SQL for `at` on each subscription's own clock (B9): `at` plus a test subscription's offset; `at` itself
+    for a live one, whatever its column says."""
+    sub = Subscription
+    return case((sub.mode == Mode.TEST.value, moved(at, sub.clock_offset_seconds)), else_=literal(at, UTCDateTime()))
+
+
+def moved(at: datetime, seconds):
     """`at` plus an SQL number of seconds, comparable with a UTCDateTime column on both databases."""
     if dialect_name(db.session) == "postgresql":
         return literal(at, UTCDateTime()) + func.coalesce(seconds, 0) * literal_column("interval '1 second'")

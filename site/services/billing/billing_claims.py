@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 
 from kassa.bulk_sql import among, insert_rows, reserve_ids
-from kassa.clock import now_for
+from kassa.clock import clock_now, now
 from kassa.database import dialect_name, locked, write_transaction
 from kassa.extensions import db
 from kassa.models import (
@@ -60,11 +60,13 @@ def claim_charges(sub_ids: list[int]) -> list[Charge]:
         subs = _lock_subscriptions(session, sub_ids)
         accounts = {row.id: row for row in session.execute(
             select(Account).where(Account.id.in_({sub.account_id for sub in subs}))).scalars()}
-        # One moment per account and mode for the whole batch: the processor takes the batch's keys together.
-        clocks = {(sub.account_id, sub.mode): now_for(accounts[sub.account_id], sub.mode) for sub in subs}
+        # One real moment for the whole batch (the processor takes the batch's keys together), read on each
+        # subscription's own clock (B9: a test subscription's test clock; real time for live ones).
+        base = now()
+        clocks = {sub.id: clock_now(sub, base) for sub in subs}
         due = []
         for sub in subs:
-            at = clocks[sub.account_id, sub.mode]
+            at = clocks[sub.id]
             if sub.status not in BILLABLE or sub.next_charge_at is None or sub.next_charge_at > at:
                 continue  # another tick billed it since it was found
             if sub.cancel_at_period_end:
@@ -79,7 +81,7 @@ def claim_charges(sub_ids: list[int]) -> list[Charge]:
             payment = payments[_attempt(sub)]
             if payment["status"] != PaymentStatus.PROCESSING.value:
                 continue  # this attempt already finished; the subscription will have moved on
-            request = _request(sub, payment, accounts[sub.account_id], clocks[sub.account_id, sub.mode])
+            request = _request(sub, payment, accounts[sub.account_id], clocks[sub.id])
             charges.append(Charge(payment_id=payment["id"], subscription_id=sub.id, mode=sub.mode, request=request))
         return charges
 
@@ -137,12 +139,12 @@ def _existing_charges(session, subs: list[Any]) -> dict[tuple[int, int, int], di
 
 
 def _insert_charges(session, subs: list[Any], accounts: dict[int, Account],
-                    clocks: dict[tuple[int, str], datetime]) -> dict[tuple[int, int, int], dict[str, Any]]:
+                    clocks: dict[int, datetime]) -> dict[tuple[int, int, int], dict[str, Any]]:
     """New payment rows with their frozen line items and a "submitted" timeline entry, a statement each."""
     if not subs:
         return {}
     processors = {key: processor_name(*key) for key in {(sub.mode, sub.account_id) for sub in subs}}
-    rows = [_payment_row(sub, accounts[sub.account_id], clocks[sub.account_id, sub.mode], processors[sub.mode, sub.account_id])
+    rows = [_payment_row(sub, accounts[sub.account_id], clocks[sub.id], processors[sub.mode, sub.account_id])
             for sub in subs]
     ids = dict(zip((sub.id for sub in subs), reserve_ids(session, _PAYMENTS, len(subs)), strict=True))
     items = session.execute(select(SubscriptionItem.__table__)

@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from kassa.bulk_sql import among, insert_rows, update_rows
-from kassa.clock import now, now_for
+from kassa.clock import clock_now, now
 from kassa.database import dialect_name, locked, write_transaction
 from kassa.extensions import db
 from kassa.models import (
@@ -86,7 +86,7 @@ class _Successes:
 
     def __init__(self, accounts: dict[int, Account], *, receipts: dict[int, int], invoices: dict[int, int]) -> None:
         self.accounts, self.receipts, self.invoice_numbers = accounts, receipts, invoices
-        self.clocks: dict[tuple[int, str], datetime] = {}
+        self.base = now()  # one real moment for the batch, read on each subscription's own clock (B9)
         self.availability = _Availability()
         self.payments: list[dict[str, Any]] = []
         self.subscriptions: list[dict[str, Any]] = []
@@ -97,8 +97,8 @@ class _Successes:
 
     def add(self, payment, result: ChargeResult, sub) -> None:
         account = self.accounts[payment.account_id]
-        # One moment per account and mode: the batch's charges all succeeded "now" on that clock.
-        at = self.clocks.setdefault((account.id, payment.mode), now_for(account, payment.mode))
+        # The batch's charges all succeeded "now", each on its subscription's clock (a test clock, B9).
+        at = clock_now(sub, self.base)
         after = _paid(payment, result, account, at, self.receipts[payment.id])
         self.payments.append({"id": payment.id, **{column: getattr(after, column) for column in _PAID}})
         # M1: what the payment machine's success books and shows, for the batch at once.
@@ -258,7 +258,7 @@ def _record_failure(session, payment: Payment, sub: Subscription, code: str | No
     """Past due and retried after the account's retry days (1, 3 and 5 by default), then cancelled; the buyer
     is told each time."""
     account = session.get(Account, payment.account_id)
-    at = now_for(account, sub.mode)
+    at = clock_now(sub)
     move_payment(payment, PaymentStatus.FAILED, at=at, timeline_at=at, data={"code": code, "message": message})
     _announce_failure(payment, sub)
     session.flush()  # the payment's entries go out before the subscription's (inserted at once, below)

@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from kassa.actor import Actor
-from kassa.clock import account_now, now, now_for, zone
+from kassa.clock import clock_now, now, zone
 from kassa.database import write_transaction
 from kassa.errors import Conflict, Forbidden, NotFound, PaymentDeclined, ValidationFailed
 from kassa.extensions import db
@@ -18,7 +18,6 @@ from kassa.models import (
     Payment,
     PaymentStatus,
     Permission,
-    SandboxRecord,
     Subscription,
     SubscriptionStatus,
     TermType,
@@ -41,6 +40,7 @@ from kassa.processors.registry import (
 from kassa.services.billing.billing import (  # registers its tick before ours
     BILLABLE,
     bill,
+    clock_due_by,
     subscription_subjects,
 )
 from kassa.services.billing.billing_rows import add_timeline_at
@@ -97,8 +97,7 @@ def cancel(actor: Actor, subscription_id: int, when: str) -> Subscription:
         sub = owned(session, actor, subscription_id)
         if sub.status not in BILLABLE:
             raise Conflict(_("This subscription has already ended."))
-        account = session.get(Account, sub.account_id)
-        at = now_for(account, sub.mode)
+        at = clock_now(sub)
         if when == "now":
             sub.cancelled_at = at  # now, even when an end-of-period cancellation was scheduled before
             move_subscription(session, sub, SubscriptionStatus.CANCELLED, at=at, reason="cancelled_by_merchant",
@@ -128,14 +127,12 @@ def send_reminders() -> int:
         account = db.session.get(Account, account_id)
         if account is None or not account.notification_enabled("subscription_reminders"):
             return 0
-        # Test subscriptions follow the account's test clock; live ones real time (as billing does).
-        test_horizon, live_horizon = account_now(account) + REMINDER_LEAD, now() + REMINDER_LEAD
+        # Each subscription on its own clock (B9: a test subscription's test clock; live ones real time).
         targets = db.session.scalars(
             select(Subscription.id).where(
                 Subscription.account_id == account.id, Subscription.status == SubscriptionStatus.ACTIVE.value,
                 Subscription.cancel_at_period_end.is_(False),
-                ((Subscription.mode == Mode.TEST.value) & (Subscription.next_charge_at <= test_horizon))
-                | ((Subscription.mode != Mode.TEST.value) & (Subscription.next_charge_at <= live_horizon)),
+                Subscription.next_charge_at <= clock_due_by(now() + REMINDER_LEAD),
                 func.coalesce(Subscription.reminded_period, -1) < Subscription.payments_made)
         ).all()
         db.session.rollback()
@@ -149,7 +146,7 @@ def send_reminders() -> int:
             sub.reminded_period = sub.payments_made
             notify_subscription_reminder(sub)
             add_timeline_at(session, sub.account_id, TimelineKind.SUBSCRIPTION_REMINDER_SENT, [("subscription", sub.id)],
-                            now_for(session.get(Account, sub.account_id), sub.mode))
+                            clock_now(sub))
             return True
 
     # H1: one account or subscription failing is logged and retried later; every other reminder still goes.
@@ -177,7 +174,7 @@ def update_card(token: str, form: dict[str, str], *, ip: str | None = None) -> t
     if sub.status not in BILLABLE:
         raise Conflict(_("This subscription has ended; there's no card to update."))
     account = db.session.get(Account, sub.account_id)
-    at = now_for(account, sub.mode)
+    at = clock_now(sub)
     payment_method = (form.get("payment_method") or "").strip()[:255]
     buyer, errors = BuyerInput(), {}
     if not payment_method:
@@ -248,7 +245,7 @@ def finish_card_update(token: str, setup_ref: str, card_key: str) -> tuple[Subsc
         raise NotFound(_("This link is not valid."))
     account = db.session.get(Account, sub.account_id)
     processor = processor_for(sub.mode, sub.account_id)
-    at = now_for(account, sub.mode)
+    at = clock_now(sub)
     db.session.rollback()  # no transaction open while Stripe answers
     try:
         saved = processor.finish_save_card(sub.account_id, setup_ref[:255], f"sub-{sub.id}-card-{card_key}", at)
@@ -272,9 +269,9 @@ def _keep_card(token: str, account: Account, saved: SavedCard) -> tuple[Subscrip
         sub.card_exp_month, sub.card_exp_year = saved.exp_month, saved.exp_year
         was_past_due = sub.status == SubscriptionStatus.PAST_DUE.value
         if was_past_due:
-            sub.next_charge_at = now_for(account, sub.mode)  # charge the outstanding period now
+            sub.next_charge_at = clock_now(sub)  # charge the outstanding period now
         add_timeline_at(session, sub.account_id, TimelineKind.SUBSCRIPTION_CARD_UPDATED, subscription_subjects(sub),
-                        now_for(account, sub.mode))
+                        clock_now(sub))
         sub_id = sub.id
     outcome = bill(sub_id) if was_past_due else None
     return db.session.get(Subscription, sub_id), outcome
@@ -313,75 +310,116 @@ def set_test_card_behaviour(actor: Actor, subscription_id: int, decline: bool) -
     with write_transaction(db.session) as session:
         sub = owned(session, actor, subscription_id)
         add_timeline_at(session, sub.account_id, TimelineKind.SUBSCRIPTION_TEST_CARD_CHANGED, [("subscription", sub.id)],
-                        now_for(session.get(Account, sub.account_id), sub.mode), actor_id=actor.user_id,
-                        data={"decline": decline})
+                        clock_now(sub), actor_id=actor.user_id, data={"decline": decline})
         return sub
 
 
-# -- the test clock (T5) ------------------------------------------------------------------------------
+def test_card_behaviour(sub: Subscription) -> str | None:
+    """B9: which test card switch is on for this subscription: "succeed" or "decline"; None where the switches
+    don't apply (live, Stripe test mode) or the sandbox no longer knows the card."""
+    if not sandbox_controls_apply(sub) or not sub.payment_method_token:
+        return None
+    try:
+        return sandbox().payment_method_behaviour(sub.account_id, sub.payment_method_token)
+    except ProcessorError:
+        return None
 
 
-def _next_due(account: Account, after: datetime, until: datetime) -> datetime | None:
-    """The next moment anything of this account falls due: a charge, a reminder, a processor event."""
+# -- the test clock (T5, B9: one per test subscription) -----------------------------------------------
+
+
+def _test_subscription(session, actor: Actor, subscription_id: int) -> Subscription:
+    sub = owned(session, actor, subscription_id)
+    if sub.mode != Mode.TEST.value:
+        raise Conflict(_("Only test subscriptions have a test clock. A live subscription always runs on real time."))
+    return sub
+
+
+def _next_due(sub: Subscription, account: Account, after: datetime, until: datetime) -> datetime | None:
+    """The next moment this subscription has something due on its clock: a charge or a retry, or its reminder.
+    (A sandbox event of one of its renewals, such as a scenario card's dispute, is delivered by the tick at the
+    next of these stops: `events.process_sandbox_events` reads it on this subscription's clock.)"""
     moments = []
-    subs = select(Subscription.next_charge_at).where(
-        Subscription.account_id == account.id, Subscription.status.in_(BILLABLE),
-        Subscription.next_charge_at > after, Subscription.next_charge_at <= until)
-    moments.append(db.session.scalar(select(func.min(subs.subquery().c.next_charge_at))))
-    if account.notification_enabled("subscription_reminders"):
-        horizon = until + REMINDER_LEAD
-        reminder = db.session.scalar(select(func.min(Subscription.next_charge_at)).where(
-            Subscription.account_id == account.id, Subscription.status == SubscriptionStatus.ACTIVE.value,
-            Subscription.next_charge_at > after + REMINDER_LEAD, Subscription.next_charge_at <= horizon,
-            func.coalesce(Subscription.reminded_period, -1) < Subscription.payments_made))
-        moments.append(reminder - REMINDER_LEAD if reminder else None)
-    moments.append(db.session.scalar(select(func.min(SandboxRecord.due_at)).where(
-        SandboxRecord.account_id == account.id, SandboxRecord.due_at > after, SandboxRecord.due_at <= until)))
-    found = [moment for moment in moments if moment is not None]
-    return min(found) if found else None
+    if sub.status in BILLABLE and sub.next_charge_at is not None and after < sub.next_charge_at <= until:
+        moments.append(sub.next_charge_at)
+    if (account.notification_enabled("subscription_reminders") and sub.status == SubscriptionStatus.ACTIVE.value
+            and sub.next_charge_at is not None and not sub.cancel_at_period_end
+            and (sub.reminded_period if sub.reminded_period is not None else -1) < sub.payments_made
+            and after < sub.next_charge_at - REMINDER_LEAD <= until):
+        moments.append(sub.next_charge_at - REMINDER_LEAD)
+    return min(moments) if moments else None
 
 
-def _set_clock(account_id: int, target: datetime) -> None:
+def _set_clock(subscription_id: int, target: datetime) -> None:
+    """The subscription's clock at `target` (never backwards: two advances at once end at the later one)."""
     with write_transaction(db.session) as session:
-        account = session.get(Account, account_id)
-        account.clock_offset_seconds = max(int((target - now()).total_seconds()) + 1,
-                                           account.clock_offset_seconds or 0)
+        sub = session.get(Subscription, subscription_id)
+        sub.clock_offset_seconds = max(int((target - now()).total_seconds()) + 1, sub.clock_offset_seconds or 0)
 
 
-def advance_clock(actor: Actor, *, days: int = 0, to_date: date | None = None) -> dict[str, int]:
-    """T5: move the account's test clock forward and run, in order, everything that falls due on the way
-    (charges, retries, reminders, bank-debit settlements, dispute decisions). Returns what happened."""
+def advance_clock(actor: Actor, subscription_id: int, *, days: int = 0, to_date: date | None = None) -> dict[str, int]:
+    """T5, B9: move this test subscription's own clock forward and run, in order, what falls due on the way
+    (its charges, retries and reminders), through the same billing run as real time. Nothing else moves:
+    other test subscriptions, test payments, reports and home figures stay on real time. Returns the
+    subscription's payments made on the way by status."""
     _require(actor)
-    account = db.session.get(Account, actor.account_id)
-    start = account_now(account)
+    with write_transaction(db.session) as session:
+        sub = _test_subscription(session, actor, subscription_id)
+        account = session.get(Account, sub.account_id)
+        start, zone_name = clock_now(sub), account.timezone
     if to_date is not None:
-        target = datetime.combine(to_date, time(12), tzinfo=zone(account.timezone)).astimezone(UTC)
+        target = datetime.combine(to_date, time(12), tzinfo=zone(zone_name)).astimezone(UTC)
     else:
         target = start + timedelta(days=days)
     if target <= start:
         raise ValidationFailed(_("Choose a moment after the test clock's current time."), field="to_date")
     if target - start > timedelta(days=3660):
         raise ValidationFailed(_("The test clock moves at most ten years at once."), field="to_date")
-    before = _payment_counts(actor.account_id)
+    before = _payment_counts(subscription_id)
     current = start
     for _step in range(CLOCK_STEPS):
-        due = _next_due(db.session.get(Account, actor.account_id), current, target)
+        sub = db.session.get(Subscription, subscription_id)
+        due = _next_due(sub, db.session.get(Account, sub.account_id), current, target)
+        db.session.rollback()
         if due is None:
             break
-        _set_clock(actor.account_id, due)
+        _set_clock(subscription_id, due)
         run_tick(actor.account_id)
         current = due
-    _set_clock(actor.account_id, target)
+    _set_clock(subscription_id, target)
     run_tick(actor.account_id)
-    after = _payment_counts(actor.account_id)
+    after = _payment_counts(subscription_id)
     with write_transaction(db.session):
-        record_audit(actor, "test_clock.advanced", object_type="account", object_id=actor.account_id,
+        record_audit(actor, "test_clock.advanced", object_type="subscription", object_id=subscription_id,
                      data={"from": start.isoformat(), "to": target.isoformat()})
     return {key: after[key] - before[key] for key in after}
 
 
-def _payment_counts(account_id: int) -> dict[str, int]:
+def reset_clock(actor: Actor, subscription_id: int) -> Subscription:
+    """B9 "Back to real time": the subscription's test clock reads real time again.
+
+    What was billed while it ran ahead stays (those payments keep the dates they were made on); nothing is
+    undone or billed again. The next period is computed from the subscription's state as it is: its next
+    charge stays where billing left it, so a subscription billed months ahead waits, on real time, until that
+    date comes (or until its clock is advanced again)."""
+    _require(actor)
+    with write_transaction(db.session) as session:
+        sub = _test_subscription(session, actor, subscription_id)
+        if not sub.clock_offset_seconds:
+            raise Conflict(_("This subscription's test clock already reads real time."))
+        moved_from = clock_now(sub)
+        sub.clock_offset_seconds = 0
+        add_timeline_at(session, sub.account_id, TimelineKind.SUBSCRIPTION_TEST_CLOCK_RESET,
+                        [("subscription", sub.id)], now(), actor_id=actor.user_id,
+                        data={"from": moved_from.isoformat()})
+        record_audit(actor, "test_clock.reset", object_type="subscription", object_id=sub.id,
+                     data={"from": moved_from.isoformat()})
+        return sub
+
+
+def _payment_counts(subscription_id: int) -> dict[str, int]:
     rows = dict(db.session.execute(
-        select(Payment.status, func.count()).where(Payment.account_id == account_id, Payment.mode == "test")
+        select(Payment.status, func.count()).where(Payment.subscription_id == subscription_id)
         .group_by(Payment.status)).all())
+    db.session.rollback()
     return {status.value: int(rows.get(status.value, 0)) for status in PaymentStatus}

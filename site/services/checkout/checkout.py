@@ -18,7 +18,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import and_, bindparam, exists, func, or_, select
 
-from kassa.clock import account_now, now
+from kassa.clock import now
 from kassa.database import lock_one, write_transaction
 from kassa.errors import Conflict, Gone, NotFound, PaymentDeclined, ValidationFailed
 from kassa.extensions import db
@@ -351,7 +351,7 @@ def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | N
     except NoLiveProcessor:
         raise Conflict(_("This merchant can't accept payments yet. Nothing was charged.")) from None
 
-    today = account_now(account).date()
+    today = now().date()
     # K6: Stripe takes no card data; its Payment Element posts a PaymentMethod id instead.
     payment_element = processor.name == StripeProcessor.name
     priced = quote(snapshot, form, locale)  # Q1/Q3/Q4: the server's own total, from the buyer's choices
@@ -383,7 +383,7 @@ def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | N
         return_url=return_url if payment_element else None,
         ip_address=ip,
         user_agent=user_agent,
-        now=account_now(account),
+        now=now(),
     )
     db.session.rollback()  # step 2 holds no transaction while the processor works
     try:

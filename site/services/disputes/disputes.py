@@ -17,7 +17,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from kassa.actor import Actor
-from kassa.clock import account_now, now
+from kassa.clock import now
 from kassa.database import lock_one, write_transaction
 from kassa.errors import Conflict, EventNotReady, Forbidden, NotFound, ValidationFailed
 from kassa.extensions import db
@@ -156,7 +156,7 @@ def ensure_answerable(dispute: Dispute, account: Account) -> None:
         # H13: an answer is on its way to the processor: the evidence it carries can't change any more, and
         # no second answer may follow it.
         raise Conflict(_("This dispute has just been answered. Reload the page to see its status."))
-    if account_now(account) >= dispute.evidence_due_by:
+    if now() >= dispute.evidence_due_by:
         raise Conflict(_("The deadline for this dispute has passed."))
 
 
@@ -243,7 +243,7 @@ def _claim_answer(actor: Actor, dispute_id: int, answer: str) -> tuple[str, str,
             evidence = dispute_evidence(dispute)
         dispute.answer, dispute.answer_sent_at = answer, now()
         payment = session.get(Payment, dispute.payment_id)
-        return payment.mode, dispute.processor_ref, account_now(account), evidence
+        return payment.mode, dispute.processor_ref, now(), evidence
 
 
 def _send_answer(processor, account_id: int, ref: str, answer: str, evidence: DisputeEvidence | None,
@@ -289,7 +289,7 @@ def _record_answer(dispute_id: int, actor: Actor) -> Dispute:
             move_dispute(dispute, DisputeStatus.UNDER_REVIEW, at=now(), actor_id=actor.user_id)
             record_audit(actor, "dispute.evidence_submitted", object_type="dispute", object_id=dispute.id)
         else:
-            move_dispute(dispute, DisputeStatus.LOST, at=account_now(session.get(Account, dispute.account_id)),
+            move_dispute(dispute, DisputeStatus.LOST, at=now(),
                          actor_id=actor.user_id, accepted=True,
                          data={"amount_minor": dispute.amount_minor, "currency": dispute.currency})
             record_audit(actor, "dispute.accepted", object_type="dispute", object_id=dispute.id,
@@ -309,7 +309,7 @@ def _settle_answer(dispute_id: int, processor, actor: Actor) -> bool:
     """True when the processor has an answer for the dispute (recorded now); False when it has none."""
     dispute = db.session.get(Dispute, dispute_id)
     account_id, ref = dispute.account_id, dispute.processor_ref
-    at = account_now(db.session.get(Account, account_id))
+    at = now()
     db.session.rollback()  # no transaction open while the processor answers
     try:
         found = processor.lookup_dispute(account_id, ref, at)
@@ -354,7 +354,7 @@ def reconcile_answers() -> int:
             dispute = db.session.get(Dispute, dispute_id)
             sent = (dispute.processor_ref, dispute.answer,
                     dispute_evidence(dispute) if dispute.answer == ANSWER_EVIDENCE else None)
-            at = account_now(db.session.get(Account, account_id))
+            at = now()
             db.session.rollback()
             try:
                 _send_answer(processor, account_id, *sent, at)
@@ -403,11 +403,10 @@ def send_deadline_reminders() -> int:
     db.session.rollback()
 
     def remind(row: tuple[int, int]) -> bool:
-        dispute_id, account_id = row
+        dispute_id, _account_id = row
         with write_transaction(db.session) as session:
             dispute = session.get(Dispute, dispute_id)
-            account = session.get(Account, account_id)
-            left = dispute.evidence_due_by - account_now(account)
+            left = dispute.evidence_due_by - now()
             already = list(dispute.reminders_sent or [])
             due = [name for name, window in REMINDERS if timedelta(0) < left <= window]
             # Only the latest reminder that is due: after a late first tick (a stopped worker), the 72 h

@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from kassa.clock import now, now_for
+from kassa.clock import now
 from kassa.database import lock_one, write_transaction
 from kassa.extensions import db
 from kassa.models import (
@@ -68,7 +68,7 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
         language = checkout.language or account.language
         mode = checkout.mode
         succeeded = result.status == "succeeded"
-        at = now_for(account, mode)
+        at = now()
 
         contact = crm.find_or_create_contact(
             account.id, mode, buyer["email"], first_name=contact_fields.get("first_name", ""),
@@ -164,7 +164,7 @@ def record_declined_attempt(attempt: PaymentAttempt, checkout: CheckoutSession, 
     buyer = attempt.buyer or {}
     contact = buyer.get("contact") or {}
     level, scope = risk.signal(attempt.risk_hold)
-    at = now_for(account, checkout.mode)
+    at = now()  # B9: checkouts run on real time (only a test subscription has a clock of its own)
     payment = Payment(
         account_id=account.id, mode=checkout.mode, status=PaymentStatus.PROCESSING.value,
         amount_minor=attempt.amount_minor, currency=attempt.currency, method=attempt.method,
@@ -195,7 +195,7 @@ def record_declined_attempt(attempt: PaymentAttempt, checkout: CheckoutSession, 
 def _create_subscription(account: Account, payment: Payment, group: RecurringGroup, contact_id: int, deal_id: int,
                          language: str) -> Subscription:
     """R4: one subscription per (frequency, term) group; the first period is paid by this checkout."""
-    anchor = payment.created_at or now_for(account, payment.mode)  # the moment the charge went through
+    anchor = payment.created_at or now()  # the moment the charge went through
     fixed_done = group.term_count is not None and group.term_count <= 1
     subscription = Subscription(
         account_id=account.id, mode=payment.mode, status=SubscriptionStatus.ACTIVE.value, contact_id=contact_id,

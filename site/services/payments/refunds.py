@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select, update
 
 from kassa.actor import Actor
-from kassa.clock import account_now, now
+from kassa.clock import now
 from kassa.database import locked, write_transaction
 from kassa.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kassa.extensions import db
@@ -58,7 +58,7 @@ def refundable(payment: Payment, account: Account) -> Refundability:
         return Refundability(False, _("Connect a live payment processor to refund live payments."), remaining)
     if blocks_refund(payment):
         return Refundability(False, _("This payment is disputed; a disputed payment can't be refunded."), remaining)
-    if payment.method == "ach" and account_now(account) - payment.created_at > ACH_REFUND_WINDOW:
+    if payment.method == "ach" and now() - payment.created_at > ACH_REFUND_WINDOW:
         return Refundability(False, _("Bank debit (ACH) payments can only be refunded within 180 days."), remaining)
     if remaining.amount_minor <= 0:
         return Refundability(False, _("This payment has been refunded in full."), remaining)
@@ -148,7 +148,7 @@ def refund_payment(actor: Actor, payment_id: int, *, amount_text: str, reason: s
         session.add(refund)
         session.flush()
 
-        book_refund(refund, account_now(account))
+        book_refund(refund, now())
         refresh_display_status(payment)
         add_timeline(payment.account_id, TimelineKind.REFUND_CREATED, subjects=payment_subjects(payment), payment_id=payment.id,
                      data={"amount_minor": refund.amount_minor, "currency": refund.currency, "reason": refund.reason},
@@ -160,7 +160,7 @@ def refund_payment(actor: Actor, payment_id: int, *, amount_text: str, reason: s
                            "note": note})
         refund_id, mode, charge_ref = refund.id, payment.mode, payment.processor_ref
         account_id, currency, amount_minor = payment.account_id, payment.currency, refund.amount_minor
-        at = account_now(account)
+        at = now()
 
     _send_to_processor(refund_id, mode, account_id, charge_ref, amount_minor, currency, key, at)
     return db.session.get(Refund, refund_id)
@@ -207,7 +207,7 @@ def complete_refund(refund_id: int) -> bool:
     refund = db.session.get(Refund, refund_id)
     if refund is None or refund.status != RefundStatus.PENDING.value:
         return False
-    return move_refund(refund, RefundStatus.SUCCEEDED, at=account_now(db.session.get(Account, refund.account_id)))
+    return move_refund(refund, RefundStatus.SUCCEEDED, at=now())
 
 
 def fail_refund(refund_id: int, code: str | None, message: str | None) -> bool:
@@ -216,7 +216,7 @@ def fail_refund(refund_id: int, code: str | None, message: str | None) -> bool:
         refund = session.get(Refund, refund_id)
         if refund is None or refund.status != RefundStatus.PENDING.value:
             return False
-        return move_refund(refund, RefundStatus.FAILED, at=account_now(session.get(Account, refund.account_id)),
+        return move_refund(refund, RefundStatus.FAILED, at=now(),
                            data={"code": code, "message": message})
 
 
@@ -245,9 +245,7 @@ def retry_unsent_refunds() -> int:
             if found is not None:
                 _record_processor_ref(refund_id, found.processor_ref)
             else:
-                account = db.session.get(Account, account_id)
-                _send_to_processor(refund_id, mode, account_id, charge_ref, amount, currency, key,
-                                   account_now(account))
+                _send_to_processor(refund_id, mode, account_id, charge_ref, amount, currency, key, now())
         except (NoLiveProcessor, ProcessorError):
             db.session.rollback()  # no answer yet: asked again on the next tick
             return False

@@ -16,7 +16,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kassa.business_days import add_business_days
-from kassa.clock import now_for
+from kassa.clock import now
 from kassa.database import lock_one, write_transaction
 from kassa.extensions import db
 from kassa.models import Account, LedgerEntry, LedgerType, Payout, PayoutStatus
@@ -71,7 +71,7 @@ def create_payout(account: Account, mode: str, day: date) -> Payout | None:
         # The same condition that summed them: the payout contains exactly the entries it adds up.
         session.execute(update(LedgerEntry).where(*_unpaid(account.id, mode, day)).values(payout_id=payout.id)
                         .execution_options(synchronize_session=False))
-        book_payout(payout, now_for(account, mode))
+        book_payout(payout, now())
         notify_payout(payout, account)
         return payout
 
@@ -101,7 +101,7 @@ def advance_payout(payout_id: int) -> None:
     like a remote service); the payout's row is then locked and moved on from what it answered."""
     payout = db.session.get(Payout, payout_id)
     account = db.session.get(Account, payout.account_id)
-    at = now_for(account, payout.mode)
+    at = now()
     today = local_day(account, at)
     status, arrived = payout.status, today >= payout.arrival_date
     amount, currency, mode, account_id = payout.amount_minor, payout.currency, payout.mode, account.id
@@ -146,7 +146,7 @@ def run_payouts() -> int:
         if pays_out_itself(account_id, mode):
             return False  # Stripe pays out by itself; stripe_payouts.sync_payouts lists its payouts (K11)
         account = db.session.get(Account, account_id)
-        day = local_day(account, now_for(account, mode))
+        day = local_day(account, now())
         try:
             return create_payout(account, mode, day) is not None
         except IntegrityError:
