@@ -174,7 +174,7 @@ def upload(dispute_id: int):
     form = EvidenceFileForm()
     name, data = _chosen_file(form.file)
     values = ({"additional_information": form.additional_information.data}
-              if "additional_information" in request.form else None)
+              if form.additional_information.raw_data else None)  # sent along at all (an empty text too)
     try:
         evidence.save_evidence_step(current_actor(), dispute.id, values, name, data, require_file=True)
     except KassaError as exc:
@@ -191,7 +191,7 @@ def delete_file(dispute_id: int, file_id: int):
     get_owned_or_404(DisputeFile, file_id)
     form = EvidenceFileForm()
     values = ({"additional_information": form.additional_information.data}
-              if "additional_information" in request.form else None)
+              if form.additional_information.raw_data else None)  # sent along at all (an empty text too)
     try:
         evidence.remove_file(current_actor(), dispute.id, file_id, values)
     except KassaError as exc:

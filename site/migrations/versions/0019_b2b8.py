@@ -23,6 +23,6 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('payments') as batch:
-        batch.drop_column('risk_scope')
-        batch.drop_column('risk_level')
+    # A plain DROP COLUMN (SQLite ≥ 3.35): a batch would rebuild `payments` and lose its expression indexes (B3).
+    op.drop_column('payments', 'risk_scope')
+    op.drop_column('payments', 'risk_level')

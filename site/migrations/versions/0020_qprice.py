@@ -45,9 +45,9 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('payments', schema=None) as batch_op:
-        for name in ('net_minor', 'discount_minor', 'gross_minor'):
-            batch_op.drop_column(name)
+    # A plain DROP COLUMN (SQLite ≥ 3.35): a batch would rebuild `payments` and lose its expression indexes (B3).
+    for name in ('net_minor', 'discount_minor', 'gross_minor'):
+        op.drop_column('payments', name)
     for table in ('subscription_items', 'payment_items'):
         with op.batch_alter_table(table, schema=None) as batch_op:
             for name in ('discount_minor', 'discount_value', 'discount_type'):
