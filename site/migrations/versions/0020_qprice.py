@@ -48,10 +48,11 @@ def downgrade():
     # A plain DROP COLUMN (SQLite ≥ 3.35): a batch would rebuild `payments` and lose its expression indexes (B3).
     for name in ('net_minor', 'discount_minor', 'gross_minor'):
         op.drop_column('payments', name)
+    # In place too: a batch reflects the tables these refer to, `payments` among them, whose expression indexes
+    # SQLAlchemy can't reflect.
     for table in ('subscription_items', 'payment_items'):
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            for name in ('discount_minor', 'discount_value', 'discount_type'):
-                batch_op.drop_column(name)
+        for name in ('discount_minor', 'discount_value', 'discount_type'):
+            op.drop_column(table, name)
     with op.batch_alter_table('link_items', schema=None) as batch_op:
         for name in ('amount_max_minor', 'amount_min_minor', 'custom_amount', 'quantity_max', 'quantity_min',
                      'quantity_adjustable', 'discount_value', 'discount_type'):
