@@ -115,11 +115,7 @@ def test_b11_library_without_javascript_comes_back_at_the_line_items(live_server
     context = new_context(browser, viewport=PHONE, java_script_enabled=False)
     page = context.new_page()
     base = live_server.url
-    page.goto(f"{base}/login")
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{base}/")
+    log_in_page(page, base, EMAIL, PASSWORD)
     page.goto(f"{base}/links/new")
     page.get_by_role("button", name="Add from product library").click()
     page.wait_for_url(f"{base}/links/new#items-title")

@@ -11,7 +11,15 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from tests.support.browser import PHONE, assert_accessible, log_in_page, screenshot, wait_for_htmx_idle
+from tests.support.browser import (
+    DESKTOP,
+    PHONE,
+    assert_accessible,
+    log_in_page,
+    new_context,
+    screenshot,
+    wait_for_htmx_idle,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -167,7 +175,6 @@ def test_b12_every_merchant_get_route_is_listed(live_server):
 
 @pytest.mark.parametrize("size", ["phone", "desktop"])
 def test_b12_every_merchant_page_fits_the_screen_and_is_axe_clean(live_server, shop, new_page, size):
-    from tests.support.browser import DESKTOP
 
     page = new_page(viewport=PHONE if size == "phone" else DESKTOP)
     base = live_server.url
@@ -229,16 +236,10 @@ def test_b12_phone_menu_is_one_row_with_a_disclosure_button(live_server, shop, n
 
 
 def test_b12_phone_menu_without_javascript_is_still_reachable(live_server, shop, browser):
-    from tests.support.browser import new_context
-
     context = new_context(browser, viewport=PHONE, java_script_enabled=False)
     page = context.new_page()
     base = live_server.url
-    page.goto(f"{base}/login")
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{base}/")
+    log_in_page(page, base, EMAIL, PASSWORD)
     nav = page.get_by_role("navigation", name="Main")
     expect(nav.get_by_role("link", name="Reports")).to_be_visible()
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
