@@ -95,8 +95,16 @@ def empty_all_tables(engine: sa.Engine) -> None:
     tables = [t for t in reversed(db.metadata.sorted_tables)]
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in tables)
-            conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            # Not TRUNCATE: it gives every table and index a new file on disk, ~0.5 s a test for ~60 tables
+            # (minutes of a run). DELETE of a few small or empty tables costs milliseconds. Replica mode skips
+            # the foreign-key triggers (payments <-> checkout_sessions refer to each other; every table ends
+            # empty anyway), and the sequences restart as TRUNCATE ... RESTART IDENTITY made them.
+            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+            for table in tables:
+                conn.execute(table.delete())
+            conn.exec_driver_sql(
+                "SELECT setval(quote_ident(schemaname) || '.' || quote_ident(sequencename), 1, false) "
+                "FROM pg_sequences WHERE last_value IS NOT NULL")
         else:
             # payments <-> checkout_sessions/payment_attempts reference each other: check at commit, when
             # every table is empty, instead of after each DELETE.
