@@ -76,6 +76,14 @@ class CardDeclined(ProcessorError):
     default_code = "card_declined"
     default_message = N_("Your card was declined.")
 
+    def __init__(self, code: str | None = None, message: str | None = None, *, field: str | None = None,
+                 brand: str | None = None, last4: str | None = None):
+        super().__init__(code, message, field=field)
+        # B2: the declined card, when the processor knows it (Stripe's Payment Element keeps the number from
+        # Kassa): the failed payment shows it as the sandbox's do. Never more than brand and last 4.
+        self.brand = brand
+        self.last4 = last4
+
 
 class PaymentDetailsInvalid(ProcessorError):
     """The payment details are malformed (found before any charge was attempted)."""

@@ -162,10 +162,22 @@ def _at(timestamp: int) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
 
-def _failure(exc: stripe.StripeError, code: str | None = None) -> ProcessorError:
+def _declined(error: Any, method: Any = None, *, code: str | None = None, message: str | None = None) -> CardDeclined:
+    """A Stripe payment error (``last_payment_error``, a card error's body) as a decline (B2): the bank's reason
+    is its ``decline_code`` — Stripe's ``code`` is then only the generic ``card_declined`` — and the card is
+    the error's PaymentMethod, or the one Kassa charged."""
+    reason = _get(error, "code")
+    if _get(error, "decline_code") and reason in (None, "card_declined"):
+        reason = _get(error, "decline_code")
+    card = _get(_get(error, "payment_method") or method, "card")
+    return CardDeclined(reason or code, _get(error, "message") or message,
+                        brand=_get(card, "brand"), last4=_get(card, "last4"))
+
+
+def _failure(exc: stripe.StripeError, code: str | None = None, method: Any = None) -> ProcessorError:
     """Stripe's error as the Protocol's: a decline, an unknown outcome, or a refusal with a stable code."""
     if isinstance(exc, stripe.CardError):
-        return CardDeclined(exc.code or None, exc.user_message or None)
+        return _declined(exc.error, method, code=exc.code, message=exc.user_message or None)
     if isinstance(exc, (stripe.APIConnectionError, stripe.APIError)):
         return ProcessorUnavailable()  # lost answer or Stripe's own failure: it may have done it, look it up
     if isinstance(exc, stripe.IdempotencyError):
@@ -258,7 +270,7 @@ class StripeProcessor:
             intent = self.client.v1.payment_intents.create(
                 params=params, options={"idempotency_key": req.idempotency_key})
         except stripe.StripeError as exc:
-            raise _failure(exc) from exc
+            raise _failure(exc, method=method) from exc
         saved = req.save_payment_method or _get(method, "customer")
         if intent.status == "requires_action" and "return_url" in params:
             raise ActionRequired(intent.client_secret, intent.id)
@@ -300,8 +312,7 @@ class StripeProcessor:
                 raise ActionRequired(intent.client_secret, intent.id)
             raise CardDeclined("authentication_required", _CONFIRM_PAYMENT)  # a renewal (K8)
         if intent.status not in CHARGED:
-            error = _get(intent, "last_payment_error")
-            raise CardDeclined(_get(error, "code"), _get(error, "message"))
+            raise _declined(_get(intent, "last_payment_error"), method)
         return self._result(intent, method, token or (method.id if method and _get(method, "customer") else None))
 
     def _result(self, intent: Any, method: Any, token: str | None) -> ChargeResult:
@@ -310,8 +321,7 @@ class StripeProcessor:
             # in the browser; a renewal emails the card-update page, K8).
             raise CardDeclined("authentication_required", _CONFIRM_PAYMENT)
         if intent.status not in CHARGED:
-            error = _get(intent, "last_payment_error")
-            raise CardDeclined(_get(error, "code"), _get(error, "message"))
+            raise _declined(_get(intent, "last_payment_error"), method)
         currency = intent.currency.upper()
         card = _get(method, "card")
         kind = _get(method, "type")
@@ -395,9 +405,7 @@ class StripeProcessor:
         if intent.status in CHARGED:
             saves = _metadata_of(intent).get("kassa_request", "").endswith("|1")
             return self._answer_of(intent.id, intent.payment_method if saves else None)
-        error = _get(intent, "last_payment_error")
-        raise CardDeclined(_get(error, "code") or "payment_not_confirmed",
-                           _get(error, "message") or _NOT_CONFIRMED)
+        raise _declined(_get(intent, "last_payment_error"), code="payment_not_confirmed", message=_NOT_CONFIRMED)
 
     def can_settle(self, currency: str, settlement_currency: str) -> bool:
         """Stripe takes any ISO currency and converts it to the account's settlement currency at its own rate;

@@ -129,17 +129,26 @@ def test_k13_k9_a_refund_already_made_under_the_key_is_found_not_sent_again():
     assert reused.value.code == "idempotency_key_reused"
 
 
-def test_k13_a_decline_carries_stripes_code_and_message():
-    declined = {"error": {"type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
-                          "message": "Your card has insufficient funds.", "payment_intent": {"id": "pi_2"}}}
+@pytest.mark.parametrize(("code", "decline_code", "reason"), [
+    ("card_declined", "insufficient_funds", "insufficient_funds"),  # the bank's reason, not the generic code
+    ("card_declined", None, "card_declined"),
+    ("expired_card", "expired_card", "expired_card"),
+    ("incorrect_cvc", None, "incorrect_cvc"),
+])
+def test_k13_b2_a_decline_carries_the_banks_reason_the_message_and_the_card(code, decline_code, reason):
+    error = {"type": "card_error", "code": code, "message": "Your card has insufficient funds.",
+             "payment_intent": {"id": "pi_2"}}
+    if decline_code:
+        error["decline_code"] = decline_code
     processor, _transport = processor_on({
         ("GET", "/v1/payment_intents"): [(200, EMPTY_LIST)],
         ("GET", "/v1/payment_methods/pm_1Visa"): [(200, CARD_PM)],
-        ("POST", "/v1/payment_intents"): [(402, declined)],
+        ("POST", "/v1/payment_intents"): [(402, {"error": error})],
     })
-    with pytest.raises(CardDeclined) as error:
+    with pytest.raises(CardDeclined) as raised:
         processor.charge(charge_request())
-    assert (error.value.code, error.value.message) == ("card_declined", "Your card has insufficient funds.")
+    assert (raised.value.code, raised.value.message) == (reason, "Your card has insufficient funds.")
+    assert (raised.value.brand, raised.value.last4) == (CARD_PM["card"]["brand"], CARD_PM["card"]["last4"])
 
 
 def test_k13_a_lost_answer_is_processor_unavailable():

@@ -175,7 +175,8 @@ def live_server(browser_database_url, tmp_path, monkeypatch, app_config) -> Iter
 @contextmanager
 def serving(server) -> Iterator[threading.Thread]:
     """Run a socketserver-style `server` on a background thread for the duration of the block."""
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the loop's next poll: 0.5 s by default, paid by every browser test's teardown.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield thread

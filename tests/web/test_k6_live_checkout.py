@@ -20,6 +20,7 @@ from kassa.models import PaymentAttempt, StripeConnection
 from kassa.services.checkout import checkout as checkout_service
 from tests.support.checkout import ADDRESS_FIELDS, path_of, start_checkout
 from tests.support.checkout_flow import all_payments, attempts, field_errors, make_shop, soup_of
+from tests.support.payments import login, text_of
 from tests.support.stripe_doubles import FixtureTransport
 
 SECRET = "sk_live_51KassaShop0000000000000000000000000000000000abcd"
@@ -218,7 +219,7 @@ def test_k6_a_missing_or_malformed_payment_method_is_a_field_error_and_nothing_i
     assert transport.sent == [] and attempts() == []
 
 
-def test_k6_a_decline_is_shown_at_the_payment_field_and_the_buyer_can_try_again(client, shop, transport):
+def test_k6_a_decline_is_shown_at_the_payment_field_and_the_buyer_can_try_again(app, client, shop, transport):
     owner, link = shop
     path = start_checkout(client, link.slug, mode="live")
     transport.answers.update({
@@ -231,10 +232,15 @@ def test_k6_a_decline_is_shown_at_the_payment_field_and_the_buyer_can_try_again(
     assert response.status_code == 422
     assert field_errors(response) == {"payment_method": "Your card has insufficient funds."}
     assert soup_of(response).select_one("input[name=email]")["value"] == "ann.buyer@example.com"
-    # B2: the decline is a failed payment for the merchant (no card details: Stripe's element keeps them).
+    # B2: the decline is a failed payment for the merchant with the bank's reason (Stripe's decline_code, not
+    # its generic code) and the card's brand and last 4 from the PaymentMethod the Payment Element gave.
     assert [a.status for a in attempts()] == ["declined"]
-    assert [(p.status, p.failure_code, p.card_last4) for p in all_payments()] == [
-        ("failed", "card_declined", None)]
+    assert [(p.status, p.failure_code, p.card_brand, p.card_last4) for p in all_payments()] == [
+        ("failed", "insufficient_funds", "visa", "4242")]
+    merchant = app.test_client()
+    login(merchant, owner)
+    decline = text_of(soup_of(merchant.get(f"/payments/{all_payments()[0].id}")).select_one("#card-decline"))
+    assert "Reason The card doesn't have enough funds." in decline and "Card Visa •••• 4242" in decline
     transport.answers[("POST", "/v1/payment_intents")] = [(200, _intent(_key_of(path), owner.account_id,
                                                                         "succeeded"))]
     assert client.post(path, data=_form()).status_code == 303

@@ -320,7 +320,7 @@ def _finish_without_charge(attempt_id: int, status: AttemptStatus, error: Proces
             risk.keep(attempt.risk_hold, attempt.link_id if attempt.method == "card" else None)
             if isinstance(error, CardDeclined) and attempt.method == "card":
                 record_declined_attempt(attempt, checkout, code=error.code, message=error.message,
-                                        processor=processor)
+                                        processor=processor, card=(error.brand, error.last4))
         else:
             risk.release(attempt.risk_hold)
         attempt.risk_hold = None

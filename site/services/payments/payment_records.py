@@ -152,14 +152,16 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
 
 
 def record_declined_attempt(attempt: PaymentAttempt, checkout: CheckoutSession, *, code: str | None,
-                            message: str | None, processor: str | None) -> Payment:
+                            message: str | None, processor: str | None,
+                            card: tuple[str | None, str | None] = (None, None)) -> Payment:
     """B2: a checkout attempt the bank declined becomes a failed payment, in the caller's transaction (the one
     that closes the attempt, so each decline makes exactly one). It shows in the payments list, its filters,
     search and exports, with the decline reason, the card-testing guard's risk signal (read from the slots the
     attempt still holds: call before they are settled) and the card's brand and last 4 — nothing more of the
     card. It moves through the payment machine (processing → failed), so it never books the ledger, never
     gets a receipt number and can't be refunded; it creates no contact, company, deal or subscription, and
-    the buyer gets no email (they saw the decline on the page)."""
+    the buyer gets no email (they saw the decline on the page). ``card`` is (brand, last 4) as the processor
+    reported them (Stripe: the card the Payment Element gave); the sandbox's come from the typed number."""
     account = db.session.get(Account, attempt.account_id)
     buyer = attempt.buyer or {}
     contact = buyer.get("contact") or {}
@@ -168,7 +170,7 @@ def record_declined_attempt(attempt: PaymentAttempt, checkout: CheckoutSession, 
     payment = Payment(
         account_id=account.id, mode=checkout.mode, status=PaymentStatus.PROCESSING.value,
         amount_minor=attempt.amount_minor, currency=attempt.currency, method=attempt.method,
-        card_brand=buyer.get("card_brand"), card_last4=buyer.get("card_last4"),
+        card_brand=card[0] or buyer.get("card_brand"), card_last4=card[1] or buyer.get("card_last4"),
         processor=processor or "sandbox", settlement_currency=account.default_currency,
         source="payment_link", link_id=checkout.link_id, checkout_session_id=checkout.id,
         buyer_email=buyer.get("email") or "",
