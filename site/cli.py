@@ -1,4 +1,4 @@
-"""`flask kassa …` commands: serve, worker, tick, seed-demo, create-user, rotate-keys."""
+"""`flask kassa …` commands: serve, worker, tick, seed-demo, create-user, rotate-keys, backup, restore."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
@@ -20,6 +21,7 @@ from kassa.models import Account, User
 from kassa.seed import seed_demo
 from kassa.services.accounts import stripe_connect
 from kassa.services.accounts.users import sign_up
+from kassa.services.platform import backups
 from kassa.services.platform.ticks import run_tick
 from kassa.supervisor import WorkerSupervisor
 from kassa.worker import run_worker
@@ -138,6 +140,40 @@ def rotate_keys_command() -> None:
     in front, run this, then remove the old key (docs/stripe.md)."""
     count = stripe_connect.rotate_encryption()
     click.echo(f"Re-encrypted {count} stored secret(s) with the newest key.")
+
+
+@kassa_cli.command("backup")
+@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+def backup_command(target: Path) -> None:
+    """Write the database and the uploaded and exported files to TARGET (a new .tar.gz), while Kassa runs (G5).
+    The instance's keys are not in it: keep KASSA_ENCRYPTION_KEYS apart from the backups."""
+    try:
+        manifest = backups.create_backup(target)
+    except backups.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    rows = sum(count for name, count in manifest.rows.items() if name != "alembic_version")
+    click.echo(f"Backed up {rows:,} rows in {len(manifest.rows) - 1} tables and {len(manifest.files)} file(s) "
+               f"to {target} (migration {manifest.revision}).")
+
+
+@kassa_cli.command("restore")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace a database that already holds data.")
+def restore_command(source: Path, force: bool) -> None:
+    """Restore a backup written by `flask kassa backup` into this instance's (empty) database and folders (G5)."""
+    try:
+        report = backups.restore_backup(source, force=force)
+    except backups.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    rows = sum(count for name, count in report.manifest.rows.items() if name != "alembic_version")
+    click.echo(f"Restored {rows:,} rows and {report.files} file(s) from the backup of {report.manifest.created_at}; "
+               "every table's row count matches the backup.")
+    if report.head:
+        click.echo(f"The backup is at migration {report.manifest.revision}: run `flask --app wsgi db upgrade -d "
+                   f"site/migrations` to bring it to {report.head}.")
+    if report.undecryptable_secrets:
+        click.echo(f"Warning: {report.undecryptable_secrets} stored Stripe secret(s) can't be decrypted with this "
+                   "instance's KASSA_ENCRYPTION_KEYS: set the keys of the instance the backup came from.", err=True)
 
 
 @kassa_cli.command("bench-data")
