@@ -6,6 +6,8 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import BigInteger, Date, DateTime, Engine, Integer, MetaData, Select, event, select
@@ -184,3 +186,14 @@ def lock_one(session: Session, model: type, object_id: int) -> Any:
     session loaded before the lock was taken). None if there is no such row."""
     query = locked(session, select(model).where(model.id == object_id))
     return session.scalar(query.execution_options(populate_existing=True))
+
+
+@lru_cache(maxsize=1)
+def migration_head() -> str | None:
+    """The newest migration this code ships (site/migrations): what a database must be at to be served."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).resolve().parent / "migrations"))
+    return ScriptDirectory.from_config(config).get_current_head()

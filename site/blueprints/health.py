@@ -1,10 +1,14 @@
-"""GET /healthz: 200 when the app can reach its database, 503 when it cannot (DESIGN §4)."""
+"""GET /healthz: 200 when the app can reach its database, 503 when it cannot (DESIGN §4).
+GET /readyz (G4): 200 only when this server can serve: the database answers, Redis answers (when configured) and
+the database is at the migration this code ships. A load balancer takes a server that says 503 out of rotation,
+e.g. during an upgrade whose migrations haven't run yet."""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
+from kassa.database import migration_head
 from kassa.extensions import csrf, db
 
 bp = Blueprint("health", __name__)
@@ -20,3 +24,46 @@ def healthz():
         db.session.rollback()
         return jsonify(status="error", database="unreachable"), 503
     return jsonify(status="ok", database="ok")
+
+
+def _database_revision() -> tuple[str, str | None]:
+    """("ok", revision) or ("unreachable", None)."""
+    try:
+        revision = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        db.session.rollback()
+    except Exception:
+        db.session.rollback()
+        return "unreachable", None
+    return "ok", revision
+
+
+def _redis() -> str:
+    url = current_app.config.get("KASSA_REDIS_URL")
+    if not url:
+        return "not configured"
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    client = Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except (RedisError, OSError):
+        return "unreachable"
+    finally:
+        client.close()
+    return "ok"
+
+
+@bp.get("/readyz")
+@csrf.exempt
+def readyz():
+    database, revision = _database_revision()
+    head = migration_head()
+    if database != "ok":
+        migrations = "unknown"
+    else:
+        migrations = "ok" if revision == head else f"at {revision or 'none'}, expected {head}"
+    redis = _redis()
+    ready = database == "ok" and migrations == "ok" and redis in ("ok", "not configured")
+    body = {"status": "ok" if ready else "error", "database": database, "redis": redis, "migrations": migrations}
+    return jsonify(body), 200 if ready else 503

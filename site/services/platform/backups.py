@@ -39,6 +39,7 @@ from sqlalchemy.engine import URL
 
 from kassa import secrets_box
 from kassa.clock import now
+from kassa.database import migration_head
 from kassa.extensions import db
 from kassa.models import StripeConnection
 
@@ -110,15 +111,6 @@ def row_counts(engine: sa.Engine) -> dict[str, int]:
     """Rows of every table Kassa's models declare, plus the migration table."""
     with engine.connect() as conn:
         return _counts(conn)
-
-
-def _head_revision() -> str | None:
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
-    config = Config()
-    config.set_main_option("script_location", str(Path(__file__).resolve().parents[2] / "migrations"))
-    return ScriptDirectory.from_config(config).get_current_head()
 
 
 # -- PostgreSQL through its own tools ------------------------------------------------------------------------
@@ -323,6 +315,6 @@ def restore_backup(source: Path, *, force: bool = False) -> RestoreReport:
         different = sorted(name for name in set(restored) | set(manifest.rows)
                            if restored.get(name) != manifest.rows.get(name))
         raise BackupError(f"The restored database doesn't match the backup's manifest (tables: {', '.join(different)}).")
-    head = _head_revision()
+    head = migration_head()
     return RestoreReport(manifest=manifest, files=files, undecryptable_secrets=_undecryptable_secrets(),
                          head=head if head != manifest.revision else None)
