@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from sqlalchemy import create_engine
 
 
@@ -11,20 +13,26 @@ def test_healthz_reports_database_ok(client):
     assert response.get_json() == {"status": "ok", "database": "ok"}
 
 
-def test_healthz_503_when_database_unreachable(app, client):
+@contextmanager
+def database_unreachable():
+    """Point the app at a database that cannot be opened: the checks must say so, not crash."""
     from kassa.extensions import db
 
-    # Point the app at a database that cannot be opened: the check must say so, not crash.
     broken = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
     original = db.engines[None]
     db.engines[None] = broken
     try:
         db.session.remove()
-        response = client.get("/healthz")
+        yield
     finally:
         db.engines[None] = original
         db.session.remove()
         broken.dispose()
+
+
+def test_healthz_503_when_database_unreachable(app, client):
+    with database_unreachable():
+        response = client.get("/healthz")
     assert response.status_code == 503
     assert response.get_json()["database"] == "unreachable"
 
@@ -69,17 +77,7 @@ def test_g4_readyz_is_503_while_the_database_is_behind_the_codes_migrations(app,
 
 
 def test_g4_readyz_is_503_when_the_database_is_unreachable(app, client):
-    from kassa.extensions import db
-
-    broken = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
-    original = db.engines[None]
-    db.engines[None] = broken
-    try:
-        db.session.remove()
+    with database_unreachable():
         response = client.get("/readyz")
-    finally:
-        db.engines[None] = original
-        db.session.remove()
-        broken.dispose()
     assert response.status_code == 503
     assert response.get_json()["database"] == "unreachable" and response.get_json()["migrations"] == "unknown"
