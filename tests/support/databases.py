@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -115,3 +117,24 @@ def empty_all_tables(engine: sa.Engine) -> None:
             # plans must not follow them.
             if conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").first():
                 conn.exec_driver_sql("DELETE FROM sqlite_stat1")
+
+
+@contextmanager
+def scratch_database(like_url: str, directory: Path, name: str) -> Iterator[str]:
+    """A new, empty database of the same kind as `like_url` (a SQLite file in `directory`, or a PostgreSQL
+    database named after this run's), dropped afterwards: for tests that build a second instance (G5, G6)."""
+    if make_url(like_url).get_backend_name() == "sqlite":
+        yield f"sqlite:///{directory / f'{name}.db'}"
+        return
+    database = f"{make_url(like_url).database}_{name}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{database}"'))
+    finally:
+        admin.dispose()
+    try:
+        yield make_url(like_url).set(database=database).render_as_string(hide_password=False)
+    finally:
+        _drop_postgres_database(database)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from PIL import Image
-from sqlalchemy.engine import make_url
 
 from kassa import secrets_box
 from kassa.actor import Actor
@@ -21,7 +21,7 @@ from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import Account, StripeConnection, User
 from kassa.services.accounts.accounts import update_branding
-from tests.support.env import PG_URL
+from tests.support.databases import scratch_database
 
 
 def _png() -> bytes:
@@ -70,40 +70,26 @@ def _files(root: Path) -> dict[str, bytes]:
 def fresh(app, database_url, tmp_path, monkeypatch):
     """A second, empty instance (its own database and folders) with the first one's keys; yields a factory
     so a test can also build one with other keys."""
-    made: list[tuple] = []
+    with ExitStack() as stack:
+        made = []
 
-    def make(encryption_keys=None):
-        from kassa import create_app
+        def make(encryption_keys=None):
+            from kassa import create_app
 
-        n = len(made)
-        if make_url(database_url).get_backend_name() == "sqlite":
-            url = f"sqlite:///{tmp_path / f'restored-{n}.db'}"
-        else:
-            name = f"{make_url(database_url).database}_restored_{n}"
-            admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-            admin.dispose()
-            url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
-        instance = tmp_path / f"restored-instance-{n}"
-        monkeypatch.setenv("KASSA_INSTANCE_PATH", str(instance))
-        second = create_app({**{k: app.config[k] for k in ("TESTING", "KASSA_PASSWORD_HASH_PROFILE",
-                                                            "RATELIMIT_STORAGE_URI", "SECRET_KEY")},
-                             "SQLALCHEMY_DATABASE_URI": url,
-                             "KASSA_ENCRYPTION_KEYS": encryption_keys or app.config["KASSA_ENCRYPTION_KEYS"]})
-        made.append((second, url))
-        return second
+            n = len(made)
+            url = stack.enter_context(scratch_database(database_url, tmp_path, f"restored_{n}"))
+            monkeypatch.setenv("KASSA_INSTANCE_PATH", str(tmp_path / f"restored-instance-{n}"))
+            second = create_app({**{k: app.config[k] for k in ("TESTING", "KASSA_PASSWORD_HASH_PROFILE",
+                                                                "RATELIMIT_STORAGE_URI", "SECRET_KEY")},
+                                 "SQLALCHEMY_DATABASE_URI": url,
+                                 "KASSA_ENCRYPTION_KEYS": encryption_keys or app.config["KASSA_ENCRYPTION_KEYS"]})
+            made.append(second)
+            return second
 
-    yield make
-    for second, url in made:
-        with second.app_context():
-            db.engine.dispose()
-        if make_url(url).get_backend_name() == "postgresql":
-            admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-            admin.dispose()
+        yield make
+        for second in made:
+            with second.app_context():
+                db.engine.dispose()
 
 
 def _restore(instance, *args: str):
