@@ -236,7 +236,7 @@ def test_q8_the_checkout_asks_the_fields_in_their_own_section_required_marked(cl
     ("nl", {"cf_0": "Kies een van de opties.", "cf_1": "Vul een getal in, zoals 12 of 3,5.",
             "cf_2": "Gebruik maximaal 255 tekens.", "cf_3": "Dit veld is verplicht."}),
     ("fr", {"cf_0": "Choisissez l’une des options.", "cf_1": "Saisissez un nombre, comme 12 ou 3,5.",
-            "cf_2": "Utilisez 255 caractères au maximum.", "cf_3": "Ce champ est obligatoire."}),
+            "cf_2": "Utilisez au maximum 255 caractères.", "cf_3": "Ce champ est obligatoire."}),
 ])
 def test_q8_bad_answers_are_refused_at_the_field_nothing_charged_nothing_lost(client, shop, language, messages):
     _owner, link = shop
