@@ -13,7 +13,6 @@ from playwright.sync_api import expect
 from tests.factories import PASSWORD
 from tests.support.browser import (
     DESKTOP,
-    PHONE,
     assert_accessible,
     htmx_swap,
     log_in_page,

@@ -388,7 +388,7 @@ def test_q8_the_index_filters_by_a_custom_field_label_and_text_with_a_chip(clien
 
 
 def test_q8_another_merchant_gets_404_for_the_payment_and_the_link(client, shop):
-    owner, link = shop
+    _owner, link = shop
     _pay(client, link, "mine@example.com")
     payment = only_payment()
     stranger = make_merchant(company="Stranger")
