@@ -3,9 +3,11 @@ them), and a buyer on a phone (390×844) answers them, is told at the field when
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from playwright.sync_api import expect
@@ -90,7 +92,7 @@ def test_q8_the_merchant_adds_custom_fields_and_the_preview_shows_them(live_serv
     assert page.js_errors == []
 
 
-def test_q8_a_buyer_on_a_phone_answers_the_fields_and_pays(live_server, shop, phone_page):
+def test_q8_a_buyer_on_a_phone_answers_the_fields_and_pays(live_server, shop, phone_page, new_page):
     page = phone_page
     page.goto(signed_test_url(live_server.url, shop))
     page.get_by_role("heading", name="Additional information").wait_for()
@@ -128,7 +130,27 @@ def test_q8_a_buyer_on_a_phone_answers_the_fields_and_pays(live_server, shop, ph
         payment = db.session.query(Payment).one()
         assert [(a["label"], a["value"]) for a in payment.custom_fields] == [
             ("Grind", "Filter"), ("Cups a day", "2,5"), ("Gift note", "Enjoy the beans!")]
+        payment_id = payment.id
         db.session.remove()
+
+    # The merchant filters the payments by the answer (a chip says so) and reads every answer on the panel.
+    desk = new_page(viewport=DESKTOP)
+    base = live_server.url
+    log_in_page(desk, base, EMAIL, PASSWORD)
+    adv = json.dumps([[["custom_field", "contains", ["Grind", "filt"]]]])
+    desk.goto(f"{base}/payments/?{urlencode({'adv': adv})}")
+    expect(desk.locator(".chip__label", has_text="Custom field “Grind” contains “filt”")).to_be_visible()
+    expect(desk.locator("main")).to_contain_text("phone.buyer@example.com")
+    assert_accessible(desk, "payments filtered by a custom field")
+    _keep(screenshot(desk, "q8-payments-filtered-by-custom-field-desktop"))
+    desk.goto(f"{base}/payments/{payment_id}")
+    card = desk.locator("#card-custom-fields")
+    expect(card).to_contain_text("Gift note")
+    expect(card).to_contain_text("Enjoy the beans!")
+    assert_accessible(desk, "payment panel with custom fields")
+    card.scroll_into_view_if_needed()
+    _keep(screenshot(desk, "q8-payment-panel-custom-fields-desktop"))
+    assert desk.js_errors == []
 
 
 def test_q8_the_phone_checkout_with_custom_fields(live_server, shop, phone_page):
