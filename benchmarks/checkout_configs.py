@@ -17,12 +17,17 @@ from kassa.clock import now
 from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import PaymentLink, StripeConnection
+from kassa.services.links.custom_fields import FieldDraft
 from kassa.services.links.link_drafts import ItemDraft, LinkDraft
 from kassa.services.links.links import create_link, sign_test_link
 
 BUDGET_BYTES = 30 * 1024
 
 ALL_FIELDS = {"company": "required", "first_name": "required", "last_name": "required", "phone": "required"}
+# Q8: the most custom fields a link can have, every type, required and optional.
+CUSTOM_FIELDS = [FieldDraft("Grind", "dropdown", "Whole beans, Filter, Espresso", "1", "1"),
+                 FieldDraft("Cups a day", "number", required="1"), FieldDraft("Gift note", receipt="1"),
+                 FieldDraft("Roast", "dropdown", "Light\nDark"), FieldDraft("Order reference", "text", required="1")]
 
 
 @dataclass(frozen=True)
@@ -44,8 +49,8 @@ CONFIGURATIONS: dict[str, Configuration] = {
     "billing_shipping": Configuration({"allow_ach": True, "collect_shipping_address": True}),
     "recurring": Configuration(recurring=True),
     "live_stripe": Configuration({"collect_shipping_address": True}, live_stripe=True),
-    "everything": Configuration({"allow_ach": True, "collect_shipping_address": True, "fields": ALL_FIELDS}, items=3,
-                                currency="EUR"),
+    "everything": Configuration({"allow_ach": True, "collect_shipping_address": True, "fields": ALL_FIELDS,
+                                 "custom_fields": CUSTOM_FIELDS}, items=3, currency="EUR"),
     "everything_ach": Configuration({"allow_ach": True, "collect_shipping_address": True, "fields": ALL_FIELDS},
                                     items=3, currency="USD"),
 }

@@ -561,6 +561,9 @@ class PaymentLink(db.Model):
     collect_shipping_address: Mapped[bool] = mapped_column(default=False)
     confirmation: Mapped[str] = mapped_column(String(16), default=Confirmation.DEFAULT.value)
     redirect_url: Mapped[str | None] = mapped_column(String(2000))
+    # Q8: up to 5 questions the checkout asks, in order: [{"label", "type" (text | number | dropdown), "options"
+    # (a dropdown's), "required", "receipt" (printed on the receipt)}]. NULL: none. Frozen into each snapshot.
+    custom_fields: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     # Bumped on every edit; checkout sessions record which version they were started from.
     version: Mapped[int] = mapped_column(default=1)
     # Set by the card-testing guard: card payments on this link pause until then (issue 5).
@@ -866,6 +869,9 @@ class Payment(db.Model):
     buyer_company: Mapped[str] = mapped_column(String(200), default="")
     billing_address: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Q8: the buyer's answers to the link's custom fields, in the link's order: [{"label", "value", "receipt"}]
+    # (NULL: none asked or none answered). Each answer is also a PaymentFieldValue row, for the index filter.
+    custom_fields: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     language: Mapped[str] = mapped_column(String(5), default="en")
     ip: Mapped[str | None] = mapped_column(String(64))
     receipt_number: Mapped[int | None]
@@ -951,6 +957,20 @@ class PaymentItem(db.Model):
     discount_minor: Mapped[int] = mapped_column(default=0, server_default="0")
 
     payment: Mapped[Payment] = relationship(back_populates="items")
+
+
+class PaymentFieldValue(db.Model):
+    """Q8: one answer to a custom field, as the payment's `custom_fields` holds it, in a row of its own so the
+    payments index can filter "Custom field <label> contains <text>" with an indexed EXISTS per payment."""
+
+    __tablename__ = "payment_field_values"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    position: Mapped[int] = mapped_column(default=0)
+    label: Mapped[str] = mapped_column(String(50))
+    value: Mapped[str] = mapped_column(String(255))
 
 
 class Mandate(db.Model):

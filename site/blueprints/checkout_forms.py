@@ -12,6 +12,7 @@ from __future__ import annotations
 from wtforms import StringField
 
 from kassa.forms import Form
+from kassa.services.links.custom_fields import MAX_FIELDS
 from kassa.services.links.link_drafts import MAX_ITEMS
 
 
@@ -65,3 +66,7 @@ class CheckoutForm(CardForm):
 for _n in range(MAX_ITEMS):
     setattr(CheckoutForm, f"qty_{_n}", StringField())
     setattr(CheckoutForm, f"price_{_n}", StringField())
+
+# Q8: the answers to the link's custom fields, by position (`cf_<n>`).
+for _n in range(MAX_FIELDS):
+    setattr(CheckoutForm, f"cf_{_n}", StringField())

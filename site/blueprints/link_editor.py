@@ -32,6 +32,7 @@ from kassa.order_summary import frequency_label
 from kassa.rendering import htmx_redirect, render_page
 from kassa.services.crm.crm import pipelines_for
 from kassa.services.links import link_drafts, links
+from kassa.services.links.custom_fields import MAX_FIELDS, FieldDraft
 from kassa.services.links.link_drafts import ItemDraft, LinkDraft
 
 bp = Blueprint("link_editor", __name__, url_prefix="/links")
@@ -67,6 +68,16 @@ class ItemRowForm(RowForm):
     amount_max = StringField(default="", filters=[str.strip])
 
 
+class CustomFieldRowForm(RowForm):
+    """Q8: one custom field, posted as `custom-<n>-<part>`, kept as typed (custom_fields.validate_fields)."""
+
+    label = StringField(default="", filters=[str.strip])
+    type = StringField(default="text", filters=[str.strip])
+    options = StringField(default="")
+    required = StringField(default="")
+    receipt = StringField(default="")
+
+
 # The checkout fields' settings, posted as `field_<name>`: off, optional or required.
 ContactFieldModes = type("ContactFieldModes", (RowForm,),
                          {name: StringField(default=FieldMode.OFF.value) for name in CONTACT_FIELDS})
@@ -83,6 +94,8 @@ class LinkEditorForm(Form):
     pipeline_id = StringField(default="", filters=[parse_id])
     stage_id = StringField(default="", filters=[parse_id])
     contact_fields = FormField(ContactFieldModes, name="field", separator="_")
+    # Q8: a few more rows than allowed are read, so a sixth is refused with a message rather than dropped.
+    custom = NumberedRows(FormField(CustomFieldRowForm), digits=2, part="[a-z]+", max_entries=MAX_FIELDS + 5)
     allow_card = FlagField()
     allow_ach = FlagField()
     collect_billing_address = FlagField()
@@ -101,7 +114,7 @@ class LinkEditorForm(Form):
             allow_card=self.allow_card.data, allow_ach=self.allow_ach.data,
             collect_billing_address=self.collect_billing_address.data,
             collect_shipping_address=self.collect_shipping_address.data, confirmation=self.confirmation.data,
-            redirect_url=self.redirect_url.data,
+            redirect_url=self.redirect_url.data, custom_fields=[FieldDraft(**row) for row in self.custom.data],
         )
 
 
@@ -145,6 +158,8 @@ def _render(draft, *, link: PaymentLink | None, errors=None, status=200, show_li
         field_modes=[(FieldMode.OFF.value, _("Off")), (FieldMode.OPTIONAL.value, _("Optional")),
                      (FieldMode.REQUIRED.value, _("Required"))],
         contact_fields=CONTACT_FIELDS,
+        field_types=[("text", _("Text")), ("number", _("Number")), ("dropdown", _("Dropdown"))],
+        max_fields=MAX_FIELDS,
         action_url=url_for("link_editor.edit", link_id=link.id) if link else url_for("link_editor.new"),
         active_nav="links",
     )
@@ -161,6 +176,13 @@ def _handle(link: PaymentLink | None):
         focus = f"f-items-{len(draft.items) - 1}-name"
     elif action.startswith("remove:"):
         draft = link_drafts.remove_item(draft, _index(action))
+    elif action == "add_field":  # Q8
+        draft, problem = link_drafts.add_field(draft)
+        if problem:
+            return _render(draft, link=link, errors={"custom": problem}, status=422)
+        focus = f"f-custom-{len(draft.custom_fields) - 1}-label"
+    elif action.startswith("remove_field:"):
+        draft = link_drafts.remove_field(draft, _index(action))
     elif action.startswith(("up:", "down:")):
         draft = link_drafts.move_item(draft, _index(action), -1 if action.startswith("up:") else 1)
     elif action in ("open_library", "search_library"):

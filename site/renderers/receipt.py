@@ -57,6 +57,8 @@ class ReceiptData:
     discount: Money | None = None
     recurring_note: str | None = None  # e.g. "Then €10.00 every month until cancelled"
     pre_notification: str | None = None  # Q10: a SEPA debit's amount, date of debit, mandate reference, creditor
+    # Q8: the answers to the link's custom fields marked "show on receipt": ((label, value), ...)
+    custom_fields: tuple[tuple[str, str], ...] = ()
     title: str | None = None  # defaults to the translated "Receipt"
     number_label: str | None = None  # defaults to the translated "Receipt number"
 

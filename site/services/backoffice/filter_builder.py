@@ -63,7 +63,7 @@ def _condition(row: Row) -> Condition:
         values = row["vals"]
     elif prop.kind == "bool":
         values = [row["v1"] or "yes"]
-    elif row["op"] == "between":
+    elif row["op"] == "between" or prop.kind == "field":  # Q8: a custom field's label and text
         values = [row["v1"], row["v2"]]
     else:
         values = [row["v1"]]

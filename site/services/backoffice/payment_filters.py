@@ -17,12 +17,12 @@ from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import ColumnElement, and_, case, false, func, not_, or_, true
+from sqlalchemy import ColumnElement, and_, case, exists, false, func, not_, or_, true
 
 from kassa.clock import local_midnight_utc
 from kassa.errors import KassaError
 from kassa.forms import parse_date, parse_int
-from kassa.models import DisplayStatus, DisputeReason, Payment, RiskLevel
+from kassa.models import DisplayStatus, DisputeReason, Payment, PaymentFieldValue, RiskLevel
 from kassa.money import exponent
 from kassa.template_helpers import CARD_BRANDS, decline_reasons, dispute_reason_label
 
@@ -49,7 +49,7 @@ class FilterContext:
 class Prop:
     key: str
     label: Any
-    kind: str  # text | number | money | date | enum | bool
+    kind: str  # text | number | money | date | enum | bool | field (Q8: a custom field's label and text)
     column: Callable[[], Any]
     options: Callable[[], list[tuple[str, str]]] | None = None
     # Money columns compare in each row's own currency: the column holding it.
@@ -65,6 +65,8 @@ OPERATORS: dict[str, dict[str, Any]] = {
              "last_days": _l("in the last N days")},
     "enum": {"any_of": _l("is any of"), "none_of": _l("is none of")},
     "bool": {"is": _l("is")},
+    # Q8: values are [label, text]: the answer to the custom field with that label contains the text.
+    "field": {"contains": _l("contains")},
 }
 NO_VALUE_OPS = {"known", "unknown"}
 
@@ -132,6 +134,8 @@ PROPERTIES: dict[str, Prop] = {
         # B2: declined checkout attempts are failed payments: by why, and by the guard's risk signal.
         Prop("decline_reason", _l("Decline reason"), "enum", lambda: Payment.failure_code, _decline_options),
         Prop("risk", _l("Risk"), "enum", lambda: Payment.risk_level, _risk_options),
+        # Q8: the buyer's answer to a custom field (by its label, any link), through PaymentFieldValue.
+        Prop("custom_field", _l("Custom field"), "field", lambda: Payment.id),
     ]
 }
 
@@ -223,6 +227,10 @@ def _check_values(prop: Prop, c: Condition) -> None:
         if not c.values or any(v not in allowed for v in c.values):
             raise FilterError(_("Choose values of %(prop)s from the list.", prop=prop.label))
         return
+    if prop.kind == "field":
+        if not c.values or not c.values[0].strip():
+            raise FilterError(_("Enter the label of the custom field, like “Roast”."))
+        return
     if len(c.values) < needed:
         raise FilterError(_("Enter both ends of the range for %(prop)s.", prop=prop.label) if needed == 2
                           else _("Enter a value for %(prop)s.", prop=prop.label))
@@ -291,6 +299,13 @@ def condition_clause(c: Condition, ctx: FilterContext, props: dict[str, Prop] | 
         return not_(clause) | column.is_(None) if c.op == "none_of" else clause
     if prop.kind == "bool":
         return column > 0 if v[0] == "yes" else column == 0
+    if prop.kind == "field":
+        # Q8: an answer row of this payment under that label (any case) whose value contains the text (any case;
+        # no text: any answer). One indexed lookup per payment (ix_payment_field_values_payment_id).
+        text = v[1].strip().lower() if len(v) > 1 else ""
+        return exists().where(PaymentFieldValue.payment_id == column,
+                              func.lower(PaymentFieldValue.label) == v[0].strip().lower(),
+                              func.lower(PaymentFieldValue.value).contains(text, autoescape=True))
     if prop.kind == "text":
         if c.op == "known":
             return and_(column.is_not(None), column != "")
@@ -337,6 +352,10 @@ def describe_condition(c: Condition, props: dict[str, Prop] | None = None,
     op = OPERATORS[prop.kind][c.op]
     if c.op in NO_VALUE_OPS:
         return f"{prop.label} {op}"
+    if prop.kind == "field":
+        if len(c.values) > 1 and c.values[1].strip():
+            return _("Custom field “%(label)s” contains “%(text)s”", label=c.values[0], text=c.values[1])
+        return _("Custom field “%(label)s” is answered", label=c.values[0])
     named = (value_labels or {}).get(c.prop)
     if named and c.op in ("eq", "ne"):
         op = _("is") if c.op == "eq" else _("is not")

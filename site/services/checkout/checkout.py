@@ -431,6 +431,8 @@ def _form_values(buyer: dict[str, Any]) -> dict[str, str]:
     for prefix in ("billing", "shipping"):
         for part, value in (buyer.get(prefix) or {}).items():
             values[f"{prefix}_{part}"] = value
+    for answer in buyer.get("custom_fields") or []:  # Q8
+        values[answer["name"]] = answer["value"]
     if buyer.get("shipping") and buyer.get("shipping") != buyer.get("billing"):
         values["shipping_same"] = ""
     return values

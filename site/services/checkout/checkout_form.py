@@ -17,6 +17,7 @@ from kassa.processors import testcards
 from kassa.processors.base import BankDetails, CardDetails, PaymentDetailsInvalid
 from kassa.services.accounts.accounts import country_choices, country_code
 from kassa.services.accounts.emails import normalize_email
+from kassa.services.links.custom_fields import check_answer, snapshot_fields
 from kassa.services.links.snapshots import offered_methods, snapshot_items
 
 ADDRESS_PARTS = ("line1", "line2", "city", "postal_code", "state", "country")
@@ -48,6 +49,8 @@ class BuyerInput:
     payment_method_token: str | None = None
     # Q3/Q4: the quantities and prices the buyer chose (checked by read_choices)
     choices: BuyerChoices = field(default_factory=BuyerChoices)
+    # Q8: the answers to the link's custom fields: [{"name": "cf_<n>", "label", "value", "receipt"}]
+    custom_fields: list[dict[str, Any]] = field(default_factory=list)
 
     def stored(self) -> dict[str, Any]:
         """What may be kept about this buyer: everything except card and bank numbers and the CVC."""
@@ -63,6 +66,7 @@ class BuyerInput:
             "card_brand": testcards.card_brand(self.card.number) if self.card else None,
             "card_last4": testcards.normalize_card_number(self.card.number)[-4:] if self.card else None,
             "choices": self.choices.stored(),
+            "custom_fields": list(self.custom_fields),
         }
 
 
@@ -121,6 +125,7 @@ def read_buyer_form(snapshot: dict[str, Any], form: Mapping[str, str], today: da
         elif len(value) > LIMITS[name]:
             errors[name] = _("Use at most %(n)d characters.", n=LIMITS[name])
         buyer.contact[name] = value
+    buyer.custom_fields = read_custom_fields(snapshot, form, errors)
 
     if payment_element:
         _read_payment_method(snapshot, form, buyer, errors)
@@ -144,6 +149,21 @@ def read_buyer_form(snapshot: dict[str, Any], form: Mapping[str, str], today: da
 
     _read_shipping(snapshot, form, buyer, errors)
     return buyer, errors
+
+
+def read_custom_fields(snapshot: dict[str, Any], form: Mapping[str, str],
+                       errors: dict[str, str]) -> list[dict[str, Any]]:
+    """Q8: the answers to the link's custom fields (`cf_<n>`), checked by their type; unanswered optional
+    fields are left out. Problems are keyed by the field's name, like every other field's."""
+    answers = []
+    for index, spec in enumerate(snapshot_fields(snapshot)):
+        name = f"cf_{index}"
+        value, problem = check_answer(spec, form.get(name) or "")
+        if problem:
+            errors[name] = problem
+        elif value:
+            answers.append({"name": name, "label": spec["label"], "value": value, "receipt": bool(spec.get("receipt"))})
+    return answers
 
 
 def _read_shipping(snapshot: dict[str, Any], form: Mapping[str, str], buyer: BuyerInput,

@@ -44,6 +44,7 @@ from kassa.money import exponent
 from kassa.services.backoffice.payment_filters import FilterContext
 from kassa.services.backoffice.payment_index import COLUMNS, SORTS, IndexState, base_query
 from kassa.services.exports.export_writers import Column
+from kassa.services.links.custom_fields import answer_text
 from kassa.template_helpers import CARD_BRANDS, decline_reasons, dispute_reason_label
 
 STREAM = 2000
@@ -66,7 +67,9 @@ MONEY = "money"  # converted with the row's currency into major units
 
 # The index's columns, and what only an export offers: the payment's invoice number (R1, B6).
 # Q1: "discount" brings the amount before discounts and the discount (after them is the charged amount).
-EXPORT_COLUMNS = {**COLUMNS, "invoice": _l("Invoice number"), "discount": _l("Discount")}
+# Q8: "custom_fields" is one column, "Label: value; Label: value" (the labels differ from link to link).
+EXPORT_COLUMNS = {**COLUMNS, "invoice": _l("Invoice number"), "discount": _l("Discount"),
+                  "custom_fields": _l("Custom fields")}
 ASSOCIATION_LIMITS = {"1000": 1000, "all": None}  # X3: up to 1,000 associated records, or all
 
 
@@ -132,6 +135,7 @@ def _payment_columns(key: str, tz: ZoneInfo) -> list[tuple[Column, Any, Any]]:
         "discount": [(Column(_("Before discounts"), money), func.coalesce(Payment.gross_minor, Payment.amount_minor),
                       money),
                      (Column(_("Discount"), money), Payment.discount_minor, money)],
+        "custom_fields": [(Column(_("Custom fields")), Payment.custom_fields, answer_text)],
     }[key]
 
 

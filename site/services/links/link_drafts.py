@@ -36,6 +36,7 @@ from kassa.order_summary import (
 from kassa.processors.base import bank_debit_for
 from kassa.processors.registry import can_settle, settlement_choices
 from kassa.services.crm.crm import validate_pipeline_choice
+from kassa.services.links.custom_fields import MAX_FIELDS, FieldDraft, draft_fields, validate_fields
 from kassa.services.links.products import MAX_AMOUNT_MINOR, validate_price_terms
 from kassa.urls import web_origin
 
@@ -102,6 +103,7 @@ class LinkDraft:
     collect_shipping_address: bool = False
     confirmation: str = Confirmation.DEFAULT.value
     redirect_url: str = ""
+    custom_fields: list[FieldDraft] = field(default_factory=list)  # Q8
 
     @property
     def has_recurring(self) -> bool:
@@ -135,6 +137,7 @@ def draft_from_link(link: PaymentLink, locale: str) -> LinkDraft:
         collect_shipping_address=link.collect_shipping_address,
         confirmation=link.confirmation,
         redirect_url=link.redirect_url or "",
+        custom_fields=draft_fields(link.custom_fields),
     )
 
 
@@ -191,6 +194,17 @@ def move_item(draft: LinkDraft, index: int, step: int) -> LinkDraft:
     if 0 <= index < len(items) and 0 <= target < len(items):
         items[index], items[target] = items[target], items[index]
     return replace(draft, items=items)
+
+
+def add_field(draft: LinkDraft) -> tuple[LinkDraft, str | None]:
+    """Q8: "Add custom field": a new empty row, or a message when the link already has the most it can have."""
+    if len(draft.custom_fields) >= MAX_FIELDS:
+        return draft, _("A link can have at most %(n)d custom fields. Remove one to add another.", n=MAX_FIELDS)
+    return replace(draft, custom_fields=[*draft.custom_fields, FieldDraft()]), None
+
+
+def remove_field(draft: LinkDraft, index: int) -> LinkDraft:
+    return replace(draft, custom_fields=[f for i, f in enumerate(draft.custom_fields) if i != index])
 
 
 # -- preview ----------------------------------------------------------------------------------------
@@ -433,5 +447,6 @@ def validate_draft(draft: LinkDraft, account_id: int, locale: str) -> dict[str, 
         problem = _check_url(draft.redirect_url) if draft.redirect_url else _("Enter the address of your thank-you page.")
         if problem:
             errors["redirect_url"] = problem
+    errors.update(validate_fields(draft.custom_fields))
     errors.update(validate_pipeline_choice(account_id, draft.pipeline_id, draft.stage_id))
     return errors

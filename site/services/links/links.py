@@ -76,6 +76,7 @@ def _apply(link: PaymentLink, draft: LinkDraft) -> None:
     link.collect_shipping_address = draft.collect_shipping_address
     link.confirmation = draft.confirmation
     link.redirect_url = draft.redirect_url or None
+    link.custom_fields = [f.stored() for f in draft.custom_fields] or None  # Q8
     link.items = [
         LinkItem(
             position=position, product_id=item.product_id, name=item.name, description=item.description,

@@ -42,6 +42,8 @@ def link_snapshot(link: PaymentLink) -> dict[str, Any]:
         "redirect_url": link.redirect_url,
         "pipeline_id": link.pipeline_id,
         "stage_id": link.stage_id,
+        # Q8: the questions asked, as they were when the buyer opened the link
+        "custom_fields": list(link.custom_fields or []),
     }
 
 

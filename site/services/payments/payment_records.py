@@ -17,6 +17,7 @@ from kassa.models import (
     Mandate,
     Payment,
     PaymentAttempt,
+    PaymentFieldValue,
     PaymentItem,
     PaymentStatus,
     Subscription,
@@ -112,6 +113,7 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
         refresh_display_status(payment)
         session.add(payment)
         session.flush()
+        _keep_answers(payment, buyer)
         deal = crm.create_deal(
             account.id, mode, name=f"{contact.display_name} – {', '.join(line.name for line in summary.lines)}",
             amount_minor=payment.amount_minor, currency=payment.currency, pipeline_id=snapshot.get("pipeline_id"),
@@ -189,9 +191,21 @@ def record_declined_attempt(attempt: PaymentAttempt, checkout: CheckoutSession, 
     refresh_display_status(payment)
     db.session.add(payment)
     db.session.flush()
+    _keep_answers(payment, buyer)
     move_payment(payment, PaymentStatus.FAILED, at=at, data={"code": code, "message": message})
     attempt.payment_id = payment.id
     return payment
+
+
+def _keep_answers(payment: Payment, buyer: dict[str, Any]) -> None:
+    """Q8: the buyer's answers to the link's custom fields, kept on the attempt until now: on the payment (its
+    panel, receipt and exports read them there) and one row each (the index's "Custom field" filter)."""
+    answers = [{"label": a["label"], "value": a["value"], "receipt": bool(a.get("receipt"))}
+               for a in buyer.get("custom_fields") or []]
+    payment.custom_fields = answers or None
+    for position, answer in enumerate(answers):
+        db.session.add(PaymentFieldValue(payment_id=payment.id, account_id=payment.account_id, position=position,
+                                         label=answer["label"], value=answer["value"]))
 
 
 def _create_subscription(account: Account, payment: Payment, group: RecurringGroup, contact_id: int, deal_id: int,

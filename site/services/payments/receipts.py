@@ -79,6 +79,11 @@ def payment_summary(payment: Payment) -> OrderSummary:
     return build_order_summary(payment.items, payment.currency)
 
 
+def receipt_answers(payment: Payment) -> tuple[tuple[str, str], ...]:
+    """Q8: the custom-field answers the merchant chose to show on the receipt, as (label, value)."""
+    return tuple((a["label"], a["value"]) for a in payment.custom_fields or [] if a.get("receipt"))
+
+
 def receipt_data(payment: Payment) -> Any:
     """Everything the PDF shows, in the buyer's language, from the payment's own frozen copy."""
     account = db.session.get(Account, payment.account_id)
@@ -116,6 +121,7 @@ def receipt_data(payment: Payment) -> Any:
             test_mode=payment.is_test,
             recurring_note=" ".join(notes) or None,
             pre_notification=pre_notification(payment, mandate_of(payment.id), language),
+            custom_fields=receipt_answers(payment),
         )
 
 
@@ -215,6 +221,7 @@ def queue_receipt(payment: Payment, *, to: list[str] | None = None, kind: str = 
         context={"payment": payment, "account": account, "number": receipt_number(payment),
                  "amount": Money(payment.amount_minor, payment.currency), "method": method_label(payment),
                  "brand_color": account.brand_color, "lines": payment_summary(payment).lines,
+                 "answers": receipt_answers(payment),
                  "is_recurring": any(BillingFrequency(i.frequency).is_recurring for i in payment.items)},
         account_id=payment.account_id,
         attachments=attachments,
