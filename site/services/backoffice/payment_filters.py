@@ -132,6 +132,8 @@ PROPERTIES: dict[str, Prop] = {
         # B2: declined checkout attempts are failed payments: by why, and by the guard's risk signal.
         Prop("decline_reason", _l("Decline reason"), "enum", lambda: Payment.failure_code, _decline_options),
         Prop("risk", _l("Risk"), "enum", lambda: Payment.risk_level, _risk_options),
+        # Q2: the promo code a buyer applied (stored in upper case, as codes are kept)
+        Prop("promo_code", _l("Promo code"), "text", lambda: Payment.promo_code),
     ]
 }
 

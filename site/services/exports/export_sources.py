@@ -66,7 +66,8 @@ MONEY = "money"  # converted with the row's currency into major units
 
 # The index's columns, and what only an export offers: the payment's invoice number (R1, B6).
 # Q1: "discount" brings the amount before discounts and the discount (after them is the charged amount).
-EXPORT_COLUMNS = {**COLUMNS, "invoice": _l("Invoice number"), "discount": _l("Discount")}
+# Q2: "promo" brings the promo code and what it took off.
+EXPORT_COLUMNS = {**COLUMNS, "invoice": _l("Invoice number"), "discount": _l("Discount"), "promo": _l("Promo code")}
 ASSOCIATION_LIMITS = {"1000": 1000, "all": None}  # X3: up to 1,000 associated records, or all
 
 
@@ -132,6 +133,8 @@ def _payment_columns(key: str, tz: ZoneInfo) -> list[tuple[Column, Any, Any]]:
         "discount": [(Column(_("Before discounts"), money), func.coalesce(Payment.gross_minor, Payment.amount_minor),
                       money),
                      (Column(_("Discount"), money), Payment.discount_minor, money)],
+        "promo": [(Column(_("Promo code")), Payment.promo_code, None),
+                  (Column(_("Promo discount"), money), Payment.promo_discount_minor, money)],
     }[key]
 
 

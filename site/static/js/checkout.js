@@ -116,8 +116,8 @@ function sync() {
   if (same && s) s.hidden = same.checked && !same.disabled; // in a hidden card section it does not apply
   if (s) off(s);
 }
-$$("[data-reveal]", F).forEach((b) => {
-  const x = $("#f-" + b.dataset.reveal, F), f = x && x.closest(".field"), open = (y) => { f.hidden = !y; b.hidden = y; };
+$$("[data-reveal]").forEach((b) => {
+  const x = $("#f-" + b.dataset.reveal), f = x && x.closest(".field"), open = (y) => { f.hidden = !y; b.hidden = y; };
   if (!x) return;
   open(!!x.value || f.classList.contains("field--error"));
   on(b, "click", () => { open(true); sync(); x.focus(); });
@@ -167,7 +167,7 @@ const rp = $("[data-reprice-button]");
 let rt, rn = 0;
 const reprice = () => {
   const b = new FormData(), k = ++rn;
-  for (const [n, v] of new FormData(F)) if (/^(csrf_token|lang|qty_|price_)/.test(n)) b.append(n, v);
+  for (const [n, v] of new FormData(F)) if (/^(csrf_token|lang|qty_|price_|promo|email)/.test(n)) b.append(n, v);
   b.set("action", "update");
   fetch(F.getAttribute("action"), { method: "POST", body: b }).then((r) => r.text()).then((h) => {
     if (k !== rn) return; // an answer older than the last change
@@ -176,13 +176,21 @@ const reprice = () => {
       const y = d.getElementById(x.id), m = y && y.dataset.minor;
       if (!y) return;
       if (x.value != null) return x.parentNode.classList.toggle("field--error", !!attr(x, "aria-invalid", y.getAttribute("aria-invalid")));
-      x.textContent = y.textContent;
+      x.innerHTML = y.innerHTML;
       x.hidden = y.hidden;
       if (m && m !== x.dataset.minor) F.dispatchEvent(new CustomEvent("kassa:total", { detail: +(x.dataset.minor = m) }));
     });
+    pb();
     F.dataset.priced = k; // what a test waits on
   }, () => {});
 };
+// Q2: "Apply" and "Remove" (buttons, no longer submits: Enter still pays) re-price too.
+const pb = () => $$("[data-promo]").forEach((b) => { b.type = "button"; });
+pb();
+on(document, "click", (e) => {
+  const b = e.target.closest("[data-promo]");
+  if (b) { if (b.value == "unpromo") $("#f-promo_code").value = ""; reprice(); }
+});
 if (rp) {
   rp.remove();
   $$("[data-reprice]").forEach((x) => on(x, "input", () => { clearTimeout(rt); rt = setTimeout(reprice, 300); }));
