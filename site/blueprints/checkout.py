@@ -299,7 +299,7 @@ def submit(token: str):
         allow_stripe_js()
     typed = form.posted()
     if form.action.data == "unpromo":  # Q2: "Remove" the promo code: re-priced without it
-        typed.pop("promo_code", None)
+        typed.pop("promo", None)
     if form.action.data in ("update", "unpromo") and checkout.status == CheckoutStatus.OPEN.value \
             and not checkout_service.is_expired(checkout):
         # Q3/Q4: "Update total" (and checkout.js on every change): re-priced by the server, nothing charged.

@@ -206,11 +206,11 @@ class Quote:
 def quote(snapshot: dict[str, Any], form: dict[str, str], locale: str, *, account_id: int | None = None,
           mode: str | None = None) -> Quote:
     """Re-price a checkout from what the buyer posted (never from anything the page computed). Nothing is
-    written: "Update total" with or without JavaScript is only this. Q2: a posted `promo_code` is looked up
+    written: "Update total" with or without JavaScript is only this. Q2: a posted `promo` (code) is looked up
     for the link's account (`account_id`, else the link's) and applied, or its field gets the reason why not."""
     cap = current_app.config["KASSA_LINK_MAX_TOTAL_MINOR"]
     choices, errors = read_choices(snapshot, form, locale, max_amount_minor=cap)
-    code = (form.get("promo_code") or "").strip()
+    code = (form.get(promo_codes.FIELD) or "").strip()
     if code and form.get("action") != "unpromo":
         if account_id is None:
             link = db.session.get(PaymentLink, snapshot["link_id"])

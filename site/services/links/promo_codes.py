@@ -15,7 +15,7 @@ from datetime import datetime
 
 from babel.numbers import NumberFormatError, parse_decimal
 from flask_babel import gettext as _
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 
 from kassa.actor import Actor
 from kassa.clock import now, zone
@@ -31,7 +31,7 @@ from kassa.services.platform.audit import record_audit
 CODE_RE = re.compile(r"^[A-Z0-9_-]{1,32}$")
 MAX_AMOUNT_MINOR = 10**11
 MAX_REDEMPTIONS = 1_000_000
-FIELD = "promo_code"  # the checkout's field
+FIELD = "promo"  # the checkout's field (and the form value it reads)
 
 
 def normalize_code(text: str | None) -> str:
@@ -249,9 +249,3 @@ def release(promo_id: int | None) -> None:
                        .values(redeemed=PromoCode.redeemed - 1).execution_options(synchronize_session=False))
 
 
-def redemptions_by_code(account_id: int) -> dict[str, int]:
-    """How many succeeded payments used each code (the list's figure beside the reserved count)."""
-    rows = db.session.execute(select(Payment.promo_code, func.count()).where(
-        Payment.account_id == account_id, Payment.promo_code.is_not(None),
-        Payment.status == PaymentStatus.SUCCEEDED.value).group_by(Payment.promo_code)).all()
-    return {code: count for code, count in rows}

@@ -116,8 +116,8 @@ function sync() {
   if (same && s) s.hidden = same.checked && !same.disabled; // in a hidden card section it does not apply
   if (s) off(s);
 }
-$$("[data-reveal]").forEach((b) => {
-  const x = $("#f-" + b.dataset.reveal), f = x && x.closest(".field"), open = (y) => { f.hidden = !y; b.hidden = y; };
+$$("[data-reveal]", F).forEach((b) => {
+  const x = $("#f-" + b.dataset.reveal, F), f = x && x.closest(".field"), open = (y) => { f.hidden = !y; b.hidden = y; };
   if (!x) return;
   open(!!x.value || f.classList.contains("field--error"));
   on(b, "click", () => { open(true); sync(); x.focus(); });
@@ -167,7 +167,7 @@ const rp = $("[data-reprice-button]");
 let rt, rn = 0;
 const reprice = () => {
   const b = new FormData(), k = ++rn;
-  for (const [n, v] of new FormData(F)) if (/^(csrf_token|lang|qty_|price_|promo|email)/.test(n)) b.append(n, v);
+  for (const [n, v] of new FormData(F)) if (/^(csrf_token|lang|qty_|price_|promo)/.test(n)) b.append(n, v);
   b.set("action", "update");
   fetch(F.getAttribute("action"), { method: "POST", body: b }).then((r) => r.text()).then((h) => {
     if (k !== rn) return; // an answer older than the last change
@@ -184,12 +184,12 @@ const reprice = () => {
     F.dataset.priced = k; // what a test waits on
   }, () => {});
 };
-// Q2: "Apply" and "Remove" (buttons, no longer submits: Enter still pays) re-price too.
-const pb = () => $$("[data-promo]").forEach((b) => { b.type = "button"; });
+// Q2: the promo code's "Apply" and "Remove" (as buttons, not submits: Enter still pays) re-price too.
+const pb = () => $$("[name=action]").forEach((b) => { b.type = "button"; });
 pb();
 on(document, "click", (e) => {
-  const b = e.target.closest("[data-promo]");
-  if (b) { if (b.value == "unpromo") $("#f-promo_code").value = ""; reprice(); }
+  const b = e.target.closest("[name=action]");
+  if (b) { if (b.value < "up") $("#f-promo").value = ""; reprice(); }
 });
 if (rp) {
   rp.remove();
