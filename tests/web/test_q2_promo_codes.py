@@ -194,7 +194,8 @@ def test_q2_javascript_apply_posts_only_the_choices_and_gets_the_live_promo_row(
     assert count(PaymentAttempt) == 0
 
 
-@pytest.mark.parametrize("case", ["unknown", "expired", "used_up", "other_link", "other_currency", "inactive"])
+@pytest.mark.parametrize("case", ["unknown", "expired", "used_up", "other_link", "other_currency", "inactive",
+                                  "whole_amount"])
 def test_q2_a_code_that_does_not_apply_is_refused_at_the_field_and_nothing_is_charged(client, app, case):
     owner, link = _shop()
     other = make_link(owner, name="Other", currency="EUR")
@@ -212,6 +213,8 @@ def test_q2_a_code_that_does_not_apply_is_refused_at_the_field_and_nothing_is_ch
         _code(owner, "KEEPSFIELD")
     elif case == "other_currency":
         _code(owner, text, kind="amount", amount="5", currency="USD")
+    elif case == "whole_amount":
+        _code(owner, text, percent="100")
     elif case == "inactive":
         promo = _code(owner, text)
         promo_codes.deactivate_code(Actor(user=owner, account_id=owner.account_id), promo.id)
@@ -224,7 +227,7 @@ def test_q2_a_code_that_does_not_apply_is_refused_at_the_field_and_nothing_is_ch
     message = field_errors(response)["promo"]
     assert {"unknown": "isn't valid", "expired": "has expired", "used_up": "used up",
             "other_link": "can't be used for this purchase", "other_currency": "in EUR",
-            "inactive": "isn't valid"}[case] in message
+            "inactive": "isn't valid", "whole_amount": "whole amount"}[case] in message
     assert count(Payment) == 0 and count(PaymentAttempt) == 0 and sandbox_charges() == 0
     assert sum(p.redeemed for p in db.session.scalars(select(PromoCode))) == (1 if case == "used_up" else 0)
 

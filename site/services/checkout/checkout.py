@@ -223,6 +223,11 @@ def quote(snapshot: dict[str, Any], form: dict[str, str], locale: str, *, accoun
             choices = replace(choices, promo_code=found.code, promo_kind=found.kind, promo_value=found.value,
                               promo_id=found.id)
     summary = snapshot_summary(snapshot, choices)
+    if summary.has_promo and summary.due_today.amount_minor <= 0 and promo_codes.FIELD not in errors:
+        # Q2: a payment of nothing can't be charged: the code is refused, not the order made free.
+        errors[promo_codes.FIELD] = _("This promo code takes off the whole amount, so it can't be used here.")
+        choices = replace(choices, promo_code="", promo_kind="", promo_value=0, promo_id=None)
+        summary = snapshot_summary(snapshot, choices)
     if summary.due_today.amount_minor > cap and not errors:
         line = next((line for line in summary.lines if line.quantity_adjustable or line.custom_amount), None)
         name = "items" if line is None else f"{'qty' if line.quantity_adjustable else 'price'}_{line.index}"
