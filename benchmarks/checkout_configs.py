@@ -18,6 +18,7 @@ from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import PaymentLink, StripeConnection
 from kassa.services.links.custom_fields import FieldDraft
+from kassa.services.links import promo_codes
 from kassa.services.links.link_drafts import ItemDraft, LinkDraft
 from kassa.services.links.links import create_link, sign_test_link
 
@@ -38,6 +39,7 @@ class Configuration:
     live_stripe: bool = False  # K6: a live checkout of an account connected to Stripe (the Payment Element)
     # Q10: the bank debit follows the link's currency (EUR: SEPA Direct Debit, USD: ACH); None = the shop's.
     currency: str | None = None
+    promo: bool = False  # Q2: the account has an active promo code for this link ("Add promo code" shows)
 
 
 CONFIGURATIONS: dict[str, Configuration] = {
@@ -50,9 +52,9 @@ CONFIGURATIONS: dict[str, Configuration] = {
     "recurring": Configuration(recurring=True),
     "live_stripe": Configuration({"collect_shipping_address": True}, live_stripe=True),
     "everything": Configuration({"allow_ach": True, "collect_shipping_address": True, "fields": ALL_FIELDS,
-                                 "custom_fields": CUSTOM_FIELDS}, items=3, currency="EUR"),
+                                 "custom_fields": CUSTOM_FIELDS}, items=3, currency="EUR", promo=True),
     "everything_ach": Configuration({"allow_ach": True, "collect_shipping_address": True, "fields": ALL_FIELDS},
-                                    items=3, currency="USD"),
+                                    items=3, currency="USD", promo=True),
 }
 
 
@@ -72,6 +74,10 @@ def create_configuration_links(actor: Actor, currency: str) -> dict[str, tuple[P
         draft = LinkDraft(name=f"Q12 {name}", currency=link_currency, items=_items(config, link_currency),
                           **config.draft)
         links[name] = (create_link(actor, draft, "en"), config.live_stripe)
+    promo_links = [str(links[name][0].id) for name, config in CONFIGURATIONS.items() if config.promo]
+    if promo_links:  # Q2: a code limited to these links, so only their pages show the promo field
+        promo_codes.create_code(actor, {"code": "Q12PROMO", "kind": "percent", "percent": "10",
+                                        "link_ids": promo_links}, "en")
     if any(config.live_stripe for config in CONFIGURATIONS.values()):
         with write_transaction(db.session) as session:
             session.add(StripeConnection(

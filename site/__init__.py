@@ -91,13 +91,14 @@ def _register_blueprints(app: Flask) -> None:
         media,
         payments,
         products,
+        promo_codes,
         reports,
         settings,
         subscriptions,
         webhooks,
     )
 
-    for module in (health, auth, dashboard, settings, media, links, link_editor, products, embed, checkout, crm,
+    for module in (health, auth, dashboard, settings, media, links, link_editor, products, promo_codes, embed, checkout, crm,
                    payments, disputes, subscriptions, billing_portal, reports, exports, webhooks, assets):
         app.register_blueprint(module.bp)
     app.register_blueprint(reports.payouts_bp)

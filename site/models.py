@@ -121,6 +121,10 @@ class Account(db.Model):
     # K12: what moves test-mode money: Kassa's built-in sandbox, or Stripe test mode on the account's test-mode
     # StripeConnection (used only while one is connected; without it the sandbox again).
     test_processor: Mapped[str] = mapped_column(String(16), default="sandbox", server_default="sandbox")
+    # Q2: which links offer the "Add promo code" field: "" (no active code), "*" (a code for every link) or the
+    # ids of the links the active codes are limited to (",12,15,"). Kept here by the promo codes service, so
+    # the cached checkout page (keyed by this row) knows without a query.
+    promo_links: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
     users: Mapped[list[User]] = relationship(back_populates="account", order_by="User.id")
@@ -536,6 +540,29 @@ class Product(db.Model):
     updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
 
 
+class PromoCode(db.Model):
+    """Q2: a code a buyer types at checkout for a percentage (basis points) or an amount off what is due today.
+    Per account (products and links aren't split by mode either); the code is unique per account in upper case."""
+
+    __tablename__ = "promo_codes"
+    __table_args__ = (UniqueConstraint("account_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    code: Mapped[str] = mapped_column(String(32))  # upper case: A-Z 0-9 - _
+    kind: Mapped[str] = mapped_column(String(8))  # "percent" (value in basis points) | "amount" (minor units)
+    value: Mapped[int]
+    currency: Mapped[str | None] = mapped_column(String(3))  # an amount's currency
+    expires_at: Mapped[datetime | None]
+    max_redemptions: Mapped[int | None]
+    # Reserved before the charge with one conditional UPDATE, given back when the charge doesn't go through.
+    redeemed: Mapped[int] = mapped_column(default=0)
+    first_time_only: Mapped[bool] = mapped_column(default=False)
+    link_ids: Mapped[list[int] | None] = mapped_column(JSON)  # None: every link
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
 class PaymentLink(db.Model):
     """A shareable link to a checkout. The slug never changes, whatever is edited (L19)."""
 
@@ -841,6 +868,9 @@ class Payment(db.Model):
     gross_minor: Mapped[int | None]
     discount_minor: Mapped[int] = mapped_column(default=0, server_default="0")
     net_minor: Mapped[int | None]
+    # Q2: the promo code the buyer applied and what it took off today's charge (net = gross − discount − promo)
+    promo_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    promo_discount_minor: Mapped[int] = mapped_column(default=0, server_default="0")
     method: Mapped[str] = mapped_column(String(8))  # card | ach | sepa (SEPA Direct Debit, Q10)
     card_brand: Mapped[str | None] = mapped_column(String(32))
     card_last4: Mapped[str | None] = mapped_column(String(4))
@@ -955,6 +985,7 @@ class PaymentItem(db.Model):
     discount_type: Mapped[str] = mapped_column(String(8), default="", server_default="")
     discount_value: Mapped[int] = mapped_column(default=0, server_default="0")
     discount_minor: Mapped[int] = mapped_column(default=0, server_default="0")
+    promo_minor: Mapped[int] = mapped_column(default=0, server_default="0")  # Q2: the line's share of the promo
 
     payment: Mapped[Payment] = relationship(back_populates="items")
 

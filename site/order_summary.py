@@ -6,12 +6,18 @@ Pricing (Q1, Q3, Q4): a line is its unit price (the link's, or the amount a pay-
 its quantity (the link's, or the buyer's within the item's min/max) = gross; less the line's discount (a
 percentage, rounded half-up once per line in the currency's minor unit, or a fixed amount for the line, never
 more than the gross) = net. The totals are sums of the lines' minor units. Later additions (promo codes, tax)
-take the same lines as input and add their own rows here."""
+take the same lines as input and add their own rows here.
+
+Promo codes (Q2) come after the line discounts and apply to what is charged today only (one-time lines and the
+first period of recurring ones; later periods are charged at the full net): a percentage is taken off each
+line's net, rounded half-up once per line; an amount is shared across the lines in proportion to their nets by
+the largest-remainder method (ties to the earlier line), never more than the total. A line's `amount` is its
+net less its promo share: a later tax step taxes that."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Protocol
 
@@ -45,6 +51,7 @@ class DiscountType:
 
 
 DISCOUNT_TYPES = (DiscountType.NONE, DiscountType.PERCENT, DiscountType.AMOUNT)
+PROMO_KINDS = (DiscountType.PERCENT, DiscountType.AMOUNT)  # Q2: a promo code's kind, valued as a discount's
 MAX_PERCENT_BP = 10_000  # 100 %
 
 
@@ -75,20 +82,34 @@ class OrderItem:
 class BuyerChoices:
     """What the buyer chose on the checkout, by line position: quantities of adjustable items (Q3) and typed
     prices of pay-what-you-want items (Q4, minor units). Checked against the item by `choice_errors`; a choice
-    for a line that allows none is ignored. (Q2 promo code and Q6 country join here.)"""
+    for a line that allows none is ignored. Q2: the promo code the buyer applied, with the terms the promo
+    codes service found valid for it (`promo_kind` "percent" | "amount", `promo_value` basis points | minor
+    units, `promo_id` the code's row); kept with the attempt, so the payment is priced as it was charged.
+    (Q6 country joins here.)"""
 
     quantities: Mapping[int, int] = field(default_factory=dict)
     amounts: Mapping[int, int] = field(default_factory=dict)
+    promo_code: str = ""
+    promo_kind: str = ""
+    promo_value: int = 0
+    promo_id: int | None = None
 
     def stored(self) -> dict:
-        return {"quantities": {str(k): v for k, v in self.quantities.items()},
-                "amounts": {str(k): v for k, v in self.amounts.items()}}
+        data: dict = {"quantities": {str(k): v for k, v in self.quantities.items()},
+                      "amounts": {str(k): v for k, v in self.amounts.items()}}
+        if self.promo_code:
+            data["promo"] = {"code": self.promo_code, "kind": self.promo_kind, "value": self.promo_value,
+                             "id": self.promo_id}
+        return data
 
     @classmethod
     def from_stored(cls, data: Mapping | None) -> BuyerChoices:
         data = data or {}
+        promo = data.get("promo") or {}
         return cls(quantities={int(k): int(v) for k, v in (data.get("quantities") or {}).items()},
-                   amounts={int(k): int(v) for k, v in (data.get("amounts") or {}).items()})
+                   amounts={int(k): int(v) for k, v in (data.get("amounts") or {}).items()},
+                   promo_code=promo.get("code") or "", promo_kind=promo.get("kind") or "",
+                   promo_value=int(promo.get("value") or 0), promo_id=promo.get("id"))
 
 
 NO_CHOICES = BuyerChoices()
@@ -100,7 +121,7 @@ class SummaryLine:
     description: str
     quantity: int
     unit_amount: Money
-    amount: Money  # net: gross less discount
+    amount: Money  # net: gross less discount, less the line's promo share (charged today)
     frequency: BillingFrequency
     term_type: TermType | None
     term_count: int | None
@@ -115,6 +136,7 @@ class SummaryLine:
     custom_amount: bool = False
     amount_min: Money | None = None
     amount_max: Money | None = None
+    promo: Money | None = None  # Q2: the line's share of the promo code (today only)
 
     @property
     def has_discount(self) -> bool:
@@ -140,7 +162,7 @@ class RecurringGroup:
     frequency: BillingFrequency
     term_type: TermType
     term_count: int | None
-    amount: Money  # charged every period, the first time today
+    amount: Money  # charged every period (the first time today, less any promo: see OrderSummary.due_today)
     lines: tuple[SummaryLine, ...]
 
 
@@ -150,11 +172,22 @@ class OrderSummary:
     lines: tuple[SummaryLine, ...]
     one_time_total: Money
     groups: tuple[RecurringGroup, ...]
+    promo_code: str = ""  # Q2: the code applied ("" none)
 
     @property
     def due_today(self) -> Money:
-        """One-time items plus the first period of every recurring group: all charged at checkout."""
-        return sum_money([self.one_time_total, *(group.amount for group in self.groups)], self.currency)
+        """One-time items plus the first period of every recurring group, less the promo: all charged at
+        checkout (the lines' amounts, which already have their promo share taken off)."""
+        return sum_money((line.amount for line in self.lines), self.currency)
+
+    @property
+    def promo_today(self) -> Money:
+        """Q2: what the promo code takes off today's charge."""
+        return sum_money((line.promo or Money.zero(self.currency) for line in self.lines), self.currency)
+
+    @property
+    def has_promo(self) -> bool:
+        return bool(self.promo_code)
 
     @property
     def has_recurring(self) -> bool:
@@ -191,6 +224,32 @@ def line_discount(gross: Money, discount_type: str, discount_value: int) -> Mone
     return min(value, gross)
 
 
+def allocate_amount(total_minor: int, weights: list[int]) -> list[int]:
+    """Q2: `total_minor` shared in proportion to `weights` (non-negative minor units) by the largest-remainder
+    method: each share rounded down, the minor units left over go one each to the largest remainders (ties to
+    the earlier line). Never more than the weights' sum; the shares add up exactly."""
+    whole = sum(weights)
+    total_minor = min(max(total_minor, 0), whole)
+    if whole == 0 or total_minor == 0:
+        return [0] * len(weights)
+    shares = [total_minor * w // whole for w in weights]
+    remainders = sorted(range(len(weights)), key=lambda i: (-(total_minor * weights[i] % whole), i))
+    for i in remainders[: total_minor - sum(shares)]:
+        shares[i] += 1
+    return shares
+
+
+def promo_shares(nets: list[Money], kind: str, value: int, currency: str) -> list[Money]:
+    """Q2: each line's share of a promo: a percentage of each net rounded half-up per line, or an amount
+    allocated across the nets (`allocate_amount`)."""
+    if kind == DiscountType.PERCENT:
+        return [line_discount(net, DiscountType.PERCENT, value) for net in nets]
+    if kind == DiscountType.AMOUNT:
+        return [Money(share, currency)
+                for share in allocate_amount(int(value), [max(net.amount_minor, 0) for net in nets])]
+    return [Money.zero(currency) for _net in nets]
+
+
 def choice_errors(items: Iterable[ItemLike], choices: BuyerChoices) -> dict[int, tuple[str, str]]:
     """Q3/Q4: what is wrong with the buyer's choices, by line: (`"quantity"` | `"amount"`, message). The server
     checks every choice here, whatever the page allowed (a tampered form is refused, nothing charged)."""
@@ -224,7 +283,8 @@ def build_order_summary(items: Iterable[ItemLike], currency: str, choices: Buyer
     """The one pricing function: items (a link snapshot's, a draft's, a payment's) and the buyer's valid choices
     in, lines and totals out. Choices are assumed checked (`choice_errors`); out-of-range ones are clamped."""
     lines = []
-    for index, item in enumerate(items):
+    items_list = list(items)
+    for index, item in enumerate(items_list):
         adjustable = bool(getattr(item, "quantity_adjustable", False))
         custom = bool(getattr(item, "custom_amount", False))
         quantity = int(item.quantity)
@@ -262,6 +322,7 @@ def build_order_summary(items: Iterable[ItemLike], currency: str, choices: Buyer
                 amount_max=Money(a_max, item.currency) if a_max is not None else None,
             )
         )
+    lines = _with_promo(lines, items_list, currency, choices)
     groups: dict[tuple, list[SummaryLine]] = {}
     for line in lines:
         if line.is_recurring:
@@ -275,12 +336,29 @@ def build_order_summary(items: Iterable[ItemLike], currency: str, choices: Buyer
                 frequency=members[0].frequency,
                 term_type=members[0].term_type or TermType.AUTO_RENEW,
                 term_count=members[0].term_count,
-                amount=sum_money((line.amount for line in members), currency),
+                # every period's charge: the net, without the promo (which is for today only)
+                amount=sum_money(((line.gross or line.amount) - (line.discount or Money.zero(currency))
+                                  for line in members), currency),
                 lines=tuple(members),
             )
             for members in groups.values()
         ),
+        promo_code=choices.promo_code if any(line.promo is not None for line in lines) else "",
     )
+
+
+def _with_promo(lines: list[SummaryLine], items: list, currency: str, choices: BuyerChoices) -> list[SummaryLine]:
+    """Q2: each line less its promo share. A payment's lines keep the share they were charged (`promo_minor`)."""
+    if not choices.promo_code:
+        return lines
+    stored = [getattr(item, "promo_minor", None) for item in items]
+    if stored and all(value is not None for value in stored):
+        shares = [Money(int(value), currency) for value in stored]
+    elif choices.promo_kind in PROMO_KINDS:
+        shares = promo_shares([line.amount for line in lines], choices.promo_kind, choices.promo_value, currency)
+    else:
+        return lines
+    return [replace(line, amount=line.amount - share, promo=share) for line, share in zip(lines, shares, strict=True)]
 
 
 # -- wording (translated at render time) ------------------------------------------------------------
@@ -346,3 +424,15 @@ def discount_label(line: SummaryLine) -> str:
     if line.discount_type == DiscountType.PERCENT:
         return _("Discount (%(percent)s%%)", percent=format_decimal(line.discount_percent, locale=_locale()))
     return _("Discount")
+
+
+def promo_label(summary: OrderSummary) -> str:
+    """Q2: "Promo SUMMER10" — the order summary's, the receipt's and the email's row."""
+    return _("Promo %(code)s", code=summary.promo_code)
+
+
+def promo_note(summary: OrderSummary) -> str | None:
+    """Q2: on an order with recurring items, the promo is for today's charge only."""
+    if not (summary.has_promo and summary.has_recurring):
+        return None
+    return _("The promo code applies to today's payment only, not to later periods.")

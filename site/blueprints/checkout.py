@@ -41,6 +41,7 @@ from kassa.netutil import client_ip
 from kassa.page_cache import CHECKOUT_SLOTS, PageCache, compact
 from kassa.security import allow_form_action, allow_stripe_js, csp_nonce
 from kassa.services.checkout import checkout as checkout_service
+from kassa.services.links import promo_codes
 from kassa.services.links.links import sign_test_link
 from kassa.services.links.snapshots import offered_methods, snapshot_summary
 from kassa.services.payments import receipts
@@ -131,7 +132,8 @@ def _page_context(view: checkout_service.CheckoutView, *, values=None, errors=No
     snapshot = checkout.snapshot
     language = g.buyer_language
     # Q1/Q3/Q4: priced from the buyer's posted choices (the untouched page: the link's defaults)
-    summary = checkout_service.quote(snapshot, values or {}, language).summary if values else snapshot_summary(snapshot)
+    summary = checkout_service.quote(snapshot, values or {}, language, account_id=account.id,
+                                     mode=checkout.mode).summary if values else snapshot_summary(snapshot)
     methods = offered_methods(snapshot)  # Q10: card, and the bank debit of the link's currency
     values = dict(values or {})
     values.pop("card_cvc", None)  # C6: everything typed is kept on an error, except the security code
@@ -152,6 +154,8 @@ def _page_context(view: checkout_service.CheckoutView, *, values=None, errors=No
         # K6: Stripe's Payment Element takes the payment details instead of Kassa's card and bank fields.
         "stripe": stripe,
         "shared_countries": billing_shown and snapshot["collect_shipping_address"],
+        # Q2: "Add promo code" only when an active code of the account applies to this link
+        "promo": promo_codes.offered(account, checkout.link_id),
         "mandate": mandate_text(account.id, summary.due_today.amount_minor, summary.due_today.currency, language,
                                 methods[-1]) if methods[-1] != "card" else None,
     }
@@ -294,10 +298,14 @@ def submit(token: str):
     if _uses_payment_element(view):
         allow_stripe_js()
     typed = form.posted()
-    if form.action.data == "update" and checkout.status == CheckoutStatus.OPEN.value \
+    if form.action.data == "unpromo":  # Q2: "Remove" the promo code: re-priced without it
+        typed.pop("promo", None)
+    if form.action.data in ("update", "unpromo") and checkout.status == CheckoutStatus.OPEN.value \
             and not checkout_service.is_expired(checkout):
         # Q3/Q4: "Update total" (and checkout.js on every change): re-priced by the server, nothing charged.
-        priced = checkout_service.quote(checkout.snapshot, typed, language)
+        # Q2: "Apply" a promo code is this too.
+        priced = checkout_service.quote(checkout.snapshot, typed, language, account_id=view.account.id,
+                                        mode=checkout.mode)
         return _buyer_page("checkout/page.html", 422 if priced.errors else 200,
                            **_page_context(view, values=typed, errors=priced.errors))
     try:

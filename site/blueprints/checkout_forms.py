@@ -60,6 +60,7 @@ class CheckoutForm(CardForm):
     payment_method = StringField()
     # Q3/Q4: "update" re-prices the order without paying (the page's "Update total", and checkout.js).
     action = StringField()
+    promo = StringField()  # Q2: the promo code typed
 
 
 # Q3/Q4: per line position, the quantity (`qty_<n>`) and the typed price (`price_<n>`) the buyer chose.

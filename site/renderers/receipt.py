@@ -55,6 +55,9 @@ class ReceiptData:
     # Q1: before the discounts, and the discounts (printed only when there is one)
     subtotal: Money | None = None
     discount: Money | None = None
+    # Q2: the promo code and what it took off (printed only when there is one)
+    promo_code: str | None = None
+    promo: Money | None = None
     recurring_note: str | None = None  # e.g. "Then €10.00 every month until cancelled"
     pre_notification: str | None = None  # Q10: a SEPA debit's amount, date of debit, mandate reference, creditor
     # Q8: the answers to the link's custom fields marked "show on receipt": ((label, value), ...)

@@ -94,9 +94,22 @@ def shop(live_server):
             "subscription": subscription.id, "payout": items.payout.id, "product": first(Product).id,
             "contact": first(Contact).id, "company": first(Company).id, "deal": first(Deal).id,
             "export": first(Export).id, "member": member.id, "email": email.id,
+            "promo": _promo_code(owner, link.id),
         }
         db.session.remove()
     return ids
+
+
+def _promo_code(owner, link_id: int) -> int:
+    """Q2: two codes on the promo codes page: one for every link, one limited to a link with a limit of uses."""
+    from kassa.actor import Actor
+    from kassa.services.links import promo_codes
+
+    actor = Actor(user=owner, account_id=owner.account_id)
+    promo_codes.create_code(actor, {"code": "WELCOME5", "kind": "amount", "amount": "5.00", "currency": "EUR",
+                                    "first_time_only": True}, "en")
+    return promo_codes.create_code(actor, {"code": "SUMMER10", "kind": "percent", "percent": "10",
+                                           "max_redemptions": "10", "link_ids": [str(link_id)]}, "en").id
 
 
 def pages(ids: dict) -> dict[str, list[str]]:
@@ -137,6 +150,9 @@ def pages(ids: dict) -> dict[str, list[str]]:
         "products.new": ["/products/new"],
         "products.edit": [f"/products/{ids['product']}/edit"],
         "products.delete": [f"/products/{ids['product']}/delete"],
+        "promo_codes.index": ["/promo-codes/"],
+        "promo_codes.new": ["/promo-codes/new"],
+        "promo_codes.deactivate": [f"/promo-codes/{ids['promo']}/deactivate"],
         "crm.contact": [f"/contacts/{ids['contact']}"],
         "crm.company": [f"/companies/{ids['company']}"],
         "crm.deal": [f"/deals/{ids['deal']}"],
@@ -169,7 +185,7 @@ def test_b12_every_merchant_get_route_is_listed(live_server):
     NOT_PAGES with its reason), so no page escapes the phone check."""
     listed = set(pages({key: 1 for key in ("payment", "ach", "link", "dispute", "seed_dispute", "subscription",
                                            "payout", "product", "contact", "company", "deal", "export", "member",
-                                           "email")})) | set(NOT_PAGES)
+                                           "email", "promo")})) | set(NOT_PAGES)
     assert merchant_get_endpoints(live_server.app) == listed
 
 

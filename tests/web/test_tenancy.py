@@ -61,6 +61,16 @@ def _product(account_id: int) -> int:
         return product.id
 
 
+def _promo(account_id: int) -> int:
+    from kassa.models import PromoCode
+
+    with write_transaction(db.session) as session:
+        promo = PromoCode(account_id=account_id, code="THEIRS", kind="percent", value=1000)
+        session.add(promo)
+        session.flush()
+        return promo.id
+
+
 def _link(account_id: int) -> int:
     from kassa.models import LinkItem, PaymentLink
 
@@ -218,6 +228,7 @@ OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "email_id": _email,
     "invitation_id": _invitation,
     "product_id": _product,
+    "promo_id": _promo,  # Q2
     "link_id": _link,
     "contact_id": _contact,
     "company_id": _company,

@@ -136,6 +136,8 @@ PROPERTIES: dict[str, Prop] = {
         Prop("risk", _l("Risk"), "enum", lambda: Payment.risk_level, _risk_options),
         # Q8: the buyer's answer to a custom field (by its label, any link), through PaymentFieldValue.
         Prop("custom_field", _l("Custom field"), "field", lambda: Payment.id),
+        # Q2: the promo code a buyer applied (stored in upper case, as codes are kept)
+        Prop("promo_code", _l("Promo code"), "text", lambda: Payment.promo_code),
     ]
 }
 

@@ -10,7 +10,7 @@ Paying happens in three steps so that money never moves twice and is never lost:
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -46,6 +46,7 @@ from kassa.processors.base import (
 from kassa.processors.registry import NoLiveProcessor, processor_for
 from kassa.processors.stripe import StripeProcessor
 from kassa.services.checkout.checkout_form import PROCESSOR_FIELDS, BuyerInput, read_buyer_form, read_choices
+from kassa.services.links import promo_codes
 from kassa.services.links.links import is_valid_test_signature, public_link
 from kassa.services.links.snapshots import link_snapshot, snapshot_summary
 from kassa.services.payments import risk
@@ -202,12 +203,31 @@ class Quote:
     errors: dict[str, str]
 
 
-def quote(snapshot: dict[str, Any], form: dict[str, str], locale: str) -> Quote:
+def quote(snapshot: dict[str, Any], form: dict[str, str], locale: str, *, account_id: int | None = None,
+          mode: str | None = None) -> Quote:
     """Re-price a checkout from what the buyer posted (never from anything the page computed). Nothing is
-    written: "Update total" with or without JavaScript is only this."""
+    written: "Update total" with or without JavaScript is only this. Q2: a posted `promo` (code) is looked up
+    for the link's account (`account_id`, else the link's) and applied, or its field gets the reason why not."""
     cap = current_app.config["KASSA_LINK_MAX_TOTAL_MINOR"]
     choices, errors = read_choices(snapshot, form, locale, max_amount_minor=cap)
+    code = (form.get(promo_codes.FIELD) or "").strip()
+    if code and form.get("action") != "unpromo":
+        if account_id is None:
+            link = db.session.get(PaymentLink, snapshot["link_id"])
+            account_id = link.account_id if link is not None else 0
+        found = promo_codes.find_code(account_id, snapshot["link_id"], snapshot["currency"], code[:64],
+                                      email=form.get("email"), mode=mode)
+        if isinstance(found, str):
+            errors[promo_codes.FIELD] = found
+        else:
+            choices = replace(choices, promo_code=found.code, promo_kind=found.kind, promo_value=found.value,
+                              promo_id=found.id)
     summary = snapshot_summary(snapshot, choices)
+    if summary.has_promo and summary.due_today.amount_minor <= 0 and promo_codes.FIELD not in errors:
+        # Q2: a payment of nothing can't be charged: the code is refused, not the order made free.
+        errors[promo_codes.FIELD] = _("This promo code takes off the whole amount, so it can't be used here.")
+        choices = replace(choices, promo_code="", promo_kind="", promo_value=0, promo_id=None)
+        summary = snapshot_summary(snapshot, choices)
     if summary.due_today.amount_minor > cap and not errors:
         line = next((line for line in summary.lines if line.quantity_adjustable or line.custom_amount), None)
         name = "items" if line is None else f"{'qty' if line.quantity_adjustable else 'price'}_{line.index}"
@@ -280,6 +300,12 @@ def _begin_attempt(checkout_id: int, buyer: BuyerInput, amount_minor: int, curre
         )
         if in_flight is not None:
             raise PaymentInFlight(_("Your payment is being processed. This page will show the result in a moment."))
+        if buyer.choices.promo_id is not None:
+            # Q2: one redemption of the code, taken atomically before the charge (given back if it fails).
+            problem = promo_codes.reserve(buyer.choices.promo_id, account_id=checkout.account_id,
+                                          mode=checkout.mode, email=buyer.email)
+            if problem is not None:
+                raise ValidationFailed(problem, errors={promo_codes.FIELD: problem})
         hold = risk.reserve(_guard_entry(checkout, buyer, ip))
         attempt = PaymentAttempt(
             account_id=checkout.account_id,
@@ -315,6 +341,8 @@ def _finish_without_charge(attempt_id: int, status: AttemptStatus, error: Proces
             attempt.error_message = error.message
         checkout = lock_one(session, CheckoutSession, attempt.checkout_session_id)
         checkout.attempt_seq += 1
+        # Q2: nothing was charged: the promo code's redemption is given back.
+        promo_codes.release(BuyerChoices.from_stored((attempt.buyer or {}).get("choices")).promo_id)
         # H4: a decline or an invalid number keeps the guard's slots; anything else gives them back.
         if status is AttemptStatus.DECLINED:
             risk.keep(attempt.risk_hold, attempt.link_id if attempt.method == "card" else None)
@@ -354,7 +382,7 @@ def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | N
     today = now().date()
     # K6: Stripe takes no card data; its Payment Element posts a PaymentMethod id instead.
     payment_element = processor.name == StripeProcessor.name
-    priced = quote(snapshot, form, locale)  # Q1/Q3/Q4: the server's own total, from the buyer's choices
+    priced = quote(snapshot, form, locale, account_id=checkout.account_id, mode=checkout.mode)  # Q1–Q4: the server's own total, from the buyer's choices
     buyer, errors = read_buyer_form(snapshot, form, today, payment_element=payment_element)
     errors = {**priced.errors, **errors}
     if errors:

@@ -86,6 +86,8 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
             method=result.method or attempt.method,
             gross_minor=summary.gross_today.amount_minor, discount_minor=summary.discount_today.amount_minor,
             net_minor=summary.due_today.amount_minor,
+            # Q2: net = gross − discount − promo = the amount charged
+            promo_code=summary.promo_code or None, promo_discount_minor=summary.promo_today.amount_minor,
             card_brand=result.brand, card_last4=result.last4, card_exp_month=result.exp_month,
             card_exp_year=result.exp_year, card_funding=result.funding, bank_last4=result.bank_last4,
             processor=processor, processor_ref=result.processor_ref,
@@ -107,7 +109,8 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
                         currency=line.unit_amount.currency, quantity=line.quantity, frequency=line.frequency.value,
                         term_type=items[i].get("term_type"), term_count=items[i].get("term_count"),
                         discount_type=line.discount_type, discount_value=line.discount_value,
-                        discount_minor=line.discount.amount_minor if line.discount else 0)
+                        discount_minor=line.discount.amount_minor if line.discount else 0,
+                        promo_minor=line.promo.amount_minor if line.promo else 0)
             for i, line in enumerate(summary.lines)
         ]
         refresh_display_status(payment)

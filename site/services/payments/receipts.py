@@ -24,11 +24,13 @@ from kassa.extensions import db
 from kassa.models import Account, BillingFrequency, EmailMessage, Invoice, Mode, Payment, Permission
 from kassa.money import Money
 from kassa.order_summary import (
+    BuyerChoices,
     OrderSummary,
     build_order_summary,
     discount_label,
     group_sentence,
     line_recurrence,
+    promo_note,
 )
 from kassa.renderers.receipt import (
     CONTENT_TYPE,
@@ -76,7 +78,8 @@ def format_address(address: dict[str, str] | None) -> str | None:
 def payment_summary(payment: Payment) -> OrderSummary:
     """A payment's lines as charged (Q1: each with the discount it was charged with): the confirmation page,
     receipt and payment panel show this, priced by the one pricing function."""
-    return build_order_summary(payment.items, payment.currency)
+    # Q2: each item keeps its promo share (`promo_minor`); the code names the summary's promo row.
+    return build_order_summary(payment.items, payment.currency, BuyerChoices(promo_code=payment.promo_code or ""))
 
 
 def receipt_answers(payment: Payment) -> tuple[tuple[str, str], ...]:
@@ -98,6 +101,8 @@ def receipt_data(payment: Payment) -> Any:
             for line in summary.lines
         )
         notes = [group_sentence(group, language) for group in summary.groups]
+        if promo_note(summary):
+            notes.append(promo_note(summary))
         logo = Path(logo_dir()) / account.logo_path if account.logo_path else None
         return ReceiptData(
             number=receipt_number(payment),
@@ -117,6 +122,8 @@ def receipt_data(payment: Payment) -> Any:
             amount_paid=Money(payment.amount_minor, payment.currency),
             subtotal=Money(payment.gross_amount_minor, payment.currency),
             discount=Money(payment.discount_minor, payment.currency) if payment.discount_minor else None,
+            promo_code=payment.promo_code,
+            promo=Money(payment.promo_discount_minor, payment.currency) if payment.promo_code else None,
             payment_method=method_label(payment),
             test_mode=payment.is_test,
             recurring_note=" ".join(notes) or None,
@@ -222,6 +229,7 @@ def queue_receipt(payment: Payment, *, to: list[str] | None = None, kind: str = 
                  "amount": Money(payment.amount_minor, payment.currency), "method": method_label(payment),
                  "brand_color": account.brand_color, "lines": payment_summary(payment).lines,
                  "answers": receipt_answers(payment),
+                 "promo": Money(payment.promo_discount_minor, payment.currency) if payment.promo_code else None,
                  "is_recurring": any(BillingFrequency(i.frequency).is_recurring for i in payment.items)},
         account_id=payment.account_id,
         attachments=attachments,

@@ -167,7 +167,7 @@ const rp = $("[data-reprice-button]");
 let rt, rn = 0;
 const reprice = () => {
   const b = new FormData(), k = ++rn;
-  for (const [n, v] of new FormData(F)) if (/^(csrf_token|lang|qty_|price_)/.test(n)) b.append(n, v);
+  for (const [n, v] of new FormData(F)) if (/^(csrf_token|lang|qty_|price_|promo)/.test(n)) b.append(n, v);
   b.set("action", "update");
   fetch(F.getAttribute("action"), { method: "POST", body: b }).then((r) => r.text()).then((h) => {
     if (k !== rn) return; // an answer older than the last change
@@ -176,13 +176,21 @@ const reprice = () => {
       const y = d.getElementById(x.id), m = y && y.dataset.minor;
       if (!y) return;
       if (x.value != null) return x.parentNode.classList.toggle("field--error", !!attr(x, "aria-invalid", y.getAttribute("aria-invalid")));
-      x.textContent = y.textContent;
+      x.innerHTML = y.innerHTML;
       x.hidden = y.hidden;
       if (m && m !== x.dataset.minor) F.dispatchEvent(new CustomEvent("kassa:total", { detail: +(x.dataset.minor = m) }));
     });
+    pb();
     F.dataset.priced = k; // what a test waits on
   }, () => {});
 };
+// Q2: the promo code's "Apply" and "Remove" (as buttons, not submits: Enter still pays) re-price too.
+const pb = () => $$("[name=action]").forEach((b) => { b.type = "button"; });
+pb();
+on(document, "click", (e) => {
+  const b = e.target.closest("[name=action]");
+  if (b) { if (b.value < "up") $("#f-promo").value = ""; reprice(); }
+});
 if (rp) {
   rp.remove();
   $$("[data-reprice]").forEach((x) => on(x, "input", () => { clearTimeout(rt); rt = setTimeout(reprice, 300); }));
