@@ -17,8 +17,8 @@ from kassa.clock import now
 from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import PaymentLink, StripeConnection
-from kassa.services.links.custom_fields import FieldDraft
 from kassa.services.links import promo_codes
+from kassa.services.links.custom_fields import FieldDraft
 from kassa.services.links.link_drafts import ItemDraft, LinkDraft
 from kassa.services.links.links import create_link, sign_test_link
 
