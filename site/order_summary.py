@@ -6,7 +6,13 @@ Pricing (Q1, Q3, Q4): a line is its unit price (the link's, or the amount a pay-
 its quantity (the link's, or the buyer's within the item's min/max) = gross; less the line's discount (a
 percentage, rounded half-up once per line in the currency's minor unit, or a fixed amount for the line, never
 more than the gross) = net. The totals are sums of the lines' minor units. Later additions (promo codes, tax)
-take the same lines as input and add their own rows here."""
+take the same lines as input and add their own rows here.
+
+Tax (Q6), when the link collects it (a `TaxContext`): the buyer's country picks one of the account's rates, applied
+per line to the line's final net `line.amount` in minor units: exclusive tax = round_half_up(net × rate), added
+to what is due; inclusive tax = net − round_half_up(net / (1 + rate)), a part of the net shown "incl.". A valid
+EU VAT number of another member state than the merchant's: reverse charge, no tax. Recurring groups include
+their lines' exclusive tax in the amount charged every period."""
 
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from flask_babel import gettext as _
 
 from kassa.models import BillingFrequency, TermType
 from kassa.money import Money, sum_money
+from kassa.tax import TaxBreakdownRow, TaxContext, TaxRateSpec, exclusive_tax, inclusive_tax, normalize_vat_id
 
 
 class ItemLike(Protocol):
@@ -79,16 +86,21 @@ class BuyerChoices:
 
     quantities: Mapping[int, int] = field(default_factory=dict)
     amounts: Mapping[int, int] = field(default_factory=dict)
+    # Q6: the buyer's country (ISO code: picks the tax rate) and VAT number (normalized; "" for none)
+    country: str = ""
+    vat_id: str = ""
 
     def stored(self) -> dict:
         return {"quantities": {str(k): v for k, v in self.quantities.items()},
-                "amounts": {str(k): v for k, v in self.amounts.items()}}
+                "amounts": {str(k): v for k, v in self.amounts.items()},
+                "country": self.country, "vat_id": self.vat_id}
 
     @classmethod
     def from_stored(cls, data: Mapping | None) -> BuyerChoices:
         data = data or {}
         return cls(quantities={int(k): int(v) for k, v in (data.get("quantities") or {}).items()},
-                   amounts={int(k): int(v) for k, v in (data.get("amounts") or {}).items()})
+                   amounts={int(k): int(v) for k, v in (data.get("amounts") or {}).items()},
+                   country=str(data.get("country") or ""), vat_id=normalize_vat_id(data.get("vat_id")))
 
 
 NO_CHOICES = BuyerChoices()
@@ -115,6 +127,14 @@ class SummaryLine:
     custom_amount: bool = False
     amount_min: Money | None = None
     amount_max: Money | None = None
+    # Q6: the line's tax at the buyer's rate (None: no tax), and whether it is part of `amount` (inclusive)
+    tax: Money | None = None
+    tax_inclusive: bool = False
+
+    @property
+    def exclusive_tax(self) -> Money:
+        """The tax added on top of `amount` (zero for an inclusive rate or none)."""
+        return self.tax if self.tax is not None and not self.tax_inclusive else Money.zero(self.amount.currency)
 
     @property
     def has_discount(self) -> bool:
@@ -140,16 +160,24 @@ class RecurringGroup:
     frequency: BillingFrequency
     term_type: TermType
     term_count: int | None
-    amount: Money  # charged every period, the first time today
+    amount: Money  # charged every period, the first time today (Q6: with its lines' exclusive tax)
     lines: tuple[SummaryLine, ...]
+    tax: Money | None = None  # Q6: the tax part of `amount` (inclusive and exclusive), None without tax
 
 
 @dataclass(frozen=True)
 class OrderSummary:
     currency: str
     lines: tuple[SummaryLine, ...]
-    one_time_total: Money
+    one_time_total: Money  # Q6: with the one-time lines' exclusive tax
     groups: tuple[RecurringGroup, ...]
+    # Q6: the link collects tax (then the summary shows a tax row, or the reverse-charge note), the rates'
+    # breakdown (name, percent, taxable amount, tax), and whether VAT is reverse-charged
+    collects_tax: bool = False
+    tax_breakdown: tuple[TaxBreakdownRow, ...] = ()
+    reverse_charge: bool = False
+    country: str = ""
+    vat_id: str = ""
 
     @property
     def due_today(self) -> Money:
@@ -172,6 +200,27 @@ class OrderSummary:
     @property
     def has_discount(self) -> bool:
         return any(line.has_discount for line in self.lines)
+
+    @property
+    def net_today(self) -> Money:
+        """Q1/Q6: what is due today after discounts and before exclusive tax (the lines' nets)."""
+        return sum_money((line.amount for line in self.lines), self.currency)
+
+    @property
+    def tax_today(self) -> Money:
+        """Q6: all tax in what is due today, inclusive and exclusive."""
+        return sum_money((line.tax for line in self.lines if line.tax is not None), self.currency)
+
+    @property
+    def exclusive_tax_today(self) -> Money:
+        return sum_money((line.exclusive_tax for line in self.lines), self.currency)
+
+    @property
+    def tax_context(self) -> TaxContext:
+        """Q6: the one rate this order was taxed at (or none), for pricing a payment's stored lines again."""
+        rates = tuple(TaxRateSpec(id=0, name=row.name, percentage_bp=row.percentage_bp, inclusive=row.inclusive)
+                      for row in self.tax_breakdown[:1])
+        return TaxContext(rates=rates)
 
     @property
     def is_adjustable(self) -> bool:
@@ -220,9 +269,14 @@ def _locale() -> str:
         return "en"
 
 
-def build_order_summary(items: Iterable[ItemLike], currency: str, choices: BuyerChoices = NO_CHOICES) -> OrderSummary:
+def build_order_summary(items: Iterable[ItemLike], currency: str, choices: BuyerChoices = NO_CHOICES,
+                        tax: TaxContext | None = None) -> OrderSummary:
     """The one pricing function: items (a link snapshot's, a draft's, a payment's) and the buyer's valid choices
-    in, lines and totals out. Choices are assumed checked (`choice_errors`); out-of-range ones are clamped."""
+    in, lines and totals out. Choices are assumed checked (`choice_errors`); out-of-range ones are clamped.
+    Q6: with a `tax` context (the link collects tax), the rate of the buyer's `choices.country` applies to every
+    line, or none when a valid VAT number makes it a reverse charge (`TaxContext.reverse_charge`)."""
+    reverse = tax is not None and tax.reverse_charge(choices.vat_id)
+    rate = tax.rate_for(choices.country) if tax is not None and not reverse else None
     lines = []
     for index, item in enumerate(items):
         adjustable = bool(getattr(item, "quantity_adjustable", False))
@@ -246,13 +300,18 @@ def build_order_summary(items: Iterable[ItemLike], currency: str, choices: Buyer
         discount = Money(int(stored), item.currency) if stored is not None else line_discount(gross, d_type, d_value)
         frequency = BillingFrequency(item.frequency)
         term = TermType(item.term_type) if frequency.is_recurring and item.term_type else None
+        net = gross - discount
+        line_tax = None
+        if rate is not None:
+            part = inclusive_tax if rate.inclusive else exclusive_tax
+            line_tax = Money(part(net.amount_minor, rate.percentage_bp), item.currency)
         lines.append(
             SummaryLine(
                 name=item.name,
                 description=item.description or "",
                 quantity=quantity,
                 unit_amount=unit,
-                amount=gross - discount,
+                amount=net,
                 frequency=frequency,
                 term_type=term,
                 term_count=int(item.term_count) if term is TermType.FIXED and item.term_count else None,
@@ -260,26 +319,38 @@ def build_order_summary(items: Iterable[ItemLike], currency: str, choices: Buyer
                 quantity_adjustable=adjustable, quantity_min=q_min, quantity_max=q_max, custom_amount=custom,
                 amount_min=Money(a_min, item.currency) if a_min is not None else None,
                 amount_max=Money(a_max, item.currency) if a_max is not None else None,
+                tax=line_tax, tax_inclusive=bool(rate and rate.inclusive),
             )
         )
     groups: dict[tuple, list[SummaryLine]] = {}
     for line in lines:
         if line.is_recurring:
             groups.setdefault(line.group_key, []).append(line)
+    breakdown = ()
+    if rate is not None:
+        breakdown = (TaxBreakdownRow(
+            name=rate.name, percentage_bp=rate.percentage_bp, inclusive=rate.inclusive,
+            taxable_minor=sum(line.amount.amount_minor - (line.tax.amount_minor if rate.inclusive else 0)
+                              for line in lines),
+            tax_minor=sum(line.tax.amount_minor for line in lines)),)
     return OrderSummary(
         currency=currency,
         lines=tuple(lines),
-        one_time_total=sum_money((line.amount for line in lines if not line.is_recurring), currency),
+        one_time_total=sum_money((m for line in lines if not line.is_recurring for m in (line.amount, line.exclusive_tax)),
+                                 currency),
         groups=tuple(
             RecurringGroup(
                 frequency=members[0].frequency,
                 term_type=members[0].term_type or TermType.AUTO_RENEW,
                 term_count=members[0].term_count,
-                amount=sum_money((line.amount for line in members), currency),
+                amount=sum_money((m for line in members for m in (line.amount, line.exclusive_tax)), currency),
                 lines=tuple(members),
+                tax=sum_money((line.tax for line in members), currency) if rate is not None else None,
             )
             for members in groups.values()
         ),
+        collects_tax=tax is not None, tax_breakdown=breakdown, reverse_charge=reverse,
+        country=choices.country, vat_id=choices.vat_id,
     )
 
 
@@ -346,3 +417,15 @@ def discount_label(line: SummaryLine) -> str:
     if line.discount_type == DiscountType.PERCENT:
         return _("Discount (%(percent)s%%)", percent=format_decimal(line.discount_percent, locale=_locale()))
     return _("Discount")
+
+
+def tax_label(row: TaxBreakdownRow) -> str:
+    """Q6: "BTW hoog (21%)" for an exclusive rate, "incl. BTW hoog (21%)" for an inclusive one."""
+    percent = format_decimal(row.percent, locale=_locale())
+    if row.inclusive:
+        return _("Incl. %(name)s (%(percent)s%%)", name=row.name, percent=percent)
+    return _("%(name)s (%(percent)s%%)", name=row.name, percent=percent)
+
+
+def reverse_charge_note() -> str:
+    return _("Reverse charge: VAT to be accounted for by the recipient")
