@@ -215,6 +215,9 @@ class OrderSummary:
     def exclusive_tax_today(self) -> Money:
         return sum_money((line.exclusive_tax for line in self.lines), self.currency)
 
+    def money(self, minor: int) -> Money:
+        return Money(int(minor), self.currency)
+
     @property
     def tax_context(self) -> TaxContext:
         """Q6: the one rate this order was taxed at (or none), for pricing a payment's stored lines again."""

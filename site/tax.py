@@ -15,7 +15,7 @@ from decimal import Decimal
 MAX_RATE_BP = 10_000  # 100 %
 
 # The EU member states (ISO 3166 codes). Greece's VAT numbers start with "EL", not "GR".
-EU_COUNTRIES = frozenset("AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split())
+EU_COUNTRIES = frozenset(["AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK"])
 
 # The format of each member state's VAT number after its prefix (the national part), as the EU's VIES
 # service documents it. Format only: whether the number is registered is not checked here.

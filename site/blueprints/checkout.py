@@ -42,7 +42,7 @@ from kassa.page_cache import CHECKOUT_SLOTS, PageCache, compact
 from kassa.security import allow_form_action, allow_stripe_js, csp_nonce
 from kassa.services.checkout import checkout as checkout_service
 from kassa.services.links.links import sign_test_link
-from kassa.services.links.snapshots import offered_methods, snapshot_summary
+from kassa.services.links.snapshots import offered_methods, snapshot_summary, snapshot_tax
 from kassa.services.payments import receipts
 from kassa.services.payments.mandates import mandate_text
 from kassa.services.payments.receipts import public_receipt_pdf
@@ -152,6 +152,8 @@ def _page_context(view: checkout_service.CheckoutView, *, values=None, errors=No
         # K6: Stripe's Payment Element takes the payment details instead of Kassa's card and bank fields.
         "stripe": stripe,
         "shared_countries": billing_shown and snapshot["collect_shipping_address"],
+        # Q6: the countries the account's rates name (the checkout's small "Country" select)
+        "tax_countries": tax.named_countries() if (tax := snapshot_tax(snapshot)) else [],
         "mandate": mandate_text(account.id, summary.due_today.amount_minor, summary.due_today.currency, language,
                                 methods[-1]) if methods[-1] != "card" else None,
     }

@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,14 @@ from kassa.extensions import db
 from kassa.models import Account, BillingFrequency, EmailMessage, Invoice, Mode, Payment, Permission
 from kassa.money import Money
 from kassa.order_summary import (
+    BuyerChoices,
     OrderSummary,
     build_order_summary,
     discount_label,
     group_sentence,
     line_recurrence,
+    reverse_charge_note,
+    tax_label,
 )
 from kassa.renderers.receipt import (
     CONTENT_TYPE,
@@ -45,6 +49,7 @@ from kassa.services.payments.mandates import mandate_of, pre_notification
 from kassa.services.platform import throttle
 from kassa.services.platform.audit import record_audit
 from kassa.services.platform.mail import queue_email
+from kassa.tax import TaxBreakdownRow, TaxContext, TaxRateSpec
 from kassa.template_helpers import card_brand_name
 from kassa.timeline_kinds import TimelineKind
 
@@ -76,7 +81,16 @@ def format_address(address: dict[str, str] | None) -> str | None:
 def payment_summary(payment: Payment) -> OrderSummary:
     """A payment's lines as charged (Q1: each with the discount it was charged with): the confirmation page,
     receipt and payment panel show this, priced by the one pricing function."""
-    return build_order_summary(payment.items, payment.currency)
+    # Q6: the rate it was taxed at, for the buyer's country ("XX": the rate's "every country"), as charged
+    if payment.tax_details is None:
+        return build_order_summary(payment.items, payment.currency)
+    breakdown = [TaxBreakdownRow.from_stored(row) for row in payment.tax_details.get("breakdown") or ()]
+    context = TaxContext(rates=tuple(TaxRateSpec(id=0, name=row.name, percentage_bp=row.percentage_bp,
+                                                 inclusive=row.inclusive) for row in breakdown[:1]))
+    summary = build_order_summary(payment.items, payment.currency,
+                                  BuyerChoices(country=payment.buyer_country or "XX", vat_id=payment.buyer_vat_id),
+                                  context)
+    return replace(summary, reverse_charge=payment.reverse_charge)
 
 
 def receipt_data(payment: Payment) -> Any:
@@ -116,6 +130,10 @@ def receipt_data(payment: Payment) -> Any:
             test_mode=payment.is_test,
             recurring_note=" ".join(notes) or None,
             pre_notification=pre_notification(payment, mandate_of(payment.id), language),
+            merchant_vat_number=account.vat_number or "", buyer_vat_id=payment.buyer_vat_id or "",
+            tax_rows=tuple((tax_label(row), summary.money(row.tax_minor), summary.money(row.taxable_minor))
+                           for row in summary.tax_breakdown),
+            reverse_charge_note=reverse_charge_note() if payment.reverse_charge else None,
         )
 
 
@@ -214,7 +232,8 @@ def queue_receipt(payment: Payment, *, to: list[str] | None = None, kind: str = 
         language=payment.language,
         context={"payment": payment, "account": account, "number": receipt_number(payment),
                  "amount": Money(payment.amount_minor, payment.currency), "method": method_label(payment),
-                 "brand_color": account.brand_color, "lines": payment_summary(payment).lines,
+                 "brand_color": account.brand_color, "lines": (summary := payment_summary(payment)).lines,
+                 "summary": summary,
                  "is_recurring": any(BillingFrequency(i.frequency).is_recurring for i in payment.items)},
         account_id=payment.account_id,
         attachments=attachments,
