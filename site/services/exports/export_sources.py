@@ -66,7 +66,8 @@ MONEY = "money"  # converted with the row's currency into major units
 
 # The index's columns, and what only an export offers: the payment's invoice number (R1, B6).
 # Q1: "discount" brings the amount before discounts and the discount (after them is the charged amount).
-EXPORT_COLUMNS = {**COLUMNS, "invoice": _l("Invoice number"), "discount": _l("Discount")}
+# Q6: "tax" brings the tax charged, the buyer's country and VAT number.
+EXPORT_COLUMNS = {**COLUMNS, "invoice": _l("Invoice number"), "discount": _l("Discount"), "tax": _l("Tax")}
 ASSOCIATION_LIMITS = {"1000": 1000, "all": None}  # X3: up to 1,000 associated records, or all
 
 
@@ -132,6 +133,9 @@ def _payment_columns(key: str, tz: ZoneInfo) -> list[tuple[Column, Any, Any]]:
         "discount": [(Column(_("Before discounts"), money), func.coalesce(Payment.gross_minor, Payment.amount_minor),
                       money),
                      (Column(_("Discount"), money), Payment.discount_minor, money)],
+        "tax": [(Column(_("Tax"), money), Payment.tax_minor, money),
+                (Column(_("Country")), Payment.buyer_country, None),
+                (Column(_("VAT id")), Payment.buyer_vat_id, None)],
     }[key]
 
 
