@@ -17,6 +17,7 @@ from kassa.clock import now
 from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import PaymentLink, StripeConnection
+from kassa.services.accounts import tax_rates
 from kassa.services.links.link_drafts import ItemDraft, LinkDraft
 from kassa.services.links.links import create_link, sign_test_link
 
@@ -44,8 +45,8 @@ CONFIGURATIONS: dict[str, Configuration] = {
     "billing_shipping": Configuration({"allow_ach": True, "collect_shipping_address": True}),
     "recurring": Configuration(recurring=True),
     "live_stripe": Configuration({"collect_shipping_address": True}, live_stripe=True),
-    "everything": Configuration({"allow_ach": True, "collect_shipping_address": True, "fields": ALL_FIELDS}, items=3,
-                                currency="EUR"),
+    "everything": Configuration({"allow_ach": True, "collect_shipping_address": True, "fields": ALL_FIELDS,
+                                 "collect_tax": True}, items=3, currency="EUR"),
     "everything_ach": Configuration({"allow_ach": True, "collect_shipping_address": True, "fields": ALL_FIELDS},
                                     items=3, currency="USD"),
 }
@@ -66,6 +67,8 @@ def create_configuration_links(actor: Actor, currency: str) -> dict[str, tuple[P
         link_currency = config.currency or currency
         draft = LinkDraft(name=f"Q12 {name}", currency=link_currency, items=_items(config, link_currency),
                           **config.draft)
+        if draft.collect_tax and not tax_rates.account_rates(actor.account_id):  # Q6: a rate to apply
+            tax_rates.create_rate(actor, name="BTW hoog", percentage="21", inclusive=False, countries="NL, BE")
         links[name] = (create_link(actor, draft, "en"), config.live_stripe)
     if any(config.live_stripe for config in CONFIGURATIONS.values()):
         with write_transaction(db.session) as session:
