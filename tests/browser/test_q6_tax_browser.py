@@ -144,5 +144,16 @@ def test_q6_tax_rates_settings_page(live_server, browser, shop):
         expect(dialog).to_contain_text("BTW laag archiveren?")
         dialog.get_by_role("button", name="Tarief archiveren").click()
         expect(page.locator(".badge", has_text="Gearchiveerd")).to_be_visible()
+
+        # The link editor: "Btw berekenen" shows the tax row on the live preview (the merchant's country, NL).
+        page.goto(f"{live_server.url}/links/new")
+        page.locator("#f-items-0-name").fill("Koffiebonen 1 kg")
+        page.locator("#f-items-0-unit_price").fill("20,00")
+        page.get_by_label("Btw berekenen").check()
+        preview = page.locator("#link-preview")
+        expect(preview).to_contain_text("BTW hoog (21%)")
+        expect(preview).to_contain_text(re.compile(r"Vandaag te betalen\s+€\s?24,20"), use_inner_text=True)
+        assert_accessible(page, "editor with tax")
+        screenshot(page, "q6-tax-editor-preview-desktop")
     finally:
         context.close()
