@@ -21,7 +21,15 @@ from kassa.tax import TaxContext, TaxRateSpec, vat_id_valid
 from tests.factories import PASSWORD, make_merchant
 from tests.support.app import log_in, page_text
 from tests.support.checkout import buyer_form, start_checkout
-from tests.support.checkout_flow import actor_for, all_payments, count, emails, field_errors, make_link, soup_of
+from tests.support.checkout_flow import (
+    actor_for,
+    all_payments,
+    count,
+    emails,
+    field_errors,
+    make_link,
+    soup_of,
+)
 from tests.support.links import errors_of
 
 
