@@ -17,6 +17,7 @@ from kassa.clock import now
 from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import PaymentLink, StripeConnection
+from kassa.services.accounts import tax_rates
 from kassa.services.links import promo_codes
 from kassa.services.links.custom_fields import FieldDraft
 from kassa.services.links.link_drafts import ItemDraft, LinkDraft
@@ -52,7 +53,8 @@ CONFIGURATIONS: dict[str, Configuration] = {
     "recurring": Configuration(recurring=True),
     "live_stripe": Configuration({"collect_shipping_address": True}, live_stripe=True),
     "everything": Configuration({"allow_ach": True, "collect_shipping_address": True, "fields": ALL_FIELDS,
-                                 "custom_fields": CUSTOM_FIELDS}, items=3, currency="EUR", promo=True),
+                                 "custom_fields": CUSTOM_FIELDS, "collect_tax": True}, items=3, currency="EUR",
+                                promo=True),
     "everything_ach": Configuration({"allow_ach": True, "collect_shipping_address": True, "fields": ALL_FIELDS},
                                     items=3, currency="USD", promo=True),
 }
@@ -73,6 +75,8 @@ def create_configuration_links(actor: Actor, currency: str) -> dict[str, tuple[P
         link_currency = config.currency or currency
         draft = LinkDraft(name=f"Q12 {name}", currency=link_currency, items=_items(config, link_currency),
                           **config.draft)
+        if draft.collect_tax and not tax_rates.account_rates(actor.account_id):  # Q6: a rate to apply
+            tax_rates.create_rate(actor, name="BTW hoog", percentage="21", inclusive=False, countries="NL, BE")
         links[name] = (create_link(actor, draft, "en"), config.live_stripe)
     promo_links = [str(links[name][0].id) for name, config in CONFIGURATIONS.items() if config.promo]
     if promo_links:  # Q2: a code limited to these links, so only their pages show the promo field

@@ -125,6 +125,8 @@ class Account(db.Model):
     # ids of the links the active codes are limited to (",12,15,"). Kept here by the promo codes service, so
     # the cached checkout page (keyed by this row) knows without a query.
     promo_links: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Q6: the merchant's own VAT number (printed on receipts), checked against its EU country's format
+    vat_number: Mapped[str] = mapped_column(String(20), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
     users: Mapped[list[User]] = relationship(back_populates="account", order_by="User.id")
@@ -559,6 +561,19 @@ class PromoCode(db.Model):
     redeemed: Mapped[int] = mapped_column(default=0)
     first_time_only: Mapped[bool] = mapped_column(default=False)
     link_ids: Mapped[list[int] | None] = mapped_column(JSON)  # None: every link
+
+
+class TaxRate(db.Model):
+    """Q6: one of the account's tax rates: the buyer's country picks it on links that collect tax."""
+
+    __tablename__ = "tax_rates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))  # "BTW hoog"
+    percentage_bp: Mapped[int]  # basis points: 2100 = 21 %
+    inclusive: Mapped[bool] = mapped_column(default=False)  # the price already includes it
+    countries: Mapped[list[str]] = mapped_column(JSON, default=list)  # ISO codes; empty: every country
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
@@ -586,6 +601,8 @@ class PaymentLink(db.Model):
     allow_ach: Mapped[bool] = mapped_column(default=False)
     collect_billing_address: Mapped[bool] = mapped_column(default=True)
     collect_shipping_address: Mapped[bool] = mapped_column(default=False)
+    # Q6: the buyer's country picks one of the account's tax rates
+    collect_tax: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     confirmation: Mapped[str] = mapped_column(String(16), default=Confirmation.DEFAULT.value)
     redirect_url: Mapped[str | None] = mapped_column(String(2000))
     # Q8: up to 5 questions the checkout asks, in order: [{"label", "type" (text | number | dropdown), "options"
@@ -871,6 +888,14 @@ class Payment(db.Model):
     # Q2: the promo code the buyer applied and what it took off today's charge (net = gross − discount − promo)
     promo_code: Mapped[str | None] = mapped_column(String(32), index=True)
     promo_discount_minor: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Q6: the tax in amount_minor (inclusive and exclusive), the buyer's country and VAT number, whether VAT was
+    # reverse-charged, and what pricing needs again: {"rate": …, "breakdown": [{name, percentage_bp, inclusive,
+    # taxable_minor, tax_minor}], "exclusive_minor": …} (NULL: no tax collected)
+    tax_minor: Mapped[int] = mapped_column(default=0, server_default="0")
+    buyer_country: Mapped[str] = mapped_column(String(2), default="", server_default="")
+    buyer_vat_id: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    reverse_charge: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    tax_details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     method: Mapped[str] = mapped_column(String(8))  # card | ach | sepa (SEPA Direct Debit, Q10)
     card_brand: Mapped[str | None] = mapped_column(String(32))
     card_last4: Mapped[str | None] = mapped_column(String(4))
@@ -1244,6 +1269,11 @@ class Subscription(db.Model):
     # B9: this test subscription's own test clock: how far its time runs ahead of real time (always 0 in live
     # mode). Only its renewals, retries, reminders and timeline follow it; nothing else of the account does.
     clock_offset_seconds: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Q6: every renewal charges the tax of the checkout: the tax part of amount_minor, and the payment's tax
+    # fields to copy onto each renewal ({"tax_minor", "exclusive_minor", "buyer_country", "buyer_vat_id",
+    # "reverse_charge", "details"}; NULL: no tax)
+    tax_minor: Mapped[int] = mapped_column(default=0, server_default="0")
+    tax_details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     items: Mapped[list[SubscriptionItem]] = relationship(
         back_populates="subscription", order_by="SubscriptionItem.position", cascade="all, delete-orphan"

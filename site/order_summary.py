@@ -12,7 +12,13 @@ Promo codes (Q2) come after the line discounts and apply to what is charged toda
 first period of recurring ones; later periods are charged at the full net): a percentage is taken off each
 line's net, rounded half-up once per line; an amount is shared across the lines in proportion to their nets by
 the largest-remainder method (ties to the earlier line), never more than the total. A line's `amount` is its
-net less its promo share: a later tax step taxes that."""
+net less its promo share: the tax step taxes that.
+
+Tax (Q6), when the link collects it (a `TaxContext`): the buyer's country picks one of the account's rates, applied
+per line to the line's final net `line.amount` in minor units: exclusive tax = round_half_up(net × rate), added
+to what is due; inclusive tax = net − round_half_up(net / (1 + rate)), a part of the net shown "incl.". A valid
+EU VAT number of another member state than the merchant's: reverse charge, no tax. Recurring groups include
+their lines' exclusive tax in the amount charged every period."""
 
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ from flask_babel import gettext as _
 
 from kassa.models import BillingFrequency, TermType
 from kassa.money import Money, sum_money
+from kassa.tax import TaxBreakdownRow, TaxContext, TaxRateSpec, exclusive_tax, inclusive_tax, normalize_vat_id
 
 
 class ItemLike(Protocol):
@@ -93,10 +100,14 @@ class BuyerChoices:
     promo_kind: str = ""
     promo_value: int = 0
     promo_id: int | None = None
+    # Q6: the buyer's country (ISO code: picks the tax rate) and VAT number (normalized; "" for none)
+    country: str = ""
+    vat_id: str = ""
 
     def stored(self) -> dict:
         data: dict = {"quantities": {str(k): v for k, v in self.quantities.items()},
-                      "amounts": {str(k): v for k, v in self.amounts.items()}}
+                      "amounts": {str(k): v for k, v in self.amounts.items()},
+                      "country": self.country, "vat_id": self.vat_id}
         if self.promo_code:
             data["promo"] = {"code": self.promo_code, "kind": self.promo_kind, "value": self.promo_value,
                              "id": self.promo_id}
@@ -109,7 +120,8 @@ class BuyerChoices:
         return cls(quantities={int(k): int(v) for k, v in (data.get("quantities") or {}).items()},
                    amounts={int(k): int(v) for k, v in (data.get("amounts") or {}).items()},
                    promo_code=promo.get("code") or "", promo_kind=promo.get("kind") or "",
-                   promo_value=int(promo.get("value") or 0), promo_id=promo.get("id"))
+                   promo_value=int(promo.get("value") or 0), promo_id=promo.get("id"),
+                   country=str(data.get("country") or ""), vat_id=normalize_vat_id(data.get("vat_id")))
 
 
 NO_CHOICES = BuyerChoices()
@@ -137,6 +149,14 @@ class SummaryLine:
     amount_min: Money | None = None
     amount_max: Money | None = None
     promo: Money | None = None  # Q2: the line's share of the promo code (today only)
+    # Q6: the line's tax at the buyer's rate (None: no tax), and whether it is part of `amount` (inclusive)
+    tax: Money | None = None
+    tax_inclusive: bool = False
+
+    @property
+    def exclusive_tax(self) -> Money:
+        """The tax added on top of `amount` (zero for an inclusive rate or none)."""
+        return self.tax if self.tax is not None and not self.tax_inclusive else Money.zero(self.amount.currency)
 
     @property
     def has_discount(self) -> bool:
@@ -162,23 +182,34 @@ class RecurringGroup:
     frequency: BillingFrequency
     term_type: TermType
     term_count: int | None
-    amount: Money  # charged every period (the first time today, less any promo: see OrderSummary.due_today)
+    # charged every period, the first time today (less any promo: see OrderSummary.due_today); Q6: with the
+    # exclusive tax on the period's full net
+    amount: Money
     lines: tuple[SummaryLine, ...]
+    tax: Money | None = None  # Q6: the tax part of `amount` (inclusive and exclusive), None without tax
 
 
 @dataclass(frozen=True)
 class OrderSummary:
     currency: str
     lines: tuple[SummaryLine, ...]
-    one_time_total: Money
+    one_time_total: Money  # Q6: with the one-time lines' exclusive tax
     groups: tuple[RecurringGroup, ...]
     promo_code: str = ""  # Q2: the code applied ("" none)
+    # Q6: the link collects tax (then the summary shows a tax row, or the reverse-charge note), the rates'
+    # breakdown (name, percent, taxable amount, tax), and whether VAT is reverse-charged
+    collects_tax: bool = False
+    tax_breakdown: tuple[TaxBreakdownRow, ...] = ()
+    reverse_charge: bool = False
+    country: str = ""
+    vat_id: str = ""
 
     @property
     def due_today(self) -> Money:
-        """One-time items plus the first period of every recurring group, less the promo: all charged at
-        checkout (the lines' amounts, which already have their promo share taken off)."""
-        return sum_money((line.amount for line in self.lines), self.currency)
+        """One-time items plus the first period of every recurring group, less the promo, plus exclusive tax:
+        all charged at checkout (the lines' amounts, which already have their promo share taken off, and the tax
+        on them)."""
+        return sum_money((m for line in self.lines for m in (line.amount, line.exclusive_tax)), self.currency)
 
     @property
     def promo_today(self) -> Money:
@@ -205,6 +236,30 @@ class OrderSummary:
     @property
     def has_discount(self) -> bool:
         return any(line.has_discount for line in self.lines)
+
+    @property
+    def net_today(self) -> Money:
+        """Q1/Q6: what is due today after discounts and before exclusive tax (the lines' nets)."""
+        return sum_money((line.amount for line in self.lines), self.currency)
+
+    @property
+    def tax_today(self) -> Money:
+        """Q6: all tax in what is due today, inclusive and exclusive."""
+        return sum_money((line.tax for line in self.lines if line.tax is not None), self.currency)
+
+    @property
+    def exclusive_tax_today(self) -> Money:
+        return sum_money((line.exclusive_tax for line in self.lines), self.currency)
+
+    def money(self, minor: int) -> Money:
+        return Money(int(minor), self.currency)
+
+    @property
+    def tax_context(self) -> TaxContext:
+        """Q6: the one rate this order was taxed at (or none), for pricing a payment's stored lines again."""
+        rates = tuple(TaxRateSpec(id=0, name=row.name, percentage_bp=row.percentage_bp, inclusive=row.inclusive)
+                      for row in self.tax_breakdown[:1])
+        return TaxContext(rates=rates)
 
     @property
     def is_adjustable(self) -> bool:
@@ -279,9 +334,14 @@ def _locale() -> str:
         return "en"
 
 
-def build_order_summary(items: Iterable[ItemLike], currency: str, choices: BuyerChoices = NO_CHOICES) -> OrderSummary:
+def build_order_summary(items: Iterable[ItemLike], currency: str, choices: BuyerChoices = NO_CHOICES,
+                        tax: TaxContext | None = None) -> OrderSummary:
     """The one pricing function: items (a link snapshot's, a draft's, a payment's) and the buyer's valid choices
-    in, lines and totals out. Choices are assumed checked (`choice_errors`); out-of-range ones are clamped."""
+    in, lines and totals out. Choices are assumed checked (`choice_errors`); out-of-range ones are clamped.
+    Q6: with a `tax` context (the link collects tax), the rate of the buyer's `choices.country` applies to every
+    line, or none when a valid VAT number makes it a reverse charge (`TaxContext.reverse_charge`)."""
+    reverse = tax is not None and tax.reverse_charge(choices.vat_id)
+    rate = tax.rate_for(choices.country) if tax is not None and not reverse else None
     lines = []
     items_list = list(items)
     for index, item in enumerate(items_list):
@@ -306,13 +366,14 @@ def build_order_summary(items: Iterable[ItemLike], currency: str, choices: Buyer
         discount = Money(int(stored), item.currency) if stored is not None else line_discount(gross, d_type, d_value)
         frequency = BillingFrequency(item.frequency)
         term = TermType(item.term_type) if frequency.is_recurring and item.term_type else None
+        net = gross - discount
         lines.append(
             SummaryLine(
                 name=item.name,
                 description=item.description or "",
                 quantity=quantity,
                 unit_amount=unit,
-                amount=gross - discount,
+                amount=net,
                 frequency=frequency,
                 term_type=term,
                 term_count=int(item.term_count) if term is TermType.FIXED and item.term_count else None,
@@ -322,29 +383,66 @@ def build_order_summary(items: Iterable[ItemLike], currency: str, choices: Buyer
                 amount_max=Money(a_max, item.currency) if a_max is not None else None,
             )
         )
-    lines = _with_promo(lines, items_list, currency, choices)
+    # Q2 then Q6: the promo comes off each line's net, and the tax is on what is left (the amount charged).
+    lines = [_taxed(line, rate) for line in _with_promo(lines, items_list, currency, choices)]
     groups: dict[tuple, list[SummaryLine]] = {}
     for line in lines:
         if line.is_recurring:
             groups.setdefault(line.group_key, []).append(line)
+    breakdown = ()
+    if rate is not None:
+        breakdown = (TaxBreakdownRow(
+            name=rate.name, percentage_bp=rate.percentage_bp, inclusive=rate.inclusive,
+            taxable_minor=sum(line.amount.amount_minor - (line.tax.amount_minor if rate.inclusive else 0)
+                              for line in lines),
+            tax_minor=sum(line.tax.amount_minor for line in lines)),)
     return OrderSummary(
         currency=currency,
         lines=tuple(lines),
-        one_time_total=sum_money((line.amount for line in lines if not line.is_recurring), currency),
+        one_time_total=sum_money((m for line in lines if not line.is_recurring for m in (line.amount, line.exclusive_tax)),
+                                 currency),
         groups=tuple(
             RecurringGroup(
                 frequency=members[0].frequency,
                 term_type=members[0].term_type or TermType.AUTO_RENEW,
                 term_count=members[0].term_count,
-                # every period's charge: the net, without the promo (which is for today only)
-                amount=sum_money(((line.gross or line.amount) - (line.discount or Money.zero(currency))
-                                  for line in members), currency),
+                # every period's charge: the net without the promo (which is for today only), and its tax
+                amount=sum_money((m for line in members for m in _period_charge(line, rate)), currency),
                 lines=tuple(members),
+                tax=sum_money((_tax_on(_period_net(line), rate) for line in members), currency)
+                if rate is not None else None,
             )
             for members in groups.values()
         ),
         promo_code=choices.promo_code if any(line.promo is not None for line in lines) else "",
+        collects_tax=tax is not None, tax_breakdown=breakdown, reverse_charge=reverse,
+        country=choices.country, vat_id=choices.vat_id,
     )
+
+
+def _tax_on(net: Money, rate: TaxRateSpec) -> Money:
+    """Q6: the tax in (inclusive) or on (exclusive) a net amount at `rate`, in whole minor units."""
+    part = inclusive_tax if rate.inclusive else exclusive_tax
+    return Money(part(net.amount_minor, rate.percentage_bp), net.currency)
+
+
+def _taxed(line: SummaryLine, rate: TaxRateSpec | None) -> SummaryLine:
+    if rate is None:
+        return line
+    return replace(line, tax=_tax_on(line.amount, rate), tax_inclusive=rate.inclusive)
+
+
+def _period_net(line: SummaryLine) -> Money:
+    """What a recurring line charges every period: its net without today's promo share."""
+    return line.amount + line.promo if line.promo is not None else line.amount
+
+
+def _period_charge(line: SummaryLine, rate: TaxRateSpec | None) -> tuple[Money, ...]:
+    """A recurring line's charge every period: the net, and the tax added on it (exclusive rates only)."""
+    net = _period_net(line)
+    if rate is None or rate.inclusive:
+        return (net,)
+    return (net, _tax_on(net, rate))
 
 
 def _with_promo(lines: list[SummaryLine], items: list, currency: str, choices: BuyerChoices) -> list[SummaryLine]:
@@ -436,3 +534,15 @@ def promo_note(summary: OrderSummary) -> str | None:
     if not (summary.has_promo and summary.has_recurring):
         return None
     return _("The promo code applies to today's payment only, not to later periods.")
+
+
+def tax_label(row: TaxBreakdownRow) -> str:
+    """Q6: "BTW hoog (21%)" for an exclusive rate, "incl. BTW hoog (21%)" for an inclusive one."""
+    percent = format_decimal(row.percent, locale=_locale())
+    if row.inclusive:
+        return _("Incl. %(name)s (%(percent)s%%)", name=row.name, percent=percent)
+    return _("%(name)s (%(percent)s%%)", name=row.name, percent=percent)
+
+
+def reverse_charge_note() -> str:
+    return _("Reverse charge: VAT to be accounted for by the recipient")

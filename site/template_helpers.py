@@ -17,6 +17,8 @@ from kassa.order_summary import (
     line_recurrence,
     promo_label,
     promo_note,
+    reverse_charge_note,
+    tax_label,
     term_label,
 )
 from kassa.services.accounts.accounts import country_choices
@@ -103,6 +105,7 @@ def register(app: Flask) -> None:
         frequency_label=frequency_label, every_label=every_label, line_recurrence=line_recurrence,
         group_sentence=group_sentence, term_label=term_label, discount_label=discount_label,
         promo_label=promo_label, promo_note=promo_note,
+        tax_label=tax_label, reverse_charge_note=reverse_charge_note,
         unread_notifications=unread_notifications,
         payout_status=_enum("PayoutStatus"), link_status=_enum("LinkStatus"), ledger_type=_enum("LedgerType"), export_status=_enum("ExportStatus"),
     )

@@ -43,7 +43,7 @@ from kassa.security import allow_form_action, allow_stripe_js, csp_nonce
 from kassa.services.checkout import checkout as checkout_service
 from kassa.services.links import promo_codes
 from kassa.services.links.links import sign_test_link
-from kassa.services.links.snapshots import offered_methods, snapshot_summary
+from kassa.services.links.snapshots import offered_methods, snapshot_summary, snapshot_tax
 from kassa.services.payments import receipts
 from kassa.services.payments.mandates import mandate_text
 from kassa.services.payments.receipts import public_receipt_pdf
@@ -156,6 +156,8 @@ def _page_context(view: checkout_service.CheckoutView, *, values=None, errors=No
         "shared_countries": billing_shown and snapshot["collect_shipping_address"],
         # Q2: "Add promo code" only when an active code of the account applies to this link
         "promo": promo_codes.offered(account, checkout.link_id),
+        # Q6: the countries the account's rates name (the checkout's small "Country" select)
+        "tax_countries": tax.named_countries() if (tax := snapshot_tax(snapshot)) else [],
         "mandate": mandate_text(account.id, summary.due_today.amount_minor, summary.due_today.currency, language,
                                 methods[-1]) if methods[-1] != "card" else None,
     }

@@ -58,6 +58,9 @@ class CheckoutForm(CardForm):
     sepa_mandate = StringField()
     # K6: the PaymentMethod id Stripe's Payment Element made in the browser (live checkouts on Stripe).
     payment_method = StringField()
+    # Q6: the buyer's country when the link asks no billing address, and their optional VAT number
+    tax_country = StringField()
+    vat_id = StringField()
     # Q3/Q4: "update" re-prices the order without paying (the page's "Update total", and checkout.js).
     action = StringField()
     promo = StringField()  # Q2: the promo code typed

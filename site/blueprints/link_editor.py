@@ -34,6 +34,7 @@ from kassa.services.crm.crm import pipelines_for
 from kassa.services.links import link_drafts, links
 from kassa.services.links.custom_fields import MAX_FIELDS, FieldDraft
 from kassa.services.links.link_drafts import ItemDraft, LinkDraft
+from kassa.services.links.snapshots import account_tax_context
 
 bp = Blueprint("link_editor", __name__, url_prefix="/links")
 
@@ -100,6 +101,7 @@ class LinkEditorForm(Form):
     allow_ach = FlagField()
     collect_billing_address = FlagField()
     collect_shipping_address = FlagField()
+    collect_tax = FlagField()
     confirmation = StringField(default=Confirmation.DEFAULT.value)
     redirect_url = StringField(default="", filters=[str.strip])
     action = StringField(default="save")
@@ -113,7 +115,8 @@ class LinkEditorForm(Form):
             pipeline_id=self.pipeline_id.data, stage_id=self.stage_id.data, fields=dict(self.contact_fields.data),
             allow_card=self.allow_card.data, allow_ach=self.allow_ach.data,
             collect_billing_address=self.collect_billing_address.data,
-            collect_shipping_address=self.collect_shipping_address.data, confirmation=self.confirmation.data,
+            collect_shipping_address=self.collect_shipping_address.data, collect_tax=self.collect_tax.data,
+            confirmation=self.confirmation.data,
             redirect_url=self.redirect_url.data, custom_fields=[FieldDraft(**row) for row in self.custom.data],
         )
 
@@ -147,7 +150,8 @@ def _render(draft, *, link: PaymentLink | None, errors=None, status=200, show_li
         link=link,
         errors=errors or {},
         bank_debit=link_drafts.bank_debit_for(draft.currency),  # Q10: "ach", "sepa" or None
-        summary=link_drafts.preview_summary(draft, account.default_currency, current_language()),
+        summary=link_drafts.preview_summary(draft, account.default_currency, current_language(),
+                                            account_tax_context(account.id)),
         account=account,
         pipelines=pipelines,
         library=_library(search) if show_library else [],
@@ -240,6 +244,7 @@ def edit(link_id: int):
 def preview():
     """The live preview beside the editor (htmx, on every change): the whole checkout as a fragment (B11)."""
     draft = LinkEditorForm().draft()
-    summary = link_drafts.preview_summary(draft, current_user.account.default_currency, current_language())
+    summary = link_drafts.preview_summary(draft, current_user.account.default_currency, current_language(),
+                                          account_tax_context(current_user.account_id))
     return render_page("links/editor.html", "preview", fragment=True, summary=summary, draft=draft,
                        account=current_user.account, methods=link_drafts.preview_methods(draft))

@@ -22,12 +22,13 @@ from kassa.models import (
     Permission,
     Role,
     StripeConnection,
+    TaxRate,
     User,
 )
 from kassa.pagination import keyset_page
 from kassa.rendering import htmx_redirect, render_page
 from kassa.security import allow_framing
-from kassa.services.accounts import accounts, stripe_connect, users
+from kassa.services.accounts import accounts, stripe_connect, tax_rates, users
 from kassa.services.platform import mail
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
@@ -270,6 +271,104 @@ def disconnect_stripe(connection_id: int):
     stripe_connect.disconnect(current_actor(), connection.id)
     flash(_("Stripe is disconnected. Past payments keep their history."), "success")
     return htmx_redirect(url_for("settings.payments"))
+
+
+# -- tax rates (Q6) ---------------------------------------------------------------------------------
+
+
+class TaxRateForm(Form):
+    """A tax rate as typed; the tax_rates service checks every value (percentage, ISO country codes)."""
+
+    name = StringField(default="")
+    percentage = StringField(default="")
+    inclusive = FlagField()
+    countries = StringField(default="")
+
+
+class VatNumberForm(Form):
+    vat_number = StringField(default="")
+
+
+def _tax_rates_page(*, vat_value: str | None = None, vat_errors: dict | None = None):
+    account = current_user.account
+    return render_page(
+        "settings/tax_rates.html", status=422 if vat_errors else 200,
+        **_common(section="tax_rates", rates=tax_rates.account_rates(account.id, include_archived=True),
+                  percent_input=tax_rates.percent_input, vat_errors=vat_errors or {},
+                  vat_value=account.vat_number if vat_value is None else vat_value))
+
+
+@bp.get("/tax-rates")
+@permission_required(Permission.MANAGE_SETTINGS)
+def tax_rates_index():
+    return _tax_rates_page()
+
+
+@bp.post("/tax-rates/vat-number")
+@permission_required(Permission.MANAGE_SETTINGS)
+def vat_number():
+    typed = VatNumberForm().vat_number.data or ""
+    try:
+        tax_rates.set_vat_number(current_actor(), typed)
+    except ValidationFailed as exc:
+        return _tax_rates_page(vat_value=typed, vat_errors=exc.errors)
+    flash(_("Your VAT number is saved. Receipts show it."), "success")
+    return redirect(url_for("settings.tax_rates_index"), code=303)
+
+
+def _rate_form_page(rate: TaxRate | None, values: dict, errors: dict[str, str]):
+    return render_page("settings/tax_rate_form.html", status=422 if errors else 200,
+                       **_common(section="tax_rates", rate=rate, values=values, errors=errors))
+
+
+@bp.route("/tax-rates/new", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_SETTINGS)
+def new_tax_rate():
+    values = {"name": "", "percentage": "", "inclusive": False, "countries": ""}
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        values = TaxRateForm().value_dict()
+        try:
+            tax_rates.create_rate(current_actor(), **values, locale=current_language())
+        except ValidationFailed as exc:
+            errors = exc.errors
+        else:
+            flash(_("Tax rate created. Links that collect tax use it for new checkouts."), "success")
+            return redirect(url_for("settings.tax_rates_index"), code=303)
+    return _rate_form_page(None, values, errors)
+
+
+@bp.route("/tax-rates/<int:rate_id>/edit", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_SETTINGS)
+def edit_tax_rate(rate_id: int):
+    rate = get_owned_or_404(TaxRate, rate_id)
+    values = {"name": rate.name, "percentage": tax_rates.percent_input(rate), "inclusive": rate.inclusive,
+              "countries": ", ".join(rate.countries or ())}
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        values = TaxRateForm().value_dict()
+        try:
+            tax_rates.update_rate(current_actor(), rate.id, **values, locale=current_language())
+        except ValidationFailed as exc:
+            errors = exc.errors
+        else:
+            flash(_("Tax rate saved. Checkouts already open keep the rate they started with."), "success")
+            return redirect(url_for("settings.tax_rates_index"), code=303)
+    return _rate_form_page(rate, values, errors)
+
+
+@bp.route("/tax-rates/<int:rate_id>/archive", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_SETTINGS)
+def archive_tax_rate(rate_id: int):
+    """GET asks for confirmation (a dialog, or a page without JavaScript); POST archives."""
+    rate = get_owned_or_404(TaxRate, rate_id)
+    if not rate.active:
+        abort(404)
+    if request.method == "GET":
+        return render_page("settings/tax_rate_archive.html", "dialog", **_common(rate=rate, section="tax_rates"))
+    tax_rates.archive_rate(current_actor(), rate.id)
+    flash(_("Tax rate archived. Payments keep the tax they were charged."), "success")
+    return htmx_redirect(url_for("settings.tax_rates_index"))
 
 
 # -- notifications ----------------------------------------------------------------------------------

@@ -62,6 +62,12 @@ class ReceiptData:
     pre_notification: str | None = None  # Q10: a SEPA debit's amount, date of debit, mandate reference, creditor
     # Q8: the answers to the link's custom fields marked "show on receipt": ((label, value), ...)
     custom_fields: tuple[tuple[str, str], ...] = ()
+    # Q6: the merchant's VAT number, the buyer's, the tax per rate (label already translated, tax, taxable amount)
+    # and the reverse-charge note (translated), each printed only when there is one
+    merchant_vat_number: str = ""
+    buyer_vat_id: str = ""
+    tax_rows: tuple[tuple[str, Money, Money], ...] = ()
+    reverse_charge_note: str | None = None
     title: str | None = None  # defaults to the translated "Receipt"
     number_label: str | None = None  # defaults to the translated "Receipt number"
 

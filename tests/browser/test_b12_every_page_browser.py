@@ -88,12 +88,16 @@ def shop(live_server):
         subscription = first(Subscription, Subscription.id != items.subscription.id) or items.subscription
         email = db.session.scalars(select(EmailMessage).where(EmailMessage.account_id == account_id)
                                    .order_by(EmailMessage.id)).first()
+        from kassa.services.accounts.tax_rates import create_rate
+        from tests.support.checkout_flow import actor_for
+
+        tax_rate = create_rate(actor_for(owner), name="BTW hoog", percentage="21", inclusive=True, countries="NL")
         ids = {
             "payment": payment.id, "ach": ach.id, "link": link.id, "dispute": items.dispute.id,
             "seed_dispute": (first(Dispute, Dispute.id != items.dispute.id) or items.dispute).id,
             "subscription": subscription.id, "payout": items.payout.id, "product": first(Product).id,
             "contact": first(Contact).id, "company": first(Company).id, "deal": first(Deal).id,
-            "export": first(Export).id, "member": member.id, "email": email.id,
+            "export": first(Export).id, "member": member.id, "email": email.id, "tax_rate": tax_rate.id,
             "promo": _promo_code(owner, link.id),
         }
         db.session.remove()
@@ -165,6 +169,10 @@ def pages(ids: dict) -> dict[str, list[str]]:
         "settings.notifications": ["/settings/notifications"],
         "settings.payments": ["/settings/payments"],
         "settings.profile": ["/settings/profile"],
+        "settings.tax_rates_index": ["/settings/tax-rates"],  # Q6
+        "settings.new_tax_rate": ["/settings/tax-rates/new"],
+        "settings.edit_tax_rate": [f"/settings/tax-rates/{ids['tax_rate']}/edit"],
+        "settings.archive_tax_rate": [f"/settings/tax-rates/{ids['tax_rate']}/archive"],
         "settings.team": ["/settings/users"],
         "settings.remove_user": [f"/settings/users/{ids['member']}/remove"],
     }
@@ -185,7 +193,7 @@ def test_b12_every_merchant_get_route_is_listed(live_server):
     NOT_PAGES with its reason), so no page escapes the phone check."""
     listed = set(pages({key: 1 for key in ("payment", "ach", "link", "dispute", "seed_dispute", "subscription",
                                            "payout", "product", "contact", "company", "deal", "export", "member",
-                                           "email", "promo")})) | set(NOT_PAGES)
+                                           "email", "promo", "tax_rate")})) | set(NOT_PAGES)
     assert merchant_get_endpoints(live_server.app) == listed
 
 

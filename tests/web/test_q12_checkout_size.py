@@ -53,6 +53,7 @@ def test_q12_every_link_configuration_checkout_stays_under_30_kb_in_every_langua
     both = soup_of(client.get(_page(client, start_path(*links["everything"]), "fr")))
     assert both.select_one("#f-billing_line1") and both.select_one("#f-shipping_line1")
     assert both.select_one("#f-iban") and both.select_one("#f-phone")  # EUR: SEPA Direct Debit (Q10)
+    assert both.select_one("#f-vat_id") and both.select_one("#tax")  # Q6: the tax row and the VAT number
     usd = soup_of(client.get(_page(client, start_path(*links["everything_ach"]), "fr")))
     assert usd.select_one("#f-routing_number") and usd.select_one("#f-shipping_line1")  # USD: ACH
 

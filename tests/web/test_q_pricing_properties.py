@@ -159,3 +159,84 @@ def test_q1_q3_q4_checkout_charge_record_receipt_and_export_agree(app, client, c
     assert row["Gross amount"] == Decimal(total) * scale
     assert row["Before discounts"] == Decimal(payment.gross_minor) * scale
     assert row["Discount"] == Decimal(payment.discount_minor) * scale
+
+
+# -- Q6: tax, inclusive and exclusive, on the same random carts ----------------------------------------------
+
+
+def _expected_tax(net: int, rate_bp: int, inclusive: bool) -> int:
+    """docs/architecture.md: per line, on its final net, half-up in the minor unit."""
+    if inclusive:
+        excl = (Decimal(net) * 10_000 / (10_000 + rate_bp)).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+        return net - int(excl)
+    return int((Decimal(net) * rate_bp / 10_000).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+@settings(max_examples=300, deadline=None)
+@given(cart=carts(), rate_bp=st.integers(1, 10_000), inclusive=st.booleans(), reverse=st.booleans())
+def test_q6_tax_is_exact_per_line_and_lines_plus_tax_make_the_totals(cart, rate_bp, inclusive, reverse):
+    from kassa.tax import TaxContext, TaxRateSpec
+
+    currency, lines = cart
+    context = TaxContext(rates=(TaxRateSpec(id=1, name="VAT", percentage_bp=rate_bp, inclusive=inclusive),),
+                         merchant_country="NL")
+    choices = BuyerChoices(quantities=_choices(lines).quantities, amounts=_choices(lines).amounts, country="DE",
+                           vat_id="DE123456789" if reverse else "")
+    summary = build_order_summary(_order_items(currency, lines), currency, choices, context)
+    nets = [g - d for g, d in (_expected_line(line) for line in lines)]
+    taxes = [0 if reverse else _expected_tax(net, rate_bp, inclusive) for net in nets]
+    assert [line.amount.amount_minor for line in summary.lines] == nets
+    assert [(line.tax.amount_minor if line.tax else 0) for line in summary.lines] == taxes
+    assert summary.reverse_charge is reverse
+    assert summary.tax_today.amount_minor == sum(taxes)
+    added = 0 if inclusive else sum(taxes)
+    assert summary.due_today.amount_minor == sum(nets) + added == summary.net_today.amount_minor + added
+    assert all(0 <= tax <= net for tax, net in zip(taxes, nets, strict=True)) or not inclusive
+    if not reverse:
+        (row,) = summary.tax_breakdown
+        assert row.tax_minor == sum(taxes)
+        assert row.taxable_minor + (row.tax_minor if inclusive else 0) == sum(nets)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cart=carts(), rate_bp=st.integers(1, 10_000), inclusive=st.booleans())
+def test_q6_taxed_checkout_charge_record_receipt_and_export_agree(app, client, cart, rate_bp, inclusive):
+    from kassa.services.accounts.tax_rates import create_rate
+    from tests.support.checkout_flow import actor_for
+
+    currency, lines = cart
+    owner = make_merchant(company=f"Tax shop {next(_shops)}", country="NL")
+    percent = str((Decimal(rate_bp) / 100).normalize())
+    create_rate(actor_for(owner), name="VAT", percentage=format(Decimal(percent), "f"), inclusive=inclusive,
+                countries="")
+    link = make_link(owner, items=[_item_draft(i, line, currency) for i, line in enumerate(lines)], currency=currency,
+                     collect_tax=True, collect_billing_address=False)
+    nets = [g - d for g, d in (_expected_line(line) for line in lines)]
+    taxes = [_expected_tax(net, rate_bp, inclusive) for net in nets]
+    total = sum(nets) + (0 if inclusive else sum(taxes))
+
+    path = start_checkout(client, link.slug)
+    form = buyer_form("card", tax_country="XX")
+    for i, line in enumerate(lines):
+        if line["adjustable"]:
+            form[f"qty_{i}"] = str(line["chosen_qty"])
+        if line["custom"]:
+            form[f"price_{i}"] = Money(line["chosen_amount"], currency).to_input("en")
+    response = client.post(path, data=form)
+    if total > app.config["KASSA_LINK_MAX_TOTAL_MINOR"]:
+        return
+    assert response.status_code == 303, response.get_data(as_text=True)[:1500]
+    db.session.rollback()
+    payment = db.session.scalars(select(Payment).where(Payment.account_id == owner.account_id)).one()
+    attempt = db.session.scalars(select(PaymentAttempt).where(PaymentAttempt.payment_id == payment.id)).one()
+    assert attempt.amount_minor == payment.amount_minor == total
+    assert payment.tax_minor == sum(taxes) and payment.net_minor == sum(nets)
+    with app.test_request_context():
+        text = plain(receipt_html(receipt_data(payment)))
+    assert plain(Money(sum(taxes), currency).format("en")) in text
+    assert plain(Money(total, currency).format("en")) in text
+    headers, rows = headers_and_rows(owner.account_id, owner.id, "payments",
+                                     {"columns": ["amount", "tax"], "modes": ["test"]}, "en")
+    row = dict(zip([h.label for h in headers], next(iter(rows)), strict=False))
+    scale = Decimal(1).scaleb(-exponent(currency))
+    assert row["Gross amount"] == Decimal(total) * scale and row["Tax"] == Decimal(sum(taxes)) * scale

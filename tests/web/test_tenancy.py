@@ -222,6 +222,17 @@ def _stripe_connection(account_id: int) -> int:
         return connection.id
 
 
+def _tax_rate(account_id: int) -> int:
+    from kassa.models import TaxRate
+
+    with write_transaction(db.session) as session:
+        rate = TaxRate(account_id=account_id, name="Theirs", percentage_bp=2100, inclusive=False, countries=[],
+                       active=True)
+        session.add(rate)
+        session.flush()
+        return rate.id
+
+
 # URL argument → function(other account id) creating a record there and returning its id.
 OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "user_id": lambda account_id: make_user(account_id, Role.MEMBER).id,
@@ -242,6 +253,7 @@ OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "export_id": _export,
     "invoice_id": _invoice,  # B6
     "connection_id": _stripe_connection,
+    "rate_id": _tax_rate,  # Q6
 }
 
 

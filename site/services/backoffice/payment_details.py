@@ -22,9 +22,9 @@ from kassa.models import (
     User,
 )
 from kassa.money import Money
-from kassa.order_summary import BuyerChoices, build_order_summary
 from kassa.services.money.dispute_facts import deadline_info, latest_dispute, sent_evidence
 from kassa.services.payments.invoices import invoice_label, payment_invoice
+from kassa.services.payments.receipts import payment_summary
 from kassa.services.payments.refunds import Refundability, refundable
 
 
@@ -66,8 +66,7 @@ def panel_context(payment: Payment, locale: str) -> dict[str, Any]:
         "payment": payment,
         "account": account,
         "amounts": amounts(payment),
-        "summary": build_order_summary(payment.items, payment.currency,  # Q2: the promo row, by its code
-                                       BuyerChoices(promo_code=payment.promo_code or "")),
+        "summary": payment_summary(payment),  # Q2/Q6: with the promo row and the tax it was charged
         "link": db.session.get(PaymentLink, payment.link_id) if payment.link_id else None,
         "contact": db.session.get(Contact, payment.contact_id) if payment.contact_id else None,
         "company": db.session.get(Company, payment.company_id) if payment.company_id else None,

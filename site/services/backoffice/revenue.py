@@ -30,6 +30,7 @@ class Figures:
     fees: int = 0
     succeeded: int = 0
     failed: int = 0
+    tax: int = 0  # Q6: the tax in the gross volume (collected for the tax office, not the merchant's revenue)
 
     @property
     def net(self) -> int:
@@ -74,6 +75,11 @@ def _refunded_settled():
     return cast(Payment.refunded_minor * _gross_settled() / func.nullif(Payment.amount_minor, 0), Integer)
 
 
+def _tax_settled():
+    # Q6: the tax share of the settled gross, per payment (exact when the currencies are the same).
+    return cast(Payment.tax_minor * _gross_settled() / func.nullif(Payment.amount_minor, 0), Integer)
+
+
 def _per_day(account: Account, modes: tuple[str, ...], start, end) -> dict[date, Figures]:
     """One pass over the payments of both periods, summed per merchant day."""
     succeeded = Payment.status == "succeeded"
@@ -84,7 +90,8 @@ def _per_day(account: Account, modes: tuple[str, ...], start, end) -> dict[date,
                func.coalesce(func.sum(case((succeeded, _refunded_settled()), else_=0)), 0),
                func.coalesce(func.sum(case((succeeded, Payment.fee_settlement_minor), else_=0)), 0),
                func.count(case((succeeded, 1))),
-               func.count(case((Payment.status == "failed", 1))))
+               func.count(case((Payment.status == "failed", 1))),
+               func.coalesce(func.sum(case((succeeded, _tax_settled()), else_=0)), 0))
         .where(Payment.account_id == account.id, Payment.mode.in_(modes), Payment.created_at >= start,
                Payment.created_at < end)
         .group_by(day)
@@ -96,7 +103,7 @@ def _per_day(account: Account, modes: tuple[str, ...], start, end) -> dict[date,
 
 def _total(figures: list[Figures]) -> Figures:
     return Figures(*(sum(getattr(f, name) for f in figures) for name in ("gross", "refunded", "fees", "succeeded",
-                                                                         "failed")))
+                                                                         "failed", "tax")))
 
 
 def _local_day(account: Account):

@@ -157,7 +157,8 @@ def _insert_charges(session, subs: list[Any], accounts: dict[int, Account],
         row["id"] = ids[row["subscription_id"]]
         # Q1: the period's gross, discount and net, as at checkout (every row the same keys: one COPY)
         discount = discounts.get(row["subscription_id"], 0)
-        row.update(gross_minor=row["amount_minor"] + discount, discount_minor=discount, net_minor=row["amount_minor"])
+        net = row["amount_minor"] - row.pop("_exclusive_tax_minor")  # Q6: the amount less its exclusive tax
+        row.update(gross_minor=net + discount, discount_minor=discount, net_minor=net)
     insert_rows(session, _PAYMENTS, rows)
     by_sub = {sub.id: sub for sub in subs}
     insert_rows(session, PaymentItem.__table__,
@@ -190,8 +191,17 @@ def _payment_row(sub, account: Account, at: datetime, processor: str) -> dict[st
         "subscription_id": sub.id, "buyer_email": sub.contact_email, "buyer_name": name, "language": sub.language,
         "subscription_period": period, "billing_attempt": attempt,
         "idempotency_key": _key(sub.id, period, attempt), "refund_reserved_minor": 0, "refunded_minor": 0,
-        "created_at": at,
+        "created_at": at, **_renewal_tax(sub),
     }
+
+
+def _renewal_tax(sub) -> dict[str, Any]:
+    """Q6: a renewal charges the tax of the checkout (in the subscription's amount) and keeps it as that did.
+    Every row has the same keys (one COPY); `_exclusive_tax_minor` is read, then dropped, by _insert_charges."""
+    tax = sub.tax_details or {}
+    return {"tax_minor": sub.tax_minor or 0, "buyer_country": tax.get("buyer_country") or "",
+            "buyer_vat_id": tax.get("buyer_vat_id") or "", "reverse_charge": bool(tax.get("reverse_charge")),
+            "tax_details": tax.get("details"), "_exclusive_tax_minor": int(tax.get("exclusive_minor") or 0)}
 
 
 def _item_row(item, payment_id: int, sub) -> dict[str, Any]:

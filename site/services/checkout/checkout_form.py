@@ -18,7 +18,10 @@ from kassa.processors.base import BankDetails, CardDetails, PaymentDetailsInvali
 from kassa.services.accounts.accounts import country_choices, country_code
 from kassa.services.accounts.emails import normalize_email
 from kassa.services.links.custom_fields import check_answer, snapshot_fields
-from kassa.services.links.snapshots import offered_methods, snapshot_items
+from kassa.services.links.snapshots import offered_methods, snapshot_items, snapshot_tax
+from kassa.tax import VAT_FORMATS, normalize_vat_id, vat_id_valid
+
+OTHER_COUNTRY = "XX"  # Q6: the checkout's "Other country" (a user-assigned ISO code: no rate names it)
 
 ADDRESS_PARTS = ("line1", "line2", "city", "postal_code", "state", "country")
 REQUIRED_ADDRESS_PARTS = ("line1", "city", "postal_code", "country")
@@ -281,6 +284,32 @@ def read_choices(snapshot: dict[str, Any], form: Mapping[str, str], locale: str,
         if minor > max_amount_minor:  # no maximum set: still never more than one payment can be
             errors[f"price_{index}"] = _("The amount is too large")
             amounts.pop(index)
-    return BuyerChoices(quantities=quantities, amounts=amounts), errors
+    country, vat_id = read_tax_choices(snapshot, form, errors)
+    return BuyerChoices(quantities=quantities, amounts=amounts, country=country, vat_id=vat_id), errors
+
+
+def read_tax_choices(snapshot: dict[str, Any], form: Mapping[str, str], errors: dict[str, str]) -> tuple[str, str]:
+    """Q6: the buyer's country (the billing address's when the link asks for one, else the small "Country"
+    select of the countries the account's rates name and "Other country"; the merchant's country until the
+    buyer says) and their optional VAT number, format-checked per EU country (refused at the field)."""
+    tax = snapshot_tax(snapshot)
+    if tax is None:
+        return "", ""
+    if snapshot["collect_billing_address"]:
+        text = (form.get("billing_country") or "").strip()[:100]
+        country = (country_code(text) or "") if text else tax.merchant_country
+    else:
+        country = (form.get("tax_country") or "").strip().upper()[:2] or tax.merchant_country
+        if country not in (*tax.named_countries(), OTHER_COUNTRY, tax.merchant_country):
+            errors["tax_country"] = _("Choose your country.")
+            country = tax.merchant_country
+    vat_id = normalize_vat_id(form.get("vat_id"))
+    if vat_id and not vat_id_valid(vat_id):
+        if vat_id[:2] in VAT_FORMATS:
+            errors["vat_id"] = _("This isn't a valid %(prefix)s VAT number. Check it for typos.", prefix=vat_id[:2])
+        else:
+            errors["vat_id"] = _("Enter an EU VAT number that starts with its country code, like NL123456789B01.")
+        vat_id = ""
+    return country, vat_id
 
 

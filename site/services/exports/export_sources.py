@@ -68,9 +68,10 @@ MONEY = "money"  # converted with the row's currency into major units
 # The index's columns, and what only an export offers: the payment's invoice number (R1, B6).
 # Q1: "discount" brings the amount before discounts and the discount (after them is the charged amount).
 # Q8: "custom_fields" is one column, "Label: value; Label: value" (the labels differ from link to link).
-# Q2: "promo" brings the promo code and what it took off.
+# Q2: "promo" brings the promo code and what it took off. Q6: "tax" brings the tax charged, the buyer's country
+# and VAT number.
 EXPORT_COLUMNS = {**COLUMNS, "invoice": _l("Invoice number"), "discount": _l("Discount"),
-                  "custom_fields": _l("Custom fields"), "promo": _l("Promo code")}
+                  "custom_fields": _l("Custom fields"), "promo": _l("Promo code"), "tax": _l("Tax")}
 ASSOCIATION_LIMITS = {"1000": 1000, "all": None}  # X3: up to 1,000 associated records, or all
 
 
@@ -139,6 +140,9 @@ def _payment_columns(key: str, tz: ZoneInfo) -> list[tuple[Column, Any, Any]]:
         "custom_fields": [(Column(_("Custom fields")), Payment.custom_fields, answer_text)],
         "promo": [(Column(_("Promo code")), Payment.promo_code, None),
                   (Column(_("Promo discount"), money), Payment.promo_discount_minor, money)],
+        "tax": [(Column(_("Tax"), money), Payment.tax_minor, money),
+                (Column(_("Country")), Payment.buyer_country, None),
+                (Column(_("VAT id")), Payment.buyer_vat_id, None)],
     }[key]
 
 

@@ -28,6 +28,7 @@ from kassa.money import Money, MoneyError, is_known_currency, parse_money
 from kassa.order_summary import (
     DISCOUNT_TYPES,
     MAX_PERCENT_BP,
+    BuyerChoices,
     DiscountType,
     OrderItem,
     OrderSummary,
@@ -38,6 +39,7 @@ from kassa.processors.registry import can_settle, settlement_choices
 from kassa.services.crm.crm import validate_pipeline_choice
 from kassa.services.links.custom_fields import MAX_FIELDS, FieldDraft, draft_fields, validate_fields
 from kassa.services.links.products import MAX_AMOUNT_MINOR, validate_price_terms
+from kassa.tax import TaxContext
 from kassa.urls import web_origin
 
 MAX_ITEMS = 50
@@ -101,6 +103,7 @@ class LinkDraft:
     allow_ach: bool = False
     collect_billing_address: bool = True
     collect_shipping_address: bool = False
+    collect_tax: bool = False  # Q6
     confirmation: str = Confirmation.DEFAULT.value
     redirect_url: str = ""
     custom_fields: list[FieldDraft] = field(default_factory=list)  # Q8
@@ -135,6 +138,7 @@ def draft_from_link(link: PaymentLink, locale: str) -> LinkDraft:
         allow_ach=link.allow_ach,
         collect_billing_address=link.collect_billing_address,
         collect_shipping_address=link.collect_shipping_address,
+        collect_tax=link.collect_tax,
         confirmation=link.confirmation,
         redirect_url=link.redirect_url or "",
         custom_fields=draft_fields(link.custom_fields),
@@ -210,8 +214,10 @@ def remove_field(draft: LinkDraft, index: int) -> LinkDraft:
 # -- preview ----------------------------------------------------------------------------------------
 
 
-def preview_summary(draft: LinkDraft, fallback_currency: str, locale: str) -> OrderSummary:
-    """The order summary of the rows that are already complete: what a buyer would see right now."""
+def preview_summary(draft: LinkDraft, fallback_currency: str, locale: str, tax: TaxContext | None = None
+                    ) -> OrderSummary:
+    """The order summary of the rows that are already complete: what a buyer would see right now. Q6: with the
+    account's tax context when the draft collects tax, for a buyer in the merchant's country."""
     currency = draft.currency if is_known_currency(draft.currency) else fallback_currency
     rows = []
     for item in draft.items:
@@ -228,7 +234,9 @@ def preview_summary(draft: LinkDraft, fallback_currency: str, locale: str) -> Or
         rows.append(OrderItem(item.name, item.description, amount, currency, quantity, frequency,
                                  TermType.FIXED.value if fixed else TermType.AUTO_RENEW.value,
                                  count if fixed else None, **_preview_pricing(item, currency, locale)))
-    return build_order_summary(rows, currency)
+    if tax is None or not draft.collect_tax:
+        return build_order_summary(rows, currency)
+    return build_order_summary(rows, currency, BuyerChoices(country=tax.merchant_country), tax)
 
 
 

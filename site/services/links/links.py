@@ -74,6 +74,7 @@ def _apply(link: PaymentLink, draft: LinkDraft) -> None:
     link.allow_ach = draft.allow_ach
     link.collect_billing_address = draft.collect_billing_address
     link.collect_shipping_address = draft.collect_shipping_address
+    link.collect_tax = draft.collect_tax
     link.confirmation = draft.confirmation
     link.redirect_url = draft.redirect_url or None
     link.custom_fields = [f.stored() for f in draft.custom_fields] or None  # Q8

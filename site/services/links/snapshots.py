@@ -7,11 +7,16 @@ below both.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from kassa.models import CONTACT_FIELDS, PaymentLink
+from sqlalchemy import select
+
+from kassa.extensions import db
+from kassa.models import CONTACT_FIELDS, Account, PaymentLink, TaxRate
 from kassa.order_summary import NO_CHOICES, BuyerChoices, OrderItem, OrderSummary, build_order_summary
 from kassa.processors.base import bank_debit_for
+from kassa.tax import TaxContext, TaxRateSpec
 
 
 def link_snapshot(link: PaymentLink) -> dict[str, Any]:
@@ -44,7 +49,25 @@ def link_snapshot(link: PaymentLink) -> dict[str, Any]:
         "stage_id": link.stage_id,
         # Q8: the questions asked, as they were when the buyer opened the link
         "custom_fields": list(link.custom_fields or []),
+        # Q6: the account's active rates as they are now, frozen with the link (absent: no tax collected)
+        **({"tax": account_tax_context(link.account_id).stored()} if link.collect_tax else {}),
     }
+
+
+def account_tax_context(account_id: int) -> TaxContext:
+    """Q6: the account's active tax rates (oldest first) and its country (for the reverse charge)."""
+    rates = db.session.scalars(select(TaxRate).where(TaxRate.account_id == account_id, TaxRate.active.is_(True))
+                               .order_by(TaxRate.id)).all()
+    account = db.session.get(Account, account_id)
+    return TaxContext(rates=tuple(TaxRateSpec(id=rate.id, name=rate.name, percentage_bp=rate.percentage_bp,
+                                              inclusive=rate.inclusive, countries=tuple(rate.countries or ()))
+                                  for rate in rates),
+                      merchant_country=account.country if account else "")
+
+
+def snapshot_tax(snapshot: dict[str, Any]) -> TaxContext | None:
+    """Q6: the tax context a checkout was frozen with, or None when its link doesn't collect tax."""
+    return TaxContext.from_stored(snapshot.get("tax"))
 
 
 def offered_methods(snapshot: dict[str, Any]) -> list[str]:
@@ -62,4 +85,7 @@ def snapshot_items(snapshot: dict[str, Any]) -> list[OrderItem]:
 
 def snapshot_summary(snapshot: dict[str, Any], choices: BuyerChoices = NO_CHOICES) -> OrderSummary:
     """What this frozen link costs with the buyer's choices (Q3 quantities, Q4 typed prices)."""
-    return build_order_summary(snapshot_items(snapshot), snapshot["currency"], choices)
+    tax = snapshot_tax(snapshot)
+    if tax is not None and not choices.country:  # Q6: until the buyer says, the merchant's country
+        choices = replace(choices, country=tax.merchant_country)
+    return build_order_summary(snapshot_items(snapshot), snapshot["currency"], choices, tax)

@@ -24,7 +24,7 @@ from kassa.models import (
     SubscriptionItem,
     SubscriptionStatus,
 )
-from kassa.order_summary import BuyerChoices, RecurringGroup
+from kassa.order_summary import BuyerChoices, OrderSummary, RecurringGroup
 from kassa.periods import charge_date
 from kassa.processors.base import ChargeResult, is_bank_debit
 from kassa.services.crm import crm
@@ -85,9 +85,10 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
             # As the processor reports it: a live checkout's Payment Element may have paid by SEPA or ACH (Q10).
             method=result.method or attempt.method,
             gross_minor=summary.gross_today.amount_minor, discount_minor=summary.discount_today.amount_minor,
-            net_minor=summary.due_today.amount_minor,
-            # Q2: net = gross − discount − promo = the amount charged
+            # Q2/Q6: net = gross − discount − promo = the amount charged before exclusive tax
+            net_minor=summary.net_today.amount_minor,
             promo_code=summary.promo_code or None, promo_discount_minor=summary.promo_today.amount_minor,
+            **tax_fields(summary),
             card_brand=result.brand, card_last4=result.last4, card_exp_month=result.exp_month,
             card_exp_year=result.exp_year, card_funding=result.funding, bank_last4=result.bank_last4,
             processor=processor, processor_ref=result.processor_ref,
@@ -124,7 +125,7 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
         )
         payment.deal_id = deal.id
         subscriptions = [
-            _create_subscription(account, payment, group, contact.id, deal.id, language)
+            _create_subscription(account, payment, group, contact.id, deal.id, language, summary)
             for group in summary.groups
         ]
         if subscriptions:
@@ -154,6 +155,34 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
         attempt.payment_id = payment.id
         attempt.processor_ref = result.processor_ref
         return payment
+
+
+def tax_fields(summary: OrderSummary) -> dict[str, Any]:
+    """Q6: what a payment keeps of the tax it was charged (all defaults when its link collects no tax)."""
+    if not summary.collects_tax:
+        return {}
+    return {
+        "tax_minor": summary.tax_today.amount_minor, "buyer_country": summary.country[:2],
+        "buyer_vat_id": summary.vat_id, "reverse_charge": summary.reverse_charge,
+        "tax_details": {"breakdown": [row.stored() for row in summary.tax_breakdown],
+                        "exclusive_minor": summary.exclusive_tax_today.amount_minor},
+    }
+
+
+def _subscription_tax(group: RecurringGroup, summary: OrderSummary) -> dict[str, Any]:
+    """Q6: the tax every renewal of this group charges, as at checkout: copied onto each renewal's payment."""
+    if not summary.collects_tax:
+        return {}
+    rate = summary.tax_breakdown[0] if summary.tax_breakdown else None
+    tax = group.tax.amount_minor if group.tax is not None else 0
+    exclusive = sum(line.exclusive_tax.amount_minor for line in group.lines)
+    details = {"breakdown": [{**rate.stored(), "tax_minor": tax,
+                              "taxable_minor": sum(line.amount.amount_minor for line in group.lines)
+                              - (tax if rate.inclusive else 0)}] if rate else [],
+               "exclusive_minor": exclusive}
+    return {"tax_minor": tax, "tax_details": {
+        "buyer_country": summary.country[:2], "buyer_vat_id": summary.vat_id,
+        "reverse_charge": summary.reverse_charge, "exclusive_minor": exclusive, "details": details}}
 
 
 def record_declined_attempt(attempt: PaymentAttempt, checkout: CheckoutSession, *, code: str | None,
@@ -212,7 +241,7 @@ def _keep_answers(payment: Payment, buyer: dict[str, Any]) -> None:
 
 
 def _create_subscription(account: Account, payment: Payment, group: RecurringGroup, contact_id: int, deal_id: int,
-                         language: str) -> Subscription:
+                         language: str, summary: OrderSummary) -> Subscription:
     """R4: one subscription per (frequency, term) group; the first period is paid by this checkout."""
     anchor = payment.created_at or now()  # the moment the charge went through
     fixed_done = group.term_count is not None and group.term_count <= 1
@@ -224,7 +253,7 @@ def _create_subscription(account: Account, payment: Payment, group: RecurringGro
         next_charge_at=None if fixed_done else charge_date(anchor, group.frequency, 1, account.timezone),
         payment_method_token=payment.payment_method_token, card_brand=payment.card_brand,
         card_last4=payment.card_last4, card_exp_month=payment.card_exp_month, card_exp_year=payment.card_exp_year,
-        language=language,
+        language=language, **_subscription_tax(group, summary),
     )
     subscription.items = [
         SubscriptionItem(position=i, name=line.name, description=line.description,

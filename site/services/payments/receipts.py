@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ from kassa.order_summary import (
     group_sentence,
     line_recurrence,
     promo_note,
+    reverse_charge_note,
+    tax_label,
 )
 from kassa.renderers.receipt import (
     CONTENT_TYPE,
@@ -47,6 +50,7 @@ from kassa.services.payments.mandates import mandate_of, pre_notification
 from kassa.services.platform import throttle
 from kassa.services.platform.audit import record_audit
 from kassa.services.platform.mail import queue_email
+from kassa.tax import TaxBreakdownRow, TaxContext, TaxRateSpec
 from kassa.template_helpers import card_brand_name
 from kassa.timeline_kinds import TimelineKind
 
@@ -79,7 +83,17 @@ def payment_summary(payment: Payment) -> OrderSummary:
     """A payment's lines as charged (Q1: each with the discount it was charged with): the confirmation page,
     receipt and payment panel show this, priced by the one pricing function."""
     # Q2: each item keeps its promo share (`promo_minor`); the code names the summary's promo row.
-    return build_order_summary(payment.items, payment.currency, BuyerChoices(promo_code=payment.promo_code or ""))
+    choices = BuyerChoices(promo_code=payment.promo_code or "")
+    # Q6: the rate it was taxed at, for the buyer's country ("XX": the rate's "every country"), as charged
+    if payment.tax_details is None:
+        return build_order_summary(payment.items, payment.currency, choices)
+    breakdown = [TaxBreakdownRow.from_stored(row) for row in payment.tax_details.get("breakdown") or ()]
+    context = TaxContext(rates=tuple(TaxRateSpec(id=0, name=row.name, percentage_bp=row.percentage_bp,
+                                                 inclusive=row.inclusive) for row in breakdown[:1]))
+    summary = build_order_summary(payment.items, payment.currency,
+                                  replace(choices, country=payment.buyer_country or "XX",
+                                          vat_id=payment.buyer_vat_id), context)
+    return replace(summary, reverse_charge=payment.reverse_charge)
 
 
 def receipt_answers(payment: Payment) -> tuple[tuple[str, str], ...]:
@@ -129,6 +143,10 @@ def receipt_data(payment: Payment) -> Any:
             recurring_note=" ".join(notes) or None,
             pre_notification=pre_notification(payment, mandate_of(payment.id), language),
             custom_fields=receipt_answers(payment),
+            merchant_vat_number=account.vat_number or "", buyer_vat_id=payment.buyer_vat_id or "",
+            tax_rows=tuple((tax_label(row), summary.money(row.tax_minor), summary.money(row.taxable_minor))
+                           for row in summary.tax_breakdown),
+            reverse_charge_note=reverse_charge_note() if payment.reverse_charge else None,
         )
 
 
@@ -227,7 +245,8 @@ def queue_receipt(payment: Payment, *, to: list[str] | None = None, kind: str = 
         language=payment.language,
         context={"payment": payment, "account": account, "number": receipt_number(payment),
                  "amount": Money(payment.amount_minor, payment.currency), "method": method_label(payment),
-                 "brand_color": account.brand_color, "lines": payment_summary(payment).lines,
+                 "brand_color": account.brand_color, "lines": (summary := payment_summary(payment)).lines,
+                 "summary": summary,
                  "answers": receipt_answers(payment),
                  "promo": Money(payment.promo_discount_minor, payment.currency) if payment.promo_code else None,
                  "is_recurring": any(BillingFrequency(i.frequency).is_recurring for i in payment.items)},

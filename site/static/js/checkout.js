@@ -161,13 +161,13 @@ const idle = () => { // pay works again
   pay.textContent = "";
   pay.append(...payNodes);
 };
-// Q3/Q4: a changed quantity or price is re-priced by the server ("Update total" posted with only the choices);
+// Q3/Q4/Q6: a changed quantity, price, country or VAT number is re-priced by the server ("Update total" posted with only the choices);
 // every data-live figure is copied from its answer. The button (the no-JS way) goes, so Enter still pays.
 const rp = $("[data-reprice-button]");
 let rt, rn = 0;
 const reprice = () => {
   const b = new FormData(), k = ++rn;
-  for (const [n, v] of new FormData(F)) if (/^(csrf_token|lang|qty_|price_|promo)/.test(n)) b.append(n, v);
+  for (const [n, v] of new FormData(F)) if (/^(csrf_token|lang|qty_|price_|promo|tax_c|vat_|billing_c)/.test(n)) b.append(n, v);
   b.set("action", "update");
   fetch(F.getAttribute("action"), { method: "POST", body: b }).then((r) => r.text()).then((h) => {
     if (k !== rn) return; // an answer older than the last change
@@ -176,7 +176,7 @@ const reprice = () => {
       const y = d.getElementById(x.id), m = y && y.dataset.minor;
       if (!y) return;
       if (x.value != null) return x.parentNode.classList.toggle("field--error", !!attr(x, "aria-invalid", y.getAttribute("aria-invalid")));
-      x.innerHTML = y.innerHTML;
+      x.innerHTML = y.innerHTML; // the server's own escaped markup (Q6: the tax rows)
       x.hidden = y.hidden;
       if (m && m !== x.dataset.minor) F.dispatchEvent(new CustomEvent("kassa:total", { detail: +(x.dataset.minor = m) }));
     });
@@ -193,7 +193,7 @@ on(document, "click", (e) => {
 });
 if (rp) {
   rp.remove();
-  $$("[data-reprice]").forEach((x) => on(x, "input", () => { clearTimeout(rt); rt = setTimeout(reprice, 300); }));
+  $$("[data-reprice],#f-billing_country").forEach((x) => on(x, "input", () => { clearTimeout(rt); rt = setTimeout(reprice, 300); }));
 }
 on(window, "pageshow", (e) => { if (e.persisted) idle(); }); // back/forward cache
 on(F, "kassa:idle", idle); // checkout-stripe.js: Stripe refused the details before anything was posted
