@@ -561,6 +561,8 @@ class PromoCode(db.Model):
     redeemed: Mapped[int] = mapped_column(default=0)
     first_time_only: Mapped[bool] = mapped_column(default=False)
     link_ids: Mapped[list[int] | None] = mapped_column(JSON)  # None: every link
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
 
 
 class TaxRate(db.Model):
