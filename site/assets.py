@@ -22,6 +22,8 @@ BUNDLES: dict[str, tuple[str, list[str]]] = {
     # Q12: rules only the confirmation, the card update and a live (Stripe) checkout use, out of the budget.
     "checkout-more.css": ("text/css", ["css/checkout-more.css"]),
     "checkout.js": ("text/javascript", ["js/checkout.js"]),
+    # Q3/Q4: re-pricing without a page load, only on a checkout whose order summary has a line to adjust (Q12).
+    "checkout-reprice.js": ("text/javascript", ["js/checkout-reprice.js"]),
     # K6: live checkouts on Stripe only (the Payment Element and next actions); no other page loads it.
     "checkout-stripe.js": ("text/javascript", ["js/checkout-stripe.js"]),
 }

@@ -161,32 +161,6 @@ const idle = () => { // pay works again
   pay.textContent = "";
   pay.append(...payNodes);
 };
-// Q3/Q4: a changed quantity or price is re-priced by the server ("Update total" posted with only the choices);
-// every data-live figure is copied from its answer. The button (the no-JS way) goes, so Enter still pays.
-const rp = $("[data-reprice-button]");
-let rt, rn = 0;
-const reprice = () => {
-  const b = new FormData(), k = ++rn;
-  for (const [n, v] of new FormData(F)) if (/^(csrf_token|lang|qty_|price_)/.test(n)) b.append(n, v);
-  b.set("action", "update");
-  fetch(F.getAttribute("action"), { method: "POST", body: b }).then((r) => r.text()).then((h) => {
-    if (k !== rn) return; // an answer older than the last change
-    const d = new DOMParser().parseFromString(h, "text/html");
-    $$("[data-live],[data-reprice]").forEach((x) => {
-      const y = d.getElementById(x.id), m = y && y.dataset.minor;
-      if (!y) return;
-      if (x.value != null) return x.parentNode.classList.toggle("field--error", !!attr(x, "aria-invalid", y.getAttribute("aria-invalid")));
-      x.textContent = y.textContent;
-      x.hidden = y.hidden;
-      if (m && m !== x.dataset.minor) F.dispatchEvent(new CustomEvent("kassa:total", { detail: +(x.dataset.minor = m) }));
-    });
-    F.dataset.priced = k; // what a test waits on
-  }, () => {});
-};
-if (rp) {
-  rp.remove();
-  $$("[data-reprice]").forEach((x) => on(x, "input", () => { clearTimeout(rt); rt = setTimeout(reprice, 300); }));
-}
 on(window, "pageshow", (e) => { if (e.persisted) idle(); }); // back/forward cache
 on(F, "kassa:idle", idle); // checkout-stripe.js: Stripe refused the details before anything was posted
 })();
