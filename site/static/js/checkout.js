@@ -116,9 +116,13 @@ function sync() {
   if (same && s) s.hidden = same.checked && !same.disabled; // in a hidden card section it does not apply
   if (s) off(s);
 }
-$$("[data-reveal]", F).forEach((b) => {
-  const x = $("#f-" + b.dataset.reveal, F), f = x && x.closest(".field"), open = (y) => { f.hidden = !y; b.hidden = y; };
-  if (!x) return;
+// An address's line 2 waits behind a "+ Add apartment" button unless it holds something (Q12: the buttons are made
+// here, as without this script the field simply shows).
+$$("input[name$=_line2]", F).forEach((x) => {
+  const f = x.closest(".field"), b = mk("button", { type: "button", className: "linkbtn", textContent: msg("line2") });
+  const open = (y) => { f.hidden = !y; b.hidden = y; };
+  b.dataset.reveal = x.name;
+  f.before(b);
   open(!!x.value || f.classList.contains("field--error"));
   on(b, "click", () => { open(true); sync(); x.focus(); });
 });
