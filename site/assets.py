@@ -52,7 +52,7 @@ def _built(name: str) -> tuple[float, bytes, str, bytes]:
 # `const` binding is a `let` one that is never reassigned (it is never, or the script would already have thrown).
 # No string in our scripts holds either text (tests/web/test_q12_checkout_get_cost.py checks); the browser tests
 # run the built bundles.
-_ARROW_PARAM = re.compile(r"\(([A-Za-z_$][\w$]*)\)=>")
+_ARROW_PARAM = re.compile(r"(?<![\w$])\(([A-Za-z_$][\w$]*)\)=>")  # not after a name: `async(e)=>` stays
 _CONST = re.compile(r"\bconst\b")
 
 

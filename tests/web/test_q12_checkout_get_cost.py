@@ -101,4 +101,11 @@ def test_q12_the_bundles_js_rewrites_touch_no_string(app):
             for literal in STRING_LITERAL.findall(code):
                 assert "=>" not in literal and "const" not in literal, (source, literal)
         built = bundle_bytes(name).decode()
-        assert "const " not in built and not re.search(r"\(\w+\)=>", built)
+        assert "const " not in built and not re.search(r"(?<![\w$])\(\w+\)=>", built)
+
+
+def test_q12_the_js_rewrites_keep_the_program():
+    from kassa.assets import _jsmin
+
+    assert _jsmin("const f = (x) => x, g = async (e) => e, h = (a, b) => a;\nF.on(\"submit\", async (e) => f(e));") == (
+        'let f=x=>x,g=async(e)=>e,h=(a,b)=>a;F.on("submit",async(e)=>f(e));')
