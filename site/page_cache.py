@@ -56,8 +56,17 @@ _BLOCK_BREAKS = re.compile(r">\n(?=</?(?:html|head|body|meta|link|title|style|sc
                            r"option|table|tr|td|th)[\s/>])")
 
 
+# Then the quotes around attribute values that need none (HTML allows a value without space, quote, `=`, `<`,
+# `>` or backtick unquoted), for the attributes every field repeats (class, for, autocomplete, …): ~330 bytes on
+# the largest checkout. Ids, names, values, URLs and data-/aria- attributes keep theirs (what tests and scripts
+# look for as text). Free text is never touched: Jinja escapes a quote in text as &#34;, so `="` is only ever a
+# real attribute's opening quote.
+_UNQUOTED = re.compile(r'(\s(?:class|for|type|autocomplete|inputmode|lang|list|tabindex|maxlength|method|rel|charset|'
+                       r'nonce|autocapitalize|spellcheck))="([A-Za-z0-9_.:#-]+)"')
+
+
 def compact(html: str) -> str:
-    return _BLOCK_BREAKS.sub(">", _LINE_BREAKS.sub("\n", html))
+    return _UNQUOTED.sub(r"\1=\2", _BLOCK_BREAKS.sub(">", _LINE_BREAKS.sub("\n", html)))
 
 
 class SlotLeak(RuntimeError):

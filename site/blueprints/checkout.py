@@ -20,7 +20,6 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_wtf.csrf import generate_csrf
 from sqlalchemy import inspect as sa_inspect
 
 from kassa import buyer_proof
@@ -39,7 +38,7 @@ from kassa.i18n import LANGUAGES, best_language, show_times_in
 from kassa.models import CheckoutSession, CheckoutStatus, Mode, Payment, PaymentLink, PaymentStatus
 from kassa.netutil import client_ip
 from kassa.page_cache import CHECKOUT_SLOTS, PageCache, compact
-from kassa.security import allow_form_action, allow_stripe_js, csp_nonce
+from kassa.security import allow_form_action, allow_stripe_js, csp_nonce, generate_csrf
 from kassa.services.checkout import checkout as checkout_service
 from kassa.services.links import promo_codes
 from kassa.services.links.links import sign_test_link

@@ -43,8 +43,6 @@ AFTER_DECLINE = [
      'autocomplete="cc-number" maxlength="19" value="4000000000000002" aria-invalid="true" '
      'aria-describedby="f-card_number-error"'),
     ('id="f-card_number-error" hidden></p>', 'id="f-card_number-error">Your card was declined.</p>'),
-    ('<button type="button" class="linkbtn" data-reveal="billing_line2">',
-     '<button type="button" class="linkbtn" data-reveal="billing_line2" hidden>'),
     ('<div class="field js-hide" data-field="billing_line2">', '<div class="field" data-field="billing_line2">'),
     ('autocomplete="billing address-line2">', 'autocomplete="billing address-line2" value="Apartment 4">'),
 ]

@@ -116,9 +116,13 @@ function sync() {
   if (same && s) s.hidden = same.checked && !same.disabled; // in a hidden card section it does not apply
   if (s) off(s);
 }
-$$("[data-reveal]", F).forEach((b) => {
-  const x = $("#f-" + b.dataset.reveal, F), f = x && x.closest(".field"), open = (y) => { f.hidden = !y; b.hidden = y; };
-  if (!x) return;
+// An address's line 2 waits behind a "+ Add apartment" button unless it holds something (Q12: the buttons are made
+// here, as without this script the field simply shows).
+$$("input[name$=_line2]", F).forEach((x) => {
+  const f = x.closest(".field"), b = mk("button", { type: "button", className: "linkbtn", textContent: msg("line2") });
+  const open = (y) => { f.hidden = !y; b.hidden = y; };
+  b.dataset.reveal = x.name;
+  f.before(b);
   open(!!x.value || f.classList.contains("field--error"));
   on(b, "click", () => { open(true); sync(); x.focus(); });
 });
@@ -161,40 +165,6 @@ const idle = () => { // pay works again
   pay.textContent = "";
   pay.append(...payNodes);
 };
-// Q3/Q4/Q6: a changed quantity, price, country or VAT number is re-priced by the server ("Update total" posted with only the choices);
-// every data-live figure is copied from its answer. The button (the no-JS way) goes, so Enter still pays.
-const rp = $("[data-reprice-button]");
-let rt, rn = 0;
-const reprice = () => {
-  const b = new FormData(), k = ++rn;
-  for (const [n, v] of new FormData(F)) if (/^(csrf_token|lang|qty_|price_|promo|tax_c|vat_|billing_c)/.test(n)) b.append(n, v);
-  b.set("action", "update");
-  fetch(F.getAttribute("action"), { method: "POST", body: b }).then((r) => r.text()).then((h) => {
-    if (k !== rn) return; // an answer older than the last change
-    const d = new DOMParser().parseFromString(h, "text/html");
-    $$("[data-live],[data-reprice]").forEach((x) => {
-      const y = d.getElementById(x.id), m = y && y.dataset.minor;
-      if (!y) return;
-      if (x.value != null) return x.parentNode.classList.toggle("field--error", !!attr(x, "aria-invalid", y.getAttribute("aria-invalid")));
-      x.innerHTML = y.innerHTML; // the server's own escaped markup (Q6: the tax rows)
-      x.hidden = y.hidden;
-      if (m && m !== x.dataset.minor) F.dispatchEvent(new CustomEvent("kassa:total", { detail: +(x.dataset.minor = m) }));
-    });
-    pb();
-    F.dataset.priced = k; // what a test waits on
-  }, () => {});
-};
-// Q2: the promo code's "Apply" and "Remove" (as buttons, not submits: Enter still pays) re-price too.
-const pb = () => $$("[name=action]").forEach((b) => { b.type = "button"; });
-pb();
-on(document, "click", (e) => {
-  const b = e.target.closest("[name=action]");
-  if (b) { if (b.value < "up") $("#f-promo").value = ""; reprice(); }
-});
-if (rp) {
-  rp.remove();
-  $$("[data-reprice],#f-billing_country").forEach((x) => on(x, "input", () => { clearTimeout(rt); rt = setTimeout(reprice, 300); }));
-}
 on(window, "pageshow", (e) => { if (e.persisted) idle(); }); // back/forward cache
 on(F, "kassa:idle", idle); // checkout-stripe.js: Stripe refused the details before anything was posted
 })();
