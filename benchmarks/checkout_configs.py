@@ -23,6 +23,7 @@ from kassa.services.links.links import create_link, sign_test_link
 BUDGET_BYTES = 30 * 1024
 
 ALL_FIELDS = {"company": "required", "first_name": "required", "last_name": "required", "phone": "required"}
+TERMS = {"require_terms": True, "terms_url": "https://northwind.example/terms"}  # Q7
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,8 @@ CONFIGURATIONS: dict[str, Configuration] = {
     "billing_shipping": Configuration({"allow_ach": True, "collect_shipping_address": True}),
     "recurring": Configuration(recurring=True),
     "live_stripe": Configuration({"collect_shipping_address": True}, live_stripe=True),
-    "everything": Configuration({"allow_ach": True, "collect_shipping_address": True, "fields": ALL_FIELDS}, items=3,
-                                currency="EUR"),
+    "everything": Configuration({"allow_ach": True, "collect_shipping_address": True, "fields": ALL_FIELDS,
+                                 **TERMS}, items=3, currency="EUR"),
     "everything_ach": Configuration({"allow_ach": True, "collect_shipping_address": True, "fields": ALL_FIELDS},
                                     items=3, currency="USD"),
 }

@@ -78,6 +78,7 @@ def _account_form_values() -> dict[str, str]:
         "name": account.name, "country": account.country, "default_currency": account.default_currency,
         "timezone": account.timezone, "language": account.language, "address": account.address,
         "support_email": account.support_email, "refund_policy": account.refund_policy,
+        "terms_url": account.terms_url,
     }
 
 
@@ -92,6 +93,7 @@ class AccountForm(Form):
     address = StringField(default="")
     support_email = StringField(default="")
     refund_policy = StringField(default="")
+    terms_url = StringField(default="")  # Q7
 
 
 @bp.route("/account", methods=["GET", "POST"])

@@ -48,6 +48,8 @@ class BuyerInput:
     payment_method_token: str | None = None
     # Q3/Q4: the quantities and prices the buyer chose (checked by read_choices)
     choices: BuyerChoices = field(default_factory=BuyerChoices)
+    # Q7: the terms of service address the buyer agreed to (None: the link asks for no agreement)
+    terms_url: str | None = None
 
     def stored(self) -> dict[str, Any]:
         """What may be kept about this buyer: everything except card and bank numbers and the CVC."""
@@ -63,6 +65,7 @@ class BuyerInput:
             "card_brand": testcards.card_brand(self.card.number) if self.card else None,
             "card_last4": testcards.normalize_card_number(self.card.number)[-4:] if self.card else None,
             "choices": self.choices.stored(),
+            "terms_url": self.terms_url,
         }
 
 
@@ -121,6 +124,12 @@ def read_buyer_form(snapshot: dict[str, Any], form: Mapping[str, str], today: da
         elif len(value) > LIMITS[name]:
             errors[name] = _("Use at most %(n)d characters.", n=LIMITS[name])
         buyer.contact[name] = value
+
+    if snapshot.get("terms_url"):  # Q7: the box must be ticked; what it linked to is kept with the payment
+        if form.get("terms") == "1":
+            buyer.terms_url = snapshot["terms_url"]
+        else:
+            errors["terms"] = _("To pay, agree to the terms of service.")
 
     if payment_element:
         _read_payment_method(snapshot, form, buyer, errors)

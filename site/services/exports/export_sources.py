@@ -66,7 +66,9 @@ MONEY = "money"  # converted with the row's currency into major units
 
 # The index's columns, and what only an export offers: the payment's invoice number (R1, B6).
 # Q1: "discount" brings the amount before discounts and the discount (after them is the charged amount).
-EXPORT_COLUMNS = {**COLUMNS, "invoice": _l("Invoice number"), "discount": _l("Discount")}
+# Q7: "terms" brings when the buyer agreed to the terms of service and the address they were shown.
+EXPORT_COLUMNS = {**COLUMNS, "invoice": _l("Invoice number"), "discount": _l("Discount"),
+                  "terms": _l("Terms of service")}
 ASSOCIATION_LIMITS = {"1000": 1000, "all": None}  # X3: up to 1,000 associated records, or all
 
 
@@ -132,6 +134,8 @@ def _payment_columns(key: str, tz: ZoneInfo) -> list[tuple[Column, Any, Any]]:
         "discount": [(Column(_("Before discounts"), money), func.coalesce(Payment.gross_minor, Payment.amount_minor),
                       money),
                      (Column(_("Discount"), money), Payment.discount_minor, money)],
+        "terms": [(Column(_("Terms agreed"), when), _raw(Payment.terms_accepted_at), local),
+                  (Column(_("Terms address")), Payment.terms_url, None)],
     }[key]
 
 
