@@ -15,6 +15,7 @@ from kassa.order_summary import (
     frequency_label,
     group_sentence,
     line_recurrence,
+    subscription_sentence,
     term_label,
 )
 from kassa.services.accounts.accounts import country_choices
@@ -100,6 +101,7 @@ def register(app: Flask) -> None:
         timeline_label=timeline_label,
         frequency_label=frequency_label, every_label=every_label, line_recurrence=line_recurrence,
         group_sentence=group_sentence, term_label=term_label, discount_label=discount_label,
+        subscription_sentence=subscription_sentence,
         unread_notifications=unread_notifications,
         payout_status=_enum("PayoutStatus"), link_status=_enum("LinkStatus"), ledger_type=_enum("LedgerType"), export_status=_enum("ExportStatus"),
     )

@@ -236,6 +236,7 @@ def _confirmation(view: checkout_service.CheckoutView):
                                checkout=checkout, summary=receipts.payment_summary(payment),
                                test_mode=test_mode, language=g.buyer_language, start_again_url=start_again_url,
                                receipt_emailed=receipts.receipt_emailed(payment),
+                               **receipts.subscription_facts(payment, view.account),
                                receipt_url=url_for("checkout.receipt", token=checkout.token,
                                                    sig=buyer_proof.receipt_signature(checkout.id)))
     response = current_app.make_response((html, status))
