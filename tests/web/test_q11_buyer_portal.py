@@ -18,8 +18,8 @@ from kassa.services.payments.receipts import receipt_data
 from tests.support.app import page_text
 from tests.support.billing import BUYER, buy, emails_of, frozen, reload, subscription_shop
 from tests.support.checkout import path_of
-from tests.support.checkout_flow import make_link, plain, soup_of
 from tests.support.checkout_flow import item as make_item
+from tests.support.checkout_flow import make_link, plain, soup_of
 
 
 def _shop(*, cancel: bool = True, company: str = "Lesson Studio"):
@@ -43,7 +43,7 @@ def _portal_path(email: str = BUYER) -> str:
 
 def test_q11_confirmation_email_and_receipt_say_what_recurs_when_and_where_to_manage(client, app):
     with frozen():
-        owner, link = _shop()
+        _owner, link = _shop()
         buy(client, link)
         payment = db.session.query(Payment).one()
         confirmation = page_text(client.get(f"/checkout/{payment.checkout_session_id and _token(payment)}"))
@@ -147,7 +147,7 @@ def test_q11_another_buyer_or_account_or_a_tampered_token_gets_404(client, app):
         for bad in (flipped, token[:-3], "x", "WzEsICJhQGIuYyJd.abc"):
             assert client.get(f"/my/{bad}").status_code == 404
         # Another account's owner can't reach this buyer's data with their own account's token for the email.
-        other_owner, other_link = subscription_shop("Elsewhere", frequency="monthly", term_type="auto_renew")
+        other_owner, _other_link = subscription_shop("Elsewhere", frequency="monthly", term_type="auto_renew")
         from kassa.database import write_transaction
 
         with write_transaction(db.session) as session:
