@@ -172,3 +172,21 @@ def test_q11_editor_saves_the_buyer_cancel_option(client, app, value):
     db.session.rollback()
     assert link.buyer_can_cancel is True
     assert soup_of(client.get(f"/links/{link.id}/edit")).select_one("#f-buyer_can_cancel").has_attr("checked")
+
+
+def test_q11_settings_button_revokes_every_portal_link(client, app):
+    from tests.factories import PASSWORD
+    from tests.support.app import log_in
+
+    with frozen():
+        owner, link = _shop()
+        buy(client, link)
+        path = _portal_path()
+        assert client.get(path).status_code == 200
+        log_in(client, owner.email, PASSWORD)
+        response = client.post("/settings/account/portal-links")
+        assert response.status_code == 303
+        assert client.get(path).status_code == 404
+        # The next receipt carries a new link that works.
+        buy(client, link, email="later@example.com")
+        assert client.get(_portal_path("later@example.com")).status_code == 200
