@@ -30,6 +30,7 @@ ALL_FIELDS = {"company": "required", "first_name": "required", "last_name": "req
 CUSTOM_FIELDS = [FieldDraft("Grind", "dropdown", "Whole beans, Filter, Espresso", "1", "1"),
                  FieldDraft("Cups a day", "number", required="1"), FieldDraft("Gift note", receipt="1"),
                  FieldDraft("Roast", "dropdown", "Light\nDark"), FieldDraft("Order reference", "text", required="1")]
+TERMS = {"require_terms": True, "terms_url": "https://northwind.example/terms"}  # Q7
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,8 @@ CONFIGURATIONS: dict[str, Configuration] = {
     "recurring": Configuration(recurring=True),
     "live_stripe": Configuration({"collect_shipping_address": True}, live_stripe=True),
     "everything": Configuration({"allow_ach": True, "collect_shipping_address": True, "fields": ALL_FIELDS,
-                                 "custom_fields": CUSTOM_FIELDS, "collect_tax": True}, items=3, currency="EUR",
-                                promo=True),
+                                 "custom_fields": CUSTOM_FIELDS, "collect_tax": True, **TERMS}, items=3,
+                                currency="EUR", promo=True),
     "everything_ach": Configuration({"allow_ach": True, "collect_shipping_address": True, "fields": ALL_FIELDS},
                                     items=3, currency="USD", promo=True),
 }

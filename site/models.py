@@ -127,6 +127,10 @@ class Account(db.Model):
     promo_links: Mapped[str] = mapped_column(Text, default="", server_default="")
     # Q6: the merchant's own VAT number (printed on receipts), checked against its EU country's format
     vat_number: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    # Q7: the merchant's terms of service (an https address), for links that ask buyers to agree to them.
+    terms_url: Mapped[str] = mapped_column(String(2000), default="", server_default="")
+    # Q11: part of what every buyer-portal link signs; a new value revokes all portal links handed out before.
+    portal_key: Mapped[str] = mapped_column(String(32), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
     users: Mapped[list[User]] = relationship(back_populates="account", order_by="User.id")
@@ -616,6 +620,19 @@ class PaymentLink(db.Model):
     card_paused_until: Mapped[datetime | None]
     # H7: part of what the link's test URL signs; a new value revokes every test URL handed out before.
     test_link_key: Mapped[str | None] = mapped_column(String(32))
+    # Q5: stop after this many completed payments (None: no limit) or at this instant (None: never).
+    # usage_reserved counts the seats taken (completed payments and payments with the processor right now),
+    # usage_count the completed ones; limit_reached_at is when the last seat's payment completed.
+    usage_limit: Mapped[int | None]
+    usage_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    usage_reserved: Mapped[int] = mapped_column(default=0, server_default="0")
+    ends_at: Mapped[datetime | None]
+    limit_reached_at: Mapped[datetime | None]
+    # Q7: buyers must tick "I agree to the terms of service" (this link's terms_url, else the account's).
+    require_terms: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    terms_url: Mapped[str | None] = mapped_column(String(2000))
+    # Q11: buyers may cancel this link's subscriptions from their portal.
+    buyer_can_cancel: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=_now)
     updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
@@ -638,6 +655,18 @@ class PaymentLink(db.Model):
     @property
     def is_active(self) -> bool:
         return self.status == LinkStatus.ACTIVE.value and self.deleted_at is None
+
+    @property
+    def limit_reached(self) -> bool:
+        """Q5: every seat under the usage limit is taken (completed, or with the processor right now)."""
+        return self.usage_limit is not None and self.usage_reserved >= self.usage_limit
+
+    def has_ended(self, at: datetime) -> bool:
+        """Q5: the link's end date has passed."""
+        return self.ends_at is not None and self.ends_at <= at
+
+    def accepting_payments(self, at: datetime) -> bool:
+        return self.is_active and not self.limit_reached and not self.has_ended(at)
 
 
 class LinkItem(db.Model):
@@ -740,6 +769,8 @@ class PaymentAttempt(db.Model):
     link_id: Mapped[int | None] = mapped_column(ForeignKey("payment_links.id"))
     # The card-testing guard's slots this attempt holds (H4), given back if it succeeds; None once settled.
     risk_hold: Mapped[list[Any] | None] = mapped_column(JSON)
+    # Q5: this attempt holds one of its link's usage-limit seats (given back if it is declined or fails).
+    holds_seat: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     created_at: Mapped[datetime] = mapped_column(default=_now)
     finished_at: Mapped[datetime | None]
 
@@ -963,6 +994,9 @@ class Payment(db.Model):
     dispute_reason: Mapped[str | None] = mapped_column(String(40))
     dispute_due_by: Mapped[datetime | None]
     dispute_closed_at: Mapped[datetime | None]
+    # Q7: when the buyer ticked "I agree to the terms of service" (UTC) and the terms address they were shown.
+    terms_accepted_at: Mapped[datetime | None]
+    terms_url: Mapped[str | None] = mapped_column(String(2000))
 
     items: Mapped[list[PaymentItem]] = relationship(
         back_populates="payment", order_by="PaymentItem.position", cascade="all, delete-orphan"

@@ -517,6 +517,23 @@ def group_sentence(group: RecurringGroup, locale: str) -> str:
     return _("Then %(amount)s %(every)s until cancelled", amount=amount, every=every)
 
 
+def recurs_sentence(amount: Money, frequency: str | BillingFrequency, term_type: str | TermType | None,
+                    term_count: int | None, locale: str) -> str:
+    """Q11: what recurs, on its own: "€10.00 every month until cancelled" / "…, 7 payments in total"."""
+    every = every_label(frequency)
+    if term_type is not None and TermType(term_type) is TermType.FIXED and term_count:
+        return ngettext("%(amount)s %(every)s, %(num)d payment in total",
+                        "%(amount)s %(every)s, %(num)d payments in total", term_count,
+                        amount=amount.format(locale), every=every)
+    return _("%(amount)s %(every)s until cancelled", amount=amount.format(locale), every=every)
+
+
+def subscription_sentence(sub, locale: str) -> str:
+    """Q11: `recurs_sentence` of a subscription (what it charges each period)."""
+    return recurs_sentence(Money(sub.amount_minor, sub.currency), sub.frequency, sub.term_type, sub.term_count,
+                           locale)
+
+
 def discount_label(line: SummaryLine) -> str:
     """Q1: "Discount (10%)" or "Discount" for a fixed amount."""
     if line.discount_type == DiscountType.PERCENT:

@@ -18,6 +18,7 @@ from kassa.order_summary import (
     promo_label,
     promo_note,
     reverse_charge_note,
+    subscription_sentence,
     tax_label,
     term_label,
 )
@@ -106,6 +107,7 @@ def register(app: Flask) -> None:
         group_sentence=group_sentence, term_label=term_label, discount_label=discount_label,
         promo_label=promo_label, promo_note=promo_note,
         tax_label=tax_label, reverse_charge_note=reverse_charge_note,
+        subscription_sentence=subscription_sentence,
         unread_notifications=unread_notifications,
         payout_status=_enum("PayoutStatus"), link_status=_enum("LinkStatus"), ledger_type=_enum("LedgerType"), export_status=_enum("ExportStatus"),
     )

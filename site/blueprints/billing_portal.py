@@ -1,20 +1,26 @@
-"""The buyer's card-update page for a subscription (S3): reached from the failed-payment email."""
+"""The buyer's card-update page for a subscription (S3): reached from the failed-payment email; and the buyer
+portal (Q11): reached from the signed link in every receipt email."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, render_template, request, url_for
+from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from wtforms import StringField
 
 from kassa.blueprints.checkout_forms import CardForm
 from kassa.errors import Conflict, NotFound, PaymentDeclined, TooManyRequests, ValidationFailed
 from kassa.extensions import db, limiter
-from kassa.i18n import show_times_in
+from kassa.forms import Form
+from kassa.i18n import LANGUAGES, show_times_in
 from kassa.models import Account, Mode
 from kassa.netutil import client_ip
 from kassa.security import allow_stripe_js
-from kassa.services.billing import subscriptions
+from kassa.services.billing import buyer_portal, subscriptions
+from kassa.services.payments import receipts
 
 bp = Blueprint("billing_portal", __name__)
+# Q11: as the card-update page's posts; the portal's pages and downloads count too (a token is a secret).
+PORTAL_LIMIT = "20 per minute"
 
 
 def _page(token: str):
@@ -121,3 +127,96 @@ def finish(token: str):
         context.update(sub=sub, errors={"payment_method": message}, declined=message)
         return render_template("billing/update_card.html", **context), 422
     return render_template("billing/update_card.html", **_saved(context, sub, outcome))
+
+
+# -- Q11: the buyer portal ------------------------------------------------------------------------------
+
+
+class PortalForm(Form):
+    """The portal's buttons post nothing but their CSRF token (and "confirm" on the cancellation page)."""
+
+    confirm = StringField()
+
+
+def _portal_context(found: buyer_portal.Portal | None = None, token: str = "") -> dict:
+    account = found.account
+    g.buyer_language = _portal_language(found)
+    show_times_in(account.timezone)
+    return {"account": account, "portal": found, "token": token}
+
+
+def _portal_language(found: buyer_portal.Portal) -> str:
+    """The buyer's language: their latest payment's (the one their receipts are in), else the account's."""
+    requested = request.args.get("lang")
+    if requested in LANGUAGES:
+        return requested
+    return found.payments[0].language if found.payments else found.account.language
+
+
+def _portal_page(template: str, status: int = 200, **context):
+    response = current_app.make_response((render_template(template, **context), status))
+    response.headers["Cache-Control"] = "private, no-store"  # one buyer's payments
+    response.headers["Referrer-Policy"] = "no-referrer"  # the token is in the URL
+    return response
+
+
+@bp.get("/my/<token>")
+@limiter.limit(PORTAL_LIMIT)
+def portal(token: str):
+    try:
+        found = buyer_portal.portal(token)
+    except NotFound:
+        return _not_found()
+    return _portal_page("billing/portal.html", **_portal_context(found, token), cancelled=request.args.get("done"))
+
+
+@bp.get("/my/<token>/receipts/<int:payment_id>.pdf")
+@limiter.limit(PORTAL_LIMIT)
+def portal_receipt(token: str, payment_id: int):
+    try:
+        payment = buyer_portal.portal_payment(token, payment_id)
+        filename, content_type, pdf = receipts.public_receipt_pdf(payment, ip=client_ip())
+    except NotFound:
+        return _not_found()
+    except TooManyRequests as exc:
+        return render_template("checkout/unavailable.html", title=exc.message, message=""), 429
+    response = current_app.make_response(pdf)
+    response.headers["Content-Type"] = content_type
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.post("/my/<token>/subscriptions/<int:subscription_id>/card")
+@limiter.limit(PORTAL_LIMIT)
+def portal_card(token: str, subscription_id: int):
+    """"Update payment method": on to the subscription's S3 card-update page."""
+    PortalForm()
+    try:
+        update_token = buyer_portal.card_update_token(token, subscription_id)
+    except NotFound:
+        return _not_found()
+    return redirect(url_for("billing_portal.update_card", token=update_token), code=303)
+
+
+@bp.route("/my/<token>/subscriptions/<int:subscription_id>/cancel", methods=["GET", "POST"])
+@limiter.limit(PORTAL_LIMIT)
+def portal_cancel(token: str, subscription_id: int):
+    """"Cancel": a confirmation page, then the cancellation at the end of the paid period."""
+    try:
+        found = buyer_portal.portal(token)
+        item = buyer_portal.portal_subscription(token, subscription_id)
+    except NotFound:
+        return _not_found()
+    context = {**_portal_context(found, token), "item": item, "alert": None}
+    if request.method == "POST" and PortalForm().validate():
+        try:
+            buyer_portal.cancel_from_portal(token, subscription_id)
+        except Conflict as exc:
+            context["alert"] = exc.message
+            return _portal_page("billing/portal_cancel.html", 409, **context)
+        return redirect(url_for("billing_portal.portal", token=token, done=subscription_id), code=303)
+    if not item.can_cancel:
+        context["alert"] = _("This subscription can't be cancelled here. Contact %(merchant)s to cancel it.",
+                             merchant=found.account.name)
+    return _portal_page("billing/portal_cancel.html", **context)

@@ -100,11 +100,16 @@ def _start(slug: str, test_signature: str | None):
     try:
         checkout = checkout_service.start_session(slug, language=language, test_signature=test_signature)
     except Gone as exc:
-        return _buyer_page("checkout/unavailable.html", 410, title=_("This link is no longer active"),
-                           message=exc.message)
+        return _closed_page(exc, None)
     except NotFound as exc:
         return _buyer_page("checkout/unavailable.html", 404, title=_("Payment link not found"), message=exc.message)
     return redirect(url_for("checkout.page", token=checkout.token), code=303)
+
+
+def _closed_page(exc: Gone, account):
+    """Q5/L19: the polite page for a link that takes no more payments (410), naming the business."""
+    return _buyer_page("checkout/unavailable.html", 410, title=_("This link is no longer accepting payments"),
+                       message=exc.message, account=getattr(exc, "account", None) or account)
 
 
 def _view(token: str) -> checkout_service.CheckoutView:
@@ -236,6 +241,7 @@ def _confirmation(view: checkout_service.CheckoutView):
                                checkout=checkout, summary=receipts.payment_summary(payment),
                                test_mode=test_mode, language=g.buyer_language, start_again_url=start_again_url,
                                receipt_emailed=receipts.receipt_emailed(payment),
+                               **receipts.subscription_facts(payment, view.account),
                                receipt_url=url_for("checkout.receipt", token=checkout.token,
                                                    sig=buyer_proof.receipt_signature(checkout.id)))
     response = current_app.make_response((html, status))
@@ -256,13 +262,12 @@ def page(token: str):
         return _confirmation(view)
     if checkout_service.is_expired(checkout) and view.link_slug is not None:
         return _buyer_page("checkout/expired.html", 410, start_again_url=_start_again_url(view))
+    if view.attempt_in_flight:  # Q5: before the link's state: this buyer's payment may hold the last seat
+        return _buyer_page("checkout/processing.html", 202, checkout=checkout)
     try:
         view.ensure_link_open()
     except Gone as exc:
-        return _buyer_page("checkout/unavailable.html", 410, title=_("This link is no longer active"),
-                           message=exc.message)
-    if view.attempt_in_flight:
-        return _buyer_page("checkout/processing.html", 202, checkout=checkout)
+        return _closed_page(exc, view.account)
     # L13: the browser checks the redirect after the form post against this page's form-action.
     _allow_thank_you_redirect(checkout)
     if _uses_payment_element(view):

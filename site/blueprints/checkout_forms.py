@@ -56,6 +56,7 @@ class CheckoutForm(CardForm):
     ach_mandate = StringField()
     iban = StringField()  # Q10: SEPA Direct Debit
     sepa_mandate = StringField()
+    terms = StringField()  # Q7: "I agree to the terms of service" ("1" when ticked)
     # K6: the PaymentMethod id Stripe's Payment Element made in the browser (live checkouts on Stripe).
     payment_method = StringField()
     # Q6: the buyer's country when the link asks no billing address, and their optional VAT number

@@ -104,6 +104,12 @@ class LinkEditorForm(Form):
     collect_tax = FlagField()
     confirmation = StringField(default=Confirmation.DEFAULT.value)
     redirect_url = StringField(default="", filters=[str.strip])
+    # Q5 usage limit and end date, Q7 terms consent, Q11 buyers may cancel from their portal
+    usage_limit = StringField(default="", filters=[str.strip])
+    ends_at = StringField(default="", filters=[str.strip])
+    require_terms = FlagField()
+    terms_url = StringField(default="", filters=[str.strip])
+    buyer_can_cancel = FlagField()
     action = StringField(default="save")
     library_search = StringField(default="", filters=[str.strip])
     library_product = MultiValueField()
@@ -118,6 +124,9 @@ class LinkEditorForm(Form):
             collect_shipping_address=self.collect_shipping_address.data, collect_tax=self.collect_tax.data,
             confirmation=self.confirmation.data,
             redirect_url=self.redirect_url.data, custom_fields=[FieldDraft(**row) for row in self.custom.data],
+            usage_limit=self.usage_limit.data, ends_at=self.ends_at.data,
+            require_terms=self.require_terms.data, terms_url=self.terms_url.data,
+            buyer_can_cancel=self.buyer_can_cancel.data,
         )
 
 

@@ -12,6 +12,8 @@ from sqlalchemy import case, func, or_, select
 from wtforms import StringField
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required, scoped, visible_modes
+from kassa.clock import now
+from kassa.errors import Conflict
 from kassa.extensions import db
 from kassa.forms import MAX_PAGE, Form, arg_id, arg_int
 from kassa.i18n import current_language
@@ -22,6 +24,7 @@ from kassa.rendering import htmx_redirect, render_page
 from kassa.security import allow_framing
 from kassa.services.accounts import stripe_connect
 from kassa.services.links import links
+from kassa.timefmt import format_when
 from kassa.urls import absolute_url
 
 bp = Blueprint("links", __name__, url_prefix="/links")
@@ -174,7 +177,11 @@ class LinkStatusForm(Form):
 def set_status(link_id: int):
     _owned_live_link(link_id)
     active = LinkStatusForm().status.data == LinkStatus.ACTIVE.value
-    link = links.set_active(current_actor(), link_id, active)
+    try:
+        link = links.set_active(current_actor(), link_id, active)
+    except Conflict as exc:  # Q5: a link that completed its payments comes back by raising its limit
+        flash(exc.message, "error")
+        return htmx_redirect(url_for("links.index", highlight=link_id))
     flash(_("“%(name)s” is active again: its URL accepts payments.", name=link.name) if active else
           _("“%(name)s” is deactivated: its URL no longer accepts payments.", name=link.name), "success")
     return htmx_redirect(url_for("links.index", highlight=link.id))
@@ -202,6 +209,25 @@ def delete(link_id: int):
     links.delete_link(current_actor(), link_id)
     flash(_("Payment link “%(name)s” deleted.", name=name), "success")
     return htmx_redirect(url_for("links.index"))
+
+
+@bp.app_template_global()
+def link_usage(link: PaymentLink) -> dict | None:
+    """Q5: how a limited or dated link stands, for its badge in the list and editor: "Completed (5 of 5)",
+    "Ended on …", or "3 of 5 payments" while it runs; None for a link with neither."""
+    if link.usage_limit is not None and link.usage_count >= link.usage_limit:
+        return {"tone": "neutral", "label": _("Completed (%(count)d of %(limit)d)", count=link.usage_count,
+                                              limit=link.usage_limit)}
+    if link.has_ended(now()):
+        return {"tone": "neutral", "label": _("Ended on %(when)s", when=format_when(
+            link.ends_at, "datetime_zone", locale=current_language(), timezone=link.account.timezone))}
+    if link.usage_limit is not None:
+        return {"tone": "info", "label": _("%(count)d of %(limit)d payments", count=link.usage_count,
+                                           limit=link.usage_limit)}
+    if link.ends_at is not None:
+        return {"tone": "info", "label": _("Ends on %(when)s", when=format_when(
+            link.ends_at, "datetime_zone", locale=current_language(), timezone=link.account.timezone))}
+    return None
 
 
 @bp.app_template_global()

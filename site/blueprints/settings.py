@@ -28,7 +28,7 @@ from kassa.models import (
 from kassa.pagination import keyset_page
 from kassa.rendering import htmx_redirect, render_page
 from kassa.security import allow_framing
-from kassa.services.accounts import accounts, stripe_connect, tax_rates, users
+from kassa.services.accounts import accounts, portal_tokens, stripe_connect, tax_rates, users
 from kassa.services.platform import mail
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
@@ -79,6 +79,7 @@ def _account_form_values() -> dict[str, str]:
         "name": account.name, "country": account.country, "default_currency": account.default_currency,
         "timezone": account.timezone, "language": account.language, "address": account.address,
         "support_email": account.support_email, "refund_policy": account.refund_policy,
+        "terms_url": account.terms_url,
     }
 
 
@@ -93,6 +94,21 @@ class AccountForm(Form):
     address = StringField(default="")
     support_email = StringField(default="")
     refund_policy = StringField(default="")
+    terms_url = StringField(default="")  # Q7
+
+
+class EmptyForm(Form):
+    """A button that posts only its CSRF token."""
+
+
+@bp.post("/account/portal-links")
+@permission_required(Permission.MANAGE_SETTINGS)
+def revoke_portal_links():
+    """Q11: a new portal key: every buyer-portal link sent so far stops working."""
+    EmptyForm()
+    portal_tokens.rotate_portal_key(current_actor())
+    flash(_("All buyer portal links sent so far no longer work. New receipts carry new links."), "success")
+    return redirect(url_for("settings.account"), code=303)
 
 
 @bp.route("/account", methods=["GET", "POST"])

@@ -91,7 +91,8 @@ def test_l1_create_page_has_the_editor_sections_in_order(client, owner):
     soup = soup_of(response)
     headings = [h.get_text(strip=True) for h in soup.select("form#link-editor section.panel > h2, "
                                                              "form#link-editor section.panel > .panel__head h2")]
-    assert headings == ["Line items", "Link settings", "Checkout", "Custom fields", "Payment confirmation"]
+    assert headings == ["Line items", "Link settings", "Checkout", "Custom fields", "Payment confirmation",
+                        "Availability"]
     # One empty custom row to start with, the currency is the account's, the preview is beside the form.
     assert [row["name"] for row in _rows(response)] == [""]
     assert form_values(response)["currency"] == "EUR"

@@ -21,6 +21,10 @@ ENDPOINTS_WITHOUT_RECORD_IDS = {
     # Public buyer pages, reached by an unguessable token or a link's public slug (tested in their own files).
     "checkout.start", "checkout.start_test", "checkout.page", "checkout.submit", "checkout.receipt", "embed.stylesheet", "assets.bundle",
     "billing_portal.update_card", "billing_portal.finish", "checkout.finish",
+    # Q11: the buyer portal, by a signed token per account and email (tests/web/test_q11_buyer_portal.py:
+    # another buyer's or account's record, or a tampered token, is a 404).
+    "billing_portal.portal", "billing_portal.portal_receipt", "billing_portal.portal_card",
+    "billing_portal.portal_cancel",
     # Stripe's deliveries: an account's id in the URL, authenticated by its webhook secret's signature (another
     # account's secret → 400, nothing stored: tests/web/test_k7_webhooks.py).
     "webhooks.stripe_webhook",

@@ -8,6 +8,7 @@ import secrets
 import warnings
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
 from babel import Locale
@@ -26,6 +27,7 @@ from kassa.money import is_known_currency
 from kassa.processors.registry import stripe_connection
 from kassa.services.accounts.emails import normalize_email
 from kassa.services.platform.audit import record_audit
+from kassa.urls import web_origin
 
 LOGO_MAX_BYTES = 1024 * 1024
 LOGO_MAX_SIZE = (800, 300)
@@ -105,6 +107,15 @@ def locale_errors(*, country: str, currency: str, timezone: str, language: str,
     return errors
 
 
+def check_terms_url(url: str) -> str | None:
+    """Q7: terms of service are a full https address (buyers open it from the checkout)."""
+    if len(url) > 2000:
+        return _("Use at most 2000 characters.")
+    if urlsplit(url).scheme != "https" or web_origin(url) is None:
+        return _("Enter a full address starting with https://, like https://shop.example/terms.")
+    return None
+
+
 def update_account(
     actor: Actor,
     *,
@@ -116,6 +127,7 @@ def update_account(
     address: str,
     support_email: str,
     refund_policy: str = "",
+    terms_url: str = "",
 ) -> Account:
     require_settings(actor)
     errors: dict[str, str] = {}
@@ -134,6 +146,9 @@ def update_account(
     refund_policy = (refund_policy or "").strip()
     if len(refund_policy) > 5000:
         errors["refund_policy"] = _("Use at most %(n)d characters.", n=5000)
+    terms_url = (terms_url or "").strip()
+    if terms_url and (problem := check_terms_url(terms_url)):
+        errors["terms_url"] = problem
     support_email = (support_email or "").strip()
     if support_email:
         try:
@@ -153,6 +168,7 @@ def update_account(
         account.address = address
         account.support_email = support_email
         account.refund_policy = refund_policy
+        account.terms_url = terms_url
         record_audit(actor, "account.updated", object_type="account", object_id=account.id,
                      data={"before": before})
         return account

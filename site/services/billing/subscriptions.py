@@ -95,24 +95,30 @@ def cancel(actor: Actor, subscription_id: int, when: str) -> Subscription:
         raise ValidationFailed(_("Choose when the subscription ends."), field="when")
     with write_transaction(db.session) as session:
         sub = owned(session, actor, subscription_id)
-        if sub.status not in BILLABLE:
-            raise Conflict(_("This subscription has already ended."))
-        at = clock_now(sub)
-        if when == "now":
-            sub.cancelled_at = at  # now, even when an end-of-period cancellation was scheduled before
-            move_subscription(session, sub, SubscriptionStatus.CANCELLED, at=at, reason="cancelled_by_merchant",
-                              actor_id=actor.user_id, data={"when": "now"})
-        else:
-            sub.cancel_at_period_end = True
-            sub.cancelled_at = at
-            add_timeline_at(session, sub.account_id, TimelineKind.SUBSCRIPTION_CANCEL_SCHEDULED, subscription_subjects(sub), at,
-                            actor_id=actor.user_id,
-                            data={"ends_at": sub.next_charge_at.isoformat() if sub.next_charge_at else None})
-
-            notify_subscription_cancel_scheduled(sub)
+        end_subscription(session, sub, when, actor_id=actor.user_id)
         record_audit(actor, "subscription.cancelled", object_type="subscription", object_id=sub.id,
                      data={"when": when})
         return sub
+
+
+def end_subscription(session, sub: Subscription, when: str, *, actor_id: int | None,
+                     reason: str = "cancelled_by_merchant") -> None:
+    """S2/Q11: end a subscription now, or schedule its end at the end of the paid period (in a write)."""
+    if sub.status not in BILLABLE:
+        raise Conflict(_("This subscription has already ended."))
+    at = clock_now(sub)
+    if when == "now":
+        sub.cancelled_at = at  # now, even when an end-of-period cancellation was scheduled before
+        move_subscription(session, sub, SubscriptionStatus.CANCELLED, at=at, reason=reason,
+                          actor_id=actor_id, data={"when": "now"})
+    else:
+        sub.cancel_at_period_end = True
+        sub.cancelled_at = at
+        add_timeline_at(session, sub.account_id, TimelineKind.SUBSCRIPTION_CANCEL_SCHEDULED, subscription_subjects(sub), at,
+                        actor_id=actor_id,
+                        data={"ends_at": sub.next_charge_at.isoformat() if sub.next_charge_at else None})
+
+        notify_subscription_cancel_scheduled(sub)
 
 
 def send_reminders() -> int:

@@ -46,8 +46,8 @@ from kassa.processors.base import (
 from kassa.processors.registry import NoLiveProcessor, processor_for
 from kassa.processors.stripe import StripeProcessor
 from kassa.services.checkout.checkout_form import PROCESSOR_FIELDS, BuyerInput, read_buyer_form, read_choices
-from kassa.services.links import promo_codes
-from kassa.services.links.links import is_valid_test_signature, public_link
+from kassa.services.links import promo_codes, usage
+from kassa.services.links.links import LinkClosed, is_valid_test_signature, public_link
 from kassa.services.links.snapshots import link_snapshot, snapshot_summary
 from kassa.services.payments import risk
 from kassa.services.payments.attempt_states import move_attempt
@@ -105,7 +105,7 @@ class CheckoutView:
     def ensure_link_open(self) -> None:
         """L19, as `ensure_link_open()`, without reading the link again."""
         if not self.link_open:
-            raise Gone(_("This link is no longer accepting payments."))
+            raise LinkClosed(self.account)
 
 
 _IN_FLIGHT = (AttemptStatus.PENDING.value, AttemptStatus.UNKNOWN.value)
@@ -128,7 +128,8 @@ def _checkout_view_query():
     )
     return (
         select(CheckoutSession, Account, PaymentLink.slug, PaymentLink.status, PaymentLink.deleted_at,
-               in_flight.label("in_flight"), stripe_key.label("stripe_key"))
+               in_flight.label("in_flight"), stripe_key.label("stripe_key"), PaymentLink.usage_limit,
+               PaymentLink.usage_reserved, PaymentLink.ends_at)
         .join(Account, Account.id == CheckoutSession.account_id)
         .outerjoin(PaymentLink, PaymentLink.id == CheckoutSession.link_id)
         .where(CheckoutSession.token == bindparam("token"))
@@ -147,10 +148,11 @@ def checkout_view(token: str) -> CheckoutView | None:
     row = db.session.execute(query, {"token": token}).one_or_none()
     if row is None:
         return None
-    checkout, account, slug, status, deleted_at, busy, stripe_key = row
+    checkout, account, slug, status, deleted_at, busy, stripe_key, limit, reserved, ends_at = row
     return CheckoutView(
         checkout=checkout, account=account, link_slug=slug,
-        link_open=slug is not None and status == LinkStatus.ACTIVE.value and deleted_at is None,
+        link_open=slug is not None and status == LinkStatus.ACTIVE.value and deleted_at is None
+        and (limit is None or reserved < limit) and (ends_at is None or ends_at > now()),
         attempt_in_flight=bool(busy), stripe_publishable_key=stripe_key,
     )
 
@@ -178,10 +180,11 @@ def attempt_in_flight(checkout_id: int) -> bool:
 
 
 def ensure_link_open(checkout: CheckoutSession) -> None:
-    """L19: a deactivated or deleted link stops taking payments, also on checkouts opened before that."""
+    """L19: a deactivated or deleted link stops taking payments, also on checkouts opened before that (Q5: and
+    one whose usage limit is taken or whose end date has passed)."""
     link = db.session.get(PaymentLink, checkout.link_id)
-    if link is None or not link.is_active:
-        raise Gone(_("This link is no longer accepting payments."))
+    if link is None or not link.accepting_payments(now()):
+        raise _closed(db.session, checkout)
 
 
 def is_expired(checkout: CheckoutSession) -> bool:
@@ -307,6 +310,10 @@ def _begin_attempt(checkout_id: int, buyer: BuyerInput, amount_minor: int, curre
             if problem is not None:
                 raise ValidationFailed(problem, errors={promo_codes.FIELD: problem})
         hold = risk.reserve(_guard_entry(checkout, buyer, ip))
+        # Q5: a live payment on a limited link takes a seat first; with none free nobody is charged.
+        seat = checkout.mode == Mode.LIVE.value and _has_limit(session, checkout.link_id)
+        if seat and not usage.take_seat(session, checkout.link_id, now()):
+            raise _closed(session, checkout)
         attempt = PaymentAttempt(
             account_id=checkout.account_id,
             checkout_session_id=checkout.id,
@@ -319,6 +326,7 @@ def _begin_attempt(checkout_id: int, buyer: BuyerInput, amount_minor: int, curre
             card_fingerprint=fingerprint,
             link_id=checkout.link_id,
             risk_hold=hold,
+            holds_seat=seat,
         )
         session.add(attempt)
         session.flush()
@@ -352,6 +360,18 @@ def _finish_without_charge(attempt_id: int, status: AttemptStatus, error: Proces
         else:
             risk.release(attempt.risk_hold)
         attempt.risk_hold = None
+        if attempt.holds_seat:  # Q5: nothing was charged: the seat is free again (after the guard, as taken)
+            usage.give_back_seat(session, attempt.link_id)
+            attempt.holds_seat = False
+
+
+def _has_limit(session, link_id: int) -> bool:
+    link = session.get(PaymentLink, link_id)
+    return link is not None and link.usage_limit is not None
+
+
+def _closed(session, checkout: CheckoutSession) -> LinkClosed:
+    return LinkClosed(session.get(Account, checkout.account_id))
 
 
 def _field_for(error: ProcessorError, payment_element: bool) -> str:

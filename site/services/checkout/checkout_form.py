@@ -54,6 +54,8 @@ class BuyerInput:
     choices: BuyerChoices = field(default_factory=BuyerChoices)
     # Q8: the answers to the link's custom fields: [{"name": "cf_<n>", "label", "value", "receipt"}]
     custom_fields: list[dict[str, Any]] = field(default_factory=list)
+    # Q7: the terms of service address the buyer agreed to (None: the link asks for no agreement)
+    terms_url: str | None = None
 
     def stored(self) -> dict[str, Any]:
         """What may be kept about this buyer: everything except card and bank numbers and the CVC."""
@@ -70,6 +72,7 @@ class BuyerInput:
             "card_last4": testcards.normalize_card_number(self.card.number)[-4:] if self.card else None,
             "choices": self.choices.stored(),
             "custom_fields": list(self.custom_fields),
+            "terms_url": self.terms_url,
         }
 
 
@@ -129,6 +132,12 @@ def read_buyer_form(snapshot: dict[str, Any], form: Mapping[str, str], today: da
             errors[name] = _("Use at most %(n)d characters.", n=LIMITS[name])
         buyer.contact[name] = value
     buyer.custom_fields = read_custom_fields(snapshot, form, errors)
+
+    if snapshot.get("terms_url"):  # Q7: the box must be ticked; what it linked to is kept with the payment
+        if form.get("terms") == "1":
+            buyer.terms_url = snapshot["terms_url"]
+        else:
+            errors["terms"] = _("To pay, agree to the terms of service.")
 
     if payment_element:
         _read_payment_method(snapshot, form, buyer, errors)

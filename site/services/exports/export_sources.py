@@ -69,9 +69,10 @@ MONEY = "money"  # converted with the row's currency into major units
 # Q1: "discount" brings the amount before discounts and the discount (after them is the charged amount).
 # Q8: "custom_fields" is one column, "Label: value; Label: value" (the labels differ from link to link).
 # Q2: "promo" brings the promo code and what it took off. Q6: "tax" brings the tax charged, the buyer's country
-# and VAT number.
+# and VAT number. Q7: "terms" brings when the buyer agreed to the terms of service and the address they were shown.
 EXPORT_COLUMNS = {**COLUMNS, "invoice": _l("Invoice number"), "discount": _l("Discount"),
-                  "custom_fields": _l("Custom fields"), "promo": _l("Promo code"), "tax": _l("Tax")}
+                  "custom_fields": _l("Custom fields"), "promo": _l("Promo code"), "tax": _l("Tax"),
+                  "terms": _l("Terms of service")}
 ASSOCIATION_LIMITS = {"1000": 1000, "all": None}  # X3: up to 1,000 associated records, or all
 
 
@@ -143,6 +144,8 @@ def _payment_columns(key: str, tz: ZoneInfo) -> list[tuple[Column, Any, Any]]:
         "tax": [(Column(_("Tax"), money), Payment.tax_minor, money),
                 (Column(_("Country")), Payment.buyer_country, None),
                 (Column(_("VAT id")), Payment.buyer_vat_id, None)],
+        "terms": [(Column(_("Terms agreed"), when), _raw(Payment.terms_accepted_at), local),
+                  (Column(_("Terms address")), Payment.terms_url, None)],
     }[key]
 
 

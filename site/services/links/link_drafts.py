@@ -5,6 +5,7 @@ Save."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from urllib.parse import urlsplit
 
@@ -12,6 +13,7 @@ from babel.numbers import NumberFormatError, format_decimal, parse_decimal
 from flask import current_app
 from flask_babel import gettext as _
 
+from kassa.clock import zone as clock_zone
 from kassa.extensions import db
 from kassa.forms import parse_int
 from kassa.models import (
@@ -36,6 +38,7 @@ from kassa.order_summary import (
 )
 from kassa.processors.base import bank_debit_for
 from kassa.processors.registry import can_settle, settlement_choices
+from kassa.services.accounts.accounts import check_terms_url
 from kassa.services.crm.crm import validate_pipeline_choice
 from kassa.services.links.custom_fields import MAX_FIELDS, FieldDraft, draft_fields, validate_fields
 from kassa.services.links.products import MAX_AMOUNT_MINOR, validate_price_terms
@@ -107,6 +110,18 @@ class LinkDraft:
     confirmation: str = Confirmation.DEFAULT.value
     redirect_url: str = ""
     custom_fields: list[FieldDraft] = field(default_factory=list)  # Q8
+    # Q5: "stop after N completed payments" and "stop accepting payments on" (as typed: a number, and a
+    # datetime-local value "2026-12-31T18:00" in the account's time zone); "" is no limit.
+    usage_limit: str = ""
+    ends_at: str = ""
+    # Q7: buyers tick "I agree to the terms of service" (this address, or the account's when empty)
+    require_terms: bool = False
+    terms_url: str = ""
+    # Q11: buyers can cancel this link's subscriptions from their portal
+    buyer_can_cancel: bool = False
+    # Filled in by validation:
+    usage_limit_value: int | None = None
+    ends_at_value: datetime | None = None
 
     @property
     def has_recurring(self) -> bool:
@@ -142,7 +157,33 @@ def draft_from_link(link: PaymentLink, locale: str) -> LinkDraft:
         confirmation=link.confirmation,
         redirect_url=link.redirect_url or "",
         custom_fields=draft_fields(link.custom_fields),
+        usage_limit=str(link.usage_limit or ""),
+        ends_at=local_input(link.ends_at, link.account.timezone),
+        require_terms=link.require_terms,
+        terms_url=link.terms_url or "",
+        buyer_can_cancel=link.buyer_can_cancel,
     )
+
+
+def local_input(moment: datetime | None, timezone: str) -> str:
+    """Q5: an instant as a datetime-local input's value ("2026-12-31T18:00") in the account's zone (a machine
+    format for the browser's picker, not text a person reads)."""
+    if moment is None:
+        return ""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(clock_zone(timezone)).replace(tzinfo=None).isoformat(timespec="minutes")
+
+
+def parse_local_input(text: str, timezone: str) -> datetime | None:
+    """Q5: a datetime-local value typed in the account's zone, as a UTC instant; None if it doesn't parse."""
+    text = (text or "").strip().replace(" ", "T", 1)
+    if len(text) != 16 or text[10] != "T":
+        return None
+    try:
+        local = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return local.replace(tzinfo=clock_zone(timezone)).astimezone(UTC)
 
 
 def _pricing_inputs(item, locale: str) -> dict[str, str]:
@@ -457,4 +498,32 @@ def validate_draft(draft: LinkDraft, account_id: int, locale: str) -> dict[str, 
             errors["redirect_url"] = problem
     errors.update(validate_fields(draft.custom_fields))
     errors.update(validate_pipeline_choice(account_id, draft.pipeline_id, draft.stage_id))
+    _validate_limits(draft, account_id, errors)
     return errors
+
+
+MAX_USAGE_LIMIT = 1_000_000
+
+
+def _validate_limits(draft: LinkDraft, account_id: int, errors: dict[str, str]) -> None:
+    """Q5 usage limit and end date, Q7 the terms address."""
+    if draft.usage_limit.strip():
+        draft.usage_limit_value = parse_int(draft.usage_limit, minimum=1, maximum=MAX_USAGE_LIMIT)
+        if draft.usage_limit_value is None:
+            errors["usage_limit"] = _("Enter a whole number of payments from 1 to 1,000,000, or leave it empty.")
+    else:
+        draft.usage_limit_value = None
+    if draft.ends_at.strip():
+        draft.ends_at_value = parse_local_input(draft.ends_at, db.session.get(Account, account_id).timezone)
+        if draft.ends_at_value is None:
+            errors["ends_at"] = _("Enter a date and time, like 2026-12-31 18:00, or leave it empty.")
+    else:
+        draft.ends_at_value = None
+    draft.terms_url = draft.terms_url.strip()
+    if draft.terms_url:
+        problem = check_terms_url(draft.terms_url)
+        if problem:
+            errors["terms_url"] = problem
+    elif draft.require_terms and not db.session.get(Account, account_id).terms_url:
+        errors["terms_url"] = _("Enter the address of your terms of service, or add it in Settings.")
+

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from kassa.actor import Actor
 from kassa.clock import now
-from kassa.database import write_transaction
-from kassa.errors import Gone, NotFound, ValidationFailed
+from kassa.database import lock_one, write_transaction
+from kassa.errors import Conflict, Gone, NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.models import (
     CONTACT_FIELDS,
@@ -78,6 +78,11 @@ def _apply(link: PaymentLink, draft: LinkDraft) -> None:
     link.confirmation = draft.confirmation
     link.redirect_url = draft.redirect_url or None
     link.custom_fields = [f.stored() for f in draft.custom_fields] or None  # Q8
+    link.usage_limit = draft.usage_limit_value
+    link.ends_at = draft.ends_at_value
+    link.require_terms = draft.require_terms
+    link.terms_url = draft.terms_url or None
+    link.buyer_can_cancel = draft.buyer_can_cancel
     link.items = [
         LinkItem(
             position=position, product_id=item.product_id, name=item.name, description=item.description,
@@ -126,18 +131,38 @@ def update_link(actor: Actor, link_id: int, draft: LinkDraft, locale: str) -> Pa
     """Edit in place: same slug and URL; only checkout sessions started afterwards see the change (L19)."""
     _validated(actor, draft, locale)
     with write_transaction(db.session) as session:
-        link = owned_link(session, actor.account_id, link_id)
+        link = lock_one(session, PaymentLink, link_id)  # Q5: the seat counters are read as they are now
+        if link is None or link.account_id != actor.account_id or link.deleted_at is not None:
+            raise NotFound(_("Payment link not found."))
         _apply(link, draft)
+        _follow_limit(link)
         link.version += 1
         record_audit(actor, "link.updated", object_type="payment_link", object_id=link.id,
                      data={"version": link.version})
         return link
 
 
+def _follow_limit(link: PaymentLink) -> None:
+    """Q5, an edited limit: a link its limit had deactivated comes back when the limit is raised above the
+    payments it completed (or removed); a limit lowered to what it has already completed deactivates it.
+    A link the merchant deactivated by hand stays as it is (reactivate it from the list)."""
+    full = link.usage_limit is not None and link.usage_count >= link.usage_limit
+    if link.limit_reached_at is not None and not full:
+        link.limit_reached_at = None
+        if link.status == LinkStatus.INACTIVE.value:
+            link.status = LinkStatus.ACTIVE.value
+    elif full and link.limit_reached_at is None:
+        link.limit_reached_at = now()
+        link.status = LinkStatus.INACTIVE.value
+
+
 def set_active(actor: Actor, link_id: int, active: bool) -> PaymentLink:
     """L19: a deactivated link stops taking payments but keeps its URL, so it can come back."""
     with write_transaction(db.session) as session:
         link = owned_link(session, actor.account_id, link_id)
+        if active and link.usage_limit is not None and link.usage_count >= link.usage_limit:
+            raise Conflict(_("This link has completed its %(n)d payments. Raise the limit in the editor to take "
+                             "more.", n=link.usage_limit))
         link.status = (LinkStatus.ACTIVE if active else LinkStatus.INACTIVE).value
         record_audit(actor, "link.activated" if active else "link.deactivated", object_type="payment_link",
                      object_id=link.id)
@@ -179,11 +204,21 @@ def link_by_slug(slug: str) -> PaymentLink:
     return link
 
 
+class LinkClosed(Gone):
+    """Q5/L19: the link takes no more payments (deactivated, its usage limit reached, or past its end date);
+    `account` is the business, named (and branded) on the buyer's polite page."""
+
+    def __init__(self, account) -> None:
+        super().__init__(_("%(merchant)s is no longer accepting payments through this link.",
+                           merchant=account.name))
+        self.account = account
+
+
 def public_link(slug: str) -> PaymentLink:
-    """The link behind a public URL; a deactivated one is "gone" (410), an unknown or deleted one 404."""
+    """The link behind a public URL; a closed one is "gone" (410, LinkClosed), an unknown or deleted one 404."""
     link = link_by_slug(slug)
-    if link.status != LinkStatus.ACTIVE.value:
-        raise Gone(_("This link is no longer accepting payments."))
+    if not link.accepting_payments(now()):
+        raise LinkClosed(link.account)
     return link
 
 

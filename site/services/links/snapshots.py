@@ -45,6 +45,8 @@ def link_snapshot(link: PaymentLink) -> dict[str, Any]:
         "collect_shipping_address": link.collect_shipping_address,
         "confirmation": link.confirmation,
         "redirect_url": link.redirect_url,
+        # Q7: the terms the buyer must agree to (the link's own address, else the account's), or None
+        "terms_url": (link.terms_url or link.account.terms_url or None) if link.require_terms else None,
         "pipeline_id": link.pipeline_id,
         "stage_id": link.stage_id,
         # Q8: the questions asked, as they were when the buyer opened the link

@@ -29,6 +29,7 @@ from kassa.periods import charge_date
 from kassa.processors.base import ChargeResult, is_bank_debit
 from kassa.services.crm import crm
 from kassa.services.crm.crm import payment_subjects
+from kassa.services.links import usage
 from kassa.services.links.snapshots import snapshot_items, snapshot_summary
 from kassa.services.money.display_status import refresh_display_status
 from kassa.services.payments import risk
@@ -58,6 +59,12 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
         # never wait for each other in a circle.
         risk.release(attempt.risk_hold)
         attempt.risk_hold = None
+        if attempt.holds_seat:
+            # Q5: the seat's payment completed: counted, and the last seat deactivates the link. Before the
+            # account lock too: a buyer taking a seat (checkout._begin_attempt) holds the link's row, then
+            # inserts an attempt under the account.
+            usage.count_completed(session, attempt.link_id, now())
+            attempt.holds_seat = False
         # One buyer paying in two tabs at once: the account lock makes the contact, company and default
         # pipeline below found-or-created once (PostgreSQL would otherwise insert both and fail one).
         account = lock_one(session, Account, attempt.account_id)
@@ -102,6 +109,8 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
             buyer_phone=contact_fields.get("phone", ""), buyer_company=contact_fields.get("company", ""),
             billing_address=buyer.get("billing"), shipping_address=buyer.get("shipping"), language=language,
             ip=attempt.ip, created_at=at,
+            # Q7: the buyer ticked the terms box when they confirmed (the attempt's time), with this address shown
+            terms_url=buyer.get("terms_url"), terms_accepted_at=attempt.created_at if buyer.get("terms_url") else None,
         )
         items = snapshot["items"]
         payment.items = [

@@ -22,7 +22,16 @@ from kassa.database import write_transaction
 from kassa.display_ids import display_id
 from kassa.errors import Forbidden, NotFound, TooManyRequests, ValidationFailed
 from kassa.extensions import db
-from kassa.models import Account, BillingFrequency, EmailMessage, Invoice, Mode, Payment, Permission
+from kassa.models import (
+    Account,
+    BillingFrequency,
+    EmailMessage,
+    Invoice,
+    Mode,
+    Payment,
+    Permission,
+    Subscription,
+)
 from kassa.money import Money
 from kassa.order_summary import (
     BuyerChoices,
@@ -45,6 +54,7 @@ from kassa.renderers.receipt import (
 )
 from kassa.services.accounts.accounts import logo_dir
 from kassa.services.accounts.emails import normalize_email
+from kassa.services.accounts.portal_tokens import portal_url
 from kassa.services.crm.crm import add_timeline, payment_subjects
 from kassa.services.payments.mandates import mandate_of, pre_notification
 from kassa.services.platform import throttle
@@ -52,6 +62,7 @@ from kassa.services.platform.audit import record_audit
 from kassa.services.platform.mail import queue_email
 from kassa.tax import TaxBreakdownRow, TaxContext, TaxRateSpec
 from kassa.template_helpers import card_brand_name
+from kassa.timefmt import DATE, format_when
 from kassa.timeline_kinds import TimelineKind
 
 log = logging.getLogger(__name__)
@@ -101,6 +112,14 @@ def receipt_answers(payment: Payment) -> tuple[tuple[str, str], ...]:
     return tuple((a["label"], a["value"]) for a in payment.custom_fields or [] if a.get("receipt"))
 
 
+def subscription_facts(payment: Payment, account: Account, *, create: bool = False) -> dict[str, Any]:
+    """Q11: what the confirmation page, receipt email and PDF say about what recurs: the subscription, its next
+    charge and the buyer's portal link (where they manage it)."""
+    sub = db.session.get(Subscription, payment.subscription_id) if payment.subscription_id else None
+    return {"subscription": sub, "next_charge_at": sub.next_charge_at if sub is not None else None,
+            "portal_url": portal_url(account, payment.buyer_email, create=create)}
+
+
 def receipt_data(payment: Payment) -> Any:
     """Everything the PDF shows, in the buyer's language, from the payment's own frozen copy."""
     account = db.session.get(Account, payment.account_id)
@@ -117,6 +136,12 @@ def receipt_data(payment: Payment) -> Any:
         notes = [group_sentence(group, language) for group in summary.groups]
         if promo_note(summary):
             notes.append(promo_note(summary))
+        facts = subscription_facts(payment, account)
+        if facts["next_charge_at"] is not None:
+            notes.append(_("Next charge: %(date)s.", date=format_when(facts["next_charge_at"], DATE,
+                                                                       locale=language, timezone=account.timezone)))
+        if facts["portal_url"]:
+            notes.append(_("See your payments and manage subscriptions: %(url)s", url=facts["portal_url"]))
         logo = Path(logo_dir()) / account.logo_path if account.logo_path else None
         return ReceiptData(
             number=receipt_number(payment),
@@ -243,7 +268,8 @@ def queue_receipt(payment: Payment, *, to: list[str] | None = None, kind: str = 
         to=to or [payment.buyer_email],
         template="email/receipt.html",
         language=payment.language,
-        context={"payment": payment, "account": account, "number": receipt_number(payment),
+        context={**subscription_facts(payment, account, create=True),
+                 "payment": payment, "account": account, "number": receipt_number(payment),
                  "amount": Money(payment.amount_minor, payment.currency), "method": method_label(payment),
                  "brand_color": account.brand_color, "lines": (summary := payment_summary(payment)).lines,
                  "summary": summary,
