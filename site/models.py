@@ -561,6 +561,9 @@ class PaymentLink(db.Model):
     collect_shipping_address: Mapped[bool] = mapped_column(default=False)
     confirmation: Mapped[str] = mapped_column(String(16), default=Confirmation.DEFAULT.value)
     redirect_url: Mapped[str | None] = mapped_column(String(2000))
+    # Q9: a free trial of this many days on the link's recurring items (None: none), as Stripe's
+    # subscription_data.trial_period_days.
+    trial_days: Mapped[int | None]
     # Bumped on every edit; checkout sessions record which version they were started from.
     version: Mapped[int] = mapped_column(default=1)
     # Set by the card-testing guard: card payments on this link pause until then (issue 5).
@@ -1121,6 +1124,7 @@ class DisputeFile(db.Model):
 
 
 class SubscriptionStatus(StrEnum):
+    TRIALING = "trialing"  # Q9: a free trial: the card is saved, the first period is charged at trial end
     ACTIVE = "active"
     PAST_DUE = "past_due"
     COMPLETED = "completed"
@@ -1137,12 +1141,14 @@ class SubscriptionStatus(StrEnum):
 
 
 SUBSCRIPTION_STATUS_LABELS = {
+    SubscriptionStatus.TRIALING: _l("Trial"),
     SubscriptionStatus.ACTIVE: _l("Active"), SubscriptionStatus.PAST_DUE: _l("Past due"),
     SubscriptionStatus.COMPLETED: _l("Completed"), SubscriptionStatus.CANCELLED: _l("Cancelled"),
 }
 
 
 SUBSCRIPTION_STATUS_TONES = {
+    SubscriptionStatus.TRIALING: "info",
     SubscriptionStatus.ACTIVE: "success", SubscriptionStatus.PAST_DUE: "danger",
     SubscriptionStatus.COMPLETED: "neutral", SubscriptionStatus.CANCELLED: "neutral",
 }
@@ -1193,6 +1199,10 @@ class Subscription(db.Model):
     # B9: this test subscription's own test clock: how far its time runs ahead of real time (always 0 in live
     # mode). Only its renewals, retries, reminders and timeline follow it; nothing else of the account does.
     clock_offset_seconds: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Q9: the end of a free trial (the first period is charged then), and the checkout that started a
+    # subscription with nothing to pay that day (it has no first payment: its confirmation page finds it here).
+    trial_ends_at: Mapped[datetime | None]
+    started_by_checkout_id: Mapped[int | None] = mapped_column(index=True)  # no foreign key: see migration 0022
 
     items: Mapped[list[SubscriptionItem]] = relationship(
         back_populates="subscription", order_by="SubscriptionItem.position", cascade="all, delete-orphan"
