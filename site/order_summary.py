@@ -2,6 +2,10 @@
 editor's preview, the checkout page, the amount charged, the payment record, receipts, the payment panel,
 exports and subscriptions, so they can never disagree.
 
+Free trials (Q9): a link's trial (N days, link-level like Stripe's subscription_data.trial_period_days) applies to
+every recurring group; a group on trial is not due today ("Free for 14 days, then €X every month"), so due today
+is the one-time lines only (it may be zero: then the card is only saved).
+
 Pricing (Q1, Q3, Q4): a line is its unit price (the link's, or the amount a pay-what-you-want buyer typed) times
 its quantity (the link's, or the buyer's within the item's min/max) = gross; less the line's discount (a
 percentage, rounded half-up once per line in the currency's minor unit, or a fixed amount for the line, never
@@ -140,8 +144,13 @@ class RecurringGroup:
     frequency: BillingFrequency
     term_type: TermType
     term_count: int | None
-    amount: Money  # charged every period, the first time today
+    amount: Money  # charged every period, the first time today (or at the trial's end)
     lines: tuple[SummaryLine, ...]
+    trial_days: int = 0  # Q9: the first period is charged after this many days, not today
+
+    @property
+    def on_trial(self) -> bool:
+        return self.trial_days > 0
 
 
 @dataclass(frozen=True)
@@ -153,8 +162,21 @@ class OrderSummary:
 
     @property
     def due_today(self) -> Money:
-        """One-time items plus the first period of every recurring group: all charged at checkout."""
-        return sum_money([self.one_time_total, *(group.amount for group in self.groups)], self.currency)
+        """One-time items plus the first period of every recurring group not on a free trial (Q9): all charged at
+        checkout."""
+        return sum_money([self.one_time_total, *(group.amount for group in self.groups if not group.on_trial)],
+                         self.currency)
+
+    @property
+    def trial_days(self) -> int:
+        """Q9: the free trial of the recurring groups (0: none)."""
+        return max((group.trial_days for group in self.groups), default=0)
+
+    @property
+    def lines_today(self) -> tuple[SummaryLine, ...]:
+        """The lines charged at checkout: all but those of a group on trial (Q9)."""
+        later = {id(line) for group in self.groups if group.on_trial for line in group.lines}
+        return tuple(line for line in self.lines if id(line) not in later)
 
     @property
     def has_recurring(self) -> bool:
@@ -163,11 +185,11 @@ class OrderSummary:
     @property
     def gross_today(self) -> Money:
         """Q1: what is due today before discounts (the lines charged at checkout: one-time and first periods)."""
-        return sum_money((line.gross or line.amount for line in self.lines), self.currency)
+        return sum_money((line.gross or line.amount for line in self.lines_today), self.currency)
 
     @property
     def discount_today(self) -> Money:
-        return sum_money((line.discount or Money.zero(self.currency) for line in self.lines), self.currency)
+        return sum_money((line.discount or Money.zero(self.currency) for line in self.lines_today), self.currency)
 
     @property
     def has_discount(self) -> bool:
@@ -220,9 +242,11 @@ def _locale() -> str:
         return "en"
 
 
-def build_order_summary(items: Iterable[ItemLike], currency: str, choices: BuyerChoices = NO_CHOICES) -> OrderSummary:
+def build_order_summary(items: Iterable[ItemLike], currency: str, choices: BuyerChoices = NO_CHOICES, *,
+                        trial_days: int = 0) -> OrderSummary:
     """The one pricing function: items (a link snapshot's, a draft's, a payment's) and the buyer's valid choices
-    in, lines and totals out. Choices are assumed checked (`choice_errors`); out-of-range ones are clamped."""
+    in, lines and totals out. Choices are assumed checked (`choice_errors`); out-of-range ones are clamped.
+    ``trial_days`` (Q9): the link's free trial, on every recurring group."""
     lines = []
     for index, item in enumerate(items):
         adjustable = bool(getattr(item, "quantity_adjustable", False))
@@ -277,6 +301,7 @@ def build_order_summary(items: Iterable[ItemLike], currency: str, choices: Buyer
                 term_count=members[0].term_count,
                 amount=sum_money((line.amount for line in members), currency),
                 lines=tuple(members),
+                trial_days=max(int(trial_days or 0), 0),
             )
             for members in groups.values()
         ),
@@ -327,9 +352,14 @@ def line_recurrence(line: SummaryLine) -> str | None:
 
 
 def group_sentence(group: RecurringGroup, locale: str) -> str:
-    """"Then €10.00 every month, 7 payments in total" or "… until cancelled"."""
+    """"Then €10.00 every month, 7 payments in total" or "… until cancelled"; with a free trial (Q9) "Free for 14
+    days, then €10.00 every month"."""
     amount = group.amount.format(locale)
     every = every_label(group.frequency)
+    if group.on_trial:
+        return ngettext("Free for %(num)d day, then %(amount)s %(every)s",
+                        "Free for %(num)d days, then %(amount)s %(every)s",
+                        group.trial_days, amount=amount, every=every)
     if group.term_type is TermType.FIXED and group.term_count:
         return ngettext(
             "Then %(amount)s %(every)s, %(num)d payment in total",
@@ -339,6 +369,13 @@ def group_sentence(group: RecurringGroup, locale: str) -> str:
             every=every,
         )
     return _("Then %(amount)s %(every)s until cancelled", amount=amount, every=every)
+
+
+def trial_sentence(amount: Money, frequency: str | BillingFrequency, until: str, locale: str) -> str:
+    """Q9, after the checkout: "Free trial until Dec 20, 2026, then €10.00 every month" (`until`: the trial's
+    end already formatted through kassa.timefmt, in the reader's language and the account's zone)."""
+    return _("Free trial until %(date)s, then %(amount)s %(every)s", date=until, amount=amount.format(locale),
+             every=every_label(frequency))
 
 
 def discount_label(line: SummaryLine) -> str:

@@ -16,6 +16,7 @@ from kassa.order_summary import (
     group_sentence,
     line_recurrence,
     term_label,
+    trial_sentence,
 )
 from kassa.services.accounts.accounts import country_choices
 from kassa.services.platform.notifications import unread_count as count
@@ -100,6 +101,7 @@ def register(app: Flask) -> None:
         timeline_label=timeline_label,
         frequency_label=frequency_label, every_label=every_label, line_recurrence=line_recurrence,
         group_sentence=group_sentence, term_label=term_label, discount_label=discount_label,
+        trial_sentence=trial_sentence,
         unread_notifications=unread_notifications,
         payout_status=_enum("PayoutStatus"), link_status=_enum("LinkStatus"), ledger_type=_enum("LedgerType"), export_status=_enum("ExportStatus"),
     )

@@ -89,6 +89,7 @@ class LinkEditorForm(Form):
     collect_shipping_address = FlagField()
     confirmation = StringField(default=Confirmation.DEFAULT.value)
     redirect_url = StringField(default="", filters=[str.strip])
+    trial_days = StringField(default="", filters=[str.strip])  # Q9
     action = StringField(default="save")
     library_search = StringField(default="", filters=[str.strip])
     library_product = MultiValueField()
@@ -101,7 +102,7 @@ class LinkEditorForm(Form):
             allow_card=self.allow_card.data, allow_ach=self.allow_ach.data,
             collect_billing_address=self.collect_billing_address.data,
             collect_shipping_address=self.collect_shipping_address.data, confirmation=self.confirmation.data,
-            redirect_url=self.redirect_url.data,
+            redirect_url=self.redirect_url.data, trial_days=self.trial_days.data,
         )
 
 

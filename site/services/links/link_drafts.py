@@ -41,6 +41,7 @@ from kassa.urls import web_origin
 
 MAX_ITEMS = 50
 MAX_QUANTITY = 999
+MAX_TRIAL_DAYS = 730  # Q9: two years, as Stripe's trial_period_days allows
 
 
 @dataclass
@@ -102,10 +103,18 @@ class LinkDraft:
     collect_shipping_address: bool = False
     confirmation: str = Confirmation.DEFAULT.value
     redirect_url: str = ""
+    trial_days: str = ""  # Q9: as typed; validate_draft fills trial_days_value
+    trial_days_value: int | None = None
 
     @property
     def has_recurring(self) -> bool:
         return any(item.is_recurring for item in self.items)
+
+    @property
+    def preview_trial_days(self) -> int:
+        """Q9: the trial the preview shows: the typed days when they are valid and a recurring item is there."""
+        days = parse_int(self.trial_days, minimum=1, maximum=MAX_TRIAL_DAYS)
+        return days or 0
 
 
 def new_draft(currency: str) -> LinkDraft:
@@ -135,6 +144,7 @@ def draft_from_link(link: PaymentLink, locale: str) -> LinkDraft:
         collect_shipping_address=link.collect_shipping_address,
         confirmation=link.confirmation,
         redirect_url=link.redirect_url or "",
+        trial_days=str(link.trial_days or ""),
     )
 
 
@@ -214,7 +224,7 @@ def preview_summary(draft: LinkDraft, fallback_currency: str, locale: str) -> Or
         rows.append(OrderItem(item.name, item.description, amount, currency, quantity, frequency,
                                  TermType.FIXED.value if fixed else TermType.AUTO_RENEW.value,
                                  count if fixed else None, **_preview_pricing(item, currency, locale)))
-    return build_order_summary(rows, currency)
+    return build_order_summary(rows, currency, trial_days=draft.preview_trial_days)
 
 
 
@@ -433,5 +443,22 @@ def validate_draft(draft: LinkDraft, account_id: int, locale: str) -> dict[str, 
         problem = _check_url(draft.redirect_url) if draft.redirect_url else _("Enter the address of your thank-you page.")
         if problem:
             errors["redirect_url"] = problem
+    _validate_trial(draft, errors)
     errors.update(validate_pipeline_choice(account_id, draft.pipeline_id, draft.stage_id))
     return errors
+
+
+def _validate_trial(draft: LinkDraft, errors: dict[str, str]) -> None:
+    """Q9: a free trial of 1 to 730 days, only on a link with a recurring item (empty: no trial)."""
+    draft.trial_days_value = None
+    if not (draft.trial_days or "").strip():
+        return
+    days = parse_int(draft.trial_days.strip(), minimum=1, maximum=MAX_TRIAL_DAYS)
+    if days is None:
+        errors["trial_days"] = _("Enter a number of days from 1 to %(max)d, or leave it empty for no trial.",
+                                 max=MAX_TRIAL_DAYS)
+    elif not draft.has_recurring:
+        errors["trial_days"] = _("A free trial needs a recurring item. Make an item recurring, or leave the "
+                                 "trial empty.")
+    else:
+        draft.trial_days_value = days

@@ -76,6 +76,7 @@ def _apply(link: PaymentLink, draft: LinkDraft) -> None:
     link.collect_shipping_address = draft.collect_shipping_address
     link.confirmation = draft.confirmation
     link.redirect_url = draft.redirect_url or None
+    link.trial_days = draft.trial_days_value  # Q9 (validate_draft: only with a recurring item)
     link.items = [
         LinkItem(
             position=position, product_id=item.product_id, name=item.name, description=item.description,

@@ -42,6 +42,7 @@ def link_snapshot(link: PaymentLink) -> dict[str, Any]:
         "redirect_url": link.redirect_url,
         "pipeline_id": link.pipeline_id,
         "stage_id": link.stage_id,
+        "trial_days": link.trial_days or 0,  # Q9
     }
 
 
@@ -60,4 +61,5 @@ def snapshot_items(snapshot: dict[str, Any]) -> list[OrderItem]:
 
 def snapshot_summary(snapshot: dict[str, Any], choices: BuyerChoices = NO_CHOICES) -> OrderSummary:
     """What this frozen link costs with the buyer's choices (Q3 quantities, Q4 typed prices)."""
-    return build_order_summary(snapshot_items(snapshot), snapshot["currency"], choices)
+    return build_order_summary(snapshot_items(snapshot), snapshot["currency"], choices,
+                               trial_days=int(snapshot.get("trial_days") or 0))
