@@ -371,11 +371,12 @@ def group_sentence(group: RecurringGroup, locale: str) -> str:
     return _("Then %(amount)s %(every)s until cancelled", amount=amount, every=every)
 
 
-def trial_sentence(amount: Money, frequency: str | BillingFrequency, until: str, locale: str) -> str:
-    """Q9, after the checkout: "Free trial until Dec 20, 2026, then €10.00 every month" (`until`: the trial's
-    end already formatted through kassa.timefmt, in the reader's language and the account's zone)."""
-    return _("Free trial until %(date)s, then %(amount)s %(every)s", date=until, amount=amount.format(locale),
-             every=every_label(frequency))
+def trial_sentence(sub, until: str, locale: str) -> str:
+    """Q9, after the checkout: "Free trial until Dec 20, 2026, then €10.00 every month", for a subscription (its
+    amount_minor, currency, frequency); `until`: the trial's end already formatted through kassa.timefmt, in the
+    reader's language and the account's zone."""
+    return _("Free trial until %(date)s, then %(amount)s %(every)s", date=until,
+             amount=Money(sub.amount_minor, sub.currency).format(locale), every=every_label(sub.frequency))
 
 
 def discount_label(line: SummaryLine) -> str:
