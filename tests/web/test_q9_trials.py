@@ -304,4 +304,4 @@ def test_q9_the_dutch_checkout_says_it_in_dutch(client):
     _owner, link = _trial_shop()
     path = start_checkout(client, link.slug, lang="nl")
     text = _text(client.get(path))
-    assert "Gratis gedurende 14 dagen, daarna € 10,00 per maand" in text
+    assert "Gratis gedurende 14 dagen, daarna € 10,00 elke maand" in text
