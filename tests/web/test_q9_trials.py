@@ -98,7 +98,7 @@ def test_q9_order_summary_puts_trial_groups_after_today_and_says_so():
     ("731", "Enter a number of days from 1 to 730, or leave it empty for no trial."),
     ("two weeks", "Enter a number of days from 1 to 730, or leave it empty for no trial."),
 ])
-def test_q9_a_bad_trial_is_refused_at_its_field_and_nothing_is_saved(days, message):
+def test_q9_a_bad_trial_is_refused_at_its_field_and_nothing_is_saved(app, days, message):
     owner = make_merchant()
     with pytest.raises(ValidationFailed) as refused:
         make_link(owner, items=[item("Club", "10.00", frequency="monthly", term_type="auto_renew")],
@@ -107,7 +107,7 @@ def test_q9_a_bad_trial_is_refused_at_its_field_and_nothing_is_saved(days, messa
     assert count(PaymentLink) == 0
 
 
-def test_q9_a_trial_needs_a_recurring_item():
+def test_q9_a_trial_needs_a_recurring_item(app):
     owner = make_merchant()
     with pytest.raises(ValidationFailed) as refused:
         make_link(owner, items=[item("Ticket", "10.00")], trial_days="14")
