@@ -34,7 +34,7 @@ def shop(live_server):
         owner = make_merchant(MERCHANT, currency="EUR", country="NL")
         link = make_link(owner, currency="EUR", trial_days="14", items=[
             item("Coffee club", "10.00", frequency="monthly", term_type="auto_renew")])
-        shop = {"email": owner.email, "slug": link.slug}
+        shop = {"email": owner.email, "slug": link.slug, "id": link.id}
         db.session.remove()
     return shop
 
@@ -77,4 +77,9 @@ def test_q9_a_trial_started_on_the_phone_is_charged_once_after_the_test_clock_pa
     assert len(rows) == 1 and "Succeeded" in rows[0] and "€10.00" in rows[0]
     assert_accessible(desk, "subscription after the first charge")
     _shot(desk, "q9-subscription-after-first-charge")
+    # The link editor: the trial field and its live preview.
+    desk.goto(f"{live_server.url}/links/{shop['id']}/edit")
+    assert desk.get_by_label(re.compile(r"^Free trial \(days\)")).input_value() == "14"
+    assert "Free for 14 days, then €10.00 every month" in desk.locator("#link-preview").inner_text()
+    _shot(desk, "q9-editor-trial")
     assert desk.js_errors == []
