@@ -614,6 +614,9 @@ class PaymentLink(db.Model):
     # Q8: up to 5 questions the checkout asks, in order: [{"label", "type" (text | number | dropdown), "options"
     # (a dropdown's), "required", "receipt" (printed on the receipt)}]. NULL: none. Frozen into each snapshot.
     custom_fields: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # Q9: a free trial of this many days on the link's recurring items (None: none), as Stripe's
+    # subscription_data.trial_period_days.
+    trial_days: Mapped[int | None]
     # Bumped on every edit; checkout sessions record which version they were started from.
     version: Mapped[int] = mapped_column(default=1)
     # Set by the card-testing guard: card payments on this link pause until then (issue 5).
@@ -1233,6 +1236,7 @@ class DisputeFile(db.Model):
 
 
 class SubscriptionStatus(StrEnum):
+    TRIALING = "trialing"  # Q9: a free trial: the card is saved, the first period is charged at trial end
     ACTIVE = "active"
     PAST_DUE = "past_due"
     COMPLETED = "completed"
@@ -1249,12 +1253,14 @@ class SubscriptionStatus(StrEnum):
 
 
 SUBSCRIPTION_STATUS_LABELS = {
+    SubscriptionStatus.TRIALING: _l("Trial"),
     SubscriptionStatus.ACTIVE: _l("Active"), SubscriptionStatus.PAST_DUE: _l("Past due"),
     SubscriptionStatus.COMPLETED: _l("Completed"), SubscriptionStatus.CANCELLED: _l("Cancelled"),
 }
 
 
 SUBSCRIPTION_STATUS_TONES = {
+    SubscriptionStatus.TRIALING: "info",
     SubscriptionStatus.ACTIVE: "success", SubscriptionStatus.PAST_DUE: "danger",
     SubscriptionStatus.COMPLETED: "neutral", SubscriptionStatus.CANCELLED: "neutral",
 }
@@ -1310,6 +1316,10 @@ class Subscription(db.Model):
     # "reverse_charge", "details"}; NULL: no tax)
     tax_minor: Mapped[int] = mapped_column(default=0, server_default="0")
     tax_details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Q9: the end of a free trial (the first period is charged then), and the checkout that started a
+    # subscription with nothing to pay that day (it has no first payment: its confirmation page finds it here).
+    trial_ends_at: Mapped[datetime | None]
+    started_by_checkout_id: Mapped[int | None] = mapped_column(index=True)  # no foreign key: see migration 0026_trial
 
     items: Mapped[list[SubscriptionItem]] = relationship(
         back_populates="subscription", order_by="SubscriptionItem.position", cascade="all, delete-orphan"

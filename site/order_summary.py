@@ -2,6 +2,10 @@
 editor's preview, the checkout page, the amount charged, the payment record, receipts, the payment panel,
 exports and subscriptions, so they can never disagree.
 
+Free trials (Q9): a link's trial (N days, link-level like Stripe's subscription_data.trial_period_days) applies to
+every recurring group; a group on trial is not due today ("Free for 14 days, then €X every month"), so due today
+is the one-time lines only (it may be zero: then the card is only saved).
+
 Pricing (Q1, Q3, Q4): a line is its unit price (the link's, or the amount a pay-what-you-want buyer typed) times
 its quantity (the link's, or the buyer's within the item's min/max) = gross; less the line's discount (a
 percentage, rounded half-up once per line in the currency's minor unit, or a fixed amount for the line, never
@@ -154,6 +158,11 @@ class SummaryLine:
     tax_inclusive: bool = False
 
     @property
+    def period_amount(self) -> Money:
+        """What a recurring line charges every period: its net without today's promo share (Q2)."""
+        return self.amount + self.promo if self.promo is not None else self.amount
+
+    @property
     def exclusive_tax(self) -> Money:
         """The tax added on top of `amount` (zero for an inclusive rate or none)."""
         return self.tax if self.tax is not None and not self.tax_inclusive else Money.zero(self.amount.currency)
@@ -182,11 +191,16 @@ class RecurringGroup:
     frequency: BillingFrequency
     term_type: TermType
     term_count: int | None
-    # charged every period, the first time today (less any promo: see OrderSummary.due_today); Q6: with the
-    # exclusive tax on the period's full net
+    # charged every period, the first time today (less any promo: see OrderSummary.due_today) or at the trial's
+    # end; Q6: with the exclusive tax on the period's full net
     amount: Money
     lines: tuple[SummaryLine, ...]
     tax: Money | None = None  # Q6: the tax part of `amount` (inclusive and exclusive), None without tax
+    trial_days: int = 0  # Q9: the first period is charged after this many days, not today
+
+    @property
+    def on_trial(self) -> bool:
+        return self.trial_days > 0
 
 
 @dataclass(frozen=True)
@@ -206,10 +220,10 @@ class OrderSummary:
 
     @property
     def due_today(self) -> Money:
-        """One-time items plus the first period of every recurring group, less the promo, plus exclusive tax:
-        all charged at checkout (the lines' amounts, which already have their promo share taken off, and the tax
-        on them)."""
-        return sum_money((m for line in self.lines for m in (line.amount, line.exclusive_tax)), self.currency)
+        """One-time items plus the first period of every recurring group not on a free trial (Q9), less the promo,
+        plus exclusive tax: all charged at checkout (the lines' amounts, which already have their promo share taken
+        off, and the tax on them)."""
+        return sum_money((m for line in self.lines_today for m in (line.amount, line.exclusive_tax)), self.currency)
 
     @property
     def promo_today(self) -> Money:
@@ -221,17 +235,28 @@ class OrderSummary:
         return bool(self.promo_code)
 
     @property
+    def trial_days(self) -> int:
+        """Q9: the free trial of the recurring groups (0: none)."""
+        return max((group.trial_days for group in self.groups), default=0)
+
+    @property
+    def lines_today(self) -> tuple[SummaryLine, ...]:
+        """The lines charged at checkout: all but those of a group on trial (Q9)."""
+        later = {id(line) for group in self.groups if group.on_trial for line in group.lines}
+        return tuple(line for line in self.lines if id(line) not in later)
+
+    @property
     def has_recurring(self) -> bool:
         return bool(self.groups)
 
     @property
     def gross_today(self) -> Money:
         """Q1: what is due today before discounts (the lines charged at checkout: one-time and first periods)."""
-        return sum_money((line.gross or line.amount for line in self.lines), self.currency)
+        return sum_money((line.gross or line.amount for line in self.lines_today), self.currency)
 
     @property
     def discount_today(self) -> Money:
-        return sum_money((line.discount or Money.zero(self.currency) for line in self.lines), self.currency)
+        return sum_money((line.discount or Money.zero(self.currency) for line in self.lines_today), self.currency)
 
     @property
     def has_discount(self) -> bool:
@@ -335,13 +360,15 @@ def _locale() -> str:
 
 
 def build_order_summary(items: Iterable[ItemLike], currency: str, choices: BuyerChoices = NO_CHOICES,
-                        tax: TaxContext | None = None) -> OrderSummary:
+                        tax: TaxContext | None = None, *, trial_days: int = 0) -> OrderSummary:
     """The one pricing function: items (a link snapshot's, a draft's, a payment's) and the buyer's valid choices
     in, lines and totals out. Choices are assumed checked (`choice_errors`); out-of-range ones are clamped.
     Q6: with a `tax` context (the link collects tax), the rate of the buyer's `choices.country` applies to every
-    line, or none when a valid VAT number makes it a reverse charge (`TaxContext.reverse_charge`)."""
+    line, or none when a valid VAT number makes it a reverse charge (`TaxContext.reverse_charge`).
+    ``trial_days`` (Q9): the link's free trial, on every recurring group (whose lines then take no promo)."""
     reverse = tax is not None and tax.reverse_charge(choices.vat_id)
     rate = tax.rate_for(choices.country) if tax is not None and not reverse else None
+    trial_days = max(int(trial_days or 0), 0)
     lines = []
     items_list = list(items)
     for index, item in enumerate(items_list):
@@ -383,8 +410,10 @@ def build_order_summary(items: Iterable[ItemLike], currency: str, choices: Buyer
                 amount_max=Money(a_max, item.currency) if a_max is not None else None,
             )
         )
-    # Q2 then Q6: the promo comes off each line's net, and the tax is on what is left (the amount charged).
-    lines = [_taxed(line, rate) for line in _with_promo(lines, items_list, currency, choices)]
+    # Q2 then Q6: the promo comes off each line's net (not a line whose first charge waits for a free trial, Q9),
+    # and the tax is on what is left (the amount charged).
+    lines = [_taxed(line, rate) for line in _with_promo(lines, items_list, currency, choices,
+                                                        later=trial_days > 0)]
     groups: dict[tuple, list[SummaryLine]] = {}
     for line in lines:
         if line.is_recurring:
@@ -409,8 +438,9 @@ def build_order_summary(items: Iterable[ItemLike], currency: str, choices: Buyer
                 # every period's charge: the net without the promo (which is for today only), and its tax
                 amount=sum_money((m for line in members for m in _period_charge(line, rate)), currency),
                 lines=tuple(members),
-                tax=sum_money((_tax_on(_period_net(line), rate) for line in members), currency)
+                tax=sum_money((_tax_on(line.period_amount, rate) for line in members), currency)
                 if rate is not None else None,
+                trial_days=trial_days,
             )
             for members in groups.values()
         ),
@@ -432,28 +462,26 @@ def _taxed(line: SummaryLine, rate: TaxRateSpec | None) -> SummaryLine:
     return replace(line, tax=_tax_on(line.amount, rate), tax_inclusive=rate.inclusive)
 
 
-def _period_net(line: SummaryLine) -> Money:
-    """What a recurring line charges every period: its net without today's promo share."""
-    return line.amount + line.promo if line.promo is not None else line.amount
-
-
 def _period_charge(line: SummaryLine, rate: TaxRateSpec | None) -> tuple[Money, ...]:
     """A recurring line's charge every period: the net, and the tax added on it (exclusive rates only)."""
-    net = _period_net(line)
+    net = line.period_amount
     if rate is None or rate.inclusive:
         return (net,)
     return (net, _tax_on(net, rate))
 
 
-def _with_promo(lines: list[SummaryLine], items: list, currency: str, choices: BuyerChoices) -> list[SummaryLine]:
-    """Q2: each line less its promo share. A payment's lines keep the share they were charged (`promo_minor`)."""
+def _with_promo(lines: list[SummaryLine], items: list, currency: str, choices: BuyerChoices, *,
+                later: bool = False) -> list[SummaryLine]:
+    """Q2: each line less its promo share. A payment's lines keep the share they were charged (`promo_minor`).
+    `later` (Q9): recurring lines are charged after a free trial, not today, and take no share."""
     if not choices.promo_code:
         return lines
     stored = [getattr(item, "promo_minor", None) for item in items]
     if stored and all(value is not None for value in stored):
         shares = [Money(int(value), currency) for value in stored]
     elif choices.promo_kind in PROMO_KINDS:
-        shares = promo_shares([line.amount for line in lines], choices.promo_kind, choices.promo_value, currency)
+        base = [Money.zero(currency) if later and line.is_recurring else line.amount for line in lines]
+        shares = promo_shares(base, choices.promo_kind, choices.promo_value, currency)
     else:
         return lines
     return [replace(line, amount=line.amount - share, promo=share) for line, share in zip(lines, shares, strict=True)]
@@ -503,9 +531,14 @@ def line_recurrence(line: SummaryLine) -> str | None:
 
 
 def group_sentence(group: RecurringGroup, locale: str) -> str:
-    """"Then €10.00 every month, 7 payments in total" or "… until cancelled"."""
+    """"Then €10.00 every month, 7 payments in total" or "… until cancelled"; with a free trial (Q9) "Free for 14
+    days, then €10.00 every month"."""
     amount = group.amount.format(locale)
     every = every_label(group.frequency)
+    if group.on_trial:
+        return ngettext("Free for %(num)d day, then %(amount)s %(every)s",
+                        "Free for %(num)d days, then %(amount)s %(every)s",
+                        group.trial_days, amount=amount, every=every)
     if group.term_type is TermType.FIXED and group.term_count:
         return ngettext(
             "Then %(amount)s %(every)s, %(num)d payment in total",
@@ -532,6 +565,14 @@ def subscription_sentence(sub, locale: str) -> str:
     """Q11: `recurs_sentence` of a subscription (what it charges each period)."""
     return recurs_sentence(Money(sub.amount_minor, sub.currency), sub.frequency, sub.term_type, sub.term_count,
                            locale)
+
+
+def trial_sentence(sub, until: str, locale: str) -> str:
+    """Q9, after the checkout: "Free trial until Dec 20, 2026, then €10.00 every month", for a subscription (its
+    amount_minor, currency, frequency); `until`: the trial's end already formatted through kassa.timefmt, in the
+    reader's language and the account's zone."""
+    return _("Free trial until %(date)s, then %(amount)s %(every)s", date=until,
+             amount=Money(sub.amount_minor, sub.currency).format(locale), every=every_label(sub.frequency))
 
 
 def discount_label(line: SummaryLine) -> str:

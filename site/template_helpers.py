@@ -21,6 +21,7 @@ from kassa.order_summary import (
     subscription_sentence,
     tax_label,
     term_label,
+    trial_sentence,
 )
 from kassa.services.accounts.accounts import country_choices
 from kassa.services.platform.notifications import unread_count as count
@@ -107,7 +108,7 @@ def register(app: Flask) -> None:
         group_sentence=group_sentence, term_label=term_label, discount_label=discount_label,
         promo_label=promo_label, promo_note=promo_note,
         tax_label=tax_label, reverse_charge_note=reverse_charge_note,
-        subscription_sentence=subscription_sentence,
+        subscription_sentence=subscription_sentence, trial_sentence=trial_sentence,
         unread_notifications=unread_notifications,
         payout_status=_enum("PayoutStatus"), link_status=_enum("LinkStatus"), ledger_type=_enum("LedgerType"), export_status=_enum("ExportStatus"),
     )

@@ -34,7 +34,7 @@ def _page(token: str):
     show_times_in(account.timezone)  # B7: any time shown here reads as on the buyer's receipts (refreshes too)
     context = {"sub": sub, "account": account, "test_mode": sub.mode == Mode.TEST.value, "errors": {},
                "values": {}, "done": None, "declined": None, "alert": None,
-               "ended": sub.status not in ("active", "past_due"),
+               "ended": sub.status not in ("trialing", "active", "past_due"),
                "stripe": None}
     stripe_key = None if context["ended"] else subscriptions.stripe_publishable_key(sub)
     # K8: a subscription charged through Stripe takes the new card in Stripe's Payment Element (setup mode); only

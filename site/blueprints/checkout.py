@@ -224,8 +224,28 @@ def _checkout_page(view: checkout_service.CheckoutView):
     return _buyer_page("checkout/page.html", **_page_context(view))
 
 
+def _trial_confirmation(view: checkout_service.CheckoutView):
+    """Q9: a checkout that only started a free trial (nothing charged, no payment): what was subscribed to and
+    when the first charge comes. H8 as for a payment: only the browser that started it sees the buyer's card."""
+    checkout = view.checkout
+    test_mode = checkout.mode == Mode.TEST.value
+    show_times_in(view.account.timezone)
+    if not buyer_proof.paid_here(checkout.id):
+        return _buyer_page("checkout/complete.html", account=view.account, test_mode=test_mode, failed=False)
+    trials = checkout_service.trials_of(checkout)
+    html, status = _buyer_page("checkout/trial_started.html", account=view.account, checkout=checkout,
+                               trials=trials.subscriptions, summary=trials.summary, test_mode=test_mode,
+                               language=g.buyer_language)
+    response = current_app.make_response((html, status))
+    response.headers["Cache-Control"] = "private, no-store"
+    response.vary.add("Cookie")
+    return response
+
+
 def _confirmation(view: checkout_service.CheckoutView):
     checkout = view.checkout
+    if checkout.payment_id is None:
+        return _trial_confirmation(view)
     payment = db.session.get(Payment, checkout.payment_id)
     # C5: a bank debit that failed after the fact can be paid again, another way, from a fresh checkout.
     start_again_url = _start_again_url(view) if payment.status == PaymentStatus.FAILED.value and view.link_open \
@@ -239,6 +259,7 @@ def _confirmation(view: checkout_service.CheckoutView):
                            failure_message=payment.failure_message)
     html, status = _buyer_page("checkout/confirmation.html", payment=payment, account=view.account,
                                checkout=checkout, summary=receipts.payment_summary(payment),
+                               trials=checkout_service.trials_of(checkout).subscriptions,
                                test_mode=test_mode, language=g.buyer_language, start_again_url=start_again_url,
                                receipt_emailed=receipts.receipt_emailed(payment),
                                **receipts.subscription_facts(payment, view.account),
@@ -341,7 +362,7 @@ def submit(token: str):
         return _buyer_page("checkout/page.html", 409, **_page_context(view, values=typed, alert=exc.message))
     if outcome.next_action is not None:
         return _next_action_page(view, outcome.next_action)
-    if outcome.payment is None:
+    if outcome.payment is None and not outcome.completed:
         response = current_app.make_response(_buyer_page("checkout/processing.html", 202, checkout=checkout))
     else:
         response = _after_payment(checkout)
@@ -376,7 +397,7 @@ def finish(token: str):
         view = _view(token)
         return _buyer_page("checkout/page.html", 422, **_page_context(
             view, values=outcome.values, errors={"payment_method": outcome.message}, declined=outcome.message))
-    if outcome.payment is None:
+    if outcome.payment is None and not outcome.completed:
         return redirect(url_for("checkout.page", token=token), code=303)
     response = _after_payment(checkout)
     return buyer_proof.remember_payment(response, checkout.id) if outcome.charged_now else response

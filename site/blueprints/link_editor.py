@@ -110,6 +110,7 @@ class LinkEditorForm(Form):
     require_terms = FlagField()
     terms_url = StringField(default="", filters=[str.strip])
     buyer_can_cancel = FlagField()
+    trial_days = StringField(default="", filters=[str.strip])  # Q9
     action = StringField(default="save")
     library_search = StringField(default="", filters=[str.strip])
     library_product = MultiValueField()
@@ -126,7 +127,7 @@ class LinkEditorForm(Form):
             redirect_url=self.redirect_url.data, custom_fields=[FieldDraft(**row) for row in self.custom.data],
             usage_limit=self.usage_limit.data, ends_at=self.ends_at.data,
             require_terms=self.require_terms.data, terms_url=self.terms_url.data,
-            buyer_can_cancel=self.buyer_can_cancel.data,
+            buyer_can_cancel=self.buyer_can_cancel.data, trial_days=self.trial_days.data,
         )
 
 

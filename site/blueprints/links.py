@@ -80,7 +80,7 @@ def index():
     any_links = bool(total) or bool(search) or db.session.scalar(
         select(func.count()).select_from(scoped(PaymentLink).where(PaymentLink.deleted_at.is_(None)).subquery())
     ) > 0
-    summaries = {link.id: build_order_summary(link.items, link.currency) for link in rows}
+    summaries = {link.id: build_order_summary(link.items, link.currency, trial_days=link.trial_days or 0) for link in rows}
     return render_page(
         "links/index.html", "link_table",
         links=rows, summaries=summaries, stats=_stats([link.id for link in rows]), search=search, page=page,

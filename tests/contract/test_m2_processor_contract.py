@@ -222,6 +222,18 @@ def test_m2_a_card_that_cannot_be_saved_raises_and_another_accounts_token_is_unk
         processor.charge(token_charge(theirs.token))
 
 
+def test_m2_q9_saving_a_card_for_a_free_trial_charges_nothing_and_the_trials_end_charges_it(processor):
+    """Q9: a checkout with nothing due saves the card (save_card); no charge exists under its key; the first
+    period is charged off-session by the token at the trial's end, once per key."""
+    trial_key = key("trial")
+    saved = processor.save_card(SHOP, **payment_of.get()(GOOD, setup=True), idempotency_key=trial_key, now=NOW)
+    assert processor.lookup_charge(SHOP, trial_key) is None
+    first = token_charge(saved.token, amount=1000)
+    result = processor.charge(first)
+    assert (result.status, result.amount_minor, result.last4) == ("succeeded", 1000, "4242")
+    assert processor.charge(first).processor_ref == result.processor_ref  # the same key charges once
+
+
 # -- refunds -----------------------------------------------------------------------------------------------------------
 
 

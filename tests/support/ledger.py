@@ -141,7 +141,10 @@ def assert_ledger_matches_processor(account_id: int) -> None:
 
     for attempt in db.session.scalars(select(PaymentAttempt).where(PaymentAttempt.account_id == account_id)):
         found = processor.lookup_charge(account_id, attempt.idempotency_key)
-        if attempt.status == AttemptStatus.SUCCEEDED.value:
+        if attempt.status == AttemptStatus.SUCCEEDED.value and attempt.amount_minor == 0:
+            # Q9: a free trial with nothing due saved the card: no charge, no payment.
+            assert found is None and attempt.payment_id is None, attempt.id
+        elif attempt.status == AttemptStatus.SUCCEEDED.value:
             assert found is not None and found.processor_ref == attempt.processor_ref, attempt.id
             assert by_ref[found.processor_ref].id == attempt.payment_id, attempt.id
         elif attempt.status in (AttemptStatus.DECLINED.value, AttemptStatus.FAILED.value):

@@ -321,16 +321,28 @@ def walk_subscriptions(walk: Walk, client, request) -> None:
     """On the account's test clock (T5), with the saved test card set to decline or succeed: active → past due
     (a declined renewal), past due → past due (a declined retry), past due → active (a retry paid), active →
     completed and past due → completed (a fixed term's last period paid, on time or by a retry), past due →
-    cancelled (the retries ran out), active → cancelled (the merchant cancels, S2)."""
+    cancelled (the retries ran out), active → cancelled (the merchant cancels, S2). Q9: free trials: trialing →
+    active (the first charge at the trial's end), trialing → past due (declined), trialing → cancelled (the
+    merchant cancels during the trial)."""
     with time_machine.travel(SUBSCRIBED, tick=False):
         owner = make_merchant()
         fixed = make_link(owner, items=[item("Lessons", "10.00", frequency="monthly", term_type="fixed",
                                              term_count="2")])
         renewing = make_link(owner, items=[item("Club", "8.00", frequency="monthly", term_type="auto_renew")])
+        trial = make_link(owner, items=[item("Club", "8.00", frequency="monthly", term_type="auto_renew")],
+                          trial_days="7")
         walk.account_id = owner.account_id
         with walk.step("subscription checkouts: two of a two-month term, two renewing"):
             retried, on_time = buy(client, fixed), buy(client, fixed)
             exhausted, recovered = buy(client, renewing), buy(client, renewing)
+        with walk.step("Q9 trial checkouts (nothing charged); one cancelled during its trial"):
+            trial_paid, trial_declined, trial_cancelled = (buy(client, trial), buy(client, trial),
+                                                           buy(client, trial))
+            cancel(actor(owner), trial_cancelled.id, "now")
+        with walk.step("Q9: the trials end (Jan 22): one first charge paid, one declined"):
+            set_test_card_behaviour(actor(owner), trial_declined.id, True)
+            advance(owner, trial_paid, to_date=date(2027, 1, 22))
+            advance(owner, trial_declined, to_date=date(2027, 1, 22))
         with walk.step("cards set to decline; the renewals fall due (Feb 15)"):
             for sub in (retried, exhausted, recovered):
                 set_test_card_behaviour(actor(owner), sub.id, True)
@@ -348,6 +360,8 @@ def walk_subscriptions(walk: Walk, client, request) -> None:
         db.session.rollback()
         assert [db.session.get(Subscription, s.id).status for s in (retried, on_time, exhausted, recovered)] == [
             "completed", "completed", "cancelled", "cancelled"]
+        assert [db.session.get(Subscription, s.id).status for s in (trial_paid, trial_declined, trial_cancelled)] \
+            == ["active", "cancelled", "cancelled"]  # the declined trial ran out of retries by Feb 24
 
 
 def walk_payouts(walk: Walk, client, request) -> None:

@@ -10,7 +10,8 @@ from kassa.bulk_sql import insert_rows
 from kassa.models import SubscriptionStatus, TimelineEntry
 from kassa.timeline_kinds import TimelineKind
 
-BILLABLE = (SubscriptionStatus.ACTIVE.value, SubscriptionStatus.PAST_DUE.value)
+# Q9: a trialing subscription is billed at its trial's end (its next charge).
+BILLABLE = (SubscriptionStatus.TRIALING.value, SubscriptionStatus.ACTIVE.value, SubscriptionStatus.PAST_DUE.value)
 
 
 def subscription_subjects(sub: Any) -> list[tuple[str, int | None]]:

@@ -30,7 +30,7 @@ def _to_subscriber(sub, kind: str, template: str, **extra) -> None:
     contact = sub.contact
     context = {"sub": sub, "account": account, "brand_color": account.brand_color,
                "amount": Money(sub.amount_minor, sub.currency), **extra}
-    if sub.status in ("active", "past_due"):
+    if sub.status in ("trialing", "active", "past_due"):
         context["update_url"] = absolute_url("billing_portal.update_card", token=update_url_token(sub.id))
     queue_email(kind=kind, to=[contact.email], template=template, language=sub.language or contact.language,
                 context=context, account_id=account.id, related=("subscription", sub.id))

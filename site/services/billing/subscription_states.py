@@ -1,4 +1,8 @@
-"""The subscription state machine (M1, S1–S3): active ⇄ past due, then completed or cancelled.
+"""The subscription state machine (M1, S1–S3, Q9): (trialing →) active ⇄ past due, then completed or cancelled.
+
+Q9: a free trial starts in `trialing` (nothing charged, the card saved); the first charge at the trial's end
+makes it active (or past due when declined); it can be cancelled during the trial, and then it is never charged.
+(A fixed term has at least two payments, so the first charge after a trial never completes one.)
 
 A declined renewal makes it past due (again, at each failed retry: the move onto itself is listed), a paid
 one active again; the last period of a fixed term completes it; the merchant, or the retries running out,
@@ -23,6 +27,9 @@ PAST_DUE = Transition(TimelineKind.SUBSCRIPTION_PAST_DUE,
 COMPLETED = Transition(TimelineKind.SUBSCRIPTION_COMPLETED)
 CANCELLED = Transition(TimelineKind.SUBSCRIPTION_CANCELLED, emails=lambda sub, payment: notify_subscription_ended(sub))
 TRANSITIONS: dict[tuple[SubscriptionStatus, SubscriptionStatus], Transition] = {
+    (S.TRIALING, S.ACTIVE): Transition(),  # the first charge after the trial: shown by the payment's own entry
+    (S.TRIALING, S.PAST_DUE): PAST_DUE,
+    (S.TRIALING, S.CANCELLED): CANCELLED,
     (S.ACTIVE, S.PAST_DUE): PAST_DUE,
     (S.PAST_DUE, S.PAST_DUE): PAST_DUE,
     (S.PAST_DUE, S.ACTIVE): Transition(),  # a retry paid: shown by the payment's own entry

@@ -33,6 +33,7 @@ from kassa.models import (
     PaymentAttempt,
     PaymentLink,
     StripeConnection,
+    Subscription,
 )
 from kassa.order_summary import BuyerChoices, OrderSummary
 from kassa.processors.base import (
@@ -51,7 +52,12 @@ from kassa.services.links.links import LinkClosed, is_valid_test_signature, publ
 from kassa.services.links.snapshots import link_snapshot, snapshot_summary
 from kassa.services.payments import risk
 from kassa.services.payments.attempt_states import move_attempt
-from kassa.services.payments.payment_records import record_declined_attempt, record_successful_charge
+from kassa.services.payments.payment_records import (
+    record_declined_attempt,
+    record_successful_charge,
+    record_trial_start,
+    trial_subscriptions,
+)
 from kassa.services.platform.ticks import each_item, for_tick_account
 
 SESSION_LIFETIME = timedelta(hours=24)
@@ -226,9 +232,14 @@ def quote(snapshot: dict[str, Any], form: dict[str, str], locale: str, *, accoun
             choices = replace(choices, promo_code=found.code, promo_kind=found.kind, promo_value=found.value,
                               promo_id=found.id)
     summary = snapshot_summary(snapshot, choices)
-    if summary.has_promo and summary.due_today.amount_minor <= 0 and promo_codes.FIELD not in errors:
-        # Q2: a payment of nothing can't be charged: the code is refused, not the order made free.
-        errors[promo_codes.FIELD] = _("This promo code takes off the whole amount, so it can't be used here.")
+    if summary.has_promo and promo_codes.FIELD not in errors and (summary.due_today.amount_minor <= 0
+                                                                  or not summary.promo_today.amount_minor):
+        # Q2: a payment of nothing can't be charged: the code is refused, not the order made free. Q9: on a
+        # free trial with nothing else to pay today there is nothing for it to take off.
+        errors[promo_codes.FIELD] = (
+            _("There is nothing to pay today that this promo code could take off.")
+            if not summary.promo_today.amount_minor
+            else _("This promo code takes off the whole amount, so it can't be used here."))
         choices = replace(choices, promo_code="", promo_kind="", promo_value=0, promo_id=None)
         summary = snapshot_summary(snapshot, choices)
     if summary.due_today.amount_minor > cap and not errors:
@@ -254,6 +265,8 @@ class PayOutcome:
     # K6: the charge waits for the buyer (3-D Secure, a bank redirect): the client secret their browser hands to
     # Stripe.js to run the next action, then they come back to `finish_after_action`.
     next_action: str | None = None
+    # Q9: the checkout is done; with `payment` None it had nothing to charge (a free trial: the card was saved).
+    completed: bool = False
 
 
 @dataclass(frozen=True)
@@ -285,16 +298,22 @@ def _guard_entry(checkout: CheckoutSession, buyer: BuyerInput, ip: str | None) -
                           ip=ip, page=f"checkout:{checkout.id}", link_id=checkout.link_id)
 
 
+def _completed(checkout: CheckoutSession) -> PayOutcome:
+    """A checkout already done: its payment, or none when it started a free trial with nothing due (Q9)."""
+    payment = db.session.get(Payment, checkout.payment_id) if checkout.payment_id else None
+    return PayOutcome(payment, completed=True)
+
+
 def _begin_attempt(checkout_id: int, buyer: BuyerInput, amount_minor: int, currency: str, ip: str | None,
-                   fingerprint: str | None) -> PaymentAttempt | Payment:
-    """Step 1. Returns the new attempt, or the payment when this checkout is already paid.
+                   fingerprint: str | None) -> PaymentAttempt | PayOutcome:
+    """Step 1. Returns the new attempt, or the outcome when this checkout is already done.
 
     The card-testing guard's slots are taken in this same transaction (H4): an attempt exists only with its
     slots, and a refusal (TooManyRequests) writes nothing."""
     with write_transaction(db.session) as session:
         checkout = lock_one(session, CheckoutSession, checkout_id)
         if checkout.status == CheckoutStatus.COMPLETED.value:
-            return session.get(Payment, checkout.payment_id)
+            return _completed(checkout)
         in_flight = session.scalar(
             select(PaymentAttempt).where(
                 PaymentAttempt.checkout_session_id == checkout.id,
@@ -354,7 +373,8 @@ def _finish_without_charge(attempt_id: int, status: AttemptStatus, error: Proces
         # H4: a decline or an invalid number keeps the guard's slots; anything else gives them back.
         if status is AttemptStatus.DECLINED:
             risk.keep(attempt.risk_hold, attempt.link_id if attempt.method == "card" else None)
-            if isinstance(error, CardDeclined) and attempt.method == "card":
+            # Q9: a card refused while only being saved (nothing due today) moved no money: no failed payment.
+            if isinstance(error, CardDeclined) and attempt.method == "card" and attempt.amount_minor > 0:
                 record_declined_attempt(attempt, checkout, code=error.code, message=error.message,
                                         processor=processor, card=(error.brand, error.last4))
         else:
@@ -388,7 +408,7 @@ def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | N
     ``return_url``: where a next action that leaves the page brings the buyer back (K6, `finish_after_action`)."""
     checkout = get_session(token)
     if checkout.status == CheckoutStatus.COMPLETED.value:
-        return PayOutcome(db.session.get(Payment, checkout.payment_id))
+        return _completed(checkout)
     if is_expired(checkout):
         raise Gone(_("This checkout has expired. Start again from the payment link."))
     ensure_link_open(checkout)
@@ -413,9 +433,11 @@ def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | N
     fingerprint = risk.card_fingerprint(buyer.card.number) if buyer.card else None
 
     begun = _begin_attempt(checkout.id, buyer, amount.amount_minor, amount.currency, ip, fingerprint)
-    if isinstance(begun, Payment):
-        return PayOutcome(begun)
+    if isinstance(begun, PayOutcome):
+        return begun
     attempt_id, key = begun.id, begun.idempotency_key
+    if amount.amount_minor == 0 and summary.has_recurring:
+        return _start_trial(attempt_id, key, account.id, buyer, processor, payment_element)
     request = ChargeRequest(
         account_id=account.id,
         idempotency_key=key,
@@ -463,6 +485,34 @@ def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | N
     return PayOutcome(payment, charged_now=True)
 
 
+def _start_trial(attempt_id: int, key: str, account_id: int, buyer: BuyerInput, processor,
+                 payment_element: bool) -> PayOutcome:
+    """Q9: nothing is due today (every recurring item on a free trial): the card is saved for the charge at the
+    trial's end, nothing is charged. The processor checks the card as a charge would (the sandbox's test cards
+    decline as they do at a charge; Stripe confirms a SetupIntent for off-session use): a refused card is
+    refused here and nothing is saved. A bank that wants the buyer to confirm the card (3-D Secure on a
+    SetupIntent) is refused as well for now ("authentication_required"): another card works."""
+    db.session.rollback()  # no transaction open while the processor works
+    try:
+        saved = processor.save_card(account_id, card=buyer.card, payment_method_token=buyer.payment_method_token,
+                                    idempotency_key=key, now=now())
+    except CardDeclined as exc:
+        _finish_without_charge(attempt_id, AttemptStatus.DECLINED, exc)
+        raise PaymentDeclined(_(exc.message), errors={_field_for(exc, payment_element): _(exc.message)}) from None
+    except PaymentDetailsInvalid as exc:
+        status = AttemptStatus.DECLINED if exc.code in risk.COUNTED_CODES else AttemptStatus.FAILED
+        _finish_without_charge(attempt_id, status, exc)
+        raise ValidationFailed(_(exc.message), errors={_field_for(exc, payment_element): _(exc.message)}) from None
+    except ProcessorError as exc:
+        # Saving moved no money, so there is nothing to look up: the buyer tries again (a new key).
+        _finish_without_charge(attempt_id, AttemptStatus.FAILED, exc)
+        message = (_("Enter your payment details again. Nothing was charged.") if exc.code in REFUSED_BEFORE_CHARGE
+                   else _("Your card couldn't be saved right now. Try again in a moment."))
+        raise ValidationFailed(message, errors={_field_for(exc, payment_element): message}) from None
+    record_trial_start(attempt_id, saved)
+    return PayOutcome(None, charged_now=True, completed=True)
+
+
 def _await_action(attempt_id: int, processor_ref: str) -> None:
     """K6: the charge waits for the buyer. The attempt stays in flight (pending: no second charge can start)
     and keeps the PaymentIntent's id, which marks it as one the buyer's return may settle
@@ -493,7 +543,7 @@ def finish_after_action(token: str) -> PayOutcome | ActionDeclined:
     settled, or an attempt still inside a processor call) leaves everything as it is: the page tells."""
     checkout = get_session(token)
     if checkout.status == CheckoutStatus.COMPLETED.value:
-        return PayOutcome(db.session.get(Payment, checkout.payment_id))
+        return _completed(checkout)
     attempt = db.session.scalar(select(PaymentAttempt).where(
         PaymentAttempt.checkout_session_id == checkout.id, PaymentAttempt.status == AttemptStatus.PENDING.value,
         PaymentAttempt.processor_ref.is_not(None)))
@@ -529,6 +579,27 @@ def _mark_unknown_and_lookup(attempt_id: int, key: str, account_id: int, process
         return processor.lookup_charge(account_id, key)
     except ProcessorError:
         return None
+
+
+@dataclass(frozen=True)
+class TrialsView:
+    """Q9: what a completed checkout's confirmation says of free trials: the subscriptions it started in trial
+    (none paid yet, or paid only the one-time items), and, with nothing paid, the order as the buyer chose it."""
+
+    subscriptions: list[Any]
+    summary: OrderSummary | None = None
+
+
+def trials_of(checkout: CheckoutSession) -> TrialsView:
+    if checkout.payment_id is None:
+        attempt = db.session.scalar(select(PaymentAttempt).where(
+            PaymentAttempt.checkout_session_id == checkout.id, PaymentAttempt.status == AttemptStatus.SUCCEEDED.value))
+        choices = BuyerChoices.from_stored((attempt.buyer if attempt else {}).get("choices"))
+        return TrialsView(trial_subscriptions(checkout.id), snapshot_summary(checkout.snapshot, choices))
+    subs = db.session.scalars(select(Subscription).where(Subscription.first_payment_id == checkout.payment_id,
+                                                         Subscription.trial_ends_at.is_not(None))
+                              .order_by(Subscription.id)).all()
+    return TrialsView(list(subs))
 
 
 def _checkout_description(summary: OrderSummary) -> str:

@@ -47,6 +47,7 @@ from kassa.urls import web_origin
 
 MAX_ITEMS = 50
 MAX_QUANTITY = 999
+MAX_TRIAL_DAYS = 730  # Q9: two years, as Stripe's trial_period_days allows
 
 
 @dataclass
@@ -122,10 +123,18 @@ class LinkDraft:
     # Filled in by validation:
     usage_limit_value: int | None = None
     ends_at_value: datetime | None = None
+    trial_days: str = ""  # Q9: as typed; validate_draft fills trial_days_value
+    trial_days_value: int | None = None
 
     @property
     def has_recurring(self) -> bool:
         return any(item.is_recurring for item in self.items)
+
+    @property
+    def preview_trial_days(self) -> int:
+        """Q9: the trial the preview shows: the typed days when they are valid and a recurring item is there."""
+        days = parse_int(self.trial_days, minimum=1, maximum=MAX_TRIAL_DAYS)
+        return days or 0
 
 
 def new_draft(currency: str) -> LinkDraft:
@@ -162,6 +171,7 @@ def draft_from_link(link: PaymentLink, locale: str) -> LinkDraft:
         require_terms=link.require_terms,
         terms_url=link.terms_url or "",
         buyer_can_cancel=link.buyer_can_cancel,
+        trial_days=str(link.trial_days or ""),
     )
 
 
@@ -276,8 +286,9 @@ def preview_summary(draft: LinkDraft, fallback_currency: str, locale: str, tax: 
                                  TermType.FIXED.value if fixed else TermType.AUTO_RENEW.value,
                                  count if fixed else None, **_preview_pricing(item, currency, locale)))
     if tax is None or not draft.collect_tax:
-        return build_order_summary(rows, currency)
-    return build_order_summary(rows, currency, BuyerChoices(country=tax.merchant_country), tax)
+        return build_order_summary(rows, currency, trial_days=draft.preview_trial_days)
+    return build_order_summary(rows, currency, BuyerChoices(country=tax.merchant_country), tax,
+                               trial_days=draft.preview_trial_days)
 
 
 
@@ -497,6 +508,7 @@ def validate_draft(draft: LinkDraft, account_id: int, locale: str) -> dict[str, 
         if problem:
             errors["redirect_url"] = problem
     errors.update(validate_fields(draft.custom_fields))
+    _validate_trial(draft, errors)
     errors.update(validate_pipeline_choice(account_id, draft.pipeline_id, draft.stage_id))
     _validate_limits(draft, account_id, errors)
     return errors
@@ -527,3 +539,18 @@ def _validate_limits(draft: LinkDraft, account_id: int, errors: dict[str, str]) 
     elif draft.require_terms and not db.session.get(Account, account_id).terms_url:
         errors["terms_url"] = _("Enter the address of your terms of service, or add it in Settings.")
 
+
+def _validate_trial(draft: LinkDraft, errors: dict[str, str]) -> None:
+    """Q9: a free trial of 1 to 730 days, only on a link with a recurring item (empty: no trial)."""
+    draft.trial_days_value = None
+    if not (draft.trial_days or "").strip():
+        return
+    days = parse_int(draft.trial_days.strip(), minimum=1, maximum=MAX_TRIAL_DAYS)
+    if days is None:
+        errors["trial_days"] = _("Enter a number of days from 1 to %(max)d, or leave it empty for no trial.",
+                                 max=MAX_TRIAL_DAYS)
+    elif not draft.has_recurring:
+        errors["trial_days"] = _("A free trial needs a recurring item. Make an item recurring, or leave the "
+                                 "trial empty.")
+    else:
+        draft.trial_days_value = days

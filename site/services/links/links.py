@@ -83,6 +83,7 @@ def _apply(link: PaymentLink, draft: LinkDraft) -> None:
     link.require_terms = draft.require_terms
     link.terms_url = draft.terms_url or None
     link.buyer_can_cancel = draft.buyer_can_cancel
+    link.trial_days = draft.trial_days_value  # Q9 (validate_draft: only with a recurring item)
     link.items = [
         LinkItem(
             position=position, product_id=item.product_id, name=item.name, description=item.description,

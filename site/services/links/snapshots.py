@@ -53,6 +53,7 @@ def link_snapshot(link: PaymentLink) -> dict[str, Any]:
         "custom_fields": list(link.custom_fields or []),
         # Q6: the account's active rates as they are now, frozen with the link (absent: no tax collected)
         **({"tax": account_tax_context(link.account_id).stored()} if link.collect_tax else {}),
+        "trial_days": link.trial_days or 0,  # Q9
     }
 
 
@@ -90,4 +91,5 @@ def snapshot_summary(snapshot: dict[str, Any], choices: BuyerChoices = NO_CHOICE
     tax = snapshot_tax(snapshot)
     if tax is not None and not choices.country:  # Q6: until the buyer says, the merchant's country
         choices = replace(choices, country=tax.merchant_country)
-    return build_order_summary(snapshot_items(snapshot), snapshot["currency"], choices, tax)
+    return build_order_summary(snapshot_items(snapshot), snapshot["currency"], choices, tax,
+                               trial_days=int(snapshot.get("trial_days") or 0))

@@ -3,8 +3,11 @@ company and deal, subscriptions for recurring items, the ACH mandate, timeline e
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+
+from sqlalchemy import select
 
 from kassa.clock import now
 from kassa.database import lock_one, write_transaction
@@ -24,9 +27,10 @@ from kassa.models import (
     SubscriptionItem,
     SubscriptionStatus,
 )
+from kassa.money import Money
 from kassa.order_summary import BuyerChoices, OrderSummary, RecurringGroup
 from kassa.periods import charge_date
-from kassa.processors.base import ChargeResult, is_bank_debit
+from kassa.processors.base import ChargeResult, SavedCard, is_bank_debit
 from kassa.services.crm import crm
 from kassa.services.crm.crm import payment_subjects
 from kassa.services.links import usage
@@ -41,6 +45,7 @@ from kassa.services.payments.mandates import (
     pre_notification,
 )
 from kassa.services.payments.payment_states import move_payment
+from kassa.services.platform.mail import queue_email
 from kassa.services.platform.notifications import notify_ach_processing
 from kassa.timeline_kinds import TimelineKind
 
@@ -113,15 +118,16 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
             terms_url=buyer.get("terms_url"), terms_accepted_at=attempt.created_at if buyer.get("terms_url") else None,
         )
         items = snapshot["items"]
+        # Q9: only the lines charged today; recurring lines on a free trial are the subscription's, paid later.
         payment.items = [
-            PaymentItem(position=i, product_id=items[i].get("product_id"), name=line.name,
+            PaymentItem(position=i, product_id=items[line.index].get("product_id"), name=line.name,
                         description=line.description, unit_amount_minor=line.unit_amount.amount_minor,
                         currency=line.unit_amount.currency, quantity=line.quantity, frequency=line.frequency.value,
-                        term_type=items[i].get("term_type"), term_count=items[i].get("term_count"),
+                        term_type=items[line.index].get("term_type"), term_count=items[line.index].get("term_count"),
                         discount_type=line.discount_type, discount_value=line.discount_value,
                         discount_minor=line.discount.amount_minor if line.discount else 0,
                         promo_minor=line.promo.amount_minor if line.promo else 0)
-            for i, line in enumerate(summary.lines)
+            for i, line in enumerate(summary.lines_today)
         ]
         refresh_display_status(payment)
         session.add(payment)
@@ -134,7 +140,9 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
         )
         payment.deal_id = deal.id
         subscriptions = [
-            _create_subscription(account, payment, group, contact.id, deal.id, language, summary)
+            _create_subscription(account, group, contact.id, deal.id, language, summary, mode=mode,
+                                 link_id=payment.link_id, first_payment_id=payment.id, card=_card_of(payment),
+                                 started_at=payment.created_at)
             for group in summary.groups
         ]
         if subscriptions:
@@ -156,6 +164,7 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
         for subscription in subscriptions:
             crm.add_timeline(account.id, TimelineKind.SUBSCRIPTION_CREATED, subjects=[("subscription", subscription.id),
                              ("contact", contact.id), ("deal", deal.id)], payment_id=payment.id)
+            _notify_trial_started(subscription, account, contact.email)
 
         checkout.status = CheckoutStatus.COMPLETED.value
         checkout.payment_id = payment.id
@@ -184,9 +193,10 @@ def _subscription_tax(group: RecurringGroup, summary: OrderSummary) -> dict[str,
         return {}
     rate = summary.tax_breakdown[0] if summary.tax_breakdown else None
     tax = group.tax.amount_minor if group.tax is not None else 0
-    exclusive = sum(line.exclusive_tax.amount_minor for line in group.lines)
+    # a period's lines are charged their full net (Q2: a promo is for the first payment only), taxed at the rate
+    exclusive = tax if rate is not None and not rate.inclusive else 0
     details = {"breakdown": [{**rate.stored(), "tax_minor": tax,
-                              "taxable_minor": sum(line.amount.amount_minor for line in group.lines)
+                              "taxable_minor": sum(line.period_amount.amount_minor for line in group.lines)
                               - (tax if rate.inclusive else 0)}] if rate else [],
                "exclusive_minor": exclusive}
     return {"tax_minor": tax, "tax_details": {
@@ -249,20 +259,34 @@ def _keep_answers(payment: Payment, buyer: dict[str, Any]) -> None:
                                          label=answer["label"], value=answer["value"]))
 
 
-def _create_subscription(account: Account, payment: Payment, group: RecurringGroup, contact_id: int, deal_id: int,
-                         language: str, summary: OrderSummary) -> Subscription:
-    """R4: one subscription per (frequency, term) group; the first period is paid by this checkout."""
-    anchor = payment.created_at or now()  # the moment the charge went through
-    fixed_done = group.term_count is not None and group.term_count <= 1
+def _card_of(payment: Payment) -> dict[str, Any]:
+    return {"payment_method_token": payment.payment_method_token, "card_brand": payment.card_brand,
+            "card_last4": payment.card_last4, "card_exp_month": payment.card_exp_month,
+            "card_exp_year": payment.card_exp_year}
+
+
+def _create_subscription(account: Account, group: RecurringGroup, contact_id: int, deal_id: int, language: str,
+                         summary: OrderSummary, *,
+                         mode: str, link_id: int | None, first_payment_id: int | None, card: dict[str, Any],
+                         started_at: datetime | None, checkout_id: int | None = None) -> Subscription:
+    """R4: one subscription per (frequency, term) group; the first period is paid by this checkout. Q9: a group on
+    a free trial starts trialing instead: nothing paid yet, its first period charged (and its schedule anchored)
+    at the trial's end."""
+    anchor = started_at or now()  # the moment the charge went through (or the card was saved)
+    trial_ends_at = anchor + timedelta(days=group.trial_days) if group.on_trial else None
+    if trial_ends_at is not None:
+        status, made, anchor, next_charge = SubscriptionStatus.TRIALING, 0, trial_ends_at, trial_ends_at
+    else:
+        fixed_done = group.term_count is not None and group.term_count <= 1
+        status, made = SubscriptionStatus.ACTIVE, 1
+        next_charge = None if fixed_done else charge_date(anchor, group.frequency, 1, account.timezone)
     subscription = Subscription(
-        account_id=account.id, mode=payment.mode, status=SubscriptionStatus.ACTIVE.value, contact_id=contact_id,
-        deal_id=deal_id, link_id=payment.link_id, first_payment_id=payment.id, frequency=group.frequency.value,
+        account_id=account.id, mode=mode, status=status.value, contact_id=contact_id,
+        deal_id=deal_id, link_id=link_id, first_payment_id=first_payment_id, frequency=group.frequency.value,
         term_type=group.term_type.value, term_count=group.term_count, amount_minor=group.amount.amount_minor,
-        currency=group.amount.currency, payments_made=1, anchor_at=anchor,
-        next_charge_at=None if fixed_done else charge_date(anchor, group.frequency, 1, account.timezone),
-        payment_method_token=payment.payment_method_token, card_brand=payment.card_brand,
-        card_last4=payment.card_last4, card_exp_month=payment.card_exp_month, card_exp_year=payment.card_exp_year,
-        language=language, **_subscription_tax(group, summary),
+        currency=group.amount.currency, payments_made=made, anchor_at=anchor, next_charge_at=next_charge,
+        trial_ends_at=trial_ends_at, started_by_checkout_id=checkout_id, language=language, **card,
+        **_subscription_tax(group, summary),
     )
     subscription.items = [
         SubscriptionItem(position=i, name=line.name, description=line.description,
@@ -274,6 +298,74 @@ def _create_subscription(account: Account, payment: Payment, group: RecurringGro
     db.session.add(subscription)
     db.session.flush()
     return subscription
+
+
+def _notify_trial_started(sub: Subscription, account: Account, email: str) -> None:
+    """Q9: "Your free trial has started": what recurs, and the day of the first charge (the trial's end)."""
+    if sub.status != SubscriptionStatus.TRIALING.value:
+        return
+    queue_email(kind="subscription_trial_started", to=[email], template="email/subscription_trial_started.html",
+                language=sub.language, account_id=account.id, related=("subscription", sub.id),
+                context={"sub": sub, "account": account, "brand_color": account.brand_color,
+                         "amount": Money(sub.amount_minor, sub.currency)})
+
+
+def record_trial_start(attempt_id: int, saved: SavedCard) -> list[Subscription]:
+    """Q9: nothing was due today (every recurring item on a free trial): the card was saved, not charged.
+
+    No payment is recorded — nothing was paid, and the payments index, ledger, reports and exports list money
+    that moved. The checkout completes with the contact, company and deal, and a subscription in trial per
+    recurring group (`started_by_checkout_id` = this checkout, for its confirmation page); the buyer gets the
+    "trial started" email. Idempotent: a second call returns the same subscriptions."""
+    with write_transaction(db.session) as session:
+        attempt = lock_one(session, PaymentAttempt, attempt_id)
+        checkout = lock_one(session, CheckoutSession, attempt.checkout_session_id)
+        if checkout.status == CheckoutStatus.COMPLETED.value:
+            return trial_subscriptions(checkout.id)
+        risk.release(attempt.risk_hold)
+        attempt.risk_hold = None
+        account = lock_one(session, Account, attempt.account_id)
+        snapshot, buyer = checkout.snapshot, attempt.buyer
+        summary = snapshot_summary(snapshot, BuyerChoices.from_stored(buyer.get("choices")))
+        contact_fields = buyer.get("contact", {})
+        language = checkout.language or account.language
+        at = now()
+        contact = crm.find_or_create_contact(
+            account.id, checkout.mode, buyer["email"], first_name=contact_fields.get("first_name", ""),
+            last_name=contact_fields.get("last_name", ""), phone=contact_fields.get("phone", ""), language=language,
+        )
+        company = crm.find_or_create_company(account.id, checkout.mode, contact_fields.get("company", ""))
+        if company is not None and contact.company_id is None:
+            contact.company_id = company.id
+        # The deal is worth a period of what was subscribed to (nothing is paid yet).
+        worth = sum(group.amount.amount_minor for group in summary.groups)
+        deal = crm.create_deal(
+            account.id, checkout.mode, name=f"{contact.display_name} – {', '.join(line.name for line in summary.lines)}",
+            amount_minor=worth, currency=summary.currency, pipeline_id=snapshot.get("pipeline_id"),
+            stage_id=snapshot.get("stage_id"), contact=contact, company=company,
+        )
+        card = {"payment_method_token": saved.token, "card_brand": saved.brand, "card_last4": saved.last4,
+                "card_exp_month": saved.exp_month, "card_exp_year": saved.exp_year}
+        subscriptions = [
+            _create_subscription(account, group, contact.id, deal.id, language, summary, mode=checkout.mode,
+                                 link_id=checkout.link_id, first_payment_id=None, card=card, started_at=at,
+                                 checkout_id=checkout.id)
+            for group in summary.groups
+        ]
+        for subscription in subscriptions:
+            crm.add_timeline(account.id, TimelineKind.SUBSCRIPTION_CREATED, subjects=[("subscription", subscription.id),
+                             ("contact", contact.id), ("deal", deal.id)])
+            _notify_trial_started(subscription, account, contact.email)
+        checkout.status = CheckoutStatus.COMPLETED.value
+        checkout.completed_at = at
+        move_attempt(attempt, AttemptStatus.SUCCEEDED, at=at)
+        return subscriptions
+
+
+def trial_subscriptions(checkout_id: int) -> list[Subscription]:
+    """Q9: the subscriptions a checkout with nothing due today started (its confirmation page shows them)."""
+    return list(db.session.scalars(select(Subscription).where(Subscription.started_by_checkout_id == checkout_id)
+                                   .order_by(Subscription.id)))
 
 
 def _mandate(payment: Payment, buyer: dict[str, Any], language: str, attempt: PaymentAttempt,
