@@ -228,7 +228,7 @@ class OrderSummary:
     @property
     def promo_today(self) -> Money:
         """Q2: what the promo code takes off today's charge."""
-        return sum_money((line.promo or Money.zero(self.currency) for line in self.lines), self.currency)
+        return sum_money((line.promo or Money.zero(self.currency) for line in self.lines_today), self.currency)
 
     @property
     def has_promo(self) -> bool:
@@ -265,16 +265,16 @@ class OrderSummary:
     @property
     def net_today(self) -> Money:
         """Q1/Q6: what is due today after discounts and before exclusive tax (the lines' nets)."""
-        return sum_money((line.amount for line in self.lines), self.currency)
+        return sum_money((line.amount for line in self.lines_today), self.currency)
 
     @property
     def tax_today(self) -> Money:
         """Q6: all tax in what is due today, inclusive and exclusive."""
-        return sum_money((line.tax for line in self.lines if line.tax is not None), self.currency)
+        return sum_money((line.tax for line in self.lines_today if line.tax is not None), self.currency)
 
     @property
     def exclusive_tax_today(self) -> Money:
-        return sum_money((line.exclusive_tax for line in self.lines), self.currency)
+        return sum_money((line.exclusive_tax for line in self.lines_today), self.currency)
 
     def money(self, minor: int) -> Money:
         return Money(int(minor), self.currency)
@@ -423,8 +423,8 @@ def build_order_summary(items: Iterable[ItemLike], currency: str, choices: Buyer
         breakdown = (TaxBreakdownRow(
             name=rate.name, percentage_bp=rate.percentage_bp, inclusive=rate.inclusive,
             taxable_minor=sum(line.amount.amount_minor - (line.tax.amount_minor if rate.inclusive else 0)
-                              for line in lines),
-            tax_minor=sum(line.tax.amount_minor for line in lines)),)
+                              for line in lines if not (trial_days and line.is_recurring)),
+            tax_minor=sum(line.tax.amount_minor for line in lines if not (trial_days and line.is_recurring))),)
     return OrderSummary(
         currency=currency,
         lines=tuple(lines),

@@ -9,6 +9,7 @@ import re
 import pytest
 from sqlalchemy import select
 
+from kassa.errors import ValidationFailed
 from kassa.extensions import db
 from kassa.models import LinkItem, Payment, PaymentAttempt, PaymentLink
 from kassa.renderers.receipt import receipt_html
@@ -275,3 +276,28 @@ def test_q1_a_discount_on_a_recurring_line_applies_to_every_period(client, app):
     with app.test_request_context():
         text = plain(receipt_html(receipt_data(renewal)))
     assert "Discount (15%)" in text and "$17.00" in text
+
+
+def test_q1_a_link_whose_discounts_take_everything_off_is_refused_in_the_editor(client, app):
+    owner = make_merchant(company="Free stuff")
+    with pytest.raises(ValidationFailed) as refused:
+        make_link(owner, items=[priced_item("Sample", "5.00", discount_type="percent", discount_value="100")],
+                  currency="EUR")
+    assert "comes to nothing to pay" in refused.value.errors["items"]
+    assert count(PaymentLink) == 0
+    # Another line with a price left to pay: a legitimate link.
+    link = make_link(owner, items=[priced_item("Sample", "5.00", discount_type="percent", discount_value="100"),
+                                   priced_item("Beans", "10.00")], currency="EUR")
+    assert link.id
+
+
+def test_q1_q3_quantities_that_leave_nothing_after_the_discount_are_refused_and_nothing_is_charged(client, app):
+    """A fixed €5.00 off a €5.00 line: one costs nothing (refused at checkout), two cost €5.00 (paid)."""
+    _owner, link = _shop(priced_item("Beans", "5.00", quantity="2", quantity_adjustable="1", quantity_min="1",
+                                     quantity_max="3", discount_type="amount", discount_value="5.00"))
+    path = start_checkout(client, link.slug)
+    refused = _pay(client, path, qty_0="1")
+    assert refused.status_code == 422 and "comes to nothing to pay" in page_text(refused)
+    assert count(Payment) == 0 and count(PaymentAttempt) == 0
+    assert _pay(client, path, qty_0="2").status_code == 303
+    assert [(p.amount_minor, p.discount_minor) for p in all_payments()] == [(500, 500)]

@@ -8,10 +8,12 @@ from __future__ import annotations
 import itertools
 from decimal import ROUND_HALF_UP, Decimal
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from kassa.errors import ValidationFailed
 from kassa.extensions import db
 from kassa.models import Payment, PaymentAttempt
 from kassa.money import Money, exponent
@@ -121,9 +123,16 @@ def _item_draft(i, line, currency) -> ItemDraft:
 def test_q1_q3_q4_checkout_charge_record_receipt_and_export_agree(app, client, cart):
     currency, lines = cart
     owner = make_merchant(company=f"Property shop {next(_shops)}")
-    link = make_link(owner, items=[_item_draft(i, line, currency) for i, line in enumerate(lines)], currency=currency)
+    drafts = [_item_draft(i, line, currency) for i, line in enumerate(lines)]
     expected = [_expected_line(line) for line in lines]
     total = sum(g - d for g, d in expected)
+    if total == 0 and not any(line["custom"] or line["adjustable"] for line in lines):
+        # Discounts that take everything off: the editor refuses the link (nothing could ever be charged).
+        with pytest.raises(ValidationFailed) as refused:
+            make_link(owner, items=drafts, currency=currency)
+        assert "comes to nothing to pay" in refused.value.errors["items"]
+        return
+    link = make_link(owner, items=drafts, currency=currency)
 
     path = start_checkout(client, link.slug)
     form = buyer_form("card")
@@ -133,6 +142,10 @@ def test_q1_q3_q4_checkout_charge_record_receipt_and_export_agree(app, client, c
         if line["custom"]:
             form[f"price_{i}"] = Money(line["chosen_amount"], currency).to_input("en")
     response = client.post(path, data=form)
+    if total == 0:  # the buyer's quantities left nothing after the discounts: refused, nothing charged
+        assert response.status_code == 422 and "comes to nothing to pay" in response.get_data(as_text=True)
+        assert db.session.scalar(select(Payment.id).where(Payment.account_id == owner.account_id)) is None
+        return
     assert response.status_code == 303, response.get_data(as_text=True)[:1500]
 
     db.session.rollback()

@@ -233,15 +233,18 @@ def quote(snapshot: dict[str, Any], form: dict[str, str], locale: str, *, accoun
                               promo_id=found.id)
     summary = snapshot_summary(snapshot, choices)
     if summary.has_promo and promo_codes.FIELD not in errors and (summary.due_today.amount_minor <= 0
-                                                                  or not summary.promo_today.amount_minor):
+                                                                  or not summary.lines_today):
         # Q2: a payment of nothing can't be charged: the code is refused, not the order made free. Q9: on a
         # free trial with nothing else to pay today there is nothing for it to take off.
         errors[promo_codes.FIELD] = (
-            _("There is nothing to pay today that this promo code could take off.")
-            if not summary.promo_today.amount_minor
+            _("There is nothing to pay today that this promo code could take off.") if not summary.lines_today
             else _("This promo code takes off the whole amount, so it can't be used here."))
         choices = replace(choices, promo_code="", promo_kind="", promo_value=0, promo_id=None)
         summary = snapshot_summary(snapshot, choices)
+    if summary.due_today.amount_minor <= 0 and summary.lines_today and not errors:
+        # Q1: lines whose discounts take everything off (a link saved before the editor refused them) can't
+        # be paid: nothing is charged, the buyer is told (a free trial with nothing else due is a card saved).
+        errors["items"] = _("This order comes to nothing to pay, so it can't be paid here. Contact the seller.")
     if summary.due_today.amount_minor > cap and not errors:
         line = next((line for line in summary.lines if line.quantity_adjustable or line.custom_amount), None)
         name = "items" if line is None else f"{'qty' if line.quantity_adjustable else 'price'}_{line.index}"

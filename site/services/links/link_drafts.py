@@ -388,6 +388,14 @@ def _total_problem(draft: LinkDraft, locale: str) -> str | None:
              total=Money(total, draft.currency).format(locale), max=Money(cap, draft.currency).format(locale))
 
 
+def _charges_nothing(draft: LinkDraft, locale: str) -> bool:
+    """Q1: every line's discount takes its whole price off, and no buyer changes a quantity or types a price:
+    nothing could ever be charged. (A buyer's choices that come to nothing are refused at checkout.)"""
+    summary = preview_summary(draft, draft.currency, locale)
+    return bool(summary.lines) and len(summary.lines) == len(draft.items) and not any(
+        line.custom_amount or line.quantity_adjustable or line.amount.amount_minor for line in summary.lines)
+
+
 def _validate_pricing(item: ItemDraft, prefix: str, currency: str, locale: str, errors: dict[str, str]) -> None:
     """Q1, Q3, Q4: the line's discount, adjustable quantity and pay-what-you-want bounds."""
     if item.discount_type not in DISCOUNT_TYPES:
@@ -485,6 +493,10 @@ def validate_draft(draft: LinkDraft, account_id: int, locale: str) -> dict[str, 
     total_problem = _total_problem(draft, locale)
     if total_problem and "items" not in errors:
         errors["items"] = total_problem
+    if not any(key in ("items", "currency") or key.startswith("items-") for key in errors) \
+            and _charges_nothing(draft, locale):
+        errors["items"] = _("After its discounts this link comes to nothing to pay. Lower a discount: a payment "
+                            "link has to charge something.")
     for name, mode in draft.fields.items():
         if mode not in FieldMode._value2member_map_:
             errors[f"field_{name}"] = _("Choose off, optional or required.")
