@@ -9,10 +9,10 @@ $$("[data-autosubmit]").forEach((s) => on(s, "change", () => s.form && s.form.su
 const F = $("#checkout-form"), CTL = "input,select,textarea";
 if (!F) return;
 const msg = (k) => F.getAttribute("data-msg-" + k) || k;
-// Q12: billing and shipping countries come as one list of names (#countries, enough without this script);
-// each of their fields becomes a <select> of it, unless it holds text that is none of them.
-const names = $$("#countries option").map((o) => o.value), low = (v) => v.trim().toLowerCase();
-$$("input[list=countries]", F).forEach((x) => {
+// Q12: billing and shipping countries come as one list of names (#countries, "|"-separated; without this script
+// the buyer types the name); each of their fields becomes a <select> of it, unless it holds text that is none.
+const cl = $("#countries"), names = cl ? cl.dataset.names.split("|") : [], low = (v) => v.trim().toLowerCase();
+$$("input[data-country]", F).forEach((x) => {
   const s = mk("select", { id: x.id, name: x.name, required: 1 }), v = low(x.value), i = names.findIndex((n) => low(n) === v);
   if (v && i < 0) return;
   names.forEach((n, j) => s.add(new Option(n, n, 0, j === i)));
