@@ -1,6 +1,6 @@
 """Q12 on a phone (390×844): a checkout with billing and shipping addresses sends its countries once. With
-checkout.js both country fields are <select>s built from that one list; without it they are text fields that
-suggest from it. Either way the buyer pays with a separate shipping country, and the page passes axe."""
+checkout.js both country fields are <select>s built from that one list; without it they are text fields the
+buyer types the country into. Either way the buyer pays with a separate shipping country, and the page passes axe."""
 
 from __future__ import annotations
 

@@ -116,15 +116,20 @@ function sync() {
   if (same && s) s.hidden = same.checked && !same.disabled; // in a hidden card section it does not apply
   if (s) off(s);
 }
-// An address's line 2 waits behind a "+ Add apartment" button unless it holds something (Q12: the buttons are made
-// here, as without this script the field simply shows).
-$$("input[name$=_line2]", F).forEach((x) => {
-  const f = x.closest(".field"), b = mk("button", { type: "button", className: "linkbtn", textContent: msg("line2") });
-  const open = (y) => { f.hidden = !y; b.hidden = y; };
-  b.dataset.reveal = x.name;
-  f.before(b);
+// An optional field waits behind its "+ Add …" button unless it holds something or an error: the page's own
+// buttons (promo code, VAT number) and an address's line 2, whose buttons are made here (Q12: without this
+// script the fields simply show).
+const reveal = (b, x) => {
+  const f = x.closest(".field"), open = (y) => { f.hidden = !y; b.hidden = y; };
   open(!!x.value || f.classList.contains("field--error"));
   on(b, "click", () => { open(true); sync(); x.focus(); });
+};
+$$("[data-reveal]", F).forEach((b) => { const x = $("#f-" + b.dataset.reveal, F); if (x) reveal(b, x); });
+$$("input[name$=_line2]", F).forEach((x) => {
+  const b = mk("button", { type: "button", className: "linkbtn", textContent: msg("line2") });
+  b.dataset.reveal = x.name;
+  x.closest(".field").before(b);
+  reveal(b, x);
 });
 $$(CTL, F).forEach((x) => { if (x.closest(".field--error")) shown.add(x); }); // the server's stay until an edit
 // maxlength would cut pastes like "4242 4242 4242 4242" or "12 / 2029"; digits are capped per brand instead.
