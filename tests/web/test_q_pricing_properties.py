@@ -253,3 +253,65 @@ def test_q6_taxed_checkout_charge_record_receipt_and_export_agree(app, client, c
     row = dict(zip([h.label for h in headers], next(iter(rows)), strict=False))
     scale = Decimal(1).scaleb(-exponent(currency))
     assert row["Gross amount"] == Decimal(total) * scale and row["Tax"] == Decimal(sum(taxes)) * scale
+
+
+# -- Q2 + Q6 + Q9 together: a promo code, tax and recurring lines (with or without a free trial) ----------------
+
+
+@settings(max_examples=400, deadline=None)
+@given(cart=carts(), recurring=st.lists(st.booleans(), min_size=4, max_size=4), trial=st.booleans(),
+       promo=st.one_of(st.none(), st.tuples(st.just("percent"), st.integers(1, 10_000)),
+                       st.tuples(st.just("amount"), st.integers(1, 2_000_000))),
+       rate_bp=st.integers(0, 10_000), inclusive=st.booleans())
+def test_q2_q6_q9_promo_then_tax_then_trial_compose_exactly(cart, recurring, trial, promo, rate_bp, inclusive):
+    """The order of docs/requirements.md: line discount → promo (today's lines only: not a recurring line whose
+    first charge waits for a trial) → tax on what is left; a recurring line's later periods are its full net
+    and the tax on it. Everything in whole minor units, for 0-, 2- and 3-decimal currencies."""
+    import dataclasses
+
+    from kassa.tax import TaxContext, TaxRateSpec
+
+    currency, lines = cart
+    items = [dataclasses.replace(item, frequency="monthly", term_type="auto_renew") if recurring[i] else item
+             for i, item in enumerate(_order_items(currency, lines))]
+    context = TaxContext(rates=(TaxRateSpec(id=1, name="VAT", percentage_bp=rate_bp, inclusive=inclusive),),
+                         merchant_country="NL")
+    choices = dataclasses.replace(_choices(lines), country="NL")
+    if promo:
+        choices = dataclasses.replace(choices, promo_code="CODE", promo_kind=promo[0], promo_value=promo[1])
+    trial_days = 14 if trial else 0
+    summary = build_order_summary(items, currency, choices, context, trial_days=trial_days)
+
+    nets = [g - d for g, d in (_expected_line(line) for line in lines)]
+    later = [trial and recurring[i] for i in range(len(lines))]  # first charged after the trial, not today
+    eligible = [0 if later[i] else net for i, net in enumerate(nets)]
+    shares = [line.promo.amount_minor if line.promo else 0 for line in summary.lines]
+    if promo is None:
+        assert shares == [0] * len(lines)
+    elif promo[0] == "percent":
+        assert shares == [int((Decimal(n) * promo[1] / 10_000).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+                          for n in eligible]
+    else:  # shared in proportion to the nets, never more than they are, adding up exactly
+        assert sum(shares) == min(promo[1], sum(eligible))
+        assert all(0 <= s <= n for s, n in zip(shares, eligible, strict=True))
+        if sum(eligible):
+            exact = [Decimal(sum(shares)) * n / sum(eligible) for n in eligible]
+            assert all(abs(s - e) < 1 for s, e in zip(shares, exact, strict=True))
+    left = [n - s for n, s in zip(nets, shares, strict=True)]
+    taxes = [_expected_tax(a, rate_bp, inclusive) for a in left]
+    assert [line.amount.amount_minor for line in summary.lines] == left
+    assert [line.tax.amount_minor for line in summary.lines] == taxes
+    today = [i for i in range(len(lines)) if not later[i]]
+    added = [0 if inclusive else taxes[i] for i in range(len(lines))]
+    assert summary.due_today.amount_minor == sum(left[i] + added[i] for i in today)
+    assert summary.promo_today.amount_minor == sum(shares[i] for i in today)
+    assert summary.tax_today.amount_minor == sum(taxes[i] for i in today)
+    period = [i for i in range(len(lines)) if recurring[i]]
+    if period:
+        (group,) = summary.groups
+        period_tax = [_expected_tax(nets[i], rate_bp, inclusive) for i in period]
+        assert group.amount.amount_minor == sum(nets[i] for i in period) + (0 if inclusive else sum(period_tax))
+        assert group.tax.amount_minor == sum(period_tax)
+        assert group.on_trial is trial
+    else:
+        assert summary.groups == ()
