@@ -21,12 +21,11 @@ from kassa.services.links.link_drafts import ItemDraft
 from tests.factories import PASSWORD, make_merchant
 from tests.support.browser import (
     DESKTOP,
-    PHONE,
     assert_accessible,
     log_in_page,
     new_context,
+    phone_checkout,
     screenshot,
-    signed_test_url,
 )
 from tests.support.checkout_flow import make_link
 
@@ -68,12 +67,7 @@ def _payments(live_server) -> list[tuple[int, str | None, int]]:
 @pytest.mark.parametrize("script", ["with-script", "script-blocked"])
 def test_q2_buyer_applies_a_promo_code_on_a_phone_in_dutch(live_server, browser, shop, script):
     _email, slug = shop
-    context = new_context(browser, viewport=PHONE, locale="nl-NL")
-    try:
-        page = context.new_page()
-        if script == "script-blocked":
-            page.route("**/checkout*.js*", lambda route: route.abort())
-        page.goto(signed_test_url(live_server.url, slug))
+    with phone_checkout(browser, live_server.url, slug, script=script == "with-script") as page:
         total = page.locator("#summary-total")
         expect(total).to_have_text(re.compile(r"€\s?25,00"))
         field = page.get_by_label("Kortingscode", exact=True)
@@ -116,8 +110,6 @@ def test_q2_buyer_applies_a_promo_code_on_a_phone_in_dutch(live_server, browser,
         if script == "with-script":
             _keep(screenshot(page, "q2-promo-confirmation-nl-phone"))
         assert _payments(live_server) == [(2250, "SUMMER10", 250)]
-    finally:
-        context.close()
 
 
 def test_q2_promo_codes_page_on_a_desktop(live_server, browser, shop):

@@ -19,13 +19,12 @@ from kassa.services.links.link_drafts import ItemDraft
 from tests.factories import PASSWORD, make_merchant
 from tests.support.browser import (
     DESKTOP,
-    PHONE,
     SCREENSHOTS,
     assert_accessible,
     log_in_page,
     new_context,
+    phone_checkout,
     screenshot,
-    signed_test_url,
 )
 from tests.support.checkout_flow import actor_for, make_link
 
@@ -59,12 +58,7 @@ def _payments(live_server) -> list[tuple[int, int, str, bool]]:
 @pytest.mark.parametrize("script", ["with-script", "script-blocked"])
 def test_q6_taxed_purchase_in_dutch_on_a_phone(live_server, browser, shop, script):
     _email, slug = shop
-    context = new_context(browser, viewport=PHONE, locale="nl-NL")
-    try:
-        page = context.new_page()
-        if script == "script-blocked":
-            page.route("**/checkout*.js*", lambda route: route.abort())
-        page.goto(signed_test_url(live_server.url, slug))
+    with phone_checkout(browser, live_server.url, slug, script=script == "with-script") as page:
         total, tax = page.locator("#summary-total"), page.locator("#tax")
         expect(total).to_have_text(re.compile(r"€\s?24,20"))
         expect(tax).to_contain_text("BTW hoog (21%)")
@@ -117,8 +111,6 @@ def test_q6_taxed_purchase_in_dutch_on_a_phone(live_server, browser, shop, scrip
             subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile",
                             str(SCREENSHOTS / "q6-tax-receipt.pdf"), str(SCREENSHOTS / "q6-tax-receipt")], check=True)
         assert _payments(live_server) == [(2000, 0, "DE", True)]
-    finally:
-        context.close()
 
 
 def test_q6_tax_rates_settings_page(live_server, browser, shop):

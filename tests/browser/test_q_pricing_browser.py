@@ -16,13 +16,12 @@ from kassa.services.links.link_drafts import ItemDraft
 from tests.factories import PASSWORD, make_merchant
 from tests.support.browser import (
     DESKTOP,
-    PHONE,
     assert_accessible,
     htmx_swap,
     log_in_page,
     new_context,
+    phone_checkout,
     screenshot,
-    signed_test_url,
 )
 from tests.support.checkout_flow import make_link
 
@@ -56,12 +55,7 @@ def _payments(live_server) -> list[tuple[int, int, int]]:
 @pytest.mark.parametrize("script", ["with-script", "script-blocked"])
 def test_q1_q3_q4_discounted_purchase_with_a_quantity_change_in_dutch_on_a_phone(live_server, browser, shop, script):
     _email, slug = shop
-    context = new_context(browser, viewport=PHONE, locale="nl-NL")
-    try:
-        page = context.new_page()
-        if script == "script-blocked":
-            page.route("**/checkout*.js*", lambda route: route.abort())
-        page.goto(signed_test_url(live_server.url, slug))
+    with phone_checkout(browser, live_server.url, slug, script=script == "with-script") as page:
         total = page.locator("#summary-total")
         expect(total).to_have_text(re.compile(r"€\s?14,25"))  # 12,50 − 1,25 + 3,00
         expect(page.get_by_text("Korting (10%)")).to_be_visible()
@@ -97,8 +91,6 @@ def test_q1_q3_q4_discounted_purchase_with_a_quantity_change_in_dutch_on_a_phone
         if script == "with-script":
             screenshot(page, "q-pricing-confirmation-nl-phone")
         assert _payments(live_server) == [(3875, 4250, 375)]
-    finally:
-        context.close()
 
 
 def test_q1_q3_q4_editor_preview_of_the_pricing_options(live_server, browser, shop):

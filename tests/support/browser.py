@@ -197,6 +197,21 @@ def new_context(browser, **options):
     return context
 
 
+@contextmanager
+def phone_checkout(browser, base: str, slug: str, *, script: bool = True, locale: str = "nl-NL"):
+    """A phone-sized (390×844) page on the link's signed test checkout, with checkout.js or with every checkout
+    script blocked (the no-JS path), closed afterwards."""
+    context = new_context(browser, viewport=PHONE, locale=locale)
+    try:
+        page = context.new_page()
+        if not script:
+            page.route("**/checkout*.js*", lambda route: route.abort())
+        page.goto(signed_test_url(base, slug))
+        yield page
+    finally:
+        context.close()
+
+
 def wait_for_htmx_idle(page) -> None:
     """Wait until the page has loaded and htmx has nothing in flight, swapping or settling."""
     page.wait_for_function(f"() => {HTMX_IDLE}")
