@@ -327,17 +327,23 @@ def _parse_amount(text: str, currency: str, locale: str) -> int | None:
     return minor if 0 < minor <= MAX_AMOUNT_MINOR else None
 
 
+def parse_percent_bp(text: str, locale: str) -> int | None:
+    """A percentage as typed ("12.5", "12,5 %") in basis points: 0.01 to 100 %, at most two decimals; else None.
+    Q1 line discounts and Q2 promo codes."""
+    try:
+        value = parse_decimal((text or "").strip().rstrip("%").strip(), locale=locale, strict=True)
+    except (NumberFormatError, ValueError):
+        return None
+    bp = value * 100
+    if bp != bp.to_integral_value() or not 1 <= bp <= MAX_PERCENT_BP:
+        return None
+    return int(bp)
+
+
 def _parse_discount(kind: str, text: str, currency: str, locale: str) -> int | None:
     """Q1: a percentage as basis points (0.01 to 100 %, at most two decimals), or an amount in minor units."""
     if kind == DiscountType.PERCENT:
-        try:
-            value = parse_decimal((text or "").strip().rstrip("%").strip(), locale=locale, strict=True)
-        except (NumberFormatError, ValueError):
-            return None
-        bp = value * 100
-        if bp != bp.to_integral_value() or not 1 <= bp <= MAX_PERCENT_BP:
-            return None
-        return int(bp)
+        return parse_percent_bp(text, locale)
     if kind == DiscountType.AMOUNT:
         return _parse_amount(text, currency, locale)
     return None

@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from babel.numbers import NumberFormatError, parse_decimal
 from flask_babel import gettext as _
 from sqlalchemy import or_, select, update
 
@@ -25,7 +24,8 @@ from kassa.extensions import db
 from kassa.forms import parse_int
 from kassa.models import Account, Payment, PaymentLink, PaymentStatus, PromoCode
 from kassa.money import MoneyError, is_known_currency, parse_money
-from kassa.order_summary import MAX_PERCENT_BP, DiscountType
+from kassa.order_summary import DiscountType
+from kassa.services.links.link_drafts import parse_percent_bp
 from kassa.services.platform.audit import record_audit
 
 CODE_RE = re.compile(r"^[A-Z0-9_-]{1,32}$")
@@ -53,17 +53,6 @@ def account_links(account_id: int) -> list[PaymentLink]:
                                    .order_by(PaymentLink.name, PaymentLink.id)))
 
 
-def _parse_percent(text: str, locale: str) -> int | None:
-    try:
-        value = parse_decimal((text or "").strip().rstrip("%").strip(), locale=locale, strict=True)
-    except (NumberFormatError, ValueError):
-        return None
-    bp = value * 100
-    if bp != bp.to_integral_value() or not 1 <= bp <= MAX_PERCENT_BP:
-        return None
-    return int(bp)
-
-
 def _parse_expiry(text: str, timezone: str) -> datetime | None:
     """A `datetime-local` value ("2027-01-31T23:59"), read in the account's time zone."""
     return datetime.fromisoformat(text).replace(tzinfo=zone(timezone))
@@ -84,7 +73,7 @@ def create_code(actor: Actor, values: dict[str, object], locale: str) -> PromoCo
     kind = str(values.get("kind") or "")
     value, currency = None, None
     if kind == DiscountType.PERCENT:
-        value = _parse_percent(str(values.get("percent") or ""), locale)
+        value = parse_percent_bp(str(values.get("percent") or ""), locale)
         if value is None:
             errors["percent"] = _("Enter a percentage from 0.01 to 100, like 10 or 12.5.")
     elif kind == DiscountType.AMOUNT:
