@@ -79,7 +79,8 @@ class PageCache:
         self._marks = {name: f"k{secrets.token_hex(16)}" for name in names}
         self._names = {mark: name for name, mark in self._marks.items()}
         self._split = re.compile("(" + "|".join(self._marks.values()) + ")")
-        self._entries: OrderedDict[Hashable, list[str]] = OrderedDict()
+        # key → (the page split at its marks, with slot names at odd indices; what the caller stored beside it)
+        self._entries: OrderedDict[Hashable, tuple[list[str], object]] = OrderedDict()
         self._lock = threading.Lock()
         self.maxsize = maxsize
 
@@ -91,28 +92,45 @@ class PageCache:
     def enabled() -> bool:
         return not current_app.jinja_env.auto_reload
 
-    def render(self, key: Hashable, template: str, context: Callable[[], dict], values: dict[str, str]) -> str | None:
-        """The page for `key`, rendering `template` with `context()` (called only on a miss) the first time.
-
-        `values` maps each name to this request's value; None when a value is not safe to fill in (the
-        caller then renders the page normally)."""
+    def cached(self, key: Hashable, values: dict[str, str]) -> tuple[str, object] | None:
+        """The page for `key` filled with `values`, and what `render` stored beside it; None on a miss or when
+        a value is not safe to fill in."""
         if not all(SAFE_VALUE.fullmatch(value) for value in values.values()):
             return None
         with self._lock:
-            parts = self._entries.get(key)
-            if parts is not None:
-                self._entries.move_to_end(key)
-        if parts is None:
-            if set(values) != set(self.slots):
-                raise ValueError(f"filled values {sorted(values)} are not the declared slots {sorted(self.slots)}")
-            parts = self._split.split(compact(render_template(template, **context())))
-            self._check(template, parts, values)
-            for i in range(1, len(parts), 2):
-                parts[i] = self._names[parts[i]]
-            with self._lock:
-                self._entries[key] = parts
-                while len(self._entries) > self.maxsize:
-                    self._entries.popitem(last=False)
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+        parts, meta = entry
+        return self._fill(parts, values), meta
+
+    def render(self, key: Hashable, template: str, context: Callable[[], dict], values: dict[str, str],
+               meta: object = None) -> str | None:
+        """The page for `key`, rendering `template` with `context()` (called only on a miss) the first time, and
+        keeping `meta` beside it (what the page's response needs besides its HTML, e.g. a CSP allowance).
+
+        `values` maps each name to this request's value; None when a value is not safe to fill in (the
+        caller then renders the page normally)."""
+        hit = self.cached(key, values)
+        if hit is not None:
+            return hit[0]
+        if not all(SAFE_VALUE.fullmatch(value) for value in values.values()):
+            return None
+        if set(values) != set(self.slots):
+            raise ValueError(f"filled values {sorted(values)} are not the declared slots {sorted(self.slots)}")
+        parts = self._split.split(compact(render_template(template, **context())))
+        self._check(template, parts, values)
+        for i in range(1, len(parts), 2):
+            parts[i] = self._names[parts[i]]
+        with self._lock:
+            self._entries[key] = (parts, meta)
+            while len(self._entries) > self.maxsize:
+                self._entries.popitem(last=False)
+        return self._fill(parts, values)
+
+    @staticmethod
+    def _fill(parts: list[str], values: dict[str, str]) -> str:
         page = parts.copy()
         page[1::2] = [values[name] for name in parts[1::2]]
         return "".join(page)

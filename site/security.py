@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hmac
+import json
 import secrets
 import time
 
 from flask import Flask, Response, current_app, g, session
+from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import want_bytes
+from itsdangerous.signer import HMACAlgorithm
 
 
 def csp_nonce() -> str:
@@ -65,12 +69,31 @@ def _content_security_policy() -> str:
     )
 
 
+class _OneCallHMAC(HMACAlgorithm):
+    """itsdangerous' HMAC, computed by `hmac.digest` (one C call) instead of a Python `hmac.HMAC` object: with
+    the digest given as a callable, as itsdangerous and Flask give it, `hmac.new` takes the pure-Python path.
+    The same bytes (Q12: a tenth of a checkout GET went into its two signatures)."""
+
+    def __init__(self, digest_method, name: str) -> None:
+        super().__init__(digest_method)
+        self.name = name
+
+    def get_signature(self, key: bytes, value: bytes) -> bytes:
+        return hmac.digest(key, value, self.name)
+
+
 class _KeyOnceSigner(TimestampSigner):
     """itsdangerous' TimestampSigner (of the timed serializers), deriving each key once instead of on every
-    signature and check (an HMAC of the secret key and salt each time, the same bytes every time): Q12, the
-    checkout GET signs twice (CSRF token, session cookie). Same keys, same signatures: nothing changes."""
+    signature and check (an HMAC of the secret key and salt each time, the same bytes every time), and signing
+    with _OneCallHMAC: Q12, the checkout GET signs twice (CSRF token, session cookie). Same keys, same
+    signatures: nothing changes."""
 
     _derived: dict[tuple, bytes] = {}  # the serializer makes a new signer per call: kept on the class
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if type(self.algorithm) is HMACAlgorithm:
+            self.algorithm = _OneCallHMAC(self.algorithm.digest_method, self.algorithm.digest_method().name)
 
     def derive_key(self, secret_key=None) -> bytes:
         secret = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
@@ -81,12 +104,45 @@ class _KeyOnceSigner(TimestampSigner):
         return key
 
 
+def _signer_once(serializer: URLSafeTimedSerializer) -> URLSafeTimedSerializer:
+    """The serializer, signing with _KeyOnceSigner and building its signer for a salt once instead of on each
+    `dumps` and `loads` (a signer holds its keys and settings only: one serves every call)."""
+    serializer.signer = _KeyOnceSigner
+    build, signers = serializer.make_signer, {}
+
+    def make_signer(salt=None):
+        signer = signers.get(salt)
+        if signer is None:
+            signer = signers[salt] = build(salt)
+        return signer
+
+    serializer.make_signer = make_signer
+    return serializer
+
+
+class _SessionJSON(TaggedJSONSerializer):
+    """Flask's session serializer, with a shortcut for the sessions buyers have (a CSRF token, a language: text
+    and numbers only). For those, tagging changes nothing and the JSON is written as Flask's JSON provider writes
+    it (sorted keys, ASCII, compact): the same cookie, without walking the tag registry (Q12). A dict key that
+    starts with a space could be read as a tag: such sessions, and anything else, take the tagging path."""
+
+    _plain = (str, int, float, type(None))
+
+    def dumps(self, value) -> str:
+        if type(value) is not dict or not all(
+                type(key) is str and not key.startswith(" ") and type(item) in self._plain
+                for key, item in value.items()):
+            return super().dumps(value)
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=True)
+
+
 class SessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, with the signing serializer built once per set of keys instead of twice
     per request (reading and writing the cookie): Q12, a few percent of a checkout GET. A rotated secret key
     (or fallback list) is a new set and builds a new serializer."""
 
     _built: tuple = (None, None)
+    serializer = _SessionJSON()
 
     def get_signing_serializer(self, app: Flask):
         keys = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
@@ -94,7 +150,7 @@ class SessionInterface(SecureCookieSessionInterface):
         if built[0] != keys:
             serializer = super().get_signing_serializer(app)
             if serializer is not None:
-                serializer.signer = _KeyOnceSigner
+                _signer_once(serializer)
             built = self._built = (keys, serializer)
         return built[1]
 
@@ -117,8 +173,8 @@ def generate_csrf() -> str:
     if token is None:
         serializer = _csrf_serializers.get(secret_key)
         if serializer is None:
-            serializer = _csrf_serializers[secret_key] = URLSafeTimedSerializer(
-                secret_key, salt="wtf-csrf-token", signer=_KeyOnceSigner)
+            serializer = _csrf_serializers[secret_key] = _signer_once(
+                URLSafeTimedSerializer(secret_key, salt="wtf-csrf-token"))
         raw = session.get(field_name)
         if not isinstance(raw, str):
             raw = session[field_name] = secrets.token_hex(20)  # as Flask-WTF's: 160 random bits in hex

@@ -5,8 +5,6 @@ Buyer-facing: this module never imports merchant views (DESIGN §7.2).
 
 from __future__ import annotations
 
-import json
-
 from flask import (
     Blueprint,
     Response,
@@ -20,7 +18,6 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from sqlalchemy import inspect as sa_inspect
 
 from kassa import buyer_proof
 from kassa.blueprints.checkout_forms import CheckoutForm
@@ -51,9 +48,9 @@ from kassa.urls import absolute_url, web_origin
 bp = Blueprint("checkout", __name__)
 
 
-def _buyer_language(checkout: CheckoutSession | None = None, posted: str | None = None) -> str:
-    """C7: the language the buyer chose on the page (`?lang=`, or `posted` from the form), else what their
-    browser prefers."""
+def _buyer_language(stored: str | None = None, posted: str | None = None) -> str:
+    """C7: the language the buyer chose on the page (`?lang=`, or `posted` from the form), else the checkout
+    session's `stored` language, else what their browser prefers."""
     chosen = request.args.get("lang") or posted
     if chosen in LANGUAGES:
         session["buyer_lang"] = chosen
@@ -62,8 +59,8 @@ def _buyer_language(checkout: CheckoutSession | None = None, posted: str | None 
     remembered = session.get("buyer_lang")
     if remembered in LANGUAGES:
         return remembered
-    if checkout is not None and checkout.language in LANGUAGES:
-        return checkout.language
+    if stored in LANGUAGES:
+        return stored
     return best_language(request.accept_languages.best_match(list(LANGUAGES)))
 
 
@@ -186,17 +183,6 @@ def _live_ready(view: checkout_service.CheckoutView) -> bool:
     return view.stripe_publishable_key is not None or current_app.config.get("KASSA_LIVE_PROCESSOR") is not None
 
 
-_column_keys: dict[type, tuple[str, ...]] = {}
-
-
-def _row_key(row) -> str:
-    """Every column of a row, so any change to it (branding, name, country, …) is a new cache key."""
-    keys = _column_keys.get(type(row))
-    if keys is None:
-        keys = _column_keys[type(row)] = tuple(attr.key for attr in sa_inspect(type(row)).column_attrs)
-    return repr(tuple(getattr(row, key) for key in keys))
-
-
 def page_cache() -> PageCache:
     """The untouched checkout page is the same for every session of a link version: rendered once per app
     and key, then only the session token, CSRF token and CSP nonce are filled in (see kassa.page_cache)."""
@@ -206,22 +192,55 @@ def page_cache() -> PageCache:
     return cache
 
 
-def _checkout_page(view: checkout_service.CheckoutView):
+def _page_key(state: checkout_service.PageState, language: str) -> tuple:
+    """Everything the untouched page shows besides its slots: the key changes with any edit of the account row,
+    with the session's frozen link snapshot, the language and the mode."""
+    live_ready = state.stripe_publishable_key is not None or current_app.config.get("KASSA_LIVE_PROCESSOR") is not None
+    return (request.script_root, language, state.mode, live_ready, state.stripe_publishable_key, state.link_id,
+            state.snapshot_text, state.account_row)
+
+
+def _allow_sources(form_action: str | None, stripe_js: bool) -> None:
+    # L13: the browser checks the redirect after the form post against this page's form-action.
+    if form_action:
+        allow_form_action(form_action)
+    if stripe_js:  # K6: the Payment Element's script and frames
+        allow_stripe_js()
+
+
+def _form_response(html: str, form_action: str | None, stripe_js: bool, status: int = 200):
+    _allow_sources(form_action, stripe_js)
+    return html, status
+
+
+def _form_sources(view: checkout_service.CheckoutView) -> tuple[str | None, bool]:
+    """What the payment form's CSP must allow besides Kassa: the thank-you page's origin, Stripe.js."""
+    return _thank_you_origin(view.checkout), _uses_payment_element(view)
+
+
+def _cached_form(token: str, state: checkout_service.PageState, key: tuple):
+    """Q12: the untouched payment form straight from the page cache, without loading the session's ORM
+    objects or touching Jinja and Babel (most page views); None on a miss."""
+    hit = page_cache().cached(key, {"token": token, "csrf": generate_csrf(), "nonce": csp_nonce()})
+    if hit is None:
+        return None
+    html, (form_action, stripe_js) = hit
+    return _form_response(html, form_action, stripe_js)
+
+
+def _checkout_page(view: checkout_service.CheckoutView, key: tuple | None):
     checkout, pages = view.checkout, page_cache()
-    values = {"token": checkout.token, "csrf": generate_csrf(), "nonce": csp_nonce()}
-    if pages.enabled():
-        # Everything the page shows besides `values`: the key changes with any edit of the account row, with
-        # the session's frozen link snapshot, the language and the mode.
-        key = (request.script_root, g.buyer_language, checkout.mode, _live_ready(view),
-               view.stripe_publishable_key, checkout.link_id,
-               json.dumps(checkout.snapshot, sort_keys=True, default=str), _row_key(view.account))
+    form_action, stripe_js = _form_sources(view)
+    if key is not None:
+        values = {"token": checkout.token, "csrf": generate_csrf(), "nonce": csp_nonce()}
         html = pages.render(key, "checkout/page.html", lambda: {
             **_page_context(view, token=pages.mark("token")),
             "csrf_token": lambda: pages.mark("csrf"), "csp_nonce": lambda: pages.mark("nonce"),
-        }, values)
+        }, values, meta=(form_action, stripe_js))
         if html is not None:
-            return html, 200
-    return _buyer_page("checkout/page.html", **_page_context(view))
+            return _form_response(html, form_action, stripe_js)
+    html, status = _buyer_page("checkout/page.html", **_page_context(view))
+    return _form_response(html, form_action, stripe_js, status)
 
 
 def _trial_confirmation(view: checkout_service.CheckoutView):
@@ -274,11 +293,18 @@ def _confirmation(view: checkout_service.CheckoutView):
 
 @bp.get("/checkout/<token>")
 def page(token: str):
-    view = _view(token)
-    checkout = view.checkout
     # H14: a GET writes nothing: the language chosen here is kept in the buyer's cookie and the page's form,
     # and saved on the checkout session when the form is submitted.
-    _use_language(_buyer_language(checkout))
+    key = None
+    state = checkout_service.page_state(token) if page_cache().enabled() else None
+    if state is not None and state.shows_form:
+        key = _page_key(state, _buyer_language(state.stored_language))
+        cached = _cached_form(token, state, key)
+        if cached is not None:
+            return cached
+    view = _view(token)
+    checkout = view.checkout
+    _use_language(_buyer_language(checkout.language))
     if checkout.status == CheckoutStatus.COMPLETED.value:
         return _confirmation(view)
     if checkout_service.is_expired(checkout) and view.link_slug is not None:
@@ -289,17 +315,8 @@ def page(token: str):
         view.ensure_link_open()
     except Gone as exc:
         return _closed_page(exc, view.account)
-    # L13: the browser checks the redirect after the form post against this page's form-action.
-    _allow_thank_you_redirect(checkout)
-    if _uses_payment_element(view):
-        allow_stripe_js()
-    return _checkout_page(view)
-
-
-def _allow_thank_you_redirect(checkout: CheckoutSession) -> None:
-    origin = _thank_you_origin(checkout)
-    if origin:
-        allow_form_action(origin)
+    # The key read with the state stands only if the language is still the one it was made for.
+    return _checkout_page(view, key if key is not None and key[1] == g.buyer_language else None)
 
 
 def _thank_you_origin(checkout: CheckoutSession) -> str | None:
@@ -317,13 +334,11 @@ def submit(token: str):
     view = _view(token)
     checkout = view.checkout
     form = CheckoutForm()
-    language = _buyer_language(checkout, form.lang.data)
+    language = _buyer_language(checkout.language, form.lang.data)
     _use_language(language)
     if checkout.language != language and checkout.status != CheckoutStatus.COMPLETED.value:
         checkout_service.set_language(checkout.id, language)  # C7: emails and receipt follow the page
-    _allow_thank_you_redirect(checkout)
-    if _uses_payment_element(view):
-        allow_stripe_js()
+    _allow_sources(*_form_sources(view))
     typed = form.posted()
     if form.action.data == "unpromo":  # Q2: "Remove" the promo code: re-priced without it
         typed.pop("promo", None)
@@ -388,12 +403,10 @@ def finish(token: str):
     because a bank's redirect can only be one; it settles nothing that isn't waiting for this buyer."""
     view = _view(token)
     checkout = view.checkout
-    _use_language(_buyer_language(checkout))
+    _use_language(_buyer_language(checkout.language))
     outcome = checkout_service.finish_after_action(token)
     if isinstance(outcome, checkout_service.ActionDeclined):
-        _allow_thank_you_redirect(checkout)
-        if _uses_payment_element(view):
-            allow_stripe_js()
+        _allow_sources(*_form_sources(view))
         view = _view(token)
         return _buyer_page("checkout/page.html", 422, **_page_context(
             view, values=outcome.values, errors={"payment_method": outcome.message}, declined=outcome.message))

@@ -15,7 +15,7 @@ from sqlalchemy import event, select, text
 from sqlalchemy.engine import make_url
 
 from kassa.clock import now
-from kassa.database import write_transaction
+from kassa.database import PrecompiledRead, write_transaction
 from kassa.extensions import db
 from kassa.models import (
     Account,
@@ -554,23 +554,41 @@ def _without_per_request_values(response) -> str:
     return html.replace(_nonce_of(response), "NONCE").replace(_csrf_of(response), "CSRF")
 
 
-def test_c6_checkout_page_reads_the_database_once_and_writes_nothing(app, client, shop):
+def test_c6_checkout_page_reads_the_database_once_and_writes_nothing(app, client, shop, monkeypatch):
+    """Q12: a cached page's view runs one precompiled read on one pooled connection, and no statement through
+    SQLAlchemy's execution (no ORM load, no write)."""
     _owner, link = shop
     path = start_checkout(client, link.slug)
     client.get(path)  # the first view renders the page; later ones fill in a rendered copy
     statements: list[str] = []
+    reads: list[str] = []
+    checkouts: list[object] = []
 
     def record(_conn, _cursor, statement, *_args):
         statements.append(statement.strip().split(None, 1)[0].upper())
 
+    real_read = PrecompiledRead.one_or_none
+
+    def counted(self, engine, **params):
+        reads.append(str(self.statement).split(None, 1)[0].upper())
+        return real_read(self, engine, **params)
+
+    monkeypatch.setattr(PrecompiledRead, "one_or_none", counted)
     event.listen(db.engine, "before_cursor_execute", record)
+    def checked_out(*args):
+        checkouts.append(args)
+
+    event.listen(db.engine.pool, "checkout", checked_out)
     try:
         page = client.get(path)
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
+        event.remove(db.engine.pool, "checkout", checked_out)
 
     assert page.status_code == 200
-    assert [s for s in statements if s != "BEGIN"] == ["SELECT"]
+    assert [s for s in statements if s != "BEGIN"] == []
+    assert reads == ["SELECT"]
+    assert len(checkouts) == 1
 
 
 def test_c6_a_cached_checkout_page_is_the_page_the_template_renders(app, client, shop):

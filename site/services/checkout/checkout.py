@@ -16,10 +16,10 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import and_, bindparam, exists, func, or_, select
+from sqlalchemy import JSON, Text, and_, bindparam, cast, exists, func, or_, select
 
 from kassa.clock import now
-from kassa.database import lock_one, write_transaction
+from kassa.database import PrecompiledRead, UTCDateTime, lock_one, write_transaction
 from kassa.errors import Conflict, Gone, NotFound, PaymentDeclined, ValidationFailed
 from kassa.extensions import db
 from kassa.models import (
@@ -117,7 +117,9 @@ class CheckoutView:
 _IN_FLIGHT = (AttemptStatus.PENDING.value, AttemptStatus.UNKNOWN.value)
 
 
-def _checkout_view_query():
+def _checkout_view_query(*head):
+    """The checkout session row (as `head`) with its link's state, whether an attempt is with the processor,
+    and the account's Stripe publishable key for the session's mode: one round trip."""
     # Q12: `=` … OR rather than IN (…): an IN list is re-rendered into the SQL on every execution ("expanding"
     # parameters), a cost this busiest query pays on each page view.
     in_flight = exists().where(
@@ -133,13 +135,19 @@ def _checkout_view_query():
         .limit(1).scalar_subquery()
     )
     return (
-        select(CheckoutSession, Account, PaymentLink.slug, PaymentLink.status, PaymentLink.deleted_at,
+        select(*head, PaymentLink.slug, PaymentLink.status, PaymentLink.deleted_at,
                in_flight.label("in_flight"), stripe_key.label("stripe_key"), PaymentLink.usage_limit,
                PaymentLink.usage_reserved, PaymentLink.ends_at)
         .join(Account, Account.id == CheckoutSession.account_id)
         .outerjoin(PaymentLink, PaymentLink.id == CheckoutSession.link_id)
         .where(CheckoutSession.token == bindparam("token"))
     )
+
+
+def _link_open(slug, status, deleted_at, limit, reserved, ends_at) -> bool:
+    """L19/Q5: whether the session's link still takes payments, from the columns the view queries read."""
+    return slug is not None and status == LinkStatus.ACTIVE.value and deleted_at is None \
+        and (limit is None or reserved < limit) and (ends_at is None or ends_at > now())
 
 
 _queries: dict[str, Any] = {}
@@ -150,16 +158,59 @@ def checkout_view(token: str) -> CheckoutView | None:
     still with the processor, in one round trip (the page is the busiest URL a merchant has)."""
     query = _queries.get("view")
     if query is None:  # built once: building a statement costs more than running this one
-        query = _queries["view"] = _checkout_view_query()
+        query = _queries["view"] = _checkout_view_query(CheckoutSession, Account)
     row = db.session.execute(query, {"token": token}).one_or_none()
     if row is None:
         return None
     checkout, account, slug, status, deleted_at, busy, stripe_key, limit, reserved, ends_at = row
     return CheckoutView(
         checkout=checkout, account=account, link_slug=slug,
-        link_open=slug is not None and status == LinkStatus.ACTIVE.value and deleted_at is None
-        and (limit is None or reserved < limit) and (ends_at is None or ends_at > now()),
+        link_open=_link_open(slug, status, deleted_at, limit, reserved, ends_at),
         attempt_in_flight=bool(busy), stripe_publishable_key=stripe_key,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PageState:
+    """Q12: whether GET /checkout/<token> shows the untouched payment form, and everything that form's cached
+    copy depends on, read as plain values by one Core query: no ORM objects, no JSON parsed. Most page views
+    are served from the cached copy with nothing more; the rest read the CheckoutView as before."""
+
+    shows_form: bool  # open, not expired, no attempt with the processor, the link still taking payments
+    stored_language: str | None
+    mode: str
+    link_id: int
+    snapshot_text: str  # the frozen link snapshot as the database holds it: equal text, equal page
+    account_row: tuple  # every column of the account row (JSON ones as text): any edit is a new key
+    stripe_publishable_key: str | None
+
+
+def _page_state_query() -> PrecompiledRead:
+    account_columns = [cast(column, Text) if isinstance(column.type, JSON) else column
+                       for column in Account.__table__.columns]
+    at = bindparam("now", type_=UTCDateTime())
+    return PrecompiledRead(_checkout_view_query(
+        CheckoutSession.status, CheckoutSession.expires_at > at, CheckoutSession.language, CheckoutSession.mode,
+        CheckoutSession.link_id, cast(CheckoutSession.snapshot, Text),
+        or_(PaymentLink.ends_at.is_(None), PaymentLink.ends_at > at), *account_columns))
+
+
+def page_state(token: str) -> PageState | None:
+    query = _queries.get("page_state")
+    if query is None:
+        query = _queries["page_state"] = _page_state_query()
+    row = query.one_or_none(db.engine, token=token, now=now())
+    if row is None:
+        return None
+    status, unexpired, language, mode, link_id, snapshot_text, within_dates = row[:7]
+    account_row = row[7:-8]
+    slug, link_status, deleted_at, busy, stripe_key, limit, reserved, _ends_at = row[-8:]
+    return PageState(
+        shows_form=status == CheckoutStatus.OPEN.value and bool(unexpired) and not busy and slug is not None
+        and link_status == LinkStatus.ACTIVE.value and deleted_at is None
+        and (limit is None or reserved < limit) and bool(within_dates),
+        stored_language=language, mode=mode, link_id=link_id, snapshot_text=snapshot_text,
+        account_row=account_row, stripe_publishable_key=stripe_key,
     )
 
 
