@@ -301,3 +301,17 @@ def test_b2_the_test_authentication_page_refuses_an_unknown_answer_and_changes_n
     assert response.status_code == 422
     assert "Choose Complete or Fail" in response.get_data(as_text=True)
     assert [p.status for p in all_payments()] == ["incomplete"] and [a.status for a in attempts()] == ["pending"]
+
+
+def test_b2_reloading_the_checkout_while_the_test_authentication_waits_shows_that_page_again(app, shop):
+    _owner, link = shop
+    buyer = app.test_client()
+    path = _start_3ds(buyer, link)
+
+    again = buyer.get(path)
+
+    assert again.status_code == 202
+    assert soup_of(again).select_one("h1").get_text(strip=True) == "Confirm your payment"
+    assert again.headers["Cache-Control"] == "private, no-store"
+    assert _answer(buyer, path, "complete").status_code == 303
+    assert [p.status for p in all_payments()] == ["succeeded"]

@@ -45,6 +45,7 @@ from kassa.processors.base import (
     ProcessorError,
 )
 from kassa.processors.registry import NoLiveProcessor, processor_for
+from kassa.processors.sandbox import SandboxProcessor
 from kassa.processors.stripe import StripeProcessor
 from kassa.services.checkout.checkout_form import PROCESSOR_FIELDS, BuyerInput, read_buyer_form, read_choices
 from kassa.services.links import promo_codes, usage
@@ -579,6 +580,26 @@ def finish_after_action(token: str) -> PayOutcome | ActionDeclined:
         return ActionDeclined(_("Nothing was charged. Please try again."), _form_values(buyer))
     payment = record_successful_charge(attempt_id, result, processor=processor.name, mandate_context={})
     return PayOutcome(payment, charged_now=True)
+
+
+def is_test_authentication(client_secret: str) -> bool:
+    """B2: whether a next action is the sandbox's test 3-D Secure (its own page), not one for Stripe.js."""
+    return client_secret.startswith(SandboxProcessor.ACTION_PREFIX)
+
+
+def awaits_test_authentication(checkout: CheckoutSession) -> bool:
+    """B2: whether this checkout's attempt waits for the buyer on the sandbox's test authentication page (so a
+    reload shows that page again rather than "confirming your payment")."""
+    ref = db.session.scalar(select(PaymentAttempt.processor_ref).where(
+        PaymentAttempt.checkout_session_id == checkout.id, PaymentAttempt.status == AttemptStatus.PENDING.value,
+        PaymentAttempt.processor_ref.is_not(None)))
+    if ref is None:
+        return False
+    try:
+        processor = processor_for(checkout.mode, checkout.account_id)
+    except NoLiveProcessor:
+        return False
+    return getattr(processor, "authenticate", None) is not None
 
 
 def test_authentication(token: str, *, succeed: bool) -> bool:
