@@ -806,6 +806,15 @@ class PaymentStatus(StrEnum):
     PROCESSING = "processing"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    # B2: a checkout attempt waiting for the buyer (3-D Secure, a bank's page): nothing charged yet. It becomes
+    # succeeded / processing / failed when the buyer finishes; one they abandon stays incomplete (as Stripe lists
+    # an abandoned PaymentIntent), with why in failure_code. Never money: no receipt number, ledger or totals.
+    INCOMPLETE = "incomplete"
+
+
+# B2: payments that collected nothing and never will (a declined or unfinished checkout attempt): never counted as
+# a payment made (home, links, CRM, buyer portal), as `status == succeeded` already keeps them out of money sums.
+UNPAID_STATUSES = (PaymentStatus.FAILED.value, PaymentStatus.INCOMPLETE.value)
 
 
 class RiskLevel(StrEnum):
@@ -831,6 +840,7 @@ class DisplayStatus(StrEnum):
     PROCESSING = "processing"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    INCOMPLETE = "incomplete"  # B2: waiting for (or abandoned by) the buyer's 3-D Secure / bank step
     PARTIALLY_REFUNDED = "partially_refunded"
     REFUNDED = "refunded"
     REFUND_PROCESSING = "refund_processing"
@@ -857,6 +867,7 @@ DISPLAY_STATUS_LABELS = {
     DisplayStatus.PROCESSING: _l("Processing"),
     DisplayStatus.SUCCEEDED: _l("Succeeded"),
     DisplayStatus.FAILED: _l("Failed"),
+    DisplayStatus.INCOMPLETE: _l("Incomplete"),
     DisplayStatus.PARTIALLY_REFUNDED: _l("Partially refunded"),
     DisplayStatus.REFUNDED: _l("Refunded"),
     DisplayStatus.REFUND_PROCESSING: _l("Refund processing"),
@@ -871,6 +882,7 @@ DISPLAY_STATUS_TONES = {
     DisplayStatus.PROCESSING: "info",
     DisplayStatus.SUCCEEDED: "success",
     DisplayStatus.FAILED: "danger",
+    DisplayStatus.INCOMPLETE: "neutral",
     DisplayStatus.PARTIALLY_REFUNDED: "neutral",
     DisplayStatus.REFUNDED: "neutral",
     DisplayStatus.REFUND_PROCESSING: "warning",

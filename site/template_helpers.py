@@ -165,16 +165,29 @@ def decline_reasons() -> dict[str, str]:
         "processing_error": _("The bank couldn't process the card."),
         "authentication_required": _("The bank asked the buyer to confirm the payment and it wasn't confirmed."),
         "payment_not_confirmed": _("The bank asked the buyer to confirm the payment and it wasn't confirmed."),
+        "payment_intent_authentication_failure": _("The buyer didn't pass the bank's 3-D Secure check."),
         "card_not_supported": _("The card doesn't support this kind of payment."),
         "currency_not_supported": _("The card doesn't support this currency."),
     }
 
 
-def decline_reason_label(code: str | None, message: str | None = None) -> str:
-    """B2: why a payment failed, in words: a known code's own wording, else the processor's message."""
+def incomplete_reasons() -> dict[str, str]:
+    """B2: why a checkout attempt is incomplete (payment_records.WAITING_FOR_BUYER / ABANDONED), as Stripe's list
+    says a PaymentIntent waits for the customer."""
     from flask_babel import gettext as _
 
-    known = decline_reasons().get(code or "")
+    return {
+        "requires_action": _("Waiting for the buyer to confirm the payment with their bank (3-D Secure)."),
+        "abandoned": _("The buyer left without confirming the payment with their bank. Nothing was charged."),
+    }
+
+
+def decline_reason_label(code: str | None, message: str | None = None) -> str:
+    """B2: why a payment failed (or is incomplete), in words: a known code's own wording, else the processor's
+    message."""
+    from flask_babel import gettext as _
+
+    known = decline_reasons().get(code or "") or incomplete_reasons().get(code or "")
     if known:
         return known
     return _(message) if message else (_("The payment failed.") if code else "")

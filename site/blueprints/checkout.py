@@ -20,7 +20,7 @@ from flask import (
 from flask_babel import gettext as _
 
 from kassa import buyer_proof
-from kassa.blueprints.checkout_forms import CheckoutForm
+from kassa.blueprints.checkout_forms import CheckoutForm, TestAuthenticationForm
 from kassa.errors import (
     Conflict,
     Gone,
@@ -310,6 +310,8 @@ def page(token: str):
     if checkout_service.is_expired(checkout) and view.link_slug is not None:
         return _buyer_page("checkout/expired.html", 410, start_again_url=_start_again_url(view))
     if view.attempt_in_flight:  # Q5: before the link's state: this buyer's payment may hold the last seat
+        if checkout_service.awaits_test_authentication(checkout):  # B2: back on the sandbox's 3-D Secure page
+            return _test_authentication_page(view)
         return _buyer_page("checkout/processing.html", 202, checkout=checkout)
     try:
         view.ensure_link_open()
@@ -387,12 +389,38 @@ def submit(token: str):
 
 def _next_action_page(view: checkout_service.CheckoutView, client_secret: str):
     """K6: the bank wants the buyer (3-D Secure, or its own page): Stripe.js runs the next action with the
-    PaymentIntent's client secret, then the browser goes to `finish`. Nothing is shown as paid here."""
+    PaymentIntent's client secret, then the browser goes to `finish`. Nothing is shown as paid here.
+    B2: the sandbox's 3-D Secure test card gets the sandbox's own test authentication page instead."""
+    if checkout_service.is_test_authentication(client_secret):
+        return _test_authentication_page(view)
     html, status = _buyer_page("checkout/processing.html", 202, checkout=view.checkout, account=view.account,
                                stripe=_stripe_page(view), client_secret=client_secret,
                                finish_url=url_for("checkout.finish", token=view.checkout.token))
     response = current_app.make_response((html, status))
     response.headers["Cache-Control"] = "private, no-store"  # the client secret belongs to this buyer only
+    return response
+
+
+@bp.post("/checkout/<token>/test-authentication")
+@limiter.limit(lambda: current_app.config["KASSA_CHECKOUT_SUBMIT_LIMIT"])
+def test_authentication(token: str):
+    """B2: the answer on the sandbox's test 3-D Secure page, then back to `finish` (which records how the payment
+    ended, as after Stripe.js). An unknown answer is neither: the page is shown again."""
+    view = _view(token)
+    _use_language(_buyer_language(view.checkout))
+    form = TestAuthenticationForm()
+    if form.answer.data not in ("complete", "fail"):
+        return _buyer_page("checkout/test_authentication.html", 422, checkout=view.checkout, account=view.account,
+                           test_mode=True, alert=_("Choose Complete or Fail to answer the test authentication."))
+    checkout_service.test_authentication(token, succeed=form.answer.data == "complete")
+    return redirect(url_for("checkout.finish", token=token), code=303)
+
+
+def _test_authentication_page(view: checkout_service.CheckoutView):
+    html, status = _buyer_page("checkout/test_authentication.html", 202, checkout=view.checkout,
+                               account=view.account, test_mode=True)
+    response = current_app.make_response((html, status))
+    response.headers["Cache-Control"] = "private, no-store"
     return response
 
 

@@ -75,3 +75,9 @@ for _n in range(MAX_ITEMS):
 # Q8: the answers to the link's custom fields, by position (`cf_<n>`).
 for _n in range(MAX_FIELDS):
     setattr(CheckoutForm, f"cf_{_n}", StringField())
+
+
+class TestAuthenticationForm(Form):
+    """B2: the sandbox's test 3-D Secure page: "complete" or "fail" (anything else is neither)."""
+
+    answer = StringField()

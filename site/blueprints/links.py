@@ -17,7 +17,7 @@ from kassa.errors import Conflict
 from kassa.extensions import db
 from kassa.forms import MAX_PAGE, Form, arg_id, arg_int
 from kassa.i18n import current_language
-from kassa.models import LinkStatus, Payment, PaymentLink, PaymentStatus, Permission
+from kassa.models import UNPAID_STATUSES, LinkStatus, Payment, PaymentLink, PaymentStatus, Permission
 from kassa.order_summary import build_order_summary
 from kassa.pagination import numbered_page
 from kassa.rendering import htmx_redirect, render_page
@@ -48,8 +48,8 @@ def _stats(link_ids: list[int]) -> dict[int, tuple[int, dict[str, int]]]:
         select(
             Payment.link_id,
             Payment.currency,
-            # B2: a declined checkout attempt (a failed payment) is not one of the link's payments.
-            func.count(case((Payment.status != PaymentStatus.FAILED.value, 1))),
+            # B2: a declined or incomplete checkout attempt (nothing collected) is not one of the link's payments.
+            func.count(case((Payment.status.not_in(UNPAID_STATUSES), 1))),
             func.coalesce(func.sum(case((Payment.status == PaymentStatus.SUCCEEDED.value, Payment.amount_minor),
                                         else_=0)), 0),
         )

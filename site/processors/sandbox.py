@@ -15,6 +15,7 @@ from kassa.processors import testcards
 from kassa.processors.base import (
     BANK_DEBIT_METHODS,
     N_,
+    ActionRequired,
     CardDeclined,
     CardDetails,
     ChargeRequest,
@@ -99,11 +100,14 @@ def _card_scenario(profile: testcards.CardProfile) -> dict[str, Any]:
         profile.refund_failure_code,
         profile.refund_failure_message,
     ]
-    return {
+    scenario: dict[str, Any] = {
         "dispute_reason": profile.dispute_reason,
         "is_inquiry": profile.is_inquiry,
         "refund_failure": refund_failure,
     }
+    if profile.requires_authentication:  # read (and removed) by _create_charge: the charge's, not a saved card's
+        scenario["authenticate"] = True
+    return scenario
 
 
 class SandboxProcessor:
@@ -147,7 +151,35 @@ class SandboxProcessor:
             result = charge_from_record(
                 self._owned(f"charge:{index['charge_ref']}", req.account_id, "no_such_charge")["result"]
             )
+        return self._after_authentication(req.account_id, result)
+
+    # B2/K6: a charge with the 3-D Secure test card waits for the buyer. Its record is written like any charge's
+    # (the key is taken: a repeat of the request gets the same answer) with "action": waiting, then
+    # authenticated or failed (the sandbox's test authentication page: `authenticate`), or canceled
+    # (`finish_charge` while still waiting). Only an authenticated one is a charge that went through.
+    ACTION_PREFIX = "sandbox_3ds:"
+
+    def _after_authentication(self, account_id: int, result: ChargeResult) -> ChargeResult:
+        action = self._owned(f"charge:{result.processor_ref}", account_id, "no_such_charge").get("action")
+        if action == "waiting":
+            raise ActionRequired(f"{self.ACTION_PREFIX}{result.processor_ref}", result.processor_ref)
+        if action == "failed":
+            raise CardDeclined("payment_intent_authentication_failure",
+                               N_("We couldn't confirm your payment with your bank. Try again or use another card."))
+        if action == "canceled":
+            raise CardDeclined("authentication_required", N_("Your bank asks you to confirm this payment."))
         return result
+
+    def authenticate(self, account_id: int, processor_ref: str, *, succeed: bool) -> bool:
+        """The buyer's answer on the sandbox's test authentication page: complete (the charge goes through when
+        ``finish_charge`` is called) or fail. False when the charge isn't waiting (already answered, cancelled,
+        or another account's)."""
+        key = f"charge:{processor_ref}"
+        record = self.store.get(key)
+        if record is None or record["account_id"] != account_id or record.get("action") != "waiting":
+            return False
+        self.store.put(key, {**record, "action": "authenticated" if succeed else "failed"}, account_id=account_id)
+        return True
 
     def _charge_once(
         self, req: ChargeRequest, now: datetime, index_key: str
@@ -179,14 +211,23 @@ class SandboxProcessor:
         index = self.store.get(f"idem:charge:{account_id}:{idempotency_key}")
         if index is None or index["charge_ref"] is None:
             return None
-        return charge_from_record(
-            self._owned(f"charge:{index['charge_ref']}", account_id, "no_such_charge")["result"]
-        )
+        record = self._owned(f"charge:{index['charge_ref']}", account_id, "no_such_charge")
+        if record.get("action", "authenticated") != "authenticated":
+            return None  # B2: still waiting for the buyer, or never confirmed: nothing went through
+        return charge_from_record(record["result"])
 
     def finish_charge(self, account_id: int, idempotency_key: str) -> ChargeResult | None:
-        """A sandbox charge never waits for the buyer (no ActionRequired): it went through or it was never
-        made, which is what `lookup_charge` says."""
-        return self.lookup_charge(account_id, idempotency_key)
+        """A charge that went through, or None when none was made; one still waiting for the buyer's test
+        authentication (B2) is cancelled first, and one whose authentication failed or was cancelled raises
+        CardDeclined, as Stripe's does."""
+        index = self.store.get(f"idem:charge:{account_id}:{idempotency_key}")
+        if index is None or index["charge_ref"] is None:
+            return None
+        key = f"charge:{index['charge_ref']}"
+        record = self._owned(key, account_id, "no_such_charge")
+        if record.get("action") == "waiting":
+            self.store.put(key, {**record, "action": "canceled"}, account_id=account_id)
+        return self._after_authentication(account_id, charge_from_record(record["result"]))
 
     def can_settle(self, currency: str, settlement_currency: str) -> bool:
         return can_settle(currency, settlement_currency)
@@ -237,6 +278,9 @@ class SandboxProcessor:
             scenario = {
                 "ach_failure": profile.failure_code and [profile.failure_code, profile.failure_message]
             }
+        authenticate = req.method == "card" and scenario.pop("authenticate", False)
+        if authenticate and req.return_url is None:  # the buyer isn't there to confirm (a renewal)
+            raise CardDeclined("authentication_required", N_("Your bank asks you to confirm this payment."))
         settlement = req.settlement_currency or req.currency
         fee, rate = (
             compute_fee(req.method, req.amount_minor, req.currency),
@@ -287,6 +331,8 @@ class SandboxProcessor:
             "refund_refs": [],
             "dispute_ref": dispute_ref,
         }
+        if authenticate:
+            record["action"] = "waiting"
         self.store.put(f"charge:{ref}", record, account_id=req.account_id)
         # The index is written last: it is the commit point that makes the charge visible to retries.
         self.store.put(
@@ -569,6 +615,7 @@ class SandboxProcessor:
         request = ChargeRequest(account_id=account_id, idempotency_key="save-card", amount_minor=1,
                                 currency="USD", method="card", card=card, now=now)
         source, scenario = self._card_source(request, now)
+        scenario.pop("authenticate", None)  # B2: the test card asks for 3-D Secure at a checkout's charge only
         token = f"pm_{secrets.token_hex(12)}"
         pm = {"account_id": account_id, "behaviour": "succeed", "scenario": scenario, **source}
         self.store.put(f"pm:{token}", pm, account_id=account_id)

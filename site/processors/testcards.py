@@ -35,6 +35,8 @@ class CardProfile:
     is_inquiry: bool = False
     refund_failure_code: str | None = None
     refund_failure_message: str | None = None
+    # B2/K6: the bank asks the buyer to confirm every payment (3-D Secure), as Stripe's test card of the same number
+    requires_authentication: bool = False
 
 
 @dataclass(frozen=True)
@@ -127,8 +129,15 @@ SCENARIO_CARDS: tuple[CardProfile, ...] = (
     ),
 )
 
+# B2/K6: Stripe's "authentication required on all transactions" test card. On a checkout the sandbox shows its own
+# test authentication page (complete or fail it, or leave); charged while the buyer is away it is declined
+# (authentication_required), as Stripe declines an off-session charge that needs 3-D Secure.
+AUTHENTICATION_CARDS: tuple[CardProfile, ...] = (
+    CardProfile("4000002760003184", "visa", "credit", N_("Visa (3-D Secure required)"), requires_authentication=True),
+)
+
 CARDS: dict[str, CardProfile] = {
-    c.number: c for c in SUCCEEDING_CARDS + FAILING_CARDS + BLOCKED_CARDS + SCENARIO_CARDS
+    c.number: c for c in SUCCEEDING_CARDS + FAILING_CARDS + BLOCKED_CARDS + SCENARIO_CARDS + AUTHENTICATION_CARDS
 }
 
 # SPEC T4: ACH accounts; all of them use this routing number.

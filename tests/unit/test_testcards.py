@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from kassa.processors.base import BankDetails, CardDetails, PaymentDetailsInvalid
 from kassa.processors.testcards import (
+    AUTHENTICATION_CARDS,
     BANK_ACCOUNTS,
     BLOCKED_CARDS,
     CARDS,
@@ -367,5 +368,6 @@ def test_account_holder_name_required():
 
 
 def test_every_table_number_is_unique_and_luhn_valid():
-    assert len(CARDS) == len(SUCCEEDING_CARDS) + len(FAILING_CARDS) + len(BLOCKED_CARDS) + len(SCENARIO_CARDS)
+    assert len(CARDS) == (len(SUCCEEDING_CARDS) + len(FAILING_CARDS) + len(BLOCKED_CARDS) + len(SCENARIO_CARDS)
+                          + len(AUTHENTICATION_CARDS))
     assert all(luhn_ok(n) for n in CARDS)

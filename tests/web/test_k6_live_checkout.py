@@ -296,7 +296,9 @@ def _ask_for_action(client, shop, transport) -> tuple[str, str]:
 def test_k6_requires_action_then_return_records_the_payment_once_stripe_says_succeeded(client, shop, transport):
     owner, _link = shop
     path, key = _ask_for_action(client, shop, transport)
-    assert all_payments() == []
+    # B2: meanwhile the merchant sees the attempt as incomplete, waiting for the buyer's bank
+    [waiting] = all_payments()
+    assert (waiting.status, waiting.failure_code, waiting.receipt_number) == ("incomplete", "requires_action", None)
     transport.answers.update({
         ("GET", "/v1/payment_intents"): [(200, _listing(_intent(key, owner.account_id, "succeeded")))],
         ("GET", "/v1/payment_intents/pi_1"): [(200, _intent(key, owner.account_id, "succeeded"))],
@@ -307,6 +309,7 @@ def test_k6_requires_action_then_return_records_the_payment_once_stripe_says_suc
     assert ("POST", "/v1/payment_intents/pi_1/cancel") not in _sent(transport)
     [payment] = all_payments()
     assert (payment.status, payment.card_last4, payment.processor_ref) == ("succeeded", "4242", "pi_1")
+    assert payment.id == waiting.id and payment.failure_code is None  # B2: the incomplete row, now paid
     assert [a.status for a in attempts()] == ["succeeded"]
     # Back again (a reload): the same payment, nothing asked of Stripe twice over.
     assert client.get(f"{path}/return").status_code == 303 and len(all_payments()) == 1
@@ -357,7 +360,9 @@ def test_k6_the_reconciler_cancels_an_intent_left_waiting_before_it_fails_the_at
     with time_machine.travel(now() + checkout_service.IN_FLIGHT_LIMIT + timedelta(seconds=5)):
         checkout_service.reconcile_attempts()
     assert ("POST", "/v1/payment_intents/pi_1/cancel") in _sent(transport)
-    assert [a.status for a in attempts()] == ["failed"] and all_payments() == []
+    # B2: abandoned: still listed as incomplete (as Stripe lists it), now saying the buyer left; nothing charged
+    assert [a.status for a in attempts()] == ["failed"]
+    assert [(p.status, p.failure_code) for p in all_payments()] == [("incomplete", "abandoned")]
 
 
 # -- the card-testing guard (H4) with tokens --------------------------------------------------------------

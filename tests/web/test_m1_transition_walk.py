@@ -71,6 +71,9 @@ MACHINES = {
 }
 # Moves a table allows that no service makes, each with why; a walk covers its table minus these.
 NOT_DRIVABLE = {
+    ("payment", PaymentStatus.INCOMPLETE, PaymentStatus.PROCESSING):
+        "B2: only a Stripe bank debit waits for the buyer (its bank's page) and is then submitted; the sandbox's "
+        "bank debits never wait. test_k6_live_checkout drives Stripe's waiting charges",
     ("attempt", AttemptStatus.UNKNOWN, AttemptStatus.DECLINED):
         "an attempt becomes unknown only when its charge call raised something other than a decline, and the "
         "reconciler settles an unknown attempt from lookup_charge: found → succeeded, absent → failed",
@@ -81,6 +84,7 @@ SUBSCRIBED = datetime(2027, 1, 15, 10, 0, tzinfo=UTC)  # a Friday mid-month: ren
 DECLINED_CARD = "4000000000000002"
 FRAUD_CARD = "4000000000000259"  # T5: succeeds, then a dispute opens
 INQUIRY_CARD = "4000000000001976"  # T5: succeeds, then an inquiry opens (nothing withdrawn)
+THREE_DS_CARD = "4000002760003184"  # B2: the bank asks for 3-D Secure (the sandbox's test authentication page)
 BOUNCING_ACCOUNT = "000111111116"  # T4: accepted, fails 4 business days later
 
 
@@ -207,7 +211,8 @@ def _dispute_of(payment_id: int) -> int:
 
 def walk_payments(walk: Walk, client, request) -> None:
     """processing → succeeded: a card checkout, and a bank debit clearing (charge.succeeded);
-    processing → failed: a bank debit bouncing (charge.failed). (Renewals: the subscription walk.)"""
+    processing → failed: a bank debit bouncing (charge.failed). (Renewals: the subscription walk.)
+    B2: incomplete → succeeded | failed: the 3-D Secure test card, its test authentication completed or failed."""
     with time_machine.travel(MONDAY, tick=False) as clock:
         owner = make_merchant()
         link = make_link(owner, items=[item("Workshop", "40.00")], allow_ach=True)
@@ -219,9 +224,15 @@ def walk_payments(walk: Walk, client, request) -> None:
             _paid(pay_with_ach(client, link.slug, account_number=BOUNCING_ACCOUNT))
         with walk.step("4 business days on: the sandbox's charge.succeeded / charge.failed at the tick"):
             clock.shift(timedelta(days=4, minutes=1))
+        for answer, ends in (("complete", 303), ("fail", 422)):
+            with walk.step(f"3-D Secure test card (4000…3184): incomplete, then authentication {answer}d"):
+                path = start_checkout(client, link.slug)
+                assert submit_checkout(client, path, card_number=THREE_DS_CARD).status_code == 202
+                assert client.post(f"{path}/test-authentication", data={"answer": answer}).status_code == 303
+                assert client.get(f"{path}/return").status_code == ends
         db.session.rollback()
         statuses = sorted(db.session.scalars(select(Payment.status).where(Payment.account_id == owner.account_id)))
-        assert statuses == ["failed", "succeeded", "succeeded"]
+        assert statuses == ["failed", "failed", "succeeded", "succeeded", "succeeded"]
 
 
 def walk_attempts(walk: Walk, client, request) -> None:

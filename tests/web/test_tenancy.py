@@ -20,7 +20,7 @@ ENDPOINTS_WITHOUT_RECORD_IDS = {
     "static", "auth.reset_password", "auth.accept_invitation", "auth.confirm_signup", "media.logo", "dashboard.section",
     # Public buyer pages, reached by an unguessable token or a link's public slug (tested in their own files).
     "checkout.start", "checkout.start_test", "checkout.page", "checkout.submit", "checkout.receipt", "embed.stylesheet", "assets.bundle",
-    "billing_portal.update_card", "billing_portal.finish", "checkout.finish",
+    "billing_portal.update_card", "billing_portal.finish", "checkout.finish", "checkout.test_authentication",
     # Q11: the buyer portal, by a signed token per account and email (tests/web/test_q11_buyer_portal.py:
     # another buyer's or account's record, or a tampered token, is a 404).
     "billing_portal.portal", "billing_portal.portal_receipt", "billing_portal.portal_card",

@@ -9,7 +9,7 @@ from kassa.actor import Actor
 from kassa.database import parse_id, write_transaction
 from kassa.errors import Conflict, NotFound, ValidationFailed
 from kassa.extensions import db
-from kassa.models import Company, Contact, Deal, Payment, PaymentStatus, Subscription
+from kassa.models import UNPAID_STATUSES, Company, Contact, Deal, Payment, Subscription
 from kassa.services.crm.crm import add_timeline
 from kassa.services.platform.audit import record_audit
 from kassa.timeline_kinds import TimelineKind
@@ -42,8 +42,9 @@ def search(account_id: int, mode: str, kind: str, text: str, limit: int = 20) ->
 
 
 def declined_attempt(payment: Payment) -> bool:
-    """B2: a checkout attempt the bank declined, kept as a failed payment: the CRM never counts it."""
-    return payment.status == PaymentStatus.FAILED.value and payment.source == "payment_link"
+    """B2: a checkout attempt the bank declined (a failed payment) or the buyer didn't finish (incomplete): the CRM
+    never counts it."""
+    return payment.status in UNPAID_STATUSES and payment.source == "payment_link"
 
 
 def set_association(actor: Actor, payment_id: int, kind: str, record_id: int | None,

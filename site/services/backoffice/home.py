@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from kassa.clock import local_midnight_utc, now, zone
 from kassa.extensions import db
 from kassa.models import (
+    UNPAID_STATUSES,
     Account,
     AuditEvent,
     Dispute,
@@ -178,8 +179,8 @@ def onboarding(account: Account) -> list[OnboardingStep]:
         select(AuditEvent.id).where(AuditEvent.account_id == account.id,
                                     AuditEvent.action == "account.branding_updated").limit(1)) is not None
     has_link = db.session.scalar(select(PaymentLink.id).where(PaymentLink.account_id == account.id).limit(1))
-    # B2: a declined attempt (a failed payment) is not a payment made.
-    paid = Payment.status != PaymentStatus.FAILED.value
+    # B2: a declined or incomplete attempt (nothing collected) is not a payment made.
+    paid = Payment.status.not_in(UNPAID_STATUSES)
     tested = db.session.scalar(select(Payment.id).where(Payment.account_id == account.id,
                                                         Payment.mode == "test", paid).limit(1))
     live = db.session.scalar(select(Payment.id).where(Payment.account_id == account.id,

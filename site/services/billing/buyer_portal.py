@@ -18,7 +18,7 @@ from kassa.actor import Actor
 from kassa.database import write_transaction
 from kassa.errors import Conflict, NotFound
 from kassa.extensions import db
-from kassa.models import Account, Contact, Payment, PaymentLink, PaymentStatus, Subscription
+from kassa.models import UNPAID_STATUSES, Account, Contact, Payment, PaymentLink, Subscription
 from kassa.services.accounts.portal_tokens import read_portal_token
 from kassa.services.billing.billing import BILLABLE
 from kassa.services.billing.notices import update_url_token
@@ -51,7 +51,7 @@ def _reader(token: str) -> tuple[Account, str]:
 
 def _buyer_payments(account: Account, email: str):
     return select(Payment).where(Payment.account_id == account.id, func.lower(Payment.buyer_email) == email,
-                                 Payment.status != PaymentStatus.FAILED.value)
+                                 Payment.status.not_in(UNPAID_STATUSES))
 
 
 def _buyer_subscriptions(account: Account, email: str):

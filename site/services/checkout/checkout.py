@@ -45,6 +45,7 @@ from kassa.processors.base import (
     ProcessorError,
 )
 from kassa.processors.registry import NoLiveProcessor, processor_for
+from kassa.processors.sandbox import SandboxProcessor
 from kassa.processors.stripe import StripeProcessor
 from kassa.services.checkout.checkout_form import PROCESSOR_FIELDS, BuyerInput, read_buyer_form, read_choices
 from kassa.services.links import promo_codes, usage
@@ -53,7 +54,9 @@ from kassa.services.links.snapshots import link_snapshot, snapshot_summary
 from kassa.services.payments import risk
 from kassa.services.payments.attempt_states import move_attempt
 from kassa.services.payments.payment_records import (
+    abandon_incomplete,
     record_declined_attempt,
+    record_incomplete_attempt,
     record_successful_charge,
     record_trial_start,
     trial_subscriptions,
@@ -425,13 +428,18 @@ def _finish_without_charge(attempt_id: int, status: AttemptStatus, error: Proces
         # Q2: nothing was charged: the promo code's redemption is given back.
         promo_codes.release(BuyerChoices.from_stored((attempt.buyer or {}).get("choices")).promo_id)
         # H4: a decline or an invalid number keeps the guard's slots; anything else gives them back.
+        # B2: an attempt listed as incomplete (it waited for 3-D Secure or a bank's page) is settled with it.
+        incomplete = attempt.payment_id is not None
         if status is AttemptStatus.DECLINED:
             risk.keep(attempt.risk_hold, attempt.link_id if attempt.method == "card" else None)
             # Q9: a card refused while only being saved (nothing due today) moved no money: no failed payment.
-            if isinstance(error, CardDeclined) and attempt.method == "card" and attempt.amount_minor > 0:
+            if isinstance(error, CardDeclined) and (incomplete or attempt.method == "card") \
+                    and attempt.amount_minor > 0:
                 record_declined_attempt(attempt, checkout, code=error.code, message=error.message,
                                         processor=processor, card=(error.brand, error.last4))
         else:
+            if incomplete:  # the buyer never finished: it stays incomplete, now "abandoned"
+                abandon_incomplete(attempt)
             risk.release(attempt.risk_hold)
         attempt.risk_hold = None
         if attempt.holds_seat:  # Q5: nothing was charged: the seat is free again (after the guard, as taken)
@@ -504,7 +512,8 @@ def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | N
         save_payment_method=summary.has_recurring,
         settlement_currency=account.default_currency,
         description=_checkout_description(summary),
-        return_url=return_url if payment_element else None,
+        # K6 (Stripe) and B2 (the sandbox's 3-D Secure test card): the buyer is on the page and can be asked.
+        return_url=return_url,
         ip_address=ip,
         user_agent=user_agent,
         now=now(),
@@ -514,6 +523,7 @@ def pay(token: str, form: dict[str, str], *, ip: str | None, user_agent: str | N
         result = processor.charge(request)
     except ActionRequired as exc:
         _await_action(attempt_id, exc.processor_ref)
+        record_incomplete_attempt(attempt_id, processor=processor.name)  # B2: listed as incomplete meanwhile
         return PayOutcome(None, next_action=exc.client_secret)
     except CardDeclined as exc:
         _finish_without_charge(attempt_id, AttemptStatus.DECLINED, exc, processor=processor.name)
@@ -621,6 +631,48 @@ def finish_after_action(token: str) -> PayOutcome | ActionDeclined:
         return ActionDeclined(_("Nothing was charged. Please try again."), _form_values(buyer))
     payment = record_successful_charge(attempt_id, result, processor=processor.name, mandate_context={})
     return PayOutcome(payment, charged_now=True)
+
+
+def is_test_authentication(client_secret: str) -> bool:
+    """B2: whether a next action is the sandbox's test 3-D Secure (its own page), not one for Stripe.js."""
+    return client_secret.startswith(SandboxProcessor.ACTION_PREFIX)
+
+
+def awaits_test_authentication(checkout: CheckoutSession) -> bool:
+    """B2: whether this checkout's attempt waits for the buyer on the sandbox's test authentication page (so a
+    reload shows that page again rather than "confirming your payment")."""
+    ref = db.session.scalar(select(PaymentAttempt.processor_ref).where(
+        PaymentAttempt.checkout_session_id == checkout.id, PaymentAttempt.status == AttemptStatus.PENDING.value,
+        PaymentAttempt.processor_ref.is_not(None)))
+    if ref is None:
+        return False
+    try:
+        processor = processor_for(checkout.mode, checkout.account_id)
+    except NoLiveProcessor:
+        return False
+    return getattr(processor, "authenticate", None) is not None
+
+
+def test_authentication(token: str, *, succeed: bool) -> bool:
+    """B2: the buyer's answer on the sandbox's test authentication page (the 3-D Secure test card): the sandbox
+    charge waiting for them is completed or failed; the buyer then goes to `finish_after_action`, which records
+    the outcome. False when nothing of this checkout waits (already answered, or not a sandbox charge)."""
+    checkout = get_session(token)
+    attempt = db.session.scalar(select(PaymentAttempt).where(
+        PaymentAttempt.checkout_session_id == checkout.id, PaymentAttempt.status == AttemptStatus.PENDING.value,
+        PaymentAttempt.processor_ref.is_not(None)))
+    if attempt is None:
+        return False
+    try:
+        processor = processor_for(checkout.mode, checkout.account_id)
+    except NoLiveProcessor:
+        return False
+    authenticate = getattr(processor, "authenticate", None)  # the sandbox's alone: Stripe.js runs the real one
+    if authenticate is None:
+        return False
+    account_id, ref = attempt.account_id, attempt.processor_ref
+    db.session.rollback()
+    return authenticate(account_id, ref, succeed=succeed)
 
 
 def _mark_unknown_and_lookup(attempt_id: int, key: str, account_id: int, processor) -> ChargeResult | None:

@@ -45,7 +45,7 @@ from kassa.services.backoffice.payment_filters import FilterContext
 from kassa.services.backoffice.payment_index import COLUMNS, SORTS, IndexState, base_query
 from kassa.services.exports.export_writers import Column
 from kassa.services.links.custom_fields import answer_text
-from kassa.template_helpers import CARD_BRANDS, decline_reasons, dispute_reason_label
+from kassa.template_helpers import CARD_BRANDS, decline_reasons, dispute_reason_label, incomplete_reasons
 
 STREAM = 2000
 
@@ -131,7 +131,8 @@ def _payment_columns(key: str, tz: ZoneInfo) -> list[tuple[Column, Any, Any]]:
         "dispute_closed": [(Column(_("Dispute closed"), when), _raw(Payment.dispute_closed_at), local)],
         "invoice": [(Column(_("Invoice number")), Invoice.number, lambda v: display_id_or_none("invoice", v))],
         # B2: a failed payment's reason (the code, with the app's words for it in spreadsheets) and risk signal.
-        "decline": [(Column(_("Decline reason"), words=decline_reasons()), Payment.failure_code, None)],
+        "decline": [(Column(_("Decline reason"), words={**decline_reasons(), **incomplete_reasons()}),
+                     Payment.failure_code, None)],
         "risk": [(Column(_("Risk"), words={level.value: level.label for level in RiskLevel}), Payment.risk_level,
                   None)],
         # Q1: payments from before discounts have no gross of their own: it is the amount.

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from kassa.clock import now
 from kassa.database import lock_one, write_transaction
@@ -56,8 +56,11 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
     the same payment."""
     with write_transaction(db.session) as session:
         attempt = lock_one(session, PaymentAttempt, attempt_id)
-        if attempt.payment_id is not None:
-            return session.get(Payment, attempt.payment_id)
+        # B2: an attempt that waited for the buyer is already listed (incomplete): that row becomes the payment,
+        # so the list shows one payment, not an incomplete one beside it.
+        waiting = session.get(Payment, attempt.payment_id) if attempt.payment_id is not None else None
+        if waiting is not None and waiting.status != PaymentStatus.INCOMPLETE.value:
+            return waiting
         checkout = lock_one(session, CheckoutSession, attempt.checkout_session_id)
         # H4: a payment that went through never counts against anyone. Given back before the account lock
         # below: the guard takes its counters before the account too (inserting an attempt), so the two
@@ -90,9 +93,8 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
         company = crm.find_or_create_company(account.id, mode, contact_fields.get("company", ""))
         if company is not None and contact.company_id is None:
             contact.company_id = company.id
-        payment = Payment(
+        fields = dict(
             account_id=account.id, mode=mode,
-            status=PaymentStatus.PROCESSING.value,  # a charge that went through moves on below (M1)
             amount_minor=attempt.amount_minor, currency=attempt.currency,
             # As the processor reports it: a live checkout's Payment Element may have paid by SEPA or ACH (Q10).
             method=result.method or attempt.method,
@@ -117,6 +119,15 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
             # Q7: the buyer ticked the terms box when they confirmed (the attempt's time), with this address shown
             terms_url=buyer.get("terms_url"), terms_accepted_at=attempt.created_at if buyer.get("terms_url") else None,
         )
+        if waiting is None:
+            # a charge that went through moves on below (M1)
+            payment = Payment(status=PaymentStatus.PROCESSING.value, **fields)
+        else:
+            payment = waiting  # B2: it keeps its id and the time the buyer started; the answers are written anew
+            for name, value in fields.items():
+                if name != "created_at":
+                    setattr(payment, name, value)
+            session.execute(delete(PaymentFieldValue).where(PaymentFieldValue.payment_id == payment.id))
         items = snapshot["items"]
         # Q9: only the lines charged today; recurring lines on a free trial are the subscription's, paid later.
         payment.items = [
@@ -160,6 +171,8 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
             move_payment(payment, PaymentStatus.SUCCEEDED, at=at,
                          data={"amount_minor": payment.amount_minor, "currency": payment.currency})
         else:
+            if waiting is not None:  # B2: a bank debit submitted from the bank's page
+                move_payment(payment, PaymentStatus.PROCESSING, at=at)
             notify_ach_processing(payment, pre_notification=pre_notification(payment, mandate, payment.language))
         for subscription in subscriptions:
             crm.add_timeline(account.id, TimelineKind.SUBSCRIPTION_CREATED, subjects=[("subscription", subscription.id),
@@ -214,11 +227,65 @@ def record_declined_attempt(attempt: PaymentAttempt, checkout: CheckoutSession, 
     card. It moves through the payment machine (processing → failed), so it never books the ledger, never
     gets a receipt number and can't be refunded; it creates no contact, company, deal or subscription, and
     the buyer gets no email (they saw the decline on the page). ``card`` is (brand, last 4) as the processor
-    reported them (Stripe: the card the Payment Element gave); the sandbox's come from the typed number."""
+    reported them (Stripe: the card the Payment Element gave); the sandbox's come from the typed number.
+
+    An attempt already listed as incomplete (it waited for 3-D Secure) is that same row, moved to failed."""
+    level, scope = risk.signal(attempt.risk_hold)
+    payment = db.session.get(Payment, attempt.payment_id) if attempt.payment_id else None
+    if payment is None:
+        payment = _attempt_payment(attempt, checkout, processor=processor, card=card)
+    elif payment.status != PaymentStatus.INCOMPLETE.value:
+        return payment
+    else:
+        payment.card_brand = card[0] or payment.card_brand
+        payment.card_last4 = card[1] or payment.card_last4
+    payment.risk_level, payment.risk_scope = level.value, scope
+    move_payment(payment, PaymentStatus.FAILED, at=now(), data={"code": code, "message": message})
+    attempt.payment_id = payment.id
+    return payment
+
+
+# B2: why an incomplete attempt is listed (its failure_code; words in template_helpers.decline_reasons).
+WAITING_FOR_BUYER = "requires_action"
+ABANDONED = "abandoned"
+
+
+def record_incomplete_attempt(attempt_id: int, *, processor: str | None) -> Payment | None:
+    """B2: a checkout attempt that waits for the buyer (3-D Secure, a bank's page) is listed as an incomplete
+    payment right away, as Stripe lists a PaymentIntent in ``requires_action``: the merchant sees who is stuck
+    at their bank, with the card's brand and last 4 only. The same row becomes succeeded (record_successful_charge)
+    or failed (record_declined_attempt) when the buyer finishes; nothing about it is money until then. Idempotent;
+    None when the attempt is already settled (the buyer finished first) or charges nothing today (a trial)."""
+    with write_transaction(db.session) as session:
+        attempt = lock_one(session, PaymentAttempt, attempt_id)
+        if attempt.payment_id is not None or attempt.status != AttemptStatus.PENDING.value \
+                or attempt.amount_minor <= 0:
+            return session.get(Payment, attempt.payment_id) if attempt.payment_id else None
+        checkout = session.get(CheckoutSession, attempt.checkout_session_id)
+        payment = _attempt_payment(attempt, checkout, processor=processor, card=(None, None))
+        payment.status = PaymentStatus.INCOMPLETE.value
+        payment.failure_code = WAITING_FOR_BUYER
+        refresh_display_status(payment)
+        attempt.payment_id = payment.id
+        return payment
+
+
+def abandon_incomplete(attempt: PaymentAttempt) -> None:
+    """B2: the buyer never finished (the reconciler gave up and the processor cancelled the charge): the row stays
+    incomplete, as Stripe keeps an abandoned PaymentIntent listed, now saying so. Not failed: no bank said no, so
+    it is no decline to count, filter by reason or alarm the merchant about; nothing was charged either way."""
+    payment = db.session.get(Payment, attempt.payment_id) if attempt.payment_id else None
+    if payment is not None and payment.status == PaymentStatus.INCOMPLETE.value:
+        payment.failure_code = ABANDONED
+
+
+def _attempt_payment(attempt: PaymentAttempt, checkout: CheckoutSession, *, processor: str | None,
+                     card: tuple[str | None, str | None]) -> Payment:
+    """B2: the payment row of an attempt that moved no money (declined, or waiting for the buyer), added in the
+    caller's transaction as processing: the caller moves it on."""
     account = db.session.get(Account, attempt.account_id)
     buyer = attempt.buyer or {}
     contact = buyer.get("contact") or {}
-    level, scope = risk.signal(attempt.risk_hold)
     at = now()  # B9: checkouts run on real time (only a test subscription has a clock of its own)
     payment = Payment(
         account_id=account.id, mode=checkout.mode, status=PaymentStatus.PROCESSING.value,
@@ -231,7 +298,7 @@ def record_declined_attempt(attempt: PaymentAttempt, checkout: CheckoutSession, 
         buyer_phone=contact.get("phone", ""), buyer_company=contact.get("company", ""),
         billing_address=buyer.get("billing"), shipping_address=buyer.get("shipping"),
         language=checkout.language or account.language, ip=attempt.ip, created_at=at,
-        idempotency_key=attempt.idempotency_key, risk_level=level.value, risk_scope=scope,
+        idempotency_key=attempt.idempotency_key,
     )
     payment.items = [
         PaymentItem(position=i, product_id=item.product_id, name=item.name, description=item.description,
@@ -243,8 +310,6 @@ def record_declined_attempt(attempt: PaymentAttempt, checkout: CheckoutSession, 
     db.session.add(payment)
     db.session.flush()
     _keep_answers(payment, buyer)
-    move_payment(payment, PaymentStatus.FAILED, at=at, data={"code": code, "message": message})
-    attempt.payment_id = payment.id
     return payment
 
 

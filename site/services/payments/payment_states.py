@@ -1,5 +1,10 @@
 """The payment state machine (M1): processing → succeeded | failed, and what each move books, shows and sends.
 
+B2: incomplete → succeeded | processing | failed: a checkout attempt waiting for the buyer (3-D Secure, a bank's
+page) is listed before any money moves. Its success is the same SUCCEEDED move (receipt number, ledger, emails);
+to processing (a bank debit submitted after the bank's page) books nothing yet; its failure is a decline the
+buyer saw on the page, so it sends nothing. An attempt the buyer abandons stays incomplete (no move).
+
 It lives in payments, not money, because a success queues the receipt and invoice (payments) and the move's
 effects belong with its table: one place says what "a payment succeeded" means. The checkout (payment_records),
 a bank debit clearing (events) and a declined renewal (billing) call ``move_payment``; the set-based batch of
@@ -52,6 +57,9 @@ FAILED = Transition(TimelineKind.PAYMENT_FAILED, emails=_failed_emails)
 TRANSITIONS: dict[tuple[PaymentStatus, PaymentStatus], Transition] = {
     (PaymentStatus.PROCESSING, PaymentStatus.SUCCEEDED): SUCCEEDED,
     (PaymentStatus.PROCESSING, PaymentStatus.FAILED): FAILED,
+    (PaymentStatus.INCOMPLETE, PaymentStatus.SUCCEEDED): SUCCEEDED,
+    (PaymentStatus.INCOMPLETE, PaymentStatus.PROCESSING): Transition(),  # its caller writes "submitted"
+    (PaymentStatus.INCOMPLETE, PaymentStatus.FAILED): Transition(TimelineKind.PAYMENT_FAILED),
 }
 
 
@@ -73,13 +81,17 @@ def move_payment(payment: Payment, target: PaymentStatus, *, at: datetime, data:
     if target is PaymentStatus.SUCCEEDED:
         payment.succeeded_at = at
         payment.receipt_number = payment.receipt_number or next_number(payment.account_id, "receipt")
+        payment.failure_code = payment.failure_message = None  # B2: an incomplete attempt's "waiting" is over
+    elif target is PaymentStatus.PROCESSING:
+        payment.failure_code = payment.failure_message = None  # B2: no longer waiting for the buyer
     else:
         payment.failed_at = at
         payment.failure_code = (data or {}).get("code")
         payment.failure_message = (data or {}).get("message")
     refresh_display_status(payment)
-    add_timeline(payment.account_id, move.timeline, subjects=payment_subjects(payment), payment_id=payment.id,
-                 data=data or {}, at=timeline_at)
+    if move.timeline is not None:
+        add_timeline(payment.account_id, move.timeline, subjects=payment_subjects(payment), payment_id=payment.id,
+                     data=data or {}, at=timeline_at)
     if move.books:
         move.books(payment, at)
     if move.emails:
