@@ -64,8 +64,9 @@ def test_v1_a_draft_invoice_has_lines_customer_dates_and_no_number(client, owner
     invoice = _draft(client, owner)
     assert invoice.status == InvoiceStatus.DRAFT.value and invoice.number is None and invoice.payment_id is None
     # 2 × 45.00 − 10 % = 81.00, + 12.50 = 93.50
-    assert [(l.description, l.quantity, l.unit_amount_minor, l.discount_type, l.discount_value, l.amount_minor)
-            for l in invoice.lines] == [("Bicycle repair", 2, 4500, "percent", 1000, 8100),
+    assert [(line.description, line.quantity, line.unit_amount_minor, line.discount_type, line.discount_value,
+             line.amount_minor)
+            for line in invoice.lines] == [("Bicycle repair", 2, 4500, "percent", 1000, 8100),
                                         ("Parts", 1, 1250, "", 0, 1250)]
     assert (invoice.amount_minor, invoice.currency) == (9350, "EUR")
     assert (invoice.issue_date, invoice.due_date) == (date(2026, 12, 1), date(2026, 12, 31))
