@@ -103,7 +103,7 @@ def index():
     return render_page(
         "invoices/index.html", "invoice_table", invoices=paged.rows, customers=customers, today=today,
         status_filter=status, page=paged.page, pages=paged.pages, total=paged.total,
-        label=invoices.invoice_label_or_draft, badge=invoice_drafts.status_label, active_nav="invoices", day=_day,
+        label=invoices.invoice_label_or_draft, badge=invoice_drafts.status_label, active_nav="payments", day=_day,
         statuses=[("", _("All"))] + [(s, _status_name(s)) for s in STATUS_FILTERS],
         prev_href=url_for("invoices.index", page=paged.page - 1, **args) if paged.page > 1 else None,
         next_href=url_for("invoices.index", page=paged.page + 1, **args) if paged.page < paged.pages else None,
@@ -154,7 +154,7 @@ def _render(draft: InvoiceDraft, *, invoice: Invoice | None, errors=None, status
     return render_page(
         "invoices/editor.html", "editor_region", status=status, draft=draft, invoice=invoice,
         errors=errors or {}, library=_library(search) if show_library else [], show_library=show_library,
-        search=search, focus=focus, languages=list(LANGUAGES.items()), active_nav="invoices",
+        search=search, focus=focus, languages=list(LANGUAGES.items()), active_nav="payments",
         action_url=url_for("invoices.edit", invoice_id=invoice.id) if invoice else url_for("invoices.new"),
         discount_types=[("", _("No discount")), ("percent", _("Percentage off")),
                         ("amount", _("Amount off (%(currency)s)", currency=draft.currency))],
@@ -239,7 +239,7 @@ def detail(invoice_id: int):
     company = db.session.get(Company, invoice.company_id) if invoice.company_id else None
     return render_page("invoices/detail.html", invoice=invoice, contact=contact, company=company,
                        today=account_today(current_user.account), label=invoices.invoice_label_or_draft,
-                       badge=invoice_drafts.status_label, day=_day, active_nav="invoices")
+                       badge=invoice_drafts.status_label, day=_day, active_nav="payments")
 
 
 @bp.post("/<int:invoice_id>/finalize")
@@ -275,7 +275,7 @@ def void(invoice_id: int):
             return htmx_redirect(url_for("invoices.detail", invoice_id=invoice_id))
     return render_page("invoices/void.html", "dialog", status=422 if error else 200, invoice=invoice,
                        reason=form.reason.data or "", error=error, label=invoices.invoice_label_or_draft,
-                       active_nav="invoices")
+                       active_nav="payments")
 
 
 @bp.post("/<int:invoice_id>/delete")
