@@ -13,7 +13,14 @@ from playwright.sync_api import expect
 
 from kassa.extensions import db
 from tests.factories import PASSWORD, make_merchant
-from tests.support.browser import DESKTOP, assert_accessible, log_in_page, new_context, screenshot, wait_for_htmx_idle
+from tests.support.browser import (
+    DESKTOP,
+    assert_accessible,
+    log_in_page,
+    new_context,
+    screenshot,
+    wait_for_htmx_idle,
+)
 
 pytestmark = pytest.mark.browser
 
