@@ -278,6 +278,20 @@ def void(invoice_id: int):
                        active_nav="payments")
 
 
+@bp.post("/<int:invoice_id>/uncollectible")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def uncollectible(invoice_id: int):
+    invoice = _merchant_invoice_or_404(invoice_id)
+    try:
+        invoice_drafts.mark_uncollectible(current_actor(), invoice_id)
+    except Conflict as exc:
+        flash(exc.message, "error")
+    else:
+        flash(_("Invoice %(number)s marked uncollectible.", number=invoices.invoice_label_or_draft(invoice)),
+              "success")
+    return htmx_redirect(url_for("invoices.detail", invoice_id=invoice_id))
+
+
 @bp.post("/<int:invoice_id>/delete")
 @permission_required(Permission.MANAGE_PAYMENTS)
 def delete(invoice_id: int):

@@ -22,23 +22,10 @@ from kassa.services.platform.counters import next_number
 from tests.factories import PASSWORD, make_merchant
 from tests.support.app import log_in
 from tests.support.checkout_flow import pdf_text
+from tests.support.invoices import editor_form
 from tests.support.payments import login, soup_of
 
 PDF_COPY = Path("/tmp/v1-invoice.pdf")  # a copy to look at (pdftoppm)
-
-
-def editor_form(**overrides) -> dict[str, str]:
-    form = {
-        "customer_email": "Anna@Example.com", "customer_name": "Anna de Vries", "company_name": "Fietsen BV",
-        "language": "nl", "currency": "EUR", "issue_date": "2026-12-01", "due_date": "2026-12-31",
-        "notes": "Thanks for your business.", "terms": "Pay within 30 days to NL00 BANK 0123 4567 89.",
-        "lines-0-description": "Bicycle repair", "lines-0-quantity": "2", "lines-0-unit_price": "45.00",
-        "lines-0-discount_type": "percent", "lines-0-discount_value": "10",
-        "lines-1-description": "Parts", "lines-1-quantity": "1", "lines-1-unit_price": "12.50",
-        "action": "save",
-    }
-    form.update(overrides)
-    return {key: value for key, value in form.items() if value is not None}
 
 
 def _invoices(account_id: int) -> list[Invoice]:
@@ -305,3 +292,17 @@ def test_v1_per_payment_invoices_keep_their_shape(app, owner):
     """R5 invoices made before V1 are paid, numbered, with a payment and no lines; lines only belong to V1's."""
     assert InvoiceLine.__table__.c.invoice_id.nullable is False
     assert Invoice.__table__.c.number.nullable and Invoice.__table__.c.payment_id.nullable
+
+
+def test_v1_an_open_invoice_marked_uncollectible_keeps_its_number_and_can_still_be_voided(client, owner):
+    invoice = _draft(client, owner)
+    assert client.post(f"/invoices/{invoice.id}/uncollectible").status_code == 303
+    assert _invoices(owner.account_id)[-1].status == "draft"  # a draft can't be written off: nothing changed
+    client.post(f"/invoices/{invoice.id}/finalize")
+    assert client.post(f"/invoices/{invoice.id}/uncollectible").status_code == 303
+    marked = _invoices(owner.account_id)[-1]
+    assert (marked.status, marked.number) == ("uncollectible", 1)
+    assert "Uncollectible" in client.get("/invoices/?status=uncollectible").get_data(as_text=True)
+    assert "No invoice has this status." in client.get("/invoices/?status=open").get_data(as_text=True)
+    client.post(f"/invoices/{invoice.id}/void", data={"reason": "Written off"})
+    assert _invoices(owner.account_id)[-1].status == "void"

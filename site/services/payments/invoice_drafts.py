@@ -317,6 +317,18 @@ def void(actor: Actor, invoice_id: int, reason: str) -> Invoice:
         return invoice
 
 
+def mark_uncollectible(actor: Actor, invoice_id: int) -> Invoice:
+    """The merchant gives up on collecting an open (or partly paid) invoice: it stays numbered and can still be
+    paid or voided later (invoice_states)."""
+    with write_transaction(db.session) as session:
+        invoice = _owned(actor, invoice_id)
+        session.refresh(invoice, with_for_update=session.get_bind().dialect.name == "postgresql")
+        if move_invoice(invoice, InvoiceStatus.UNCOLLECTIBLE, at=now()):
+            record_audit(actor, "invoice.uncollectible", object_type="invoice", object_id=invoice.id,
+                         data={"number": invoice.number})
+        return invoice
+
+
 def delete_draft(actor: Actor, invoice_id: int) -> None:
     """A draft has no number yet, so deleting it leaves no gap."""
     with write_transaction(db.session) as session:
