@@ -39,7 +39,9 @@ def maybe_invoice(payment: Payment, account: Account) -> Invoice | None:
         return existing
     invoice = Invoice(account_id=account.id, number=next_number(account.id, "invoice"), payment_id=payment.id,
                       subscription_id=payment.subscription_id, amount_minor=payment.amount_minor,
-                      currency=payment.currency, issued_at=payment.succeeded_at or payment.created_at)
+                      currency=payment.currency, issued_at=payment.succeeded_at or payment.created_at,
+                      amount_paid_minor=payment.amount_minor,
+                      finalized_at=payment.succeeded_at or payment.created_at)
     db.session.add(invoice)
     db.session.flush()
     return invoice
