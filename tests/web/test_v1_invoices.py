@@ -306,3 +306,42 @@ def test_v1_an_open_invoice_marked_uncollectible_keeps_its_number_and_can_still_
     assert "No invoice has this status." in client.get("/invoices/?status=open").get_data(as_text=True)
     client.post(f"/invoices/{invoice.id}/void", data={"reason": "Written off"})
     assert _invoices(owner.account_id)[-1].status == "void"
+
+
+def test_v1_the_same_draft_finalized_twice_at_once_takes_one_number(app, client, owner):
+    """V1: a double click in two tabs: one number is taken, the next invoice gets the one after it (no gap)."""
+    invoice_id = _draft(client, owner).id
+    clients = []
+    for _ in range(3):
+        parallel = app.test_client()
+        login(parallel, owner)
+        clients.append(parallel)
+    barrier = threading.Barrier(len(clients))
+
+    def finalize(parallel) -> int:
+        with app.app_context():
+            try:
+                barrier.wait(timeout=30)
+                return parallel.post(f"/invoices/{invoice_id}/finalize").status_code
+            finally:
+                db.session.remove()
+
+    with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+        assert list(pool.map(finalize, clients, timeout=120)) == [303] * len(clients)
+    assert [(i.status, i.number) for i in _invoices(owner.account_id)] == [("open", 1)]
+    following = _draft(client, owner)
+    client.post(f"/invoices/{following.id}/finalize")
+    assert [i.number for i in _invoices(owner.account_id)] == [1, 2]
+
+
+def test_v1_hostile_void_reasons_and_list_parameters(client, owner):
+    invoice = _draft(client, owner)
+    client.post(f"/invoices/{invoice.id}/finalize")
+    response = client.post(f"/invoices/{invoice.id}/void", data={"reason": "x" * 501})
+    assert response.status_code == 422 and "at most 500" in response.get_data(as_text=True)
+    assert 'value="' + "x" * 501 in response.get_data(as_text=True)  # what was typed is shown back
+    assert _invoices(owner.account_id)[-1].status == "open"
+    for query in ("?page=99999999999999999999", "?page=-1", "?status=bogus", "?status=%C2%B2"):
+        assert client.get(f"/invoices/{query}").status_code == 200, query
+    assert client.get("/invoices/?status=%00").status_code == 400  # the app-wide NUL guard
+    assert client.get("/invoices/99999999999999999999").status_code == 404
