@@ -102,6 +102,7 @@ def _register_blueprints(app: Flask) -> None:
         embed,
         exports,
         health,
+        invoices,
         link_editor,
         links,
         media,
@@ -115,7 +116,7 @@ def _register_blueprints(app: Flask) -> None:
     )
 
     for module in (health, auth, dashboard, settings, media, links, link_editor, products, promo_codes, embed, checkout, crm,
-                   payments, disputes, subscriptions, billing_portal, reports, exports, webhooks, assets):
+                   payments, invoices, disputes, subscriptions, billing_portal, reports, exports, webhooks, assets):
         app.register_blueprint(module.bp)
     app.register_blueprint(reports.payouts_bp)
     app.jinja_env.globals["asset_url"] = assets.asset_url

@@ -1145,21 +1145,77 @@ class Refund(db.Model):
     created_by: Mapped[User | None] = relationship()
 
 
+class InvoiceStatus(StrEnum):
+    """V1: an invoice's life (payments/invoice_states.py). "Overdue" is not a status: an open or partially
+    paid invoice past its due date is shown as overdue (Invoice.is_overdue), so nothing has to move at midnight."""
+
+    DRAFT = "draft"
+    OPEN = "open"
+    PARTIALLY_PAID = "partially_paid"
+    PAID = "paid"
+    VOID = "void"
+    UNCOLLECTIBLE = "uncollectible"
+
+
 class Invoice(db.Model):
-    """An invoice for a link or subscription payment (R5), numbered without gaps per account."""
+    """An invoice (R5, V1), numbered without gaps per account from one series. Two kinds share it: the invoice a
+    link or subscription payment gets (payment_id set, paid from birth, rendered from its payment), and one a
+    merchant writes (lines, customer, dates; a draft has no number until it is finalized)."""
 
     __tablename__ = "invoices"
-    __table_args__ = (UniqueConstraint("account_id", "number"), UniqueConstraint("payment_id"))
+    __table_args__ = (UniqueConstraint("account_id", "number"), UniqueConstraint("payment_id"),
+                      Index("ix_invoices_account_status", "account_id", "status"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
-    number: Mapped[int]
-    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
+    number: Mapped[int | None]  # V1: taken at finalize; a draft has none
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
     subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"))
-    amount_minor: Mapped[int]
+    amount_minor: Mapped[int]  # the total (V1: the lines' net sum, kept at every save)
     currency: Mapped[str] = mapped_column(String(3))
     issued_at: Mapped[datetime] = mapped_column(default=_now)
-    status: Mapped[str] = mapped_column(String(16), default="paid")
+    status: Mapped[str] = mapped_column(String(16), default=InvoiceStatus.PAID.value)
+    # V1: a merchant's invoice
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
+    issue_date: Mapped[date | None]
+    due_date: Mapped[date | None]
+    notes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    terms: Mapped[str] = mapped_column(Text, default="", server_default="")
+    amount_paid_minor: Mapped[int] = mapped_column(default=0, server_default="0")
+    finalized_at: Mapped[datetime | None]
+    voided_at: Mapped[datetime | None]
+    void_reason: Mapped[str] = mapped_column(String(500), default="", server_default="")
+
+    lines: Mapped[list[InvoiceLine]] = relationship(order_by="InvoiceLine.position", cascade="all, delete-orphan",
+                                                    lazy="selectin")
+
+    @property
+    def amount_due_minor(self) -> int:
+        return max(self.amount_minor - self.amount_paid_minor, 0)
+
+    def is_overdue(self, today: date) -> bool:
+        """V1: shown, never stored: still owed after its due date."""
+        return (self.status in (InvoiceStatus.OPEN.value, InvoiceStatus.PARTIALLY_PAID.value)
+                and self.due_date is not None and self.due_date < today)
+
+
+class InvoiceLine(db.Model):
+    """V1: one line of a merchant's invoice: typed, or copied from the product library (product_id), with the
+    Q1 line discount (percent in basis points, or an amount in minor units)."""
+
+    __tablename__ = "invoice_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    position: Mapped[int] = mapped_column(default=0)
+    description: Mapped[str] = mapped_column(String(500))
+    quantity: Mapped[int] = mapped_column(default=1)
+    unit_amount_minor: Mapped[int]
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"))
+    discount_type: Mapped[str] = mapped_column(String(8), default="")
+    discount_value: Mapped[int] = mapped_column(default=0)
+    amount_minor: Mapped[int]  # quantity × unit amount − discount
 
 
 # --------------------------------------------------------------------------------------------------

@@ -70,6 +70,12 @@ class ReceiptData:
     reverse_charge_note: str | None = None
     title: str | None = None  # defaults to the translated "Receipt"
     number_label: str | None = None  # defaults to the translated "Receipt number"
+    # V1: a merchant's invoice: its dates (label and value, translated) instead of "Date paid", the amount still
+    # due instead of the payment method, and the merchant's notes and terms
+    dates: tuple[tuple[str, str], ...] = ()
+    amount_due: Money | None = None
+    notes: str = ""
+    terms: str = ""
 
 
 def receipt_filename(number: str) -> str:

@@ -36,6 +36,7 @@ NOT_PAGES = {
     "exports.download": "an export file download",
     "exports.notifications": "the bell's htmx fragment",
     "payments.invoice_pdf": "a PDF",
+    "invoices.pdf": "a PDF (V1)",
     "settings.email_html": "an email's body, framed inside settings.email_detail (visited through it)",
     "settings.disconnect_stripe": "needs a live Stripe connection; its dialog is checked in the K5 browser test",
 }
@@ -98,7 +99,7 @@ def shop(live_server):
             "subscription": subscription.id, "payout": items.payout.id, "product": first(Product).id,
             "contact": first(Contact).id, "company": first(Company).id, "deal": first(Deal).id,
             "export": first(Export).id, "member": member.id, "email": email.id, "tax_rate": tax_rate.id,
-            "promo": _promo_code(owner, link.id),
+            "promo": _promo_code(owner, link.id), **_invoices(owner),
         }
         db.session.remove()
     return ids
@@ -114,6 +115,24 @@ def _promo_code(owner, link_id: int) -> int:
                                     "first_time_only": True}, "en")
     return promo_codes.create_code(actor, {"code": "SUMMER10", "kind": "percent", "percent": "10",
                                            "max_redemptions": "10", "link_ids": [str(link_id)]}, "en").id
+
+
+def _invoices(owner) -> dict[str, int]:
+    """V1: a draft and an open invoice (finalized, numbered)."""
+    from kassa.actor import Actor
+    from kassa.services.payments import invoice_drafts
+    from kassa.services.payments.invoice_drafts import InvoiceDraft, LineDraft
+
+    actor = Actor(user=owner, account_id=owner.account_id)
+    draft = InvoiceDraft(customer_email="anna@example.com", customer_name="Anna de Vries", company_name="Fietsen BV",
+                         language="nl", currency="EUR", issue_date="2026-12-01", due_date="2026-12-31",
+                         notes="Thanks.", lines=[LineDraft(description="Bicycle repair", quantity="2",
+                                                           unit_price="45.00", discount_type="percent",
+                                                           discount_value="10")])
+    first = invoice_drafts.save_draft(actor, None, draft, "en").id
+    second = invoice_drafts.save_draft(actor, None, draft, "en").id
+    invoice_drafts.finalize(actor, second)
+    return {"draft_invoice": first, "invoice": second}
 
 
 def pages(ids: dict) -> dict[str, list[str]]:
@@ -175,6 +194,11 @@ def pages(ids: dict) -> dict[str, list[str]]:
         "settings.archive_tax_rate": [f"/settings/tax-rates/{ids['tax_rate']}/archive"],
         "settings.team": ["/settings/users"],
         "settings.remove_user": [f"/settings/users/{ids['member']}/remove"],
+        "invoices.index": ["/invoices/", "/invoices/?status=open"],  # V1
+        "invoices.new": ["/invoices/new"],
+        "invoices.edit": [f"/invoices/{ids['draft_invoice']}/edit"],
+        "invoices.detail": [f"/invoices/{ids['draft_invoice']}", f"/invoices/{ids['invoice']}"],
+        "invoices.void": [f"/invoices/{ids['invoice']}/void"],
     }
 
 
@@ -193,7 +217,8 @@ def test_b12_every_merchant_get_route_is_listed(live_server):
     NOT_PAGES with its reason), so no page escapes the phone check."""
     listed = set(pages({key: 1 for key in ("payment", "ach", "link", "dispute", "seed_dispute", "subscription",
                                            "payout", "product", "contact", "company", "deal", "export", "member",
-                                           "email", "promo", "tax_rate")})) | set(NOT_PAGES)
+                                           "email", "promo", "tax_rate", "invoice",
+                                           "draft_invoice")})) | set(NOT_PAGES)
     assert merchant_get_endpoints(live_server.app) == listed
 
 

@@ -70,6 +70,9 @@ def test_r5_e4_every_link_payment_and_renewal_gets_a_gap_free_invoice_attached_t
         invoices = _invoices(owner.account_id)
         charges = charges_of(sub)
         assert [i.number for i in invoices] == [1, 2, 3, 4]  # gap-free, in the order payments succeeded
+        # V1: a payment's invoice is paid from birth (single path and renewal batch alike), with no lines of its own
+        assert all(i.status == "paid" and i.amount_paid_minor == i.amount_minor and i.finalized_at and not i.lines
+                   for i in invoices)
         by_payment = {i.payment_id: i for i in invoices}
         assert set(by_payment) == {p.id for p in charges} | {p.id for p in db.session.scalars(
             select(Payment).where(Payment.link_id == one_time.id))}

@@ -1,4 +1,5 @@
-"""M1: one state machine per money object — payment, refund, dispute, subscription, payout, checkout attempt.
+"""M1: one state machine per money object — payment, refund, dispute, subscription, payout, checkout attempt,
+invoice (V1).
 
 Each declares its allowed transitions as data; its one ``move_*`` refuses every other move (Conflict) and
 changes nothing, and the set-based billing batch books exactly what the single path books for a success.
@@ -18,6 +19,8 @@ from kassa.models import (
     AttemptStatus,
     Dispute,
     DisputeStatus,
+    Invoice,
+    InvoiceStatus,
     LedgerEntry,
     Payment,
     PaymentAttempt,
@@ -33,7 +36,7 @@ from kassa.models import (
 from kassa.services.billing import subscription_states
 from kassa.services.disputes import dispute_states
 from kassa.services.money.ledger import book_charge, charge_available_on, charge_rows
-from kassa.services.payments import attempt_states, payment_states, refund_states
+from kassa.services.payments import attempt_states, invoice_states, payment_states, refund_states
 from kassa.services.payouts import payout_states
 from kassa.timeline_kinds import TimelineKind
 from tests.support.billing import advance, buy, frozen, renewals_of, subscription_shop
@@ -51,6 +54,8 @@ MACHINES = {
                lambda obj, target, at: payout_states.move_payout(obj, target, at=at)),
     "attempt": (attempt_states.TRANSITIONS, AttemptStatus, PaymentAttempt,
                 lambda obj, target, at: attempt_states.move_attempt(obj, target, at=at)),
+    "invoice": (invoice_states.TRANSITIONS, InvoiceStatus, Invoice,
+                lambda obj, target, at: invoice_states.move_invoice(obj, target, at=at)),
 }
 ILLEGAL = [(name, source, target) for name, (table, states, _model, _move_fn) in MACHINES.items()
            for source, target in itertools.product(states, states)
@@ -71,8 +76,8 @@ def test_m1_every_move_not_in_a_machines_table_is_refused_and_changes_nothing(ap
 
 
 def test_m1_every_machine_has_a_table_and_only_known_states():
-    """M1: six machines, each with at least one move, every state in its table one of its enum's."""
-    assert set(MACHINES) == {"payment", "refund", "dispute", "subscription", "payout", "attempt"}
+    """M1, V1: seven machines, each with at least one move, every state in its table one of its enum's."""
+    assert set(MACHINES) == {"payment", "refund", "dispute", "subscription", "payout", "attempt", "invoice"}
     for table, states, _model, _move_fn in MACHINES.values():
         assert table
         assert all(isinstance(s, states) and isinstance(t, states) for s, t in table)

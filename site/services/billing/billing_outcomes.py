@@ -112,7 +112,8 @@ class _Successes:
             self.invoices.append({"account_id": payment.account_id, "number": self.invoice_numbers[payment.id],
                                   "payment_id": payment.id, "subscription_id": payment.subscription_id,
                                   "amount_minor": payment.amount_minor, "currency": payment.currency,
-                                  "issued_at": at, "status": "paid"})
+                                  "issued_at": at, "status": "paid", "amount_paid_minor": payment.amount_minor,
+                                  "finalized_at": at})
         # E2 (every charge; E1: the merchant heard of the first payment only): the worker writes the email.
         self.jobs.append(_receipt_job(payment))
 

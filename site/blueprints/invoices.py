@@ -1,0 +1,315 @@
+"""Invoices a merchant writes (V1): the list, the draft editor, the invoice's page, finalize, void, the PDF.
+
+The editor works like the link editor: the draft lives in the form, every button ("Add line", "Remove", the
+product library) posts the whole form back (plain POST or htmx) and re-renders it, and only "Save draft" writes.
+"""
+
+from __future__ import annotations
+
+from babel.dates import format_date
+from flask import Blueprint, Response, abort, flash, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import or_
+from wtforms import Form as RowForm
+from wtforms import FormField, StringField
+
+from kassa.authz import current_actor, get_owned_or_404, permission_required, scoped
+from kassa.clock import account_today
+from kassa.errors import Conflict, ValidationFailed
+from kassa.extensions import db
+from kassa.forms import (
+    MAX_PAGE,
+    Form,
+    MultiValueField,
+    NumberedRows,
+    arg_int,
+    parse_id,
+    parse_int,
+    safe_filename,
+)
+from kassa.i18n import LANGUAGES, current_language
+from kassa.models import Company, Contact, Invoice, InvoiceStatus, Permission, Product
+from kassa.pagination import numbered_page
+from kassa.rendering import htmx_redirect, render_page
+from kassa.services.links.link_drafts import MAX_ITEMS
+from kassa.services.payments import invoice_drafts, invoices
+from kassa.services.payments.invoice_drafts import InvoiceDraft, LineDraft
+
+bp = Blueprint("invoices", __name__, url_prefix="/invoices")
+
+LIBRARY_PAGE = 50
+STATUS_FILTERS = [s.value for s in InvoiceStatus]
+
+
+class LineRowForm(RowForm):
+    """One line, posted as `lines-<n>-<field>`, kept as typed (invoice_drafts.validate reads it)."""
+
+    description = StringField(default="", filters=[str.strip])
+    quantity = StringField(default="1", filters=[str.strip])
+    unit_price = StringField(default="", filters=[str.strip])
+    product_id = StringField(default="", filters=[parse_id])
+    discount_type = StringField(default="", filters=[str.strip])
+    discount_value = StringField(default="", filters=[str.strip])
+
+
+class InvoiceEditorForm(Form):
+    """The whole editor as every button posts it, with the button pressed (`action`)."""
+
+    customer_email = StringField(default="", filters=[str.strip])
+    customer_name = StringField(default="", filters=[str.strip])
+    company_name = StringField(default="", filters=[str.strip])
+    language = StringField(default="en", filters=[str.strip])
+    currency = StringField(default="USD", filters=[lambda v: (v or "").strip().upper()])
+    issue_date = StringField(default="", filters=[str.strip])
+    due_date = StringField(default="", filters=[str.strip])
+    notes = StringField(default="")
+    terms = StringField(default="")
+    # A hostile form can't make us build thousands of rows: the first MAX_ITEMS + 10 by number.
+    lines = NumberedRows(FormField(LineRowForm), digits=4, part="[a-z_]+", max_entries=MAX_ITEMS + 10)
+    action = StringField(default="save")
+    library_search = StringField(default="", filters=[str.strip])
+    library_product = MultiValueField()
+
+    def draft(self) -> InvoiceDraft:
+        return InvoiceDraft(
+            customer_email=self.customer_email.data, customer_name=self.customer_name.data,
+            company_name=self.company_name.data, language=self.language.data, currency=self.currency.data,
+            issue_date=self.issue_date.data, due_date=self.due_date.data, notes=self.notes.data or "",
+            terms=self.terms.data or "", lines=[LineDraft(**row) for row in self.lines.data])
+
+
+class VoidForm(Form):
+    reason = StringField(default="", filters=[str.strip])
+
+
+# -- the list ----------------------------------------------------------------------------------------
+
+
+@bp.get("/")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def index():
+    """V1: every invoice a merchant wrote, newest first, with its status (overdue read from the due date)."""
+    status = request.args.get("status", "")
+    status = status if status in STATUS_FILTERS else ""
+    page = arg_int("page", 1, minimum=1, maximum=MAX_PAGE)
+    query = scoped(Invoice).where(Invoice.payment_id.is_(None))
+    if status:
+        query = query.where(Invoice.status == status)
+    paged = numbered_page(query, (Invoice.id.desc(),), page)
+    customers = _customers(paged.rows)
+    today = account_today(current_user.account)
+    args = {"status": status or None}
+    return render_page(
+        "invoices/index.html", "invoice_table", invoices=paged.rows, customers=customers, today=today,
+        status_filter=status, page=paged.page, pages=paged.pages, total=paged.total,
+        label=invoices.invoice_label_or_draft, badge=invoice_drafts.status_label, active_nav="payments", day=_day,
+        statuses=[("", _("All"))] + [(s, _status_name(s)) for s in STATUS_FILTERS],
+        prev_href=url_for("invoices.index", page=paged.page - 1, **args) if paged.page > 1 else None,
+        next_href=url_for("invoices.index", page=paged.page + 1, **args) if paged.page < paged.pages else None,
+    )
+
+
+def _day(value) -> str:
+    """A calendar date (due, issue) in the merchant's language; "—" when there is none."""
+    return format_date(value, "medium", locale=current_language()) if value else "—"
+
+
+def _status_name(status: str) -> str:
+    return {"draft": _("Draft"), "open": _("Open"), "partially_paid": _("Partially paid"), "paid": _("Paid"),
+            "void": _("Void"), "uncollectible": _("Uncollectible")}[status]
+
+
+def _customers(rows: list[Invoice]) -> dict[int, str]:
+    """Each invoice's customer as the list shows it: the contact's name (or email), and the company."""
+    contact_ids = {row.contact_id for row in rows if row.contact_id}
+    company_ids = {row.company_id for row in rows if row.company_id}
+    contacts = {c.id: c for c in db.session.scalars(scoped(Contact).where(Contact.id.in_(contact_ids)))} \
+        if contact_ids else {}
+    companies = {c.id: c for c in db.session.scalars(scoped(Company).where(Company.id.in_(company_ids)))} \
+        if company_ids else {}
+    result = {}
+    for row in rows:
+        parts = [contacts[row.contact_id].display_name] if row.contact_id in contacts else []
+        if row.company_id in companies:
+            parts.append(companies[row.company_id].name)
+        result[row.id] = " · ".join(parts) or "—"
+    return result
+
+
+# -- the editor --------------------------------------------------------------------------------------
+
+
+def _library(search: str) -> list[Product]:
+    query = scoped(Product).where(Product.archived_at.is_(None))
+    if search:
+        needle = search.lower()
+        query = query.where(or_(db.func.lower(Product.name).contains(needle, autoescape=True),
+                                db.func.lower(Product.sku).contains(needle, autoescape=True)))
+    return list(db.session.scalars(query.order_by(Product.name).limit(LIBRARY_PAGE)))
+
+
+def _render(draft: InvoiceDraft, *, invoice: Invoice | None, errors=None, status=200, show_library=False,
+            search="", focus=None):
+    return render_page(
+        "invoices/editor.html", "editor_region", status=status, draft=draft, invoice=invoice,
+        errors=errors or {}, library=_library(search) if show_library else [], show_library=show_library,
+        search=search, focus=focus, languages=list(LANGUAGES.items()), active_nav="payments",
+        action_url=url_for("invoices.edit", invoice_id=invoice.id) if invoice else url_for("invoices.new"),
+        discount_types=[("", _("No discount")), ("percent", _("Percentage off")),
+                        ("amount", _("Amount off (%(currency)s)", currency=draft.currency))],
+    )
+
+
+def _index(action: str) -> int:
+    _name, _sep, number = action.partition(":")
+    index = parse_int(number, minimum=0)
+    return -1 if index is None else index
+
+
+def _handle(invoice: Invoice | None):
+    locale = current_language()
+    form = InvoiceEditorForm()
+    draft = form.draft()
+    action = form.action.data
+    focus = None
+    if invoice is not None and invoice.status != InvoiceStatus.DRAFT.value:
+        # Finalized in another tab, or a hand-made POST: nothing changes, and the page says why.
+        flash(_("This invoice is no longer a draft, so it can't be edited. Void it and write a new one instead."),
+              "error")
+        return htmx_redirect(url_for("invoices.detail", invoice_id=invoice.id))
+    if action == "add_line":
+        draft = invoice_drafts.add_line(draft)
+        focus = f"f-lines-{len(draft.lines) - 1}-description"
+    elif action.startswith("remove:"):
+        draft = invoice_drafts.remove_line(draft, _index(action))
+    elif action in ("open_library", "search_library"):
+        return _render(draft, invoice=invoice, show_library=True, search=form.library_search.data)
+    elif action == "add_products":
+        ids = [i for i in map(parse_id, form.library_product.data) if i is not None]
+        chosen = list(db.session.scalars(scoped(Product).where(Product.id.in_(ids)).order_by(Product.name))) \
+            if ids else []
+        draft = invoice_drafts.add_products(draft, chosen, locale)
+    elif action == "save":
+        try:
+            saved = invoice_drafts.save_draft(current_actor(), invoice.id if invoice else None, draft, locale)
+        except ValidationFailed as exc:
+            return _render(draft, invoice=invoice, errors=exc.errors, status=422)
+        flash(_("Draft invoice saved. Finalize it to give it a number."), "success")
+        return htmx_redirect(url_for("invoices.detail", invoice_id=saved.id))
+    return _render(draft, invoice=invoice, focus=focus)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_PAYMENTS)
+def new():
+    if request.method == "POST":
+        return _handle(None)
+    return _render(invoice_drafts.new_draft(current_user.account), invoice=None)
+
+
+def _merchant_invoice_or_404(invoice_id: int) -> Invoice:
+    invoice = get_owned_or_404(Invoice, invoice_id)
+    if invoice.payment_id is not None:
+        abort(404)  # a payment's own invoice lives on its payment (payments.invoice_pdf)
+    return invoice
+
+
+@bp.route("/<int:invoice_id>/edit", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_PAYMENTS)
+def edit(invoice_id: int):
+    invoice = _merchant_invoice_or_404(invoice_id)
+    if request.method == "POST":
+        return _handle(invoice)
+    if invoice.status != InvoiceStatus.DRAFT.value:
+        flash(_("This invoice is no longer a draft, so it can't be edited. Void it and write a new one instead."),
+              "error")
+        return htmx_redirect(url_for("invoices.detail", invoice_id=invoice.id))
+    return _render(invoice_drafts.draft_from_invoice(invoice, current_language()), invoice=invoice)
+
+
+# -- one invoice -------------------------------------------------------------------------------------
+
+
+@bp.get("/<int:invoice_id>")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def detail(invoice_id: int):
+    invoice = _merchant_invoice_or_404(invoice_id)
+    contact = db.session.get(Contact, invoice.contact_id) if invoice.contact_id else None
+    company = db.session.get(Company, invoice.company_id) if invoice.company_id else None
+    return render_page("invoices/detail.html", invoice=invoice, contact=contact, company=company,
+                       today=account_today(current_user.account), label=invoices.invoice_label_or_draft,
+                       badge=invoice_drafts.status_label, day=_day, active_nav="payments")
+
+
+@bp.post("/<int:invoice_id>/finalize")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def finalize(invoice_id: int):
+    _merchant_invoice_or_404(invoice_id)
+    try:
+        invoice = invoice_drafts.finalize(current_actor(), invoice_id)
+    except Conflict as exc:
+        flash(exc.message, "error")
+    else:
+        flash(_("Invoice %(number)s finalized.", number=invoices.invoice_label(invoice)), "success")
+    return htmx_redirect(url_for("invoices.detail", invoice_id=invoice_id))
+
+
+@bp.route("/<int:invoice_id>/void", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_PAYMENTS)
+def void(invoice_id: int):
+    """V1: void with a reason, after a confirmation step (this page, or a dialog over the invoice's page)."""
+    invoice = _merchant_invoice_or_404(invoice_id)
+    form = VoidForm()
+    error = None
+    if request.method == "POST":
+        try:
+            invoice_drafts.void(current_actor(), invoice_id, form.reason.data)
+        except ValidationFailed as exc:
+            error = exc.errors.get("reason") or exc.message
+        except Conflict as exc:
+            flash(exc.message, "error")
+            return htmx_redirect(url_for("invoices.detail", invoice_id=invoice_id))
+        else:
+            flash(_("Invoice %(number)s is void.", number=invoices.invoice_label_or_draft(invoice)), "success")
+            return htmx_redirect(url_for("invoices.detail", invoice_id=invoice_id))
+    return render_page("invoices/void.html", "dialog", status=422 if error else 200, invoice=invoice,
+                       reason=form.reason.data or "", error=error, label=invoices.invoice_label_or_draft,
+                       active_nav="payments")
+
+
+@bp.post("/<int:invoice_id>/uncollectible")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def uncollectible(invoice_id: int):
+    invoice = _merchant_invoice_or_404(invoice_id)
+    try:
+        invoice_drafts.mark_uncollectible(current_actor(), invoice_id)
+    except Conflict as exc:
+        flash(exc.message, "error")
+    else:
+        flash(_("Invoice %(number)s marked uncollectible.", number=invoices.invoice_label_or_draft(invoice)),
+              "success")
+    return htmx_redirect(url_for("invoices.detail", invoice_id=invoice_id))
+
+
+@bp.post("/<int:invoice_id>/delete")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def delete(invoice_id: int):
+    _merchant_invoice_or_404(invoice_id)
+    try:
+        invoice_drafts.delete_draft(current_actor(), invoice_id)
+    except Conflict as exc:
+        flash(exc.message, "error")
+        return htmx_redirect(url_for("invoices.detail", invoice_id=invoice_id))
+    flash(_("Draft deleted."), "success")
+    return htmx_redirect(url_for("invoices.index"))
+
+
+@bp.get("/<int:invoice_id>/pdf")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def pdf(invoice_id: int):
+    invoice = _merchant_invoice_or_404(invoice_id)
+    filename, content_type, data = invoices.render_invoice(invoice.id)
+    response = Response(data, mimetype=content_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{safe_filename(filename, "invoice.pdf")}"'
+    return response

@@ -1,0 +1,51 @@
+"""The invoice state machine (M1, V1): draft → open → paid | partially paid | void | uncollectible.
+
+A draft is the only state that can be edited; finalizing (draft → open) takes the invoice's number from the
+account's one gap-free series. Payments move an open invoice to partially paid and paid; void is for an invoice
+that should never have been sent (with a reason), uncollectible for one the merchant gave up on. "Overdue" is not
+a state: it is read from the due date (Invoice.is_overdue). A per-payment invoice (R5) is born paid.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from kassa.models import Invoice, InvoiceStatus
+from kassa.services.money.machines import Transition, transition
+from kassa.services.platform.counters import next_number
+
+S = InvoiceStatus
+TRANSITIONS: dict[tuple[InvoiceStatus, InvoiceStatus], Transition] = {
+    (S.DRAFT, S.OPEN): Transition(),
+    (S.OPEN, S.PARTIALLY_PAID): Transition(),
+    (S.OPEN, S.PAID): Transition(),
+    # A second partial payment keeps it partially paid: a move onto itself, listed so it isn't a no-op.
+    (S.PARTIALLY_PAID, S.PARTIALLY_PAID): Transition(),
+    (S.PARTIALLY_PAID, S.PAID): Transition(),
+    (S.OPEN, S.VOID): Transition(),
+    (S.OPEN, S.UNCOLLECTIBLE): Transition(),
+    (S.PARTIALLY_PAID, S.UNCOLLECTIBLE): Transition(),
+    # As Stripe: an invoice written off can still be paid, or voided after all.
+    (S.UNCOLLECTIBLE, S.PAID): Transition(),
+    (S.UNCOLLECTIBLE, S.VOID): Transition(),
+}
+EDITABLE = (S.DRAFT.value,)
+PAYABLE = (S.OPEN.value, S.PARTIALLY_PAID.value, S.UNCOLLECTIBLE.value)
+
+
+def move_invoice(invoice: Invoice, target: InvoiceStatus, *, at: datetime | None, reason: str = "") -> bool:
+    """Move `invoice` in the caller's write transaction. False for a repeat; Conflict (before any write) for a
+    move the table lacks. Finalizing takes the next number of the account's invoice series: the counter row
+    stays locked until the caller commits, so two invoices finalized at once get consecutive numbers."""
+    move = transition(TRANSITIONS, "invoice", invoice.id, InvoiceStatus(invoice.status), target)
+    if move is None:
+        return False
+    if target is S.OPEN:
+        invoice.number = next_number(invoice.account_id, "invoice")
+        invoice.finalized_at = at
+        invoice.issued_at = at
+    elif target is S.VOID:
+        invoice.voided_at = at
+        invoice.void_reason = reason
+    invoice.status = target.value
+    return True
