@@ -45,7 +45,12 @@ def _pairs_have_nul(pairs) -> bool:
 
 def request_has_nul() -> bool:
     """True when the path, query string, form fields, upload names or JSON body contain NUL."""
-    if NUL in request.path or _pairs_have_nul(request.args.items(multi=True)):
+    if NUL in request.path:
+        return True
+    query = request.environ.get("QUERY_STRING", "")
+    # A NUL in the query string arrives percent-encoded (or raw, from a broken client): without either, no
+    # argument can decode to one, and the arguments need not be parsed (Q12: most GETs have no query at all).
+    if ("%00" in query or NUL in query) and _pairs_have_nul(request.args.items(multi=True)):
         return True
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return False
