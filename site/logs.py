@@ -9,11 +9,13 @@ job queued by a request still names the request.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import re
+import secrets
 import sys
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -54,7 +56,22 @@ def incoming_request_id(trusted_proxy: bool) -> str:
         offered = request.headers.get("X-Request-Id", "")
         if _REQUEST_ID.fullmatch(offered):
             return offered
-    return uuid.uuid4().hex
+    return _new_request_id()
+
+
+_ids: tuple[int, str, Iterator[int]] | None = None
+
+
+def _new_request_id() -> str:
+    """32 hex digits: 16 random per process (made again after a fork: each gunicorn worker its own) and a
+    counter. Unique, not secret (nothing is authorised by it), and a fraction of uuid4's cost, which asks the
+    kernel for random bytes on every request."""
+    global _ids
+    ids = _ids
+    pid = os.getpid()
+    if ids is None or ids[0] != pid:
+        ids = _ids = (pid, secrets.token_hex(8), itertools.count(1))
+    return f"{ids[1]}{next(ids[2]):016x}"
 
 
 def start_request(request_id: str) -> object:
