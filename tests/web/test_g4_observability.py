@@ -35,23 +35,30 @@ def app_config() -> dict:
             **fixture_app_config(FixtureTransport({}), KEY)}
 
 
+@pytest.fixture(autouse=True)
+def _plain_logging_afterwards():
+    """KASSA_LOG_FORMAT=json sets up the root logger, which outlives this test's app: put it back afterwards, so
+    the tests that run next in this process log as before."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in [h for h in root.handlers if h.get_name() == "kassa-json"]:
+        root.removeHandler(handler)
+    root.setLevel(level)
+    logging.getLogger("werkzeug").setLevel(logging.NOTSET)
+
+
 @pytest.fixture
 def log_lines(app):
-    """The JSON handler KASSA_LOG_FORMAT=json installed, writing into a buffer; taken off again afterwards (it
-    sits on the root logger, which outlives this test's app)."""
-    root = logging.getLogger()
-    handler = next(h for h in root.handlers if h.get_name() == "kassa-json")
+    """What the JSON handler KASSA_LOG_FORMAT=json installed writes, read back as dicts."""
+    handler = next(h for h in logging.getLogger().handlers if h.get_name() == "kassa-json")
     buffer = io.StringIO()
     handler.setStream(buffer)
-    level = root.level
 
     def lines() -> list[dict]:
         return [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
 
-    yield lines
-    root.removeHandler(handler)
-    root.setLevel(level if level != logging.INFO else logging.WARNING)
-    logging.getLogger("werkzeug").setLevel(logging.NOTSET)
+    return lines
 
 
 def metrics_text(client) -> str:
