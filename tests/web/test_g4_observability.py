@@ -216,3 +216,27 @@ def test_g4_readyz_names_redis_when_redis_is_down(app, client):
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.get_json() == {"status": "error", "database": "ok", "redis": "unreachable", "migrations": "ok"}
+
+
+def test_g4_metrics_add_up_every_process_in_multiprocess_mode(database_url, tmp_path):
+    """PROMETHEUS_MULTIPROC_DIR (gunicorn -w N plus the worker): what two other processes counted is in the
+    scrape a third one answers. Separate interpreters: prometheus_client reads the variable at import."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"), "KASSA_INSTANCE_PATH": str(tmp_path / "i"),
+           "KASSA_DATABASE_URL": database_url, "KASSA_METRICS_TOKEN": TOKEN}
+    (tmp_path / "prom").mkdir()
+    count = ("from kassa.metrics import PAYMENT_OUTCOMES as P; "
+             "P.labels(processor='sandbox', outcome='succeeded').inc(); P.labels(processor='stripe', outcome='failed').inc(2)")
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", count], env=env, check=True, timeout=120)
+    scrape = ("from kassa import create_app; c = create_app().test_client(); "
+              f"r = c.get('/metrics', headers={{'Authorization': 'Bearer {TOKEN}'}}); "
+              "assert r.status_code == 200, r.status_code; print(r.get_data(as_text=True))")
+    text = subprocess.run([sys.executable, "-c", scrape], env=env, check=True, timeout=120, capture_output=True,
+                          text=True).stdout
+    assert sample(text, "kassa_payment_outcomes_total", processor="sandbox", outcome="succeeded") == 2
+    assert sample(text, "kassa_payment_outcomes_total", processor="stripe", outcome="failed") == 4
+    assert "kassa_jobs{" in text and "kassa_outbox_lag_seconds" in text
