@@ -57,6 +57,7 @@ PAYMENT_OUTCOMES = Counter(
 )
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_STATUS_CLASS = {n: f"{n}xx" for n in range(1, 6)}
 _PENDING = "kassa_metrics_pending"
 
 
@@ -163,17 +164,18 @@ def register(app: Flask) -> None:
         if started is None:
             return response
         seconds = time.perf_counter() - started[0]
-        rule = request.url_rule
+        current = request._get_current_object()  # one proxy lookup, not one per attribute (Q12)
+        rule = current.url_rule
         route = rule.endpoint if rule is not None else "unmatched"
-        method = request.method if request.method in _METHODS else "other"
+        method = current.method if current.method in _METHODS else "other"
         status = response.status_code
-        observe(route, method, f"{status // 100}xx").observe(seconds)
+        observe(route, method, _STATUS_CLASS.get(status // 100, "other")).observe(seconds)
         request_id = logs.current_request_id()
         if request_id:
-            response.headers["X-Request-Id"] = request_id
+            response.headers.add("X-Request-Id", request_id)  # no view sets it: add, not a scan-and-replace
         if write_access_line:
-            access.info("%s %s %s", method, request.path, status, extra={
-                "route": route, "method": method, "path": request.path, "status": status,
+            access.info("%s %s %s", method, current.path, status, extra={
+                "route": route, "method": method, "path": current.path, "status": status,
                 "duration_ms": round(seconds * 1000, 2)})
         return response
 
