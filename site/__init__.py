@@ -43,6 +43,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if config:
         app.config.update(config)
 
+    from kassa import logs, metrics
+
+    logs.configure(app)
+    metrics.register(app)  # first: its request hooks time (and give a request id to) everything after them
+
     _init_extensions(app)
     from kassa import forms
 

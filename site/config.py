@@ -149,6 +149,11 @@ def build_config(instance_path: Path) -> dict:
         # Signed-in sessions (H14): end after this long without a request, and this long after login at most.
         "KASSA_SESSION_IDLE_HOURS": float(_env("KASSA_SESSION_IDLE_HOURS", "12") or 12),
         "KASSA_SESSION_MAX_DAYS": float(_env("KASSA_SESSION_MAX_DAYS", "30") or 30),
+        # G4: "json" writes one JSON object per log line (with the request id) and an access line per request;
+        # "text" (the default, for `make run`) leaves Python's usual logging alone.
+        "KASSA_LOG_FORMAT": (_env("KASSA_LOG_FORMAT", "text") or "text").lower(),
+        # G4: the bearer token GET /metrics asks for; unset, /metrics does not exist (404).
+        "KASSA_METRICS_TOKEN": _env("KASSA_METRICS_TOKEN"),
         "KASSA_OUTBOX_MAX_ATTEMPTS": int(_env("KASSA_OUTBOX_MAX_ATTEMPTS", "8") or 8),
         # K7: how often the tick polls each Stripe connection's recent events for webhooks Kassa missed.
         "KASSA_STRIPE_POLL_SECONDS": int(_env("KASSA_STRIPE_POLL_SECONDS", "300") or 300),

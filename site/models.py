@@ -30,6 +30,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from kassa.database import search_key
 from kassa.database import utcnow_column_default as _now
 from kassa.extensions import db
+from kassa.logs import current_request_id
 
 # --------------------------------------------------------------------------------------------------
 # Accounts and people: live and test mode (used by every table), accounts, users, roles, sign-up requests, invitations (A1–A4)
@@ -280,6 +281,9 @@ class OutboxMessage(db.Model):
     dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=_now)
     done_at: Mapped[datetime | None]
+    # G4: the request (or the job, and so the request) that queued it, for the worker's log lines. A column
+    # default, so the set-based inserts (a billing batch's receipts) get it as the ORM's do.
+    request_id: Mapped[str | None] = mapped_column(String(128), default=current_request_id)
 
 
 class EmailStatus(StrEnum):

@@ -17,3 +17,14 @@ def client_ip() -> str:
         if len(forwarded) >= trusted:
             return forwarded[-trusted]
     return request.remote_addr or "0.0.0.0"  # noqa: S104 - a placeholder address, not a bind
+
+
+def through_trusted_proxy() -> bool:
+    """Whether this request came through the configured proxies (each added its X-Forwarded-For entry), so
+    headers the nearest proxy sets (X-Request-Id, G4) are its, not the client's. With KASSA_TRUSTED_PROXIES=0
+    nothing a request says about itself is believed."""
+    trusted = current_app.config.get("KASSA_TRUSTED_PROXIES", 0)
+    if trusted <= 0:
+        return False
+    forwarded = [part for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+    return len(forwarded) >= trusted

@@ -21,6 +21,7 @@ from kassa.bulk_sql import among, insert_rows, update_rows
 from kassa.clock import clock_now, now
 from kassa.database import dialect_name, locked, write_transaction
 from kassa.extensions import db
+from kassa.metrics import PAYMENT_OUTCOMES, count_on_commit
 from kassa.models import (
     Account,
     Invoice,
@@ -78,6 +79,9 @@ def record_successes(successes: list[tuple[int, ChargeResult]]) -> int:
         for payment in payments:
             writes.add(payment, results[payment.id], subs[payment.subscription_id])
         writes.write(session)
+        for processor in {p.processor for p in payments}:  # G4: the batch's successes, once committed
+            count_on_commit(session, PAYMENT_OUTCOMES, sum(p.processor == processor for p in payments),
+                            processor=processor or "none", outcome=PaymentStatus.SUCCEEDED.value)
         return len(payments)
 
 

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from kassa.extensions import db
+from kassa.metrics import PAYMENT_OUTCOMES, count_on_commit
 from kassa.models import Account, Payment, PaymentStatus
 from kassa.processors.base import is_bank_debit
 from kassa.services.crm.crm import add_timeline, payment_subjects
@@ -89,6 +90,8 @@ def move_payment(payment: Payment, target: PaymentStatus, *, at: datetime, data:
         payment.failure_code = (data or {}).get("code")
         payment.failure_message = (data or {}).get("message")
     refresh_display_status(payment)
+    # G4: kassa_payment_outcomes, once this transaction commits.
+    count_on_commit(db.session, PAYMENT_OUTCOMES, processor=payment.processor or "none", outcome=target.value)
     if move.timeline is not None:
         add_timeline(payment.account_id, move.timeline, subjects=payment_subjects(payment), payment_id=payment.id,
                      data=data or {}, at=timeline_at)

@@ -26,6 +26,7 @@ from sqlalchemy import and_, distinct, or_, select, update
 from kassa.clock import now
 from kassa.database import locked, write_transaction
 from kassa.extensions import db
+from kassa.logs import log_context
 from kassa.models import OutboxMessage, OutboxStatus
 from kassa.services.platform.ticks import each_item
 
@@ -173,14 +174,20 @@ def run_claimed(message_id: int, attempt: int) -> bool:
     if message is None:
         return False
     kind, payload = message.kind, dict(message.payload)
+    request_id, account_id = message.request_id, message.account_id
     db.session.rollback()  # no transaction is held while the handler talks to the outside world
     error: str | None = None
-    try:
-        _HANDLERS[kind](payload)
-    except Exception as exc:  # any failure is retried later; the message and its error are kept
-        log.warning("outbox message %s (%s) failed: %s", message_id, kind, exc)
-        error = f"{type(exc).__name__}: {exc}"
-    return _finish(message_id, attempt, error)
+    # G4: the job's log lines (and messages it queues) carry the id of the request that queued it.
+    with log_context(request_id, account_id):
+        log.info("outbox message %s (%s) attempt %s", message_id, kind, attempt,
+                 extra={"job": message_id, "job_kind": kind})
+        try:
+            _HANDLERS[kind](payload)
+        except Exception as exc:  # any failure is retried later; the message and its error are kept
+            log.warning("outbox message %s (%s) failed: %s", message_id, kind, exc,
+                        extra={"job": message_id, "job_kind": kind})
+            error = f"{type(exc).__name__}: {exc}"
+        return _finish(message_id, attempt, error)
 
 
 def _finish(message_id: int, attempt: int, error: str | None) -> bool:

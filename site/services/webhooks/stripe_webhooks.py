@@ -26,6 +26,7 @@ from kassa.clock import now
 from kassa.database import write_transaction
 from kassa.errors import EventNotReady, KassaError, NotFound
 from kassa.extensions import db
+from kassa.metrics import WEBHOOK_FAILURES
 from kassa.models import Account, Payment, PaymentStatus, Refund, RefundStatus, StripeConnection
 from kassa.processors.base import ProcessorError, ProcessorEvent
 from kassa.processors.registry import stripe_inbox, stripe_processor
@@ -61,6 +62,7 @@ def receive(account_id: int, payload: bytes, signature: str) -> bool:
     if not known:
         raise NotFound(_("No such account."))
     if not secrets:
+        WEBHOOK_FAILURES.labels(processor="stripe", direction="incoming", reason="no_secret").inc()  # G4
         raise WebhookRefused(_("This account has no Stripe webhook signing secret."))
     for connection_id, secret in secrets:
         try:
@@ -73,12 +75,19 @@ def receive(account_id: int, payload: bytes, signature: str) -> bool:
             with write_transaction(db.session):
                 outbox.enqueue(JOB, {"connection_id": connection_id}, account_id=account_id)
         return bool(new)
+    WEBHOOK_FAILURES.labels(processor="stripe", direction="incoming", reason="signature").inc()  # G4
     raise WebhookRefused(_("The Stripe signature is missing, wrong or more than 5 minutes old."))
 
 
 def run_job(payload: dict) -> None:
     """The outbox handler: apply the connection's pending events; retried (back-off) while some must wait."""
-    if apply_pending(int(payload["connection_id"])) < 0:
+    try:
+        waiting = apply_pending(int(payload["connection_id"])) < 0
+    except Exception:
+        # G4: the delivery was stored but its events could not be applied (the outbox retries it).
+        WEBHOOK_FAILURES.labels(processor="stripe", direction="incoming", reason="processing").inc()
+        raise
+    if waiting:
         raise EventsWaiting("some Stripe events wait for Kassa objects not recorded yet")
 
 
