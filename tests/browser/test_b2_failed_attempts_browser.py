@@ -12,6 +12,8 @@ from playwright.sync_api import expect
 from tests.factories import PASSWORD
 from tests.support.browser import (
     assert_accessible,
+    bookshop_link,
+    fill_card_and_pay,
     log_in_page,
     screenshot,
     signed_test_url,
@@ -26,27 +28,11 @@ REASON = "The bank declined the card without giving a reason."
 
 @pytest.fixture
 def slug(live_server) -> str:
-    from kassa.extensions import db
-    from tests.factories import make_merchant
-    from tests.support.checkout_flow import item, make_link
-
-    with live_server.app.app_context():
-        owner = make_merchant(company="Lantern Books", email=EMAIL, password=PASSWORD)
-        slug = make_link(owner, name="Reading club", items=[item("Reading club", "40.00")]).slug
-        db.session.remove()
-    return slug
+    return bookshop_link(live_server, "Lantern Books", EMAIL, PASSWORD)
 
 
 def _fill(page, number: str) -> None:
-    page.get_by_label(re.compile(r"^Email")).fill(BUYER)
-    page.get_by_label(re.compile(r"^Card number")).fill(number)
-    page.get_by_label(re.compile(r"^Expiry")).fill("12 / 34")
-    page.get_by_label(re.compile(r"CVC")).fill("123")
-    page.get_by_label("Name on card").fill("Rita Reader")
-    page.get_by_label(re.compile(r"^Address")).fill("Quay 1")
-    page.get_by_label("Postal code").fill("10001")
-    page.get_by_label("City").fill("New York")
-    page.get_by_role("button", name=re.compile(r"^Pay ")).click()
+    fill_card_and_pay(page, BUYER, card=number, card_name="Rita Reader")
 
 
 def test_b2_declined_then_paid_on_a_phone_then_the_failed_row_in_the_merchants_list(

@@ -308,6 +308,13 @@ def pay_in_browser(page, base: str, slug: str, email: str, *, card: str = "42424
                    names: tuple[str, str] | None = None) -> None:
     """A buyer pays a link in test mode with a test card through the real checkout page."""
     page.goto(signed_test_url(base, slug))
+    fill_card_and_pay(page, email, card=card, names=names)
+    page.get_by_role("heading", name="Thank you! Your payment was received.").wait_for()
+
+
+def fill_card_and_pay(page, email: str, *, card: str = "4242424242424242", names: tuple[str, str] | None = None,
+                      card_name: str = "Ann Reader") -> None:
+    """Fill the open checkout page's card form (a New York billing address) and press Pay."""
     page.get_by_label(re.compile(r"^Email")).fill(email)
     if names:
         page.get_by_label(re.compile(r"^First name")).fill(names[0])
@@ -315,12 +322,24 @@ def pay_in_browser(page, base: str, slug: str, email: str, *, card: str = "42424
     page.get_by_label(re.compile(r"^Card number")).fill(card)
     page.get_by_label(re.compile(r"^Expiry")).fill("12 / 34")
     page.get_by_label(re.compile(r"CVC")).fill("123")
-    page.get_by_label(re.compile(r"^Name on card")).fill("Ann Reader")
+    page.get_by_label(re.compile(r"^Name on card")).fill(card_name)
     page.get_by_label(re.compile(r"^Address")).fill("Quay 1")
     page.get_by_label(re.compile(r"^Postal code")).fill("10001")
     page.get_by_label(re.compile(r"^City")).fill("New York")
     page.get_by_role("button", name=re.compile(r"^Pay ")).click()
-    page.get_by_role("heading", name="Thank you! Your payment was received.").wait_for()
+
+
+def bookshop_link(live_server, company: str, email: str, password: str) -> str:
+    """A merchant (`company`, signing in as `email`) with a "Reading club" link of 40.00; its slug."""
+    from kassa.extensions import db
+    from tests.factories import make_merchant
+    from tests.support.checkout_flow import item, make_link
+
+    with live_server.app.app_context():
+        owner = make_merchant(company=company, email=email, password=password)
+        slug = make_link(owner, name="Reading club", items=[item("Reading club", "40.00")]).slug
+        db.session.remove()
+    return slug
 
 
 def emailed_link(server: LiveServer, kind: str, path_fragment: str) -> str:

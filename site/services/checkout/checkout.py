@@ -638,38 +638,37 @@ def is_test_authentication(client_secret: str) -> bool:
     return client_secret.startswith(SandboxProcessor.ACTION_PREFIX)
 
 
-def awaits_test_authentication(checkout: CheckoutSession) -> bool:
-    """B2: whether this checkout's attempt waits for the buyer on the sandbox's test authentication page (so a
-    reload shows that page again rather than "confirming your payment")."""
-    ref = db.session.scalar(select(PaymentAttempt.processor_ref).where(
+def _waiting_test_authentication(checkout: CheckoutSession) -> tuple[PaymentAttempt, Any] | None:
+    """B2: this checkout's attempt waiting for the buyer on the sandbox's test authentication page, with the
+    sandbox's `authenticate`; None when nothing waits or the charge isn't the sandbox's (Stripe.js runs the
+    real 3-D Secure)."""
+    attempt = db.session.scalar(select(PaymentAttempt).where(
         PaymentAttempt.checkout_session_id == checkout.id, PaymentAttempt.status == AttemptStatus.PENDING.value,
         PaymentAttempt.processor_ref.is_not(None)))
-    if ref is None:
-        return False
+    if attempt is None:
+        return None
     try:
         processor = processor_for(checkout.mode, checkout.account_id)
     except NoLiveProcessor:
-        return False
-    return getattr(processor, "authenticate", None) is not None
+        return None
+    authenticate = getattr(processor, "authenticate", None)
+    return None if authenticate is None else (attempt, authenticate)
+
+
+def awaits_test_authentication(checkout: CheckoutSession) -> bool:
+    """B2: whether this checkout's attempt waits for the buyer on the sandbox's test authentication page (so a
+    reload shows that page again rather than "confirming your payment")."""
+    return _waiting_test_authentication(checkout) is not None
 
 
 def test_authentication(token: str, *, succeed: bool) -> bool:
     """B2: the buyer's answer on the sandbox's test authentication page (the 3-D Secure test card): the sandbox
     charge waiting for them is completed or failed; the buyer then goes to `finish_after_action`, which records
     the outcome. False when nothing of this checkout waits (already answered, or not a sandbox charge)."""
-    checkout = get_session(token)
-    attempt = db.session.scalar(select(PaymentAttempt).where(
-        PaymentAttempt.checkout_session_id == checkout.id, PaymentAttempt.status == AttemptStatus.PENDING.value,
-        PaymentAttempt.processor_ref.is_not(None)))
-    if attempt is None:
+    waiting = _waiting_test_authentication(get_session(token))
+    if waiting is None:
         return False
-    try:
-        processor = processor_for(checkout.mode, checkout.account_id)
-    except NoLiveProcessor:
-        return False
-    authenticate = getattr(processor, "authenticate", None)  # the sandbox's alone: Stripe.js runs the real one
-    if authenticate is None:
-        return False
+    attempt, authenticate = waiting
     account_id, ref = attempt.account_id, attempt.processor_ref
     db.session.rollback()
     return authenticate(account_id, ref, succeed=succeed)
