@@ -2,7 +2,7 @@
 
 from tests.support import build_cache
 
-build_cache.install()  # before any app is built: every test's create_app reuses the compiled URL builders
+build_cache.install()  # before any app is built: every test's app reuses compiled URL builders and templates
 
 pytest_plugins = [
     "tests.support.databases",
