@@ -6,7 +6,6 @@ product library) posts the whole form back (plain POST or htmx) and re-renders i
 
 from __future__ import annotations
 
-from babel.dates import format_date
 from flask import Blueprint, Response, abort, flash, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -35,6 +34,7 @@ from kassa.rendering import htmx_redirect, render_page
 from kassa.services.links.link_drafts import MAX_ITEMS
 from kassa.services.payments import invoice_drafts, invoices
 from kassa.services.payments.invoice_drafts import InvoiceDraft, LineDraft
+from kassa.timefmt import DATE, format_when
 
 bp = Blueprint("invoices", __name__, url_prefix="/invoices")
 
@@ -112,7 +112,7 @@ def index():
 
 def _day(value) -> str:
     """A calendar date (due, issue) in the merchant's language; "—" when there is none."""
-    return format_date(value, "medium", locale=current_language()) if value else "—"
+    return format_when(value, DATE, locale=current_language(), timezone=None) if value else "—"
 
 
 def _status_name(status: str) -> str:

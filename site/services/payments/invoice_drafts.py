@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 
 from kassa.actor import Actor
 from kassa.clock import account_today, now
-from kassa.database import write_transaction
+from kassa.database import lock_one, write_transaction
 from kassa.errors import Conflict, NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.forms import parse_date, parse_int
@@ -241,8 +241,10 @@ def validate(draft: InvoiceDraft, account: Account, locale: str) -> tuple[dict, 
 # -- saving and moving -------------------------------------------------------------------------------
 
 
-def _owned(actor: Actor, invoice_id: int) -> Invoice:
-    invoice = db.session.get(Invoice, invoice_id)
+def _owned(actor: Actor, invoice_id: int, *, lock: bool = False) -> Invoice:
+    """The actor's account's invoice (another account's is a 404), locked for the write transaction with `lock`
+    (its current values: two tabs finalizing or editing at once take turns)."""
+    invoice = lock_one(db.session, Invoice, invoice_id) if lock else db.session.get(Invoice, invoice_id)
     if invoice is None or invoice.account_id != actor.account_id:
         raise NotFound(_("Invoice not found."))
     return invoice
@@ -259,7 +261,7 @@ def save_draft(actor: Actor, invoice_id: int | None, draft: InvoiceDraft, locale
                               amount_minor=0, currency=values["currency"])
             session.add(invoice)
         else:
-            invoice = _owned(actor, invoice_id)
+            invoice = _owned(actor, invoice_id, lock=True)
             if invoice.status not in EDITABLE:
                 raise Conflict(_("This invoice is no longer a draft, so it can't be edited. Void it and write a new "
                                  "one instead."))
@@ -288,9 +290,8 @@ def save_draft(actor: Actor, invoice_id: int | None, draft: InvoiceDraft, locale
 def finalize(actor: Actor, invoice_id: int) -> Invoice:
     """Draft → open: the invoice gets the next number of the account's series (gap-free under concurrency:
     invoice_states.move_invoice). Finalizing twice is a no-op; a void invoice can't be finalized (Conflict)."""
-    with write_transaction(db.session) as session:
-        invoice = _owned(actor, invoice_id)
-        session.refresh(invoice, with_for_update=session.get_bind().dialect.name == "postgresql")
+    with write_transaction(db.session):
+        invoice = _owned(actor, invoice_id, lock=True)
         if invoice.status == InvoiceStatus.DRAFT.value and not invoice.lines:
             raise Conflict(_("Add at least one line before finalizing."))
         if move_invoice(invoice, InvoiceStatus.OPEN, at=now()):
@@ -306,9 +307,8 @@ def void(actor: Actor, invoice_id: int, reason: str) -> Invoice:
         raise ValidationFailed(_("Say why the invoice is void."), field="reason")
     if len(reason) > 500:
         raise ValidationFailed(_("Use at most 500 characters."), field="reason")
-    with write_transaction(db.session) as session:
-        invoice = _owned(actor, invoice_id)
-        session.refresh(invoice, with_for_update=session.get_bind().dialect.name == "postgresql")
+    with write_transaction(db.session):
+        invoice = _owned(actor, invoice_id, lock=True)
         if invoice.payment_id is not None or invoice.amount_paid_minor:
             raise Conflict(_("A paid invoice can't be voided."))
         move_invoice(invoice, InvoiceStatus.VOID, at=now(), reason=reason)
@@ -320,9 +320,8 @@ def void(actor: Actor, invoice_id: int, reason: str) -> Invoice:
 def mark_uncollectible(actor: Actor, invoice_id: int) -> Invoice:
     """The merchant gives up on collecting an open (or partly paid) invoice: it stays numbered and can still be
     paid or voided later (invoice_states)."""
-    with write_transaction(db.session) as session:
-        invoice = _owned(actor, invoice_id)
-        session.refresh(invoice, with_for_update=session.get_bind().dialect.name == "postgresql")
+    with write_transaction(db.session):
+        invoice = _owned(actor, invoice_id, lock=True)
         if move_invoice(invoice, InvoiceStatus.UNCOLLECTIBLE, at=now()):
             record_audit(actor, "invoice.uncollectible", object_type="invoice", object_id=invoice.id,
                          data={"number": invoice.number})

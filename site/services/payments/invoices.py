@@ -8,7 +8,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from babel.dates import format_date
 from babel.numbers import format_decimal
 from flask_babel import force_locale
 from flask_babel import gettext as _
@@ -24,6 +23,7 @@ from kassa.renderers.receipt import ReceiptData, ReceiptLine, render_receipt
 from kassa.services.accounts.accounts import logo_dir
 from kassa.services.payments.receipts import receipt_data
 from kassa.services.platform.counters import next_number
+from kassa.timefmt import DATE, format_when
 
 
 def invoice_label(invoice: Invoice) -> str:
@@ -97,7 +97,7 @@ def _render_merchant_invoice(invoice: Invoice) -> tuple[str, str, bytes]:
                                      unit_amount=money(line.unit_amount_minor), amount=gross, recurrence=None,
                                      discount=discount, discount_label=label if discount is not None else None))
         gross_total = sum(line.amount.amount_minor for line in lines)
-        dates = tuple((label, format_date(value, "long", locale=language))
+        dates = tuple((label, format_when(value, DATE, locale=language, timezone=None))
                       for label, value in ((_("Issue date"), invoice.issue_date), (_("Due date"), invoice.due_date))
                       if value is not None)
         data = ReceiptData(
