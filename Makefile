@@ -49,7 +49,7 @@ run: db
 # Bytecode is written even where the environment turns it off: the tests start many app processes (servers, the
 # CLI, crash replays), each of which would otherwise compile every module of Kassa from source again.
 test: $(STAMP) translations system-deps browser-deps
-	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -n $(XDIST) -q -p no:cacheprovider
+	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -n $(XDIST) -q -p no:cacheprovider --durations=25
 
 # ruff for style, import-linter for the architecture (layers, service packages, no cycles: pyproject.toml).
 # K7's property test at full size: 1,000 shuffled, duplicated Stripe event sequences per database (~20 min).
