@@ -41,11 +41,11 @@ from kassa.processors.sandbox_pricing import (
     exchange_rate,
 )
 from kassa.processors.sandbox_records import (
-    IN_FLIGHT_LEASE,
     as_utc,
     charge_fingerprint,
     charge_from_record,
     charge_to_record,
+    in_flight_lease,
     index_key_of,
     parse_time,
     processor_failure,
@@ -188,7 +188,8 @@ class SandboxProcessor:
         the first is still running gets an error to retry (as a processor answers a concurrent request with
         the same key). Returns (index, None) when the other request finished in the meantime."""
         pending = {"charge_ref": None, "fingerprint": charge_fingerprint(req)}
-        if not self.store.claim(index_key, pending, now=now, until=now + IN_FLIGHT_LEASE):
+        held_at, held_until = in_flight_lease()
+        if not self.store.claim(index_key, pending, now=held_at, until=held_until):
             index = self.store.get(index_key)
             if index is not None and index["charge_ref"] is not None:
                 return index, None

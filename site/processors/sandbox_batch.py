@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from kassa.processors.base import ChargeRequest, ChargeResult, ProcessorError, ProcessorUnavailable
 from kassa.processors.sandbox_records import (
-    IN_FLIGHT_LEASE,
     as_utc,
     charge_fingerprint,
     charge_from_record,
+    in_flight_lease,
     index_key_of,
     processor_failure,
 )
@@ -69,15 +69,12 @@ def _one(processor: SandboxProcessor, req: ChargeRequest) -> Answer:
 
 def _claim(processor: SandboxProcessor, requests: Sequence[ChargeRequest], keys: list[str],
            todo: list[int]) -> set[str]:
-    """Take the idempotency keys, one statement per moment (a batch's charges usually share one)."""
-    by_now: dict[datetime, dict[str, dict[str, Any]]] = {}
-    for i in todo:
-        pending = {"charge_ref": None, "fingerprint": charge_fingerprint(requests[i])}
-        by_now.setdefault(as_utc(requests[i].now), {})[keys[i]] = pending
-    claimed: set[str] = set()
-    for now, values in by_now.items():
-        claimed |= processor.store.claim_many(values, now=now, until=now + IN_FLIGHT_LEASE)
-    return claimed
+    """Take the idempotency keys in one statement, held on real time (`in_flight_lease` says why)."""
+    if not todo:
+        return set()
+    values = {keys[i]: {"charge_ref": None, "fingerprint": charge_fingerprint(requests[i])} for i in todo}
+    held_at, held_until = in_flight_lease()
+    return processor.store.claim_many(values, now=held_at, until=held_until)
 
 
 def _replay(processor: SandboxProcessor, requests: Sequence[ChargeRequest], keys: list[str],

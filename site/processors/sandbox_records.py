@@ -9,11 +9,22 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from kassa import clock
 from kassa.processors import testcards
 from kassa.processors.base import N_, ChargeRequest, ChargeResult, ProcessorFailure
 
 # A request that died while charging frees its idempotency key after this long.
 IN_FLIGHT_LEASE = timedelta(minutes=1)
+
+
+def in_flight_lease() -> tuple[datetime, datetime]:
+    """(now, until) for holding an idempotency key while its charge is made, on real time.
+
+    Not on the request's `now`: a test subscription's charge carries its test clock's time (B9), which another
+    request for the same key may read days later once the clock has moved on, and would then take the key as
+    abandoned while the first charge is still being made, and charge a second time."""
+    moment = clock.now()
+    return moment, moment + IN_FLIGHT_LEASE
 
 
 # ProcessorFailure codes the sandbox answers with, and their user-facing messages.

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
+import time_machine
 
 from kassa.processors.base import (
     CardDeclined,
@@ -14,7 +15,8 @@ from kassa.processors.base import (
     ProcessorFailure,
     ProcessorUnavailable,
 )
-from kassa.processors.sandbox import IN_FLIGHT_LEASE, SandboxProcessor, index_key_of
+from kassa.processors.sandbox import SandboxProcessor, index_key_of
+from kassa.processors.sandbox_records import IN_FLIGHT_LEASE
 from tests.support.faults import FaultPlan, FaultyProcessor
 
 NOW = datetime(2026, 4, 22, 10, 0, tzinfo=UTC)
@@ -90,14 +92,36 @@ def test_c5_a_key_charged_one_by_one_is_replayed_by_a_batch_and_a_changed_reques
 def test_s1_a_key_another_request_is_charging_gets_retry_later_until_its_lease_runs_out(sandbox, store):
     token = saved_card(sandbox)
     request = renewal(token)
-    assert store.claim(index_key_of(request), {"charge_ref": None, "fingerprint": "x"}, now=NOW,
-                       until=NOW + IN_FLIGHT_LEASE)  # a request that died while charging
-
-    (busy,) = sandbox.charge_many([request])
-    (later,) = sandbox.charge_many([renewal(token, key=request.idempotency_key, now=NOW + 2 * IN_FLIGHT_LEASE)])
+    with time_machine.travel(NOW, tick=False):
+        assert store.claim(index_key_of(request), {"charge_ref": None, "fingerprint": "x"}, now=NOW,
+                           until=NOW + IN_FLIGHT_LEASE)  # a request that died while charging
+        (busy,) = sandbox.charge_many([request])
+    with time_machine.travel(NOW + 2 * IN_FLIGHT_LEASE, tick=False):
+        (later,) = sandbox.charge_many([renewal(token, key=request.idempotency_key)])
 
     assert isinstance(busy, ProcessorUnavailable)
     assert isinstance(later, ChargeResult)
+
+
+@pytest.mark.parametrize("path", ["one by one", "batch"])
+def test_s1_b9_a_charge_in_flight_is_not_taken_over_by_a_request_on_a_test_clock_days_ahead(sandbox, store, path):
+    """CI found two sandbox charges for one trial's first period: two "advance the clock" clicks, the second
+    sent the same key with the test clock's time, days after the first's hold, and took the key as
+    abandoned while the first was still charging. The hold is on real time, whatever the request's clock."""
+    token = saved_card(sandbox)
+    request = renewal(token)
+    with time_machine.travel(NOW, tick=False):
+        assert store.claim(index_key_of(request), {"charge_ref": None, "fingerprint": "x"}, now=NOW,
+                           until=NOW + IN_FLIGHT_LEASE)  # the first click's charge, being made
+        ahead = renewal(token, key=request.idempotency_key, now=NOW + timedelta(days=30))
+        before = charges(store)
+        if path == "batch":
+            (answer,) = sandbox.charge_many([ahead])
+            assert isinstance(answer, ProcessorUnavailable)
+        else:
+            with pytest.raises(ProcessorUnavailable):
+                sandbox.charge(ahead)
+    assert charges(store) == before
 
 
 def test_c5_a_decline_in_a_batch_does_not_use_up_its_key(sandbox):

@@ -204,10 +204,11 @@ def test_b9_two_advances_at_once_bill_each_period_once(client, app):
                        [pool.submit(move, sub_id) for sub_id in (first.id, first.id, second.id, second.id)]]
         assert all(result["failed"] == 0 for result in results)
         for sub in (first, second):
-            # A clock never goes back: the later request may start where the first had got to (so a period
-            # more may fall due), but every period is charged once, in order, with no gap or double.
+            # A clock never goes back: the later request may start where the first had got to, up to its end
+            # on a loaded machine (then up to 130 days pass: periods 1-4), but every period is charged once, in
+            # order, with no gap or double.
             periods = [p.subscription_period for p in renewals_of(sub)]
-            assert periods in ([1, 2], [1, 2, 3]), periods
+            assert periods in ([1, 2], [1, 2, 3], [1, 2, 3, 4]), periods
             assert reload(sub).payments_made == 1 + len(periods)
             assert clock_now(sub).date() >= date(2027, 3, 21)
         assert sandbox_charge_count(owner.account_id) == 2 + sum(len(renewals_of(s)) for s in (first, second))

@@ -245,9 +245,12 @@ def test_q9_two_advances_at_once_charge_the_first_period_once(client, app):
         with ThreadPoolExecutor(max_workers=3) as pool:
             results = [f.result(timeout=240) for f in [pool.submit(move) for _ in range(3)]]
         assert all(result["failed"] == 0 for result in results)
-        assert [p.subscription_period for p in renewals_of(sub)] == [0]
-        assert sandbox_charge_count(owner.account_id) == 1
-        assert reload(sub).payments_made == 1 and reload(sub).status == "active"
+        # Each click moves the clock 15 days from where it finds it: on a loaded machine they may run one
+        # after another (45 days: the month after the trial falls due too). Each period is charged once.
+        periods = [p.subscription_period for p in renewals_of(sub)]
+        assert periods in ([0], [0, 1]), periods
+        assert sandbox_charge_count(owner.account_id) == len(periods)
+        assert reload(sub).payments_made == len(periods) and reload(sub).status == "active"
 
 
 def test_q9_cancelled_during_the_trial_is_never_charged(client):
