@@ -47,9 +47,9 @@ def _stop_on_signals() -> threading.Event:
 @click.option("--tick-every", type=float, default=None, help="Also run the periodic tick every N seconds.")
 @click.option("--poll", type=float, default=1.0, help="Seconds to wait when there is nothing to do.")
 def worker_command(tick_every: float | None, poll: float) -> None:
-    """Deliver outbox messages (emails, …) until stopped."""
-    mode = "RQ on Redis" if current_app.config.get("KASSA_REDIS_URL") else "database polling"
-    click.echo(f"Kassa worker started ({mode}). Ctrl-C to stop.")
+    """Deliver outbox messages (emails, …) until stopped. Run as many as you like: they share the queue, and
+    with --tick-every the tick runs once per period across all of them (G2)."""
+    click.echo("Kassa worker started. Ctrl-C to stop.")
     run_worker(current_app._get_current_object(), stop=_stop_on_signals(), poll_seconds=poll, tick_seconds=tick_every)
     click.echo("Kassa worker stopped.")
 

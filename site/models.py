@@ -328,6 +328,18 @@ class Counter(db.Model):
     value: Mapped[int] = mapped_column(default=0)
 
 
+class PeriodicClaim(db.Model):
+    """G2: the latest period of a periodic job (the tick) that a worker took. However many workers run, the
+    one whose update moves `period_start` forward runs that period; the others find it taken."""
+
+    __tablename__ = "periodic_claims"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    period_start: Mapped[datetime]
+    claimed_by: Mapped[str] = mapped_column(String(200))
+    claimed_at: Mapped[datetime]
+
+
 class ProcessedEvent(db.Model):
     """Processor events already applied; the unique id makes replays and concurrent ticks no-ops."""
 

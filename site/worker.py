@@ -1,8 +1,14 @@
 """The background worker: delivers outbox messages and runs the periodic tick.
 
-Without Redis it polls the outbox table. With KASSA_REDIS_URL it hands each claimed message to RQ, so
-any number of workers can execute them; the claim (a lease in the database) still guarantees that a
-message is run by one worker at a time.
+G2, one design: the database is the queue. Every worker claims due outbox messages with a lease (on PostgreSQL
+`FOR UPDATE SKIP LOCKED`, so workers never wait for each other's rows; on SQLite under the write lock), so a
+message runs on whichever worker is free, and on one at a time. RQ was used before for the same purpose, but
+the claim already lived in the database and the worker ran RQ's jobs itself (burst mode): RQ added a second
+queue to keep consistent and gained nothing, so it was removed (docs/architecture.md). Redis stays for the rate
+limits.
+
+The periodic tick runs once per period across all workers (`platform.periods.claim_period`): each worker
+looks a few times per period, and the first to look in a new period runs it.
 """
 
 from __future__ import annotations
@@ -15,45 +21,25 @@ from flask import Flask
 
 from kassa.extensions import db
 from kassa.services.platform import outbox
+from kassa.services.platform.periods import claim_period
 from kassa.services.platform.ticks import run_tick
 
 log = logging.getLogger(__name__)
-QUEUE_NAME = "kassa"
 RELEASE_EVERY = 10.0  # seconds between looks for leases held by dead workers
+TICK_JOB = "tick"
+LOOKS_PER_PERIOD = 4  # a worker that looks once per period could miss one: the loop's own time adds up
 
 
-def execute_claimed(message_id: int, attempt: int) -> bool:
-    """RQ job: run a message this worker's relay already leased."""
-    return outbox.run_claimed(message_id, attempt)
-
-
-class Worker:
-    def __init__(self, app: Flask, batch: int = 20) -> None:
-        self.app = app
-        self.batch = batch
-        self.queue = self.rq_worker = None
-        if app.config.get("KASSA_REDIS_URL"):
-            from redis import Redis
-            from rq import Queue, SimpleWorker
-
-            connection = Redis.from_url(app.config["KASSA_REDIS_URL"])
-            self.queue = Queue(app.config.get("KASSA_RQ_QUEUE", QUEUE_NAME), connection=connection)
-            # SimpleWorker runs jobs in this process, inside the app context we already hold.
-            self.rq_worker = SimpleWorker([self.queue], connection=connection)
-
-    @property
-    def uses_rq(self) -> bool:
-        return self.queue is not None
-
-    def work_once(self) -> int:
-        """Claim due messages and get them run; returns how many were claimed."""
-        if not self.uses_rq:
-            return outbox.run_pending(self.batch)
-        claimed = outbox.claim_batch(self.batch)
-        for message_id, attempt in claimed:
-            self.queue.enqueue(execute_claimed, message_id, attempt, job_timeout=300)
-        self.rq_worker.work(burst=True, logging_level="WARNING")
-        return len(claimed)
+def tick_if_due(tick_seconds: float) -> bool:
+    """Run the tick when this worker is the first to look in the current period. True when it ran here."""
+    if not claim_period(TICK_JOB, tick_seconds):
+        return False
+    report = run_tick()
+    if report.failed:
+        log.warning("tick failures: %s", report.failed)
+    if report.skipped:
+        log.warning("tick items skipped after failing (retried later): %s", report.skipped)
+    return True
 
 
 def run_worker(
@@ -65,8 +51,8 @@ def run_worker(
     batch: int = 20,
 ) -> None:
     """Loop until `stop` is set. Waits use the stop event, so shutdown is immediate."""
-    worker = Worker(app, batch)
-    last_tick = last_release = 0.0
+    look_every = None if tick_seconds is None else min(tick_seconds, max(1.0, tick_seconds / LOOKS_PER_PERIOD))
+    last_look = last_release = float("-inf")
     while not stop.is_set():
         worked = 0
         try:
@@ -74,14 +60,10 @@ def run_worker(
                 # H6: what a dead worker on this machine had leased runs now, not when its lease runs out.
                 last_release = time.monotonic()
                 outbox.release_dead_leases()
-            worked = worker.work_once()
-            if tick_seconds is not None and time.monotonic() - last_tick >= tick_seconds:
-                last_tick = time.monotonic()
-                report = run_tick()
-                if report.failed:
-                    log.warning("tick failures: %s", report.failed)
-                if report.skipped:
-                    log.warning("tick items skipped after failing (retried later): %s", report.skipped)
+            worked = outbox.run_pending(batch)
+            if look_every is not None and time.monotonic() - last_look >= look_every:
+                last_look = time.monotonic()
+                tick_if_due(tick_seconds)
         except Exception:
             log.exception("worker loop error; continuing")
             db.session.rollback()

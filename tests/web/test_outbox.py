@@ -156,29 +156,3 @@ def test_expired_lease_is_claimed_again(app, mailbox):
     # The dead worker's late finish changes nothing.
     assert outbox.run_claimed(*claimed[0]) is False
     assert len(mailbox.messages) == 1
-
-
-def test_worker_hands_messages_to_rq_when_redis_is_configured(app, mailbox):
-    """KASSA_REDIS_URL: the worker claims in the database and executes through an RQ queue."""
-    import uuid
-
-    from redis import Redis
-
-    from kassa.worker import Worker
-
-    app.config["KASSA_REDIS_URL"] = "redis://127.0.0.1:6379/15"
-    # A queue of this test's own: parallel test workers must not run each other's jobs.
-    app.config["KASSA_RQ_QUEUE"] = f"kassa-test-{uuid.uuid4().hex}"
-    try:
-        Redis.from_url(app.config["KASSA_REDIS_URL"]).ping()
-    except Exception as exc:
-        pytest.fail(f"Redis is required for this test (127.0.0.1:6379): {exc}")
-    ids = _queue(3)
-    worker = Worker(app)
-    assert worker.uses_rq and worker.queue.name == app.config["KASSA_RQ_QUEUE"]
-    assert worker.work_once() == 3
-    assert worker.work_once() == 0
-    assert len(mailbox.messages) == 3
-    db.session.expire_all()
-    assert {db.session.get(EmailMessage, i).status for i in ids} == {EmailStatus.SENT.value}
-    assert worker.queue.count == 0
