@@ -7,11 +7,16 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 MIGRATIONS := site/migrations
 XDIST ?= 2
 
-.PHONY: run test test-properties test-fast lint i18n translations bench system-deps browser-deps bench-deps db clean help
+.PHONY: run run-prod test test-properties test-fast lint i18n translations bench system-deps browser-deps prod-deps bench-deps db clean help
+
+# The production profile (G1): PostgreSQL and Redis on this machine unless the environment names others.
+PROD_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/kassa
+PROD_REDIS_URL ?= redis://127.0.0.1:6379/0
 
 help:
 	@echo "make run    serve the app with demo data on http://127.0.0.1:5000 (worker included)"
 	@echo "make test   run the whole test suite (SQLite, PostgreSQL and Chromium)"
+	@echo "make run-prod  nginx + 2 gunicorn servers + 2 workers on PostgreSQL and Redis, http://127.0.0.1:8080"
 	@echo "make bench  run the benchmarks;  make lint  ruff + import-linter;  make i18n  update translation catalogs"
 
 $(STAMP): pyproject.toml
@@ -36,6 +41,12 @@ browser-deps:
 	   if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	   else echo "Browser tests need:$$missing (sudo apt-get install -y$$missing)"; exit 1; fi; fi
 
+# The production profile puts nginx (Debian's) in front of the servers.
+prod-deps:
+	@if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; \
+	  else echo "The production profile needs nginx: sudo apt-get install -y nginx"; exit 1; fi; fi
+
 translations: $(STAMP)
 	@set -o pipefail; $(VENV)/bin/pybabel compile -d site/translations 2>&1 | { grep -v '^compiling catalog' || true; }
 
@@ -46,10 +57,16 @@ run: db
 	$(FLASK) kassa seed-demo
 	$(FLASK) kassa serve
 
+run-prod: $(STAMP) translations system-deps prod-deps
+	export KASSA_DATABASE_URL="$${KASSA_DATABASE_URL:-$(PROD_DATABASE_URL)}" \
+	       KASSA_REDIS_URL="$${KASSA_REDIS_URL:-$(PROD_REDIS_URL)}"; \
+	$(FLASK) kassa create-database && $(FLASK) db upgrade -d $(MIGRATIONS) && \
+	$(FLASK) kassa seed-demo --if-empty && $(FLASK) kassa run-prod
+
 # Bytecode is written even where the environment turns it off: the tests start many app processes (servers, the
 # CLI, crash replays), each of which would otherwise compile every module of Kassa from source again.
-test: $(STAMP) translations system-deps browser-deps
-	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -n $(XDIST) -q -p no:cacheprovider --durations=25
+test: $(STAMP) translations system-deps browser-deps prod-deps
+	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -n $(XDIST) --dist loadgroup -q -p no:cacheprovider --durations=25
 
 # ruff for style, import-linter for the architecture (layers, service packages, no cycles: pyproject.toml).
 # K7's property test at full size: 1,000 shuffled, duplicated Stripe event sequences per database (~20 min).

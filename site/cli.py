@@ -1,4 +1,5 @@
-"""`flask kassa …` commands: serve, worker, tick, seed-demo, create-user, rotate-keys, backup, restore."""
+"""`flask kassa …` commands: serve, run-prod, create-database, worker, tick, seed-demo, create-user, rotate-keys,
+backup, restore."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from flask.cli import AppGroup
 from sqlalchemy import func, select
 from werkzeug.serving import run_simple
 
+from kassa import production
 from kassa.bench_data import BENCH_EMAIL, BENCH_PASSWORD, generate
 from kassa.errors import ValidationFailed
 from kassa.extensions import db
@@ -98,6 +100,34 @@ def serve_command(host: str, port: int, tick_every: float) -> None:
         run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
     finally:
         worker.stop()
+
+
+@kassa_cli.command("run-prod")
+@click.option("--port", default=8080, type=int, help="nginx's port on 127.0.0.1: the address to open.")
+@click.option("--servers", default=2, type=click.IntRange(1, 16), help="gunicorn servers behind nginx.")
+@click.option("--server-port", default=8001, type=int, help="The first server's port; the others follow it.")
+@click.option("--workers", default=2, type=click.IntRange(1, 16), help="Worker processes.")
+@click.option("--tick-every", default=60.0, type=click.FloatRange(min=1), help="Seconds between ticks.")
+def run_prod_command(port: int, servers: int, server_port: int, workers: int, tick_every: float) -> None:
+    """G1: nginx in front of several gunicorn servers, and several workers, on PostgreSQL and Redis, on this
+    machine (make run-prod). Ctrl-C stops everything."""
+    app = current_app._get_current_object()
+    found = production.problems(app)
+    if found:
+        raise click.ClickException("\n".join(found))
+    db.session.remove()
+    profile = production.Profile(port=port, servers=servers, first_server_port=server_port, workers=workers,
+                                 tick_every=tick_every)
+    production.run(app, profile, stop=_stop_on_signals(), say=lambda line: click.echo(f"  {line}", err=True))
+    click.echo("Kassa stopped.")
+
+
+@kassa_cli.command("create-database")
+def create_database_command() -> None:
+    """Create the PostgreSQL database KASSA_DATABASE_URL names, if it does not exist (SQLite makes its own)."""
+    url = current_app.config["SQLALCHEMY_DATABASE_URI"]
+    created = production.create_database(url)
+    click.echo("Database created." if created else "Database already there (or SQLite): nothing to create.")
 
 
 def _raise_keyboard_interrupt(signum, frame) -> None:

@@ -1,4 +1,4 @@
-"""`flask kassa serve` keeps its worker alive (H6).
+"""`flask kassa serve` keeps its worker alive (H6); `flask kassa run-prod` (G1) keeps each of its processes alive.
 
 The worker is a child process. When it dies (a crash, the OOM killer, `kill -9`), the supervisor says so,
 hands what it had leased back to the outbox at once (its process is gone, so its leases are void) and starts
@@ -20,8 +20,12 @@ from kassa.services.platform.outbox import release_dead_leases
 
 class WorkerSupervisor:
     def __init__(self, app: Flask, command: Sequence[str], *, env: dict[str, str], say: Callable[[str], None],
-                 first_backoff: float = 1.0, max_backoff: float = 60.0, healthy_after: float = 60.0) -> None:
+                 first_backoff: float = 1.0, max_backoff: float = 60.0, healthy_after: float = 60.0,
+                 name: str = "Kassa worker", release_leases: bool = True, stdout=None) -> None:
+        """`name` says which process in the messages; `release_leases`: the child takes outbox leases (a worker,
+        not a web server), so its leases go back to the queue when it dies; `stdout`: where its output goes."""
         self.app, self.command, self.env, self.say = app, list(command), env, say
+        self.name, self.release_leases, self.stdout = name, release_leases, stdout
         self.first_backoff, self.max_backoff, self.healthy_after = first_backoff, max_backoff, healthy_after
         self.restarts = 0
         self._stop = threading.Event()
@@ -42,9 +46,10 @@ class WorkerSupervisor:
         with self._lock:
             if self._stop.is_set():
                 return False
-            self._process = subprocess.Popen(self.command, env=self.env)  # noqa: S603 - our own CLI
+            self._process = subprocess.Popen(self.command, env=self.env, stdout=self.stdout,  # noqa: S603 - our own
+                                             stderr=subprocess.STDOUT if self.stdout else None)
             self.started_at = time.monotonic()
-        self.say(f"Kassa worker running (pid {self._process.pid}).")
+        self.say(f"{self.name} running (pid {self._process.pid}).")
         return True
 
     def _run(self) -> None:
@@ -61,9 +66,11 @@ class WorkerSupervisor:
                     return
                 if time.monotonic() - self.started_at >= self.healthy_after:
                     backoff = self.first_backoff
-                released = self._release(process.pid)
-                self.say(f"Kassa worker (pid {process.pid}) died (exit status {process.returncode}); "
-                         f"{released} message(s) it held are queued again; restarting it in {backoff:g} s.")
+                held = ""
+                if self.release_leases:
+                    held = f"{self._release(process.pid)} message(s) it held are queued again; "
+                self.say(f"{self.name} (pid {process.pid}) died (exit status {process.returncode}); "
+                         f"{held}restarting it in {backoff:g} s.")
                 with self._lock:
                     self._process = None
             if self._stop.wait(backoff):
@@ -72,9 +79,9 @@ class WorkerSupervisor:
             try:
                 if self._spawn():
                     self.restarts += 1
-                    self.say(f"Kassa worker restarted (restart {self.restarts}).")
+                    self.say(f"{self.name} restarted (restart {self.restarts}).")
             except OSError as exc:  # the supervisor itself must not die: try again after the next back-off
-                self.say(f"Could not start the Kassa worker ({exc}); trying again in {backoff:g} s.")
+                self.say(f"Could not start {self.name} ({exc}); trying again in {backoff:g} s.")
 
     def _release(self, pid: int) -> int:
         """Leases of the dead worker go back to the queue now (the new worker would also find them)."""
