@@ -37,11 +37,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = KassaFlask(__name__, instance_path=str(instance_path), instance_relative_config=True)
     instance_path.mkdir(parents=True, exist_ok=True)
 
-    from kassa.config import build_config
+    from kassa.config import build_config, missing_production_secrets
 
     app.config.update(build_config(instance_path))
     if config:
         app.config.update(config)
+    missing = missing_production_secrets(app.config)
+    if missing:  # G8: refuse to start rather than run on per-machine keys kept in the instance folder
+        raise RuntimeError(
+            f"KASSA_BASE_URL is https:// (production), but {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not set. Set them in the environment, the same on every "
+            "machine (docs/deploy.md, Environment).")
 
     from kassa import logs, metrics
 

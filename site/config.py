@@ -65,6 +65,15 @@ def _encryption_keys(instance_path: Path) -> list[str]:
                              lambda: base64.urlsafe_b64encode(os.urandom(32)).decode())]
 
 
+def missing_production_secrets(config: dict) -> list[str]:
+    """G8: the secrets a production instance (a public https:// KASSA_BASE_URL) must take from its environment.
+    Kept in instance/, as on a developer's machine, they would differ per machine behind a load balancer
+    (sessions signed by one server refused by the next) and go wherever the instance folder's backups go."""
+    if not config.get("KASSA_HTTPS") or config.get("TESTING"):
+        return []
+    return [name for name in ("KASSA_SECRET_KEY", "KASSA_ENCRYPTION_KEYS") if not _env(name)]
+
+
 def parse_smtp_url(url: str) -> dict:
     """smtp://user:pass@host:port?tls=starttls|ssl → Flask-Mail settings."""
     parts = urlsplit(url)
@@ -94,6 +103,10 @@ def build_config(instance_path: Path) -> dict:
     smtp_url = _env("KASSA_SMTP_URL")
     config: dict = {
         "SECRET_KEY": _secret_key(instance_path),
+        # G8: the previous secret keys, still good for reading sessions signed before a rotation (never for
+        # signing), so rotating the key doesn't log everyone out. Drop them once the sessions have expired.
+        "SECRET_KEY_FALLBACKS": [key.strip() for key in (_env("KASSA_SECRET_KEY_FALLBACKS") or "").split(",")
+                                 if key.strip()],
         # K5: Fernet keys for stored processor secrets, newest first (see kassa.secrets_box).
         "KASSA_ENCRYPTION_KEYS": _encryption_keys(instance_path),
         # K5: the Stripe SDK's transport and hosts; None means Stripe's own. Tests pass a fixture transport.
