@@ -41,11 +41,15 @@ browser-deps:
 	   if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	   else echo "Browser tests need:$$missing (sudo apt-get install -y$$missing)"; exit 1; fi; fi
 
-# The production profile puts nginx (Debian's) in front of the servers.
+# The production profile puts nginx (Debian's) in front of the servers; its tests make a certificate with openssl
+# and check the systemd units with systemd-analyze.
 prod-deps:
-	@if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; \
-	  else echo "The production profile needs nginx: sudo apt-get install -y nginx"; exit 1; fi; fi
+	@missing=""; command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	 command -v openssl >/dev/null || missing="$$missing openssl"; \
+	 command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	 if [ -n "$$missing" ]; then \
+	   if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	   else echo "The production profile needs:$$missing (sudo apt-get install -y$$missing)"; exit 1; fi; fi
 
 translations: $(STAMP)
 	@set -o pipefail; $(VENV)/bin/pybabel compile -d site/translations 2>&1 | { grep -v '^compiling catalog' || true; }

@@ -108,18 +108,34 @@ def serve_command(host: str, port: int, tick_every: float) -> None:
 @click.option("--server-port", default=8001, type=int, help="The first server's port; the others follow it.")
 @click.option("--workers", default=2, type=click.IntRange(1, 16), help="Worker processes.")
 @click.option("--tick-every", default=60.0, type=click.FloatRange(min=1), help="Seconds between ticks.")
-def run_prod_command(port: int, servers: int, server_port: int, workers: int, tick_every: float) -> None:
+@click.option("--tls-cert", default=None, help="PEM certificate (chain): nginx then speaks HTTPS only (G7).")
+@click.option("--tls-key", default=None, help="The certificate's PEM private key.")
+def run_prod_command(port: int, servers: int, server_port: int, workers: int, tick_every: float,
+                     tls_cert: str | None, tls_key: str | None) -> None:
     """G1: nginx in front of several gunicorn servers, and several workers, on PostgreSQL and Redis, on this
     machine (make run-prod). Ctrl-C stops everything."""
     app = current_app._get_current_object()
-    found = production.problems(app)
+    profile = production.Profile(port=port, servers=servers, first_server_port=server_port, workers=workers,
+                                 tick_every=tick_every, tls_cert=tls_cert, tls_key=tls_key)
+    found = production.problems(app, profile)
     if found:
         raise click.ClickException("\n".join(found))
     db.session.remove()
-    profile = production.Profile(port=port, servers=servers, first_server_port=server_port, workers=workers,
-                                 tick_every=tick_every)
     production.run(app, profile, stop=_stop_on_signals(), say=lambda line: click.echo(f"  {line}", err=True))
     click.echo("Kassa stopped.")
+
+
+@kassa_cli.command("systemd-units")
+@click.argument("target", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--user", default="kassa", help="The system user the processes run as.")
+def systemd_units_command(target: Path, user: str) -> None:
+    """G7: write the systemd units (web servers, workers, kassa.target) for this checkout into TARGET, e.g.
+    /etc/systemd/system (docs/deploy.md)."""
+    root = Path(current_app.root_path).parent
+    target.mkdir(parents=True, exist_ok=True)
+    for name, text in production.systemd_units(root, user).items():
+        (target / name).write_text(text, encoding="utf-8")
+        click.echo(f"Wrote {target / name}")
 
 
 @kassa_cli.command("create-database")

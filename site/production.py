@@ -26,7 +26,8 @@ from sqlalchemy.engine import make_url
 
 from kassa.supervisor import WorkerSupervisor
 
-NGINX_TEMPLATE = Path(__file__).resolve().parent / "deploy" / "nginx.conf"
+DEPLOY = Path(__file__).resolve().parent / "deploy"
+NGINX_TEMPLATE = DEPLOY / "nginx.conf"
 
 
 @dataclass(frozen=True)
@@ -37,15 +38,30 @@ class Profile:
     server_processes: int = 2  # gunicorn worker processes per server
     workers: int = 2
     tick_every: float = 60.0
+    tls_cert: str | None = None  # G7: with both, nginx speaks HTTPS only on `port`
+    tls_key: str | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
 
     @property
     def server_ports(self) -> list[int]:
         return [self.first_server_port + n for n in range(self.servers)]
 
 
-def problems(app: Flask) -> list[str]:
+def problems(app: Flask, profile: Profile) -> list[str]:
     """What stops the profile from starting, each as a sentence saying what to do."""
     found = []
+    if bool(profile.tls_cert) != bool(profile.tls_key):
+        found.append("TLS needs both --tls-cert and --tls-key.")
+    for path in filter(None, (profile.tls_cert, profile.tls_key)):
+        if not Path(path).is_file():
+            found.append(f"{path} is not a file.")
+    if profile.tls_cert:
+        # Served over https, every server is a production instance (G8): it won't start on instance keys.
+        found += [f"With TLS this is production: set {name} (docs/deploy.md, Secrets)."
+                  for name in ("KASSA_SECRET_KEY", "KASSA_ENCRYPTION_KEYS") if not os.environ.get(name)]
     if make_url(app.config["SQLALCHEMY_DATABASE_URI"]).get_backend_name() != "postgresql":
         found.append("The production profile runs on PostgreSQL: set KASSA_DATABASE_URL=postgresql://… "
                      "(make run-prod does, to postgresql://postgres@127.0.0.1:5432/kassa).")
@@ -78,18 +94,35 @@ def create_database(url: str) -> bool:
         admin.dispose()
 
 
+# G7: TLS as Mozilla's "intermediate" profile has it (TLS 1.2 and 1.3, their forward-secret AEAD ciphers).
+TLS_LINES = """\
+        ssl_certificate @CERT@;
+        ssl_certificate_key @KEY@;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
+        ssl_prefer_server_ciphers off;
+        ssl_session_cache shared:kassa_tls:10m;
+        ssl_session_timeout 1d;
+        ssl_session_tickets off;"""
+
+
 def nginx_config(profile: Profile, run_dir: Path) -> str:
     upstreams = "\n".join(f"        server 127.0.0.1:{port} max_fails=1 fail_timeout=2s;"
                           for port in profile.server_ports)
+    listen, tls = f"127.0.0.1:{profile.port}", "        # no TLS: loopback only (run-prod --tls-cert/--tls-key)"
+    if profile.tls_cert:
+        listen += " ssl"
+        tls = TLS_LINES.replace("@CERT@", str(Path(profile.tls_cert).resolve())).replace(
+            "@KEY@", str(Path(profile.tls_key or "").resolve()))
     return (NGINX_TEMPLATE.read_text(encoding="utf-8").replace("@RUN_DIR@", str(run_dir))
-            .replace("@UPSTREAMS@", upstreams).replace("@LISTEN@", f"127.0.0.1:{profile.port}"))
+            .replace("@UPSTREAMS@", upstreams).replace("@LISTEN@", listen).replace("@TLS@", tls))
 
 
 def child_environment(profile: Profile, run_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["KASSA_TRUSTED_PROXIES"] = "1"  # nginx, and nothing else, stands in front of the servers
     env.setdefault("KASSA_LOG_FORMAT", "json")
-    env.setdefault("KASSA_BASE_URL", f"http://127.0.0.1:{profile.port}")
+    env.setdefault("KASSA_BASE_URL", f"{profile.scheme}://127.0.0.1:{profile.port}")
     env["PROMETHEUS_MULTIPROC_DIR"] = str(run_dir / "metrics")
     return env
 
@@ -135,10 +168,17 @@ def run(app: Flask, profile: Profile, *, stop: threading.Event, say: Callable[[s
                                           release_leases=takes_leases, stdout=log, first_backoff=0.5)
             supervisor.start()
             supervisors.append((supervisor, log))
-        say(f"Kassa (production profile) on http://127.0.0.1:{profile.port}: nginx, {profile.servers} servers, "
+        say(f"Kassa (production profile) on {profile.scheme}://127.0.0.1:{profile.port}: nginx, {profile.servers} servers, "
             f"{profile.workers} workers. Logs in {run_dir / 'logs'}. Ctrl-C stops everything.")
         stop.wait()
     finally:
         for supervisor, log in reversed(supervisors):
             supervisor.stop()
             log.close()
+
+
+def systemd_units(root: Path, user: str) -> dict[str, str]:
+    """G7: the systemd units for a machine (site/deploy/systemd), for a checkout at `root` (with its .venv)
+    run as `user`: {file name: text}."""
+    return {unit.name: unit.read_text(encoding="utf-8").replace("@ROOT@", str(root)).replace("@USER@", user)
+            for unit in sorted((DEPLOY / "systemd").iterdir()) if unit.suffix in (".service", ".target")}
