@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, url_for
+from flask import Blueprint, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -27,6 +27,35 @@ bp = Blueprint("reports", __name__, url_prefix="/reports")
 payouts_bp = Blueprint("payouts", __name__, url_prefix="/payouts")
 
 REPORT_KINDS = ("payout_reconciliation", "balance", "payout_details")
+
+
+class PeriodForm(Form):
+    """P8: the dashboard's own period, from one date to another (both included), read from the page address so
+    that it can be bookmarked and shared. Checked in `period()`."""
+
+    start = IsoDateField()
+    end = IsoDateField()
+
+
+def period(form: PeriodForm, today) -> tuple[tuple | None, dict[str, str]]:
+    """((start, end), {}) for a valid chosen period; (None, {}) when none was asked; (None, errors) else."""
+    if not form.start.data and not form.end.data:
+        return None, {}
+    form.validate()
+    errors = form.error_dict()
+    if errors:
+        return None, errors
+    start, end = form.start.date, form.end.date
+    if start is None or end is None:
+        missing = "start" if start is None else "end"
+        return None, {missing: _("Choose both dates of the period.")}
+    if start > end:
+        return None, {"end": _("Choose an end date on or after the start date.")}
+    if end > today:
+        return None, {"end": _("Choose an end date up to today.")}
+    if (end - start).days + 1 > revenue.MAX_DAYS:
+        return None, {"start": _("Choose a period of at most %(days)d days.", days=revenue.MAX_DAYS)}
+    return (start, end), {}
 
 
 class ReportForm(Form):
@@ -64,10 +93,14 @@ def index():
                 return htmx_redirect(url_for("exports.index", started=1))
     modes = visible_modes()
     balances = {mode: payouts.balance(current_user.account_id, mode, today) for mode in modes}
-    performance = revenue.performance(current_user.account, tuple(modes), arg_int("days", 30, minimum=1, maximum=3660))
-    return render_page("reports/index.html", status=422 if errors else 200, values=values, errors=errors,
-                       balances=balances, currency=current_user.account.default_currency, languages=LANGUAGES,
-                       performance=performance, periods=revenue.PERIODS, active_nav="reports")
+    period_form = PeriodForm(formdata=request.args)
+    chosen, period_errors = period(period_form, today)
+    performance = revenue.performance(current_user.account, tuple(modes), arg_int("days", 30, minimum=1, maximum=3660),
+                                      start_day=chosen[0] if chosen else None, end_day=chosen[1] if chosen else None)
+    return render_page("reports/index.html", status=422 if errors or period_errors else 200, values=values,
+                       errors=errors, balances=balances, currency=current_user.account.default_currency,
+                       languages=LANGUAGES, performance=performance, periods=revenue.PERIODS, active_nav="reports",
+                       period_values=period_form.value_dict(), period_errors=period_errors)
 
 
 def _report_name(kind: str) -> str:

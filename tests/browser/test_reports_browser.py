@@ -129,3 +129,25 @@ def test_o1_x1_reports_payouts_and_notifications_pages_are_accessible(live_serve
     expect(page.locator(".notifications li")).to_have_count(1)
     assert_accessible(page, "notifications")
     assert page.js_errors == []
+
+
+def test_p8_choose_a_period_by_its_dates_and_read_the_dashboard(live_server, desktop_page, shop):
+    """P8: a period typed as two dates replaces the 7/30/90-day choice, keeps its dates on the page, and a wrong
+    one is named at its field; the dashboard's disputes, subscriptions and checkouts per link are there."""
+    page, base = desktop_page, live_server.url
+    _log_in(page, base)
+    page.goto(f"{base}/reports/")
+    today = date.today()
+    page.locator("#period-start").fill((today - timedelta(days=2)).isoformat())
+    page.locator("#period-end").fill((today - timedelta(days=5)).isoformat())
+    page.get_by_role("button", name="Show this period").click()
+    expect(page.locator("#period-end")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_text("Choose an end date on or after the start date.").first).to_be_visible()
+    page.locator("#period-end").fill(today.isoformat())
+    page.get_by_role("button", name="Show this period").click()
+    page.wait_for_url(re.compile(r"start=.*end="))
+    expect(page.locator("#period-start")).to_have_value((today - timedelta(days=2)).isoformat())
+    expect(page.locator("#p8-stats")).to_contain_text("Monthly recurring revenue")
+    expect(page.locator("#p8-stats")).to_contain_text("Dispute win rate")
+    assert_accessible(page, "reports with a chosen period")
+    screenshot(page, "reports-p8-period")

@@ -12,15 +12,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from fractions import Fraction
 
 from sqlalchemy import Integer, case, cast, func, select
 
 from kassa.clock import account_today, local_midnight_utc, now, zone, zone_name
 from kassa.database import dialect_name
 from kassa.extensions import db
-from kassa.models import Account, Payment
+from kassa.models import (
+    Account,
+    BillingFrequency,
+    CheckoutSession,
+    Dispute,
+    DisputeStatus,
+    Payment,
+    PaymentLink,
+    PaymentStatus,
+    Subscription,
+    SubscriptionStatus,
+)
 
 PERIODS = (7, 30, 90)
+MAX_DAYS = 3660  # a chosen period: up to ten years
 
 
 @dataclass
@@ -55,6 +68,12 @@ class Performance:
     current: Figures
     previous: Figures
     daily: list[tuple[date, int]] = field(default_factory=list)
+    disputes: DisputeFigures | None = None
+    previous_disputes: DisputeFigures | None = None
+    subscriptions: SubscriptionFigures | None = None
+    previous_subscriptions: SubscriptionFigures | None = None
+    conversion: list[LinkConversion] = field(default_factory=list)
+    chosen: bool = False  # a period the merchant chose by dates, not one of PERIODS
 
     def change(self, name: str) -> float | None:
         """Relative change against the previous period (None when there was nothing to compare with)."""
@@ -113,10 +132,18 @@ def _local_day(account: Account):
     return func.date(Payment.created_at, f"{int(offset.total_seconds())} seconds")
 
 
-def performance(account: Account, modes: tuple[str, ...], days: int = 30) -> Performance:
-    days = days if days in PERIODS else 30
-    end_day = account_today(account)
-    start_day = end_day - timedelta(days=days - 1)
+def performance(account: Account, modes: tuple[str, ...], days: int = 30, *, start_day: date | None = None,
+                end_day: date | None = None) -> Performance:
+    """The last `days` days (one of PERIODS), or the merchant's own period from `start_day` to `end_day`
+    (both included, checked by the caller), each against the period of the same length just before it."""
+    chosen = start_day is not None and end_day is not None
+    if chosen:
+        days = (end_day - start_day).days + 1
+    else:
+        days = days if days in PERIODS else 30
+        end_day = account_today(account)
+        start_day = end_day - timedelta(days=days - 1)
+    start = local_midnight_utc(start_day, account.timezone)
     end = local_midnight_utc(end_day + timedelta(days=1), account.timezone)
     previous_start = local_midnight_utc(start_day - timedelta(days=days), account.timezone)
     per_day = _per_day(account, modes, previous_start, end)
@@ -124,4 +151,117 @@ def performance(account: Account, modes: tuple[str, ...], days: int = 30) -> Per
     previous = [figures for day, figures in per_day.items() if day < start_day]
     return Performance(days=days, start=start_day, end=end_day, currency=account.default_currency,
                        current=_total(current), previous=_total(previous),
-                       daily=[(start_day + timedelta(days=n), f.gross) for n, f in enumerate(current)])
+                       daily=[(start_day + timedelta(days=n), f.gross) for n, f in enumerate(current)],
+                       disputes=dispute_figures(account, modes, start, end),
+                       previous_disputes=dispute_figures(account, modes, previous_start, start),
+                       subscriptions=subscription_figures(account, modes, start, end),
+                       previous_subscriptions=subscription_figures(account, modes, previous_start, start),
+                       conversion=link_conversion(account, modes, start, end), chosen=chosen)
+
+
+# --- P8 (issue 17): disputes, subscriptions and conversion per link, for the same period ----------------------
+
+# A period's amount as a month's: weeks are 12/52 of a year's months apart.
+def monthly_factor(frequency: str) -> Fraction:
+    unit, count = BillingFrequency(frequency).interval
+    return Fraction(52, 12 * count) if unit == "weeks" else Fraction(1, count)
+
+
+@dataclass
+class DisputeFigures:
+    opened: int = 0
+    disputed: int = 0  # amount, account currency (payments in it only)
+    won: int = 0  # closed in the period
+    lost: int = 0
+
+    @property
+    def win_rate(self) -> float | None:
+        decided = self.won + self.lost
+        return self.won / decided if decided else None
+
+
+@dataclass
+class SubscriptionFigures:
+    active: int = 0  # paying subscribers at the end of the period (active, past due; a free trial once it pays)
+    mrr: int = 0  # their recurring amount per month, account currency, minor units (rounded down once)
+    new_mrr: int = 0  # of subscriptions started in the period
+    churned_mrr: int = 0  # of subscriptions that ended in the period
+    other_currencies: int = 0  # active subscriptions in another currency: not in the MRR (no rate to use)
+
+
+@dataclass
+class LinkConversion:
+    link_id: int
+    name: str
+    sessions: int
+    paid: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.paid / self.sessions if self.sessions else None
+
+
+def dispute_figures(account: Account, modes: tuple[str, ...], start, end) -> DisputeFigures:
+    """Disputes opened in [start, end) (count and amount), and decided in it (won, lost): D7's win rate."""
+    opened_in = (Dispute.created_at >= start) & (Dispute.created_at < end)
+    closed_in = (Dispute.closed_at >= start) & (Dispute.closed_at < end)
+    same_currency = Dispute.currency == account.default_currency
+    row = db.session.execute(
+        select(func.count(case((opened_in, 1))),
+               func.coalesce(func.sum(case((opened_in & same_currency, Dispute.amount_minor), else_=0)), 0),
+               func.count(case((closed_in & (Dispute.status == DisputeStatus.WON.value), 1))),
+               func.count(case((closed_in & (Dispute.status == DisputeStatus.LOST.value), 1))))
+        .join(Payment, Payment.id == Dispute.payment_id)
+        .where(Dispute.account_id == account.id, Payment.mode.in_(modes), opened_in | closed_in)
+    ).one()
+    return DisputeFigures(*(int(value or 0) for value in row))
+
+
+_PAYING = (SubscriptionStatus.ACTIVE.value, SubscriptionStatus.PAST_DUE.value)
+_ENDED = (SubscriptionStatus.COMPLETED.value, SubscriptionStatus.CANCELLED.value)
+
+
+def subscription_figures(account: Account, modes: tuple[str, ...], start, end) -> SubscriptionFigures:
+    """Subscribers and monthly recurring revenue (MRR) at `end`, what started and what ended in [start, end)."""
+    rows = db.session.execute(
+        select(Subscription.status, Subscription.frequency, Subscription.amount_minor, Subscription.currency,
+               Subscription.created_at, func.coalesce(Subscription.ended_at, Subscription.cancelled_at))
+        .where(Subscription.account_id == account.id, Subscription.mode.in_(modes), Subscription.created_at < end,
+               Subscription.status.in_(_PAYING + _ENDED))
+    ).all()
+    figures, mrr, new, churned = SubscriptionFigures(), Fraction(0), Fraction(0), Fraction(0)
+    for status, frequency, amount, currency, created_at, ended_at in rows:
+        ended = status in _ENDED
+        ended_at = ended_at or created_at
+        if ended and ended_at < start:
+            continue
+        monthly = amount * monthly_factor(frequency)
+        living_at_end = not ended or ended_at >= end
+        if currency != account.default_currency:
+            figures.other_currencies += int(living_at_end)
+            continue
+        if living_at_end:
+            figures.active += 1
+            mrr += monthly
+        if created_at >= start:
+            new += monthly
+        if ended and start <= ended_at < end:
+            churned += monthly
+    figures.mrr, figures.new_mrr, figures.churned_mrr = int(mrr), int(new), int(churned)
+    return figures
+
+
+def link_conversion(account: Account, modes: tuple[str, ...], start, end, limit: int = 10) -> list[LinkConversion]:
+    """Per link, checkout sessions started in [start, end) and how many of them were paid: the links with the
+    most sessions first. (Page views aren't counted: the checkout page is served without a write, Q12.)"""
+    paid = Payment.status == PaymentStatus.SUCCEEDED.value
+    rows = db.session.execute(
+        select(PaymentLink.id, PaymentLink.name, func.count(CheckoutSession.id), func.count(case((paid, 1))))
+        .join(CheckoutSession, CheckoutSession.link_id == PaymentLink.id)
+        .outerjoin(Payment, Payment.id == CheckoutSession.payment_id)
+        .where(PaymentLink.account_id == account.id, CheckoutSession.mode.in_(modes),
+               CheckoutSession.created_at >= start, CheckoutSession.created_at < end)
+        .group_by(PaymentLink.id, PaymentLink.name)
+        .order_by(func.count(CheckoutSession.id).desc(), PaymentLink.id).limit(limit)
+    ).all()
+    return [LinkConversion(link_id, name, int(sessions), int(paid_count)) for link_id, name, sessions, paid_count in rows]
