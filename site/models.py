@@ -1618,7 +1618,7 @@ class Export(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    kind: Mapped[str] = mapped_column(String(32))  # payments | payout_reconciliation | balance | payout_details
+    kind: Mapped[str] = mapped_column(String(32))  # payments | payout_reconciliation | balance | payout_details | ar_aging
     name: Mapped[str] = mapped_column(String(120))
     file_format: Mapped[str] = mapped_column(String(8))  # csv | xls | xlsx
     language: Mapped[str] = mapped_column(String(5), default="en")

@@ -26,7 +26,7 @@ from kassa.services.payouts import payouts
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 payouts_bp = Blueprint("payouts", __name__, url_prefix="/payouts")
 
-REPORT_KINDS = ("payout_reconciliation", "balance", "payout_details")
+REPORT_KINDS = ("payout_reconciliation", "balance", "payout_details", "ar_aging")
 
 
 class PeriodForm(Form):
@@ -105,7 +105,7 @@ def index():
 
 def _report_name(kind: str) -> str:
     return {"payout_reconciliation": _("Payout reconciliation"), "balance": _("Balance / payment information"),
-            "payout_details": _("Payout details")}[kind]
+            "payout_details": _("Payout details"), "ar_aging": _("Accounts receivable aging")}[kind]
 
 
 @payouts_bp.get("/", endpoint="index")

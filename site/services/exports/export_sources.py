@@ -31,6 +31,7 @@ from kassa.models import (
     DisplayStatus,
     DisputeReason,
     Invoice,
+    InvoiceStatus,
     LedgerEntry,
     LedgerType,
     Payment,
@@ -365,7 +366,53 @@ def _payout_details(account: Account, params: dict[str, Any], count_only: bool =
     return headers, rows()
 
 
-REPORTS = {"payout_reconciliation": _payout_reconciliation, "balance": _balance, "payout_details": _payout_details}
+# V7: how late an open invoice is, in the buckets accountants use (days past the due date).
+AGING_BUCKETS = ((0, 0), (1, 30), (31, 60), (61, 90), (91, None))
+
+
+def aging_bucket(days_late: int) -> int:
+    """The index in AGING_BUCKETS of an invoice `days_late` past its due date (0 or less: not due yet)."""
+    if days_late <= 0:
+        return 0
+    return next(index for index, (_low, high) in enumerate(AGING_BUCKETS) if index and (high is None or days_late <= high))
+
+
+def _ar_aging(account: Account, params: dict[str, Any], count_only: bool = False):
+    """V7: accounts receivable as of today: every open or partially paid invoice with what is still due, in the
+    column of its age (Current, 1–30, 31–60, 61–90, over 90 days past due). The buckets of a row add up to its
+    amount due, so the columns' totals are the receivables by age, to the cent."""
+    query = (select(Invoice.number, Invoice.issue_date, Invoice.due_date, Invoice.amount_minor,
+                    Invoice.amount_paid_minor, Invoice.currency, Contact.email, Contact.first_name, Contact.last_name,
+                    Company.name)
+             .outerjoin(Contact, Contact.id == Invoice.contact_id)
+             .outerjoin(Company, Company.id == Invoice.company_id)
+             .where(Invoice.account_id == account.id,
+                    Invoice.status.in_((InvoiceStatus.OPEN.value, InvoiceStatus.PARTIALLY_PAID.value)))
+             .order_by(Invoice.due_date, Invoice.number))
+    if count_only:
+        return query
+    today = account_today(account)
+    headers = [Column(_("Invoice")), Column(_("Customer")), Column(_("Contact email")), Column(_("Issue date"), "date"),
+               Column(_("Due date"), "date"), Column(_("Days past due"), "number"), Column(_("Amount due"), MONEY),
+               Column(_("Current"), MONEY), Column(_("1–30 days"), MONEY), Column(_("31–60 days"), MONEY),
+               Column(_("61–90 days"), MONEY), Column(_("Over 90 days"), MONEY), Column(_("Currency"))]
+
+    def rows():
+        for (number, issued, due, amount, paid, currency, email, first, last,
+             company) in db.session.execute(query.execution_options(yield_per=STREAM)):
+            due_now = amount - paid
+            late = (today - due).days if due else 0
+            buckets: list[Decimal | None] = [major(0, currency)] * len(AGING_BUCKETS)
+            buckets[aging_bucket(late)] = major(due_now, currency)
+            customer = company or " ".join(part for part in (first, last) if part) or email or ""
+            yield (display_id_or_none("invoice", number), customer, email, issued, due, max(late, 0),
+                   major(due_now, currency), *buckets, currency)
+
+    return headers, rows()
+
+
+REPORTS = {"payout_reconciliation": _payout_reconciliation, "balance": _balance, "payout_details": _payout_details,
+           "ar_aging": _ar_aging}
 
 
 def count_rows(account_id: int, user: User, kind: str, params: dict[str, Any]) -> int:
