@@ -69,7 +69,7 @@ def missing_production_secrets(config: dict) -> list[str]:
     """G8: the secrets a production instance (a public https:// KASSA_BASE_URL) must take from its environment.
     Kept in instance/, as on a developer's machine, they would differ per machine behind a load balancer
     (sessions signed by one server refused by the next) and go wherever the instance folder's backups go."""
-    if not config.get("KASSA_HTTPS") or config.get("TESTING"):
+    if not config.get("KASSA_HTTPS"):
         return []
     return [name for name in ("KASSA_SECRET_KEY", "KASSA_ENCRYPTION_KEYS") if not _env(name)]
 

@@ -81,6 +81,8 @@ def test_hsts_and_secure_cookie_behind_https(database_url, tmp_path, monkeypatch
 
     monkeypatch.setenv("KASSA_INSTANCE_PATH", str(tmp_path))
     monkeypatch.setenv("KASSA_BASE_URL", "https://pay.example.com")
+    monkeypatch.setenv("KASSA_SECRET_KEY", "a production secret key " * 3)  # G8: required with https
+    monkeypatch.setenv("KASSA_ENCRYPTION_KEYS", "n0HqeGG7C8yKGS-wZuPMM6yKKgW3Rt7y6L1v8Y1nQ0M=")
     app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": True})
     assert app.config["SESSION_COOKIE_NAME"] == "__Host-kassa"
     assert app.config["SESSION_COOKIE_SECURE"] is True
