@@ -726,7 +726,9 @@ class CheckoutSession(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    link_id: Mapped[int] = mapped_column(ForeignKey("payment_links.id"), index=True)
+    # V2: a checkout of an invoice has no link (None) but its invoice: the snapshot is the invoice's amount due
+    link_id: Mapped[int | None] = mapped_column(ForeignKey("payment_links.id"), index=True)
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", use_alter=True), index=True)
     token: Mapped[str] = mapped_column(String(64), unique=True)
     mode: Mapped[str] = mapped_column(String(8), default=Mode.LIVE.value)
     link_version: Mapped[int] = mapped_column(default=1)
@@ -966,6 +968,9 @@ class Payment(db.Model):
     source: Mapped[str] = mapped_column(String(32), default="payment_link")
     link_id: Mapped[int | None] = mapped_column(ForeignKey("payment_links.id"), index=True)
     checkout_session_id: Mapped[int | None] = mapped_column(ForeignKey("checkout_sessions.id"))
+    # V2: the merchant's invoice this payment pays (source "invoice"); the R5 per-payment invoice is
+    # Invoice.payment_id instead
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", use_alter=True), index=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
     company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"), index=True)
     deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"), index=True)
@@ -1190,6 +1195,7 @@ class Invoice(db.Model):
     finalized_at: Mapped[datetime | None]
     voided_at: Mapped[datetime | None]
     void_reason: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    sent_at: Mapped[datetime | None]  # V2: last emailed to the customer with its pay link
 
     lines: Mapped[list[InvoiceLine]] = relationship(order_by="InvoiceLine.position", cascade="all, delete-orphan",
                                                     lazy="selectin")
