@@ -1196,6 +1196,8 @@ class Invoice(db.Model):
     voided_at: Mapped[datetime | None]
     void_reason: Mapped[str] = mapped_column(String(500), default="", server_default="")
     sent_at: Mapped[datetime | None]  # V2: last emailed to the customer with its pay link
+    # V2: the customer may pay part of the amount due on the pay page (any amount up to it)
+    allow_partial: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
 
     lines: Mapped[list[InvoiceLine]] = relationship(order_by="InvoiceLine.position", cascade="all, delete-orphan",
                                                     lazy="selectin")

@@ -10,8 +10,8 @@ from flask import Blueprint, Response, abort, flash, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import or_
+from wtforms import BooleanField, FormField, StringField
 from wtforms import Form as RowForm
-from wtforms import FormField, StringField
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required, scoped
 from kassa.clock import account_today
@@ -66,6 +66,7 @@ class InvoiceEditorForm(Form):
     due_date = StringField(default="", filters=[str.strip])
     notes = StringField(default="")
     terms = StringField(default="")
+    allow_partial = BooleanField(default=False)  # V2
     # A hostile form can't make us build thousands of rows: the first MAX_ITEMS + 10 by number.
     lines = NumberedRows(FormField(LineRowForm), digits=4, part="[a-z_]+", max_entries=MAX_ITEMS + 10)
     action = StringField(default="save")
@@ -77,7 +78,7 @@ class InvoiceEditorForm(Form):
             customer_email=self.customer_email.data, customer_name=self.customer_name.data,
             company_name=self.company_name.data, language=self.language.data, currency=self.currency.data,
             issue_date=self.issue_date.data, due_date=self.due_date.data, notes=self.notes.data or "",
-            terms=self.terms.data or "", lines=[LineDraft(**row) for row in self.lines.data])
+            terms=self.terms.data or "", allow_partial=bool(self.allow_partial.data), lines=[LineDraft(**row) for row in self.lines.data])
 
 
 class VoidForm(Form):

@@ -231,3 +231,34 @@ def test_v2_the_pay_page_follows_the_customers_language_and_the_buyers_choice(ap
     assert "Pay €93.50" in english and "Due date" in english
     contact = db.session.get(Contact, invoice.contact_id)
     assert contact.language == "fr"
+
+
+def test_v2_partial_payments_when_the_merchant_allows_them(app, client, owner):
+    invoice = _open_invoice(client, owner, language="en", allow_partial="y")
+    assert invoice.allow_partial
+    buyer = app.test_client()
+    stale = _open_checkout(buyer, invoice)  # opened while 93.50 was due
+    first = _open_checkout(buyer, invoice)
+    too_much = buyer.post(first, data=buyer_form(price_0="93.51"))
+    assert too_much.status_code == 422 and count(Payment) == 0  # never more than is due
+    assert buyer.post(first, data=buyer_form(price_0="50.00")).status_code == 303
+    invoice = _fresh(invoice)
+    assert (invoice.status, invoice.amount_paid_minor, invoice.amount_due_minor) == ("partially_paid", 5000, 4350)
+    assert "€43.50" in _text(buyer.get(_pay_path(invoice)))
+    # The tab opened before would pay 93.50 of the 43.50 still due: refused before any charge.
+    late = buyer.post(stale, data=buyer_form(price_0="93.50"))
+    assert late.status_code == 409 and count(Payment) == 1
+    rest = _open_checkout(buyer, invoice)
+    assert buyer.post(rest, data=buyer_form(price_0="43.50")).status_code == 303
+    invoice = _fresh(invoice)
+    assert (invoice.status, invoice.amount_paid_minor) == ("paid", 9350)
+    assert [p.amount_minor for p in db.session.scalars(select(Payment).order_by(Payment.id))] == [5000, 4350]
+    assert sandbox_charges() == 2
+
+
+def test_v2_without_partial_payments_a_typed_amount_is_ignored(app, client, owner):
+    invoice = _open_invoice(client, owner, language="en")
+    assert not invoice.allow_partial
+    buyer = app.test_client()
+    assert buyer.post(_open_checkout(buyer, invoice), data=buyer_form(price_0="1.00")).status_code == 303
+    assert db.session.scalar(select(Payment.amount_minor)) == 9350 and _fresh(invoice).status == "paid"

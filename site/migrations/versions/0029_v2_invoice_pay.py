@@ -2,7 +2,8 @@
 
 checkout_sessions.link_id becomes optional and checkout_sessions.invoice_id is new: an invoice's pay page opens a
 checkout session of its invoice (no link). payments.invoice_id names the merchant's invoice a payment pays.
-invoices.sent_at: when the invoice was last emailed to its customer.
+invoices.sent_at: when the invoice was last emailed to its customer; invoices.allow_partial: whether the customer may
+pay part of the amount due.
 
 Revision ID: 0029_v2_invoice_pay
 Revises: 0028_g4_request_id
@@ -53,9 +54,11 @@ def upgrade():
                               ['id'])
     op.create_index(op.f('ix_payments_invoice_id'), 'payments', ['invoice_id'], unique=False)
     op.add_column('invoices', sa.Column('sent_at', kassa.database.UTCDateTime(timezone=True), nullable=True))
+    op.add_column('invoices', sa.Column('allow_partial', sa.Boolean(), server_default=sa.false(), nullable=False))
 
 
 def downgrade():
+    op.drop_column('invoices', 'allow_partial')
     op.drop_column('invoices', 'sent_at')
     op.drop_index(op.f('ix_payments_invoice_id'), table_name='payments')
     if op.get_bind().dialect.name != 'sqlite':

@@ -45,6 +45,7 @@ from kassa.services.payments.invoices import invoice_label
 from kassa.urls import absolute_url
 
 _SALT = "kassa.invoice-pay"
+PARTIAL_MINIMUM = 100  # a partial payment is at least 100 minor units (1.00 EUR): no card fee for a cent
 SESSION_LIFETIME = timedelta(hours=24)  # as a link's checkout (checkout.SESSION_LIFETIME)
 
 
@@ -105,7 +106,11 @@ def refusal(invoice: Invoice) -> str:
 
 def invoice_snapshot(invoice: Invoice, language: str, email: str) -> dict[str, Any]:
     """A checkout snapshot as a link's (snapshots.link_snapshot), of one line: the invoice, at its amount due.
-    Nothing in it can be changed by the buyer (no quantities, no typed amount, no promo code, no questions)."""
+    Nothing in it can be changed by the buyer (no quantities, no promo code, no questions), except, when the
+    merchant allows partial payments, the amount: the checkout's own typed price (Q4), from a minimum up to the
+    amount due and never above it."""
+    due = invoice.amount_due_minor
+    partial = invoice.allow_partial and due > PARTIAL_MINIMUM
     with force_locale(language):
         name = _("Invoice %(number)s", number=invoice_label(invoice))
     return {
@@ -114,11 +119,11 @@ def invoice_snapshot(invoice: Invoice, language: str, email: str) -> dict[str, A
         "version": 1,
         "currency": invoice.currency,
         "items": [{
-            "name": name, "description": "", "unit_amount_minor": invoice.amount_due_minor,
+            "name": name, "description": "", "unit_amount_minor": due,
             "currency": invoice.currency, "quantity": 1, "frequency": BillingFrequency.ONE_TIME.value,
             "term_type": None, "term_count": None, "product_id": None, "discount_type": "", "discount_value": 0,
-            "quantity_adjustable": False, "quantity_min": 1, "quantity_max": 1, "custom_amount": False,
-            "amount_min_minor": None, "amount_max_minor": None,
+            "quantity_adjustable": False, "quantity_min": 1, "quantity_max": 1, "custom_amount": partial,
+            "amount_min_minor": PARTIAL_MINIMUM if partial else None, "amount_max_minor": due if partial else None,
         }],
         "fields": {field: FieldMode.OFF.value for field in CONTACT_FIELDS},
         "allow_card": True,
@@ -179,6 +184,7 @@ def hold_invoice(session, checkout: CheckoutSession, amount_minor: int) -> None:
     if clearing is not None:
         raise InvoiceNotPayable(_("A payment of this invoice is already on its way from the bank, so it can't be "
                                   "paid again now."), invoice)
-    if amount_minor != invoice.amount_due_minor:
+    partial = bool(checkout.snapshot["items"][0].get("custom_amount"))
+    if amount_minor > invoice.amount_due_minor or (not partial and amount_minor != invoice.amount_due_minor):
         raise InvoiceNotPayable(_("The amount due on this invoice has changed. Open the invoice again to pay what "
                                   "is due now."), invoice)

@@ -57,6 +57,7 @@ class InvoiceDraft:
     due_date: str = ""
     notes: str = ""
     terms: str = ""
+    allow_partial: bool = False  # V2: the customer may pay part of the amount due
     lines: list[LineDraft] = field(default_factory=list)
 
 
@@ -92,7 +93,7 @@ def draft_from_invoice(invoice: Invoice, locale: str) -> InvoiceDraft:
         currency=invoice.currency,
         issue_date=invoice.issue_date.isoformat() if invoice.issue_date else "",
         due_date=invoice.due_date.isoformat() if invoice.due_date else "",
-        notes=invoice.notes, terms=invoice.terms,
+        notes=invoice.notes, terms=invoice.terms, allow_partial=invoice.allow_partial,
         lines=[LineDraft(description=line.description, quantity=str(line.quantity),
                          unit_price=Money(line.unit_amount_minor, invoice.currency).to_input(locale),
                          product_id=line.product_id, discount_type=line.discount_type,
@@ -276,6 +277,7 @@ def save_draft(actor: Actor, invoice_id: int | None, draft: InvoiceDraft, locale
         invoice.currency = values["currency"]
         invoice.issue_date, invoice.due_date = values["issue_date"], values["due_date"]
         invoice.notes, invoice.terms = draft.notes.strip(), draft.terms.strip()
+        invoice.allow_partial = bool(draft.allow_partial)
         invoice.amount_minor = values["total"]
         invoice.lines = [InvoiceLine(position=i, description=line.description, quantity=line.quantity,
                                      unit_amount_minor=line.unit_amount_minor, product_id=line.product_id,
