@@ -112,6 +112,9 @@ class Account(db.Model):
     refund_policy: Mapped[str] = mapped_column(Text, default="")
     # R5: create an invoice for every payment from a link or a subscription.
     create_invoices: Mapped[bool] = mapped_column(default=False)
+    # V2: email an open invoice's customer this many days before / after its due date (0: no reminder)
+    invoice_reminder_days_before: Mapped[int] = mapped_column(default=0, server_default="0")
+    invoice_reminder_days_after: Mapped[int] = mapped_column(default=0, server_default="0")
     # Failed subscription charges are retried after these many days, then the subscription is cancelled.
     retry_days: Mapped[list[int]] = mapped_column(default=lambda: [1, 3, 5])
     brand_color: Mapped[str] = mapped_column(String(7), default="#2f5bd3")
@@ -1198,6 +1201,8 @@ class Invoice(db.Model):
     sent_at: Mapped[datetime | None]  # V2: last emailed to the customer with its pay link
     # V2: the customer may pay part of the amount due on the pay page (any amount up to it)
     allow_partial: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    reminded_before_at: Mapped[datetime | None]  # V2: the reminder before the due date went (once)
+    reminded_after_at: Mapped[datetime | None]  # V2: the reminder after it (once)
 
     lines: Mapped[list[InvoiceLine]] = relationship(order_by="InvoiceLine.position", cascade="all, delete-orphan",
                                                     lazy="selectin")

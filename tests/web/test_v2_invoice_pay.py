@@ -262,3 +262,45 @@ def test_v2_without_partial_payments_a_typed_amount_is_ignored(app, client, owne
     buyer = app.test_client()
     assert buyer.post(_open_checkout(buyer, invoice), data=buyer_form(price_0="1.00")).status_code == 303
     assert db.session.scalar(select(Payment.amount_minor)) == 9350 and _fresh(invoice).status == "paid"
+
+
+def test_v2_reminders_before_and_after_the_due_date_once_each_in_the_customers_language(app, client, owner):
+    import time_machine
+
+    from kassa.models import Account, EmailMessage
+    from kassa.services.checkout.invoice_sending import send_reminders
+
+    settings = {"retry_days": "1, 3, 5", "invoice_reminder_days_before": "3", "invoice_reminder_days_after": "7"}
+    assert client.post("/settings/payments", data=settings).status_code == 303
+    account = db.session.get(Account, owner.account_id)
+    assert (account.invoice_reminder_days_before, account.invoice_reminder_days_after) == (3, 7)
+    bad = client.post("/settings/payments", data={**settings, "invoice_reminder_days_after": "-1"})
+    assert bad.status_code == 422 and "from 0 to 60" in _text(bad)
+    invoice = _open_invoice(client, owner)  # due 2026-12-31, customer in Dutch
+    paid = _open_invoice(client, owner, customer_email="paid@example.com")
+    buyer = app.test_client()
+    assert buyer.post(_open_checkout(buyer, paid), data=buyer_form()).status_code == 303
+
+    def reminders() -> list[EmailMessage]:
+        db.session.rollback()
+        return list(db.session.scalars(select(EmailMessage).where(EmailMessage.kind == "invoice_reminder")
+                                       .order_by(EmailMessage.id)))
+
+    with time_machine.travel("2026-12-27 12:00Z"):  # 4 days before: not yet
+        send_reminders()
+    assert reminders() == []
+    with time_machine.travel("2026-12-28 12:00Z"):  # 3 days before: once, however often the tick runs
+        send_reminders()
+        send_reminders()
+    [before] = reminders()
+    assert before.to_addrs == ["anna@example.com"] and before.related_id == invoice.id
+    assert "Herinnering" in before.subject and "/invoice/" in before.text_body
+    assert [a["renderer"] for a in before.attachments] == ["invoice"]
+    with time_machine.travel("2027-01-06 12:00Z"):  # 6 days overdue: not yet
+        send_reminders()
+    assert len(reminders()) == 1
+    with time_machine.travel("2027-01-07 12:00Z"):
+        send_reminders()
+        send_reminders()
+    assert [m.related_id for m in reminders()] == [invoice.id, invoice.id]
+    assert "achterstallig" in reminders()[-1].subject.lower() or "verlopen" in reminders()[-1].subject.lower()

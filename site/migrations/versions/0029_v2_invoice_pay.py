@@ -3,7 +3,8 @@
 checkout_sessions.link_id becomes optional and checkout_sessions.invoice_id is new: an invoice's pay page opens a
 checkout session of its invoice (no link). payments.invoice_id names the merchant's invoice a payment pays.
 invoices.sent_at: when the invoice was last emailed to its customer; invoices.allow_partial: whether the customer may
-pay part of the amount due.
+pay part of the amount due; invoices.reminded_before_at / reminded_after_at: the reminders that went, and
+accounts.invoice_reminder_days_before / _after: when they go (0: never, the default).
 
 Revision ID: 0029_v2_invoice_pay
 Revises: 0028_g4_request_id
@@ -55,9 +56,17 @@ def upgrade():
     op.create_index(op.f('ix_payments_invoice_id'), 'payments', ['invoice_id'], unique=False)
     op.add_column('invoices', sa.Column('sent_at', kassa.database.UTCDateTime(timezone=True), nullable=True))
     op.add_column('invoices', sa.Column('allow_partial', sa.Boolean(), server_default=sa.false(), nullable=False))
+    op.add_column('invoices', sa.Column('reminded_before_at', kassa.database.UTCDateTime(timezone=True), nullable=True))
+    op.add_column('invoices', sa.Column('reminded_after_at', kassa.database.UTCDateTime(timezone=True), nullable=True))
+    op.add_column('accounts', sa.Column('invoice_reminder_days_before', BIGINT, server_default='0', nullable=False))
+    op.add_column('accounts', sa.Column('invoice_reminder_days_after', BIGINT, server_default='0', nullable=False))
 
 
 def downgrade():
+    op.drop_column('accounts', 'invoice_reminder_days_after')
+    op.drop_column('accounts', 'invoice_reminder_days_before')
+    op.drop_column('invoices', 'reminded_after_at')
+    op.drop_column('invoices', 'reminded_before_at')
     op.drop_column('invoices', 'allow_partial')
     op.drop_column('invoices', 'sent_at')
     op.drop_index(op.f('ix_payments_invoice_id'), table_name='payments')
