@@ -304,3 +304,27 @@ def test_v2_reminders_before_and_after_the_due_date_once_each_in_the_customers_l
         send_reminders()
     assert [m.related_id for m in reminders()] == [invoice.id, invoice.id]
     assert "achterstallig" in reminders()[-1].subject.lower() or "verlopen" in reminders()[-1].subject.lower()
+
+
+def test_v2_a_bank_debit_on_its_way_blocks_a_second_payment_and_voiding_then_pays_the_invoice(app, client, owner):
+    import time_machine
+
+    from kassa.services.platform.ticks import run_tick
+
+    invoice = _open_invoice(client, owner, language="en", currency="USD")
+    buyer = app.test_client()
+    with time_machine.travel("2027-03-04 10:00Z"):  # a Thursday: it clears 4 business days later
+        assert buyer.post(_open_checkout(buyer, invoice), data=buyer_form("ach")).status_code == 303
+        payment = db.session.scalars(select(Payment)).one()
+        assert (payment.status, payment.method, payment.invoice_id) == ("processing", "ach", invoice.id)
+        assert _fresh(invoice).status == "open"  # counted only once the debit clears
+        again = buyer.post(_open_checkout(buyer, invoice), data=buyer_form())
+        assert again.status_code == 409 and "already on its way" in _text(again)
+        client.post(f"/invoices/{invoice.id}/void", data={"reason": "Changed my mind"})
+        assert _fresh(invoice).status == "open" and count(Payment) == 1 and sandbox_charges() == 1
+    with time_machine.travel("2027-03-10 10:01Z"):
+        assert run_tick().failed == {}
+    db.session.rollback()
+    assert db.session.get(Payment, payment.id).status == "succeeded"
+    invoice = _fresh(invoice)
+    assert (invoice.status, invoice.amount_paid_minor) == ("paid", 9350)

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from babel.numbers import format_decimal
 from flask_babel import gettext as _
+from sqlalchemy import select
 
 from kassa.actor import Actor
 from kassa.clock import account_today, now
@@ -21,7 +22,17 @@ from kassa.errors import Conflict, NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.forms import parse_date, parse_int
 from kassa.i18n import LANGUAGES
-from kassa.models import Account, Company, Contact, Invoice, InvoiceLine, InvoiceStatus, Product
+from kassa.models import (
+    Account,
+    Company,
+    Contact,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    Payment,
+    PaymentStatus,
+    Product,
+)
 from kassa.money import Money, MoneyError, MoneyParseError, is_known_currency, parse_money
 from kassa.order_summary import DiscountType, line_discount
 from kassa.services.accounts.emails import normalize_email
@@ -313,6 +324,11 @@ def void(actor: Actor, invoice_id: int, reason: str) -> Invoice:
         invoice = _owned(actor, invoice_id, lock=True)
         if invoice.payment_id is not None or invoice.amount_paid_minor:
             raise Conflict(_("A paid invoice can't be voided."))
+        if db.session.scalar(select(Payment.id).where(Payment.invoice_id == invoice.id, Payment.status.in_(
+                (PaymentStatus.PROCESSING.value, PaymentStatus.INCOMPLETE.value))).limit(1)) is not None:
+            # V2: a bank debit (or a 3-D Secure charge) of it is still on its way: it may yet pay it
+            raise Conflict(_("A payment of this invoice is still being processed. Void it once that payment "
+                             "has failed."))
         move_invoice(invoice, InvoiceStatus.VOID, at=now(), reason=reason)
         record_audit(actor, "invoice.voided", object_type="invoice", object_id=invoice.id,
                      data={"reason": reason, "number": invoice.number})
