@@ -1,6 +1,7 @@
 """V2 in Chromium: a merchant finalizes and sends an invoice (1440×900), the customer opens the emailed pay link on
 a phone (390×844, in Dutch, the customer's language), pays the amount due with a test card on Kassa's checkout,
-and the pay page then says the invoice is paid. axe on the pay page before and after; screenshots of both."""
+and the pay page then says the invoice is paid. axe on the invoice page and on the pay page before and after;
+screenshots of each."""
 
 from __future__ import annotations
 
@@ -65,6 +66,9 @@ def test_v2_send_an_invoice_and_pay_it_on_a_phone(live_server, browser):
         page.get_by_role("button", name="Send invoice").click()
         expect(page.get_by_text(re.compile(r"sent to anna@example.com"))).to_be_visible()
         expect(page.get_by_role("button", name="Send again")).to_be_visible()
+        expect(page.get_by_label("Pay link")).to_have_value(re.compile(r"/invoice/"))
+        _keep(screenshot(page, "v2-invoice-sent-desktop"))
+        assert_accessible(page, "invoice page after sending")
     link = emailed_link(live_server, "invoice", "/invoice/")
     with new_context(browser, viewport=PHONE, locale="nl-NL") as context:
         page = context.new_page()
@@ -77,6 +81,7 @@ def test_v2_send_an_invoice_and_pay_it_on_a_phone(live_server, browser):
         pay.click()
         page.wait_for_url(re.compile(r"/checkout/"))
         expect(page.get_by_label(re.compile(r"^E-mail"))).to_have_value("anna@example.com")
+        _keep(screenshot(page, "v2-invoice-checkout-phone"))
         page.get_by_label(re.compile(r"^Kaartnummer")).fill("4242424242424242")
         page.get_by_label(re.compile(r"^Vervaldatum")).fill("12 / 34")
         page.get_by_label(re.compile(r"CVC")).fill("123")
