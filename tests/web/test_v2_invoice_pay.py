@@ -328,3 +328,15 @@ def test_v2_a_bank_debit_on_its_way_blocks_a_second_payment_and_voiding_then_pay
     assert db.session.get(Payment, payment.id).status == "succeeded"
     invoice = _fresh(invoice)
     assert (invoice.status, invoice.amount_paid_minor) == ("paid", 9350)
+
+
+def test_v2_the_payment_panel_names_the_invoice_it_paid(app, client, owner):
+    invoice = _open_invoice(client, owner, language="en")
+    buyer = app.test_client()
+    assert buyer.post(_open_checkout(buyer, invoice), data=buyer_form()).status_code == 303
+    payment = db.session.scalars(select(Payment)).one()
+    panel = soup_of(client.get(f"/payments/{payment.id}")).select_one("#card-invoice")
+    text = " ".join(panel.get_text(" ").split())
+    assert "INV-" in text and "Paid in full" in text and "€93.50" in text
+    assert panel.select_one(f"a[href='/invoices/{invoice.id}']") is not None
+    assert client.get(panel.select_one("a[download]")["href"]).status_code == 200  # the invoice PDF
