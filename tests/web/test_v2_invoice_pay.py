@@ -340,3 +340,22 @@ def test_v2_the_payment_panel_names_the_invoice_it_paid(app, client, owner):
     assert "INV-" in text and "Paid in full" in text and "€93.50" in text
     assert panel.select_one(f"a[href='/invoices/{invoice.id}']") is not None
     assert client.get(panel.select_one("a[download]")["href"]).status_code == 200  # the invoice PDF
+
+
+def test_v2_an_expired_invoice_checkout_starts_again_from_the_invoice(app, client, owner):
+    from datetime import timedelta
+
+    import time_machine
+
+    from kassa.clock import now
+
+    invoice = _open_invoice(client, owner, language="en")
+    buyer = app.test_client()
+    checkout_path = _open_checkout(buyer, invoice)
+    with time_machine.travel(now() + timedelta(hours=25)):
+        expired = buyer.get(checkout_path)
+        assert expired.status_code == 410
+        again = soup_of(expired).select_one("a.pay")["href"]
+        assert path_of(again) == _pay_path(invoice)
+        assert buyer.post(checkout_path, data=buyer_form()).status_code == 303  # back to the expired page
+    assert count(Payment) == 0 and sandbox_charges() == 0
