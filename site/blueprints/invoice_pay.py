@@ -9,17 +9,18 @@ Buyer-facing: this module never imports merchant views (DESIGN §7.2).
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, current_app, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import refresh
 from wtforms import StringField
 
-from kassa.errors import NotFound
+from kassa.errors import NotFound, TooManyRequests
 from kassa.extensions import db, limiter
-from kassa.forms import Form
+from kassa.forms import Form, safe_filename
 from kassa.i18n import LANGUAGES
 from kassa.models import Account, Company, Contact, Invoice
 from kassa.money import Money
+from kassa.netutil import client_ip
 from kassa.page_cache import compact
 from kassa.services.checkout import invoice_checkout
 from kassa.services.payments.invoices import invoice_label
@@ -62,6 +63,7 @@ def _page(invoice: Invoice, status: int = 200, alert: str | None = None):
             None if payable else invoice_checkout.refusal(invoice)),
         language=g.buyer_language, languages=list(LANGUAGES.items()), form_url=request.path,
         pay_url=url_for("invoice_pay.pay", token=request.view_args["token"]),
+        pdf_url=url_for("invoice_pay.pdf", token=request.view_args["token"]),
     )
     response = current_app.make_response((compact(html), status))
     # Personal data (the customer's name, the lines): no shared cache keeps it.
@@ -96,6 +98,20 @@ def pay(token: str):
         db.session.rollback()
         return _page(db.session.get(Invoice, invoice.id), 409, alert=exc.message)
     return redirect(url_for("checkout.page", token=checkout.token), code=303)
+
+
+@bp.get("/invoice/<token>/pdf")
+def pdf(token: str):
+    """The invoice as a PDF, in its customer's language (the same file as in the email)."""
+    try:
+        filename, content_type, data = invoice_checkout.public_invoice_pdf(_invoice(token), ip=client_ip())
+    except TooManyRequests as exc:
+        return compact(render_template("checkout/unavailable.html", title=_("Try again in a moment"),
+                                       message=exc.message)), 429
+    response = Response(data, mimetype=content_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{safe_filename(filename, "invoice.pdf")}"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @bp.errorhandler(NotFound)

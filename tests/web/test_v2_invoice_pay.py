@@ -102,6 +102,9 @@ def test_v2_send_emails_the_invoice_pdf_and_a_working_pay_link_in_the_customers_
     pay_page = buyer.get(link)
     assert pay_page.status_code == 200 and pay_page.headers["Cache-Control"] == "private, no-store"
     assert "Betaal € 93,50" in _text(pay_page)  # the button, in Dutch
+    download = buyer.get(soup_of(pay_page).select_one("a[download]")["href"])  # the same PDF, from the page
+    assert download.status_code == 200 and download.mimetype == "application/pdf"
+    assert "93,50" in pdf_text(download.get_data())
 
 
 def test_v2_paying_opens_the_checkout_for_exactly_the_amount_due_and_marks_the_invoice_paid(app, client, owner,
@@ -182,6 +185,7 @@ def test_v2_another_merchants_invoice_is_a_404_and_tokens_cannot_be_forged(app, 
     for bad in (token[:-2] + ("AA" if not token.endswith("AA") else "BB"), "1", "MQ.bogus", token + "x"):
         assert anyone.get(f"/invoice/{bad}").status_code == 404
         assert anyone.post(f"/invoice/{bad}/pay").status_code == 404
+        assert anyone.get(f"/invoice/{bad}/pdf").status_code == 404
     # A draft has no pay page yet (it has no number and may still change).
     assert client.post("/invoices/new", data=editor_form()).status_code == 303
     draft = db.session.scalars(select(Invoice).where(Invoice.status == "draft")).one()

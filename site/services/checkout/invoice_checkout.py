@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from kassa.clock import now
 from kassa.database import lock_one, write_transaction
-from kassa.errors import Conflict, NotFound
+from kassa.errors import Conflict, NotFound, TooManyRequests
 from kassa.extensions import db
 from kassa.i18n import LANGUAGES
 from kassa.models import (
@@ -41,7 +41,8 @@ from kassa.models import (
     PaymentStatus,
 )
 from kassa.services.payments.invoice_states import PAYABLE
-from kassa.services.payments.invoices import invoice_label
+from kassa.services.payments.invoices import invoice_label, render_invoice
+from kassa.services.platform import throttle
 from kassa.urls import absolute_url
 
 _SALT = "kassa.invoice-pay"
@@ -188,3 +189,14 @@ def hold_invoice(session, checkout: CheckoutSession, amount_minor: int) -> None:
     if amount_minor > invoice.amount_due_minor or (not partial and amount_minor != invoice.amount_due_minor):
         raise InvoiceNotPayable(_("The amount due on this invoice has changed. Open the invoice again to pay what "
                                   "is due now."), invoice)
+
+
+def public_invoice_pdf(invoice: Invoice, *, ip: str | None) -> tuple[str, str, bytes]:
+    """The invoice PDF from its pay page. Renders are limited per invoice and per client address, as the
+    checkout's receipt downloads are (H7): each takes a second or two of the one PDF renderer everyone shares."""
+    rules = ((current_app.config["KASSA_RECEIPT_RENDER_LINK_LIMIT"], ("invoice-render", "invoice", str(invoice.id))),
+             (current_app.config["KASSA_RECEIPT_RENDER_IP_LIMIT"], ("receipt-render", "ip", ip or "-")))
+    if not throttle.allow(*rules):
+        minutes = -(-throttle.retry_after(*rules) // 60)
+        raise TooManyRequests(_("Too many downloads right now. Try again in %(minutes)d min.", minutes=minutes))
+    return render_invoice(invoice.id)
