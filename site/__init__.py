@@ -113,6 +113,7 @@ def _register_blueprints(app: Flask) -> None:
         embed,
         exports,
         health,
+        invoice_pay,
         invoices,
         link_editor,
         links,
@@ -127,7 +128,7 @@ def _register_blueprints(app: Flask) -> None:
     )
 
     for module in (health, auth, dashboard, settings, media, links, link_editor, products, promo_codes, embed, checkout, crm,
-                   payments, invoices, disputes, subscriptions, billing_portal, reports, exports, webhooks, assets):
+                   invoice_pay, payments, invoices, disputes, subscriptions, billing_portal, reports, exports, webhooks, assets):
         app.register_blueprint(module.bp)
     app.register_blueprint(reports.payouts_bp)
     app.jinja_env.globals["asset_url"] = assets.asset_url

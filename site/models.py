@@ -112,6 +112,9 @@ class Account(db.Model):
     refund_policy: Mapped[str] = mapped_column(Text, default="")
     # R5: create an invoice for every payment from a link or a subscription.
     create_invoices: Mapped[bool] = mapped_column(default=False)
+    # V2: email an open invoice's customer this many days before / after its due date (0: no reminder)
+    invoice_reminder_days_before: Mapped[int] = mapped_column(default=0, server_default="0")
+    invoice_reminder_days_after: Mapped[int] = mapped_column(default=0, server_default="0")
     # Failed subscription charges are retried after these many days, then the subscription is cancelled.
     retry_days: Mapped[list[int]] = mapped_column(default=lambda: [1, 3, 5])
     brand_color: Mapped[str] = mapped_column(String(7), default="#2f5bd3")
@@ -738,7 +741,9 @@ class CheckoutSession(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    link_id: Mapped[int] = mapped_column(ForeignKey("payment_links.id"), index=True)
+    # V2: a checkout of an invoice has no link (None) but its invoice: the snapshot is the invoice's amount due
+    link_id: Mapped[int | None] = mapped_column(ForeignKey("payment_links.id"), index=True)
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", use_alter=True), index=True)
     token: Mapped[str] = mapped_column(String(64), unique=True)
     mode: Mapped[str] = mapped_column(String(8), default=Mode.LIVE.value)
     link_version: Mapped[int] = mapped_column(default=1)
@@ -978,6 +983,9 @@ class Payment(db.Model):
     source: Mapped[str] = mapped_column(String(32), default="payment_link")
     link_id: Mapped[int | None] = mapped_column(ForeignKey("payment_links.id"), index=True)
     checkout_session_id: Mapped[int | None] = mapped_column(ForeignKey("checkout_sessions.id"))
+    # V2: the merchant's invoice this payment pays (source "invoice"); the R5 per-payment invoice is
+    # Invoice.payment_id instead
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", use_alter=True), index=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
     company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"), index=True)
     deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"), index=True)
@@ -1202,6 +1210,11 @@ class Invoice(db.Model):
     finalized_at: Mapped[datetime | None]
     voided_at: Mapped[datetime | None]
     void_reason: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    sent_at: Mapped[datetime | None]  # V2: last emailed to the customer with its pay link
+    # V2: the customer may pay part of the amount due on the pay page (any amount up to it)
+    allow_partial: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    reminded_before_at: Mapped[datetime | None]  # V2: the reminder before the due date went (once)
+    reminded_after_at: Mapped[datetime | None]  # V2: the reminder after it (once)
 
     lines: Mapped[list[InvoiceLine]] = relationship(order_by="InvoiceLine.position", cascade="all, delete-orphan",
                                                     lazy="selectin")

@@ -17,6 +17,7 @@ from kassa.blueprints import subscriptions as subscription_pages
 from kassa.services import events
 from kassa.services.accounts import users
 from kassa.services.billing import billing, billing_outcomes, subscriptions
+from kassa.services.checkout import invoice_sending
 from kassa.services.exports import exports
 from kassa.services.payments import invoices, mandates, receipts, risk
 from kassa.services.payouts import payouts, stripe_payouts
@@ -34,6 +35,7 @@ def tick_tasks() -> list:
         TickSpec("risk_counters", risk.prune_counters),
         TickSpec("subscription_billing", billing.bill_due_subscriptions, per_account=True),
         TickSpec("subscription_reminders", subscriptions.send_reminders, per_account=True),
+        TickSpec("invoice_reminders", invoice_sending.send_reminders, per_account=True),  # V2
         TickSpec("payouts", payouts.run_payouts, per_account=True),
         TickSpec("stripe_payouts", stripe_payouts.sync_payouts_task, per_account=True),
         TickSpec("sandbox_events", events.process_sandbox_events, per_account=True),

@@ -10,8 +10,8 @@ from flask import Blueprint, Response, abort, flash, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import or_
+from wtforms import BooleanField, FormField, StringField
 from wtforms import Form as RowForm
-from wtforms import FormField, StringField
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required, scoped
 from kassa.clock import account_today
@@ -28,9 +28,10 @@ from kassa.forms import (
     safe_filename,
 )
 from kassa.i18n import LANGUAGES, current_language
-from kassa.models import Company, Contact, Invoice, InvoiceStatus, Permission, Product
+from kassa.models import Company, Contact, Invoice, InvoiceStatus, Payment, Permission, Product
 from kassa.pagination import numbered_page
 from kassa.rendering import htmx_redirect, render_page
+from kassa.services.checkout import invoice_checkout, invoice_sending
 from kassa.services.links.link_drafts import MAX_ITEMS
 from kassa.services.payments import invoice_drafts, invoices
 from kassa.services.payments.invoice_drafts import InvoiceDraft, LineDraft
@@ -65,6 +66,7 @@ class InvoiceEditorForm(Form):
     due_date = StringField(default="", filters=[str.strip])
     notes = StringField(default="")
     terms = StringField(default="")
+    allow_partial = BooleanField(default=False)  # V2
     # A hostile form can't make us build thousands of rows: the first MAX_ITEMS + 10 by number.
     lines = NumberedRows(FormField(LineRowForm), digits=4, part="[a-z_]+", max_entries=MAX_ITEMS + 10)
     action = StringField(default="save")
@@ -76,7 +78,7 @@ class InvoiceEditorForm(Form):
             customer_email=self.customer_email.data, customer_name=self.customer_name.data,
             company_name=self.company_name.data, language=self.language.data, currency=self.currency.data,
             issue_date=self.issue_date.data, due_date=self.due_date.data, notes=self.notes.data or "",
-            terms=self.terms.data or "", lines=[LineDraft(**row) for row in self.lines.data])
+            terms=self.terms.data or "", allow_partial=bool(self.allow_partial.data), lines=[LineDraft(**row) for row in self.lines.data])
 
 
 class VoidForm(Form):
@@ -237,9 +239,15 @@ def detail(invoice_id: int):
     invoice = _merchant_invoice_or_404(invoice_id)
     contact = db.session.get(Contact, invoice.contact_id) if invoice.contact_id else None
     company = db.session.get(Company, invoice.company_id) if invoice.company_id else None
+    # V2: the payments made for it (newest first), its pay page's address while something is due
+    payments = list(db.session.scalars(scoped(Payment).where(Payment.invoice_id == invoice.id)
+                                       .order_by(Payment.created_at.desc(), Payment.id.desc()).limit(50)))
     return render_page("invoices/detail.html", invoice=invoice, contact=contact, company=company,
                        today=account_today(current_user.account), label=invoices.invoice_label_or_draft,
-                       badge=invoice_drafts.status_label, day=_day, active_nav="payments")
+                       badge=invoice_drafts.status_label, day=_day, active_nav="payments", payments=payments,
+                       sendable=invoice.status in invoice_sending.SENDABLE and invoice.amount_due_minor > 0,
+                       pay_url=invoice_checkout.pay_url(invoice) if invoice_checkout.is_payable(invoice) else None,
+                       sent_at=invoice.sent_at)
 
 
 @bp.post("/<int:invoice_id>/finalize")
@@ -276,6 +284,22 @@ def void(invoice_id: int):
     return render_page("invoices/void.html", "dialog", status=422 if error else 200, invoice=invoice,
                        reason=form.reason.data or "", error=error, label=invoices.invoice_label_or_draft,
                        active_nav="payments")
+
+
+@bp.post("/<int:invoice_id>/send")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def send(invoice_id: int):
+    """V2: email the invoice (PDF attached, pay link) to its customer, in the customer's language."""
+    _merchant_invoice_or_404(invoice_id)
+    try:
+        invoice = invoice_sending.send_invoice(current_actor(), invoice_id)
+    except Conflict as exc:
+        flash(exc.message, "error")
+    else:
+        contact = db.session.get(Contact, invoice.contact_id)
+        flash(_("Invoice %(number)s sent to %(email)s.", number=invoices.invoice_label(invoice), email=contact.email),
+              "success")
+    return htmx_redirect(url_for("invoices.detail", invoice_id=invoice_id))
 
 
 @bp.post("/<int:invoice_id>/uncollectible")

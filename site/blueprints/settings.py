@@ -180,6 +180,8 @@ class PaymentSettingsForm(Form):
     create_invoices = FlagField()
     retry_days = StringField(default="")
     test_processor = StringField()  # None when not posted: the setting is kept
+    invoice_reminder_days_before = StringField()  # V2, as test_processor: None keeps it
+    invoice_reminder_days_after = StringField()
 
 
 @bp.route("/payments", methods=["GET", "POST"])
@@ -193,7 +195,9 @@ def payments():
             values["test_processor"] or current_user.account.test_processor
         try:
             accounts.update_payment_settings(current_actor(), create_invoices=values["create_invoices"],
-                                             retry_days_text=values["retry_days"], test_processor=chosen)
+                                             retry_days_text=values["retry_days"], test_processor=chosen,
+                                             reminder_days_before=values["invoice_reminder_days_before"],
+                                             reminder_days_after=values["invoice_reminder_days_after"])
         except ValidationFailed as exc:
             errors = exc.errors
         else:
@@ -228,7 +232,9 @@ def _test_processor_choices(connections) -> list[tuple[str, str]]:
 def _payment_values() -> dict:
     account = current_user.account
     return {"create_invoices": account.create_invoices, "retry_days": ", ".join(map(str, account.retry_days)),
-            "test_processor": account.test_processor}
+            "test_processor": account.test_processor,
+            "invoice_reminder_days_before": str(account.invoice_reminder_days_before),
+            "invoice_reminder_days_after": str(account.invoice_reminder_days_after)}
 
 
 class StripeConnectForm(Form):

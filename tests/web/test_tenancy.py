@@ -25,6 +25,9 @@ ENDPOINTS_WITHOUT_RECORD_IDS = {
     # another buyer's or account's record, or a tampered token, is a 404).
     "billing_portal.portal", "billing_portal.portal_receipt", "billing_portal.portal_card",
     "billing_portal.portal_cancel",
+    # V2: an invoice's pay page, by a signed token of the invoice (tests/web/test_v2_invoice_pay.py: a tampered
+    # token, a draft's, is a 404; another merchant's invoice 404s on the merchant's pages).
+    "invoice_pay.page", "invoice_pay.pay", "invoice_pay.pdf",
     # Stripe's deliveries: an account's id in the URL, authenticated by its webhook secret's signature (another
     # account's secret → 400, nothing stored: tests/web/test_k7_webhooks.py).
     "webhooks.stripe_webhook",

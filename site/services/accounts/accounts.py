@@ -258,8 +258,12 @@ def update_notifications(actor: Actor, settings: dict[str, bool]) -> Account:
 TEST_PROCESSORS = ("sandbox", "stripe")  # K12: what test mode runs on (Account.test_processor)
 
 
+MAX_REMINDER_DAYS = 60
+
+
 def update_payment_settings(actor: Actor, *, create_invoices: bool, retry_days_text: str,
-                            test_processor: str | None = None) -> Account:
+                            test_processor: str | None = None, reminder_days_before: str | None = None,
+                            reminder_days_after: str | None = None) -> Account:
     """Settings → Payments: invoices on or off (R5), when failed renewals are retried (issue 8), and what test
     mode runs on (K12: the built-in sandbox, or Stripe test mode once test keys are connected; None keeps it)."""
     require_settings(actor)
@@ -268,6 +272,16 @@ def update_payment_settings(actor: Actor, *, create_invoices: bool, retry_days_t
     errors: dict[str, str] = {}
     if not parts or len(parts) > 6 or None in days:
         errors["retry_days"] = _("Enter 1 to 6 numbers of days from 1 to 30, separated by commas, like 1, 3, 5.")
+    # V2: invoice reminders, days before and after the due date (0 or empty: none); None keeps the setting
+    reminders = {}
+    for name, text in (("invoice_reminder_days_before", reminder_days_before),
+                       ("invoice_reminder_days_after", reminder_days_after)):
+        if text is None:
+            continue
+        days_value = parse_int(text.strip() or "0", minimum=0, maximum=MAX_REMINDER_DAYS)
+        if days_value is None:
+            errors[name] = _("Enter a number of days from 0 to %(max)d (0: no reminder).", max=MAX_REMINDER_DAYS)
+        reminders[name] = days_value
     if test_processor is not None and test_processor not in TEST_PROCESSORS:
         errors["test_processor"] = _("Choose what test mode uses.")
     elif test_processor == "stripe" and stripe_connection(actor.account_id, Mode.TEST.value) is None:
@@ -279,7 +293,9 @@ def update_payment_settings(actor: Actor, *, create_invoices: bool, retry_days_t
         account = session.get(Account, actor.account_id)
         account.create_invoices = create_invoices
         account.retry_days = days
-        data = {"create_invoices": create_invoices, "retry_days": days}
+        data = {"create_invoices": create_invoices, "retry_days": days, **reminders}
+        for name, value in reminders.items():
+            setattr(account, name, value)
         if test_processor is not None:
             account.test_processor = data["test_processor"] = test_processor
         record_audit(actor, "account.payment_settings_updated", object_type="account", object_id=account.id,

@@ -44,7 +44,7 @@ def search(account_id: int, mode: str, kind: str, text: str, limit: int = 20) ->
 def declined_attempt(payment: Payment) -> bool:
     """B2: a checkout attempt the bank declined (a failed payment) or the buyer didn't finish (incomplete): the CRM
     never counts it."""
-    return payment.status in UNPAID_STATUSES and payment.source == "payment_link"
+    return payment.status in UNPAID_STATUSES and payment.source in ("payment_link", "invoice")
 
 
 def set_association(actor: Actor, payment_id: int, kind: str, record_id: int | None,

@@ -47,6 +47,7 @@ from kassa.processors.base import (
 from kassa.processors.registry import NoLiveProcessor, processor_for
 from kassa.processors.sandbox import SandboxProcessor
 from kassa.processors.stripe import StripeProcessor
+from kassa.services.checkout import invoice_checkout
 from kassa.services.checkout.checkout_form import PROCESSOR_FIELDS, BuyerInput, read_buyer_form, read_choices
 from kassa.services.links import promo_codes, usage
 from kassa.services.links.links import LinkClosed, is_valid_test_signature, public_link
@@ -168,7 +169,8 @@ def checkout_view(token: str) -> CheckoutView | None:
     checkout, account, slug, status, deleted_at, busy, stripe_key, limit, reserved, ends_at = row
     return CheckoutView(
         checkout=checkout, account=account, link_slug=slug,
-        link_open=_link_open(slug, status, deleted_at, limit, reserved, ends_at),
+        # V2: an invoice's checkout has no link; its invoice is checked, under its lock, when it is paid
+        link_open=checkout.invoice_id is not None or _link_open(slug, status, deleted_at, limit, reserved, ends_at),
         attempt_in_flight=bool(busy), stripe_publishable_key=stripe_key,
     )
 
@@ -182,7 +184,7 @@ class PageState:
     shows_form: bool  # open, not expired, no attempt with the processor, the link still taking payments
     stored_language: str | None
     mode: str
-    link_id: int
+    link_id: int | None  # V2: None for an invoice's checkout
     snapshot_text: str  # the frozen link snapshot as the database holds it: equal text, equal page
     account_row: tuple  # every column of the account row (JSON ones as text): any edit is a new key
     stripe_publishable_key: str | None
@@ -195,7 +197,7 @@ def _page_state_query() -> PrecompiledRead:
     return PrecompiledRead(_checkout_view_query(
         CheckoutSession.status, CheckoutSession.expires_at > at, CheckoutSession.language, CheckoutSession.mode,
         CheckoutSession.link_id, cast(CheckoutSession.snapshot, Text),
-        or_(PaymentLink.ends_at.is_(None), PaymentLink.ends_at > at), *account_columns))
+        or_(PaymentLink.ends_at.is_(None), PaymentLink.ends_at > at), CheckoutSession.invoice_id, *account_columns))
 
 
 def page_state(token: str) -> PageState | None:
@@ -205,13 +207,14 @@ def page_state(token: str) -> PageState | None:
     row = query.one_or_none(db.engine, token=token, now=now())
     if row is None:
         return None
-    status, unexpired, language, mode, link_id, snapshot_text, within_dates = row[:7]
-    account_row = row[7:-8]
+    status, unexpired, language, mode, link_id, snapshot_text, within_dates, invoice_id = row[:8]
+    account_row = row[8:-8]
     slug, link_status, deleted_at, busy, stripe_key, limit, reserved, _ends_at = row[-8:]
+    link_open = invoice_id is not None or (
+        slug is not None and link_status == LinkStatus.ACTIVE.value and deleted_at is None
+        and (limit is None or reserved < limit) and bool(within_dates))
     return PageState(
-        shows_form=status == CheckoutStatus.OPEN.value and bool(unexpired) and not busy and slug is not None
-        and link_status == LinkStatus.ACTIVE.value and deleted_at is None
-        and (limit is None or reserved < limit) and bool(within_dates),
+        shows_form=status == CheckoutStatus.OPEN.value and bool(unexpired) and not busy and link_open,
         stored_language=language, mode=mode, link_id=link_id, snapshot_text=snapshot_text,
         account_row=account_row, stripe_publishable_key=stripe_key,
     )
@@ -242,6 +245,8 @@ def attempt_in_flight(checkout_id: int) -> bool:
 def ensure_link_open(checkout: CheckoutSession) -> None:
     """L19: a deactivated or deleted link stops taking payments, also on checkouts opened before that (Q5: and
     one whose usage limit is taken or whose end date has passed)."""
+    if checkout.invoice_id is not None:
+        return  # V2: no link; the invoice itself is checked under its lock (invoice_checkout.hold_invoice)
     link = db.session.get(PaymentLink, checkout.link_id)
     if link is None or not link.accepting_payments(now()):
         raise _closed(db.session, checkout)
@@ -274,6 +279,8 @@ def quote(snapshot: dict[str, Any], form: dict[str, str], locale: str, *, accoun
     cap = current_app.config["KASSA_LINK_MAX_TOTAL_MINOR"]
     choices, errors = read_choices(snapshot, form, locale, max_amount_minor=cap)
     code = (form.get(promo_codes.FIELD) or "").strip()
+    if snapshot.get("invoice_id") is not None:
+        code = ""  # V2: an invoice is paid at its amount due: no promo code, whatever is posted
     if code and form.get("action") != "unpromo":
         if account_id is None:
             link = db.session.get(PaymentLink, snapshot["link_id"])
@@ -385,9 +392,13 @@ def _begin_attempt(checkout_id: int, buyer: BuyerInput, amount_minor: int, curre
                                           mode=checkout.mode, email=buyer.email)
             if problem is not None:
                 raise ValidationFailed(problem, errors={promo_codes.FIELD: problem})
+        if checkout.invoice_id is not None:
+            # V2: one charge per invoice: its row lock, and refused if paid, void, busy or due another amount.
+            invoice_checkout.hold_invoice(session, checkout, amount_minor)
         hold = risk.reserve(_guard_entry(checkout, buyer, ip))
         # Q5: a live payment on a limited link takes a seat first; with none free nobody is charged.
-        seat = checkout.mode == Mode.LIVE.value and _has_limit(session, checkout.link_id)
+        seat = checkout.mode == Mode.LIVE.value and checkout.link_id is not None \
+            and _has_limit(session, checkout.link_id)
         if seat and not usage.take_seat(session, checkout.link_id, now()):
             raise _closed(session, checkout)
         attempt = PaymentAttempt(

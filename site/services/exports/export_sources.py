@@ -324,7 +324,8 @@ def _balance(account: Account, params: dict[str, Any], count_only: bool = False)
         return query
     headers = [Column(_("Date"), "datetime"), Column(_("Type"), words=_ledger_words()), Column(_("Amount"), MONEY),
                Column(_("Currency")), Column(_("Available on"), "date"), Column(_("Payout")), Column(_("Payment")),
-               Column(_("Source"), words={"payment_link": _("Payment link"), "subscription": _("Subscription")}),
+               Column(_("Source"), words={"payment_link": _("Payment link"), "subscription": _("Subscription"),
+                                           "invoice": _("Invoice")}),
                Column(_("Contact email")), Column(_("Description"))]
 
     def rows():

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from babel.numbers import format_decimal
 from flask_babel import gettext as _
+from sqlalchemy import select
 
 from kassa.actor import Actor
 from kassa.clock import account_today, now
@@ -21,7 +22,17 @@ from kassa.errors import Conflict, NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.forms import parse_date, parse_int
 from kassa.i18n import LANGUAGES
-from kassa.models import Account, Company, Contact, Invoice, InvoiceLine, InvoiceStatus, Product
+from kassa.models import (
+    Account,
+    Company,
+    Contact,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    Payment,
+    PaymentStatus,
+    Product,
+)
 from kassa.money import Money, MoneyError, MoneyParseError, is_known_currency, parse_money
 from kassa.order_summary import DiscountType, line_discount
 from kassa.services.accounts.emails import normalize_email
@@ -57,6 +68,7 @@ class InvoiceDraft:
     due_date: str = ""
     notes: str = ""
     terms: str = ""
+    allow_partial: bool = False  # V2: the customer may pay part of the amount due
     lines: list[LineDraft] = field(default_factory=list)
 
 
@@ -92,7 +104,7 @@ def draft_from_invoice(invoice: Invoice, locale: str) -> InvoiceDraft:
         currency=invoice.currency,
         issue_date=invoice.issue_date.isoformat() if invoice.issue_date else "",
         due_date=invoice.due_date.isoformat() if invoice.due_date else "",
-        notes=invoice.notes, terms=invoice.terms,
+        notes=invoice.notes, terms=invoice.terms, allow_partial=invoice.allow_partial,
         lines=[LineDraft(description=line.description, quantity=str(line.quantity),
                          unit_price=Money(line.unit_amount_minor, invoice.currency).to_input(locale),
                          product_id=line.product_id, discount_type=line.discount_type,
@@ -276,6 +288,7 @@ def save_draft(actor: Actor, invoice_id: int | None, draft: InvoiceDraft, locale
         invoice.currency = values["currency"]
         invoice.issue_date, invoice.due_date = values["issue_date"], values["due_date"]
         invoice.notes, invoice.terms = draft.notes.strip(), draft.terms.strip()
+        invoice.allow_partial = bool(draft.allow_partial)
         invoice.amount_minor = values["total"]
         invoice.lines = [InvoiceLine(position=i, description=line.description, quantity=line.quantity,
                                      unit_amount_minor=line.unit_amount_minor, product_id=line.product_id,
@@ -311,6 +324,11 @@ def void(actor: Actor, invoice_id: int, reason: str) -> Invoice:
         invoice = _owned(actor, invoice_id, lock=True)
         if invoice.payment_id is not None or invoice.amount_paid_minor:
             raise Conflict(_("A paid invoice can't be voided."))
+        if db.session.scalar(select(Payment.id).where(Payment.invoice_id == invoice.id, Payment.status.in_(
+                (PaymentStatus.PROCESSING.value, PaymentStatus.INCOMPLETE.value))).limit(1)) is not None:
+            # V2: a bank debit (or a 3-D Secure charge) of it is still on its way: it may yet pay it
+            raise Conflict(_("A payment of this invoice is still being processed. Void it once that payment "
+                             "has failed."))
         move_invoice(invoice, InvoiceStatus.VOID, at=now(), reason=reason)
         record_audit(actor, "invoice.voided", object_type="invoice", object_id=invoice.id,
                      data={"reason": reason, "number": invoice.number})

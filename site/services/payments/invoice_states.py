@@ -49,3 +49,14 @@ def move_invoice(invoice: Invoice, target: InvoiceStatus, *, at: datetime | None
         invoice.void_reason = reason
     invoice.status = target.value
     return True
+
+
+def apply_payment(invoice: Invoice, amount_minor: int, *, at: datetime | None) -> bool:
+    """V2: a payment of `amount_minor` for `invoice` succeeded (in the caller's write, the invoice locked): it
+    counts toward the amount paid, and the invoice moves to paid, or partially paid while some is still due.
+    False (nothing changes) when the invoice can't take payments any more (void, a draft)."""
+    if invoice.status not in PAYABLE:
+        return False
+    invoice.amount_paid_minor += amount_minor
+    target = S.PAID if invoice.amount_paid_minor >= invoice.amount_minor else S.PARTIALLY_PAID
+    return move_invoice(invoice, target, at=at)

@@ -48,7 +48,11 @@ def maybe_invoice(payment: Payment, account: Account) -> Invoice | None:
 
 
 def payment_invoice(payment: Payment) -> Invoice | None:
-    """The payment's invoice (one at most: R1), of the payment's own account."""
+    """The payment's invoice (one at most: R1), of the payment's own account: the merchant's invoice it pays (V2),
+    else its own (R5)."""
+    if payment.invoice_id is not None:
+        return db.session.scalar(select(Invoice).where(Invoice.id == payment.invoice_id,
+                                                       Invoice.account_id == payment.account_id))
     return db.session.scalar(select(Invoice).where(Invoice.payment_id == payment.id,
                                                    Invoice.account_id == payment.account_id))
 

@@ -17,6 +17,9 @@ from kassa.models import (
     AttemptStatus,
     CheckoutSession,
     CheckoutStatus,
+    Company,
+    Contact,
+    Invoice,
     Mandate,
     Payment,
     PaymentAttempt,
@@ -62,6 +65,10 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
         if waiting is not None and waiting.status != PaymentStatus.INCOMPLETE.value:
             return waiting
         checkout = lock_one(session, CheckoutSession, attempt.checkout_session_id)
+        if checkout.invoice_id is not None:
+            # V2: the invoice this pays is counted below (payment_states): locked before the account, in the order
+            # the attempt took it (checkout._begin_attempt), so the two never wait for each other in a circle.
+            lock_one(session, Invoice, checkout.invoice_id)
         # H4: a payment that went through never counts against anyone. Given back before the account lock
         # below: the guard takes its counters before the account too (inserting an attempt), so the two
         # never wait for each other in a circle.
@@ -86,11 +93,18 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
         succeeded = result.status == "succeeded"
         at = now()
 
-        contact = crm.find_or_create_contact(
-            account.id, mode, buyer["email"], first_name=contact_fields.get("first_name", ""),
-            last_name=contact_fields.get("last_name", ""), phone=contact_fields.get("phone", ""), language=language,
-        )
-        company = crm.find_or_create_company(account.id, mode, contact_fields.get("company", ""))
+        invoice = session.get(Invoice, checkout.invoice_id) if checkout.invoice_id is not None else None
+        if invoice is not None and invoice.contact_id is not None:
+            # V2: an invoice's payment belongs to the invoice's customer and company, whoever typed the email.
+            contact = session.get(Contact, invoice.contact_id)
+            company = session.get(Company, invoice.company_id) if invoice.company_id else None
+        else:
+            contact = crm.find_or_create_contact(
+                account.id, mode, buyer["email"], first_name=contact_fields.get("first_name", ""),
+                last_name=contact_fields.get("last_name", ""), phone=contact_fields.get("phone", ""),
+                language=language,
+            )
+            company = crm.find_or_create_company(account.id, mode, contact_fields.get("company", ""))
         if company is not None and contact.company_id is None:
             contact.company_id = company.id
         fields = dict(
@@ -110,7 +124,7 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
             settlement_currency=result.settlement_currency or account.default_currency,
             exchange_rate=str(result.exchange_rate or Decimal(1)),
             fee_settlement_minor=result.fee_settlement_minor, net_settlement_minor=result.net_settlement_minor,
-            source="payment_link", link_id=checkout.link_id, checkout_session_id=checkout.id,
+            **checkout_source(checkout), checkout_session_id=checkout.id,
             contact_id=contact.id, company_id=company.id if company else None,
             buyer_email=buyer["email"], buyer_name=contact.display_name if contact.display_name != contact.email else "",
             buyer_phone=contact_fields.get("phone", ""), buyer_company=contact_fields.get("company", ""),
@@ -186,6 +200,13 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
         attempt.payment_id = payment.id
         attempt.processor_ref = result.processor_ref
         return payment
+
+
+def checkout_source(checkout: CheckoutSession) -> dict[str, Any]:
+    """What a checkout's payment was for: its link, or (V2) the merchant's invoice it pays."""
+    if checkout.invoice_id is not None:
+        return {"source": "invoice", "link_id": None, "invoice_id": checkout.invoice_id}
+    return {"source": "payment_link", "link_id": checkout.link_id}
 
 
 def tax_fields(summary: OrderSummary) -> dict[str, Any]:
@@ -292,7 +313,7 @@ def _attempt_payment(attempt: PaymentAttempt, checkout: CheckoutSession, *, proc
         amount_minor=attempt.amount_minor, currency=attempt.currency, method=attempt.method,
         card_brand=card[0] or buyer.get("card_brand"), card_last4=card[1] or buyer.get("card_last4"),
         processor=processor or "sandbox", settlement_currency=account.default_currency,
-        source="payment_link", link_id=checkout.link_id, checkout_session_id=checkout.id,
+        **checkout_source(checkout), checkout_session_id=checkout.id,
         buyer_email=buyer.get("email") or "",
         buyer_name=" ".join(part for part in (contact.get("first_name"), contact.get("last_name")) if part),
         buyer_phone=contact.get("phone", ""), buyer_company=contact.get("company", ""),

@@ -18,14 +18,16 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from kassa.database import lock_one
 from kassa.extensions import db
 from kassa.metrics import PAYMENT_OUTCOMES, count_on_commit
-from kassa.models import Account, Payment, PaymentStatus
+from kassa.models import Account, Invoice, Payment, PaymentStatus
 from kassa.processors.base import is_bank_debit
 from kassa.services.crm.crm import add_timeline, payment_subjects
 from kassa.services.money.display_status import refresh_display_status
 from kassa.services.money.ledger import book_charge
 from kassa.services.money.machines import Transition, can_move, transition
+from kassa.services.payments.invoice_states import apply_payment
 from kassa.services.payments.invoices import maybe_invoice
 from kassa.services.payments.receipts import queue_checkout_receipt, queue_receipt
 from kassa.services.platform.counters import next_number
@@ -38,8 +40,10 @@ log = logging.getLogger(__name__)
 def _succeeded_emails(payment: Payment) -> None:
     """The buyer's receipt (with its invoice, R5); the merchant hears of a checkout's payment (E1: a renewal's
     receipt goes alone, the merchant heard of the first payment only)."""
-    invoice = maybe_invoice(payment, db.session.get(Account, payment.account_id))
-    if payment.source == "payment_link":
+    # V2: a payment of a merchant's invoice gets that invoice attached; any other, its own when the setting is on.
+    invoice = db.session.get(Invoice, payment.invoice_id) if payment.invoice_id is not None \
+        else maybe_invoice(payment, db.session.get(Account, payment.account_id))
+    if payment.source in ("payment_link", "invoice"):  # paid at a checkout (V2: an invoice's too)
         queue_checkout_receipt(payment, invoice=invoice)
         notify_payment_received(payment)
     else:
@@ -97,6 +101,9 @@ def move_payment(payment: Payment, target: PaymentStatus, *, at: datetime, data:
                      data=data or {}, at=timeline_at)
     if move.books:
         move.books(payment, at)
+    if target is PaymentStatus.SUCCEEDED and payment.invoice_id is not None:
+        # V2: the invoice it pays counts it (paid, or partially paid), in this same transaction.
+        apply_payment(lock_one(db.session, Invoice, payment.invoice_id), payment.amount_minor, at=at)
     if move.emails:
         move.emails(payment)
     return True

@@ -258,6 +258,8 @@ def queue_receipt(payment: Payment, *, to: list[str] | None = None, kind: str = 
     account = db.session.get(Account, payment.account_id)
     attachments = [{"renderer": "receipt", "payment_id": payment.id,
                     "filename": f"receipt-{receipt_number(payment)}.pdf"}]
+    if invoice is None and payment.invoice_id is not None:
+        invoice = db.session.get(Invoice, payment.invoice_id)  # V2: the merchant's invoice it paid
     if invoice is None:
         invoice = db.session.scalar(select(Invoice).where(Invoice.payment_id == payment.id))
     if invoice is not None:
