@@ -99,8 +99,7 @@ TAB_FILTERS = {"payments": None, "disputes": lambda: Payment.dispute_created_at.
 
 def render_index(tab: str):
     """P1–P3 and D3: one index, two tabs; the Disputes tab is the same machinery with its own columns."""
-    views = saved_views.visible_views(current_user.account_id, current_user.id, tab)
-    defaults = saved_views.default_views(current_user.account_id, current_user.id)  # one query for every tab
+    views, defaults = saved_views.index_views(current_user.account_id, current_user.id, tab)
     default_view = defaults.get(tab)
     active_view = _active_view(tab, default_view)
     args = _state_args()
