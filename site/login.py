@@ -8,6 +8,7 @@ from flask import Flask, Response, current_app, flash, redirect, request, sessio
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, user_logged_in
+from sqlalchemy.orm import joinedload
 
 from kassa.clock import now
 from kassa.extensions import db, login_manager
@@ -21,7 +22,8 @@ def load_user(token: str) -> User | None:
     user_number, epoch_number = parse_id(user_id), parse_int(epoch, minimum=0)
     if user_number is None or epoch_number is None:
         return None
-    user = db.session.get(User, user_number)
+    # With the account in the same query: nearly every page reads current_user.account (one round trip less).
+    user = db.session.get(User, user_number, options=[joinedload(User.account)])
     if user is None or not user.is_active_user or user.session_epoch != epoch_number:
         return None
     return user

@@ -85,10 +85,9 @@ def index_url(state: IndexState, endpoint: str | None = None, *, view=None, **ex
     return url_for(endpoint or request.endpoint, **args.to_dict(flat=False))
 
 
-def plain_tab_url(tab: str) -> str:
-    """The tab without any saved view: `?view=` keeps a user's default view from taking over."""
-    default = saved_views.default_view(current_user.account_id, current_user.id, tab)
-    return _tab_url(tab, **({"view": ""} if default else {}))
+def plain_tab_url(tab: str, defaults: dict) -> str:
+    """The tab without any saved view: `?view=` keeps a user's default view (`defaults`, by tab) from taking over."""
+    return _tab_url(tab, **({"view": ""} if tab in defaults else {}))
 
 
 TAB_OPTIONS = {
@@ -100,24 +99,25 @@ TAB_FILTERS = {"payments": None, "disputes": lambda: Payment.dispute_created_at.
 
 def render_index(tab: str):
     """P1–P3 and D3: one index, two tabs; the Disputes tab is the same machinery with its own columns."""
-    if not account_has_payments(current_user.account_id):
-        return redirect(url_for("payments.setup"))
-    views = saved_views.visible_views(current_user.account_id, current_user.id, tab)
-    default_view = saved_views.default_view(current_user.account_id, current_user.id, tab)
+    views, defaults = saved_views.index_views(current_user.account_id, current_user.id, tab)
+    default_view = defaults.get(tab)
     active_view = _active_view(tab, default_view)
     args = _state_args()
     error = None
+    links = link_names(current_user.account_id)
     extra = TAB_FILTERS[tab]() if TAB_FILTERS[tab] else None
     try:
         # The view's own URL shows what it saved; with more in the query string (a page, another sort, a
         # changed filter) the query string holds the whole state and the view stays selected around it.
         state = IndexState.from_saved(active_view.state, tab) if active_view and not args else \
             IndexState.from_args(args, tab)
-        page = fetch_page(current_user.account_id, visible_modes(), state, filter_context(), extra)
+        page = fetch_page(current_user.account_id, visible_modes(), state, filter_context(), extra, links)
     except FilterError as exc:
         state, page, error = IndexState.from_args(MultiDict(), tab), None, exc.message
+    # P7: with no payments at all, the setup page. A page with rows answers that already (one query less).
+    if not (page and page.rows) and not account_has_payments(current_user.account_id):
+        return redirect(url_for("payments.setup"))
     view_args = {"view": active_view.id} if active_view else {}
-    links = link_names(current_user.account_id)
     named = {**links, **link_names(current_user.account_id, chip_link_ids(state) - set(links))}
     context = dict(
         state=state, page=page, error=error, views=views, active_view=active_view, chips=chips(state, named),
@@ -125,8 +125,8 @@ def render_index(tab: str):
         columns=COLUMNS, default_columns=state.default_columns, date_presets=DATE_PRESETS, sorts=SORTS,
         statuses=TAB_OPTIONS[tab](), index_url=partial(index_url, view=active_view), view_args=view_args,
         search_query=state.q, active_nav="disputes" if tab == "disputes" else "payments", tab=tab, default_view=default_view,
-        tab_urls={name: plain_tab_url(name) for name in TAB_OPTIONS},
-        reset_url=_tab_url(tab, **view_args) if active_view else plain_tab_url(tab),
+        tab_urls={name: plain_tab_url(name, defaults) for name in TAB_OPTIONS},
+        reset_url=_tab_url(tab, **view_args) if active_view else plain_tab_url(tab, defaults),
         filters_href=url_for("payments.filters", tab=tab, **view_args, **state.to_args().to_dict(flat=False)),
     )
     # A chip's × (B4) swaps the whole main part, filters form included, so it gets the page; the rest the results.

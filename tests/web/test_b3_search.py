@@ -148,3 +148,58 @@ def test_b3_search_queries_use_the_search_indexes(app, shop):
                 plans.append(" ".join(str(r[-1]) for r in db.session.execute(text("EXPLAIN QUERY PLAN " + sql))))
         db.session.rollback()
         assert any(index in plan for plan in plans), (q, plans)
+
+
+@pytest.mark.parametrize("sort", ["date_desc", "amount_desc"])
+def test_b3_a_name_matched_past_the_walk_threshold_pages_the_same_from_one_count(client, monkeypatch, sort):
+    """B3 (PostgreSQL speed): each reading is counted once, as far as choosing how to read it needs (past
+    SCAN_OVER a name prefix is walked newest first). Shrunk thresholds: the pages, the order and the "N+" count
+    stay what they are for a small result, a capped one and a walked one."""
+    from kassa.services.backoffice import payment_index
+
+    monkeypatch.setattr(payment_index, "SEARCH_COUNT_CAP", 3)
+    monkeypatch.setattr(payment_index, "SCAN_OVER", 5)
+    owner = make_merchant()
+    base = now() - timedelta(days=1)
+    gretas = [make_payment(owner.account_id, email=f"g{i}@example.com", buyer_name=f"Greta {i}", amount_minor=100 + i,
+                           created_at=base + timedelta(minutes=i)) for i in range(8)]
+    make_payment(owner.account_id, email="other@example.com", buyer_name="Gregor", amount_minor=5000,
+                 created_at=base + timedelta(minutes=30))
+    login(client, owner)
+    newest = [p.id for p in reversed(gretas)]  # newest first is also largest first here
+    for typed, expected, count in (("Greta 7", newest[:1], "1 payment"), ("Greta", newest, "3+ payments")):
+        response = client.get("/payments/", query_string={"q": typed, "sort": sort})
+        assert row_ids(response) == expected, typed
+        assert count in response.get_data(as_text=True), typed
+    # Between the two thresholds (4 matches): counted past the cap, read by its index, the same rows.
+    response = client.get("/payments/", query_string={"q": "greta", "sort": sort, "amount_max": "1.03"})
+    assert row_ids(response) == newest[4:]
+    assert "3+ payments" in response.get_data(as_text=True)
+
+
+def test_b3_counting_a_name_or_email_prefix_reads_the_index_alone(app):
+    """B3 on PostgreSQL: the name and email search indexes hold their column (migration 0030), so counting a
+    prefix's matches is an index-only scan, not a visit to the table per match (SQLite: its index by rowid)."""
+    owner = make_merchant()
+    for i in range(30):
+        make_payment(owner.account_id, email=f"greta{i}@example.com", buyer_name=f"Greta {i}")
+    dialect = db.engine.dialect.name
+    if dialect == "postgresql":
+        db.session.commit()
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM FULL ANALYZE payments"))  # fresh pages and the visibility map
+            conn.execute(text("VACUUM ANALYZE payments"))
+    for column, index in (("buyer_name", "ix_payments_search_name"), ("buyer_email", "ix_payments_search_email")):
+        branch = payment_search._prefix(getattr(Payment, column), "greta")
+        query = select(Payment.id).where(Payment.account_id == owner.account_id, Payment.mode.in_(["test"]),
+                                         branch.clause).limit(5001)
+        sql = str(query.compile(db.engine, compile_kwargs={"literal_binds": True}))
+        if dialect == "postgresql":
+            db.session.execute(text("SET enable_seqscan = off"))
+            db.session.execute(text("SET enable_bitmapscan = off"))
+            plan = " ".join(str(r[0]) for r in db.session.execute(text("EXPLAIN " + sql)))
+            assert f"Index Only Scan using {index}" in plan, plan
+        else:
+            plan = " ".join(str(r[-1]) for r in db.session.execute(text("EXPLAIN QUERY PLAN " + sql)))
+            assert f"USING INDEX {index}" in plan, plan
+        db.session.rollback()

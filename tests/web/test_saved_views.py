@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
+from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import Role, SavedView, UserViewDefault
 from tests.factories import make_merchant, make_payment, make_user
@@ -350,3 +351,24 @@ def test_p3_the_default_view_is_selected_on_the_bare_url_and_all_payments_pages_
     assert result_count(client.get(reset)) == "130 payments"
     sorted_view = client.get(f"/payments/?view={view.id}&sort=amount_asc")
     assert soup_of(sorted_view).find("a", string="Reset")["href"] == f"/payments/?view={view.id}"
+
+
+def test_p3_a_default_view_unshared_since_is_no_default_for_the_colleague(app, client):
+    """The index reads every tab's default view in one query (B3 speed); a shared view a colleague made their
+    default and its owner then unshared is not theirs to open: they land on all payments, the tabs plain."""
+    owner, p = _shop()
+    colleague = make_user(owner.account_id, Role.PAYMENTS_MANAGER)
+    login(client, owner)
+    view = _save(client, "/payments/?status=failed", "Failures", shared=True)
+    other = app.test_client()
+    login(other, colleague)
+    assert other.post(f"/payments/views/{view.id}", data={"action": "default"}).status_code == 303
+    landed = other.get("/payments/")
+    assert row_ids(landed) == row_ids(client.get(f"/payments/?view={view.id}"))
+    assert soup_of(landed).find("a", string="All payments")["href"] == "/payments/?view="
+
+    with write_transaction(db.session) as session:  # the owner unshares it
+        session.get(SavedView, view.id).shared = False
+    landed = other.get("/payments/")
+    assert set(row_ids(landed)) == {pay.id for pay in p.values()}
+    assert soup_of(landed).find("a", string="All payments")["href"] == "/payments/"

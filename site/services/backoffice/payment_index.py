@@ -353,12 +353,14 @@ def base_query(account_id: int, modes: tuple[str, ...], state: IndexState, ctx: 
 
 
 def fetch_page(account_id: int, modes: tuple[str, ...], state: IndexState, ctx: FilterContext,
-               extra: Any = None) -> IndexPage:
+               extra: Any = None, known_links: dict[int, str] | None = None) -> IndexPage:
+    """One page of the view; `known_links`: link names the caller has read already (only the others are read)."""
     query = base_query(account_id, modes, state, ctx, extra, search=False)
     branches = payment_search.branches(account_id, state.q) if state.q else None
     if branches is not None:
         # B3: a search counts each reading up to its own cap, drops those nothing matches, and merges the rest.
-        counted = zip(branches, _count_branches(query, [branch.clause for branch in branches]), strict=True)
+        caps = [_count_cap(branch, state) for branch in branches]
+        counted = zip(branches, _count_branches(query, [branch.clause for branch in branches], caps), strict=True)
         branches = [(branch, n) for branch, n in counted if n]
         if not branches:
             query = query.where(Payment.id.is_(None))
@@ -379,7 +381,7 @@ def fetch_page(account_id: int, modes: tuple[str, ...], state: IndexState, ctx: 
     order = (column.desc(), Payment.id.desc()) if go_down else (column.asc(), Payment.id.asc())
     if branches:
         # B3: each reading's first page from its own index, merged; the page is the first of those.
-        firsts = [query.where(_page_clause(query, branch, n, state)).with_only_columns(Payment.id)
+        firsts = [query.where(_page_clause(branch, n, state)).with_only_columns(Payment.id)
                   .order_by(*order).limit(keyset_window()).subquery() for branch, n in branches]
         merged = union_all(*(select(first.c.id) for first in firsts))
         query = select(Payment).where(Payment.id.in_(merged))
@@ -389,8 +391,11 @@ def fetch_page(account_id: int, modes: tuple[str, ...], state: IndexState, ctx: 
     has_next = more if not backwards else True
     has_prev = (more if backwards else bool(state.after))
     link_ids = {row.link_id for row in rows if row.link_id}
-    links = dict(db.session.execute(select(PaymentLink.id, PaymentLink.name).where(PaymentLink.id.in_(link_ids)))
-                 .all()) if link_ids else {}
+    known = known_links or {}
+    links = {ident: known[ident] for ident in link_ids if ident in known}
+    if link_ids - set(links):  # a deleted link's name, or one past the caller's list
+        links |= dict(db.session.execute(select(PaymentLink.id, PaymentLink.name)
+                                         .where(PaymentLink.id.in_(link_ids - set(links)))).all())
     return IndexPage(
         rows=rows,
         next_cursor=_encode(rows[-1], state) if rows and has_next else None,
@@ -406,12 +411,20 @@ SEARCH_COUNT_CAP = 1_000
 SCAN_OVER = 5_000
 
 
-def _count_branches(query: Select, clauses: list[Any], cap: int = SEARCH_COUNT_CAP) -> list[int]:
-    """Each reading's matches up to `cap` + 1, all in one statement (one round trip, however many readings)."""
+def _count_cap(branch: payment_search.Branch, state: IndexState) -> int:
+    """How far a reading is counted: to SEARCH_COUNT_CAP for the total, and to SCAN_OVER for a reading that may
+    be read by a walk (see _page_clause), so one statement answers both. Up to SEARCH_COUNT_CAP both read the
+    same index entries; past it the walk needs the larger count anyway, which took a second round trip before."""
+    return SCAN_OVER if branch.scan is not None and SORTS[state.sort][1] == "date" else SEARCH_COUNT_CAP
+
+
+def _count_branches(query: Select, clauses: list[Any], caps: list[int]) -> list[int]:
+    """Each reading's matches up to its cap + 1, all in one statement (one round trip, however many readings)."""
     if not clauses:
         return []
     counts = [select(func.count()).select_from(query.where(clause).with_only_columns(Payment.id).order_by(None)
-                                               .limit(cap + 1).subquery()).scalar_subquery() for clause in clauses]
+                                               .limit(cap + 1).subquery()).scalar_subquery()
+              for clause, cap in zip(clauses, caps, strict=True)]
     return list(db.session.execute(select(*counts)).one())
 
 
@@ -427,11 +440,11 @@ def _search_total(query: Select, branches: list) -> tuple[int, bool]:
     return n, False
 
 
-def _page_clause(query: Select, branch: payment_search.Branch, matched: int, state: IndexState) -> Any:
-    if branch.scan is None or SORTS[state.sort][1] != "date" or matched <= SEARCH_COUNT_CAP:
+def _page_clause(branch: payment_search.Branch, matched: int, state: IndexState) -> Any:
+    """A reading matched by more than SCAN_OVER payments (counted that far by _count_cap) is read by a walk."""
+    if branch.scan is None or SORTS[state.sort][1] != "date":
         return branch.clause
-    many = _count_branches(query, [branch.clause], SCAN_OVER)[0] > SCAN_OVER
-    return branch.scan if many else branch.clause
+    return branch.scan if matched > SCAN_OVER else branch.clause
 
 
 def count(query: Select) -> tuple[int, bool]:
