@@ -7,7 +7,7 @@ per match: 3.8 ms warm, 12 ms cold, where the covering index takes about 1 ms. S
 expression from the index already.
 
 Revision ID: 0030_b3_covering_search
-Revises: 0028_g4_request_id
+Revises: 0029_v2_invoice_pay
 Create Date: 2026-12-07 02:30:00
 
 """
@@ -18,7 +18,7 @@ from kassa.database import search_key
 
 # revision identifiers, used by Alembic.
 revision = '0030_b3_covering_search'
-down_revision = '0028_g4_request_id'
+down_revision = '0029_v2_invoice_pay'
 branch_labels = None
 depends_on = None
 
