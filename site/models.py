@@ -14,6 +14,7 @@ Tables are grouped by domain, each under a banner below; within a domain, enums 
 - Back office: saved views of the indexes, exports (P3, X1)
 - Processor connections: a merchant's own Stripe account, its secret key encrypted (K5), the Stripe events it sent (K7)
 - Sandbox processor: the built-in test processor's storage (T1)
+- API: the account's API keys (I1)
 """
 
 from __future__ import annotations
@@ -1706,3 +1707,33 @@ class SandboxRecord(db.Model):
     account_id: Mapped[int | None]
     due_at: Mapped[datetime | None]
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+# --------------------------------------------------------------------------------------------------
+# API: the account's API keys (I1)
+# --------------------------------------------------------------------------------------------------
+
+
+class ApiKey(db.Model):
+    """A secret key for the API (I1), test or live, as Stripe's: `sk_test_…` / `sk_live_…`. Only a SHA-256 of
+    the secret is kept (shown once, when created); `prefix` is its first characters, to tell keys apart."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_account_created", "account_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    mode: Mapped[str] = mapped_column(String(8))  # Mode: a test key sees only test data, a live key only live
+    prefix: Mapped[str] = mapped_column(String(24))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    created_by: Mapped[User | None] = relationship()
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -1,0 +1,156 @@
+"""The API (I1, I3), at /api/v1/…: Stripe's paths, authentication, form-encoded parameters, list and error
+envelopes, so the official `stripe` client works pointed at Kassa. Thin: the key's lookup and the parameters'
+decoding here, each resource in services/api.
+
+Key-authenticated, so CSRF-exempt (no cookie is read: a browser can't make a call on anyone's behalf)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from flask import Blueprint, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from kassa.errors import KassaError
+from kassa.extensions import csrf
+from kassa.forms import posted_pairs
+from kassa.netutil import client_ip
+from kassa.services.api import keys, resources
+from kassa.services.api.resources import ApiError, Caller
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+csrf.exempt(bp)
+
+MAX_PARAMS = 1000  # Stripe-shaped parameters: a link's line items and their fields fit in far fewer
+
+
+def _secret() -> str | None:
+    """Stripe's client sends `Authorization: Bearer sk_…`; curl's `-u sk_…:` sends Basic with the key as user."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip() or None
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[0] or None
+    return None
+
+
+def _unauthorized(secret: str | None) -> ApiError:
+    if not secret:
+        return ApiError(401, "You did not provide an API key. Send it as `Authorization: Bearer sk_…`.")
+    shown = f"{secret[:8]}{'*' * 4}{secret[-4:]}" if len(secret) > 12 else "****"
+    return ApiError(401, f"Invalid API Key provided: {shown}", code="api_key_invalid")
+
+
+@bp.before_request
+def _authenticate():
+    secret = _secret()
+    key = keys.authenticate(secret) if secret else None
+    if key is None:
+        raise _unauthorized(secret)
+    g.api_caller = Caller(actor=keys.key_actor(key, client_ip()), mode=key.mode)
+
+
+@bp.after_request
+def _record(response):
+    caller = g.pop("api_caller", None)
+    if caller is not None:
+        keys.record_call(caller.actor, request.method, request.path, response.status_code)
+    return response
+
+
+def _nested(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Stripe's form encoding (`line_items[0][price_data][currency]=usd`) as nested dicts; list indexes stay keys."""
+    if len(pairs) > MAX_PARAMS:
+        raise ApiError(400, "Too many parameters.")
+    params: dict[str, Any] = {}
+    for name, value in pairs:
+        head, _, rest = name.partition("[")
+        path = [head] + ([part.rstrip("]") for part in rest.split("[")] if rest else [])
+        node = params
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ApiError(400, f"Invalid parameter: {name}", param=name)
+            node = child
+        if isinstance(node.get(path[-1]), dict):
+            raise ApiError(400, f"Invalid parameter: {name}", param=name)
+        node[path[-1]] = value
+    return params
+
+
+def _query() -> dict[str, Any]:
+    return _nested(list(request.args.items(multi=True)))
+
+
+def _body() -> dict[str, Any]:
+    return _nested(posted_pairs())
+
+
+def _caller() -> Caller:
+    return g.api_caller
+
+
+@bp.post("/payment_links")
+def create_payment_link():
+    return jsonify(resources.create_payment_link(_caller(), _body()))
+
+
+@bp.get("/payment_links/<link_id>")
+def payment_link(link_id: str):
+    return jsonify(resources.retrieve_payment_link(_caller(), link_id))
+
+
+@bp.get("/payment_intents")
+def payment_intents():
+    return jsonify(resources.list_payment_intents(_caller(), _query(), url=request.path.removeprefix("/api")))
+
+
+@bp.get("/payment_intents/<intent_id>")
+def payment_intent(intent_id: str):
+    return jsonify(resources.retrieve_payment_intent(_caller(), intent_id))
+
+
+@bp.post("/refunds")
+def create_refund():
+    return jsonify(resources.create_refund(_caller(), _body(), request.headers.get("Idempotency-Key")))
+
+
+@bp.get("/disputes/<dispute_id>")
+def dispute(dispute_id: str):
+    return jsonify(resources.retrieve_dispute(_caller(), dispute_id))
+
+
+@bp.errorhandler(ApiError)
+def _api_error(exc: ApiError):
+    return jsonify(exc.body()), exc.status
+
+
+@bp.errorhandler(KassaError)
+def _kassa_error(exc: KassaError):
+    error = resources.api_error_of(exc)
+    return jsonify(error.body()), error.status
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException):
+    code = exc.code or 500
+    if code < 400:
+        return exc
+    return jsonify(ApiError(code, exc.description or exc.name).body()), code
+
+
+def api_error_response(exc: HTTPException):
+    """An unknown path or method under /api/v1 (no view, so no blueprint handler): Stripe's envelope too."""
+    code = exc.code or 404
+    if code == 404:
+        message = f"Unrecognized request URL ({request.method}: {request.path.removeprefix('/api')})."
+    else:
+        message = exc.description or exc.name
+    return jsonify(ApiError(code, message).body()), code
