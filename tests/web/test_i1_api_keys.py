@@ -1,0 +1,142 @@
+"""I1: API keys — a key works until revoked, a test key sees test data only and a live key live data only,
+another account's object is Stripe's 404 `resource_missing`, and every call is an audit row naming its key.
+Plain HTTP (the app's test client), both databases."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from sqlalchemy import select
+
+from kassa.extensions import db
+from kassa.models import ApiKey, AuditEvent, Role
+from kassa.services.api.keys import create_key, revoke_key
+from tests.factories import make_merchant, make_payment, make_user
+from tests.support.payments import actor_for
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+@pytest.fixture
+def owner(app):
+    return make_merchant("Bikes")
+
+
+def test_i1_a_key_is_stored_hashed_and_shown_once(owner):
+    key, secret = create_key(actor_for(owner), "Shop", "live")
+    assert secret.startswith("sk_live_") and len(secret) == len("sk_live_") + 40
+    row = db.session.get(ApiKey, key.id)
+    assert secret not in (row.secret_hash, row.prefix, row.name) and row.prefix == secret[:12]
+    assert secret not in str([(e.data, e.object_id) for e in db.session.scalars(select(AuditEvent))])
+
+
+def test_i1_only_a_super_admin_creates_keys(owner):
+    from kassa.errors import Forbidden
+
+    manager = make_user(owner.account_id, Role.PAYMENTS_MANAGER)
+    with pytest.raises(Forbidden):
+        create_key(actor_for(manager), "Shop", "test")
+
+
+def test_i1_no_key_a_bad_key_and_a_revoked_key_are_401_in_stripes_envelope(client, owner):
+    key, secret = create_key(actor_for(owner), "Shop", "test")
+    assert client.get("/api/v1/payment_intents", headers=bearer(secret)).status_code == 200
+
+    missing = client.get("/api/v1/payment_intents")
+    assert missing.status_code == 401 and missing.json["error"]["type"] == "invalid_request_error"
+    wrong = client.get("/api/v1/payment_intents", headers=bearer(secret[:-1] + "x"))
+    assert wrong.status_code == 401 and "Invalid API Key" in wrong.json["error"]["message"]
+    assert secret[12:-4] not in wrong.json["error"]["message"]  # the message never echoes the secret
+
+    revoke_key(actor_for(owner), key.id)
+    revoked = client.get("/api/v1/payment_intents", headers=bearer(secret))  # at once: looked up on every call
+    assert revoked.status_code == 401 and revoked.json["error"]["code"] == "api_key_invalid"
+
+
+def test_i1_basic_auth_with_the_key_as_user_works_as_curl_u_sends_it(client, owner):
+    _key, secret = create_key(actor_for(owner), "Shop", "test")
+    token = base64.b64encode(f"{secret}:".encode()).decode()
+    response = client.get("/api/v1/payment_intents", headers={"Authorization": f"Basic {token}"})
+    assert response.status_code == 200 and response.json["object"] == "list"
+
+
+def test_i1_a_test_key_sees_test_data_only_and_a_live_key_live_data_only(client, owner):
+    test_payment = make_payment(owner.account_id, mode="test")
+    live_payment = make_payment(owner.account_id, mode="live")
+    _k, test_secret = create_key(actor_for(owner), "Test", "test")
+    _k, live_secret = create_key(actor_for(owner), "Live", "live")
+
+    listed = client.get("/api/v1/payment_intents", headers=bearer(test_secret)).json
+    assert [p["id"] for p in listed["data"]] == [f"pi_{test_payment.id}"] and listed["data"][0]["livemode"] is False
+    live_listed = client.get("/api/v1/payment_intents", headers=bearer(live_secret)).json
+    assert [p["id"] for p in live_listed["data"]] == [f"pi_{live_payment.id}"]
+
+    hidden = client.get(f"/api/v1/payment_intents/pi_{live_payment.id}", headers=bearer(test_secret))
+    assert hidden.status_code == 404 and hidden.json["error"]["code"] == "resource_missing"
+    refund = client.post("/api/v1/refunds", data={"payment_intent": f"pi_{live_payment.id}"},
+                         headers=bearer(test_secret))
+    assert refund.status_code == 404 and refund.json["error"]["param"] == "payment_intent"
+    assert db.session.get(type(live_payment), live_payment.id).refund_reserved_minor == 0
+
+
+def test_i1_another_accounts_objects_are_resource_missing(client, owner):
+    other = make_merchant("Boats")
+    theirs = make_payment(other.account_id)
+    _k, secret = create_key(actor_for(owner), "Shop", "test")
+    _k, their_secret = create_key(actor_for(other), "Theirs", "test")
+    link = client.post("/api/v1/payment_links", headers=bearer(their_secret), data={
+        "line_items[0][price_data][currency]": "usd", "line_items[0][price_data][unit_amount]": "500",
+        "line_items[0][price_data][product_data][name]": "Boat trip", "line_items[0][quantity]": "1"}).json
+
+    for path in (f"/api/v1/payment_intents/pi_{theirs.id}", f"/api/v1/payment_links/{link['id']}",
+                 "/api/v1/disputes/dp_1", "/api/v1/payment_links/nonsense"):
+        response = client.get(path, headers=bearer(secret))
+        assert response.status_code == 404, path
+        assert response.json["error"]["code"] == "resource_missing"
+    refund = client.post("/api/v1/refunds", data={"charge": f"ch_{theirs.id}", "amount": "100"},
+                         headers=bearer(secret))
+    assert refund.status_code == 404 and db.session.get(type(theirs), theirs.id).refund_reserved_minor == 0
+    cursor = client.get(f"/api/v1/payment_intents?starting_after=pi_{theirs.id}", headers=bearer(secret))
+    assert cursor.status_code == 404 and cursor.json["error"]["param"] == "starting_after"
+
+
+def test_i1_every_call_is_an_audit_row_with_its_key_and_last_used_moves(client, owner):
+    key, secret = create_key(actor_for(owner), "Shop", "test")
+    payment = make_payment(owner.account_id, mode="test")
+    assert db.session.get(ApiKey, key.id).last_used_at is None
+    client.get("/api/v1/payment_intents", headers=bearer(secret))
+    client.get("/api/v1/payment_intents/pi_0", headers=bearer(secret))
+    client.post("/api/v1/payment_links", headers=bearer(secret), data={
+        "line_items[0][price_data][currency]": "usd", "line_items[0][price_data][unit_amount]": "500",
+        "line_items[0][price_data][product_data][name]": "Tune-up", "line_items[0][quantity]": "1"})
+
+    calls = list(db.session.scalars(select(AuditEvent).where(AuditEvent.action == "api.request")
+                                    .order_by(AuditEvent.id)))
+    assert [(c.data["method"], c.data["path"], c.data["status"]) for c in calls] == [
+        ("GET", "/api/v1/payment_intents", 200), ("GET", "/api/v1/payment_intents/pi_0", 404),
+        ("POST", "/api/v1/payment_links", 200)]
+    assert {(c.account_id, c.object_id, c.data["api_key_id"]) for c in calls} == {
+        (owner.account_id, str(key.id), key.id)}
+    # What the call did is audited as the page's action is, naming the key too.
+    created = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "link.created"))
+    assert created.data["api_key_id"] == key.id and created.actor_id is None
+    assert db.session.get(ApiKey, key.id).last_used_at is not None
+    assert payment.id  # the list call above read it
+
+
+def test_i1_errors_are_json_in_stripes_envelope(client, owner):
+    _k, secret = create_key(actor_for(owner), "Shop", "test")
+    unknown = client.get("/api/v1/customers", headers=bearer(secret))
+    assert unknown.status_code == 404 and unknown.json["error"]["type"] == "invalid_request_error"
+    bad_param = client.post("/api/v1/refunds", data={"payment_intent": "pi_1", "colour": "red"},
+                            headers=bearer(secret))
+    assert bad_param.status_code == 400 and bad_param.json["error"]["param"] == "colour"
+    bad_limit = client.get("/api/v1/payment_intents?limit=1000", headers=bearer(secret))
+    assert bad_limit.status_code == 400 and bad_limit.json["error"]["param"] == "limit"
+    no_items = client.post("/api/v1/payment_links", headers=bearer(secret))
+    assert no_items.status_code == 400 and no_items.json["error"]["param"] == "line_items"
+    wrong_method = client.delete("/api/v1/payment_links/plink_1", headers=bearer(secret))
+    assert wrong_method.status_code == 405 and "error" in wrong_method.json
