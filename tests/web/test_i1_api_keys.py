@@ -5,6 +5,7 @@ Plain HTTP (the app's test client), both databases."""
 from __future__ import annotations
 
 import base64
+import re
 
 import pytest
 from sqlalchemy import select
@@ -13,6 +14,7 @@ from kassa.extensions import db
 from kassa.models import ApiKey, AuditEvent, Role
 from kassa.services.api.keys import create_key, revoke_key
 from tests.factories import make_merchant, make_payment, make_user
+from tests.support.app import page_text
 from tests.support.payments import actor_for
 
 
@@ -140,3 +142,64 @@ def test_i1_errors_are_json_in_stripes_envelope(client, owner):
     assert no_items.status_code == 400 and no_items.json["error"]["param"] == "line_items"
     wrong_method = client.delete("/api/v1/payment_links/plink_1", headers=bearer(secret))
     assert wrong_method.status_code == 405 and "error" in wrong_method.json
+
+
+# -- the Settings page ----------------------------------------------------------------------------------
+
+
+def test_i1_settings_creates_a_key_shows_the_secret_once_then_only_its_prefix(client, owner):
+    from tests.support.payments import login
+
+    login(client, owner)
+    created = client.post("/settings/api-keys", data={"name": "Shop", "mode": "live"})
+    assert created.status_code == 200 and created.headers["Cache-Control"] == "no-store"
+    secret = re.search(r"sk_live_[A-Za-z0-9]{40}", created.get_data(as_text=True)).group(0)
+    listing = client.get("/settings/api-keys")
+    text = page_text(listing)
+    assert secret not in listing.get_data(as_text=True)
+    assert "Shop" in text and f"{secret[:12]}…" in text and "Live" in text and "Never" in text
+    # The key works, and the page then says when it was last used.
+    assert client.get("/api/v1/payment_intents", headers=bearer(secret)).status_code == 200
+    assert "Never" not in page_text(client.get("/settings/api-keys"))
+
+
+def test_i1_settings_refuses_a_key_without_a_name(client, owner):
+    from tests.support.payments import login
+
+    login(client, owner)
+    response = client.post("/settings/api-keys", data={"name": " ", "mode": "test"})
+    assert response.status_code == 422 and "Name the key" in page_text(response)
+    assert db.session.scalar(select(ApiKey)) is None
+
+
+def test_i1_settings_revokes_after_confirmation(client, owner):
+    from tests.support.payments import login
+
+    key, secret = create_key(actor_for(owner), "Shop", "test")
+    login(client, owner)
+    confirm = client.get(f"/settings/api-keys/{key.id}/revoke")
+    assert confirm.status_code == 200 and "Revoke Shop?" in page_text(confirm)
+    assert client.get("/api/v1/payment_intents", headers=bearer(secret)).status_code == 200  # not yet
+    done = client.post(f"/settings/api-keys/{key.id}/revoke")
+    assert done.status_code in (200, 303)
+    assert client.get("/api/v1/payment_intents", headers=bearer(secret)).status_code == 401
+    assert "Revoked" in page_text(client.get("/settings/api-keys"))
+    assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "api_key.revoked")).object_id == str(key.id)
+
+
+def test_i1_settings_keys_are_for_super_admins_and_their_own_account(client, owner):
+    from tests.support.payments import login
+
+    other = make_merchant("Boats")
+    theirs, _secret = create_key(actor_for(other), "Theirs", "live")
+    login(client, owner)
+    assert client.get(f"/settings/api-keys/{theirs.id}/revoke").status_code == 404
+    assert client.post(f"/settings/api-keys/{theirs.id}/revoke").status_code == 404
+    assert db.session.get(ApiKey, theirs.id).revoked_at is None
+    assert "Theirs" not in page_text(client.get("/settings/api-keys"))
+
+    client.post("/logout")
+    manager = make_user(owner.account_id, Role.PAYMENTS_MANAGER)
+    login(client, manager)
+    assert client.get("/settings/api-keys").status_code == 403
+    assert client.post("/settings/api-keys", data={"name": "Mine", "mode": "live"}).status_code == 403
