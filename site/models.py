@@ -14,7 +14,7 @@ Tables are grouped by domain, each under a banner below; within a domain, enums 
 - Back office: saved views of the indexes, exports (P3, X1)
 - Processor connections: a merchant's own Stripe account, its secret key encrypted (K5), the Stripe events it sent (K7)
 - Sandbox processor: the built-in test processor's storage (T1)
-- API: the account's API keys (I1)
+- API: the account's API keys (I1), the responses kept for idempotent requests (I4)
 """
 
 from __future__ import annotations
@@ -1710,7 +1710,7 @@ class SandboxRecord(db.Model):
 
 
 # --------------------------------------------------------------------------------------------------
-# API: the account's API keys (I1)
+# API: the account's API keys (I1), the responses kept for idempotent requests (I4)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -1737,3 +1737,22 @@ class ApiKey(db.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class ApiIdempotency(db.Model):
+    """I4: a POST's `Idempotency-Key`, per account and mode, with the request's fingerprint and, once answered,
+    the response: a retry within 24 hours gets the same response replayed, and nothing is done twice. No status
+    yet means the first request is still running (a retry then is 409)."""
+
+    __tablename__ = "api_idempotency"
+    __table_args__ = (UniqueConstraint("account_id", "mode", "idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    mode: Mapped[str] = mapped_column(String(8))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of method, path and parameters
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    status_code: Mapped[int | None]
+    response_body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=_now, index=True)

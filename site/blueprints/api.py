@@ -10,14 +10,14 @@ import base64
 import binascii
 from typing import Any
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from kassa.errors import KassaError
-from kassa.extensions import csrf
+from kassa.extensions import csrf, db
 from kassa.forms import posted_pairs
 from kassa.netutil import client_ip
-from kassa.services.api import keys, resources
+from kassa.services.api import idempotency, keys, resources
 from kassa.services.api.resources import ApiError, Caller
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -54,15 +54,36 @@ def _authenticate():
     key = keys.authenticate(secret) if secret else None
     if key is None:
         raise _unauthorized(secret)
-    g.api_caller = Caller(actor=keys.key_actor(key, client_ip()), mode=key.mode)
+    g.api_caller = caller = Caller(actor=keys.key_actor(key, client_ip()), mode=key.mode)
+    idempotency_key = request.headers.get("Idempotency-Key")
+    if request.method == "POST" and idempotency_key is not None:  # I4
+        request_hash = idempotency.fingerprint(request.method, request.path, posted_pairs())
+        outcome = idempotency.begin(caller, idempotency_key, request_hash)
+        if isinstance(outcome, idempotency.Replay):
+            response = current_app.response_class(outcome.body, status=outcome.status, mimetype="application/json")
+            response.headers["Idempotent-Replayed"] = "true"
+            return response
+        g.api_idempotency_claim = outcome
+    return None
 
 
 @bp.after_request
 def _record(response):
+    claim = g.pop("api_idempotency_claim", None)
+    if claim is not None:
+        idempotency.finish(claim, response.status_code, response.get_data(as_text=True))
     caller = g.pop("api_caller", None)
     if caller is not None:
         keys.record_call(caller.actor, request.method, request.path, response.status_code)
     return response
+
+
+@bp.teardown_request
+def _let_go(exc):
+    claim = g.pop("api_idempotency_claim", None)
+    if claim is not None:  # no response was made (an exception escaped): a retry may run again
+        db.session.rollback()
+        idempotency.abandon(claim)
 
 
 def _nested(pairs: list[tuple[str, str]]) -> dict[str, Any]:
@@ -129,7 +150,7 @@ def dispute(dispute_id: str):
 
 @bp.errorhandler(ApiError)
 def _api_error(exc: ApiError):
-    return jsonify(exc.body()), exc.status
+    return jsonify(exc.body()), exc.status, exc.headers
 
 
 @bp.errorhandler(KassaError)

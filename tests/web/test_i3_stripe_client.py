@@ -152,3 +152,14 @@ def test_i3_an_unknown_id_is_stripes_resource_missing(client_of):
     with pytest.raises(stripe.InvalidRequestError) as caught:
         client_of.v1.disputes.retrieve("dp_999999")
     assert caught.value.http_status == 404 and caught.value.code == "resource_missing"
+
+
+def test_i4_stripe_client_retry_with_its_idempotency_key_gets_the_same_link(owner, client_of):
+    params = {"line_items": [{"price_data": {"currency": "usd", "unit_amount": 1200,
+                                            "product_data": {"name": "Lock"}}, "quantity": 1}]}
+    first = client_of.v1.payment_links.create(params=params, options={"idempotency_key": "shop-order-5"})
+    again = client_of.v1.payment_links.create(params=params, options={"idempotency_key": "shop-order-5"})
+    assert again.id == first.id
+    assert again.last_response.headers["Idempotent-Replayed"] == "true"
+    db.session.rollback()
+    assert len(db.session.scalars(select(PaymentLink).where(PaymentLink.account_id == owner.account_id)).all()) == 1

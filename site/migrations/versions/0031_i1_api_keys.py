@@ -1,6 +1,7 @@
-"""i1 api keys: api_keys (I1)
+"""i1 api keys: api_keys (I1), api_idempotency (I4)
 
-An account's secret keys for the API, test or live; only a SHA-256 of each secret is stored.
+An account's secret keys for the API, test or live; only a SHA-256 of each secret is stored. The responses to
+POSTs sent with an Idempotency-Key, kept 24 hours to be replayed.
 
 Revision ID: 0031_i1_api_keys
 Revises: 0028_g4_request_id
@@ -40,8 +41,27 @@ def upgrade():
         sa.UniqueConstraint('secret_hash'),
     )
     op.create_index('ix_api_keys_account_created', 'api_keys', ['account_id', 'created_at'], unique=False)
+    op.create_table(
+        'api_idempotency',
+        sa.Column('id', BIGINT, nullable=False),
+        sa.Column('account_id', BIGINT, nullable=False),
+        sa.Column('mode', sa.String(length=8), nullable=False),
+        sa.Column('idempotency_key', sa.String(length=255), nullable=False),
+        sa.Column('request_hash', sa.String(length=64), nullable=False),
+        sa.Column('api_key_id', BIGINT, nullable=False),
+        sa.Column('status_code', BIGINT, nullable=True),
+        sa.Column('response_body', sa.Text(), nullable=True),
+        sa.Column('created_at', kassa.database.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(['account_id'], ['accounts.id']),
+        sa.ForeignKeyConstraint(['api_key_id'], ['api_keys.id']),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('account_id', 'mode', 'idempotency_key'),
+    )
+    op.create_index('ix_api_idempotency_created_at', 'api_idempotency', ['created_at'], unique=False)
 
 
 def downgrade():
+    op.drop_index('ix_api_idempotency_created_at', table_name='api_idempotency')
+    op.drop_table('api_idempotency')
     op.drop_index('ix_api_keys_account_created', table_name='api_keys')
     op.drop_table('api_keys')

@@ -29,9 +29,10 @@ class ApiError(Exception):
     """An error in Stripe's envelope: `{"error": {"type", "message", "param", "code"}}` with its HTTP status."""
 
     def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
-                 type: str = "invalid_request_error") -> None:
+                 type: str = "invalid_request_error", headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.param, self.code, self.type = status, message, param, code, type
+        self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
         error = {"type": self.type, "message": self.message}
