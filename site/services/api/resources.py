@@ -65,6 +65,14 @@ def _known(params: dict[str, Any], allowed: set[str]) -> None:
             raise ApiError(400, f"Received unknown parameter: {name}", param=name)
 
 
+def _scalar(params: dict[str, Any], name: str) -> str | None:
+    """A parameter that takes one value (not `name[x]=…`); None when absent."""
+    value = params.get(name)
+    if isinstance(value, dict):
+        raise ApiError(400, f"Invalid string: {name}", param=name)
+    return value
+
+
 def _as_list(value: Any, param: str) -> list[Any]:
     """`a[0][x]=…&a[1][x]=…` arrives as {"0": …, "1": …}: the items in index order."""
     if isinstance(value, list):
@@ -193,13 +201,13 @@ def list_payment_intents(caller: Caller, params: dict[str, Any], url: str) -> di
     _known(params, {"limit", "starting_after"})
     limit = DEFAULT_LIMIT
     if "limit" in params:
-        limit = parse_int(params["limit"], minimum=1, maximum=MAX_LIMIT)
+        limit = parse_int(_scalar(params, "limit"), minimum=1, maximum=MAX_LIMIT)
         if limit is None:
             raise ApiError(400, "Invalid integer: limit must be between 1 and 100.", param="limit")
     query = (select(Payment).where(Payment.account_id == caller.account_id, Payment.mode == caller.mode)
              .order_by(Payment.created_at.desc(), Payment.id.desc()))
-    if params.get("starting_after"):
-        after = params["starting_after"]
+    after = _scalar(params, "starting_after")
+    if after:
         cursor = _visible_payment(caller, stripe_objects.parse_object_id("payment_intent", after))
         if cursor is None:
             raise missing("payment_intent", after, "starting_after")
@@ -233,14 +241,15 @@ def create_refund(caller: Caller, params: dict[str, Any], idempotency_key: str |
     else:
         raise ApiError(400, "One of the following params should be provided for this request: payment_intent or "
                        "charge.", param="payment_intent")
-    payment = _visible_payment(caller, stripe_objects.parse_object_id(kind, params[param]))
+    target = _scalar(params, param)
+    payment = _visible_payment(caller, stripe_objects.parse_object_id(kind, target))
     if payment is None:
-        raise missing(kind, params[param], param)
-    reason = params.get("reason") or "requested_by_customer"
+        raise missing(kind, target, param)
+    reason = _scalar(params, "reason") or "requested_by_customer"
     if reason not in _REASONS:
         raise ApiError(400, f"Invalid reason: must be one of {', '.join(sorted(_REASONS))}", param="reason")
     if "amount" in params:
-        amount = parse_int(params["amount"], minimum=1)
+        amount = parse_int(_scalar(params, "amount"), minimum=1)
         if amount is None:
             raise ApiError(400, "Invalid positive integer", param="amount")
     else:
