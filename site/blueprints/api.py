@@ -128,6 +128,31 @@ def payment_link(link_id: str):
     return jsonify(resources.retrieve_payment_link(_caller(), link_id))
 
 
+@bp.post("/payment_links/<link_id>")
+def update_payment_link(link_id: str):
+    return jsonify(resources.update_payment_link(_caller(), link_id, _body()))
+
+
+@bp.get("/charges")
+def charges():
+    return jsonify(resources.list_charges(_caller(), _query(), url=request.path.removeprefix("/api")))
+
+
+@bp.get("/charges/<charge_id>")
+def charge(charge_id: str):
+    return jsonify(resources.retrieve_charge(_caller(), charge_id))
+
+
+@bp.get("/refunds")
+def refunds():
+    return jsonify(resources.list_refunds(_caller(), _query(), url=request.path.removeprefix("/api")))
+
+
+@bp.get("/refunds/<refund_id>")
+def refund(refund_id: str):
+    return jsonify(resources.retrieve_refund(_caller(), refund_id))
+
+
 @bp.get("/payment_intents")
 def payment_intents():
     return jsonify(resources.list_payment_intents(_caller(), _query(), url=request.path.removeprefix("/api")))

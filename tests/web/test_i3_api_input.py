@@ -39,6 +39,11 @@ CASES = [
     ("POST", "/api/v1/refunds", "payment_intent=pi_99999999999999999999999", 404, "payment_intent"),
     ("POST", "/api/v1/refunds", "payment_intent[x]=1", 400, "payment_intent"),
     ("POST", "/api/v1/refunds", "charge=ch_1&amount=abc", 404, "charge"),
+    ("POST", "/api/v1/payment_links/plink_1", "active=true", 404, "id"),
+    ("GET", "/api/v1/refunds?charge=ch_1", "", 404, "charge"),
+    ("GET", "/api/v1/refunds?starting_after=re_1", "", 404, "starting_after"),
+    ("GET", "/api/v1/charges?limit=101", "", 400, "limit"),
+    ("GET", "/api/v1/charges/ch_x", "", 404, "id"),
     ("GET", "/api/v1/payment_intents?limit=abc", "", 400, "limit"),
     ("GET", "/api/v1/payment_intents?limit=0", "", 400, "limit"),
     ("GET", "/api/v1/payment_intents?limit[x]=1", "", 400, "limit"),
@@ -65,3 +70,15 @@ def test_i3_malformed_parameters_are_4xx_in_stripes_envelope_never_5xx(client, s
         if (response.status_code, error.get("param")) != (status, param) or not error.get("message"):
             wrong.append((method, path, body, response.status_code, response.get_data(as_text=True)[:200]))
     assert wrong == []
+
+
+def test_i2_a_link_update_takes_only_a_boolean_active(client, app):
+    owner = make_merchant()
+    secret = create_key(actor_for(owner), "Shop", "test")[1]
+    headers = {"Authorization": f"Bearer {secret}"}
+    link = client.post("/api/v1/payment_links", headers=headers, data={
+        "line_items[0][price_data][currency]": "usd", "line_items[0][price_data][unit_amount]": "500",
+        "line_items[0][price_data][product_data][name]": "Bell", "line_items[0][quantity]": "1"}).json
+    for body, param in (({"active": "maybe"}, "active"), ({"active[x]": "1"}, "active"), ({"name": "x"}, "name")):
+        response = client.post(f"/api/v1/payment_links/{link['id']}", data=body, headers=headers)
+        assert (response.status_code, response.json["error"]["param"]) == (400, param)

@@ -163,3 +163,33 @@ def test_i4_stripe_client_retry_with_its_idempotency_key_gets_the_same_link(owne
     assert again.last_response.headers["Idempotent-Replayed"] == "true"
     db.session.rollback()
     assert len(db.session.scalars(select(PaymentLink).where(PaymentLink.account_id == owner.account_id)).all()) == 1
+
+
+def test_i2_stripe_client_deactivates_and_reactivates_a_link(owner, client_of):
+    link = client_of.v1.payment_links.create(params={"line_items": [{"price_data": {
+        "currency": "usd", "unit_amount": 700, "product_data": {"name": "Bell"}}, "quantity": 1}]})
+    off = client_of.v1.payment_links.update(link.id, params={"active": False})
+    assert off.active is False
+    db.session.rollback()
+    assert db.session.get(PaymentLink, int(link.id.removeprefix("plink_"))).status == "inactive"
+    assert client_of.v1.payment_links.update(link.id, params={"active": True}).active is True
+
+
+def test_i2_stripe_client_lists_charges_and_refunds(owner, client_of):
+    older = sandbox_payment(owner.account_id, amount_minor=3000, created_at=now() - timedelta(hours=1))
+    newer = sandbox_payment(owner.account_id, amount_minor=4000, created_at=now() - timedelta(minutes=1))
+    charges = client_of.v1.charges.list()
+    assert [c.id for c in charges.data] == [f"ch_{newer.id}", f"ch_{older.id}"]
+    charge = client_of.v1.charges.retrieve(f"ch_{older.id}")
+    assert (charge.amount, charge.paid, charge.status, charge.payment_intent) == (3000, True, "succeeded",
+                                                                                   f"pi_{older.id}")
+    assert charge.payment_method_details.card.last4 == "4242" and charge.refunded is False
+
+    first = client_of.v1.refunds.create(params={"charge": f"ch_{older.id}", "amount": 1000})
+    second = client_of.v1.refunds.create(params={"payment_intent": f"pi_{newer.id}"})
+    assert [r.id for r in client_of.v1.refunds.list().data] == [second.id, first.id]
+    only_older = client_of.v1.refunds.list(params={"charge": f"ch_{older.id}"})
+    assert [r.id for r in only_older.data] == [first.id] and only_older.url == "/v1/refunds"
+    assert client_of.v1.refunds.retrieve(first.id).amount == 1000
+    page = client_of.v1.refunds.list(params={"limit": 1})
+    assert page.has_more is True and [r.id for r in page.auto_paging_iter()] == [second.id, first.id]

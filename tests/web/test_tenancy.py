@@ -237,6 +237,18 @@ def _tax_rate(account_id: int) -> int:
         return rate.id
 
 
+def _refund(account_id: int) -> int:
+    from kassa.models import Refund
+
+    payment_id = _payment(account_id)
+    with write_transaction(db.session) as session:
+        refund = Refund(account_id=account_id, payment_id=payment_id, amount_minor=100, currency="USD",
+                        reason="duplicate", idempotency_key=f"theirs-{payment_id}")
+        session.add(refund)
+        session.flush()
+        return refund.id
+
+
 def _api_key(account_id: int) -> int:
     from kassa.models import User
     from kassa.services.api.keys import create_key
@@ -268,10 +280,13 @@ OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "connection_id": _stripe_connection,
     "rate_id": _tax_rate,  # Q6
     "key_id": _api_key,  # I1
-    "intent_id": _payment,  # I3: a payment is the API's PaymentIntent
+    "intent_id": _payment,  # I3: a payment is the API's PaymentIntent and its charge
+    "charge_id": _payment,
+    "refund_id": _refund,
 }
 # I3: the API's routes take Stripe-shaped ids (`pi_42`), with my own test key instead of my session.
-API_ID_PREFIXES = {"link_id": "plink_", "intent_id": "pi_", "dispute_id": "dp_"}
+API_ID_PREFIXES = {"link_id": "plink_", "intent_id": "pi_", "charge_id": "ch_", "refund_id": "re_",
+                   "dispute_id": "dp_"}
 
 
 def test_a2_every_route_with_an_id_returns_404_for_another_accounts_record(app, client):

@@ -14,11 +14,11 @@ from kassa.actor import Actor
 from kassa.errors import Conflict, KassaError, NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.forms import parse_int
-from kassa.models import BillingFrequency, Confirmation, Dispute, Payment, PaymentLink
+from kassa.models import BillingFrequency, Confirmation, Dispute, Payment, PaymentLink, Refund
 from kassa.money import Money, is_known_currency
 from kassa.services.api import stripe_objects
 from kassa.services.links.link_drafts import ItemDraft, LinkDraft
-from kassa.services.links.links import create_link, owned_link
+from kassa.services.links.links import create_link, owned_link, set_active
 from kassa.services.payments.refunds import RefundKeyReused, refund_payment
 
 LOCALE = "en"  # API messages and amounts are in English, as Stripe's
@@ -175,14 +175,36 @@ def create_payment_link(caller: Caller, params: dict[str, Any]) -> dict[str, Any
     return stripe_objects.payment_link(link, caller.mode)
 
 
-def retrieve_payment_link(caller: Caller, link_id: str) -> dict[str, Any]:
+def _owned_link(caller: Caller, link_id: str) -> PaymentLink | None:
     number = stripe_objects.parse_object_id("payment_link", link_id)
     try:
-        link = owned_link(db.session, caller.account_id, number) if number else None
+        return owned_link(db.session, caller.account_id, number) if number else None
     except NotFound:
-        link = None
-    if link is None or not isinstance(link, PaymentLink):
+        return None
+
+
+def retrieve_payment_link(caller: Caller, link_id: str) -> dict[str, Any]:
+    link = _owned_link(caller, link_id)
+    if link is None:
         raise missing("payment_link", link_id, "id")
+    return stripe_objects.payment_link(link, caller.mode)
+
+
+def update_payment_link(caller: Caller, link_id: str, params: dict[str, Any]) -> dict[str, Any]:
+    """POST /v1/payment_links/<id>: `active=false` deactivates the link (its URL stays, L19), `true` brings it
+    back — the links list's own action. Other changes are made in the link editor for now."""
+    link = _owned_link(caller, link_id)
+    if link is None:
+        raise missing("payment_link", link_id, "id")
+    _known(params, {"active"})
+    if "active" in params:
+        active = _scalar(params, "active")
+        if active not in ("true", "false"):
+            raise ApiError(400, "Invalid boolean: active", param="active")
+        try:
+            link = set_active(caller.actor, link.id, active == "true")
+        except Conflict as exc:
+            raise ApiError(400, exc.message, param="active") from None
     return stripe_objects.payment_link(link, caller.mode)
 
 
@@ -196,26 +218,54 @@ def _visible_payment(caller: Caller, number: int | None) -> Payment | None:
     return payment
 
 
-def list_payment_intents(caller: Caller, params: dict[str, Any], url: str) -> dict[str, Any]:
-    """GET /v1/payment_intents: newest first, `limit` (1–100, 10) and the cursor `starting_after`."""
+def _limit(params: dict[str, Any]) -> int:
+    if "limit" not in params:
+        return DEFAULT_LIMIT
+    limit = parse_int(_scalar(params, "limit"), minimum=1, maximum=MAX_LIMIT)
+    if limit is None:
+        raise ApiError(400, "Invalid integer: limit must be between 1 and 100.", param="limit")
+    return limit
+
+
+def _page(query, model, cursor, limit: int) -> tuple[list[Any], bool]:
+    """Stripe's list order, newest first, after the `starting_after` row (keyset on created_at, id)."""
+    query = query.order_by(model.created_at.desc(), model.id.desc())
+    if cursor is not None:
+        query = query.where(or_(model.created_at < cursor.created_at,
+                                and_(model.created_at == cursor.created_at, model.id < cursor.id)))
+    rows = list(db.session.scalars(query.limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
+def _payments_page(caller: Caller, params: dict[str, Any], kind: str) -> tuple[list[Payment], bool]:
+    """GET /v1/payment_intents and /v1/charges: the key's mode's payments, `limit` (1–100, 10), `starting_after`."""
     _known(params, {"limit", "starting_after"})
-    limit = DEFAULT_LIMIT
-    if "limit" in params:
-        limit = parse_int(_scalar(params, "limit"), minimum=1, maximum=MAX_LIMIT)
-        if limit is None:
-            raise ApiError(400, "Invalid integer: limit must be between 1 and 100.", param="limit")
-    query = (select(Payment).where(Payment.account_id == caller.account_id, Payment.mode == caller.mode)
-             .order_by(Payment.created_at.desc(), Payment.id.desc()))
+    limit = _limit(params)
+    cursor = None
     after = _scalar(params, "starting_after")
     if after:
-        cursor = _visible_payment(caller, stripe_objects.parse_object_id("payment_intent", after))
+        cursor = _visible_payment(caller, stripe_objects.parse_object_id(kind, after))
         if cursor is None:
-            raise missing("payment_intent", after, "starting_after")
-        query = query.where(or_(Payment.created_at < cursor.created_at,
-                                and_(Payment.created_at == cursor.created_at, Payment.id < cursor.id)))
-    rows = list(db.session.scalars(query.limit(limit + 1)))
-    return stripe_objects.list_envelope(url, [stripe_objects.payment_intent(p) for p in rows[:limit]],
-                                        len(rows) > limit)
+            raise missing(kind, after, "starting_after")
+    query = select(Payment).where(Payment.account_id == caller.account_id, Payment.mode == caller.mode)
+    return _page(query, Payment, cursor, limit)
+
+
+def list_payment_intents(caller: Caller, params: dict[str, Any], url: str) -> dict[str, Any]:
+    rows, more = _payments_page(caller, params, "payment_intent")
+    return stripe_objects.list_envelope(url, [stripe_objects.payment_intent(p) for p in rows], more)
+
+
+def list_charges(caller: Caller, params: dict[str, Any], url: str) -> dict[str, Any]:
+    rows, more = _payments_page(caller, params, "charge")
+    return stripe_objects.list_envelope(url, [stripe_objects.charge(p) for p in rows], more)
+
+
+def retrieve_charge(caller: Caller, charge_id: str) -> dict[str, Any]:
+    payment = _visible_payment(caller, stripe_objects.parse_object_id("charge", charge_id))
+    if payment is None:
+        raise missing("charge", charge_id, "id")
+    return stripe_objects.charge(payment)
 
 
 def retrieve_payment_intent(caller: Caller, intent_id: str) -> dict[str, Any]:
@@ -266,6 +316,42 @@ def create_refund(caller: Caller, params: dict[str, Any], idempotency_key: str |
     except Conflict as exc:
         raise ApiError(400, exc.message, param=param) from None
     return stripe_objects.refund(row)
+
+
+def _visible_refund(caller: Caller, number: int | None) -> Refund | None:
+    row = db.session.get(Refund, number) if number else None
+    if row is None or row.account_id != caller.account_id or _visible_payment(caller, row.payment_id) is None:
+        return None
+    return row
+
+
+def retrieve_refund(caller: Caller, refund_id: str) -> dict[str, Any]:
+    row = _visible_refund(caller, stripe_objects.parse_object_id("refund", refund_id))
+    if row is None:
+        raise missing("refund", refund_id, "id")
+    return stripe_objects.refund(row)
+
+
+def list_refunds(caller: Caller, params: dict[str, Any], url: str) -> dict[str, Any]:
+    """GET /v1/refunds: the key's mode's refunds, newest first; `payment_intent` or `charge` for one payment's."""
+    _known(params, {"limit", "starting_after", "payment_intent", "charge"})
+    limit = _limit(params)
+    query = (select(Refund).join(Payment, Payment.id == Refund.payment_id)
+             .where(Refund.account_id == caller.account_id, Payment.mode == caller.mode))
+    for kind in ("payment_intent", "charge"):
+        if kind in params:
+            payment = _visible_payment(caller, stripe_objects.parse_object_id(kind, _scalar(params, kind)))
+            if payment is None:
+                raise missing(kind, params[kind], kind)
+            query = query.where(Refund.payment_id == payment.id)
+    cursor = None
+    after = _scalar(params, "starting_after")
+    if after:
+        cursor = _visible_refund(caller, stripe_objects.parse_object_id("refund", after))
+        if cursor is None:
+            raise missing("refund", after, "starting_after")
+    rows, more = _page(query, Refund, cursor, limit)
+    return stripe_objects.list_envelope(url, [stripe_objects.refund(r) for r in rows], more)
 
 
 # -- disputes -------------------------------------------------------------------------------------------

@@ -79,6 +79,36 @@ def payment_intent(payment: Payment) -> dict[str, Any]:
     }
 
 
+_CHARGE_STATUS = {PaymentStatus.SUCCEEDED.value: "succeeded", PaymentStatus.PROCESSING.value: "pending",
+                  PaymentStatus.FAILED.value: "failed", PaymentStatus.INCOMPLETE.value: "pending"}
+
+
+def charge(payment: Payment) -> dict[str, Any]:
+    """The payment as its charge: what was collected, refunded and disputed, and the card or bank it came from."""
+    paid = payment.status == PaymentStatus.SUCCEEDED.value
+    kind = _METHOD_TYPES.get(payment.method, payment.method)
+    details: dict[str, Any] = {"type": kind}
+    if payment.method == "card":
+        details["card"] = {"brand": payment.card_brand, "last4": payment.card_last4,
+                           "exp_month": payment.card_exp_month, "exp_year": payment.card_exp_year,
+                           "funding": payment.card_funding}
+    else:
+        details[kind] = {"last4": payment.bank_last4}
+    return {
+        "id": object_id("charge", payment.id), "object": "charge", "amount": payment.amount_minor,
+        "amount_captured": payment.amount_minor if paid else 0, "amount_refunded": payment.refunded_minor,
+        "refunded": paid and payment.refunded_minor >= payment.amount_minor, "captured": paid, "paid": paid,
+        "currency": payment.currency.lower(), "status": _CHARGE_STATUS.get(payment.status, payment.status),
+        "payment_intent": object_id("payment_intent", payment.id), "created": _unix(payment.created_at),
+        "livemode": payment.mode == Mode.LIVE.value, "disputed": payment.dispute_created_at is not None,
+        "receipt_email": payment.buyer_email, "receipt_number": payment.receipt_number and str(payment.receipt_number),
+        "billing_details": {"email": payment.buyer_email, "name": payment.buyer_name or None,
+                            "phone": payment.buyer_phone or None},
+        "payment_method_details": details, "failure_code": payment.failure_code,
+        "failure_message": payment.failure_message, "description": None, "metadata": {},
+    }
+
+
 _STRIPE_REFUND_REASONS = {RefundReason.DUPLICATE.value, RefundReason.FRAUDULENT.value,
                           RefundReason.REQUESTED_BY_CUSTOMER.value}
 
