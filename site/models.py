@@ -1715,8 +1715,9 @@ class SandboxRecord(db.Model):
 
 
 class ApiKey(db.Model):
-    """A secret key for the API (I1), test or live, as Stripe's: `sk_test_…` / `sk_live_…`. Only a SHA-256 of
-    the secret is kept (shown once, when created); `prefix` is its first characters, to tell keys apart."""
+    """A secret key for the API (I1), test or live, as Stripe's: `sk_test_…` / `sk_live_…` (restricted:
+    `rk_…`). Only a SHA-256 of the secret is kept (shown once, when created); `prefix` is its first characters,
+    to tell keys apart."""
 
     __tablename__ = "api_keys"
     __table_args__ = (Index("ix_api_keys_account_created", "account_id", "created_at"),)
@@ -1727,6 +1728,9 @@ class ApiKey(db.Model):
     mode: Mapped[str] = mapped_column(String(8))  # Mode: a test key sees only test data, a live key only live
     prefix: Mapped[str] = mapped_column(String(24))
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # A restricted key (`rk_…`, as Stripe's): {resource: "read" | "write"} for the resources it may use (a
+    # resource left out: none). NULL: a full-access key (`sk_…`).
+    scopes: Mapped[dict[str, str] | None] = mapped_column(JSON)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=_now)
     last_used_at: Mapped[datetime | None]

@@ -24,6 +24,21 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
 
 MAX_PARAMS = 1000  # Stripe-shaped parameters: a link's line items and their fields fit in far fewer
+# I1: what each endpoint needs of a restricted key (resource, "read" | "write"). An endpoint missing here is
+# refused to every restricted key (tests/web/test_i1_api_keys.py checks that each one is listed).
+ENDPOINT_SCOPES = {
+    "api.create_payment_link": ("payment_links", "write"),
+    "api.update_payment_link": ("payment_links", "write"),
+    "api.payment_link": ("payment_links", "read"),
+    "api.payment_intents": ("payments", "read"),
+    "api.payment_intent": ("payments", "read"),
+    "api.charges": ("payments", "read"),
+    "api.charge": ("payments", "read"),
+    "api.create_refund": ("refunds", "write"),
+    "api.refunds": ("refunds", "read"),
+    "api.refund": ("refunds", "read"),
+    "api.dispute": ("disputes", "read"),
+}
 
 
 def _secret() -> str | None:
@@ -55,6 +70,11 @@ def _authenticate():
     if key is None:
         raise _unauthorized(secret)
     g.api_caller = caller = Caller(actor=keys.key_actor(key, client_ip()), mode=key.mode)
+    resource, access = ENDPOINT_SCOPES.get(request.endpoint, ("", "write"))
+    if not keys.allows(key, resource, access):
+        raise ApiError(403, f"The provided key '{key.prefix}…' does not have the required permissions for this "
+                       f"endpoint. Having the '{resource or 'unknown'}' {access} permission would allow this "
+                       "request to continue.", code="insufficient_permissions")
     idempotency_key = request.headers.get("Idempotency-Key")
     if request.method == "POST" and idempotency_key is not None:  # I4
         request_hash = idempotency.fingerprint(request.method, request.path, posted_pairs())

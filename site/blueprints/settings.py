@@ -395,14 +395,23 @@ def archive_tax_rate(rate_id: int):
 class ApiKeyForm(Form):
     name = StringField(default="")
     mode = StringField(default="test")
+    access = StringField(default="full")  # full | restricted (scopes per resource, as Stripe's restricted keys)
+    scope_payment_links = StringField(default="none")
+    scope_payments = StringField(default="none")
+    scope_refunds = StringField(default="none")
+    scope_disputes = StringField(default="none")
+
+
+_NEW_KEY_VALUES = {"name": "", "mode": "test", "access": "full", "scope_payment_links": "none",
+                   "scope_payments": "none", "scope_refunds": "none", "scope_disputes": "none"}
 
 
 def _api_keys_page(*, values: dict | None = None, errors: dict | None = None, new_key=None, secret: str | None = None):
     response = render_page(
         "settings/api_keys.html", status=422 if errors else 200,
         **_common(section="api_keys", keys=api_keys.list_keys(current_user.account_id),
-                  values=values or {"name": "", "mode": "test"}, errors=errors or {}, new_key=new_key,
-                  secret=secret))
+                  values=values or _NEW_KEY_VALUES, errors=errors or {}, new_key=new_key,
+                  secret=secret, scope_labels=api_keys.scope_labels()))
     if secret:
         response.headers["Cache-Control"] = "no-store"  # the only page that ever shows the secret: never kept
     return response
@@ -419,8 +428,10 @@ def api_keys_index():
 def create_api_key():
     """I1: the secret is in this response only (not flashed: the session cookie would carry it)."""
     values = ApiKeyForm().value_dict()
+    scopes = ({resource: values[f"scope_{resource}"] for resource in api_keys.SCOPE_RESOURCES}
+              if values["access"] == "restricted" else None)
     try:
-        key, secret = api_keys.create_key(current_actor(), values["name"], values["mode"])
+        key, secret = api_keys.create_key(current_actor(), values["name"], values["mode"], scopes)
     except ValidationFailed as exc:
         return _api_keys_page(values=values, errors=exc.errors)
     return _api_keys_page(new_key=key, secret=secret)

@@ -203,3 +203,58 @@ def test_i1_settings_keys_are_for_super_admins_and_their_own_account(client, own
     login(client, manager)
     assert client.get("/settings/api-keys").status_code == 403
     assert client.post("/settings/api-keys", data={"name": "Mine", "mode": "live"}).status_code == 403
+
+
+# -- scopes: restricted keys ----------------------------------------------------------------------------
+
+
+def test_i1_every_api_endpoint_names_the_scope_it_needs(app):
+    from kassa.blueprints.api import ENDPOINT_SCOPES
+
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules() if rule.endpoint.startswith("api.")}
+    assert endpoints == set(ENDPOINT_SCOPES)
+
+
+def test_i1_a_restricted_key_reads_and_writes_only_what_it_was_given(client, owner):
+    payment = make_payment(owner.account_id, mode="test")
+    key, secret = create_key(actor_for(owner), "Reports", "test", {"payments": "read", "refunds": "none",
+                                                                   "payment_links": "write"})
+    assert secret.startswith("rk_test_") and key.scopes == {"payments": "read", "payment_links": "write"}
+    assert client.get("/api/v1/payment_intents", headers=bearer(secret)).status_code == 200
+    assert client.get(f"/api/v1/charges/ch_{payment.id}", headers=bearer(secret)).status_code == 200
+    refused = client.post("/api/v1/refunds", data={"charge": f"ch_{payment.id}"}, headers=bearer(secret))
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "insufficient_permissions"
+    assert "refunds" in refused.json["error"]["message"]
+    assert db.session.get(type(payment), payment.id).refund_reserved_minor == 0
+    assert client.get("/api/v1/refunds", headers=bearer(secret)).status_code == 403
+    assert client.get("/api/v1/disputes/dp_1", headers=bearer(secret)).status_code == 403
+    link = client.post("/api/v1/payment_links", headers=bearer(secret), data={
+        "line_items[0][price_data][currency]": "usd", "line_items[0][price_data][unit_amount]": "500",
+        "line_items[0][price_data][product_data][name]": "Bell", "line_items[0][quantity]": "1"})
+    assert link.status_code == 200  # write includes read
+    assert client.get(f"/api/v1/payment_links/{link.json['id']}", headers=bearer(secret)).status_code == 200
+
+
+def test_i1_a_restricted_key_needs_some_access_and_known_levels(owner):
+    from kassa.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed) as nothing:
+        create_key(actor_for(owner), "Empty", "test", {"payments": "none"})
+    assert "access" in nothing.value.errors
+    with pytest.raises(ValidationFailed) as odd:
+        create_key(actor_for(owner), "Odd", "test", {"payments": "admin"})
+    assert "scope_payments" in odd.value.errors
+
+
+def test_i1_settings_creates_a_restricted_key(client, owner):
+    from tests.support.payments import login
+
+    login(client, owner)
+    created = client.post("/settings/api-keys", data={
+        "name": "Accounting", "mode": "live", "access": "restricted", "scope_payments": "read",
+        "scope_refunds": "write", "scope_payment_links": "none", "scope_disputes": "none"})
+    secret = re.search(r"rk_live_[A-Za-z0-9]{40}", created.get_data(as_text=True)).group(0)
+    assert db.session.scalar(select(ApiKey).where(ApiKey.name == "Accounting")).scopes == {
+        "payments": "read", "refunds": "write"}
+    text = page_text(client.get("/settings/api-keys"))
+    assert "Payments and charges: read" in text and "Refunds: write" in text and secret[:12] in text

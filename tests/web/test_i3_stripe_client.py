@@ -193,3 +193,22 @@ def test_i2_stripe_client_lists_charges_and_refunds(owner, client_of):
     assert client_of.v1.refunds.retrieve(first.id).amount == 1000
     page = client_of.v1.refunds.list(params={"limit": 1})
     assert page.has_more is True and [r.id for r in page.auto_paging_iter()] == [second.id, first.id]
+
+
+def test_i1_stripe_client_with_a_restricted_key_gets_permission_error(owner, kassa_url):
+    payment = sandbox_payment(owner.account_id, amount_minor=2000)
+    _key, secret = create_key(actor_for(owner), "Reports", "test", {"payments": "read"})
+    reports = stripe_client(secret, kassa_url)
+    assert [p.id for p in reports.v1.payment_intents.list().data] == [f"pi_{payment.id}"]
+    with pytest.raises(stripe.PermissionError) as caught:
+        reports.v1.refunds.create(params={"payment_intent": f"pi_{payment.id}"})
+    assert caught.value.http_status == 403 and reload(payment.id).refund_reserved_minor == 0
+
+
+def test_i1_stripe_client_with_a_revoked_key_gets_authentication_error(owner, kassa_url):
+    from kassa.services.api.keys import revoke_key
+
+    key, secret = create_key(actor_for(owner), "Old", "test")
+    revoke_key(actor_for(owner), key.id)
+    with pytest.raises(stripe.AuthenticationError):
+        stripe_client(secret, kassa_url).v1.payment_intents.list()

@@ -31,6 +31,7 @@ def upgrade():
         sa.Column('mode', sa.String(length=8), nullable=False),
         sa.Column('prefix', sa.String(length=24), nullable=False),
         sa.Column('secret_hash', sa.String(length=64), nullable=False),
+        sa.Column('scopes', sa.JSON(), nullable=True),
         sa.Column('created_by_id', BIGINT, nullable=True),
         sa.Column('created_at', kassa.database.UTCDateTime(timezone=True), nullable=False),
         sa.Column('last_used_at', kassa.database.UTCDateTime(timezone=True), nullable=True),

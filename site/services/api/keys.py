@@ -24,8 +24,39 @@ SECRET_ALPHABET = string.ascii_letters + string.digits
 SECRET_LENGTH = 40
 PREFIX_RANDOM = 4  # random characters kept in the clear after "sk_test_", to tell keys apart
 MAX_NAME = 100
-# What a key may do (scopes per resource are not built yet: every key reads and writes what the API offers).
+# What a key may do in the services; a restricted key's scopes narrow it per resource, checked before the call.
 KEY_PERMISSIONS = frozenset({Permission.MANAGE_PAYMENTS.value, Permission.MANAGE_LINKS.value})
+# The API's resources a restricted key is given access to (none, read or write), as Stripe's restricted keys.
+SCOPE_RESOURCES = ("payment_links", "payments", "refunds", "disputes")
+ACCESS_LEVELS = ("none", "read", "write")
+
+
+def scope_labels() -> dict[str, str]:
+    return {"payment_links": _("Payment links"), "payments": _("Payments and charges"), "refunds": _("Refunds"),
+            "disputes": _("Disputes")}
+
+
+def allows(key: ApiKey, resource: str, access: str) -> bool:
+    """I1: whether the key may `access` ("read" or "write") the resource; a full-access key may do all."""
+    if key.scopes is None:
+        return True
+    granted = key.scopes.get(resource, "none")
+    return granted == "write" or (granted == "read" and access == "read")
+
+
+def _clean_scopes(scopes: dict[str, str] | None, errors: dict[str, str]) -> dict[str, str] | None:
+    if scopes is None:
+        return None
+    kept = {}
+    for resource in SCOPE_RESOURCES:
+        level = scopes.get(resource) or "none"
+        if level not in ACCESS_LEVELS:
+            errors[f"scope_{resource}"] = _("Choose none, read or write.")
+        elif level != "none":
+            kept[resource] = level
+    if not kept and not errors:
+        errors["access"] = _("Give the restricted key access to at least one resource.")
+    return kept
 
 
 def secret_hash(secret: str) -> str:
@@ -42,8 +73,9 @@ def list_keys(account_id: int) -> list[ApiKey]:
                                    .order_by(ApiKey.created_at.desc(), ApiKey.id.desc())))
 
 
-def create_key(actor: Actor, name: str, mode: str) -> tuple[ApiKey, str]:
-    """A new key and its secret: the only time the secret exists outside the caller's hands."""
+def create_key(actor: Actor, name: str, mode: str, scopes: dict[str, str] | None = None) -> tuple[ApiKey, str]:
+    """A new key and its secret: the only time the secret exists outside the caller's hands. `scopes` makes
+    a restricted key ({resource: "none" | "read" | "write"}); None, a full-access one."""
     _require_admin(actor)
     name = (name or "").replace("\x00", "").strip()
     errors = {}
@@ -53,17 +85,19 @@ def create_key(actor: Actor, name: str, mode: str) -> tuple[ApiKey, str]:
         errors["name"] = _("Use at most %(n)d characters.", n=MAX_NAME)
     if mode not in (Mode.TEST.value, Mode.LIVE.value):
         errors["mode"] = _("Choose test or live.")
+    scopes = _clean_scopes(scopes, errors)
     if errors:
         raise ValidationFailed(_("Check the highlighted fields."), errors=errors)
-    secret = f"sk_{mode}_" + "".join(secrets.choice(SECRET_ALPHABET) for _ in range(SECRET_LENGTH))
+    kind = "sk" if scopes is None else "rk"
+    secret = f"{kind}_{mode}_" + "".join(secrets.choice(SECRET_ALPHABET) for _ in range(SECRET_LENGTH))
     with write_transaction(db.session) as session:
-        key = ApiKey(account_id=actor.account_id, name=name, mode=mode,
-                     prefix=secret[:len(f"sk_{mode}_") + PREFIX_RANDOM], secret_hash=secret_hash(secret),
+        key = ApiKey(account_id=actor.account_id, name=name, mode=mode, scopes=scopes,
+                     prefix=secret[:len(f"{kind}_{mode}_") + PREFIX_RANDOM], secret_hash=secret_hash(secret),
                      created_by_id=actor.user_id)
         session.add(key)
         session.flush()
         record_audit(actor, "api_key.created", object_type="api_key", object_id=key.id,
-                     data={"name": name, "mode": mode, "prefix": key.prefix})
+                     data={"name": name, "mode": mode, "prefix": key.prefix, "scopes": scopes})
         return key, secret
 
 
@@ -90,7 +124,7 @@ def revoke_key(actor: Actor, key_id: int) -> ApiKey:
 
 def authenticate(secret: str) -> ApiKey | None:
     """The active key with this secret, or None (unknown, malformed or revoked)."""
-    if not secret.startswith(("sk_test_", "sk_live_")) or len(secret) > 200:
+    if not secret.startswith(("sk_test_", "sk_live_", "rk_test_", "rk_live_")) or len(secret) > 200:
         return None
     return db.session.scalar(select(ApiKey).where(ApiKey.secret_hash == secret_hash(secret),
                                                   ApiKey.revoked_at.is_(None)))
