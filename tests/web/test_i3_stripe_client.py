@@ -20,7 +20,9 @@ from kassa.extensions import db
 from kassa.models import Dispute, LinkItem, PaymentLink
 from kassa.services.api.keys import create_key
 from tests.factories import make_merchant
+from tests.support.app import page_text
 from tests.support.browser import serving
+from tests.support.checkout import signed_test_path
 from tests.support.payments import actor_for, refunds_of, reload, sandbox_payment
 from tests.support.stripe_params import check_request
 
@@ -60,7 +62,7 @@ def client_of(owner, kassa_url):
     return stripe_client(secret, kassa_url)
 
 
-def test_i3_stripe_client_creates_and_reads_a_payment_link(owner, client_of):
+def test_i3_stripe_client_creates_and_reads_a_payment_link(app, client, owner, client_of):
     link = client_of.v1.payment_links.create(params={
         "line_items": [{"price_data": {"currency": "eur", "unit_amount": 2500,
                                        "product_data": {"name": "Bike service"}}, "quantity": 2}],
@@ -70,7 +72,9 @@ def test_i3_stripe_client_creates_and_reads_a_payment_link(owner, client_of):
     assert link.active is True and link.currency == "eur" and link.livemode is False
     assert link.after_completion.redirect.url == "https://bikes.example/thanks"
     row = db.session.scalar(select(PaymentLink).where(PaymentLink.account_id == owner.account_id))
-    assert link.url.endswith(f"/pay/{row.slug}") or row.slug in link.url
+    assert urlsplit(link.url).path == signed_test_path(row.slug, app)  # a test key's link makes test payments
+    checkout = client.get(urlsplit(link.url).path, follow_redirects=True)  # the buyer's test checkout opens
+    assert checkout.status_code == 200 and "Bike service" in page_text(checkout)
     item = db.session.scalar(select(LinkItem).where(LinkItem.link_id == row.id))
     assert (item.name, item.unit_amount_minor, item.quantity, item.currency) == ("Bike service", 2500, 2, "EUR")
 

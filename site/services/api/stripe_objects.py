@@ -19,6 +19,7 @@ from kassa.models import (
     Refund,
     RefundReason,
 )
+from kassa.services.links.links import sign_test_link
 from kassa.urls import absolute_url
 
 PREFIXES = {"payment_link": "plink_", "payment_intent": "pi_", "charge": "ch_", "refund": "re_", "dispute": "dp_"}
@@ -41,10 +42,14 @@ def _unix(moment: datetime | None) -> int | None:
 
 
 def payment_link(link: PaymentLink, mode: str) -> dict[str, Any]:
+    """For a test key, `url` is the link's test URL (H7), whose checkouts are test payments, as a test-mode
+    Stripe link's are; for a live key, the public URL."""
     redirect = link.confirmation == "redirect" and link.redirect_url
+    url = (absolute_url("checkout.start", slug=link.slug) if mode == Mode.LIVE.value
+           else absolute_url("checkout.start_test", slug=link.slug, signature=sign_test_link(link)))
     return {
         "id": object_id("payment_link", link.id), "object": "payment_link", "active": link.is_active,
-        "url": absolute_url("checkout.start", slug=link.slug), "currency": link.currency.lower(),
+        "url": url, "currency": link.currency.lower(),
         "livemode": mode == Mode.LIVE.value, "metadata": {},
         "after_completion": ({"type": "redirect", "redirect": {"url": link.redirect_url}} if redirect
                              else {"type": "hosted_confirmation", "hosted_confirmation": {"custom_message": None}}),
