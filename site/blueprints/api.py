@@ -19,6 +19,7 @@ from kassa.forms import posted_pairs
 from kassa.netutil import client_ip
 from kassa.services.api import idempotency, keys, resources
 from kassa.services.api.resources import ApiError, Caller
+from kassa.services.platform import throttle
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
@@ -63,6 +64,21 @@ def _unauthorized(secret: str | None) -> ApiError:
     return ApiError(401, f"Invalid API Key provided: {shown}", code="api_key_invalid")
 
 
+def _rate_limit(key_id: int, mode: str) -> None:
+    """I7: calls per key (KASSA_API_LIVE_RATE_LIMIT / KASSA_API_TEST_RATE_LIMIT); every answer says how many are
+    left (RateLimit-* headers), and a call over the limit is 429 with Retry-After."""
+    rule = current_app.config["KASSA_API_LIVE_RATE_LIMIT" if mode == "live" else "KASSA_API_TEST_RATE_LIMIT"]
+    bucket = ("api-key", str(key_id))
+    allowed = throttle.allow((rule, bucket))
+    limit, remaining, reset = throttle.window(rule, bucket)
+    g.api_rate_headers = {"RateLimit-Limit": str(limit), "RateLimit-Remaining": str(remaining),
+                          "RateLimit-Reset": str(reset)}
+    if not allowed:
+        raise ApiError(429, "Too many requests hit the API too quickly with this key. Slow down and retry.",
+                       code="rate_limit", type="rate_limit_error",
+                       headers={"Retry-After": str(throttle.retry_after((rule, bucket)))})
+
+
 @bp.before_request
 def _authenticate():
     secret = _secret()
@@ -75,6 +91,7 @@ def _authenticate():
         raise ApiError(403, f"The provided key '{key.prefix}…' does not have the required permissions for this "
                        f"endpoint. Having the '{resource or 'unknown'}' {access} permission would allow this "
                        "request to continue.", code="insufficient_permissions")
+    _rate_limit(key.id, key.mode)
     idempotency_key = request.headers.get("Idempotency-Key")
     if request.method == "POST" and idempotency_key is not None:  # I4
         request_hash = idempotency.fingerprint(request.method, request.path, posted_pairs())
@@ -89,6 +106,8 @@ def _authenticate():
 
 @bp.after_request
 def _record(response):
+    for name, value in g.pop("api_rate_headers", {}).items():
+        response.headers.setdefault(name, value)
     claim = g.pop("api_idempotency_claim", None)
     if claim is not None:
         idempotency.finish(claim, response.status_code, response.get_data(as_text=True))

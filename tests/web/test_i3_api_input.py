@@ -57,6 +57,11 @@ CASES = [
 
 
 @pytest.fixture
+def app_config() -> dict:
+    return {"KASSA_API_TEST_RATE_LIMIT": "1000 per second"}  # one key makes every call here at once (I7 apart)
+
+
+@pytest.fixture
 def secret(app):
     return create_key(actor_for(make_merchant()), "Shop", "test")[1]
 
