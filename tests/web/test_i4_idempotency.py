@@ -3,6 +3,7 @@ other parameters is 400, a retry while the first request still runs is 409 with 
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -112,3 +113,42 @@ def test_i4_the_tick_drops_responses_older_than_24_hours(client, key_and_secret)
     assert db.session.scalar(select(func.count()).select_from(ApiIdempotency)) == 1
     advance(timedelta(hours=24, minutes=1))
     assert db.session.scalar(select(func.count()).select_from(ApiIdempotency)) == 0
+
+
+def test_i4_the_same_key_sent_at_once_makes_one_link(app, key_and_secret):
+    """Requests racing on one key: each is answered the first's response or 409 (in flight); one link is made."""
+    import threading
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from werkzeug.serving import make_server
+
+    from tests.support.browser import serving
+
+    _key, secret = key_and_secret
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    answers: list[tuple[int, str]] = []
+    start = threading.Barrier(6)
+
+    def send(url: str) -> None:
+        request = urllib.request.Request(f"{url}/api/v1/payment_links", data=urllib.parse.urlencode(LINK).encode(),
+                                         headers=headers(secret, "race-1"), method="POST")
+        start.wait()
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                answers.append((response.status, json.loads(response.read())["id"]))
+        except urllib.error.HTTPError as exc:
+            answers.append((exc.code, exc.headers.get("Retry-After", "")))
+
+    with serving(server):
+        url = f"http://127.0.0.1:{server.server_port}"
+        threads = [threading.Thread(target=send, args=(url,)) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert len(answers) == 6 and links() == 1
+    created = {value for status, value in answers if status == 200}
+    assert len(created) == 1 and {status for status, _v in answers} <= {200, 409}
+    assert all(value == "1" for status, value in answers if status == 409)  # Retry-After
