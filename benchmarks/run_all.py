@@ -11,6 +11,7 @@ BENCHMARKS = [
     "benchmarks.checkout_bench",
     "benchmarks.payments_index",
     "benchmarks.payments_search",
+    "benchmarks.api_bench",
     "benchmarks.billing_run",
     "benchmarks.exports_bench",
     "benchmarks.webhooks_bench",

@@ -104,6 +104,7 @@ def _init_extensions(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from kassa import assets
     from kassa.blueprints import (
+        api,
         auth,
         billing_portal,
         checkout,
@@ -128,7 +129,8 @@ def _register_blueprints(app: Flask) -> None:
     )
 
     for module in (health, auth, dashboard, settings, media, links, link_editor, products, promo_codes, embed, checkout, crm,
-                   invoice_pay, payments, invoices, disputes, subscriptions, billing_portal, reports, exports, webhooks, assets):
+                   invoice_pay, payments, invoices, disputes, subscriptions, billing_portal, reports, exports, webhooks,
+                   api, assets):
         app.register_blueprint(module.bp)
     app.register_blueprint(reports.payouts_bp)
     app.jinja_env.globals["asset_url"] = assets.asset_url

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from kassa.models import User
+    from kassa.models import Permission, User
 
 
 @dataclass(frozen=True)
@@ -14,6 +14,15 @@ class Actor:
     user: User | None
     account_id: int | None
     ip: str | None = None
+    # I1: a request made with an API key: the key (named in every audit row) and what it may do.
+    api_key_id: int | None = None
+    api_permissions: frozenset[str] = frozenset()
+
+    def can(self, permission: Permission) -> bool:
+        """What a service checks: the user's role, or an API key's permissions."""
+        if self.user is not None:
+            return self.user.can(permission)
+        return self.api_key_id is not None and permission in self.api_permissions
 
     @property
     def user_id(self) -> int | None:

@@ -170,6 +170,9 @@ def build_config(instance_path: Path) -> dict:
         "KASSA_OUTBOX_MAX_ATTEMPTS": int(_env("KASSA_OUTBOX_MAX_ATTEMPTS", "8") or 8),
         # K7: how often the tick polls each Stripe connection's recent events for webhooks Kassa missed.
         "KASSA_STRIPE_POLL_SECONDS": int(_env("KASSA_STRIPE_POLL_SECONDS", "300") or 300),
+        # I7: API calls per key, as Stripe's (100 a second live, 25 in test mode).
+        "KASSA_API_LIVE_RATE_LIMIT": _env("KASSA_API_LIVE_RATE_LIMIT", "100 per second"),
+        "KASSA_API_TEST_RATE_LIMIT": _env("KASSA_API_TEST_RATE_LIMIT", "25 per second"),
         # Requests per client IP on the public checkout (on top of the card-testing guard).
         "KASSA_CHECKOUT_START_LIMIT": _env("KASSA_CHECKOUT_START_LIMIT", "60 per minute"),
         "KASSA_CHECKOUT_SUBMIT_LIMIT": _env("KASSA_CHECKOUT_SUBMIT_LIMIT", "30 per minute"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g, render_template
+from flask import Flask, g, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -70,6 +70,10 @@ def register(app: Flask) -> None:
     def _http_error(exc: HTTPException):
         if exc.code is None or exc.code < 400:
             return exc
+        if request.path.startswith("/api/v1/"):  # I3: no view matched, so the API's own handlers didn't run
+            from kassa.blueprints.api import api_error_response
+
+            return api_error_response(exc)
         return render_error(exc.code)
 
     @app.errorhandler(Exception)

@@ -14,6 +14,7 @@ Tables are grouped by domain, each under a banner below; within a domain, enums 
 - Back office: saved views of the indexes, exports (P3, X1)
 - Processor connections: a merchant's own Stripe account, its secret key encrypted (K5), the Stripe events it sent (K7)
 - Sandbox processor: the built-in test processor's storage (T1)
+- API: the account's API keys (I1), the responses kept for idempotent requests (I4)
 """
 
 from __future__ import annotations
@@ -1734,3 +1735,56 @@ class SandboxRecord(db.Model):
     account_id: Mapped[int | None]
     due_at: Mapped[datetime | None]
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+# --------------------------------------------------------------------------------------------------
+# API: the account's API keys (I1), the responses kept for idempotent requests (I4)
+# --------------------------------------------------------------------------------------------------
+
+
+class ApiKey(db.Model):
+    """A secret key for the API (I1), test or live, as Stripe's: `sk_test_…` / `sk_live_…` (restricted:
+    `rk_…`). Only a SHA-256 of the secret is kept (shown once, when created); `prefix` is its first characters,
+    to tell keys apart."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_account_created", "account_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    mode: Mapped[str] = mapped_column(String(8))  # Mode: a test key sees only test data, a live key only live
+    prefix: Mapped[str] = mapped_column(String(24))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # A restricted key (`rk_…`, as Stripe's): {resource: "read" | "write"} for the resources it may use (a
+    # resource left out: none). NULL: a full-access key (`sk_…`).
+    scopes: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    created_by: Mapped[User | None] = relationship()
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class ApiIdempotency(db.Model):
+    """I4: a POST's `Idempotency-Key`, per account and mode, with the request's fingerprint and, once answered,
+    the response: a retry within 24 hours gets the same response replayed, and nothing is done twice. No status
+    yet means the first request is still running (a retry then is 409)."""
+
+    __tablename__ = "api_idempotency"
+    __table_args__ = (UniqueConstraint("account_id", "mode", "idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    mode: Mapped[str] = mapped_column(String(8))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of method, path and parameters
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    status_code: Mapped[int | None]
+    response_body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=_now, index=True)

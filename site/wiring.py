@@ -16,6 +16,7 @@ from kassa.blueprints import settings as settings_pages
 from kassa.blueprints import subscriptions as subscription_pages
 from kassa.services import events
 from kassa.services.accounts import users
+from kassa.services.api import idempotency
 from kassa.services.billing import billing, billing_outcomes, subscriptions
 from kassa.services.checkout import invoice_sending
 from kassa.services.exports import exports
@@ -44,6 +45,7 @@ def tick_tasks() -> list:
         TickSpec("retry_refunds", events.retry_refunds_task, per_account=True),
         TickSpec("reconcile_dispute_answers", events.reconcile_dispute_answers_task),
         TickSpec("dispute_reminders", events.dispute_reminders_task, per_account=True),
+        TickSpec("api_idempotency", idempotency.prune_expired),  # I4: responses kept 24 hours
         TickSpec("database_statistics", maintenance.refresh_statistics),
     ]
 

@@ -17,6 +17,7 @@ from kassa.forms import FlagField, Form, arg_id
 from kassa.i18n import LANGUAGES, current_language
 from kassa.models import (
     DEFAULT_NOTIFICATIONS,
+    ApiKey,
     EmailMessage,
     Invitation,
     Permission,
@@ -29,6 +30,7 @@ from kassa.pagination import keyset_page
 from kassa.rendering import htmx_redirect, render_page
 from kassa.security import allow_framing
 from kassa.services.accounts import accounts, portal_tokens, stripe_connect, tax_rates, users
+from kassa.services.api import keys as api_keys
 from kassa.services.platform import mail
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
@@ -391,6 +393,68 @@ def archive_tax_rate(rate_id: int):
     tax_rates.archive_rate(current_actor(), rate.id)
     flash(_("Tax rate archived. Payments keep the tax they were charged."), "success")
     return htmx_redirect(url_for("settings.tax_rates_index"))
+
+
+# -- API keys (I1) ----------------------------------------------------------------------------------
+
+
+class ApiKeyForm(Form):
+    name = StringField(default="")
+    mode = StringField(default="test")
+    access = StringField(default="full")  # full | restricted (scopes per resource, as Stripe's restricted keys)
+    scope_payment_links = StringField(default="none")
+    scope_payments = StringField(default="none")
+    scope_refunds = StringField(default="none")
+    scope_disputes = StringField(default="none")
+
+
+_NEW_KEY_VALUES = {"name": "", "mode": "test", "access": "full", "scope_payment_links": "none",
+                   "scope_payments": "none", "scope_refunds": "none", "scope_disputes": "none"}
+
+
+def _api_keys_page(*, values: dict | None = None, errors: dict | None = None, new_key=None, secret: str | None = None):
+    response = render_page(
+        "settings/api_keys.html", status=422 if errors else 200,
+        **_common(section="api_keys", keys=api_keys.list_keys(current_user.account_id),
+                  values=values or _NEW_KEY_VALUES, errors=errors or {}, new_key=new_key,
+                  secret=secret, scope_labels=api_keys.scope_labels()))
+    if secret:
+        response.headers["Cache-Control"] = "no-store"  # the only page that ever shows the secret: never kept
+    return response
+
+
+@bp.get("/api-keys")
+@permission_required(Permission.MANAGE_SETTINGS)
+def api_keys_index():
+    return _api_keys_page()
+
+
+@bp.post("/api-keys")
+@permission_required(Permission.MANAGE_SETTINGS)
+def create_api_key():
+    """I1: the secret is in this response only (not flashed: the session cookie would carry it)."""
+    values = ApiKeyForm().value_dict()
+    scopes = ({resource: values[f"scope_{resource}"] for resource in api_keys.SCOPE_RESOURCES}
+              if values["access"] == "restricted" else None)
+    try:
+        key, secret = api_keys.create_key(current_actor(), values["name"], values["mode"], scopes)
+    except ValidationFailed as exc:
+        return _api_keys_page(values=values, errors=exc.errors)
+    return _api_keys_page(new_key=key, secret=secret)
+
+
+@bp.route("/api-keys/<int:key_id>/revoke", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_SETTINGS)
+def revoke_api_key(key_id: int):
+    """GET asks for confirmation (a dialog, or a page without JavaScript); POST revokes."""
+    key = get_owned_or_404(ApiKey, key_id)
+    if not key.is_active:
+        abort(404)
+    if request.method == "GET":
+        return render_page("settings/api_key_revoke.html", "dialog", **_common(key=key, section="api_keys"))
+    api_keys.revoke_key(current_actor(), key.id)
+    flash(_("API key revoked. Calls made with it are refused from now on."), "success")
+    return htmx_redirect(url_for("settings.api_keys_index"))
 
 
 # -- notifications ----------------------------------------------------------------------------------

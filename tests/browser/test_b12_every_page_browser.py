@@ -28,7 +28,7 @@ PASSWORD = "demo password 2026"
 
 # Blueprints that are not the merchant's back office (buyers, sign-in, machines).
 NOT_MERCHANT = {"static", "assets", "checkout", "embed", "billing_portal", "auth", "health", "media", "webhooks",
-                "invoice_pay"}
+                "invoice_pay", "api"}
 # Merchant GET routes that are not pages: files, frames and fragments, each for its reason.
 NOT_PAGES = {
     "links.qr": "a QR code image download",
@@ -94,13 +94,16 @@ def shop(live_server):
         from tests.support.checkout_flow import actor_for
 
         tax_rate = create_rate(actor_for(owner), name="BTW hoog", percentage="21", inclusive=True, countries="NL")
+        from kassa.services.api.keys import create_key
+
+        api_key, _secret = create_key(actor_for(owner), "Webshop", "live")  # I1
         ids = {
             "payment": payment.id, "ach": ach.id, "link": link.id, "dispute": items.dispute.id,
             "seed_dispute": (first(Dispute, Dispute.id != items.dispute.id) or items.dispute).id,
             "subscription": subscription.id, "payout": items.payout.id, "product": first(Product).id,
             "contact": first(Contact).id, "company": first(Company).id, "deal": first(Deal).id,
             "export": first(Export).id, "member": member.id, "email": email.id, "tax_rate": tax_rate.id,
-            "promo": _promo_code(owner, link.id), **_invoices(owner),
+            "promo": _promo_code(owner, link.id), **_invoices(owner), "api_key": api_key.id,
         }
         db.session.remove()
     return ids
@@ -193,6 +196,8 @@ def pages(ids: dict) -> dict[str, list[str]]:
         "settings.new_tax_rate": ["/settings/tax-rates/new"],
         "settings.edit_tax_rate": [f"/settings/tax-rates/{ids['tax_rate']}/edit"],
         "settings.archive_tax_rate": [f"/settings/tax-rates/{ids['tax_rate']}/archive"],
+        "settings.api_keys_index": ["/settings/api-keys"],  # I1
+        "settings.revoke_api_key": [f"/settings/api-keys/{ids['api_key']}/revoke"],
         "settings.team": ["/settings/users"],
         "settings.remove_user": [f"/settings/users/{ids['member']}/remove"],
         "invoices.index": ["/invoices/", "/invoices/?status=open"],  # V1
@@ -219,7 +224,7 @@ def test_b12_every_merchant_get_route_is_listed(live_server):
     listed = set(pages({key: 1 for key in ("payment", "ach", "link", "dispute", "seed_dispute", "subscription",
                                            "payout", "product", "contact", "company", "deal", "export", "member",
                                            "email", "promo", "tax_rate", "invoice",
-                                           "draft_invoice")})) | set(NOT_PAGES)
+                                           "draft_invoice", "api_key")})) | set(NOT_PAGES)
     assert merchant_get_endpoints(live_server.app) == listed
 
 

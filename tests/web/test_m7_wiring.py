@@ -15,14 +15,15 @@ from kassa.extensions import db
 from kassa.services.platform import ticks
 
 # The order the tick ran before M7 (printed from `registered_tasks()` on main); M7 keeps it.
-# K11 added "stripe_payouts" right after Kassa's own payouts; K7 the Stripe events poll after the sandbox's events.
-# V2 added the invoice reminders after the subscription reminders.
+# K11 added "stripe_payouts" right after Kassa's own payouts; K7 the Stripe events poll after the sandbox's events;
+# V2 the invoice reminders after the subscription reminders; I4 the pruning of API idempotency responses before
+# the statistics.
 TICK_ORDER = ["risk_counters", "subscription_billing", "subscription_reminders", "invoice_reminders", "payouts",
               "stripe_payouts",
               "sandbox_events", "stripe_events",
               "reconcile_attempts", "retry_refunds", "reconcile_dispute_answers", "dispute_reminders",
-              "database_statistics"]
-ALL_ACCOUNTS_ONLY = {"risk_counters", "reconcile_dispute_answers", "database_statistics"}
+              "api_idempotency", "database_statistics"]
+ALL_ACCOUNTS_ONLY = {"risk_counters", "reconcile_dispute_answers", "api_idempotency", "database_statistics"}
 SERVICE_MODULES = ["billing.billing", "events", "exports.exports", "payments.invoices", "platform.mail",
                    "platform.maintenance", "payments.mandates", "payouts.payouts", "payments.receipts",
                    "payments.risk", "billing.subscriptions", "accounts.users", "billing.billing_outcomes",

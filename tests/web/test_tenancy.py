@@ -240,6 +240,27 @@ def _tax_rate(account_id: int) -> int:
         return rate.id
 
 
+def _refund(account_id: int) -> int:
+    from kassa.models import Refund
+
+    payment_id = _payment(account_id)
+    with write_transaction(db.session) as session:
+        refund = Refund(account_id=account_id, payment_id=payment_id, amount_minor=100, currency="USD",
+                        reason="duplicate", idempotency_key=f"theirs-{payment_id}")
+        session.add(refund)
+        session.flush()
+        return refund.id
+
+
+def _api_key(account_id: int) -> int:
+    from kassa.models import User
+    from kassa.services.api.keys import create_key
+    from tests.support.payments import actor_for
+
+    owner = db.session.scalar(db.select(User).where(User.account_id == account_id))
+    return create_key(actor_for(owner), "Theirs", "test")[0].id
+
+
 # URL argument → function(other account id) creating a record there and returning its id.
 OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "user_id": lambda account_id: make_user(account_id, Role.MEMBER).id,
@@ -261,7 +282,14 @@ OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "invoice_id": _invoice,  # B6
     "connection_id": _stripe_connection,
     "rate_id": _tax_rate,  # Q6
+    "key_id": _api_key,  # I1
+    "intent_id": _payment,  # I3: a payment is the API's PaymentIntent and its charge
+    "charge_id": _payment,
+    "refund_id": _refund,
 }
+# I3: the API's routes take Stripe-shaped ids (`pi_42`), with my own test key instead of my session.
+API_ID_PREFIXES = {"link_id": "plink_", "intent_id": "pi_", "charge_id": "ch_", "refund_id": "re_",
+                   "dispute_id": "dp_"}
 
 
 def test_a2_every_route_with_an_id_returns_404_for_another_accounts_record(app, client):
@@ -269,6 +297,10 @@ def test_a2_every_route_with_an_id_returns_404_for_another_accounts_record(app, 
     theirs = make_merchant(company="Theirs")
     ids = {arg: maker(theirs.account_id) for arg, maker in OTHER_ACCOUNT_IDS.items()}
     log_in(client, mine.email, PASSWORD)
+    from kassa.services.api.keys import create_key
+    from tests.support.payments import actor_for
+
+    api_headers = {"Authorization": f"Bearer {create_key(actor_for(mine), 'Mine', 'test')[1]}"}
 
     walked, unknown = [], []
     for rule in app.url_map.iter_rules():
@@ -278,9 +310,14 @@ def test_a2_every_route_with_an_id_returns_404_for_another_accounts_record(app, 
         if missing:
             unknown.append(f"{rule.rule} ({', '.join(sorted(missing))})")
             continue
-        path = rule.build({arg: ids.get(arg, FIXED_ARGS.get(arg)) for arg in rule.arguments})[1]
+        values = {arg: ids.get(arg, FIXED_ARGS.get(arg)) for arg in rule.arguments}
+        headers = {}
+        if rule.rule.startswith("/api/"):
+            values = {arg: f"{API_ID_PREFIXES[arg]}{value}" for arg, value in values.items()}
+            headers = api_headers
+        path = rule.build(values)[1]
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            response = client.open(path, method=method)
+            response = client.open(path, method=method, headers=headers)
             assert response.status_code == 404, f"{method} {path} gave {response.status_code}"
             walked.append(f"{method} {rule.rule}")
     assert not unknown, f"routes with URL arguments the walk cannot fill; add makers for them: {unknown}"

@@ -3,7 +3,7 @@
 New table periodic_claims: per periodic job, the start of the latest period a worker took, by whom and when.
 
 Revision ID: 0032_g2_periodic_claims
-Revises: 0030_b3_covering_search
+Revises: 0031_i1_api_keys
 Create Date: 2026-12-07 03:00:00
 
 """
@@ -14,7 +14,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0032_g2_periodic_claims'
-down_revision = '0030_b3_covering_search'
+down_revision = '0031_i1_api_keys'
 branch_labels = None
 depends_on = None
 

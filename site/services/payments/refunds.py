@@ -98,7 +98,7 @@ def _reserve(payment_id: int, amount_minor: int) -> bool:
 def refund_payment(actor: Actor, payment_id: int, *, amount_text: str, reason: str, note: str, locale: str,
                    idempotency_key: str | None = None) -> Refund:
     """F1: refund `amount_text` of a payment. Raises ValidationFailed / Conflict with the reason."""
-    if actor.user is None or not actor.user.can(Permission.MANAGE_PAYMENTS):
+    if not actor.can(Permission.MANAGE_PAYMENTS):  # a user's role, or an API key's permissions (I1)
         raise Forbidden(_("You need the “%(permission)s” permission.", permission=Permission.MANAGE_PAYMENTS.label))
     try:
         reason_enum = RefundReason(reason)

@@ -22,6 +22,8 @@ def record_audit(
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Add an audit row to the caller's transaction. `action` is dotted: "payment.refunded"."""
+    if actor.api_key_id is not None:  # I1: an API call names the key that made it
+        data = {**(data or {}), "api_key_id": actor.api_key_id}
     event = AuditEvent(
         account_id=account_id if account_id is not None else actor.account_id,
         actor_id=actor.user_id,

@@ -36,3 +36,12 @@ def retry_after(*rules: tuple[str, tuple[str, ...]]) -> int:
                 reset, _remaining = strategy.get_window_stats(item, "kassa", *key)
                 waits.append(max(int(reset - now().timestamp()) + 1, 1))
     return max(waits)
+
+
+def window(text: str, key: tuple[str, ...]) -> tuple[int, int, int]:
+    """I7: (limit, remaining, seconds until the window resets) of one limit, for RateLimit-* headers."""
+    item = parse_many(text)[0]
+    if not limiter.enabled:
+        return item.amount, item.amount, 0
+    reset, remaining = limiter.limiter.get_window_stats(item, "kassa", *key)
+    return item.amount, max(remaining, 0), max(int(reset - now().timestamp()) + 1, 0)

@@ -1,0 +1,375 @@
+"""The Stripe-shaped resources (I3): read Stripe's parameters, call the service the page calls, answer in
+Stripe's shape. A key sees its own account's objects in its own mode only: anything else is `resource_missing`,
+as Stripe answers for an id it doesn't know."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+
+from kassa.actor import Actor
+from kassa.errors import Conflict, KassaError, NotFound, ValidationFailed
+from kassa.extensions import db
+from kassa.forms import parse_int
+from kassa.models import BillingFrequency, Confirmation, Dispute, Payment, PaymentLink, Refund
+from kassa.money import Money, is_known_currency
+from kassa.services.api import stripe_objects
+from kassa.services.links.link_drafts import ItemDraft, LinkDraft
+from kassa.services.links.links import create_link, owned_link, set_active
+from kassa.services.payments.refunds import RefundKeyReused, refund_payment
+
+LOCALE = "en"  # API messages and amounts are in English, as Stripe's
+DEFAULT_LIMIT, MAX_LIMIT = 10, 100
+
+
+class ApiError(Exception):
+    """An error in Stripe's envelope: `{"error": {"type", "message", "param", "code"}}` with its HTTP status."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
+                 type: str = "invalid_request_error", headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code, self.type = status, message, param, code, type
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        error = {"type": self.type, "message": self.message}
+        if self.param:
+            error["param"] = self.param
+        if self.code:
+            error["code"] = self.code
+        return {"error": error}
+
+
+def missing(kind: str, text: object, param: str | None = None) -> ApiError:
+    return ApiError(404, f"No such {kind}: '{text}'", param=param, code="resource_missing")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An API call's actor and the mode of its key."""
+
+    actor: Actor
+    mode: str
+
+    @property
+    def account_id(self) -> int:
+        return self.actor.account_id
+
+
+def _known(params: dict[str, Any], allowed: set[str]) -> None:
+    for name in params:
+        if name not in allowed:
+            raise ApiError(400, f"Received unknown parameter: {name}", param=name)
+
+
+def _scalar(params: dict[str, Any], name: str) -> str | None:
+    """A parameter that takes one value (not `name[x]=…`); None when absent."""
+    value = params.get(name)
+    if isinstance(value, dict):
+        raise ApiError(400, f"Invalid string: {name}", param=name)
+    return value
+
+
+def _as_list(value: Any, param: str) -> list[Any]:
+    """`a[0][x]=…&a[1][x]=…` arrives as {"0": …, "1": …}: the items in index order."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict) and all(parse_int(k, minimum=0, maximum=999) is not None for k in value):
+        return [value[k] for k in sorted(value, key=int)]
+    raise ApiError(400, f"Invalid array: {param}", param=param)
+
+
+# -- payment links --------------------------------------------------------------------------------------
+
+_INTERVALS = {("week", 1): BillingFrequency.WEEKLY, ("week", 2): BillingFrequency.BIWEEKLY,
+              ("month", 1): BillingFrequency.MONTHLY, ("month", 3): BillingFrequency.QUARTERLY,
+              ("month", 6): BillingFrequency.SEMIANNUAL, ("year", 1): BillingFrequency.YEARLY,
+              ("year", 2): BillingFrequency.BIENNIAL}
+_FIELD_PARAMS = {"unit_price": "[price_data][unit_amount]", "name": "[price_data][product_data][name]",
+                 "description": "[price_data][product_data][description]", "quantity": "[quantity]",
+                 "frequency": "[price_data][recurring][interval]"}
+
+
+def _item_draft(item: Any, index: int) -> tuple[ItemDraft, str]:
+    param = f"line_items[{index}]"
+    if not isinstance(item, dict):
+        raise ApiError(400, f"Invalid object: {param}", param=param)
+    _known(item, {"price_data", "quantity"})
+    if "price_data" not in item:
+        raise ApiError(400, "Kassa creates a link's line items from price_data.", param=f"{param}[price_data]")
+    data = item["price_data"]
+    if not isinstance(data, dict):
+        raise ApiError(400, f"Invalid object: {param}[price_data]", param=f"{param}[price_data]")
+    _known(data, {"currency", "unit_amount", "product_data", "recurring"})
+    currency = str(data.get("currency") or "").upper()
+    if not is_known_currency(currency):
+        raise ApiError(400, f"Invalid currency: {data.get('currency')}", param=f"{param}[price_data][currency]")
+    unit_amount = parse_int(data.get("unit_amount"), minimum=0)
+    if unit_amount is None:
+        raise ApiError(400, "Invalid integer: unit_amount", param=f"{param}[price_data][unit_amount]")
+    product = data.get("product_data") or {}
+    if not isinstance(product, dict):
+        raise ApiError(400, "Invalid object", param=f"{param}[price_data][product_data]")
+    _known(product, {"name", "description"})
+    frequency = BillingFrequency.ONE_TIME
+    recurring = data.get("recurring")
+    if recurring:
+        if not isinstance(recurring, dict):
+            raise ApiError(400, "Invalid object", param=f"{param}[price_data][recurring]")
+        _known(recurring, {"interval", "interval_count"})
+        count = parse_int(recurring.get("interval_count") or "1", minimum=1)
+        chosen = _INTERVALS.get((recurring.get("interval"), count))
+        if chosen is None:
+            raise ApiError(400, "Kassa bills every 1 or 2 weeks, 1, 3 or 6 months, or 1 or 2 years.",
+                           param=f"{param}[price_data][recurring][interval]")
+        frequency = chosen
+    draft = ItemDraft(name=str(product.get("name") or ""), description=str(product.get("description") or ""),
+                      unit_price=Money(unit_amount, currency).to_input(LOCALE),
+                      quantity=str(item.get("quantity") or "1"), frequency=frequency.value)
+    return draft, currency
+
+
+def _draft_param(field: str) -> str | None:
+    """The Stripe parameter of a link editor field ("items-0-unit_price" → line_items[0][price_data][unit_amount])."""
+    match = re.fullmatch(r"items-(\d+)-(\w+)", field)
+    if match and match.group(2) in _FIELD_PARAMS:
+        return f"line_items[{match.group(1)}]{_FIELD_PARAMS[match.group(2)]}"
+    if field == "redirect_url":
+        return "after_completion[redirect][url]"
+    return "line_items" if field.startswith("items") else None
+
+
+def create_payment_link(caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
+    """POST /v1/payment_links: the link editor's draft, filled from Stripe's parameters, saved by the editor's
+    service (the same validation, the same audit row)."""
+    _known(params, {"line_items", "after_completion"})
+    if "line_items" not in params:
+        raise ApiError(400, "Missing required param: line_items.", param="line_items")
+    items, currencies = [], set()
+    for index, item in enumerate(_as_list(params["line_items"], "line_items")):
+        draft_item, currency = _item_draft(item, index)
+        items.append(draft_item)
+        currencies.add(currency)
+    if not items:
+        raise ApiError(400, "Missing required param: line_items.", param="line_items")
+    if len(currencies) > 1:
+        raise ApiError(400, "All line items must have the same currency.", param="line_items")
+    # The link's internal name (L8, never shown to buyers): its first item's.
+    draft = LinkDraft(name=items[0].name[:200] or "API link", currency=currencies.pop(), items=items)
+    after = params.get("after_completion")
+    if after:
+        if not isinstance(after, dict) or after.get("type") not in ("redirect", "hosted_confirmation"):
+            raise ApiError(400, "Invalid after_completion[type]", param="after_completion[type]")
+        if after["type"] == "redirect":
+            redirect = after.get("redirect") if isinstance(after.get("redirect"), dict) else {}
+            draft.confirmation = Confirmation.REDIRECT.value
+            draft.redirect_url = str(redirect.get("url") or "")
+    try:
+        link = create_link(caller.actor, draft, LOCALE)
+    except ValidationFailed as exc:
+        field, message = next(iter(exc.errors.items()), (exc.field, exc.message))
+        raise ApiError(400, message, param=_draft_param(field or "")) from None
+    return stripe_objects.payment_link(link, caller.mode)
+
+
+def _owned_link(caller: Caller, link_id: str) -> PaymentLink | None:
+    number = stripe_objects.parse_object_id("payment_link", link_id)
+    try:
+        return owned_link(db.session, caller.account_id, number) if number else None
+    except NotFound:
+        return None
+
+
+def retrieve_payment_link(caller: Caller, link_id: str) -> dict[str, Any]:
+    link = _owned_link(caller, link_id)
+    if link is None:
+        raise missing("payment_link", link_id, "id")
+    return stripe_objects.payment_link(link, caller.mode)
+
+
+def update_payment_link(caller: Caller, link_id: str, params: dict[str, Any]) -> dict[str, Any]:
+    """POST /v1/payment_links/<id>: `active=false` deactivates the link (its URL stays, L19), `true` brings it
+    back — the links list's own action. Other changes are made in the link editor for now."""
+    link = _owned_link(caller, link_id)
+    if link is None:
+        raise missing("payment_link", link_id, "id")
+    _known(params, {"active"})
+    if "active" in params:
+        active = _scalar(params, "active")
+        if active not in ("true", "false"):
+            raise ApiError(400, "Invalid boolean: active", param="active")
+        try:
+            link = set_active(caller.actor, link.id, active == "true")
+        except Conflict as exc:
+            raise ApiError(400, exc.message, param="active") from None
+    return stripe_objects.payment_link(link, caller.mode)
+
+
+# -- payment intents ------------------------------------------------------------------------------------
+
+
+def _visible_payment(caller: Caller, number: int | None) -> Payment | None:
+    payment = db.session.get(Payment, number) if number else None
+    if payment is None or payment.account_id != caller.account_id or payment.mode != caller.mode:
+        return None
+    return payment
+
+
+def _limit(params: dict[str, Any]) -> int:
+    if "limit" not in params:
+        return DEFAULT_LIMIT
+    limit = parse_int(_scalar(params, "limit"), minimum=1, maximum=MAX_LIMIT)
+    if limit is None:
+        raise ApiError(400, "Invalid integer: limit must be between 1 and 100.", param="limit")
+    return limit
+
+
+def _page(query, model, cursor, limit: int) -> tuple[list[Any], bool]:
+    """Stripe's list order, newest first, after the `starting_after` row (keyset on created_at, id)."""
+    query = query.order_by(model.created_at.desc(), model.id.desc())
+    if cursor is not None:
+        query = query.where(or_(model.created_at < cursor.created_at,
+                                and_(model.created_at == cursor.created_at, model.id < cursor.id)))
+    rows = list(db.session.scalars(query.limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
+def _payments_page(caller: Caller, params: dict[str, Any], kind: str) -> tuple[list[Payment], bool]:
+    """GET /v1/payment_intents and /v1/charges: the key's mode's payments, `limit` (1–100, 10), `starting_after`."""
+    _known(params, {"limit", "starting_after"})
+    limit = _limit(params)
+    cursor = None
+    after = _scalar(params, "starting_after")
+    if after:
+        cursor = _visible_payment(caller, stripe_objects.parse_object_id(kind, after))
+        if cursor is None:
+            raise missing(kind, after, "starting_after")
+    query = select(Payment).where(Payment.account_id == caller.account_id, Payment.mode == caller.mode)
+    return _page(query, Payment, cursor, limit)
+
+
+def list_payment_intents(caller: Caller, params: dict[str, Any], url: str) -> dict[str, Any]:
+    rows, more = _payments_page(caller, params, "payment_intent")
+    return stripe_objects.list_envelope(url, [stripe_objects.payment_intent(p) for p in rows], more)
+
+
+def list_charges(caller: Caller, params: dict[str, Any], url: str) -> dict[str, Any]:
+    rows, more = _payments_page(caller, params, "charge")
+    return stripe_objects.list_envelope(url, [stripe_objects.charge(p) for p in rows], more)
+
+
+def retrieve_charge(caller: Caller, charge_id: str) -> dict[str, Any]:
+    payment = _visible_payment(caller, stripe_objects.parse_object_id("charge", charge_id))
+    if payment is None:
+        raise missing("charge", charge_id, "id")
+    return stripe_objects.charge(payment)
+
+
+def retrieve_payment_intent(caller: Caller, intent_id: str) -> dict[str, Any]:
+    payment = _visible_payment(caller, stripe_objects.parse_object_id("payment_intent", intent_id))
+    if payment is None:
+        raise missing("payment_intent", intent_id, "id")
+    return stripe_objects.payment_intent(payment)
+
+
+# -- refunds --------------------------------------------------------------------------------------------
+
+_REASONS = {"duplicate", "fraudulent", "requested_by_customer"}
+
+
+def create_refund(caller: Caller, params: dict[str, Any], idempotency_key: str | None) -> dict[str, Any]:
+    """POST /v1/refunds: the refunds service's refund (F6: never more than was paid, never twice). Stripe's
+    `Idempotency-Key` is the refund's key, so a retried request makes one refund."""
+    _known(params, {"payment_intent", "charge", "amount", "reason"})
+    if "payment_intent" in params:
+        kind, param = "payment_intent", "payment_intent"
+    elif "charge" in params:
+        kind, param = "charge", "charge"
+    else:
+        raise ApiError(400, "One of the following params should be provided for this request: payment_intent or "
+                       "charge.", param="payment_intent")
+    target = _scalar(params, param)
+    payment = _visible_payment(caller, stripe_objects.parse_object_id(kind, target))
+    if payment is None:
+        raise missing(kind, target, param)
+    reason = _scalar(params, "reason") or "requested_by_customer"
+    if reason not in _REASONS:
+        raise ApiError(400, f"Invalid reason: must be one of {', '.join(sorted(_REASONS))}", param="reason")
+    if "amount" in params:
+        amount = parse_int(_scalar(params, "amount"), minimum=1)
+        if amount is None:
+            raise ApiError(400, "Invalid positive integer", param="amount")
+    else:
+        amount = payment.amount_minor - payment.refund_reserved_minor  # Stripe: the rest, when none is given
+    key = f"api-{caller.actor.api_key_id}-{idempotency_key}"[:120] if idempotency_key else None
+    try:
+        row = refund_payment(caller.actor, payment.id, amount_text=Money(max(amount, 1), payment.currency)
+                             .to_input(LOCALE), reason=reason, note="", locale=LOCALE, idempotency_key=key)
+    except RefundKeyReused as exc:
+        raise ApiError(400, exc.message, type="idempotency_error") from None
+    except ValidationFailed as exc:
+        code = "amount_too_large" if exc.field == "amount" else None
+        raise ApiError(400, exc.message, param=exc.field, code=code) from None
+    except Conflict as exc:
+        raise ApiError(400, exc.message, param=param) from None
+    return stripe_objects.refund(row)
+
+
+def _visible_refund(caller: Caller, number: int | None) -> Refund | None:
+    row = db.session.get(Refund, number) if number else None
+    if row is None or row.account_id != caller.account_id or _visible_payment(caller, row.payment_id) is None:
+        return None
+    return row
+
+
+def retrieve_refund(caller: Caller, refund_id: str) -> dict[str, Any]:
+    row = _visible_refund(caller, stripe_objects.parse_object_id("refund", refund_id))
+    if row is None:
+        raise missing("refund", refund_id, "id")
+    return stripe_objects.refund(row)
+
+
+def list_refunds(caller: Caller, params: dict[str, Any], url: str) -> dict[str, Any]:
+    """GET /v1/refunds: the key's mode's refunds, newest first; `payment_intent` or `charge` for one payment's."""
+    _known(params, {"limit", "starting_after", "payment_intent", "charge"})
+    limit = _limit(params)
+    query = (select(Refund).join(Payment, Payment.id == Refund.payment_id)
+             .where(Refund.account_id == caller.account_id, Payment.mode == caller.mode))
+    for kind in ("payment_intent", "charge"):
+        if kind in params:
+            payment = _visible_payment(caller, stripe_objects.parse_object_id(kind, _scalar(params, kind)))
+            if payment is None:
+                raise missing(kind, params[kind], kind)
+            query = query.where(Refund.payment_id == payment.id)
+    cursor = None
+    after = _scalar(params, "starting_after")
+    if after:
+        cursor = _visible_refund(caller, stripe_objects.parse_object_id("refund", after))
+        if cursor is None:
+            raise missing("refund", after, "starting_after")
+    rows, more = _page(query, Refund, cursor, limit)
+    return stripe_objects.list_envelope(url, [stripe_objects.refund(r) for r in rows], more)
+
+
+# -- disputes -------------------------------------------------------------------------------------------
+
+
+def retrieve_dispute(caller: Caller, dispute_id: str) -> dict[str, Any]:
+    number = stripe_objects.parse_object_id("dispute", dispute_id)
+    row = db.session.get(Dispute, number) if number else None
+    payment = _visible_payment(caller, row.payment_id) if row is not None else None
+    if row is None or row.account_id != caller.account_id or payment is None:
+        raise missing("dispute", dispute_id, "id")
+    return stripe_objects.dispute(row, payment)
+
+
+def api_error_of(exc: KassaError) -> ApiError:
+    """A service's error that no resource turned into a Stripe one: its status, in Stripe's envelope."""
+    if isinstance(exc, NotFound):
+        return ApiError(404, exc.message, code="resource_missing")
+    kinds = {401: "invalid_request_error", 403: "invalid_request_error", 429: "rate_limit_error"}
+    status = exc.status_code if exc.status_code in (401, 403, 404, 429) else 400
+    return ApiError(status, exc.message, param=exc.field, type=kinds.get(status, "invalid_request_error"))

@@ -1,0 +1,159 @@
+"""Kassa's objects in Stripe's shape (I3): Stripe's field names, id prefixes, statuses, lowercase currencies and
+Unix times, so the official `stripe` client reads them unchanged. One Kassa payment is both a PaymentIntent
+(`pi_…`) and its charge (`ch_…`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from kassa.clock import now
+from kassa.forms import parse_id
+from kassa.models import (
+    Dispute,
+    DisputeStatus,
+    Mode,
+    Payment,
+    PaymentLink,
+    PaymentStatus,
+    Refund,
+    RefundReason,
+)
+from kassa.services.links.links import sign_test_link
+from kassa.urls import absolute_url
+
+PREFIXES = {"payment_link": "plink_", "payment_intent": "pi_", "charge": "ch_", "refund": "re_", "dispute": "dp_"}
+
+
+def object_id(kind: str, number: int) -> str:
+    return f"{PREFIXES[kind]}{number}"
+
+
+def parse_object_id(kind: str, text: object) -> int | None:
+    """The Kassa id in a Stripe-shaped id of this kind (`pi_42` → 42); None for anything else."""
+    prefix = PREFIXES[kind]
+    if not isinstance(text, str) or not text.startswith(prefix):
+        return None
+    return parse_id(text[len(prefix):])
+
+
+def _unix(moment: datetime | None) -> int | None:
+    return int(moment.timestamp()) if moment is not None else None
+
+
+def payment_link(link: PaymentLink, mode: str) -> dict[str, Any]:
+    """For a test key, `url` is the link's test URL (H7), whose checkouts are test payments, as a test-mode
+    Stripe link's are; for a live key, the public URL."""
+    redirect = link.confirmation == "redirect" and link.redirect_url
+    url = (absolute_url("checkout.start", slug=link.slug) if mode == Mode.LIVE.value
+           else absolute_url("checkout.start_test", slug=link.slug, signature=sign_test_link(link)))
+    return {
+        "id": object_id("payment_link", link.id), "object": "payment_link", "active": link.is_active,
+        "url": url, "currency": link.currency.lower(),
+        "livemode": mode == Mode.LIVE.value, "metadata": {},
+        "after_completion": ({"type": "redirect", "redirect": {"url": link.redirect_url}} if redirect
+                             else {"type": "hosted_confirmation", "hosted_confirmation": {"custom_message": None}}),
+        "allow_promotion_codes": False, "billing_address_collection": "required" if link.collect_billing_address
+        else "auto",
+    }
+
+
+_INTENT_STATUS = {
+    PaymentStatus.SUCCEEDED.value: "succeeded",
+    PaymentStatus.PROCESSING.value: "processing",
+    # Stripe puts a declined PaymentIntent back to requires_payment_method, its error in last_payment_error.
+    PaymentStatus.FAILED.value: "requires_payment_method",
+    PaymentStatus.INCOMPLETE.value: "requires_action",
+}
+_METHOD_TYPES = {"card": "card", "ach": "us_bank_account", "sepa": "sepa_debit"}
+
+
+def payment_intent(payment: Payment) -> dict[str, Any]:
+    failed = payment.status == PaymentStatus.FAILED.value
+    return {
+        "id": object_id("payment_intent", payment.id), "object": "payment_intent",
+        "amount": payment.amount_minor,
+        "amount_received": payment.amount_minor if payment.status == PaymentStatus.SUCCEEDED.value else 0,
+        "currency": payment.currency.lower(), "status": _INTENT_STATUS.get(payment.status, payment.status),
+        "created": _unix(payment.created_at), "livemode": payment.mode == Mode.LIVE.value,
+        "latest_charge": object_id("charge", payment.id), "receipt_email": payment.buyer_email,
+        "payment_method_types": [_METHOD_TYPES.get(payment.method, payment.method)],
+        "description": None, "metadata": {},
+        "last_payment_error": ({"code": payment.failure_code, "message": payment.failure_message} if failed else None),
+        "amount_refunded": payment.refund_reserved_minor,  # Kassa's: Stripe keeps it on the charge
+    }
+
+
+_CHARGE_STATUS = {PaymentStatus.SUCCEEDED.value: "succeeded", PaymentStatus.PROCESSING.value: "pending",
+                  PaymentStatus.FAILED.value: "failed", PaymentStatus.INCOMPLETE.value: "pending"}
+
+
+def charge(payment: Payment) -> dict[str, Any]:
+    """The payment as its charge: what was collected, refunded and disputed, and the card or bank it came from."""
+    paid = payment.status == PaymentStatus.SUCCEEDED.value
+    kind = _METHOD_TYPES.get(payment.method, payment.method)
+    details: dict[str, Any] = {"type": kind}
+    if payment.method == "card":
+        details["card"] = {"brand": payment.card_brand, "last4": payment.card_last4,
+                           "exp_month": payment.card_exp_month, "exp_year": payment.card_exp_year,
+                           "funding": payment.card_funding}
+    else:
+        details[kind] = {"last4": payment.bank_last4}
+    return {
+        "id": object_id("charge", payment.id), "object": "charge", "amount": payment.amount_minor,
+        "amount_captured": payment.amount_minor if paid else 0, "amount_refunded": payment.refunded_minor,
+        "refunded": paid and payment.refunded_minor >= payment.amount_minor, "captured": paid, "paid": paid,
+        "currency": payment.currency.lower(), "status": _CHARGE_STATUS.get(payment.status, payment.status),
+        "payment_intent": object_id("payment_intent", payment.id), "created": _unix(payment.created_at),
+        "livemode": payment.mode == Mode.LIVE.value, "disputed": payment.dispute_created_at is not None,
+        "receipt_email": payment.buyer_email, "receipt_number": payment.receipt_number and str(payment.receipt_number),
+        "billing_details": {"email": payment.buyer_email, "name": payment.buyer_name or None,
+                            "phone": payment.buyer_phone or None},
+        "payment_method_details": details, "failure_code": payment.failure_code,
+        "failure_message": payment.failure_message, "description": None, "metadata": {},
+    }
+
+
+_STRIPE_REFUND_REASONS = {RefundReason.DUPLICATE.value, RefundReason.FRAUDULENT.value,
+                          RefundReason.REQUESTED_BY_CUSTOMER.value}
+
+
+def refund(row: Refund) -> dict[str, Any]:
+    return {
+        "id": object_id("refund", row.id), "object": "refund", "amount": row.amount_minor,
+        "currency": row.currency.lower(), "charge": object_id("charge", row.payment_id),
+        "payment_intent": object_id("payment_intent", row.payment_id), "status": row.status,
+        "reason": row.reason if row.reason in _STRIPE_REFUND_REASONS else None,
+        "created": _unix(row.created_at), "metadata": {},
+        "failure_reason": row.failure_code if row.status == "failed" else None,
+    }
+
+
+def _dispute_status(dispute: Dispute) -> str:
+    if not dispute.is_inquiry:
+        return dispute.status
+    # An inquiry (retrieval request) is Stripe's "warning_…" dispute.
+    if dispute.status in (DisputeStatus.WON.value, DisputeStatus.LOST.value):
+        return "warning_closed"
+    return f"warning_{dispute.status}"
+
+
+def dispute(row: Dispute, payment: Payment) -> dict[str, Any]:
+    submitted = row.submitted_at is not None
+    return {
+        "id": object_id("dispute", row.id), "object": "dispute", "amount": row.amount_minor,
+        "currency": row.currency.lower(), "charge": object_id("charge", row.payment_id),
+        "payment_intent": object_id("payment_intent", row.payment_id), "reason": row.reason,
+        "status": _dispute_status(row), "created": _unix(row.created_at),
+        "livemode": payment.mode == Mode.LIVE.value, "is_charge_refundable": False, "metadata": {},
+        "balance_transactions": [],
+        "evidence_details": {
+            "due_by": _unix(row.evidence_due_by), "has_evidence": submitted,
+            "past_due": not submitted and row.is_open and row.evidence_due_by <= now(),
+            "submission_count": 1 if submitted else 0,
+        },
+    }
+
+
+def list_envelope(url: str, data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
+    return {"object": "list", "data": data, "has_more": has_more, "url": url}
