@@ -10,15 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
@@ -26,46 +20,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from tests.support.env import PG_URL
+from tests.support.profile import csrf, prepare, run_prod, wait_for
 
 # One profile for the module: its tests stay on one xdist worker (make test runs --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("g1_production_profile")
 
 PASSWORD = "production profile 2026"
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_ports() -> tuple[int, int]:
-    """A port for nginx and the first of two consecutive ports for the servers, all three free, below the
-    kernel's range for outgoing connections: there a client socket (nginx's own, to a server) may take a port
-    between our check and a server's bind."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for _ in range(200):
-        port = random.randrange(10000, low - 3)
-        try:
-            for candidate in (port, port + 1, port + 2):
-                with socket.socket() as check:
-                    check.bind(("127.0.0.1", candidate))
-        except OSError:
-            continue
-        return port, port + 1
-    raise RuntimeError("no free ports")
-
-
-def _wait_for(condition, what: str, seconds: float = 120, log_dir: Path | None = None):
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            result = condition()
-        except (requests.ConnectionError, requests.Timeout):
-            result = None
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            logs = ""
-            if log_dir is not None and log_dir.exists():
-                logs = "\n".join(f"--- {f.name}\n{f.read_text(errors='replace')[-3000:]}" for f in log_dir.glob("*.log"))
-            pytest.fail(f"timed out waiting for {what}\n{logs}")
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -78,54 +38,18 @@ def profile(tmp_path_factory):
     admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
     instance = tmp_path_factory.mktemp("g1-instance")
-    port, server_port = _free_ports()
     env = {**os.environ, "KASSA_DATABASE_URL": url, "KASSA_REDIS_URL": "redis://127.0.0.1:6379/13",
            "KASSA_INSTANCE_PATH": str(instance), "PYTHONDONTWRITEBYTECODE": "", "KASSA_LOG_FORMAT": "json"}
     env.pop("KASSA_SECRET_KEY", None)  # the servers must share the one the profile keeps in the instance
-    flask = [sys.executable, "-m", "flask", "--app", "kassa:create_app", "kassa"]
-    process = None
     try:
-        for command in ([*flask, "create-database"],
-                        [sys.executable, "-m", "flask", "--app", "kassa:create_app", "db", "upgrade", "-d",
-                         str(ROOT / "site" / "migrations")],
-                        [*flask, "create-user", "--email", "owner@g1.example", "--password", PASSWORD,
-                         "--company", "G1 Coffee"]):
-            done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
-            assert done.returncode == 0, done.stdout + done.stderr
-        output = instance / "run-prod.out"
-        with open(output, "wb") as out:
-            process = subprocess.Popen(
-                [*flask, "run-prod", "--port", str(port), "--server-port", str(server_port), "--tick-every", "5"],
-                env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        base = f"http://127.0.0.1:{port}"
-        logs = instance / "prod" / "logs"
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                pytest.fail(f"run-prod stopped (exit {process.returncode}):\n{output.read_text(errors='replace')}")
-            return requests.get(f"{base}/readyz", timeout=5).status_code == 200
-
-        _wait_for(ready, "the profile to be ready", log_dir=logs)
-        # Both servers up: until then nginx sends everything to the one that is.
-        _wait_for(lambda: all(requests.get(f"http://127.0.0.1:{p}/readyz", timeout=5).status_code == 200
-                              for p in (server_port, server_port + 1)), "both servers", log_dir=logs)
-        yield {"base": base, "process": process, "logs": logs, "url": url, "output": output,
-               "server_ports": (server_port, server_port + 1)}
+        prepare(env, "owner@g1.example", PASSWORD, "G1 Coffee")
+        with run_prod(env, instance, "--tick-every", "5") as running:
+            yield {"base": running.base, "process": running.process, "logs": running.logs, "url": url,
+                   "output": running.output, "server_ports": running.server_ports, "running": running}
     finally:
-        if process is not None and process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in its terminal
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-
-
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 def _served_by(profile, response) -> str:
@@ -138,13 +62,13 @@ def _served_by(profile, response) -> str:
                 return log.stem
         return None
 
-    return _wait_for(find, f"request {request_id} in a server's access log", seconds=30)
+    return wait_for(find, f"request {request_id} in a server's access log", seconds=30)
 
 
 def test_g1_a_session_and_its_csrf_token_work_whichever_server_answers(profile):
     base, browser = profile["base"], requests.Session()
     login_page = browser.get(f"{base}/login", timeout=30)
-    signed_in = browser.post(f"{base}/login", data={"csrf_token": _csrf(login_page.text), "email": "owner@g1.example",
+    signed_in = browser.post(f"{base}/login", data={"csrf_token": csrf(login_page.text), "email": "owner@g1.example",
                                                     "password": PASSWORD}, allow_redirects=False, timeout=30)
     assert signed_in.status_code == 303, signed_in.text[:500]
     assert _served_by(profile, login_page) != _served_by(profile, signed_in)  # the token crossed servers
@@ -153,7 +77,7 @@ def test_g1_a_session_and_its_csrf_token_work_whichever_server_answers(profile):
     assert {_served_by(profile, page) for page in pages} == {"web-1", "web-2"}
     # A form posted to the other server than the one that drew it: its CSRF token is good there too.
     settings = browser.get(f"{base}/settings/", timeout=30)
-    out = browser.post(f"{base}/logout", data={"csrf_token": _csrf(settings.text)}, allow_redirects=False, timeout=30)
+    out = browser.post(f"{base}/logout", data={"csrf_token": csrf(settings.text)}, allow_redirects=False, timeout=30)
     assert out.status_code in (302, 303)
     signed_out = browser.get(f"{base}/settings/account", allow_redirects=False, timeout=30)
     assert signed_out.status_code in (302, 303) and "/login" in signed_out.headers["Location"]
@@ -165,7 +89,7 @@ def test_g1_the_login_limit_counts_across_both_servers(profile):
     base, stranger = profile["base"], requests.Session()
     email = f"nobody-{uuid.uuid4().hex[:8]}@g1.example"
     answers, servers = [], set()
-    token = _csrf(stranger.get(f"{base}/login", timeout=30).text)
+    token = csrf(stranger.get(f"{base}/login", timeout=30).text)
     for _ in range(11):  # nginx takes turns: the posts alternate between the two servers
         response = stranger.post(f"{base}/login", data={"csrf_token": token, "email": email, "password": "wrong"},
                                  allow_redirects=False, timeout=30)
@@ -192,8 +116,8 @@ def test_g1_the_tick_runs_on_one_worker_per_period(profile):
                 return conn.execute(sa.text("SELECT period_start, claimed_by FROM periodic_claims "
                                             "WHERE name = 'tick'")).first()
 
-        first = _wait_for(claims, "a worker to take a tick period")
-        later = _wait_for(lambda: (row := claims()) and row[0] > first[0] and row, "the next tick period")
+        first = wait_for(claims, "a worker to take a tick period")
+        later = wait_for(lambda: (row := claims()) and row[0] > first[0] and row, "the next tick period")
         assert later[0] > first[0]
         assert first[1] and later[1]  # each period taken by a worker that says who it is
     finally:
@@ -202,16 +126,10 @@ def test_g1_the_tick_runs_on_one_worker_per_period(profile):
 
 def test_g1_a_killed_server_is_routed_around_and_restarted(profile):
     base, (first_port, _second) = profile["base"], profile["server_ports"]
-    pid = _wait_for(lambda: _started_pid(profile, "web-1"), "web-1's pid")
+    pid = wait_for(lambda: profile["running"].started_pid("web-1"), "web-1's pid")
     os.kill(pid, signal.SIGKILL)
     answers = [requests.get(f"{base}/login", timeout=30).status_code for _ in range(6)]
     assert answers == [200] * 6  # nginx sent them to web-2
-    _wait_for(lambda: requests.get(f"http://127.0.0.1:{first_port}/readyz", timeout=5).status_code == 200,
+    wait_for(lambda: requests.get(f"http://127.0.0.1:{first_port}/readyz", timeout=5).status_code == 200,
               "web-1 to be restarted", log_dir=profile["logs"])
     assert "Kassa web-1 restarted" in profile["output"].read_text(errors="replace")
-
-
-def _started_pid(profile, name: str) -> int | None:
-    """The pid run-prod last started `name` with ("Kassa web-1 running (pid 123).")."""
-    pids = re.findall(rf"Kassa {name} running \(pid (\d+)\)", profile["output"].read_text(errors="replace"))
-    return int(pids[-1]) if pids else None
