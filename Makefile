@@ -47,6 +47,10 @@ prod-deps:
 	@if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; \
 	  else echo "The production profile needs nginx: sudo apt-get install -y nginx"; exit 1; fi; fi
+	@# G3's load test restarts a PostgreSQL cluster and a Redis of its own: their server programs.
+	@if ! command -v redis-server >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server postgresql; \
+	  else echo "The G3 load test needs redis-server and postgresql: sudo apt-get install -y redis-server postgresql"; exit 1; fi; fi
 
 translations: $(STAMP)
 	@set -o pipefail; $(VENV)/bin/pybabel compile -d site/translations 2>&1 | { grep -v '^compiling catalog' || true; }

@@ -48,7 +48,6 @@ from tests.support.links import item_fields, link_form
 from tests.support.mailserver import Mailbox, smtp_controller
 from tests.support.profile import RunningProfile, csrf, free_ports, login, prepare, run_prod, wait_for
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 MERCHANT, PASSWORD = "owner@g3.example", "load and faults 2026"
 GRACE_S = 3.0  # after a fault is over: a request already on its way when the profile became whole may still fail
 TIMEOUT_S = 30
@@ -56,6 +55,15 @@ FAULTS = ("kill_web", "kill_worker", "restart_redis", "restart_postgres")
 
 
 # -- a PostgreSQL and a Redis of the run's own ----------------------------------------------------------------
+
+def _postgres_bin() -> Path:
+    """Debian's PostgreSQL server programs (initdb, pg_ctl), the newest version installed."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    if not found:
+        raise RuntimeError("G3 starts a PostgreSQL cluster of its own: apt-get install -y postgresql")
+    return found[-1].parent
+
+
 
 class PrivatePostgres:
     """A throwaway cluster (trust auth, no fsync) on `port`: restarting it touches no other test's database.
@@ -69,7 +77,7 @@ class PrivatePostgres:
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/kassa_g3"
 
     def _run(self, *args: str) -> None:
-        command = [str(PG_BIN / args[0]), *args[1:]]
+        command = [str(_postgres_bin() / args[0]), *args[1:]]
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
         subprocess.run(command, check=True, capture_output=True, timeout=120)
