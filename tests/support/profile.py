@@ -89,6 +89,16 @@ class RunningProfile:
         pids = re.findall(rf"Kassa {name} running \(pid (\d+)\)", self.output.read_text(errors="replace"))
         return int(pids[-1]) if pids else None
 
+    def stop(self) -> None:
+        """Ctrl-C in its terminal (SIGINT to its process group); SIGKILL if it has not stopped within a minute."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
     def server_ready(self, index: int) -> bool:
         port = self.server_ports[index]
         return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
@@ -118,21 +128,20 @@ def run_prod(env: dict[str, str], instance: Path, *extra: str) -> Iterator[Runni
     logs = instance / "prod" / "logs"
     profile = RunningProfile(base, process, logs, output, (server_port, server_port + 1))
     try:
-        def ready() -> bool:
+        def running() -> bool:
             if process.poll() is not None:
                 raise AssertionError(f"run-prod stopped (exit {process.returncode}):\n"
                                      f"{output.read_text(errors='replace')}")
-            return requests.get(f"{base}/readyz", timeout=5).status_code == 200
+            return True
 
+        def ready() -> bool:
+            return running() and requests.get(f"{base}/readyz", timeout=5).status_code == 200
+
+        # Both servers first, asked directly: nginx asked while they start marks them failed, and each of its
+        # worker processes that did answers its next requests 502 ("no live upstreams") well after they are up.
+        wait_for(lambda: running() and profile.server_ready(0) and profile.server_ready(1), "both servers",
+                 log_dir=logs)
         wait_for(ready, "the profile to be ready", log_dir=logs)
-        # Both servers up: until then nginx sends everything to the one that is.
-        wait_for(lambda: profile.server_ready(0) and profile.server_ready(1), "both servers", log_dir=logs)
         yield profile
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in its terminal
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        profile.stop()

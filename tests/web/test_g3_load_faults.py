@@ -2,10 +2,10 @@
 
 `benchmarks/g3_load.py` starts `flask kassa run-prod` on a PostgreSQL cluster, a Redis and an SMTP server of its
 own (never the suite's shared ones: restarting those would break the tests running beside this one). Buyers
-pay a test link by card through nginx and the checkout form, a merchant filters the payments index and
-refunds part of a payment, while one app server and one worker are killed with SIGKILL and Redis and
+pay a test link by card through nginx and the checkout form, a merchant filters the payments index,
+refunds part of a payment and exports the filtered view (built by a worker), while one app server and one worker are killed with SIGKILL and Redis and
 PostgreSQL are restarted. Afterwards: every payment charged once, every refund within what was paid, every
-email sent once, the ledger equal to the processor, payouts adding up; and the errors clients saw all fall
+email sent once, every export done, the ledger equal to the processor, payouts adding up; and the errors clients saw all fall
 inside a fault. Latencies are reported by `make load`, never asserted here."""
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def test_g3_every_fault_was_injected_under_load_and_the_profile_came_back(finish
     assert list(faults) == list(g3_load.FAULTS)
     assert all(fault["requests"] > 0 for fault in faults.values()), faults  # each hit requests in flight
     served = finished.report["types"]
-    for kind in ("checkout_open", "checkout_pay", "payments_filter", "payments_search", "refund_open", "refund"):
+    for kind in ("checkout_open", "checkout_pay", "payments_filter", "payments_search", "refund_open", "refund",
+                 "export"):
         assert served[kind]["n"] > served[kind]["errors"], (kind, served[kind])
 
 
@@ -47,5 +48,5 @@ def test_g3_clients_see_errors_only_while_a_fault_lasts(finished):
     """Requests in flight at a kill or a restart may fail; nothing sent after the profile is whole again
     (and a grace of GRACE_S) does. A killed worker is seen by no client at all."""
     report = finished.report
-    assert report["unexplained_errors"] == {}, report["error_log"]
+    assert report["unexplained_errors"] == {}, (report["error_log"], report["nginx_errors"])
     assert report["faults"]["kill_worker"]["errors"] == {}, report["error_log"]
