@@ -143,6 +143,8 @@ class Sample:
     at: float  # seconds since the run began, when the request was sent
     ms: float
     error: str | None  # None: the answer the client expected
+    # a retry: when the first try of the same payment or refund was sent (its errors belong to that try's fault)
+    retry_of: float | None = None
 
 
 @dataclass
@@ -153,18 +155,28 @@ class Record:
     paid: dict[str, str] = field(default_factory=dict)  # buyer email -> what the buyer last saw
 
     def timed(self, kind: str, ok: Callable[[requests.Response], bool], send: Callable[..., requests.Response],
-              *args, **kwargs) -> requests.Response | None:
+              *args, retry_of: float | None = None, **kwargs) -> requests.Response | None:
         """`send(*args, **kwargs)` timed and recorded; its response when it is what `ok` expects, else None."""
         begin = time.monotonic()
         try:
             response = send(*args, timeout=TIMEOUT_S, **kwargs)
-            error = None if ok(response) else f"HTTP {response.status_code}"
+            error = None if ok(response) else f"HTTP {response.status_code}{_alert(response.text)}"
         except requests.RequestException as exc:
             response, error = None, type(exc).__name__
-        sample = Sample(kind, begin - self.started, (time.monotonic() - begin) * 1000, error)
+        sample = Sample(kind, begin - self.started, (time.monotonic() - begin) * 1000, error, retry_of)
         with self.lock:
             self.samples.append(sample)
         return response if error is None else None
+
+    def since_start(self) -> float:
+        return time.monotonic() - self.started
+
+
+def _alert(html: str) -> str:
+    """The message a page shows in its alert, if any, to tell answers with the same status apart."""
+    found = re.search(r'role="alert"[^>]*>(.*?)</', html, re.S)
+    text = " ".join(re.sub(r"<[^>]+>", " ", found.group(1)).split())[:100] if found else ""
+    return f" ({text})" if text else ""
 
 
 def _good(response: requests.Response) -> bool:
@@ -191,8 +203,10 @@ def buyer(base: str, test_path: str, record: Record, stop: threading.Event) -> N
             continue
         form = {**CARD_FORM, "email": email, "csrf_token": csrf(page.text)}
         record.paid[email] = "submitted"
-        for _attempt in range(5):
-            done = record.timed("checkout_pay", _answered, browser.post, page.url, data=form)
+        first = record.since_start()
+        for attempt in range(5):
+            done = record.timed("checkout_pay", _answered, browser.post, page.url, data=form,
+                                retry_of=first if attempt else None)
             if done is not None:
                 # 202: "we are confirming your payment" (its answer was lost, the reconciler settles it): the
                 # buyer is told the truth and waits; submitting again would not charge twice anyway.
@@ -229,9 +243,10 @@ def merchant(base: str, record: Record, stop: threading.Event) -> None:
             r'value="([^"]+)"[^>]*name="key"', dialog.text)
         form = {"csrf_token": csrf(dialog.text), "amount": "1.00", "reason": "requested_by_customer", "note": "",
                 "key": key.group(1) if key else uuid.uuid4().hex}
-        for _attempt in range(5):
+        first = record.since_start()
+        for attempt in range(5):
             done = record.timed("refund", _refunded, browser.post, f"{base}/payments/{payment_id}/refund", data=form,
-                                allow_redirects=False)
+                                allow_redirects=False, retry_of=first if attempt else None)
             if done is not None or stop.wait(0.5):
                 break
 
@@ -411,8 +426,9 @@ def summarise(record: Record, windows: list[Window], elapsed: float, **settings)
 
     def window_of(sample: Sample) -> Window | None:
         """The latest fault the request was in: in flight when it began (sent before, answered after), or sent
-        before the profile was whole again (and GRACE_S after)."""
-        inside = [w for w in windows if sample.at + sample.ms / 1000 >= w.start and sample.at <= w.end + GRACE_S]
+        before the profile was whole again (and GRACE_S after); a retry, as its first try."""
+        sent = sample.at if sample.retry_of is None else sample.retry_of
+        inside = [w for w in windows if sample.at + sample.ms / 1000 >= w.start and sent <= w.end + GRACE_S]
         return max(inside, key=lambda w: w.start, default=None)
 
     faults = {w.fault: {"start_s": round(w.start, 1), "whole_again_s": round(w.end, 1),
