@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 MIGRATIONS := site/migrations
 XDIST ?= 2
 
-.PHONY: run run-prod test test-properties test-fast lint i18n translations bench system-deps browser-deps prod-deps bench-deps db clean help
+.PHONY: run run-prod load test test-properties test-fast lint i18n translations bench system-deps browser-deps prod-deps bench-deps db clean help
 
 # The production profile (G1): PostgreSQL and Redis on this machine unless the environment names others.
 PROD_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/kassa
@@ -17,6 +17,7 @@ help:
 	@echo "make run    serve the app with demo data on http://127.0.0.1:5000 (worker included)"
 	@echo "make test   run the whole test suite (SQLite, PostgreSQL and Chromium)"
 	@echo "make run-prod  nginx + 2 gunicorn servers + 2 workers on PostgreSQL and Redis, http://127.0.0.1:8080"
+	@echo "make load   G3: load + faults on the production profile, figures and invariants as JSON"
 	@echo "make bench  run the benchmarks;  make lint  ruff + import-linter;  make i18n  update translation catalogs"
 
 $(STAMP): pyproject.toml
@@ -42,11 +43,14 @@ browser-deps:
 	   else echo "Browser tests need:$$missing (sudo apt-get install -y$$missing)"; exit 1; fi; fi
 
 # The production profile puts nginx (Debian's) in front of the servers; its tests make a certificate with openssl
-# and check the systemd units with systemd-analyze.
+# and check the systemd units with systemd-analyze; G3's load test restarts a PostgreSQL cluster and a Redis of
+# its own (their server programs).
 prod-deps:
 	@missing=""; command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	 command -v openssl >/dev/null || missing="$$missing openssl"; \
 	 command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	 command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	 if [ -n "$$missing" ]; then \
 	   if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	   else echo "The production profile needs:$$missing (sudo apt-get install -y$$missing)"; exit 1; fi; fi
@@ -94,6 +98,12 @@ bench-deps: browser-deps
 
 bench: $(STAMP) translations system-deps bench-deps
 	$(PY) -m benchmarks.run_all
+
+# G3: the production profile under load for LOAD_SECONDS, with a server and a worker killed and Redis and
+# PostgreSQL restarted (its own, never the ones on 5432/6379); prints the figures and the invariants as JSON.
+LOAD_SECONDS ?= 120
+load: $(STAMP) translations system-deps prod-deps
+	$(PY) -m benchmarks.g3_load --seconds $(LOAD_SECONDS) --buyers 6 --merchants 2
 
 clean:
 	rm -rf $(VENV) instance/kassa.db* tests/.screenshots

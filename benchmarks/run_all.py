@@ -16,6 +16,7 @@ BENCHMARKS = [
     "benchmarks.exports_bench",
     "benchmarks.webhooks_bench",
     "benchmarks.stripe_confirmation_bench",
+    "benchmarks.g3_load",  # G3: two minutes of load with the four faults (also `make load`)
 ]
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import email
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message
 
@@ -54,9 +56,9 @@ class _Handler:
         return "250 OK"
 
 
-@pytest.fixture
-def smtp_server():
-    """Yields (host, port, mailbox). Use together with the `smtp_app_config` fixture."""
+@contextlib.contextmanager
+def smtp_controller() -> Iterator[tuple[int, Mailbox]]:
+    """A running server on 127.0.0.1: (its port, its mailbox)."""
     from aiosmtpd.controller import Controller
 
     box = Mailbox()
@@ -64,9 +66,16 @@ def smtp_server():
     controller = Controller(_Handler(box), hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        yield "127.0.0.1", port, box
+        yield port, box
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp_server():
+    """Yields (host, port, mailbox). Use together with the `smtp_app_config` fixture."""
+    with smtp_controller() as (port, box):
+        yield "127.0.0.1", port, box
 
 
 @pytest.fixture

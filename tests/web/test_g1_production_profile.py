@@ -4,7 +4,7 @@ made by one are good on the other, the login rate limit counts across both (Redi
 request id come through nginx, the tick runs once per period across the workers, and a killed server is
 routed around and restarted. Ctrl-C (SIGINT to the process group) stops every process.
 
-Started once for the module, from the real CLI, on a database and instance of its own (tests/support/production)."""
+Started once for the module, from the real CLI, on a database and instance of its own (tests/support/profile.py)."""
 
 from __future__ import annotations
 
@@ -18,16 +18,25 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from tests.support.production import OWNER_EMAIL, OWNER_PASSWORD, csrf_of, running_profile, wait_for
+from tests.support.profile import csrf as csrf_of
+from tests.support.profile import own_database, prepare, profile_env, run_prod, wait_for
 
 # One profile for the module: its tests stay on one xdist worker (make test runs --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("g1_production_profile")
 
 
+OWNER_EMAIL, OWNER_PASSWORD = "owner@g1.example", "production profile 2026"
+
+
 @pytest.fixture(scope="module")
 def profile(tmp_path_factory):
-    with running_profile(tmp_path_factory.mktemp("g1-instance")) as running:
-        yield running
+    instance = tmp_path_factory.mktemp("g1-instance")
+    with own_database() as url:
+        env = profile_env(url, instance)
+        prepare(env, OWNER_EMAIL, OWNER_PASSWORD, "G1 Coffee")
+        with run_prod(env, instance, "--tick-every", "5") as running:
+            running.database_url = url
+            yield running
 
 
 def test_g1_a_session_and_its_csrf_token_work_whichever_server_answers(profile):
@@ -74,7 +83,7 @@ def test_g1_the_client_address_and_request_id_come_through_nginx(profile):
 
 
 def test_g1_the_tick_runs_on_one_worker_per_period(profile):
-    engine = sa.create_engine(profile.url)
+    engine = sa.create_engine(profile.database_url)
     try:
         def claims():
             with engine.connect() as conn:

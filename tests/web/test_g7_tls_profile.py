@@ -9,10 +9,12 @@ import subprocess
 import pytest
 import requests
 
-from tests.support.production import FLASK, OWNER_EMAIL, OWNER_PASSWORD, ROOT, csrf_of, running_profile
+from tests.support.profile import FLASK, ROOT, own_database, prepare, profile_env, run_prod
+from tests.support.profile import csrf as csrf_of
 
 pytestmark = pytest.mark.xdist_group("g7_tls_profile")
 
+OWNER_EMAIL, OWNER_PASSWORD = "owner@g7.example", "production profile 2026"
 SECRETS = {"KASSA_SECRET_KEY": "g7 " * 22, "KASSA_ENCRYPTION_KEYS": "n0HqeGG7C8yKGS-wZuPMM6yKKgW3Rt7y6L1v8Y1nQ0M="}
 
 
@@ -29,9 +31,13 @@ def _certificate(folder) -> tuple[str, str]:
 def tls_profile(tmp_path_factory):
     folder = tmp_path_factory.mktemp("g7")
     cert, key = _certificate(folder)
-    with running_profile(folder / "instance", servers=1, workers=1, args=("--tls-cert", cert, "--tls-key", key),
-                         env=SECRETS, scheme="https", verify=cert) as running:
-        yield running
+    instance = folder / "instance"
+    with own_database() as url:
+        env = profile_env(url, instance, **SECRETS)
+        prepare(env, OWNER_EMAIL, OWNER_PASSWORD, "G7 Coffee")
+        with run_prod(env, instance, "--workers", "1", "--tls-cert", cert, "--tls-key", key, servers=1,
+                      scheme="https", verify=cert) as running:
+            yield running
 
 
 def test_g7_the_profile_serves_https_as_a_production_instance(tls_profile):
