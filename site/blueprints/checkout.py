@@ -18,6 +18,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from werkzeug.datastructures import LanguageAccept
 
 from kassa import buyer_proof
 from kassa.blueprints.checkout_forms import CheckoutForm, TestAuthenticationForm
@@ -59,9 +60,15 @@ def _buyer_language(stored: str | None = None, posted: str | None = None) -> str
     remembered = session.get("buyer_lang")
     if remembered in LANGUAGES:
         return remembered
+    return default_language(stored, request.accept_languages)
+
+
+def default_language(stored: str | None, accept_languages: LanguageAccept) -> str:
+    """C7, when the buyer chose nothing on the page (a first visit, blueprints/checkout_first_visit.py): the
+    checkout session's `stored` language, else what their browser prefers."""
     if stored in LANGUAGES:
         return stored
-    return best_language(request.accept_languages.best_match(list(LANGUAGES)))
+    return best_language(accept_languages.best_match(list(LANGUAGES)))
 
 
 def _use_language(language: str) -> None:
@@ -192,11 +199,11 @@ def page_cache() -> PageCache:
     return cache
 
 
-def _page_key(state: checkout_service.PageState, language: str) -> tuple:
+def page_key(state: checkout_service.PageState, language: str, script_root: str) -> tuple:
     """Everything the untouched page shows besides its slots: the key changes with any edit of the account row,
-    with the session's frozen link snapshot, the language and the mode."""
+    with the session's frozen link snapshot, the language, the mode and where the app is mounted."""
     live_ready = state.stripe_publishable_key is not None or current_app.config.get("KASSA_LIVE_PROCESSOR") is not None
-    return (request.script_root, language, state.mode, live_ready, state.stripe_publishable_key, state.link_id,
+    return (script_root, language, state.mode, live_ready, state.stripe_publishable_key, state.link_id,
             state.snapshot_text, state.account_row)
 
 
@@ -298,7 +305,7 @@ def page(token: str):
     key = None
     state = checkout_service.page_state(token) if page_cache().enabled() else None
     if state is not None and state.shows_form:
-        key = _page_key(state, _buyer_language(state.stored_language))
+        key = page_key(state, _buyer_language(state.stored_language), request.script_root)
         cached = _cached_form(token, state, key)
         if cached is not None:
             return cached
