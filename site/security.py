@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import secrets
 import time
 import zlib
@@ -251,12 +252,32 @@ def new_session_cookie(app: Flask, values: dict) -> str | None:
     if serializer is None:
         return None
     fresh = interface.session_class(values)
-    return dump_cookie(
-        interface.get_cookie_name(app), serializer.dumps(dict(fresh)), expires=interface.get_expiration_time(app, fresh),
-        path=interface.get_cookie_path(app), domain=interface.get_cookie_domain(app),
-        secure=interface.get_cookie_secure(app), httponly=interface.get_cookie_httponly(app),
-        samesite=interface.get_cookie_samesite(app), partitioned=interface.get_cookie_partitioned(app),
-        max_size=app.config["MAX_COOKIE_SIZE"])
+    name, value = interface.get_cookie_name(app), serializer.dumps(dict(fresh))
+    settings = (name, interface.get_expiration_time(app, fresh), interface.get_cookie_path(app),
+                interface.get_cookie_domain(app), interface.get_cookie_secure(app), interface.get_cookie_httponly(app),
+                interface.get_cookie_samesite(app), interface.get_cookie_partitioned(app), app.config["MAX_COOKIE_SIZE"])
+    attributes = _cookie_attributes.get(settings)
+    if attributes is None:
+        attributes = _cookie_attributes[settings] = _cookie(settings, "")[len(name) + 1:]
+    if len(_cookie_attributes) > 8:  # settings change only in tests: keep a few
+        _cookie_attributes.clear()
+    cookie = f"{name}={value}{attributes}"
+    if settings[1] is not None or not name.isascii() or not _SIGNED.fullmatch(value) or len(cookie) > settings[-1]:
+        # An expiry, a name or value werkzeug would rewrite, a cookie it would warn about: werkzeug writes it.
+        return _cookie(settings, value)
+    # Werkzeug's dump_cookie writes `name=value` and then the attributes, which depend on the settings only:
+    # those are written once per set of settings (Q12), the same header.
+    return cookie
+
+
+_cookie_attributes: dict[tuple, str] = {}
+_SIGNED = re.compile(r"[A-Za-z0-9_.\-]+")  # a signed cookie value: URL-safe base64 and dots (never quoted)
+
+
+def _cookie(settings: tuple, value: str) -> str:
+    name, expires, path, domain, secure, httponly, samesite, partitioned, max_size = settings
+    return dump_cookie(name, value, expires=expires, path=path, domain=domain, secure=secure, httponly=httponly,
+                       samesite=samesite, partitioned=partitioned, max_size=max_size)
 
 
 _FIXED_HEADERS = (

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from flask import (
     Blueprint,
+    Flask,
     Response,
     abort,
     current_app,
@@ -190,19 +191,22 @@ def _live_ready(view: checkout_service.CheckoutView) -> bool:
     return view.stripe_publishable_key is not None or current_app.config.get("KASSA_LIVE_PROCESSOR") is not None
 
 
-def page_cache() -> PageCache:
+def page_cache(app: Flask | None = None) -> PageCache:
     """The untouched checkout page is the same for every session of a link version: rendered once per app
-    and key, then only the session token, CSRF token and CSP nonce are filled in (see kassa.page_cache)."""
-    cache = current_app.extensions.get("kassa.checkout_pages")
+    and key, then only the session token, CSRF token and CSP nonce are filled in (see kassa.page_cache).
+    `app`: the current app unless given (the first visit runs without an app context)."""
+    extensions = (app or current_app).extensions
+    cache = extensions.get("kassa.checkout_pages")
     if cache is None:
-        cache = current_app.extensions["kassa.checkout_pages"] = PageCache(CHECKOUT_SLOTS)
+        cache = extensions["kassa.checkout_pages"] = PageCache(CHECKOUT_SLOTS)
     return cache
 
 
-def page_key(state: checkout_service.PageState, language: str, script_root: str) -> tuple:
+def page_key(state: checkout_service.PageState, language: str, script_root: str, app: Flask | None = None) -> tuple:
     """Everything the untouched page shows besides its slots: the key changes with any edit of the account row,
     with the session's frozen link snapshot, the language, the mode and where the app is mounted."""
-    live_ready = state.stripe_publishable_key is not None or current_app.config.get("KASSA_LIVE_PROCESSOR") is not None
+    config = (app or current_app).config
+    live_ready = state.stripe_publishable_key is not None or config.get("KASSA_LIVE_PROCESSOR") is not None
     return (script_root, language, state.mode, live_ready, state.stripe_publishable_key, state.link_id,
             state.snapshot_text, state.account_row)
 

@@ -182,7 +182,7 @@ def test_q12_a_failing_first_visit_is_answered_by_flask(app, client, flask_reque
     _owner, link = make_shop()
     path = _opened(app, client, link)
 
-    def broken(_token):
+    def broken(_token, _engine=None):
         raise RuntimeError("the database went away")
 
     monkeypatch.setattr(checkout_service, "page_state", broken)
