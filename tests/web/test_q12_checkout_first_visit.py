@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import sqlite3
 import time
 
 import pytest
@@ -282,3 +283,44 @@ def test_q12_a_short_payload_is_signed_uncompressed_and_reads_the_same(app, valu
         token = lean.dumps(value)
         assert plain.dumps(value).startswith(".") and not token.startswith(".")  # itsdangerous would compress
         assert plain.loads(token) == value  # its signature checked by itsdangerous itself
+
+
+def test_q12_precompiled_reads_on_sqlite_use_one_connection_per_thread_and_see_every_commit(app, client):
+    """database._sqlite_reader: on SQLite each thread reads the checkout's state on its own connection, taken
+    from the pool once (no pool round trip per read), which sees what was committed since, holds no read
+    snapshot between reads, and is closed with the engine. Other databases keep the pool (None here)."""
+    import threading
+
+    from kassa.database import _sqlite_reader
+
+    engine = db.engine
+    reader = _sqlite_reader(engine)
+    if engine.dialect.name != "sqlite":
+        assert reader is None
+        return
+    assert _sqlite_reader(engine) is reader
+    other = []
+    thread = threading.Thread(target=lambda: other.append(_sqlite_reader(engine)))
+    thread.start()
+    thread.join()
+    assert other[0] is not reader
+
+    _owner, link = make_shop("Before Roasters")
+    path = _opened(app, client, link)
+    token = path.rsplit("/", 1)[-1]
+    assert checkout_service.page_state(token, engine).shows_form
+    from datetime import timedelta
+
+    from kassa.clock import now
+    from kassa.models import CheckoutSession
+
+    with write_transaction(db.session) as session:  # a write after the reader's last read: seen at once
+        checkout = session.query(CheckoutSession).filter_by(token=token).one()
+        checkout.expires_at = now() - timedelta(seconds=1)
+    assert not checkout_service.page_state(token, engine).shows_form
+    assert not reader.in_transaction  # nothing held between reads (a writer's checkpoint isn't kept waiting)
+
+    engine.dispose()
+    with pytest.raises(sqlite3.ProgrammingError):  # closed with the engine
+        reader.execute("SELECT 1")
+    assert _sqlite_reader(engine) is not reader
