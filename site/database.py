@@ -267,8 +267,10 @@ def _fetch(connection: Any, sql: str, args: Any) -> list:
         cursor.close()  # ends the statement, and with it SQLite's read snapshot
 
 
-# engine → (each thread's (pid, detached connection), every connection made: closed together on dispose)
-_sqlite_readers: weakref.WeakKeyDictionary[Engine, tuple[threading.local, list] | None] = weakref.WeakKeyDictionary()
+# engine → (each thread's (pid, detached connection), the ones still alive: closed together on dispose). A
+# thread's connection goes with the thread (nothing else holds it): a server that starts a thread per request
+# (the development server) opens one per request, where the pool would reuse one; gunicorn's workers keep theirs.
+_sqlite_readers: weakref.WeakKeyDictionary[Engine, tuple[threading.local, weakref.WeakSet] | None] = weakref.WeakKeyDictionary()
 _readers_lock = threading.Lock()
 _UNSEEN = object()
 
@@ -292,7 +294,7 @@ def _sqlite_reader(engine: Engine) -> Any | None:
             if readers is _UNSEEN:
                 in_memory = engine.url.database in (None, "", ":memory:") or "mode=memory" in str(engine.url)
                 # An in-memory database lives in its one pooled connection: it keeps the pool.
-                readers = _sqlite_readers[engine] = None if in_memory else (threading.local(), [])
+                readers = _sqlite_readers[engine] = None if in_memory else (threading.local(), weakref.WeakSet())
                 event.listen(engine, "engine_disposed", _close_sqlite_readers)
     if readers is None:
         return None
@@ -303,7 +305,7 @@ def _sqlite_reader(engine: Engine) -> Any | None:
         fairy.detach()
         held = local.held = (os.getpid(), fairy)
         with _readers_lock:
-            made.append(fairy)
+            made.add(fairy)
     return held[1].dbapi_connection
 
 
