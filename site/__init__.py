@@ -72,6 +72,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     input_guard.register(app)
     cli.register(app)
     wiring.wire(app)  # M7: handlers, tick tasks and filters, each kind declared in one place
+    from kassa.blueprints import checkout_first_visit
+
+    checkout_first_visit.install(app)  # Q12: last, so it can check every hook the app has
     return app
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -21,6 +25,8 @@ from kassa.clock import now
 # Ids typed into forms and URLs are parsed by the one input layer (H9): ASCII digits, within a signed
 # 64-bit integer. Re-exported here for the services that already import them from the database layer.
 from kassa.forms import MAX_ID, parse_id
+
+log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -237,16 +243,81 @@ class PrecompiledRead:
         for name, value in params.items():
             process = processors[name]
             values[name] = value if process is None else process(value)
-        connection = engine.raw_connection()
-        try:
-            cursor = connection.cursor()
+        args = [values[name] for name in positions] if positions is not None else values
+        reader = _sqlite_reader(engine)
+        if reader is not None:
+            rows = _fetch(reader, sql, args)
+        else:
+            connection = engine.raw_connection()
             try:
-                cursor.execute(sql, [values[name] for name in positions] if positions is not None else values)
-                rows = cursor.fetchmany(2)
+                rows = _fetch(connection, sql, args)
             finally:
-                cursor.close()
-        finally:
-            connection.close()  # back to the pool, which rolls back whatever the driver began
+                connection.close()  # back to the pool, which rolls back whatever the driver began
         if len(rows) > 1:
             raise ValueError("PrecompiledRead.one_or_none: more than one row")
         return tuple(rows[0]) if rows else None
+
+
+def _fetch(connection: Any, sql: str, args: Any) -> list:
+    cursor = connection.cursor()
+    try:
+        cursor.execute(sql, args)
+        return cursor.fetchmany(2)
+    finally:
+        cursor.close()  # ends the statement, and with it SQLite's read snapshot
+
+
+# engine → (each thread's (pid, detached connection), the ones still alive: closed together on dispose). A
+# thread's connection goes with the thread (nothing else holds it): a server that starts a thread per request
+# (the development server) opens one per request, where the pool would reuse one; gunicorn's workers keep theirs.
+_sqlite_readers: weakref.WeakKeyDictionary[Engine, tuple[threading.local, weakref.WeakSet] | None] = weakref.WeakKeyDictionary()
+_readers_lock = threading.Lock()
+_UNSEEN = object()
+
+
+def _sqlite_reader(engine: Engine) -> Any | None:
+    """SQLite on a file: this thread's own DBAPI connection for PrecompiledRead (None on any other database).
+
+    It is taken from the engine's pool once and detached from it, so it was opened and tuned as every pooled
+    connection is (`_tune_sqlite`: WAL, the busy timeout, and autocommit: no BEGIN). In autocommit each
+    SELECT is its own read transaction, ended when its cursor closes, and sees every commit made before it:
+    between reads the connection holds nothing, needs no rollback and no pool. Checking a connection out of
+    SQLAlchemy's pool and back in cost about as much as the checkout page's whole query (Q12). Made again in a
+    forked process; closed when the engine is disposed. PostgreSQL keeps the pool (and its rollback, which
+    ends the transaction psycopg begins)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    readers = _sqlite_readers.get(engine, _UNSEEN)
+    if readers is _UNSEEN:
+        with _readers_lock:
+            readers = _sqlite_readers.get(engine, _UNSEEN)
+            if readers is _UNSEEN:
+                in_memory = engine.url.database in (None, "", ":memory:") or "mode=memory" in str(engine.url)
+                # An in-memory database lives in its one pooled connection: it keeps the pool.
+                readers = _sqlite_readers[engine] = None if in_memory else (threading.local(), weakref.WeakSet())
+                event.listen(engine, "engine_disposed", _close_sqlite_readers)
+    if readers is None:
+        return None
+    local, made = readers
+    held = getattr(local, "held", None)
+    if held is None or held[0] != os.getpid():
+        fairy = engine.raw_connection()
+        fairy.detach()
+        held = local.held = (os.getpid(), fairy)
+        with _readers_lock:
+            made.add(fairy)
+    return held[1].dbapi_connection
+
+
+def _close_sqlite_readers(engine: Engine) -> None:
+    readers = _sqlite_readers.pop(engine, None)
+    if not readers:
+        return
+    with _readers_lock:
+        fairies = list(readers[1])
+        readers[1].clear()
+    for fairy in fairies:
+        try:
+            fairy.close()  # detached: closes the DBAPI connection itself
+        except Exception:  # a connection another thread made, which SQLite may refuse to close here: GC closes it
+            log.debug("could not close a PrecompiledRead connection", exc_info=True)

@@ -52,10 +52,14 @@ def incoming_request_id(trusted_proxy: bool) -> str:
     """The id of this request: the proxy's X-Request-Id when a trusted proxy sent it (nginx: `$request_id`), so
     the proxy's log and ours share it; otherwise a new one. A client talking to us directly could otherwise
     choose the id, and make its requests look like someone else's in the logs."""
-    if trusted_proxy:
-        offered = request.headers.get("X-Request-Id", "")
-        if _REQUEST_ID.fullmatch(offered):
-            return offered
+    return request_id_from(request.headers.get("X-Request-Id", "") if trusted_proxy else None)
+
+
+def request_id_from(offered: str | None) -> str:
+    """`offered` (the X-Request-Id of a trusted proxy; None when the request didn't come through one) if it is
+    a well-formed id, else a new one. Without Flask's request: the checkout's first visit (Q12) uses it too."""
+    if offered and _REQUEST_ID.fullmatch(offered):
+        return offered
     return _new_request_id()
 
 

@@ -135,6 +135,25 @@ def exposition() -> Response:
 # -- per request: the request id and one observation ------------------------------------------------------
 
 
+_series: dict[tuple[str, str, str], Any] = {}  # the labelled histograms, looked up once each (Q12)
+_access = logging.getLogger(logs.ACCESS_LOGGER)
+_ACCESS_LINES = "kassa.access_lines"  # app.extensions: whether this app writes access lines (its config at start)
+
+
+def record_request(app: Flask, route: str, method: str, path: str, status: int, seconds: float) -> None:
+    """One answered request: its histogram observation, and its access line when logs are JSON. Called by the
+    after_request hook below and by the checkout's first visit (Q12), which is answered outside Flask."""
+    method = method if method in _METHODS else "other"
+    key = (route, method, _STATUS_CLASS.get(status // 100, "other"))
+    child = _series.get(key)
+    if child is None:
+        child = _series[key] = REQUEST_SECONDS.labels(*key)
+    child.observe(seconds)
+    if app.extensions.get(_ACCESS_LINES):
+        _access.info("%s %s %s", method, path, status, extra={
+            "route": route, "method": method, "path": path, "status": status, "duration_ms": round(seconds * 1000, 2)})
+
+
 def register(app: Flask) -> None:
     """Give every request an id (logs, the X-Request-Id response header, jobs it queues) and time it.
 
@@ -142,16 +161,7 @@ def register(app: Flask) -> None:
     its id too; registered before every other after_request hook, so it runs last and times all of them."""
     from kassa.netutil import through_trusted_proxy
 
-    access = logging.getLogger(logs.ACCESS_LOGGER)
-    write_access_line = app.config.get("KASSA_LOG_FORMAT") == "json"
-    series: dict[tuple[str, str, str], Any] = {}  # the labelled histograms, looked up once each (Q12)
-
-    def observe(route: str, method: str, status: str) -> Any:
-        key = (route, method, status)
-        child = series.get(key)
-        if child is None:
-            child = series[key] = REQUEST_SECONDS.labels(route, method, status)
-        return child
+    app.extensions[_ACCESS_LINES] = app.config.get("KASSA_LOG_FORMAT") == "json"
 
     def begin_request() -> None:
         g.kassa_request = (time.perf_counter(), logs.start_request(logs.incoming_request_id(through_trusted_proxy())))
@@ -166,17 +176,11 @@ def register(app: Flask) -> None:
         seconds = time.perf_counter() - started[0]
         current = request._get_current_object()  # one proxy lookup, not one per attribute (Q12)
         rule = current.url_rule
-        route = rule.endpoint if rule is not None else "unmatched"
-        method = current.method if current.method in _METHODS else "other"
-        status = response.status_code
-        observe(route, method, _STATUS_CLASS.get(status // 100, "other")).observe(seconds)
+        record_request(app, rule.endpoint if rule is not None else "unmatched", current.method, current.path,
+                       response.status_code, seconds)
         request_id = logs.current_request_id()
         if request_id:
             response.headers.add("X-Request-Id", request_id)  # no view sets it: add, not a scan-and-replace
-        if write_access_line:
-            access.info("%s %s %s", method, current.path, status, extra={
-                "route": route, "method": method, "path": current.path, "status": status,
-                "duration_ms": round(seconds * 1000, 2)})
         return response
 
     @app.teardown_request

@@ -24,7 +24,13 @@ def through_trusted_proxy() -> bool:
     headers the nearest proxy sets (X-Request-Id, G4) are its, not the client's. With KASSA_TRUSTED_PROXIES=0
     nothing a request says about itself is believed."""
     trusted = current_app.config.get("KASSA_TRUSTED_PROXIES", 0)
+    return trusted > 0 and forwarded_through(trusted, request.headers.get("X-Forwarded-For", ""))
+
+
+def forwarded_through(trusted: int, forwarded_for: str) -> bool:
+    """through_trusted_proxy() from the setting and the header (the checkout's first visit, Q12, has no Flask
+    request to read them from)."""
     if trusted <= 0:
         return False
-    forwarded = [part for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+    forwarded = [part for part in forwarded_for.split(",") if part.strip()]
     return len(forwarded) >= trusted

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from flask import (
     Blueprint,
+    Flask,
     Response,
     abort,
     current_app,
@@ -18,6 +19,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from werkzeug.datastructures import LanguageAccept
 
 from kassa import buyer_proof
 from kassa.blueprints.checkout_forms import CheckoutForm, TestAuthenticationForm
@@ -59,9 +61,15 @@ def _buyer_language(stored: str | None = None, posted: str | None = None) -> str
     remembered = session.get("buyer_lang")
     if remembered in LANGUAGES:
         return remembered
+    return default_language(stored, request.accept_languages)
+
+
+def default_language(stored: str | None, accept_languages: LanguageAccept) -> str:
+    """C7, when the buyer chose nothing on the page (a first visit, blueprints/checkout_first_visit.py): the
+    checkout session's `stored` language, else what their browser prefers."""
     if stored in LANGUAGES:
         return stored
-    return best_language(request.accept_languages.best_match(list(LANGUAGES)))
+    return best_language(accept_languages.best_match(list(LANGUAGES)))
 
 
 def _use_language(language: str) -> None:
@@ -187,20 +195,23 @@ def _live_ready(view: checkout_service.CheckoutView) -> bool:
     return view.stripe_publishable_key is not None or current_app.config.get("KASSA_LIVE_PROCESSOR") is not None
 
 
-def page_cache() -> PageCache:
+def page_cache(app: Flask | None = None) -> PageCache:
     """The untouched checkout page is the same for every session of a link version: rendered once per app
-    and key, then only the session token, CSRF token and CSP nonce are filled in (see kassa.page_cache)."""
-    cache = current_app.extensions.get("kassa.checkout_pages")
+    and key, then only the session token, CSRF token and CSP nonce are filled in (see kassa.page_cache).
+    `app`: the current app unless given (the first visit runs without an app context)."""
+    extensions = (app or current_app).extensions
+    cache = extensions.get("kassa.checkout_pages")
     if cache is None:
-        cache = current_app.extensions["kassa.checkout_pages"] = PageCache(CHECKOUT_SLOTS)
+        cache = extensions["kassa.checkout_pages"] = PageCache(CHECKOUT_SLOTS)
     return cache
 
 
-def _page_key(state: checkout_service.PageState, language: str) -> tuple:
+def page_key(state: checkout_service.PageState, language: str, script_root: str, app: Flask | None = None) -> tuple:
     """Everything the untouched page shows besides its slots: the key changes with any edit of the account row,
-    with the session's frozen link snapshot, the language and the mode."""
-    live_ready = state.stripe_publishable_key is not None or current_app.config.get("KASSA_LIVE_PROCESSOR") is not None
-    return (request.script_root, language, state.mode, live_ready, state.stripe_publishable_key, state.link_id,
+    with the session's frozen link snapshot, the language, the mode and where the app is mounted."""
+    config = (app or current_app).config
+    live_ready = state.stripe_publishable_key is not None or config.get("KASSA_LIVE_PROCESSOR") is not None
+    return (script_root, language, state.mode, live_ready, state.stripe_publishable_key, state.link_id,
             state.snapshot_text, state.account_row)
 
 
@@ -302,7 +313,7 @@ def page(token: str):
     key = None
     state = checkout_service.page_state(token) if page_cache().enabled() else None
     if state is not None and state.shows_form:
-        key = _page_key(state, _buyer_language(state.stored_language))
+        key = page_key(state, _buyer_language(state.stored_language), request.script_root)
         cached = _cached_form(token, state, key)
         if cached is not None:
             return cached

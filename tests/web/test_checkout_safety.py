@@ -555,8 +555,9 @@ def _without_per_request_values(response) -> str:
 
 
 def test_c6_checkout_page_reads_the_database_once_and_writes_nothing(app, client, shop, monkeypatch):
-    """Q12: a cached page's view runs one precompiled read on one pooled connection, and no statement through
-    SQLAlchemy's execution (no ORM load, no write)."""
+    """Q12: a cached page's view runs one precompiled read on one pooled connection (on SQLite: the thread's
+    own, taken from the pool once, so none per view), and no statement through SQLAlchemy's execution (no ORM
+    load, no write)."""
     _owner, link = shop
     path = start_checkout(client, link.slug)
     client.get(path)  # the first view renders the page; later ones fill in a rendered copy
@@ -588,7 +589,7 @@ def test_c6_checkout_page_reads_the_database_once_and_writes_nothing(app, client
     assert page.status_code == 200
     assert [s for s in statements if s != "BEGIN"] == []
     assert reads == ["SELECT"]
-    assert len(checkouts) == 1
+    assert len(checkouts) == (0 if db.engine.dialect.name == "sqlite" else 1)
 
 
 def test_c6_a_cached_checkout_page_is_the_page_the_template_renders(app, client, shop):

@@ -17,6 +17,7 @@ from typing import Any
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import JSON, Text, and_, bindparam, cast, exists, func, or_, select
+from sqlalchemy.engine import Engine
 
 from kassa.clock import now
 from kassa.database import PrecompiledRead, UTCDateTime, lock_one, write_transaction
@@ -200,11 +201,12 @@ def _page_state_query() -> PrecompiledRead:
         or_(PaymentLink.ends_at.is_(None), PaymentLink.ends_at > at), CheckoutSession.invoice_id, *account_columns))
 
 
-def page_state(token: str) -> PageState | None:
+def page_state(token: str, engine: Engine | None = None) -> PageState | None:
+    """`engine`: the app's (db.engine) unless given (the checkout's first visit runs without an app context)."""
     query = _queries.get("page_state")
     if query is None:
         query = _queries["page_state"] = _page_state_query()
-    row = query.one_or_none(db.engine, token=token, now=now())
+    row = query.one_or_none(engine or db.engine, token=token, now=now())
     if row is None:
         return None
     status, unexpired, language, mode, link_id, snapshot_text, within_dates, invoice_id = row[:8]
