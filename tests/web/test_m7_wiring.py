@@ -19,7 +19,7 @@ from kassa.services.platform import ticks
 TICK_ORDER = ["risk_counters", "subscription_billing", "subscription_reminders", "payouts", "stripe_payouts",
               "sandbox_events", "stripe_events",
               "reconcile_attempts", "retry_refunds", "reconcile_dispute_answers", "dispute_reminders",
-              "database_statistics"]
+              "workflows", "database_statistics"]
 ALL_ACCOUNTS_ONLY = {"risk_counters", "reconcile_dispute_answers", "database_statistics"}
 SERVICE_MODULES = ["billing.billing", "events", "exports.exports", "payments.invoices", "platform.mail",
                    "platform.maintenance", "payments.mandates", "payouts.payouts", "payments.receipts",

@@ -237,6 +237,27 @@ def _tax_rate(account_id: int) -> int:
         return rate.id
 
 
+def _workflow(account_id: int) -> int:
+    from kassa.models import Workflow
+
+    with write_transaction(db.session) as session:
+        workflow = Workflow(account_id=account_id, name="Theirs", trigger="payment.failed", criteria=[],
+                            actions=[{"type": "task", "title": "Theirs"}], enabled=True)
+        session.add(workflow)
+        session.flush()
+        return workflow.id
+
+
+def _task(account_id: int) -> int:
+    from kassa.models import Task
+
+    with write_transaction(db.session) as session:
+        task = Task(account_id=account_id, title="Theirs")
+        session.add(task)
+        session.flush()
+        return task.id
+
+
 # URL argument → function(other account id) creating a record there and returning its id.
 OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "user_id": lambda account_id: make_user(account_id, Role.MEMBER).id,
@@ -258,6 +279,8 @@ OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "invoice_id": _invoice,  # B6
     "connection_id": _stripe_connection,
     "rate_id": _tax_rate,  # Q6
+    "workflow_id": _workflow,  # W1, W2
+    "task_id": _task,  # W2
 }
 
 
