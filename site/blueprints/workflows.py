@@ -15,7 +15,7 @@ from kassa.extensions import db
 from kassa.forms import Form
 from kassa.models import Permission, WorkflowEnrollment, WorkflowTrigger
 from kassa.rendering import htmx_redirect, render_page
-from kassa.services.backoffice.payment_filters import describe, parse_filter
+from kassa.services.backoffice.payment_filters import describe_condition, parse_filter
 from kassa.services.workflows import definitions, engine, tasks
 
 bp = Blueprint("workflows", __name__, url_prefix="/workflows")
@@ -46,9 +46,12 @@ class ToggleForm(Form):
 
 
 def _criteria_chips(workflow) -> list[list[str]]:
+    """The criteria as the payments index shows its filter chips, links by name (B4: no internal ids)."""
     import json
 
-    return describe(parse_filter(json.dumps(workflow.criteria))) if workflow.criteria else []
+    links = {str(link.id): link.name for link in definitions.account_links(workflow.account_id)}
+    groups = parse_filter(json.dumps(workflow.criteria)) if workflow.criteria else ()
+    return [[describe_condition(c, value_labels={"link": links}) for c in group] for group in groups]
 
 
 def _editor(template_values: dict[str, str], errors: dict[str, str], workflow=None, status: int = 200):
@@ -133,7 +136,7 @@ def switch(workflow_id: int):
 def inbox():
     account_id = current_user.account_id
     return render_page("workflows/tasks.html", open_tasks=tasks.open_tasks(account_id),
-                       done_tasks=tasks.done_tasks(account_id), active_nav="tasks")
+                       done_tasks=tasks.done_tasks(account_id), active_nav="workflows")
 
 
 @tasks_bp.post("/<int:task_id>/done")
