@@ -211,8 +211,11 @@ def test_w5_criteria_are_the_payments_index_filter_and_enroll_what_the_index_sho
     owner = make_merchant()
     log_in(client, owner.email, PASSWORD)
     adv = '[[["method","any_of",["ach"]]],[["amount","gt","100"]]]'
+    make_payment(owner.account_id, method="ach")  # the payments list shows once there is a payment
+    index = client.get("/payments/", query_string={"adv": adv}).get_data(as_text=True)
+    assert "Create workflow from this filter" in index  # started from the filtered payments list
     prefilled = client.get("/workflows/new", query_string={"adv": adv})
-    assert "method" in prefilled.get_data(as_text=True)  # started from a filtered payments list
+    assert "method" in prefilled.get_data(as_text=True)
     workflow = _create(client, filter=adv, subject="Hi", body="Thanks")
     _turn(client, workflow, "on")
     payments = [_paid(owner, method="ach"), _paid(owner, amount_minor=15000), _paid(owner, amount_minor=500),
