@@ -920,6 +920,9 @@ class Payment(db.Model):
         Index("ix_payments_account_status_created", "account_id", "display_status", "created_at", "id"),
         Index("ix_payments_account_amount", "account_id", "amount_minor", "id"),
         Index("ix_payments_account_disputed", "account_id", "dispute_created_at", "id"),
+        # W6: the workflows tick reads the payments that succeeded or failed since its last look.
+        Index("ix_payments_account_succeeded", "account_id", "succeeded_at"),
+        Index("ix_payments_account_failed", "account_id", "failed_at"),
         # B3 search: each way of finding a payment is an index that also returns matches newest first, with
         # the mode last so the "View test data" check is read from the index too.
         # (By email and by name: after the class, as their expressions need its columns.)
@@ -1751,6 +1754,8 @@ class Workflow(db.Model):
     actions: Mapped[list[dict[str, Any]]] = mapped_column(default=list)  # [{"type": "email", …}]
     enabled: Mapped[bool] = mapped_column(default=False)
     enabled_at: Mapped[datetime | None]
+    # W6: the enrolling tick looked at every event before this time (less a margin for late commits).
+    scanned_until: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(default=_now)
     updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)

@@ -270,3 +270,31 @@ def test_w_bad_form_shows_errors_at_the_fields_and_changes_nothing(client, app):
     assert task_form.status_code == 422 and set(errors_of(task_form)) >= {"task_title", "due_days", "assignee_id"}
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(Workflow)) == 0
+
+
+def test_w6_each_tick_reads_only_events_since_its_last_look_yet_a_late_commit_is_still_enrolled(client, app):
+    """The tick reads an index range from its last look (less a margin), not every payment since the
+    workflow was turned on; an event stamped a few minutes before the last look (its transaction committed
+    late) still enrolls, once."""
+    from datetime import timedelta
+
+    from kassa.database import write_transaction
+    from kassa.models import Payment
+
+    owner = make_merchant()
+    log_in(client, owner.email, PASSWORD)
+    workflow = _create(client, subject="Hi", body="Thanks")
+    _turn(client, workflow, "on")
+    with write_transaction(db.session) as session:  # on since an hour ago
+        session.get(Workflow, workflow.id).enabled_at = now() - timedelta(hours=1)
+    first = _paid(owner)
+    assert engine.enroll_due() == 1
+    db.session.rollback()
+    looked = db.session.get(Workflow, workflow.id).scanned_until
+    assert looked is not None and looked >= first.succeeded_at
+    late = _paid(owner)
+    with write_transaction(db.session) as session:
+        session.get(Payment, late.id).succeeded_at = looked - timedelta(minutes=5)
+    assert engine.enroll_due() == 1
+    assert engine.enroll_due() == 0
+    assert sorted(e.payment_id for e in _enrollments(workflow.id)) == [first.id, late.id]

@@ -29,6 +29,7 @@ def upgrade():
     sa.Column('actions', sa.JSON(), nullable=False),
     sa.Column('enabled', sa.Boolean(), nullable=False),
     sa.Column('enabled_at', kassa.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('scanned_until', kassa.database.UTCDateTime(timezone=True), nullable=True),
     sa.Column('version', _ID, nullable=False),
     sa.Column('created_at', kassa.database.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', kassa.database.UTCDateTime(timezone=True), nullable=False),
@@ -81,9 +82,13 @@ def upgrade():
     )
     op.create_index('ix_workflow_enrollments_workflow_enrolled', 'workflow_enrollments',
                     ['workflow_id', 'enrolled_at'], unique=False)
+    op.create_index('ix_payments_account_succeeded', 'payments', ['account_id', 'succeeded_at'], unique=False)
+    op.create_index('ix_payments_account_failed', 'payments', ['account_id', 'failed_at'], unique=False)
 
 
 def downgrade():
+    op.drop_index('ix_payments_account_failed', table_name='payments')
+    op.drop_index('ix_payments_account_succeeded', table_name='payments')
     op.drop_index('ix_workflow_enrollments_workflow_enrolled', table_name='workflow_enrollments')
     op.drop_table('workflow_enrollments')
     op.drop_index('ix_tasks_account_done', table_name='tasks')

@@ -200,7 +200,7 @@ def set_enabled(actor: Actor, workflow_id: int, enabled: bool) -> Workflow:
         if workflow.enabled != enabled:
             workflow.enabled = enabled
             if enabled:
-                workflow.enabled_at = now()
+                workflow.enabled_at, workflow.scanned_until = now(), None
             record_audit(actor, "workflow.turned_on" if enabled else "workflow.turned_off",
                          object_type="workflow", object_id=workflow.id)
         return workflow

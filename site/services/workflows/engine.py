@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 STEP_JOB = "workflow_step"
 BATCH = 500
+# A payment's event time is stamped inside its transaction, which commits a moment later: each look goes back
+# this far before the previous one, so an event committed late is still seen (the unique key drops repeats).
+LATE_COMMIT = timedelta(minutes=10)
 _MERGE = re.compile(r"\{([a-z_]+)\}")
 
 
@@ -51,10 +54,14 @@ def _event_column(trigger: str):
 
 def due_payment_ids(workflow: Workflow, account: Account, limit: int = BATCH) -> list[int]:
     """Payments that this workflow should enroll and hasn't: the trigger event at or after it was turned
-    on, the criteria true, no enrollment for this (workflow, payment, event)."""
+    on (and not before its last look, less `LATE_COMMIT`: an index range, not every payment since), the
+    criteria true, no enrollment for this (workflow, payment, event)."""
     import json
 
     event_at = _event_column(workflow.trigger)
+    since = workflow.enabled_at
+    if workflow.scanned_until is not None:
+        since = max(since, workflow.scanned_until - LATE_COMMIT)
     criteria = parse_filter(json.dumps(workflow.criteria)) if workflow.criteria else ()
     ctx = FilterContext(timezone=account.timezone, today=account_today(account))
     enrolled = exists().where(WorkflowEnrollment.workflow_id == workflow.id,
@@ -62,24 +69,27 @@ def due_payment_ids(workflow: Workflow, account: Account, limit: int = BATCH) ->
                               WorkflowEnrollment.trigger_event == workflow.trigger)
     return list(db.session.scalars(
         select(Payment.id)
-        .where(Payment.account_id == workflow.account_id, event_at.is_not(None), event_at >= workflow.enabled_at,
+        .where(Payment.account_id == workflow.account_id, event_at.is_not(None), event_at >= since,
                filter_clause(criteria, ctx), ~enrolled)
         .order_by(Payment.id).limit(limit)
     ))
 
 
-def enroll(workflow_id: int, payment_ids: list[int]) -> int:
-    """Enroll these payments (one transaction); returns how many were new. Safe to run twice or at once."""
-    if not payment_ids:
-        return 0
+def enroll(workflow_id: int, payment_ids: list[int], *, scanned_until=None) -> int:
+    """Enroll these payments (one transaction); returns how many were new. Safe to run twice or at once.
+    `scanned_until`: every event before it has now been looked at (the next look starts there)."""
     with write_transaction(db.session) as session:
         workflow = session.get(Workflow, workflow_id)
         if workflow is None or not workflow.enabled:
             return 0
+        if scanned_until is not None and (workflow.scanned_until is None or workflow.scanned_until < scanned_until):
+            workflow.scanned_until = scanned_until
+        if not payment_ids:
+            return 0
         insert = postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
         rows = [{"account_id": workflow.account_id, "workflow_id": workflow.id, "payment_id": payment_id,
                  "trigger_event": workflow.trigger, "workflow_version": workflow.version, "status": "pending",
-                 "enrolled_at": now()} for payment_id in payment_ids]
+                 "enrolled_at": now()} for payment_id in dict.fromkeys(payment_ids)]
         new_ids = session.scalars(
             insert(WorkflowEnrollment).values(rows).on_conflict_do_nothing(
                 index_elements=["workflow_id", "payment_id", "trigger_event"]).returning(WorkflowEnrollment.id)
@@ -91,11 +101,13 @@ def enroll(workflow_id: int, payment_ids: list[int]) -> int:
 
 
 def _enroll_workflow(workflow_id: int) -> int:
+    started = now()
     workflow = db.session.get(Workflow, workflow_id)
     account = db.session.get(Account, workflow.account_id)
     ids = due_payment_ids(workflow, account)
     db.session.rollback()  # end the read before the write transaction
-    return enroll(workflow_id, ids)
+    # A full batch leaves the rest for the next tick: the look only moves on when it saw everything.
+    return enroll(workflow_id, ids, scanned_until=started if len(ids) < BATCH else None)
 
 
 def enroll_due() -> int:
