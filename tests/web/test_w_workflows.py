@@ -150,6 +150,8 @@ def test_w2_failed_payment_above_an_amount_creates_one_task_done_and_undone_in_t
                        action="task", task_title="Call {name} about {amount}", assignee_id=str(owner.id),
                        due_days="2")
     assert workflow.criteria == [[["amount", "gt", ["50"]]]]
+    editor = client.get(f"/workflows/{workflow.id}/edit").get_data(as_text=True)
+    assert 'id="f-min_amount" name="min_amount" type="text" value="50"' in editor  # the stored filter, as typed
     _turn(client, workflow, "on")
     big = _failed(owner, amount_minor=8000, buyer_name="Carla Big", email="carla@example.com")
     _failed(owner, amount_minor=2000, email="small@example.com")  # not above €50
