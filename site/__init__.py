@@ -129,12 +129,14 @@ def _register_blueprints(app: Flask) -> None:
         settings,
         subscriptions,
         webhooks,
+        workflows,
     )
 
     for module in (health, auth, dashboard, settings, media, links, link_editor, products, promo_codes, embed, checkout, crm,
                    invoice_pay, payments, invoices, disputes, subscriptions, billing_portal, reports, exports, webhooks,
-                   api, assets):
+                   workflows, api, assets):
         app.register_blueprint(module.bp)
     app.register_blueprint(reports.payouts_bp)
+    app.register_blueprint(workflows.tasks_bp)
     app.jinja_env.globals["asset_url"] = assets.asset_url
 

@@ -926,6 +926,9 @@ class Payment(db.Model):
         Index("ix_payments_account_status_created", "account_id", "display_status", "created_at", "id"),
         Index("ix_payments_account_amount", "account_id", "amount_minor", "id"),
         Index("ix_payments_account_disputed", "account_id", "dispute_created_at", "id"),
+        # W6: the workflows tick reads the payments that succeeded or failed since its last look.
+        Index("ix_payments_account_succeeded", "account_id", "succeeded_at"),
+        Index("ix_payments_account_failed", "account_id", "failed_at"),
         # B3 search: each way of finding a payment is an index that also returns matches newest first, with
         # the mode last so the "View test data" check is read from the index too.
         # (By email and by name: after the class, as their expressions need its columns.)
@@ -1788,3 +1791,86 @@ class ApiIdempotency(db.Model):
     status_code: Mapped[int | None]
     response_body: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=_now, index=True)
+# Workflows (W1, W2, W5–W7): what happens after a payment, run once per (workflow, payment, trigger event)
+# --------------------------------------------------------------------------------------------------
+
+
+class WorkflowTrigger(StrEnum):
+    PAYMENT_SUCCEEDED = "payment.succeeded"
+    PAYMENT_FAILED = "payment.failed"
+
+    @property
+    def label(self) -> str:
+        return str({WorkflowTrigger.PAYMENT_SUCCEEDED: _l("Payment succeeded"),
+                    WorkflowTrigger.PAYMENT_FAILED: _l("Payment failed")}[self])
+
+
+class Workflow(db.Model):
+    """A trigger, enrollment criteria in the payments index's filter language (W5: its groups as
+    `dump_filter` writes them) and actions. Only events at or after `enabled_at` enroll, so turning a
+    workflow on never acts on old payments; `version` counts edits (W7)."""
+
+    __tablename__ = "workflows"
+    __table_args__ = (Index("ix_workflows_account", "account_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    name: Mapped[str] = mapped_column(String(120))
+    trigger: Mapped[str] = mapped_column(String(32))
+    criteria: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [[[prop, op, [values]], …], …]
+    actions: Mapped[list[dict[str, Any]]] = mapped_column(default=list)  # [{"type": "email", …}]
+    enabled: Mapped[bool] = mapped_column(default=False)
+    enabled_at: Mapped[datetime | None]
+    # W6: the enrolling tick looked at every event before this time (less a margin for late commits).
+    scanned_until: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+
+
+class WorkflowEnrollment(db.Model):
+    """One payment entering one workflow for one trigger event (W6). The unique constraint is what makes an
+    event applied twice, or two ticks at once, enroll once: the insert is ON CONFLICT DO NOTHING."""
+
+    __tablename__ = "workflow_enrollments"
+    __table_args__ = (
+        UniqueConstraint("workflow_id", "payment_id", "trigger_event"),
+        Index("ix_workflow_enrollments_workflow_enrolled", "workflow_id", "enrolled_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    workflow_id: Mapped[int] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"))
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
+    trigger_event: Mapped[str] = mapped_column(String(32))
+    workflow_version: Mapped[int] = mapped_column(default=1)
+    # pending → done | cancelled (workflow turned off before the step ran) | failed (detail says why)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    detail: Mapped[str | None] = mapped_column(Text)
+    email_id: Mapped[int | None] = mapped_column(ForeignKey("email_messages.id"))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"))
+    enrolled_at: Mapped[datetime] = mapped_column(default=_now)
+    done_at: Mapped[datetime | None]
+
+    payment: Mapped[Payment] = relationship()
+    email: Mapped[EmailMessage | None] = relationship()
+
+
+class Task(db.Model):
+    """A to-do for the team (W2), made by a workflow's create-task action; the Tasks inbox lists open ones."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_account_done", "account_id", "done_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    title: Mapped[str] = mapped_column(String(200))
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    workflow_id: Mapped[int | None] = mapped_column(ForeignKey("workflows.id", ondelete="SET NULL"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    due_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+    payment: Mapped[Payment | None] = relationship()
+    assignee: Mapped[User | None] = relationship()

@@ -25,6 +25,7 @@ from kassa.services.payouts import payouts, stripe_payouts
 from kassa.services.platform import mail, maintenance, outbox, ticks
 from kassa.services.platform.ticks import TickSpec
 from kassa.services.webhooks import stripe_webhooks
+from kassa.services.workflows import engine as workflows
 
 
 def tick_tasks() -> list:
@@ -45,6 +46,8 @@ def tick_tasks() -> list:
         TickSpec("retry_refunds", events.retry_refunds_task, per_account=True),
         TickSpec("reconcile_dispute_answers", events.reconcile_dispute_answers_task),
         TickSpec("dispute_reminders", events.dispute_reminders_task, per_account=True),
+        # W6: after the tasks that apply payment events, so a payment paid in this tick enrolls in this tick.
+        TickSpec("workflows", workflows.enroll_due, per_account=True),
         TickSpec("api_idempotency", idempotency.prune_expired),  # I4: responses kept 24 hours
         TickSpec("database_statistics", maintenance.refresh_statistics),
     ]
@@ -57,9 +60,11 @@ def register_outbox_handlers() -> None:
         (billing_outcomes.RECEIPT_JOB, billing_outcomes.write_renewal_receipt),
         ("export", exports.run_export),
         (stripe_webhooks.JOB, stripe_webhooks.run_job),
+        (workflows.STEP_JOB, workflows.run_step),
     ):
         outbox.register_handler(kind)(handler)
     outbox.on_give_up("email")(mail.mark_email_failed)
+    outbox.on_give_up(workflows.STEP_JOB)(workflows.step_gave_up)
 
 
 def register_event_handlers() -> None:

@@ -104,6 +104,7 @@ def shop(live_server):
             "contact": first(Contact).id, "company": first(Company).id, "deal": first(Deal).id,
             "export": first(Export).id, "member": member.id, "email": email.id, "tax_rate": tax_rate.id,
             "promo": _promo_code(owner, link.id), **_invoices(owner), "api_key": api_key.id,
+            "workflow": _workflows(owner, payment.id),
         }
         db.session.remove()
     return ids
@@ -119,6 +120,25 @@ def _promo_code(owner, link_id: int) -> int:
                                     "first_time_only": True}, "en")
     return promo_codes.create_code(actor, {"code": "SUMMER10", "kind": "percent", "percent": "10",
                                            "max_redemptions": "10", "link_ids": [str(link_id)]}, "en").id
+
+
+def _workflows(owner, payment_id: int) -> int:
+    """W1/W2: a welcome-email workflow (on) and an open task in the Tasks inbox; the workflow's id."""
+    from kassa.actor import Actor
+    from kassa.database import write_transaction
+    from kassa.extensions import db
+    from kassa.models import Task
+    from kassa.services.workflows import definitions
+
+    actor = Actor(user=owner, account_id=owner.account_id)
+    workflow = definitions.create_workflow(actor, {"name": "Welcome buyers", "trigger": "payment.succeeded",
+                                                   "action": "email", "subject": "Welcome, {first_name}!",
+                                                   "body": "Thank you for {amount}.", "min_amount": "10"})
+    definitions.set_enabled(actor, workflow.id, True)
+    with write_transaction(db.session) as session:
+        session.add(Task(account_id=owner.account_id, title="Call the buyer about a failed payment",
+                         payment_id=payment_id, assignee_id=owner.id))
+    return workflow.id
 
 
 def _invoices(owner) -> dict[str, int]:
@@ -205,6 +225,12 @@ def pages(ids: dict) -> dict[str, list[str]]:
         "invoices.edit": [f"/invoices/{ids['draft_invoice']}/edit"],
         "invoices.detail": [f"/invoices/{ids['draft_invoice']}", f"/invoices/{ids['invoice']}"],
         "invoices.void": [f"/invoices/{ids['invoice']}/void"],
+        "workflows.index": ["/workflows/"],  # W1, W2
+        "workflows.new": ["/workflows/new"],
+        "workflows.show": [f"/workflows/{ids['workflow']}"],
+        "workflows.edit": [f"/workflows/{ids['workflow']}/edit"],
+        "workflows.switch": [f"/workflows/{ids['workflow']}/switch"],
+        "tasks.inbox": ["/tasks/"],
     }
 
 
@@ -224,7 +250,7 @@ def test_b12_every_merchant_get_route_is_listed(live_server):
     listed = set(pages({key: 1 for key in ("payment", "ach", "link", "dispute", "seed_dispute", "subscription",
                                            "payout", "product", "contact", "company", "deal", "export", "member",
                                            "email", "promo", "tax_rate", "invoice",
-                                           "draft_invoice", "api_key")})) | set(NOT_PAGES)
+                                           "draft_invoice", "api_key", "workflow")})) | set(NOT_PAGES)
     assert merchant_get_endpoints(live_server.app) == listed
 
 

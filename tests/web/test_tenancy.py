@@ -261,6 +261,27 @@ def _api_key(account_id: int) -> int:
     return create_key(actor_for(owner), "Theirs", "test")[0].id
 
 
+def _workflow(account_id: int) -> int:
+    from kassa.models import Workflow
+
+    with write_transaction(db.session) as session:
+        workflow = Workflow(account_id=account_id, name="Theirs", trigger="payment.failed", criteria=[],
+                            actions=[{"type": "task", "title": "Theirs"}], enabled=True)
+        session.add(workflow)
+        session.flush()
+        return workflow.id
+
+
+def _task(account_id: int) -> int:
+    from kassa.models import Task
+
+    with write_transaction(db.session) as session:
+        task = Task(account_id=account_id, title="Theirs")
+        session.add(task)
+        session.flush()
+        return task.id
+
+
 # URL argument → function(other account id) creating a record there and returning its id.
 OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "user_id": lambda account_id: make_user(account_id, Role.MEMBER).id,
@@ -286,6 +307,8 @@ OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "intent_id": _payment,  # I3: a payment is the API's PaymentIntent and its charge
     "charge_id": _payment,
     "refund_id": _refund,
+    "workflow_id": _workflow,  # W1, W2
+    "task_id": _task,  # W2
 }
 # I3: the API's routes take Stripe-shaped ids (`pi_42`), with my own test key instead of my session.
 API_ID_PREFIXES = {"link_id": "plink_", "intent_id": "pi_", "charge_id": "ch_", "refund_id": "re_",

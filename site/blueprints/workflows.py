@@ -1,0 +1,155 @@
+"""Workflows (W1, W2, W7): the list, create and edit (errors at the field), turn on and off after a
+confirmation, a workflow's history; and the Tasks inbox (W2). Rules live in services/workflows."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import func, select
+from wtforms import StringField, TextAreaField
+
+from kassa.authz import current_actor, permission_required
+from kassa.errors import ValidationFailed
+from kassa.extensions import db
+from kassa.forms import Form
+from kassa.models import Permission, WorkflowEnrollment, WorkflowTrigger
+from kassa.rendering import htmx_redirect, render_page
+from kassa.services.backoffice.payment_filters import describe_condition, parse_filter
+from kassa.services.workflows import definitions, engine, tasks
+
+bp = Blueprint("workflows", __name__, url_prefix="/workflows")
+tasks_bp = Blueprint("tasks", __name__, url_prefix="/tasks")
+
+
+class WorkflowForm(Form):
+    """A workflow; the workflows service checks every value and says which field is wrong."""
+
+    name = StringField(default="")
+    trigger = StringField(default=WorkflowTrigger.PAYMENT_SUCCEEDED.value)
+    link_id = StringField(default="")
+    min_amount = StringField(default="")
+    filter = StringField(default="")  # the payments index's filter (its `adv` parameter), W5
+    action = StringField(default="email")
+    subject = StringField(default="")
+    body = TextAreaField(default="")
+    task_title = StringField(default="")
+    assignee_id = StringField(default="")
+    due_days = StringField(default="")
+
+    def values(self) -> dict[str, str]:
+        return {name: (field.data or "") for name, field in self._fields.items() if name != "csrf_token"}
+
+
+class ToggleForm(Form):
+    enabled = StringField(default="")
+
+
+def _criteria_chips(workflow) -> list[list[str]]:
+    """The criteria as the payments index shows its filter chips, links by name (B4: no internal ids)."""
+    import json
+
+    links = {str(link.id): link.name for link in definitions.account_links(workflow.account_id)}
+    groups = parse_filter(json.dumps(workflow.criteria)) if workflow.criteria else ()
+    return [[describe_condition(c, value_labels={"link": links}) for c in group] for group in groups]
+
+
+def _editor(template_values: dict[str, str], errors: dict[str, str], workflow=None, status: int = 200):
+    account_id = current_user.account_id
+    return render_page("workflows/form.html", status=status, values=template_values, errors=errors,
+                       workflow=workflow, triggers=[(t.value, t.label) for t in WorkflowTrigger],
+                       link_options=[(str(link.id), link.name) for link in definitions.account_links(account_id)],
+                       user_options=[(str(user.id), user.name or user.email)
+                                     for user in definitions.account_users(account_id)],
+                       merge_fields=definitions.MERGE_FIELDS, active_nav="workflows")
+
+
+@bp.get("/")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def index():
+    workflows = definitions.list_workflows(current_user.account_id)
+    counts = dict(db.session.execute(
+        select(WorkflowEnrollment.workflow_id, func.count()).where(
+            WorkflowEnrollment.account_id == current_user.account_id).group_by(WorkflowEnrollment.workflow_id)).all())
+    return render_page("workflows/index.html", workflows=workflows, counts=counts, active_nav="workflows",
+                       trigger_labels={t.value: t.label for t in WorkflowTrigger})
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_PAYMENTS)
+def new():
+    values = WorkflowForm().values() if request.method == "POST" else {
+        **WorkflowForm(formdata=None).values(), "filter": request.args.get("adv", "")}
+    if request.method == "POST":
+        try:
+            workflow = definitions.create_workflow(current_actor(), values)
+        except ValidationFailed as exc:
+            return _editor(values, exc.errors, status=422)
+        flash(_("Workflow %(name)s created. Turn it on when it is ready.", name=workflow.name), "success")
+        return htmx_redirect(url_for("workflows.show", workflow_id=workflow.id))
+    return _editor(values, {})
+
+
+@bp.get("/<int:workflow_id>")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def show(workflow_id: int):
+    workflow = definitions.get_workflow(current_user.account_id, workflow_id)
+    return render_page("workflows/show.html", workflow=workflow, chips=_criteria_chips(workflow),
+                       enrollments=engine.history(workflow), action=(workflow.actions or [{}])[0],
+                       trigger_label=WorkflowTrigger(workflow.trigger).label, active_nav="workflows")
+
+
+@bp.route("/<int:workflow_id>/edit", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_PAYMENTS)
+def edit(workflow_id: int):
+    workflow = definitions.get_workflow(current_user.account_id, workflow_id)
+    if request.method == "POST":
+        values = WorkflowForm().values()
+        try:
+            definitions.update_workflow(current_actor(), workflow.id, values)
+        except ValidationFailed as exc:
+            return _editor(values, exc.errors, workflow, status=422)
+        flash(_("Workflow saved."), "success")
+        return htmx_redirect(url_for("workflows.show", workflow_id=workflow.id))
+    return _editor(definitions.form_values(workflow), {}, workflow)
+
+
+@bp.route("/<int:workflow_id>/switch", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_PAYMENTS)
+def switch(workflow_id: int):
+    """On or off, after a confirmation (W7: off stops new enrollments and steps not yet run)."""
+    workflow = definitions.get_workflow(current_user.account_id, workflow_id)
+    if request.method == "GET":
+        return render_page("workflows/switch.html", "dialog", workflow=workflow, active_nav="workflows")
+    enabled = ToggleForm().enabled.data == "on"
+    definitions.set_enabled(current_actor(), workflow.id, enabled)
+    flash(_("Workflow %(name)s is on.", name=workflow.name) if enabled
+          else _("Workflow %(name)s is off.", name=workflow.name), "success")
+    return htmx_redirect(url_for("workflows.show", workflow_id=workflow.id))
+
+
+# -- Tasks inbox ------------------------------------------------------------------------------------------
+
+
+@tasks_bp.get("/")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def inbox():
+    account_id = current_user.account_id
+    return render_page("workflows/tasks.html", open_tasks=tasks.open_tasks(account_id),
+                       done_tasks=tasks.done_tasks(account_id), active_nav="workflows")
+
+
+@tasks_bp.post("/<int:task_id>/done")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def done(task_id: int):
+    task = tasks.set_done(current_actor(), task_id, True)
+    flash(_("Task “%(title)s” done.", title=task.title), "success")
+    return htmx_redirect(url_for("tasks.inbox"))
+
+
+@tasks_bp.post("/<int:task_id>/undo")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def undo(task_id: int):
+    task = tasks.set_done(current_actor(), task_id, False)
+    flash(_("Task “%(title)s” is open again.", title=task.title), "success")
+    return htmx_redirect(url_for("tasks.inbox"))

@@ -1,0 +1,206 @@
+"""Creating, editing and switching workflows (W1, W2, W5, W7). The enrollment criteria are the payments
+index's filter (W5): the same groups of conditions, parsed and checked by `payment_filters.parse_filter`
+and stored as it dumps them, never a second filter language."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from kassa.actor import Actor
+from kassa.clock import now
+from kassa.database import lock_one, parse_id, write_transaction
+from kassa.errors import NotFound, ValidationFailed
+from kassa.extensions import db
+from kassa.models import PaymentLink, User, Workflow, WorkflowTrigger
+from kassa.services.backoffice.payment_filters import Condition, FilterError, dump_filter, parse_filter
+from kassa.services.platform.audit import record_audit
+
+MERGE_FIELDS = ("first_name", "name", "email", "amount", "link_name", "business_name")
+_MERGE = re.compile(r"\{([a-z_]+)\}")
+MAX_WORKFLOWS = 100
+
+
+def list_workflows(account_id: int) -> list[Workflow]:
+    return list(db.session.scalars(select(Workflow).where(Workflow.account_id == account_id)
+                                   .order_by(Workflow.name, Workflow.id)))
+
+
+def get_workflow(account_id: int, workflow_id: Any) -> Workflow:
+    key = parse_id(workflow_id)
+    workflow = db.session.get(Workflow, key) if key else None
+    if workflow is None or workflow.account_id != account_id:
+        raise NotFound(_("Workflow not found."))
+    return workflow
+
+
+def account_links(account_id: int) -> list[PaymentLink]:
+    return list(db.session.scalars(select(PaymentLink).where(PaymentLink.account_id == account_id)
+                                   .order_by(PaymentLink.name, PaymentLink.id)))
+
+
+def account_users(account_id: int) -> list[User]:
+    return list(db.session.scalars(select(User).where(User.account_id == account_id).order_by(User.name, User.id)))
+
+
+def _unknown_merge_fields(text: str) -> list[str]:
+    return sorted({name for name in _MERGE.findall(text) if name not in MERGE_FIELDS})
+
+
+def _amount(text: str) -> Decimal | None:
+    try:
+        value = Decimal(text.replace(",", ".").strip())
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() and 0 <= value < 10**12 else None
+
+
+def _criteria(account_id: int, values: dict[str, str], errors: dict[str, str]) -> list[Any]:
+    """The small form (source link, amount above) and the index's filter (`adv`), as one filter: the small
+    form's conditions are added to every group of the index's filter (AND distributes over OR)."""
+    extra: list[Condition] = []
+    link_id = (values.get("link_id") or "").strip()
+    if link_id:
+        link = db.session.get(PaymentLink, parse_id(link_id)) if parse_id(link_id) else None
+        if link is None or link.account_id != account_id:
+            errors["link_id"] = _("Choose one of your payment links.")
+        else:
+            extra.append(Condition("link", "eq", (str(link.id),)))
+    min_amount = (values.get("min_amount") or "").strip()
+    if min_amount:
+        amount = _amount(min_amount)
+        if amount is None:
+            errors["min_amount"] = _("Enter an amount like 50 or 12.50.")
+        else:
+            extra.append(Condition("amount", "gt", (str(amount),)))
+    try:
+        groups = parse_filter((values.get("filter") or "").strip())
+    except FilterError as exc:
+        errors["filter"] = str(exc)
+        groups = ()
+    if extra:
+        groups = tuple(tuple(group) + tuple(extra) for group in groups) or (tuple(extra),)
+    return json.loads(dump_filter(groups))
+
+
+def simple_fields(criteria: list[Any]) -> dict[str, str]:
+    """The form's values for stored criteria: the small fields when the filter is just those, else the
+    index's filter as text."""
+    if len(criteria) == 1 and all((c[0], c[1]) in (("link", "eq"), ("amount", "gt")) for c in criteria[0]):
+        found = {c[0]: c[2][0] for c in criteria[0]}
+        if len(found) == len(criteria[0]):
+            return {"link_id": found.get("link", ""), "min_amount": found.get("amount", ""), "filter": ""}
+    return {"link_id": "", "min_amount": "", "filter": json.dumps(criteria, ensure_ascii=False) if criteria else ""}
+
+
+def form_values(workflow: Workflow) -> dict[str, str]:
+    action = (workflow.actions or [{}])[0]
+    return {"name": workflow.name, "trigger": workflow.trigger, "action": action.get("type", "email"),
+            "subject": action.get("subject", ""), "body": action.get("body", ""),
+            "task_title": action.get("title", ""), "assignee_id": str(action.get("assignee_id") or ""),
+            "due_days": str(action.get("due_days", "")), **simple_fields(workflow.criteria or [])}
+
+
+def _actions(account_id: int, values: dict[str, str], errors: dict[str, str]) -> list[dict[str, Any]]:
+    kind = values.get("action")
+    if kind == "email":
+        subject, body = (values.get("subject") or "").strip(), (values.get("body") or "").strip()
+        for name, text, limit in (("subject", subject, 200), ("body", body, 5000)):
+            if not text:
+                errors[name] = _("Write the email's subject.") if name == "subject" else _("Write the email.")
+            elif len(text) > limit:
+                errors[name] = _("Use at most %(n)d characters.", n=limit)
+            elif unknown := _unknown_merge_fields(text):
+                errors[name] = _("Unknown merge field {%(name)s}. Use one of: %(fields)s.", name=unknown[0],
+                                 fields=", ".join("{" + f + "}" for f in MERGE_FIELDS))
+        return [{"type": "email", "subject": subject, "body": body}]
+    if kind == "task":
+        title = (values.get("task_title") or "").strip()
+        if not title:
+            errors["task_title"] = _("Give the task a title.")
+        elif len(title) > 200:
+            errors["task_title"] = _("Use at most %(n)d characters.", n=200)
+        assignee = None
+        if (values.get("assignee_id") or "").strip():
+            user = db.session.get(User, parse_id(values["assignee_id"])) if parse_id(values["assignee_id"]) else None
+            if user is None or user.account_id != account_id:
+                errors["assignee_id"] = _("Choose someone on your team.")
+            else:
+                assignee = user.id
+        due_text = (values.get("due_days") or "").strip()
+        due_days = None
+        if due_text:
+            if not due_text.isdigit() or not 0 <= int(due_text) <= 365:
+                errors["due_days"] = _("Enter a number of days from 0 to 365.")
+            else:
+                due_days = int(due_text)
+        return [{"type": "task", "title": title, "assignee_id": assignee, "due_days": due_days}]
+    errors["action"] = _("Choose what the workflow does.")
+    return []
+
+
+def _checked(account_id: int, values: dict[str, str]) -> tuple[str, str, list[Any], list[dict[str, Any]]]:
+    errors: dict[str, str] = {}
+    name = (values.get("name") or "").replace("\x00", "").strip()
+    if not name:
+        errors["name"] = _("Give the workflow a name.")
+    elif len(name) > 120:
+        errors["name"] = _("Use at most %(n)d characters.", n=120)
+    trigger = values.get("trigger") or ""
+    if trigger not in {t.value for t in WorkflowTrigger}:
+        errors["trigger"] = _("Choose when the workflow starts.")
+    criteria = _criteria(account_id, values, errors)
+    actions = _actions(account_id, values, errors)
+    if errors:
+        raise ValidationFailed(_("Check the highlighted fields."), errors=errors)
+    return name, trigger, criteria, actions
+
+
+def create_workflow(actor: Actor, values: dict[str, str]) -> Workflow:
+    name, trigger, criteria, actions = _checked(actor.account_id, values)
+    with write_transaction(db.session) as session:
+        if len(list_workflows(actor.account_id)) >= MAX_WORKFLOWS:
+            raise ValidationFailed(_("You have %(n)d workflows already; delete one first.", n=MAX_WORKFLOWS),
+                                   field="name")
+        workflow = Workflow(account_id=actor.account_id, name=name, trigger=trigger, criteria=criteria,
+                            actions=actions, enabled=False, version=1)
+        session.add(workflow)
+        session.flush()
+        record_audit(actor, "workflow.created", object_type="workflow", object_id=workflow.id)
+        return workflow
+
+
+def update_workflow(actor: Actor, workflow_id: int, values: dict[str, str]) -> Workflow:
+    """W7: an edit is a new version; enrollments keep the version they ran."""
+    name, trigger, criteria, actions = _checked(actor.account_id, values)
+    with write_transaction(db.session) as session:
+        get_workflow(actor.account_id, workflow_id)
+        workflow = lock_one(session, Workflow, workflow_id)
+        changed = (workflow.trigger, workflow.criteria, workflow.actions) != (trigger, criteria, actions)
+        workflow.name = name
+        if changed:
+            workflow.trigger, workflow.criteria, workflow.actions = trigger, criteria, actions
+            workflow.version += 1
+        record_audit(actor, "workflow.updated", object_type="workflow", object_id=workflow.id,
+                     data={"version": workflow.version})
+        return workflow
+
+
+def set_enabled(actor: Actor, workflow_id: int, enabled: bool) -> Workflow:
+    """On: payments whose trigger event happens from now on enroll (never older ones). Off: no new
+    enrollments, and steps not yet run are cancelled when the worker reaches them (W7)."""
+    with write_transaction(db.session) as session:
+        get_workflow(actor.account_id, workflow_id)
+        workflow = lock_one(session, Workflow, workflow_id)
+        if workflow.enabled != enabled:
+            workflow.enabled = enabled
+            if enabled:
+                workflow.enabled_at, workflow.scanned_until = now(), None
+            record_audit(actor, "workflow.turned_on" if enabled else "workflow.turned_off",
+                         object_type="workflow", object_id=workflow.id)
+        return workflow
