@@ -42,7 +42,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(build_config(instance_path))
     if config:
         app.config.update(config)
-    missing = missing_production_secrets(app.config)
+    missing = missing_production_secrets()
     if missing:  # G8: refuse to start rather than run on per-machine keys kept in the instance folder
         raise RuntimeError(
             f"KASSA_BASE_URL is https:// (production), but {' and '.join(missing)} "

@@ -65,11 +65,12 @@ def _encryption_keys(instance_path: Path) -> list[str]:
                              lambda: base64.urlsafe_b64encode(os.urandom(32)).decode())]
 
 
-def missing_production_secrets(config: dict) -> list[str]:
+def missing_production_secrets() -> list[str]:
     """G8: the secrets a production instance (a public https:// KASSA_BASE_URL) must take from its environment.
     Kept in instance/, as on a developer's machine, they would differ per machine behind a load balancer
     (sessions signed by one server refused by the next) and go wherever the instance folder's backups go."""
-    if not config.get("KASSA_HTTPS"):
+    # The environment's address, not the config's: what a deployment sets (a test app may set KASSA_HTTPS alone).
+    if not (_env("KASSA_BASE_URL") or "").startswith("https://"):
         return []
     return [name for name in ("KASSA_SECRET_KEY", "KASSA_ENCRYPTION_KEYS") if not _env(name)]
 
