@@ -56,3 +56,14 @@ def htmx_update(target: str, html: str, *, message: str | None = None, kind: str
         response.headers["HX-Trigger"] = json.dumps(events)
     response.vary.add("HX-Request")
     return response
+
+
+def private_download(data: bytes, content_type: str, filename: str, fallback: str = "download") -> Response:
+    """A file the browser saves (receipts, invoices): a safe file name in the header, and kept by no cache,
+    shared or the browser's own (it holds a buyer's or a merchant's data)."""
+    from kassa.forms import safe_filename
+
+    response = Response(data, mimetype=content_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{safe_filename(filename, fallback)}"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

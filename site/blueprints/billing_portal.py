@@ -14,6 +14,7 @@ from kassa.forms import Form
 from kassa.i18n import LANGUAGES, show_times_in
 from kassa.models import Account, Mode
 from kassa.netutil import client_ip
+from kassa.rendering import private_download
 from kassa.security import allow_stripe_js
 from kassa.services.billing import buyer_portal, subscriptions
 from kassa.services.payments import receipts
@@ -180,11 +181,7 @@ def portal_receipt(token: str, payment_id: int):
         return _not_found()
     except TooManyRequests as exc:
         return render_template("checkout/unavailable.html", title=exc.message, message=""), 429
-    response = current_app.make_response(pdf)
-    response.headers["Content-Type"] = content_type
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return private_download(pdf, content_type, filename, "receipt.pdf")
 
 
 @bp.post("/my/<token>/subscriptions/<int:subscription_id>/card")

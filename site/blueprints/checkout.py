@@ -8,7 +8,6 @@ from __future__ import annotations
 from flask import (
     Blueprint,
     Flask,
-    Response,
     abort,
     current_app,
     g,
@@ -37,6 +36,7 @@ from kassa.i18n import LANGUAGES, best_language, show_times_in
 from kassa.models import CheckoutSession, CheckoutStatus, Mode, Payment, PaymentLink, PaymentStatus
 from kassa.netutil import client_ip
 from kassa.page_cache import CHECKOUT_SLOTS, PageCache, compact
+from kassa.rendering import private_download
 from kassa.security import allow_form_action, allow_stripe_js, csp_nonce, generate_csrf
 from kassa.services.checkout import checkout as checkout_service
 from kassa.services.links import promo_codes
@@ -481,10 +481,7 @@ def receipt(token: str):
         abort(404)
 
     filename, content_type, data = public_receipt_pdf(payment, ip=client_ip())
-    response = Response(data, mimetype=content_type)
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return private_download(data, content_type, filename, "receipt.pdf")
 
 
 @bp.errorhandler(KassaError)

@@ -9,19 +9,20 @@ Buyer-facing: this module never imports merchant views (DESIGN §7.2).
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import refresh
 from wtforms import StringField
 
 from kassa.errors import NotFound, TooManyRequests
 from kassa.extensions import db, limiter
-from kassa.forms import Form, safe_filename
+from kassa.forms import Form
 from kassa.i18n import LANGUAGES
 from kassa.models import Account, Company, Contact, Invoice
 from kassa.money import Money
 from kassa.netutil import client_ip
 from kassa.page_cache import compact
+from kassa.rendering import private_download
 from kassa.services.checkout import invoice_checkout
 from kassa.services.payments.invoices import invoice_label
 
@@ -108,10 +109,7 @@ def pdf(token: str):
     except TooManyRequests as exc:
         return compact(render_template("checkout/unavailable.html", title=_("Try again in a moment"),
                                        message=exc.message)), 429
-    response = Response(data, mimetype=content_type)
-    response.headers["Content-Disposition"] = f'attachment; filename="{safe_filename(filename, "invoice.pdf")}"'
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return private_download(data, content_type, filename, "invoice.pdf")
 
 
 @bp.errorhandler(NotFound)

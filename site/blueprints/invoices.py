@@ -6,7 +6,7 @@ product library) posts the whole form back (plain POST or htmx) and re-renders i
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, request, url_for
+from flask import Blueprint, abort, flash, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import or_
@@ -25,12 +25,11 @@ from kassa.forms import (
     arg_int,
     parse_id,
     parse_int,
-    safe_filename,
 )
 from kassa.i18n import LANGUAGES, current_language
 from kassa.models import Company, Contact, Invoice, InvoiceStatus, Payment, Permission, Product
 from kassa.pagination import numbered_page
-from kassa.rendering import htmx_redirect, render_page
+from kassa.rendering import htmx_redirect, private_download, render_page
 from kassa.services.checkout import invoice_checkout, invoice_sending
 from kassa.services.links.link_drafts import MAX_ITEMS
 from kassa.services.payments import invoice_drafts, invoices
@@ -334,6 +333,4 @@ def delete(invoice_id: int):
 def pdf(invoice_id: int):
     invoice = _merchant_invoice_or_404(invoice_id)
     filename, content_type, data = invoices.render_invoice(invoice.id)
-    response = Response(data, mimetype=content_type)
-    response.headers["Content-Disposition"] = f'attachment; filename="{safe_filename(filename, "invoice.pdf")}"'
-    return response
+    return private_download(data, content_type, filename, "invoice.pdf")

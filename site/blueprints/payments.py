@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from flask import Blueprint, Response, abort, flash, redirect, request, url_for
+from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
@@ -20,7 +20,7 @@ from kassa.forms import FlagField, Form, MultiValueField, NumberedRows, is_ascii
 from kassa.i18n import current_language
 from kassa.models import DisplayStatus, Invoice, Payment, Permission
 from kassa.money import Money
-from kassa.rendering import htmx_redirect, htmx_update, is_htmx, render_page
+from kassa.rendering import htmx_redirect, htmx_update, is_htmx, private_download, render_page
 from kassa.services.backoffice import associations, filter_builder, payment_details, saved_views
 from kassa.services.backoffice.payment_filters import FilterContext, FilterError
 from kassa.services.backoffice.payment_index import (
@@ -471,7 +471,4 @@ def invoice_pdf(invoice_id: int):
     account's invoice is a 404, like any other object."""
     invoice = get_owned_or_404(Invoice, invoice_id)
     filename, content_type, data = invoices.render_invoice(invoice.id)
-    response = Response(data, mimetype=content_type)
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return private_download(data, content_type, filename, "invoice.pdf")

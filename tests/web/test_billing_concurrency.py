@@ -32,6 +32,7 @@ from tests.support.billing import (
     subscription_shop,
 )
 from tests.support.checkout_flow import count
+from tests.support.concurrency import at_once
 
 CARDS = ["4242424242424242", "4000056655665556", "5555555555554444", "2223003122003222", "5200828282828210",
          "5105105105105100"]
@@ -48,19 +49,7 @@ def _clock_to(account_id: int, moment: datetime) -> None:
 
 def _two_ticks_at_once(app) -> list[int]:
     """Two workers tick at the same instant, each with its own app context and database session."""
-    barrier = threading.Barrier(2)
-
-    def tick() -> int:
-        with app.app_context():
-            try:
-                barrier.wait(timeout=30)
-                return billing.bill_due_subscriptions()
-            finally:
-                db.session.remove()
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = [pool.submit(tick) for _ in range(2)]
-        return [future.result(timeout=120) for future in futures]
+    return at_once(app, billing.bill_due_subscriptions)
 
 
 def _payments_per_period(subscription_ids: list[int]) -> dict[tuple[int, int], list[str]]:

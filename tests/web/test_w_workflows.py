@@ -5,9 +5,6 @@ another merchant's workflow or task is a 404; a bad form gets errors at its fiel
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 from sqlalchemy import func, select
 
 from kassa.clock import now
@@ -19,6 +16,7 @@ from kassa.services.workflows import engine
 from tests.factories import PASSWORD, make_merchant, make_payment
 from tests.support.app import log_in, page_text, run_outbox
 from tests.support.checkout_flow import make_link
+from tests.support.concurrency import at_once
 from tests.support.links import errors_of
 
 
@@ -54,18 +52,8 @@ def _failed(owner, **fields):
 
 
 def _two_ticks_at_once(app) -> list[int]:
-    barrier = threading.Barrier(2)
-
-    def tick() -> int:
-        with app.app_context():
-            try:
-                barrier.wait(timeout=30)
-                return engine.enroll_due()
-            finally:
-                db.session.remove()
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return [f.result(timeout=120) for f in [pool.submit(tick) for _ in range(2)]]
+    """Two workers tick at the same instant, each with its own app context and database session."""
+    return at_once(app, engine.enroll_due)
 
 
 def _workflow_emails(account_id: int) -> list[EmailMessage]:
