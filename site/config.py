@@ -15,7 +15,15 @@ from kassa.services.payments.risk import DEFAULTS as RISK_DEFAULTS
 
 
 def _env(name: str, default: str | None = None) -> str | None:
+    """A setting from the environment; or, for a secret kept in a file (Docker and systemd credentials, G8),
+    from the file `<name>_FILE` names. A file that can't be read stops the start with what to fix."""
     value = os.environ.get(name)
+    if value in (None, "") and os.environ.get(f"{name}_FILE"):
+        path = os.environ[f"{name}_FILE"]
+        try:
+            value = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise RuntimeError(f"{name}_FILE names {path}, which can't be read ({exc.strerror}).") from None
     return value if value not in (None, "") else default
 
 

@@ -116,3 +116,17 @@ def test_g7_systemd_verify_does_catch_a_unit_that_cannot_start(tmp_path):
         (tmp_path / name).write_text(text)
     checked = _verify(tmp_path)
     assert checked.returncode != 0 and "/nonexistent/.venv/bin/gunicorn is not executable" in checked.stderr
+
+
+def test_g7_the_nginx_configuration_passes_nginx_t_with_and_without_tls(tmp_path):
+    """`nginx -t` on the configuration the profile writes (the one docs/deploy.md gives), both ways."""
+    from kassa.production import Profile, nginx_binary, prepare
+
+    cert, key = _certificate(tmp_path)
+    for name, profile in (("plain", Profile()), ("tls", Profile(tls_cert=cert, tls_key=key))):
+        run_dir = tmp_path / name
+        prepare(profile, run_dir)
+        checked = subprocess.run([nginx_binary(), "-t", "-c", str(run_dir / "nginx.conf")], capture_output=True,
+                                 text=True, timeout=60)
+        assert checked.returncode == 0, checked.stderr
+        assert "syntax is ok" in checked.stderr and "test is successful" in checked.stderr

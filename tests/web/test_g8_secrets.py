@@ -74,3 +74,22 @@ def test_g8_without_the_fallback_a_rotated_key_signs_everyone_out(app, client):
     app.config.update(SECRET_KEY="the new key " * 4, SECRET_KEY_FALLBACKS=[])
     response = client.get("/settings/account")
     assert response.status_code in (302, 303) and "/login" in response.headers["Location"]
+
+
+def test_g8_secrets_can_come_from_files_named_by_name_file(database_url, tmp_path, monkeypatch):
+    """Docker and systemd credentials: KASSA_SECRET_KEY_FILE=/run/secrets/… instead of the value itself."""
+    (tmp_path / "secret_key").write_text("from a file " * 6 + "\n")
+    (tmp_path / "fernet").write_text(FERNET_KEY + "\n")
+    app = _production_app(database_url, tmp_path / "instance", monkeypatch,
+                          KASSA_SECRET_KEY_FILE=str(tmp_path / "secret_key"),
+                          KASSA_ENCRYPTION_KEYS_FILE=str(tmp_path / "fernet"))
+    assert app.config["SECRET_KEY"] == ("from a file " * 6).strip()
+    assert app.config["KASSA_ENCRYPTION_KEYS"] == [FERNET_KEY]
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_g8_a_secret_file_that_cannot_be_read_stops_the_start_saying_which(database_url, tmp_path, monkeypatch):
+    with pytest.raises(RuntimeError, match=r"KASSA_SECRET_KEY_FILE names .*missing, which can't be read"):
+        _production_app(database_url, tmp_path, monkeypatch, KASSA_SECRET_KEY_FILE=str(tmp_path / "missing"),
+                        KASSA_ENCRYPTION_KEYS=FERNET_KEY)
