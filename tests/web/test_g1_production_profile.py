@@ -28,7 +28,9 @@ pytestmark = pytest.mark.xdist_group("g1_production_profile")
 OWNER_EMAIL, OWNER_PASSWORD = "owner@g1.example", "production profile 2026"
 
 
-@pytest.fixture(scope="module")
+# Session scope, not module: xdist may run another module's test between this group's tests on the same
+# worker, and a module fixture would then be set up twice (seen in CI: two load runs, two profiles).
+@pytest.fixture(scope="session")
 def profile(tmp_path_factory):
     instance = tmp_path_factory.mktemp("g1-instance")
     with own_database() as url:

@@ -18,7 +18,9 @@ from benchmarks import g3_load
 pytestmark = pytest.mark.xdist_group("g3_load")
 
 
-@pytest.fixture(scope="module")
+# Session scope, not module: xdist may run another module's test between this group's tests on the same
+# worker, and a module fixture would then be set up twice (seen in CI: two load runs, two profiles).
+@pytest.fixture(scope="session")
 def finished(tmp_path_factory) -> g3_load.Run:
     from kassa.production import nginx_binary
 

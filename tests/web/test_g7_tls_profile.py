@@ -27,7 +27,9 @@ def _certificate(folder) -> tuple[str, str]:
     return str(cert), str(key)
 
 
-@pytest.fixture(scope="module")
+# Session scope, not module: xdist may run another module's test between this group's tests on the same
+# worker, and a module fixture would then be set up twice (seen in CI: two load runs, two profiles).
+@pytest.fixture(scope="session")
 def tls_profile(tmp_path_factory):
     folder = tmp_path_factory.mktemp("g7")
     cert, key = _certificate(folder)
