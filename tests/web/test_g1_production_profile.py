@@ -21,15 +21,15 @@ import sqlalchemy as sa
 from tests.support.profile import csrf as csrf_of
 from tests.support.profile import own_database, prepare, profile_env, run_prod, wait_for
 
-# One profile for the module: its tests stay on one xdist worker (make test runs --dist loadgroup).
+# Asks xdist to keep the module's tests on one worker (make test runs --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("g1_production_profile")
 
 
 OWNER_EMAIL, OWNER_PASSWORD = "owner@g1.example", "production profile 2026"
 
 
-# Session scope, not module: xdist may run another module's test between this group's tests on the same
-# worker, and a module fixture would then be set up twice (seen in CI: two load runs, two profiles).
+# Started once per xdist worker that runs this module's tests (xdist was seen giving them to both workers, the
+# group mark notwithstanding): each start costs ~10 s, and the servers are idle between the tests.
 @pytest.fixture(scope="session")
 def profile(tmp_path_factory):
     instance = tmp_path_factory.mktemp("g1-instance")

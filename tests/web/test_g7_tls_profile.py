@@ -27,8 +27,8 @@ def _certificate(folder) -> tuple[str, str]:
     return str(cert), str(key)
 
 
-# Session scope, not module: xdist may run another module's test between this group's tests on the same
-# worker, and a module fixture would then be set up twice (seen in CI: two load runs, two profiles).
+# Started once per xdist worker that runs this module's tests (xdist was seen giving them to both workers, the
+# group mark notwithstanding): each start costs ~10 s, and the servers are idle between the tests.
 @pytest.fixture(scope="session")
 def tls_profile(tmp_path_factory):
     folder = tmp_path_factory.mktemp("g7")
