@@ -832,11 +832,61 @@ class PaymentStatus(StrEnum):
     # succeeded / processing / failed when the buyer finishes; one they abandon stays incomplete (as Stripe lists
     # an abandoned PaymentIntent), with why in failure_code. Never money: no receipt number, ledger or totals.
     INCOMPLETE = "incomplete"
+    # V3: a manual payment a Super admin deleted (recorded by mistake): kept for the audit trail and the receipt
+    # series, its ledger entries reversed, its invoice owing the amount again. Never money.
+    DELETED = "deleted"
 
 
 # B2: payments that collected nothing and never will (a declined or unfinished checkout attempt): never counted as
 # a payment made (home, links, CRM, buyer portal), as `status == succeeded` already keeps them out of money sums.
-UNPAID_STATUSES = (PaymentStatus.FAILED.value, PaymentStatus.INCOMPLETE.value)
+UNPAID_STATUSES = (PaymentStatus.FAILED.value, PaymentStatus.INCOMPLETE.value, PaymentStatus.DELETED.value)
+
+# V3: a payment recorded by hand on an invoice (paid outside Kassa): Payment.method, and how it was paid.
+MANUAL_METHOD = "manual"
+
+
+class ManualMethod(StrEnum):
+    BANK_TRANSFER = "bank_transfer"
+    CASH = "cash"
+    CHEQUE = "cheque"
+    OTHER = "other"
+
+    @property
+    def label(self) -> str:
+        return str(MANUAL_METHOD_LABELS[self])
+
+
+MANUAL_METHOD_LABELS = {
+    ManualMethod.BANK_TRANSFER: _l("Bank transfer"),
+    ManualMethod.CASH: _l("Cash"),
+    ManualMethod.CHEQUE: _l("Cheque"),
+    ManualMethod.OTHER: _l("Other"),
+}
+
+
+class PaymentSource(StrEnum):
+    """V6: where a payment came from, as the index shows and filters it (`Payment.source`, with a manual payment
+    of an invoice shown as its own source). QUOTE is listed ahead of quotes (V4) so filters and views work
+    when they land."""
+
+    LINK = "payment_link"
+    INVOICE = "invoice"
+    QUOTE = "quote"
+    SUBSCRIPTION = "subscription"
+    MANUAL = "manual"
+
+    @property
+    def label(self) -> str:
+        return str(PAYMENT_SOURCE_LABELS[self])
+
+
+PAYMENT_SOURCE_LABELS = {
+    PaymentSource.LINK: _l("Payment link"),
+    PaymentSource.INVOICE: _l("Invoice"),
+    PaymentSource.QUOTE: _l("Quote"),
+    PaymentSource.SUBSCRIPTION: _l("Subscription"),
+    PaymentSource.MANUAL: _l("Manual payment"),
+}
 
 
 class RiskLevel(StrEnum):
@@ -871,6 +921,7 @@ class DisplayStatus(StrEnum):
     DISPUTED_AWAITING_DECISION = "disputed_awaiting_decision"
     DISPUTED_WON = "disputed_won"
     DISPUTED_LOST = "disputed_lost"
+    DELETED = "deleted"  # V3: a manual payment deleted by a Super admin
 
     @property
     def label(self) -> str:
@@ -897,6 +948,7 @@ DISPLAY_STATUS_LABELS = {
     DisplayStatus.DISPUTED_AWAITING_DECISION: _l("Disputed (awaiting decision)"),
     DisplayStatus.DISPUTED_WON: _l("Disputed (won)"),
     DisplayStatus.DISPUTED_LOST: _l("Disputed (lost)"),
+    DisplayStatus.DELETED: _l("Deleted"),
 }
 
 
@@ -912,6 +964,7 @@ DISPLAY_STATUS_TONES = {
     DisplayStatus.DISPUTED_AWAITING_DECISION: "warning",
     DisplayStatus.DISPUTED_WON: "success",
     DisplayStatus.DISPUTED_LOST: "neutral",
+    DisplayStatus.DELETED: "neutral",
 }
 
 
@@ -969,7 +1022,10 @@ class Payment(db.Model):
     buyer_vat_id: Mapped[str] = mapped_column(String(20), default="", server_default="")
     reverse_charge: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     tax_details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    method: Mapped[str] = mapped_column(String(8))  # card | ach | sepa (SEPA Direct Debit, Q10)
+    method: Mapped[str] = mapped_column(String(8))  # card | ach | sepa (SEPA Direct Debit, Q10) | manual (V3)
+    # V3: a manual payment's way (ManualMethod) and the merchant's reference (a transfer's, a cheque number)
+    manual_method: Mapped[str | None] = mapped_column(String(16))
+    manual_reference: Mapped[str | None] = mapped_column(String(120))
     card_brand: Mapped[str | None] = mapped_column(String(32))
     card_last4: Mapped[str | None] = mapped_column(String(4))
     card_exp_month: Mapped[int | None]
@@ -1466,6 +1522,9 @@ class LedgerType(StrEnum):
     PAYOUT = "payout"
     PAYOUT_FAILURE = "payout_failure"  # a failed payout returns its funds to the balance
     ADJUSTMENT = "adjustment"  # what the processor's balance shows and Kassa booked no other way (K11)
+    # V3: money an invoice was paid outside Kassa (signed: recorded +, edited ±, deleted −). Never in the balance
+    # Kassa pays out, never in a payout: the merchant already has it.
+    MANUAL = "manual_payment"
 
     @property
     def label(self) -> str:
@@ -1483,6 +1542,7 @@ LEDGER_TYPE_LABELS = {
     LedgerType.PAYOUT: _l("Payout"),
     LedgerType.PAYOUT_FAILURE: _l("Failed payout returned"),
     LedgerType.ADJUSTMENT: _l("Processor adjustment"),
+    LedgerType.MANUAL: _l("Manual payment"),
 }
 
 

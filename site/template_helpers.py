@@ -127,6 +127,8 @@ def status_badge(payment) -> Markup:
 def method_text(payment) -> str:
     from flask_babel import gettext as _
 
+    if payment.method == "manual":  # V3: recorded by the merchant, paid outside Kassa
+        return _("Manual")
     if payment.method == "ach":
         return _("Bank account •••• %(last4)s", last4=payment.bank_last4 or "")
     if payment.method == "sepa":

@@ -13,6 +13,8 @@ class TimelineKind(StrEnum):
     PAYMENT_SUCCEEDED = "payment.succeeded"
     PAYMENT_FAILED = "payment.failed"
     PAYMENT_REFUNDED = "payment.refunded"
+    PAYMENT_DELETED = "payment.deleted"  # V3: a manual payment deleted by a Super admin
+    PAYMENT_EDITED = "payment.edited"  # V3: a manual payment changed by a Super admin
     REFUND_CREATED = "refund.created"
     REFUND_SUCCEEDED = "refund.succeeded"
     REFUND_FAILED = "refund.failed"
@@ -52,6 +54,8 @@ def timeline_label(kind: str) -> str:
     return {
         TimelineKind.PAYMENT_SUBMITTED: _("Payment submitted"), TimelineKind.PAYMENT_SUCCEEDED: _("Payment succeeded"),
         TimelineKind.PAYMENT_FAILED: _("Payment failed"), TimelineKind.PAYMENT_REFUNDED: _("Payment refunded"),
+        TimelineKind.PAYMENT_DELETED: _("Manual payment deleted"),
+        TimelineKind.PAYMENT_EDITED: _("Manual payment changed"),
         TimelineKind.REFUND_CREATED: _("Refund submitted"), TimelineKind.REFUND_SUCCEEDED: _("Refund completed"),
         TimelineKind.REFUND_FAILED: _("Refund failed"), TimelineKind.RECEIPT_SENT: _("Receipt sent"),
         TimelineKind.ASSOCIATION_CHANGED: _("Associations changed"),

@@ -15,11 +15,12 @@ from wtforms import Form as RowForm
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required, scoped
 from kassa.clock import account_today
-from kassa.errors import Conflict, ValidationFailed
+from kassa.errors import Conflict, Forbidden, ValidationFailed
 from kassa.extensions import db
 from kassa.forms import (
     MAX_PAGE,
     Form,
+    IsoDateField,
     MultiValueField,
     NumberedRows,
     arg_int,
@@ -27,13 +28,25 @@ from kassa.forms import (
     parse_int,
 )
 from kassa.i18n import LANGUAGES, current_language
-from kassa.models import Company, Contact, Invoice, InvoiceStatus, Payment, Permission, Product
+from kassa.models import (
+    MANUAL_METHOD,
+    Company,
+    Contact,
+    Invoice,
+    InvoiceStatus,
+    ManualMethod,
+    Payment,
+    Permission,
+    Product,
+)
+from kassa.money import Money
 from kassa.pagination import numbered_page
 from kassa.rendering import htmx_redirect, private_download, render_page
 from kassa.services.checkout import invoice_checkout, invoice_sending
 from kassa.services.links.link_drafts import MAX_ITEMS
-from kassa.services.payments import invoice_drafts, invoices
+from kassa.services.payments import invoice_drafts, invoices, manual_payments
 from kassa.services.payments.invoice_drafts import InvoiceDraft, LineDraft
+from kassa.services.payments.manual_payments import ManualEntry
 from kassa.timefmt import DATE, format_when
 
 bp = Blueprint("invoices", __name__, url_prefix="/invoices")
@@ -82,6 +95,19 @@ class InvoiceEditorForm(Form):
 
 class VoidForm(Form):
     reason = StringField(default="", filters=[str.strip])
+
+
+class ManualPaymentForm(Form):
+    """V3: a payment received outside Kassa. Every value is checked by manual_payments (errors at the field)."""
+
+    method = StringField(default=ManualMethod.BANK_TRANSFER.value, filters=[str.strip])
+    date = IsoDateField()
+    amount = StringField(default="", filters=[str.strip])
+    reference = StringField(default="")
+
+    def entry(self) -> ManualEntry:
+        return ManualEntry(method=self.method.data or "", day=self.date.date, amount=self.amount.data or "",
+                           reference=self.reference.data or "")
 
 
 # -- the list ----------------------------------------------------------------------------------------
@@ -246,7 +272,9 @@ def detail(invoice_id: int):
                        badge=invoice_drafts.status_label, day=_day, active_nav="payments", payments=payments,
                        sendable=invoice.status in invoice_sending.SENDABLE and invoice.amount_due_minor > 0,
                        pay_url=invoice_checkout.pay_url(invoice) if invoice_checkout.is_payable(invoice) else None,
-                       sent_at=invoice.sent_at)
+                       sent_at=invoice.sent_at, recordable=invoice_checkout.is_payable(invoice),
+                       can_change_manual=manual_payments.can_change(current_actor()), manual_method=MANUAL_METHOD,
+                       manual_words=_manual_words())
 
 
 @bp.post("/<int:invoice_id>/finalize")
@@ -334,3 +362,112 @@ def pdf(invoice_id: int):
     invoice = _merchant_invoice_or_404(invoice_id)
     filename, content_type, data = invoices.render_invoice(invoice.id)
     return private_download(data, content_type, filename, "invoice.pdf")
+
+
+# -- manual payments (V3) ----------------------------------------------------------------------------
+
+
+def _manual_words() -> dict[str, str]:
+    return {m.value: m.label for m in ManualMethod}
+
+
+def _manual_dialog(invoice: Invoice, form: ManualPaymentForm, *, payment: Payment | None, errors: dict[str, str],
+                   status: int):
+    action = url_for("invoices.edit_manual_payment", payment_id=payment.id) if payment else \
+        url_for("invoices.record_payment", invoice_id=invoice.id)
+    return render_page("invoices/manual_payment.html", "dialog", status=status, invoice=invoice, payment=payment,
+                       values=form.value_dict(), errors=errors, action=action, label=invoices.invoice_label_or_draft,
+                       methods=list(_manual_words().items()), today=account_today(current_user.account).isoformat(),
+                       active_nav="payments")
+
+
+@bp.route("/<int:invoice_id>/payments/new", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_PAYMENTS)
+def record_payment(invoice_id: int):
+    """V3: record a payment received outside Kassa (bank transfer, cash, cheque, other) on the invoice."""
+    invoice = _merchant_invoice_or_404(invoice_id)
+    if request.method == "GET":
+        form = ManualPaymentForm(formdata=None, date=account_today(current_user.account).isoformat(),
+                                 amount=Money(invoice.amount_due_minor, invoice.currency).to_input(current_language()))
+        return _manual_dialog(invoice, form, payment=None, errors={}, status=200)
+    form = ManualPaymentForm()
+    form.validate()
+    errors = form.error_dict()
+    if not errors:
+        try:
+            payment = manual_payments.record(current_actor(), invoice_id, form.entry(), current_language())
+        except ValidationFailed as exc:
+            errors = exc.errors or {"amount": exc.message}
+        except Conflict as exc:
+            flash(exc.message, "error")
+            return htmx_redirect(url_for("invoices.detail", invoice_id=invoice_id))
+        else:
+            flash(_("Manual payment of %(amount)s recorded.",
+                    amount=_money_text(payment.amount_minor, payment.currency)), "success")
+            return htmx_redirect(url_for("invoices.detail", invoice_id=invoice_id))
+    return _manual_dialog(invoice, form, payment=None, errors=errors, status=422)
+
+
+def _money_text(amount_minor: int, currency: str) -> str:
+    return Money(amount_minor, currency).format(current_language())
+
+
+def _manual_or_404(payment_id: int) -> tuple[Payment, Invoice]:
+    payment = get_owned_or_404(Payment, payment_id)
+    if payment.method != MANUAL_METHOD or payment.invoice_id is None:
+        abort(404)
+    if not manual_payments.can_change(current_actor()):
+        abort(403)  # V3: only a Super admin changes or deletes a manual payment
+    return payment, _merchant_invoice_or_404(payment.invoice_id)
+
+
+@bp.route("/manual-payments/<int:payment_id>/edit", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_PAYMENTS)
+def edit_manual_payment(payment_id: int):
+    """V3: a Super admin corrects a manual payment (audit entry)."""
+    payment, invoice = _manual_or_404(payment_id)
+    if request.method == "GET":
+        form = ManualPaymentForm(formdata=None, method=payment.manual_method,
+                                 date=manual_payments.local_date(payment, current_user.account).isoformat(),
+                                 amount=_amount_input(payment), reference=payment.manual_reference or "")
+        return _manual_dialog(invoice, form, payment=payment, errors={}, status=200)
+    form = ManualPaymentForm()
+    form.validate()
+    errors = form.error_dict()
+    if not errors:
+        try:
+            manual_payments.edit(current_actor(), payment_id, form.entry(), current_language())
+        except ValidationFailed as exc:
+            errors = exc.errors or {"amount": exc.message}
+        except Forbidden:
+            abort(403)
+        except Conflict as exc:
+            flash(exc.message, "error")
+            return htmx_redirect(url_for("invoices.detail", invoice_id=invoice.id))
+        else:
+            flash(_("Manual payment changed."), "success")
+            return htmx_redirect(url_for("invoices.detail", invoice_id=invoice.id))
+    return _manual_dialog(invoice, form, payment=payment, errors=errors, status=422)
+
+
+def _amount_input(payment: Payment) -> str:
+    return Money(payment.amount_minor, payment.currency).to_input(current_language())
+
+
+@bp.route("/manual-payments/<int:payment_id>/delete", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_PAYMENTS)
+def delete_manual_payment(payment_id: int):
+    """V3: a Super admin deletes a manual payment recorded by mistake, after a confirmation (audit entry)."""
+    payment, invoice = _manual_or_404(payment_id)
+    if request.method == "POST":
+        try:
+            manual_payments.delete(current_actor(), payment_id)
+        except Forbidden:
+            abort(403)
+        except Conflict as exc:
+            flash(exc.message, "error")
+        else:
+            flash(_("Manual payment deleted. The invoice owes its amount again."), "success")
+        return htmx_redirect(url_for("invoices.detail", invoice_id=invoice.id))
+    return render_page("invoices/manual_payment_delete.html", "dialog", invoice=invoice, payment=payment,
+                       label=invoices.invoice_label_or_draft, active_nav="payments")

@@ -156,7 +156,15 @@ def _invoices(owner) -> dict[str, int]:
     first = invoice_drafts.save_draft(actor, None, draft, "en").id
     second = invoice_drafts.save_draft(actor, None, draft, "en").id
     invoice_drafts.finalize(actor, second)
-    return {"draft_invoice": first, "invoice": second}
+    # V3: a third invoice, partly paid by a manual bank transfer (the edit and delete dialogs show it)
+    from kassa.clock import account_today
+    from kassa.services.payments import manual_payments
+
+    third = invoice_drafts.save_draft(actor, None, draft, "en").id
+    invoice_drafts.finalize(actor, third)
+    manual = manual_payments.record(actor, third, manual_payments.ManualEntry(
+        method="bank_transfer", day=account_today(owner.account), amount="20.00", reference="NL-TRF-0042"), "en")
+    return {"draft_invoice": first, "invoice": second, "manual_payment": manual.id}
 
 
 def pages(ids: dict) -> dict[str, list[str]]:
@@ -225,6 +233,9 @@ def pages(ids: dict) -> dict[str, list[str]]:
         "invoices.edit": [f"/invoices/{ids['draft_invoice']}/edit"],
         "invoices.detail": [f"/invoices/{ids['draft_invoice']}", f"/invoices/{ids['invoice']}"],
         "invoices.void": [f"/invoices/{ids['invoice']}/void"],
+        "invoices.record_payment": [f"/invoices/{ids['invoice']}/payments/new"],  # V3
+        "invoices.edit_manual_payment": [f"/invoices/manual-payments/{ids['manual_payment']}/edit"],
+        "invoices.delete_manual_payment": [f"/invoices/manual-payments/{ids['manual_payment']}/delete"],
         "workflows.index": ["/workflows/"],  # W1, W2
         "workflows.new": ["/workflows/new"],
         "workflows.show": [f"/workflows/{ids['workflow']}"],
@@ -250,7 +261,7 @@ def test_b12_every_merchant_get_route_is_listed(live_server):
     listed = set(pages({key: 1 for key in ("payment", "ach", "link", "dispute", "seed_dispute", "subscription",
                                            "payout", "product", "contact", "company", "deal", "export", "member",
                                            "email", "promo", "tax_rate", "invoice",
-                                           "draft_invoice", "api_key", "workflow")})) | set(NOT_PAGES)
+                                           "draft_invoice", "manual_payment", "api_key", "workflow")})) | set(NOT_PAGES)
     assert merchant_get_endpoints(live_server.app) == listed
 
 

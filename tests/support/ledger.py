@@ -1,6 +1,7 @@
 """Ledger checks shared by tests (O1, O3, M1): the payout invariants, and the ledger against the processor.
 
     check_payout_invariants(account_id)        # each payout = its entries; booked = paid out + balance
+    check_manual_payments(account_id)          # V3: manual payments: their entries = their amounts, never paid out
     assert_ledger_matches_processor(account_id)  # every entry and status is what the sandbox's records say
 
 The processor side is read from the sandbox's own records (its charges, refunds, disputes and the events it
@@ -18,6 +19,7 @@ from sqlalchemy import func, select
 from kassa.clock import now
 from kassa.extensions import db
 from kassa.models import (
+    MANUAL_METHOD,
     UNPAID_STATUSES,
     AttemptStatus,
     Dispute,
@@ -50,8 +52,9 @@ def check_payout_invariants(account_id: int) -> None:
     # One a day is Kassa's own rule; a processor paying out by itself (Stripe, K11) may pay out more often.
     days = [(p.mode, p.payout_date) for p in payouts if p.processor_ref is None]
     assert len(days) == len(set(days)), "two payouts on one day"
+    # V3: manual payments are booked but never paid out nor in the balance: money the merchant already has.
     booked = db.session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_minor), 0)).where(
-        LedgerEntry.account_id == account_id, LedgerEntry.type != "payout"))
+        LedgerEntry.account_id == account_id, LedgerEntry.type.not_in(("payout", LedgerType.MANUAL.value))))
     # A failed payout's funds come back as an entry, so what really left is the paid/in-transit payouts.
     paid_out = sum(p.amount_minor for p in payouts)
     left = sum(balance(account_id, mode, now().date() + timedelta(days=365))["total"] for mode in ("test", "live"))
@@ -114,6 +117,31 @@ class _Sandbox:
         return want
 
 
+def check_manual_payments(account_id: int) -> None:
+    """V3: every manual payment has no processor and is succeeded or deleted; its MANUAL entries add up to its
+    amount (0 once deleted), none is in a payout, and no other payment has a MANUAL entry."""
+    db.session.rollback()
+    manual = {p.id: p for p in db.session.scalars(select(Payment).where(Payment.account_id == account_id,
+                                                                        Payment.method == MANUAL_METHOD))}
+    sums = dict(db.session.execute(
+        select(LedgerEntry.payment_id, func.sum(LedgerEntry.amount_minor))
+        .where(LedgerEntry.account_id == account_id, LedgerEntry.type == LedgerType.MANUAL.value)
+        .group_by(LedgerEntry.payment_id)).all())
+    assert set(sums) <= set(manual), "a MANUAL ledger entry of a payment that isn't manual"
+    for payment in manual.values():
+        assert payment.processor_ref is None and payment.fee_minor == 0, payment.id
+        assert payment.status in (PaymentStatus.SUCCEEDED.value, PaymentStatus.DELETED.value), payment.status
+        want = payment.amount_minor if payment.status == PaymentStatus.SUCCEEDED.value else 0
+        assert int(sums.get(payment.id, 0)) == want, (payment.id, sums.get(payment.id), want)
+        other = db.session.scalar(select(func.count()).where(LedgerEntry.payment_id == payment.id,
+                                                             LedgerEntry.type != LedgerType.MANUAL.value))
+        assert other == 0, f"manual payment {payment.id} has processor entries"
+    paid_out = db.session.scalar(select(func.count()).where(LedgerEntry.account_id == account_id,
+                                                            LedgerEntry.type == LedgerType.MANUAL.value,
+                                                            LedgerEntry.payout_id.is_not(None)))
+    assert paid_out == 0, "a manual payment is in a payout"
+
+
 def assert_ledger_matches_processor(account_id: int) -> None:
     """M1, O1: Kassa has applied every event the processor has due, and its ledger and statuses are exactly
     what the processor's records say — charges and fees, refunds and failed refunds, disputes, their fees and
@@ -125,6 +153,8 @@ def assert_ledger_matches_processor(account_id: int) -> None:
     side = _Sandbox(account_id, at)
 
     payments = db.session.scalars(select(Payment).where(Payment.account_id == account_id)).all()
+    check_manual_payments(account_id)
+    payments = [p for p in payments if p.method != MANUAL_METHOD]  # V3: no processor: checked above
     by_ref = {p.processor_ref: p for p in payments if p.processor_ref}
     refs = {p.id: p.processor_ref for p in payments}
     assert sorted(by_ref) == sorted(side.charges), "Kassa's payments and the processor's charges differ"
@@ -175,7 +205,8 @@ def assert_ledger_matches_processor(account_id: int) -> None:
     entries = db.session.execute(select(LedgerEntry.type, LedgerEntry.amount_minor, LedgerEntry.payment_id,
                                         LedgerEntry.payout_id).where(LedgerEntry.account_id == account_id)).all()
     payout_types = (LedgerType.PAYOUT.value, LedgerType.PAYOUT_FAILURE.value)
-    booked = Counter((refs[e.payment_id], e.type, e.amount_minor) for e in entries if e.type not in payout_types)
+    booked = Counter((refs[e.payment_id], e.type, e.amount_minor) for e in entries
+                     if e.type not in payout_types and e.type != LedgerType.MANUAL.value)
     assert booked == side.entries(), f"ledger {sorted(booked - side.entries())} processor " \
                                      f"{sorted(side.entries() - booked)}"
     payouts = db.session.scalars(select(Payout).where(Payout.account_id == account_id)).all()

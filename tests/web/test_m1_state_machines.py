@@ -75,6 +75,29 @@ def test_m1_every_move_not_in_a_machines_table_is_refused_and_changes_nothing(ap
         assert not db.session.new and not db.session.dirty
 
 
+def test_m1_v3_a_payment_taken_back_moves_its_invoice_back_through_the_table(app):
+    """M1, V3: reverse_payment (a manual payment deleted or made smaller, a payment refunded) moves a paid invoice
+    to partially paid, then open once nothing is paid; a written-off invoice stays uncollectible (owing more);
+    a draft or void one has nothing to take back. Only a manual payment can move to deleted."""
+    invoice = Invoice(id=1, status="paid", amount_minor=1000, amount_paid_minor=1000)
+    with app.app_context():
+        assert invoice_states.reverse_payment(invoice, 400, at=None)
+        assert (invoice.status, invoice.amount_paid_minor) == ("partially_paid", 600)
+        assert invoice_states.reverse_payment(invoice, 100, at=None)  # partially paid, listed as its own move
+        assert invoice_states.reverse_payment(invoice, 500, at=None)
+        assert (invoice.status, invoice.amount_paid_minor) == ("open", 0)
+        written_off = Invoice(id=2, status="uncollectible", amount_minor=1000, amount_paid_minor=300)
+        assert not invoice_states.reverse_payment(written_off, 300, at=None)
+        assert (written_off.status, written_off.amount_paid_minor) == ("uncollectible", 0)
+        for status in ("draft", "void", "open"):
+            other = Invoice(id=3, status=status, amount_minor=1000, amount_paid_minor=0)
+            assert not invoice_states.reverse_payment(other, 100, at=None) and other.status == status
+        card = Payment(id=1, status="succeeded", method="card")
+        with pytest.raises(Conflict):
+            payment_states.move_payment(card, PaymentStatus.DELETED, at=None)
+        assert card.status == "succeeded" and not db.session.new and not db.session.dirty
+
+
 def test_m1_every_machine_has_a_table_and_only_known_states():
     """M1, V1: seven machines, each with at least one move, every state in its table one of its enum's."""
     assert set(MACHINES) == {"payment", "refund", "dispute", "subscription", "payout", "attempt", "invoice"}

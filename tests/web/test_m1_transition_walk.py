@@ -80,14 +80,6 @@ NOT_DRIVABLE = {
     ("attempt", AttemptStatus.UNKNOWN, AttemptStatus.DECLINED):
         "an attempt becomes unknown only when its charge call raised something other than a decline, and the "
         "reconciler settles an unknown attempt from lookup_charge: found → succeeded, absent → failed",
-    # V1: a merchant's invoice is paid by V3 (manual payments) and V2 (its pay link), neither built yet.
-    **{("invoice", source, target): "nothing pays a merchant's invoice until V2/V3 are built"
-       for source, target in [(InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID),
-                              (InvoiceStatus.OPEN, InvoiceStatus.PAID),
-                              (InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.PARTIALLY_PAID),
-                              (InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.PAID),
-                              (InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.UNCOLLECTIBLE),
-                              (InvoiceStatus.UNCOLLECTIBLE, InvoiceStatus.PAID)]},
 }
 
 MONDAY = datetime(2027, 2, 1, 15, 0, tzinfo=UTC)  # no US holiday in the next two weeks: plain business days
@@ -241,9 +233,43 @@ def walk_payments(walk: Walk, client, request) -> None:
                 assert submit_checkout(client, path, card_number=THREE_DS_CARD).status_code == 202
                 assert client.post(f"{path}/test-authentication", data={"answer": answer}).status_code == 303
                 assert client.get(f"{path}/return").status_code == ends
+        # V3: succeeded → deleted: a manual payment recorded on an invoice, deleted by the Super admin.
+        from tests.support.payments import login
+
+        login(client, owner)
+        with walk.step("a manual payment recorded on an invoice, then deleted by the Super admin (V3)"):
+            invoice_id = _open_invoice(client, owner)
+            manual_id = _record_manual(client, invoice_id, "10.00")
+            assert client.post(f"/invoices/manual-payments/{manual_id}/delete").status_code == 303
         db.session.rollback()
         statuses = sorted(db.session.scalars(select(Payment.status).where(Payment.account_id == owner.account_id)))
-        assert statuses == ["failed", "failed", "succeeded", "succeeded", "succeeded"]
+        assert statuses == ["deleted", "failed", "failed", "succeeded", "succeeded", "succeeded"]
+
+
+def _open_invoice(client, owner) -> int:
+    """V1: a finalized invoice of 93.50 EUR (tests/support/invoices.py)."""
+    from tests.support.invoices import editor_form
+
+    assert client.post("/invoices/new", data=editor_form()).status_code == 303
+    db.session.rollback()
+    invoice_id = db.session.scalar(select(func.max(Invoice.id)).where(Invoice.account_id == owner.account_id))
+    assert client.post(f"/invoices/{invoice_id}/finalize").status_code == 303
+    return invoice_id
+
+
+def _record_manual(client, invoice_id: int, amount: str) -> int:
+    """V3: "Record a payment" on the invoice's page (a bank transfer, today); the payment's id."""
+    from kassa.clock import account_today
+    from kassa.models import Account
+
+    db.session.rollback()
+    invoice = db.session.get(Invoice, invoice_id)
+    today = account_today(db.session.get(Account, invoice.account_id)).isoformat()
+    response = client.post(f"/invoices/{invoice_id}/payments/new",
+                           data={"method": "bank_transfer", "date": today, "amount": amount, "reference": "TRF"})
+    assert response.status_code == 303, response.get_data(as_text=True)[:600]
+    db.session.rollback()
+    return db.session.scalar(select(func.max(Payment.id)).where(Payment.invoice_id == invoice_id))
 
 
 def walk_attempts(walk: Walk, client, request) -> None:
@@ -417,7 +443,8 @@ def walk_payouts(walk: Walk, client, request) -> None:
 
 def walk_invoices(walk: Walk, client, request) -> None:
     """V1: draft → open (finalize: its number), open → void (with a reason), open → uncollectible, and
-    uncollectible → void, each through the merchant's pages."""
+    uncollectible → void, each through the merchant's pages. V3: every paying move and its way back, by
+    manual payments recorded and deleted on the invoice's page."""
     from tests.support.invoices import editor_form
     from tests.support.payments import login
 
@@ -439,6 +466,28 @@ def walk_invoices(walk: Walk, client, request) -> None:
         assert client.post(f"/invoices/{ids[1]}/void", data={"reason": "Written off"}).status_code == 303
     db.session.rollback()
     assert list(db.session.scalars(select(Invoice.number).where(Invoice.id.in_(ids)).order_by(Invoice.id))) == [1, 2]
+    # V3: manual payments (of 93.50 EUR invoices) pay them, in part or in full; deleting them moves them back.
+    with walk.step("three more invoices finalized"):
+        paid_in_parts, paid_at_once, written_off = (_open_invoice(client, owner) for _ in range(3))
+    with walk.step("manual payments: open → partially paid → partially paid → paid"):
+        parts = [_record_manual(client, paid_in_parts, amount) for amount in ("30.00", "20.00", "43.50")]
+    with walk.step("deleting them: paid → partially paid → partially paid → open"):
+        for payment_id in parts:
+            assert client.post(f"/invoices/manual-payments/{payment_id}/delete").status_code == 303
+    with walk.step("a manual payment of the whole amount (open → paid), deleted (paid → open)"):
+        whole = _record_manual(client, paid_at_once, "93.50")
+        assert client.post(f"/invoices/manual-payments/{whole}/delete").status_code == 303
+    with walk.step("partially paid → uncollectible → partially paid → paid"):
+        _record_manual(client, written_off, "10.00")
+        assert client.post(f"/invoices/{written_off}/uncollectible").status_code == 303
+        _record_manual(client, written_off, "10.00")
+        assert client.post(f"/invoices/{written_off}/uncollectible").status_code == 303
+        _record_manual(client, written_off, "73.50")
+    db.session.rollback()
+    assert [db.session.get(Invoice, i).status for i in (paid_in_parts, paid_at_once, written_off)] == [
+        "open", "open", "paid"]
+    # Back to open is no new finalize: each keeps the number it was given (the series has no gap, no repeat).
+    assert [db.session.get(Invoice, i).number for i in (paid_in_parts, paid_at_once, written_off)] == [3, 4, 5]
 
 
 WALKS = {

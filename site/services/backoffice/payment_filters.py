@@ -75,8 +75,9 @@ def _status_options() -> list[tuple[str, str]]:
     return [(status.value, status.label) for status in DisplayStatus]
 
 
-def _method_options() -> list[tuple[str, str]]:
-    return [("card", _("Card")), ("ach", _("Bank debit (ACH)")), ("sepa", _("SEPA Direct Debit"))]
+def method_options() -> list[tuple[str, str]]:
+    return [("card", _("Card")), ("ach", _("Bank debit (ACH)")), ("sepa", _("SEPA Direct Debit")),
+            ("manual", _("Manual"))]  # V3: recorded by the merchant on an invoice
 
 
 def _brand_options() -> list[tuple[str, str]]:
@@ -113,7 +114,7 @@ PROPERTIES: dict[str, Prop] = {
         Prop("status", _l("Status"), "enum", lambda: Payment.display_status, _status_options),
         Prop("amount", _l("Gross amount"), "money", lambda: Payment.amount_minor),
         Prop("date", _l("Payment date"), "date", lambda: Payment.created_at),
-        Prop("method", _l("Payment method"), "enum", lambda: Payment.method, _method_options),
+        Prop("method", _l("Payment method"), "enum", lambda: Payment.method, method_options),
         Prop("card_brand", _l("Card brand"), "enum", lambda: Payment.card_brand, _brand_options),
         Prop("currency", _l("Currency"), "text", lambda: Payment.currency),
         Prop("email", _l("Contact email"), "text", lambda: Payment.buyer_email),

@@ -30,6 +30,7 @@ from kassa.services.backoffice.payment_filters import (
     describe_condition,
     dump_filter,
     filter_clause,
+    method_options,
     parse_condition,
     parse_filter,
 )
@@ -236,8 +237,7 @@ def chips(state: IndexState, link_names: dict[int, str]) -> list[Chip]:
     elif state.amount_max:
         found.append(Chip(_("Amount: at most %(high)s", high=state.amount_max), amounts))
     if state.method:
-        method = {"card": _("Card"), "ach": _("Bank debit (ACH)"), "sepa": _("SEPA Direct Debit")}.get(
-            state.method, state.method)
+        method = dict(method_options()).get(state.method, state.method)
         found.append(Chip(_("Payment method: %(method)s", method=method), _no_chip_fields(state, method="")))
     if state.currency:
         found.append(Chip(_("Currency: %(code)s", code=state.currency), _no_chip_fields(state, currency="")))

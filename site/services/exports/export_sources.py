@@ -84,7 +84,7 @@ def _raw(column):
 
 def method_words() -> dict[str, str]:
     """The payment methods as the index and its filters name them (B10)."""
-    return {"card": _("Card"), "ach": _("Bank debit (ACH)"), "sepa": _("SEPA Direct Debit")}
+    return {"card": _("Card"), "ach": _("Bank debit (ACH)"), "sepa": _("SEPA Direct Debit"), "manual": _("Manual")}
 
 
 def _dispute_reason_words() -> dict[str, str]:

@@ -18,6 +18,8 @@ def compute_display_status(payment: Payment) -> DisplayStatus:
         return DisplayStatus.FAILED
     if status is PaymentStatus.INCOMPLETE:
         return DisplayStatus.INCOMPLETE
+    if status is PaymentStatus.DELETED:
+        return DisplayStatus.DELETED
     if (payment.refund_reserved_minor or 0) > (payment.refunded_minor or 0):
         return DisplayStatus.REFUND_PROCESSING
     if payment.refunded_minor and payment.refunded_minor >= payment.amount_minor:

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from kassa.business_days import add_business_days
 from kassa.clock import zone
@@ -83,6 +83,28 @@ def book_charge(payment: Payment) -> None:
         _book(account, row["mode"], LedgerType(row["type"]), row["amount_minor"], row["currency"], row["source_key"],
               available=available, occurred_at=row["occurred_at"], payment_id=payment.id,
               description=row["description"])
+
+
+def book_manual(payment: Payment, amount_minor: int, source_key: str, at: datetime) -> None:
+    """V3: a manual payment's money, signed (recorded +, an edit's difference ±, deleted −), in its own currency
+    (no processor converted it). Type MANUAL: counted by reports, left out of the balance and every payout."""
+    if not amount_minor:
+        return
+    account = db.session.get(Account, payment.account_id)
+    _book(account, payment.mode, LedgerType.MANUAL, amount_minor, payment.currency, source_key,
+          available=local_day(account, at), occurred_at=at, payment_id=payment.id,
+          description=f"Manual payment {display_id('payment', payment.id)}")
+
+
+def manual_total(payment_id: int) -> int:
+    """V3: what a manual payment's entries add up to now (its amount; 0 once deleted)."""
+    return int(db.session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_minor), 0)).where(
+        LedgerEntry.payment_id == payment_id, LedgerEntry.type == LedgerType.MANUAL.value)))
+
+
+def manual_entry_count(payment_id: int) -> int:
+    return int(db.session.scalar(select(func.count()).where(LedgerEntry.payment_id == payment_id,
+                                                            LedgerEntry.type == LedgerType.MANUAL.value)))
 
 
 def book_refund(refund: Refund, at: datetime) -> None:

@@ -25,9 +25,14 @@ TRANSITIONS: dict[tuple[InvoiceStatus, InvoiceStatus], Transition] = {
     (S.OPEN, S.VOID): Transition(),
     (S.OPEN, S.UNCOLLECTIBLE): Transition(),
     (S.PARTIALLY_PAID, S.UNCOLLECTIBLE): Transition(),
-    # As Stripe: an invoice written off can still be paid, or voided after all.
+    # As Stripe: an invoice written off can still be paid (V2: in part too), or voided after all.
     (S.UNCOLLECTIBLE, S.PAID): Transition(),
+    (S.UNCOLLECTIBLE, S.PARTIALLY_PAID): Transition(),
     (S.UNCOLLECTIBLE, S.VOID): Transition(),
+    # V3: a manual payment deleted (or made smaller), or a payment refunded, owes its amount again.
+    (S.PAID, S.PARTIALLY_PAID): Transition(),
+    (S.PAID, S.OPEN): Transition(),
+    (S.PARTIALLY_PAID, S.OPEN): Transition(),
 }
 EDITABLE = (S.DRAFT.value,)
 PAYABLE = (S.OPEN.value, S.PARTIALLY_PAID.value, S.UNCOLLECTIBLE.value)
@@ -37,10 +42,11 @@ def move_invoice(invoice: Invoice, target: InvoiceStatus, *, at: datetime | None
     """Move `invoice` in the caller's write transaction. False for a repeat; Conflict (before any write) for a
     move the table lacks. Finalizing takes the next number of the account's invoice series: the counter row
     stays locked until the caller commits, so two invoices finalized at once get consecutive numbers."""
-    move = transition(TRANSITIONS, "invoice", invoice.id, InvoiceStatus(invoice.status), target)
+    source = InvoiceStatus(invoice.status)
+    move = transition(TRANSITIONS, "invoice", invoice.id, source, target)
     if move is None:
         return False
-    if target is S.OPEN:
+    if source is S.DRAFT:  # finalized (V3: an invoice moved back to open keeps its number and dates)
         invoice.number = next_number(invoice.account_id, "invoice")
         invoice.finalized_at = at
         invoice.issued_at = at
@@ -59,4 +65,18 @@ def apply_payment(invoice: Invoice, amount_minor: int, *, at: datetime | None) -
         return False
     invoice.amount_paid_minor += amount_minor
     target = S.PAID if invoice.amount_paid_minor >= invoice.amount_minor else S.PARTIALLY_PAID
+    return move_invoice(invoice, target, at=at)
+
+
+def reverse_payment(invoice: Invoice, amount_minor: int, *, at: datetime | None) -> bool:
+    """V3: `amount_minor` of what paid `invoice` no longer counts (a manual payment deleted or made smaller, a
+    payment refunded), in the caller's write with the invoice locked: the invoice owes it again and moves back
+    to partially paid, or open once nothing is paid. An uncollectible invoice stays written off (owing more);
+    a draft or void invoice has no payments to take back. False when nothing moved."""
+    if invoice.status not in (S.PAID.value, S.PARTIALLY_PAID.value, S.UNCOLLECTIBLE.value) or amount_minor <= 0:
+        return False
+    invoice.amount_paid_minor = max(0, invoice.amount_paid_minor - amount_minor)
+    if invoice.status == S.UNCOLLECTIBLE.value:
+        return False
+    target = S.PARTIALLY_PAID if invoice.amount_paid_minor > 0 else S.OPEN
     return move_invoice(invoice, target, at=at)

@@ -18,16 +18,19 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from flask_babel import gettext as _
+
 from kassa.database import lock_one
+from kassa.errors import Conflict
 from kassa.extensions import db
 from kassa.metrics import PAYMENT_OUTCOMES, count_on_commit
-from kassa.models import Account, Invoice, Payment, PaymentStatus
+from kassa.models import MANUAL_METHOD, Account, Invoice, Payment, PaymentStatus
 from kassa.processors.base import is_bank_debit
 from kassa.services.crm.crm import add_timeline, payment_subjects
 from kassa.services.money.display_status import refresh_display_status
-from kassa.services.money.ledger import book_charge
+from kassa.services.money.ledger import book_charge, book_manual, manual_total
 from kassa.services.money.machines import Transition, can_move, transition
-from kassa.services.payments.invoice_states import apply_payment
+from kassa.services.payments.invoice_states import apply_payment, reverse_payment
 from kassa.services.payments.invoices import maybe_invoice
 from kassa.services.payments.receipts import queue_checkout_receipt, queue_receipt
 from kassa.services.platform.counters import next_number
@@ -41,6 +44,8 @@ def _succeeded_emails(payment: Payment) -> None:
     """The buyer's receipt (with its invoice, R5); the merchant hears of a checkout's payment (E1: a renewal's
     receipt goes alone, the merchant heard of the first payment only)."""
     # V2: a payment of a merchant's invoice gets that invoice attached; any other, its own when the setting is on.
+    if payment.method == MANUAL_METHOD:
+        return  # V3: recorded by the merchant, who was paid outside Kassa: nobody needs to hear of it from us
     invoice = db.session.get(Invoice, payment.invoice_id) if payment.invoice_id is not None \
         else maybe_invoice(payment, db.session.get(Account, payment.account_id))
     if payment.source in ("payment_link", "invoice"):  # paid at a checkout (V2: an invoice's too)
@@ -56,8 +61,22 @@ def _failed_emails(payment: Payment) -> None:
         notify_ach_failed(payment)
 
 
-SUCCEEDED = Transition(TimelineKind.PAYMENT_SUCCEEDED, books=lambda payment, at: book_charge(payment),
-                       emails=_succeeded_emails)
+def _book_success(payment: Payment, at: datetime) -> None:
+    """A processor's charge books its gross and fee; a manual payment (V3) its amount, never paid out."""
+    if payment.method == MANUAL_METHOD:
+        book_manual(payment, payment.amount_minor, f"manual:{payment.id}", at)
+    else:
+        book_charge(payment)
+
+
+def _book_deleted(payment: Payment, at: datetime) -> None:
+    """V3: a deleted manual payment's entries are reversed to nothing (whatever edits made of them)."""
+    book_manual(payment, -manual_total(payment.id), f"manual-deleted:{payment.id}", at)
+
+
+SUCCEEDED = Transition(TimelineKind.PAYMENT_SUCCEEDED, books=_book_success, emails=_succeeded_emails)
+# V3: a Super admin deletes a manual payment recorded by mistake: its money is reversed and its invoice owes it again
+DELETED = Transition(TimelineKind.PAYMENT_DELETED, books=_book_deleted)
 FAILED = Transition(TimelineKind.PAYMENT_FAILED, emails=_failed_emails)
 TRANSITIONS: dict[tuple[PaymentStatus, PaymentStatus], Transition] = {
     (PaymentStatus.PROCESSING, PaymentStatus.SUCCEEDED): SUCCEEDED,
@@ -65,6 +84,7 @@ TRANSITIONS: dict[tuple[PaymentStatus, PaymentStatus], Transition] = {
     (PaymentStatus.INCOMPLETE, PaymentStatus.SUCCEEDED): SUCCEEDED,
     (PaymentStatus.INCOMPLETE, PaymentStatus.PROCESSING): Transition(),  # its caller writes "submitted"
     (PaymentStatus.INCOMPLETE, PaymentStatus.FAILED): Transition(TimelineKind.PAYMENT_FAILED),
+    (PaymentStatus.SUCCEEDED, PaymentStatus.DELETED): DELETED,
 }
 
 
@@ -78,6 +98,8 @@ def move_payment(payment: Payment, target: PaymentStatus, *, at: datetime, data:
     on success, the ledger, the timeline (dated `timeline_at`, or when written: a renewal shows on its
     subscription's clock) and the emails. Returns False for a repeat (no-op); raises Conflict for an illegal
     move (e.g. failed → succeeded)."""
+    if target is PaymentStatus.DELETED and payment.method != MANUAL_METHOD:
+        raise Conflict(_("Only a manual payment can be deleted."))  # V3: money a processor moved is refunded
     move = transition(TRANSITIONS, "payment", payment.id, PaymentStatus(payment.status), target)
     if move is None:
         log.info("payment %s already %s", payment.id, target.value)
@@ -89,6 +111,8 @@ def move_payment(payment: Payment, target: PaymentStatus, *, at: datetime, data:
         payment.failure_code = payment.failure_message = None  # B2: an incomplete attempt's "waiting" is over
     elif target is PaymentStatus.PROCESSING:
         payment.failure_code = payment.failure_message = None  # B2: no longer waiting for the buyer
+    elif target is PaymentStatus.DELETED:
+        pass  # V3: the time is the audit entry's and the timeline's
     else:
         payment.failed_at = at
         payment.failure_code = (data or {}).get("code")
@@ -104,6 +128,9 @@ def move_payment(payment: Payment, target: PaymentStatus, *, at: datetime, data:
     if target is PaymentStatus.SUCCEEDED and payment.invoice_id is not None:
         # V2: the invoice it pays counts it (paid, or partially paid), in this same transaction.
         apply_payment(lock_one(db.session, Invoice, payment.invoice_id), payment.amount_minor, at=at)
+    if target is PaymentStatus.DELETED and payment.invoice_id is not None:
+        # V3: the invoice owes the deleted payment's amount again (paid → partially paid → open)
+        reverse_payment(lock_one(db.session, Invoice, payment.invoice_id), payment.amount_minor, at=at)
     if move.emails:
         move.emails(payment)
     return True

@@ -12,12 +12,14 @@ from typing import Any
 from sqlalchemy import update
 
 from kassa.clock import now
+from kassa.database import lock_one
 from kassa.extensions import db
-from kassa.models import Payment, Refund, RefundStatus
+from kassa.models import Invoice, Payment, Refund, RefundStatus
 from kassa.services.crm.crm import add_timeline, payment_subjects
 from kassa.services.money.display_status import refresh_display_status
 from kassa.services.money.ledger import book_refund_failure
 from kassa.services.money.machines import Transition, transition
+from kassa.services.payments.invoice_states import reverse_payment
 from kassa.services.platform.notifications import notify_refund
 from kassa.timeline_kinds import TimelineKind
 
@@ -45,6 +47,9 @@ def move_refund(refund: Refund, target: RefundStatus, *, at: datetime, data: dic
     timeline = {"amount_minor": refund.amount_minor, "currency": refund.currency}
     if target is RefundStatus.SUCCEEDED:
         payment.refunded_minor += refund.amount_minor
+        if payment.invoice_id is not None:
+            # V3: what was refunded of an invoice's payment is owed again (paid → partially paid → open)
+            reverse_payment(lock_one(db.session, Invoice, payment.invoice_id), refund.amount_minor, at=at)
     else:
         refund.failure_code = (data or {}).get("code")
         refund.failure_message = (data or {}).get("message")

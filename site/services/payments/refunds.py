@@ -22,7 +22,17 @@ from kassa.clock import now
 from kassa.database import locked, write_transaction
 from kassa.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kassa.extensions import db
-from kassa.models import Account, Mode, Payment, PaymentStatus, Permission, Refund, RefundReason, RefundStatus
+from kassa.models import (
+    MANUAL_METHOD,
+    Account,
+    Mode,
+    Payment,
+    PaymentStatus,
+    Permission,
+    Refund,
+    RefundReason,
+    RefundStatus,
+)
 from kassa.money import Money, MoneyError, parse_money
 from kassa.processors.base import ProcessorError, ProcessorFailure, RefundResult
 from kassa.processors.registry import NoLiveProcessor, has_live_processor, processor_for
@@ -49,6 +59,11 @@ class Refundability:
 def refundable(payment: Payment, account: Account) -> Refundability:
     """Whether the Refund action is open, and if not, the reason shown beside it."""
     remaining = Money(payment.amount_minor - (payment.refund_reserved_minor or 0), payment.currency)
+    if payment.method == MANUAL_METHOD:
+        return Refundability(False, _("A manual payment was made outside Kassa, so Kassa can't refund it. Give the "
+                                      "money back the way it came, and delete the payment."), remaining)
+    if payment.status == PaymentStatus.DELETED.value:
+        return Refundability(False, _("This payment was deleted."), remaining)
     if payment.status == PaymentStatus.PROCESSING.value:
         return Refundability(False, _("The payment is still processing; it can be refunded once it succeeds."),
                              remaining)

@@ -30,7 +30,9 @@ from kassa.services.platform.notifications import payment_team
 from kassa.services.platform.ticks import each_item, for_tick_account
 from kassa.urls import absolute_url
 
-PAYOUT_TYPES = (LedgerType.PAYOUT.value,)
+# Entries no payout takes and the balance leaves out: payouts themselves, and (V3) manual payments, money the
+# merchant received outside Kassa.
+PAYOUT_TYPES = (LedgerType.PAYOUT.value, LedgerType.MANUAL.value)
 
 
 def _unpaid(account_id: int, mode: str, day: date):
