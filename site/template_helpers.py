@@ -104,7 +104,7 @@ def register(app: Flask) -> None:
     app.jinja_env.globals.update(
         country_options=country_options, country_datalist=country_datalist, country_name=country_name,
         status_badge=status_badge,
-        method_text=method_text,
+        method_text=method_text, manual_method_label=manual_method_label,
         dispute_reason_label=dispute_reason_label,
         decline_reason_label=decline_reason_label, risk_signal=risk_signal, risk_badge=risk_badge,
         timeline_label=timeline_label,
@@ -122,6 +122,16 @@ def status_badge(payment) -> Markup:
     """The Status column (P1, D2): a coloured badge with the status label."""
     status = DisplayStatus(payment.display_status)
     return Markup('<span class="badge badge--{}">{}</span>').format(status.tone, status.label)
+
+
+def manual_method_label(value: str | None) -> str:
+    """V3: how a manual payment was made (bank transfer, cash, cheque, other)."""
+    from kassa.models import ManualMethod
+
+    try:
+        return ManualMethod(value).label
+    except ValueError:
+        return value or ""
 
 
 def method_text(payment) -> str:

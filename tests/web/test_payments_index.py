@@ -61,14 +61,15 @@ def test_p1_columns_and_every_status_value(client):
     assert ach["Payment method"] == "Bank account •••• 6789"
 
 
-def test_p1_source_column_names_the_link(client):
+def test_p1_v6_source_column_names_the_link(client):
     from tests.support.checkout_flow import make_link
 
     owner = make_merchant()
     link = make_link(owner, name="Spring concert")
     make_payment(owner.account_id, link_id=link.id)
     login(client, owner)
-    assert [row["Source"] for row in table_rows(client.get("/payments/"))] == ["Spring concert"]
+    # V6: the kind of source, then its name
+    assert [row["Source"] for row in table_rows(client.get("/payments/"))] == ["Payment link Spring concert"]
 
 
 @pytest.mark.parametrize("sort", ["date_desc", "date_asc", "amount_desc", "amount_asc"])

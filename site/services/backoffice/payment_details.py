@@ -22,6 +22,7 @@ from kassa.models import (
     User,
 )
 from kassa.money import Money
+from kassa.services.backoffice import payment_sources
 from kassa.services.money.dispute_facts import deadline_info, latest_dispute, sent_evidence
 from kassa.services.payments.invoices import invoice_label, payment_invoice
 from kassa.services.payments.receipts import payment_summary
@@ -77,6 +78,7 @@ def panel_context(payment: Payment, locale: str) -> dict[str, Any]:
         "actors": actors,
         "refunds": refunds,
         "invoice": invoice,
+        "source": payment_sources.of(payment),  # V6: link, invoice, quote, subscription or manual, and its name
         "invoice_number": invoice_label(invoice) if invoice else None,
         "refundability": refundable(payment, account),
         "dispute": latest_dispute(payment.id),

@@ -24,6 +24,7 @@ from kassa.errors import KassaError
 from kassa.forms import parse_date, parse_int
 from kassa.models import DisplayStatus, DisputeReason, Payment, PaymentFieldValue, RiskLevel
 from kassa.money import exponent
+from kassa.services.backoffice import payment_sources
 from kassa.template_helpers import CARD_BRANDS, decline_reasons, dispute_reason_label
 
 MAX_GROUPS = 10
@@ -115,6 +116,8 @@ PROPERTIES: dict[str, Prop] = {
         Prop("amount", _l("Gross amount"), "money", lambda: Payment.amount_minor),
         Prop("date", _l("Payment date"), "date", lambda: Payment.created_at),
         Prop("method", _l("Payment method"), "enum", lambda: Payment.method, method_options),
+        # V6: where it came from: a link, an invoice, a quote, a subscription, or a manual payment (V3)
+        Prop("source", _l("Source"), "enum", payment_sources.kind_column, payment_sources.options),
         Prop("card_brand", _l("Card brand"), "enum", lambda: Payment.card_brand, _brand_options),
         Prop("currency", _l("Currency"), "text", lambda: Payment.currency),
         Prop("email", _l("Contact email"), "text", lambda: Payment.buyer_email),

@@ -21,7 +21,7 @@ from kassa.extensions import db
 from kassa.forms import parse_date, parse_id, parse_int, parse_timestamp
 from kassa.models import DisplayStatus, Payment, PaymentLink
 from kassa.pagination import keyset_page, keyset_window
-from kassa.services.backoffice import payment_search
+from kassa.services.backoffice import payment_search, payment_sources
 from kassa.services.backoffice.payment_filters import (
     Condition,
     Filter,
@@ -304,6 +304,7 @@ class IndexPage:
     total: int
     total_is_capped: bool
     links: dict[int, str]
+    sources: dict[int, payment_sources.Source] = field(default_factory=dict)  # V6: each row's source and name
 
 
 def _sort_column(state: IndexState):
@@ -400,7 +401,7 @@ def fetch_page(account_id: int, modes: tuple[str, ...], state: IndexState, ctx: 
         rows=rows,
         next_cursor=_encode(rows[-1], state) if rows and has_next else None,
         prev_cursor=_encode(rows[0], state) if rows and has_prev else None,
-        total=total, total_is_capped=capped, links=links,
+        total=total, total_is_capped=capped, links=links, sources=payment_sources.names(rows, links),
     )
 
 

@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import String, func, select, type_coerce
+from sqlalchemy import String, func, or_, select, type_coerce
+from sqlalchemy.orm import aliased
 from werkzeug.datastructures import MultiDict
 
 from kassa.clock import account_today, local_midnight_utc, zone
@@ -42,6 +43,7 @@ from kassa.models import (
     User,
 )
 from kassa.money import exponent
+from kassa.services.backoffice import payment_sources
 from kassa.services.backoffice.payment_filters import FilterContext
 from kassa.services.backoffice.payment_index import COLUMNS, SORTS, IndexState, base_query
 from kassa.services.exports.export_writers import Column
@@ -70,16 +72,20 @@ MONEY = "money"  # converted with the row's currency into major units
 # Q1: "discount" brings the amount before discounts and the discount (after them is the charged amount).
 # Q8: "custom_fields" is one column, "Label: value; Label: value" (the labels differ from link to link).
 # Q2: "promo" brings the promo code and what it took off. Q6: "tax" brings the tax charged, the buyer's country
-# and VAT number. Q7: "terms" brings when the buyer agreed to the terms of service and the address they were shown.
+# and VAT number. V6: "source_type" is where the payment came from. Q7: "terms" brings when the buyer agreed to the terms of service and the address they were shown.
 EXPORT_COLUMNS = {**COLUMNS, "invoice": _l("Invoice number"), "discount": _l("Discount"),
                   "custom_fields": _l("Custom fields"), "promo": _l("Promo code"), "tax": _l("Tax"),
-                  "terms": _l("Terms of service")}
+                  "terms": _l("Terms of service"), "source_type": _l("Source type")}  # V6: link, invoice, …, manual
 ASSOCIATION_LIMITS = {"1000": 1000, "all": None}  # X3: up to 1,000 associated records, or all
 
 
 def _raw(column):
     """Read a timestamp column without the generic result processing (the `local` converter does it)."""
     return type_coerce(column, String)
+
+
+# V6: the invoice a payment pays, joined for its source's name (apart from the "invoice" column's join)
+SourceInvoice = aliased(Invoice, name="source_invoice")
 
 
 def method_words() -> dict[str, str]:
@@ -115,7 +121,12 @@ def _payment_columns(key: str, tz: ZoneInfo) -> list[tuple[Column, Any, Any]]:
         "method": [(Column(_("Payment method"), words=method_words()), Payment.method, None),
                    (Column(_("Card brand"), words=CARD_BRANDS), Payment.card_brand, None),
                    (Column(_("Last 4")), func.coalesce(Payment.card_last4, Payment.bank_last4), None)],
-        "source": [(Column(_("Source")), PaymentLink.name, None)],
+        # V6: the source's name (the link's, or the number of the invoice it pays: a CSV of link payments is what it
+        # was before V6, byte for byte) and, as its own column, its type (link, invoice, quote, subscription, manual)
+        "source": [(Column(_("Source")), func.coalesce(payment_sources.invoice_number_text(SourceInvoice.number),
+                                                       PaymentLink.name), None)],
+        "source_type": [(Column(_("Source type"), words=payment_sources.words()), payment_sources.kind_column(),
+                         None)],
         "currency": [(Column(_("Currency")), Payment.currency, None)],
         "fee": [(Column(_("Fee"), money), Payment.fee_minor, money)],
         "net": [(Column(_("Net"), money), Payment.amount_minor - Payment.fee_minor, money)],
@@ -206,8 +217,11 @@ def _payments_rows(account_id: int, params: dict[str, Any],
             exprs.append(column())
     query = (query.with_only_columns(*exprs, Payment.currency)
              .outerjoin(PaymentLink, PaymentLink.id == Payment.link_id))
+    if "source" in keys:  # V6: the invoice a payment pays (V2, V3) names its source
+        query = query.outerjoin(SourceInvoice, SourceInvoice.id == Payment.invoice_id)
     if "invoice" in keys:
-        query = query.outerjoin(Invoice, Invoice.payment_id == Payment.id)
+        # R5: the payment's own invoice; V2/V3: the merchant's invoice it pays (a payment has one or the other)
+        query = query.outerjoin(Invoice, or_(Invoice.payment_id == Payment.id, Invoice.id == Payment.invoice_id))
     if include_associations:
         query = (query.outerjoin(Contact, Contact.id == Payment.contact_id)
                  .outerjoin(Company, Company.id == Payment.company_id)
