@@ -92,7 +92,6 @@ def test_v6_the_filter_panel_offers_source_with_every_kind(client, shop):
 
 def test_v6_the_source_column_names_each_payment_source(client, shop):
     ids = shop["ids"]
-    paid_online, paid_by_hand = shop["invoices"]
     response = client.get("/payments/", query_string={"columns": ["amount", "method", "source"]})
     rows = dict(zip(row_ids(response), table_rows(response), strict=True))
     assert rows[ids["payment_link"]]["Source"] == "Payment link Yoga spring"
