@@ -45,7 +45,7 @@ from kassa.models import (
     TermType,
 )
 from kassa.services.payments.quote_states import PAYABLE, move_quote
-from kassa.services.payments.quotes import customer_language, render_quote
+from kassa.services.payments.quotes import render_quote
 from kassa.services.platform import throttle
 from kassa.services.platform.audit import record_audit
 from kassa.urls import absolute_url

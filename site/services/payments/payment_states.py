@@ -18,15 +18,18 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
+
 from kassa.database import lock_one
 from kassa.extensions import db
 from kassa.metrics import PAYMENT_OUTCOMES, count_on_commit
-from kassa.models import Account, Invoice, Payment, PaymentStatus
+from kassa.models import Account, CheckoutSession, Invoice, Payment, PaymentStatus, Quote, QuoteStatus
 from kassa.processors.base import is_bank_debit
 from kassa.services.crm.crm import add_timeline, payment_subjects
 from kassa.services.money.display_status import refresh_display_status
 from kassa.services.money.ledger import book_charge
 from kassa.services.money.machines import Transition, can_move, transition
+from kassa.services.payments import quote_states
 from kassa.services.payments.invoice_states import apply_payment
 from kassa.services.payments.invoices import maybe_invoice
 from kassa.services.payments.receipts import queue_checkout_receipt, queue_receipt
@@ -43,7 +46,7 @@ def _succeeded_emails(payment: Payment) -> None:
     # V2: a payment of a merchant's invoice gets that invoice attached; any other, its own when the setting is on.
     invoice = db.session.get(Invoice, payment.invoice_id) if payment.invoice_id is not None \
         else maybe_invoice(payment, db.session.get(Account, payment.account_id))
-    if payment.source in ("payment_link", "invoice"):  # paid at a checkout (V2: an invoice's too)
+    if payment.source in ("payment_link", "invoice", "quote"):  # paid at a checkout (V2/V4: an invoice's, a quote's)
         queue_checkout_receipt(payment, invoice=invoice)
         notify_payment_received(payment)
     else:
@@ -104,6 +107,14 @@ def move_payment(payment: Payment, target: PaymentStatus, *, at: datetime, data:
     if target is PaymentStatus.SUCCEEDED and payment.invoice_id is not None:
         # V2: the invoice it pays counts it (paid, or partially paid), in this same transaction.
         apply_payment(lock_one(db.session, Invoice, payment.invoice_id), payment.amount_minor, at=at)
+    if target is PaymentStatus.SUCCEEDED and payment.source == "quote":
+        # V4: the accepted quote it pays is paid, in this same transaction.
+        quote_id = db.session.scalar(select(CheckoutSession.quote_id).where(
+            CheckoutSession.id == payment.checkout_session_id))
+        quote = lock_one(db.session, Quote, quote_id) if quote_id is not None else None
+        if quote is not None and quote.status in quote_states.PAYABLE:
+            quote_states.move_quote(quote, QuoteStatus.PAID, at=at)
+            quote.payment_id = payment.id
     if move.emails:
         move.emails(payment)
     return True

@@ -37,7 +37,7 @@ from kassa.money import Money
 from kassa.services.crm.crm import find_or_create_company, find_or_create_contact
 from kassa.services.links.products import MAX_AMOUNT_MINOR
 from kassa.services.payments import invoice_drafts
-from kassa.services.payments.invoice_drafts import MAX_TEXT, CheckedLine, LineDraft
+from kassa.services.payments.invoice_drafts import CheckedLine, LineDraft
 from kassa.services.payments.quote_states import EDITABLE, move_quote
 from kassa.services.platform.audit import record_audit
 
