@@ -248,7 +248,7 @@ def test_v4_paying_one_time_items_charges_exactly_the_quote_with_source_quote(ap
     assert "accepted and paid" in _text(page) and not soup_of(page).select("button.pay")
     assert buyer.post(f"{_path(quote)}/pay").status_code == 409
     run_outbox()
-    assert mailbox.to("anna@example.com")  # the checkout's receipt
+    assert mailbox.to("ann.buyer@example.com")  # the checkout's receipt, to the address typed
 
 
 def test_v4_a_recurring_item_starts_a_subscription_charged_as_a_links(app, client, owner):
