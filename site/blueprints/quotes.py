@@ -19,7 +19,17 @@ from kassa.errors import Conflict, ValidationFailed
 from kassa.extensions import db
 from kassa.forms import MAX_PAGE, Form, MultiValueField, NumberedRows, arg_int, parse_id, parse_int
 from kassa.i18n import LANGUAGES, current_language
-from kassa.models import BillingFrequency, Company, Contact, Deal, Payment, Permission, Product, Quote, QuoteStatus
+from kassa.models import (
+    BillingFrequency,
+    Company,
+    Contact,
+    Deal,
+    Payment,
+    Permission,
+    Product,
+    Quote,
+    QuoteStatus,
+)
 from kassa.order_summary import frequency_label
 from kassa.pagination import numbered_page
 from kassa.rendering import htmx_redirect, private_download, render_page
@@ -150,7 +160,7 @@ def _render(draft: QuoteDraft, *, quote: Quote | None, errors=None, status=200, 
                         ("amount", _("Amount off (%(currency)s)", currency=draft.currency))],
         frequencies=[(f.value, frequency_label(f)) for f in BillingFrequency],
         deals=[("", _("No deal"))] + [(str(d.id), d.name) for d in deals],
-        stages=[("", _("Leave the deal where it is"))] + stages,
+        stages=[("", _("Leave the deal where it is")), *stages],
     )
 
 
