@@ -54,8 +54,7 @@ def upgrade():
     sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_quotes_company_id_companies')),
     sa.ForeignKeyConstraint(['deal_id'], ['deals.id'], name=op.f('fk_quotes_deal_id_deals')),
     sa.ForeignKeyConstraint(['accept_stage_id'], ['stages.id'], name=op.f('fk_quotes_accept_stage_id_stages')),
-    sa.ForeignKeyConstraint(['payment_id'], ['payments.id'], name=op.f('fk_quotes_payment_id_payments'),
-                            use_alter=True),
+    sa.ForeignKeyConstraint(['payment_id'], ['payments.id'], name=op.f('fk_quotes_payment_id_payments')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_quotes')),
     sa.UniqueConstraint('account_id', 'number', name=op.f('uq_quotes_account_id_number')),
     )
