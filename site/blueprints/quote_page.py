@@ -20,10 +20,11 @@ from kassa.i18n import LANGUAGES
 from kassa.models import Account, BillingFrequency, Company, Contact, Quote
 from kassa.money import Money
 from kassa.netutil import client_ip
-from kassa.order_summary import every_label
+from kassa.order_summary import every_label, group_sentence
 from kassa.page_cache import compact
 from kassa.rendering import private_download
 from kassa.services.checkout import quote_checkout
+from kassa.services.links.snapshots import snapshot_summary
 from kassa.services.payments.quotes import customer_language, quote_label
 
 bp = Blueprint("quote_page", __name__)
@@ -60,6 +61,9 @@ def _page(quote: Quote, status: int = 200, *, alert: str | None = None, errors=N
     contact = db.session.get(Contact, quote.contact_id) if quote.contact_id else None
     company = db.session.get(Company, quote.company_id) if quote.company_id else None
     token = request.view_args["token"]
+    # what recurs after today, worded as a link's order summary words it ("Then €25.00 every month until cancelled")
+    summary = snapshot_summary(quote_checkout.quote_snapshot(quote, "", ""))
+    recurring = [group_sentence(group, g.buyer_language) for group in summary.groups]
     acceptable = quote_checkout.can_accept(quote)
     payable = quote_checkout.can_pay(quote)
     html = render_template(
@@ -68,7 +72,7 @@ def _page(quote: Quote, status: int = 200, *, alert: str | None = None, errors=N
                                              (company.name if company else "")) if part),
         lines=[(line, every_label(line.frequency) if line.frequency != BillingFrequency.ONE_TIME.value else None)
                for line in quote.lines],
-        total=Money(quote.amount_minor, quote.currency), acceptable=acceptable, payable=payable,
+        total=Money(quote.amount_minor, quote.currency), recurring=recurring, acceptable=acceptable, payable=payable,
         closed=None if acceptable or payable else quote_checkout.refusal(quote), alert=alert,
         errors=errors or {}, values=values or {}, accepted_now=accepted_now,
         language=g.buyer_language, languages=list(LANGUAGES.items()), form_url=request.path,

@@ -281,14 +281,15 @@ def test_v4_send_emails_the_pdf_and_the_link_and_the_pdf_is_dutch(app, client, o
     [(filename, pdf)] = mailbox.attachments_of(message)
     assert filename == "quote-Q-000001.pdf"
     text = pdf_text(pdf)
-    for expected in ("Offerte", "Geldig tot", "205,00", "Website setup", "elke maand"):
+    for expected in ("Offerte", "Offertedatum", "OFFERTE VOOR", "Geldig tot", "205,00", "Website setup", "elke maand"):
         assert expected in text, (expected, text)
+    assert "Betaald bedrag" not in text  # nothing is paid on a quote yet: no "Amount paid" row
     link = extract_link(mailbox.text_of(message), "/quote/")
     assert link == _path(quote)
     buyer = app.test_client()
     page = buyer.get(link)
     assert page.status_code == 200 and page.headers["Cache-Control"] == "private, no-store"
-    assert "Offerte accepteren" in _text(page)
+    assert "Offerte accepteren" in _text(page) and "Daarna € 25,00 elke maand tot opzegging" in _text(page)
     assert "Accept quote" in _text(buyer.get(link, query_string={"lang": "en"}))
     # the merchant's PDF is the same document
     assert "Offerte" in pdf_text(client.get(f"/quotes/{quote.id}/pdf").get_data())

@@ -60,7 +60,7 @@ def render_quote(quote_id: int) -> tuple[str, str, bytes]:
                                      discount=discount, discount_label=label if discount is not None else None))
         gross_total = sum(line.amount.amount_minor for line in lines)
         dates = tuple((label, format_when(value, DATE, locale=language, timezone=None))
-                      for label, value in ((_("Issue date"), quote.issue_date), (_("Valid until"), quote.expiry_date))
+                      for label, value in ((_("Quote date"), quote.issue_date), (_("Valid until"), quote.expiry_date))
                       if value is not None)
         data = ReceiptData(
             number=quote_label(quote), issued_at=quote.finalized_at or quote.created_at, timezone=account.timezone,
@@ -76,6 +76,7 @@ def render_quote(quote_id: int) -> tuple[str, str, bytes]:
             if gross_total != quote.amount_minor else None, merchant_vat_number=account.vat_number or "",
             title=_("Quote"), number_label=_("Quote number"), dates=dates,
             amount_due=money(0 if quote.paid_at else quote.amount_minor), notes=quote.notes, terms=quote.terms,
+            party_label=_("Quote for"), due_label=_("Due at acceptance"), show_paid=bool(quote.paid_at),
         )
     _name, content_type, pdf = render_receipt(data)
     return f"quote-{quote_label(quote) if quote.number else 'draft'}.pdf", content_type, pdf
