@@ -76,7 +76,8 @@ def _page(quote: Quote, status: int = 200, *, alert: str | None = None, errors=N
         closed=None if acceptable or payable else quote_checkout.refusal(quote), alert=alert,
         errors=errors or {}, values=values or {}, accepted_now=accepted_now,
         language=g.buyer_language, languages=list(LANGUAGES.items()), form_url=request.path,
-        accept_url=url_for("quote_page.accept", token=token), pay_url=url_for("quote_page.pay", token=token),
+        accept_url=url_for("quote_page.accept", token=token), decline_url=url_for("quote_page.decline", token=token),
+        pay_url=url_for("quote_page.pay", token=token),
         pdf_url=url_for("quote_page.pdf", token=token),
     )
     response = current_app.make_response((compact(html), status))
@@ -114,6 +115,20 @@ def accept(token: str):
         db.session.rollback()
         return _page(quote, 422, errors=exc.errors, values={"name": form.name.data or ""})
     return _page(quote, accepted_now=True)
+
+
+@bp.post("/quote/<token>/decline")
+@limiter.limit(lambda: current_app.config["KASSA_CHECKOUT_START_LIMIT"])
+def decline(token: str):
+    """The buyer declines the quote; one that can't be declined any more: its page again, 409."""
+    quote = _quote(token)
+    PayQuoteForm()
+    try:
+        quote = quote_checkout.decline(token, ip=client_ip())
+    except quote_checkout.QuoteClosed as exc:
+        db.session.rollback()
+        return _page(db.session.get(Quote, quote.id), 409, alert=exc.message)
+    return _page(quote)
 
 
 @bp.post("/quote/<token>/pay")

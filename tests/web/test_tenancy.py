@@ -30,7 +30,7 @@ ENDPOINTS_WITHOUT_RECORD_IDS = {
     "invoice_pay.page", "invoice_pay.pay", "invoice_pay.pdf",
     # V4: a quote's public page, by a signed token of the quote (tests/web/test_v4_quotes.py: a tampered token, a
     # draft's, is a 404; another merchant's quote 404s on the merchant's pages).
-    "quote_page.page", "quote_page.accept", "quote_page.pay", "quote_page.pdf",
+    "quote_page.page", "quote_page.accept", "quote_page.decline", "quote_page.pay", "quote_page.pdf",
     # Stripe's deliveries: an account's id in the URL, authenticated by its webhook secret's signature (another
     # account's secret → 400, nothing stored: tests/web/test_k7_webhooks.py).
     "webhooks.stripe_webhook",

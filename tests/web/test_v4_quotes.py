@@ -295,6 +295,21 @@ def test_v4_send_emails_the_pdf_and_the_link_and_the_pdf_is_dutch(app, client, o
     assert "Offerte" in pdf_text(client.get(f"/quotes/{quote.id}/pdf").get_data())
 
 
+def test_v4_the_buyer_can_decline_an_open_quote_once(app, client, owner):
+    quote = _open_quote(client, owner, language="en")
+    buyer = app.test_client()
+    page = buyer.post(f"{_path(quote)}/decline", environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert page.status_code == 200 and "This quote was declined." in _text(page)
+    assert not soup_of(page).select("button.pay")
+    assert _fresh(quote).status == QuoteStatus.DECLINED.value
+    audit = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "quote.declined")).one()
+    assert audit.ip == "203.0.113.9"
+    assert _accept(buyer, quote).status_code == 409  # declined: no acceptance after it
+    assert buyer.post(f"{_path(quote)}/pay").status_code == 409
+    assert _fresh(quote).status == QuoteStatus.DECLINED.value and count(CheckoutSession) == 0
+    assert "Declined" in _text(client.get("/quotes/", query_string={"status": "declined"}))
+
+
 def test_v4_another_merchants_quote_is_a_404_and_tokens_cannot_be_forged(app, client, owner):
     quote = _open_quote(client, owner)
     other = app.test_client()
@@ -311,6 +326,7 @@ def test_v4_another_merchants_quote_is_a_404_and_tokens_cannot_be_forged(app, cl
         assert anyone.get(f"/quote/{bad}").status_code == 404
         assert anyone.post(f"/quote/{bad}/accept", data={"name": "X", "agree": "y"}).status_code == 404
         assert anyone.post(f"/quote/{bad}/pay").status_code == 404
+        assert anyone.post(f"/quote/{bad}/decline").status_code == 404
         assert anyone.get(f"/quote/{bad}/pdf").status_code == 404
     # a draft has no public page, and a void quote can't be accepted
     draft = _draft(client, owner)

@@ -152,6 +152,20 @@ def accept(token: str, *, name: str, agreed: bool, ip: str | None) -> tuple[Quot
         return quote, True
 
 
+def decline(token: str, *, ip: str | None) -> Quote:
+    """The buyer declines an open quote (audited with their address); QuoteClosed when it can't be any more."""
+    with write_transaction(db.session) as session:
+        quote = lock_one(session, Quote, quote_for_token(token).id)
+        if quote.status == QuoteStatus.DECLINED.value:
+            return quote
+        if not can_accept(quote):
+            raise QuoteClosed(refusal(quote), quote)
+        move_quote(quote, QuoteStatus.DECLINED, at=now())
+        record_audit(Actor(user=None, account_id=quote.account_id, ip=ip), "quote.declined", object_type="quote",
+                     object_id=quote.id, data={"number": quote.number})
+        return quote
+
+
 def quote_snapshot(quote: Quote, email: str, start_url: str) -> dict[str, Any]:
     """A checkout snapshot as a link's (snapshots.link_snapshot), of the quote's lines: one-time lines charged
     today, recurring ones (auto-renewing, as a link's recurring price) charged today for their first period and then
