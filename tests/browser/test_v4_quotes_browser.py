@@ -86,7 +86,7 @@ def test_v4_write_send_accept_and_pay_a_quote_with_a_recurring_item(live_server,
         page = context.new_page()
         page.goto(base + link)
         expect(page.get_by_role("heading", name="Offerte Q-000001")).to_be_visible()
-        expect(page.get_by_text("elke maand")).to_be_visible()
+        expect(page.get_by_text("Daarna € 25,00 elke maand tot opzegging")).to_be_visible()
         _keep(screenshot(page, "v4-quote-public-phone"))
         assert_accessible(page, "public quote page (phone)")
         page.get_by_role("button", name="Offerte accepteren").click()  # nothing filled in: said at the fields
