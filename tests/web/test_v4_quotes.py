@@ -271,6 +271,26 @@ def test_v4_a_recurring_item_starts_a_subscription_charged_as_a_links(app, clien
     assert sandbox_charges() == 2
 
 
+def test_v4_four_buyers_paying_one_quote_at_once_are_one_charge(app, client, owner):
+    quote = _open_quote(client, owner, language="en")
+    buyer = app.test_client()
+    _accept(buyer, quote)
+    paths = [_pay(buyer, quote) for _ in range(4)]  # four checkout sessions of one accepted quote
+    cards = iter(["4242424242424242", "5555555555554444", "6011111111111117", "3566002020360505"])
+    jobs = list(zip(paths, cards, strict=False))
+
+    def submit():
+        path, number = jobs.pop()
+        return app.test_client().post(path, data=buyer_form(card_number=number),
+                                      environ_base={"REMOTE_ADDR": f"10.9.0.{number[:2]}"}).status_code
+
+    statuses = at_once(app, submit, count=4)
+    assert sorted(statuses) == [303, 409, 409, 409], statuses
+    db.session.rollback()
+    assert count(Payment) == 1 and sandbox_charges() == 1 and count(Subscription) == 1
+    assert _fresh(quote).status == "paid"
+
+
 def test_v4_send_emails_the_pdf_and_the_link_and_the_pdf_is_dutch(app, client, owner, mailbox):
     quote = _open_quote(client, owner)  # language nl
     assert client.post(f"/quotes/{quote.id}/send").status_code == 303
