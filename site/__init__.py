@@ -125,6 +125,8 @@ def _register_blueprints(app: Flask) -> None:
         payments,
         products,
         promo_codes,
+        quote_page,
+        quotes,
         reports,
         settings,
         subscriptions,
@@ -134,7 +136,7 @@ def _register_blueprints(app: Flask) -> None:
 
     for module in (health, auth, dashboard, settings, media, links, link_editor, products, promo_codes, embed, checkout, crm,
                    invoice_pay, payments, invoices, disputes, subscriptions, billing_portal, reports, exports, webhooks,
-                   workflows, api, assets):
+                   workflows, quote_page, quotes, api, assets):
         app.register_blueprint(module.bp)
     app.register_blueprint(reports.payouts_bp)
     app.register_blueprint(workflows.tasks_bp)

@@ -13,6 +13,7 @@ class IdKind(StrEnum):
     RECEIPT = "receipt"
     PAYOUT = "payout"
     INVOICE = "invoice"
+    QUOTE = "quote"
 
 
 PREFIXES: dict[IdKind, str] = {
@@ -20,6 +21,7 @@ PREFIXES: dict[IdKind, str] = {
     IdKind.RECEIPT: "R",
     IdKind.PAYOUT: "PO",
     IdKind.INVOICE: "INV",
+    IdKind.QUOTE: "Q",
 }
 
 

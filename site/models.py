@@ -745,6 +745,8 @@ class CheckoutSession(db.Model):
     # V2: a checkout of an invoice has no link (None) but its invoice: the snapshot is the invoice's amount due
     link_id: Mapped[int | None] = mapped_column(ForeignKey("payment_links.id"), index=True)
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", use_alter=True), index=True)
+    # V4: a checkout of an accepted quote (no link either): the snapshot is the quote's lines, recurring ones too
+    quote_id: Mapped[int | None] = mapped_column(ForeignKey("quotes.id", use_alter=True), index=True)
     token: Mapped[str] = mapped_column(String(64), unique=True)
     mode: Mapped[str] = mapped_column(String(8), default=Mode.LIVE.value)
     link_version: Mapped[int] = mapped_column(default=1)
@@ -1308,6 +1310,77 @@ class InvoiceLine(db.Model):
     discount_type: Mapped[str] = mapped_column(String(8), default="")
     discount_value: Mapped[int] = mapped_column(default=0)
     amount_minor: Mapped[int]  # quantity × unit amount − discount
+
+
+class QuoteStatus(StrEnum):
+    """V4: a quote's life (payments/quote_states.py). "Expired" is not stored: an open quote past its expiry date
+    reads as expired (Quote.is_expired), so nothing has to move at midnight."""
+
+    DRAFT = "draft"
+    OPEN = "open"
+    ACCEPTED = "accepted"
+    PAID = "paid"
+    DECLINED = "declined"
+    VOID = "void"
+
+
+class Quote(db.Model):
+    """V4: a quote a merchant sends; the buyer accepts it on its public page (name, checkbox, time, IP) and pays it
+    there, at once or later. Numbered from the account's quote series when it is finalized (sent)."""
+
+    __tablename__ = "quotes"
+    __table_args__ = (UniqueConstraint("account_id", "number"), Index("ix_quotes_account_status", "account_id", "status"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    number: Mapped[int | None]
+    status: Mapped[str] = mapped_column(String(16), default=QuoteStatus.DRAFT.value)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(default=0)  # what is due at acceptance (one-time + first periods)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
+    issue_date: Mapped[date | None]
+    expiry_date: Mapped[date | None]
+    notes: Mapped[str] = mapped_column(Text, default="")
+    terms: Mapped[str] = mapped_column(Text, default="")
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"))
+    accept_stage_id: Mapped[int | None] = mapped_column(ForeignKey("stages.id"))  # the deal moves here on accept
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    finalized_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    accepted_at: Mapped[datetime | None]
+    accepted_name: Mapped[str] = mapped_column(String(200), default="")
+    accepted_ip: Mapped[str | None] = mapped_column(String(45))
+    declined_at: Mapped[datetime | None]
+    voided_at: Mapped[datetime | None]
+    paid_at: Mapped[datetime | None]
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id", use_alter=True))
+
+    lines: Mapped[list[QuoteLine]] = relationship(order_by="QuoteLine.position", cascade="all, delete-orphan",
+                                                  lazy="selectin")
+
+    def is_expired(self, today: date) -> bool:
+        """Shown, never stored: an open quote not accepted by its expiry date (the date itself still counts)."""
+        return self.status == QuoteStatus.OPEN.value and self.expiry_date is not None and self.expiry_date < today
+
+
+class QuoteLine(db.Model):
+    """V4: one line of a quote, typed or from the product library, one-time or recurring (its frequency) with the
+    Q1 line discount. A recurring line becomes a subscription's item when the quote is paid, as a link's does."""
+
+    __tablename__ = "quote_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quote_id: Mapped[int] = mapped_column(ForeignKey("quotes.id"), index=True)
+    position: Mapped[int] = mapped_column(default=0)
+    description: Mapped[str] = mapped_column(String(500))
+    quantity: Mapped[int] = mapped_column(default=1)
+    unit_amount_minor: Mapped[int]
+    frequency: Mapped[str] = mapped_column(String(16), default=BillingFrequency.ONE_TIME.value)
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"))
+    discount_type: Mapped[str] = mapped_column(String(8), default="")
+    discount_value: Mapped[int] = mapped_column(default=0)
+    amount_minor: Mapped[int]  # quantity × unit amount − discount (one period for a recurring line)
 
 
 # --------------------------------------------------------------------------------------------------

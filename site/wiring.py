@@ -20,7 +20,7 @@ from kassa.services.api import idempotency
 from kassa.services.billing import billing, billing_outcomes, subscriptions
 from kassa.services.checkout import invoice_sending
 from kassa.services.exports import exports
-from kassa.services.payments import invoices, mandates, receipts, risk
+from kassa.services.payments import invoices, mandates, quotes, receipts, risk
 from kassa.services.payouts import payouts, stripe_payouts
 from kassa.services.platform import mail, maintenance, outbox, ticks
 from kassa.services.platform.ticks import TickSpec
@@ -86,6 +86,7 @@ def register_mail_hooks() -> None:
     for name, renderer in (
         ("receipt", receipts.receipt_attachment),
         ("invoice", invoices.invoice_attachment),
+        ("quote", quotes.quote_attachment),  # V4
         ("mandate", mandates.mandate_attachment),
     ):
         mail.register_attachment(name)(renderer)

@@ -126,8 +126,8 @@ def _view(token: str) -> checkout_service.CheckoutView:
 
 def _start_again_url(view: checkout_service.CheckoutView) -> str:
     """A fresh checkout session for the same link, in the same mode (L17)."""
-    if view.checkout.invoice_id is not None:
-        return view.checkout.snapshot["start_url"]  # V2: the invoice's pay page opens a new one
+    if view.checkout.invoice_id is not None or view.checkout.quote_id is not None:
+        return view.checkout.snapshot["start_url"]  # V2/V4: the invoice's (quote's) page opens a new one
     if view.checkout.mode == Mode.TEST.value:
         # H7: a test checkout starts again from the link's signed test URL (as it is now: renewed or not).
         link = db.session.get(PaymentLink, view.checkout.link_id)
@@ -168,7 +168,7 @@ def _page_context(view: checkout_service.CheckoutView, *, values=None, errors=No
         "stripe": stripe,
         "shared_countries": billing_shown and snapshot["collect_shipping_address"],
         # Q2: "Add promo code" only when an active code of the account applies to this link
-        "promo": checkout.invoice_id is None and promo_codes.offered(account, checkout.link_id),
+        "promo": checkout.invoice_id is None and checkout.quote_id is None and promo_codes.offered(account, checkout.link_id),
         # Q6: the countries the account's rates name (the checkout's small "Country" select)
         "tax_countries": tax.named_countries() if (tax := snapshot_tax(snapshot)) else [],
         "mandate": mandate_text(account.id, summary.due_today.amount_minor, summary.due_today.currency, language,
@@ -322,7 +322,8 @@ def page(token: str):
     _use_language(_buyer_language(checkout.language))
     if checkout.status == CheckoutStatus.COMPLETED.value:
         return _confirmation(view)
-    if checkout_service.is_expired(checkout) and (view.link_slug is not None or checkout.invoice_id is not None):
+    if checkout_service.is_expired(checkout) and (view.link_slug is not None or checkout.invoice_id is not None
+                                                    or checkout.quote_id is not None):
         return _buyer_page("checkout/expired.html", 410, start_again_url=_start_again_url(view))
     if view.attempt_in_flight:  # Q5: before the link's state: this buyer's payment may hold the last seat
         if checkout_service.awaits_test_authentication(checkout):  # B2: back on the sandbox's 3-D Secure page

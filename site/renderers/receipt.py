@@ -76,6 +76,10 @@ class ReceiptData:
     amount_due: Money | None = None
     notes: str = ""
     terms: str = ""
+    # V4: a quote: "Quote for" instead of "Billed to", its own label for what is due, no "Amount paid" row
+    party_label: str | None = None
+    due_label: str | None = None
+    show_paid: bool = True
 
 
 def receipt_filename(number: str) -> str:

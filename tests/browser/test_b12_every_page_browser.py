@@ -28,7 +28,7 @@ PASSWORD = "demo password 2026"
 
 # Blueprints that are not the merchant's back office (buyers, sign-in, machines).
 NOT_MERCHANT = {"static", "assets", "checkout", "embed", "billing_portal", "auth", "health", "media", "webhooks",
-                "invoice_pay", "api"}
+                "invoice_pay", "quote_page", "api"}
 # Merchant GET routes that are not pages: files, frames and fragments, each for its reason.
 NOT_PAGES = {
     "links.qr": "a QR code image download",
@@ -38,6 +38,7 @@ NOT_PAGES = {
     "exports.notifications": "the bell's htmx fragment",
     "payments.invoice_pdf": "a PDF",
     "invoices.pdf": "a PDF (V1)",
+    "quotes.pdf": "a PDF (V4)",
     "settings.email_html": "an email's body, framed inside settings.email_detail (visited through it)",
     "settings.disconnect_stripe": "needs a live Stripe connection; its dialog is checked in the K5 browser test",
 }
@@ -103,7 +104,7 @@ def shop(live_server):
             "subscription": subscription.id, "payout": items.payout.id, "product": first(Product).id,
             "contact": first(Contact).id, "company": first(Company).id, "deal": first(Deal).id,
             "export": first(Export).id, "member": member.id, "email": email.id, "tax_rate": tax_rate.id,
-            "promo": _promo_code(owner, link.id), **_invoices(owner), "api_key": api_key.id,
+            "promo": _promo_code(owner, link.id), **_invoices(owner), **_quotes(owner), "api_key": api_key.id,
             "workflow": _workflows(owner, payment.id),
         }
         db.session.remove()
@@ -165,6 +166,25 @@ def _invoices(owner) -> dict[str, int]:
     manual = manual_payments.record(actor, third, manual_payments.ManualEntry(
         method="bank_transfer", day=account_today(owner.account), amount="20.00", reference="NL-TRF-0042"), "en")
     return {"draft_invoice": first, "invoice": second, "manual_payment": manual.id}
+
+
+def _quotes(owner) -> dict[str, int]:
+    """V4: a draft quote and an open one, each with a one-time and a recurring line."""
+    from kassa.actor import Actor
+    from kassa.services.payments import quote_drafts
+    from kassa.services.payments.quote_drafts import QuoteDraft, QuoteLineDraft
+
+    actor = Actor(user=owner, account_id=owner.account_id)
+    draft = QuoteDraft(customer_email="anna@example.com", customer_name="Anna de Vries", company_name="Fietsen BV",
+                       language="nl", currency="EUR", issue_date="2026-12-01", expiry_date="2027-01-31",
+                       terms="Work starts within a week.",
+                       lines=[QuoteLineDraft(description="Website setup", quantity="1", unit_price="400.00"),
+                              QuoteLineDraft(description="Hosting", quantity="1", unit_price="25.00",
+                                             frequency="monthly")])
+    first = quote_drafts.save_draft(actor, None, draft, "en").id
+    second = quote_drafts.save_draft(actor, None, draft, "en").id
+    quote_drafts.finalize(actor, second)
+    return {"draft_quote": first, "quote": second}
 
 
 def pages(ids: dict) -> dict[str, list[str]]:
@@ -236,6 +256,10 @@ def pages(ids: dict) -> dict[str, list[str]]:
         "invoices.record_payment": [f"/invoices/{ids['invoice']}/payments/new"],  # V3
         "invoices.edit_manual_payment": [f"/invoices/manual-payments/{ids['manual_payment']}/edit"],
         "invoices.delete_manual_payment": [f"/invoices/manual-payments/{ids['manual_payment']}/delete"],
+        "quotes.index": ["/quotes/", "/quotes/?status=open"],  # V4
+        "quotes.new": ["/quotes/new"],
+        "quotes.edit": [f"/quotes/{ids['draft_quote']}/edit"],
+        "quotes.detail": [f"/quotes/{ids['draft_quote']}", f"/quotes/{ids['quote']}"],
         "workflows.index": ["/workflows/"],  # W1, W2
         "workflows.new": ["/workflows/new"],
         "workflows.show": [f"/workflows/{ids['workflow']}"],
@@ -261,7 +285,8 @@ def test_b12_every_merchant_get_route_is_listed(live_server):
     listed = set(pages({key: 1 for key in ("payment", "ach", "link", "dispute", "seed_dispute", "subscription",
                                            "payout", "product", "contact", "company", "deal", "export", "member",
                                            "email", "promo", "tax_rate", "invoice",
-                                           "draft_invoice", "manual_payment", "api_key", "workflow")})) | set(NOT_PAGES)
+                                           "draft_invoice", "manual_payment", "quote", "draft_quote", "api_key",
+                                           "workflow")})) | set(NOT_PAGES)
     assert merchant_get_endpoints(live_server.app) == listed
 
 

@@ -27,6 +27,8 @@ from kassa.models import (
     PaymentStatus,
     Payout,
     PayoutStatus,
+    Quote,
+    QuoteStatus,
     Refund,
     RefundStatus,
     Subscription,
@@ -36,7 +38,13 @@ from kassa.models import (
 from kassa.services.billing import subscription_states
 from kassa.services.disputes import dispute_states
 from kassa.services.money.ledger import book_charge, charge_available_on, charge_rows
-from kassa.services.payments import attempt_states, invoice_states, payment_states, refund_states
+from kassa.services.payments import (
+    attempt_states,
+    invoice_states,
+    payment_states,
+    quote_states,
+    refund_states,
+)
 from kassa.services.payouts import payout_states
 from kassa.timeline_kinds import TimelineKind
 from tests.support.billing import advance, buy, frozen, renewals_of, subscription_shop
@@ -56,6 +64,8 @@ MACHINES = {
                 lambda obj, target, at: attempt_states.move_attempt(obj, target, at=at)),
     "invoice": (invoice_states.TRANSITIONS, InvoiceStatus, Invoice,
                 lambda obj, target, at: invoice_states.move_invoice(obj, target, at=at)),
+    "quote": (quote_states.TRANSITIONS, QuoteStatus, Quote,  # V4
+              lambda obj, target, at: quote_states.move_quote(obj, target, at=at)),
 }
 ILLEGAL = [(name, source, target) for name, (table, states, _model, _move_fn) in MACHINES.items()
            for source, target in itertools.product(states, states)
@@ -99,8 +109,8 @@ def test_m1_v3_a_payment_taken_back_moves_its_invoice_back_through_the_table(app
 
 
 def test_m1_every_machine_has_a_table_and_only_known_states():
-    """M1, V1: seven machines, each with at least one move, every state in its table one of its enum's."""
-    assert set(MACHINES) == {"payment", "refund", "dispute", "subscription", "payout", "attempt", "invoice"}
+    """M1, V1, V4: eight machines, each with at least one move, every state in its table one of its enum's."""
+    assert set(MACHINES) == {"payment", "refund", "dispute", "subscription", "payout", "attempt", "invoice", "quote"}
     for table, states, _model, _move_fn in MACHINES.values():
         assert table
         assert all(isinstance(s, states) and isinstance(t, states) for s, t in table)

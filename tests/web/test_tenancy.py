@@ -28,6 +28,9 @@ ENDPOINTS_WITHOUT_RECORD_IDS = {
     # V2: an invoice's pay page, by a signed token of the invoice (tests/web/test_v2_invoice_pay.py: a tampered
     # token, a draft's, is a 404; another merchant's invoice 404s on the merchant's pages).
     "invoice_pay.page", "invoice_pay.pay", "invoice_pay.pdf",
+    # V4: a quote's public page, by a signed token of the quote (tests/web/test_v4_quotes.py: a tampered token, a
+    # draft's, is a 404; another merchant's quote 404s on the merchant's pages).
+    "quote_page.page", "quote_page.accept", "quote_page.decline", "quote_page.pay", "quote_page.pdf",
     # Stripe's deliveries: an account's id in the URL, authenticated by its webhook secret's signature (another
     # account's secret → 400, nothing stored: tests/web/test_k7_webhooks.py).
     "webhooks.stripe_webhook",
@@ -217,6 +220,16 @@ def _invoice(account_id: int) -> int:
         return invoice.id
 
 
+def _quote(account_id: int) -> int:
+    from kassa.models import Quote
+
+    with write_transaction(db.session) as session:
+        quote = Quote(account_id=account_id, number=1, status="open", amount_minor=100, currency="USD")
+        session.add(quote)
+        session.flush()
+        return quote.id
+
+
 def _stripe_connection(account_id: int) -> int:
     from kassa.models import StripeConnection
 
@@ -309,6 +322,7 @@ OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "refund_id": _refund,
     "workflow_id": _workflow,  # W1, W2
     "task_id": _task,  # W2
+    "quote_id": _quote,  # V4
 }
 # I3: the API's routes take Stripe-shaped ids (`pi_42`), with my own test key instead of my session.
 API_ID_PREFIXES = {"link_id": "plink_", "intent_id": "pi_", "charge_id": "ch_", "refund_id": "re_",

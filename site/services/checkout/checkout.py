@@ -48,7 +48,7 @@ from kassa.processors.base import (
 from kassa.processors.registry import NoLiveProcessor, processor_for
 from kassa.processors.sandbox import SandboxProcessor
 from kassa.processors.stripe import StripeProcessor
-from kassa.services.checkout import invoice_checkout
+from kassa.services.checkout import invoice_checkout, quote_checkout
 from kassa.services.checkout.checkout_form import PROCESSOR_FIELDS, BuyerInput, read_buyer_form, read_choices
 from kassa.services.links import promo_codes, usage
 from kassa.services.links.links import LinkClosed, is_valid_test_signature, public_link
@@ -171,7 +171,7 @@ def checkout_view(token: str) -> CheckoutView | None:
     return CheckoutView(
         checkout=checkout, account=account, link_slug=slug,
         # V2: an invoice's checkout has no link; its invoice is checked, under its lock, when it is paid
-        link_open=checkout.invoice_id is not None or _link_open(slug, status, deleted_at, limit, reserved, ends_at),
+        link_open=checkout.invoice_id is not None or checkout.quote_id is not None or _link_open(slug, status, deleted_at, limit, reserved, ends_at),
         attempt_in_flight=bool(busy), stripe_publishable_key=stripe_key,
     )
 
@@ -198,7 +198,9 @@ def _page_state_query() -> PrecompiledRead:
     return PrecompiledRead(_checkout_view_query(
         CheckoutSession.status, CheckoutSession.expires_at > at, CheckoutSession.language, CheckoutSession.mode,
         CheckoutSession.link_id, cast(CheckoutSession.snapshot, Text),
-        or_(PaymentLink.ends_at.is_(None), PaymentLink.ends_at > at), CheckoutSession.invoice_id, *account_columns))
+        or_(PaymentLink.ends_at.is_(None), PaymentLink.ends_at > at),
+        # V4: a quote's checkout has no link either
+        func.coalesce(CheckoutSession.invoice_id, CheckoutSession.quote_id), *account_columns))
 
 
 def page_state(token: str, engine: Engine | None = None) -> PageState | None:
@@ -247,8 +249,8 @@ def attempt_in_flight(checkout_id: int) -> bool:
 def ensure_link_open(checkout: CheckoutSession) -> None:
     """L19: a deactivated or deleted link stops taking payments, also on checkouts opened before that (Q5: and
     one whose usage limit is taken or whose end date has passed)."""
-    if checkout.invoice_id is not None:
-        return  # V2: no link; the invoice itself is checked under its lock (invoice_checkout.hold_invoice)
+    if checkout.invoice_id is not None or checkout.quote_id is not None:
+        return  # V2/V4: no link; the invoice or quote itself is checked under its lock (hold_invoice, hold_quote)
     link = db.session.get(PaymentLink, checkout.link_id)
     if link is None or not link.accepting_payments(now()):
         raise _closed(db.session, checkout)
@@ -281,7 +283,7 @@ def quote(snapshot: dict[str, Any], form: dict[str, str], locale: str, *, accoun
     cap = current_app.config["KASSA_LINK_MAX_TOTAL_MINOR"]
     choices, errors = read_choices(snapshot, form, locale, max_amount_minor=cap)
     code = (form.get(promo_codes.FIELD) or "").strip()
-    if snapshot.get("invoice_id") is not None:
+    if snapshot.get("invoice_id") is not None or snapshot.get("quote_id") is not None:
         code = ""  # V2: an invoice is paid at its amount due: no promo code, whatever is posted
     if code and form.get("action") != "unpromo":
         if account_id is None:
@@ -397,6 +399,9 @@ def _begin_attempt(checkout_id: int, buyer: BuyerInput, amount_minor: int, curre
         if checkout.invoice_id is not None:
             # V2: one charge per invoice: its row lock, and refused if paid, void, busy or due another amount.
             invoice_checkout.hold_invoice(session, checkout, amount_minor)
+        if checkout.quote_id is not None:
+            # V4: one charge per quote, and only of exactly the accepted quote.
+            quote_checkout.hold_quote(session, checkout, amount_minor)
         hold = risk.reserve(_guard_entry(checkout, buyer, ip))
         # Q5: a live payment on a limited link takes a seat first; with none free nobody is charged.
         seat = checkout.mode == Mode.LIVE.value and checkout.link_id is not None \

@@ -108,12 +108,12 @@ def draft_from_invoice(invoice: Invoice, locale: str) -> InvoiceDraft:
         lines=[LineDraft(description=line.description, quantity=str(line.quantity),
                          unit_price=Money(line.unit_amount_minor, invoice.currency).to_input(locale),
                          product_id=line.product_id, discount_type=line.discount_type,
-                         discount_value=_discount_input(line, invoice.currency, locale))
+                         discount_value=discount_input(line, invoice.currency, locale))
                for line in invoice.lines],
     )
 
 
-def _discount_input(line: InvoiceLine, currency: str, locale: str) -> str:
+def discount_input(line: InvoiceLine, currency: str, locale: str) -> str:
     if line.discount_type == DiscountType.PERCENT:
         return format_decimal((Decimal(line.discount_value) / 100).normalize(), locale=locale)
     if line.discount_type == DiscountType.AMOUNT:
@@ -142,7 +142,7 @@ def add_products(draft: InvoiceDraft, products: list[Product], locale: str) -> I
 # -- validation --------------------------------------------------------------------------------------
 
 
-def _check_lines(draft: InvoiceDraft, currency: str, locale: str, account_id: int,
+def check_lines(draft: InvoiceDraft, currency: str, locale: str, account_id: int,
                  errors: dict[str, str]) -> list[CheckedLine]:
     if not draft.lines:
         errors["lines"] = _("Add at least one line.")
@@ -240,7 +240,7 @@ def validate(draft: InvoiceDraft, account: Account, locale: str) -> tuple[dict, 
     for name in ("notes", "terms"):
         if len(getattr(draft, name)) > MAX_TEXT:
             errors[name] = _("Use at most %(n)d characters.", n=MAX_TEXT)
-    lines = _check_lines(draft, currency, locale, account.id, errors)
+    lines = check_lines(draft, currency, locale, account.id, errors)
     total = sum(line.amount_minor for line in lines)
     if not errors and total > MAX_AMOUNT_MINOR:
         errors["lines"] = _("The amount is too large")

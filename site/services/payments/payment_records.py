@@ -19,6 +19,7 @@ from kassa.models import (
     CheckoutStatus,
     Company,
     Contact,
+    Deal,
     Invoice,
     Mandate,
     Payment,
@@ -26,6 +27,7 @@ from kassa.models import (
     PaymentFieldValue,
     PaymentItem,
     PaymentStatus,
+    Quote,
     Subscription,
     SubscriptionItem,
     SubscriptionStatus,
@@ -69,6 +71,8 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
             # V2: the invoice this pays is counted below (payment_states): locked before the account, in the order
             # the attempt took it (checkout._begin_attempt), so the two never wait for each other in a circle.
             lock_one(session, Invoice, checkout.invoice_id)
+        if checkout.quote_id is not None:
+            lock_one(session, Quote, checkout.quote_id)  # V4: as an invoice's, before the account
         # H4: a payment that went through never counts against anyone. Given back before the account lock
         # below: the guard takes its counters before the account too (inserting an attempt), so the two
         # never wait for each other in a circle.
@@ -94,10 +98,12 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
         at = now()
 
         invoice = session.get(Invoice, checkout.invoice_id) if checkout.invoice_id is not None else None
-        if invoice is not None and invoice.contact_id is not None:
-            # V2: an invoice's payment belongs to the invoice's customer and company, whoever typed the email.
-            contact = session.get(Contact, invoice.contact_id)
-            company = session.get(Company, invoice.company_id) if invoice.company_id else None
+        quote = session.get(Quote, checkout.quote_id) if checkout.quote_id is not None else None
+        billed = invoice if invoice is not None else quote
+        if billed is not None and billed.contact_id is not None:
+            # V2/V4: an invoice's (quote's) payment belongs to its customer and company, whoever typed the email.
+            contact = session.get(Contact, billed.contact_id)
+            company = session.get(Company, billed.company_id) if billed.company_id else None
         else:
             contact = crm.find_or_create_contact(
                 account.id, mode, buyer["email"], first_name=contact_fields.get("first_name", ""),
@@ -158,11 +164,14 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
         session.add(payment)
         session.flush()
         _keep_answers(payment, buyer)
-        deal = crm.create_deal(
-            account.id, mode, name=f"{contact.display_name} – {', '.join(line.name for line in summary.lines)}",
-            amount_minor=payment.amount_minor, currency=payment.currency, pipeline_id=snapshot.get("pipeline_id"),
-            stage_id=snapshot.get("stage_id"), contact=contact, company=company,
-        )
+        # V4: a quote's payment belongs to the quote's deal when it has one (moved to its stage on acceptance)
+        deal = session.get(Deal, quote.deal_id) if quote is not None and quote.deal_id is not None else None
+        if deal is None:
+            deal = crm.create_deal(
+                account.id, mode, name=f"{contact.display_name} – {', '.join(line.name for line in summary.lines)}",
+                amount_minor=payment.amount_minor, currency=payment.currency, pipeline_id=snapshot.get("pipeline_id"),
+                stage_id=snapshot.get("stage_id"), contact=contact, company=company,
+            )
         payment.deal_id = deal.id
         subscriptions = [
             _create_subscription(account, group, contact.id, deal.id, language, summary, mode=mode,
@@ -203,7 +212,9 @@ def record_successful_charge(attempt_id: int, result: ChargeResult, *, processor
 
 
 def checkout_source(checkout: CheckoutSession) -> dict[str, Any]:
-    """What a checkout's payment was for: its link, or (V2) the merchant's invoice it pays."""
+    """What a checkout's payment was for: its link, (V2) the merchant's invoice it pays, or (V4) the quote."""
+    if checkout.quote_id is not None:
+        return {"source": "quote", "link_id": None}
     if checkout.invoice_id is not None:
         return {"source": "invoice", "link_id": None, "invoice_id": checkout.invoice_id}
     return {"source": "payment_link", "link_id": checkout.link_id}

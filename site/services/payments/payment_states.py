@@ -19,17 +19,19 @@ from datetime import datetime
 from typing import Any
 
 from flask_babel import gettext as _
+from sqlalchemy import select
 
 from kassa.database import lock_one
 from kassa.errors import Conflict
 from kassa.extensions import db
 from kassa.metrics import PAYMENT_OUTCOMES, count_on_commit
-from kassa.models import MANUAL_METHOD, Account, Invoice, Payment, PaymentStatus
+from kassa.models import MANUAL_METHOD, Account, CheckoutSession, Invoice, Payment, PaymentStatus, Quote, QuoteStatus
 from kassa.processors.base import is_bank_debit
 from kassa.services.crm.crm import add_timeline, payment_subjects
 from kassa.services.money.display_status import refresh_display_status
 from kassa.services.money.ledger import book_charge, book_manual, manual_total
 from kassa.services.money.machines import Transition, can_move, transition
+from kassa.services.payments import quote_states
 from kassa.services.payments.invoice_states import apply_payment, reverse_payment
 from kassa.services.payments.invoices import maybe_invoice
 from kassa.services.payments.receipts import queue_checkout_receipt, queue_receipt
@@ -48,7 +50,7 @@ def _succeeded_emails(payment: Payment) -> None:
         return  # V3: recorded by the merchant, who was paid outside Kassa: nobody needs to hear of it from us
     invoice = db.session.get(Invoice, payment.invoice_id) if payment.invoice_id is not None \
         else maybe_invoice(payment, db.session.get(Account, payment.account_id))
-    if payment.source in ("payment_link", "invoice"):  # paid at a checkout (V2: an invoice's too)
+    if payment.source in ("payment_link", "invoice", "quote"):  # paid at a checkout (V2/V4: an invoice's, a quote's)
         queue_checkout_receipt(payment, invoice=invoice)
         notify_payment_received(payment)
     else:
@@ -131,6 +133,14 @@ def move_payment(payment: Payment, target: PaymentStatus, *, at: datetime, data:
     if target is PaymentStatus.DELETED and payment.invoice_id is not None:
         # V3: the invoice owes the deleted payment's amount again (paid → partially paid → open)
         reverse_payment(lock_one(db.session, Invoice, payment.invoice_id), payment.amount_minor, at=at)
+    if target is PaymentStatus.SUCCEEDED and payment.source == "quote":
+        # V4: the accepted quote it pays is paid, in this same transaction.
+        quote_id = db.session.scalar(select(CheckoutSession.quote_id).where(
+            CheckoutSession.id == payment.checkout_session_id))
+        quote = lock_one(db.session, Quote, quote_id) if quote_id is not None else None
+        if quote is not None and quote.status in quote_states.PAYABLE:
+            quote_states.move_quote(quote, QuoteStatus.PAID, at=at)
+            quote.payment_id = payment.id
     if move.emails:
         move.emails(payment)
     return True
