@@ -13,6 +13,7 @@ class IdKind(StrEnum):
     RECEIPT = "receipt"
     PAYOUT = "payout"
     INVOICE = "invoice"
+    CREDIT_NOTE = "credit_note"
 
 
 PREFIXES: dict[IdKind, str] = {
@@ -20,6 +21,7 @@ PREFIXES: dict[IdKind, str] = {
     IdKind.RECEIPT: "R",
     IdKind.PAYOUT: "PO",
     IdKind.INVOICE: "INV",
+    IdKind.CREDIT_NOTE: "CN",
 }
 
 

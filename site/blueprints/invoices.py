@@ -27,12 +27,13 @@ from kassa.forms import (
     parse_int,
 )
 from kassa.i18n import LANGUAGES, current_language
-from kassa.models import Company, Contact, Invoice, InvoiceStatus, Payment, Permission, Product
+from kassa.models import Company, Contact, CreditNote, Invoice, InvoiceStatus, Payment, Permission, Product
+from kassa.order_summary import tax_label
 from kassa.pagination import numbered_page
 from kassa.rendering import htmx_redirect, private_download, render_page
 from kassa.services.checkout import invoice_checkout, invoice_sending
 from kassa.services.links.link_drafts import MAX_ITEMS
-from kassa.services.payments import invoice_drafts, invoices
+from kassa.services.payments import credit_notes, invoice_drafts, invoice_tax, invoices
 from kassa.services.payments.invoice_drafts import InvoiceDraft, LineDraft
 from kassa.timefmt import DATE, format_when
 
@@ -51,6 +52,7 @@ class LineRowForm(RowForm):
     product_id = StringField(default="", filters=[parse_id])
     discount_type = StringField(default="", filters=[str.strip])
     discount_value = StringField(default="", filters=[str.strip])
+    tax_rate_id = StringField(default="", filters=[str.strip])  # V1 (Q6)
 
 
 class InvoiceEditorForm(Form):
@@ -152,6 +154,8 @@ def _library(search: str) -> list[Product]:
 
 def _render(draft: InvoiceDraft, *, invoice: Invoice | None, errors=None, status=200, show_library=False,
             search="", focus=None):
+    account = current_user.account
+    rates = invoice_drafts.account_tax_rates(account.id)
     return render_page(
         "invoices/editor.html", "editor_region", status=status, draft=draft, invoice=invoice,
         errors=errors or {}, library=_library(search) if show_library else [], show_library=show_library,
@@ -159,6 +163,8 @@ def _render(draft: InvoiceDraft, *, invoice: Invoice | None, errors=None, status
         action_url=url_for("invoices.edit", invoice_id=invoice.id) if invoice else url_for("invoices.new"),
         discount_types=[("", _("No discount")), ("percent", _("Percentage off")),
                         ("amount", _("Amount off (%(currency)s)", currency=draft.currency))],
+        tax_choices=[("", _("No tax"))] + [(str(rate.id), tax_label(rate)) for rate in rates.values()],
+        totals=invoice_drafts.draft_totals(draft, account, current_language()), tax_label=tax_label,
     )
 
 
@@ -241,7 +247,12 @@ def detail(invoice_id: int):
     # V2: the payments made for it (newest first), its pay page's address while something is due
     payments = list(db.session.scalars(scoped(Payment).where(Payment.invoice_id == invoice.id)
                                        .order_by(Payment.created_at.desc(), Payment.id.desc()).limit(50)))
+    tax_rows = invoice_tax.tax_breakdown(invoice.lines)
     return render_page("invoices/detail.html", invoice=invoice, contact=contact, company=company,
+                       tax_rows=tax_rows, net_minor=sum(line.amount_minor for line in invoice.lines),
+                       tax_label=lambda row: tax_label(invoice_tax.line_rate(row) if hasattr(row, "tax_name")
+                                                       else row),
+                       credit_notes=credit_notes.invoice_credit_notes(invoice),
                        today=account_today(current_user.account), label=invoices.invoice_label_or_draft,
                        badge=invoice_drafts.status_label, day=_day, active_nav="payments", payments=payments,
                        sendable=invoice.status in invoice_sending.SENDABLE and invoice.amount_due_minor > 0,
@@ -326,6 +337,18 @@ def delete(invoice_id: int):
         return htmx_redirect(url_for("invoices.detail", invoice_id=invoice_id))
     flash(_("Draft deleted."), "success")
     return htmx_redirect(url_for("invoices.index"))
+
+
+@bp.get("/<int:invoice_id>/credit-notes/<int:note_id>/pdf")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def credit_note_pdf(invoice_id: int, note_id: int):
+    """V1: a credit note of this invoice, as a PDF (another invoice's or another account's note: 404)."""
+    invoice = _merchant_invoice_or_404(invoice_id)
+    note = get_owned_or_404(CreditNote, note_id)
+    if note.invoice_id != invoice.id:
+        abort(404)
+    filename, content_type, data = credit_notes.render_credit_note(note.id)
+    return private_download(data, content_type, filename, "credit-note.pdf")
 
 
 @bp.get("/<int:invoice_id>/pdf")

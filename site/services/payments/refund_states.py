@@ -18,6 +18,7 @@ from kassa.services.crm.crm import add_timeline, payment_subjects
 from kassa.services.money.display_status import refresh_display_status
 from kassa.services.money.ledger import book_refund_failure
 from kassa.services.money.machines import Transition, transition
+from kassa.services.payments.credit_notes import credit_for_refund
 from kassa.services.platform.notifications import notify_refund
 from kassa.timeline_kinds import TimelineKind
 
@@ -45,6 +46,7 @@ def move_refund(refund: Refund, target: RefundStatus, *, at: datetime, data: dic
     timeline = {"amount_minor": refund.amount_minor, "currency": refund.currency}
     if target is RefundStatus.SUCCEEDED:
         payment.refunded_minor += refund.amount_minor
+        credit_for_refund(refund, payment)  # V1: a refunded invoice payment gets its credit note
     else:
         refund.failure_code = (data or {}).get("code")
         refund.failure_message = (data or {}).get("message")
