@@ -43,7 +43,7 @@ def _succeeded_emails(payment: Payment) -> None:
     # V2: a payment of a merchant's invoice gets that invoice attached; any other, its own when the setting is on.
     invoice = db.session.get(Invoice, payment.invoice_id) if payment.invoice_id is not None \
         else maybe_invoice(payment, db.session.get(Account, payment.account_id))
-    if payment.source in ("payment_link", "invoice"):  # paid at a checkout (V2: an invoice's too)
+    if payment.source in ("payment_link", "invoice", "quote"):  # paid at a checkout (V2, V4: invoices, quotes)
         queue_checkout_receipt(payment, invoice=invoice)
         notify_payment_received(payment)
     else:
