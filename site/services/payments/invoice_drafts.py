@@ -41,8 +41,8 @@ from kassa.services.crm.crm import find_or_create_company, find_or_create_contac
 from kassa.services.links.link_drafts import MAX_ITEMS, MAX_QUANTITY, parse_percent_bp
 from kassa.services.links.products import MAX_AMOUNT_MINOR
 from kassa.services.payments.invoice_states import EDITABLE, move_invoice
-from kassa.services.platform.audit import record_audit
 from kassa.services.payments.invoice_tax import TaxRow, line_tax
+from kassa.services.platform.audit import record_audit
 from kassa.tax import TaxRateSpec
 
 MAX_TEXT = 5000

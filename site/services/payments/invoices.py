@@ -21,9 +21,9 @@ from kassa.money import Money
 from kassa.order_summary import DiscountType, tax_label
 from kassa.renderers.receipt import ReceiptData, ReceiptLine, render_receipt
 from kassa.services.accounts.accounts import logo_dir
+from kassa.services.payments.invoice_tax import tax_breakdown
 from kassa.services.payments.receipts import receipt_data
 from kassa.services.platform.counters import next_number
-from kassa.services.payments.invoice_tax import tax_breakdown
 from kassa.timefmt import DATE, format_when
 
 
