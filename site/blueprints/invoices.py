@@ -35,6 +35,7 @@ from kassa.pagination import numbered_page
 from kassa.rendering import htmx_redirect, private_download, render_page
 from kassa.services.backoffice import saved_views
 from kassa.services.checkout import invoice_checkout, invoice_sending
+from kassa.services.exports import exports
 from kassa.services.links.link_drafts import MAX_ITEMS
 from kassa.services.payments import credit_notes, invoice_drafts, invoice_filters, invoice_tax, invoices
 from kassa.services.payments.invoice_drafts import InvoiceDraft, LineDraft
@@ -150,6 +151,29 @@ def index():
         prev_href=url_for("invoices.index", page=paged.page - 1, **args) if paged.page > 1 else None,
         next_href=url_for("invoices.index", page=paged.page + 1, **args) if paged.page < paged.pages else None,
     )
+
+
+class InvoiceExportForm(Form):
+    """V7: export the index as it is filtered (the page's query string), in a format."""
+
+    state_args = StringField(default="")
+    file_format = StringField(default="csv")
+
+
+@bp.post("/export")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def export():
+    """V7: the filtered invoices as CSV/XLSX/XLS, built in the background by the export machinery."""
+    form = InvoiceExportForm()
+    filters = invoice_filters.read_filters(dict(parse_qsl(form.state_args.data or "")[:50]))
+    try:
+        exports.request_export(current_actor(), kind="invoices", name=_("Invoices"),
+                               file_format=form.file_format.data, language=current_language(),
+                               params={"filters": filters.to_args(), "locale": current_language()})
+    except ValidationFailed as exc:
+        flash(exc.message if not exc.errors else next(iter(exc.errors.values())), "error")
+        return htmx_redirect(url_for("invoices.index", **filters.to_args()))
+    return htmx_redirect(url_for("exports.index", started=1))
 
 
 @bp.post("/views")

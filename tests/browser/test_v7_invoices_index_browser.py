@@ -21,7 +21,14 @@ from kassa.services.payments import invoice_drafts
 from kassa.services.payments.credit_notes import render_credit_note
 from kassa.services.payments.invoice_drafts import InvoiceDraft, LineDraft
 from tests.factories import PASSWORD, make_merchant, make_payment
-from tests.support.browser import DESKTOP, assert_accessible, log_in_page, new_context, screenshot, wait_for_htmx_idle
+from tests.support.browser import (
+    DESKTOP,
+    assert_accessible,
+    log_in_page,
+    new_context,
+    screenshot,
+    wait_for_htmx_idle,
+)
 
 pytestmark = pytest.mark.browser
 

@@ -267,3 +267,42 @@ def test_v7_aging_as_of_a_past_day_gives_the_buckets_as_they_were(client, owner)
         assert (row["Amount due"], int(row["Days past due"])) == (due, late), number
         assert [row[b] for b in buckets] == [due if i == bucket else "0.00" for i in range(5)], number
     assert sum(Decimal(row[b]) for row in past_rows for b in buckets) == Decimal("550.00")
+
+
+# -- export of what is filtered ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("file_format", ["csv", "xlsx", "xls"])
+def test_v7_the_filtered_index_exports_exactly_its_rows(client, owner, book, file_format):
+    page = soup_of(client.get("/invoices/", query_string={"status": "overdue", "amount_min": "35"}))
+    state = page.select_one("#export-invoices input[name=state_args]")["value"]
+    formats = [o["value"] for o in page.select("#f-export-format option")]
+    assert formats == ["csv", "xlsx", "xls"]
+    response = client.post("/invoices/export", data={"state_args": state, "file_format": file_format})
+    assert response.status_code == 303 and "/exports" in response.headers["Location"]
+    run_outbox()
+    db.session.rollback()
+    export = db.session.scalars(select(Export).where(Export.kind == "invoices")).one()
+    assert export.status == "done", export.error
+    assert export.params["filters"] == {"status": "overdue", "amount_min": "35"}
+    data = exports.downloadable(owner.account_id, export.id)[1].read_bytes()
+    number = f"INV-{db.session.get(Invoice, book['partially_paid']).number:06d}"
+    if file_format == "csv":
+        rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+        assert [(r["Invoice"], r["Status"], r["Amount"], r["Amount paid"], r["Amount due"]) for r in rows] == [
+            (number, "Overdue", "40.00", "10.00", "30.00")]
+    else:
+        assert export.rows_total == 1 and len(data) > 0
+
+
+def test_v7_an_export_with_a_bad_format_changes_nothing(client, owner, book):
+    response = client.post("/invoices/export", data={"state_args": "status=open", "file_format": "exe"})
+    assert response.status_code == 303
+    assert db.session.scalar(select(db.func.count()).select_from(Export)) == 0
+    other = client.application.test_client()
+    login(other, make_merchant(company="Someone Else"))
+    assert other.post("/invoices/export", data={"state_args": "", "file_format": "csv"}).status_code == 303
+    run_outbox()
+    db.session.rollback()
+    theirs = db.session.scalars(select(Export)).one()
+    assert theirs.rows_total == 0  # another merchant's export holds none of these invoices

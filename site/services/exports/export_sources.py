@@ -46,6 +46,7 @@ from kassa.services.backoffice.payment_filters import FilterContext
 from kassa.services.backoffice.payment_index import COLUMNS, SORTS, IndexState, base_query
 from kassa.services.exports.export_writers import Column
 from kassa.services.links.custom_fields import answer_text
+from kassa.services.payments import invoice_filters
 from kassa.template_helpers import CARD_BRANDS, decline_reasons, dispute_reason_label, incomplete_reasons
 
 STREAM = 2000
@@ -440,8 +441,44 @@ def _ar_aging(account: Account, params: dict[str, Any], count_only: bool = False
     return headers, rows()
 
 
+def _invoices(account: Account, params: dict[str, Any], count_only: bool = False):
+    """V7: the Invoices index as it was filtered (params["filters"], read and checked as the page reads them:
+    a filter that doesn't read is left out, as on the page), newest first, with the amounts of each invoice."""
+    filters = invoice_filters.read_filters(params.get("filters") or {})
+    checked, _errors = invoice_filters.check(filters, account.default_currency, str(params.get("locale") or "en"))
+    base = (select(Invoice.number, Invoice.status, Invoice.issue_date, Invoice.due_date, Invoice.amount_minor,
+                   Invoice.tax_minor, Invoice.amount_paid_minor, Invoice.currency, Contact.email,
+                   Contact.first_name, Contact.last_name, Company.name)
+            .outerjoin(Contact, Contact.id == Invoice.contact_id)
+            .outerjoin(Company, Company.id == Invoice.company_id)
+            .where(Invoice.account_id == account.id, Invoice.payment_id.is_(None)))
+    today = account_today(account)
+    query = invoice_filters.apply(base, checked, account.id, today).order_by(Invoice.id.desc())
+    if count_only:
+        return query
+    statuses = {"draft": _("Draft"), "open": _("Open"), "partially_paid": _("Partially paid"), "paid": _("Paid"),
+                "void": _("Void"), "uncollectible": _("Uncollectible")}
+    headers = [Column(_("Invoice")), Column(_("Status")), Column(_("Customer")), Column(_("Contact email")),
+               Column(_("Issue date"), "date"), Column(_("Due date"), "date"), Column(_("Amount"), MONEY),
+               Column(_("Tax"), MONEY), Column(_("Amount paid"), MONEY), Column(_("Amount due"), MONEY),
+               Column(_("Currency"))]
+
+    def rows():
+        for (number, status, issued, due, amount, tax, paid, currency, email, first, last,
+             company) in db.session.execute(query.execution_options(yield_per=STREAM)):
+            overdue = status in invoice_filters.OWED and due is not None and due < today
+            owed = max(amount - paid, 0) if status not in ("draft", "void") else 0
+            customer = company or " ".join(part for part in (first, last) if part) or email or ""
+            yield (display_id_or_none("invoice", number) or _("Draft"),
+                   _("Overdue") if overdue else statuses.get(status, status), customer, email, issued, due,
+                   major(amount, currency), major(tax, currency), major(paid, currency), major(owed, currency),
+                   currency)
+
+    return headers, rows()
+
+
 REPORTS = {"payout_reconciliation": _payout_reconciliation, "balance": _balance, "payout_details": _payout_details,
-           "ar_aging": _ar_aging}
+           "ar_aging": _ar_aging, "invoices": _invoices}
 
 
 def count_rows(account_id: int, user: User, kind: str, params: dict[str, Any]) -> int:
