@@ -14,6 +14,7 @@ class IdKind(StrEnum):
     PAYOUT = "payout"
     INVOICE = "invoice"
     QUOTE = "quote"
+    CREDIT_NOTE = "credit_note"
 
 
 PREFIXES: dict[IdKind, str] = {
@@ -22,6 +23,7 @@ PREFIXES: dict[IdKind, str] = {
     IdKind.PAYOUT: "PO",
     IdKind.INVOICE: "INV",
     IdKind.QUOTE: "Q",
+    IdKind.CREDIT_NOTE: "CN",
 }
 
 

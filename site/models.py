@@ -1280,6 +1280,8 @@ class Invoice(db.Model):
     allow_partial: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     reminded_before_at: Mapped[datetime | None]  # V2: the reminder before the due date went (once)
     reminded_after_at: Mapped[datetime | None]  # V2: the reminder after it (once)
+    # V1 (Q6): the lines' tax in total (amount_minor includes it: exclusive tax is added, inclusive is in the price)
+    tax_minor: Mapped[int] = mapped_column(default=0, server_default="0")
 
     lines: Mapped[list[InvoiceLine]] = relationship(order_by="InvoiceLine.position", cascade="all, delete-orphan",
                                                     lazy="selectin")
@@ -1310,6 +1312,31 @@ class InvoiceLine(db.Model):
     discount_type: Mapped[str] = mapped_column(String(8), default="")
     discount_value: Mapped[int] = mapped_column(default=0)
     amount_minor: Mapped[int]  # quantity × unit amount − discount
+    # V1 (Q6): the line's tax rate as it was when saved (a snapshot: archiving or editing the rate changes no
+    # invoice), and its tax: exclusive is added to amount_minor, inclusive is the part of it that is tax.
+    tax_rate_id: Mapped[int | None]
+    tax_name: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    tax_percentage_bp: Mapped[int] = mapped_column(default=0, server_default="0")
+    tax_inclusive: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    tax_minor: Mapped[int] = mapped_column(default=0, server_default="0")
+
+
+class CreditNote(db.Model):
+    """V1: a refund of an invoice's payment credits the invoice: one credit note per refund (unique), numbered
+    from the account's own gap-free series (counter "credit_note"), rendered as a PDF referencing the invoice."""
+
+    __tablename__ = "credit_notes"
+    __table_args__ = (UniqueConstraint("account_id", "number"), UniqueConstraint("refund_id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    number: Mapped[int]
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    refund_id: Mapped[int] = mapped_column(ForeignKey("refunds.id"))
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
+    amount_minor: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    issued_at: Mapped[datetime] = mapped_column(default=_now)
 
 
 class QuoteStatus(StrEnum):

@@ -6,6 +6,8 @@ product library) posts the whole form back (plain POST or htmx) and re-renders i
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlencode
+
 from flask import Blueprint, abort, flash, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -19,11 +21,11 @@ from kassa.errors import Conflict, Forbidden, ValidationFailed
 from kassa.extensions import db
 from kassa.forms import (
     MAX_PAGE,
+    FlagField,
     Form,
     IsoDateField,
     MultiValueField,
     NumberedRows,
-    arg_int,
     parse_id,
     parse_int,
 )
@@ -32,6 +34,7 @@ from kassa.models import (
     MANUAL_METHOD,
     Company,
     Contact,
+    CreditNote,
     Invoice,
     InvoiceStatus,
     ManualMethod,
@@ -40,11 +43,14 @@ from kassa.models import (
     Product,
 )
 from kassa.money import Money
+from kassa.order_summary import tax_label
 from kassa.pagination import numbered_page
 from kassa.rendering import htmx_redirect, private_download, render_page
+from kassa.services.backoffice import saved_views
 from kassa.services.checkout import invoice_checkout, invoice_sending
+from kassa.services.exports import exports
 from kassa.services.links.link_drafts import MAX_ITEMS
-from kassa.services.payments import invoice_drafts, invoices, manual_payments
+from kassa.services.payments import credit_notes, invoice_drafts, invoice_filters, invoice_tax, invoices, manual_payments
 from kassa.services.payments.invoice_drafts import InvoiceDraft, LineDraft
 from kassa.services.payments.manual_payments import ManualEntry
 from kassa.timefmt import DATE, format_when
@@ -52,7 +58,6 @@ from kassa.timefmt import DATE, format_when
 bp = Blueprint("invoices", __name__, url_prefix="/invoices")
 
 LIBRARY_PAGE = 50
-STATUS_FILTERS = [s.value for s in InvoiceStatus]
 
 
 class LineRowForm(RowForm):
@@ -64,6 +69,7 @@ class LineRowForm(RowForm):
     product_id = StringField(default="", filters=[parse_id])
     discount_type = StringField(default="", filters=[str.strip])
     discount_value = StringField(default="", filters=[str.strip])
+    tax_rate_id = StringField(default="", filters=[str.strip])  # V1 (Q6)
 
 
 class InvoiceEditorForm(Form):
@@ -113,28 +119,119 @@ class ManualPaymentForm(Form):
 # -- the list ----------------------------------------------------------------------------------------
 
 
+class InvoiceFilterForm(Form):
+    """V7: the index's filters, read from the page address (GET: bookmarkable, and what a saved view stores).
+    Checked by invoice_filters.check, each problem at its field."""
+
+    status = StringField(default="")
+    q = StringField(default="")
+    due_from = StringField(default="")
+    due_to = StringField(default="")
+    amount_min = StringField(default="")
+    amount_max = StringField(default="")
+    view = StringField(default="")
+    page = StringField(default="")
+
+
+class InvoiceViewForm(Form):
+    """V7: save the index's filters as a view (name, shared), or delete one (action "delete")."""
+
+    name = StringField(default="")
+    shared = FlagField()
+    state_args = StringField(default="")
+    action = StringField(default="")
+
+
+VIEW_TAB = "invoices"
+
+
 @bp.get("/")
 @permission_required(Permission.MANAGE_PAYMENTS)
 def index():
-    """V1: every invoice a merchant wrote, newest first, with its status (overdue read from the due date)."""
-    status = request.args.get("status", "")
-    status = status if status in STATUS_FILTERS else ""
-    page = arg_int("page", 1, minimum=1, maximum=MAX_PAGE)
-    query = scoped(Invoice).where(Invoice.payment_id.is_(None))
-    if status:
-        query = query.where(Invoice.status == status)
+    """V1, V7: the invoices a merchant wrote, newest first, with their status (overdue read from the due date),
+    filtered by status, customer, due date and amount; saved views of those filters; pages of 50."""
+    form = InvoiceFilterForm(formdata=request.args)
+    account = current_user.account
+    views = saved_views.visible_views(account.id, current_user.id, VIEW_TAB)
+    active_view = None
+    view_id = parse_id(form.view.data or "")
+    if view_id is not None:
+        active_view = next((v for v in views if v.id == view_id), None)
+        if active_view is None:
+            abort(404)  # another account's view, or one not shared with this user
+    given = {name: getattr(form, name).data for name in invoice_filters.FIELDS}
+    filters = invoice_filters.read_filters(active_view.state if active_view and not any(given.values()) else given)
+    checked, errors = invoice_filters.check(filters, account.default_currency, current_language())
+    page = parse_int(form.page.data or "1", minimum=1, maximum=MAX_PAGE) or 1
+    today = account_today(account)
+    query = invoice_filters.apply(scoped(Invoice).where(Invoice.payment_id.is_(None)), checked, account.id, today)
     paged = numbered_page(query, (Invoice.id.desc(),), page)
     customers = _customers(paged.rows)
-    today = account_today(current_user.account)
-    args = {"status": status or None}
+    args = {**filters.to_args(), **({"view": str(active_view.id)} if active_view else {})}
     return render_page(
-        "invoices/index.html", "invoice_table", invoices=paged.rows, customers=customers, today=today,
-        status_filter=status, page=paged.page, pages=paged.pages, total=paged.total,
+        "invoices/index.html", "invoice_table", invoices=paged.rows,
+        customers=customers, today=today, filters=filters, errors=errors, filtered=filters.active,
+        page=paged.page, pages=paged.pages, total=paged.total, views=views, active_view=active_view,
+        state_args=urlencode(filters.to_args()), currency=account.default_currency,
         label=invoices.invoice_label_or_draft, badge=invoice_drafts.status_label, active_nav="payments", day=_day,
-        statuses=[("", _("All"))] + [(s, _status_name(s)) for s in STATUS_FILTERS],
+        statuses=[("", _("All"))] + [(s, _status_name(s)) for s in invoice_filters.STATUSES],
         prev_href=url_for("invoices.index", page=paged.page - 1, **args) if paged.page > 1 else None,
         next_href=url_for("invoices.index", page=paged.page + 1, **args) if paged.page < paged.pages else None,
     )
+
+
+class InvoiceExportForm(Form):
+    """V7: export the index as it is filtered (the page's query string), in a format."""
+
+    state_args = StringField(default="")
+    file_format = StringField(default="csv")
+
+
+@bp.post("/export")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def export():
+    """V7: the filtered invoices as CSV/XLSX/XLS, built in the background by the export machinery."""
+    form = InvoiceExportForm()
+    filters = invoice_filters.read_filters(dict(parse_qsl(form.state_args.data or "")[:50]))
+    try:
+        exports.request_export(current_actor(), kind="invoices", name=_("Invoices"),
+                               file_format=form.file_format.data, language=current_language(),
+                               params={"filters": filters.to_args(), "locale": current_language()})
+    except ValidationFailed as exc:
+        flash(exc.message if not exc.errors else next(iter(exc.errors.values())), "error")
+        return htmx_redirect(url_for("invoices.index", **filters.to_args()))
+    return htmx_redirect(url_for("exports.index", started=1))
+
+
+@bp.post("/views")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def save_view():
+    """V7: the current filters saved under a name, private or shared with the account (P3's saved views)."""
+    form = InvoiceViewForm()
+    filters = invoice_filters.read_filters(dict(parse_qsl(form.state_args.data or "")[:50]))
+    try:
+        view = saved_views.save_view(current_actor(), tab=VIEW_TAB, name=form.name.data, shared=form.shared.data,
+                                     state=filters.to_args())
+    except ValidationFailed as exc:
+        flash(exc.message, "error")
+        return htmx_redirect(url_for("invoices.index", **filters.to_args()))
+    flash(_("View “%(name)s” saved.", name=view.name), "success")
+    return htmx_redirect(url_for("invoices.index", view=view.id))
+
+
+@bp.post("/views/<int:view_id>/delete")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def delete_view(view_id: int):
+    view = saved_views.get_view(current_user.account_id, current_user.id, view_id)  # 404: not theirs to see
+    if view.tab != VIEW_TAB:
+        abort(404)
+    try:
+        saved_views.delete_view(current_actor(), view_id)
+    except Forbidden as exc:
+        flash(exc.message, "error")
+        return htmx_redirect(url_for("invoices.index", view=view_id))
+    flash(_("View deleted."), "success")
+    return htmx_redirect(url_for("invoices.index"))
 
 
 def _day(value) -> str:
@@ -143,7 +240,7 @@ def _day(value) -> str:
 
 
 def _status_name(status: str) -> str:
-    return {"draft": _("Draft"), "open": _("Open"), "partially_paid": _("Partially paid"), "paid": _("Paid"),
+    return {"overdue": _("Overdue"), "draft": _("Draft"), "open": _("Open"), "partially_paid": _("Partially paid"), "paid": _("Paid"),
             "void": _("Void"), "uncollectible": _("Uncollectible")}[status]
 
 
@@ -178,6 +275,8 @@ def _library(search: str) -> list[Product]:
 
 def _render(draft: InvoiceDraft, *, invoice: Invoice | None, errors=None, status=200, show_library=False,
             search="", focus=None):
+    account = current_user.account
+    rates = invoice_drafts.account_tax_rates(account.id)
     return render_page(
         "invoices/editor.html", "editor_region", status=status, draft=draft, invoice=invoice,
         errors=errors or {}, library=_library(search) if show_library else [], show_library=show_library,
@@ -185,6 +284,8 @@ def _render(draft: InvoiceDraft, *, invoice: Invoice | None, errors=None, status
         action_url=url_for("invoices.edit", invoice_id=invoice.id) if invoice else url_for("invoices.new"),
         discount_types=[("", _("No discount")), ("percent", _("Percentage off")),
                         ("amount", _("Amount off (%(currency)s)", currency=draft.currency))],
+        tax_choices=[("", _("No tax"))] + [(str(rate.id), tax_label(rate)) for rate in rates.values()],
+        totals=invoice_drafts.draft_totals(draft, account, current_language()), tax_label=tax_label,
     )
 
 
@@ -267,7 +368,12 @@ def detail(invoice_id: int):
     # V2: the payments made for it (newest first), its pay page's address while something is due
     payments = list(db.session.scalars(scoped(Payment).where(Payment.invoice_id == invoice.id)
                                        .order_by(Payment.created_at.desc(), Payment.id.desc()).limit(50)))
+    tax_rows = invoice_tax.tax_breakdown(invoice.lines)
     return render_page("invoices/detail.html", invoice=invoice, contact=contact, company=company,
+                       tax_rows=tax_rows, net_minor=sum(line.amount_minor for line in invoice.lines),
+                       tax_label=lambda row: tax_label(invoice_tax.line_rate(row) if hasattr(row, "tax_name")
+                                                       else row),
+                       credit_notes=credit_notes.invoice_credit_notes(invoice),
                        today=account_today(current_user.account), label=invoices.invoice_label_or_draft,
                        badge=invoice_drafts.status_label, day=_day, active_nav="payments", payments=payments,
                        sendable=invoice.status in invoice_sending.SENDABLE and invoice.amount_due_minor > 0,
@@ -354,6 +460,18 @@ def delete(invoice_id: int):
         return htmx_redirect(url_for("invoices.detail", invoice_id=invoice_id))
     flash(_("Draft deleted."), "success")
     return htmx_redirect(url_for("invoices.index"))
+
+
+@bp.get("/<int:invoice_id>/credit-notes/<int:note_id>/pdf")
+@permission_required(Permission.MANAGE_PAYMENTS)
+def credit_note_pdf(invoice_id: int, note_id: int):
+    """V1: a credit note of this invoice, as a PDF (another invoice's or another account's note: 404)."""
+    invoice = _merchant_invoice_or_404(invoice_id)
+    note = get_owned_or_404(CreditNote, note_id)
+    if note.invoice_id != invoice.id:
+        abort(404)
+    filename, content_type, data = credit_notes.render_credit_note(note.id)
+    return private_download(data, content_type, filename, "credit-note.pdf")
 
 
 @bp.get("/<int:invoice_id>/pdf")

@@ -86,7 +86,9 @@ def index():
                 exports.request_export(
                     current_actor(), kind=values["kind"], name=_report_name(values["kind"]),
                     file_format=values["file_format"], language=values["language"],
-                    params={"from": values["from"], "to": values["to"], "modes": list(visible_modes())})
+                    params={"from": values["from"], "to": values["to"], "modes": list(visible_modes()),
+                            # V7: the aging report is as of the "To" day (today, or a past day)
+                            **({"as_of": values["to"]} if values["kind"] == "ar_aging" else {})})
             except ValidationFailed as exc:
                 errors = exc.errors or {"kind": exc.message}
             else:

@@ -80,6 +80,10 @@ class ReceiptData:
     party_label: str | None = None
     due_label: str | None = None
     show_paid: bool = True
+    # V1 (Q6): an invoice's tax in total, printed under the tax per rate
+    tax_total: Money | None = None
+    # V1: a credit note: the amount credited instead of a payment method and amount paid
+    credit_note: bool = False
 
 
 def receipt_filename(number: str) -> str:

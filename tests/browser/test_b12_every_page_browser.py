@@ -39,6 +39,7 @@ NOT_PAGES = {
     "payments.invoice_pdf": "a PDF",
     "invoices.pdf": "a PDF (V1)",
     "quotes.pdf": "a PDF (V4)",
+    "invoices.credit_note_pdf": "a credit note's PDF (V1)",
     "settings.email_html": "an email's body, framed inside settings.email_detail (visited through it)",
     "settings.disconnect_stripe": "needs a live Stripe connection; its dialog is checked in the K5 browser test",
 }

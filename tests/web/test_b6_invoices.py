@@ -76,7 +76,7 @@ def test_b6_a_payment_without_an_invoice_says_so(client):
     assert response.status_code == 200
     card = soup_of(response).select_one("#card-invoice")
     assert "No invoice for this payment." in text_of(card)
-    assert "Create invoices" in text_of(card)  # how to get them
+    assert "Create an invoice for every payment" in text_of(card)  # how to get them
     assert card.select_one("a[download]") is None
 
 

@@ -228,6 +228,20 @@ def _quote(account_id: int) -> int:
         session.add(quote)
         session.flush()
         return quote.id
+def _credit_note(account_id: int) -> int:
+    """V1: a credit note of the other account's (refunded) invoice."""
+    from kassa.models import CreditNote, Invoice, Refund
+
+    refund_id = _refund(account_id)
+    with write_transaction(db.session) as session:
+        invoice = Invoice(account_id=account_id, number=None, status="paid", amount_minor=100, currency="USD")
+        session.add(invoice)
+        session.flush()
+        note = CreditNote(account_id=account_id, number=1, invoice_id=invoice.id, refund_id=refund_id,
+                          payment_id=session.get(Refund, refund_id).payment_id, amount_minor=100, currency="USD")
+        session.add(note)
+        session.flush()
+        return note.id
 
 
 def _stripe_connection(account_id: int) -> int:
@@ -314,6 +328,7 @@ OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "payout_id": _payout,
     "export_id": _export,
     "invoice_id": _invoice,  # B6
+    "note_id": _credit_note,  # V1
     "connection_id": _stripe_connection,
     "rate_id": _tax_rate,  # Q6
     "key_id": _api_key,  # I1

@@ -304,7 +304,7 @@ def test_v1_an_open_invoice_marked_uncollectible_keeps_its_number_and_can_still_
     marked = _invoices(owner.account_id)[-1]
     assert (marked.status, marked.number) == ("uncollectible", 1)
     assert "Uncollectible" in client.get("/invoices/?status=uncollectible").get_data(as_text=True)
-    assert "No invoice has this status." in client.get("/invoices/?status=open").get_data(as_text=True)
+    assert "No invoice matches these filters." in client.get("/invoices/?status=open").get_data(as_text=True)
     client.post(f"/invoices/{invoice.id}/void", data={"reason": "Written off"})
     assert _invoices(owner.account_id)[-1].status == "void"
 

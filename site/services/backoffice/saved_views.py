@@ -12,7 +12,7 @@ from kassa.extensions import db
 from kassa.models import SavedView, UserViewDefault
 
 MAX_VIEWS = 50
-TABS = ("payments", "disputes", "subscriptions")
+TABS = ("payments", "disputes", "subscriptions", "invoices")  # V7: the Invoices index too
 
 
 def visible_views(account_id: int, user_id: int, tab: str) -> list[SavedView]:

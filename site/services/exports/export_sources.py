@@ -48,6 +48,7 @@ from kassa.services.backoffice.payment_filters import FilterContext
 from kassa.services.backoffice.payment_index import COLUMNS, SORTS, IndexState, base_query
 from kassa.services.exports.export_writers import Column
 from kassa.services.links.custom_fields import answer_text
+from kassa.services.payments import invoice_filters
 from kassa.template_helpers import CARD_BRANDS, decline_reasons, dispute_reason_label, incomplete_reasons
 
 STREAM = 2000
@@ -392,31 +393,59 @@ def aging_bucket(days_late: int) -> int:
     return next(index for index, (_low, high) in enumerate(AGING_BUCKETS) if index and (high is None or days_late <= high))
 
 
+def aging_as_of(account: Account, params: dict[str, Any]) -> date:
+    """The day the aging report is as of: the export's "as_of" parameter when it is a past day, else today."""
+    today = account_today(account)
+    chosen = parse_date(str(params.get("as_of") or ""))
+    return chosen if chosen is not None and chosen < today else today
+
+
 def _ar_aging(account: Account, params: dict[str, Any], count_only: bool = False):
-    """V7: accounts receivable as of today: every open or partially paid invoice with what is still due, in the
-    column of its age (Current, 1–30, 31–60, 61–90, over 90 days past due). The buckets of a row add up to its
-    amount due, so the columns' totals are the receivables by age, to the cent."""
+    """V7: accounts receivable as of a day (today, or the "as_of" parameter's past day): every invoice that was
+    open or partially paid at the end of that day with what was still due then, in the column of its age on that
+    day (Current, 1–30, 31–60, 61–90, over 90 days past due). The buckets of a row add up to its amount due, so
+    the columns' totals are the receivables by age, to the cent.
+
+    As of a past day: an invoice finalized by the end of that day and not voided by then, less the payments of
+    it that had succeeded by then (an invoice paid since is still open on that day; one finalized since is not
+    in it). Marking an invoice uncollectible keeps no date, so an uncollectible invoice is left out on every
+    day, as today."""
+    as_of = aging_as_of(account, params)
+    past = as_of < account_today(account)
+    if past:
+        cutoff = local_midnight_utc(as_of + timedelta(days=1), account.timezone)
+        paid = (select(func.coalesce(func.sum(Payment.amount_minor), 0))
+                .where(Payment.invoice_id == Invoice.id, Payment.account_id == account.id,
+                       Payment.status == "succeeded", Payment.succeeded_at < cutoff)
+                .correlate(Invoice).scalar_subquery())
+        states = (InvoiceStatus.OPEN.value, InvoiceStatus.PARTIALLY_PAID.value, InvoiceStatus.PAID.value,
+                  InvoiceStatus.VOID.value)
+        where = (Invoice.account_id == account.id, Invoice.payment_id.is_(None), Invoice.status.in_(states),
+                 Invoice.finalized_at < cutoff, (Invoice.voided_at.is_(None)) | (Invoice.voided_at >= cutoff),
+                 Invoice.amount_minor > paid)
+    else:
+        paid = Invoice.amount_paid_minor
+        where = (Invoice.account_id == account.id,
+                 Invoice.status.in_((InvoiceStatus.OPEN.value, InvoiceStatus.PARTIALLY_PAID.value)))
     query = (select(Invoice.number, Invoice.issue_date, Invoice.due_date, Invoice.amount_minor,
-                    Invoice.amount_paid_minor, Invoice.currency, Contact.email, Contact.first_name, Contact.last_name,
+                    paid, Invoice.currency, Contact.email, Contact.first_name, Contact.last_name,
                     Company.name)
              .outerjoin(Contact, Contact.id == Invoice.contact_id)
              .outerjoin(Company, Company.id == Invoice.company_id)
-             .where(Invoice.account_id == account.id,
-                    Invoice.status.in_((InvoiceStatus.OPEN.value, InvoiceStatus.PARTIALLY_PAID.value)))
+             .where(*where)
              .order_by(Invoice.due_date, Invoice.number))
     if count_only:
         return query
-    today = account_today(account)
     headers = [Column(_("Invoice")), Column(_("Customer")), Column(_("Contact email")), Column(_("Issue date"), "date"),
                Column(_("Due date"), "date"), Column(_("Days past due"), "number"), Column(_("Amount due"), MONEY),
                Column(_("Current"), MONEY), Column(_("1–30 days"), MONEY), Column(_("31–60 days"), MONEY),
                Column(_("61–90 days"), MONEY), Column(_("Over 90 days"), MONEY), Column(_("Currency"))]
 
     def rows():
-        for (number, issued, due, amount, paid, currency, email, first, last,
+        for (number, issued, due, amount, paid_then, currency, email, first, last,
              company) in db.session.execute(query.execution_options(yield_per=STREAM)):
-            due_now = amount - paid
-            late = (today - due).days if due else 0
+            due_now = amount - paid_then
+            late = (as_of - due).days if due else 0
             buckets: list[Decimal | None] = [major(0, currency)] * len(AGING_BUCKETS)
             buckets[aging_bucket(late)] = major(due_now, currency)
             customer = company or " ".join(part for part in (first, last) if part) or email or ""
@@ -426,8 +455,44 @@ def _ar_aging(account: Account, params: dict[str, Any], count_only: bool = False
     return headers, rows()
 
 
+def _invoices(account: Account, params: dict[str, Any], count_only: bool = False):
+    """V7: the Invoices index as it was filtered (params["filters"], read and checked as the page reads them:
+    a filter that doesn't read is left out, as on the page), newest first, with the amounts of each invoice."""
+    filters = invoice_filters.read_filters(params.get("filters") or {})
+    checked, _errors = invoice_filters.check(filters, account.default_currency, str(params.get("locale") or "en"))
+    base = (select(Invoice.number, Invoice.status, Invoice.issue_date, Invoice.due_date, Invoice.amount_minor,
+                   Invoice.tax_minor, Invoice.amount_paid_minor, Invoice.currency, Contact.email,
+                   Contact.first_name, Contact.last_name, Company.name)
+            .outerjoin(Contact, Contact.id == Invoice.contact_id)
+            .outerjoin(Company, Company.id == Invoice.company_id)
+            .where(Invoice.account_id == account.id, Invoice.payment_id.is_(None)))
+    today = account_today(account)
+    query = invoice_filters.apply(base, checked, account.id, today).order_by(Invoice.id.desc())
+    if count_only:
+        return query
+    statuses = {"draft": _("Draft"), "open": _("Open"), "partially_paid": _("Partially paid"), "paid": _("Paid"),
+                "void": _("Void"), "uncollectible": _("Uncollectible")}
+    headers = [Column(_("Invoice")), Column(_("Status")), Column(_("Customer")), Column(_("Contact email")),
+               Column(_("Issue date"), "date"), Column(_("Due date"), "date"), Column(_("Amount"), MONEY),
+               Column(_("Tax"), MONEY), Column(_("Amount paid"), MONEY), Column(_("Amount due"), MONEY),
+               Column(_("Currency"))]
+
+    def rows():
+        for (number, status, issued, due, amount, tax, paid, currency, email, first, last,
+             company) in db.session.execute(query.execution_options(yield_per=STREAM)):
+            overdue = status in invoice_filters.OWED and due is not None and due < today
+            owed = max(amount - paid, 0) if status not in ("draft", "void") else 0
+            customer = company or " ".join(part for part in (first, last) if part) or email or ""
+            yield (display_id_or_none("invoice", number) or _("Draft"),
+                   _("Overdue") if overdue else statuses.get(status, status), customer, email, issued, due,
+                   major(amount, currency), major(tax, currency), major(paid, currency), major(owed, currency),
+                   currency)
+
+    return headers, rows()
+
+
 REPORTS = {"payout_reconciliation": _payout_reconciliation, "balance": _balance, "payout_details": _payout_details,
-           "ar_aging": _ar_aging}
+           "ar_aging": _ar_aging, "invoices": _invoices}
 
 
 def count_rows(account_id: int, user: User, kind: str, params: dict[str, Any]) -> int:

@@ -32,6 +32,7 @@ from kassa.models import (
     Payment,
     PaymentStatus,
     Product,
+    TaxRate,
 )
 from kassa.money import Money, MoneyError, MoneyParseError, is_known_currency, parse_money
 from kassa.order_summary import DiscountType, line_discount
@@ -40,7 +41,9 @@ from kassa.services.crm.crm import find_or_create_company, find_or_create_contac
 from kassa.services.links.link_drafts import MAX_ITEMS, MAX_QUANTITY, parse_percent_bp
 from kassa.services.links.products import MAX_AMOUNT_MINOR
 from kassa.services.payments.invoice_states import EDITABLE, move_invoice
+from kassa.services.payments.invoice_tax import TaxRow, line_tax
 from kassa.services.platform.audit import record_audit
+from kassa.tax import TaxRateSpec
 
 MAX_TEXT = 5000
 MAX_DUE_DAYS = 3650  # a due date at most ten years after the issue date
@@ -55,6 +58,7 @@ class LineDraft:
     product_id: int | None = None
     discount_type: str = ""  # Q1: "" | "percent" | "amount"
     discount_value: str = ""
+    tax_rate_id: str = ""  # V1 (Q6): one of the account's tax rates, "" for none
 
 
 @dataclass
@@ -81,6 +85,13 @@ class CheckedLine:
     discount_type: str
     discount_value: int
     amount_minor: int
+    tax: TaxRateSpec | None = None  # V1 (Q6): the line's rate, as it is when saved
+    tax_minor: int = 0  # exclusive: added to amount_minor; inclusive: the part of amount_minor that is tax
+
+    @property
+    def total_minor(self) -> int:
+        """What the line adds to the invoice: its net, plus its tax when the rate is exclusive."""
+        return self.amount_minor + (self.tax_minor if self.tax is not None and not self.tax.inclusive else 0)
 
 
 # -- the editor's buttons ----------------------------------------------------------------------------
@@ -108,7 +119,8 @@ def draft_from_invoice(invoice: Invoice, locale: str) -> InvoiceDraft:
         lines=[LineDraft(description=line.description, quantity=str(line.quantity),
                          unit_price=Money(line.unit_amount_minor, invoice.currency).to_input(locale),
                          product_id=line.product_id, discount_type=line.discount_type,
-                         discount_value=discount_input(line, invoice.currency, locale))
+                         discount_value=discount_input(line, invoice.currency, locale),
+                         tax_rate_id=str(line.tax_rate_id) if line.tax_rate_id else "")
                for line in invoice.lines],
     )
 
@@ -142,8 +154,17 @@ def add_products(draft: InvoiceDraft, products: list[Product], locale: str) -> I
 # -- validation --------------------------------------------------------------------------------------
 
 
+def account_tax_rates(account_id: int) -> dict[int, TaxRateSpec]:
+    """The account's active tax rates (Settings → Tax rates) a line may use, by id."""
+    rates = db.session.scalars(select(TaxRate).where(TaxRate.account_id == account_id, TaxRate.active.is_(True))
+                               .order_by(TaxRate.id))
+    return {rate.id: TaxRateSpec(id=rate.id, name=rate.name, percentage_bp=rate.percentage_bp,
+                                 inclusive=rate.inclusive, countries=tuple(rate.countries or ())) for rate in rates}
+
+
 def check_lines(draft: InvoiceDraft, currency: str, locale: str, account_id: int,
                  errors: dict[str, str]) -> list[CheckedLine]:
+    rates = account_tax_rates(account_id)
     if not draft.lines:
         errors["lines"] = _("Add at least one line.")
     elif len(draft.lines) > MAX_ITEMS:
@@ -196,6 +217,12 @@ def check_lines(draft: InvoiceDraft, currency: str, locale: str, account_id: int
             if not 0 < value <= MAX_AMOUNT_MINOR:
                 errors[p + "discount_value"] = _("Enter an amount like 12.50")
                 value = 0
+        rate = None
+        if line.tax_rate_id:
+            rate_id = parse_int(line.tax_rate_id, minimum=1)
+            rate = rates.get(rate_id) if rate_id is not None else None
+            if rate is None:  # another account's, archived, or made up
+                errors[p + "tax_rate_id"] = _("Choose one of your tax rates, or no tax.")
         if quantity is not None and unit is not None:
             gross = Money(unit * quantity, currency)
             if gross.amount_minor > MAX_AMOUNT_MINOR:
@@ -205,7 +232,8 @@ def check_lines(draft: InvoiceDraft, currency: str, locale: str, account_id: int
                 errors[p + "discount_value"] = _("The discount can't be more than the line's amount.")
                 continue
             net = gross - line_discount(gross, kind, value)
-            checked.append(CheckedLine(description, quantity, unit, product_id, kind, value, net.amount_minor))
+            checked.append(CheckedLine(description, quantity, unit, product_id, kind, value, net.amount_minor,
+                                       rate, line_tax(net.amount_minor, rate)))
     return checked
 
 
@@ -241,12 +269,13 @@ def validate(draft: InvoiceDraft, account: Account, locale: str) -> tuple[dict, 
         if len(getattr(draft, name)) > MAX_TEXT:
             errors[name] = _("Use at most %(n)d characters.", n=MAX_TEXT)
     lines = check_lines(draft, currency, locale, account.id, errors)
-    total = sum(line.amount_minor for line in lines)
+    total = sum(line.total_minor for line in lines)
     if not errors and total > MAX_AMOUNT_MINOR:
         errors["lines"] = _("The amount is too large")
     if errors:
         raise ValidationFailed(_("Check the highlighted fields."), errors=errors)
-    values.update(currency=currency, issue_date=issue, due_date=due, total=total)
+    values.update(currency=currency, issue_date=issue, due_date=due, total=total,
+                  tax=sum(line.tax_minor for line in lines))
     return values, lines
 
 
@@ -289,11 +318,15 @@ def save_draft(actor: Actor, invoice_id: int | None, draft: InvoiceDraft, locale
         invoice.issue_date, invoice.due_date = values["issue_date"], values["due_date"]
         invoice.notes, invoice.terms = draft.notes.strip(), draft.terms.strip()
         invoice.allow_partial = bool(draft.allow_partial)
-        invoice.amount_minor = values["total"]
+        invoice.amount_minor, invoice.tax_minor = values["total"], values["tax"]
         invoice.lines = [InvoiceLine(position=i, description=line.description, quantity=line.quantity,
                                      unit_amount_minor=line.unit_amount_minor, product_id=line.product_id,
                                      discount_type=line.discount_type, discount_value=line.discount_value,
-                                     amount_minor=line.amount_minor) for i, line in enumerate(lines)]
+                                     amount_minor=line.amount_minor, tax_rate_id=line.tax.id if line.tax else None,
+                                     tax_name=line.tax.name if line.tax else "",
+                                     tax_percentage_bp=line.tax.percentage_bp if line.tax else 0,
+                                     tax_inclusive=line.tax.inclusive if line.tax else False,
+                                     tax_minor=line.tax_minor) for i, line in enumerate(lines)]
         session.flush()
         record_audit(actor, "invoice.created" if invoice_id is None else "invoice.updated", object_type="invoice",
                      object_id=invoice.id, amount_after_minor=invoice.amount_minor, currency=invoice.currency)
@@ -368,3 +401,32 @@ def status_label(invoice: Invoice, today: date) -> tuple[str, str]:
         InvoiceStatus.VOID.value: (_("Void"), "neutral"),
         InvoiceStatus.UNCOLLECTIBLE.value: (_("Uncollectible"), "warning"),
     }.get(invoice.status, (invoice.status, "neutral"))
+
+
+@dataclass(frozen=True)
+class DraftTotals:
+    """The editor's totals (V1, Q6): the lines' net, the tax per rate, the tax in total, the amount due."""
+
+    net_minor: int
+    tax_rows: list[TaxRow]
+    tax_minor: int
+    total_minor: int
+
+
+def draft_totals(draft: InvoiceDraft, account: Account, locale: str) -> DraftTotals | None:
+    """The totals of the lines that are complete so far (a line still being typed counts for nothing), or None
+    without a valid currency. Nothing is written."""
+    currency = draft.currency.strip().upper()
+    if not is_known_currency(currency):
+        return None
+    lines = check_lines(draft, currency, locale, account.id, {})
+    rows: dict[tuple[str, int, bool], list[int]] = {}
+    for line in lines:
+        if line.tax is not None:
+            row = rows.setdefault((line.tax.name, line.tax.percentage_bp, line.tax.inclusive), [0, 0])
+            row[0] += line.amount_minor
+            row[1] += line.tax_minor
+    return DraftTotals(net_minor=sum(line.amount_minor for line in lines),
+                       tax_rows=[TaxRow(n, bp, inc, taxable, tax) for (n, bp, inc), (taxable, tax) in rows.items()],
+                       tax_minor=sum(line.tax_minor for line in lines),
+                       total_minor=sum(line.total_minor for line in lines))

@@ -18,9 +18,10 @@ from kassa.extensions import db
 from kassa.i18n import LANGUAGES
 from kassa.models import Account, Company, Contact, Invoice, Payment
 from kassa.money import Money
-from kassa.order_summary import DiscountType
+from kassa.order_summary import DiscountType, tax_label
 from kassa.renderers.receipt import ReceiptData, ReceiptLine, render_receipt
 from kassa.services.accounts.accounts import logo_dir
+from kassa.services.payments.invoice_tax import tax_breakdown
 from kassa.services.payments.receipts import receipt_data
 from kassa.services.platform.counters import next_number
 from kassa.timefmt import DATE, format_when
@@ -101,6 +102,8 @@ def _render_merchant_invoice(invoice: Invoice) -> tuple[str, str, bytes]:
                                      unit_amount=money(line.unit_amount_minor), amount=gross, recurrence=None,
                                      discount=discount, discount_label=label if discount is not None else None))
         gross_total = sum(line.amount.amount_minor for line in lines)
+        net_total = sum(line.amount_minor for line in invoice.lines)
+        tax_rows = tax_breakdown(invoice.lines)
         dates = tuple((label, format_when(value, DATE, locale=language, timezone=None))
                       for label, value in ((_("Issue date"), invoice.issue_date), (_("Due date"), invoice.due_date))
                       if value is not None)
@@ -115,11 +118,14 @@ def _render_merchant_invoice(invoice: Invoice) -> tuple[str, str, bytes]:
                                  if part),
             billing_address=None, lines=tuple(lines), total=money(invoice.amount_minor),
             amount_paid=money(invoice.amount_paid_minor), payment_method="", test_mode=False,
-            subtotal=money(gross_total), discount=money(gross_total - invoice.amount_minor)
-            if gross_total != invoice.amount_minor else None,
+            subtotal=money(gross_total), discount=money(gross_total - net_total)
+            if gross_total != net_total else None,
             merchant_vat_number=account.vat_number or "",
             title=_("Invoice"), number_label=_("Invoice number"), dates=dates,
             amount_due=money(invoice.amount_due_minor), notes=invoice.notes, terms=invoice.terms,
+            tax_rows=tuple((tax_label(row), money(row.tax_minor), money(row.taxable_minor))
+                           for row in tax_rows),
+            tax_total=money(invoice.tax_minor) if tax_rows else None,
         )
     _name, content_type, pdf = render_receipt(data)
     return f"invoice-{invoice_label(invoice) if invoice.number else 'draft'}.pdf", content_type, pdf

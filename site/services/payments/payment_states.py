@@ -50,7 +50,7 @@ def _succeeded_emails(payment: Payment) -> None:
         return  # V3: recorded by the merchant, who was paid outside Kassa: nobody needs to hear of it from us
     invoice = db.session.get(Invoice, payment.invoice_id) if payment.invoice_id is not None \
         else maybe_invoice(payment, db.session.get(Account, payment.account_id))
-    if payment.source in ("payment_link", "invoice", "quote"):  # paid at a checkout (V2/V4: an invoice's, a quote's)
+    if payment.source in ("payment_link", "invoice", "quote"):  # paid at a checkout (V2, V4: invoices, quotes)
         queue_checkout_receipt(payment, invoice=invoice)
         notify_payment_received(payment)
     else:

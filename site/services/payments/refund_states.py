@@ -19,7 +19,7 @@ from kassa.services.crm.crm import add_timeline, payment_subjects
 from kassa.services.money.display_status import refresh_display_status
 from kassa.services.money.ledger import book_refund_failure
 from kassa.services.money.machines import Transition, transition
-from kassa.services.payments.invoice_states import reverse_payment
+from kassa.services.payments.credit_notes import credit_for_refund
 from kassa.services.platform.notifications import notify_refund
 from kassa.timeline_kinds import TimelineKind
 
@@ -47,9 +47,8 @@ def move_refund(refund: Refund, target: RefundStatus, *, at: datetime, data: dic
     timeline = {"amount_minor": refund.amount_minor, "currency": refund.currency}
     if target is RefundStatus.SUCCEEDED:
         payment.refunded_minor += refund.amount_minor
-        if payment.invoice_id is not None:
-            # V3: what was refunded of an invoice's payment is owed again (paid → partially paid → open)
-            reverse_payment(lock_one(db.session, Invoice, payment.invoice_id), refund.amount_minor, at=at)
+        # V1: a refunded invoice payment gets its credit note; the invoice itself stays paid (the credit settles it)
+        credit_for_refund(refund, payment)
     else:
         refund.failure_code = (data or {}).get("code")
         refund.failure_message = (data or {}).get("message")

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 
 from kassa.actor import Actor
 from kassa.clock import now
-from kassa.database import locked, write_transaction
+from kassa.database import lock_one, locked, write_transaction
 from kassa.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.models import (
@@ -219,7 +219,8 @@ def _record_processor_ref(refund_id: int, processor_ref: str) -> None:
 def complete_refund(refund_id: int) -> bool:
     """The processor paid the refund out (F3): it counts as refunded. A refund settled already (an event after
     the H5 reconciler failed it, say) stays as it is."""
-    refund = db.session.get(Refund, refund_id)
+    # Locked: the same refund's event applied twice at once settles it once (the second finds it succeeded).
+    refund = lock_one(db.session, Refund, refund_id)
     if refund is None or refund.status != RefundStatus.PENDING.value:
         return False
     return move_refund(refund, RefundStatus.SUCCEEDED, at=now())
