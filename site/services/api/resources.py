@@ -14,33 +14,16 @@ from kassa.actor import Actor
 from kassa.errors import Conflict, KassaError, NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.forms import parse_int
-from kassa.models import BillingFrequency, Confirmation, Dispute, Payment, PaymentLink, Refund
+from kassa.models import BillingFrequency, Confirmation, Contact, Dispute, Payment, PaymentLink, Refund
 from kassa.money import Money, is_known_currency
 from kassa.services.api import stripe_objects
+from kassa.services.api.errors import ApiError
 from kassa.services.links.link_drafts import ItemDraft, LinkDraft
 from kassa.services.links.links import create_link, owned_link, set_active
 from kassa.services.payments.refunds import RefundKeyReused, refund_payment
 
 LOCALE = "en"  # API messages and amounts are in English, as Stripe's
 DEFAULT_LIMIT, MAX_LIMIT = 10, 100
-
-
-class ApiError(Exception):
-    """An error in Stripe's envelope: `{"error": {"type", "message", "param", "code"}}` with its HTTP status."""
-
-    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
-                 type: str = "invalid_request_error", headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.param, self.code, self.type = status, message, param, code, type
-        self.headers = headers or {}
-
-    def body(self) -> dict[str, Any]:
-        error = {"type": self.type, "message": self.message}
-        if self.param:
-            error["param"] = self.param
-        if self.code:
-            error["code"] = self.code
-        return {"error": error}
 
 
 def missing(kind: str, text: object, param: str | None = None) -> ApiError:
@@ -227,8 +210,15 @@ def _limit(params: dict[str, Any]) -> int:
     return limit
 
 
-def _page(query, model, cursor, limit: int) -> tuple[list[Any], bool]:
-    """Stripe's list order, newest first, after the `starting_after` row (keyset on created_at, id)."""
+def _page(query, model, cursor, limit: int, before: bool = False) -> tuple[list[Any], bool]:
+    """Stripe's list order, newest first, after the `starting_after` row (keyset on created_at, id); with
+    `before`, the page of newer rows just before the `ending_before` row, still newest first."""
+    newer = or_(model.created_at > cursor.created_at,
+                and_(model.created_at == cursor.created_at, model.id > cursor.id)) if cursor is not None else None
+    if before and cursor is not None:
+        query = query.where(newer).order_by(model.created_at.asc(), model.id.asc())
+        rows = list(db.session.scalars(query.limit(limit + 1)))
+        return list(reversed(rows[:limit])), len(rows) > limit
     query = query.order_by(model.created_at.desc(), model.id.desc())
     if cursor is not None:
         query = query.where(or_(model.created_at < cursor.created_at,
@@ -237,23 +227,63 @@ def _page(query, model, cursor, limit: int) -> tuple[list[Any], bool]:
     return rows[:limit], len(rows) > limit
 
 
+def _cursor(params: dict[str, Any], find) -> tuple[Any, bool]:
+    """The `starting_after` or `ending_before` row (one of them, as Stripe's), and whether it is `ending_before`."""
+    if "starting_after" in params and "ending_before" in params:
+        raise ApiError(400, "You may only specify one of these parameters: starting_after, ending_before.",
+                       param="ending_before")
+    for name in ("starting_after", "ending_before"):
+        text = _scalar(params, name)
+        if text:
+            row = find(text)
+            if row is None:
+                raise missing("object", text, name)
+            return row, name == "ending_before"
+    return None, False
+
+
 def _payments_page(caller: Caller, params: dict[str, Any], kind: str) -> tuple[list[Payment], bool]:
-    """GET /v1/payment_intents and /v1/charges: the key's mode's payments, `limit` (1–100, 10), `starting_after`."""
-    _known(params, {"limit", "starting_after"})
+    """GET /v1/payment_intents and /v1/charges: the key's mode's payments, `limit` (1–100, 10), `starting_after`
+    or `ending_before`."""
+    _known(params, {"limit", "starting_after", "ending_before", "expand"})
     limit = _limit(params)
-    cursor = None
-    after = _scalar(params, "starting_after")
-    if after:
-        cursor = _visible_payment(caller, stripe_objects.parse_object_id(kind, after))
-        if cursor is None:
-            raise missing(kind, after, "starting_after")
+    cursor, before = _cursor(params, lambda text: _visible_payment(caller, stripe_objects.parse_object_id(kind, text)))
     query = select(Payment).where(Payment.account_id == caller.account_id, Payment.mode == caller.mode)
-    return _page(query, Payment, cursor, limit)
+    return _page(query, Payment, cursor, limit, before)
+
+
+_EXPANDABLE = {"customer", "refunds"}
+
+
+def _expand(params: dict[str, Any]) -> set[str]:
+    """`expand[]=customer&expand[]=refunds` (I2): those relations as objects; the schema checked the names."""
+    value = params.get("expand") or []
+    chosen = set(value if isinstance(value, list) else _as_list(value, "expand"))
+    unknown = chosen - _EXPANDABLE
+    if unknown:
+        raise ApiError(400, f"This property cannot be expanded ({sorted(unknown)[0]}).", param="expand")
+    return chosen
+
+
+def _intent(caller: Caller, payment: Payment, expand: set[str]) -> dict[str, Any]:
+    body = stripe_objects.payment_intent(payment)
+    contact = db.session.get(Contact, payment.contact_id) if payment.contact_id else None
+    body["customer"] = stripe_objects.object_id("customer", contact.id) if contact is not None else None
+    if "customer" in expand and contact is not None:
+        body["customer"] = stripe_objects.customer(contact)
+    if "refunds" in expand:
+        rows = list(db.session.scalars(select(Refund).where(Refund.payment_id == payment.id)
+                                       .order_by(Refund.created_at.desc(), Refund.id.desc()).limit(MAX_LIMIT + 1)))
+        body["refunds"] = stripe_objects.list_envelope(
+            f"/v1/refunds?payment_intent={body['id']}", [stripe_objects.refund(r) for r in rows[:MAX_LIMIT]],
+            len(rows) > MAX_LIMIT)
+    return body
 
 
 def list_payment_intents(caller: Caller, params: dict[str, Any], url: str) -> dict[str, Any]:
     rows, more = _payments_page(caller, params, "payment_intent")
-    return stripe_objects.list_envelope(url, [stripe_objects.payment_intent(p) for p in rows], more)
+    expand = _expand(params)
+    return stripe_objects.list_envelope(url, [_intent(caller, p, expand) for p in rows], more)
 
 
 def list_charges(caller: Caller, params: dict[str, Any], url: str) -> dict[str, Any]:
@@ -268,11 +298,11 @@ def retrieve_charge(caller: Caller, charge_id: str) -> dict[str, Any]:
     return stripe_objects.charge(payment)
 
 
-def retrieve_payment_intent(caller: Caller, intent_id: str) -> dict[str, Any]:
+def retrieve_payment_intent(caller: Caller, intent_id: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
     payment = _visible_payment(caller, stripe_objects.parse_object_id("payment_intent", intent_id))
     if payment is None:
         raise missing("payment_intent", intent_id, "id")
-    return stripe_objects.payment_intent(payment)
+    return _intent(caller, payment, _expand(params or {}))
 
 
 # -- refunds --------------------------------------------------------------------------------------------
@@ -334,7 +364,7 @@ def retrieve_refund(caller: Caller, refund_id: str) -> dict[str, Any]:
 
 def list_refunds(caller: Caller, params: dict[str, Any], url: str) -> dict[str, Any]:
     """GET /v1/refunds: the key's mode's refunds, newest first; `payment_intent` or `charge` for one payment's."""
-    _known(params, {"limit", "starting_after", "payment_intent", "charge"})
+    _known(params, {"limit", "starting_after", "ending_before", "payment_intent", "charge"})
     limit = _limit(params)
     query = (select(Refund).join(Payment, Payment.id == Refund.payment_id)
              .where(Refund.account_id == caller.account_id, Payment.mode == caller.mode))
@@ -344,13 +374,8 @@ def list_refunds(caller: Caller, params: dict[str, Any], url: str) -> dict[str, 
             if payment is None:
                 raise missing(kind, params[kind], kind)
             query = query.where(Refund.payment_id == payment.id)
-    cursor = None
-    after = _scalar(params, "starting_after")
-    if after:
-        cursor = _visible_refund(caller, stripe_objects.parse_object_id("refund", after))
-        if cursor is None:
-            raise missing("refund", after, "starting_after")
-    rows, more = _page(query, Refund, cursor, limit)
+    cursor, before = _cursor(params, lambda text: _visible_refund(caller, stripe_objects.parse_object_id("refund", text)))
+    rows, more = _page(query, Refund, cursor, limit, before)
     return stripe_objects.list_envelope(url, [stripe_objects.refund(r) for r in rows], more)
 
 

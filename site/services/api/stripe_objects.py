@@ -10,6 +10,7 @@ from typing import Any
 from kassa.clock import now
 from kassa.forms import parse_id
 from kassa.models import (
+    Contact,
     Dispute,
     DisputeStatus,
     Mode,
@@ -22,7 +23,7 @@ from kassa.models import (
 from kassa.services.links.links import sign_test_link
 from kassa.urls import absolute_url
 
-PREFIXES = {"payment_link": "plink_", "payment_intent": "pi_", "charge": "ch_", "refund": "re_", "dispute": "dp_"}
+PREFIXES = {"customer": "cus_", "payment_link": "plink_", "payment_intent": "pi_", "charge": "ch_", "refund": "re_", "dispute": "dp_"}
 
 
 def object_id(kind: str, number: int) -> str:
@@ -153,6 +154,13 @@ def dispute(row: Dispute, payment: Payment) -> dict[str, Any]:
             "submission_count": 1 if submitted else 0,
         },
     }
+
+
+def customer(contact: Contact) -> dict[str, Any]:
+    name = f"{contact.first_name} {contact.last_name}".strip()
+    return {"id": object_id("customer", contact.id), "object": "customer", "email": contact.email,
+            "name": name or None, "phone": contact.phone or None, "created": _unix(contact.created_at),
+            "livemode": contact.mode == Mode.LIVE.value, "metadata": {}}
 
 
 def list_envelope(url: str, data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
