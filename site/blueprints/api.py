@@ -22,7 +22,7 @@ from kassa.services.api.errors import ApiError
 from kassa.services.api.resources import Caller
 from kassa.services.platform import throttle
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
+bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)
 
 MAX_PARAMS = 1000  # Stripe-shaped parameters: a link's line items and their fields fit in far fewer
@@ -230,6 +230,71 @@ def dispute(dispute_id: str):
     return jsonify(resources.retrieve_dispute(_caller(), dispute_id))
 
 
+@_operation("update_dispute")
+def update_dispute(dispute_id: str):
+    return jsonify(resources.update_dispute(_caller(), dispute_id, _body()))
+
+
+@_operation("close_dispute")
+def close_dispute(dispute_id: str):
+    return jsonify(resources.close_dispute(_caller(), dispute_id))
+
+
+@_operation("subscription")
+def subscription(subscription_id: str):
+    return jsonify(resources.retrieve_subscription(_caller(), subscription_id))
+
+
+@_operation("update_subscription")
+def update_subscription(subscription_id: str):
+    return jsonify(resources.update_subscription(_caller(), subscription_id, _body()))
+
+
+@_operation("cancel_subscription")
+def cancel_subscription(subscription_id: str):
+    return jsonify(resources.cancel_subscription(_caller(), subscription_id, "now"))
+
+
+@_operation("payouts")
+def payouts():
+    return jsonify(resources.list_payouts(_caller(), _query(), url=_url()))
+
+
+@_operation("payout")
+def payout(payout_id: str):
+    return jsonify(resources.retrieve_payout(_caller(), payout_id))
+
+
+@_operation("balance_transactions")
+def balance_transactions():
+    return jsonify(resources.list_balance_transactions(_caller(), _query(), url=_url()))
+
+
+@_operation("balance_transaction")
+def balance_transaction(txn_id: str):
+    return jsonify(resources.retrieve_balance_transaction(_caller(), txn_id))
+
+
+@_operation("products")
+def products():
+    return jsonify(resources.list_products(_caller(), _query(), url=_url()))
+
+
+@_operation("create_product")
+def create_product():
+    return jsonify(resources.create_product(_caller(), _body()))
+
+
+@_operation("product")
+def product(product_id: str):
+    return jsonify(resources.retrieve_product(_caller(), product_id))
+
+
+@_operation("kassa_payments")
+def kassa_payments():
+    return jsonify(resources.filter_payments(_caller(), _query(), url=_url()))
+
+
 @bp.errorhandler(ApiError)
 def _api_error(exc: ApiError):
     return jsonify(exc.body()), exc.status, exc.headers
@@ -252,6 +317,9 @@ def _http_error(exc: HTTPException):
 def api_error_response(exc: HTTPException):
     """An unknown path or method under /api/v1 (no view, so no blueprint handler): Stripe's envelope too."""
     code = exc.code or 404
+    if code >= 500:  # I7: Stripe's api_error, in its envelope too
+        return jsonify(ApiError(code, "Something went wrong on Kassa's side. Retry the request; it was not "
+                                "completed.", type="api_error").body()), code
     if code == 404:
         message = f"Unrecognized request URL ({request.method}: {request.path.removeprefix('/api')})."
     else:

@@ -14,6 +14,8 @@ NStr = Str(nullable=True)
 NInt = Int(nullable=True)
 Metadata = Obj(additional=Str(max_length=500), description="Kassa keeps no metadata yet: always {}.")
 ID_TEXT = Str(max_length=255)
+EVIDENCE_FIELDS = ("uncategorized_text", "product_description", "customer_name", "customer_email_address",
+                   "shipping_tracking_number", "refund_refusal_explanation", "cancellation_rebuttal")
 
 ERROR = component("Error", Obj(
     properties={"error": Obj(properties={
@@ -77,6 +79,37 @@ DISPUTE = component("Dispute", Obj(properties={
                                         "submission_count": Int(minimum=0)}),
 }, required=("id", "object", "amount", "currency", "status"), description="A dispute (Stripe's Dispute)."))
 
+SUBSCRIPTION = component("Subscription", Obj(properties={
+    "id": Str(), "object": Str(enum=("subscription",)),
+    "status": Str(enum=("trialing", "active", "past_due", "canceled")), "kassa_status": Str(
+        enum=("trialing", "active", "past_due", "completed", "cancelled"), description="Kassa's own status."),
+    "customer": Str(), "currency": Str(), "amount": Int(minimum=0, description="Per period, minor units."),
+    "interval": Str(), "interval_count": Int(minimum=1), "created": Int(), "livemode": Bool(),
+    "cancel_at_period_end": Bool(), "canceled_at": NInt, "ended_at": NInt, "current_period_end": NInt,
+    "latest_invoice": NStr, "metadata": Metadata,
+}, required=("id", "object", "status", "customer", "currency"), description="A subscription (Stripe's Subscription)."))
+
+PAYOUT = component("Payout", Obj(properties={
+    "id": Str(), "object": Str(enum=("payout",)), "amount": Int(description="Negative: a debit from the bank."),
+    "currency": Str(), "status": Str(enum=("pending", "in_transit", "paid", "failed", "canceled")),
+    "arrival_date": NInt, "created": Int(), "livemode": Bool(), "failure_message": NStr,
+    "method": Str(enum=("standard",)), "type": Str(enum=("bank_account",)), "automatic": Bool(), "metadata": Metadata,
+}, required=("id", "object", "amount", "currency", "status"), description="A payout (Stripe's Payout)."))
+
+BALANCE_TRANSACTION = component("BalanceTransaction", Obj(properties={
+    "id": Str(), "object": Str(enum=("balance_transaction",)), "amount": Int(), "net": Int(), "fee": Int(),
+    "currency": Str(), "type": Str(), "reporting_category": Str(description="Kassa's ledger type."),
+    "created": Int(), "available_on": NInt, "status": Str(enum=("available", "pending")), "description": NStr,
+    "source": NStr,
+}, required=("id", "object", "amount", "currency", "type"), description="A ledger entry (Stripe's BalanceTransaction)."))
+
+PRODUCT = component("Product", Obj(properties={
+    "id": Str(), "object": Str(enum=("product",)), "name": Str(), "description": NStr, "active": Bool(),
+    "created": Int(), "updated": Int(), "livemode": Bool(), "metadata": Metadata,
+    "unit_amount": Int(minimum=0, description="Kassa's: the product's price, minor units."), "currency": Str(),
+    "recurring": Obj(properties={"interval": Str(), "interval_count": Int()}, nullable=True),
+}, required=("id", "object", "name", "active"), description="A product (Stripe's Product, with Kassa's one price)."))
+
 PAGE_QUERY = {
     "limit": Int(minimum=1, maximum=100, description="1–100, 10 by default."),
     "starting_after": Str(max_length=255, description="An id: the page after it (older objects)."),
@@ -113,8 +146,8 @@ class Endpoint:
 
     @property
     def rule(self) -> str:
-        """Flask's rule inside the blueprint (/api/v1 prefix): "/payment_links/<link_id>"."""
-        return self.path.removeprefix("/v1").replace("{", "<").replace("}", ">")
+        """Flask's rule inside the blueprint (/api prefix): "/v1/payment_links/<link_id>"."""
+        return self.path.replace("{", "<").replace("}", ">")
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -149,6 +182,50 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "Retrieve a refund", REFUND, tag="Refunds"),
     Endpoint("dispute", "GET", "/v1/disputes/{dispute_id}", ("disputes", "read"),
              "Retrieve a dispute", DISPUTE, tag="Disputes"),
+    Endpoint("update_dispute", "POST", "/v1/disputes/{dispute_id}", ("disputes", "write"),
+             "Add evidence to a dispute, or submit it", DISPUTE, tag="Disputes",
+             body=Obj(properties={
+                 "evidence": Obj(properties={name: Str(max_length=2000) for name in EVIDENCE_FIELDS}),
+                 "submit": Bool(description="true submits the evidence (once)."), "metadata": Metadata})),
+    Endpoint("close_dispute", "POST", "/v1/disputes/{dispute_id}/close", ("disputes", "write"),
+             "Accept a dispute (it closes as lost)", DISPUTE, tag="Disputes", body=Obj()),
+    Endpoint("subscription", "GET", "/v1/subscriptions/{subscription_id}", ("subscriptions", "read"),
+             "Retrieve a subscription", SUBSCRIPTION, tag="Subscriptions"),
+    Endpoint("update_subscription", "POST", "/v1/subscriptions/{subscription_id}", ("subscriptions", "write"),
+             "Cancel a subscription at the end of its paid period", SUBSCRIPTION, tag="Subscriptions",
+             body=Obj(properties={"cancel_at_period_end": Bool()})),
+    Endpoint("cancel_subscription", "DELETE", "/v1/subscriptions/{subscription_id}", ("subscriptions", "write"),
+             "Cancel a subscription now", SUBSCRIPTION, tag="Subscriptions"),
+    Endpoint("payouts", "GET", "/v1/payouts", ("payouts", "read"), "List payouts", list_of(PAYOUT, "/v1/payouts"),
+             tag="Payouts", query=Obj(properties={**PAGE_QUERY, "status": Str(
+                 enum=("pending", "in_transit", "paid", "failed"))})),
+    Endpoint("payout", "GET", "/v1/payouts/{payout_id}", ("payouts", "read"), "Retrieve a payout", PAYOUT,
+             tag="Payouts"),
+    Endpoint("balance_transactions", "GET", "/v1/balance_transactions", ("payouts", "read"),
+             "List balance transactions", list_of(BALANCE_TRANSACTION, "/v1/balance_transactions"), tag="Payouts",
+             query=Obj(properties={**PAGE_QUERY, "payout": ID_TEXT, "type": Str(max_length=40)})),
+    Endpoint("balance_transaction", "GET", "/v1/balance_transactions/{txn_id}", ("payouts", "read"),
+             "Retrieve a balance transaction", BALANCE_TRANSACTION, tag="Payouts"),
+    Endpoint("products", "GET", "/v1/products", ("products", "read"), "List products",
+             list_of(PRODUCT, "/v1/products"), tag="Products",
+             query=Obj(properties={**PAGE_QUERY, "active": Bool()})),
+    Endpoint("create_product", "POST", "/v1/products", ("products", "write"), "Create a product", PRODUCT,
+             tag="Products", body=Obj(properties={
+                 "name": Str(max_length=200), "description": Str(max_length=2000),
+                 "default_price_data": Obj(properties={
+                     "currency": Str(max_length=3), "unit_amount": Int(minimum=0),
+                     "recurring": Obj(properties={"interval": Str(enum=("week", "month", "year")),
+                                                  "interval_count": Int(minimum=1, maximum=12)},
+                                      required=("interval",))}, required=("currency", "unit_amount"))},
+                 required=("name", "default_price_data"))),
+    Endpoint("product", "GET", "/v1/products/{product_id}", ("products", "read"), "Retrieve a product", PRODUCT,
+             tag="Products"),
+    Endpoint("kassa_payments", "GET", "/kassa/payments", ("payments", "read"),
+             "Filter payments with the payments index's filter language (Kassa's own)",
+             list_of(PAYMENT_INTENT, "/kassa/payments"), tag="Payments",
+             query=Obj(properties={**PAGE_QUERY, "filter": Str(
+                 max_length=20000, description='JSON groups of [property, operator, values], e.g. '
+                 '[[["status","any_of",["failed"]],["amount","gte",["10"]]]]: OR between groups, AND inside.')})),
 )
 BY_NAME = {endpoint.name: endpoint for endpoint in ENDPOINTS}
 

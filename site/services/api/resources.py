@@ -14,10 +14,30 @@ from kassa.actor import Actor
 from kassa.errors import Conflict, KassaError, NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.forms import parse_int
-from kassa.models import BillingFrequency, Confirmation, Contact, Dispute, Payment, PaymentLink, Refund
+from kassa.models import (
+    Account,
+    BillingFrequency,
+    Confirmation,
+    Contact,
+    Dispute,
+    LedgerEntry,
+    Payment,
+    PaymentLink,
+    Payout,
+    Product,
+    Refund,
+    Subscription,
+)
+from kassa.clock import account_today
 from kassa.money import Money, is_known_currency
 from kassa.services.api import stripe_objects
 from kassa.services.api.errors import ApiError
+from kassa.services.backoffice.payment_filters import FilterContext, FilterError, filter_clause, parse_filter
+from kassa.services.billing.subscriptions import cancel as subscription_cancel
+from kassa.services.disputes.disputes import accept as dispute_accept
+from kassa.services.disputes.disputes import save_draft
+from kassa.services.disputes.disputes import submit_evidence as dispute_submit
+from kassa.services.links.products import create_product as product_create
 from kassa.services.links.link_drafts import ItemDraft, LinkDraft
 from kassa.services.links.links import create_link, owned_link, set_active
 from kassa.services.payments.refunds import RefundKeyReused, refund_payment
@@ -398,3 +418,234 @@ def api_error_of(exc: KassaError) -> ApiError:
     kinds = {401: "invalid_request_error", 403: "invalid_request_error", 429: "rate_limit_error"}
     status = exc.status_code if exc.status_code in (401, 403, 404, 429) else 400
     return ApiError(status, exc.message, param=exc.field, type=kinds.get(status, "invalid_request_error"))
+
+
+# -- I2: dispute answers, subscriptions, payouts, balance transactions, products, Kassa's payment filter ------
+
+def _visible_dispute(caller: Caller, dispute_id: str) -> tuple[Dispute, Payment]:
+    number = stripe_objects.parse_object_id("dispute", dispute_id)
+    row = db.session.get(Dispute, number) if number else None
+    payment = _visible_payment(caller, row.payment_id) if row is not None else None
+    if row is None or row.account_id != caller.account_id or payment is None:
+        raise missing("dispute", dispute_id, "id")
+    return row, payment
+
+
+def update_dispute(caller: Caller, dispute_id: str, params: dict[str, Any]) -> dict[str, Any]:
+    """POST /v1/disputes/<id>: `evidence[…]` text is saved into the dispute's evidence draft (the dashboard's
+    wizard shows it), `submit=true` submits the evidence — the disputes service's own submission (D4: once; the
+    processor gets it; the dispute moves to under review)."""
+    row, _payment = _visible_dispute(caller, dispute_id)
+    evidence = params.get("evidence") or {}
+    try:
+        if evidence:
+            draft = dict((row.draft or {}).get("evidence") or {})
+            save_draft(caller.actor, row.id, "evidence", {**draft, **evidence})
+        if params.get("submit") == "true":
+            dispute_submit(caller.actor, row.id)
+    except ValidationFailed as exc:
+        raise ApiError(400, exc.message, param="evidence") from None
+    except Conflict as exc:
+        raise ApiError(400, exc.message, param="submit" if params.get("submit") else "evidence") from None
+    db.session.expire_all()
+    row, payment = _visible_dispute(caller, dispute_id)
+    return stripe_objects.dispute(row, payment)
+
+
+def close_dispute(caller: Caller, dispute_id: str) -> dict[str, Any]:
+    """POST /v1/disputes/<id>/close: accept the dispute (D5, the disputes service's accept): it closes as lost."""
+    row, _payment = _visible_dispute(caller, dispute_id)
+    try:
+        dispute_accept(caller.actor, row.id)
+    except Conflict as exc:
+        raise ApiError(400, exc.message, param="id") from None
+    db.session.expire_all()
+    row, payment = _visible_dispute(caller, dispute_id)
+    return stripe_objects.dispute(row, payment)
+
+
+def _visible_subscription(caller: Caller, subscription_id: str) -> Subscription:
+    number = stripe_objects.parse_object_id("subscription", subscription_id)
+    row = db.session.get(Subscription, number) if number else None
+    if row is None or row.account_id != caller.account_id or row.mode != caller.mode:
+        raise missing("subscription", subscription_id, "id")
+    return row
+
+
+def retrieve_subscription(caller: Caller, subscription_id: str) -> dict[str, Any]:
+    return stripe_objects.subscription(_visible_subscription(caller, subscription_id))
+
+
+def cancel_subscription(caller: Caller, subscription_id: str, when: str) -> dict[str, Any]:
+    """DELETE /v1/subscriptions/<id> (now) and POST … `cancel_at_period_end=true` (at the end of the paid period):
+    the subscriptions service's cancel (S2), as the page's."""
+    row = _visible_subscription(caller, subscription_id)
+    try:
+        subscription_cancel(caller.actor, row.id, when)
+    except Conflict as exc:
+        raise ApiError(400, exc.message, param="id") from None
+    db.session.expire_all()
+    return stripe_objects.subscription(_visible_subscription(caller, subscription_id))
+
+
+def update_subscription(caller: Caller, subscription_id: str, params: dict[str, Any]) -> dict[str, Any]:
+    if params.get("cancel_at_period_end") == "true":
+        return cancel_subscription(caller, subscription_id, "period_end")
+    if params.get("cancel_at_period_end") == "false":
+        raise ApiError(400, "A scheduled cancellation can't be undone through the API yet.",
+                       param="cancel_at_period_end")
+    return retrieve_subscription(caller, subscription_id)
+
+
+def _visible_payout(caller: Caller, number: int | None) -> Payout | None:
+    row = db.session.get(Payout, number) if number else None
+    if row is None or row.account_id != caller.account_id or row.mode != caller.mode:
+        return None
+    return row
+
+
+def retrieve_payout(caller: Caller, payout_id: str) -> dict[str, Any]:
+    row = _visible_payout(caller, stripe_objects.parse_object_id("payout", payout_id))
+    if row is None:
+        raise missing("payout", payout_id, "id")
+    return stripe_objects.payout(row)
+
+
+def list_payouts(caller: Caller, params: dict[str, Any], url: str) -> dict[str, Any]:
+    limit = _limit(params)
+    cursor, before = _cursor(params, lambda text: _visible_payout(caller, stripe_objects.parse_object_id("payout", text)))
+    query = select(Payout).where(Payout.account_id == caller.account_id, Payout.mode == caller.mode)
+    if "status" in params:
+        query = query.where(Payout.status == params["status"])
+    rows, more = _page(query, Payout, cursor, limit, before)
+    return stripe_objects.list_envelope(url, [stripe_objects.payout(r) for r in rows], more)
+
+
+class _LedgerOrder:
+    """Balance transactions are listed by when they happened (occurred_at), newest first."""
+
+    created_at = LedgerEntry.occurred_at
+    id = LedgerEntry.id
+
+
+def _visible_entry(caller: Caller, number: int | None) -> LedgerEntry | None:
+    row = db.session.get(LedgerEntry, number) if number else None
+    if row is None or row.account_id != caller.account_id or row.mode != caller.mode:
+        return None
+    return row
+
+
+def retrieve_balance_transaction(caller: Caller, txn_id: str) -> dict[str, Any]:
+    row = _visible_entry(caller, stripe_objects.parse_object_id("balance_transaction", txn_id))
+    if row is None:
+        raise missing("balance_transaction", txn_id, "id")
+    return stripe_objects.balance_transaction(row)
+
+
+def list_balance_transactions(caller: Caller, params: dict[str, Any], url: str) -> dict[str, Any]:
+    """GET /v1/balance_transactions: the key's mode's ledger, newest first; `payout=po_…` for one payout's
+    entries, `type` for one kind."""
+    limit = _limit(params)
+
+    def find(text: str):
+        row = _visible_entry(caller, stripe_objects.parse_object_id("balance_transaction", text))
+        return None if row is None else _Cursor(row.occurred_at, row.id)
+
+    cursor, before = _cursor(params, find)
+    query = select(LedgerEntry).where(LedgerEntry.account_id == caller.account_id, LedgerEntry.mode == caller.mode)
+    if "payout" in params:
+        payout = _visible_payout(caller, stripe_objects.parse_object_id("payout", params["payout"]))
+        if payout is None:
+            raise missing("payout", params["payout"], "payout")
+        query = query.where(LedgerEntry.payout_id == payout.id)
+    if "type" in params:
+        query = query.where(LedgerEntry.type == params["type"])
+    rows, more = _page(query, _LedgerOrder, cursor, limit, before)
+    return stripe_objects.list_envelope(url, [stripe_objects.balance_transaction(r) for r in rows], more)
+
+
+@dataclass(frozen=True)
+class _Cursor:
+    created_at: Any
+    id: int
+
+
+def _visible_product(caller: Caller, number: int | None) -> Product | None:
+    row = db.session.get(Product, number) if number else None
+    return row if row is not None and row.account_id == caller.account_id else None
+
+
+def retrieve_product(caller: Caller, product_id: str) -> dict[str, Any]:
+    row = _visible_product(caller, stripe_objects.parse_object_id("product", product_id))
+    if row is None:
+        raise missing("product", product_id, "id")
+    return stripe_objects.product(row, caller.mode)
+
+
+def list_products(caller: Caller, params: dict[str, Any], url: str) -> dict[str, Any]:
+    """GET /v1/products: the account's products (products have no mode: both keys see them), newest first;
+    `active=true|false` for live or archived ones."""
+    limit = _limit(params)
+    cursor, before = _cursor(params, lambda text: _visible_product(caller, stripe_objects.parse_object_id("product", text)))
+    query = select(Product).where(Product.account_id == caller.account_id)
+    if params.get("active") == "true":
+        query = query.where(Product.archived_at.is_(None))
+    elif params.get("active") == "false":
+        query = query.where(Product.archived_at.is_not(None))
+    rows, more = _page(query, Product, cursor, limit, before)
+    return stripe_objects.list_envelope(url, [stripe_objects.product(r, caller.mode) for r in rows], more)
+
+
+_PRODUCT_PARAMS = {"name": "name", "description": "description", "unit_price": "default_price_data[unit_amount]",
+                   "currency": "default_price_data[currency]", "frequency": "default_price_data[recurring][interval]",
+                   "sku": "metadata[sku]"}
+
+
+def create_product(caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
+    """POST /v1/products: `name`, `description`, `default_price_data[currency|unit_amount|recurring]` — the
+    products page's service (same validation, same audit row)."""
+    price = params.get("default_price_data") or {}
+    currency = str(price.get("currency") or "").upper()
+    if not is_known_currency(currency):
+        raise ApiError(400, f"Invalid currency: {price.get('currency')}", param="default_price_data[currency]")
+    if "unit_amount" not in price:
+        raise ApiError(400, "Missing required param: default_price_data[unit_amount].",
+                       param="default_price_data[unit_amount]")
+    frequency = BillingFrequency.ONE_TIME
+    recurring = price.get("recurring")
+    if recurring:
+        chosen = _INTERVALS.get((recurring.get("interval"), parse_int(recurring.get("interval_count") or "1",
+                                                                      minimum=1) or 0))
+        if chosen is None:
+            raise ApiError(400, "Kassa bills every 1 or 2 weeks, 1, 3 or 6 months, or 1 or 2 years.",
+                           param="default_price_data[recurring][interval]")
+        frequency = chosen
+    form = {"name": str(params.get("name") or ""), "description": str(params.get("description") or ""),
+            "currency": currency, "unit_price": Money(int(price["unit_amount"]), currency).to_input(LOCALE),
+            "frequency": frequency.value, "term_type": "until_cancelled" if recurring else "",
+            "term_count": ""}
+    try:
+        product = product_create(caller.actor, form, LOCALE)
+    except ValidationFailed as exc:
+        field, message = next(iter(exc.errors.items()), (exc.field, exc.message))
+        raise ApiError(400, message, param=_PRODUCT_PARAMS.get(field or "", field)) from None
+    return stripe_objects.product(product, caller.mode)
+
+
+def filter_payments(caller: Caller, params: dict[str, Any], url: str) -> dict[str, Any]:
+    """GET /api/kassa/payments?filter=…: the payments index's filter language (the `adv` parameter's JSON:
+    groups of [property, operator, values], OR between groups, AND inside) on the key's mode's payments,
+    newest first, with the same cursor pagination."""
+    account = db.session.get(Account, caller.account_id)
+    try:
+        groups = parse_filter(params.get("filter"))
+    except FilterError as exc:
+        raise ApiError(400, exc.message, param="filter") from None
+    ctx = FilterContext(timezone=account.timezone, today=account_today(account))
+    limit = _limit(params)
+    cursor, before = _cursor(params, lambda text: _visible_payment(
+        caller, stripe_objects.parse_object_id("payment_intent", text)))
+    query = select(Payment).where(Payment.account_id == caller.account_id, Payment.mode == caller.mode,
+                                  filter_clause(groups, ctx))
+    rows, more = _page(query, Payment, cursor, limit, before)
+    return stripe_objects.list_envelope(url, [_intent(caller, p, set()) for p in rows], more)
