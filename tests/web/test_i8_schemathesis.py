@@ -19,7 +19,7 @@ from kassa.services.api.keys import create_key
 from tests.factories import make_merchant
 from tests.support.payments import actor_for, sandbox_payment
 
-EXAMPLES_PER_OPERATION = 60
+EXAMPLES_PER_OPERATION = 25
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance]
 
 

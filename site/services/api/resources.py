@@ -622,7 +622,7 @@ def create_product(caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
         frequency = chosen
     form = {"name": str(params.get("name") or ""), "description": str(params.get("description") or ""),
             "currency": currency, "unit_price": Money(int(price["unit_amount"]), currency).to_input(LOCALE),
-            "frequency": frequency.value, "term_type": "until_cancelled" if recurring else "",
+            "frequency": frequency.value, "term_type": "auto_renew" if recurring else "",
             "term_count": ""}
     try:
         product = product_create(caller.actor, form, LOCALE)

@@ -267,8 +267,8 @@ class OneOf(Schema):
     def _type(self) -> dict[str, Any]:
         return {"anyOf": [choice.json() for choice in self.choices]}
 
-    def _errors(self, value: Any, path: str) -> list[str]:
-        results = [choice.errors(value, path) for choice in self.choices]
+    def errors(self, value: Any, path: str = "") -> list[str]:
+        results = [choice.errors(value, path or "(root)") for choice in self.choices]
         return [] if any(not r for r in results) else results[0]
 
 
