@@ -42,12 +42,14 @@ def test_i8_schemathesis_finds_no_server_error_and_every_answer_matches_the_docu
                                   [m for p in schema.raw_schema["paths"].values() for m in p])
 
     for operation in operations:
+        label = operation.label
+
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
                   suppress_health_check=list(HealthCheck))
-        def run(case):
+        def run(case, label=label):
             response = case.call_and_validate(headers={**(case.headers or {}), **headers}, checks=CHECKS)
-            sent[operation.label] = sent.get(operation.label, 0) + 1
+            sent[label] = sent.get(label, 0) + 1
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
         run()

@@ -8,7 +8,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kassa.services.api.schema import COMPONENTS, Arr, Bool, Int, Obj, OneOf, Ref, Schema, Str, component, list_of
+from kassa.services.api.schema import (
+    COMPONENTS,
+    Arr,
+    Bool,
+    Int,
+    Obj,
+    OneOf,
+    Ref,
+    Schema,
+    Str,
+    component,
+    list_of,
+)
 
 NStr = Str(nullable=True)
 NInt = Int(nullable=True)

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 
 from kassa.actor import Actor
+from kassa.clock import account_today
 from kassa.errors import Conflict, KassaError, NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.forms import parse_int
@@ -28,7 +29,6 @@ from kassa.models import (
     Refund,
     Subscription,
 )
-from kassa.clock import account_today
 from kassa.money import Money, is_known_currency
 from kassa.services.api import stripe_objects
 from kassa.services.api.errors import ApiError
@@ -37,9 +37,9 @@ from kassa.services.billing.subscriptions import cancel as subscription_cancel
 from kassa.services.disputes.disputes import accept as dispute_accept
 from kassa.services.disputes.disputes import save_draft
 from kassa.services.disputes.disputes import submit_evidence as dispute_submit
-from kassa.services.links.products import create_product as product_create
 from kassa.services.links.link_drafts import ItemDraft, LinkDraft
 from kassa.services.links.links import create_link, owned_link, set_active
+from kassa.services.links.products import create_product as product_create
 from kassa.services.payments.refunds import RefundKeyReused, refund_payment
 
 LOCALE = "en"  # API messages and amounts are in English, as Stripe's
