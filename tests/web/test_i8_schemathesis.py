@@ -41,18 +41,19 @@ def test_i8_schemathesis_finds_no_server_error_and_every_answer_matches_the_docu
     assert len(operations) == len(schema.raw_schema["paths"] and
                                   [m for p in schema.raw_schema["paths"].values() for m in p])
 
-    for operation in operations:
-        label = operation.label
-
+    def runner(operation):
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
                   suppress_health_check=list(HealthCheck))
-        def run(case, label=label):
+        def run(case):
             response = case.call_and_validate(headers={**(case.headers or {}), **headers}, checks=CHECKS)
-            sent[label] = sent.get(label, 0) + 1
+            sent[operation.label] = sent.get(operation.label, 0) + 1
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
-        run()
+        return run
+
+    for operation in operations:
+        runner(operation)()
 
     total = sum(sent.values())
     with capsys.disabled():
