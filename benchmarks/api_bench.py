@@ -70,14 +70,21 @@ def run_backend(backend: str, count: int, workdir: Path) -> list[dict]:
             '[[["status","any_of",["failed"]],["amount","gt",["10"]]]]'),
     }
     results = []
+    measured = {}
     with gunicorn("wsgi:app", env, workers=1) as base:
         client = Client(base)
         headers = {"Authorization": f"Bearer {secret}"}
         for name, path in scenarios.items():
-            samples, size = client.timings(path, headers)
-            results.append(emit(f"api_list_payments_ms_{backend}_{name}", statistics.median(samples), "ms",
-                                n=len(samples), p95=round(_p95(samples), 2), payments=count, bytes=size,
-                                target_p95_ms=50))
+            measured[name] = client.timings(path, headers)
+    # The baseline, in the same run: a bare Flask app serving a body of the first page's size (baseline_app).
+    with gunicorn("benchmarks.baseline_app:app",
+                  {"KASSA_BASELINE_BYTES": str(measured["first_page"][1])}, workers=1) as base:
+        baseline, _size = Client(base).timings("/")
+    base_p50 = statistics.median(baseline)
+    for name, (samples, size) in measured.items():
+        results.append(emit(f"api_list_payments_ms_{backend}_{name}", statistics.median(samples), "ms",
+                            baseline=base_p50, n=len(samples), p95=round(_p95(samples), 2), payments=count,
+                            bytes=size, target_p95_ms=50))
     if backend == "postgresql":
         drop_pg_database("kassa_bench_api")
     return results
