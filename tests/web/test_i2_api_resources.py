@@ -321,3 +321,24 @@ def test_i2_products_create_list_and_retrieve(api, owner, other):
     reader = restricted(owner, {"products": "read"})
     assert api.client.get("/api/v1/products", headers=reader).status_code == 200
     assert api.client.post("/api/v1/products", data={"name": "x"}, headers=reader).status_code == 403
+
+
+def test_i2_settings_gives_a_restricted_key_the_new_resources_scopes(client, owner):
+    """The Settings form's subscriptions, payouts and products scopes, each used, and what they open."""
+    from kassa.models import ApiKey
+    from tests.support.app import page_text
+    from tests.support.payments import login
+
+    login(client, owner)
+    client.post("/settings/api-keys", data={
+        "name": "Books", "mode": "test", "access": "restricted", "scope_payment_links": "none",
+        "scope_payments": "none", "scope_refunds": "none", "scope_disputes": "none",
+        "scope_subscriptions": "write", "scope_payouts": "read", "scope_products": "read"})
+    key = db.session.scalar(select(ApiKey).where(ApiKey.name == "Books"))
+    assert key.scopes == {"subscriptions": "write", "payouts": "read", "products": "read"}
+    text = page_text(client.get("/settings/api-keys"))
+    assert "Subscriptions: write" in text and "Payouts: read" in text and "Products: read" in text
+    bad = client.post("/settings/api-keys", data={"name": "Odd", "mode": "test", "access": "restricted",
+                                                  "scope_products": "admin"})
+    assert bad.status_code == 422 and "Choose none, read or write." in page_text(bad)
+    assert db.session.scalar(select(ApiKey).where(ApiKey.name == "Odd")) is None
