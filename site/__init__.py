@@ -138,6 +138,7 @@ def _register_blueprints(app: Flask) -> None:
                    invoice_pay, payments, invoices, disputes, subscriptions, billing_portal, reports, exports, webhooks,
                    workflows, quote_page, quotes, api, assets):
         app.register_blueprint(module.bp)
+    app.register_blueprint(api.docs_bp)
     app.register_blueprint(reports.payouts_bp)
     app.register_blueprint(workflows.tasks_bp)
     app.jinja_env.globals["asset_url"] = assets.asset_url

@@ -7,7 +7,7 @@ import logging
 from flask import Flask, g, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from kassa.errors import KassaError
 from kassa.rendering import is_htmx
@@ -70,7 +70,7 @@ def register(app: Flask) -> None:
     def _http_error(exc: HTTPException):
         if exc.code is None or exc.code < 400:
             return exc
-        if request.path.startswith("/api/v1/"):  # I3: no view matched, so the API's own handlers didn't run
+        if request.path.startswith(("/api/v1/", "/api/kassa/")):  # I3: no view matched: the API's handlers didn't run
             from kassa.blueprints.api import api_error_response
 
             return api_error_response(exc)
@@ -81,4 +81,8 @@ def register(app: Flask) -> None:
         log.exception("unhandled error")
         if app.testing and app.config.get("KASSA_RAISE_ERRORS", True):
             raise exc
+        if request.path.startswith(("/api/v1/", "/api/kassa/")):  # I7: the API answers JSON, even here
+            from kassa.blueprints.api import api_error_response
+
+            return api_error_response(InternalServerError())
         return render_error(500)

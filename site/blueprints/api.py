@@ -17,29 +17,18 @@ from kassa.errors import KassaError
 from kassa.extensions import csrf, db
 from kassa.forms import posted_pairs
 from kassa.netutil import client_ip
-from kassa.services.api import idempotency, keys, resources
-from kassa.services.api.resources import ApiError, Caller
+from kassa.services.api import endpoints, idempotency, keys, resources
+from kassa.services.api.errors import ApiError
+from kassa.services.api.resources import Caller
 from kassa.services.platform import throttle
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
+bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)
 
 MAX_PARAMS = 1000  # Stripe-shaped parameters: a link's line items and their fields fit in far fewer
-# I1: what each endpoint needs of a restricted key (resource, "read" | "write"). An endpoint missing here is
-# refused to every restricted key (tests/web/test_i1_api_keys.py checks that each one is listed).
-ENDPOINT_SCOPES = {
-    "api.create_payment_link": ("payment_links", "write"),
-    "api.update_payment_link": ("payment_links", "write"),
-    "api.payment_link": ("payment_links", "read"),
-    "api.payment_intents": ("payments", "read"),
-    "api.payment_intent": ("payments", "read"),
-    "api.charges": ("payments", "read"),
-    "api.charge": ("payments", "read"),
-    "api.create_refund": ("refunds", "write"),
-    "api.refunds": ("refunds", "read"),
-    "api.refund": ("refunds", "read"),
-    "api.dispute": ("disputes", "read"),
-}
+# I1: what each endpoint needs of a restricted key (resource, "read" | "write"), from the one description of
+# every operation (services/api/endpoints.py, which also writes the OpenAPI document, I5).
+ENDPOINT_SCOPES = {f"api.{endpoint.name}": endpoint.scope for endpoint in endpoints.ENDPOINTS}
 
 
 def _secret() -> str | None:
@@ -131,6 +120,12 @@ def _nested(pairs: list[tuple[str, str]]) -> dict[str, Any]:
         raise ApiError(400, "Too many parameters.")
     params: dict[str, Any] = {}
     for name, value in pairs:
+        if name.endswith("[]"):  # `expand[]=a&expand[]=b`: a list
+            values = params.setdefault(name[:-2], [])
+            if not isinstance(values, list) or "[" in name[:-2]:
+                raise ApiError(400, f"Invalid parameter: {name}", param=name[:-2])
+            values.append(value)
+            continue
         head, _, rest = name.partition("[")
         path = [head] + ([part.rstrip("]") for part in rest.split("[")] if rest else [])
         node = params
@@ -157,59 +152,147 @@ def _caller() -> Caller:
     return g.api_caller
 
 
-@bp.post("/payment_links")
+def _operation(name: str):
+    """Registers the view of the operation `name` at its path and method (endpoints.py), and checks its query and
+    body against the operation's schema before the view runs (I5): a wrong parameter is a 400 naming it."""
+    endpoint = endpoints.BY_NAME[name]
+
+    def register(view):
+        def checked(**kwargs):
+            (endpoint.query or endpoints.Obj()).check_fields(_query())
+            if endpoint.method == "POST":
+                (endpoint.body or endpoints.Obj()).check_fields(_body())
+            return view(**kwargs)
+
+        checked.__name__ = name
+        bp.add_url_rule(endpoint.rule, endpoint=name, view_func=checked, methods=[endpoint.method])
+        return view
+
+    return register
+
+
+def _url() -> str:
+    return request.path.removeprefix("/api")
+
+
+@_operation("create_payment_link")
 def create_payment_link():
     return jsonify(resources.create_payment_link(_caller(), _body()))
 
 
-@bp.get("/payment_links/<link_id>")
+@_operation("payment_link")
 def payment_link(link_id: str):
     return jsonify(resources.retrieve_payment_link(_caller(), link_id))
 
 
-@bp.post("/payment_links/<link_id>")
+@_operation("update_payment_link")
 def update_payment_link(link_id: str):
     return jsonify(resources.update_payment_link(_caller(), link_id, _body()))
 
 
-@bp.get("/charges")
+@_operation("charges")
 def charges():
-    return jsonify(resources.list_charges(_caller(), _query(), url=request.path.removeprefix("/api")))
+    return jsonify(resources.list_charges(_caller(), _query(), url=_url()))
 
 
-@bp.get("/charges/<charge_id>")
+@_operation("charge")
 def charge(charge_id: str):
     return jsonify(resources.retrieve_charge(_caller(), charge_id))
 
 
-@bp.get("/refunds")
+@_operation("refunds")
 def refunds():
-    return jsonify(resources.list_refunds(_caller(), _query(), url=request.path.removeprefix("/api")))
+    return jsonify(resources.list_refunds(_caller(), _query(), url=_url()))
 
 
-@bp.get("/refunds/<refund_id>")
+@_operation("refund")
 def refund(refund_id: str):
     return jsonify(resources.retrieve_refund(_caller(), refund_id))
 
 
-@bp.get("/payment_intents")
+@_operation("payment_intents")
 def payment_intents():
-    return jsonify(resources.list_payment_intents(_caller(), _query(), url=request.path.removeprefix("/api")))
+    return jsonify(resources.list_payment_intents(_caller(), _query(), url=_url()))
 
 
-@bp.get("/payment_intents/<intent_id>")
+@_operation("payment_intent")
 def payment_intent(intent_id: str):
-    return jsonify(resources.retrieve_payment_intent(_caller(), intent_id))
+    return jsonify(resources.retrieve_payment_intent(_caller(), intent_id, _query()))
 
 
-@bp.post("/refunds")
+@_operation("create_refund")
 def create_refund():
     return jsonify(resources.create_refund(_caller(), _body(), request.headers.get("Idempotency-Key")))
 
 
-@bp.get("/disputes/<dispute_id>")
+@_operation("dispute")
 def dispute(dispute_id: str):
     return jsonify(resources.retrieve_dispute(_caller(), dispute_id))
+
+
+@_operation("update_dispute")
+def update_dispute(dispute_id: str):
+    return jsonify(resources.update_dispute(_caller(), dispute_id, _body()))
+
+
+@_operation("close_dispute")
+def close_dispute(dispute_id: str):
+    return jsonify(resources.close_dispute(_caller(), dispute_id))
+
+
+@_operation("subscription")
+def subscription(subscription_id: str):
+    return jsonify(resources.retrieve_subscription(_caller(), subscription_id))
+
+
+@_operation("update_subscription")
+def update_subscription(subscription_id: str):
+    return jsonify(resources.update_subscription(_caller(), subscription_id, _body()))
+
+
+@_operation("cancel_subscription")
+def cancel_subscription(subscription_id: str):
+    return jsonify(resources.cancel_subscription(_caller(), subscription_id, "now"))
+
+
+@_operation("payouts")
+def payouts():
+    return jsonify(resources.list_payouts(_caller(), _query(), url=_url()))
+
+
+@_operation("payout")
+def payout(payout_id: str):
+    return jsonify(resources.retrieve_payout(_caller(), payout_id))
+
+
+@_operation("balance_transactions")
+def balance_transactions():
+    return jsonify(resources.list_balance_transactions(_caller(), _query(), url=_url()))
+
+
+@_operation("balance_transaction")
+def balance_transaction(txn_id: str):
+    return jsonify(resources.retrieve_balance_transaction(_caller(), txn_id))
+
+
+@_operation("products")
+def products():
+    return jsonify(resources.list_products(_caller(), _query(), url=_url()))
+
+
+@_operation("create_product")
+def create_product():
+    return jsonify(resources.create_product(_caller(), _body()))
+
+
+@_operation("product")
+def product(product_id: str):
+    return jsonify(resources.retrieve_product(_caller(), product_id))
+
+
+@_operation("kassa_payments")
+def kassa_payments():
+    return jsonify(resources.filter_payments(_caller(), _query(), url=_url()))
 
 
 @bp.errorhandler(ApiError)
@@ -234,8 +317,71 @@ def _http_error(exc: HTTPException):
 def api_error_response(exc: HTTPException):
     """An unknown path or method under /api/v1 (no view, so no blueprint handler): Stripe's envelope too."""
     code = exc.code or 404
+    if code >= 500:  # I7: Stripe's api_error, in its envelope too
+        return jsonify(ApiError(code, "Something went wrong on Kassa's side. Retry the request; it was not "
+                                "completed.", type="api_error").body()), code
     if code == 404:
         message = f"Unrecognized request URL ({request.method}: {request.path.removeprefix('/api')})."
     else:
         message = exc.description or exc.name
     return jsonify(ApiError(code, message).body()), code
+
+
+# -- I5: the OpenAPI document and the reference page, both from services/api/endpoints.py (no key needed) --
+
+docs_bp = Blueprint("api_docs", __name__, url_prefix="/api")
+
+
+@docs_bp.get("/openapi.json")
+def openapi_document():
+    return jsonify(endpoints.openapi())
+
+
+def _type_text(schema: dict[str, Any]) -> str:
+    if "$ref" in schema:
+        return schema["$ref"].rsplit("/", 1)[-1]
+    if "anyOf" in schema:
+        return " | ".join(_type_text(choice) for choice in schema["anyOf"])
+    kind = schema.get("type", "object")
+    kind = " | ".join(kind) if isinstance(kind, list) else kind
+    if kind == "array":
+        return f"array of {_type_text(schema.get('items', {}))}"
+    if "enum" in schema:
+        return " | ".join(str(v) for v in schema["enum"] if v is not None) + (" | null" if None in schema["enum"] else "")
+    return kind
+
+
+def _fields(schema: dict[str, Any], prefix: str = "") -> list[dict[str, str]]:
+    rows = []
+    for name, sub in schema.get("properties", {}).items():
+        rows.append({"name": f"{prefix}{name}", "type": _type_text(sub), "notes": sub.get("description", "")})
+        if sub.get("type") == "object" and sub.get("properties"):
+            rows += _fields(sub, f"{prefix}{name}.")
+        if sub.get("type") == "array" and sub.get("items", {}).get("properties"):
+            rows += _fields(sub["items"], f"{prefix}{name}[].")
+    return rows
+
+
+@docs_bp.get("/docs")
+def reference():
+    """The API reference, rendered on the server from the same document (no script, no CDN)."""
+    from flask import render_template
+
+    doc = endpoints.openapi()
+    operations = []
+    for path, methods in doc["paths"].items():
+        for method, op in methods.items():
+            params = [{"name": p["name"], "where": p["in"], "required": p.get("required"), "type": _type_text(p["schema"]),
+                       "notes": p.get("description") or p["schema"].get("description", "")} for p in op["parameters"]]
+            body = op.get("requestBody", {}).get("content", {}).get("application/x-www-form-urlencoded")
+            if body:
+                required = set(body["schema"].get("required", []))
+                params += [{"name": f["name"], "where": "body", "required": f["name"] in required, "type": f["type"],
+                            "notes": f["notes"]} for f in _fields(body["schema"])]
+            operations.append({"id": op["operationId"], "method": method.upper(), "path": path, "summary": op["summary"],
+                               "description": op.get("description", ""), "params": params,
+                               "answer": _type_text(op["responses"]["200"]["content"]["application/json"]["schema"]),
+                               "errors": ", ".join(s for s in op["responses"] if s != "200")})
+    objects = [(name, _fields(schema)) for name, schema in doc["components"]["schemas"].items()]
+    return render_template("api/reference.html", doc=doc, operations=operations, objects=objects,
+                           base=request.host_url.rstrip("/") + "/api")

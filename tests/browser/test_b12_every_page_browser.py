@@ -28,7 +28,7 @@ PASSWORD = "demo password 2026"
 
 # Blueprints that are not the merchant's back office (buyers, sign-in, machines).
 NOT_MERCHANT = {"static", "assets", "checkout", "embed", "billing_portal", "auth", "health", "media", "webhooks",
-                "invoice_pay", "quote_page", "api"}
+                "invoice_pay", "quote_page", "api", "api_docs"}
 # Merchant GET routes that are not pages: files, frames and fragments, each for its reason.
 NOT_PAGES = {
     "links.qr": "a QR code image download",

@@ -28,7 +28,8 @@ CASES = [
      "line_items[0][price_data][recurring][interval]"),
     ("POST", "/api/v1/payment_links", ITEM + "&line_items[1][price_data][currency]=eur&line_items[1][price_data]"
      "[unit_amount]=5&line_items[1][price_data][product_data][name]=y", 400, "line_items"),  # two currencies
-    ("POST", "/api/v1/payment_links", ITEM + "&after_completion=x", 400, "after_completion[type]"),
+    ("POST", "/api/v1/payment_links", ITEM + "&after_completion=x", 400, "after_completion"),
+    ("POST", "/api/v1/payment_links", ITEM + "&after_completion[type]=x", 400, "after_completion[type]"),
     ("POST", "/api/v1/payment_links", ITEM + "&after_completion[type]=redirect", 400,
      "after_completion[redirect][url]"),
     ("POST", "/api/v1/payment_links", "a=1&a[b]=2", 400, "a[b]"),
@@ -38,7 +39,8 @@ CASES = [
     ("POST", "/api/v1/refunds", "payment_intent=pi_abc", 404, "payment_intent"),
     ("POST", "/api/v1/refunds", "payment_intent=pi_99999999999999999999999", 404, "payment_intent"),
     ("POST", "/api/v1/refunds", "payment_intent[x]=1", 400, "payment_intent"),
-    ("POST", "/api/v1/refunds", "charge=ch_1&amount=abc", 404, "charge"),
+    ("POST", "/api/v1/refunds", "charge=ch_1&amount=abc", 400, "amount"),  # I5: the schema checks first
+    ("POST", "/api/v1/refunds", "charge=ch_1&amount=5", 404, "charge"),
     ("POST", "/api/v1/payment_links/plink_1", "active=true", 404, "id"),
     ("GET", "/api/v1/refunds?charge=ch_1", "", 404, "charge"),
     ("GET", "/api/v1/refunds?starting_after=re_1", "", 404, "starting_after"),
@@ -49,7 +51,10 @@ CASES = [
     ("GET", "/api/v1/payment_intents?limit[x]=1", "", 400, "limit"),
     ("GET", "/api/v1/payment_intents?starting_after[x]=1", "", 400, "starting_after"),
     ("GET", "/api/v1/payment_intents?starting_after=pi_-1", "", 404, "starting_after"),
-    ("GET", "/api/v1/payment_intents?ending_before=pi_1", "", 400, "ending_before"),
+    ("GET", "/api/v1/payment_intents?ending_before=pi_1", "", 404, "ending_before"),
+    ("GET", "/api/v1/payment_intents?ending_before=pi_1&starting_after=pi_2", "", 400, "ending_before"),
+    ("GET", "/api/v1/payment_intents?expand[]=colour", "", 400, "expand"),
+    ("GET", "/api/v1/payment_intents?expand[x][]=refunds", "", 400, "expand[x]"),
     ("GET", "/api/v1/payment_intents/pi_99999999999999999999", "", 404, "id"),
     ("GET", "/api/v1/disputes/dp_%F0%9F%98%80", "", 404, "id"),
     ("GET", "/api/v1/payment_links/plink_", "", 404, "id"),

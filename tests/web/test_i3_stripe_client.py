@@ -216,3 +216,61 @@ def test_i1_stripe_client_with_a_revoked_key_gets_authentication_error(owner, ka
     revoke_key(actor_for(owner), key.id)
     with pytest.raises(stripe.AuthenticationError):
         stripe_client(secret, kassa_url).v1.payment_intents.list()
+
+
+def test_i2_stripe_client_uses_the_new_resources_unchanged(owner, client_of):
+    """I2 through the official package (each request checked against Stripe's description): products, payouts,
+    balance transactions, expand, a dispute's evidence and acceptance, a subscription's cancellation."""
+    from kassa.models import Contact, LedgerEntry, Payout, Subscription
+
+    product = client_of.v1.products.create(params={
+        "name": "Bike service", "default_price_data": {"currency": "eur", "unit_amount": 4500}})
+    assert product.id.startswith("prod_") and product.active is True
+    assert [p.id for p in client_of.v1.products.list(params={"active": True}).auto_paging_iter()] == [product.id]
+    assert client_of.v1.products.retrieve(product.id).name == "Bike service"
+
+    day = now().date()
+    with write_transaction(db.session) as session:
+        payout = Payout(account_id=owner.account_id, mode="test", amount_minor=7000, currency="USD",
+                        status="paid", payout_date=day - timedelta(days=1), arrival_date=day)
+        session.add(payout)
+        session.flush()
+        session.add(LedgerEntry(account_id=owner.account_id, mode="test", type="charge", amount_minor=7000,
+                                currency="USD", payout_id=payout.id, source_key="t-1", available_on=day))
+        contact = Contact(account_id=owner.account_id, mode="test", email="rita@example.com")
+        session.add(contact)
+        session.flush()
+        sub = Subscription(account_id=owner.account_id, mode="test", contact_id=contact.id, frequency="monthly",
+                           term_type="auto_renew", amount_minor=1900, currency="USD", payments_made=1,
+                           anchor_at=now(), next_charge_at=now() + timedelta(days=30))
+        session.add(sub)
+        session.flush()
+        payout_id, sub_id = payout.id, sub.id
+    assert [p.id for p in client_of.v1.payouts.list(params={"limit": 5}).data] == [f"po_{payout_id}"]
+    assert client_of.v1.payouts.retrieve(f"po_{payout_id}").status == "paid"
+    entries = client_of.v1.balance_transactions.list(params={"payout": f"po_{payout_id}"}).data
+    assert [(e.amount, e.type) for e in entries] == [(7000, "charge")]
+
+    payment = sandbox_payment(owner.account_id, amount_minor=3000, mode="test", contact_id=contact.id)
+    client_of.v1.refunds.create(params={"payment_intent": f"pi_{payment.id}", "amount": 500})
+    expanded = client_of.v1.payment_intents.retrieve(f"pi_{payment.id}", params={"expand": ["customer", "refunds"]})
+    assert expanded.customer.email == "rita@example.com" and expanded.refunds.data[0].amount == 500
+
+    later = client_of.v1.subscriptions.update(f"sub_{sub_id}", params={"cancel_at_period_end": True})
+    assert later.cancel_at_period_end is True
+    assert client_of.v1.subscriptions.cancel(f"sub_{sub_id}").status == "canceled"
+
+    disputed = sandbox_payment(owner.account_id, amount_minor=2500, mode="test", card="4000000000000259")
+    from kassa.services.platform.ticks import run_tick
+
+    assert not run_tick().failed
+    db.session.rollback()
+    first = db.session.scalar(select(Dispute).where(Dispute.payment_id == disputed.id))
+    answered = client_of.v1.disputes.update(f"dp_{first.id}", params={
+        "evidence": {"uncategorized_text": "Serviced on 2 Dec; the buyer collected the bike."}, "submit": True})
+    assert answered.status == "under_review" and answered.evidence_details.has_evidence is True
+    other = sandbox_payment(owner.account_id, amount_minor=1500, mode="test", card="4000000000000259")
+    assert not run_tick().failed
+    db.session.rollback()
+    second = db.session.scalar(select(Dispute).where(Dispute.payment_id == other.id))
+    assert client_of.v1.disputes.close(f"dp_{second.id}").status == "lost"

@@ -197,6 +197,19 @@ def _payout(account_id: int) -> int:
         return payout.id
 
 
+def _ledger_entry(account_id: int) -> int:
+    from datetime import date
+
+    from kassa.models import LedgerEntry
+
+    with write_transaction(db.session) as session:
+        entry = LedgerEntry(account_id=account_id, mode="test", type="adjustment", amount_minor=100, currency="USD",
+                            source_key=f"theirs-{account_id}", available_on=date(2027, 1, 5))
+        session.add(entry)
+        session.flush()
+        return entry.id
+
+
 def _export(account_id: int) -> int:
     from kassa.models import Export, User
 
@@ -338,10 +351,12 @@ OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "workflow_id": _workflow,  # W1, W2
     "task_id": _task,  # W2
     "quote_id": _quote,  # V4
+    "txn_id": _ledger_entry,  # I2: a balance transaction
 }
 # I3: the API's routes take Stripe-shaped ids (`pi_42`), with my own test key instead of my session.
 API_ID_PREFIXES = {"link_id": "plink_", "intent_id": "pi_", "charge_id": "ch_", "refund_id": "re_",
-                   "dispute_id": "dp_"}
+                   "dispute_id": "dp_", "subscription_id": "sub_", "payout_id": "po_", "txn_id": "txn_",
+                   "product_id": "prod_"}
 
 
 def test_a2_every_route_with_an_id_returns_404_for_another_accounts_record(app, client):

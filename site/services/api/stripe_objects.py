@@ -4,25 +4,31 @@ Unix times, so the official `stripe` client reads them unchanged. One Kassa paym
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from kassa.clock import now
+from kassa.clock import local_midnight_utc, now
 from kassa.forms import parse_id
 from kassa.models import (
+    Contact,
     Dispute,
     DisputeStatus,
+    LedgerEntry,
     Mode,
     Payment,
     PaymentLink,
     PaymentStatus,
+    Payout,
+    Product,
     Refund,
     RefundReason,
+    Subscription,
 )
 from kassa.services.links.links import sign_test_link
 from kassa.urls import absolute_url
 
-PREFIXES = {"payment_link": "plink_", "payment_intent": "pi_", "charge": "ch_", "refund": "re_", "dispute": "dp_"}
+PREFIXES = {"customer": "cus_", "subscription": "sub_", "payout": "po_", "balance_transaction": "txn_",
+            "product": "prod_", "payment_link": "plink_", "payment_intent": "pi_", "charge": "ch_", "refund": "re_", "dispute": "dp_"}
 
 
 def object_id(kind: str, number: int) -> str:
@@ -155,5 +161,84 @@ def dispute(row: Dispute, payment: Payment) -> dict[str, Any]:
     }
 
 
+def customer(contact: Contact) -> dict[str, Any]:
+    name = f"{contact.first_name} {contact.last_name}".strip()
+    return {"id": object_id("customer", contact.id), "object": "customer", "email": contact.email,
+            "name": name or None, "phone": contact.phone or None, "created": _unix(contact.created_at),
+            "livemode": contact.mode == Mode.LIVE.value, "metadata": {}}
+
+
 def list_envelope(url: str, data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
     return {"object": "list", "data": data, "has_more": has_more, "url": url}
+
+
+_SUBSCRIPTION_STATUS = {"cancelled": "canceled", "completed": "canceled"}
+_INTERVAL_OF = {"weekly": ("week", 1), "biweekly": ("week", 2), "monthly": ("month", 1), "quarterly": ("month", 3),
+                "semiannual": ("month", 6), "yearly": ("year", 1), "biennial": ("year", 2)}
+
+
+def subscription(row: Subscription) -> dict[str, Any]:
+    """Stripe's Subscription: `status` (`trialing`, `active`, `past_due`, `canceled` — a fixed term that ran its
+    course is `canceled` too, Kassa's `completed` in `kassa_status`), `cancel_at_period_end`, `canceled_at`,
+    `ended_at`, `current_period_end` (the next charge), and Kassa's `amount` per period and its `interval`."""
+    interval, count = _INTERVAL_OF.get(row.frequency, (row.frequency, 1))
+    return {
+        "id": object_id("subscription", row.id), "object": "subscription",
+        "status": _SUBSCRIPTION_STATUS.get(row.status, row.status), "kassa_status": row.status,
+        "customer": object_id("customer", row.contact_id), "currency": row.currency.lower(),
+        "amount": row.amount_minor, "interval": interval, "interval_count": count,
+        "created": _unix(row.created_at), "livemode": row.mode == Mode.LIVE.value,
+        "cancel_at_period_end": bool(row.cancel_at_period_end), "canceled_at": _unix(row.cancelled_at),
+        "ended_at": _unix(row.ended_at), "current_period_end": _unix(row.next_charge_at),
+        "latest_invoice": None, "metadata": {},
+    }
+
+
+_PAYOUT_STATUS = {"pending": "pending", "in_transit": "in_transit", "paid": "paid", "failed": "failed",
+                  "canceled": "canceled"}
+
+
+def _day_unix(day: date | None) -> int | None:
+    return int(local_midnight_utc(day, "UTC").timestamp()) if day is not None else None
+
+
+def payout(row: Payout) -> dict[str, Any]:
+    return {
+        "id": object_id("payout", row.id), "object": "payout", "amount": row.amount_minor,
+        "currency": row.currency.lower(), "status": _PAYOUT_STATUS.get(row.status, "pending"),
+        "arrival_date": _day_unix(row.arrival_date), "created": _unix(row.created_at),
+        "livemode": row.mode == Mode.LIVE.value, "failure_message": row.failure_message,
+        "method": "standard", "type": "bank_account", "automatic": True, "metadata": {},
+    }
+
+
+_SOURCES = (("payout_id", "payout"), ("dispute_id", "dispute"), ("refund_id", "refund"), ("payment_id", "charge"))
+_TXN_TYPES = {"charge": "charge", "fee": "stripe_fee", "refund": "refund", "refund_failure": "refund_failure",
+              "dispute": "adjustment", "dispute_fee": "stripe_fee", "dispute_reversal": "adjustment",
+              "payout": "payout", "payout_failure": "payout_failure", "adjustment": "adjustment"}
+
+
+def balance_transaction(row: LedgerEntry) -> dict[str, Any]:
+    """One ledger entry as Stripe's BalanceTransaction: `amount` signed (money in positive), `type` in Stripe's
+    words and Kassa's own in `reporting_category`, `source` the charge, refund, dispute or payout it comes from."""
+    source = next((object_id(kind, getattr(row, column)) for column, kind in _SOURCES if getattr(row, column)), None)
+    return {
+        "id": object_id("balance_transaction", row.id), "object": "balance_transaction",
+        "amount": row.amount_minor, "net": row.amount_minor, "fee": 0, "currency": row.currency.lower(),
+        "type": _TXN_TYPES.get(row.type, "adjustment"), "reporting_category": row.type,
+        "created": _unix(row.occurred_at), "available_on": _day_unix(row.available_on),
+        "status": "available" if row.available_on <= now().date() else "pending",
+        "description": row.description or None, "source": source,
+    }
+
+
+def product(row: Product, mode: str) -> dict[str, Any]:
+    interval, count = _INTERVAL_OF.get(row.frequency, (None, None))
+    return {
+        "id": object_id("product", row.id), "object": "product", "name": row.name,
+        "description": row.description or None, "active": row.archived_at is None,
+        "created": _unix(row.created_at), "updated": _unix(row.updated_at), "livemode": mode == Mode.LIVE.value,
+        "metadata": {"sku": row.sku} if row.sku else {},
+        "unit_amount": row.unit_amount_minor, "currency": row.currency.lower(),
+        "recurring": {"interval": interval, "interval_count": count} if interval else None,
+    }

@@ -63,7 +63,7 @@ CLOCK_STEPS = 2000
 
 
 def _require(actor: Actor) -> None:
-    if actor.user is None or not actor.user.can(Permission.MANAGE_PAYMENTS):
+    if not actor.can(Permission.MANAGE_PAYMENTS):  # a user's role, or an API key's permissions (I2)
         raise Forbidden(_("You need the “%(permission)s” permission.", permission=Permission.MANAGE_PAYMENTS.label))
 
 

@@ -136,7 +136,7 @@ def close_dispute(event: ProcessorEvent, outcome: DisputeStatus) -> Dispute | No
 
 
 def require_dispute_rights(actor: Actor) -> None:
-    if actor.user is None or not actor.user.can(Permission.MANAGE_PAYMENTS):
+    if not actor.can(Permission.MANAGE_PAYMENTS):  # a user's role, or an API key's permissions (I2)
         raise Forbidden(_("You need the “%(permission)s” permission.", permission=Permission.MANAGE_PAYMENTS.label))
 
 
