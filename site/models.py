@@ -1870,6 +1870,16 @@ class WebhookDelivery(db.Model):
 
     endpoint: Mapped[WebhookEndpoint] = relationship()
 
+    @property
+    def body_for_reading(self) -> str:
+        """The body as sent, indented for the delivery log (what was signed is `body` itself)."""
+        import json
+
+        try:
+            return json.dumps(json.loads(self.body), indent=2, sort_keys=True)
+        except ValueError:
+            return self.body
+
 
 # --------------------------------------------------------------------------------------------------
 # Workflows (W1, W2, W5–W7): what happens after a payment, run once per (workflow, payment, trigger event)
