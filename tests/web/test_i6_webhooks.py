@@ -220,7 +220,7 @@ def test_i6_only_the_chosen_event_types_and_mode_are_sent(client, app, owner, re
     pay(app, owner)  # before any endpoint
     new_endpoint(client, receiver.url, events=("subscription.started", "subscription.cancelled"))
     new_endpoint(client, receiver.url + "?live=1", events=("payment.succeeded",), mode="live")
-    both, secret = new_endpoint(client, receiver.url + "?both=1", events=("payment.succeeded", "payment.failed"))
+    both, _secret = new_endpoint(client, receiver.url + "?both=1", events=("payment.succeeded", "payment.failed"))
     pay(app, owner)
     tick()
     run_outbox()
