@@ -15,6 +15,7 @@ BENCHMARKS = [
     "benchmarks.billing_run",
     "benchmarks.exports_bench",
     "benchmarks.webhooks_bench",
+    "benchmarks.webhook_deliveries_bench",  # I6: outgoing webhooks per second from one worker
     "benchmarks.stripe_confirmation_bench",
     "benchmarks.g3_load",  # G3: two minutes of load with the four faults (also `make load`)
 ]

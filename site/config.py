@@ -177,6 +177,12 @@ def build_config(instance_path: Path) -> dict:
         # G4: the bearer token GET /metrics asks for; unset, /metrics does not exist (404).
         "KASSA_METRICS_TOKEN": _env("KASSA_METRICS_TOKEN"),
         "KASSA_OUTBOX_MAX_ATTEMPTS": int(_env("KASSA_OUTBOX_MAX_ATTEMPTS", "8") or 8),
+        # I6: outgoing webhooks. Endpoints must be public https addresses; a development or test setup may allow
+        # the loopback (http://127.0.0.1) here, never private networks. Disabled after this many failures in a row
+        # (or when every delivery failed for 3 days); each POST waits this many seconds at most.
+        "KASSA_WEBHOOK_ALLOW_LOOPBACK": _env("KASSA_WEBHOOK_ALLOW_LOOPBACK", "") in ("1", "true", "yes"),
+        "KASSA_WEBHOOK_DISABLE_AFTER": int(_env("KASSA_WEBHOOK_DISABLE_AFTER", "100") or 100),
+        "KASSA_WEBHOOK_TIMEOUT": float(_env("KASSA_WEBHOOK_TIMEOUT", "10") or 10),
         # K7: how often the tick polls each Stripe connection's recent events for webhooks Kassa missed.
         "KASSA_STRIPE_POLL_SECONDS": int(_env("KASSA_STRIPE_POLL_SECONDS", "300") or 300),
         # I7: API calls per key, as Stripe's (100 a second live, 25 in test mode).

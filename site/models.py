@@ -476,6 +476,24 @@ class TimelineEntry(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
 
+class AccountEvent(db.Model):
+    """The account event feed (W6, I6): one row per money object's transition that a workflow or a webhook can
+    react to (``kassa.event_types.AccountEventType``), written in the transition's own transaction, once (a
+    repeated move is a no-op and writes nothing). Consumers read "the events after id N" per account."""
+
+    __tablename__ = "account_events"
+    __table_args__ = (Index("ix_account_events_account_id", "account_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    type: Mapped[str] = mapped_column(String(40))  # AccountEventType: payment.succeeded, dispute.opened, …
+    object_type: Mapped[str] = mapped_column(String(20))  # payment | subscription | dispute | payout
+    object_id: Mapped[int]
+    mode: Mapped[str] = mapped_column(String(8), default=Mode.LIVE.value)  # the object's (Mode)
+    occurred_at: Mapped[datetime] = mapped_column(default=_now)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 # --------------------------------------------------------------------------------------------------
 # Catalogue: products, payment links and their line items (L1–L19)
 # --------------------------------------------------------------------------------------------------
@@ -1951,6 +1969,79 @@ class ApiIdempotency(db.Model):
     status_code: Mapped[int | None]
     response_body: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=_now, index=True)
+
+# --------------------------------------------------------------------------------------------------
+# Outgoing webhooks (I6): the account's endpoints and one delivery per (endpoint, account event)
+# --------------------------------------------------------------------------------------------------
+
+
+class WebhookEndpoint(db.Model):
+    """A URL of the merchant's that gets the account's events of the chosen types (I6), test or live, signed
+    with its own secret (kept encrypted, K5: the Super admin can reveal it). `cursor`: the last account event
+    the delivering tick has looked at. Disabled by hand, or by Kassa after repeated failure (`disabled_reason`)."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index("ix_webhook_endpoints_account", "account_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str] = mapped_column(String(200), default="")
+    mode: Mapped[str] = mapped_column(String(8))  # Mode: test events or live events
+    event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(20))  # "manual" | "failing"
+    disabled_at: Mapped[datetime | None]
+    cursor: Mapped[int] = mapped_column(default=0)
+    consecutive_failures: Mapped[int] = mapped_column(default=0)
+    failing_since: Mapped[datetime | None]
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class WebhookDelivery(db.Model):
+    """One account event sent to one endpoint (I6): the signed body, its attempts and the last answer. The
+    unique (endpoint, event) is what makes two ticks at once create one delivery."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_id"),
+        Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("account_events.id"))
+    event_type: Mapped[str] = mapped_column(String(40))
+    body: Mapped[str] = mapped_column(Text)
+    # pending → succeeded | failed (gave up after 3 days) | cancelled (its endpoint was disabled)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_attempt_at: Mapped[datetime | None]
+    response_status: Mapped[int | None]
+    response_body: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    delivered_at: Mapped[datetime | None]
+
+    endpoint: Mapped[WebhookEndpoint] = relationship()
+
+    @property
+    def body_for_reading(self) -> str:
+        """The body as sent, indented for the delivery log (what was signed is `body` itself)."""
+        import json
+
+        try:
+            return json.dumps(json.loads(self.body), indent=2, sort_keys=True)
+        except ValueError:
+            return self.body
+
+
+# --------------------------------------------------------------------------------------------------
 # Workflows (W1, W2, W5–W7): what happens after a payment, run once per (workflow, payment, trigger event)
 # --------------------------------------------------------------------------------------------------
 

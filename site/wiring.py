@@ -24,6 +24,7 @@ from kassa.services.payments import invoices, mandates, quotes, receipts, risk
 from kassa.services.payouts import payouts, stripe_payouts
 from kassa.services.platform import mail, maintenance, outbox, ticks
 from kassa.services.platform.ticks import TickSpec
+from kassa.services.webhooks import outgoing as outgoing_webhooks
 from kassa.services.webhooks import stripe_webhooks
 from kassa.services.workflows import engine as workflows
 
@@ -48,6 +49,8 @@ def tick_tasks() -> list:
         TickSpec("dispute_reminders", events.dispute_reminders_task, per_account=True),
         # W6: after the tasks that apply payment events, so a payment paid in this tick enrolls in this tick.
         TickSpec("workflows", workflows.enroll_due, per_account=True),
+        # I6: after every task that moves money, so an event recorded in this tick is delivered from this tick.
+        TickSpec("webhooks", outgoing_webhooks.make_deliveries, per_account=True),
         TickSpec("api_idempotency", idempotency.prune_expired),  # I4: responses kept 24 hours
         TickSpec("database_statistics", maintenance.refresh_statistics),
     ]
@@ -61,6 +64,7 @@ def register_outbox_handlers() -> None:
         ("export", exports.run_export),
         (stripe_webhooks.JOB, stripe_webhooks.run_job),
         (workflows.STEP_JOB, workflows.run_step),
+        (outgoing_webhooks.JOB, outgoing_webhooks.send_delivery),
     ):
         outbox.register_handler(kind)(handler)
     outbox.on_give_up("email")(mail.mark_email_failed)

@@ -13,7 +13,7 @@ from wtforms.validators import AnyOf
 from kassa.authz import current_actor, get_owned_or_404, permission_required, scoped
 from kassa.errors import KassaError, ValidationFailed
 from kassa.extensions import db
-from kassa.forms import FlagField, Form, arg_id
+from kassa.forms import FlagField, Form, MultiValueField, arg_id
 from kassa.i18n import LANGUAGES, current_language
 from kassa.models import (
     DEFAULT_NOTIFICATIONS,
@@ -25,6 +25,8 @@ from kassa.models import (
     StripeConnection,
     TaxRate,
     User,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from kassa.pagination import keyset_page
 from kassa.rendering import htmx_redirect, render_page
@@ -32,6 +34,7 @@ from kassa.security import allow_framing
 from kassa.services.accounts import accounts, portal_tokens, stripe_connect, tax_rates, users
 from kassa.services.api import keys as api_keys
 from kassa.services.platform import mail
+from kassa.services.webhooks import outgoing as webhooks
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
@@ -459,6 +462,118 @@ def revoke_api_key(key_id: int):
     api_keys.revoke_key(current_actor(), key.id)
     flash(_("API key revoked. Calls made with it are refused from now on."), "success")
     return htmx_redirect(url_for("settings.api_keys_index"))
+
+
+# -- webhooks (I6) -----------------------------------------------------------------------------------
+
+
+class WebhookEndpointForm(Form):
+    url = StringField(default="")
+    description = StringField(default="")
+    mode = StringField(default="test")
+    event_types = MultiValueField(limit=50)
+
+
+_NEW_ENDPOINT_VALUES = {"url": "", "description": "", "mode": "test", "event_types": []}
+
+
+def _no_store(response):
+    response.headers["Cache-Control"] = "no-store"  # a page showing a signing secret is never kept
+    return response
+
+
+def _webhooks_page(*, values: dict | None = None, errors: dict | None = None, new_endpoint=None,
+                   secret: str | None = None):
+    response = render_page(
+        "settings/webhooks.html", status=422 if errors else 200,
+        **_common(section="webhooks", endpoints=webhooks.list_endpoints(current_user.account_id),
+                  values=values or _NEW_ENDPOINT_VALUES, errors=errors or {}, new_endpoint=new_endpoint,
+                  secret=secret, event_labels=webhooks.event_type_labels()))
+    return _no_store(response) if secret else response
+
+
+@bp.get("/webhooks")
+@permission_required(Permission.MANAGE_SETTINGS)
+def webhooks_index():
+    return _webhooks_page()
+
+
+@bp.post("/webhooks")
+@permission_required(Permission.MANAGE_SETTINGS)
+def create_webhook_endpoint():
+    """I6: the signing secret is in this response (and on Reveal), never flashed."""
+    values = WebhookEndpointForm().value_dict()
+    try:
+        endpoint, secret = webhooks.create_endpoint(current_actor(), values["url"], values["event_types"] or [],
+                                                    values["mode"], values["description"])
+    except ValidationFailed as exc:
+        return _webhooks_page(values=values, errors=exc.errors)
+    return _webhooks_page(new_endpoint=endpoint, secret=secret)
+
+
+def _endpoint_page(endpoint: WebhookEndpoint, *, values: dict | None = None, errors: dict | None = None,
+                   secret: str | None = None):
+    response = render_page(
+        "settings/webhook_endpoint.html", status=422 if errors else 200,
+        **_common(section="webhooks", endpoint=endpoint, deliveries=webhooks.deliveries_of(endpoint.id),
+                  values=values or {"url": endpoint.url, "description": endpoint.description,
+                                    "event_types": list(endpoint.event_types)},
+                  errors=errors or {}, secret=secret, event_labels=webhooks.event_type_labels()))
+    return _no_store(response) if secret else response
+
+
+@bp.route("/webhooks/<int:endpoint_id>", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_SETTINGS)
+def webhook_endpoint(endpoint_id: int):
+    """The endpoint, its settings (POST saves them) and its delivery log."""
+    endpoint = get_owned_or_404(WebhookEndpoint, endpoint_id)
+    if request.method == "POST":
+        values = WebhookEndpointForm().value_dict()
+        try:
+            webhooks.update_endpoint(current_actor(), endpoint.id, values["url"], values["event_types"] or [],
+                                     values["description"])
+        except ValidationFailed as exc:
+            db.session.rollback()
+            return _endpoint_page(get_owned_or_404(WebhookEndpoint, endpoint_id), values=values, errors=exc.errors)
+        flash(_("Endpoint saved. Events from now on are sent as it says."), "success")
+        return redirect(url_for("settings.webhook_endpoint", endpoint_id=endpoint.id), code=303)
+    return _endpoint_page(endpoint)
+
+
+class WebhookToggleForm(Form):
+    enabled = FlagField()
+
+
+@bp.post("/webhooks/<int:endpoint_id>/enabled")
+@permission_required(Permission.MANAGE_SETTINGS)
+def toggle_webhook_endpoint(endpoint_id: int):
+    endpoint = get_owned_or_404(WebhookEndpoint, endpoint_id)
+    enabled = WebhookToggleForm().enabled.data
+    webhooks.set_enabled(current_actor(), endpoint.id, enabled)
+    flash(_("Endpoint turned on: events from now on are sent to it.") if enabled
+          else _("Endpoint turned off: no events are sent to it."), "success")
+    return redirect(url_for("settings.webhook_endpoint", endpoint_id=endpoint.id), code=303)
+
+
+@bp.post("/webhooks/<int:endpoint_id>/secret")
+@permission_required(Permission.MANAGE_SETTINGS)
+def reveal_webhook_secret(endpoint_id: int):
+    endpoint = get_owned_or_404(WebhookEndpoint, endpoint_id)
+    secret = webhooks.reveal_secret(current_actor(), endpoint.id)
+    return _endpoint_page(get_owned_or_404(WebhookEndpoint, endpoint_id), secret=secret)
+
+
+@bp.post("/webhooks/deliveries/<int:delivery_id>/resend")
+@permission_required(Permission.MANAGE_SETTINGS)
+def resend_webhook_delivery(delivery_id: int):
+    delivery = get_owned_or_404(WebhookDelivery, delivery_id)
+    try:
+        webhooks.resend(current_actor(), delivery.id)
+    except KassaError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(_("The event is being sent again."), "success")
+    return redirect(url_for("settings.webhook_endpoint", endpoint_id=delivery.endpoint_id), code=303)
 
 
 # -- notifications ----------------------------------------------------------------------------------

@@ -99,6 +99,17 @@ def shop(live_server):
         from kassa.services.api.keys import create_key
 
         api_key, _secret = create_key(actor_for(owner), "Webshop", "live")  # I1
+        from kassa import secrets_box
+        from kassa.database import write_transaction
+        from kassa.models import WebhookEndpoint
+
+        with write_transaction(db.session) as session:  # I6 (a row: the URL check would resolve its name)
+            hook = WebhookEndpoint(account_id=account_id, url="https://shop.example.com/kassa/webhooks", mode="live",
+                                   event_types=["payment.succeeded", "payment.refunded"],
+                                   secret_encrypted=secrets_box.encrypt("whsec_b12"))
+            session.add(hook)
+            session.flush()
+            webhook_endpoint = hook.id
         ids = {
             "payment": payment.id, "ach": ach.id, "link": link.id, "dispute": items.dispute.id,
             "seed_dispute": (first(Dispute, Dispute.id != items.dispute.id) or items.dispute).id,
@@ -106,7 +117,7 @@ def shop(live_server):
             "contact": first(Contact).id, "company": first(Company).id, "deal": first(Deal).id,
             "export": first(Export).id, "member": member.id, "email": email.id, "tax_rate": tax_rate.id,
             "promo": _promo_code(owner, link.id), **_invoices(owner), **_quotes(owner), "api_key": api_key.id,
-            "workflow": _workflows(owner, payment.id),
+            "webhook_endpoint": webhook_endpoint, "workflow": _workflows(owner, payment.id),
         }
         db.session.remove()
     return ids
@@ -247,6 +258,8 @@ def pages(ids: dict) -> dict[str, list[str]]:
         "settings.archive_tax_rate": [f"/settings/tax-rates/{ids['tax_rate']}/archive"],
         "settings.api_keys_index": ["/settings/api-keys"],  # I1
         "settings.revoke_api_key": [f"/settings/api-keys/{ids['api_key']}/revoke"],
+        "settings.webhooks_index": ["/settings/webhooks"],  # I6
+        "settings.webhook_endpoint": [f"/settings/webhooks/{ids['webhook_endpoint']}"],
         "settings.team": ["/settings/users"],
         "settings.remove_user": [f"/settings/users/{ids['member']}/remove"],
         "invoices.index": ["/invoices/", "/invoices/?status=open"],  # V1
@@ -287,7 +300,7 @@ def test_b12_every_merchant_get_route_is_listed(live_server):
                                            "payout", "product", "contact", "company", "deal", "export", "member",
                                            "email", "promo", "tax_rate", "invoice",
                                            "draft_invoice", "manual_payment", "quote", "draft_quote", "api_key",
-                                           "workflow")})) | set(NOT_PAGES)
+                                           "webhook_endpoint", "workflow")})) | set(NOT_PAGES)
     assert merchant_get_endpoints(live_server.app) == listed
 
 

@@ -22,12 +22,13 @@ TICK_ORDER = ["risk_counters", "subscription_billing", "subscription_reminders",
               "stripe_payouts",
               "sandbox_events", "stripe_events",
               "reconcile_attempts", "retry_refunds", "reconcile_dispute_answers", "dispute_reminders",
-              "workflows", "api_idempotency", "database_statistics"]
+              "workflows", "webhooks", "api_idempotency", "database_statistics"]
 ALL_ACCOUNTS_ONLY = {"risk_counters", "reconcile_dispute_answers", "api_idempotency", "database_statistics"}
 SERVICE_MODULES = ["billing.billing", "events", "exports.exports", "payments.invoices", "platform.mail",
                    "platform.maintenance", "payments.mandates", "payouts.payouts", "payments.receipts",
                    "payments.risk", "billing.subscriptions", "accounts.users", "billing.billing_outcomes",
-                   "payouts.stripe_payouts", "webhooks.stripe_webhooks", "checkout.invoice_sending"]
+                   "payouts.stripe_payouts", "webhooks.stripe_webhooks", "checkout.invoice_sending",
+                   "webhooks.outgoing"]
 ROOT = Path(__file__).resolve().parents[2]
 
 

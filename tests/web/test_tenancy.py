@@ -301,6 +301,34 @@ def _api_key(account_id: int) -> int:
     return create_key(actor_for(owner), "Theirs", "test")[0].id
 
 
+def _webhook_endpoint(account_id: int) -> int:
+    from kassa import secrets_box
+    from kassa.models import WebhookEndpoint
+
+    with write_transaction(db.session) as session:
+        endpoint = WebhookEndpoint(account_id=account_id, url="https://theirs.example/hook", mode="test",
+                                   event_types=["payment.succeeded"], secret_encrypted=secrets_box.encrypt("whsec_x"))
+        session.add(endpoint)
+        session.flush()
+        return endpoint.id
+
+
+def _webhook_delivery(account_id: int) -> int:
+    from kassa.models import AccountEvent, WebhookDelivery
+
+    endpoint_id = _webhook_endpoint(account_id)
+    with write_transaction(db.session) as session:
+        event = AccountEvent(account_id=account_id, type="payment.succeeded", object_type="payment", object_id=1,
+                             mode="test", data={})
+        session.add(event)
+        session.flush()
+        delivery = WebhookDelivery(account_id=account_id, endpoint_id=endpoint_id, event_id=event.id,
+                                   event_type=event.type, body="{}", status="succeeded")
+        session.add(delivery)
+        session.flush()
+        return delivery.id
+
+
 def _workflow(account_id: int) -> int:
     from kassa.models import Workflow
 
@@ -352,6 +380,8 @@ OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "task_id": _task,  # W2
     "quote_id": _quote,  # V4
     "txn_id": _ledger_entry,  # I2: a balance transaction
+    "endpoint_id": _webhook_endpoint,  # I6
+    "delivery_id": _webhook_delivery,  # I6: the delivery log's Resend
 }
 # I3: the API's routes take Stripe-shaped ids (`pi_42`), with my own test key instead of my session.
 API_ID_PREFIXES = {"link_id": "plink_", "intent_id": "pi_", "charge_id": "ch_", "refund_id": "re_",

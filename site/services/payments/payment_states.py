@@ -23,9 +23,20 @@ from sqlalchemy import select
 
 from kassa.database import lock_one
 from kassa.errors import Conflict
+from kassa.event_types import AccountEventType as Event
 from kassa.extensions import db
 from kassa.metrics import PAYMENT_OUTCOMES, count_on_commit
-from kassa.models import MANUAL_METHOD, Account, CheckoutSession, Invoice, Payment, PaymentStatus, Quote, QuoteStatus
+from kassa.models import (
+    MANUAL_METHOD,
+    Account,
+    CheckoutSession,
+    Invoice,
+    Payment,
+    PaymentStatus,
+    Quote,
+    QuoteStatus,
+    Subscription,
+)
 from kassa.processors.base import is_bank_debit
 from kassa.services.crm.crm import add_timeline, payment_subjects
 from kassa.services.money.display_status import refresh_display_status
@@ -35,6 +46,7 @@ from kassa.services.payments import quote_states
 from kassa.services.payments.invoice_states import apply_payment, reverse_payment
 from kassa.services.payments.invoices import maybe_invoice
 from kassa.services.payments.receipts import queue_checkout_receipt, queue_receipt
+from kassa.services.platform.account_events import record, record_move
 from kassa.services.platform.counters import next_number
 from kassa.services.platform.notifications import notify_ach_failed, notify_payment_received
 from kassa.timeline_kinds import TimelineKind
@@ -76,16 +88,18 @@ def _book_deleted(payment: Payment, at: datetime) -> None:
     book_manual(payment, -manual_total(payment.id), f"manual-deleted:{payment.id}", at)
 
 
-SUCCEEDED = Transition(TimelineKind.PAYMENT_SUCCEEDED, books=_book_success, emails=_succeeded_emails)
+SUCCEEDED = Transition(TimelineKind.PAYMENT_SUCCEEDED, books=_book_success, emails=_succeeded_emails,
+                       event=Event.PAYMENT_SUCCEEDED)
 # V3: a Super admin deletes a manual payment recorded by mistake: its money is reversed and its invoice owes it again
 DELETED = Transition(TimelineKind.PAYMENT_DELETED, books=_book_deleted)
-FAILED = Transition(TimelineKind.PAYMENT_FAILED, emails=_failed_emails)
+FAILED = Transition(TimelineKind.PAYMENT_FAILED, emails=_failed_emails, event=Event.PAYMENT_FAILED)
 TRANSITIONS: dict[tuple[PaymentStatus, PaymentStatus], Transition] = {
     (PaymentStatus.PROCESSING, PaymentStatus.SUCCEEDED): SUCCEEDED,
     (PaymentStatus.PROCESSING, PaymentStatus.FAILED): FAILED,
     (PaymentStatus.INCOMPLETE, PaymentStatus.SUCCEEDED): SUCCEEDED,
     (PaymentStatus.INCOMPLETE, PaymentStatus.PROCESSING): Transition(),  # its caller writes "submitted"
-    (PaymentStatus.INCOMPLETE, PaymentStatus.FAILED): Transition(TimelineKind.PAYMENT_FAILED),
+    (PaymentStatus.INCOMPLETE, PaymentStatus.FAILED): Transition(TimelineKind.PAYMENT_FAILED,
+                                                                 event=Event.PAYMENT_FAILED),
     (PaymentStatus.SUCCEEDED, PaymentStatus.DELETED): DELETED,
 }
 
@@ -141,6 +155,29 @@ def move_payment(payment: Payment, target: PaymentStatus, *, at: datetime, data:
         if quote is not None and quote.status in quote_states.PAYABLE:
             quote_states.move_quote(quote, QuoteStatus.PAID, at=at)
             quote.payment_id = payment.id
+    record_move(move.event, payment, at, event_data(payment))
+    if target is PaymentStatus.SUCCEEDED and is_renewal(payment):
+        record(payment.account_id, Event.SUBSCRIPTION_RENEWED, _subscription(payment), at,
+               renewal_data(payment))
     if move.emails:
         move.emails(payment)
     return True
+
+
+def is_renewal(payment) -> bool:
+    """W6: a subscription's charge after its first (the checkout's, or the first after a trial, is its start)."""
+    return payment.source == "subscription"
+
+
+def event_data(payment) -> dict[str, Any]:
+    """What a payment's account event (W6, I6) carries besides the payment itself."""
+    return {"amount_minor": payment.amount_minor, "currency": payment.currency, "status": payment.status}
+
+
+def renewal_data(payment) -> dict[str, Any]:
+    return {"payment_id": payment.id, "period": payment.subscription_period, "amount_minor": payment.amount_minor,
+            "currency": payment.currency}
+
+
+def _subscription(payment: Payment) -> Subscription:
+    return db.session.get(Subscription, payment.subscription_id)
