@@ -126,6 +126,7 @@ def _register_blueprints(app: Flask) -> None:
         products,
         promo_codes,
         reports,
+        segments,
         settings,
         subscriptions,
         webhooks,
@@ -134,7 +135,7 @@ def _register_blueprints(app: Flask) -> None:
 
     for module in (health, auth, dashboard, settings, media, links, link_editor, products, promo_codes, embed, checkout, crm,
                    invoice_pay, payments, invoices, disputes, subscriptions, billing_portal, reports, exports, webhooks,
-                   workflows, api, assets):
+                   workflows, segments, api, assets):
         app.register_blueprint(module.bp)
     app.register_blueprint(reports.payouts_bp)
     app.register_blueprint(workflows.tasks_bp)

@@ -272,6 +272,16 @@ def _workflow(account_id: int) -> int:
         return workflow.id
 
 
+def _segment(account_id: int) -> int:
+    from kassa.models import Segment
+
+    with write_transaction(db.session) as session:
+        segment = Segment(account_id=account_id, name="Theirs", criteria=[])
+        session.add(segment)
+        session.flush()
+        return segment.id
+
+
 def _task(account_id: int) -> int:
     from kassa.models import Task
 
@@ -309,6 +319,7 @@ OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "refund_id": _refund,
     "workflow_id": _workflow,  # W1, W2
     "task_id": _task,  # W2
+    "segment_id": _segment,  # W3, W8
 }
 # I3: the API's routes take Stripe-shaped ids (`pi_42`), with my own test key instead of my session.
 API_ID_PREFIXES = {"link_id": "plink_", "intent_id": "pi_", "charge_id": "ch_", "refund_id": "re_",
