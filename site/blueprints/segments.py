@@ -17,7 +17,12 @@ from kassa.i18n import current_language
 from kassa.models import Permission
 from kassa.rendering import htmx_redirect, is_htmx, render_page
 from kassa.services.backoffice import filter_builder, segments
-from kassa.services.backoffice.payment_filters import PROPERTIES, FilterError, describe_condition, parse_filter
+from kassa.services.backoffice.payment_filters import (
+    PROPERTIES,
+    FilterError,
+    describe_condition,
+    parse_filter,
+)
 from kassa.services.exports import exports
 
 bp = Blueprint("segments", __name__, url_prefix="/segments")
