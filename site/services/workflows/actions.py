@@ -176,6 +176,10 @@ def run_enrollment(enrollment_id: int, at_step: list[int]) -> None:
         if workflow is None or not workflow.enabled:
             enrollment.status, enrollment.detail, enrollment.done_at = "cancelled", "workflow turned off", now()
             return
+        if enrollment.status == "waiting":  # the wait is over: its step is done
+            waited = _run_row(enrollment, enrollment.step - 1, "wait")
+            waited.status, waited.detail, waited.at = "done", None, now()
+            enrollment.status, enrollment.run_at = "pending", None
         ctx = Context(workflow, enrollment, session.get(Payment, enrollment.payment_id),
                       session.get(Account, enrollment.account_id))
         actions = workflow.actions or []
@@ -195,7 +199,6 @@ def run_enrollment(enrollment_id: int, at_step: list[int]) -> None:
             enrollment.step = step
             if outcome.wait_until is not None:
                 enrollment.status, enrollment.run_at = "waiting", outcome.wait_until
-                row.detail = outcome.wait_until.isoformat()
                 outbox.enqueue(STEP_JOB, {"enrollment_id": enrollment.id}, account_id=enrollment.account_id,
                                dedupe_key=f"workflow_step:{enrollment.id}:{step}", not_before=outcome.wait_until)
                 return
