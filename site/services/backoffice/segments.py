@@ -59,16 +59,25 @@ def _context(account_id: int) -> FilterContext:
 
 
 def member_clause(segment: Segment, contact_id=Contact.id) -> ColumnElement:
-    """True for the contacts in the segment (`contact_id`: the contact column of the outer query)."""
+    """True for the contacts in the segment (`contact_id`: the contact column of the outer query; for a query
+    over payments use `payment_contact_in`)."""
     groups = groups_of(segment)
+    # Never correlated to an outer query's payments: the payments here are the contact's (any of them).
     matches = exists().where(Payment.account_id == segment.account_id, Payment.contact_id == contact_id,
-                             filter_clause(groups, _context(segment.account_id))) if groups else false()
+                             filter_clause(groups, _context(segment.account_id))).correlate_except(Payment) \
+        if groups else false()
 
     def marked(state: str):
         return exists().where(SegmentMember.segment_id == segment.id, SegmentMember.contact_id == contact_id,
                               SegmentMember.state == state)
 
     return or_(marked("added"), and_(matches, ~marked("removed")))
+
+
+def payment_contact_in(segment: Segment) -> ColumnElement:
+    """W8 as a workflow criterion: true for payments whose contact is in the segment."""
+    return Payment.contact_id.in_(select(Contact.id).where(Contact.account_id == segment.account_id,
+                                                           member_clause(segment)))
 
 
 def members_query(segment: Segment):

@@ -25,5 +25,5 @@ def extra_clause(workflow: Workflow) -> ColumnElement:
         if segment is None or segment.account_id != workflow.account_id:
             clauses.append(false())
         else:
-            clauses.append(segments.member_clause(segment, Payment.contact_id))
+            clauses.append(segments.payment_contact_in(segment))
     return and_(true(), *clauses)
