@@ -128,6 +128,7 @@ def _register_blueprints(app: Flask) -> None:
         quote_page,
         quotes,
         reports,
+        segments,
         settings,
         subscriptions,
         webhooks,
@@ -136,7 +137,7 @@ def _register_blueprints(app: Flask) -> None:
 
     for module in (health, auth, dashboard, settings, media, links, link_editor, products, promo_codes, embed, checkout, crm,
                    invoice_pay, payments, invoices, disputes, subscriptions, billing_portal, reports, exports, webhooks,
-                   workflows, quote_page, quotes, api, assets):
+                   workflows, quote_page, quotes, segments, api, assets):
         app.register_blueprint(module.bp)
     app.register_blueprint(api.docs_bp)
     app.register_blueprint(reports.payouts_bp)

@@ -2071,6 +2071,10 @@ class Workflow(db.Model):
     criteria: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [[[prop, op, [values]], …], …]
     actions: Mapped[list[dict[str, Any]]] = mapped_column(default=list)  # [{"type": "email", …}]
     enabled: Mapped[bool] = mapped_column(default=False)
+    # W4: only subscription renewals (a subscription's charges after its first payment).
+    renewals_only: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    # W8: only payments whose contact is in this segment (a segment in use can't be deleted).
+    segment_id: Mapped[int | None]
     enabled_at: Mapped[datetime | None]
     # W6: the enrolling tick looked at every event before this time (less a margin for late commits).
     scanned_until: Mapped[datetime | None]
@@ -2100,11 +2104,68 @@ class WorkflowEnrollment(db.Model):
     detail: Mapped[str | None] = mapped_column(Text)
     email_id: Mapped[int | None] = mapped_column(ForeignKey("email_messages.id"))
     task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"))
+    # W6: the next action to run (steps are a sequence) and, after a wait, when it runs.
+    step: Mapped[int] = mapped_column(default=0, server_default="0")
+    run_at: Mapped[datetime | None]
     enrolled_at: Mapped[datetime] = mapped_column(default=_now)
     done_at: Mapped[datetime | None]
 
     payment: Mapped[Payment] = relationship()
     email: Mapped[EmailMessage | None] = relationship()
+    runs: Mapped[list[WorkflowStepRun]] = relationship(order_by="WorkflowStepRun.step", viewonly=True)
+
+
+class WorkflowStepRun(db.Model):
+    """W7: one action of one enrollment and its outcome: done, waiting (until `enrollment.run_at`), failed
+    (detail says why), cancelled (the workflow was turned off); `attempts` counts the worker's tries (more than
+    one: it was retried). An email's own delivery (sent, failed, retrying) is its Email log row's."""
+
+    __tablename__ = "workflow_step_runs"
+    __table_args__ = (UniqueConstraint("enrollment_id", "step"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("workflow_enrollments.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(default=0)
+    action: Mapped[str] = mapped_column(String(24))
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=1)
+    email_id: Mapped[int | None] = mapped_column(ForeignKey("email_messages.id"))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"))
+    at: Mapped[datetime] = mapped_column(default=_now)
+
+    email: Mapped[EmailMessage | None] = relationship()
+
+
+class Segment(db.Model):
+    """W3, W8: a named group of contacts. A contact is in it when at least one of its payments matches
+    `criteria` (the payments index's filter, W5; empty: no payment matches) or a workflow added it, and no
+    workflow removed it since (`SegmentMember`)."""
+
+    __tablename__ = "segments"
+    __table_args__ = (Index("ix_segments_account", "account_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    name: Mapped[str] = mapped_column(String(120))
+    criteria: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [[[prop, op, [values]], …], …]
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+
+
+class SegmentMember(db.Model):
+    """W6: a workflow's add-to / remove-from segment action on one contact. "added": in the segment whatever its
+    payments; "removed": out of it even when its payments match. The latest action wins (one row per pair)."""
+
+    __tablename__ = "segment_members"
+
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    state: Mapped[str] = mapped_column(String(8))  # added | removed
+    workflow_id: Mapped[int | None] = mapped_column(ForeignKey("workflows.id", ondelete="SET NULL"))
+    changed_at: Mapped[datetime] = mapped_column(default=_now)
 
 
 class Task(db.Model):

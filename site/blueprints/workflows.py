@@ -12,9 +12,10 @@ from wtforms import StringField, TextAreaField
 from kassa.authz import current_actor, permission_required
 from kassa.errors import ValidationFailed
 from kassa.extensions import db
-from kassa.forms import Form
+from kassa.forms import FlagField, Form
 from kassa.models import Permission, WorkflowEnrollment, WorkflowTrigger
 from kassa.rendering import htmx_redirect, render_page
+from kassa.services.backoffice import segments
 from kassa.services.backoffice.payment_filters import describe_condition, parse_filter
 from kassa.services.workflows import definitions, engine, tasks
 
@@ -23,22 +24,29 @@ tasks_bp = Blueprint("tasks", __name__, url_prefix="/tasks")
 
 
 class WorkflowForm(Form):
-    """A workflow; the workflows service checks every value and says which field is wrong."""
+    """A workflow; the workflows service checks every value and says which field is wrong. Its steps are
+    numbered: the first step's fields have no prefix (`action`, `subject` …), later ones `s<i>_` (W6)."""
 
     name = StringField(default="")
     trigger = StringField(default=WorkflowTrigger.PAYMENT_SUCCEEDED.value)
     link_id = StringField(default="")
     min_amount = StringField(default="")
     filter = StringField(default="")  # the payments index's filter (its `adv` parameter), W5
-    action = StringField(default="email")
-    subject = StringField(default="")
-    body = TextAreaField(default="")
-    task_title = StringField(default="")
-    assignee_id = StringField(default="")
-    due_days = StringField(default="")
+    renewals_only = FlagField()  # W4
+    in_segment = StringField(default="")  # W8
+    steps = StringField(default="1")
+    editor_action = StringField(default="")  # "add_step", "remove_step:<i>": the editor's buttons
 
-    def values(self) -> dict[str, str]:
-        return {name: (field.data or "") for name, field in self._fields.items() if name != "csrf_token"}
+    def values(self) -> dict:
+        return {name: (field.data if isinstance(field.data, bool) else field.data or "")
+                for name, field in self._fields.items() if name != "csrf_token"}
+
+
+for _index in range(definitions.MAX_STEPS):
+    for _field in definitions.STEP_FIELDS:
+        _default = {"action": "email" if _index == 0 else "notify", "wait_unit": "days"}.get(_field, "")
+        setattr(WorkflowForm, definitions.step_prefix(_index) + _field,
+                TextAreaField(default=_default) if _field == "body" else StringField(default=_default))
 
 
 class ToggleForm(Form):
@@ -54,14 +62,53 @@ def _criteria_chips(workflow) -> list[list[str]]:
     return [[describe_condition(c, value_labels={"link": links}) for c in group] for group in groups]
 
 
-def _editor(template_values: dict[str, str], errors: dict[str, str], workflow=None, status: int = 200):
+def _steps(values: dict) -> list[dict[str, str]]:
+    """The editor's steps as dicts of unprefixed field values (with `prefix` for the names)."""
+    steps = []
+    for index in range(definitions.step_count(values)):
+        prefix = definitions.step_prefix(index)
+        steps.append({"index": index, "prefix": prefix,
+                      **{field: values.get(prefix + field, "") for field in definitions.STEP_FIELDS}})
+    return steps
+
+
+def _editor(template_values: dict, errors: dict[str, str], workflow=None, status: int = 200):
     account_id = current_user.account_id
     return render_page("workflows/form.html", status=status, values=template_values, errors=errors,
                        workflow=workflow, triggers=[(t.value, t.label) for t in WorkflowTrigger],
+                       steps=_steps(template_values), max_steps=definitions.MAX_STEPS,
                        link_options=[(str(link.id), link.name) for link in definitions.account_links(account_id)],
                        user_options=[(str(user.id), user.name or user.email)
                                      for user in definitions.account_users(account_id)],
-                       merge_fields=definitions.MERGE_FIELDS, active_nav="workflows")
+                       segment_options=[(str(seg.id), seg.name) for seg in segments.list_segments(account_id)],
+                       action_options=action_options(), merge_fields=definitions.MERGE_FIELDS,
+                       active_nav="workflows")
+
+
+def action_options() -> list[tuple[str, str]]:
+    return [("email", _("Send an email to the buyer")), ("task", _("Create a task")),
+            ("notify", _("Notify the team")), ("wait", _("Wait")), ("segment_add", _("Add to a segment")),
+            ("segment_remove", _("Remove from a segment"))]
+
+
+def _edited(values: dict) -> dict | None:
+    """An editor button (add or remove a step): the values with the steps changed; None when saving."""
+    action = values.get("editor_action") or ""
+    count = definitions.step_count(values)
+    if action == "add_step" and count < definitions.MAX_STEPS:
+        values["steps"] = str(count + 1)
+        return values
+    if action.startswith("remove_step:"):
+        index = action.partition(":")[2]
+        if index.isdigit() and 0 < int(index) < count:
+            steps = _steps(values)
+            del steps[int(index)]
+            for new_index, step in enumerate(steps):
+                values.update({definitions.step_prefix(new_index) + field: step[field]
+                               for field in definitions.STEP_FIELDS})
+            values["steps"] = str(count - 1)
+        return values
+    return values if action else None
 
 
 @bp.get("/")
@@ -81,6 +128,8 @@ def new():
     values = WorkflowForm().values() if request.method == "POST" else {
         **WorkflowForm(formdata=None).values(), "filter": request.args.get("adv", "")}
     if request.method == "POST":
+        if _edited(values) is not None:
+            return _editor(values, {})
         try:
             workflow = definitions.create_workflow(current_actor(), values)
         except ValidationFailed as exc:
@@ -94,8 +143,11 @@ def new():
 @permission_required(Permission.MANAGE_PAYMENTS)
 def show(workflow_id: int):
     workflow = definitions.get_workflow(current_user.account_id, workflow_id)
+    segment = segments.get_segment(workflow.account_id, workflow.segment_id) if workflow.segment_id else None
+    names = {seg.id: seg.name for seg in segments.list_segments(workflow.account_id)}
     return render_page("workflows/show.html", workflow=workflow, chips=_criteria_chips(workflow),
-                       enrollments=engine.history(workflow), action=(workflow.actions or [{}])[0],
+                       enrollments=engine.history(workflow), segment=segment, segment_names=names,
+                       action_labels=dict(action_options()),
                        trigger_label=WorkflowTrigger(workflow.trigger).label, active_nav="workflows")
 
 
@@ -105,6 +157,8 @@ def edit(workflow_id: int):
     workflow = definitions.get_workflow(current_user.account_id, workflow_id)
     if request.method == "POST":
         values = WorkflowForm().values()
+        if _edited(values) is not None:
+            return _editor(values, {}, workflow)
         try:
             definitions.update_workflow(current_actor(), workflow.id, values)
         except ValidationFailed as exc:

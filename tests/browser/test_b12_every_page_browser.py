@@ -117,7 +117,7 @@ def shop(live_server):
             "contact": first(Contact).id, "company": first(Company).id, "deal": first(Deal).id,
             "export": first(Export).id, "member": member.id, "email": email.id, "tax_rate": tax_rate.id,
             "promo": _promo_code(owner, link.id), **_invoices(owner), **_quotes(owner), "api_key": api_key.id,
-            "webhook_endpoint": webhook_endpoint, "workflow": _workflows(owner, payment.id),
+            "webhook_endpoint": webhook_endpoint, "workflow": _workflows(owner, payment.id), "segment": _segment(owner),
         }
         db.session.remove()
     return ids
@@ -152,6 +152,16 @@ def _workflows(owner, payment_id: int) -> int:
         session.add(Task(account_id=owner.account_id, title="Call the buyer about a failed payment",
                          payment_id=payment_id, assignee_id=owner.id))
     return workflow.id
+
+
+def _segment(owner) -> int:
+    """W3: a segment of card payers (its members are the shop's card payments' contacts)."""
+    from kassa.actor import Actor
+    from kassa.services.backoffice import segments
+    from kassa.services.backoffice.payment_filters import parse_filter
+
+    actor = Actor(user=owner, account_id=owner.account_id)
+    return segments.create_segment(actor, "Card payers", parse_filter('[[["method","any_of",["card"]]]]')).id
 
 
 def _invoices(owner) -> dict[str, int]:
@@ -280,6 +290,11 @@ def pages(ids: dict) -> dict[str, list[str]]:
         "workflows.edit": [f"/workflows/{ids['workflow']}/edit"],
         "workflows.switch": [f"/workflows/{ids['workflow']}/switch"],
         "tasks.inbox": ["/tasks/"],
+        "segments.index": ["/segments/"],  # W3, W8
+        "segments.new": ["/segments/new"],
+        "segments.show": [f"/segments/{ids['segment']}"],
+        "segments.edit": [f"/segments/{ids['segment']}/edit"],
+        "segments.delete": [f"/segments/{ids['segment']}/delete"],
     }
 
 
@@ -300,7 +315,7 @@ def test_b12_every_merchant_get_route_is_listed(live_server):
                                            "payout", "product", "contact", "company", "deal", "export", "member",
                                            "email", "promo", "tax_rate", "invoice",
                                            "draft_invoice", "manual_payment", "quote", "draft_quote", "api_key",
-                                           "webhook_endpoint", "workflow")})) | set(NOT_PAGES)
+                                           "webhook_endpoint", "workflow", "segment")})) | set(NOT_PAGES)
     assert merchant_get_endpoints(live_server.app) == listed
 
 

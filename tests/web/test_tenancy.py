@@ -340,6 +340,16 @@ def _workflow(account_id: int) -> int:
         return workflow.id
 
 
+def _segment(account_id: int) -> int:
+    from kassa.models import Segment
+
+    with write_transaction(db.session) as session:
+        segment = Segment(account_id=account_id, name="Theirs", criteria=[])
+        session.add(segment)
+        session.flush()
+        return segment.id
+
+
 def _task(account_id: int) -> int:
     from kassa.models import Task
 
@@ -382,6 +392,7 @@ OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "txn_id": _ledger_entry,  # I2: a balance transaction
     "endpoint_id": _webhook_endpoint,  # I6
     "delivery_id": _webhook_delivery,  # I6: the delivery log's Resend
+    "segment_id": _segment,  # W3, W8
 }
 # I3: the API's routes take Stripe-shaped ids (`pi_42`), with my own test key instead of my session.
 API_ID_PREFIXES = {"link_id": "plink_", "intent_id": "pi_", "charge_id": "ch_", "refund_id": "re_",

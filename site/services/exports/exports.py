@@ -34,7 +34,7 @@ from kassa.urls import absolute_url
 
 FORMATS = ("csv", "xlsx", "xls")
 LIFETIME = timedelta(days=7)
-KINDS = ("payments", "payout_reconciliation", "balance", "payout_details", "ar_aging", "invoices")
+KINDS = ("payments", "payout_reconciliation", "balance", "payout_details", "ar_aging", "invoices", "segment")
 
 
 def export_dir() -> Path:

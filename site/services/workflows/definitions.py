@@ -20,6 +20,7 @@ from kassa.extensions import db
 from kassa.models import PaymentLink, User, Workflow, WorkflowTrigger
 from kassa.services.backoffice.payment_filters import Condition, FilterError, dump_filter, parse_filter
 from kassa.services.platform.audit import record_audit
+from kassa.services.workflows.actions import cancel_active
 
 MERGE_FIELDS = ("first_name", "name", "email", "amount", "link_name", "business_name")
 _MERGE = re.compile(r"\{([a-z_]+)\}")
@@ -98,53 +99,123 @@ def simple_fields(criteria: list[Any]) -> dict[str, str]:
     return {"link_id": "", "min_amount": "", "filter": json.dumps(criteria, ensure_ascii=False) if criteria else ""}
 
 
-def form_values(workflow: Workflow) -> dict[str, str]:
-    action = (workflow.actions or [{}])[0]
-    return {"name": workflow.name, "trigger": workflow.trigger, "action": action.get("type", "email"),
-            "subject": action.get("subject", ""), "body": action.get("body", ""),
+MAX_STEPS = 10
+STEP_FIELDS = ("action", "subject", "body", "task_title", "assignee_id", "due_days", "message", "wait_amount",
+               "wait_unit", "target_segment")
+
+
+def step_prefix(index: int) -> str:
+    """The form's names for step `index`: the first step's fields have no prefix, later ones `s<i>_`."""
+    return "" if index == 0 else f"s{index}_"
+
+
+def step_values(action: dict[str, Any]) -> dict[str, str]:
+    kind = action.get("type", "email")
+    return {"action": kind, "subject": action.get("subject", ""), "body": action.get("body", ""),
             "task_title": action.get("title", ""), "assignee_id": str(action.get("assignee_id") or ""),
-            "due_days": str(action.get("due_days", "")), **simple_fields(workflow.criteria or [])}
+            "due_days": "" if action.get("due_days") is None else str(action.get("due_days")),
+            "message": action.get("message", ""),
+            "wait_amount": str(action.get("amount", "")) if kind == "wait" else "",
+            "wait_unit": action.get("unit", "days"),
+            "target_segment": str(action.get("segment_id") or "")}
 
 
-def _actions(account_id: int, values: dict[str, str], errors: dict[str, str]) -> list[dict[str, Any]]:
-    kind = values.get("action")
+def form_values(workflow: Workflow) -> dict[str, str]:
+    values = {"name": workflow.name, "trigger": workflow.trigger, "steps": str(max(len(workflow.actions or []), 1)),
+              "renewals_only": workflow.renewals_only, "in_segment": str(workflow.segment_id or ""),
+              **simple_fields(workflow.criteria or [])}
+    for index, action in enumerate(workflow.actions or [{}]):
+        values.update({step_prefix(index) + key: value for key, value in step_values(action).items()})
+    return values
+
+
+def step_count(values: dict[str, Any]) -> int:
+    text = str(values.get("steps") or "1").strip()
+    return min(max(int(text), 1), MAX_STEPS) if text.isdigit() and len(text) < 4 else 1
+
+
+def _segment_id(account_id: int, text: str, field: str, errors: dict[str, str], required: bool) -> int | None:
+    from kassa.models import Segment
+
+    text = (text or "").strip()
+    if not text:
+        if required:
+            errors[field] = _("Choose a segment.")
+        return None
+    segment = db.session.get(Segment, parse_id(text)) if parse_id(text) else None
+    if segment is None or segment.account_id != account_id:
+        errors[field] = _("Choose one of your segments.")
+        return None
+    return segment.id
+
+
+def _text(values: dict[str, str], name: str, errors: dict[str, str], missing: str, limit: int,
+          merge_fields: bool = True) -> str:
+    text = (values.get(name) or "").strip()
+    if not text:
+        errors[name] = missing
+    elif len(text) > limit:
+        errors[name] = _("Use at most %(n)d characters.", n=limit)
+    elif merge_fields and (unknown := _unknown_merge_fields(text)):
+        errors[name] = _("Unknown merge field {%(name)s}. Use one of: %(fields)s.", name=unknown[0],
+                         fields=", ".join("{" + f + "}" for f in MERGE_FIELDS))
+    return text
+
+
+def _step(account_id: int, values: dict[str, str], p: str, errors: dict[str, str]) -> dict[str, Any] | None:
+    """One step from the form's fields with prefix `p` (errors keyed by the prefixed field name)."""
+    kind = values.get(p + "action")
     if kind == "email":
-        subject, body = (values.get("subject") or "").strip(), (values.get("body") or "").strip()
-        for name, text, limit in (("subject", subject, 200), ("body", body, 5000)):
-            if not text:
-                errors[name] = _("Write the email's subject.") if name == "subject" else _("Write the email.")
-            elif len(text) > limit:
-                errors[name] = _("Use at most %(n)d characters.", n=limit)
-            elif unknown := _unknown_merge_fields(text):
-                errors[name] = _("Unknown merge field {%(name)s}. Use one of: %(fields)s.", name=unknown[0],
-                                 fields=", ".join("{" + f + "}" for f in MERGE_FIELDS))
-        return [{"type": "email", "subject": subject, "body": body}]
+        subject = _text(values, p + "subject", errors, _("Write the email's subject."), 200)
+        body = _text(values, p + "body", errors, _("Write the email."), 5000)
+        return {"type": "email", "subject": subject, "body": body}
     if kind == "task":
-        title = (values.get("task_title") or "").strip()
-        if not title:
-            errors["task_title"] = _("Give the task a title.")
-        elif len(title) > 200:
-            errors["task_title"] = _("Use at most %(n)d characters.", n=200)
+        title = _text(values, p + "task_title", errors, _("Give the task a title."), 200)
         assignee = None
-        if (values.get("assignee_id") or "").strip():
-            user = db.session.get(User, parse_id(values["assignee_id"])) if parse_id(values["assignee_id"]) else None
+        if (values.get(p + "assignee_id") or "").strip():
+            key = parse_id(values[p + "assignee_id"])
+            user = db.session.get(User, key) if key else None
             if user is None or user.account_id != account_id:
-                errors["assignee_id"] = _("Choose someone on your team.")
+                errors[p + "assignee_id"] = _("Choose someone on your team.")
             else:
                 assignee = user.id
-        due_text = (values.get("due_days") or "").strip()
+        due_text = (values.get(p + "due_days") or "").strip()
         due_days = None
         if due_text:
             if not due_text.isdigit() or not 0 <= int(due_text) <= 365:
-                errors["due_days"] = _("Enter a number of days from 0 to 365.")
+                errors[p + "due_days"] = _("Enter a number of days from 0 to 365.")
             else:
                 due_days = int(due_text)
-        return [{"type": "task", "title": title, "assignee_id": assignee, "due_days": due_days}]
-    errors["action"] = _("Choose what the workflow does.")
-    return []
+        return {"type": "task", "title": title, "assignee_id": assignee, "due_days": due_days}
+    if kind == "notify":
+        message = _text(values, p + "message", errors, _("Write what the team should know."), 300)
+        return {"type": "notify", "message": message}
+    if kind == "wait":
+        unit = values.get(p + "wait_unit") or "days"
+        amount_text = (values.get(p + "wait_amount") or "").strip()
+        if unit not in ("hours", "days"):
+            errors[p + "wait_unit"] = _("Choose hours or days.")
+        limit = 24 * 365 if unit == "hours" else 365
+        if not amount_text.isdigit() or not 1 <= int(amount_text) <= limit:
+            errors[p + "wait_amount"] = _("Enter a whole number from 1 to %(n)d.", n=limit)
+            return {"type": "wait", "amount": 1, "unit": unit}
+        return {"type": "wait", "amount": int(amount_text), "unit": unit}
+    if kind in ("segment_add", "segment_remove"):
+        segment_id = _segment_id(account_id, values.get(p + "target_segment", ""), p + "target_segment", errors, True)
+        return {"type": kind, "segment_id": segment_id}
+    errors[p + "action"] = _("Choose what the workflow does.")
+    return None
 
 
-def _checked(account_id: int, values: dict[str, str]) -> tuple[str, str, list[Any], list[dict[str, Any]]]:
+def _actions(account_id: int, values: dict[str, str], errors: dict[str, str]) -> list[dict[str, Any]]:
+    steps = [_step(account_id, values, step_prefix(i), errors) for i in range(step_count(values))]
+    found = [step for step in steps if step is not None]
+    if found and all(step["type"] == "wait" for step in found):
+        errors["action"] = _("Add a step that does something besides waiting.")
+    return found
+
+
+def _checked(account_id: int, values: dict[str, str]) -> tuple[str, str, list[Any], list[dict[str, Any]], dict]:
     errors: dict[str, str] = {}
     name = (values.get("name") or "").replace("\x00", "").strip()
     if not name:
@@ -155,20 +226,22 @@ def _checked(account_id: int, values: dict[str, str]) -> tuple[str, str, list[An
     if trigger not in {t.value for t in WorkflowTrigger}:
         errors["trigger"] = _("Choose when the workflow starts.")
     criteria = _criteria(account_id, values, errors)
+    extra = {"renewals_only": bool(values.get("renewals_only")),
+             "segment_id": _segment_id(account_id, values.get("in_segment", ""), "in_segment", errors, False)}
     actions = _actions(account_id, values, errors)
     if errors:
         raise ValidationFailed(_("Check the highlighted fields."), errors=errors)
-    return name, trigger, criteria, actions
+    return name, trigger, criteria, actions, extra
 
 
 def create_workflow(actor: Actor, values: dict[str, str]) -> Workflow:
-    name, trigger, criteria, actions = _checked(actor.account_id, values)
+    name, trigger, criteria, actions, extra = _checked(actor.account_id, values)
     with write_transaction(db.session) as session:
         if len(list_workflows(actor.account_id)) >= MAX_WORKFLOWS:
             raise ValidationFailed(_("You have %(n)d workflows already; delete one first.", n=MAX_WORKFLOWS),
                                    field="name")
         workflow = Workflow(account_id=actor.account_id, name=name, trigger=trigger, criteria=criteria,
-                            actions=actions, enabled=False, version=1)
+                            actions=actions, enabled=False, version=1, **extra)
         session.add(workflow)
         session.flush()
         record_audit(actor, "workflow.created", object_type="workflow", object_id=workflow.id)
@@ -177,14 +250,16 @@ def create_workflow(actor: Actor, values: dict[str, str]) -> Workflow:
 
 def update_workflow(actor: Actor, workflow_id: int, values: dict[str, str]) -> Workflow:
     """W7: an edit is a new version; enrollments keep the version they ran."""
-    name, trigger, criteria, actions = _checked(actor.account_id, values)
+    name, trigger, criteria, actions, extra = _checked(actor.account_id, values)
     with write_transaction(db.session) as session:
         get_workflow(actor.account_id, workflow_id)
         workflow = lock_one(session, Workflow, workflow_id)
-        changed = (workflow.trigger, workflow.criteria, workflow.actions) != (trigger, criteria, actions)
+        changed = ((workflow.trigger, workflow.criteria, workflow.actions, workflow.renewals_only, workflow.segment_id)
+                   != (trigger, criteria, actions, extra["renewals_only"], extra["segment_id"]))
         workflow.name = name
         if changed:
             workflow.trigger, workflow.criteria, workflow.actions = trigger, criteria, actions
+            workflow.renewals_only, workflow.segment_id = extra["renewals_only"], extra["segment_id"]
             workflow.version += 1
         record_audit(actor, "workflow.updated", object_type="workflow", object_id=workflow.id,
                      data={"version": workflow.version})
@@ -193,7 +268,7 @@ def update_workflow(actor: Actor, workflow_id: int, values: dict[str, str]) -> W
 
 def set_enabled(actor: Actor, workflow_id: int, enabled: bool) -> Workflow:
     """On: payments whose trigger event happens from now on enroll (never older ones). Off: no new
-    enrollments, and steps not yet run are cancelled when the worker reaches them (W7)."""
+    enrollments, and steps not yet run, waiting ones included, are cancelled at once (W7)."""
     with write_transaction(db.session) as session:
         get_workflow(actor.account_id, workflow_id)
         workflow = lock_one(session, Workflow, workflow_id)
@@ -201,6 +276,8 @@ def set_enabled(actor: Actor, workflow_id: int, enabled: bool) -> Workflow:
             workflow.enabled = enabled
             if enabled:
                 workflow.enabled_at, workflow.scanned_until = now(), None
+            else:
+                cancel_active(workflow.id)
             record_audit(actor, "workflow.turned_on" if enabled else "workflow.turned_off",
                          object_type="workflow", object_id=workflow.id)
         return workflow

@@ -21,26 +21,24 @@ from sqlalchemy import exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from kassa.clock import account_today, now
-from kassa.database import dialect_name, lock_one, write_transaction
+from kassa.database import dialect_name, write_transaction
 from kassa.extensions import db
 from kassa.models import (
     Account,
     Payment,
-    PaymentLink,
-    Task,
     Workflow,
     WorkflowEnrollment,
     WorkflowTrigger,
 )
-from kassa.money import Money
 from kassa.services.backoffice.payment_filters import FilterContext, filter_clause, parse_filter
 from kassa.services.platform import outbox
-from kassa.services.platform.mail import queue_email
 from kassa.services.platform.ticks import each_item, for_tick_account
+from kassa.services.workflows import actions
+from kassa.services.workflows.criteria import extra_clause as criteria_extra
 
 log = logging.getLogger(__name__)
 
-STEP_JOB = "workflow_step"
+STEP_JOB = actions.STEP_JOB
 BATCH = 500
 # A payment's event time is stamped inside its transaction, which commits a moment later: each look goes back
 # this far before the previous one, so an event committed late is still seen (the unique key drops repeats).
@@ -70,7 +68,7 @@ def due_payment_ids(workflow: Workflow, account: Account, limit: int = BATCH) ->
     return list(db.session.scalars(
         select(Payment.id)
         .where(Payment.account_id == workflow.account_id, event_at.is_not(None), event_at >= since,
-               filter_clause(criteria, ctx), ~enrolled)
+               filter_clause(criteria, ctx), criteria_extra(workflow), ~enrolled)
         .order_by(Payment.id).limit(limit)
     ))
 
@@ -119,65 +117,26 @@ def enroll_due() -> int:
     return each_item("workflows", workflow_ids, _enroll_workflow, describe=lambda wid: f"workflow {wid}")
 
 
-# -- the step the worker runs -------------------------------------------------------------------------
+# -- the step the worker runs (the actions themselves: actions.py) -------------------------------------
 
-
-def merge_values(payment: Payment, account: Account) -> dict[str, str]:
-    name = (payment.buyer_name or "").strip()
-    link = db.session.get(PaymentLink, payment.link_id) if payment.link_id else None
-    return {
-        "first_name": name.split()[0] if name else "",
-        "name": name,
-        "email": payment.buyer_email,
-        "amount": Money(payment.amount_minor, payment.currency).format(payment.language or account.language),
-        "link_name": link.name if link else "",
-        "business_name": account.name,
-    }
-
-
-def merge(text: str, values: dict[str, str]) -> str:
-    return _MERGE.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+merge_values, merge = actions.merge_values, actions.merge
 
 
 def run_step(payload: dict[str, Any]) -> None:
-    """Outbox handler: carry out an enrollment's action once. Idempotent: a step already done is not redone
-    (its row is locked, and the email or task it made is recorded in the same transaction)."""
-    with write_transaction(db.session) as session:
-        enrollment = lock_one(session, WorkflowEnrollment, payload["enrollment_id"])
-        if enrollment is None or enrollment.status != "pending":
-            return
-        workflow = session.get(Workflow, enrollment.workflow_id)
-        if workflow is None or not workflow.enabled:
-            enrollment.status, enrollment.detail, enrollment.done_at = "cancelled", "workflow turned off", now()
-            return
-        payment = session.get(Payment, enrollment.payment_id)
-        account = session.get(Account, enrollment.account_id)
-        for action in workflow.actions:
-            if action["type"] == "email":
-                values = merge_values(payment, account)
-                email = queue_email(
-                    kind="workflow_email", to=[payment.buyer_email], template="email/workflow.html",
-                    language=payment.language or account.language,
-                    context={"account": account, "brand_color": account.brand_color,
-                             "subject": merge(action["subject"], values), "body": merge(action["body"], values)},
-                    account_id=account.id, related=("payment", payment.id))
-                enrollment.email_id = email.id
-            elif action["type"] == "task":
-                due = action.get("due_days")
-                task = Task(account_id=account.id, title=merge(action["title"], merge_values(payment, account)),
-                            payment_id=payment.id, workflow_id=workflow.id, assignee_id=action.get("assignee_id"),
-                            due_at=now() + timedelta(days=due) if due is not None else None)
-                session.add(task)
-                session.flush()
-                enrollment.task_id = task.id
-        enrollment.status, enrollment.done_at = "done", now()
+    """Outbox handler: run an enrollment's steps from where it stands (W6, W7). Idempotent: the enrollment's
+    row is locked and a step already done is not redone. A try that raises is noted before the retry."""
+    at_step: list[int] = []
+    try:
+        actions.run_enrollment(payload["enrollment_id"], at_step)
+    except Exception as exc:
+        db.session.rollback()
+        actions.note_retry(payload["enrollment_id"], at_step[0] if at_step else None, f"{type(exc).__name__}: {exc}")
+        raise
 
 
 def step_gave_up(payload: dict[str, Any], error: str) -> None:
     """The step failed on every attempt: the history says so, with the reason."""
-    enrollment = db.session.get(WorkflowEnrollment, payload["enrollment_id"])
-    if enrollment is not None and enrollment.status == "pending":
-        enrollment.status, enrollment.detail, enrollment.done_at = "failed", error[:2000], now()
+    actions.gave_up(payload["enrollment_id"], error)
 
 
 def history(workflow: Workflow, limit: int = 100) -> list[WorkflowEnrollment]:
