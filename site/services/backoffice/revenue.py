@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from fractions import Fraction
 
-from sqlalchemy import Integer, case, cast, func, select
+from sqlalchemy import Integer, case, cast, exists, func, select
 
 from kassa.clock import account_today, local_midnight_utc, now, zone, zone_name
 from kassa.database import dialect_name
@@ -26,11 +26,15 @@ from kassa.models import (
     Dispute,
     DisputeStatus,
     Payment,
+    PaymentAttempt,
     PaymentLink,
     PaymentStatus,
+    Refund,
+    RefundStatus,
     Subscription,
     SubscriptionStatus,
 )
+from kassa.services.money.ledger import to_settlement
 
 PERIODS = (7, 30, 90)
 MAX_DAYS = 3660  # a chosen period: up to ten years
@@ -44,10 +48,14 @@ class Figures:
     succeeded: int = 0
     failed: int = 0
     tax: int = 0  # Q6: the tax in the gross volume (collected for the tax office, not the merchant's revenue)
+    disputed: int = 0  # withdrawn by disputes on these payments, less what won disputes returned
+    dispute_fees: int = 0
+    other_currencies: int = 0  # succeeded payments settled in another currency: not in these sums
 
     @property
     def net(self) -> int:
-        return self.gross - self.refunded - self.fees
+        """What these payments left in the balance: the ledger's entries for them, summed."""
+        return self.gross - self.refunded - self.fees - self.disputed - self.dispute_fees
 
     @property
     def success_rate(self) -> float | None:
@@ -89,19 +97,28 @@ def _gross_settled():
     return Payment.net_settlement_minor + Payment.fee_settlement_minor
 
 
+def _settled(amount):
+    # An amount in the payment's currency as a share of the settled gross (exact when the currencies are the same).
+    return cast(amount * _gross_settled() / func.nullif(Payment.amount_minor, 0), Integer)
+
+
 def _refunded_settled():
-    # The refunded share of the settled gross, per payment (exact when the currencies are the same).
-    return cast(Payment.refunded_minor * _gross_settled() / func.nullif(Payment.amount_minor, 0), Integer)
+    # Refunds taken from the balance: settled and on their way (the ledger books a refund when it is made and
+    # gives it back if it fails, F6), i.e. the reserved amount. A payment converted to another currency has each
+    # refund converted (and rounded) on its own by the ledger: those are summed apart (_converted).
+    return case((Payment.currency == Payment.settlement_currency, Payment.refund_reserved_minor), else_=0)
 
 
 def _tax_settled():
     # Q6: the tax share of the settled gross, per payment (exact when the currencies are the same).
-    return cast(Payment.tax_minor * _gross_settled() / func.nullif(Payment.amount_minor, 0), Integer)
+    return _settled(Payment.tax_minor)
 
 
 def _per_day(account: Account, modes: tuple[str, ...], start, end) -> dict[date, Figures]:
-    """One pass over the payments of both periods, summed per merchant day."""
-    succeeded = Payment.status == "succeeded"
+    """One pass over the payments of both periods, summed per merchant day. Sums are of the payments settled
+    in the account's currency; the others are counted apart."""
+    same = Payment.settlement_currency == account.default_currency
+    succeeded = (Payment.status == "succeeded") & same
     day = _local_day(account)
     rows = db.session.execute(
         select(day,
@@ -110,19 +127,60 @@ def _per_day(account: Account, modes: tuple[str, ...], start, end) -> dict[date,
                func.coalesce(func.sum(case((succeeded, Payment.fee_settlement_minor), else_=0)), 0),
                func.count(case((succeeded, 1))),
                func.count(case((Payment.status == "failed", 1))),
-               func.coalesce(func.sum(case((succeeded, _tax_settled()), else_=0)), 0))
+               func.coalesce(func.sum(case((succeeded, _tax_settled()), else_=0)), 0),
+               func.count(case(((Payment.status == "succeeded") & ~same, 1))))
         .where(Payment.account_id == account.id, Payment.mode.in_(modes), Payment.created_at >= start,
                Payment.created_at < end)
         .group_by(day)
     ).all()
+    figures = {_day(value): Figures(*(int(v or 0) for v in sums[:6]), other_currencies=int(sums[6] or 0))
+               for value, *sums in rows}
+    in_period = (Payment.account_id == account.id, Payment.mode.in_(modes), succeeded, Payment.created_at >= start,
+                 Payment.created_at < end)
+    # Disputes on these payments (few: read apart, by the payment's day): withdrawn less returned, and their fees,
+    # each converted as the ledger converts it (to_settlement).
+    disputes = db.session.execute(
+        select(day, Dispute.amount_minor, Dispute.fee_minor, Dispute.status, Payment.currency,
+               Payment.settlement_currency, Payment.exchange_rate)
+        .join(Payment, Payment.id == Dispute.payment_id)
+        .where(Dispute.account_id == account.id, Dispute.is_inquiry.is_(False), *in_period)
+    ).all()
+    for value, amount, fee, status, *rate in disputes:
+        entry = figures.setdefault(_day(value), Figures())
+        if status != DisputeStatus.WON.value:  # a won dispute returned what it withdrew
+            entry.disputed += to_settlement(_Rate(*rate), amount)
+        entry.dispute_fees += to_settlement(_Rate(*rate), fee) if fee else 0
+    # Refunds of payments converted to the account's currency: each converted on its own, as the ledger does.
+    refunds = db.session.execute(
+        select(day, Refund.amount_minor, Payment.currency, Payment.settlement_currency, Payment.exchange_rate)
+        .join(Payment, Payment.id == Refund.payment_id)
+        .where(Refund.account_id == account.id, Refund.status != RefundStatus.FAILED.value,
+               Payment.currency != Payment.settlement_currency, *in_period)
+    ).all()
+    for value, amount, *rate in refunds:
+        figures.setdefault(_day(value), Figures()).refunded += to_settlement(_Rate(*rate), amount)
+    return figures
+
+
+@dataclass
+class _Rate:
+    """What to_settlement reads of a payment."""
+
+    currency: str
+    settlement_currency: str
+    exchange_rate: str
+
+
+def _day(value) -> date:
     # SQLite answers the day as text, PostgreSQL as a date.
-    return {(value if isinstance(value, date) else date.fromisoformat(value)): Figures(*(int(v or 0) for v in sums))
-            for value, *sums in rows}
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+_SUMMED = ("gross", "refunded", "fees", "succeeded", "failed", "tax", "disputed", "dispute_fees", "other_currencies")
 
 
 def _total(figures: list[Figures]) -> Figures:
-    return Figures(*(sum(getattr(f, name) for f in figures) for name in ("gross", "refunded", "fees", "succeeded",
-                                                                         "failed", "tax")))
+    return Figures(*(sum(getattr(f, name) for f in figures) for name in _SUMMED))
 
 
 def _local_day(account: Account):
@@ -193,7 +251,8 @@ class SubscriptionFigures:
 class LinkConversion:
     link_id: int
     name: str
-    sessions: int
+    sessions: int  # visits: each visit to the link's address starts its own checkout session (L17)
+    attempted: int  # of them, the buyer tried to pay (at least one payment attempt)
     paid: int
 
     @property
@@ -252,11 +311,16 @@ def subscription_figures(account: Account, modes: tuple[str, ...], start, end) -
 
 
 def link_conversion(account: Account, modes: tuple[str, ...], start, end, limit: int = 10) -> list[LinkConversion]:
-    """Per link, checkout sessions started in [start, end) and how many of them were paid: the links with the
-    most sessions first. (Page views aren't counted: the checkout page is served without a write, Q12.)"""
+    """Per link, the funnel of the visits in [start, end): visits (each visit to /pay/<slug> starts its own
+    checkout session, L17, so a visit is a session), those where the buyer tried to pay (a payment attempt, or a
+    payment), and those paid; the links with the most visits first. Reloads of a session's page are the same
+    visit, and aren't counted: that page is served without a write (Q12)."""
     paid = Payment.status == PaymentStatus.SUCCEEDED.value
+    tried = CheckoutSession.payment_id.is_not(None) | exists(
+        select(PaymentAttempt.id).where(PaymentAttempt.checkout_session_id == CheckoutSession.id))
     rows = db.session.execute(
-        select(PaymentLink.id, PaymentLink.name, func.count(CheckoutSession.id), func.count(case((paid, 1))))
+        select(PaymentLink.id, PaymentLink.name, func.count(CheckoutSession.id), func.count(case((tried, 1))),
+               func.count(case((paid, 1))))
         .join(CheckoutSession, CheckoutSession.link_id == PaymentLink.id)
         .outerjoin(Payment, Payment.id == CheckoutSession.payment_id)
         .where(PaymentLink.account_id == account.id, CheckoutSession.mode.in_(modes),
@@ -264,4 +328,5 @@ def link_conversion(account: Account, modes: tuple[str, ...], start, end, limit:
         .group_by(PaymentLink.id, PaymentLink.name)
         .order_by(func.count(CheckoutSession.id).desc(), PaymentLink.id).limit(limit)
     ).all()
-    return [LinkConversion(link_id, name, int(sessions), int(paid_count)) for link_id, name, sessions, paid_count in rows]
+    return [LinkConversion(link_id, name, int(sessions), int(attempted), int(paid_count))
+            for link_id, name, sessions, attempted, paid_count in rows]
