@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 
 import time_machine
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from kassa.clock import local_midnight_utc
 from kassa.extensions import db
@@ -28,6 +28,8 @@ from kassa.models import (
     LedgerType,
     Payment,
     PaymentAttempt,
+    RevenueDay,
+    RevenueWatermark,
     Subscription,
 )
 from kassa.money import Money, format_money
@@ -42,7 +44,7 @@ from tests.support.billing import actor, advance, buy
 from tests.support.checkout import pay_with_ach, pay_with_card, start_checkout
 from tests.support.checkout_flow import checkout_for, item, make_link, soup_of
 from tests.support.ledger import assert_ledger_matches_processor
-from tests.support.payments import REFUND_FAILS_CARD
+from tests.support.payments import REFUND_FAILS_CARD, bulk_payments
 
 MODES = ("live", "test")
 FRAUD_CARD = "4000000000000259"  # T5: succeeds, then a dispute opens
@@ -84,8 +86,16 @@ def _answer(owner, payment_id: int, evidence: str) -> None:
     submit_evidence(actor(owner), dispute_id)
 
 
+def _look(owner) -> None:
+    """The merchant opens the dashboard: closed days are kept from here on, and what is written later must
+    reach them (the final figures are checked against the ledger)."""
+    db.session.rollback()
+    performance(db.session.get(Account, owner.account_id), MODES, 90)
+    db.session.rollback()
+
+
 def _drive_money(client, owner, clock) -> dict[str, int]:
-    """Two periods of real money through the sandbox; returns the links by name."""
+    """Two periods of real money through the sandbox, the dashboard looked at on the way; returns the links."""
     workshop = make_link(owner, name="Workshop", items=[item("Workshop", "40.00")], allow_ach=True)
     concert = make_link(owner, name="Concert", items=[item("Concert ticket", "25.00")])
     club = make_link(owner, name="Club", items=[item("Club", "10.00", frequency="monthly", term_type="auto_renew")])
@@ -103,6 +113,7 @@ def _drive_money(client, owner, clock) -> dict[str, int]:
     _answer(owner, disputed_before, "losing_evidence")
     clock.shift(timedelta(days=5))
     _tick()
+    _look(owner)
 
     clock.move_to(LATER)
     # The period: card payments refunded in full, in part, and one whose refund fails; bank debits that clear
@@ -121,6 +132,8 @@ def _drive_money(client, owner, clock) -> dict[str, int]:
     start_checkout(client, workshop.slug)  # a visit that never tries to pay
     assert pay_with_card(client, concert.slug, card_number="4000000000000002").status_code == 422  # declined
     _tick()
+    clock.shift(timedelta(days=1))
+    _look(owner)  # yesterday's payments kept, before their refunds, disputes and bank debits settle
     _refund(owner, full, "25.00")
     _refund(owner, part, "5.50")
     _refund(owner, failing, "10.00")
@@ -133,8 +146,10 @@ def _drive_money(client, owner, clock) -> dict[str, int]:
     _answer(owner, inquiry, "winning_evidence")
     advance(owner, new_subscriber, days=31)  # renewed (on its own test clock)
     cancel(actor(owner), old_subscriber.id, "now")
+    _look(owner)
     clock.shift(timedelta(days=5))  # bank debits settle or bounce, refunds settle or fail, disputes are decided
     _tick()
+    _look(owner)
     clock.move_to(TODAY)
     _tick()
     return {"workshop": workshop.id, "concert": concert.id, "club": club.id, "weekly": weekly.id, "euro": euro.id}
@@ -275,3 +290,39 @@ def test_p8_every_dashboard_figure_equals_the_ledger_and_the_objects_to_the_cent
         for key in ("gross", "net", "refunded", "fees", "disputed", "dispute_fees"):
             assert format_money(Money(now_[key], account.default_currency)) in text, key
         assert format_money(Money(perf.subscriptions.mrr, account.default_currency)) in text
+
+
+def test_p8_kept_days_take_in_what_is_written_to_them_later(client):
+    """P8: closed days are kept after a view; a payment written into a past day later (an import, a backdated
+    row), a payment that fails later, and a change of time zone all reach the next view."""
+    with time_machine.travel(TODAY, tick=False) as clock:
+        owner = make_merchant(company="Kept Shop")
+        bulk_payments(owner.account_id, [{"created_at": TODAY - timedelta(days=3), "amount_minor": 1_000,
+                                          "net_settlement_minor": 1_000}])
+        db.session.rollback()
+        account = db.session.get(Account, owner.account_id)
+        assert performance(account, MODES, 30).current.gross == 1_000
+        assert db.session.scalar(select(func.count()).select_from(RevenueDay)
+                                 .where(RevenueDay.account_id == owner.account_id)) == 2 * 59  # both modes; today is never kept
+        bulk_payments(owner.account_id, [
+            {"created_at": TODAY - timedelta(days=3), "amount_minor": 500, "net_settlement_minor": 500},
+            {"created_at": TODAY - timedelta(days=40), "amount_minor": 700, "net_settlement_minor": 700},
+            {"created_at": TODAY - timedelta(days=5), "amount_minor": 900, "status": "processing"}])
+        db.session.rollback()
+        perf = performance(db.session.get(Account, owner.account_id), MODES, 30)
+        assert (perf.current.gross, perf.previous.gross, perf.current.failed) == (1_500, 700, 0)
+        clock.shift(timedelta(minutes=5))
+        with db.engine.begin() as conn:  # the bank debit bounces (as the payment's state machine writes it)
+            conn.execute(update(Payment).where(Payment.account_id == owner.account_id,
+                                               Payment.status == "processing")
+                         .values(status="failed", failed_at=TODAY + timedelta(minutes=5)))
+        db.session.rollback()
+        perf = performance(db.session.get(Account, owner.account_id), MODES, 30)
+        assert (perf.current.gross, perf.current.failed) == (1_500, 1)
+        with db.engine.begin() as conn:
+            conn.execute(update(Account).where(Account.id == owner.account_id).values(timezone="Pacific/Kiritimati"))
+        db.session.rollback()
+        kiritimati = db.session.get(Account, owner.account_id)
+        perf = performance(kiritimati, MODES, 30)
+        assert db.session.get(RevenueWatermark, owner.account_id).timezone == "Pacific/Kiritimati"
+        assert (perf.current.gross, perf.previous.gross, perf.current.failed) == (1_500, 700, 1)
