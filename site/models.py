@@ -2186,3 +2186,45 @@ class Task(db.Model):
 
     payment: Mapped[Payment | None] = relationship()
     assignee: Mapped[User | None] = relationship()
+
+
+class RevenueDay(db.Model):
+    """P8: the revenue dashboard's figures of one closed day (the account's time zone) in one mode, kept so the
+    dashboard doesn't sum a quarter's payments on every view. Recomputed from the payments whenever something
+    that changes them is written (services/backoffice/revenue_days.py); today is never kept."""
+
+    __tablename__ = "revenue_days"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(8), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    gross: Mapped[int] = mapped_column(default=0)
+    refunded: Mapped[int] = mapped_column(default=0)
+    fees: Mapped[int] = mapped_column(default=0)
+    succeeded: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    tax: Mapped[int] = mapped_column(default=0)
+    disputed: Mapped[int] = mapped_column(default=0)
+    dispute_fees: Mapped[int] = mapped_column(default=0)
+    other_currencies: Mapped[int] = mapped_column(default=0)
+
+
+class RevenueWatermark(db.Model):
+    """P8: what the kept days of an account have seen. Rows written after `since_*` (ledger entries, payments,
+    disputes; payments failed after `since_failed_at`) mark their payment's day to recompute. The marks move on
+    in two steps, a minute apart (`next_*` taken at `next_at`), so a row whose transaction was still open when
+    a day was computed is seen after it commits."""
+
+    __tablename__ = "revenue_watermarks"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(3))
+    since_ledger_id: Mapped[int] = mapped_column(default=0)
+    since_payment_id: Mapped[int] = mapped_column(default=0)
+    since_dispute_id: Mapped[int] = mapped_column(default=0)
+    since_failed_at: Mapped[datetime | None]
+    next_ledger_id: Mapped[int] = mapped_column(default=0)
+    next_payment_id: Mapped[int] = mapped_column(default=0)
+    next_dispute_id: Mapped[int] = mapped_column(default=0)
+    next_at: Mapped[datetime | None]

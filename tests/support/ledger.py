@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 from sqlalchemy import func, select
 
@@ -37,6 +38,7 @@ from kassa.models import (
 )
 from kassa.processors.registry import sandbox
 from kassa.services.disputes.disputes import dispute_fee
+from kassa.services.money.ledger import to_settlement
 from kassa.services.payouts.payouts import balance, payout_key
 
 
@@ -95,14 +97,16 @@ class _Sandbox:
         want: Counter = Counter()
         for ref, charge in self.charges.items():
             result = charge["result"]
-            # The walks settle in the payment's currency, so no conversion stands between the two sides.
-            assert result["settlement_currency"] == result["currency"], result
+
+            def settled(amount: int, result=result) -> int:
+                """An amount in the charge's currency in its settlement currency, at the charge's own rate."""
+                return to_settlement(SimpleNamespace(**result), amount)
             if self.charge_status(ref) == PaymentStatus.SUCCEEDED.value:
                 want[ref, LedgerType.CHARGE.value, result["amount_settlement_minor"]] += 1
                 if result["fee_settlement_minor"]:
                     want[ref, LedgerType.FEE.value, -result["fee_settlement_minor"]] += 1
             for refund_ref in charge["refund_refs"]:
-                amount = self.rows[f"refund:{refund_ref}"]["amount_minor"]
+                amount = settled(self.rows[f"refund:{refund_ref}"]["amount_minor"])
                 want[ref, LedgerType.REFUND.value, -amount] += 1
                 if self.happened(refund_ref, "refund.failed"):
                     want[ref, LedgerType.REFUND_FAILURE.value, amount] += 1
@@ -110,10 +114,10 @@ class _Sandbox:
             if dispute_ref and self.happened(dispute_ref, "dispute.created"):
                 data = self.rows[f"dispute:{dispute_ref}"]["data"]
                 if not data["is_inquiry"]:  # an inquiry withdraws nothing, so winning it returns nothing
-                    want[ref, LedgerType.DISPUTE.value, -data["amount_minor"]] += 1
-                    want[ref, LedgerType.DISPUTE_FEE.value, -dispute_fee(data["currency"])] += 1
+                    want[ref, LedgerType.DISPUTE.value, -settled(data["amount_minor"])] += 1
+                    want[ref, LedgerType.DISPUTE_FEE.value, -settled(dispute_fee(data["currency"]))] += 1
                     if self.happened(dispute_ref, "dispute.won"):
-                        want[ref, LedgerType.DISPUTE_REVERSAL.value, data["amount_minor"]] += 1
+                        want[ref, LedgerType.DISPUTE_REVERSAL.value, settled(data["amount_minor"])] += 1
         return want
 
 
