@@ -476,6 +476,24 @@ class TimelineEntry(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
 
+class AccountEvent(db.Model):
+    """The account event feed (W6, I6): one row per money object's transition that a workflow or a webhook can
+    react to (``kassa.event_types.AccountEventType``), written in the transition's own transaction, once (a
+    repeated move is a no-op and writes nothing). Consumers read "the events after id N" per account."""
+
+    __tablename__ = "account_events"
+    __table_args__ = (Index("ix_account_events_account_id", "account_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    type: Mapped[str] = mapped_column(String(40))  # AccountEventType: payment.succeeded, dispute.opened, …
+    object_type: Mapped[str] = mapped_column(String(20))  # payment | subscription | dispute | payout
+    object_id: Mapped[int]
+    mode: Mapped[str] = mapped_column(String(8), default=Mode.LIVE.value)  # the object's (Mode)
+    occurred_at: Mapped[datetime] = mapped_column(default=_now)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 # --------------------------------------------------------------------------------------------------
 # Catalogue: products, payment links and their line items (L1–L19)
 # --------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from kassa.bulk_sql import among, insert_rows, update_rows
 from kassa.clock import clock_now, now
 from kassa.database import dialect_name, locked, write_transaction
+from kassa.event_types import AccountEventType as Event
 from kassa.extensions import db
 from kassa.metrics import PAYMENT_OUTCOMES, count_on_commit
 from kassa.models import (
@@ -47,8 +48,16 @@ from kassa.services.billing.subscription_states import COMPLETED, move_subscript
 from kassa.services.crm.crm import payment_subjects
 from kassa.services.money.display_status import compute_display_status
 from kassa.services.money.ledger import charge_available_on, charge_rows, local_day
-from kassa.services.payments.payment_states import SUCCEEDED, can_move_payment, move_payment
+from kassa.services.payments.payment_states import (
+    SUCCEEDED,
+    can_move_payment,
+    event_data,
+    is_renewal,
+    move_payment,
+    renewal_data,
+)
 from kassa.services.payments.receipts import queue_receipt
+from kassa.services.platform.account_events import event_row, insert_events
 from kassa.services.platform.counters import reserve_numbers
 from kassa.services.platform.notifications import notify_team_in_app
 from kassa.urls import absolute_url
@@ -98,6 +107,7 @@ class _Successes:
         self.timeline: list[dict[str, Any]] = []
         self.invoices: list[dict[str, Any]] = []
         self.jobs: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
 
     def add(self, payment, result: ChargeResult, sub) -> None:
         account = self.accounts[payment.account_id]
@@ -112,6 +122,12 @@ class _Successes:
                                                                     "currency": payment.currency,
                                                                     "period": payment.subscription_period})
         self.subscriptions.append(_renewed(sub, payment, account, at, self.timeline))
+        # W6, I6: the account events the payment machine's success records (SUCCEEDED.event, then the renewal).
+        self.events.append(event_row(payment.account_id, SUCCEEDED.event, object_type="payment",
+                                     object_id=payment.id, mode=payment.mode, at=at, data=event_data(after)))
+        if is_renewal(payment):
+            self.events.append(event_row(payment.account_id, Event.SUBSCRIPTION_RENEWED, object_type="subscription",
+                                         object_id=sub.id, mode=sub.mode, at=at, data=renewal_data(payment)))
         if payment.id in self.invoice_numbers:  # R5
             self.invoices.append({"account_id": payment.account_id, "number": self.invoice_numbers[payment.id],
                                   "payment_id": payment.id, "subscription_id": payment.subscription_id,
@@ -128,6 +144,7 @@ class _Successes:
         insert_timeline(session, self.timeline)
         insert_rows(session, Invoice.__table__, self.invoices)
         insert_rows(session, OutboxMessage.__table__, self.jobs)
+        insert_events(session, self.events)
 
 
 def _lock_payments(session, payment_ids, target: PaymentStatus) -> list[Any]:

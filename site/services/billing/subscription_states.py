@@ -15,23 +15,29 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from kassa.event_types import AccountEventType as Event
 from kassa.models import Subscription, SubscriptionStatus
 from kassa.services.billing.billing_rows import add_timeline_at, subscription_subjects
 from kassa.services.billing.notices import notify_subscription_ended, notify_subscription_payment_failed
 from kassa.services.money.machines import Transition, can_move, transition
+from kassa.services.platform.account_events import record_move
 from kassa.timeline_kinds import TimelineKind
 
 S = SubscriptionStatus
 PAST_DUE = Transition(TimelineKind.SUBSCRIPTION_PAST_DUE,
-                      emails=lambda sub, payment: notify_subscription_payment_failed(sub, payment))
+                      emails=lambda sub, payment: notify_subscription_payment_failed(sub, payment),
+                      event=Event.SUBSCRIPTION_PAST_DUE)
+# W6: failing again while past due is a move (its timeline entry and email) but not news: no second event.
+STILL_PAST_DUE = Transition(PAST_DUE.timeline, emails=PAST_DUE.emails)
 COMPLETED = Transition(TimelineKind.SUBSCRIPTION_COMPLETED)
-CANCELLED = Transition(TimelineKind.SUBSCRIPTION_CANCELLED, emails=lambda sub, payment: notify_subscription_ended(sub))
+CANCELLED = Transition(TimelineKind.SUBSCRIPTION_CANCELLED, emails=lambda sub, payment: notify_subscription_ended(sub),
+                       event=Event.SUBSCRIPTION_CANCELLED)
 TRANSITIONS: dict[tuple[SubscriptionStatus, SubscriptionStatus], Transition] = {
     (S.TRIALING, S.ACTIVE): Transition(),  # the first charge after the trial: shown by the payment's own entry
     (S.TRIALING, S.PAST_DUE): PAST_DUE,
     (S.TRIALING, S.CANCELLED): CANCELLED,
     (S.ACTIVE, S.PAST_DUE): PAST_DUE,
-    (S.PAST_DUE, S.PAST_DUE): PAST_DUE,
+    (S.PAST_DUE, S.PAST_DUE): STILL_PAST_DUE,
     (S.PAST_DUE, S.ACTIVE): Transition(),  # a retry paid: shown by the payment's own entry
     (S.ACTIVE, S.COMPLETED): COMPLETED,
     (S.PAST_DUE, S.COMPLETED): COMPLETED,
@@ -65,6 +71,17 @@ def move_subscription(session, sub: Subscription, target: SubscriptionStatus, *,
     if move.timeline:
         add_timeline_at(session, sub.account_id, move.timeline, subscription_subjects(sub), at, actor_id=actor_id,
                         payment_id=payment.id if payment is not None else None, data=data)
+    record_move(move.event, sub, at, event_data(sub, payment))
     if move.emails:
         move.emails(sub, payment)
     return True
+
+
+def event_data(sub: Subscription, payment=None) -> dict[str, Any]:
+    """What a subscription's account event (W6, I6) carries besides the subscription itself."""
+    data = {"status": sub.status, "amount_minor": sub.amount_minor, "currency": sub.currency}
+    if payment is not None:
+        data["payment_id"] = payment.id
+    if sub.cancel_reason:
+        data["reason"] = sub.cancel_reason
+    return data

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from kassa.event_types import AccountEventType as Event
 from kassa.extensions import db
 from kassa.models import Account, Dispute, DisputeStatus, Payment
 from kassa.money import Money
@@ -17,6 +18,7 @@ from kassa.services.crm.crm import add_timeline, payment_subjects
 from kassa.services.money.display_status import refresh_display_status
 from kassa.services.money.ledger import book_dispute_won
 from kassa.services.money.machines import Transition, transition
+from kassa.services.platform.account_events import record_move
 from kassa.services.platform.mail import queue_email
 from kassa.services.platform.notifications import payment_team
 from kassa.timeline_kinds import TimelineKind
@@ -63,8 +65,10 @@ def _book_won(dispute: Dispute, at: datetime) -> None:
                  payment_id=payment.id, data={"amount_minor": dispute.amount_minor, "currency": dispute.currency})
 
 
-WON = Transition(TimelineKind.DISPUTE_WON, books=_book_won, emails=lambda dispute: notify_dispute(dispute, "dispute_won"))
-LOST = Transition(TimelineKind.DISPUTE_LOST, emails=lambda dispute: notify_dispute(dispute, "dispute_lost"))
+WON = Transition(TimelineKind.DISPUTE_WON, books=_book_won, emails=lambda dispute: notify_dispute(dispute, "dispute_won"),
+                 event=Event.DISPUTE_CLOSED)
+LOST = Transition(TimelineKind.DISPUTE_LOST, emails=lambda dispute: notify_dispute(dispute, "dispute_lost"),
+                  event=Event.DISPUTE_CLOSED)
 TRANSITIONS: dict[tuple[DisputeStatus, DisputeStatus], Transition] = {
     (DisputeStatus.NEEDS_RESPONSE, DisputeStatus.UNDER_REVIEW): Transition(TimelineKind.DISPUTE_EVIDENCE_SUBMITTED),
     (DisputeStatus.NEEDS_RESPONSE, DisputeStatus.WON): WON,
@@ -73,7 +77,7 @@ TRANSITIONS: dict[tuple[DisputeStatus, DisputeStatus], Transition] = {
     (DisputeStatus.UNDER_REVIEW, DisputeStatus.LOST): LOST,
 }
 # D4: the merchant accepting is needs response → lost too, shown as accepted and emailed to nobody (they did it).
-ACCEPTED = Transition(TimelineKind.DISPUTE_ACCEPTED)
+ACCEPTED = Transition(TimelineKind.DISPUTE_ACCEPTED, event=Event.DISPUTE_CLOSED)
 CLOSED = (DisputeStatus.WON.value, DisputeStatus.LOST.value)
 
 
@@ -96,6 +100,13 @@ def move_dispute(dispute: Dispute, target: DisputeStatus, *, at: datetime, data:
                  actor_id=actor_id, data=data)
     if move.books:
         move.books(dispute, at)
+    record_move(move.event, dispute, at, event_data(dispute))
     if move.emails:
         move.emails(dispute)
     return True
+
+
+def event_data(dispute: Dispute) -> dict[str, Any]:
+    """What a dispute's account event (W6, I6) carries: its outcome once closed."""
+    return {"status": dispute.status, "amount_minor": dispute.amount_minor, "currency": dispute.currency,
+            "payment_id": dispute.payment_id}

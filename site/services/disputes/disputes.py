@@ -20,6 +20,7 @@ from kassa.actor import Actor
 from kassa.clock import now
 from kassa.database import lock_one, write_transaction
 from kassa.errors import Conflict, EventNotReady, Forbidden, NotFound, ValidationFailed
+from kassa.event_types import AccountEventType as Event
 from kassa.extensions import db
 from kassa.models import (
     Account,
@@ -40,8 +41,10 @@ from kassa.processors.base import (
 from kassa.processors.registry import NoLiveProcessor, processor_for
 from kassa.services.crm.crm import add_timeline, payment_subjects
 from kassa.services.disputes.dispute_states import CLOSED, move_dispute, notify_dispute, sync_payment
+from kassa.services.disputes.dispute_states import event_data as dispute_event_data
 from kassa.services.money.ledger import book_dispute
 from kassa.services.payments.receipts import format_address, receipt_number
+from kassa.services.platform.account_events import record
 from kassa.services.platform.audit import record_audit
 from kassa.services.platform.mail import queue_email
 from kassa.services.platform.notifications import notify_team_in_app, payment_team
@@ -97,6 +100,8 @@ def open_dispute(event: ProcessorEvent) -> Dispute | None:
         add_timeline(payment.account_id, TimelineKind.DISPUTE_FUNDS_WITHDRAWN, subjects=payment_subjects(payment),
                      payment_id=payment.id, data={"amount_minor": dispute.amount_minor + dispute.fee_minor,
                                                   "currency": dispute.currency})
+    # W6, I6: the dispute row is created once (a replayed event finds it above), so this is recorded once.
+    record(dispute.account_id, Event.DISPUTE_OPENED, dispute, event.occurred_at, dispute_event_data(dispute))
     notify_dispute(dispute, "dispute_opened")
     _announce_dispute(dispute, payment)
     return dispute

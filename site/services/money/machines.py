@@ -3,7 +3,8 @@
 Each money object has its machine next to its domain (payments/payment_states.py, payments/refund_states.py,
 disputes/dispute_states.py, billing/subscription_states.py, payouts/payout_states.py,
 payments/attempt_states.py). Each declares ``TRANSITIONS``: for every allowed (from, to) what it books in the
-ledger, the timeline entry it writes and the emails it queues; and one ``move_<object>`` that applies it.
+ledger, the timeline entry it writes, the emails it queues and the account event it records (W6, I6: the feed
+workflows and webhooks read, services/platform/account_events.py); and one ``move_<object>`` that applies it.
 Single-row paths call ``move_<object>``; a set-based batch path reads the same table (``transition``) and the
 same ledger rows, so what a move books is written once.
 """
@@ -16,17 +17,20 @@ from enum import StrEnum
 from typing import Any
 
 from kassa.errors import Conflict
+from kassa.event_types import AccountEventType
 from kassa.timeline_kinds import TimelineKind
 
 
 @dataclass(frozen=True)
 class Transition:
     """One allowed move: the timeline kind it writes (None: it shows on no timeline), what it books in the
-    ledger and the emails it queues (each called with the moved object and its machine's context, or None)."""
+    ledger and the emails it queues (each called with the moved object and its machine's context, or None), and
+    the account event it records (None: none)."""
 
     timeline: TimelineKind | None = None
     books: Callable[..., None] | None = None
     emails: Callable[..., None] | None = None
+    event: AccountEventType | None = None
 
 
 def transition(transitions: Mapping[tuple[StrEnum, StrEnum], Transition], what: str, object_id: Any,

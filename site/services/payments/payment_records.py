@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 
 from kassa.clock import now
 from kassa.database import lock_one, write_transaction
+from kassa.event_types import AccountEventType as Event
 from kassa.extensions import db
 from kassa.models import (
     Account,
@@ -48,6 +49,7 @@ from kassa.services.payments.mandates import (
     pre_notification,
 )
 from kassa.services.payments.payment_states import move_payment
+from kassa.services.platform.account_events import record
 from kassa.services.platform.mail import queue_email
 from kassa.services.platform.notifications import notify_ach_processing
 from kassa.timeline_kinds import TimelineKind
@@ -383,6 +385,10 @@ def _create_subscription(account: Account, group: RecurringGroup, contact_id: in
     ]
     db.session.add(subscription)
     db.session.flush()
+    # W6, I6: created once (its checkout completes once), so recorded once.
+    record(account.id, Event.SUBSCRIPTION_STARTED, subscription, started_at or now(),
+           {"status": subscription.status, "amount_minor": subscription.amount_minor,
+            "currency": subscription.currency, "payment_id": first_payment_id})
     return subscription
 
 

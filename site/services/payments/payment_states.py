@@ -19,9 +19,10 @@ from datetime import datetime
 from typing import Any
 
 from kassa.database import lock_one
+from kassa.event_types import AccountEventType as Event
 from kassa.extensions import db
 from kassa.metrics import PAYMENT_OUTCOMES, count_on_commit
-from kassa.models import Account, Invoice, Payment, PaymentStatus
+from kassa.models import Account, Invoice, Payment, PaymentStatus, Subscription
 from kassa.processors.base import is_bank_debit
 from kassa.services.crm.crm import add_timeline, payment_subjects
 from kassa.services.money.display_status import refresh_display_status
@@ -30,6 +31,7 @@ from kassa.services.money.machines import Transition, can_move, transition
 from kassa.services.payments.invoice_states import apply_payment
 from kassa.services.payments.invoices import maybe_invoice
 from kassa.services.payments.receipts import queue_checkout_receipt, queue_receipt
+from kassa.services.platform.account_events import record, record_move
 from kassa.services.platform.counters import next_number
 from kassa.services.platform.notifications import notify_ach_failed, notify_payment_received
 from kassa.timeline_kinds import TimelineKind
@@ -57,14 +59,15 @@ def _failed_emails(payment: Payment) -> None:
 
 
 SUCCEEDED = Transition(TimelineKind.PAYMENT_SUCCEEDED, books=lambda payment, at: book_charge(payment),
-                       emails=_succeeded_emails)
-FAILED = Transition(TimelineKind.PAYMENT_FAILED, emails=_failed_emails)
+                       emails=_succeeded_emails, event=Event.PAYMENT_SUCCEEDED)
+FAILED = Transition(TimelineKind.PAYMENT_FAILED, emails=_failed_emails, event=Event.PAYMENT_FAILED)
 TRANSITIONS: dict[tuple[PaymentStatus, PaymentStatus], Transition] = {
     (PaymentStatus.PROCESSING, PaymentStatus.SUCCEEDED): SUCCEEDED,
     (PaymentStatus.PROCESSING, PaymentStatus.FAILED): FAILED,
     (PaymentStatus.INCOMPLETE, PaymentStatus.SUCCEEDED): SUCCEEDED,
     (PaymentStatus.INCOMPLETE, PaymentStatus.PROCESSING): Transition(),  # its caller writes "submitted"
-    (PaymentStatus.INCOMPLETE, PaymentStatus.FAILED): Transition(TimelineKind.PAYMENT_FAILED),
+    (PaymentStatus.INCOMPLETE, PaymentStatus.FAILED): Transition(TimelineKind.PAYMENT_FAILED,
+                                                                 event=Event.PAYMENT_FAILED),
 }
 
 
@@ -104,6 +107,29 @@ def move_payment(payment: Payment, target: PaymentStatus, *, at: datetime, data:
     if target is PaymentStatus.SUCCEEDED and payment.invoice_id is not None:
         # V2: the invoice it pays counts it (paid, or partially paid), in this same transaction.
         apply_payment(lock_one(db.session, Invoice, payment.invoice_id), payment.amount_minor, at=at)
+    record_move(move.event, payment, at, event_data(payment))
+    if target is PaymentStatus.SUCCEEDED and is_renewal(payment):
+        record(payment.account_id, Event.SUBSCRIPTION_RENEWED, _subscription(payment), at,
+               renewal_data(payment))
     if move.emails:
         move.emails(payment)
     return True
+
+
+def is_renewal(payment) -> bool:
+    """W6: a subscription's charge after its first (the checkout's, or the first after a trial, is its start)."""
+    return payment.source == "subscription"
+
+
+def event_data(payment) -> dict[str, Any]:
+    """What a payment's account event (W6, I6) carries besides the payment itself."""
+    return {"amount_minor": payment.amount_minor, "currency": payment.currency, "status": payment.status}
+
+
+def renewal_data(payment) -> dict[str, Any]:
+    return {"payment_id": payment.id, "period": payment.subscription_period, "amount_minor": payment.amount_minor,
+            "currency": payment.currency}
+
+
+def _subscription(payment: Payment) -> Subscription:
+    return db.session.get(Subscription, payment.subscription_id)

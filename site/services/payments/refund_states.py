@@ -12,12 +12,14 @@ from typing import Any
 from sqlalchemy import update
 
 from kassa.clock import now
+from kassa.event_types import AccountEventType as Event
 from kassa.extensions import db
 from kassa.models import Payment, Refund, RefundStatus
 from kassa.services.crm.crm import add_timeline, payment_subjects
 from kassa.services.money.display_status import refresh_display_status
 from kassa.services.money.ledger import book_refund_failure
 from kassa.services.money.machines import Transition, transition
+from kassa.services.platform.account_events import record_move
 from kassa.services.platform.notifications import notify_refund
 from kassa.timeline_kinds import TimelineKind
 
@@ -27,7 +29,8 @@ def _refund_email(refund: Refund, payment: Payment) -> None:
 
 
 TRANSITIONS: dict[tuple[RefundStatus, RefundStatus], Transition] = {
-    (RefundStatus.PENDING, RefundStatus.SUCCEEDED): Transition(TimelineKind.REFUND_SUCCEEDED, emails=_refund_email),
+    (RefundStatus.PENDING, RefundStatus.SUCCEEDED): Transition(TimelineKind.REFUND_SUCCEEDED, emails=_refund_email,
+                                                                   event=Event.PAYMENT_REFUNDED),
     (RefundStatus.PENDING, RefundStatus.FAILED): Transition(TimelineKind.REFUND_FAILED, books=book_refund_failure),
 }
 
@@ -58,6 +61,9 @@ def move_refund(refund: Refund, target: RefundStatus, *, at: datetime, data: dic
     refresh_display_status(payment)
     add_timeline(payment.account_id, move.timeline, subjects=payment_subjects(payment), payment_id=payment.id,
                  data=timeline)
+    # W6, I6: the payment was refunded (the event is about the payment, as Stripe's charge.refunded).
+    record_move(move.event, payment, at, {"refund_id": refund.id, "amount_minor": refund.amount_minor,
+                                          "currency": refund.currency, "refunded_minor": payment.refunded_minor})
     if move.emails:
         move.emails(refund, payment)
     return True

@@ -15,10 +15,12 @@ from flask_babel import gettext as _
 
 from kassa.clock import now
 from kassa.display_ids import display_id
+from kassa.event_types import AccountEventType as Event
 from kassa.models import Payout, PayoutStatus
 from kassa.money import Money
 from kassa.services.money.ledger import book_payout_failure
 from kassa.services.money.machines import Transition, transition
+from kassa.services.platform.account_events import record_move
 from kassa.services.platform.notifications import notify_team_in_app
 from kassa.urls import absolute_url
 
@@ -36,9 +38,10 @@ def announce_failed_payout(payout: Payout, _at: datetime | None = None) -> None:
 
 TRANSITIONS: dict[tuple[PayoutStatus, PayoutStatus], Transition] = {
     (PayoutStatus.PENDING, PayoutStatus.IN_TRANSIT): Transition(),
-    (PayoutStatus.IN_TRANSIT, PayoutStatus.PAID): Transition(),
+    (PayoutStatus.IN_TRANSIT, PayoutStatus.PAID): Transition(event=Event.PAYOUT_PAID),
     (PayoutStatus.IN_TRANSIT, PayoutStatus.FAILED): Transition(books=book_payout_failure,
-                                                               emails=announce_failed_payout),
+                                                               emails=announce_failed_payout,
+                                                               event=Event.PAYOUT_FAILED),
 }
 
 
@@ -55,6 +58,8 @@ def move_payout(payout: Payout, target: PayoutStatus, *, at: datetime, data: dic
         payout.failure_message = (data or {}).get("message")
     if move.books:
         move.books(payout, at)
+    record_move(move.event, payout, at, {"amount_minor": payout.amount_minor, "currency": payout.currency,
+                                         "status": payout.status, "failure_message": payout.failure_message})
     if move.emails:
         move.emails(payout, at)
     return True
