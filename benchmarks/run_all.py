@@ -15,6 +15,7 @@ BENCHMARKS = [
     "benchmarks.billing_run",
     "benchmarks.exports_bench",
     "benchmarks.webhooks_bench",
+    "benchmarks.workflows_bench",  # W6: workflow evaluation, events/s with 20 workflows on
     "benchmarks.stripe_confirmation_bench",
     "benchmarks.g3_load",  # G3: two minutes of load with the four faults (also `make load`)
 ]

@@ -21,10 +21,9 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Integer, cast, exists, func, literal, null, select
+from sqlalchemy import Integer, String, cast, exists, func, literal, null, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from kassa.bulk_sql import insert_rows
 from kassa.clock import account_today, now
 from kassa.database import dialect_name, lock_one, write_transaction
 from kassa.event_types import AccountEventType as Event
@@ -73,11 +72,11 @@ def _enroll_window(session, workflow: Workflow, account: Account, after: int, up
 
     trigger = Event(workflow.trigger)
     payment_id = _payment_id_of(trigger)
-    at = now()
+    stamp = literal(now(), WorkflowEnrollment.enrolled_at.type)
     query = select(
         AccountEvent.account_id, literal(workflow.id), payment_id if payment_id is not None else null(),
         AccountEvent.object_type, AccountEvent.object_id, AccountEvent.id, AccountEvent.type,
-        literal(workflow.version), literal("pending"), literal(0), literal(at),
+        literal(workflow.version), literal("pending"), literal(0), stamp,
     ).where(AccountEvent.account_id == workflow.account_id, AccountEvent.id > after, AccountEvent.id <= upto,
             AccountEvent.type == trigger.value)
     if payment_id is not None and trigger in WITH_PAYMENT:
@@ -94,20 +93,26 @@ def _enroll_window(session, workflow: Workflow, account: Account, after: int, up
     new = session.execute(statement).all()
     if not new:
         return []
-    run_at: dict[int, Any] = {}
     if trigger is Event.CHECKOUT_ABANDONED:
         # The feed's event is an hour after the session started; this workflow waits its own hours.
         extra = timedelta(hours=max(workflow.abandon_hours or 1, 1)) - ABANDON_AFTER
         when = dict(session.execute(select(AccountEvent.id, AccountEvent.occurred_at)
                                     .where(AccountEvent.id.in_([event_id for _, event_id in new]))).all())
-        run_at = {enrollment_id: when[event_id] + extra for enrollment_id, event_id in new if extra}
-        for enrollment_id, moment in run_at.items():
-            session.get(WorkflowEnrollment, enrollment_id).run_at = moment
-    insert_rows(session, OutboxMessage.__table__, [
-        {"kind": STEP_JOB, "payload": {"enrollment_id": enrollment_id}, "account_id": workflow.account_id,
-         "dedupe_key": f"workflow_step:{enrollment_id}", "status": "pending", "attempts": 0,
-         "next_attempt_at": run_at.get(enrollment_id, at), "created_at": at}
-        for enrollment_id, _ in new])
+        for enrollment_id, event_id in new:
+            if extra:
+                session.get(WorkflowEnrollment, enrollment_id).run_at = when[event_id] + extra
+        session.flush()
+    # One outbox message per new enrollment, in one INSERT … SELECT (this statement's rows: its workflow and
+    # its `enrolled_at`); a message already queued for an enrollment (its dedupe key) stays as it is.
+    payload = (func.json_build_object("enrollment_id", WorkflowEnrollment.id) if dialect_name(session) == "postgresql"
+               else func.json_object("enrollment_id", WorkflowEnrollment.id))
+    queued = select(literal(STEP_JOB), payload, WorkflowEnrollment.account_id,
+                    literal("workflow_step:") + cast(WorkflowEnrollment.id, String),
+                    literal("pending"), literal(0), func.coalesce(WorkflowEnrollment.run_at, stamp), stamp
+                    ).where(WorkflowEnrollment.workflow_id == workflow.id, WorkflowEnrollment.enrolled_at == stamp)
+    session.execute(insert(OutboxMessage).from_select(
+        ["kind", "payload", "account_id", "dedupe_key", "status", "attempts", "next_attempt_at", "created_at"], queued)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"]))
     return [enrollment_id for enrollment_id, _ in new]
 
 
