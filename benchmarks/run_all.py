@@ -16,6 +16,7 @@ BENCHMARKS = [
     "benchmarks.exports_bench",
     "benchmarks.webhooks_bench",
     "benchmarks.webhook_deliveries_bench",  # I6: outgoing webhooks per second from one worker
+    "benchmarks.workflows_bench",  # W6: workflow evaluation, events/s with 20 workflows on
     "benchmarks.stripe_confirmation_bench",
     "benchmarks.g3_load",  # G3: two minutes of load with the four faults (also `make load`)
 ]

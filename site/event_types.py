@@ -25,6 +25,8 @@ class AccountEventType(StrEnum):
     DISPUTE_CLOSED = "dispute.closed"
     PAYOUT_PAID = "payout.paid"
     PAYOUT_FAILED = "payout.failed"
+    # W6: a checkout session with the buyer's email that wasn't paid within an hour (the workflows tick finds it).
+    CHECKOUT_ABANDONED = "checkout.abandoned"
 
     @property
     def label(self) -> str:
@@ -43,4 +45,5 @@ _LABELS = {
     AccountEventType.DISPUTE_CLOSED: _l("Dispute won or lost"),
     AccountEventType.PAYOUT_PAID: _l("Payout paid"),
     AccountEventType.PAYOUT_FAILED: _l("Payout failed"),
+    AccountEventType.CHECKOUT_ABANDONED: _l("Checkout abandoned"),
 }

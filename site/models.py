@@ -30,6 +30,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kassa.database import search_key
 from kassa.database import utcnow_column_default as _now
+from kassa.event_types import AccountEventType
 from kassa.extensions import db
 from kassa.logs import current_request_id
 
@@ -482,7 +483,8 @@ class AccountEvent(db.Model):
     repeated move is a no-op and writes nothing). Consumers read "the events after id N" per account."""
 
     __tablename__ = "account_events"
-    __table_args__ = (Index("ix_account_events_account_id", "account_id", "id"),)
+    __table_args__ = (Index("ix_account_events_account_id", "account_id", "id"),
+                      Index("ix_account_events_object", "object_type", "object_id", "type"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
@@ -778,6 +780,8 @@ class CheckoutSession(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=_now)
     expires_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_checkout_sessions_open_created", "status", "created_at"),)
 
 
 class AttemptStatus(StrEnum):
@@ -2046,14 +2050,8 @@ class WebhookDelivery(db.Model):
 # --------------------------------------------------------------------------------------------------
 
 
-class WorkflowTrigger(StrEnum):
-    PAYMENT_SUCCEEDED = "payment.succeeded"
-    PAYMENT_FAILED = "payment.failed"
-
-    @property
-    def label(self) -> str:
-        return str({WorkflowTrigger.PAYMENT_SUCCEEDED: _l("Payment succeeded"),
-                    WorkflowTrigger.PAYMENT_FAILED: _l("Payment failed")}[self])
+# W6: a workflow starts on an account event (the feed's types, kassa.event_types), checkout abandoned included.
+WorkflowTrigger = AccountEventType
 
 
 class Workflow(db.Model):
@@ -2078,25 +2076,39 @@ class Workflow(db.Model):
     enabled_at: Mapped[datetime | None]
     # W6: the enrolling tick looked at every event before this time (less a margin for late commits).
     scanned_until: Mapped[datetime | None]
+    # W6: the account event feed read so far. `event_cursor`: the next look reads the events after it.
+    # `event_seen`: the cursor at the checkpoint stamped `scanned_until`; `event_settled`: every event up to it
+    # has surely been read (an event whose transaction committed after a later id was read is re-read once).
+    event_cursor: Mapped[int] = mapped_column(default=0, server_default="0")
+    event_seen: Mapped[int] = mapped_column(default=0, server_default="0")
+    event_settled: Mapped[int] = mapped_column(default=0, server_default="0")
+    # W6: checkout abandoned: a session with an email unpaid this many hours after it started.
+    abandon_hours: Mapped[int | None]
     version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(default=_now)
     updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
 
 
 class WorkflowEnrollment(db.Model):
-    """One payment entering one workflow for one trigger event (W6). The unique constraint is what makes an
-    event applied twice, or two ticks at once, enroll once: the insert is ON CONFLICT DO NOTHING."""
+    """One object (payment, subscription, dispute, payout, checkout session) entering one workflow for one trigger
+    event of the account event feed (W6). The feed holds each transition once, so the unique (workflow, event) is
+    (workflow, object, trigger event): an event applied twice, a feed read twice or two ticks at once enroll once
+    (the insert is ON CONFLICT DO NOTHING). `payment_id`: the payment the object is or has (a dispute's, a
+    renewal's charge), for criteria, merge fields and the history; None for a payout or a checkout session."""
 
     __tablename__ = "workflow_enrollments"
     __table_args__ = (
-        UniqueConstraint("workflow_id", "payment_id", "trigger_event"),
+        UniqueConstraint("workflow_id", "event_id"),
         Index("ix_workflow_enrollments_workflow_enrolled", "workflow_id", "enrolled_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     workflow_id: Mapped[int] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"))
-    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    object_type: Mapped[str] = mapped_column(String(20), default="payment", server_default="payment")
+    object_id: Mapped[int]
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("account_events.id"))  # None: enrolled before the feed
     trigger_event: Mapped[str] = mapped_column(String(32))
     workflow_version: Mapped[int] = mapped_column(default=1)
     # pending → done | cancelled (workflow turned off before the step ran) | failed (detail says why)
@@ -2110,7 +2122,7 @@ class WorkflowEnrollment(db.Model):
     enrolled_at: Mapped[datetime] = mapped_column(default=_now)
     done_at: Mapped[datetime | None]
 
-    payment: Mapped[Payment] = relationship()
+    payment: Mapped[Payment | None] = relationship()
     email: Mapped[EmailMessage | None] = relationship()
     runs: Mapped[list[WorkflowStepRun]] = relationship(order_by="WorkflowStepRun.step", viewonly=True)
 

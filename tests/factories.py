@@ -45,8 +45,9 @@ def make_user(account_id: int, role: Role = Role.MEMBER, email: str | None = Non
 
 def make_payment(account_id: int, *, amount_minor: int = 2500, currency: str = "USD", status: str = "succeeded",
                  method: str = "card", mode: str = "test", email: str | None = None, created_at=None,
-                 **fields):
-    """A payment row as checkout would leave it (straight to the table: for index, refund and panel tests)."""
+                 feed: bool = False, **fields):
+    """A payment row as checkout would leave it (straight to the table: for index, refund and panel tests).
+    `feed`: also its account event (payment.succeeded / payment.failed), as its transition records it (W6)."""
     from datetime import timedelta
 
     from kassa.clock import now
@@ -74,4 +75,9 @@ def make_payment(account_id: int, *, amount_minor: int = 2500, currency: str = "
         refresh_display_status(payment)
         session.add(payment)
         session.flush()
+        if feed and status in ("succeeded", "failed"):
+            from kassa.event_types import AccountEventType
+            from kassa.services.platform.account_events import record
+
+            record(account_id, AccountEventType(f"payment.{status}"), payment, payment.created_at)
         return payment

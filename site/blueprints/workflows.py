@@ -7,7 +7,7 @@ from flask import Blueprint, flash, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
-from wtforms import StringField, TextAreaField
+from wtforms import SelectField, StringField, TextAreaField
 
 from kassa.authz import current_actor, permission_required
 from kassa.errors import ValidationFailed
@@ -17,7 +17,7 @@ from kassa.models import Permission, WorkflowEnrollment, WorkflowTrigger
 from kassa.rendering import htmx_redirect, render_page
 from kassa.services.backoffice import segments
 from kassa.services.backoffice.payment_filters import describe_condition, parse_filter
-from kassa.services.workflows import definitions, engine, tasks
+from kassa.services.workflows import definitions, engine, subjects, tasks
 
 bp = Blueprint("workflows", __name__, url_prefix="/workflows")
 tasks_bp = Blueprint("tasks", __name__, url_prefix="/tasks")
@@ -28,7 +28,9 @@ class WorkflowForm(Form):
     numbered: the first step's fields have no prefix (`action`, `subject` …), later ones `s<i>_` (W6)."""
 
     name = StringField(default="")
-    trigger = StringField(default=WorkflowTrigger.PAYMENT_SUCCEEDED.value)
+    trigger = SelectField(default=WorkflowTrigger.PAYMENT_SUCCEEDED.value, validate_choice=False,
+                          choices=[(t.value, t.value) for t in WorkflowTrigger])  # W6: every feed event
+    abandon_hours = StringField(default="")  # W6: checkout abandoned after this many hours
     link_id = StringField(default="")
     min_amount = StringField(default="")
     filter = StringField(default="")  # the payments index's filter (its `adv` parameter), W5
@@ -62,6 +64,20 @@ def _criteria_chips(workflow) -> list[list[str]]:
     return [[describe_condition(c, value_labels={"link": links}) for c in group] for group in groups]
 
 
+def _objects(enrollments) -> dict[int, tuple[str, str]]:
+    """W6: what each enrollment is about, as the history shows it (a payment as before, else the object)."""
+    account = current_user.account
+    found = {}
+    for enrollment in enrollments:
+        subject = subjects.subject_of(enrollment, account)
+        if subject is not None:
+            label = subject.values.get("email") or subject.values.get("name") or ""
+            kind = subjects.OBJECT_LABELS[subject.object_type]
+            found[enrollment.id] = (f"{kind} · {label} · {subject.values.get('amount', '')}".replace(" ·  · ", " · "),
+                                    subject.url)
+    return found
+
+
 def _steps(values: dict) -> list[dict[str, str]]:
     """The editor's steps as dicts of unprefixed field values (with `prefix` for the names)."""
     steps = []
@@ -81,7 +97,9 @@ def _editor(template_values: dict, errors: dict[str, str], workflow=None, status
                        user_options=[(str(user.id), user.name or user.email)
                                      for user in definitions.account_users(account_id)],
                        segment_options=[(str(seg.id), seg.name) for seg in segments.list_segments(account_id)],
-                       action_options=action_options(), merge_fields=definitions.MERGE_FIELDS,
+                       action_options=action_options(),
+                       merge_fields=subjects.merge_fields(template_values.get("trigger") or ""),
+                       payment_triggers=sorted(t.value for t in subjects.WITH_PAYMENT),
                        active_nav="workflows")
 
 
@@ -145,8 +163,9 @@ def show(workflow_id: int):
     workflow = definitions.get_workflow(current_user.account_id, workflow_id)
     segment = segments.get_segment(workflow.account_id, workflow.segment_id) if workflow.segment_id else None
     names = {seg.id: seg.name for seg in segments.list_segments(workflow.account_id)}
+    history = engine.history(workflow)
     return render_page("workflows/show.html", workflow=workflow, chips=_criteria_chips(workflow),
-                       enrollments=engine.history(workflow), segment=segment, segment_names=names,
+                       enrollments=history, objects=_objects(history), segment=segment, segment_names=names,
                        action_labels=dict(action_options()),
                        trigger_label=WorkflowTrigger(workflow.trigger).label, active_nav="workflows")
 

@@ -81,7 +81,7 @@ def test_w8_buyer_in_segment_as_a_workflow_criterion(client):
         vip_id = vip.id
 
     def pay(email: str, amount_minor: int) -> Payment:
-        payment = make_payment(owner.account_id, email=email, amount_minor=amount_minor, created_at=now())
+        payment = make_payment(owner.account_id, email=email, amount_minor=amount_minor, created_at=now(), feed=True)
         with write_transaction(db.session) as session:
             contact = find_or_create_contact(owner.account_id, payment.mode, email)
             session.get(Payment, payment.id).contact_id = contact.id

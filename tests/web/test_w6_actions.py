@@ -54,7 +54,7 @@ def turn(client, workflow: Workflow, state: str) -> None:
 
 
 def paid(owner, email: str = "ada@example.com", **fields) -> Payment:
-    payment = make_payment(owner.account_id, email=email, created_at=now(), buyer_name="Ada Lovelace", **fields)
+    payment = make_payment(owner.account_id, email=email, created_at=now(), feed=True, buyer_name="Ada Lovelace", **fields)
     with write_transaction(db.session) as session:
         contact = find_or_create_contact(owner.account_id, payment.mode, email)
         session.get(Payment, payment.id).contact_id = contact.id
@@ -155,7 +155,7 @@ def test_w6_remove_from_segment_and_a_payment_without_contact_is_skipped(client)
     turn(client, workflow, "on")
     payment = paid(owner)
     assert segments.contains(cards.id, payment.contact_id)  # a card payment: in the segment by its filter
-    no_contact = make_payment(owner.account_id, created_at=now())
+    no_contact = make_payment(owner.account_id, created_at=now(), feed=True)
     run_tick()
     run_outbox()
     assert not segments.contains(cards.id, payment.contact_id)  # removed, though its payment matches

@@ -5,9 +5,10 @@ another merchant's workflow or task is a 404; a bad form gets errors at its fiel
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from kassa.clock import now
+from kassa.database import write_transaction
 from kassa.extensions import db
 from kassa.models import EmailMessage, Task, Workflow, WorkflowEnrollment
 from kassa.services.backoffice.payment_filters import FilterContext, filter_clause, parse_filter
@@ -38,11 +39,11 @@ def _turn(client, workflow: Workflow, state: str) -> None:
 
 def _paid(owner, **fields):
     """A payment whose event happens now (after the workflow was turned on)."""
-    return make_payment(owner.account_id, created_at=now(), **fields)
+    return make_payment(owner.account_id, created_at=now(), feed=True, **fields)
 
 
 def _failed(owner, **fields):
-    payment = make_payment(owner.account_id, status="failed", created_at=now(), **fields)
+    payment = make_payment(owner.account_id, status="failed", created_at=now(), feed=True, **fields)
     from kassa.database import write_transaction
     from kassa.models import Payment
 
@@ -84,7 +85,9 @@ def test_w1_welcome_email_to_every_payer_of_a_link_once_even_with_two_ticks_at_o
     _failed(owner, link_id=link.id, email="declined@example.com")  # not a success
 
     assert sorted(_two_ticks_at_once(app)) == [0, 2]  # the database decides who enrolls: once
-    assert engine.enroll(workflow.id, [ada.id, ada.id, bob.id]) == 0  # the same event applied again
+    with write_transaction(db.session) as session:  # the feed read again from its start: nothing new
+        session.execute(update(Workflow).where(Workflow.id == workflow.id).values(event_cursor=0))
+    assert engine.enroll_workflow(workflow.id) == 0
     run_outbox()
     run_tick()
     run_outbox()
@@ -263,28 +266,42 @@ def test_w_bad_form_shows_errors_at_the_fields_and_changes_nothing(client, app):
 
 
 def test_w6_each_tick_reads_only_events_since_its_last_look_yet_a_late_commit_is_still_enrolled(client, app):
-    """The tick reads an index range from its last look (less a margin), not every payment since the
-    workflow was turned on; an event stamped a few minutes before the last look (its transaction committed
-    late) still enrolls, once."""
+    """The tick reads the feed from its cursor, not every event since the workflow was turned on; an event whose
+    id is below the cursor (its transaction took its id first and committed after a later one was read) is
+    re-read at the next checkpoint, once LATE_COMMIT has passed, and enrolls once."""
     from datetime import timedelta
 
+    import time_machine
+    from sqlalchemy import delete, update
+
     from kassa.database import write_transaction
-    from kassa.models import Payment
+    from kassa.models import AccountEvent
 
     owner = make_merchant()
     log_in(client, owner.email, PASSWORD)
     workflow = _create(client, subject="Hi", body="Thanks")
     _turn(client, workflow, "on")
-    with write_transaction(db.session) as session:  # on since an hour ago
-        session.get(Workflow, workflow.id).enabled_at = now() - timedelta(hours=1)
     first = _paid(owner)
-    assert engine.enroll_due() == 1
-    db.session.rollback()
-    looked = db.session.get(Workflow, workflow.id).scanned_until
-    assert looked is not None and looked >= first.succeeded_at
     late = _paid(owner)
+    second = _paid(owner)
+    # The late one's event "isn't committed yet" at the first look: it is taken out, then put back with its id.
+    db.session.rollback()
+    late_event = db.session.scalar(select(AccountEvent).where(AccountEvent.object_id == late.id))
+    row = {c.name: getattr(late_event, c.name) for c in AccountEvent.__table__.columns}
     with write_transaction(db.session) as session:
-        session.get(Payment, late.id).succeeded_at = looked - timedelta(minutes=5)
-    assert engine.enroll_due() == 1
-    assert engine.enroll_due() == 0
-    assert sorted(e.payment_id for e in _enrollments(workflow.id)) == [first.id, late.id]
+        session.execute(delete(AccountEvent).where(AccountEvent.id == row["id"]))
+    assert engine.enroll_due() == 2
+    db.session.rollback()
+    looked = db.session.get(Workflow, workflow.id)
+    assert looked.event_cursor > row["id"]  # the cursor is past the late event's id
+    with write_transaction(db.session) as session:
+        session.execute(AccountEvent.__table__.insert().values(**row))
+    assert engine.enroll_due() == 0  # not yet re-read: the checkpoint comes LATE_COMMIT after the last
+    with write_transaction(db.session) as session:  # the first look's checkpoint becomes the settled mark
+        session.execute(update(Workflow).where(Workflow.id == workflow.id)
+                        .values(scanned_until=now() - engine.LATE_COMMIT - timedelta(seconds=1)))
+    assert engine.enroll_due() == 0  # this checkpoint settles nothing yet (the first look's mark is its cursor)
+    with time_machine.travel(now() + engine.LATE_COMMIT + timedelta(seconds=5), tick=False):
+        assert engine.enroll_due() == 1
+        assert engine.enroll_due() == 0
+    assert sorted(e.payment_id for e in _enrollments(workflow.id)) == sorted([first.id, late.id, second.id])

@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0038_w_segments'
-down_revision = '0033_w_workflows'
+down_revision = '0037_i6_events_webhooks'
 branch_labels = None
 depends_on = None
 

@@ -26,7 +26,7 @@ from kassa.models import AccountEvent, Payment
 
 # The object an event is about, by its table: the name consumers (and webhooks' `data.object`) see.
 _OBJECT_TYPES = {"payments": "payment", "subscriptions": "subscription", "disputes": "dispute", "payouts": "payout",
-                 "refunds": "refund"}
+                 "refunds": "refund", "checkout_sessions": "checkout_session"}
 
 
 def _object_type(obj: Any) -> str:

@@ -26,20 +26,19 @@ from kassa.database import lock_one, write_transaction
 from kassa.extensions import db
 from kassa.models import (
     Account,
+    CheckoutSession,
     Payment,
-    PaymentLink,
     Segment,
     Task,
     Workflow,
     WorkflowEnrollment,
     WorkflowStepRun,
 )
-from kassa.money import Money
 from kassa.services.backoffice import segments
 from kassa.services.platform import outbox
 from kassa.services.platform.mail import queue_email
 from kassa.services.platform.notifications import notify_in_app, payment_team
-from kassa.urls import absolute_url
+from kassa.services.workflows.subjects import Subject, subject_of
 
 STEP_JOB = "workflow_step"
 TYPES = ("email", "task", "notify", "wait", "segment_add", "segment_remove")
@@ -59,21 +58,19 @@ class Outcome:
 class Context:
     workflow: Workflow
     enrollment: WorkflowEnrollment
-    payment: Payment
+    subject: Subject  # what the trigger event is about (payment, subscription, dispute, payout, checkout)
     account: Account
+
+    @property
+    def payment(self) -> Payment | None:
+        return self.subject.payment
 
 
 def merge_values(payment: Payment, account: Account) -> dict[str, str]:
-    name = (payment.buyer_name or "").strip()
-    link = db.session.get(PaymentLink, payment.link_id) if payment.link_id else None
-    return {
-        "first_name": name.split()[0] if name else "",
-        "name": name,
-        "email": payment.buyer_email,
-        "amount": Money(payment.amount_minor, payment.currency).format(payment.language or account.language),
-        "link_name": link.name if link else "",
-        "business_name": account.name,
-    }
+    """A payment's merge fields (the payment triggers' Subject values)."""
+    enrollment = WorkflowEnrollment(object_type="payment", object_id=payment.id, payment_id=payment.id,
+                                    trigger_event="payment.succeeded")
+    return subject_of(enrollment, account).values
 
 
 def merge(text: str, values: dict[str, str]) -> str:
@@ -83,21 +80,22 @@ def merge(text: str, values: dict[str, str]) -> str:
 def _email(action: dict[str, Any], ctx: Context) -> Outcome:
     """To the buyer, in the buyer's language (the frame; the merchant's text as written), in the account's
     colour and name."""
-    payment, account = ctx.payment, ctx.account
-    values = merge_values(payment, account)
+    subject, account = ctx.subject, ctx.account
+    if not subject.email:
+        return Outcome("skipped", detail=_("There is no buyer to email."))
+    values = subject.values
     email = queue_email(
-        kind="workflow_email", to=[payment.buyer_email], template="email/workflow.html",
-        language=payment.language or account.language,
+        kind="workflow_email", to=[subject.email], template="email/workflow.html", language=subject.language,
         context={"account": account, "brand_color": account.brand_color,
                  "subject": merge(action["subject"], values), "body": merge(action["body"], values)},
-        account_id=account.id, related=("payment", payment.id))
+        account_id=account.id, related=(subject.object_type, subject.object_id))
     return Outcome("done", email_id=email.id)
 
 
 def _task(action: dict[str, Any], ctx: Context) -> Outcome:
     due = action.get("due_days")
-    task = Task(account_id=ctx.account.id, title=merge(action["title"], merge_values(ctx.payment, ctx.account)),
-                payment_id=ctx.payment.id, workflow_id=ctx.workflow.id, assignee_id=action.get("assignee_id"),
+    task = Task(account_id=ctx.account.id, title=merge(action["title"], ctx.subject.values)[:200],
+                payment_id=ctx.payment.id if ctx.payment is not None else None, workflow_id=ctx.workflow.id, assignee_id=action.get("assignee_id"),
                 due_at=now() + timedelta(days=due) if due is not None else None)
     db.session.add(task)
     db.session.flush()
@@ -107,9 +105,9 @@ def _task(action: dict[str, Any], ctx: Context) -> Outcome:
 def _notify(action: dict[str, Any], ctx: Context) -> Outcome:
     """W4, W6: everyone who handles payments hears it, in the bell and by email, each in their own language
     (the merchant's message as written, merge fields filled in)."""
-    payment, account = ctx.payment, ctx.account
-    message = merge(action["message"], merge_values(payment, account))
-    url = absolute_url("payments.detail", payment_id=payment.id)
+    subject, account = ctx.subject, ctx.account
+    message = merge(action["message"], subject.values)
+    url = subject.url
     team = payment_team(account.id)
     first_email = None
     for user in team:
@@ -121,8 +119,8 @@ def _notify(action: dict[str, Any], ctx: Context) -> Outcome:
                             language=language,
                             context={"account": account, "brand_color": account.brand_color, "message": message,
                                      "workflow_name": ctx.workflow.name, "url": url,
-                                     "amount_text": Money(payment.amount_minor, payment.currency).format(language)},
-                            account_id=account.id, related=("payment", payment.id))
+                                     "amount_text": subject.values.get("amount", "")},
+                            account_id=account.id, related=(subject.object_type, subject.object_id))
         first_email = first_email or email.id
     if not team:
         return Outcome("skipped", detail=_("Nobody on the team handles payments."))
@@ -137,12 +135,12 @@ def _wait(action: dict[str, Any], ctx: Context) -> Outcome:
 
 def _segment(state: str):
     def run(action: dict[str, Any], ctx: Context) -> Outcome:
-        if ctx.payment.contact_id is None:
+        if ctx.subject.contact_id is None:
             return Outcome("skipped", detail=_("The payment has no contact."))
         segment = db.session.get(Segment, action.get("segment_id") or 0)
         if segment is None or segment.account_id != ctx.account.id:
             return Outcome("skipped", detail=_("The segment no longer exists."))
-        segments.mark(segment.id, ctx.payment.contact_id, state, ctx.workflow.id)
+        segments.mark(segment.id, ctx.subject.contact_id, state, ctx.workflow.id)
         return Outcome("done")
 
     return run
@@ -180,8 +178,13 @@ def run_enrollment(enrollment_id: int, at_step: list[int]) -> None:
             waited = _run_row(enrollment, enrollment.step - 1, "wait")
             waited.status, waited.detail, waited.at = "done", None, now()
             enrollment.status, enrollment.run_at = "pending", None
-        ctx = Context(workflow, enrollment, session.get(Payment, enrollment.payment_id),
-                      session.get(Account, enrollment.account_id))
+        account = session.get(Account, enrollment.account_id)
+        subject = subject_of(enrollment, account)
+        if subject is None or _paid_since(enrollment):
+            enrollment.status, enrollment.done_at = "cancelled", now()
+            enrollment.detail = "paid meanwhile" if subject is not None else "object deleted"
+            return
+        ctx = Context(workflow, enrollment, subject, account)
         actions = workflow.actions or []
         step = enrollment.step
         while step < len(actions):
@@ -203,6 +206,14 @@ def run_enrollment(enrollment_id: int, at_step: list[int]) -> None:
                                dedupe_key=f"workflow_step:{enrollment.id}:{step}", not_before=outcome.wait_until)
                 return
         enrollment.status, enrollment.run_at, enrollment.done_at = "done", None, now()
+
+
+def _paid_since(enrollment: WorkflowEnrollment) -> bool:
+    """W6: an abandoned checkout paid before its workflow's hours ran out is not abandoned after all."""
+    if enrollment.object_type != "checkout_session":
+        return False
+    session = db.session.get(CheckoutSession, enrollment.object_id)
+    return session is not None and session.status == "completed"
 
 
 def note_retry(enrollment_id: int, step: int | None, error: str) -> None:

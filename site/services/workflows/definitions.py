@@ -20,9 +20,11 @@ from kassa.extensions import db
 from kassa.models import PaymentLink, User, Workflow, WorkflowTrigger
 from kassa.services.backoffice.payment_filters import Condition, FilterError, dump_filter, parse_filter
 from kassa.services.platform.audit import record_audit
+from kassa.services.workflows import subjects
 from kassa.services.workflows.actions import cancel_active
+from kassa.services.workflows.engine import feed_end
 
-MERGE_FIELDS = ("first_name", "name", "email", "amount", "link_name", "business_name")
+MERGE_FIELDS = subjects.ALL_FIELDS
 _MERGE = re.compile(r"\{([a-z_]+)\}")
 MAX_WORKFLOWS = 100
 
@@ -49,8 +51,8 @@ def account_users(account_id: int) -> list[User]:
     return list(db.session.scalars(select(User).where(User.account_id == account_id).order_by(User.name, User.id)))
 
 
-def _unknown_merge_fields(text: str) -> list[str]:
-    return sorted({name for name in _MERGE.findall(text) if name not in MERGE_FIELDS})
+def _unknown_merge_fields(text: str, fields: tuple[str, ...] = MERGE_FIELDS) -> list[str]:
+    return sorted({name for name in _MERGE.findall(text) if name not in fields})
 
 
 def _amount(text: str) -> Decimal | None:
@@ -122,6 +124,7 @@ def step_values(action: dict[str, Any]) -> dict[str, str]:
 
 def form_values(workflow: Workflow) -> dict[str, str]:
     values = {"name": workflow.name, "trigger": workflow.trigger, "steps": str(max(len(workflow.actions or []), 1)),
+              "abandon_hours": str(workflow.abandon_hours or ""),
               "renewals_only": workflow.renewals_only, "in_segment": str(workflow.segment_id or ""),
               **simple_fields(workflow.criteria or [])}
     for index, action in enumerate(workflow.actions or [{}]):
@@ -152,13 +155,14 @@ def _segment_id(account_id: int, text: str, field: str, errors: dict[str, str], 
 def _text(values: dict[str, str], name: str, errors: dict[str, str], missing: str, limit: int,
           merge_fields: bool = True) -> str:
     text = (values.get(name) or "").strip()
+    fields = subjects.merge_fields(values.get("trigger") or "")
     if not text:
         errors[name] = missing
     elif len(text) > limit:
         errors[name] = _("Use at most %(n)d characters.", n=limit)
-    elif merge_fields and (unknown := _unknown_merge_fields(text)):
+    elif merge_fields and (unknown := _unknown_merge_fields(text, fields)):
         errors[name] = _("Unknown merge field {%(name)s}. Use one of: %(fields)s.", name=unknown[0],
-                         fields=", ".join("{" + f + "}" for f in MERGE_FIELDS))
+                         fields=", ".join("{" + f + "}" for f in fields))
     return text
 
 
@@ -227,7 +231,18 @@ def _checked(account_id: int, values: dict[str, str]) -> tuple[str, str, list[An
         errors["trigger"] = _("Choose when the workflow starts.")
     criteria = _criteria(account_id, values, errors)
     extra = {"renewals_only": bool(values.get("renewals_only")),
-             "segment_id": _segment_id(account_id, values.get("in_segment", ""), "in_segment", errors, False)}
+             "segment_id": _segment_id(account_id, values.get("in_segment", ""), "in_segment", errors, False),
+             "abandon_hours": None}
+    if (trigger in {t.value for t in WorkflowTrigger} and WorkflowTrigger(trigger) not in subjects.WITH_PAYMENT
+            and (criteria or extra["renewals_only"] or extra["segment_id"])):
+        # W6: the payments index's filter is about a payment; this trigger's object has none.
+        errors["filter"] = _("Payment criteria apply only to payment, refund, dispute and renewal triggers.")
+    if trigger == WorkflowTrigger.CHECKOUT_ABANDONED.value:
+        hours = (values.get("abandon_hours") or "").strip()
+        if not hours.isdigit() or not 1 <= int(hours) <= 24 * 30:
+            errors["abandon_hours"] = _("Enter a whole number of hours from 1 to %(n)d.", n=24 * 30)
+        else:
+            extra["abandon_hours"] = int(hours)
     actions = _actions(account_id, values, errors)
     if errors:
         raise ValidationFailed(_("Check the highlighted fields."), errors=errors)
@@ -254,12 +269,14 @@ def update_workflow(actor: Actor, workflow_id: int, values: dict[str, str]) -> W
     with write_transaction(db.session) as session:
         get_workflow(actor.account_id, workflow_id)
         workflow = lock_one(session, Workflow, workflow_id)
-        changed = ((workflow.trigger, workflow.criteria, workflow.actions, workflow.renewals_only, workflow.segment_id)
-                   != (trigger, criteria, actions, extra["renewals_only"], extra["segment_id"]))
+        changed = ((workflow.trigger, workflow.criteria, workflow.actions, workflow.renewals_only, workflow.segment_id,
+                    workflow.abandon_hours)
+                   != (trigger, criteria, actions, extra["renewals_only"], extra["segment_id"], extra["abandon_hours"]))
         workflow.name = name
         if changed:
             workflow.trigger, workflow.criteria, workflow.actions = trigger, criteria, actions
             workflow.renewals_only, workflow.segment_id = extra["renewals_only"], extra["segment_id"]
+            workflow.abandon_hours = extra["abandon_hours"]
             workflow.version += 1
         record_audit(actor, "workflow.updated", object_type="workflow", object_id=workflow.id,
                      data={"version": workflow.version})
@@ -274,8 +291,10 @@ def set_enabled(actor: Actor, workflow_id: int, enabled: bool) -> Workflow:
         workflow = lock_one(session, Workflow, workflow_id)
         if workflow.enabled != enabled:
             workflow.enabled = enabled
-            if enabled:
-                workflow.enabled_at, workflow.scanned_until = now(), None
+            if enabled:  # W6: it reads the feed from its end: events from now on, never older ones
+                end = feed_end(workflow.account_id)
+                workflow.enabled_at, workflow.scanned_until = now(), now()
+                workflow.event_cursor = workflow.event_seen = workflow.event_settled = end
             else:
                 cancel_active(workflow.id)
             record_audit(actor, "workflow.turned_on" if enabled else "workflow.turned_off",
