@@ -4,7 +4,7 @@ New tables quotes and quote_lines (one-time and recurring lines); checkout_sessi
 accepted quote opens (no link), whose payment has source "quote".
 
 Revision ID: 0035_v4_quotes
-Revises: 0033_w_workflows
+Revises: 0034_v3_manual_payments
 Create Date: 2026-12-07 05:15:00
 
 """
@@ -15,7 +15,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0035_v4_quotes'
-down_revision = '0033_w_workflows'
+down_revision = '0034_v3_manual_payments'
 branch_labels = None
 depends_on = None
 

@@ -6,7 +6,7 @@ the line's tax. invoices.tax_minor: the invoice's tax in total. credit_notes: on
 payment, numbered from the account's own credit note series (gap-free, counters "credit_note").
 
 Revision ID: 0036_v1_credit_notes
-Revises: 0033_w_workflows
+Revises: 0035_v4_quotes
 Create Date: 2026-12-07 05:20:00
 
 """
@@ -17,7 +17,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0036_v1_credit_notes'
-down_revision = '0033_w_workflows'
+down_revision = '0035_v4_quotes'
 branch_labels = None
 depends_on = None
 

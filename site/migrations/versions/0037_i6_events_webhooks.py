@@ -1,7 +1,7 @@
 """i6 events webhooks: the account event feed (W6, I6), webhook endpoints and their deliveries (I6)
 
 Revision ID: 0037_i6_events_webhooks
-Revises: 0033_w_workflows
+Revises: 0036_v1_credit_notes
 Create Date: 2026-12-07 05:30:00
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0037_i6_events_webhooks'
-down_revision = '0033_w_workflows'
+down_revision = '0036_v1_credit_notes'
 branch_labels = None
 depends_on = None
 

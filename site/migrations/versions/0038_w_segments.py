@@ -2,7 +2,7 @@
 with a wait, each action's outcome, renewals-only and in-segment criteria (W4, W6, W7)
 
 Revision ID: 0038_w_segments
-Revises: 0033_w_workflows
+Revises: 0037_i6_events_webhooks
 Create Date: 2026-12-07 05:20:00
 
 """

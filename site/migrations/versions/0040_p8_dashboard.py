@@ -1,7 +1,7 @@
 """p8 dashboard: the revenue dashboard's kept days and what they have seen (P8)
 
 Revision ID: 0040_p8_dashboard
-Revises: 0033_w_workflows
+Revises: 0038_w_segments
 Create Date: 2026-12-07 05:40:00
 
 """
@@ -12,7 +12,7 @@ import kassa.database
 
 # revision identifiers, used by Alembic.
 revision = '0040_p8_dashboard'
-down_revision = '0033_w_workflows'
+down_revision = '0038_w_segments'
 branch_labels = None
 depends_on = None
 

@@ -2,8 +2,8 @@
 enrollment is one (workflow, feed event) about any object (payment, subscription, dispute, payout, checkout
 session); existing enrollments keep their payment as their object
 
-Revision ID: 0040_w_triggers
-Revises: 0038_w_segments
+Revision ID: 0041_w_triggers
+Revises: 0040_p8_dashboard
 Create Date: 2026-12-07 05:40:00
 
 """
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0040_w_triggers'
-down_revision = '0038_w_segments'
+revision = '0041_w_triggers'
+down_revision = '0040_p8_dashboard'
 branch_labels = None
 depends_on = None
 
