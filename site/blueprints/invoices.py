@@ -50,7 +50,14 @@ from kassa.services.backoffice import saved_views
 from kassa.services.checkout import invoice_checkout, invoice_sending
 from kassa.services.exports import exports
 from kassa.services.links.link_drafts import MAX_ITEMS
-from kassa.services.payments import credit_notes, invoice_drafts, invoice_filters, invoice_tax, invoices, manual_payments
+from kassa.services.payments import (
+    credit_notes,
+    invoice_drafts,
+    invoice_filters,
+    invoice_tax,
+    invoices,
+    manual_payments,
+)
 from kassa.services.payments.invoice_drafts import InvoiceDraft, LineDraft
 from kassa.services.payments.manual_payments import ManualEntry
 from kassa.timefmt import DATE, format_when

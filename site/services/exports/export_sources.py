@@ -43,8 +43,7 @@ from kassa.models import (
     User,
 )
 from kassa.money import exponent
-from kassa.services.backoffice import payment_sources
-from kassa.services.backoffice import segments
+from kassa.services.backoffice import payment_sources, segments
 from kassa.services.backoffice.payment_filters import FilterContext
 from kassa.services.backoffice.payment_index import COLUMNS, SORTS, IndexState, base_query
 from kassa.services.exports.export_writers import Column

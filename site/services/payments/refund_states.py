@@ -14,7 +14,7 @@ from sqlalchemy import update
 from kassa.clock import now
 from kassa.event_types import AccountEventType as Event
 from kassa.extensions import db
-from kassa.models import Invoice, Payment, Refund, RefundStatus
+from kassa.models import Payment, Refund, RefundStatus
 from kassa.services.crm.crm import add_timeline, payment_subjects
 from kassa.services.money.display_status import refresh_display_status
 from kassa.services.money.ledger import book_refund_failure
