@@ -342,3 +342,42 @@ def test_i2_settings_gives_a_restricted_key_the_new_resources_scopes(client, own
                                                   "scope_products": "admin"})
     assert bad.status_code == 422 and "Choose none, read or write." in page_text(bad)
     assert db.session.scalar(select(ApiKey).where(ApiKey.name == "Odd")) is None
+
+
+def test_i2_a_payment_links_items_and_settings_change_through_the_editors_service(api, owner, other):
+    from kassa.models import LinkItem, PaymentLink
+
+    item = {"line_items[0][price_data][currency]": "eur", "line_items[0][price_data][unit_amount]": "2500",
+            "line_items[0][price_data][product_data][name]": "Bike service"}
+    made = api.call("create_payment_link", "POST", "/v1/payment_links", data=item).json
+    link_id = int(made["id"].removeprefix("plink_"))
+    changed = api.call("update_payment_link", "POST", f"/v1/payment_links/{made['id']}", data={
+        "line_items[0][price_data][currency]": "eur", "line_items[0][price_data][unit_amount]": "3000",
+        "line_items[0][price_data][product_data][name]": "Full service", "line_items[0][quantity]": "2",
+        "line_items[1][price_data][currency]": "eur", "line_items[1][price_data][unit_amount]": "500",
+        "line_items[1][price_data][product_data][name]": "Chain oil",
+        "after_completion[type]": "redirect", "after_completion[redirect][url]": "https://bikes.example/thanks",
+        "billing_address_collection": "auto"})
+    assert changed.status_code == 200, changed.json
+    assert changed.json["url"] == made["url"]  # the same link, edited in place (L19)
+    assert changed.json["after_completion"]["redirect"]["url"] == "https://bikes.example/thanks"
+    assert changed.json["billing_address_collection"] == "auto"
+    db.session.expire_all()
+    rows = db.session.scalars(select(LinkItem).where(LinkItem.link_id == link_id).order_by(LinkItem.position)).all()
+    assert [(r.name, r.unit_amount_minor, r.quantity) for r in rows] == [("Full service", 3000, 2),
+                                                                        ("Chain oil", 500, 1)]
+    assert db.session.get(PaymentLink, link_id).version == 2
+    for data, param in (({"line_items[0][price_data][currency]": "usd", "line_items[0][price_data][unit_amount]":
+                          "5", "line_items[0][price_data][product_data][name]": "x"}, "line_items"),
+                        ({"line_items[0][price_data][currency]": "eur", "line_items[0][price_data][unit_amount]":
+                          "0", "line_items[0][price_data][product_data][name]": "x"},
+                         "line_items[0][price_data][unit_amount]"),
+                        ({"after_completion[type]": "redirect"}, "after_completion[redirect][url]"),
+                        ({"billing_address_collection": "never"}, "billing_address_collection")):
+        response = api.call("update_payment_link", "POST", f"/v1/payment_links/{made['id']}", data=data)
+        assert (response.status_code, response.json["error"]["param"]) == (400, param), response.json
+    assert db.session.get(PaymentLink, link_id).version == 2  # nothing changed
+    theirs = Api(api.client, create_key(actor_for(other), "Theirs", "test")[1]).call(
+        "create_payment_link", "POST", "/v1/payment_links", data=item).json
+    assert_missing(api.call("update_payment_link", "POST", f"/v1/payment_links/{theirs['id']}",
+                            data={"billing_address_collection": "auto"}))

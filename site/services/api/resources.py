@@ -37,8 +37,8 @@ from kassa.services.billing.subscriptions import cancel as subscription_cancel
 from kassa.services.disputes.disputes import accept as dispute_accept
 from kassa.services.disputes.disputes import save_draft
 from kassa.services.disputes.disputes import submit_evidence as dispute_submit
-from kassa.services.links.link_drafts import ItemDraft, LinkDraft
-from kassa.services.links.links import create_link, owned_link, set_active
+from kassa.services.links.link_drafts import ItemDraft, LinkDraft, draft_from_link
+from kassa.services.links.links import create_link, owned_link, set_active, update_link
 from kassa.services.links.products import create_product as product_create
 from kassa.services.payments.refunds import RefundKeyReused, refund_payment
 
@@ -164,12 +164,7 @@ def create_payment_link(caller: Caller, params: dict[str, Any]) -> dict[str, Any
     draft = LinkDraft(name=items[0].name[:200] or "API link", currency=currencies.pop(), items=items)
     after = params.get("after_completion")
     if after:
-        if not isinstance(after, dict) or after.get("type") not in ("redirect", "hosted_confirmation"):
-            raise ApiError(400, "Invalid after_completion[type]", param="after_completion[type]")
-        if after["type"] == "redirect":
-            redirect = after.get("redirect") if isinstance(after.get("redirect"), dict) else {}
-            draft.confirmation = Confirmation.REDIRECT.value
-            draft.redirect_url = str(redirect.get("url") or "")
+        _after_completion(draft, after)
     try:
         link = create_link(caller.actor, draft, LOCALE)
     except ValidationFailed as exc:
@@ -193,13 +188,47 @@ def retrieve_payment_link(caller: Caller, link_id: str) -> dict[str, Any]:
     return stripe_objects.payment_link(link, caller.mode)
 
 
+def _after_completion(draft: LinkDraft, after: Any) -> None:
+    if not isinstance(after, dict) or after.get("type") not in ("redirect", "hosted_confirmation"):
+        raise ApiError(400, "Invalid after_completion[type]", param="after_completion[type]")
+    if after["type"] == "redirect":
+        redirect = after.get("redirect") if isinstance(after.get("redirect"), dict) else {}
+        draft.confirmation = Confirmation.REDIRECT.value
+        draft.redirect_url = str(redirect.get("url") or "")
+    else:
+        draft.confirmation, draft.redirect_url = Confirmation.DEFAULT.value, ""
+
+
 def update_payment_link(caller: Caller, link_id: str, params: dict[str, Any]) -> dict[str, Any]:
     """POST /v1/payment_links/<id>: `active=false` deactivates the link (its URL stays, L19), `true` brings it
-    back — the links list's own action. Other changes are made in the link editor for now."""
+    back — the links list's own action. `line_items` (replaced, from price_data, in the link's currency),
+    `after_completion` and `billing_address_collection` change the link through the link editor's service: the
+    same validation, same URL, a new version that only checkouts started afterwards see (L19)."""
     link = _owned_link(caller, link_id)
     if link is None:
         raise missing("payment_link", link_id, "id")
-    _known(params, {"active"})
+    _known(params, {"active", "line_items", "after_completion", "billing_address_collection"})
+    edits = {"line_items", "after_completion", "billing_address_collection"} & set(params)
+    if edits:
+        draft = draft_from_link(link, LOCALE)
+        if "line_items" in params:
+            items = [_item_draft(item, index) for index, item in enumerate(_as_list(params["line_items"],
+                                                                                     "line_items"))]
+            if not items:
+                raise ApiError(400, "Missing required param: line_items.", param="line_items")
+            if {currency for _item, currency in items} != {link.currency}:
+                raise ApiError(400, f"A link's line items stay in its currency ({link.currency.lower()}).",
+                               param="line_items")
+            draft.items = [item for item, _currency in items]
+        if "after_completion" in params:
+            _after_completion(draft, params["after_completion"])
+        if "billing_address_collection" in params:
+            draft.collect_billing_address = params["billing_address_collection"] == "required"
+        try:
+            link = update_link(caller.actor, link.id, draft, LOCALE)
+        except ValidationFailed as exc:
+            field, message = next(iter(exc.errors.items()), (exc.field, exc.message))
+            raise ApiError(400, message, param=_draft_param(field or "")) from None
     if "active" in params:
         active = _scalar(params, "active")
         if active not in ("true", "false"):
