@@ -440,7 +440,7 @@ def _keep(account: Account, redo: set[date], stale: set[date], at) -> dict[tuple
                 db.session.add(mark)
             mark.timezone, mark.currency = account.timezone, account.default_currency
             # The first marks: what exists now (a transaction open at this moment is the one thing that could
-            # slip past them: see docs/architecture.md), moved on a minute later as always.
+            # slip past them: docs/requirements.md P8), moved on a minute later as always.
             mark.since_ledger_id, mark.since_payment_id, mark.since_dispute_id = maxima
             mark.since_failed_at = at - timedelta(seconds=SETTLE_SECONDS)
             mark.next_ledger_id, mark.next_payment_id, mark.next_dispute_id = maxima
