@@ -405,13 +405,14 @@ def figures_by_day(account: Account, modes: tuple[str, ...], first: date, last: 
     mark = db.session.get(RevenueWatermark, account.id)
     if mark is not None and (mark.timezone, mark.currency) != (account.timezone, account.default_currency):
         mark = None  # kept for another time zone or currency: all of it again
-    kept = {} if mark is None else {(_day(day), mode): values for day, mode, *values in db.session.execute(
+    primed = mark is not None and mark.since_failed_at is not None
+    kept = {} if not primed else {(_day(day), mode): values for day, mode, *values in db.session.execute(
         select(RevenueDay.day, RevenueDay.mode, *(getattr(RevenueDay, name) for name in _FIELDS))
         .where(RevenueDay.account_id == account.id, RevenueDay.day >= first, RevenueDay.day <= closed_last))}
-    stale = set() if mark is None else _touched_days(account, mark)
+    stale = set() if not primed else _touched_days(account, mark)
     redo = (wanted - {day for day, _mode in kept}) | (stale & wanted)
     figures = {key: Figures(*values) for key, values in kept.items() if key[0] not in redo}
-    if mark is None or redo or stale or at - mark.next_at >= timedelta(seconds=SETTLE_SECONDS):
+    if not primed or redo or stale or at - mark.next_at >= timedelta(seconds=SETTLE_SECONDS):
         figures.update(_keep(account, redo, stale, at))
     if last >= today:  # today is still being written: never kept
         figures.update(_per_day(account, ("live", "test"), local_midnight_utc(today, account.timezone),
@@ -439,10 +440,11 @@ def _keep(account: Account, redo: set[date], stale: set[date], at) -> dict[tuple
                 mark = RevenueWatermark(account_id=account.id)
                 db.session.add(mark)
             mark.timezone, mark.currency = account.timezone, account.default_currency
-            # The first marks: what exists now (a transaction open at this moment is the one thing that could
-            # slip past them: docs/requirements.md P8), moved on a minute later as always.
-            mark.since_ledger_id, mark.since_payment_id, mark.since_dispute_id = maxima
-            mark.since_failed_at = at - timedelta(seconds=SETTLE_SECONDS)
+            # Not primed yet (since_failed_at None): a row whose transaction is open now may have a lower id than
+            # the maxima, so no day is kept until a minute later, when every such transaction has committed and
+            # days computed from scratch include it; the marks taken now are then where the looks start.
+            mark.since_ledger_id = mark.since_payment_id = mark.since_dispute_id = 0
+            mark.since_failed_at = None
             mark.next_ledger_id, mark.next_payment_id, mark.next_dispute_id = maxima
             mark.next_at = at
         elif at - mark.next_at >= timedelta(seconds=SETTLE_SECONDS):
@@ -453,6 +455,8 @@ def _keep(account: Account, redo: set[date], stale: set[date], at) -> dict[tuple
             mark.next_ledger_id, mark.next_payment_id, mark.next_dispute_id = maxima
             mark.next_at = at
         computed = _recompute(account, redo) if redo else {}
+        if mark.since_failed_at is None:
+            return computed  # not primed (above): these figures are shown, not kept
         if redo | stale:
             db.session.execute(delete(RevenueDay).where(RevenueDay.account_id == account.id,
                                                         RevenueDay.day.in_(sorted(redo | stale))))
