@@ -70,7 +70,7 @@ def test_w6_property_random_event_streams_enroll_each_object_once_per_trigger_ev
         elif op == "tick":
             engine.enroll_workflow(workflow_ids[index])
         elif op == "two_ticks":
-            at_once(app, lambda: engine.enroll_workflow(workflow_ids[index]))
+            at_once(app, lambda wid=workflow_ids[index]: engine.enroll_workflow(wid))
         else:  # the feed read again from the start: nothing already enrolled enrolls again
             with write_transaction(db.session) as session:
                 session.execute(update(Workflow).where(Workflow.id == workflow_ids[index]).values(event_cursor=0))
