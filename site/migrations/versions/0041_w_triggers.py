@@ -37,7 +37,7 @@ def upgrade():
     op.add_column('workflows', sa.Column('event_cursor', _ID, nullable=False, server_default='0'))
     op.add_column('workflows', sa.Column('event_seen', _ID, nullable=False, server_default='0'))
     op.add_column('workflows', sa.Column('event_settled', _ID, nullable=False, server_default='0'))
-    op.add_column('workflows', sa.Column('abandon_hours', sa.Integer(), nullable=True))
+    op.add_column('workflows', sa.Column('abandon_hours', _ID, nullable=True))
     op.add_column('workflow_enrollments', sa.Column('object_type', sa.String(length=20), nullable=False,
                                                     server_default='payment'))
     op.add_column('workflow_enrollments', sa.Column('object_id', _ID, nullable=True))
