@@ -170,6 +170,20 @@ def _crm_and_payout(account_id: int) -> None:
                            payout_date=date(2026, 1, 2), arrival_date=date(2026, 1, 5), entry_count=0))
 
 
+def _quote(owner) -> tuple[int, str]:
+    """V4: an open quote with a recurring line; its id and its public page's token."""
+    from kassa.services.checkout.quote_checkout import quote_token
+    from kassa.services.payments import quote_drafts
+    from kassa.services.payments.quote_drafts import QuoteDraft, QuoteLineDraft
+
+    draft = QuoteDraft(customer_email="fuzz@example.com", currency="USD", issue_date="2026-12-01",
+                       expiry_date="2027-06-30", lines=[QuoteLineDraft(description="Hosting", unit_price="25.00",
+                                                                       frequency="monthly")])
+    quote = quote_drafts.save_draft(actor_for(owner), None, draft, "en")
+    quote = quote_drafts.finalize(actor_for(owner), quote.id)
+    return quote.id, quote_token(quote)
+
+
 @pytest.fixture
 def world(client):
     """A Super admin's account with one of everything a URL can name; returns {url param: [values]}."""
@@ -190,6 +204,7 @@ def world(client):
                        ).status_code in (200, 303)
     account = owner.account_id
     _crm_and_payout(account)
+    quote_id, quote_token = _quote(owner)  # V4: an open quote, its merchant pages and its public page
     db.session.rollback()
     link = db.session.get(PaymentLink, payment.link_id)
     checkout_path = start_checkout(client, link.slug)
@@ -204,6 +219,7 @@ def world(client):
         "company_id": _first(Company, Company.account_id == account),
         "deal_id": _first(Deal, Deal.account_id == account),
         "payout_id": _first(Payout, Payout.account_id == account),
+        "quote_id": quote_id,
         "step": 1,
     }
     # The largest id (a real lookup that finds nothing) and one past 64 bits (refused by the URL converter).
@@ -214,7 +230,7 @@ def world(client):
     for name in params:
         params[name] += hostile_ids
     params.update({
-        "token": [checkout_path.rsplit("/", 1)[1], token, *hostile_text],
+        "token": [checkout_path.rsplit("/", 1)[1], token, quote_token, *hostile_text],
         "slug": [link.slug, *hostile_text], "kind": ["contact", *hostile_text],
         "fmt": ["png", *hostile_text], "name": ["payments", *hostile_text],
         "filename": ["css/app.css", *hostile_text],
