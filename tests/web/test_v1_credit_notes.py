@@ -180,6 +180,9 @@ def test_v1_partial_then_full_refunds_of_a_paid_invoice_make_numbered_credit_not
     notes = list(db.session.scalars(select(CreditNote).order_by(CreditNote.number)))
     assert [(n.number, n.amount_minor, n.invoice_id) for n in notes] == [(1, 1551, invoice.id),
                                                                         (2, 10000, invoice.id)]
+    # the credit notes settle what was refunded: the invoice stays paid and owes nothing
+    db.session.expire_all()
+    assert (_latest(owner).status, _latest(owner).amount_due_minor) == ("paid", 0)
     page = soup_of(client.get(f"/invoices/{invoice.id}"))
     listed = " ".join(page.select_one("#credit-notes").get_text(" ").split())
     assert "CN-000001" in listed and "CN-000002" in listed and "€15.51" in listed and "€100.00" in listed

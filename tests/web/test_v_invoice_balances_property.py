@@ -5,7 +5,9 @@ Hypothesis draws sequences of: new invoices (partial payments allowed), payments
 sandbox, full or partial), manual payments (V3), manual payments deleted by the Super admin, refunds of checkout
 payments (settled by the sandbox's event a minute on) and voids. After every step, for every invoice:
 
-- amount paid = the sum of its succeeded payments less what was refunded of them, never above its amount;
+- amount paid = the sum of its succeeded payments, never above its amount: a refund doesn't make the invoice owe
+  again, it makes a credit note (V1) for the refunded amount, which settles that part of the invoice;
+- its credit notes = what was refunded of its payments, one per refund;
 - its status follows: open with nothing paid, partially paid, paid in full, and void only with nothing paid;
 
 and at the end:
@@ -31,7 +33,7 @@ from sqlalchemy import select
 from kassa.actor import Actor
 from kassa.clock import account_today
 from kassa.extensions import db
-from kassa.models import Account, Export, Invoice, Payment, User
+from kassa.models import Account, CreditNote, Export, Invoice, Payment, User
 from kassa.processors import registry
 from kassa.services.checkout.invoice_checkout import pay_token
 from kassa.services.events import process_sandbox_events
@@ -105,11 +107,14 @@ def _check_balances(account_id: int) -> None:
     db.session.rollback()
     invoices = db.session.scalars(select(Invoice).where(Invoice.account_id == account_id)).all()
     payments = db.session.scalars(select(Payment).where(Payment.account_id == account_id)).all()
+    notes = db.session.scalars(select(CreditNote).where(CreditNote.account_id == account_id)).all()
+    assert len({note.refund_id for note in notes}) == len(notes)  # one credit note per refund
     for invoice in invoices:
-        paid = sum(p.amount_minor - p.refunded_minor for p in payments
-                   if p.invoice_id == invoice.id and p.status == "succeeded")
-        state = (invoice.id, invoice.status, invoice.amount_minor, invoice.amount_paid_minor, paid)
+        paid = sum(p.amount_minor for p in payments if p.invoice_id == invoice.id and p.status == "succeeded")
+        refunded = sum(p.refunded_minor for p in payments if p.invoice_id == invoice.id and p.status == "succeeded")
+        state = (invoice.id, invoice.status, invoice.amount_minor, invoice.amount_paid_minor, paid, refunded)
         assert invoice.amount_paid_minor == paid, state
+        assert sum(note.amount_minor for note in notes if note.invoice_id == invoice.id) == refunded, state
         assert 0 <= paid <= invoice.amount_minor, state
         if invoice.status == "void":
             assert paid == 0, state
