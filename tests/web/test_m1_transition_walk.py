@@ -42,6 +42,8 @@ from kassa.models import (
     PaymentStatus,
     Payout,
     PayoutStatus,
+    Quote,
+    QuoteStatus,
     Refund,
     RefundStatus,
     Subscription,
@@ -52,7 +54,7 @@ from kassa.services.billing.subscriptions import cancel, set_test_card_behaviour
 from kassa.services.checkout.checkout import IN_FLIGHT_LIMIT, RECONCILE_AFTER
 from kassa.services.disputes import dispute_states
 from kassa.services.disputes.disputes import accept, save_draft, submit_evidence
-from kassa.services.payments import attempt_states, invoice_states, payment_states, refund_states
+from kassa.services.payments import attempt_states, invoice_states, payment_states, quote_states, refund_states
 from kassa.services.payments.refunds import refund_payment
 from kassa.services.payouts import payout_states
 from kassa.services.platform.ticks import run_tick
@@ -71,6 +73,7 @@ MACHINES = {
     "payout": (payout_states, Payout, PayoutStatus),
     "attempt": (attempt_states, PaymentAttempt, AttemptStatus),
     "invoice": (invoice_states, Invoice, InvoiceStatus),  # V1
+    "quote": (quote_states, Quote, QuoteStatus),  # V4
 }
 # Moves a table allows that no service makes, each with why; a walk covers its table minus these.
 NOT_DRIVABLE = {
@@ -490,6 +493,76 @@ def walk_invoices(walk: Walk, client, request) -> None:
     assert [db.session.get(Invoice, i).number for i in (paid_in_parts, paid_at_once, written_off)] == [3, 4, 5]
 
 
+def _quote(client, owner) -> int:
+    """V4: a draft quote of one line, 120.00 USD (a bank debit can pay it), written on the merchant's editor."""
+    form = {"customer_email": "anna@example.com", "customer_name": "Anna de Vries", "company_name": "",
+            "language": "en", "currency": "USD", "issue_date": "2027-02-01", "expiry_date": "2027-03-01",
+            "notes": "", "terms": "", "lines-0-description": "Website setup", "lines-0-quantity": "1",
+            "lines-0-unit_price": "120.00", "lines-0-frequency": "one_time", "action": "save"}
+    response = client.post("/quotes/new", data=form)
+    assert response.status_code == 303, response.get_data(as_text=True)[:600]
+    db.session.rollback()
+    return db.session.scalar(select(func.max(Quote.id)).where(Quote.account_id == owner.account_id))
+
+
+def _quote_page(quote_id: int) -> str:
+    from kassa.services.checkout.quote_checkout import quote_token
+
+    return f"/quote/{quote_token(db.session.get(Quote, quote_id))}"
+
+
+def _pay_quote(buyer, quote_id: int, method: str) -> None:
+    """V4: "Pay now" on the accepted quote's page, then the buyer's form on Kassa's checkout."""
+    from tests.support.checkout import buyer_form, path_of
+
+    response = buyer.post(f"{_quote_page(quote_id)}/pay")
+    assert response.status_code == 303, response.get_data(as_text=True)[:600]
+    paid = buyer.post(path_of(response.headers["Location"]), data=buyer_form(method))
+    assert paid.status_code == 303, paid.get_data(as_text=True)[:600]
+
+
+def walk_quotes(walk: Walk, client, request) -> None:
+    """V4: draft → open (the merchant finalizes: its number), open → accepted (the buyer accepts on the quote's
+    page), open → declined (the buyer declines there), open → void and accepted → void (the merchant voids),
+    accepted → paid (paid through Kassa's checkout: by card at once, and by a bank debit when it clears at the
+    tick; while that debit is on its way the quote can't be voided)."""
+    from kassa.processors import registry
+    from tests.support.payments import login
+
+    request.getfixturevalue("app").config["KASSA_LIVE_PROCESSOR"] = registry.sandbox  # quotes are paid live
+    with time_machine.travel(MONDAY, tick=False) as clock:
+        owner = make_merchant()
+        login(client, owner)
+        walk.account_id = owner.account_id
+        buyer = request.getfixturevalue("app").test_client()
+        by_card, by_debit, declined, voided_open, voided_accepted = (_quote(client, owner) for _ in range(5))
+        ids = (by_card, by_debit, declined, voided_open, voided_accepted)
+        with walk.step("the merchant finalizes five drafts"):
+            for quote_id in ids:
+                assert client.post(f"/quotes/{quote_id}/finalize").status_code == 303
+        with walk.step("the buyer accepts three on the quote's page (name and the ticked box)"):
+            for quote_id in (by_card, by_debit, voided_accepted):
+                accepted = buyer.post(f"{_quote_page(quote_id)}/accept", data={"name": "Anna", "agree": "y"})
+                assert accepted.status_code == 200, accepted.get_data(as_text=True)[:600]
+        with walk.step("the buyer declines one"):
+            assert buyer.post(f"{_quote_page(declined)}/decline").status_code == 200
+        with walk.step("the merchant voids an open quote and an accepted one"):
+            for quote_id in (voided_open, voided_accepted):
+                assert client.post(f"/quotes/{quote_id}/void").status_code == 303
+        with walk.step("paid by card through the checkout: paid at once"):
+            _pay_quote(buyer, by_card, "card")
+        with walk.step("paid by bank debit (T4 …6789): processing, so the merchant can't void it"):
+            _pay_quote(buyer, by_debit, "ach")
+            assert client.post(f"/quotes/{by_debit}/void").status_code == 303  # refused: a flash, nothing moves
+            db.session.rollback()
+            assert db.session.get(Quote, by_debit).status == "accepted"
+        with walk.step("4 business days on: the sandbox's charge.succeeded at the tick pays the quote"):
+            clock.shift(timedelta(days=4, minutes=1))
+        db.session.rollback()
+        assert [db.session.get(Quote, q).status for q in ids] == ["paid", "paid", "declined", "void", "void"]
+        assert sorted(db.session.get(Quote, q).number for q in ids) == [1, 2, 3, 4, 5]
+
+
 WALKS = {
     "payment": walk_payments,
     "attempt": walk_attempts,
@@ -498,6 +571,7 @@ WALKS = {
     "subscription": walk_subscriptions,
     "payout": walk_payouts,
     "invoice": walk_invoices,
+    "quote": walk_quotes,
 }
 
 

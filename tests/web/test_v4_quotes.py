@@ -353,3 +353,35 @@ def test_v4_another_merchants_quote_is_a_404_and_tokens_cannot_be_forged(app, cl
     assert anyone.get(_path(draft)).status_code == 404
     assert client.post(f"/quotes/{quote.id}/void").status_code == 303
     assert _accept(anyone, quote).status_code == 409 and _fresh(quote).status == QuoteStatus.VOID.value
+
+
+def test_v4_a_quote_cannot_be_voided_while_a_payment_of_it_is_on_its_way(app, client, owner, faults):
+    """V4, M1: voiding an accepted quote is refused while a bank debit of it clears or a charge of it is with the
+    processor (it may yet pay the quote, and a void quote is never paid): the debit clears and the quote is paid;
+    once the unanswered charge is found failed, the other quote can be voided."""
+    from kassa.services.checkout.checkout import RECONCILE_AFTER
+    from kassa.services.platform.ticks import run_tick
+
+    app.config["KASSA_LIVE_PROCESSOR"] = registry.sandbox  # the sandbox with the test's faults (installed after owner)
+    with time_machine.travel("2026-12-07 10:00:00+00:00", tick=False) as clock:
+        one_time = {"currency": "USD", "language": "en", "lines-1-description": None, "lines-1-unit_price": None,
+                    "lines-1-frequency": None, "lines-1-quantity": None}
+        debited, timed_out = _open_quote(client, owner, **one_time), _open_quote(client, owner, **one_time)
+        buyer = app.test_client()
+        for quote in (debited, timed_out):
+            assert _accept(buyer, quote).status_code == 200
+        assert buyer.post(_pay(buyer, debited), data=buyer_form("ach")).status_code == 303
+        faults.inject("timeout", account_id=owner.account_id)
+        assert buyer.post(_pay(buyer, timed_out), data=buyer_form()).status_code == 202  # unknown: reconciled later
+        for quote in (debited, timed_out):
+            refused = client.post(f"/quotes/{quote.id}/void", follow_redirects=True)
+            assert "still being processed" in _text(refused)
+            assert _fresh(quote).status == QuoteStatus.ACCEPTED.value
+        clock.shift(timedelta(days=4, minutes=1))  # the debit clears (T4); the reconciler finds no charge
+        assert not run_tick().failed
+        assert _fresh(debited).status == QuoteStatus.PAID.value
+        assert client.post(f"/quotes/{timed_out.id}/void").status_code == 303
+        assert _fresh(timed_out).status == QuoteStatus.VOID.value
+        assert client.post(f"/quotes/{debited.id}/void").status_code == 303  # paid: refused too
+        assert _fresh(debited).status == QuoteStatus.PAID.value
+    assert RECONCILE_AFTER < timedelta(days=4)

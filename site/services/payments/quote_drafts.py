@@ -23,10 +23,15 @@ from kassa.forms import parse_date
 from kassa.i18n import LANGUAGES
 from kassa.models import (
     Account,
+    AttemptStatus,
     BillingFrequency,
+    CheckoutSession,
     Company,
     Contact,
     Deal,
+    Payment,
+    PaymentAttempt,
+    PaymentStatus,
     Product,
     Quote,
     QuoteLine,
@@ -222,13 +227,32 @@ def finalize(actor: Actor, quote_id: int) -> Quote:
 
 
 def void(actor: Actor, quote_id: int) -> Quote:
+    """Open or accepted → void. Conflict while a payment of it is on its way (a bank debit clearing, a charge with
+    the processor right now): it may yet pay the quote, and a void quote is never paid (payment_states)."""
     with write_transaction(db.session):
         quote = owned(actor, quote_id, lock=True)
         if quote.status not in (QuoteStatus.OPEN.value, QuoteStatus.ACCEPTED.value):
             raise Conflict(_("Only a sent or accepted quote that isn't paid can be voided."))
+        if _payment_on_its_way(quote.id):
+            raise Conflict(_("A payment of this quote is still being processed. Void it once that payment has "
+                             "failed."))
         move_quote(quote, QuoteStatus.VOID, at=now())
         record_audit(actor, "quote.voided", object_type="quote", object_id=quote.id, data={"number": quote.number})
         return quote
+
+
+def _payment_on_its_way(quote_id: int) -> bool:
+    """A payment of the quote's checkouts still clearing (or waiting for 3-D Secure), or an attempt of them with the
+    processor right now (checkout's hold_quote refuses a second payment for the same reasons)."""
+    clearing = select(Payment.id).join(CheckoutSession, CheckoutSession.id == Payment.checkout_session_id).where(
+        CheckoutSession.quote_id == quote_id,
+        Payment.status.in_((PaymentStatus.PROCESSING.value, PaymentStatus.INCOMPLETE.value)))
+    charging = select(PaymentAttempt.id).join(
+        CheckoutSession, CheckoutSession.id == PaymentAttempt.checkout_session_id).where(
+        CheckoutSession.quote_id == quote_id,
+        PaymentAttempt.status.in_((AttemptStatus.PENDING.value, AttemptStatus.UNKNOWN.value)))
+    return (db.session.scalar(clearing.limit(1)) is not None
+            or db.session.scalar(charging.limit(1)) is not None)
 
 
 def delete_draft(actor: Actor, quote_id: int) -> None:
