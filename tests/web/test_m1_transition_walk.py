@@ -54,7 +54,13 @@ from kassa.services.billing.subscriptions import cancel, set_test_card_behaviour
 from kassa.services.checkout.checkout import IN_FLIGHT_LIMIT, RECONCILE_AFTER
 from kassa.services.disputes import dispute_states
 from kassa.services.disputes.disputes import accept, save_draft, submit_evidence
-from kassa.services.payments import attempt_states, invoice_states, payment_states, quote_states, refund_states
+from kassa.services.payments import (
+    attempt_states,
+    invoice_states,
+    payment_states,
+    quote_states,
+    refund_states,
+)
 from kassa.services.payments.refunds import refund_payment
 from kassa.services.payouts import payout_states
 from kassa.services.platform.ticks import run_tick
