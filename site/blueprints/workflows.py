@@ -12,7 +12,7 @@ from wtforms import SelectField, StringField, TextAreaField
 from kassa.authz import current_actor, permission_required
 from kassa.errors import ValidationFailed
 from kassa.extensions import db
-from kassa.forms import FlagField, Form
+from kassa.forms import FlagField, Form, is_ascii_digits
 from kassa.models import Permission, WorkflowEnrollment, WorkflowTrigger
 from kassa.rendering import htmx_redirect, render_page
 from kassa.services.backoffice import segments
@@ -118,7 +118,7 @@ def _edited(values: dict) -> dict | None:
         return values
     if action.startswith("remove_step:"):
         index = action.partition(":")[2]
-        if index.isdigit() and 0 < int(index) < count:
+        if is_ascii_digits(index) and 0 < int(index) < count:
             steps = _steps(values)
             del steps[int(index)]
             for new_index, step in enumerate(steps):

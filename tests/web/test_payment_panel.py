@@ -77,7 +77,7 @@ def test_p4_panel_is_a_full_page_and_an_htmx_fragment_with_every_card(client, ow
     assert "$50.00" in text_of(head.select_one(".pp__amount")) and "Succeeded" in text_of(head)
     assert _dd(head, "Buyer") == "Ann Buyer ann.buyer@example.com"
     assert _dd(head, "Payment method").startswith("Visa •••• 4242")
-    assert _dd(head, "Source") == "Spring concert"
+    assert _dd(head, "Source") == "Payment link · Spring concert"  # V6: the kind and the name
     assert _dd(head, "Receipt number") == f"R-{payment.receipt_number:06d}"
     items = text_of(page.select_one("#card-items"))
     assert "Concert ticket" in items and "$50.00" in items
@@ -195,7 +195,7 @@ def test_p6_add_replace_label_and_remove_an_association(client, owner):
     row = db.session.get(Payment, payment.id)
     assert (row.contact_id, row.contact_label) == (None, None)
     panel = _panel(client, payment.id)
-    assert "+ Add" in text_of(panel.select_one("#card-associations li.assoc__row"))
+    assert "+ Add" in text_of(panel.select_one("#card-associations li.assoc__row:not(.assoc__row--source)"))
     history = text_of(panel.select_one("#card-history"))
     assert history.count("Associations changed") == 3
     assert db.session.scalar(select(db.func.count()).select_from(AuditEvent).where(

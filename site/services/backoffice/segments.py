@@ -23,6 +23,8 @@ from kassa.database import lock_one, parse_id, write_transaction
 from kassa.errors import NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.models import Account, Contact, Payment, Segment, SegmentMember, Workflow
+from kassa.pagination import NUMBERED_PAGE_SIZE as PAGE_SIZE  # a segment's contacts: numbered pages
+from kassa.pagination import numbered_page
 from kassa.services.backoffice.payment_filters import (
     Filter,
     FilterContext,
@@ -33,7 +35,6 @@ from kassa.services.backoffice.payment_filters import (
 from kassa.services.platform.audit import record_audit
 
 MAX_SEGMENTS = 100
-PAGE_SIZE = 25
 
 
 def list_segments(account_id: int) -> list[Segment]:
@@ -117,9 +118,8 @@ def _paid():
 
 def member_page(segment: Segment, page: int) -> tuple[list[MemberRow], int]:
     """A page of members (by email) with their payment properties, and the number of members."""
-    total = count_members(segment)
-    contacts = list(db.session.scalars(members_query(segment).order_by(Contact.email, Contact.id)
-                                       .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)))
+    found = numbered_page(members_query(segment), (Contact.email, Contact.id), page, size=PAGE_SIZE)
+    total, contacts = found.total, found.rows
     rows = {c.id: MemberRow(c) for c in contacts}
     if rows:
         for contact_id, currency, n, amount, last in db.session.execute(

@@ -17,6 +17,7 @@ from kassa.clock import now
 from kassa.database import lock_one, parse_id, write_transaction
 from kassa.errors import NotFound, ValidationFailed
 from kassa.extensions import db
+from kassa.forms import is_ascii_digits
 from kassa.models import PaymentLink, User, Workflow, WorkflowTrigger
 from kassa.services.backoffice.payment_filters import Condition, FilterError, dump_filter, parse_filter
 from kassa.services.platform.audit import record_audit
@@ -134,7 +135,7 @@ def form_values(workflow: Workflow) -> dict[str, str]:
 
 def step_count(values: dict[str, Any]) -> int:
     text = str(values.get("steps") or "1").strip()
-    return min(max(int(text), 1), MAX_STEPS) if text.isdigit() and len(text) < 4 else 1
+    return min(max(int(text), 1), MAX_STEPS) if is_ascii_digits(text) and len(text) < 4 else 1
 
 
 def _segment_id(account_id: int, text: str, field: str, errors: dict[str, str], required: bool) -> int | None:
@@ -186,7 +187,7 @@ def _step(account_id: int, values: dict[str, str], p: str, errors: dict[str, str
         due_text = (values.get(p + "due_days") or "").strip()
         due_days = None
         if due_text:
-            if not due_text.isdigit() or not 0 <= int(due_text) <= 365:
+            if not is_ascii_digits(due_text) or not 0 <= int(due_text) <= 365:
                 errors[p + "due_days"] = _("Enter a number of days from 0 to 365.")
             else:
                 due_days = int(due_text)
@@ -200,7 +201,7 @@ def _step(account_id: int, values: dict[str, str], p: str, errors: dict[str, str
         if unit not in ("hours", "days"):
             errors[p + "wait_unit"] = _("Choose hours or days.")
         limit = 24 * 365 if unit == "hours" else 365
-        if not amount_text.isdigit() or not 1 <= int(amount_text) <= limit:
+        if not is_ascii_digits(amount_text) or not 1 <= int(amount_text) <= limit:
             errors[p + "wait_amount"] = _("Enter a whole number from 1 to %(n)d.", n=limit)
             return {"type": "wait", "amount": 1, "unit": unit}
         return {"type": "wait", "amount": int(amount_text), "unit": unit}
@@ -239,7 +240,7 @@ def _checked(account_id: int, values: dict[str, str]) -> tuple[str, str, list[An
         errors["filter"] = _("Payment criteria apply only to payment, refund, dispute and renewal triggers.")
     if trigger == WorkflowTrigger.CHECKOUT_ABANDONED.value:
         hours = (values.get("abandon_hours") or "").strip()
-        if not hours.isdigit() or not 1 <= int(hours) <= 24 * 30:
+        if not is_ascii_digits(hours) or not 1 <= int(hours) <= 24 * 30:
             errors["abandon_hours"] = _("Enter a whole number of hours from 1 to %(n)d.", n=24 * 30)
         else:
             extra["abandon_hours"] = int(hours)
