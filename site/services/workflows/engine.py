@@ -17,15 +17,28 @@ look re-reads the window whose ids were all committed by then (`event_settled` �
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Integer, String, cast, exists, func, literal, null, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    cast,
+    exists,
+    func,
+    literal,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from kassa.clock import account_today, now
-from kassa.database import dialect_name, lock_one, write_transaction
+from kassa.database import dialect_name, lock_one, locked, write_transaction
 from kassa.event_types import AccountEventType as Event
 from kassa.extensions import db
 from kassa.models import (
@@ -49,10 +62,16 @@ from kassa.services.workflows.subjects import WITH_PAYMENT
 log = logging.getLogger(__name__)
 
 STEP_JOB = actions.STEP_JOB
-BATCH = 2000
+BATCH = 5000
 LATE_COMMIT = timedelta(minutes=2)
 ABANDON_AFTER = timedelta(hours=1)  # the feed's checkout.abandoned; a workflow's own hours (≥ 1) wait longer
 ABANDON_LOOKBACK = timedelta(days=7)
+PARTS_PER_STATEMENT = 100  # workflows in one INSERT … SELECT … UNION ALL (SQLite takes at most 500 selects)
+ENROLL_COLUMNS = ["account_id", "workflow_id", "payment_id", "object_type", "object_id", "event_id",
+                  "trigger_event", "workflow_version", "status", "step", "enrolled_at"]
+QUEUE_COLUMNS = ["kind", "payload", "account_id", "dedupe_key", "status", "attempts", "next_attempt_at", "created_at"]
+_CRITERIA_CACHE: dict[tuple, ColumnElement] = {}
+_CRITERIA_CACHE_SIZE = 2000
 
 
 def _payment_id_of(trigger: Event):
@@ -66,54 +85,139 @@ def _payment_id_of(trigger: Event):
     return None
 
 
-def _enroll_window(session, workflow: Workflow, account: Account, after: int, upto: int) -> list[int]:
-    """Enroll the workflow's events with ids in (after, upto]: one INSERT … SELECT, then one outbox insert."""
-    import json
+def _filter_of(workflow: Workflow, ctx: FilterContext) -> ColumnElement:
+    """The workflow's criteria (the payments index's filter, W5) as SQL, built once per criteria, time zone and
+    day (a relative date moves with the day) and kept: its values are bound, so the statements that use it
+    compile once too (SQLAlchemy's compiled cache)."""
+    key = (json.dumps(workflow.criteria, sort_keys=True), ctx.timezone, ctx.today)
+    clause = _CRITERIA_CACHE.get(key)
+    if clause is None:
+        clause = filter_clause(parse_filter(json.dumps(workflow.criteria)) if workflow.criteria else (), ctx)
+        if len(_CRITERIA_CACHE) >= _CRITERIA_CACHE_SIZE:
+            _CRITERIA_CACHE.clear()
+        _CRITERIA_CACHE[key] = clause
+    return clause
 
+
+def _select_part(workflow: Workflow, ctx: FilterContext, after: int, upto: int, stamp) -> Select:
+    """The workflow's enrollments among the events with ids in (after, upto]: the events of its trigger whose
+    payment matches its criteria, as rows of `workflow_enrollments` (ENROLL_COLUMNS)."""
     trigger = Event(workflow.trigger)
     payment_id = _payment_id_of(trigger)
-    stamp = literal(now(), WorkflowEnrollment.enrolled_at.type)
     query = select(
-        AccountEvent.account_id, literal(workflow.id), payment_id if payment_id is not None else null(),
+        AccountEvent.account_id, literal(workflow.id), payment_id if payment_id is not None else cast(null(), Integer),
         AccountEvent.object_type, AccountEvent.object_id, AccountEvent.id, AccountEvent.type,
         literal(workflow.version), literal("pending"), literal(0), stamp,
     ).where(AccountEvent.account_id == workflow.account_id, AccountEvent.id > after, AccountEvent.id <= upto,
             AccountEvent.type == trigger.value)
     if payment_id is not None and trigger in WITH_PAYMENT:
-        criteria = parse_filter(json.dumps(workflow.criteria)) if workflow.criteria else ()
-        ctx = FilterContext(timezone=account.timezone, today=account_today(account))
-        query = query.join(Payment, Payment.id == payment_id).where(filter_clause(criteria, ctx),
+        query = query.join(Payment, Payment.id == payment_id).where(_filter_of(workflow, ctx),
                                                                      criteria_extra(workflow))
+    return query
+
+
+def _queue_select(ids, account_id, run_at, stamp, postgresql_: bool) -> Select:
+    """One outbox message per enrollment (its dedupe key: `workflow_step:<id>`), due at its `run_at` or now."""
+    payload = (func.json_build_object("enrollment_id", ids) if postgresql_ else func.json_object("enrollment_id", ids))
+    return select(literal(STEP_JOB), payload, account_id, literal("workflow_step:") + cast(ids, String),
+                  literal("pending"), literal(0), func.coalesce(run_at, stamp), stamp)
+
+
+def _enroll_set(session, ctx: FilterContext, parts: list[tuple[Workflow, int, int]], stamp, queue: bool) -> int:
+    """Enroll the parts' workflows (each over its own event window) in ONE statement: INSERT … SELECT … UNION
+    ALL … ON CONFLICT (workflow, event) DO NOTHING. With `queue`, the outbox messages of the new rows go in with
+    it: on PostgreSQL in the same statement (the insert is a CTE whose RETURNING feeds the outbox insert), on
+    SQLite in one more INSERT … SELECT of the rows this transaction stamped. Returns how many rows were new."""
+    postgresql_ = dialect_name(session) == "postgresql"
+    insert = postgresql.insert if postgresql_ else sqlite.insert
+    selects = [_select_part(workflow, ctx, after, upto, stamp) for workflow, after, upto in parts]
+    rows = selects[0] if len(selects) == 1 else union_all(*selects)
+    enroll = (insert(WorkflowEnrollment.__table__).from_select(ENROLL_COLUMNS, rows)
+              .on_conflict_do_nothing(index_elements=["workflow_id", "event_id"]))
+    if postgresql_ and queue:
+        new = enroll.returning(WorkflowEnrollment.id, WorkflowEnrollment.account_id,
+                               WorkflowEnrollment.run_at).cte("new_enrollments")
+        queued = (insert(OutboxMessage.__table__)
+                  .from_select(QUEUE_COLUMNS, _queue_select(new.c.id, new.c.account_id, new.c.run_at, stamp, True))
+                  .on_conflict_do_nothing(index_elements=["dedupe_key"]))
+        return session.scalar(select(func.count()).select_from(new).add_cte(queued.cte("queued_steps")))
+    count = session.execute(enroll).rowcount
+    if count and queue:
+        _queue(session, [workflow.id for workflow, _, _ in parts], stamp)
+    return count
+
+
+def _queue(session, workflow_ids: list[int], stamp) -> None:
+    """The outbox messages of the enrollments of these workflows stamped `stamp` (this transaction's: their
+    rows are locked); a message already queued for an enrollment (its dedupe key) stays as it is."""
     insert = postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
-    columns = ["account_id", "workflow_id", "payment_id", "object_type", "object_id", "event_id", "trigger_event",
-               "workflow_version", "status", "step", "enrolled_at"]
-    statement = (insert(WorkflowEnrollment).from_select(columns, query)
-                 .on_conflict_do_nothing(index_elements=["workflow_id", "event_id"])
-                 .returning(WorkflowEnrollment.id, WorkflowEnrollment.event_id))
-    new = session.execute(statement).all()
-    if not new:
-        return []
-    if trigger is Event.CHECKOUT_ABANDONED:
-        # The feed's event is an hour after the session started; this workflow waits its own hours.
-        extra = timedelta(hours=max(workflow.abandon_hours or 1, 1)) - ABANDON_AFTER
-        when = dict(session.execute(select(AccountEvent.id, AccountEvent.occurred_at)
-                                    .where(AccountEvent.id.in_([event_id for _, event_id in new]))).all())
-        for enrollment_id, event_id in new:
-            if extra:
-                session.get(WorkflowEnrollment, enrollment_id).run_at = when[event_id] + extra
+    queued = _queue_select(WorkflowEnrollment.id, WorkflowEnrollment.account_id, WorkflowEnrollment.run_at, stamp,
+                           dialect_name(session) == "postgresql"
+                           ).where(WorkflowEnrollment.workflow_id.in_(workflow_ids),
+                                   WorkflowEnrollment.enrolled_at == stamp)
+    session.execute(insert(OutboxMessage.__table__).from_select(QUEUE_COLUMNS, queued)
+                    .on_conflict_do_nothing(index_elements=["dedupe_key"]))
+
+
+def _enroll(session, account: Account, parts: list[tuple[Workflow, int, int]]) -> int:
+    """Enroll each (workflow, after, upto) part's matching events (one statement per PARTS_PER_STATEMENT
+    workflows); a checkout-abandoned workflow's rows wait its own hours (their `run_at`) before they are queued."""
+    parts = [part for part in parts if part[2] > part[1]]
+    if not parts:
+        return 0
+    stamp = literal(now(), WorkflowEnrollment.enrolled_at.type)
+    ctx = FilterContext(timezone=account.timezone, today=account_today(account))
+    plain = [part for part in parts if part[0].trigger != Event.CHECKOUT_ABANDONED.value]
+    count = 0
+    for start in range(0, len(plain), PARTS_PER_STATEMENT):
+        count += _enroll_set(session, ctx, plain[start:start + PARTS_PER_STATEMENT], stamp, queue=True)
+    for workflow, after, upto in parts:
+        if workflow.trigger != Event.CHECKOUT_ABANDONED.value:
+            continue
+        if not _enroll_set(session, ctx, [(workflow, after, upto)], stamp, queue=False):
+            continue
+        count += _wait_abandoned(session, workflow, stamp.value)
+        _queue(session, [workflow.id], stamp)
+    return count
+
+
+def _wait_abandoned(session, workflow: Workflow, stamp) -> int:
+    """The feed's checkout.abandoned is an hour after the session started; this workflow waits its own hours."""
+    extra = timedelta(hours=max(workflow.abandon_hours or 1, 1)) - ABANDON_AFTER
+    new = session.execute(select(WorkflowEnrollment, AccountEvent.occurred_at)
+                          .join(AccountEvent, AccountEvent.id == WorkflowEnrollment.event_id)
+                          .where(WorkflowEnrollment.workflow_id == workflow.id,
+                                 WorkflowEnrollment.enrolled_at == stamp)).all()
+    if extra:
+        for enrollment, occurred_at in new:
+            enrollment.run_at = occurred_at + extra
         session.flush()
-    # One outbox message per new enrollment, in one INSERT … SELECT (this statement's rows: its workflow and
-    # its `enrolled_at`); a message already queued for an enrollment (its dedupe key) stays as it is.
-    payload = (func.json_build_object("enrollment_id", WorkflowEnrollment.id) if dialect_name(session) == "postgresql"
-               else func.json_object("enrollment_id", WorkflowEnrollment.id))
-    queued = select(literal(STEP_JOB), payload, WorkflowEnrollment.account_id,
-                    literal("workflow_step:") + cast(WorkflowEnrollment.id, String),
-                    literal("pending"), literal(0), func.coalesce(WorkflowEnrollment.run_at, stamp), stamp
-                    ).where(WorkflowEnrollment.workflow_id == workflow.id, WorkflowEnrollment.enrolled_at == stamp)
-    session.execute(insert(OutboxMessage).from_select(
-        ["kind", "payload", "account_id", "dedupe_key", "status", "attempts", "next_attempt_at", "created_at"], queued)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"]))
-    return [enrollment_id for enrollment_id, _ in new]
+    return len(new)
+
+
+def _look(session, account: Account, workflows: list[Workflow], batch: int) -> int:
+    """One look at the account's feed for these workflows (their rows locked): each reads the next `batch`
+    events after its cursor (workflows at the same cursor, the usual case, share one window) and all of them
+    enroll in one statement; then the late-commit checkpoint of those whose LATE_COMMIT has passed."""
+    upto_of: dict[int, int | None] = {}
+    for cursor in sorted({workflow.event_cursor for workflow in workflows}):
+        window = select(AccountEvent.id).where(AccountEvent.account_id == account.id, AccountEvent.id > cursor
+                                               ).order_by(AccountEvent.id).limit(batch).subquery()
+        upto_of[cursor] = session.scalar(select(func.max(window.c.id)))
+    parts = [(workflow, workflow.event_cursor, upto_of[workflow.event_cursor]) for workflow in workflows
+             if upto_of[workflow.event_cursor] is not None]
+    count = _enroll(session, account, parts)
+    for workflow, _, upto in parts:
+        workflow.event_cursor = upto
+    moment = now()
+    late = []
+    for workflow in workflows:
+        if workflow.scanned_until is None or moment - workflow.scanned_until >= LATE_COMMIT:
+            if workflow.event_seen > workflow.event_settled:  # ids up to event_seen have all committed by now
+                late.append((workflow, workflow.event_settled, workflow.event_seen))
+            workflow.event_settled, workflow.event_seen = workflow.event_seen, workflow.event_cursor
+            workflow.scanned_until = moment
+    return count + _enroll(session, account, late)
 
 
 def enroll_workflow(workflow_id: int, batch: int = BATCH) -> int:
@@ -123,22 +227,33 @@ def enroll_workflow(workflow_id: int, batch: int = BATCH) -> int:
         workflow = lock_one(session, Workflow, workflow_id)
         if workflow is None or not workflow.enabled:
             return 0
-        account = session.get(Account, workflow.account_id)
-        window = select(AccountEvent.id).where(AccountEvent.account_id == workflow.account_id,
-                                               AccountEvent.id > workflow.event_cursor
-                                               ).order_by(AccountEvent.id).limit(batch).subquery()
-        upto = session.scalar(select(func.max(window.c.id)))
-        count = 0
-        if upto is not None:
-            count += len(_enroll_window(session, workflow, account, workflow.event_cursor, upto))
-            workflow.event_cursor = upto
-        moment = now()
-        if workflow.scanned_until is None or moment - workflow.scanned_until >= LATE_COMMIT:
-            if workflow.event_seen > workflow.event_settled:  # ids up to event_seen have all committed by now
-                count += len(_enroll_window(session, workflow, account, workflow.event_settled, workflow.event_seen))
-            workflow.event_settled, workflow.event_seen = workflow.event_seen, workflow.event_cursor
-            workflow.scanned_until = moment
-        return count
+        return _look(session, session.get(Account, workflow.account_id), [workflow], batch)
+
+
+def enroll_account(account_id: int, batch: int = BATCH) -> int:
+    """One look at the feed for every workflow of the account that is on, in one pass (one transaction, one
+    enrollment statement for all of them). Safe to run twice or at once: the workflows' rows are locked in id
+    order; the unique key holds regardless."""
+    with write_transaction(db.session) as session:
+        workflows = list(session.scalars(locked(session, select(Workflow).where(
+            Workflow.account_id == account_id, Workflow.enabled.is_(True)).order_by(Workflow.id))
+            .execution_options(populate_existing=True)))
+        if not workflows:
+            return 0
+        return _look(session, session.get(Account, account_id), workflows, batch)
+
+
+def _enroll_account_or_each(item: tuple[int, list[int]]) -> int:
+    """The account's workflows in one pass; if that fails, each on its own, so one workflow that can't be
+    evaluated (a broken criterion) skips only itself (H1)."""
+    account_id, workflow_ids = item
+    try:
+        return enroll_account(account_id)
+    except Exception:
+        db.session.rollback()
+        log.warning("workflows of account %s: the one-pass look failed; each workflow on its own", account_id,
+                    exc_info=True)
+        return each_item("workflows", workflow_ids, enroll_workflow, describe=lambda wid: f"workflow {wid}")
 
 
 def feed_end(account_id: int) -> int:
@@ -174,14 +289,18 @@ def record_abandoned(limit: int = 500) -> int:
 
 
 def enroll_due() -> int:
-    """Tick task: record abandoned checkouts, then let every workflow that is on read its feed (one workflow
-    failing skips only it)."""
+    """Tick task: record abandoned checkouts, then let every account's workflows that are on read its feed, one
+    pass per account (one account failing skips only it; within it, one workflow failing skips only it)."""
     record_abandoned()
-    workflow_ids = list(db.session.scalars(
-        select(Workflow.id).where(Workflow.enabled.is_(True), for_tick_account(Workflow.account_id))
-        .order_by(Workflow.id)))
+    rows = db.session.execute(
+        select(Workflow.account_id, Workflow.id).where(Workflow.enabled.is_(True), for_tick_account(Workflow.account_id))
+        .order_by(Workflow.account_id, Workflow.id)).all()
     db.session.rollback()
-    return each_item("workflows", workflow_ids, enroll_workflow, describe=lambda wid: f"workflow {wid}")
+    accounts: dict[int, list[int]] = {}
+    for account_id, workflow_id in rows:
+        accounts.setdefault(account_id, []).append(workflow_id)
+    return each_item("workflows", list(accounts.items()), _enroll_account_or_each,
+                     describe=lambda item: f"account {item[0]}'s workflows")
 
 
 def trigger_takes_criteria(trigger: str) -> bool:
