@@ -134,13 +134,16 @@ def _enroll_set(session, ctx: FilterContext, parts: list[tuple[Workflow, int, in
     rows = selects[0] if len(selects) == 1 else union_all(*selects)
     enroll = (insert(WorkflowEnrollment.__table__).from_select(ENROLL_COLUMNS, rows)
               .on_conflict_do_nothing(index_elements=["workflow_id", "event_id"]))
-    if postgresql_ and queue:
+    if postgresql_:  # (the driver reports no row count for INSERT … SELECT: the CTE's RETURNING is counted)
         new = enroll.returning(WorkflowEnrollment.id, WorkflowEnrollment.account_id,
                                WorkflowEnrollment.run_at).cte("new_enrollments")
-        queued = (insert(OutboxMessage.__table__)
-                  .from_select(QUEUE_COLUMNS, _queue_select(new.c.id, new.c.account_id, new.c.run_at, stamp, True))
-                  .on_conflict_do_nothing(index_elements=["dedupe_key"]))
-        return session.scalar(select(func.count()).select_from(new).add_cte(queued.cte("queued_steps")))
+        counted = select(func.count()).select_from(new)
+        if queue:
+            counted = counted.add_cte(
+                insert(OutboxMessage.__table__)
+                .from_select(QUEUE_COLUMNS, _queue_select(new.c.id, new.c.account_id, new.c.run_at, stamp, True))
+                .on_conflict_do_nothing(index_elements=["dedupe_key"]).cte("queued_steps"))
+        return session.scalar(counted)
     count = session.execute(enroll).rowcount
     if count and queue:
         _queue(session, [workflow.id for workflow, _, _ in parts], stamp)
