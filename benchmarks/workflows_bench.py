@@ -8,7 +8,8 @@ that are on: payment succeeded on link A, on link B, above €50, renewals only,
 
 Reported: events per second = N / the ticks' time (each event evaluated by all 20 workflows: their criteria, the
 INSERT … SELECT … ON CONFLICT DO NOTHING of the matching ones, one outbox message per enrollment inserted
-set-based), against the baseline measured in the same run: the same N events read by one plain
+set-based; the engine does this in one pass per account and batch: one statement for all 20 workflows, with the
+outbox insert), against the baseline measured in the same run: the same N events read by one plain
 SELECT (what any consumer of the feed pays to see them once). Also the enrollments made per second. The
 steps the worker runs afterwards (emails, tasks) are not counted: they are the outbox's (see webhooks_bench).
 

@@ -3,13 +3,15 @@
 Workflows read the account event feed (`account_events`, services/platform/account_events.py): every payment,
 refund, subscription, dispute and payout transition is in it once, and the `workflows` tick adds
 `checkout.abandoned` (a checkout session with the buyer's email unpaid an hour after it started, once per
-session, so webhooks see it too). Each workflow keeps a cursor over its account's feed (account_id, id). A look
-takes the next `BATCH` events and enrolls, in ONE statement, those of the workflow's trigger type whose payment
-(the event's payment, a refund's or dispute's payment, a renewal's charge) matches its criteria (the payments
-index's filter, W5): INSERT … SELECT … ON CONFLICT (workflow, event) DO NOTHING RETURNING id; the outbox messages
-for the new rows go in with one more statement, in the same transaction. The feed holds each transition once,
-so (workflow, event) is (workflow, object, trigger event): an event applied twice, read twice, or two ticks at
-once enroll once — the database decides, not the code's timing.
+session, so webhooks see it too). Each workflow keeps a cursor over its account's feed (account_id, id). The tick
+looks at each account's feed once for all its workflows that are on (their rows locked): each takes the next
+`BATCH` events after its cursor, and all of them enroll in ONE statement those events of their trigger type whose
+payment (the event's payment, a refund's or dispute's payment, a renewal's charge) matches their criteria (the
+payments index's filter, W5): INSERT … SELECT … UNION ALL … ON CONFLICT (workflow, event) DO NOTHING, the
+outbox messages of the new rows going in with it (PostgreSQL: the same statement; SQLite: one more, same
+transaction). The criteria are built once and kept, so the statement compiles once. The feed holds each
+transition once, so (workflow, event) is (workflow, object, trigger event): an event applied twice, read twice,
+or two ticks at once enroll once — the database decides, not the code's timing.
 
 An event id is taken before its transaction commits, so a later id can be read first: every `LATE_COMMIT` the
 look re-reads the window whose ids were all committed by then (`event_settled` … `event_seen`), once.
@@ -66,7 +68,7 @@ BATCH = 5000
 LATE_COMMIT = timedelta(minutes=2)
 ABANDON_AFTER = timedelta(hours=1)  # the feed's checkout.abandoned; a workflow's own hours (≥ 1) wait longer
 ABANDON_LOOKBACK = timedelta(days=7)
-PARTS_PER_STATEMENT = 100  # workflows in one INSERT … SELECT … UNION ALL (SQLite takes at most 500 selects)
+PARTS_PER_STATEMENT = 50  # workflows in one INSERT … SELECT … UNION ALL (SQLite: ≤ 500 selects, ≤ 32,766 values)
 ENROLL_COLUMNS = ["account_id", "workflow_id", "payment_id", "object_type", "object_id", "event_id",
                   "trigger_event", "workflow_version", "status", "step", "enrolled_at"]
 QUEUE_COLUMNS = ["kind", "payload", "account_id", "dedupe_key", "status", "attempts", "next_attempt_at", "created_at"]
