@@ -179,25 +179,27 @@ def _enroll(session, account: Account, parts: list[tuple[Workflow, int, int]]) -
     for workflow, after, upto in parts:
         if workflow.trigger != Event.CHECKOUT_ABANDONED.value:
             continue
-        if not _enroll_set(session, ctx, [(workflow, after, upto)], stamp, queue=False):
-            continue
-        count += _wait_abandoned(session, workflow, stamp.value)
-        _queue(session, [workflow.id], stamp)
+        new = _enroll_set(session, ctx, [(workflow, after, upto)], stamp, queue=False)
+        if new:
+            count += new
+            _wait_abandoned(session, workflow, stamp.value)
+            _queue(session, [workflow.id], stamp)
     return count
 
 
-def _wait_abandoned(session, workflow: Workflow, stamp) -> int:
-    """The feed's checkout.abandoned is an hour after the session started; this workflow waits its own hours."""
+def _wait_abandoned(session, workflow: Workflow, stamp) -> None:
+    """The feed's checkout.abandoned is an hour after the session started; this workflow waits its own hours
+    (the `run_at` of its rows stamped `stamp` that have none yet)."""
     extra = timedelta(hours=max(workflow.abandon_hours or 1, 1)) - ABANDON_AFTER
-    new = session.execute(select(WorkflowEnrollment, AccountEvent.occurred_at)
-                          .join(AccountEvent, AccountEvent.id == WorkflowEnrollment.event_id)
-                          .where(WorkflowEnrollment.workflow_id == workflow.id,
-                                 WorkflowEnrollment.enrolled_at == stamp)).all()
-    if extra:
-        for enrollment, occurred_at in new:
-            enrollment.run_at = occurred_at + extra
-        session.flush()
-    return len(new)
+    if not extra:
+        return
+    for enrollment, occurred_at in session.execute(
+            select(WorkflowEnrollment, AccountEvent.occurred_at)
+            .join(AccountEvent, AccountEvent.id == WorkflowEnrollment.event_id)
+            .where(WorkflowEnrollment.workflow_id == workflow.id, WorkflowEnrollment.enrolled_at == stamp,
+                   WorkflowEnrollment.run_at.is_(None))).all():
+        enrollment.run_at = occurred_at + extra
+    session.flush()
 
 
 def _look(session, account: Account, workflows: list[Workflow], batch: int) -> int:
