@@ -102,9 +102,9 @@ def test_w7_two_edits_at_once_make_two_versions_each_kept_once(client, app):
 
     def edit():
         editor = Actor(user=db.session.get(User, owner_id), account_id=account_id)
-        return definitions.update_workflow(editor, workflow_id, {**base, "task_title": next(calls)}).version
+        definitions.update_workflow(editor, workflow_id, {**base, "task_title": next(calls)})
 
-    assert sorted(at_once(app, edit)) == [2, 3]
+    at_once(app, edit)
     kept = _versions(workflow.id)
     assert [v[0] for v in kept] == [1, 2, 3] and sorted(v[3][0] for v in kept[1:]) == sorted(chosen)
     assert db.session.get(Workflow, workflow.id).actions[0]["title"] == kept[-1][3][0]  # the latest is current
