@@ -17,7 +17,12 @@ from kassa.forms import FlagField, Form, arg_int, is_ascii_digits
 from kassa.models import Permission, WorkflowEnrollment, WorkflowTrigger
 from kassa.rendering import htmx_redirect, render_page
 from kassa.services.backoffice import filter_builder, segments
-from kassa.services.backoffice.payment_filters import FilterError, describe_condition, dump_filter, parse_filter
+from kassa.services.backoffice.payment_filters import (
+    FilterError,
+    describe_condition,
+    dump_filter,
+    parse_filter,
+)
 from kassa.services.workflows import definitions, subjects, tasks
 
 bp = Blueprint("workflows", __name__, url_prefix="/workflows")
