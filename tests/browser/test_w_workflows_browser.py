@@ -166,7 +166,8 @@ def test_w2_w5_build_failed_payment_above_50_to_a_task_with_the_filter_builder_a
         expect(page.get_by_text("Workflow saved.")).to_be_visible()
         versions = page.locator(".wf-versions > li")
         expect(versions).to_have_count(2)
-        expect(versions.first).to_contain_text("Gross amount > 55")
+        expect(versions.first).to_contain_text("Current")
+        expect(page.locator("section[aria-labelledby=wf-def]")).to_contain_text("Gross amount > 55")
         versions.nth(1).locator("summary").click()
         expect(versions.nth(1)).to_contain_text("Gross amount > 50")
         expect(page.get_by_role("link", name="Version 1")).to_be_visible()  # the enrollment ran version 1

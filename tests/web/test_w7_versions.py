@@ -79,11 +79,13 @@ def test_w7_each_version_is_kept_readable_and_the_history_says_which_version_eac
     versions = soup_of(page).select(".wf-versions > li")
     assert [li["id"] for li in versions] == ["version-2", "version-1"]  # newest first
     newest, oldest = (" ".join(li.get_text(" ").split()) for li in versions)
-    assert "Version 2" in newest and "Current" in newest and "Payment failed" in newest
-    assert "Gross amount > 10" in newest and "Create a task: “Email {name}”" in newest
-    assert "Version 1" in oldest and "Current" not in oldest
+    assert "Version 2" in newest and "Current" in newest  # what it does is the page's "What it does", not repeated
+    assert versions[0].select_one('a[href="#wf-def"]') is not None and versions[0].select_one("details") is None
+    current = " ".join(soup_of(page).select_one('section[aria-labelledby="wf-def"]').get_text(" ").split())
+    assert "Gross amount > 10" in current and "Create a task: “Email {name}”" in current
+    assert "Version 1" in oldest and "Current" not in oldest and "Payment failed" in oldest
     assert "Gross amount > 50" in oldest and "Create a task: “Call {name}”" in oldest
-    assert versions[0].select_one("details").has_attr("open") and not versions[1].select_one("details").has_attr("open")
+    assert versions[1].select_one("details summary") is not None  # a disclosure: keyboard and screen readers
     rows = soup_of(page).select("#history-caption ~ tbody tr")
     ran = {e.payment_id: e.workflow_version for e in db.session.scalars(
         select(WorkflowEnrollment).where(WorkflowEnrollment.workflow_id == workflow.id))}
