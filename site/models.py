@@ -2089,6 +2089,27 @@ class Workflow(db.Model):
     updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
 
 
+class WorkflowVersion(db.Model):
+    """W7: what a workflow did in one of its versions (its trigger, criteria and steps as saved), kept when an edit
+    makes a new version, so the history can show what each enrollment ran (`WorkflowEnrollment.workflow_version`)."""
+
+    __tablename__ = "workflow_versions"
+    __table_args__ = (UniqueConstraint("workflow_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    workflow_id: Mapped[int] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    trigger: Mapped[str] = mapped_column(String(32))
+    criteria: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    actions: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
+    renewals_only: Mapped[bool] = mapped_column(default=False)
+    segment_id: Mapped[int | None]
+    abandon_hours: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
 class WorkflowEnrollment(db.Model):
     """One object (payment, subscription, dispute, payout, checkout session) entering one workflow for one trigger
     event of the account event feed (W6). The feed holds each transition once, so the unique (workflow, event) is

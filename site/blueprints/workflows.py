@@ -10,22 +10,35 @@ from sqlalchemy import func, select
 from wtforms import SelectField, StringField, TextAreaField
 
 from kassa.authz import current_actor, permission_required
+from kassa.blueprints.payments import FilterPanelForm
 from kassa.errors import ValidationFailed
 from kassa.extensions import db
-from kassa.forms import FlagField, Form, is_ascii_digits
+from kassa.forms import FlagField, Form, arg_int, is_ascii_digits
 from kassa.models import Permission, WorkflowEnrollment, WorkflowTrigger
 from kassa.rendering import htmx_redirect, render_page
-from kassa.services.backoffice import segments
-from kassa.services.backoffice.payment_filters import describe_condition, parse_filter
-from kassa.services.workflows import definitions, engine, subjects, tasks
+from kassa.services.backoffice import filter_builder, segments
+from kassa.services.backoffice.payment_filters import (
+    FilterError,
+    describe_condition,
+    dump_filter,
+    parse_filter,
+)
+from kassa.services.workflows import definitions, subjects, tasks
 
 bp = Blueprint("workflows", __name__, url_prefix="/workflows")
 tasks_bp = Blueprint("tasks", __name__, url_prefix="/tasks")
 
 
+MAX_PAGE = 10_000
+BUILDER_ACTIONS = ("add_group", "add_condition:", "remove:", "refresh", "clear")
+
+
 class WorkflowForm(Form):
     """A workflow; the workflows service checks every value and says which field is wrong. Its steps are
-    numbered: the first step's fields have no prefix (`action`, `subject` …), later ones `s<i>_` (W6)."""
+    numbered: the first step's fields have no prefix (`action`, `subject` …), later ones `s<i>_` (W6). The
+    criteria are the payments index's filter builder (W5: `c-<group>-<row>-<part>`, its buttons posted in
+    `editor_action`), marked by `builder`; without it (a client posting fields), `filter` is the index's filter
+    as text and `min_amount` adds "amount above" to it."""
 
     name = StringField(default="")
     trigger = SelectField(default=WorkflowTrigger.PAYMENT_SUCCEEDED.value, validate_choice=False,
@@ -37,11 +50,13 @@ class WorkflowForm(Form):
     renewals_only = FlagField()  # W4
     in_segment = StringField(default="")  # W8
     steps = StringField(default="1")
-    editor_action = StringField(default="")  # "add_step", "remove_step:<i>": the editor's buttons
+    editor_action = StringField(default="")  # "add_step", "remove_step:<i>", the builder's: the editor's buttons
+    builder = StringField(default="")  # "1": the criteria come from the filter builder's rows (`c`)
+    c = FilterPanelForm.c
 
     def values(self) -> dict:
         return {name: (field.data if isinstance(field.data, bool) else field.data or "")
-                for name, field in self._fields.items() if name != "csrf_token"}
+                for name, field in self._fields.items() if name not in ("csrf_token", "c")}
 
 
 for _index in range(definitions.MAX_STEPS):
@@ -88,10 +103,21 @@ def _steps(values: dict) -> list[dict[str, str]]:
     return steps
 
 
-def _editor(template_values: dict, errors: dict[str, str], workflow=None, status: int = 200):
+def _rows_of(filter_text: str) -> list[list[dict]]:
+    """The builder's rows for a filter as text (stored criteria, or `?adv=` from a filtered payments list)."""
+    try:
+        groups = parse_filter(filter_text or "")
+    except FilterError:
+        groups = ()
+    return filter_builder.rows_from_filter(groups, empty_ok=True)
+
+
+def _editor(template_values: dict, rows, errors: dict[str, str], workflow=None, status: int = 200,
+            block: str | None = None):
     account_id = current_user.account_id
-    return render_page("workflows/form.html", status=status, values=template_values, errors=errors,
-                       workflow=workflow, triggers=[(t.value, t.label) for t in WorkflowTrigger],
+    post_url = url_for("workflows.edit", workflow_id=workflow.id) if workflow else url_for("workflows.new")
+    return render_page("workflows/form.html", block, status=status, values=template_values, errors=errors,
+                       workflow=workflow, rows=rows, props=filter_builder.property_choices(), post_url=post_url, triggers=[(t.value, t.label) for t in WorkflowTrigger],
                        steps=_steps(template_values), max_steps=definitions.MAX_STEPS,
                        link_options=[(str(link.id), link.name) for link in definitions.account_links(account_id)],
                        user_options=[(str(user.id), user.name or user.email)
@@ -107,6 +133,44 @@ def action_options() -> list[tuple[str, str]]:
     return [("email", _("Send an email to the buyer")), ("task", _("Create a task")),
             ("notify", _("Notify the team")), ("wait", _("Wait")), ("segment_add", _("Add to a segment")),
             ("segment_remove", _("Remove from a segment"))]
+
+
+def _posted(workflow=None):
+    """The editor's POST: a button of the builder or of the steps re-renders the editor with everything typed;
+    saving checks it all at once (the builder's rows and the service's fields) and keeps every value on an error."""
+    form = WorkflowForm()
+    values = form.values()
+    from_builder = values.get("builder") == "1"
+    rows = filter_builder.rows_from_form(form.c.data, empty_ok=True) if from_builder else _rows_of(values["filter"])
+    values["builder"] = "1"
+    action = values.get("editor_action") or ""
+    if action.startswith(BUILDER_ACTIONS):
+        rows, _errors, _parsed = filter_builder.apply_action(rows, action, empty_ok=True)
+        return _editor(values, rows, {}, workflow, block="builder" if action == "refresh" else None)
+    if _edited(values) is not None:
+        return _editor(values, rows, {}, workflow)
+    builder_errors: dict[str, str] = {}
+    if from_builder:
+        rows, builder_errors, parsed = filter_builder.apply_action(rows, "apply", empty_ok=True)
+        values["filter"], values["min_amount"] = dump_filter(parsed) if parsed else "", ""
+    try:
+        if builder_errors:  # every other field is checked too, so all the errors show at once
+            definitions.check_values(current_user.account_id, values)
+            raise ValidationFailed(_("Check the highlighted fields."), errors={})
+        if workflow is None:
+            saved = definitions.create_workflow(current_actor(), values)
+        else:
+            saved = definitions.update_workflow(current_actor(), workflow.id, values)
+    except ValidationFailed as exc:
+        errors = {**builder_errors, **(exc.errors or {})}
+        if "min_amount" in errors:  # a client's own "amount above" field: the editor has it in the builder
+            errors.setdefault("filter", errors.pop("min_amount"))
+        return _editor(values, rows, errors, workflow, status=422)
+    if workflow is None:
+        flash(_("Workflow %(name)s created. Turn it on when it is ready.", name=saved.name), "success")
+    else:
+        flash(_("Workflow saved."), "success")
+    return htmx_redirect(url_for("workflows.show", workflow_id=saved.id))
 
 
 def _edited(values: dict) -> dict | None:
@@ -143,18 +207,10 @@ def index():
 @bp.route("/new", methods=["GET", "POST"])
 @permission_required(Permission.MANAGE_PAYMENTS)
 def new():
-    values = WorkflowForm().values() if request.method == "POST" else {
-        **WorkflowForm(formdata=None).values(), "filter": request.args.get("adv", "")}
     if request.method == "POST":
-        if _edited(values) is not None:
-            return _editor(values, {})
-        try:
-            workflow = definitions.create_workflow(current_actor(), values)
-        except ValidationFailed as exc:
-            return _editor(values, exc.errors, status=422)
-        flash(_("Workflow %(name)s created. Turn it on when it is ready.", name=workflow.name), "success")
-        return htmx_redirect(url_for("workflows.show", workflow_id=workflow.id))
-    return _editor(values, {})
+        return _posted()
+    values = {**WorkflowForm(formdata=None).values(), "builder": "1"}
+    return _editor(values, _rows_of(request.args.get("adv", "")), {})  # W5: from a filtered payments list
 
 
 @bp.get("/<int:workflow_id>")
@@ -163,10 +219,18 @@ def show(workflow_id: int):
     workflow = definitions.get_workflow(current_user.account_id, workflow_id)
     segment = segments.get_segment(workflow.account_id, workflow.segment_id) if workflow.segment_id else None
     names = {seg.id: seg.name for seg in segments.list_segments(workflow.account_id)}
-    history = engine.history(workflow)
+    paged = definitions.history_page(workflow, arg_int("page", 1, minimum=1, maximum=MAX_PAGE))
+    versions = definitions.list_versions(workflow)
+    page, pages = paged.page, paged.pages
     return render_page("workflows/show.html", workflow=workflow, chips=_criteria_chips(workflow),
-                       enrollments=history, objects=_objects(history), segment=segment, segment_names=names,
-                       action_labels=dict(action_options()),
+                       enrollments=paged.rows, objects=_objects(paged.rows), segment=segment, segment_names=names,
+                       total=paged.total, versions=versions,
+                       version_chips={v.version: _criteria_chips(v) for v in versions},
+                       version_segments={v.version: names.get(v.segment_id) for v in versions if v.segment_id},
+                       prev_href=url_for("workflows.show", workflow_id=workflow.id, page=page - 1) if page > 1 else None,
+                       next_href=url_for("workflows.show", workflow_id=workflow.id, page=page + 1)
+                       if page < pages else None, page=page, pages=pages,
+                       action_labels=dict(action_options()), trigger_labels={t.value: t.label for t in WorkflowTrigger},
                        trigger_label=WorkflowTrigger(workflow.trigger).label, active_nav="workflows")
 
 
@@ -175,16 +239,9 @@ def show(workflow_id: int):
 def edit(workflow_id: int):
     workflow = definitions.get_workflow(current_user.account_id, workflow_id)
     if request.method == "POST":
-        values = WorkflowForm().values()
-        if _edited(values) is not None:
-            return _editor(values, {}, workflow)
-        try:
-            definitions.update_workflow(current_actor(), workflow.id, values)
-        except ValidationFailed as exc:
-            return _editor(values, exc.errors, workflow, status=422)
-        flash(_("Workflow saved."), "success")
-        return htmx_redirect(url_for("workflows.show", workflow_id=workflow.id))
-    return _editor(definitions.form_values(workflow), {}, workflow)
+        return _posted(workflow)
+    values = {**definitions.form_values(workflow), "builder": "1"}
+    return _editor(values, _rows_of(values["filter"]), {}, workflow)
 
 
 @bp.route("/<int:workflow_id>/switch", methods=["GET", "POST"])

@@ -18,7 +18,7 @@ from tests.factories import PASSWORD, make_merchant, make_payment
 from tests.support.app import log_in, page_text, run_outbox
 from tests.support.checkout_flow import make_link
 from tests.support.concurrency import at_once
-from tests.support.links import errors_of
+from tests.support.links import errors_of, form_values, soup_of
 
 
 def _create(client, **values) -> Workflow:
@@ -141,8 +141,11 @@ def test_w2_failed_payment_above_an_amount_creates_one_task_done_and_undone_in_t
                        action="task", task_title="Call {name} about {amount}", assignee_id=str(owner.id),
                        due_days="2")
     assert workflow.criteria == [[["amount", "gt", ["50"]]]]
-    editor = client.get(f"/workflows/{workflow.id}/edit").get_data(as_text=True)
-    assert 'id="f-min_amount" name="min_amount" type="text" value="50"' in editor  # the stored filter, as typed
+    editor = client.get(f"/workflows/{workflow.id}/edit")
+    builder = soup_of(editor).select_one("#wf-builder")  # W5: the stored filter, in the index's filter builder
+    assert builder.select_one('select[name="c-0-0-prop"] option[selected]')["value"] == "amount"
+    assert builder.select_one('select[name="c-0-0-op"] option[selected]')["value"] == "gt"
+    assert builder.select_one('input[name="c-0-0-v1"]')["value"] == "50"
     _turn(client, workflow, "on")
     big = _failed(owner, amount_minor=8000, buyer_name="Carla Big", email="carla@example.com")
     _failed(owner, amount_minor=2000, email="small@example.com")  # not above €50
@@ -255,7 +258,7 @@ def test_w_bad_form_shows_errors_at_the_fields_and_changes_nothing(client, app):
         "filter": "[[[\"nope\"", "action": "email", "subject": "Hi {nickname}", "body": ""})
     assert response.status_code == 422
     errors = errors_of(response)
-    assert set(errors) >= {"name", "link_id", "min_amount", "filter", "subject", "body"}, errors
+    assert set(errors) >= {"name", "link_id", "filter", "subject", "body"}, errors
     assert "{nickname}" in errors["subject"]
     assert "There is a problem" in page_text(response)
     task_form = client.post("/workflows/new", data={"name": "T", "trigger": "payment.failed", "action": "task",
@@ -305,3 +308,98 @@ def test_w6_each_tick_reads_only_events_since_its_last_look_yet_a_late_commit_is
         assert engine.enroll_due() == 1
         assert engine.enroll_due() == 0
     assert sorted(e.payment_id for e in _enrollments(workflow.id)) == sorted([first.id, late.id, second.id])
+
+
+def _editor_post(**fields) -> dict:
+    """The editor as a browser posts it (W5): the builder's rows, two steps."""
+    return {"builder": "1", "name": "Big failures", "trigger": "payment.failed", "link_id": "", "steps": "2",
+            "action": "task", "task_title": "Call {name}", "assignee_id": "", "due_days": "3",
+            "s1_action": "email", "s1_subject": "Sorry, {first_name}", "s1_body": "We saw your payment fail.",
+            "s1_wait_unit": "days", "editor_action": "", **fields}
+
+
+def test_w5_the_editor_builds_criteria_with_the_payments_index_filter_builder(client, app):
+    """W5: the same builder as the payments index (groups AND'ed inside, OR'ed together; dispute properties
+    too): its buttons work without JavaScript, and saving stores exactly the index's filter."""
+    owner = make_merchant()
+    log_in(client, owner.email, PASSWORD)
+    blank = soup_of(client.get("/workflows/new"))
+    assert blank.select("#wf-builder .filters__group") == []  # no conditions: every payment of the trigger
+    added = client.post("/workflows/new", data=_editor_post(editor_action="add_group"))
+    assert added.status_code == 200
+    page = soup_of(added)
+    options = {o["value"] for o in page.select('select[name="c-0-0-prop"] option')}
+    assert {"amount", "status", "method", "dispute_reason", "dispute_amount", "link"} <= options
+    values = form_values(added, "workflow-editor")
+    assert (values["s1_subject"], values["task_title"]) == ("Sorry, {first_name}", "Call {name}")  # steps kept
+    values.update({"c-0-0-prop": "amount", "editor_action": "refresh"})
+    refreshed = client.post("/workflows/new", data=values)  # what "Update the form" (or htmx) does
+    ops = {o["value"] for o in soup_of(refreshed).select('select[name="c-0-0-op"] option')}
+    assert "gt" in ops and "any_of" not in ops
+    values = {**form_values(refreshed, "workflow-editor"), "c-0-0-op": "gt", "c-0-0-v1": "50",
+              "editor_action": "add_group"}
+    two_groups = form_values(client.post("/workflows/new", data=values), "workflow-editor")
+    two_groups.update({"c-1-0-prop": "dispute_reason", "editor_action": "refresh"})
+    two_groups = form_values(client.post("/workflows/new", data=two_groups), "workflow-editor")
+    two_groups.update({"c-1-0-vals": "fraudulent", "editor_action": ""})
+    saved = client.post("/workflows/new", data=two_groups)
+    assert saved.status_code == 303, errors_of(saved)
+    db.session.rollback()
+    workflow = db.session.scalars(select(Workflow).where(Workflow.account_id == owner.account_id)).one()
+    assert workflow.criteria == [[["amount", "gt", ["50"]]], [["dispute_reason", "any_of", ["fraudulent"]]]]
+    assert [a["type"] for a in workflow.actions] == ["task", "email"]
+    shown = page_text(client.get(f"/workflows/{workflow.id}"))
+    assert "Gross amount" in shown and "Dispute reason" in shown
+    # Removing the last condition of the editor leaves no criteria: every payment.
+    editor = form_values(client.get(f"/workflows/{workflow.id}/edit"), "workflow-editor")
+    assert editor["c-0-0-v1"] == "50" and editor["c-1-0-vals"] == "fraudulent"
+    editor = form_values(client.post(f"/workflows/{workflow.id}/edit", data={**editor, "editor_action": "remove:1-0"}),
+                         "workflow-editor")
+    editor = form_values(client.post(f"/workflows/{workflow.id}/edit", data={**editor, "editor_action": "remove:0-0"}),
+                         "workflow-editor")
+    assert not any(name.startswith("c-") for name in editor)
+    assert client.post(f"/workflows/{workflow.id}/edit", data={**editor, "editor_action": ""}).status_code == 303
+    db.session.rollback()
+    assert db.session.get(Workflow, workflow.id).criteria == []
+
+
+def test_w5_bad_input_in_one_field_keeps_every_step_and_condition(client, app):
+    """W5: one bad value (an amount of "lots" in the builder, a merge field that doesn't exist in step 2) is
+    shown at its field; every step and condition comes back as typed, nothing is saved, and fixing the two
+    fields saves it all."""
+    owner = make_merchant()
+    link = make_link(owner, name="Coffee")
+    log_in(client, owner.email, PASSWORD)
+    response = client.post("/workflows/new", data=_editor_post(**{
+        "link_id": str(link.id), "s1_subject": "Hi {nickname}",
+        "c-0-0-prop": "amount", "c-0-0-op": "gt", "c-0-0-v1": "lots",
+        "c-0-1-prop": "method", "c-0-1-op": "any_of", "c-0-1-vals": ["card", "ach"],
+        "c-1-0-prop": "dispute_amount", "c-1-0-op": "between", "c-1-0-v1": "10", "c-1-0-v2": "99"}))
+    assert response.status_code == 422
+    page = soup_of(response)
+    assert "s1_subject" in errors_of(response) and page.select_one("#c-0-0-error") is not None
+    assert page.select_one('.error-summary a[href="#c-0-0"]') is not None  # the summary leads to the row
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Workflow)) == 0
+    kept = form_values(response, "workflow-editor")
+    assert (kept["c-0-0-prop"], kept["c-0-0-op"], kept["c-0-0-v1"]) == ("amount", "gt", "lots")
+    assert kept["c-0-1-vals"] == ["card", "ach"]
+    assert (kept["c-1-0-prop"], kept["c-1-0-op"], kept["c-1-0-v1"], kept["c-1-0-v2"]) == (
+        "dispute_amount", "between", "10", "99")
+    assert (kept["link_id"], kept["action"], kept["task_title"], kept["due_days"]) == (
+        str(link.id), "task", "Call {name}", "3")
+    assert (kept["s1_action"], kept["s1_subject"], kept["s1_body"].strip()) == (
+        "email", "Hi {nickname}", "We saw your payment fail.")
+    fixed = client.post("/workflows/new", data={**kept, "c-0-0-v1": "50", "s1_subject": "Hi {first_name}",
+                                                "editor_action": ""})
+    assert fixed.status_code == 303, errors_of(fixed)
+    db.session.rollback()
+    workflow = db.session.scalars(select(Workflow)).one()
+    assert workflow.criteria == [
+        [["amount", "gt", ["50"]], ["method", "any_of", ["card", "ach"]], ["link", "eq", [str(link.id)]]],
+        [["dispute_amount", "between", ["10", "99"]], ["link", "eq", [str(link.id)]]]]
+    assert [a["type"] for a in workflow.actions] == ["task", "email"]
+    # Editing shows the link in its menu again (not as a condition with an id, B4) and the rest in the builder.
+    editor = form_values(client.get(f"/workflows/{workflow.id}/edit"), "workflow-editor")
+    assert editor["link_id"] == str(link.id)
+    assert not any(value == "link" for name, value in editor.items() if name.endswith("-prop"))

@@ -35,15 +35,16 @@ def _blank(prop: str = "status") -> Row:
     return {"prop": prop, "op": next(iter(OPERATORS[kind])), "v1": "", "v2": "", "vals": []}
 
 
-def rows_from_filter(groups: Filter) -> list[list[Row]]:
+def rows_from_filter(groups: Filter, empty_ok: bool = False) -> list[list[Row]]:
+    """`empty_ok`: no groups stay no groups (a workflow's criteria: every payment), else one blank row."""
     rows = []
     for group in groups:
         rows.append([{"prop": c.prop, "op": c.op, "v1": c.values[0] if c.values else "",
                       "v2": c.values[1] if len(c.values) > 1 else "", "vals": list(c.values)} for c in group])
-    return rows or [[_blank()]]
+    return rows or ([] if empty_ok else [[_blank()]])
 
 
-def rows_from_form(groups: list[list[Row]]) -> list[list[Row]]:
+def rows_from_form(groups: list[list[Row]], empty_ok: bool = False) -> list[list[Row]]:
     """The panel's groups of rows as its form read them (blueprints/payments.FilterPanelForm), an unknown
     property made a blank row and an operator its property lacks the property's first one."""
     for group in groups:
@@ -52,7 +53,7 @@ def rows_from_form(groups: list[list[Row]]) -> list[list[Row]]:
                 row.update(_blank())
             elif row["op"] not in OPERATORS[PROPERTIES[row["prop"]].kind]:
                 row["op"] = next(iter(OPERATORS[PROPERTIES[row["prop"]].kind]))
-    return groups or [[_blank()]]
+    return groups or ([] if empty_ok else [[_blank()]])
 
 
 def _condition(row: Row) -> Condition:
@@ -70,8 +71,10 @@ def _condition(row: Row) -> Condition:
     return parse_condition([row["prop"], row["op"], values])
 
 
-def apply_action(groups: list[list[Row]], action: str) -> tuple[list[list[Row]], dict[str, str], Filter]:
-    """Carry out a button of the panel; on "apply", also parse everything (errors keyed c-g-i)."""
+def apply_action(groups: list[list[Row]], action: str,
+                 empty_ok: bool = False) -> tuple[list[list[Row]], dict[str, str], Filter]:
+    """Carry out a button of the panel; on "apply", also parse everything (errors keyed c-g-i). `empty_ok`: the
+    last condition can be removed and no conditions at all is a valid answer (W5: a workflow's criteria)."""
     if action == "add_group":
         groups = [*groups, [_blank()]]
     elif action.startswith("add_condition:"):
@@ -83,9 +86,9 @@ def apply_action(groups: list[list[Row]], action: str) -> tuple[list[list[Row]],
         g, i = parse_int(g, minimum=0, maximum=len(groups) - 1), parse_int(i, minimum=0)
         if g is not None and i is not None and i < len(groups[g]):
             del groups[g][i]
-        groups = [group for group in groups if group] or [[_blank()]]
+        groups = [group for group in groups if group] or ([] if empty_ok else [[_blank()]])
     elif action == "clear":
-        return [[_blank()]], {}, ()
+        return ([] if empty_ok else [[_blank()]]), {}, ()
     errors: dict[str, str] = {}
     parsed: list[tuple[Condition, ...]] = []
     if action == "apply":
@@ -98,7 +101,7 @@ def apply_action(groups: list[list[Row]], action: str) -> tuple[list[list[Row]],
                     errors[f"c-{g}-{i}"] = exc.message
             if conditions:
                 parsed.append(tuple(conditions))
-        if not errors and not parsed:
+        if not errors and not parsed and not empty_ok:
             errors["c-0-0"] = _("Add at least one condition, or close the panel.")
     return groups, errors, tuple(parsed)
 

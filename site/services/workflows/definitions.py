@@ -11,6 +11,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from kassa.actor import Actor
 from kassa.clock import now
@@ -18,7 +19,16 @@ from kassa.database import lock_one, parse_id, write_transaction
 from kassa.errors import NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.forms import is_ascii_digits
-from kassa.models import PaymentLink, User, Workflow, WorkflowTrigger
+from kassa.models import (
+    PaymentLink,
+    User,
+    Workflow,
+    WorkflowEnrollment,
+    WorkflowStepRun,
+    WorkflowTrigger,
+    WorkflowVersion,
+)
+from kassa.pagination import NumberedPage, numbered_page
 from kassa.services.backoffice.payment_filters import Condition, FilterError, dump_filter, parse_filter
 from kassa.services.platform.audit import record_audit
 from kassa.services.workflows import subjects
@@ -93,13 +103,17 @@ def _criteria(account_id: int, values: dict[str, str], errors: dict[str, str]) -
 
 
 def simple_fields(criteria: list[Any]) -> dict[str, str]:
-    """The form's values for stored criteria: the small fields when the filter is just those, else the
-    index's filter as text."""
-    if len(criteria) == 1 and all((c[0], c[1]) in (("link", "eq"), ("amount", "gt")) for c in criteria[0]):
-        found = {c[0]: c[2][0] for c in criteria[0]}
-        if len(found) == len(criteria[0]):
-            return {"link_id": found.get("link", ""), "min_amount": found.get("amount", ""), "filter": ""}
-    return {"link_id": "", "min_amount": "", "filter": json.dumps(criteria, ensure_ascii=False) if criteria else ""}
+    """The editor's values for stored criteria (W5): the payment link every group asks for as `link_id` (the
+    editor's link menu, the inverse of `_criteria` adding it to every group), the rest as the index's filter
+    (`filter`, which the editor shows in the payments index's filter builder)."""
+    groups = [list(group) for group in criteria]
+    firsts = [next((c for c in group if c[0] == "link" and c[1] == "eq" and len(c[2]) == 1), None) for group in groups]
+    link_id = ""
+    if groups and all(firsts) and len({c[2][0] for c in firsts}) == 1:
+        rest = [[c for c in group if c is not first] for group, first in zip(groups, firsts, strict=True)]
+        if all(rest) or not any(rest):  # (link) OR (link AND x) is just the link: left as the builder's groups
+            link_id, groups = str(firsts[0][2][0]), [group for group in rest if group]
+    return {"link_id": link_id, "min_amount": "", "filter": json.dumps(groups, ensure_ascii=False) if groups else ""}
 
 
 MAX_STEPS = 10
@@ -250,6 +264,11 @@ def _checked(account_id: int, values: dict[str, str]) -> tuple[str, str, list[An
     return name, trigger, criteria, actions, extra
 
 
+def check_values(account_id: int, values: dict[str, str]) -> None:
+    """Raise ValidationFailed with every wrong field, as saving would; nothing is saved."""
+    _checked(account_id, values)
+
+
 def create_workflow(actor: Actor, values: dict[str, str]) -> Workflow:
     name, trigger, criteria, actions, extra = _checked(actor.account_id, values)
     with write_transaction(db.session) as session:
@@ -260,6 +279,7 @@ def create_workflow(actor: Actor, values: dict[str, str]) -> Workflow:
                             actions=actions, enabled=False, version=1, **extra)
         session.add(workflow)
         session.flush()
+        _keep_version(session, actor, workflow)
         record_audit(actor, "workflow.created", object_type="workflow", object_id=workflow.id)
         return workflow
 
@@ -279,9 +299,33 @@ def update_workflow(actor: Actor, workflow_id: int, values: dict[str, str]) -> W
             workflow.renewals_only, workflow.segment_id = extra["renewals_only"], extra["segment_id"]
             workflow.abandon_hours = extra["abandon_hours"]
             workflow.version += 1
+            _keep_version(session, actor, workflow)
         record_audit(actor, "workflow.updated", object_type="workflow", object_id=workflow.id,
                      data={"version": workflow.version})
         return workflow
+
+
+def _keep_version(session, actor: Actor, workflow: Workflow) -> None:
+    """W7: the workflow's definition as saved, under its version number (one row per version)."""
+    session.add(WorkflowVersion(account_id=workflow.account_id, workflow_id=workflow.id, version=workflow.version,
+                                trigger=workflow.trigger, criteria=workflow.criteria, actions=workflow.actions,
+                                renewals_only=workflow.renewals_only, segment_id=workflow.segment_id,
+                                abandon_hours=workflow.abandon_hours, created_by=actor.user_id))
+
+
+def list_versions(workflow: Workflow) -> list[WorkflowVersion]:
+    """W7: every kept version of the workflow, newest first (workflows edited before versions were kept have
+    their versions from then on)."""
+    return list(db.session.scalars(select(WorkflowVersion).where(WorkflowVersion.workflow_id == workflow.id)
+                                   .order_by(WorkflowVersion.version.desc())))
+
+
+def history_page(workflow: Workflow, page: int) -> NumberedPage:
+    """W7: one numbered page of the workflow's enrollments, newest first, with their steps' outcomes."""
+    query = (select(WorkflowEnrollment).where(WorkflowEnrollment.workflow_id == workflow.id)
+             .options(selectinload(WorkflowEnrollment.runs).selectinload(WorkflowStepRun.email),
+                      selectinload(WorkflowEnrollment.email)))
+    return numbered_page(query, (WorkflowEnrollment.enrolled_at.desc(), WorkflowEnrollment.id.desc()), page)
 
 
 def set_enabled(actor: Actor, workflow_id: int, enabled: bool) -> Workflow:
