@@ -334,9 +334,3 @@ def run_step(payload: dict[str, Any]) -> None:
 def step_gave_up(payload: dict[str, Any], error: str) -> None:
     """The step failed on every attempt: the history says so, with the reason."""
     actions.gave_up(payload["enrollment_id"], error)
-
-
-def history(workflow: Workflow, limit: int = 100) -> list[WorkflowEnrollment]:
-    return list(db.session.scalars(select(WorkflowEnrollment).where(WorkflowEnrollment.workflow_id == workflow.id)
-                                   .order_by(WorkflowEnrollment.enrolled_at.desc(), WorkflowEnrollment.id.desc())
-                                   .limit(limit)))
