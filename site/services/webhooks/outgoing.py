@@ -261,6 +261,12 @@ def roll_secret(actor: Actor, endpoint_id: int, overlap: str) -> str:
     return secret
 
 
+def previous_secret_valid_until(endpoint: WebhookEndpoint) -> datetime | None:
+    """Until when a rolled secret's previous one still signs deliveries (None: it doesn't)."""
+    until = endpoint.previous_secret_expires_at
+    return until if endpoint.previous_secret_encrypted and until and until > now() else None
+
+
 def _own(session, actor: Actor, endpoint_id: int) -> WebhookEndpoint:
     endpoint = lock_one(session, WebhookEndpoint, endpoint_id)
     if endpoint is None or endpoint.account_id != actor.account_id:
@@ -430,8 +436,8 @@ def post(url: str, body: str, headers: dict[str, str], timeout: float,
 def signing_secrets(endpoint: WebhookEndpoint, at: datetime) -> list[str]:
     """The secrets a delivery is signed with now: the endpoint's, and the one before while it is still valid."""
     found = [secrets_box.decrypt(endpoint.secret_encrypted)]
-    if endpoint.previous_secret_encrypted and endpoint.previous_secret_expires_at and \
-            endpoint.previous_secret_expires_at > at:
+    until = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret_encrypted and until and until > at:
         found.append(secrets_box.decrypt(endpoint.previous_secret_encrypted))
     return found
 
