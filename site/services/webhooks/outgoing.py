@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import selectinload
 
@@ -541,61 +541,66 @@ def _send(items: list[tuple[tuple[int, int] | None, dict[str, Any]]]) -> None:
 
 def _record(sends: list[_Send], closed: list[tuple[int, int]], cancel: list[int],
             deferred: list[tuple[int, int]]) -> None:
-    """One transaction for the whole batch: the deliveries and their endpoints locked (in id order, so two
-    workers never wait on each other in a circle), every attempt inserted at once, the retries queued, the
-    outbox messages closed."""
+    """One transaction for the whole batch, set-based: the deliveries and their endpoints locked (in id order,
+    so two workers never wait on each other in a circle), every delivery updated and every attempt inserted in
+    one statement each, the retries queued, the outbox messages closed (or given back)."""
     with write_transaction(db.session) as session:
-        ids = sorted({send.delivery_id for send in sends} | set(cancel))
-        deliveries = {d.id: d for d in session.scalars(locked(session, select(WebhookDelivery).where(
-            WebhookDelivery.id.in_(ids)).order_by(WebhookDelivery.id)).execution_options(populate_existing=True))}
-        endpoint_ids = sorted({d.endpoint_id for d in deliveries.values()})
-        endpoints = {e.id: e for e in session.scalars(locked(session, select(WebhookEndpoint).where(
-            WebhookEndpoint.id.in_(endpoint_ids)).order_by(WebhookEndpoint.id)).execution_options(
-            populate_existing=True))}
-        for delivery_id in cancel:
-            delivery = deliveries[delivery_id]
-            if delivery.status == "pending":
-                delivery.status, delivery.next_attempt_at = "cancelled", None
-        at = now()
-        attempts: list[dict[str, Any]] = []
-        limit = current_app.config.get("KASSA_WEBHOOK_DISABLE_AFTER", 100)
-        for send in sends:
-            delivery, answer = deliveries[send.delivery_id], send.answer
-            endpoint = endpoints[delivery.endpoint_id]
-            delivery.attempts += 1
-            delivery.last_attempt_at = at
-            delivery.response_status, delivery.response_body = answer.status, answer.body
-            delivery.duration_ms, delivery.error = answer.duration_ms, answer.error
-            attempts.append({"account_id": delivery.account_id, "delivery_id": delivery.id,
-                             "number": delivery.attempts, "resend": send.resend, "attempted_at": at,
-                             "request_headers": send.headers, "response_status": answer.status,
-                             "response_body": answer.body, "error": answer.error,
-                             "duration_ms": answer.duration_ms})
-            if answer.ok:
-                delivery.status, delivery.delivered_at, delivery.next_attempt_at = "succeeded", at, None
-                endpoint.consecutive_failures, endpoint.failing_since = 0, None
-                continue
-            endpoint.consecutive_failures += 1
-            endpoint.failing_since = endpoint.failing_since or at
-            following = at + retry_delay(delivery.attempts)
-            if following <= delivery.created_at + RETRY_FOR:
-                delivery.status, delivery.next_attempt_at = "pending", following
-                outbox.enqueue(JOB, {"delivery_id": delivery.id}, account_id=delivery.account_id,
-                               not_before=following,
-                               dedupe_key=f"webhook:{delivery.id}:{delivery.attempts + 1}:{secrets.token_hex(4)}")
-            else:
-                delivery.status, delivery.next_attempt_at = "failed", None
-            # Off when too many failed in a row, or nothing succeeded for 3 days: failing since before this
-            # delivery (made about then) that has now failed for its 3 days, or for longer than 3 days anyway.
-            failing_throughout = (delivery.status == "failed"
-                                  and endpoint.failing_since <= delivery.created_at + FIRST_RETRY)
-            if endpoint.enabled and (endpoint.consecutive_failures >= limit or failing_throughout
-                                     or endpoint.failing_since <= at - RETRY_FOR):
-                _disable_failing(session, endpoint, at)
-        if attempts:
-            session.execute(insert(WebhookAttempt), attempts)
+        if cancel:
+            session.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(cancel),
+                                                          WebhookDelivery.status == "pending")
+                            .values(status="cancelled", next_attempt_at=None)
+                            .execution_options(synchronize_session=False))
+        if sends:
+            _record_answers(session, sends)
         outbox.finish_done(session, closed + [send.message for send in sends if send.message])
         outbox.release_claimed(session, deferred)
+
+
+def _record_answers(session, sends: list[_Send]) -> None:
+    columns = (WebhookDelivery.id, WebhookDelivery.endpoint_id, WebhookDelivery.account_id, WebhookDelivery.attempts,
+               WebhookDelivery.created_at, WebhookDelivery.delivered_at)
+    current = {row.id: row for row in session.execute(locked(session, select(*columns).where(
+        WebhookDelivery.id.in_({send.delivery_id for send in sends})).order_by(WebhookDelivery.id)))}
+    endpoints = {e.id: e for e in session.scalars(locked(session, select(WebhookEndpoint).where(
+        WebhookEndpoint.id.in_({row.endpoint_id for row in current.values()})).order_by(WebhookEndpoint.id))
+        .execution_options(populate_existing=True))}
+    at = now()
+    limit = current_app.config.get("KASSA_WEBHOOK_DISABLE_AFTER", 100)
+    changes: dict[int, dict[str, Any]] = {}
+    attempts: list[dict[str, Any]] = []
+    for send in sends:
+        row, answer = current[send.delivery_id], send.answer
+        endpoint = endpoints[row.endpoint_id]
+        number = changes[row.id]["attempts"] + 1 if row.id in changes else row.attempts + 1
+        change = {"id": row.id, "attempts": number, "last_attempt_at": at, "response_status": answer.status,
+                  "response_body": answer.body, "duration_ms": answer.duration_ms, "error": answer.error,
+                  "delivered_at": row.delivered_at}
+        attempts.append({"account_id": row.account_id, "delivery_id": row.id, "number": number,
+                         "resend": send.resend, "attempted_at": at, "request_headers": send.headers,
+                         "response_status": answer.status, "response_body": answer.body, "error": answer.error,
+                         "duration_ms": answer.duration_ms})
+        changes[row.id] = change
+        if answer.ok:
+            change.update(status="succeeded", delivered_at=at, next_attempt_at=None)
+            endpoint.consecutive_failures, endpoint.failing_since = 0, None
+            continue
+        endpoint.consecutive_failures += 1
+        endpoint.failing_since = endpoint.failing_since or at
+        following = at + retry_delay(number)
+        if following <= row.created_at + RETRY_FOR:
+            change.update(status="pending", next_attempt_at=following)
+            outbox.enqueue(JOB, {"delivery_id": row.id}, account_id=row.account_id, not_before=following,
+                           dedupe_key=f"webhook:{row.id}:{number + 1}:{secrets.token_hex(4)}")
+        else:
+            change.update(status="failed", next_attempt_at=None)
+        # Off when too many failed in a row, or nothing succeeded for 3 days: failing since before this
+        # delivery (made about then) that has now failed for its 3 days, or for longer than 3 days anyway.
+        failing_throughout = change["status"] == "failed" and endpoint.failing_since <= row.created_at + FIRST_RETRY
+        if endpoint.enabled and (endpoint.consecutive_failures >= limit or failing_throughout
+                                 or endpoint.failing_since <= at - RETRY_FOR):
+            _disable_failing(session, endpoint, at)
+    session.execute(update(WebhookDelivery), list(changes.values()))  # by primary key: one executemany
+    session.execute(insert(WebhookAttempt), attempts)
 
 
 def _disable_failing(session, endpoint: WebhookEndpoint, at: datetime) -> None:
