@@ -23,6 +23,14 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
+    # `hold`: each request waits (at most `hold_timeout` s) until that many are in flight at once, then all
+    # answer; `max_in_flight` is the most seen at once (how many POSTs a sender makes concurrently).
+    hold: int = 0
+    hold_timeout: float = 5.0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    released: bool = False
+    arrived: threading.Condition = field(default_factory=threading.Condition)
 
     @property
     def url(self) -> str:
@@ -44,6 +52,17 @@ class Receiver:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                with receiver.arrived:
+                    receiver.in_flight += 1
+                    receiver.max_in_flight = max(receiver.max_in_flight, receiver.in_flight)
+                    receiver.arrived.notify_all()
+                    if receiver.hold:
+                        receiver.arrived.wait_for(lambda: receiver.in_flight >= receiver.hold or receiver.released,
+                                                  receiver.hold_timeout)
+                        receiver.released = True  # this group goes; the next waits for a group of its own
+                    receiver.in_flight -= 1
+                    if receiver.in_flight == 0:
+                        receiver.released = False
                 with receiver.lock:
                     receiver.requests.append(Received(self.path, dict(self.headers), body, time.time()))
                 status = receiver.answer()
