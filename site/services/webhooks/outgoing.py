@@ -7,10 +7,15 @@
   request: per endpoint, the events after its cursor, of its types and mode, each inserted once — INSERT … ON
   CONFLICT DO NOTHING on the unique (endpoint, event) — with one outbox message per row actually inserted, in
   the same transaction. Two ticks at once make one delivery.
-- **Sending** is the outbox handler `webhook_delivery`: no transaction is held during the POST; the body is
-  signed with `Kassa-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`. A 2xx is delivered;
-  anything else is retried with exponential back-off (1 minute doubling, at most 12 hours apart) for 3 days,
-  each retry a new outbox message due at that time. Then the delivery is failed.
+- **Sending** is the outbox batch handler `webhook_delivery` (`send_deliveries`): the worker claims due messages
+  in one transaction (FOR UPDATE SKIP LOCKED on PostgreSQL), the deliveries are read in one query, then POSTed
+  with no transaction held by a bounded pool of threads (`KASSA_WEBHOOK_CONCURRENCY`, default 8) that keep their
+  connections alive, and every outcome is recorded set-based in one transaction (the deliveries updated, one
+  `webhook_attempts` row per POST, the messages closed). The body is signed with
+  `Kassa-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>` — and a second `v1=` with the previous
+  secret while a rolled secret's overlap lasts (`roll_secret`: none, 1 h or 24 h). A 2xx is delivered; anything
+  else is retried with exponential back-off (1 minute doubling, at most 12 hours apart) for 3 days, each retry a
+  new outbox message due at that time. Then the delivery is failed.
 - **Disabling**: an endpoint whose deliveries failed `KASSA_WEBHOOK_DISABLE_AFTER` times in a row, or that has
   failed without a success for 3 days, is disabled and the account's Super admins are emailed.
 - **SSRF**: the URL is checked when saved and again before every POST (its addresses resolved now: a name
