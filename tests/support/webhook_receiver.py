@@ -26,6 +26,7 @@ class Receiver:
     # `hold`: each request waits (at most `hold_timeout` s) until that many are in flight at once, then all
     # answer; `max_in_flight` is the most seen at once (how many POSTs a sender makes concurrently).
     hold: int = 0
+    delay: float = 0.0  # seconds each answer takes (benchmarks: a receiver as far away as a real one)
     hold_timeout: float = 5.0
     in_flight: int = 0
     max_in_flight: int = 0
@@ -63,6 +64,8 @@ class Receiver:
                     receiver.in_flight -= 1
                     if receiver.in_flight == 0:
                         receiver.released = False
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 with receiver.lock:
                     receiver.requests.append(Received(self.path, dict(self.headers), body, time.time()))
                 status = receiver.answer()
