@@ -1994,6 +1994,9 @@ class WebhookEndpoint(db.Model):
     mode: Mapped[str] = mapped_column(String(8))  # Mode: test events or live events
     event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
     secret_encrypted: Mapped[str] = mapped_column(Text)
+    # A rolled secret: the one before stays valid (deliveries carry both signatures) until it expires.
+    previous_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None]
     enabled: Mapped[bool] = mapped_column(default=True)
     disabled_reason: Mapped[str | None] = mapped_column(String(20))  # "manual" | "failing"
     disabled_at: Mapped[datetime | None]
@@ -2033,6 +2036,7 @@ class WebhookDelivery(db.Model):
     delivered_at: Mapped[datetime | None]
 
     endpoint: Mapped[WebhookEndpoint] = relationship()
+    attempts_made: Mapped[list[WebhookAttempt]] = relationship(order_by="WebhookAttempt.id.desc()", viewonly=True)
 
     @property
     def body_for_reading(self) -> str:
@@ -2043,6 +2047,30 @@ class WebhookDelivery(db.Model):
             return json.dumps(json.loads(self.body), indent=2, sort_keys=True)
         except ValueError:
             return self.body
+
+
+class WebhookAttempt(db.Model):
+    """One POST of a delivery (I6): when, the request's headers (the signature), the receiver's status and an
+    excerpt of its answer, or the network error, and how long it took. Resend adds one (`resend`)."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index("ix_webhook_attempts_delivery", "delivery_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"))
+    number: Mapped[int]  # 1 for the first attempt of the delivery, 2 for the next …
+    resend: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    attempted_at: Mapped[datetime]
+    request_headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    response_status: Mapped[int | None]
+    response_body: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int]
+
+    @property
+    def ok(self) -> bool:
+        return self.response_status is not None and 200 <= self.response_status < 300
 
 
 # --------------------------------------------------------------------------------------------------

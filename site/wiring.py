@@ -67,6 +67,8 @@ def register_outbox_handlers() -> None:
         (outgoing_webhooks.JOB, outgoing_webhooks.send_delivery),
     ):
         outbox.register_handler(kind)(handler)
+    # I6: the worker sends the due webhook deliveries it claimed together (one claim, concurrent POSTs, one record).
+    outbox.register_batch_handler(outgoing_webhooks.JOB)(outgoing_webhooks.send_deliveries)
     outbox.on_give_up("email")(mail.mark_email_failed)
     outbox.on_give_up(workflows.STEP_JOB)(workflows.step_gave_up)
 

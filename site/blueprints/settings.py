@@ -512,13 +512,14 @@ def create_webhook_endpoint():
 
 
 def _endpoint_page(endpoint: WebhookEndpoint, *, values: dict | None = None, errors: dict | None = None,
-                   secret: str | None = None):
+                   secret: str | None = None, rolled: bool = False):
     response = render_page(
         "settings/webhook_endpoint.html", status=422 if errors else 200,
         **_common(section="webhooks", endpoint=endpoint, deliveries=webhooks.deliveries_of(endpoint.id),
                   values=values or {"url": endpoint.url, "description": endpoint.description,
                                     "event_types": list(endpoint.event_types)},
-                  errors=errors or {}, secret=secret, event_labels=webhooks.event_type_labels()))
+                  errors=errors or {}, secret=secret, rolled=rolled, event_labels=webhooks.event_type_labels(),
+                  previous_secret_valid=webhooks.previous_secret_valid_until(endpoint)))
     return _no_store(response) if secret else response
 
 
@@ -561,6 +562,30 @@ def reveal_webhook_secret(endpoint_id: int):
     endpoint = get_owned_or_404(WebhookEndpoint, endpoint_id)
     secret = webhooks.reveal_secret(current_actor(), endpoint.id)
     return _endpoint_page(get_owned_or_404(WebhookEndpoint, endpoint_id), secret=secret)
+
+
+class WebhookRollForm(Form):
+    overlap = StringField(default="24h")
+
+
+@bp.route("/webhooks/<int:endpoint_id>/roll", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_SETTINGS)
+def roll_webhook_secret(endpoint_id: int):
+    """I6: GET asks (a dialog: when should the old secret stop working?); POST rolls and shows the new secret
+    once, on the endpoint's page."""
+    endpoint = get_owned_or_404(WebhookEndpoint, endpoint_id)
+    if request.method == "GET":
+        return render_page("settings/webhook_roll.html", "dialog",
+                           **_common(section="webhooks", endpoint=endpoint, errors={}, overlap="24h",
+                                     overlaps=webhooks.roll_overlap_labels()))
+    overlap = WebhookRollForm().overlap.data or ""
+    try:
+        secret = webhooks.roll_secret(current_actor(), endpoint.id, overlap)
+    except ValidationFailed as exc:
+        return render_page("settings/webhook_roll.html", status=422,
+                           **_common(section="webhooks", endpoint=endpoint, errors=exc.errors, overlap="24h",
+                                     overlaps=webhooks.roll_overlap_labels()))
+    return _endpoint_page(get_owned_or_404(WebhookEndpoint, endpoint_id), secret=secret, rolled=True)
 
 
 @bp.post("/webhooks/deliveries/<int:delivery_id>/resend")

@@ -270,6 +270,7 @@ def pages(ids: dict) -> dict[str, list[str]]:
         "settings.revoke_api_key": [f"/settings/api-keys/{ids['api_key']}/revoke"],
         "settings.webhooks_index": ["/settings/webhooks"],  # I6
         "settings.webhook_endpoint": [f"/settings/webhooks/{ids['webhook_endpoint']}"],
+        "settings.roll_webhook_secret": [f"/settings/webhooks/{ids['webhook_endpoint']}/roll"],  # I6
         "settings.team": ["/settings/users"],
         "settings.remove_user": [f"/settings/users/{ids['member']}/remove"],
         "invoices.index": ["/invoices/", "/invoices/?status=open"],  # V1

@@ -7,10 +7,15 @@
   request: per endpoint, the events after its cursor, of its types and mode, each inserted once — INSERT … ON
   CONFLICT DO NOTHING on the unique (endpoint, event) — with one outbox message per row actually inserted, in
   the same transaction. Two ticks at once make one delivery.
-- **Sending** is the outbox handler `webhook_delivery`: no transaction is held during the POST; the body is
-  signed with `Kassa-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`. A 2xx is delivered;
-  anything else is retried with exponential back-off (1 minute doubling, at most 12 hours apart) for 3 days,
-  each retry a new outbox message due at that time. Then the delivery is failed.
+- **Sending** is the outbox batch handler `webhook_delivery` (`send_deliveries`): the worker claims due messages
+  in one transaction (FOR UPDATE SKIP LOCKED on PostgreSQL), the deliveries are read in one query, then POSTed
+  with no transaction held by a bounded pool of threads (`KASSA_WEBHOOK_CONCURRENCY`, default 8) that keep their
+  connections alive, and every outcome is recorded set-based in one transaction (the deliveries updated, one
+  `webhook_attempts` row per POST, the messages closed). The body is signed with
+  `Kassa-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>` — and a second `v1=` with the previous
+  secret while a rolled secret's overlap lasts (`roll_secret`: none, 1 h or 24 h). A 2xx is delivered; anything
+  else is retried with exponential back-off (1 minute doubling, at most 12 hours apart) for 3 days, each retry a
+  new outbox message due at that time. Then the delivery is failed.
 - **Disabling**: an endpoint whose deliveries failed `KASSA_WEBHOOK_DISABLE_AFTER` times in a row, or that has
   failed without a success for 3 days, is disabled and the account's Super admins are emailed.
 - **SSRF**: the URL is checked when saved and again before every POST (its addresses resolved now: a name
@@ -26,20 +31,23 @@ import ipaddress
 import json
 import secrets
 import socket
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import selectinload
 
 from kassa import secrets_box
 from kassa.actor import Actor
 from kassa.clock import now
-from kassa.database import dialect_name, lock_one, write_transaction
+from kassa.database import dialect_name, lock_one, locked, write_transaction
 from kassa.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kassa.event_types import AccountEventType
 from kassa.extensions import db
@@ -53,6 +61,7 @@ from kassa.models import (
     Permission,
     Subscription,
     User,
+    WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
 )
@@ -225,6 +234,44 @@ def reveal_secret(actor: Actor, endpoint_id: int) -> str:
         return secrets_box.decrypt(endpoint.secret_encrypted)
 
 
+# How long a rolled secret's previous one stays valid: none, 1 hour or 24 hours (as Stripe offers).
+ROLL_OVERLAPS: dict[str, timedelta] = {"none": timedelta(0), "1h": timedelta(hours=1), "24h": timedelta(hours=24)}
+
+
+def roll_overlap_labels() -> dict[str, str]:
+    return {"none": _("Now: the old secret stops working at once"), "1h": _("In 1 hour"), "24h": _("In 24 hours")}
+
+
+def roll_secret(actor: Actor, endpoint_id: int, overlap: str) -> str:
+    """A new signing secret for the endpoint (returned, to be shown once). The old one stays valid for the chosen
+    overlap: until then every delivery carries both signatures, so the receiver can switch secrets in its own
+    time. Rolling again during an overlap ends the older one (one previous secret at a time)."""
+    _require_admin(actor)
+    if overlap not in ROLL_OVERLAPS:
+        raise ValidationFailed(_("Choose when the old secret stops working."),
+                               errors={"overlap": _("Choose when the old secret stops working.")})
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    with write_transaction(db.session) as session:
+        endpoint = _own(session, actor, endpoint_id)
+        keep = ROLL_OVERLAPS[overlap]
+        if keep:
+            endpoint.previous_secret_encrypted = endpoint.secret_encrypted
+            endpoint.previous_secret_expires_at = now() + keep
+        else:
+            endpoint.previous_secret_encrypted = endpoint.previous_secret_expires_at = None
+        endpoint.secret_encrypted = secrets_box.encrypt(secret)
+        record_audit(actor, "webhook_endpoint.secret_rolled", object_type="webhook_endpoint", object_id=endpoint.id,
+                     data={"old_secret_valid_until": endpoint.previous_secret_expires_at.isoformat()
+                           if endpoint.previous_secret_expires_at else None})
+    return secret
+
+
+def previous_secret_valid_until(endpoint: WebhookEndpoint) -> datetime | None:
+    """Until when a rolled secret's previous one still signs deliveries (None: it doesn't)."""
+    until = endpoint.previous_secret_expires_at
+    return until if endpoint.previous_secret_encrypted and until and until > now() else None
+
+
 def _own(session, actor: Actor, endpoint_id: int) -> WebhookEndpoint:
     endpoint = lock_one(session, WebhookEndpoint, endpoint_id)
     if endpoint is None or endpoint.account_id != actor.account_id:
@@ -233,7 +280,9 @@ def _own(session, actor: Actor, endpoint_id: int) -> WebhookEndpoint:
 
 
 def deliveries_of(endpoint_id: int, limit: int = 100) -> list[WebhookDelivery]:
+    """The delivery log, newest first, each delivery with its attempts (newest first)."""
     return list(db.session.scalars(select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
+                                   .options(selectinload(WebhookDelivery.attempts_made))
                                    .order_by(WebhookDelivery.id.desc()).limit(limit)))
 
 
@@ -292,10 +341,14 @@ def event_body(event: AccountEvent) -> str:
     }, separators=(",", ":"), sort_keys=True, default=str)
 
 
-def sign(secret: str, timestamp: int, body: str) -> str:
-    """The `Kassa-Signature` header's value."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
+def sign(secrets_now: str | list[str], timestamp: int, body: str) -> str:
+    """The `Kassa-Signature` header's value: `t=<unix>,v1=<hex>`, with one `v1=` per valid secret (two while a
+    rolled secret's previous one is still valid; a receiver accepts the event when any of them matches)."""
+    if isinstance(secrets_now, str):
+        secrets_now = [secrets_now]
+    signed = f"{timestamp}.{body}".encode()
+    return ",".join([f"t={timestamp}"] + [
+        f"v1={hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()}" for secret in secrets_now])
 
 
 # -- the tick: deliveries from the feed ---------------------------------------------------------------
@@ -339,7 +392,7 @@ def make_deliveries() -> int:
     return each_item("webhooks", endpoint_ids, _deliver_endpoint, describe=lambda eid: f"webhook endpoint {eid}")
 
 
-# -- the worker: one POST -------------------------------------------------------------------------------
+# -- the worker: a batch of POSTs ------------------------------------------------------------------------
 
 
 class _Answer:
@@ -351,84 +404,208 @@ class _Answer:
         return self.status is not None and 200 <= self.status < 300
 
 
-def post(url: str, body: str, headers: dict[str, str], timeout: float) -> _Answer:
-    """POST without following redirects; the URL is checked again first (its name may point elsewhere now)."""
+_ConnectionKey = tuple[str, str, int | None]
+
+
+def post(url: str, body: str, headers: dict[str, str], timeout: float,
+         connections: dict[_ConnectionKey, http.client.HTTPConnection] | None = None) -> _Answer:
+    """POST without following redirects; the URL is checked again first (its name may point elsewhere now).
+    With `connections`, a kept-alive connection to the same host is reused (and left open for the next)."""
     started = time.perf_counter()
     problem = url_problem(url)
     if problem:
         return _Answer(None, None, problem, 0)
     parts = urlsplit(url)
-    connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    connection = connection_class(parts.hostname, parts.port, timeout=timeout)
+    key = (parts.scheme, parts.hostname, parts.port)
+    connection = connections.pop(key, None) if connections is not None else None
+    if connection is None:
+        connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        connection = connection_class(parts.hostname, parts.port, timeout=timeout)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    keep = False
     try:
         connection.request("POST", path, body=body.encode(), headers=headers)
         response = connection.getresponse()
         text = response.read(KEPT_RESPONSE * 4).decode("utf-8", "replace")[:KEPT_RESPONSE]
+        keep = connections is not None and not response.will_close and response.isclosed()
         return _Answer(response.status, text, None, int((time.perf_counter() - started) * 1000))
     except (OSError, http.client.HTTPException) as exc:
         return _Answer(None, None, f"{type(exc).__name__}: {exc}"[:500], int((time.perf_counter() - started) * 1000))
     finally:
-        connection.close()
+        if keep:
+            connections[key] = connection
+        else:
+            connection.close()
+
+
+def signing_secrets(endpoint: WebhookEndpoint, at: datetime) -> list[str]:
+    """The secrets a delivery is signed with now: the endpoint's, and the one before while it is still valid."""
+    found = [secrets_box.decrypt(endpoint.secret_encrypted)]
+    until = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret_encrypted and until and until > at:
+        found.append(secrets_box.decrypt(endpoint.previous_secret_encrypted))
+    return found
+
+
+class _Send:
+    """One POST to make: read under the claim, made with no transaction held."""
+
+    def __init__(self, message: tuple[int, int] | None, delivery_id: int, resend: bool, url: str, body: str,
+                 headers: dict[str, str]) -> None:
+        self.message, self.delivery_id, self.resend, self.url, self.body, self.headers = (
+            message, delivery_id, resend, url, body, headers)
+        self.answer: _Answer | None = None
+
+
+def _pool_size() -> int:
+    return max(1, int(current_app.config.get("KASSA_WEBHOOK_CONCURRENCY", 8)))
+
+
+def _post_all(sends: list[_Send], timeout: float) -> None:
+    """POST every send, at most KASSA_WEBHOOK_CONCURRENCY at once; each sending thread keeps its connections
+    alive for the next POST to the same host. The URL check (SSRF) runs before every POST, in the thread."""
+    app = current_app._get_current_object()
+    local = threading.local()
+
+    def one(send: _Send) -> None:
+        if not hasattr(local, "connections"):
+            local.connections = {}
+            opened.append(local.connections)
+        with app.app_context():
+            send.answer = post(send.url, send.body, send.headers, timeout, local.connections)
+
+    opened: list[dict] = []
+    workers = min(_pool_size(), len(sends))
+    try:
+        if workers <= 1:
+            for send in sends:
+                one(send)
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="webhooks") as pool:
+                list(pool.map(one, sends))
+    finally:
+        for connections in opened:
+            for connection in connections.values():
+                connection.close()
+
+
+def send_deliveries(claimed: list[tuple[int, int, dict[str, Any]]]) -> None:
+    """Outbox batch handler (I6): the claimed deliveries are read in one go, POSTed concurrently with no
+    transaction held, and their outcomes (attempts, statuses, retries, failure counts, the outbox messages
+    closed) recorded in one transaction. A failure schedules the next attempt as a new outbox message (the
+    webhook's own 3-day back-off), so a failed POST is never an error of the handler."""
+    _send([((message_id, attempt), payload) for message_id, attempt, payload in claimed])
 
 
 def send_delivery(payload: dict[str, Any]) -> None:
-    """Outbox handler: POST the delivery once and record the answer. A failure schedules the next attempt as a
-    new outbox message (the webhook's own 3-day back-off), so this handler itself never raises for it."""
-    delivery = db.session.get(WebhookDelivery, payload["delivery_id"])
-    if delivery is None or (delivery.status != "pending" and not payload.get("resend")):
-        db.session.rollback()
-        return
-    endpoint = db.session.get(WebhookEndpoint, delivery.endpoint_id)
-    if not endpoint.enabled:
-        db.session.rollback()
-        _cancel(delivery.id)
-        return
-    url, body, secret = endpoint.url, delivery.body, secrets_box.decrypt(endpoint.secret_encrypted)
+    """Outbox handler for one message run on its own (`outbox.run_claimed`): the same as a batch of one."""
+    _send([(None, payload)])
+
+
+def _send(items: list[tuple[tuple[int, int] | None, dict[str, Any]]]) -> None:
+    at = now()
+    ids = {payload["delivery_id"] for _message, payload in items}
+    deliveries = {d.id: d for d in db.session.scalars(select(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))}
+    endpoints = {e.id: e for e in db.session.scalars(select(WebhookEndpoint).where(
+        WebhookEndpoint.id.in_({d.endpoint_id for d in deliveries.values()})))}
+    signers: dict[int, list[str]] = {}
+    sends: list[_Send] = []
+    closed: list[tuple[int, int]] = []  # outbox messages with nothing to send
+    cancel: list[int] = []
+    # A failing endpoint gets one POST per batch: its outcome decides whether the endpoint is turned off before
+    # the next is sent (KASSA_WEBHOOK_DISABLE_AFTER stays exact); its other messages are given back, due now.
+    deferred: list[tuple[int, int]] = []
+    probing: set[int] = set()
+    for message, payload in items:
+        delivery = deliveries.get(payload["delivery_id"])
+        resend = bool(payload.get("resend"))
+        if delivery is None or (delivery.status != "pending" and not resend):
+            closed += [message] if message else []
+            continue
+        endpoint = endpoints[delivery.endpoint_id]
+        if not endpoint.enabled:
+            closed += [message] if message else []
+            cancel.append(delivery.id)
+            continue
+        if endpoint.consecutive_failures and message is not None:
+            if endpoint.id in probing:
+                deferred.append(message)
+                continue
+            probing.add(endpoint.id)
+        if endpoint.id not in signers:
+            signers[endpoint.id] = signing_secrets(endpoint, at)
+        headers = {"Content-Type": "application/json", "User-Agent": "Kassa-Webhooks/1.0",
+                   SIGNATURE_HEADER: sign(signers[endpoint.id], int(at.timestamp()), delivery.body)}
+        sends.append(_Send(message, delivery.id, resend, endpoint.url, delivery.body, headers))
     timeout = current_app.config.get("KASSA_WEBHOOK_TIMEOUT", 10)
-    db.session.rollback()  # no transaction held during the POST
-    headers = {"Content-Type": "application/json", "User-Agent": "Kassa-Webhooks/1.0",
-               SIGNATURE_HEADER: sign(secret, int(now().timestamp()), body)}
-    answer = post(url, body, headers, timeout)
-    _record(delivery.id, answer)
+    db.session.rollback()  # no transaction held during the POSTs
+    if sends:
+        _post_all(sends, timeout)
+    _record(sends, closed, cancel, deferred)
 
 
-def _cancel(delivery_id: int) -> None:
+def _record(sends: list[_Send], closed: list[tuple[int, int]], cancel: list[int],
+            deferred: list[tuple[int, int]]) -> None:
+    """One transaction for the whole batch, set-based: the deliveries and their endpoints locked (in id order,
+    so two workers never wait on each other in a circle), every delivery updated and every attempt inserted in
+    one statement each, the retries queued, the outbox messages closed (or given back)."""
     with write_transaction(db.session) as session:
-        delivery = lock_one(session, WebhookDelivery, delivery_id)
-        if delivery.status == "pending":
-            delivery.status, delivery.next_attempt_at = "cancelled", None
+        if cancel:
+            session.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(cancel),
+                                                          WebhookDelivery.status == "pending")
+                            .values(status="cancelled", next_attempt_at=None)
+                            .execution_options(synchronize_session=False))
+        if sends:
+            _record_answers(session, sends)
+        outbox.finish_done(session, closed + [send.message for send in sends if send.message])
+        outbox.release_claimed(session, deferred)
 
 
-def _record(delivery_id: int, answer: _Answer) -> None:
-    with write_transaction(db.session) as session:
-        delivery = lock_one(session, WebhookDelivery, delivery_id)
-        endpoint = lock_one(session, WebhookEndpoint, delivery.endpoint_id)
-        at = now()
-        delivery.attempts += 1
-        delivery.last_attempt_at = at
-        delivery.response_status, delivery.response_body = answer.status, answer.body
-        delivery.duration_ms, delivery.error = answer.duration_ms, answer.error
+def _record_answers(session, sends: list[_Send]) -> None:
+    columns = (WebhookDelivery.id, WebhookDelivery.endpoint_id, WebhookDelivery.account_id, WebhookDelivery.attempts,
+               WebhookDelivery.created_at, WebhookDelivery.delivered_at)
+    current = {row.id: row for row in session.execute(locked(session, select(*columns).where(
+        WebhookDelivery.id.in_({send.delivery_id for send in sends})).order_by(WebhookDelivery.id)))}
+    endpoints = {e.id: e for e in session.scalars(locked(session, select(WebhookEndpoint).where(
+        WebhookEndpoint.id.in_({row.endpoint_id for row in current.values()})).order_by(WebhookEndpoint.id))
+        .execution_options(populate_existing=True))}
+    at = now()
+    limit = current_app.config.get("KASSA_WEBHOOK_DISABLE_AFTER", 100)
+    changes: dict[int, dict[str, Any]] = {}
+    attempts: list[dict[str, Any]] = []
+    for send in sends:
+        row, answer = current[send.delivery_id], send.answer
+        endpoint = endpoints[row.endpoint_id]
+        number = changes[row.id]["attempts"] + 1 if row.id in changes else row.attempts + 1
+        change = {"id": row.id, "attempts": number, "last_attempt_at": at, "response_status": answer.status,
+                  "response_body": answer.body, "duration_ms": answer.duration_ms, "error": answer.error,
+                  "delivered_at": row.delivered_at}
+        attempts.append({"account_id": row.account_id, "delivery_id": row.id, "number": number,
+                         "resend": send.resend, "attempted_at": at, "request_headers": send.headers,
+                         "response_status": answer.status, "response_body": answer.body, "error": answer.error,
+                         "duration_ms": answer.duration_ms})
+        changes[row.id] = change
         if answer.ok:
-            delivery.status, delivery.delivered_at, delivery.next_attempt_at = "succeeded", at, None
+            change.update(status="succeeded", delivered_at=at, next_attempt_at=None)
             endpoint.consecutive_failures, endpoint.failing_since = 0, None
-            return
+            continue
         endpoint.consecutive_failures += 1
         endpoint.failing_since = endpoint.failing_since or at
-        following = at + retry_delay(delivery.attempts)
-        if following <= delivery.created_at + RETRY_FOR:
-            delivery.status, delivery.next_attempt_at = "pending", following
-            outbox.enqueue(JOB, {"delivery_id": delivery.id}, account_id=delivery.account_id, not_before=following,
-                           dedupe_key=f"webhook:{delivery.id}:{delivery.attempts + 1}:{secrets.token_hex(4)}")
+        following = at + retry_delay(number)
+        if following <= row.created_at + RETRY_FOR:
+            change.update(status="pending", next_attempt_at=following)
+            outbox.enqueue(JOB, {"delivery_id": row.id}, account_id=row.account_id, not_before=following,
+                           dedupe_key=f"webhook:{row.id}:{number + 1}:{secrets.token_hex(4)}")
         else:
-            delivery.status, delivery.next_attempt_at = "failed", None
+            change.update(status="failed", next_attempt_at=None)
         # Off when too many failed in a row, or nothing succeeded for 3 days: failing since before this
         # delivery (made about then) that has now failed for its 3 days, or for longer than 3 days anyway.
-        limit = current_app.config.get("KASSA_WEBHOOK_DISABLE_AFTER", 100)
-        failing_throughout = delivery.status == "failed" and endpoint.failing_since <= delivery.created_at + FIRST_RETRY
+        failing_throughout = change["status"] == "failed" and endpoint.failing_since <= row.created_at + FIRST_RETRY
         if endpoint.enabled and (endpoint.consecutive_failures >= limit or failing_throughout
                                  or endpoint.failing_since <= at - RETRY_FOR):
             _disable_failing(session, endpoint, at)
+    session.execute(update(WebhookDelivery), list(changes.values()))  # by primary key: one executemany
+    session.execute(insert(WebhookAttempt), attempts)
 
 
 def _disable_failing(session, endpoint: WebhookEndpoint, at: datetime) -> None:
