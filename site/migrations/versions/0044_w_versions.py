@@ -2,7 +2,7 @@
 criteria and steps and which version each enrollment ran; existing workflows get their current version
 
 Revision ID: 0044_w_versions
-Revises: 0041_w_triggers
+Revises: 0043_i6_webhook_attempts
 Create Date: 2026-12-07 08:30:00
 
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0044_w_versions'
-down_revision = '0041_w_triggers'
+down_revision = '0043_i6_webhook_attempts'
 branch_labels = None
 depends_on = None
 
