@@ -149,7 +149,7 @@ def record_call(actor: Actor, method: str, path: str, status: int) -> None:
         session.execute(update(ApiKey).where(
             ApiKey.id == actor.api_key_id,
             or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= stamp - LAST_USED_STEP),
-        ).values(last_used_at=stamp))
+        ).values(last_used_at=stamp).execution_options(synchronize_session=False))
         session.execute(insert(AuditEvent).values(
             account_id=actor.account_id, actor_id=None, action="api.request", object_type="api_key",
             object_id=str(actor.api_key_id), ip=actor.ip, created_at=stamp,
