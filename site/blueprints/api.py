@@ -83,6 +83,7 @@ def _authenticate():
     if key is None:
         raise _unauthorized(secret)
     g.api_caller = caller = Caller(actor=keys.key_actor(key, client_ip()), mode=key.mode)
+    g.api_key_last_used = key.last_used_at
     resource, access = ENDPOINT_SCOPES.get(request.endpoint, ("", "write"))
     if not keys.allows(key, resource, access):
         raise ApiError(403, f"The provided key '{key.prefix}…' does not have the required permissions for this "
@@ -110,7 +111,8 @@ def _record(response):
         idempotency.finish(claim, response.status_code, response.get_data(as_text=True))
     caller = g.pop("api_caller", None)
     if caller is not None:
-        keys.record_call(caller.actor, request.method, request.path, response.status_code)
+        keys.record_call(caller.actor, request.method, request.path, response.status_code,
+                         g.pop("api_key_last_used", None))
     return response
 
 

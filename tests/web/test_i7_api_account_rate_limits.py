@@ -6,12 +6,15 @@ Both databases."""
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
+import time_machine
 from sqlalchemy import func, select
 
+from kassa.clock import now
 from kassa.extensions import db
-from kassa.models import AuditEvent
+from kassa.models import ApiKey, AuditEvent
 from kassa.services.api.keys import create_key
 from tests.factories import make_merchant
 from tests.support.payments import actor_for
@@ -123,3 +126,23 @@ def test_i7_a_key_over_its_own_limit_says_so_and_leaves_the_account_its_room(cli
     assert [a.status_code for a in crm_answers] == [200, 200, 429]
     assert "account" in crm_answers[2].json["error"]["message"]
     assert _api_calls(owner.account_id) == ACCOUNT_LIMIT
+
+
+def test_i1_last_used_moves_once_a_minute_and_every_call_is_still_audited(client, app):
+    """I1 with the audit row made cheap: every call is an audit row, while the key's "last used" is written at
+    most once a minute (a busy key's calls don't all write its row)."""
+    owner = make_merchant()
+    key, secret = create_key(actor_for(owner), "Shop", "test")
+    headers = {"Authorization": f"Bearer {secret}"}
+    start = now()
+    with time_machine.travel(start, tick=False):
+        assert client.get("/api/v1/payment_intents", headers=headers).status_code == 200
+    with time_machine.travel(start + timedelta(seconds=30), tick=False):
+        assert client.get("/api/v1/payment_intents", headers=headers).status_code == 200
+    db.session.rollback()
+    assert db.session.get(ApiKey, key.id).last_used_at == start
+    with time_machine.travel(start + timedelta(seconds=61), tick=False):
+        assert client.get("/api/v1/payment_intents", headers=headers).status_code == 200
+    db.session.rollback()
+    assert db.session.get(ApiKey, key.id).last_used_at == start + timedelta(seconds=61)
+    assert _api_calls(owner.account_id) == 3

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import string
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import insert, or_, select, update
@@ -141,15 +141,17 @@ def key_actor(key: ApiKey, ip: str | None) -> Actor:
 LAST_USED_STEP = timedelta(minutes=1)
 
 
-def record_call(actor: Actor, method: str, path: str, status: int) -> None:
+def record_call(actor: Actor, method: str, path: str, status: int, last_used_at: datetime | None = None) -> None:
     """I1: every API call in the audit log with its key; the key's "last used" moves with it (to the minute).
-    Two plain statements in one short write transaction, no objects loaded: every call pays for it."""
+    Plain statements in one short write transaction, no objects loaded: every call pays for it. `last_used_at`,
+    as the key read when the call began: when it is under a minute old, the key's row isn't written at all."""
     stamp = now()
     with write_transaction(db.session) as session:
-        session.execute(update(ApiKey).where(
-            ApiKey.id == actor.api_key_id,
-            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= stamp - LAST_USED_STEP),
-        ).values(last_used_at=stamp).execution_options(synchronize_session=False))
+        if last_used_at is None or stamp - last_used_at >= LAST_USED_STEP:
+            session.execute(update(ApiKey).where(
+                ApiKey.id == actor.api_key_id,
+                or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= stamp - LAST_USED_STEP),
+            ).values(last_used_at=stamp).execution_options(synchronize_session=False))
         session.execute(insert(AuditEvent).values(
             account_id=actor.account_id, actor_id=None, action="api.request", object_type="api_key",
             object_id=str(actor.api_key_id), ip=actor.ip, created_at=stamp,
