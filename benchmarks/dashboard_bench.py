@@ -31,7 +31,8 @@ from benchmarks.payments_index import Client, _p95, _prepare
 
 TARGET_P95_MS = 100
 DATASETS = OUT_DIR / "datasets"
-PG_NAME = "kassa_bench_p8"
+# Another checkout of Kassa on the same PostgreSQL (a second worktree) names its own database.
+PG_NAME = os.environ.get("KASSA_BENCH_PG_DATASET", "kassa_bench_p8")
 PG_URL = f"postgresql://postgres@127.0.0.1:5432/{PG_NAME}"
 PATHS = {"90_days": "/reports/?days=90", "30_days": "/reports/?days=30"}
 

@@ -188,6 +188,9 @@ def build_config(instance_path: Path) -> dict:
         # I7: API calls per key, as Stripe's (100 a second live, 25 in test mode).
         "KASSA_API_LIVE_RATE_LIMIT": _env("KASSA_API_LIVE_RATE_LIMIT", "100 per second"),
         "KASSA_API_TEST_RATE_LIMIT": _env("KASSA_API_TEST_RATE_LIMIT", "25 per second"),
+        # I7: API calls per account and mode, all its keys together: many keys can't multiply the key limit.
+        "KASSA_API_LIVE_ACCOUNT_RATE_LIMIT": _env("KASSA_API_LIVE_ACCOUNT_RATE_LIMIT", "200 per second"),
+        "KASSA_API_TEST_ACCOUNT_RATE_LIMIT": _env("KASSA_API_TEST_ACCOUNT_RATE_LIMIT", "50 per second"),
         # Requests per client IP on the public checkout (on top of the card-testing guard).
         "KASSA_CHECKOUT_START_LIMIT": _env("KASSA_CHECKOUT_START_LIMIT", "60 per minute"),
         "KASSA_CHECKOUT_SUBMIT_LIMIT": _env("KASSA_CHECKOUT_SUBMIT_LIMIT", "30 per minute"),

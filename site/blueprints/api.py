@@ -53,19 +53,27 @@ def _unauthorized(secret: str | None) -> ApiError:
     return ApiError(401, f"Invalid API Key provided: {shown}", code="api_key_invalid")
 
 
-def _rate_limit(key_id: int, mode: str) -> None:
-    """I7: calls per key (KASSA_API_LIVE_RATE_LIMIT / KASSA_API_TEST_RATE_LIMIT); every answer says how many are
-    left (RateLimit-* headers), and a call over the limit is 429 with Retry-After."""
-    rule = current_app.config["KASSA_API_LIVE_RATE_LIMIT" if mode == "live" else "KASSA_API_TEST_RATE_LIMIT"]
-    bucket = ("api-key", str(key_id))
-    allowed = throttle.allow((rule, bucket))
-    limit, remaining, reset = throttle.window(rule, bucket)
+def _rate_limit(key_id: int, account_id: int, mode: str) -> None:
+    """I7: calls per key (KASSA_API_LIVE_RATE_LIMIT / KASSA_API_TEST_RATE_LIMIT) and per account, all its keys of
+    the mode together (KASSA_API_LIVE_ACCOUNT_RATE_LIMIT / …_TEST_…), so many keys can't multiply the key limit.
+    Every answer says how many calls are left under the nearer of the two (RateLimit-* headers); a call over
+    either is 429 with Retry-After and counts against neither."""
+    config = current_app.config
+    key_rule = (config["KASSA_API_LIVE_RATE_LIMIT" if mode == "live" else "KASSA_API_TEST_RATE_LIMIT"],
+                ("api-key", str(key_id)))
+    account_rule = (config[f"KASSA_API_{mode.upper()}_ACCOUNT_RATE_LIMIT"], ("api-account", str(account_id), mode))
+    allowed = throttle.take(key_rule, account_rule)
+    limit, remaining, reset = min((throttle.window(*rule) for rule in (key_rule, account_rule)),
+                                  key=lambda stats: (stats[1], -stats[2]))
     g.api_rate_headers = {"RateLimit-Limit": str(limit), "RateLimit-Remaining": str(remaining),
                           "RateLimit-Reset": str(reset)}
     if not allowed:
-        raise ApiError(429, "Too many requests hit the API too quickly with this key. Slow down and retry.",
-                       code="rate_limit", type="rate_limit_error",
-                       headers={"Retry-After": str(throttle.retry_after((rule, bucket)))})
+        key_over = throttle.retry_after(key_rule) > 0
+        message = ("Too many requests hit the API too quickly with this key. Slow down and retry." if key_over else
+                   "Too many requests hit the API too quickly from this account's keys together. Slow down and "
+                   "retry.")
+        raise ApiError(429, message, code="rate_limit", type="rate_limit_error",
+                       headers={"Retry-After": str(throttle.retry_after(key_rule, account_rule))})
 
 
 @bp.before_request
@@ -75,12 +83,13 @@ def _authenticate():
     if key is None:
         raise _unauthorized(secret)
     g.api_caller = caller = Caller(actor=keys.key_actor(key, client_ip()), mode=key.mode)
+    g.api_key_last_used = key.last_used_at
     resource, access = ENDPOINT_SCOPES.get(request.endpoint, ("", "write"))
     if not keys.allows(key, resource, access):
         raise ApiError(403, f"The provided key '{key.prefix}…' does not have the required permissions for this "
                        f"endpoint. Having the '{resource or 'unknown'}' {access} permission would allow this "
                        "request to continue.", code="insufficient_permissions")
-    _rate_limit(key.id, key.mode)
+    _rate_limit(key.id, key.account_id, key.mode)
     idempotency_key = request.headers.get("Idempotency-Key")
     if request.method == "POST" and idempotency_key is not None:  # I4
         request_hash = idempotency.fingerprint(request.method, request.path, posted_pairs())
@@ -102,7 +111,8 @@ def _record(response):
         idempotency.finish(claim, response.status_code, response.get_data(as_text=True))
     caller = g.pop("api_caller", None)
     if caller is not None:
-        keys.record_call(caller.actor, request.method, request.path, response.status_code)
+        keys.record_call(caller.actor, request.method, request.path, response.status_code,
+                         g.pop("api_key_last_used", None))
     return response
 
 

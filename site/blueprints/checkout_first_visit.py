@@ -155,7 +155,7 @@ class FirstVisit:
         if (config.get("TRUSTED_HOSTS") is not None or config.get("REMEMBER_COOKIE_REFRESH_EACH_REQUEST")
                 or "GET" in config["WTF_CSRF_METHODS"] or not script_root.isascii()):
             return None  # Flask would check the host, write a remember cookie, check a CSRF token on a GET
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         proxied = forwarded_through(config.get("KASSA_TRUSTED_PROXIES", 0), environ.get("HTTP_X_FORWARDED_FOR", ""))
         request_id = logs.request_id_from(environ.get("HTTP_X_REQUEST_ID", "") if proxied else None)
         log_context = logs.start_request(request_id)
@@ -171,7 +171,7 @@ class FirstVisit:
             # In the order Flask's response has them: its own, the after_request hooks' (last registered first),
             # then the session's.
             headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body))),
-                       *security_headers(app, policy, False, started), ("X-Request-Id", request_id),
+                       *security_headers(app, policy, False, started, cpu_started), ("X-Request-Id", request_id),
                        ("Vary", "Cookie"), ("Set-Cookie", cookie)]
             metrics.record_request(app, ENDPOINT, "GET", environ["PATH_INFO"], 200, time.perf_counter() - started)
             return headers, body

@@ -23,7 +23,7 @@ from tests.support.payments import actor_for, sandbox_payment
 
 @pytest.fixture
 def app_config() -> dict:
-    return {"KASSA_API_TEST_RATE_LIMIT": "1000 per second"}
+    return {"KASSA_API_TEST_RATE_LIMIT": "1000 per second", "KASSA_API_TEST_ACCOUNT_RATE_LIMIT": "1000 per second"}
 
 
 @pytest.fixture

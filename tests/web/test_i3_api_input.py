@@ -63,7 +63,8 @@ CASES = [
 
 @pytest.fixture
 def app_config() -> dict:
-    return {"KASSA_API_TEST_RATE_LIMIT": "1000 per second"}  # one key makes every call here at once (I7 apart)
+    return {"KASSA_API_TEST_RATE_LIMIT": "1000 per second",  # one key makes every call here at once (I7 apart)
+            "KASSA_API_TEST_ACCOUNT_RATE_LIMIT": "1000 per second"}
 
 
 @pytest.fixture

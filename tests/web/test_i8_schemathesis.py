@@ -25,7 +25,8 @@ CHECKS = [not_a_server_error, response_schema_conformance, status_code_conforman
 
 @pytest.fixture
 def app_config() -> dict:
-    return {"KASSA_API_TEST_RATE_LIMIT": "100000 per second"}  # one key makes every call here (I7 apart)
+    return {"KASSA_API_TEST_RATE_LIMIT": "100000 per second",  # one key makes every call here (I7 apart)
+            "KASSA_API_TEST_ACCOUNT_RATE_LIMIT": "100000 per second"}
 
 
 def test_i8_schemathesis_finds_no_server_error_and_every_answer_matches_the_document(app, capsys):

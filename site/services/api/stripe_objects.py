@@ -74,15 +74,21 @@ _INTENT_STATUS = {
 _METHOD_TYPES = {"card": "card", "ach": "us_bank_account", "sepa": "sepa_debit"}
 
 
+# A list page builds up to 100 of these per call: the enum values looked up once, not per field.
+_FAILED, _SUCCEEDED, _LIVE = PaymentStatus.FAILED.value, PaymentStatus.SUCCEEDED.value, Mode.LIVE.value
+
+
 def payment_intent(payment: Payment) -> dict[str, Any]:
-    failed = payment.status == PaymentStatus.FAILED.value
+    """A payment (an object, or a row of resources.INTENT_COLUMNS) as a PaymentIntent."""
+    status = payment.status
+    failed = status == _FAILED
     return {
-        "id": object_id("payment_intent", payment.id), "object": "payment_intent",
+        "id": f"pi_{payment.id}", "object": "payment_intent",
         "amount": payment.amount_minor,
-        "amount_received": payment.amount_minor if payment.status == PaymentStatus.SUCCEEDED.value else 0,
-        "currency": payment.currency.lower(), "status": _INTENT_STATUS.get(payment.status, payment.status),
-        "created": _unix(payment.created_at), "livemode": payment.mode == Mode.LIVE.value,
-        "latest_charge": object_id("charge", payment.id), "receipt_email": payment.buyer_email,
+        "amount_received": payment.amount_minor if status == _SUCCEEDED else 0,
+        "currency": payment.currency.lower(), "status": _INTENT_STATUS.get(status, status),
+        "created": _unix(payment.created_at), "livemode": payment.mode == _LIVE,
+        "latest_charge": f"ch_{payment.id}", "receipt_email": payment.buyer_email,
         "payment_method_types": [_METHOD_TYPES.get(payment.method, payment.method)],
         "description": None, "metadata": {},
         "last_payment_error": ({"code": payment.failure_code, "message": payment.failure_message} if failed else None),

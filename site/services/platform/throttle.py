@@ -25,6 +25,20 @@ def allow(*rules: tuple[str, tuple[str, ...]]) -> bool:
     return True
 
 
+def take(*rules: tuple[str, tuple[str, ...]]) -> bool:
+    """As `allow`, but exact under concurrency (I7): each limit's place is taken atomically by the storage (the
+    moving window's acquire, under the memory storage's lock or Redis's script), so parallel calls never get
+    more through than any limit allows. A call seen over a limit counts nowhere; one that loses a race for a
+    later limit keeps the place it took in the earlier ones (the limits err on the side of refusing)."""
+    if not limiter.enabled:
+        return True
+    strategy = limiter.limiter
+    items = [(item, key) for text, key in rules for item in parse_many(text)]
+    if not all(strategy.test(item, "kassa", *key) for item, key in items):
+        return False
+    return all(strategy.hit(item, "kassa", *key) for item, key in items)
+
+
 def retry_after(*rules: tuple[str, tuple[str, ...]]) -> int:
     """Seconds until every limit in `rules` has room again (for a Retry-After header and the message)."""
     if not limiter.enabled:
