@@ -15,7 +15,22 @@ from datetime import date, timedelta
 from fractions import Fraction
 from functools import cache, lru_cache
 
-from sqlalchemy import BigInteger, Integer, String, bindparam, case, cast, delete, exists, func, select, union
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Integer,
+    String,
+    bindparam,
+    case,
+    cast,
+    delete,
+    exists,
+    func,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 
 from kassa import timefmt
 from kassa.clock import account_today, local_midnight_utc, now, zone, zone_name
@@ -152,34 +167,59 @@ def _day_values(account: Account) -> dict[str, str]:
     return {"offset": f"{int(offset.total_seconds())} seconds"}
 
 
-@cache
-def _per_day_statements(dialect: str, one_day: bool):
-    """The sums, the disputes and the converted refunds of the payments made in [start, end) (see _per_day)."""
+def _sums(succeeded, same) -> list:
+    """The payments' figures in _FIELDS' order, those of disputes left out (read row by row, see _per_day)."""
+    return [func.coalesce(func.sum(case((succeeded, _gross_settled()), else_=0)), 0),
+            func.coalesce(func.sum(case((succeeded, _refunded_settled()), else_=0)), 0),
+            func.coalesce(func.sum(case((succeeded, Payment.fee_settlement_minor), else_=0)), 0),
+            func.count(case((succeeded, 1))),
+            func.count(case((Payment.status == "failed", 1))),
+            func.coalesce(func.sum(case((succeeded, _tax_settled()), else_=0)), 0),
+            func.count(case(((Payment.status == "succeeded") & ~same, 1)))]
+
+
+def _payments_in_period(one_day: bool, dialect: str):
     same = Payment.settlement_currency == _bound("currency")
     succeeded = (Payment.status == "succeeded") & same
     day = bindparam("one_day", type_=String()) if one_day else _day_of(Payment.created_at, dialect)
     mine = (Payment.account_id == _bound("account_id"), Payment.mode.in_(_bound("modes")),
             Payment.created_at >= _bound("start"), Payment.created_at < _bound("end"))
-    sums = (select(day, Payment.mode,
-                   func.coalesce(func.sum(case((succeeded, _gross_settled()), else_=0)), 0),
-                   func.coalesce(func.sum(case((succeeded, _refunded_settled()), else_=0)), 0),
-                   func.coalesce(func.sum(case((succeeded, Payment.fee_settlement_minor), else_=0)), 0),
-                   func.count(case((succeeded, 1))),
-                   func.count(case((Payment.status == "failed", 1))),
-                   func.coalesce(func.sum(case((succeeded, _tax_settled()), else_=0)), 0),
-                   func.count(case(((Payment.status == "succeeded") & ~same, 1))))
-            .where(*mine).group_by(*([] if one_day else [day]), Payment.mode))
+    return same, succeeded, day, mine
+
+
+@cache
+def _per_day_statements(dialect: str, one_day: bool):
+    """The sums of the payments made in [start, end), and their disputes and converted refunds (see _per_day)."""
+    same, succeeded, day, mine = _payments_in_period(one_day, dialect)
+    totals = select(day, Payment.mode, *_sums(succeeded, same)).where(*mine).group_by(
+        *([] if one_day else [day]), Payment.mode)
     in_period = (*mine, succeeded)
-    disputes = (select(day, Payment.mode, Dispute.amount_minor, Dispute.fee_minor, Dispute.status, Payment.currency,
-                       Payment.settlement_currency, Payment.exchange_rate)
-                .join(Payment, Payment.id == Dispute.payment_id)
-                .where(Dispute.account_id == _bound("account_id"), Dispute.is_inquiry.is_(False), *in_period))
-    refunds = (select(day, Payment.mode, Refund.amount_minor, Payment.currency, Payment.settlement_currency,
-                      Payment.exchange_rate)
-               .join(Payment, Payment.id == Refund.payment_id)
-               .where(Refund.account_id == _bound("account_id"), Refund.status != RefundStatus.FAILED.value,
-                      Payment.currency != Payment.settlement_currency, *in_period))
-    return sums, disputes, refunds
+    # One statement for both (a round trip less): kind 0 a dispute, 1 a refund.
+    events = union_all(
+        select(literal_column("0"), day, Payment.mode, Dispute.amount_minor, Dispute.fee_minor, Dispute.status,
+               Payment.currency, Payment.settlement_currency, Payment.exchange_rate)
+        .join(Payment, Payment.id == Dispute.payment_id)
+        .where(Dispute.account_id == _bound("account_id"), Dispute.is_inquiry.is_(False), *in_period),
+        select(literal_column("1"), day, Payment.mode, Refund.amount_minor, null(), null(), Payment.currency,
+               Payment.settlement_currency, Payment.exchange_rate)
+        .join(Payment, Payment.id == Refund.payment_id)
+        .where(Refund.account_id == _bound("account_id"), Refund.status != RefundStatus.FAILED.value,
+               Payment.currency != Payment.settlement_currency, *in_period))
+    return totals, events
+
+
+def _add_events(figures: dict, rows) -> None:
+    """Disputes on the payments (few: read apart, by the payment's day): withdrawn less returned, and their fees;
+    refunds of payments converted to the account's currency; each converted on its own as the ledger converts it
+    (to_settlement)."""
+    for kind, value, mode, amount, fee, status, *rate in rows:
+        entry = figures.setdefault((_day(value), mode), Figures())
+        if kind == 1:
+            entry.refunded += to_settlement(_Rate(*rate), amount)
+            continue
+        if status != DisputeStatus.WON.value:  # a won dispute returned what it withdrew
+            entry.disputed += to_settlement(_Rate(*rate), amount)
+        entry.dispute_fees += to_settlement(_Rate(*rate), fee) if fee else 0
 
 
 def _per_day(account: Account, modes: tuple[str, ...], start, end, *, one_day: date | None = None
@@ -187,22 +227,13 @@ def _per_day(account: Account, modes: tuple[str, ...], start, end, *, one_day: d
     """One pass over the payments made in [start, end), summed per merchant day and mode (`one_day`: all of
     them that day, no day to work out per payment). Sums are of the payments settled in the account's currency;
     the others are counted apart."""
-    totals, disputes, refunds = _per_day_statements(dialect_name(db.session), one_day is not None)
+    totals, events = _per_day_statements(dialect_name(db.session), one_day is not None)
     values = {"account_id": account.id, "modes": list(modes), "start": start, "end": end,
               "currency": account.default_currency,
               **({"one_day": one_day.isoformat()} if one_day is not None else _day_values(account))}
     figures = {(_day(value), mode): Figures(*(int(v or 0) for v in sums[:6]), other_currencies=int(sums[6] or 0))
                for value, mode, *sums in db.session.execute(totals, values)}
-    # Disputes on these payments (few: read apart, by the payment's day): withdrawn less returned, and their fees,
-    # each converted as the ledger converts it (to_settlement).
-    for value, mode, amount, fee, status, *rate in db.session.execute(disputes, values):
-        entry = figures.setdefault((_day(value), mode), Figures())
-        if status != DisputeStatus.WON.value:  # a won dispute returned what it withdrew
-            entry.disputed += to_settlement(_Rate(*rate), amount)
-        entry.dispute_fees += to_settlement(_Rate(*rate), fee) if fee else 0
-    # Refunds of payments converted to the account's currency: each converted on its own, as the ledger does.
-    for value, mode, amount, *rate in db.session.execute(refunds, values):
-        figures.setdefault((_day(value), mode), Figures()).refunded += to_settlement(_Rate(*rate), amount)
+    _add_events(figures, db.session.execute(events, values))
     return figures
 
 
@@ -429,30 +460,22 @@ def _recompute(account: Account, days: set[date]) -> dict[tuple[date, str], Figu
     return result
 
 
-@cache
-def _touched_statement(dialect: str, with_failed: bool):
+def _touched_selects(dialect: str, with_failed: bool, columns: list) -> list:
+    """The days of the payments that rows written since the marks touched (each select: kind 2, the day, `columns`)."""
     day = _day_of(Payment.created_at, dialect)
     account_id = bindparam("account_id")
+    kind = literal_column("2")
     queries = [
-        select(day).join(LedgerEntry, LedgerEntry.payment_id == Payment.id)
+        select(kind, day, *columns).join(LedgerEntry, LedgerEntry.payment_id == Payment.id)
         .where(LedgerEntry.id > bindparam("ledger_id"), LedgerEntry.account_id == account_id),
-        select(day).where(Payment.id > bindparam("payment_id"), Payment.account_id == account_id),
-        select(day).join(Dispute, Dispute.payment_id == Payment.id)
+        select(kind, day, *columns).where(Payment.id > bindparam("payment_id"), Payment.account_id == account_id),
+        select(kind, day, *columns).join(Dispute, Dispute.payment_id == Payment.id)
         .where(Dispute.id > bindparam("dispute_id"), Dispute.account_id == account_id),
     ]
     if with_failed:
-        queries.append(select(day).where(Payment.account_id == account_id, Payment.failed_at > bindparam("failed_at")))
-    return union(*queries)
-
-
-def _touched_days(account: Account, mark: RevenueWatermark) -> set[date]:
-    """The days of the payments that rows written since the marks touched."""
-    statement = _touched_statement(dialect_name(db.session), mark.since_failed_at is not None)
-    values = {"account_id": account.id, "ledger_id": mark.since_ledger_id, "payment_id": mark.since_payment_id,
-              "dispute_id": mark.since_dispute_id, **_day_values(account)}
-    if mark.since_failed_at is not None:
-        values["failed_at"] = mark.since_failed_at
-    return {_day(value) for (value,) in db.session.execute(statement, values) if value is not None}
+        queries.append(select(kind, day, *columns)
+                       .where(Payment.account_id == account_id, Payment.failed_at > bindparam("failed_at")))
+    return queries
 
 
 def _maxima() -> tuple[int, int, int]:
@@ -462,13 +485,34 @@ def _maxima() -> tuple[int, int, int]:
     return tuple(int(value or 0) for value in row)
 
 
+_KEPT, _TODAY, _TOUCHED = 0, 1, 2
+
+
 @cache
-def _kept_statement():
-    # Each kept day has a row per mode (_keep writes both): a day with a row is a kept day.
-    return (select(RevenueDay.day, *(cast(func.sum(getattr(RevenueDay, name)), BigInteger) for name in _FIELDS))
-            .where(RevenueDay.account_id == bindparam("account_id"), RevenueDay.mode.in_(_bound("modes")),
-                   RevenueDay.day >= bindparam("first"), RevenueDay.day <= bindparam("last"))
-            .group_by(RevenueDay.day))
+def _days_statement(dialect: str, kept: bool, touched: bool, with_failed: bool, today: bool):
+    """One statement (one round trip) for a view's days: rows of kind 0, the kept days summed over the modes (each
+    kept day has a row per mode, _keep writes both: a day with a row is a kept day); kind 1, today's payments
+    summed (their disputes and converted refunds are read apart); kind 2, the days that rows written since the
+    marks touched. Each row: kind, day, then _FIELDS."""
+    def zeros() -> list:
+        return [literal_column("0") for _name in _FIELDS]
+
+    parts = []
+    if kept:
+        parts.append(select(literal_column("0"), RevenueDay.day,
+                            *(cast(func.sum(getattr(RevenueDay, name)), BigInteger) for name in _FIELDS))
+                     .where(RevenueDay.account_id == bindparam("account_id"), RevenueDay.mode.in_(_bound("modes")),
+                            RevenueDay.day >= bindparam("first"), RevenueDay.day <= bindparam("last"))
+                     .group_by(RevenueDay.day))
+    if today:
+        same, succeeded, _day_column, mine = _payments_in_period(True, dialect)
+        day = bindparam("one_day", type_=String())
+        *sums, other = _sums(succeeded, same)
+        parts.append(select(literal_column("1"), cast(day, Date) if dialect == "postgresql" else day, *sums,
+                            literal_column("0"), literal_column("0"), other).where(*mine))
+    if touched:
+        parts += _touched_selects(dialect, with_failed, zeros())
+    return union_all(*parts)
 
 
 def figures_by_day(account: Account, modes: tuple[str, ...], first: date, last: date) -> dict[date, Figures]:
@@ -482,20 +526,41 @@ def figures_by_day(account: Account, modes: tuple[str, ...], first: date, last: 
     if mark is not None and (mark.timezone, mark.currency) != (account.timezone, account.default_currency):
         mark = None  # kept for another time zone or currency: all of it again
     primed = mark is not None and mark.since_failed_at is not None
-    kept = {} if not primed or not wanted else {
-        _day(day): Figures(*values) for day, *values in db.session.execute(
-            _kept_statement(), {"account_id": account.id, "modes": list(modes), "first": first, "last": closed_last})}
-    stale = set() if not primed else _touched_days(account, mark)
+    with_today = last >= today  # today is still being written: never kept
+    kept: dict[date, Figures] = {}
+    stale: set[date] = set()
+    today_figures: Figures | None = None
+    if primed or with_today:
+        dialect = dialect_name(db.session)
+        values = {"account_id": account.id, "modes": list(modes), "first": first, "last": closed_last,
+                  **_day_values(account)}
+        if primed:
+            values.update(ledger_id=mark.since_ledger_id, payment_id=mark.since_payment_id,
+                          dispute_id=mark.since_dispute_id, failed_at=mark.since_failed_at)
+        if with_today:
+            values.update(start=local_midnight_utc(today, account.timezone), currency=account.default_currency,
+                          end=local_midnight_utc(today + timedelta(days=1), account.timezone),
+                          one_day=today.isoformat())
+        statement = _days_statement(dialect, primed and bool(wanted), primed, primed, with_today)
+        for kind, day, *sums in db.session.execute(statement, values):
+            if kind == _TOUCHED:
+                if day is not None:
+                    stale.add(_day(day))
+            elif kind == _KEPT:
+                kept[_day(day)] = Figures(*(int(v or 0) for v in sums))
+            else:
+                today_figures = Figures(*(int(v or 0) for v in sums))
     redo = (wanted - kept.keys()) | (stale & wanted)
     by_day = {day: figures for day, figures in kept.items() if day not in redo}
     fresh: list[tuple[tuple[date, str], Figures]] = []
     if not primed or redo or stale or at - mark.next_at >= timedelta(seconds=SETTLE_SECONDS):
         fresh += [(key, value) for key, value in _keep(account, redo, stale, at).items() if key[0] in redo]
-    if last >= today:  # today is still being written: never kept
-        fresh += _per_day(account, modes, local_midnight_utc(today, account.timezone),
-                          local_midnight_utc(today + timedelta(days=1), account.timezone), one_day=today).items()
+    if today_figures is not None:
+        events: dict[tuple[date, str], Figures] = {}
+        _add_events(events, db.session.execute(_per_day_statements(dialect, True)[1], values))
+        fresh += [((today, "all"), today_figures), *events.items()]
     for (day, mode), value in fresh:
-        if mode in modes and first <= day <= last:
+        if (mode == "all" or mode in modes) and first <= day <= last:
             by_day[day] = _total([by_day[day], value]) if day in by_day else value
     return by_day
 
