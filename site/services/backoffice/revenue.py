@@ -251,11 +251,10 @@ def _day(value) -> date:
     return value if isinstance(value, date) else date.fromisoformat(value)
 
 
-_SUMMED = ("gross", "refunded", "fees", "succeeded", "failed", "tax", "disputed", "dispute_fees", "other_currencies")
-
-
 def _total(figures: list[Figures]) -> Figures:
-    return Figures(*(sum(getattr(f, name) for f in figures) for name in _SUMMED))
+    columns = zip(*((f.gross, f.refunded, f.fees, f.succeeded, f.failed, f.tax, f.disputed, f.dispute_fees,
+                     f.other_currencies) for f in figures), strict=True)
+    return Figures(*(sum(column) for column in columns)) if figures else Figures()
 
 
 def performance(account: Account, modes: tuple[str, ...], days: int = 30, *, start_day: date | None = None,
@@ -542,7 +541,7 @@ def figures_by_day(account: Account, modes: tuple[str, ...], first: date, last: 
                           end=local_midnight_utc(today + timedelta(days=1), account.timezone),
                           one_day=today.isoformat())
         statement = _days_statement(dialect, primed and bool(wanted), primed, primed, with_today)
-        for kind, day, *sums in db.session.execute(statement, values):
+        for kind, day, *sums in db.session.execute(statement, values).all():
             if kind == _TOUCHED:
                 if day is not None:
                     stale.add(_day(day))
