@@ -102,6 +102,7 @@ def index():
     return render_page("reports/index.html", status=422 if errors or period_errors else 200, values=values,
                        errors=errors, balances=balances, currency=current_user.account.default_currency,
                        languages=LANGUAGES, performance=performance, periods=revenue.PERIODS, active_nav="reports",
+                       daily_chart=revenue.daily_chart(performance, current_language()),
                        period_values=period_form.value_dict(), period_errors=period_errors)
 
 

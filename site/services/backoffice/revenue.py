@@ -13,9 +13,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from fractions import Fraction
+from functools import cache, lru_cache
 
-from sqlalchemy import Integer, case, cast, delete, exists, func, literal, select, union
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Integer,
+    String,
+    bindparam,
+    case,
+    cast,
+    delete,
+    exists,
+    func,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 
+from kassa import timefmt
 from kassa.clock import account_today, local_midnight_utc, now, zone, zone_name
 from kassa.database import dialect_name, locked, write_transaction
 from kassa.extensions import db
@@ -37,6 +54,7 @@ from kassa.models import (
     Subscription,
     SubscriptionStatus,
 )
+from kassa.money import Money
 from kassa.services.money.ledger import to_settlement
 
 PERIODS = (7, 30, 90)
@@ -127,54 +145,95 @@ def _tax_settled():
     return _settled(Payment.tax_minor)
 
 
+# Statements are built once (per dialect) and run with their values bound: a view runs about ten of them, and
+# building and compiling each anew cost more than the database took to answer (P8 bench).
+
+
+def _bound(name: str):
+    return bindparam(name, expanding=True) if name == "modes" else bindparam(name)
+
+
+def _day_of(column, dialect: str):
+    """The merchant's day of `column` (a UTC instant): bound as `zone` (PostgreSQL) or `offset` (SQLite)."""
+    if dialect == "postgresql":
+        return func.date(func.timezone(bindparam("zone", type_=String()), column))
+    return func.date(column, bindparam("offset", type_=String()))
+
+
+def _day_values(account: Account) -> dict[str, str]:
+    if dialect_name(db.session) == "postgresql":
+        return {"zone": zone_name(account.timezone)}
+    offset = now().astimezone(zone(account.timezone)).utcoffset() or timedelta()
+    return {"offset": f"{int(offset.total_seconds())} seconds"}
+
+
+def _sums(succeeded, same) -> list:
+    """The payments' figures in _FIELDS' order, those of disputes left out (read row by row, see _per_day)."""
+    return [func.coalesce(func.sum(case((succeeded, _gross_settled()), else_=0)), 0),
+            func.coalesce(func.sum(case((succeeded, _refunded_settled()), else_=0)), 0),
+            func.coalesce(func.sum(case((succeeded, Payment.fee_settlement_minor), else_=0)), 0),
+            func.count(case((succeeded, 1))),
+            func.count(case((Payment.status == "failed", 1))),
+            func.coalesce(func.sum(case((succeeded, _tax_settled()), else_=0)), 0),
+            func.count(case(((Payment.status == "succeeded") & ~same, 1)))]
+
+
+def _payments_in_period(one_day: bool, dialect: str):
+    same = Payment.settlement_currency == _bound("currency")
+    succeeded = (Payment.status == "succeeded") & same
+    day = bindparam("one_day", type_=String()) if one_day else _day_of(Payment.created_at, dialect)
+    mine = (Payment.account_id == _bound("account_id"), Payment.mode.in_(_bound("modes")),
+            Payment.created_at >= _bound("start"), Payment.created_at < _bound("end"))
+    return same, succeeded, day, mine
+
+
+@cache
+def _per_day_statements(dialect: str, one_day: bool):
+    """The sums of the payments made in [start, end), and their disputes and converted refunds (see _per_day)."""
+    same, succeeded, day, mine = _payments_in_period(one_day, dialect)
+    totals = select(day, Payment.mode, *_sums(succeeded, same)).where(*mine).group_by(
+        *([] if one_day else [day]), Payment.mode)
+    in_period = (*mine, succeeded)
+    # One statement for both (a round trip less): kind 0 a dispute, 1 a refund.
+    events = union_all(
+        select(literal_column("0"), day, Payment.mode, Dispute.amount_minor, Dispute.fee_minor, Dispute.status,
+               Payment.currency, Payment.settlement_currency, Payment.exchange_rate)
+        .join(Payment, Payment.id == Dispute.payment_id)
+        .where(Dispute.account_id == _bound("account_id"), Dispute.is_inquiry.is_(False), *in_period),
+        select(literal_column("1"), day, Payment.mode, Refund.amount_minor, null(), null(), Payment.currency,
+               Payment.settlement_currency, Payment.exchange_rate)
+        .join(Payment, Payment.id == Refund.payment_id)
+        .where(Refund.account_id == _bound("account_id"), Refund.status != RefundStatus.FAILED.value,
+               Payment.currency != Payment.settlement_currency, *in_period))
+    return totals, events
+
+
+def _add_events(figures: dict, rows) -> None:
+    """Disputes on the payments (few: read apart, by the payment's day): withdrawn less returned, and their fees;
+    refunds of payments converted to the account's currency; each converted on its own as the ledger converts it
+    (to_settlement)."""
+    for kind, value, mode, amount, fee, status, *rate in rows:
+        entry = figures.setdefault((_day(value), mode), Figures())
+        if kind == 1:
+            entry.refunded += to_settlement(_Rate(*rate), amount)
+            continue
+        if status != DisputeStatus.WON.value:  # a won dispute returned what it withdrew
+            entry.disputed += to_settlement(_Rate(*rate), amount)
+        entry.dispute_fees += to_settlement(_Rate(*rate), fee) if fee else 0
+
+
 def _per_day(account: Account, modes: tuple[str, ...], start, end, *, one_day: date | None = None
              ) -> dict[tuple[date, str], Figures]:
     """One pass over the payments made in [start, end), summed per merchant day and mode (`one_day`: all of
     them that day, no day to work out per payment). Sums are of the payments settled in the account's currency;
     the others are counted apart."""
-    same = Payment.settlement_currency == account.default_currency
-    succeeded = (Payment.status == "succeeded") & same
-    day = _local_day(account) if one_day is None else literal(one_day.isoformat())
-    rows = db.session.execute(
-        select(day, Payment.mode,
-               func.coalesce(func.sum(case((succeeded, _gross_settled()), else_=0)), 0),
-               func.coalesce(func.sum(case((succeeded, _refunded_settled()), else_=0)), 0),
-               func.coalesce(func.sum(case((succeeded, Payment.fee_settlement_minor), else_=0)), 0),
-               func.count(case((succeeded, 1))),
-               func.count(case((Payment.status == "failed", 1))),
-               func.coalesce(func.sum(case((succeeded, _tax_settled()), else_=0)), 0),
-               func.count(case(((Payment.status == "succeeded") & ~same, 1))))
-        .where(Payment.account_id == account.id, Payment.mode.in_(modes), Payment.created_at >= start,
-               Payment.created_at < end)
-        .group_by(*([day] if one_day is None else []), Payment.mode)
-    ).all()
+    totals, events = _per_day_statements(dialect_name(db.session), one_day is not None)
+    values = {"account_id": account.id, "modes": list(modes), "start": start, "end": end,
+              "currency": account.default_currency,
+              **({"one_day": one_day.isoformat()} if one_day is not None else _day_values(account))}
     figures = {(_day(value), mode): Figures(*(int(v or 0) for v in sums[:6]), other_currencies=int(sums[6] or 0))
-               for value, mode, *sums in rows}
-    in_period = (Payment.account_id == account.id, Payment.mode.in_(modes), succeeded, Payment.created_at >= start,
-                 Payment.created_at < end)
-    # Disputes on these payments (few: read apart, by the payment's day): withdrawn less returned, and their fees,
-    # each converted as the ledger converts it (to_settlement).
-    disputes = db.session.execute(
-        select(day, Payment.mode, Dispute.amount_minor, Dispute.fee_minor, Dispute.status, Payment.currency,
-               Payment.settlement_currency, Payment.exchange_rate)
-        .join(Payment, Payment.id == Dispute.payment_id)
-        .where(Dispute.account_id == account.id, Dispute.is_inquiry.is_(False), *in_period)
-    ).all()
-    for value, mode, amount, fee, status, *rate in disputes:
-        entry = figures.setdefault((_day(value), mode), Figures())
-        if status != DisputeStatus.WON.value:  # a won dispute returned what it withdrew
-            entry.disputed += to_settlement(_Rate(*rate), amount)
-        entry.dispute_fees += to_settlement(_Rate(*rate), fee) if fee else 0
-    # Refunds of payments converted to the account's currency: each converted on its own, as the ledger does.
-    refunds = db.session.execute(
-        select(day, Payment.mode, Refund.amount_minor, Payment.currency, Payment.settlement_currency,
-               Payment.exchange_rate)
-        .join(Payment, Payment.id == Refund.payment_id)
-        .where(Refund.account_id == account.id, Refund.status != RefundStatus.FAILED.value,
-               Payment.currency != Payment.settlement_currency, *in_period)
-    ).all()
-    for value, mode, amount, *rate in refunds:
-        figures.setdefault((_day(value), mode), Figures()).refunded += to_settlement(_Rate(*rate), amount)
+               for value, mode, *sums in db.session.execute(totals, values)}
+    _add_events(figures, db.session.execute(events, values))
     return figures
 
 
@@ -192,18 +251,10 @@ def _day(value) -> date:
     return value if isinstance(value, date) else date.fromisoformat(value)
 
 
-_SUMMED = ("gross", "refunded", "fees", "succeeded", "failed", "tax", "disputed", "dispute_fees", "other_currencies")
-
-
 def _total(figures: list[Figures]) -> Figures:
-    return Figures(*(sum(getattr(f, name) for f in figures) for name in _SUMMED))
-
-
-def _local_day(account: Account):
-    if dialect_name(db.session) == "postgresql":
-        return func.date(func.timezone(zone_name(account.timezone), Payment.created_at))
-    offset = now().astimezone(zone(account.timezone)).utcoffset() or timedelta()
-    return func.date(Payment.created_at, f"{int(offset.total_seconds())} seconds")
+    columns = zip(*((f.gross, f.refunded, f.fees, f.succeeded, f.failed, f.tax, f.disputed, f.dispute_fees,
+                     f.other_currencies) for f in figures), strict=True)
+    return Figures(*(sum(column) for column in columns)) if figures else Figures()
 
 
 def performance(account: Account, modes: tuple[str, ...], days: int = 30, *, start_day: date | None = None,
@@ -221,17 +272,18 @@ def performance(account: Account, modes: tuple[str, ...], days: int = 30, *, sta
     end = local_midnight_utc(end_day + timedelta(days=1), account.timezone)
     previous_start = local_midnight_utc(start_day - timedelta(days=days), account.timezone)
     per_day = figures_by_day(account, modes, start_day - timedelta(days=days), end_day)
-    current = [per_day.get(start_day + timedelta(days=n), Figures()) for n in range(days)]
+    empty = Figures()
+    current = [per_day.get(start_day + timedelta(days=n), empty) for n in range(days)]
     previous = [figures for day, figures in per_day.items() if day < start_day]
-    previous_daily = [per_day.get(start_day - timedelta(days=days - n), Figures()).gross for n in range(days)]
+    previous_daily = [per_day.get(start_day - timedelta(days=days - n), empty).gross for n in range(days)]
+    disputes, previous_disputes = dispute_figures(account, modes, previous_start, start, end)
+    subscriptions, previous_subscriptions = subscription_figures(account, modes, previous_start, start, end)
     return Performance(days=days, start=start_day, end=end_day, currency=account.default_currency,
                        current=_total(current), previous=_total(previous),
                        daily=[(start_day + timedelta(days=n), f.gross) for n, f in enumerate(current)],
                        previous_daily=previous_daily,
-                       disputes=dispute_figures(account, modes, start, end),
-                       previous_disputes=dispute_figures(account, modes, previous_start, start),
-                       subscriptions=subscription_figures(account, modes, start, end),
-                       previous_subscriptions=subscription_figures(account, modes, previous_start, start),
+                       disputes=disputes, previous_disputes=previous_disputes,
+                       subscriptions=subscriptions, previous_subscriptions=previous_subscriptions,
                        conversion=link_conversion(account, modes, start, end), chosen=chosen)
 
 
@@ -278,43 +330,73 @@ class LinkConversion:
         return self.paid / self.sessions if self.sessions else None
 
 
-def dispute_figures(account: Account, modes: tuple[str, ...], start, end) -> DisputeFigures:
-    """Disputes opened in [start, end) (count and amount), and decided in it (won, lost): D7's win rate."""
-    opened_in = (Dispute.created_at >= start) & (Dispute.created_at < end)
-    closed_in = (Dispute.closed_at >= start) & (Dispute.closed_at < end)
-    same_currency = Dispute.currency == account.default_currency
-    row = db.session.execute(
-        select(func.count(case((opened_in, 1))),
-               func.coalesce(func.sum(case((opened_in & same_currency, Dispute.amount_minor), else_=0)), 0),
-               func.count(case((closed_in & (Dispute.status == DisputeStatus.WON.value), 1))),
-               func.count(case((closed_in & (Dispute.status == DisputeStatus.LOST.value), 1))))
-        .join(Payment, Payment.id == Dispute.payment_id)
-        .where(Dispute.account_id == account.id, Payment.mode.in_(modes), opened_in | closed_in)
-    ).one()
-    return DisputeFigures(*(int(value or 0) for value in row))
+@cache
+def _disputes_statement():
+    def decided(period: tuple, status: DisputeStatus):
+        return func.count(case((period[1] & (Dispute.status == status.value), 1)))
+
+    periods = []
+    for first, last in (("start", "end"), ("previous_start", "start")):
+        opened = (Dispute.created_at >= bindparam(first)) & (Dispute.created_at < bindparam(last))
+        closed = (Dispute.closed_at >= bindparam(first)) & (Dispute.closed_at < bindparam(last))
+        periods.append((opened, closed))
+    same_currency = Dispute.currency == bindparam("currency")
+    columns = []
+    for period in periods:
+        columns += [func.count(case((period[0], 1))),
+                    func.coalesce(func.sum(case((period[0] & same_currency, Dispute.amount_minor), else_=0)), 0),
+                    decided(period, DisputeStatus.WON), decided(period, DisputeStatus.LOST)]
+    return (select(*columns).join(Payment, Payment.id == Dispute.payment_id)
+            .where(Dispute.account_id == bindparam("account_id"), Payment.mode.in_(_bound("modes")),
+                   ((Dispute.created_at >= bindparam("previous_start")) & (Dispute.created_at < bindparam("end")))
+                   | ((Dispute.closed_at >= bindparam("previous_start")) & (Dispute.closed_at < bindparam("end")))))
+
+
+def dispute_figures(account: Account, modes: tuple[str, ...], previous_start, start, end
+                    ) -> tuple[DisputeFigures, DisputeFigures]:
+    """Disputes opened in [start, end) (count and amount), and decided in it (won, lost): D7's win rate; and the
+    same of [previous_start, start). One statement for both periods."""
+    row = db.session.execute(_disputes_statement(), {
+        "account_id": account.id, "modes": list(modes), "currency": account.default_currency,
+        "previous_start": previous_start, "start": start, "end": end}).one()
+    values = [int(value or 0) for value in row]
+    return DisputeFigures(*values[:4]), DisputeFigures(*values[4:])
 
 
 _PAYING = (SubscriptionStatus.ACTIVE.value, SubscriptionStatus.PAST_DUE.value)
 _ENDED = (SubscriptionStatus.COMPLETED.value, SubscriptionStatus.CANCELLED.value)
 
 
-def subscription_figures(account: Account, modes: tuple[str, ...], start, end) -> SubscriptionFigures:
-    """Subscribers and monthly recurring revenue (MRR) at `end`, what started and what ended in [start, end)."""
-    rows = db.session.execute(
-        select(Subscription.status, Subscription.frequency, Subscription.amount_minor, Subscription.currency,
-               Subscription.created_at, func.coalesce(Subscription.ended_at, Subscription.cancelled_at))
-        .where(Subscription.account_id == account.id, Subscription.mode.in_(modes), Subscription.created_at < end,
-               Subscription.status.in_(_PAYING + _ENDED))
-    ).all()
+@cache
+def _subscriptions_statement():
+    return (select(Subscription.status, Subscription.frequency, Subscription.amount_minor, Subscription.currency,
+                   Subscription.created_at, func.coalesce(Subscription.ended_at, Subscription.cancelled_at))
+            .where(Subscription.account_id == bindparam("account_id"), Subscription.mode.in_(_bound("modes")),
+                   Subscription.created_at < bindparam("end"), Subscription.status.in_(_PAYING + _ENDED)))
+
+
+def subscription_figures(account: Account, modes: tuple[str, ...], previous_start, start, end
+                         ) -> tuple[SubscriptionFigures, SubscriptionFigures]:
+    """Subscribers and monthly recurring revenue (MRR) at `end`, what started and what ended in [start, end);
+    and the same of [previous_start, start). The subscriptions are read once, for both periods."""
+    rows = db.session.execute(_subscriptions_statement(),
+                              {"account_id": account.id, "modes": list(modes), "end": end}).all()
+    return (_subscription_period(rows, account.default_currency, start, end),
+            _subscription_period(rows, account.default_currency, previous_start, start))
+
+
+def _subscription_period(rows, currency: str, start, end) -> SubscriptionFigures:
     figures, mrr, new, churned = SubscriptionFigures(), Fraction(0), Fraction(0), Fraction(0)
-    for status, frequency, amount, currency, created_at, ended_at in rows:
+    for status, frequency, amount, row_currency, created_at, ended_at in rows:
+        if created_at >= end:
+            continue
         ended = status in _ENDED
         ended_at = ended_at or created_at
         if ended and ended_at < start:
             continue
         monthly = amount * monthly_factor(frequency)
         living_at_end = not ended or ended_at >= end
-        if currency != account.default_currency:
+        if row_currency != currency:
             figures.other_currencies += int(living_at_end)
             continue
         if living_at_end:
@@ -328,24 +410,28 @@ def subscription_figures(account: Account, modes: tuple[str, ...], start, end) -
     return figures
 
 
+@lru_cache(maxsize=8)
+def _conversion_statement(limit: int):
+    paid = Payment.status == PaymentStatus.SUCCEEDED.value
+    tried = CheckoutSession.payment_id.is_not(None) | exists(
+        select(PaymentAttempt.id).where(PaymentAttempt.checkout_session_id == CheckoutSession.id))
+    return (select(PaymentLink.id, PaymentLink.name, func.count(CheckoutSession.id), func.count(case((tried, 1))),
+                   func.count(case((paid, 1))))
+            .join(CheckoutSession, CheckoutSession.link_id == PaymentLink.id)
+            .outerjoin(Payment, Payment.id == CheckoutSession.payment_id)
+            .where(PaymentLink.account_id == bindparam("account_id"), CheckoutSession.mode.in_(_bound("modes")),
+                   CheckoutSession.created_at >= bindparam("start"), CheckoutSession.created_at < bindparam("end"))
+            .group_by(PaymentLink.id, PaymentLink.name)
+            .order_by(func.count(CheckoutSession.id).desc(), PaymentLink.id).limit(limit))
+
+
 def link_conversion(account: Account, modes: tuple[str, ...], start, end, limit: int = 10) -> list[LinkConversion]:
     """Per link, the funnel of the visits in [start, end): visits (each visit to /pay/<slug> starts its own
     checkout session, L17, so a visit is a session), those where the buyer tried to pay (a payment attempt, or a
     payment), and those paid; the links with the most visits first. Reloads of a session's page are the same
     visit, and aren't counted: that page is served without a write (Q12)."""
-    paid = Payment.status == PaymentStatus.SUCCEEDED.value
-    tried = CheckoutSession.payment_id.is_not(None) | exists(
-        select(PaymentAttempt.id).where(PaymentAttempt.checkout_session_id == CheckoutSession.id))
-    rows = db.session.execute(
-        select(PaymentLink.id, PaymentLink.name, func.count(CheckoutSession.id), func.count(case((tried, 1))),
-               func.count(case((paid, 1))))
-        .join(CheckoutSession, CheckoutSession.link_id == PaymentLink.id)
-        .outerjoin(Payment, Payment.id == CheckoutSession.payment_id)
-        .where(PaymentLink.account_id == account.id, CheckoutSession.mode.in_(modes),
-               CheckoutSession.created_at >= start, CheckoutSession.created_at < end)
-        .group_by(PaymentLink.id, PaymentLink.name)
-        .order_by(func.count(CheckoutSession.id).desc(), PaymentLink.id).limit(limit)
-    ).all()
+    rows = db.session.execute(_conversion_statement(limit),
+                              {"account_id": account.id, "modes": list(modes), "start": start, "end": end})
     return [LinkConversion(link_id, name, int(sessions), int(attempted), int(paid_count))
             for link_id, name, sessions, attempted, paid_count in rows]
 
@@ -373,19 +459,22 @@ def _recompute(account: Account, days: set[date]) -> dict[tuple[date, str], Figu
     return result
 
 
-def _touched_days(account: Account, mark: RevenueWatermark) -> set[date]:
-    """The days of the payments that rows written since the marks touched."""
-    day = _local_day(account)
+def _touched_selects(dialect: str, with_failed: bool, columns: list) -> list:
+    """The days of the payments that rows written since the marks touched (each select: kind 2, the day, `columns`)."""
+    day = _day_of(Payment.created_at, dialect)
+    account_id = bindparam("account_id")
+    kind = literal_column("2")
     queries = [
-        select(day).join(LedgerEntry, LedgerEntry.payment_id == Payment.id)
-        .where(LedgerEntry.id > mark.since_ledger_id, LedgerEntry.account_id == account.id),
-        select(day).where(Payment.id > mark.since_payment_id, Payment.account_id == account.id),
-        select(day).join(Dispute, Dispute.payment_id == Payment.id)
-        .where(Dispute.id > mark.since_dispute_id, Dispute.account_id == account.id),
+        select(kind, day, *columns).join(LedgerEntry, LedgerEntry.payment_id == Payment.id)
+        .where(LedgerEntry.id > bindparam("ledger_id"), LedgerEntry.account_id == account_id),
+        select(kind, day, *columns).where(Payment.id > bindparam("payment_id"), Payment.account_id == account_id),
+        select(kind, day, *columns).join(Dispute, Dispute.payment_id == Payment.id)
+        .where(Dispute.id > bindparam("dispute_id"), Dispute.account_id == account_id),
     ]
-    if mark.since_failed_at is not None:
-        queries.append(select(day).where(Payment.account_id == account.id, Payment.failed_at > mark.since_failed_at))
-    return {_day(value) for (value,) in db.session.execute(union(*queries)).all() if value is not None}
+    if with_failed:
+        queries.append(select(kind, day, *columns)
+                       .where(Payment.account_id == account_id, Payment.failed_at > bindparam("failed_at")))
+    return queries
 
 
 def _maxima() -> tuple[int, int, int]:
@@ -393,6 +482,36 @@ def _maxima() -> tuple[int, int, int]:
                                     select(func.max(Payment.id)).scalar_subquery(),
                                     select(func.max(Dispute.id)).scalar_subquery())).one()
     return tuple(int(value or 0) for value in row)
+
+
+_KEPT, _TODAY, _TOUCHED = 0, 1, 2
+
+
+@cache
+def _days_statement(dialect: str, kept: bool, touched: bool, with_failed: bool, today: bool):
+    """One statement (one round trip) for a view's days: rows of kind 0, the kept days summed over the modes (each
+    kept day has a row per mode, _keep writes both: a day with a row is a kept day); kind 1, today's payments
+    summed (their disputes and converted refunds are read apart); kind 2, the days that rows written since the
+    marks touched. Each row: kind, day, then _FIELDS."""
+    def zeros() -> list:
+        return [literal_column("0") for _name in _FIELDS]
+
+    parts = []
+    if kept:
+        parts.append(select(literal_column("0"), RevenueDay.day,
+                            *(cast(func.sum(getattr(RevenueDay, name)), BigInteger) for name in _FIELDS))
+                     .where(RevenueDay.account_id == bindparam("account_id"), RevenueDay.mode.in_(_bound("modes")),
+                            RevenueDay.day >= bindparam("first"), RevenueDay.day <= bindparam("last"))
+                     .group_by(RevenueDay.day))
+    if today:
+        same, succeeded, _day_column, mine = _payments_in_period(True, dialect)
+        day = bindparam("one_day", type_=String())
+        *sums, other = _sums(succeeded, same)
+        parts.append(select(literal_column("1"), cast(day, Date) if dialect == "postgresql" else day, *sums,
+                            literal_column("0"), literal_column("0"), other).where(*mine))
+    if touched:
+        parts += _touched_selects(dialect, with_failed, zeros())
+    return union_all(*parts)
 
 
 def figures_by_day(account: Account, modes: tuple[str, ...], first: date, last: date) -> dict[date, Figures]:
@@ -406,20 +525,41 @@ def figures_by_day(account: Account, modes: tuple[str, ...], first: date, last: 
     if mark is not None and (mark.timezone, mark.currency) != (account.timezone, account.default_currency):
         mark = None  # kept for another time zone or currency: all of it again
     primed = mark is not None and mark.since_failed_at is not None
-    kept = {} if not primed else {(_day(day), mode): values for day, mode, *values in db.session.execute(
-        select(RevenueDay.day, RevenueDay.mode, *(getattr(RevenueDay, name) for name in _FIELDS))
-        .where(RevenueDay.account_id == account.id, RevenueDay.day >= first, RevenueDay.day <= closed_last))}
-    stale = set() if not primed else _touched_days(account, mark)
-    redo = (wanted - {day for day, _mode in kept}) | (stale & wanted)
-    figures = {key: Figures(*values) for key, values in kept.items() if key[0] not in redo}
+    with_today = last >= today  # today is still being written: never kept
+    kept: dict[date, Figures] = {}
+    stale: set[date] = set()
+    today_figures: Figures | None = None
+    if primed or with_today:
+        dialect = dialect_name(db.session)
+        values = {"account_id": account.id, "modes": list(modes), "first": first, "last": closed_last,
+                  **_day_values(account)}
+        if primed:
+            values.update(ledger_id=mark.since_ledger_id, payment_id=mark.since_payment_id,
+                          dispute_id=mark.since_dispute_id, failed_at=mark.since_failed_at)
+        if with_today:
+            values.update(start=local_midnight_utc(today, account.timezone), currency=account.default_currency,
+                          end=local_midnight_utc(today + timedelta(days=1), account.timezone),
+                          one_day=today.isoformat())
+        statement = _days_statement(dialect, primed and bool(wanted), primed, primed, with_today)
+        for kind, day, *sums in db.session.execute(statement, values).all():
+            if kind == _TOUCHED:
+                if day is not None:
+                    stale.add(_day(day))
+            elif kind == _KEPT:
+                kept[_day(day)] = Figures(*(int(v or 0) for v in sums))
+            else:
+                today_figures = Figures(*(int(v or 0) for v in sums))
+    redo = (wanted - kept.keys()) | (stale & wanted)
+    by_day = {day: figures for day, figures in kept.items() if day not in redo}
+    fresh: list[tuple[tuple[date, str], Figures]] = []
     if not primed or redo or stale or at - mark.next_at >= timedelta(seconds=SETTLE_SECONDS):
-        figures.update(_keep(account, redo, stale, at))
-    if last >= today:  # today is still being written: never kept
-        figures.update(_per_day(account, ("live", "test"), local_midnight_utc(today, account.timezone),
-                                local_midnight_utc(today + timedelta(days=1), account.timezone), one_day=today))
-    by_day: dict[date, Figures] = {}
-    for (day, mode), value in figures.items():
-        if mode in modes and first <= day <= last:
+        fresh += [(key, value) for key, value in _keep(account, redo, stale, at).items() if key[0] in redo]
+    if today_figures is not None:
+        events: dict[tuple[date, str], Figures] = {}
+        _add_events(events, db.session.execute(_per_day_statements(dialect, True)[1], values))
+        fresh += [((today, "all"), today_figures), *events.items()]
+    for (day, mode), value in fresh:
+        if (mode == "all" or mode in modes) and first <= day <= last:
             by_day[day] = _total([by_day[day], value]) if day in by_day else value
     return by_day
 
@@ -466,3 +606,51 @@ def _keep(account: Account, redo: set[date], stale: set[date], at) -> dict[tuple
                 db.session.add(RevenueDay(account_id=account.id, mode=mode, day=day,
                                           **{name: getattr(figures, name) for name in _FIELDS}))
     return computed
+
+
+# --- P8: the daily chart and its table, formatted once ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class ChartDay:
+    label: str  # the day, in the viewer's language
+    amount: str  # its gross volume
+    before: str  # the gross volume of the same day of the period before
+    x: int
+    y: str
+    height: str
+
+
+@dataclass(frozen=True)
+class DailyChart:
+    width: int
+    days: list[ChartDay]  # oldest first
+    line: str  # the period before as polyline points; "" when it had nothing
+
+
+@lru_cache(maxsize=4096)
+def _day_label(day: date, language: str) -> str:
+    # A day's label never changes: a dashboard formats the same ninety days on every view.
+    return timefmt.format_when(day, timefmt.DATE, locale=language, timezone=None)
+
+
+def daily_chart(performance: Performance, language: str) -> DailyChart:
+    """The bars (gross volume per day, scaled to the highest day of either period), the line of the period
+    before, and the text of each day for the bars' titles and the table: each day and amount formatted once."""
+    top, currency = performance.chart_top, performance.currency
+    texts: dict[int, str] = {}
+
+    def money(amount: int) -> str:
+        text = texts.get(amount)
+        if text is None:
+            text = texts[amount] = Money(amount, currency).format(language)
+        return text
+
+    days = []
+    for n, ((day, amount), before) in enumerate(zip(performance.daily, performance.previous_daily, strict=True)):
+        height = amount / top * 96 if top else 0
+        days.append(ChartDay(label=_day_label(day, language), amount=money(amount), before=money(before),
+                             x=n * 10 + 1, y=f"{100 - height:.2f}", height=f"{height:.2f}"))
+    line = "" if not any(performance.previous_daily) else " ".join(
+        f"{n * 10 + 5},{100 - (amount / top * 96 if top else 0):.2f}"
+        for n, amount in enumerate(performance.previous_daily))
+    return DailyChart(width=len(days) * 10, days=days, line=line)
