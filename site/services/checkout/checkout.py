@@ -382,6 +382,8 @@ def _begin_attempt(checkout_id: int, buyer: BuyerInput, amount_minor: int, curre
         checkout = lock_one(session, CheckoutSession, checkout_id)
         if checkout.status == CheckoutStatus.COMPLETED.value:
             return _completed(checkout)
+        if checkout.status == CheckoutStatus.EXPIRED.value:  # I2: expired by the shop (API) since the page read it
+            raise Gone(_("This checkout has expired. Start again from the payment link."))
         in_flight = session.scalar(
             select(PaymentAttempt).where(
                 PaymentAttempt.checkout_session_id == checkout.id,
