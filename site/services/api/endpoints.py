@@ -304,7 +304,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              list_of(PAYMENT_INTENT, "/kassa/payments"), tag="Payments",
              query=Obj(properties={**PAGE_QUERY, "filter": Str(
                  max_length=20000, description='JSON groups of [property, operator, values], e.g. '
-                 '[[["status","any_of",["failed"]],["amount","gte",["10"]]]]: OR between groups, AND inside.')})),
+                 '[[["status","any_of",["failed"]],["amount","gt",["10"]]]]: OR between groups, AND inside.')})),
 )
 BY_NAME = {endpoint.name: endpoint for endpoint in ENDPOINTS}
 
