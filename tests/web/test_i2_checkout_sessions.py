@@ -115,6 +115,11 @@ def test_i2_the_cached_checkout_page_never_shows_one_buyers_email_to_another(app
         assert not {"zebulon", "yolanda"} & set(plain.get_data(as_text=True).replace("@", " ").split())
     with app.test_request_context():
         assert len(checkout_bp.page_cache()) == 3  # each email its own copy; the link's plain page its own
+    # A buyer's first visit (no cookie) is answered from the copies without Flask's request machinery (Q12):
+    # still each session's own email.
+    for session, email in ((second, "yolanda@example.net"), (first, "zebulon@example.org")):
+        fresh = app.test_client().get(page_path(session))
+        assert fresh.status_code == 200 and field_value(fresh, "email") == email
 
 
 def test_i2_paying_the_session_completes_it_and_goes_to_the_success_url(app, api, link):
