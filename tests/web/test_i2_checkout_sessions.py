@@ -95,7 +95,8 @@ def test_i2_a_session_for_a_link_opens_its_checkout_with_the_email_filled(app, a
 
 def test_i2_the_cached_checkout_page_never_shows_one_buyers_email_to_another(app, api, link):
     """Q12: the untouched page is served from a copy rendered once per key; a session's email is part of what
-    the page shows, so it must never come from (or go into) another session's copy."""
+    the page shows, so it must never come from (or go into) a copy another session is served: an API session's
+    page is rendered for it alone, on Flask's path and on the first visit's."""
     with app.test_request_context():
         pages = checkout_bp.page_cache()
         assert pages.enabled()
@@ -114,9 +115,13 @@ def test_i2_the_cached_checkout_page_never_shows_one_buyers_email_to_another(app
         assert "yolanda" not in one.get_data(as_text=True) and "zebulon" not in two.get_data(as_text=True)
         assert not {"zebulon", "yolanda"} & set(plain.get_data(as_text=True).replace("@", " ").split())
     with app.test_request_context():
-        assert len(checkout_bp.page_cache()) == 3  # each email its own copy; the link's plain page its own
-    # A buyer's first visit (no cookie) is answered from the copies without Flask's request machinery (Q12):
-    # still each session's own email.
+        # the link's plain page is the one copy: an API session's page is rendered for it and never stored
+        assert len(checkout_bp.page_cache()) == 1
+    with app.app_context():  # the decision, read once per page view: the copy is not for this session
+        assert not checkout_service.page_state(page_path(first).rsplit("/", 1)[-1]).shows_form
+        assert checkout_service.page_state(visit.rsplit("/", 1)[-1]).shows_form
+    # A buyer's first visit (no cookie), which the first-visit path answers from a copy when it may (Q12): still
+    # each session's own email.
     for session, email in ((second, "yolanda@example.net"), (first, "zebulon@example.org")):
         fresh = app.test_client().get(page_path(session))
         assert fresh.status_code == 200 and field_value(fresh, "email") == email
