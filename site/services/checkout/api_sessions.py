@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
-from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -37,7 +36,7 @@ def open_for_link(link: PaymentLink, *, mode: str, api_key_id: int, email: str |
     if expires_at is not None and not (moment + MIN_LIFETIME <= expires_at <= moment + SESSION_LIFETIME):
         raise ValidationFailed(_("Choose a time between 30 minutes and 24 hours from now."), field="expires_at")
     with write_transaction(db.session) as session:
-        link = lock_one(session, PaymentLink, link.id)
+        link = session.get(PaymentLink, link.id)  # read as a visit's start reads it (no lock: no seat is taken)
         if link is None or link.deleted_at is not None or not link.accepting_payments(moment):
             raise ValidationFailed(_("This payment link is not accepting payments."), field="payment_link")
         snapshot = link_snapshot(link)
@@ -80,6 +79,3 @@ def expire(account_id: int, mode: str, checkout_id: int) -> CheckoutSession:
         checkout.status = CheckoutStatus.EXPIRED.value
         return checkout
 
-
-def metadata_of(row: Any) -> dict[str, str]:
-    return dict(row.metadata_json or {})
