@@ -13,6 +13,7 @@ BENCHMARKS = [
     "benchmarks.payments_search",
     "benchmarks.dashboard_bench",  # P8: the revenue dashboard at 1M payments (its dataset built once, kept)
     "benchmarks.api_bench",
+    "benchmarks.api_checkout_sessions_bench",  # I2: an API checkout session's page against the cached page
     "benchmarks.billing_run",
     "benchmarks.exports_bench",
     "benchmarks.webhooks_bench",

@@ -676,6 +676,8 @@ class PaymentLink(db.Model):
     terms_url: Mapped[str | None] = mapped_column(String(2000))
     # Q11: buyers may cancel this link's subscriptions from their portal.
     buyer_can_cancel: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    # I3: Stripe-shaped metadata set through the API (up to 50 keys); None when none was set. Never on the checkout.
+    metadata_json: Mapped[dict[str, str] | None] = mapped_column(JSON)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=_now)
     updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
@@ -780,6 +782,10 @@ class CheckoutSession(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=_now)
     expires_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]
+    # I2: the API key that opened this session for a shop (POST /api/v1/checkout/sessions); None for a visit
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    # I3: Stripe-shaped metadata the shop set (up to 50 keys); None when it set none
+    metadata_json: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_checkout_sessions_open_created", "status", "created_at"),)
 
@@ -1815,11 +1821,14 @@ class Export(db.Model):
     """A file built in the background (X1–X3): a payments export or a report, with its progress."""
 
     __tablename__ = "exports"
-    __table_args__ = (Index("ix_exports_account_created", "account_id", "created_at"),)
+    __table_args__ = (Index("ix_exports_account_created", "account_id", "created_at"),
+                      # I2: requested by a member (the exports page) or by an API key, exactly one of the two
+                      CheckConstraint("(user_id IS NULL) <> (api_key_id IS NULL)", name="one_requester"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
     kind: Mapped[str] = mapped_column(String(32))  # payments | payout_reconciliation | balance | payout_details | ar_aging
     name: Mapped[str] = mapped_column(String(120))
     file_format: Mapped[str] = mapped_column(String(8))  # csv | xls | xlsx
@@ -1836,7 +1845,8 @@ class Export(db.Model):
     finished_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
 
-    user: Mapped[User] = relationship()
+    user: Mapped[User | None] = relationship()
+    api_key: Mapped[ApiKey | None] = relationship()
 
 
 # --------------------------------------------------------------------------------------------------

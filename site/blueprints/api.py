@@ -10,14 +10,14 @@ import base64
 import binascii
 from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException
 
 from kassa.errors import KassaError
 from kassa.extensions import csrf, db
-from kassa.forms import posted_pairs
+from kassa.forms import posted_pairs, safe_filename
 from kassa.netutil import client_ip
-from kassa.services.api import endpoints, idempotency, keys, resources
+from kassa.services.api import checkout_resources, endpoints, idempotency, keys, resources
 from kassa.services.api.errors import ApiError
 from kassa.services.api.resources import Caller
 from kassa.services.platform import throttle
@@ -305,6 +305,46 @@ def kassa_payments():
     return jsonify(resources.filter_payments(_caller(), _query(), url=_url()))
 
 
+@_operation("create_checkout_session")
+def create_checkout_session():
+    return jsonify(checkout_resources.create_checkout_session(_caller(), _body()))
+
+
+@_operation("checkout_sessions")
+def checkout_sessions():
+    return jsonify(checkout_resources.list_checkout_sessions(_caller(), _query(), url=_url()))
+
+
+@_operation("checkout_session")
+def checkout_session(session_id: str):
+    return jsonify(checkout_resources.retrieve_checkout_session(_caller(), session_id))
+
+
+@_operation("expire_checkout_session")
+def expire_checkout_session(session_id: str):
+    return jsonify(checkout_resources.expire_checkout_session(_caller(), session_id))
+
+
+@_operation("create_export")
+def create_export():
+    return jsonify(checkout_resources.create_export(_caller(), _body()))
+
+
+@_operation("export")
+def export(export_id: str):
+    return jsonify(checkout_resources.retrieve_export(_caller(), export_id))
+
+
+@_operation("export_file")
+def export_file(export_id: str):
+    row, path = checkout_resources.export_file(_caller(), export_id)
+    content_type = endpoints.BY_NAME["export_file"].files[0 if row.file_format == "csv" else 1]
+    response = send_file(path, mimetype=content_type, as_attachment=True, max_age=0,
+                         download_name=f"{safe_filename(row.name, 'export')}.{row.file_format}")
+    response.headers["Cache-Control"] = "private, no-store"  # the account's payments
+    return response
+
+
 @bp.errorhandler(ApiError)
 def _api_error(exc: ApiError):
     return jsonify(exc.body()), exc.status, exc.headers
@@ -372,6 +412,12 @@ def _fields(schema: dict[str, Any], prefix: str = "") -> list[dict[str, str]]:
     return rows
 
 
+def _answer_text(content: dict[str, Any]) -> str:
+    if "application/json" in content:
+        return _type_text(content["application/json"]["schema"])
+    return "a file: " + " or ".join(content)  # a download (an export's file)
+
+
 @docs_bp.get("/docs")
 def reference():
     """The API reference, rendered on the server from the same document (no script, no CDN)."""
@@ -390,7 +436,7 @@ def reference():
                             "notes": f["notes"]} for f in _fields(body["schema"])]
             operations.append({"id": op["operationId"], "method": method.upper(), "path": path, "summary": op["summary"],
                                "description": op.get("description", ""), "params": params,
-                               "answer": _type_text(op["responses"]["200"]["content"]["application/json"]["schema"]),
+                               "answer": _answer_text(op["responses"]["200"]["content"]),
                                "errors": ", ".join(s for s in op["responses"] if s != "200")})
     objects = [(name, _fields(schema)) for name, schema in doc["components"]["schemas"].items()]
     return render_template("api/reference.html", doc=doc, operations=operations, objects=objects,

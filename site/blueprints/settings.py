@@ -412,11 +412,14 @@ class ApiKeyForm(Form):
     scope_subscriptions = StringField(default="none")
     scope_payouts = StringField(default="none")
     scope_products = StringField(default="none")
+    scope_checkout_sessions = StringField(default="none")
+    scope_exports = StringField(default="none")
 
 
 _NEW_KEY_VALUES = {"name": "", "mode": "test", "access": "full", "scope_payment_links": "none",
                    "scope_payments": "none", "scope_refunds": "none", "scope_disputes": "none",
-                   "scope_subscriptions": "none", "scope_payouts": "none", "scope_products": "none"}
+                   "scope_subscriptions": "none", "scope_payouts": "none", "scope_products": "none",
+                   "scope_checkout_sessions": "none", "scope_exports": "none"}
 
 
 def _api_keys_page(*, values: dict | None = None, errors: dict | None = None, new_key=None, secret: str | None = None):

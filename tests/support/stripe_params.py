@@ -43,7 +43,7 @@ class Route:
     method: str
     pattern: re.Pattern[str]
     template: str
-    params: str | None  # the TypedDict's name in stripe.params, None when the method takes no parameters
+    params: str | None  # the TypedDict's name in stripe.params ("checkout.…" in a sub-namespace), None: no parameters
 
 
 def _annotation_name(node: ast.expr | None) -> str | None:
@@ -73,7 +73,10 @@ def _request_call(fn: ast.FunctionDef) -> tuple[str, str] | None:
 def routes() -> tuple[Route, ...]:
     """Every endpoint the SDK's v1 services call, with its parameters' TypedDict."""
     found: dict[tuple[str, str], Route] = {}
-    for source in sorted(_SDK.glob("_*_service.py")):
+    # The top-level services and those of Stripe's v1 sub-namespaces (stripe.checkout, …): v2 is another API.
+    sources = [*sorted(_SDK.glob("_*_service.py")),
+               *sorted(path for path in _SDK.glob("*/_*_service.py") if path.parent.name not in ("v2", "params"))]
+    for source in sources:
         tree = ast.parse(source.read_text())
         for fn in ast.walk(tree):
             if not isinstance(fn, ast.FunctionDef):
@@ -83,6 +86,8 @@ def routes() -> tuple[Route, ...]:
                 continue
             method, template = call
             params = next((_annotation_name(arg.annotation) for arg in fn.args.args if arg.arg == "params"), None)
+            if params is not None and source.parent != _SDK:  # "checkout.SessionCreateParams": its namespace's
+                params = f"{source.parent.name}.{params}"
             regex = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
             found.setdefault((method, template), Route(method, re.compile(regex), template, params))
     return tuple(found.values())
@@ -98,6 +103,9 @@ def route_for(method: str, path: str) -> Route:
 
 @functools.cache
 def _hints(name: str) -> dict[str, Any]:
+    namespace, _, base = name.rpartition(".")
+    if namespace:  # a sub-namespace's (stripe.params.checkout.SessionCreateParams): names repeat across them
+        return _class_hints(getattr(importlib.import_module(f"stripe.params.{namespace}"), base))
     cls = getattr(stripe.params, name, None)
     if cls is None:  # nested TypedDicts live in the module of the top-level one
         for module_name in _modules():

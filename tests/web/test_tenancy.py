@@ -211,15 +211,34 @@ def _ledger_entry(account_id: int) -> int:
 
 
 def _export(account_id: int) -> int:
-    from kassa.models import Export, User
+    from kassa.models import Export
 
-    owner = db.session.scalar(db.select(User).where(User.account_id == account_id))
+    key_id = _api_key(account_id)  # I2: their key's test export, so the API's routes reach it but for the account
     with write_transaction(db.session) as session:
-        export = Export(account_id=account_id, user_id=owner.id, kind="payments", name="Theirs", file_format="csv",
-                        status="done", stored_name=f"theirs{account_id}.csv", download_token=f"theirs{account_id}")
+        export = Export(account_id=account_id, user_id=None, api_key_id=key_id, kind="payments", name="Theirs",
+                        file_format="csv", params={"modes": ["test"]}, status="done",
+                        stored_name=f"theirs{account_id}.csv", download_token=f"theirs{account_id}")
         session.add(export)
         session.flush()
         return export.id
+
+
+def _checkout_session(account_id: int) -> int:
+    """I2: a test-mode checkout session of their link (the API's `cs_…`)."""
+    from datetime import timedelta
+
+    from kassa.clock import now
+    from kassa.models import CheckoutSession, PaymentLink
+
+    with write_transaction(db.session) as session:
+        link = PaymentLink(account_id=account_id, slug=f"theirscs{account_id:06d}", name="Theirs", currency="USD")
+        session.add(link)
+        session.flush()
+        checkout = CheckoutSession(account_id=account_id, link_id=link.id, token=f"theirs-session-{account_id}",
+                                   mode="test", snapshot={}, expires_at=now() + timedelta(hours=1))
+        session.add(checkout)
+        session.flush()
+        return checkout.id
 
 
 def _invoice(account_id: int) -> int:
@@ -393,11 +412,12 @@ OTHER_ACCOUNT_IDS: dict[str, Callable[[int], int]] = {
     "endpoint_id": _webhook_endpoint,  # I6
     "delivery_id": _webhook_delivery,  # I6: the delivery log's Resend
     "segment_id": _segment,  # W3, W8
+    "session_id": _checkout_session,  # I2: the API's checkout sessions
 }
 # I3: the API's routes take Stripe-shaped ids (`pi_42`), with my own test key instead of my session.
 API_ID_PREFIXES = {"link_id": "plink_", "intent_id": "pi_", "charge_id": "ch_", "refund_id": "re_",
                    "dispute_id": "dp_", "subscription_id": "sub_", "payout_id": "po_", "txn_id": "txn_",
-                   "product_id": "prod_"}
+                   "product_id": "prod_", "session_id": "cs_", "export_id": "exp_"}
 
 
 def test_a2_every_route_with_an_id_returns_404_for_another_accounts_record(app, client):

@@ -2,7 +2,7 @@
 request's headers), and an endpoint's rolled secret keeps a previous secret valid until a chosen time
 
 Revision ID: 0043_i6_webhook_attempts
-Revises: 0041_w_triggers
+Revises: 0042_i2_api_checkout_exports
 Create Date: 2026-12-07 08:20:00
 
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0043_i6_webhook_attempts'
-down_revision = '0041_w_triggers'
+down_revision = '0042_i2_api_checkout_exports'
 branch_labels = None
 depends_on = None
 

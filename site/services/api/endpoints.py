@@ -24,7 +24,11 @@ from kassa.services.api.schema import (
 
 NStr = Str(nullable=True)
 NInt = Int(nullable=True)
-Metadata = Obj(additional=Str(max_length=500), description="Kassa keeps no metadata yet: always {}.")
+Metadata = Obj(additional=Str(max_length=500), description="Kassa keeps no metadata here: always {}.")
+# I3: Stripe's metadata where Kassa keeps it (payment links, checkout sessions): up to 50 keys of at most 40
+# characters, values of at most 500; on an update an empty value removes its key.
+KEPT_METADATA = Obj(additional=Str(max_length=500), description="Up to 50 keys (at most 40 characters each), "
+                    "string values of at most 500 characters. Updating: an empty value removes the key.")
 ID_TEXT = Str(max_length=255)
 EVIDENCE_FIELDS = ("uncategorized_text", "product_description", "customer_name", "customer_email_address",
                    "shipping_tracking_number", "refund_refusal_explanation", "cancellation_rebuttal")
@@ -38,7 +42,7 @@ ERROR = component("Error", Obj(
 
 PAYMENT_LINK = component("PaymentLink", Obj(properties={
     "id": Str(), "object": Str(enum=("payment_link",)), "active": Bool(), "url": Str(max_length=None),
-    "currency": Str(), "livemode": Bool(), "metadata": Metadata,
+    "currency": Str(), "livemode": Bool(), "metadata": KEPT_METADATA,
     "after_completion": Obj(properties={
         "type": Str(enum=("redirect", "hosted_confirmation")),
         "redirect": Obj(properties={"url": Str(max_length=None)}),
@@ -122,6 +126,32 @@ PRODUCT = component("Product", Obj(properties={
     "recurring": Obj(properties={"interval": Str(), "interval_count": Int()}, nullable=True),
 }, required=("id", "object", "name", "active"), description="A product (Stripe's Product, with Kassa's one price)."))
 
+CHECKOUT_SESSION = component("CheckoutSession", Obj(properties={
+    "id": Str(), "object": Str(enum=("checkout.session",)),
+    "url": Str(max_length=None, nullable=True, description="The page the buyer opens; null once the session is "
+                                                           "complete or expired."),
+    "payment_link": NStr, "customer_email": NStr,
+    "status": Str(enum=("open", "complete", "expired")),
+    "payment_status": Str(enum=("paid", "unpaid", "no_payment_required")),
+    "amount_total": Int(minimum=0, description="Minor units: the link's total until paid, then what was paid."),
+    "currency": Str(), "payment_intent": NStr, "success_url": Str(max_length=None, nullable=True),
+    "created": Int(), "expires_at": Int(), "livemode": Bool(), "mode": Str(enum=("payment", "subscription")),
+    "metadata": KEPT_METADATA,
+}, required=("id", "object", "url", "status", "payment_status", "amount_total", "currency", "expires_at"),
+    description="A checkout session for one of the account's payment links (Stripe's Checkout Session)."))
+
+EXPORT = component("Export", Obj(properties={
+    "id": Str(), "object": Str(enum=("kassa.export",)),
+    "status": Str(enum=("queued", "running", "done", "failed", "cancelled")),
+    "format": Str(enum=("csv", "xlsx", "xls")), "filter": NStr,
+    "rows_done": Int(minimum=0), "rows_total": NInt, "progress": Int(minimum=0, description="Percent, 0–100."),
+    "size_bytes": NInt, "created": Int(), "finished_at": NInt, "expires_at": NInt,
+    "file": Str(max_length=None, nullable=True, description="Where to download the file (under /api) once done, "
+                                                            "for 7 days."),
+    "livemode": Bool(),
+}, required=("id", "object", "status", "format", "rows_done", "progress"),
+    description="Kassa's own: a payments export built in the background, as the exports page's."))
+
 PAGE_QUERY = {
     "limit": Int(minimum=1, maximum=100, description="1–100, 10 by default."),
     "starting_after": Str(max_length=255, description="An id: the page after it (older objects)."),
@@ -155,6 +185,7 @@ class Endpoint:
     query: Obj | None = None
     body: Obj | None = None
     tag: str = ""
+    files: tuple[str, ...] = ()  # a file download: its 200 is one of these media types, not JSON
 
     @property
     def rule(self) -> str:
@@ -166,7 +197,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("create_payment_link", "POST", "/v1/payment_links", ("payment_links", "write"),
              "Create a payment link", PAYMENT_LINK, tag="Payment links",
              body=Obj(properties={"line_items": Arr(items=LINE_ITEM, max_items=50),
-                                  "after_completion": AFTER_COMPLETION}, required=("line_items",))),
+                                  "after_completion": AFTER_COMPLETION, "metadata": KEPT_METADATA},
+                      required=("line_items",))),
     Endpoint("payment_link", "GET", "/v1/payment_links/{link_id}", ("payment_links", "read"),
              "Retrieve a payment link", PAYMENT_LINK, tag="Payment links"),
     Endpoint("update_payment_link", "POST", "/v1/payment_links/{link_id}", ("payment_links", "write"),
@@ -175,7 +207,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                  "active": Bool(description="false deactivates the link, true brings it back."),
                  "line_items": Arr(items=LINE_ITEM, max_items=50, description="Replaces the items (same currency)."),
                  "after_completion": AFTER_COMPLETION,
-                 "billing_address_collection": Str(enum=("auto", "required"))})),
+                 "billing_address_collection": Str(enum=("auto", "required")), "metadata": KEPT_METADATA})),
     Endpoint("payment_intents", "GET", "/v1/payment_intents", ("payments", "read"),
              "List payments", list_of(PAYMENT_INTENT, "/v1/payment_intents"), tag="Payments",
              query=Obj(properties={**PAGE_QUERY, "expand": INTENT_EXPAND})),
@@ -236,12 +268,43 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                  required=("name", "default_price_data"))),
     Endpoint("product", "GET", "/v1/products/{product_id}", ("products", "read"), "Retrieve a product", PRODUCT,
              tag="Products"),
+    Endpoint("create_checkout_session", "POST", "/v1/checkout/sessions", ("checkout_sessions", "write"),
+             "Create a checkout session for a payment link", CHECKOUT_SESSION, tag="Checkout sessions",
+             body=Obj(properties={
+                 "payment_link": Str(max_length=255, description="Kassa's: the `plink_…` whose checkout the buyer "
+                                                                 "gets (Stripe's sessions take line items instead)."),
+                 "customer_email": Str(max_length=254, description="Filled into the checkout's email field."),
+                 "success_url": Str(max_length=2000, description="Where the buyer goes after paying, instead of "
+                                                                 "the link's; `{CHECKOUT_SESSION_ID}` becomes the id."),
+                 "expires_at": Int(minimum=0, description="Unix time, 30 minutes to 24 hours from now (24 h "
+                                                          "by default)."),
+                 "metadata": KEPT_METADATA}, required=("payment_link",))),
+    Endpoint("checkout_sessions", "GET", "/v1/checkout/sessions", ("checkout_sessions", "read"),
+             "List checkout sessions", list_of(CHECKOUT_SESSION, "/v1/checkout/sessions"), tag="Checkout sessions",
+             query=Obj(properties={**PAGE_QUERY, "payment_link": ID_TEXT,
+                                   "status": Str(enum=("open", "complete", "expired"))})),
+    Endpoint("checkout_session", "GET", "/v1/checkout/sessions/{session_id}", ("checkout_sessions", "read"),
+             "Retrieve a checkout session", CHECKOUT_SESSION, tag="Checkout sessions"),
+    Endpoint("expire_checkout_session", "POST", "/v1/checkout/sessions/{session_id}/expire",
+             ("checkout_sessions", "write"), "Expire an open checkout session", CHECKOUT_SESSION,
+             tag="Checkout sessions", body=Obj()),
+    Endpoint("create_export", "POST", "/kassa/exports", ("exports", "write"),
+             "Export payments, chosen with the payments index's filter language (Kassa's own)", EXPORT,
+             tag="Exports", body=Obj(properties={
+                 "filter": Str(max_length=20000, description="As /kassa/payments' `filter`; every payment of the "
+                                                             "key's mode when left out."),
+                 "format": Str(enum=("csv", "xlsx"), description="csv by default.")})),
+    Endpoint("export", "GET", "/kassa/exports/{export_id}", ("exports", "read"),
+             "Retrieve an export: its status and progress", EXPORT, tag="Exports"),
+    Endpoint("export_file", "GET", "/kassa/exports/{export_id}/file", ("exports", "read"),
+             "Download an export's file once it is done", EXPORT, tag="Exports",
+             files=("text/csv", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")),
     Endpoint("kassa_payments", "GET", "/kassa/payments", ("payments", "read"),
              "Filter payments with the payments index's filter language (Kassa's own)",
              list_of(PAYMENT_INTENT, "/kassa/payments"), tag="Payments",
              query=Obj(properties={**PAGE_QUERY, "filter": Str(
                  max_length=20000, description='JSON groups of [property, operator, values], e.g. '
-                 '[[["status","any_of",["failed"]],["amount","gte",["10"]]]]: OR between groups, AND inside.')})),
+                 '[[["status","any_of",["failed"]],["amount","gt",["10"]]]]: OR between groups, AND inside.')})),
 )
 BY_NAME = {endpoint.name: endpoint for endpoint in ENDPOINTS}
 
@@ -287,7 +350,9 @@ def openapi(server_url: str = "/api") -> dict[str, Any]:
             "description": f"Restricted keys need `{endpoint.scope[0]}` {endpoint.scope[1]}.",
             "parameters": _parameters(endpoint),
             "responses": {"200": {"description": "OK", "headers": _RATE_HEADERS,
-                                  "content": {"application/json": {"schema": endpoint.response.json()}}},
+                                  "content": ({media: {"schema": {"type": "string", "format": "binary"}}
+                                               for media in endpoint.files} if endpoint.files else
+                                              {"application/json": {"schema": endpoint.response.json()}})},
                           **{status: {"description": text,
                                       "content": {"application/json": {"schema": ERROR.json()}}}
                              for status, text in _ERRORS.items()}},
@@ -319,5 +384,7 @@ def openapi(server_url: str = "/api") -> dict[str, Any]:
 
 def response_errors(name: str, status: int, body: Any) -> list[str]:
     """What in an answer of this operation doesn't match its schema (tests use it on every answer)."""
+    if status == 200 and BY_NAME[name].files:
+        return []  # a file, not JSON
     schema = BY_NAME[name].response if status == 200 else COMPONENTS["Error"]
     return schema.errors(body)

@@ -28,14 +28,15 @@ MAX_NAME = 100
 # What a key may do in the services; a restricted key's scopes narrow it per resource, checked before the call.
 KEY_PERMISSIONS = frozenset({Permission.MANAGE_PAYMENTS.value, Permission.MANAGE_LINKS.value})
 # The API's resources a restricted key is given access to (none, read or write), as Stripe's restricted keys.
-SCOPE_RESOURCES = ("payment_links", "payments", "refunds", "disputes", "subscriptions", "payouts", "products")
+SCOPE_RESOURCES = ("payment_links", "payments", "refunds", "disputes", "subscriptions", "payouts", "products",
+                   "checkout_sessions", "exports")
 ACCESS_LEVELS = ("none", "read", "write")
 
 
 def scope_labels() -> dict[str, str]:
     return {"payment_links": _("Payment links"), "payments": _("Payments and charges"), "refunds": _("Refunds"),
             "disputes": _("Disputes"), "subscriptions": _("Subscriptions"), "payouts": _("Payouts"),
-            "products": _("Products")}
+            "products": _("Products"), "checkout_sessions": _("Checkout sessions"), "exports": _("Exports")}
 
 
 def allows(key: ApiKey, resource: str, access: str) -> bool:

@@ -32,6 +32,7 @@ from kassa.models import (
 from kassa.money import Money, is_known_currency
 from kassa.services.api import stripe_objects
 from kassa.services.api.errors import ApiError
+from kassa.services.api.metadata import metadata, set_link_metadata
 from kassa.services.backoffice.payment_filters import FilterContext, FilterError, filter_clause, parse_filter
 from kassa.services.billing.subscriptions import cancel as subscription_cancel
 from kassa.services.disputes.disputes import accept as dispute_accept
@@ -148,7 +149,9 @@ def _draft_param(field: str) -> str | None:
 def create_payment_link(caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
     """POST /v1/payment_links: the link editor's draft, filled from Stripe's parameters, saved by the editor's
     service (the same validation, the same audit row)."""
-    _known(params, {"line_items", "after_completion"})
+    _known(params, {"line_items", "after_completion", "metadata"})
+    if "metadata" in params:
+        metadata(params["metadata"])  # I3: checked before anything is saved
     if "line_items" not in params:
         raise ApiError(400, "Missing required param: line_items.", param="line_items")
     items, currencies = [], set()
@@ -170,6 +173,8 @@ def create_payment_link(caller: Caller, params: dict[str, Any]) -> dict[str, Any
     except ValidationFailed as exc:
         field, message = next(iter(exc.errors.items()), (exc.field, exc.message))
         raise ApiError(400, message, param=_draft_param(field or "")) from None
+    if "metadata" in params:
+        set_link_metadata(link.id, params["metadata"])
     return stripe_objects.payment_link(link, caller.mode)
 
 
@@ -207,7 +212,9 @@ def update_payment_link(caller: Caller, link_id: str, params: dict[str, Any]) ->
     link = _owned_link(caller, link_id)
     if link is None:
         raise missing("payment_link", link_id, "id")
-    _known(params, {"active", "line_items", "after_completion", "billing_address_collection"})
+    _known(params, {"active", "line_items", "after_completion", "billing_address_collection", "metadata"})
+    if "metadata" in params:
+        metadata(params["metadata"], link.metadata_json)  # I3: checked before anything is saved
     edits = {"line_items", "after_completion", "billing_address_collection"} & set(params)
     if edits:
         draft = draft_from_link(link, LOCALE)
@@ -237,6 +244,9 @@ def update_payment_link(caller: Caller, link_id: str, params: dict[str, Any]) ->
             link = set_active(caller.actor, link.id, active == "true")
         except Conflict as exc:
             raise ApiError(400, exc.message, param="active") from None
+    if "metadata" in params:
+        set_link_metadata(link.id, params["metadata"])
+        link = _owned_link(caller, link_id)
     return stripe_objects.payment_link(link, caller.mode)
 
 

@@ -10,9 +10,12 @@ from typing import Any
 from kassa.clock import local_midnight_utc, now
 from kassa.forms import parse_id
 from kassa.models import (
+    CheckoutSession,
+    CheckoutStatus,
     Contact,
     Dispute,
     DisputeStatus,
+    Export,
     LedgerEntry,
     Mode,
     Payment,
@@ -25,10 +28,12 @@ from kassa.models import (
     Subscription,
 )
 from kassa.services.links.links import sign_test_link
+from kassa.services.links.snapshots import snapshot_summary
 from kassa.urls import absolute_url
 
 PREFIXES = {"customer": "cus_", "subscription": "sub_", "payout": "po_", "balance_transaction": "txn_",
-            "product": "prod_", "payment_link": "plink_", "payment_intent": "pi_", "charge": "ch_", "refund": "re_", "dispute": "dp_"}
+            "product": "prod_", "payment_link": "plink_", "payment_intent": "pi_", "charge": "ch_", "refund": "re_", "dispute": "dp_",
+            "checkout_session": "cs_", "export": "exp_"}
 
 
 def object_id(kind: str, number: int) -> str:
@@ -56,7 +61,7 @@ def payment_link(link: PaymentLink, mode: str) -> dict[str, Any]:
     return {
         "id": object_id("payment_link", link.id), "object": "payment_link", "active": link.is_active,
         "url": url, "currency": link.currency.lower(),
-        "livemode": mode == Mode.LIVE.value, "metadata": {},
+        "livemode": mode == Mode.LIVE.value, "metadata": dict(link.metadata_json or {}),
         "after_completion": ({"type": "redirect", "redirect": {"url": link.redirect_url}} if redirect
                              else {"type": "hosted_confirmation", "hosted_confirmation": {"custom_message": None}}),
         "allow_promotion_codes": False, "billing_address_collection": "required" if link.collect_billing_address
@@ -247,4 +252,56 @@ def product(row: Product, mode: str) -> dict[str, Any]:
         "metadata": {"sku": row.sku} if row.sku else {},
         "unit_amount": row.unit_amount_minor, "currency": row.currency.lower(),
         "recurring": {"interval": interval, "interval_count": count} if interval else None,
+    }
+
+
+def checkout_session_status(row: CheckoutSession) -> str:
+    if row.status == CheckoutStatus.COMPLETED.value:
+        return "complete"
+    if row.status == CheckoutStatus.EXPIRED.value or row.expires_at <= now():
+        return "expired"
+    return "open"
+
+
+def checkout_session(row: CheckoutSession, payment: Payment | None) -> dict[str, Any]:
+    """Stripe's Checkout Session: `url` (what the buyer opens, while the session is open; Stripe's is null after),
+    `status` open/complete/expired, `payment_status` paid/unpaid/no_payment_required (a free trial started),
+    `amount_total` (the link's total with its default choices until paid, then what was paid)."""
+    status = checkout_session_status(row)
+    snapshot = row.snapshot or {}
+    paid = payment is not None and payment.status == PaymentStatus.SUCCEEDED.value
+    if paid:
+        payment_status = "paid"
+    elif status == "complete" and payment is None:
+        payment_status = "no_payment_required"
+    else:
+        payment_status = "unpaid"
+    summary = snapshot_summary(snapshot)
+    total = payment.amount_minor if payment is not None else summary.due_today.amount_minor
+    redirect = snapshot.get("redirect_url") if snapshot.get("confirmation") == "redirect" else None
+    return {
+        "id": object_id("checkout_session", row.id), "object": "checkout.session",
+        "url": absolute_url("checkout.page", token=row.token) if status == "open" else None,
+        "payment_link": object_id("payment_link", row.link_id) if row.link_id else None,
+        "customer_email": snapshot.get("email"), "status": status, "payment_status": payment_status,
+        "amount_total": total, "currency": str(snapshot.get("currency") or "").lower(),
+        "payment_intent": object_id("payment_intent", payment.id) if payment is not None else None,
+        "success_url": redirect or None, "created": _unix(row.created_at), "expires_at": _unix(row.expires_at),
+        "livemode": row.mode == Mode.LIVE.value, "mode": "subscription" if summary.has_recurring else "payment", "metadata": dict(row.metadata_json or {}),
+    }
+
+
+def export(row: Export, mode: str) -> dict[str, Any]:
+    """Kassa's own object: a payments export built in the background, its progress, and its file once done."""
+    done = row.status == "done"
+    expired = row.expires_at is not None and row.expires_at <= now()
+    total = row.rows_total
+    return {
+        "id": object_id("export", row.id), "object": "kassa.export", "status": row.status,
+        "format": row.file_format, "filter": row.params.get("filter"), "rows_done": row.rows_done,
+        "rows_total": total, "progress": (100 if done else min(99, row.rows_done * 100 // total) if total else 0),
+        "size_bytes": row.size_bytes if done else None, "created": _unix(row.created_at),
+        "finished_at": _unix(row.finished_at), "expires_at": _unix(row.expires_at),
+        "file": f"/kassa/exports/{object_id('export', row.id)}/file" if done and not expired else None,
+        "livemode": mode == Mode.LIVE.value,
     }

@@ -182,7 +182,10 @@ class PageState:
     copy depends on, read as plain values by one Core query: no ORM objects, no JSON parsed. Most page views
     are served from the cached copy with nothing more; the rest read the CheckoutView as before."""
 
-    shows_form: bool  # open, not expired, no attempt with the processor, the link still taking payments
+    # open, not expired, no attempt with the processor, the link still taking payments; and not a session a shop
+    # opened through the API (I2): its page is its own (the buyer's email, the shop's success page), so it is
+    # rendered for it and never stored, where one-off pages would push the links' shared copies out
+    shows_form: bool
     stored_language: str | None
     mode: str
     link_id: int | None  # V2: None for an invoice's checkout
@@ -200,7 +203,8 @@ def _page_state_query() -> PrecompiledRead:
         CheckoutSession.link_id, cast(CheckoutSession.snapshot, Text),
         or_(PaymentLink.ends_at.is_(None), PaymentLink.ends_at > at),
         # V4: a quote's checkout has no link either
-        func.coalesce(CheckoutSession.invoice_id, CheckoutSession.quote_id), *account_columns))
+        func.coalesce(CheckoutSession.invoice_id, CheckoutSession.quote_id), CheckoutSession.api_key_id,
+        *account_columns))
 
 
 def page_state(token: str, engine: Engine | None = None) -> PageState | None:
@@ -211,14 +215,15 @@ def page_state(token: str, engine: Engine | None = None) -> PageState | None:
     row = query.one_or_none(engine or db.engine, token=token, now=now())
     if row is None:
         return None
-    status, unexpired, language, mode, link_id, snapshot_text, within_dates, invoice_id = row[:8]
-    account_row = row[8:-8]
+    status, unexpired, language, mode, link_id, snapshot_text, within_dates, invoice_id, api_key_id = row[:9]
+    account_row = row[9:-8]
     slug, link_status, deleted_at, busy, stripe_key, limit, reserved, _ends_at = row[-8:]
     link_open = invoice_id is not None or (
         slug is not None and link_status == LinkStatus.ACTIVE.value and deleted_at is None
         and (limit is None or reserved < limit) and bool(within_dates))
     return PageState(
-        shows_form=status == CheckoutStatus.OPEN.value and bool(unexpired) and not busy and link_open,
+        shows_form=status == CheckoutStatus.OPEN.value and bool(unexpired) and not busy and link_open
+        and api_key_id is None,
         stored_language=language, mode=mode, link_id=link_id, snapshot_text=snapshot_text,
         account_row=account_row, stripe_publishable_key=stripe_key,
     )
@@ -382,6 +387,8 @@ def _begin_attempt(checkout_id: int, buyer: BuyerInput, amount_minor: int, curre
         checkout = lock_one(session, CheckoutSession, checkout_id)
         if checkout.status == CheckoutStatus.COMPLETED.value:
             return _completed(checkout)
+        if checkout.status == CheckoutStatus.EXPIRED.value:  # I2: expired by the shop (API) since the page read it
+            raise Gone(_("This checkout has expired. Start again from the payment link."))
         in_flight = session.scalar(
             select(PaymentAttempt).where(
                 PaymentAttempt.checkout_session_id == checkout.id,
