@@ -41,7 +41,8 @@ def use_buyer_language(obj) -> Account:
     """C7: the buyer's choice (`?lang=`, posted, or remembered), else the customer's language, for this request's
     texts (g.buyer_language). Returns the object's account (the page's branding)."""
     account = db.session.get(Account, obj.account_id)
-    chosen = request.args.get("lang") or (BuyerLanguageForm().lang.data if request.method == "POST" else None)
+    posted = BuyerLanguageForm().lang.data if request.method == "POST" else None
+    chosen = request.args.get("lang") or posted
     if chosen in LANGUAGES:
         session["buyer_lang"] = chosen
         language = chosen
