@@ -73,6 +73,11 @@ def respond(html: str, status: int) -> Response:
 
 def load(for_token: Callable[[str], Any], token: str):
     """The object a token names; NotFound (the blueprint's 404 page) in the language asked for, else English."""
+    if request.args.get("lang") in LANGUAGES:
+        # Before the lookup: its NotFound message is translated when raised, and Babel keeps the first locale of a
+        # request, so a language set only afterwards left the 404 page in English (both pages did).
+        g.buyer_language = request.args["lang"]
+        refresh()
     try:
         return for_token(token)
     except NotFound as exc:
