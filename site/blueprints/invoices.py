@@ -11,11 +11,11 @@ from urllib.parse import parse_qsl, urlencode
 from flask import Blueprint, abort, flash, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import or_
 from wtforms import BooleanField, FormField, StringField
-from wtforms import Form as RowForm
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required, scoped
+from kassa.blueprints import line_editor
+from kassa.blueprints.line_editor import EditorForm, LineRowForm
 from kassa.clock import account_today
 from kassa.errors import Conflict, Forbidden, ValidationFailed
 from kassa.extensions import db
@@ -24,7 +24,6 @@ from kassa.forms import (
     FlagField,
     Form,
     IsoDateField,
-    MultiValueField,
     NumberedRows,
     parse_id,
     parse_int,
@@ -40,7 +39,6 @@ from kassa.models import (
     ManualMethod,
     Payment,
     Permission,
-    Product,
 )
 from kassa.money import Money
 from kassa.order_summary import tax_label
@@ -60,43 +58,16 @@ from kassa.services.payments import (
 )
 from kassa.services.payments.invoice_drafts import InvoiceDraft, LineDraft
 from kassa.services.payments.manual_payments import ManualEntry
-from kassa.timefmt import DATE, format_when
 
 bp = Blueprint("invoices", __name__, url_prefix="/invoices")
 
-LIBRARY_PAGE = 50
+class InvoiceEditorForm(EditorForm):
+    """The whole editor as every button posts it (line_editor.EditorForm), with the due date and partial payments."""
 
-
-class LineRowForm(RowForm):
-    """One line, posted as `lines-<n>-<field>`, kept as typed (invoice_drafts.validate reads it)."""
-
-    description = StringField(default="", filters=[str.strip])
-    quantity = StringField(default="1", filters=[str.strip])
-    unit_price = StringField(default="", filters=[str.strip])
-    product_id = StringField(default="", filters=[parse_id])
-    discount_type = StringField(default="", filters=[str.strip])
-    discount_value = StringField(default="", filters=[str.strip])
-    tax_rate_id = StringField(default="", filters=[str.strip])  # V1 (Q6)
-
-
-class InvoiceEditorForm(Form):
-    """The whole editor as every button posts it, with the button pressed (`action`)."""
-
-    customer_email = StringField(default="", filters=[str.strip])
-    customer_name = StringField(default="", filters=[str.strip])
-    company_name = StringField(default="", filters=[str.strip])
-    language = StringField(default="en", filters=[str.strip])
-    currency = StringField(default="USD", filters=[lambda v: (v or "").strip().upper()])
-    issue_date = StringField(default="", filters=[str.strip])
     due_date = StringField(default="", filters=[str.strip])
-    notes = StringField(default="")
-    terms = StringField(default="")
     allow_partial = BooleanField(default=False)  # V2
     # A hostile form can't make us build thousands of rows: the first MAX_ITEMS + 10 by number.
     lines = NumberedRows(FormField(LineRowForm), digits=4, part="[a-z_]+", max_entries=MAX_ITEMS + 10)
-    action = StringField(default="save")
-    library_search = StringField(default="", filters=[str.strip])
-    library_product = MultiValueField()
 
     def draft(self) -> InvoiceDraft:
         return InvoiceDraft(
@@ -173,14 +144,14 @@ def index():
     today = account_today(account)
     query = invoice_filters.apply(scoped(Invoice).where(Invoice.payment_id.is_(None)), checked, account.id, today)
     paged = numbered_page(query, (Invoice.id.desc(),), page)
-    customers = _customers(paged.rows)
+    customers = line_editor.customers(paged.rows)
     args = {**filters.to_args(), **({"view": str(active_view.id)} if active_view else {})}
     return render_page(
         "invoices/index.html", "invoice_table", invoices=paged.rows,
         customers=customers, today=today, filters=filters, errors=errors, filtered=filters.active,
         page=paged.page, pages=paged.pages, total=paged.total, views=views, active_view=active_view,
         state_args=urlencode(filters.to_args()), currency=account.default_currency,
-        label=invoices.invoice_label_or_draft, badge=invoice_drafts.status_label, active_nav="payments", day=_day,
+        label=invoices.invoice_label_or_draft, badge=invoice_drafts.status_label, active_nav="payments", day=line_editor.day,
         statuses=[("", _("All"))] + [(s, _status_name(s)) for s in invoice_filters.STATUSES],
         prev_href=url_for("invoices.index", page=paged.page - 1, **args) if paged.page > 1 else None,
         next_href=url_for("invoices.index", page=paged.page + 1, **args) if paged.page < paged.pages else None,
@@ -241,52 +212,21 @@ def delete_view(view_id: int):
     return htmx_redirect(url_for("invoices.index"))
 
 
-def _day(value) -> str:
-    """A calendar date (due, issue) in the merchant's language; "—" when there is none."""
-    return format_when(value, DATE, locale=current_language(), timezone=None) if value else "—"
-
-
 def _status_name(status: str) -> str:
     return {"overdue": _("Overdue"), "draft": _("Draft"), "open": _("Open"), "partially_paid": _("Partially paid"), "paid": _("Paid"),
             "void": _("Void"), "uncollectible": _("Uncollectible")}[status]
 
 
-def _customers(rows: list[Invoice]) -> dict[int, str]:
-    """Each invoice's customer as the list shows it: the contact's name (or email), and the company."""
-    contact_ids = {row.contact_id for row in rows if row.contact_id}
-    company_ids = {row.company_id for row in rows if row.company_id}
-    contacts = {c.id: c for c in db.session.scalars(scoped(Contact).where(Contact.id.in_(contact_ids)))} \
-        if contact_ids else {}
-    companies = {c.id: c for c in db.session.scalars(scoped(Company).where(Company.id.in_(company_ids)))} \
-        if company_ids else {}
-    result = {}
-    for row in rows:
-        parts = [contacts[row.contact_id].display_name] if row.contact_id in contacts else []
-        if row.company_id in companies:
-            parts.append(companies[row.company_id].name)
-        result[row.id] = " · ".join(parts) or "—"
-    return result
-
-
 # -- the editor --------------------------------------------------------------------------------------
 
 
-def _library(search: str) -> list[Product]:
-    query = scoped(Product).where(Product.archived_at.is_(None))
-    if search:
-        needle = search.lower()
-        query = query.where(or_(db.func.lower(Product.name).contains(needle, autoescape=True),
-                                db.func.lower(Product.sku).contains(needle, autoescape=True)))
-    return list(db.session.scalars(query.order_by(Product.name).limit(LIBRARY_PAGE)))
-
-
-def _render(draft: InvoiceDraft, *, invoice: Invoice | None, errors=None, status=200, show_library=False,
+def _render(draft: InvoiceDraft, invoice: Invoice | None, *, errors=None, status=200, show_library=False,
             search="", focus=None):
     account = current_user.account
     rates = invoice_drafts.account_tax_rates(account.id)
     return render_page(
         "invoices/editor.html", "editor_region", status=status, draft=draft, invoice=invoice,
-        errors=errors or {}, library=_library(search) if show_library else [], show_library=show_library,
+        errors=errors or {}, library=line_editor.library(search) if show_library else [], show_library=show_library,
         search=search, focus=focus, languages=list(LANGUAGES.items()), active_nav="payments",
         action_url=url_for("invoices.edit", invoice_id=invoice.id) if invoice else url_for("invoices.new"),
         discount_types=[("", _("No discount")), ("percent", _("Percentage off")),
@@ -296,51 +236,25 @@ def _render(draft: InvoiceDraft, *, invoice: Invoice | None, errors=None, status
     )
 
 
-def _index(action: str) -> int:
-    _name, _sep, number = action.partition(":")
-    index = parse_int(number, minimum=0)
-    return -1 if index is None else index
+def _is_draft(invoice: Invoice) -> bool:
+    return invoice.status == InvoiceStatus.DRAFT.value
 
 
-def _handle(invoice: Invoice | None):
-    locale = current_language()
-    form = InvoiceEditorForm()
-    draft = form.draft()
-    action = form.action.data
-    focus = None
-    if invoice is not None and invoice.status != InvoiceStatus.DRAFT.value:
-        # Finalized in another tab, or a hand-made POST: nothing changes, and the page says why.
-        flash(_("This invoice is no longer a draft, so it can't be edited. Void it and write a new one instead."),
-              "error")
-        return htmx_redirect(url_for("invoices.detail", invoice_id=invoice.id))
-    if action == "add_line":
-        draft = invoice_drafts.add_line(draft)
-        focus = f"f-lines-{len(draft.lines) - 1}-description"
-    elif action.startswith("remove:"):
-        draft = invoice_drafts.remove_line(draft, _index(action))
-    elif action in ("open_library", "search_library"):
-        return _render(draft, invoice=invoice, show_library=True, search=form.library_search.data)
-    elif action == "add_products":
-        ids = [i for i in map(parse_id, form.library_product.data) if i is not None]
-        chosen = list(db.session.scalars(scoped(Product).where(Product.id.in_(ids)).order_by(Product.name))) \
-            if ids else []
-        draft = invoice_drafts.add_products(draft, chosen, locale)
-    elif action == "save":
-        try:
-            saved = invoice_drafts.save_draft(current_actor(), invoice.id if invoice else None, draft, locale)
-        except ValidationFailed as exc:
-            return _render(draft, invoice=invoice, errors=exc.errors, status=422)
-        flash(_("Draft invoice saved. Finalize it to give it a number."), "success")
-        return htmx_redirect(url_for("invoices.detail", invoice_id=saved.id))
-    return _render(draft, invoice=invoice, focus=focus)
+EDITOR = line_editor.EditorKind(
+    form=InvoiceEditorForm, drafts=invoice_drafts, render=_render, is_draft=_is_draft,
+    detail_endpoint="invoices.detail", index_endpoint="invoices.index", id_arg="invoice_id",
+    not_editable=lambda: _("This invoice is no longer a draft, so it can't be edited. Void it and write a new one "
+                           "instead."),
+    saved=lambda: _("Draft invoice saved. Finalize it to give it a number."),
+)
 
 
 @bp.route("/new", methods=["GET", "POST"])
 @permission_required(Permission.MANAGE_PAYMENTS)
 def new():
     if request.method == "POST":
-        return _handle(None)
-    return _render(invoice_drafts.new_draft(current_user.account), invoice=None)
+        return line_editor.handle(EDITOR, None)
+    return _render(invoice_drafts.new_draft(current_user.account), None)
 
 
 def _merchant_invoice_or_404(invoice_id: int) -> Invoice:
@@ -355,12 +269,10 @@ def _merchant_invoice_or_404(invoice_id: int) -> Invoice:
 def edit(invoice_id: int):
     invoice = _merchant_invoice_or_404(invoice_id)
     if request.method == "POST":
-        return _handle(invoice)
-    if invoice.status != InvoiceStatus.DRAFT.value:
-        flash(_("This invoice is no longer a draft, so it can't be edited. Void it and write a new one instead."),
-              "error")
-        return htmx_redirect(url_for("invoices.detail", invoice_id=invoice.id))
-    return _render(invoice_drafts.draft_from_invoice(invoice, current_language()), invoice=invoice)
+        return line_editor.handle(EDITOR, invoice)
+    if not _is_draft(invoice):
+        return line_editor.not_a_draft(EDITOR, invoice)
+    return _render(invoice_drafts.draft_from_invoice(invoice, current_language()), invoice)
 
 
 # -- one invoice -------------------------------------------------------------------------------------
@@ -382,7 +294,7 @@ def detail(invoice_id: int):
                                                        else row),
                        credit_notes=credit_notes.invoice_credit_notes(invoice),
                        today=account_today(current_user.account), label=invoices.invoice_label_or_draft,
-                       badge=invoice_drafts.status_label, day=_day, active_nav="payments", payments=payments,
+                       badge=invoice_drafts.status_label, day=line_editor.day, active_nav="payments", payments=payments,
                        sendable=invoice.status in invoice_sending.SENDABLE and invoice.amount_due_minor > 0,
                        pay_url=invoice_checkout.pay_url(invoice) if invoice_checkout.is_payable(invoice) else None,
                        sent_at=invoice.sent_at, recordable=invoice_checkout.is_payable(invoice),
@@ -460,13 +372,7 @@ def uncollectible(invoice_id: int):
 @permission_required(Permission.MANAGE_PAYMENTS)
 def delete(invoice_id: int):
     _merchant_invoice_or_404(invoice_id)
-    try:
-        invoice_drafts.delete_draft(current_actor(), invoice_id)
-    except Conflict as exc:
-        flash(exc.message, "error")
-        return htmx_redirect(url_for("invoices.detail", invoice_id=invoice_id))
-    flash(_("Draft deleted."), "success")
-    return htmx_redirect(url_for("invoices.index"))
+    return line_editor.delete_draft(EDITOR, invoice_id)
 
 
 @bp.get("/<int:invoice_id>/credit-notes/<int:note_id>/pdf")

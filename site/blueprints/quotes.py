@@ -13,11 +13,12 @@ from flask_login import current_user
 from wtforms import FormField, StringField
 
 from kassa.authz import current_actor, get_owned_or_404, permission_required, scoped
-from kassa.blueprints.invoices import LineRowForm
+from kassa.blueprints import line_editor
+from kassa.blueprints.line_editor import EditorForm, LineRowForm
 from kassa.clock import account_today
-from kassa.errors import Conflict, ValidationFailed
+from kassa.errors import Conflict
 from kassa.extensions import db
-from kassa.forms import MAX_PAGE, Form, MultiValueField, NumberedRows, arg_int, parse_id, parse_int
+from kassa.forms import MAX_PAGE, Form, NumberedRows, arg_int, parse_id
 from kassa.i18n import LANGUAGES, current_language
 from kassa.models import (
     BillingFrequency,
@@ -26,7 +27,6 @@ from kassa.models import (
     Deal,
     Payment,
     Permission,
-    Product,
     Quote,
     QuoteStatus,
 )
@@ -38,11 +38,9 @@ from kassa.services.crm.crm import pipelines_for
 from kassa.services.links.link_drafts import MAX_ITEMS
 from kassa.services.payments import quote_drafts, quotes
 from kassa.services.payments.quote_drafts import QuoteDraft, QuoteLineDraft
-from kassa.timefmt import DATE, format_when
 
 bp = Blueprint("quotes", __name__, url_prefix="/quotes")
 
-LIBRARY_PAGE = 50
 # "expired" is a filter, not a state: open quotes past their expiry date
 STATUS_FILTERS = [s.value for s in QuoteStatus] + ["expired"]
 
@@ -53,22 +51,13 @@ class QuoteLineRowForm(LineRowForm):
     frequency = StringField(default=BillingFrequency.ONE_TIME.value, filters=[str.strip])
 
 
-class QuoteEditorForm(Form):
-    customer_email = StringField(default="", filters=[str.strip])
-    customer_name = StringField(default="", filters=[str.strip])
-    company_name = StringField(default="", filters=[str.strip])
-    language = StringField(default="en", filters=[str.strip])
-    currency = StringField(default="USD", filters=[lambda v: (v or "").strip().upper()])
-    issue_date = StringField(default="", filters=[str.strip])
+class QuoteEditorForm(EditorForm):
+    """The invoice editor's form (line_editor.EditorForm), with the expiry date, the deal and recurring lines."""
+
     expiry_date = StringField(default="", filters=[str.strip])
-    notes = StringField(default="")
-    terms = StringField(default="")
     deal_id = StringField(default="", filters=[parse_id])
     accept_stage_id = StringField(default="", filters=[parse_id])
     lines = NumberedRows(FormField(QuoteLineRowForm), digits=4, part="[a-z_]+", max_entries=MAX_ITEMS + 10)
-    action = StringField(default="save")
-    library_search = StringField(default="", filters=[str.strip])
-    library_product = MultiValueField()
 
     def draft(self) -> QuoteDraft:
         return QuoteDraft(
@@ -83,29 +72,9 @@ class QuoteActionForm(Form):
     """finalize, send, void, delete: a button with its CSRF token."""
 
 
-def _day(value) -> str:
-    return format_when(value, DATE, locale=current_language(), timezone=None) if value else "—"
-
-
 def _status_name(status: str) -> str:
     return {"draft": _("Draft"), "open": _("Open"), "accepted": _("Accepted"), "paid": _("Paid"),
             "declined": _("Declined"), "void": _("Void"), "expired": _("Expired")}[status]
-
-
-def _customers(rows: list[Quote]) -> dict[int, str]:
-    contact_ids = {row.contact_id for row in rows if row.contact_id}
-    company_ids = {row.company_id for row in rows if row.company_id}
-    contacts = {c.id: c for c in db.session.scalars(scoped(Contact).where(Contact.id.in_(contact_ids)))} \
-        if contact_ids else {}
-    companies = {c.id: c for c in db.session.scalars(scoped(Company).where(Company.id.in_(company_ids)))} \
-        if company_ids else {}
-    result = {}
-    for row in rows:
-        parts = [contacts[row.contact_id].display_name] if row.contact_id in contacts else []
-        if row.company_id in companies:
-            parts.append(companies[row.company_id].name)
-        result[row.id] = " · ".join(parts) or "—"
-    return result
 
 
 @bp.get("/")
@@ -126,9 +95,9 @@ def index():
     paged = numbered_page(query, (Quote.id.desc(),), page)
     args = {"status": status or None}
     return render_page(
-        "quotes/index.html", "quote_table", quotes=paged.rows, customers=_customers(paged.rows), today=today,
+        "quotes/index.html", "quote_table", quotes=paged.rows, customers=line_editor.customers(paged.rows), today=today,
         status_filter=status, page=paged.page, pages=paged.pages, total=paged.total, label=quotes.quote_label,
-        badge=quote_drafts.status_label, active_nav="payments", day=_day,
+        badge=quote_drafts.status_label, active_nav="payments", day=line_editor.day,
         statuses=[("", _("All"))] + [(s, _status_name(s)) for s in STATUS_FILTERS],
         prev_href=url_for("quotes.index", page=paged.page - 1, **args) if paged.page > 1 else None,
         next_href=url_for("quotes.index", page=paged.page + 1, **args) if paged.page < paged.pages else None,
@@ -138,22 +107,14 @@ def index():
 # -- the editor --------------------------------------------------------------------------------------
 
 
-def _library(search: str) -> list[Product]:
-    query = scoped(Product).where(Product.archived_at.is_(None))
-    if search:
-        needle = search.lower()
-        query = query.where(db.func.lower(Product.name).contains(needle, autoescape=True))
-    return list(db.session.scalars(query.order_by(Product.name).limit(LIBRARY_PAGE)))
-
-
-def _render(draft: QuoteDraft, *, quote: Quote | None, errors=None, status=200, show_library=False, search="",
+def _render(draft: QuoteDraft, quote: Quote | None, *, errors=None, status=200, show_library=False, search="",
             focus=None):
     deals = quote_drafts.deals_for(current_user.account_id)
     stages = [(str(stage.id), f"{pipeline.name} → {stage.name}")
               for pipeline in pipelines_for(current_user.account_id) for stage in pipeline.stages]
     return render_page(
         "quotes/editor.html", "editor_region", status=status, draft=draft, quote=quote, errors=errors or {},
-        library=_library(search) if show_library else [], show_library=show_library, search=search, focus=focus,
+        library=line_editor.library(search, by_sku=False) if show_library else [], show_library=show_library, search=search, focus=focus,
         languages=list(LANGUAGES.items()), active_nav="payments",
         action_url=url_for("quotes.edit", quote_id=quote.id) if quote else url_for("quotes.new"),
         discount_types=[("", _("No discount")), ("percent", _("Percentage off")),
@@ -164,49 +125,24 @@ def _render(draft: QuoteDraft, *, quote: Quote | None, errors=None, status=200, 
     )
 
 
-def _index(action: str) -> int:
-    _name, _sep, number = action.partition(":")
-    index = parse_int(number, minimum=0)
-    return -1 if index is None else index
+def _is_draft(quote: Quote) -> bool:
+    return quote.status == QuoteStatus.DRAFT.value
 
 
-def _handle(quote: Quote | None):
-    locale = current_language()
-    form = QuoteEditorForm()
-    draft = form.draft()
-    action = form.action.data
-    focus = None
-    if quote is not None and quote.status != QuoteStatus.DRAFT.value:
-        flash(_("This quote was sent, so it can't be edited. Void it and write a new one instead."), "error")
-        return htmx_redirect(url_for("quotes.detail", quote_id=quote.id))
-    if action == "add_line":
-        draft = quote_drafts.add_line(draft)
-        focus = f"f-lines-{len(draft.lines) - 1}-description"
-    elif action.startswith("remove:"):
-        draft = quote_drafts.remove_line(draft, _index(action))
-    elif action in ("open_library", "search_library"):
-        return _render(draft, quote=quote, show_library=True, search=form.library_search.data)
-    elif action == "add_products":
-        ids = [i for i in map(parse_id, form.library_product.data) if i is not None]
-        chosen = list(db.session.scalars(scoped(Product).where(Product.id.in_(ids)).order_by(Product.name))) \
-            if ids else []
-        draft = quote_drafts.add_products(draft, chosen, locale)
-    elif action == "save":
-        try:
-            saved = quote_drafts.save_draft(current_actor(), quote.id if quote else None, draft, locale)
-        except ValidationFailed as exc:
-            return _render(draft, quote=quote, errors=exc.errors, status=422)
-        flash(_("Draft quote saved. Finalize it to give it a number and send it."), "success")
-        return htmx_redirect(url_for("quotes.detail", quote_id=saved.id))
-    return _render(draft, quote=quote, focus=focus)
+EDITOR = line_editor.EditorKind(
+    form=QuoteEditorForm, drafts=quote_drafts, render=_render, is_draft=_is_draft,
+    detail_endpoint="quotes.detail", index_endpoint="quotes.index", id_arg="quote_id",
+    not_editable=lambda: _("This quote was sent, so it can't be edited. Void it and write a new one instead."),
+    saved=lambda: _("Draft quote saved. Finalize it to give it a number and send it."),
+)
 
 
 @bp.route("/new", methods=["GET", "POST"])
 @permission_required(Permission.MANAGE_PAYMENTS)
 def new():
     if request.method == "POST":
-        return _handle(None)
-    return _render(quote_drafts.new_draft(current_user.account), quote=None)
+        return line_editor.handle(EDITOR, None)
+    return _render(quote_drafts.new_draft(current_user.account), None)
 
 
 @bp.route("/<int:quote_id>/edit", methods=["GET", "POST"])
@@ -214,11 +150,10 @@ def new():
 def edit(quote_id: int):
     quote = get_owned_or_404(Quote, quote_id)
     if request.method == "POST":
-        return _handle(quote)
-    if quote.status != QuoteStatus.DRAFT.value:
-        flash(_("This quote was sent, so it can't be edited. Void it and write a new one instead."), "error")
-        return htmx_redirect(url_for("quotes.detail", quote_id=quote.id))
-    return _render(quote_drafts.draft_from_quote(quote, current_language()), quote=quote)
+        return line_editor.handle(EDITOR, quote)
+    if not _is_draft(quote):
+        return line_editor.not_a_draft(EDITOR, quote)
+    return _render(quote_drafts.draft_from_quote(quote, current_language()), quote)
 
 
 # -- one quote ---------------------------------------------------------------------------------------
@@ -235,7 +170,7 @@ def detail(quote_id: int):
     today = account_today(current_user.account)
     return render_page("quotes/detail.html", quote=quote, contact=contact, company=company, deal=deal,
                        payment=payment, today=today, label=quotes.quote_label, badge=quote_drafts.status_label,
-                       day=_day, active_nav="payments", frequency_label=frequency_label,
+                       day=line_editor.day, active_nav="payments", frequency_label=frequency_label,
                        public_url=quote_checkout.quote_url(quote) if quote.status != QuoteStatus.DRAFT.value else None,
                        sendable=quote.status == QuoteStatus.OPEN.value and not quote.is_expired(today))
 
@@ -275,13 +210,7 @@ def void(quote_id: int):
 @permission_required(Permission.MANAGE_PAYMENTS)
 def delete(quote_id: int):
     get_owned_or_404(Quote, quote_id)
-    try:
-        quote_drafts.delete_draft(current_actor(), quote_id)
-    except Conflict as exc:
-        flash(exc.message, "error")
-        return htmx_redirect(url_for("quotes.detail", quote_id=quote_id))
-    flash(_("Draft deleted."), "success")
-    return htmx_redirect(url_for("quotes.index"))
+    return line_editor.delete_draft(EDITOR, quote_id)
 
 
 @bp.get("/<int:quote_id>/pdf")

@@ -3,51 +3,42 @@ opens a checkout session of the invoice: the same session, page, payment attempt
 record as a payment link's, frozen at exactly the amount due (one line the buyer can't change). The invoice is
 counted paid by the payment's success (payment_states → invoice_states.apply_payment), never by the page.
 
+The token, the checkout session and the download limit are token_checkout's, shared with the quote page.
+
 One charge per invoice: every checkout of one invoice takes the invoice's row lock before its attempt
 (`hold_invoice`), so two buyers (or two tabs) paying at once are one charge and one "being processed".
 """
 
 from __future__ import annotations
 
-import secrets
-from datetime import timedelta
 from typing import Any
 
-from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 
-from kassa.clock import now
 from kassa.database import lock_one, write_transaction
-from kassa.errors import Conflict, NotFound, TooManyRequests
+from kassa.errors import Conflict, NotFound
 from kassa.extensions import db
-from kassa.i18n import LANGUAGES
 from kassa.models import (
-    CONTACT_FIELDS,
     Account,
-    AttemptStatus,
     BillingFrequency,
     CheckoutSession,
-    Confirmation,
     Contact,
-    FieldMode,
     Invoice,
     InvoiceStatus,
-    Mode,
     Payment,
-    PaymentAttempt,
     PaymentStatus,
 )
+from kassa.services.checkout import token_checkout
+from kassa.services.payments.documents import attempt_in_flight
+from kassa.services.payments.documents import customer_language as customer_language
 from kassa.services.payments.invoice_states import PAYABLE
 from kassa.services.payments.invoices import invoice_label, render_invoice
-from kassa.services.platform import throttle
 from kassa.urls import absolute_url
 
 _SALT = "kassa.invoice-pay"
 PARTIAL_MINIMUM = 100  # a partial payment is at least 100 minor units (1.00 EUR): no card fee for a cent
-SESSION_LIFETIME = timedelta(hours=24)  # as a link's checkout (checkout.SESSION_LIFETIME)
 
 
 class InvoiceNotPayable(Conflict):
@@ -58,14 +49,9 @@ class InvoiceNotPayable(Conflict):
         self.invoice = invoice
 
 
-def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.secret_key, salt=_SALT)
-
-
 def pay_token(invoice: Invoice) -> str:
-    """The pay page's token: the invoice id signed with the app secret (HMAC), so no other invoice's page can be
-    reached by changing it and none can be guessed."""
-    return _serializer().dumps(invoice.id)
+    """The pay page's token: the invoice id signed with the app secret (token_checkout.sign_id)."""
+    return token_checkout.sign_id(_SALT, invoice.id)
 
 
 def pay_url(invoice: Invoice) -> str:
@@ -75,21 +61,11 @@ def pay_url(invoice: Invoice) -> str:
 def invoice_for_token(token: str) -> Invoice:
     """The merchant's invoice a pay token names; NotFound for a bad signature, a draft (not sent yet), a per-payment
     invoice (R5: paid at birth) or a deleted one, all alike, so tokens can't be probed."""
-    try:
-        invoice_id = _serializer().loads(token or "")
-    except BadSignature:
-        invoice_id = None
-    invoice = db.session.get(Invoice, invoice_id) if isinstance(invoice_id, int) else None
+    invoice_id = token_checkout.signed_id(_SALT, token)
+    invoice = db.session.get(Invoice, invoice_id) if invoice_id is not None else None
     if invoice is None or invoice.payment_id is not None or invoice.status == InvoiceStatus.DRAFT.value:
         raise NotFound(_("This invoice doesn't exist."))
     return invoice
-
-
-def customer_language(invoice: Invoice, account: Account) -> str:
-    contact = db.session.get(Contact, invoice.contact_id) if invoice.contact_id else None
-    if contact is not None and contact.language in LANGUAGES:
-        return contact.language
-    return account.language if account.language in LANGUAGES else "en"
 
 
 def is_payable(invoice: Invoice) -> bool:
@@ -114,34 +90,14 @@ def invoice_snapshot(invoice: Invoice, language: str, email: str) -> dict[str, A
     partial = invoice.allow_partial and due > PARTIAL_MINIMUM
     with force_locale(language):
         name = _("Invoice %(number)s", number=invoice_label(invoice))
-    return {
-        "link_id": None,
-        "invoice_id": invoice.id,
-        "version": 1,
-        "currency": invoice.currency,
-        "items": [{
-            "name": name, "description": "", "unit_amount_minor": due,
-            "currency": invoice.currency, "quantity": 1, "frequency": BillingFrequency.ONE_TIME.value,
-            "term_type": None, "term_count": None, "product_id": None, "discount_type": "", "discount_value": 0,
-            "quantity_adjustable": False, "quantity_min": 1, "quantity_max": 1, "custom_amount": partial,
-            "amount_min_minor": PARTIAL_MINIMUM if partial else None, "amount_max_minor": due if partial else None,
-        }],
-        "fields": {field: FieldMode.OFF.value for field in CONTACT_FIELDS},
-        "allow_card": True,
-        "allow_ach": True,  # the bank debit of the invoice's currency, when there is one (Q10)
-        "collect_billing_address": False,
-        "collect_shipping_address": False,
-        "confirmation": Confirmation.DEFAULT.value,
-        "redirect_url": None,
-        "terms_url": None,
-        "pipeline_id": None,
-        "stage_id": None,
-        "custom_fields": [],
-        "trial_days": 0,
-        # V2: the page's email field starts with the customer's address; "Start again" is the invoice's pay page
-        "email": email,
-        "start_url": pay_url(invoice),
-    }
+    # V2: the page's email field starts with the customer's address; "Start again" is the invoice's pay page
+    return token_checkout.fixed_snapshot({"invoice_id": invoice.id}, currency=invoice.currency, items=[{
+        "name": name, "description": "", "unit_amount_minor": due,
+        "currency": invoice.currency, "quantity": 1, "frequency": BillingFrequency.ONE_TIME.value,
+        "term_type": None, "term_count": None, "product_id": None, "discount_type": "", "discount_value": 0,
+        "quantity_adjustable": False, "quantity_min": 1, "quantity_max": 1, "custom_amount": partial,
+        "amount_min_minor": PARTIAL_MINIMUM if partial else None, "amount_max_minor": due if partial else None,
+    }], email=email, start_url=pay_url(invoice))
 
 
 def start_checkout(token: str, *, language: str | None) -> CheckoutSession:
@@ -154,16 +110,10 @@ def start_checkout(token: str, *, language: str | None) -> CheckoutSession:
             raise InvoiceNotPayable(refusal(invoice), invoice)
         account = session.get(Account, invoice.account_id)
         contact = session.get(Contact, invoice.contact_id) if invoice.contact_id else None
-        checkout = CheckoutSession(
-            account_id=invoice.account_id, link_id=None, invoice_id=invoice.id, token=secrets.token_urlsafe(32),
-            mode=Mode.LIVE.value, link_version=1,
-            snapshot=invoice_snapshot(invoice, language or customer_language(invoice, account),
-                                      contact.email if contact else ""),
-            language=language, expires_at=now() + SESSION_LIFETIME,
-        )
-        session.add(checkout)
-        session.flush()
-        return checkout
+        snapshot = invoice_snapshot(invoice, language or customer_language(invoice, account),
+                                    contact.email if contact else "")
+        return token_checkout.open_session(session, invoice.account_id, {"invoice_id": invoice.id}, snapshot,
+                                           language)
 
 
 def hold_invoice(session, checkout: CheckoutSession, amount_minor: int) -> None:
@@ -173,11 +123,7 @@ def hold_invoice(session, checkout: CheckoutSession, amount_minor: int) -> None:
     invoice = lock_one(session, Invoice, checkout.invoice_id)
     if not is_payable(invoice):
         raise InvoiceNotPayable(refusal(invoice), invoice)
-    busy = session.scalar(
-        select(PaymentAttempt.id).join(CheckoutSession, CheckoutSession.id == PaymentAttempt.checkout_session_id)
-        .where(CheckoutSession.invoice_id == invoice.id, PaymentAttempt.status.in_(
-            (AttemptStatus.PENDING.value, AttemptStatus.UNKNOWN.value))).limit(1))
-    if busy is not None:
+    if attempt_in_flight(session, CheckoutSession.invoice_id, invoice.id):
         raise InvoiceNotPayable(_("A payment of this invoice is being processed right now. Open the invoice again "
                                   "in a moment to see it paid."), invoice)
     clearing = session.scalar(select(Payment.id).where(Payment.invoice_id == invoice.id,
@@ -194,9 +140,4 @@ def hold_invoice(session, checkout: CheckoutSession, amount_minor: int) -> None:
 def public_invoice_pdf(invoice: Invoice, *, ip: str | None) -> tuple[str, str, bytes]:
     """The invoice PDF from its pay page. Renders are limited per invoice and per client address, as the
     checkout's receipt downloads are (H7): each takes a second or two of the one PDF renderer everyone shares."""
-    rules = ((current_app.config["KASSA_RECEIPT_RENDER_LINK_LIMIT"], ("invoice-render", "invoice", str(invoice.id))),
-             (current_app.config["KASSA_RECEIPT_RENDER_IP_LIMIT"], ("receipt-render", "ip", ip or "-")))
-    if not throttle.allow(*rules):
-        minutes = -(-throttle.retry_after(*rules) // 60)
-        raise TooManyRequests(_("Too many downloads right now. Try again in %(minutes)d min.", minutes=minutes))
-    return render_invoice(invoice.id)
+    return token_checkout.limited_render("invoice", invoice.id, ip, render_invoice)

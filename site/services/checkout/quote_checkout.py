@@ -6,52 +6,43 @@ name typed, the time and the client's address, writes an audit row, and moves th
 merchant chose. "Pay now" opens Kassa's checkout for exactly the quote: a checkout session of the quote whose
 snapshot holds the quote's lines as a link's items, one-time and recurring, so the same checkout page, attempt,
 processor call and `record_successful_charge` start the subscription of its recurring lines exactly as a link
-with a recurring price does. The quote is counted paid by the payment's success (payment_states), not the page.
+with a recurring price does. The quote is counted paid by the payment's success (payment_states), not the page. The token, the checkout session
+and the download limit are token_checkout's, shared with the invoice pay page.
 """
 
 from __future__ import annotations
 
-import secrets
-from datetime import timedelta
 from typing import Any
 
-from flask import current_app
 from flask_babel import gettext as _
-from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 
 from kassa.actor import Actor
 from kassa.clock import account_today, now
 from kassa.database import lock_one, write_transaction
-from kassa.errors import Conflict, NotFound, TooManyRequests, ValidationFailed
+from kassa.errors import Conflict, NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.models import (
-    CONTACT_FIELDS,
     Account,
-    AttemptStatus,
     BillingFrequency,
     CheckoutSession,
-    Confirmation,
     Contact,
     Deal,
-    FieldMode,
-    Mode,
     Payment,
-    PaymentAttempt,
     PaymentStatus,
     Quote,
     QuoteStatus,
     Stage,
     TermType,
 )
+from kassa.services.checkout import token_checkout
+from kassa.services.payments.documents import attempt_in_flight
 from kassa.services.payments.quote_states import PAYABLE, move_quote
 from kassa.services.payments.quotes import render_quote
-from kassa.services.platform import throttle
 from kassa.services.platform.audit import record_audit
 from kassa.urls import absolute_url
 
 _SALT = "kassa.quote-page"
-SESSION_LIFETIME = timedelta(hours=24)  # as a link's checkout
 MAX_NAME = 200
 
 
@@ -64,12 +55,9 @@ class QuoteClosed(Conflict):
         self.quote = quote
 
 
-def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.secret_key, salt=_SALT)
-
-
 def quote_token(quote: Quote) -> str:
-    return _serializer().dumps(quote.id)
+    """The page's token: the quote id signed with the app secret (token_checkout.sign_id)."""
+    return token_checkout.sign_id(_SALT, quote.id)
 
 
 def quote_url(quote: Quote) -> str:
@@ -78,11 +66,8 @@ def quote_url(quote: Quote) -> str:
 
 def quote_for_token(token: str) -> Quote:
     """The quote a token names; NotFound for a bad signature, a draft (not sent yet) or a deleted quote, all alike."""
-    try:
-        quote_id = _serializer().loads(token or "")
-    except BadSignature:
-        quote_id = None
-    quote = db.session.get(Quote, quote_id) if isinstance(quote_id, int) else None
+    quote_id = token_checkout.signed_id(_SALT, token)
+    quote = db.session.get(Quote, quote_id) if quote_id is not None else None
     if quote is None or quote.status == QuoteStatus.DRAFT.value:
         raise NotFound(_("This quote doesn't exist."))
     return quote
@@ -170,34 +155,14 @@ def quote_snapshot(quote: Quote, email: str, start_url: str) -> dict[str, Any]:
     """A checkout snapshot as a link's (snapshots.link_snapshot), of the quote's lines: one-time lines charged
     today, recurring ones (auto-renewing, as a link's recurring price) charged today for their first period and then
     by their subscription. Nothing in it can be changed by the buyer (no quantities, no promo code, no questions)."""
-    return {
-        "link_id": None,
-        "quote_id": quote.id,
-        "version": 1,
-        "currency": quote.currency,
-        "items": [{
-            "name": line.description, "description": "", "unit_amount_minor": line.unit_amount_minor,
-            "currency": quote.currency, "quantity": line.quantity, "frequency": line.frequency,
-            "term_type": None if line.frequency == BillingFrequency.ONE_TIME.value else TermType.AUTO_RENEW.value,
-            "term_count": None, "product_id": line.product_id, "discount_type": line.discount_type,
-            "discount_value": line.discount_value, "quantity_adjustable": False, "quantity_min": line.quantity,
-            "quantity_max": line.quantity, "custom_amount": False, "amount_min_minor": None, "amount_max_minor": None,
-        } for line in quote.lines],
-        "fields": {field: FieldMode.OFF.value for field in CONTACT_FIELDS},
-        "allow_card": True,
-        "allow_ach": True,
-        "collect_billing_address": False,
-        "collect_shipping_address": False,
-        "confirmation": Confirmation.DEFAULT.value,
-        "redirect_url": None,
-        "terms_url": None,
-        "pipeline_id": None,
-        "stage_id": None,
-        "custom_fields": [],
-        "trial_days": 0,
-        "email": email,
-        "start_url": start_url,
-    }
+    return token_checkout.fixed_snapshot({"quote_id": quote.id}, currency=quote.currency, items=[{
+        "name": line.description, "description": "", "unit_amount_minor": line.unit_amount_minor,
+        "currency": quote.currency, "quantity": line.quantity, "frequency": line.frequency,
+        "term_type": None if line.frequency == BillingFrequency.ONE_TIME.value else TermType.AUTO_RENEW.value,
+        "term_count": None, "product_id": line.product_id, "discount_type": line.discount_type,
+        "discount_value": line.discount_value, "quantity_adjustable": False, "quantity_min": line.quantity,
+        "quantity_max": line.quantity, "custom_amount": False, "amount_min_minor": None, "amount_max_minor": None,
+    } for line in quote.lines], email=email, start_url=start_url)
 
 
 def start_checkout(token: str, *, language: str | None) -> CheckoutSession:
@@ -208,15 +173,8 @@ def start_checkout(token: str, *, language: str | None) -> CheckoutSession:
         if not can_pay(quote):
             raise QuoteClosed(refusal(quote), quote)
         contact = session.get(Contact, quote.contact_id) if quote.contact_id else None
-        checkout = CheckoutSession(
-            account_id=quote.account_id, link_id=None, quote_id=quote.id, token=secrets.token_urlsafe(32),
-            mode=Mode.LIVE.value, link_version=1,
-            snapshot=quote_snapshot(quote, contact.email if contact else "", quote_url(quote)),
-            language=language, expires_at=now() + SESSION_LIFETIME,
-        )
-        session.add(checkout)
-        session.flush()
-        return checkout
+        snapshot = quote_snapshot(quote, contact.email if contact else "", quote_url(quote))
+        return token_checkout.open_session(session, quote.account_id, {"quote_id": quote.id}, snapshot, language)
 
 
 def hold_quote(session, checkout: CheckoutSession, amount_minor: int) -> None:
@@ -225,11 +183,7 @@ def hold_quote(session, checkout: CheckoutSession, amount_minor: int) -> None:
     quote = lock_one(session, Quote, checkout.quote_id)
     if not can_pay(quote):
         raise QuoteClosed(refusal(quote), quote)
-    busy = session.scalar(
-        select(PaymentAttempt.id).join(CheckoutSession, CheckoutSession.id == PaymentAttempt.checkout_session_id)
-        .where(CheckoutSession.quote_id == quote.id, PaymentAttempt.status.in_(
-            (AttemptStatus.PENDING.value, AttemptStatus.UNKNOWN.value))).limit(1))
-    if busy is not None:
+    if attempt_in_flight(session, CheckoutSession.quote_id, quote.id):
         raise QuoteClosed(_("A payment of this quote is being processed right now. Open the quote again in a "
                             "moment to see it paid."), quote)
     clearing = session.scalar(
@@ -244,9 +198,4 @@ def hold_quote(session, checkout: CheckoutSession, amount_minor: int) -> None:
 
 def public_quote_pdf(quote: Quote, *, ip: str | None) -> tuple[str, str, bytes]:
     """The quote PDF from its page, limited per quote and per client address as receipt downloads are (H7)."""
-    rules = ((current_app.config["KASSA_RECEIPT_RENDER_LINK_LIMIT"], ("quote-render", "quote", str(quote.id))),
-             (current_app.config["KASSA_RECEIPT_RENDER_IP_LIMIT"], ("receipt-render", "ip", ip or "-")))
-    if not throttle.allow(*rules):
-        minutes = -(-throttle.retry_after(*rules) // 60)
-        raise TooManyRequests(_("Too many downloads right now. Try again in %(minutes)d min.", minutes=minutes))
-    return render_quote(quote.id)
+    return token_checkout.limited_render("quote", quote.id, ip, render_quote)

@@ -99,33 +99,52 @@ class CheckedLine:
 
 def new_draft(account: Account) -> InvoiceDraft:
     today = account_today(account)
-    return InvoiceDraft(language=account.language if account.language in LANGUAGES else "en",
-                        currency=account.default_currency, issue_date=today.isoformat(),
+    return InvoiceDraft(**new_draft_fields(account, today),
                         due_date=(today + timedelta(days=DEFAULT_DUE_DAYS)).isoformat(), lines=[LineDraft()])
 
 
 def draft_from_invoice(invoice: Invoice, locale: str) -> InvoiceDraft:
-    contact = db.session.get(Contact, invoice.contact_id) if invoice.contact_id else None
-    company = db.session.get(Company, invoice.company_id) if invoice.company_id else None
     return InvoiceDraft(
-        customer_email=contact.email if contact else "",
-        customer_name=contact.display_name if contact and contact.display_name != contact.email else "",
-        company_name=company.name if company else "",
-        language=contact.language if contact else "en",
+        **customer_fields(invoice),
         currency=invoice.currency,
         issue_date=invoice.issue_date.isoformat() if invoice.issue_date else "",
         due_date=invoice.due_date.isoformat() if invoice.due_date else "",
         notes=invoice.notes, terms=invoice.terms, allow_partial=invoice.allow_partial,
-        lines=[LineDraft(description=line.description, quantity=str(line.quantity),
-                         unit_price=Money(line.unit_amount_minor, invoice.currency).to_input(locale),
-                         product_id=line.product_id, discount_type=line.discount_type,
-                         discount_value=discount_input(line, invoice.currency, locale),
+        lines=[LineDraft(**line_fields(line, invoice.currency, locale),
                          tax_rate_id=str(line.tax_rate_id) if line.tax_rate_id else "")
                for line in invoice.lines],
     )
 
 
-def discount_input(line: InvoiceLine, currency: str, locale: str) -> str:
+# Shared with the quote editor (quote_drafts, V4: quotes were built from this editor): a new draft, the customer and
+# the lines as the editor shows them, its buttons, and the customer a saved draft is for. One copy, so the two editors
+# can't drift apart.
+
+
+def new_draft_fields(account: Account, today: date) -> dict[str, str]:
+    """A new draft's language (the account's), currency and issue date (today)."""
+    return {"language": account.language if account.language in LANGUAGES else "en",
+            "currency": account.default_currency, "issue_date": today.isoformat()}
+
+
+def customer_fields(obj) -> dict[str, str]:
+    """The saved invoice's or quote's customer as the editor shows it (no name when it is only the email)."""
+    contact = db.session.get(Contact, obj.contact_id) if obj.contact_id else None
+    company = db.session.get(Company, obj.company_id) if obj.company_id else None
+    return {"customer_email": contact.email if contact else "",
+            "customer_name": contact.display_name if contact and contact.display_name != contact.email else "",
+            "company_name": company.name if company else "",
+            "language": contact.language if contact else "en"}
+
+
+def line_fields(line, currency: str, locale: str) -> dict:
+    """A saved line as the editor shows it (amounts in the merchant's language, as typed)."""
+    return {"description": line.description, "quantity": str(line.quantity),
+            "unit_price": Money(line.unit_amount_minor, currency).to_input(locale), "product_id": line.product_id,
+            "discount_type": line.discount_type, "discount_value": discount_input(line, currency, locale)}
+
+
+def discount_input(line, currency: str, locale: str) -> str:
     if line.discount_type == DiscountType.PERCENT:
         return format_decimal((Decimal(line.discount_value) / 100).normalize(), locale=locale)
     if line.discount_type == DiscountType.AMOUNT:
@@ -133,18 +152,31 @@ def discount_input(line: InvoiceLine, currency: str, locale: str) -> str:
     return ""
 
 
-def add_line(draft: InvoiceDraft) -> InvoiceDraft:
-    return replace(draft, lines=[*draft.lines, LineDraft()])
+def save_customer(account_id: int, email: str, draft) -> tuple[Contact, Company | None]:
+    """Inside the draft's write: the contact of `email` (made from the typed name and language when new) and the
+    company, the contact joining the company when it has none."""
+    first, _sep, last = draft.customer_name.strip().partition(" ")
+    contact = find_or_create_contact(account_id, "live", email, first_name=first, last_name=last,
+                                     language=draft.language)
+    company = find_or_create_company(account_id, "live", draft.company_name)
+    if company is not None and contact.company_id is None:
+        contact.company_id = company.id
+    return contact, company
+
+
+def add_line(draft: InvoiceDraft, line_type: type[LineDraft] = LineDraft) -> InvoiceDraft:
+    return replace(draft, lines=[*draft.lines, line_type()])
 
 
 def remove_line(draft: InvoiceDraft, index: int) -> InvoiceDraft:
     return replace(draft, lines=[line for i, line in enumerate(draft.lines) if i != index])
 
 
-def add_products(draft: InvoiceDraft, products: list[Product], locale: str) -> InvoiceDraft:
+def add_products(draft: InvoiceDraft, products: list[Product], locale: str,
+                 line_type: type[LineDraft] = LineDraft) -> InvoiceDraft:
     """The link editor's product library: each ticked product becomes a line with its name and price, in the
     invoice's currency only (a product in another currency is skipped: an invoice has one currency)."""
-    rows = [LineDraft(description=p.name, unit_price=Money(p.unit_amount_minor, p.currency).to_input(locale),
+    rows = [line_type(description=p.name, unit_price=Money(p.unit_amount_minor, p.currency).to_input(locale),
                       product_id=p.id)
             for p in products if p.currency == draft.currency]
     kept = [line for line in draft.lines if line.description or line.unit_price]
@@ -306,13 +338,7 @@ def save_draft(actor: Actor, invoice_id: int | None, draft: InvoiceDraft, locale
             if invoice.status not in EDITABLE:
                 raise Conflict(_("This invoice is no longer a draft, so it can't be edited. Void it and write a new "
                                  "one instead."))
-        name = draft.customer_name.strip()
-        first, _sep, last = name.partition(" ")
-        contact = find_or_create_contact(account.id, "live", values["email"], first_name=first, last_name=last,
-                                         language=draft.language)
-        company = find_or_create_company(account.id, "live", draft.company_name)
-        if company is not None and contact.company_id is None:
-            contact.company_id = company.id
+        contact, company = save_customer(account.id, values["email"], draft)
         invoice.contact_id, invoice.company_id = contact.id, company.id if company else None
         invoice.currency = values["currency"]
         invoice.issue_date, invoice.due_date = values["issue_date"], values["due_date"]

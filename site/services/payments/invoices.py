@@ -4,23 +4,19 @@ without gaps per account, rendered as a PDF with the receipt's branding and atta
 from __future__ import annotations
 
 from dataclasses import replace
-from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-from babel.numbers import format_decimal
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from kassa.display_ids import display_id
 from kassa.extensions import db
-from kassa.i18n import LANGUAGES
-from kassa.models import Account, Company, Contact, Invoice, Payment
+from kassa.models import Account, Invoice, Payment
 from kassa.money import Money
-from kassa.order_summary import DiscountType, tax_label
-from kassa.renderers.receipt import ReceiptData, ReceiptLine, render_receipt
-from kassa.services.accounts.accounts import logo_dir
+from kassa.order_summary import tax_label
+from kassa.renderers.receipt import render_receipt
+from kassa.services.payments.documents import customer_language, document_data, pdf_lines
 from kassa.services.payments.invoice_tax import tax_breakdown
 from kassa.services.payments.receipts import receipt_data
 from kassa.services.platform.counters import next_number
@@ -83,46 +79,20 @@ def _render_merchant_invoice(invoice: Invoice) -> tuple[str, str, bytes]:
     """V1: a merchant's invoice, in its customer's language, branded as the receipts are: its lines with their
     Q1 discounts, issue and due dates, the amount still due, notes and terms. A draft prints as "Draft"."""
     account = db.session.get(Account, invoice.account_id)
-    contact = db.session.get(Contact, invoice.contact_id) if invoice.contact_id else None
-    company = db.session.get(Company, invoice.company_id) if invoice.company_id else None
-    language = contact.language if contact is not None and contact.language in LANGUAGES else account.language
-    logo = Path(logo_dir()) / account.logo_path if account.logo_path else None
+    language = customer_language(invoice, account)
     money = lambda minor: Money(minor, invoice.currency)  # noqa: E731
     with force_locale(language):
-        lines = []
-        for line in invoice.lines:
-            gross = money(line.quantity * line.unit_amount_minor)
-            discount = gross - money(line.amount_minor) if line.amount_minor != gross.amount_minor else None
-            if discount is not None and line.discount_type == DiscountType.PERCENT:
-                label = _("Discount (%(percent)s%%)", percent=format_decimal(Decimal(line.discount_value) / 100,
-                                                                             locale=language))
-            else:
-                label = _("Discount")
-            lines.append(ReceiptLine(name=line.description, description="", quantity=line.quantity,
-                                     unit_amount=money(line.unit_amount_minor), amount=gross, recurrence=None,
-                                     discount=discount, discount_label=label if discount is not None else None))
-        gross_total = sum(line.amount.amount_minor for line in lines)
-        net_total = sum(line.amount_minor for line in invoice.lines)
+        lines = pdf_lines(invoice.lines, money, language)
         tax_rows = tax_breakdown(invoice.lines)
         dates = tuple((label, format_when(value, DATE, locale=language, timezone=None))
                       for label, value in ((_("Issue date"), invoice.issue_date), (_("Due date"), invoice.due_date))
                       if value is not None)
-        data = ReceiptData(
-            number=invoice_label_or_draft(invoice), issued_at=invoice.issued_at, timezone=account.timezone,
-            language=language, merchant_name=account.name, merchant_address=account.address or "",
-            merchant_email=account.support_email or "", brand_color=account.brand_color,
-            logo_file=logo if logo and logo.exists() else None,
-            buyer_email=contact.email if contact else "",
-            buyer_name=" · ".join(part for part in ((contact.display_name if contact and contact.display_name !=
-                                                      contact.email else ""), company.name if company else "")
-                                 if part),
-            billing_address=None, lines=tuple(lines), total=money(invoice.amount_minor),
-            amount_paid=money(invoice.amount_paid_minor), payment_method="", test_mode=False,
-            subtotal=money(gross_total), discount=money(gross_total - net_total)
-            if gross_total != net_total else None,
-            merchant_vat_number=account.vat_number or "",
+        data = document_data(
+            invoice, account, language, lines, net_minor=sum(line.amount_minor for line in invoice.lines),
+            number=invoice_label_or_draft(invoice), issued_at=invoice.issued_at,
+            total=money(invoice.amount_minor), amount_paid=money(invoice.amount_paid_minor),
             title=_("Invoice"), number_label=_("Invoice number"), dates=dates,
-            amount_due=money(invoice.amount_due_minor), notes=invoice.notes, terms=invoice.terms,
+            amount_due=money(invoice.amount_due_minor),
             tax_rows=tuple((tax_label(row), money(row.tax_minor), money(row.taxable_minor))
                            for row in tax_rows),
             tax_total=money(invoice.tax_minor) if tax_rows else None,

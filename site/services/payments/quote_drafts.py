@@ -8,7 +8,7 @@ Only a draft can be edited (quote_states.EDITABLE). Finalizing gives it its numb
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from flask_babel import gettext as _
@@ -20,17 +20,12 @@ from kassa.database import lock_one, write_transaction
 from kassa.errors import Conflict, NotFound, ValidationFailed
 from kassa.extensions import db
 from kassa.forms import parse_date
-from kassa.i18n import LANGUAGES
 from kassa.models import (
     Account,
-    AttemptStatus,
     BillingFrequency,
     CheckoutSession,
-    Company,
-    Contact,
     Deal,
     Payment,
-    PaymentAttempt,
     PaymentStatus,
     Product,
     Quote,
@@ -38,10 +33,9 @@ from kassa.models import (
     QuoteStatus,
     Stage,
 )
-from kassa.money import Money
-from kassa.services.crm.crm import find_or_create_company, find_or_create_contact
 from kassa.services.links.products import MAX_AMOUNT_MINOR
 from kassa.services.payments import invoice_drafts
+from kassa.services.payments.documents import attempt_in_flight
 from kassa.services.payments.invoice_drafts import CheckedLine, LineDraft
 from kassa.services.payments.quote_states import EDITABLE, move_quote
 from kassa.services.platform.audit import record_audit
@@ -77,44 +71,34 @@ class QuoteDraft:
 
 def new_draft(account: Account) -> QuoteDraft:
     today = account_today(account)
-    return QuoteDraft(language=account.language if account.language in LANGUAGES else "en",
-                      currency=account.default_currency, issue_date=today.isoformat(),
+    return QuoteDraft(**invoice_drafts.new_draft_fields(account, today),
                       expiry_date=(today + timedelta(days=DEFAULT_EXPIRY_DAYS)).isoformat(), lines=[QuoteLineDraft()])
 
 
 def draft_from_quote(quote: Quote, locale: str) -> QuoteDraft:
-    contact = db.session.get(Contact, quote.contact_id) if quote.contact_id else None
-    company = db.session.get(Company, quote.company_id) if quote.company_id else None
     return QuoteDraft(
-        customer_email=contact.email if contact else "",
-        customer_name=contact.display_name if contact and contact.display_name != contact.email else "",
-        company_name=company.name if company else "", language=contact.language if contact else "en",
+        **invoice_drafts.customer_fields(quote),
         currency=quote.currency, issue_date=quote.issue_date.isoformat() if quote.issue_date else "",
         expiry_date=quote.expiry_date.isoformat() if quote.expiry_date else "", notes=quote.notes, terms=quote.terms,
         deal_id=quote.deal_id, accept_stage_id=quote.accept_stage_id,
-        lines=[QuoteLineDraft(description=line.description, quantity=str(line.quantity),
-                              unit_price=Money(line.unit_amount_minor, quote.currency).to_input(locale),
-                              product_id=line.product_id, discount_type=line.discount_type,
-                              discount_value=invoice_drafts.discount_input(line, quote.currency, locale),
-                              frequency=line.frequency)
+        lines=[QuoteLineDraft(**invoice_drafts.line_fields(line, quote.currency, locale), frequency=line.frequency)
                for line in quote.lines],
     )
 
 
+# The editor's buttons are the invoice editor's, with a quote's line (one-time until its frequency is chosen).
+
+
 def add_line(draft: QuoteDraft) -> QuoteDraft:
-    return replace(draft, lines=[*draft.lines, QuoteLineDraft()])
+    return invoice_drafts.add_line(draft, QuoteLineDraft)
 
 
-def remove_line(draft: QuoteDraft, index: int) -> QuoteDraft:
-    return replace(draft, lines=[line for i, line in enumerate(draft.lines) if i != index])
+remove_line = invoice_drafts.remove_line
 
 
 def add_products(draft: QuoteDraft, products: list[Product], locale: str) -> QuoteDraft:
     """The product library, as the invoice editor's: a product's price, in the quote's currency only."""
-    rows = [QuoteLineDraft(description=p.name, unit_price=Money(p.unit_amount_minor, p.currency).to_input(locale),
-                           product_id=p.id) for p in products if p.currency == draft.currency]
-    kept = [line for line in draft.lines if line.description or line.unit_price]
-    return replace(draft, lines=[*kept, *rows])
+    return invoice_drafts.add_products(draft, products, locale, QuoteLineDraft)
 
 
 # -- validation --------------------------------------------------------------------------------------
@@ -191,12 +175,7 @@ def save_draft(actor: Actor, quote_id: int | None, draft: QuoteDraft, locale: st
             quote = owned(actor, quote_id, lock=True)
             if quote.status not in EDITABLE:
                 raise Conflict(_("This quote was sent, so it can't be edited. Void it and write a new one instead."))
-        first, _sep, last = draft.customer_name.strip().partition(" ")
-        contact = find_or_create_contact(account.id, "live", values["email"], first_name=first, last_name=last,
-                                         language=draft.language)
-        company = find_or_create_company(account.id, "live", draft.company_name)
-        if company is not None and contact.company_id is None:
-            contact.company_id = company.id
+        contact, company = invoice_drafts.save_customer(account.id, values["email"], draft)
         quote.contact_id, quote.company_id = contact.id, company.id if company else None
         quote.currency = values["currency"]
         quote.issue_date, quote.expiry_date = values["issue_date"], values["expiry_date"]
@@ -247,12 +226,8 @@ def _payment_on_its_way(quote_id: int) -> bool:
     clearing = select(Payment.id).join(CheckoutSession, CheckoutSession.id == Payment.checkout_session_id).where(
         CheckoutSession.quote_id == quote_id,
         Payment.status.in_((PaymentStatus.PROCESSING.value, PaymentStatus.INCOMPLETE.value)))
-    charging = select(PaymentAttempt.id).join(
-        CheckoutSession, CheckoutSession.id == PaymentAttempt.checkout_session_id).where(
-        CheckoutSession.quote_id == quote_id,
-        PaymentAttempt.status.in_((AttemptStatus.PENDING.value, AttemptStatus.UNKNOWN.value)))
     return (db.session.scalar(clearing.limit(1)) is not None
-            or db.session.scalar(charging.limit(1)) is not None)
+            or attempt_in_flight(db.session, CheckoutSession.quote_id, quote_id))
 
 
 def delete_draft(actor: Actor, quote_id: int) -> None:
