@@ -6,10 +6,15 @@ menu button (aria-expanded, keyboard), and the menu still reachable without Java
 from __future__ import annotations
 
 import re
+import sqlite3
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import closing
 
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from tests.support.browser import (
     DESKTOP,
@@ -52,6 +57,10 @@ def merchant_get_endpoints(app) -> set[str]:
 
 @pytest.fixture
 def shop(live_server):
+    return seed_shop(live_server)
+
+
+def seed_shop(live_server) -> dict[str, int]:
     """The demo merchant (products, links, real test checkouts by card and bank, subscriptions, a refund, a
     dispute, CRM contacts, deals and companies) plus one of every attention item (failed payout and renewal,
     paused link, failed export) and a second team member: every merchant page has something on it."""
@@ -320,15 +329,58 @@ def test_b12_every_merchant_get_route_is_listed(live_server):
     assert merchant_get_endpoints(live_server.app) == listed
 
 
-@pytest.mark.parametrize("size", ["phone", "desktop"])
-def test_b12_every_merchant_page_fits_the_screen_and_is_axe_clean(live_server, shop, new_page, size):
+# The walk is split into groups (each size × each group is a test), so xdist spreads ~180 page visits over its
+# workers instead of one worker walking them in two tests of minutes each. An endpoint's group is fixed by its
+# place in pages(): every page is in exactly one group (checked below).
+WALK_GROUPS = 6
 
+
+def walk_group(ids: dict, group: int) -> dict[str, list[str]]:
+    return {endpoint: paths for index, (endpoint, paths) in enumerate(pages(ids).items())
+            if index % WALK_GROUPS == group}
+
+
+@pytest.fixture(scope="module")
+def walk_server(browser_database_url, tmp_path_factory) -> Iterator[tuple]:
+    """One seeded shop served for the walk's groups on this worker, on a database of its own (the other tests
+    here empty theirs): the walk only reads pages (GET), so its groups share it. (server, ids)"""
+    from tests.support.browser import running_live_server
+
+    directory = tmp_path_factory.mktemp("b12-walk")
+    # A copy of the migrated browser database (its rows are emptied when the server starts).
+    with closing(sqlite3.connect(make_url(browser_database_url).database)) as source, \
+            closing(sqlite3.connect(directory / "kassa.db")) as copy:
+        source.backup(copy)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("KASSA_INSTANCE_PATH", str(directory / "instance"))
+        for name in ("KASSA_SMTP_URL", "KASSA_REDIS_URL", "KASSA_DATABASE_URL"):
+            monkeypatch.delenv(name, raising=False)
+        with running_live_server(f"sqlite:///{directory / 'kassa.db'}", {}) as server:
+            yield server, seed_shop(server)
+
+
+def test_b12_walk_groups_cover_every_page_once():
+    """B12: the walk's groups together are exactly pages(), each page in one group."""
+    ids = defaultdict(lambda: 1)  # any id: only which paths a group holds matters here
+    groups = [walk_group(ids, g) for g in range(WALK_GROUPS)]
+    assert all(groups)
+    merged = {endpoint: paths for group in groups for endpoint, paths in group.items()}
+    assert merged == pages(ids)
+    assert sum(len(group) for group in groups) == len(pages(ids))
+    assert sum(len(paths) for paths in merged.values()) >= 50
+
+
+@pytest.mark.parametrize("group", range(WALK_GROUPS))
+@pytest.mark.parametrize("size", ["phone", "desktop"])
+def test_b12_every_merchant_page_fits_the_screen_and_is_axe_clean(walk_server, new_page, size, group):
+    live_server, shop = walk_server
     page = new_page(viewport=PHONE if size == "phone" else DESKTOP)
     base = live_server.url
     log_in_page(page, base, EMAIL, PASSWORD)
     problems: list[str] = []
     visited = 0
-    for endpoint, paths in pages(shop).items():
+    walked = walk_group(shop, group)
+    for endpoint, paths in walked.items():
         for path in paths:
             response = page.goto(base + path)
             if response.status != 200:
@@ -345,7 +397,7 @@ def test_b12_every_merchant_page_fits_the_screen_and_is_axe_clean(live_server, s
                 problems.append(str(exc))
             screenshot(page, f"b12-{_name(path)}-{size}")
     assert not problems, "\n".join(problems)
-    assert visited == sum(len(paths) for paths in pages(shop).values()) >= 50
+    assert visited == sum(len(paths) for paths in walked.values()) >= 50 // WALK_GROUPS
     assert page.js_errors == [], sorted(set(page.js_errors))
 
 
