@@ -6,44 +6,17 @@ its buyers to Stripe Checkout makes. Retrieve, list and expire are checked again
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 import stripe
-from werkzeug.serving import make_server
 
 from kassa.services.api.keys import create_key
 from tests.factories import make_merchant
-from tests.support.browser import serving
 from tests.support.checkout import buyer_form
 from tests.support.checkout_flow import field_value, make_link
 from tests.support.payments import actor_for
-from tests.support.stripe_params import check_request
-
-
-class StripeCheckedClient(stripe.RequestsClient):
-    """The SDK's own HTTP transport, refusing first any request the real Stripe API would refuse."""
-
-    def request(self, method, url, headers, post_data=None, *, _usage=None):
-        parts = urlsplit(url)
-        body = post_data.decode() if isinstance(post_data, bytes) else post_data or parts.query
-        check_request(method.upper(), parts.path.removeprefix("/api"), parse_qsl(body or "", keep_blank_values=True))
-        return super().request(method, url, headers, post_data)
-
-
-@pytest.fixture
-def kassa_url(app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    with serving(server):
-        yield f"http://127.0.0.1:{server.server_port}"
-
-
-def stripe_client(secret: str, kassa_url: str, checked: bool = True) -> stripe.StripeClient:
-    base = f"{kassa_url}/api"
-    return stripe.StripeClient(secret, base_addresses={"api": base, "files": base, "connect": base},
-                               http_client=StripeCheckedClient() if checked else stripe.RequestsClient(),
-                               max_network_retries=0)
+from tests.web.test_i3_stripe_client import kassa_url, stripe_client  # noqa: F401 (kassa_url: the fixture)
 
 
 @pytest.fixture
@@ -52,7 +25,7 @@ def owner(app):
 
 
 @pytest.fixture
-def clients(owner, kassa_url) -> tuple[stripe.StripeClient, stripe.StripeClient]:
+def clients(owner, kassa_url) -> tuple[stripe.StripeClient, stripe.StripeClient]:  # noqa: F811
     """(checked, plain): the same test key through Stripe's checker and through the SDK's plain transport."""
     _key, secret = create_key(actor_for(owner), "Shop", "test")
     return stripe_client(secret, kassa_url), stripe_client(secret, kassa_url, checked=False)

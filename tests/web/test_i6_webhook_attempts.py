@@ -8,38 +8,18 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import pytest
 import time_machine
 from sqlalchemy import func, select
 
 from kassa.extensions import db
 from kassa.models import OutboxMessage, WebhookAttempt, WebhookDelivery
-from tests.factories import make_merchant
 from tests.support.app import run_outbox
 from tests.support.concurrency import at_once
-from tests.support.payments import login, soup_of, text_of
+from tests.support.payments import soup_of, text_of
+from tests.support.webhook_fixtures import *  # noqa: F403 (app_config, receiver, owner: pytest finds them here)
 from tests.support.webhook_receiver import Receiver
 from tests.support.webhook_verify import verify
 from tests.web.test_i6_webhooks import deliveries, new_endpoint, pay, tick
-
-
-@pytest.fixture
-def app_config():
-    return {"KASSA_WEBHOOK_ALLOW_LOOPBACK": True}
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def owner(client):
-    user = make_merchant(company="Hook Shop")
-    login(client, user)
-    return user
 
 
 def attempts_of(delivery_id: int) -> list[WebhookAttempt]:

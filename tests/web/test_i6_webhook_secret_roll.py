@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 import time_machine
 from sqlalchemy import select
 
@@ -17,28 +16,9 @@ from kassa.models import AuditEvent, WebhookEndpoint
 from tests.factories import make_merchant
 from tests.support.app import run_outbox
 from tests.support.payments import login, soup_of, text_of
-from tests.support.webhook_receiver import Receiver
+from tests.support.webhook_fixtures import *  # noqa: F403 (app_config, receiver, owner: pytest finds them here)
 from tests.support.webhook_verify import verify
 from tests.web.test_i6_webhooks import new_endpoint, pay, tick
-
-
-@pytest.fixture
-def app_config():
-    return {"KASSA_WEBHOOK_ALLOW_LOOPBACK": True}
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def owner(client):
-    user = make_merchant(company="Hook Shop")
-    login(client, user)
-    return user
 
 
 def roll(client, endpoint_id: int, overlap: str):

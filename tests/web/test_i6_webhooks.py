@@ -20,27 +20,8 @@ from tests.support.checkout import pay_with_card
 from tests.support.checkout_flow import item, make_link
 from tests.support.concurrency import at_once
 from tests.support.payments import login, soup_of, text_of
-from tests.support.webhook_receiver import Receiver
+from tests.support.webhook_fixtures import *  # noqa: F403 (app_config, receiver, owner: pytest finds them here)
 from tests.support.webhook_verify import verify  # the snippet of docs/api.md, as a merchant pastes it
-
-
-@pytest.fixture
-def app_config():
-    return {"KASSA_WEBHOOK_ALLOW_LOOPBACK": True}
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def owner(client):
-    user = make_merchant(company="Hook Shop")
-    login(client, user)
-    return user
 
 
 def add_endpoint(client, url: str, events=("payment.succeeded",), mode: str = "test", description: str = ""):
