@@ -43,9 +43,9 @@ def _session_object(row: CheckoutSession) -> dict[str, Any]:
     return stripe_objects.checkout_session(row, payment)
 
 
-def create_checkout_session(caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
-    """POST /v1/checkout/sessions: a checkout session of `payment_link`, in the key's mode, its form starting
-    with `customer_email`; the buyer opens its `url`."""
+def _payment_link(caller: Caller, params: dict[str, Any]):
+    """The caller's payment link named by `payment_link` (`plink_…`); another account's or an unknown one is
+    `resource_missing`, as in Stripe."""
     link_text = _scalar(params, "payment_link")
     number = stripe_objects.parse_object_id("payment_link", link_text)
     try:
@@ -54,6 +54,13 @@ def create_checkout_session(caller: Caller, params: dict[str, Any]) -> dict[str,
         link = None
     if link is None:
         raise missing("payment_link", link_text, "payment_link")
+    return link
+
+
+def create_checkout_session(caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
+    """POST /v1/checkout/sessions: a checkout session of `payment_link`, in the key's mode, its form starting
+    with `customer_email`; the buyer opens its `url`."""
+    link = _payment_link(caller, params)
     email = None
     if params.get("customer_email"):
         try:
@@ -97,14 +104,7 @@ def list_checkout_sessions(caller: Caller, params: dict[str, Any], url: str) -> 
     query = select(CheckoutSession).where(CheckoutSession.account_id == caller.account_id,
                                           CheckoutSession.mode == caller.mode, CheckoutSession.link_id.is_not(None))
     if "payment_link" in params:
-        link_text = _scalar(params, "payment_link")
-        number = stripe_objects.parse_object_id("payment_link", link_text)
-        try:
-            link = owned_link(db.session, caller.account_id, number) if number else None
-        except NotFound:
-            link = None
-        if link is None:
-            raise missing("payment_link", link_text, "payment_link")
+        link = _payment_link(caller, params)
         query = query.where(CheckoutSession.link_id == link.id)
     status = _scalar(params, "status")
     moment = now()

@@ -247,33 +247,29 @@ def on_give_up(kind: str) -> Callable:
     return decorate
 
 
-def finish_done(session, claimed: list[tuple[int, int]]) -> int:
-    """Inside the caller's write transaction: mark these (message id, attempt) done, set-based, unless someone
-    else re-claimed one after our lease ran out (its attempt number moved on: their outcome wins)."""
+def _update_claimed(session, claimed: list[tuple[int, int]], **values) -> int:
+    """Set `values` on these leased (message id, attempt) rows, set-based, unless someone else re-claimed one after
+    our lease ran out (its attempt number moved on: their outcome wins)."""
     if not claimed:
         return 0
     return session.execute(
         update(OutboxMessage)
         .where(tuple_(OutboxMessage.id, OutboxMessage.attempts).in_(claimed),
                OutboxMessage.status == OutboxStatus.PROCESSING.value)
-        .values(status=OutboxStatus.DONE.value, done_at=now(), last_error=None, locked_until=None, locked_by=None)
+        .values(locked_until=None, locked_by=None, **values)
         .execution_options(synchronize_session=False)
     ).rowcount
+
+
+def finish_done(session, claimed: list[tuple[int, int]]) -> int:
+    """Inside the caller's write transaction: mark these leased messages done."""
+    return _update_claimed(session, claimed, status=OutboxStatus.DONE.value, done_at=now(), last_error=None)
 
 
 def release_claimed(session, claimed: list[tuple[int, int]]) -> int:
     """Inside the caller's write transaction: give back leased messages not run this time (due again at once,
-    their attempt not counted), unless someone else re-claimed one meanwhile."""
-    if not claimed:
-        return 0
-    return session.execute(
-        update(OutboxMessage)
-        .where(tuple_(OutboxMessage.id, OutboxMessage.attempts).in_(claimed),
-               OutboxMessage.status == OutboxStatus.PROCESSING.value)
-        .values(status=OutboxStatus.PENDING.value, attempts=OutboxMessage.attempts - 1, locked_until=None,
-                locked_by=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    their attempt not counted)."""
+    return _update_claimed(session, claimed, status=OutboxStatus.PENDING.value, attempts=OutboxMessage.attempts - 1)
 
 
 def _run_batch(kind: str, items: list[Claimed]) -> None:
