@@ -20,7 +20,7 @@ from kassa.services.accounts.emails import normalize_email
 from kassa.services.api import stripe_objects
 from kassa.services.api.errors import ApiError
 from kassa.services.api.metadata import metadata
-from kassa.services.api.resources import Caller, _cursor, _limit, _page, _scalar, missing
+from kassa.services.api.resources import Caller, cursor_param, limit_param, list_page, missing, scalar_param
 from kassa.services.backoffice.payment_filters import FilterError, dump_filter, parse_filter
 from kassa.services.backoffice.payment_index import DEFAULT_COLUMNS
 from kassa.services.checkout import api_sessions
@@ -46,7 +46,7 @@ def _session_object(row: CheckoutSession) -> dict[str, Any]:
 def _payment_link(caller: Caller, params: dict[str, Any]):
     """The caller's payment link named by `payment_link` (`plink_…`); another account's or an unknown one is
     `resource_missing`, as in Stripe."""
-    link_text = _scalar(params, "payment_link")
+    link_text = scalar_param(params, "payment_link")
     number = stripe_objects.parse_object_id("payment_link", link_text)
     try:
         link = owned_link(db.session, caller.account_id, number) if number else None
@@ -64,17 +64,17 @@ def create_checkout_session(caller: Caller, params: dict[str, Any]) -> dict[str,
     email = None
     if params.get("customer_email"):
         try:
-            email = normalize_email(_scalar(params, "customer_email"), field="customer_email")
+            email = normalize_email(scalar_param(params, "customer_email"), field="customer_email")
         except ValidationFailed as exc:
             raise ApiError(400, exc.message, param="customer_email", code="email_invalid") from None
-    success_url = _scalar(params, "success_url") or None
+    success_url = scalar_param(params, "success_url") or None
     # H11: an http(s) address that parses cleanly (the checkout's CSP allows its origin)
     if success_url is not None and web_origin(success_url.replace("{CHECKOUT_SESSION_ID}", "cs_0")) is None:
         raise ApiError(400, "Invalid URL: success_url must be a full http(s) address without spaces, quotes, "
                        "commas or semicolons.", param="success_url", code="url_invalid")
     expires_at = None
     if "expires_at" in params:
-        stamp = parse_int(_scalar(params, "expires_at"), minimum=0, maximum=2**40)
+        stamp = parse_int(scalar_param(params, "expires_at"), minimum=0, maximum=2**40)
         if stamp is None:
             raise ApiError(400, "Invalid integer: expires_at", param="expires_at")
         expires_at = datetime.fromtimestamp(stamp, UTC)
@@ -100,13 +100,13 @@ def retrieve_checkout_session(caller: Caller, session_id: str) -> dict[str, Any]
 def list_checkout_sessions(caller: Caller, params: dict[str, Any], url: str) -> dict[str, Any]:
     """GET /v1/checkout/sessions: the key's mode's sessions of payment links (the shop's and its buyers' visits),
     newest first; `payment_link` for one link's, `status` for open, complete or expired ones."""
-    limit = _limit(params)
+    limit = limit_param(params)
     query = select(CheckoutSession).where(CheckoutSession.account_id == caller.account_id,
                                           CheckoutSession.mode == caller.mode, CheckoutSession.link_id.is_not(None))
     if "payment_link" in params:
         link = _payment_link(caller, params)
         query = query.where(CheckoutSession.link_id == link.id)
-    status = _scalar(params, "status")
+    status = scalar_param(params, "status")
     moment = now()
     if status == "complete":
         query = query.where(CheckoutSession.status == CheckoutStatus.COMPLETED.value)
@@ -116,9 +116,9 @@ def list_checkout_sessions(caller: Caller, params: dict[str, Any], url: str) -> 
         query = query.where((CheckoutSession.status == CheckoutStatus.EXPIRED.value)
                             | ((CheckoutSession.status == CheckoutStatus.OPEN.value)
                                & (CheckoutSession.expires_at <= moment)))
-    cursor, before = _cursor(params, lambda text: _visible_session(
+    cursor, before = cursor_param(params, lambda text: _visible_session(
         caller, stripe_objects.parse_object_id("checkout_session", text)))
-    rows, more = _page(query, CheckoutSession, cursor, limit, before)
+    rows, more = list_page(query, CheckoutSession, cursor, limit, before)
     return stripe_objects.list_envelope(url, [_session_object(row) for row in rows], more)
 
 
@@ -154,12 +154,12 @@ def _visible_export(caller: Caller, export_id: str) -> Export:
 def create_export(caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
     """POST /api/kassa/exports: the payments the filter selects, of the key's account and mode only, as CSV or
     XLSX, built by the worker as the exports page's (X1); poll the export, then download its file."""
-    text = _scalar(params, "filter")
+    text = scalar_param(params, "filter")
     try:
         groups = parse_filter(text)
     except FilterError as exc:
         raise ApiError(400, exc.message, param="filter") from None
-    file_format = _scalar(params, "format") or "csv"
+    file_format = scalar_param(params, "format") or "csv"
     state = urlencode({"adv": dump_filter(groups)}) if groups else ""
     try:
         row = export_service.request_export(

@@ -69,7 +69,7 @@ def _known(params: dict[str, Any], allowed: set[str]) -> None:
             raise ApiError(400, f"Received unknown parameter: {name}", param=name)
 
 
-def _scalar(params: dict[str, Any], name: str) -> str | None:
+def scalar_param(params: dict[str, Any], name: str) -> str | None:
     """A parameter that takes one value (not `name[x]=…`); None when absent."""
     value = params.get(name)
     if isinstance(value, dict):
@@ -237,7 +237,7 @@ def update_payment_link(caller: Caller, link_id: str, params: dict[str, Any]) ->
             field, message = next(iter(exc.errors.items()), (exc.field, exc.message))
             raise ApiError(400, message, param=_draft_param(field or "")) from None
     if "active" in params:
-        active = _scalar(params, "active")
+        active = scalar_param(params, "active")
         if active not in ("true", "false"):
             raise ApiError(400, "Invalid boolean: active", param="active")
         try:
@@ -260,10 +260,10 @@ def _visible_payment(caller: Caller, number: int | None) -> Payment | None:
     return payment
 
 
-def _limit(params: dict[str, Any]) -> int:
+def limit_param(params: dict[str, Any]) -> int:
     if "limit" not in params:
         return DEFAULT_LIMIT
-    limit = parse_int(_scalar(params, "limit"), minimum=1, maximum=MAX_LIMIT)
+    limit = parse_int(scalar_param(params, "limit"), minimum=1, maximum=MAX_LIMIT)
     if limit is None:
         raise ApiError(400, "Invalid integer: limit must be between 1 and 100.", param="limit")
     return limit
@@ -271,7 +271,7 @@ def _limit(params: dict[str, Any]) -> int:
 
 def page_query(query, model, cursor, limit: int, before: bool = False):
     """The select of one list page and one row more (to tell `has_more`), in Stripe's order: newest first after
-    the `starting_after` row, or, with `before`, oldest first from the `ending_before` row (reversed by `_page`).
+    the `starting_after` row, or, with `before`, oldest first from the `ending_before` row (reversed by `list_page`).
     Keyset on (created_at, id), read off the (account_id, created_at, id) index: the plain bound on created_at
     lets the database start the index scan at the cursor (the OR alone doesn't), so page 50,000 costs what page
     1 does. No OFFSET, no COUNT."""
@@ -288,7 +288,7 @@ def page_query(query, model, cursor, limit: int, before: bool = False):
     return query.limit(limit + 1)
 
 
-def _page(query, model, cursor, limit: int, before: bool = False) -> tuple[list[Any], bool]:
+def list_page(query, model, cursor, limit: int, before: bool = False) -> tuple[list[Any], bool]:
     """One page of `page_query` and whether there are more rows beyond it: objects for `select(Model)`, plain
     rows for a select of columns."""
     result = db.session.execute(page_query(query, model, cursor, limit, before))
@@ -299,13 +299,13 @@ def _page(query, model, cursor, limit: int, before: bool = False) -> tuple[list[
     return rows[:limit], len(rows) > limit
 
 
-def _cursor(params: dict[str, Any], find) -> tuple[Any, bool]:
+def cursor_param(params: dict[str, Any], find) -> tuple[Any, bool]:
     """The `starting_after` or `ending_before` row (one of them, as Stripe's), and whether it is `ending_before`."""
     if "starting_after" in params and "ending_before" in params:
         raise ApiError(400, "You may only specify one of these parameters: starting_after, ending_before.",
                        param="ending_before")
     for name in ("starting_after", "ending_before"):
-        text = _scalar(params, name)
+        text = scalar_param(params, name)
         if text:
             row = find(text)
             if row is None:
@@ -325,11 +325,11 @@ def _payments_page(caller: Caller, params: dict[str, Any], kind: str) -> tuple[l
     """GET /v1/payment_intents and /v1/charges: the key's mode's payments, `limit` (1–100, 10), `starting_after`
     or `ending_before`."""
     _known(params, {"limit", "starting_after", "ending_before", "expand"})
-    limit = _limit(params)
-    cursor, before = _cursor(params, lambda text: _visible_payment(caller, stripe_objects.parse_object_id(kind, text)))
+    limit = limit_param(params)
+    cursor, before = cursor_param(params, lambda text: _visible_payment(caller, stripe_objects.parse_object_id(kind, text)))
     shown = select(*INTENT_COLUMNS) if kind == "payment_intent" else select(Payment)
     query = shown.where(Payment.account_id == caller.account_id, Payment.mode == caller.mode)
-    return _page(query, Payment, cursor, limit, before)
+    return list_page(query, Payment, cursor, limit, before)
 
 
 _EXPANDABLE = {"customer", "refunds"}
@@ -417,15 +417,15 @@ def create_refund(caller: Caller, params: dict[str, Any], idempotency_key: str |
     else:
         raise ApiError(400, "One of the following params should be provided for this request: payment_intent or "
                        "charge.", param="payment_intent")
-    target = _scalar(params, param)
+    target = scalar_param(params, param)
     payment = _visible_payment(caller, stripe_objects.parse_object_id(kind, target))
     if payment is None:
         raise missing(kind, target, param)
-    reason = _scalar(params, "reason") or "requested_by_customer"
+    reason = scalar_param(params, "reason") or "requested_by_customer"
     if reason not in _REASONS:
         raise ApiError(400, f"Invalid reason: must be one of {', '.join(sorted(_REASONS))}", param="reason")
     if "amount" in params:
-        amount = parse_int(_scalar(params, "amount"), minimum=1)
+        amount = parse_int(scalar_param(params, "amount"), minimum=1)
         if amount is None:
             raise ApiError(400, "Invalid positive integer", param="amount")
     else:
@@ -461,17 +461,17 @@ def retrieve_refund(caller: Caller, refund_id: str) -> dict[str, Any]:
 def list_refunds(caller: Caller, params: dict[str, Any], url: str) -> dict[str, Any]:
     """GET /v1/refunds: the key's mode's refunds, newest first; `payment_intent` or `charge` for one payment's."""
     _known(params, {"limit", "starting_after", "ending_before", "payment_intent", "charge"})
-    limit = _limit(params)
+    limit = limit_param(params)
     query = (select(Refund).join(Payment, Payment.id == Refund.payment_id)
              .where(Refund.account_id == caller.account_id, Payment.mode == caller.mode))
     for kind in ("payment_intent", "charge"):
         if kind in params:
-            payment = _visible_payment(caller, stripe_objects.parse_object_id(kind, _scalar(params, kind)))
+            payment = _visible_payment(caller, stripe_objects.parse_object_id(kind, scalar_param(params, kind)))
             if payment is None:
                 raise missing(kind, params[kind], kind)
             query = query.where(Refund.payment_id == payment.id)
-    cursor, before = _cursor(params, lambda text: _visible_refund(caller, stripe_objects.parse_object_id("refund", text)))
-    rows, more = _page(query, Refund, cursor, limit, before)
+    cursor, before = cursor_param(params, lambda text: _visible_refund(caller, stripe_objects.parse_object_id("refund", text)))
+    rows, more = list_page(query, Refund, cursor, limit, before)
     return stripe_objects.list_envelope(url, [stripe_objects.refund(r) for r in rows], more)
 
 
@@ -588,12 +588,12 @@ def retrieve_payout(caller: Caller, payout_id: str) -> dict[str, Any]:
 
 
 def list_payouts(caller: Caller, params: dict[str, Any], url: str) -> dict[str, Any]:
-    limit = _limit(params)
-    cursor, before = _cursor(params, lambda text: _visible_payout(caller, stripe_objects.parse_object_id("payout", text)))
+    limit = limit_param(params)
+    cursor, before = cursor_param(params, lambda text: _visible_payout(caller, stripe_objects.parse_object_id("payout", text)))
     query = select(Payout).where(Payout.account_id == caller.account_id, Payout.mode == caller.mode)
     if "status" in params:
         query = query.where(Payout.status == params["status"])
-    rows, more = _page(query, Payout, cursor, limit, before)
+    rows, more = list_page(query, Payout, cursor, limit, before)
     return stripe_objects.list_envelope(url, [stripe_objects.payout(r) for r in rows], more)
 
 
@@ -621,13 +621,13 @@ def retrieve_balance_transaction(caller: Caller, txn_id: str) -> dict[str, Any]:
 def list_balance_transactions(caller: Caller, params: dict[str, Any], url: str) -> dict[str, Any]:
     """GET /v1/balance_transactions: the key's mode's ledger, newest first; `payout=po_…` for one payout's
     entries, `type` for one kind."""
-    limit = _limit(params)
+    limit = limit_param(params)
 
     def find(text: str):
         row = _visible_entry(caller, stripe_objects.parse_object_id("balance_transaction", text))
         return None if row is None else _Cursor(row.occurred_at, row.id)
 
-    cursor, before = _cursor(params, find)
+    cursor, before = cursor_param(params, find)
     query = select(LedgerEntry).where(LedgerEntry.account_id == caller.account_id, LedgerEntry.mode == caller.mode)
     if "payout" in params:
         payout = _visible_payout(caller, stripe_objects.parse_object_id("payout", params["payout"]))
@@ -636,7 +636,7 @@ def list_balance_transactions(caller: Caller, params: dict[str, Any], url: str) 
         query = query.where(LedgerEntry.payout_id == payout.id)
     if "type" in params:
         query = query.where(LedgerEntry.type == params["type"])
-    rows, more = _page(query, _LedgerOrder, cursor, limit, before)
+    rows, more = list_page(query, _LedgerOrder, cursor, limit, before)
     return stripe_objects.list_envelope(url, [stripe_objects.balance_transaction(r) for r in rows], more)
 
 
@@ -661,14 +661,14 @@ def retrieve_product(caller: Caller, product_id: str) -> dict[str, Any]:
 def list_products(caller: Caller, params: dict[str, Any], url: str) -> dict[str, Any]:
     """GET /v1/products: the account's products (products have no mode: both keys see them), newest first;
     `active=true|false` for live or archived ones."""
-    limit = _limit(params)
-    cursor, before = _cursor(params, lambda text: _visible_product(caller, stripe_objects.parse_object_id("product", text)))
+    limit = limit_param(params)
+    cursor, before = cursor_param(params, lambda text: _visible_product(caller, stripe_objects.parse_object_id("product", text)))
     query = select(Product).where(Product.account_id == caller.account_id)
     if params.get("active") == "true":
         query = query.where(Product.archived_at.is_(None))
     elif params.get("active") == "false":
         query = query.where(Product.archived_at.is_not(None))
-    rows, more = _page(query, Product, cursor, limit, before)
+    rows, more = list_page(query, Product, cursor, limit, before)
     return stripe_objects.list_envelope(url, [stripe_objects.product(r, caller.mode) for r in rows], more)
 
 
@@ -718,10 +718,10 @@ def filter_payments(caller: Caller, params: dict[str, Any], url: str) -> dict[st
     except FilterError as exc:
         raise ApiError(400, exc.message, param="filter") from None
     ctx = FilterContext(timezone=account.timezone, today=account_today(account))
-    limit = _limit(params)
-    cursor, before = _cursor(params, lambda text: _visible_payment(
+    limit = limit_param(params)
+    cursor, before = cursor_param(params, lambda text: _visible_payment(
         caller, stripe_objects.parse_object_id("payment_intent", text)))
     query = select(*INTENT_COLUMNS).where(Payment.account_id == caller.account_id, Payment.mode == caller.mode,
                                           filter_clause(groups, ctx))
-    rows, more = _page(query, Payment, cursor, limit, before)
+    rows, more = list_page(query, Payment, cursor, limit, before)
     return stripe_objects.list_envelope(url, _intents(rows, set()), more)
