@@ -7,12 +7,13 @@ tokens and other merchants' quotes are 404."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 from sqlalchemy import select
 
+from kassa.business_days import add_business_days
 from kassa.extensions import db
 from kassa.models import (
     AuditEvent,
@@ -363,7 +364,14 @@ def test_v4_a_quote_cannot_be_voided_while_a_payment_of_it_is_on_its_way(app, cl
     from kassa.services.platform.ticks import run_tick
 
     app.config["KASSA_LIVE_PROCESSOR"] = registry.sandbox  # the sandbox with the test's faults (installed after owner)
-    with time_machine.travel("2026-12-07 10:00:00+00:00", tick=False) as clock:
+    # The first Monday after today whose next 4 days are business days in the account's country (so 4 calendar
+    # days clear the debit), at 10:00: later than the real clock the owner signed in on (a session from the future
+    # is sent back to /login) and near enough that the test client's session cookie is still alive.
+    start = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0)
+    start += timedelta(days=7 - start.weekday())
+    while add_business_days(start.date(), 4, owner.account.country) != (start + timedelta(days=4)).date():
+        start += timedelta(days=7)
+    with time_machine.travel(start, tick=False) as clock:
         one_time = {"currency": "USD", "language": "en", "lines-1-description": None, "lines-1-unit_price": None,
                     "lines-1-frequency": None, "lines-1-quantity": None}
         debited, timed_out = _open_quote(client, owner, **one_time), _open_quote(client, owner, **one_time)
